@@ -1,0 +1,49 @@
+/* The general allocator: the malloc family with glibc's semantics, and first-class heaps. */
+#ifndef HEAPKIT_MALLOC_H
+#define HEAPKIT_MALLOC_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(1) void *hk_malloc(size_t size);
+HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(1, 2) void *hk_calloc(size_t count, size_t size);
+HK_API HK_ALLOC_SIZE(2) void *hk_realloc(void *p, size_t size);
+HK_API HK_ALLOC_SIZE(2, 3) void *hk_reallocarray(void *p, size_t count, size_t size);
+HK_API void hk_free(void *p);
+HK_API void hk_free_sized(void *p, size_t size);
+HK_API int hk_posix_memalign(void **out, size_t alignment, size_t size);
+HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_aligned_alloc(size_t alignment, size_t size);
+HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_memalign(size_t alignment, size_t size);
+HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(1) void *hk_valloc(size_t size);
+HK_API HK_MALLOC_LIKE void *hk_pvalloc(size_t size);
+HK_API size_t hk_malloc_usable_size(const void *p);
+HK_API HK_MALLOC_LIKE char *hk_strdup(const char *s);
+HK_API HK_MALLOC_LIKE char *hk_strndup(const char *s, size_t n);
+
+/* True if p points into a block that heapkit's general allocator handed out and has not freed
+ * (interior pointers count). Safe on any value, including wild pointers. */
+HK_API bool hk_owns(const void *p);
+
+/* First-class heaps. A heap allocates only on the thread that created it; its blocks may be freed
+ * from any thread. hk_heap_destroy frees every block in the heap at once; hk_heap_delete keeps the
+ * blocks alive (they migrate to the thread's default heap) and frees only the heap. */
+typedef struct hk_heap_s hk_heap;
+
+HK_API hk_heap *hk_heap_new(void);
+HK_API void hk_heap_destroy(hk_heap *heap);
+HK_API void hk_heap_delete(hk_heap *heap);
+HK_API hk_heap *hk_heap_get_default(void);
+HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_heap_malloc(hk_heap *heap, size_t size);
+HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2, 3) void *hk_heap_calloc(hk_heap *heap, size_t count, size_t size);
+HK_API HK_ALLOC_SIZE(3) void *hk_heap_realloc(hk_heap *heap, void *p, size_t size);
+HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(3) void *hk_heap_malloc_aligned(hk_heap *heap, size_t alignment, size_t size);
+/* True if p is a live block of this heap. */
+HK_API bool hk_heap_contains(const hk_heap *heap, const void *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,70 @@
+/* Internal definitions shared by every layer: assertions by debug level, branch hints, the error
+ * reporter and the options table. Never included by users. */
+#ifndef HK_INTERNAL_H
+#define HK_INTERNAL_H
+#if !defined(HK_BUILDING_LIBRARY) && !defined(HK_BUILDING_TOOL) && !defined(HK_INTERNAL_TEST)
+#error "src/ headers are internal to heapkit: include <heapkit.h> instead"
+#endif
+
+#include <heapkit.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#ifndef HK_DEBUG
+#define HK_DEBUG 0
+#endif
+#ifndef HK_STATS
+#define HK_STATS 1
+#endif
+
+#define hk_likely(x) __builtin_expect(!!(x), 1)
+#define hk_unlikely(x) __builtin_expect(!!(x), 0)
+#define hk_noinline __attribute__((noinline))
+#define hk_cold __attribute__((cold, noinline))
+#define hk_forceinline inline __attribute__((always_inline))
+#define HK_INTERNAL __attribute__((visibility("hidden")))
+
+/* Three assertion tiers: hk_assert is cheap and on from level 1, hk_assert_internal from level 2,
+ * hk_assert_expensive (whole-structure walks) from level 3. */
+HK_INTERNAL _Noreturn void hk__assert_fail(const char *expr, const char *file, int line);
+#define hk__assert_always(e) ((e) ? (void)0 : hk__assert_fail(#e, __FILE__, __LINE__))
+#if HK_DEBUG >= 1
+#define hk_assert(e) hk__assert_always(e)
+#else
+#define hk_assert(e) ((void)0)
+#endif
+#if HK_DEBUG >= 2
+#define hk_assert_internal(e) hk__assert_always(e)
+#else
+#define hk_assert_internal(e) ((void)0)
+#endif
+#if HK_DEBUG >= 3
+#define hk_assert_expensive(e) hk__assert_always(e)
+#else
+#define hk_assert_expensive(e) ((void)0)
+#endif
+
+/* Messages. hk__fatal prints "heapkit: <message>" on one line to stderr and aborts; it never
+ * allocates. hk__warning prints when verbose >= 1. */
+HK_INTERNAL _Noreturn void hk__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+HK_INTERNAL void hk__warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+HK_INTERNAL void hk__trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Formats into buf without allocating (a small vsnprintf subset: %s %d %u %ld %lu %zu %zd %p %x %lx %%). */
+HK_INTERNAL int hk__snprintf(char *buf, size_t size, const char *fmt, ...);
+HK_INTERNAL void hk__write_fd(int fd, const char *s);
+
+/* Options: read from HEAPKIT_* on first use. */
+HK_INTERNAL void hk__options_init(void);
+HK_INTERNAL extern long hk__options[HK_OPT__COUNT];
+static inline long hk__opt(hk_option o) { return hk__options[o]; }
+
+/* Monotonic milliseconds, cheap (vDSO). */
+HK_INTERNAL int64_t hk__clock_ms(void);
+
+static inline size_t hk__align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline size_t hk__align_down(size_t n, size_t a) { return n & ~(a - 1); }
+static inline int hk__is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+static inline int hk__mul_overflow(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
+
+#endif

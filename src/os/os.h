@@ -1,0 +1,37 @@
+/* The OS layer contract: the only place that talks to the operating system about memory.
+ *
+ * Preconditions, stated once for every function below: addresses and sizes are multiples of
+ * hk__os_page_size(); a range passed to commit/decommit/protect/release lies inside one range
+ * returned by hk__os_reserve. Functions return HK_OK or a negative hk_error code and never abort.
+ *
+ * Linux model: reserve maps read-write with MAP_NORESERVE, so "commit" is bookkeeping (the kernel
+ * commits a page when it is first touched) and never splits a mapping; "decommit" gives the
+ * physical pages back with MADV_DONTNEED (contents become zero) or MADV_FREE (lazily, contents
+ * undefined until rewritten); protect changes access rights (guard pages, hardened mode).
+ * Keeping commit free of mprotect keeps the number of kernel mappings small (each mprotect of a
+ * sub-range would split one). One file per OS implements this header; os.c selects it.
+ */
+#ifndef HK_OS_H
+#define HK_OS_H
+#include "common/internal.h"
+
+typedef enum hk__os_decommit_mode {
+  HK__OS_DONTNEED = 0, /* RSS drops at once, next touch gives zero pages */
+  HK__OS_FREE = 1,     /* RSS drops when the kernel needs the memory; contents undefined */
+} hk__os_decommit_mode;
+
+typedef enum hk__os_prot { HK__OS_NOACCESS = 0, HK__OS_READ = 1, HK__OS_READWRITE = 3 } hk__os_prot;
+
+HK_INTERNAL size_t hk__os_page_size(void);
+/* Reserve size bytes aligned to align (a power of two >= page size). *out gets the address. */
+HK_INTERNAL int hk__os_reserve(size_t size, size_t align, void **out);
+HK_INTERNAL int hk__os_release(void *addr, size_t size);
+HK_INTERNAL int hk__os_commit(void *addr, size_t size);
+HK_INTERNAL int hk__os_decommit(void *addr, size_t size, hk__os_decommit_mode mode);
+HK_INTERNAL int hk__os_protect(void *addr, size_t size, hk__os_prot prot);
+/* Transparent-huge-page hint for a range: on != 0 asks for huge pages, 0 asks for none. */
+HK_INTERNAL int hk__os_huge_hint(void *addr, size_t size, int on);
+/* Resident set size of this process in bytes, or 0 if unknown (for tests and stats). */
+HK_INTERNAL size_t hk__os_rss(void);
+
+#endif

@@ -1,0 +1,116 @@
+/* The page layer: every byte heapkit holds lives in a segment.
+ *
+ * Glossary
+ *   segment  a reservation of HK_SEGMENT_SIZE (4 MiB) or a multiple of it, aligned to 4 MiB, with
+ *            this header at its start. The header is the out-of-line metadata of everything in the
+ *            segment: clients put their own metadata (page descriptors, arena state) right after it
+ *            and never inside the blocks they hand out.
+ *   unit     commit/purge granularity: size / 64 (64 KiB for a 4 MiB segment).
+ *   kind     which client owns the segment (malloc small/medium/large pages, arena, pool, GC).
+ *
+ * Pointer lookup is O(1): a segment starts at p & ~(HK_SEGMENT_SIZE-1) for any p in its first
+ * 4 MiB, and a process-wide bitmap (one bit per 4 MiB of address space) says whether a segment
+ * starts there, so a pointer heapkit never handed out is recognised without touching it.
+ * hk__segment_find also resolves interior pointers of multi-chunk segments.
+ *
+ * Purging: a client calls hk__segment_purge_later when a range becomes unused; the range returns
+ * to the OS after HEAPKIT_PURGE_DELAY ms, when the client next calls hk__purge_queue_run (the
+ * malloc heaps do so from their slow paths, so no background thread is needed). Reusing the range
+ * before then (hk__segment_commit) cancels the purge for free.
+ *
+ * Invariants (checked by hk__segment_is_valid):
+ *   - (uintptr_t)seg % HK_SEGMENT_SIZE == 0, size % HK_SEGMENT_SIZE == 0, segmap bit of seg set.
+ *   - purge_mask ⊆ commit_mask; purge_mask != 0 ⇔ the segment is on a purge queue.
+ *   - header units (those covering [0, header_size)) are always committed and never purged.
+ */
+#ifndef HK_PAGE_SEGMENT_H
+#define HK_PAGE_SEGMENT_H
+#include "common/internal.h"
+
+#define HK_SEGMENT_SHIFT 22
+#define HK_SEGMENT_SIZE ((size_t)1 << HK_SEGMENT_SHIFT)
+#define HK_SEGMENT_MASK (HK_SEGMENT_SIZE - 1)
+#define HK_SEGMENT_UNITS 64
+
+typedef enum hk__seg_kind {
+  HK__SEG_NONE = 0,
+  HK__SEG_SMALL,    /* malloc: 64 KiB pages */
+  HK__SEG_MEDIUM,   /* malloc: 512 KiB pages */
+  HK__SEG_LARGE,    /* malloc: one block per segment */
+  HK__SEG_ARENA,
+  HK__SEG_POOL,
+  HK__SEG_GC,
+  HK__SEG_GC_LARGE,
+  HK__SEG_KIND_COUNT
+} hk__seg_kind;
+
+typedef struct hk__segment hk__segment;
+typedef struct hk__purge_queue {
+  hk__segment *first;  /* segments with a pending purge, in no particular order */
+  int64_t next_due;    /* earliest expiry among them (ms), INT64_MAX when empty */
+} hk__purge_queue;
+
+struct hk__segment {
+  uintptr_t cookie;           /* random per segment: free-list encoding keys derive from it */
+  size_t size;                /* reserved bytes */
+  size_t header_size;         /* bytes at the start that hold this struct and client metadata */
+  size_t unit;                /* size / HK_SEGMENT_UNITS */
+  uint64_t commit_mask;       /* units that may be resident */
+  uint64_t purge_mask;        /* committed units to return to the OS at purge_expire */
+  uint64_t dirty_mask;        /* committed units that may hold non-zero bytes */
+  int64_t purge_expire;
+  hk__segment *purge_next;    /* link in the owner's hk__purge_queue */
+  hk__purge_queue *purge_queue;
+  _Atomic uintptr_t thread_id;/* owning thread for thread-owned kinds; 0 when abandoned/none */
+  void *owner;                /* the client object (heap data, arena, pool, GC heap) */
+  hk__segment *next, *prev;   /* free for the owner's own lists */
+  uint8_t kind;               /* hk__seg_kind */
+  uint8_t from_cache;
+};
+
+/* Reserve a segment of at least size bytes (rounded up to a multiple of 4 MiB), aligned to
+ * max(align, 4 MiB). The first header_size bytes are committed and zero; the rest is reserved,
+ * uncommitted. Returns NULL if the OS refuses. Thread-safe. */
+HK_INTERNAL hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, size_t header_size);
+/* Give a segment back: kept in a small cache for reuse (decommitted after the purge delay) or
+ * released. Removes it from its purge queue first. Thread-safe. */
+HK_INTERNAL void hk__segment_free(hk__segment *s);
+
+/* Make [off, off+len) usable (rounded out to units). Cancels any pending purge there. *is_zero, if
+ * given, is set when every byte of the range is known to read zero. */
+HK_INTERNAL int hk__segment_commit(hk__segment *s, size_t off, size_t len, bool *is_zero);
+/* Return [off, off+len) (rounded in to whole units) to the OS now. */
+HK_INTERNAL void hk__segment_decommit(hk__segment *s, size_t off, size_t len);
+/* Return [off, off+len) (rounded in to whole units) to the OS after the purge delay, unless it is
+ * committed again before. The segment joins q. */
+HK_INTERNAL void hk__segment_purge_later(hk__purge_queue *q, hk__segment *s, size_t off, size_t len, int64_t now);
+/* Purge the due ranges of the segments in q (all of them when force). */
+HK_INTERNAL void hk__purge_queue_run(hk__purge_queue *q, int64_t now, bool force);
+/* Take s off its purge queue, leaving its pending ranges committed. */
+HK_INTERNAL void hk__segment_purge_cancel(hk__segment *s);
+
+/* Segment of a pointer in the first 4 MiB of a segment, or NULL when no segment starts there. */
+HK_INTERNAL bool hk__segmap_contains(uintptr_t seg_base);
+static inline hk__segment *hk__segment_of(const void *p) {
+  uintptr_t base = (uintptr_t)p & ~(uintptr_t)HK_SEGMENT_MASK;
+  return hk__segmap_contains(base) ? (hk__segment *)base : NULL;
+}
+/* Segment containing p anywhere (interior pointers of multi-chunk segments too), or NULL. */
+HK_INTERNAL hk__segment *hk__segment_find(const void *p);
+
+HK_INTERNAL bool hk__segment_is_valid(const hk__segment *s);
+
+/* Page-layer statistics (exact; updated on segment and commit operations, never per block). */
+HK_INTERNAL void hk__page_stats(hk_stats *out);
+/* Clients that hand out memory without the malloc counters report bytes in use here. */
+HK_INTERNAL void hk__page_inuse_add(ptrdiff_t delta);
+HK_INTERNAL size_t hk__page_inuse(void);
+
+/* Once per process; idempotent and thread-safe. */
+HK_INTERNAL void hk__page_init(void);
+/* fork: the page layer's locks are taken before fork and released in both processes after. */
+HK_INTERNAL void hk__page_fork_prepare(void);
+HK_INTERNAL void hk__page_fork_parent(void);
+HK_INTERNAL void hk__page_fork_child(void);
+
+#endif

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make test`: every test, in every build that matters.
+#   build/        Release: all tests (unit, stress, misuse, fork/dlopen, real programs under LD_PRELOAD)
+#   build-debug/  HK_DEBUG=3: invariant checkers on every operation      (label: unit)
+#   build-asan/   AddressSanitizer over the hk_ API                       (label: san)
+#   build-ubsan/  UndefinedBehaviorSanitizer over the hk_ API             (label: san)
+#   build-tsan/   ThreadSanitizer over the threaded tests                 (label: tsan)
+# Prints one closing line "N passed, N failed" and exits non-zero if anything failed.
+set -u
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-$(nproc)}
+total_pass=0; total_fail=0; failed_names=()
+
+run_ctest() { # dir label-regex
+  local dir=$1 label=$2 log
+  log=$(mktemp)
+  if [ -n "$label" ]; then
+    ctest --test-dir "$dir" -j "$JOBS" --output-on-failure -L "$label" --timeout 600 >"$log" 2>&1
+  else
+    ctest --test-dir "$dir" -j "$JOBS" --output-on-failure --timeout 600 >"$log" 2>&1
+  fi
+  cat "$log"
+  local p f
+  p=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed' "$log")
+  f=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(\*\*\*|Failed|Exception|Timeout)' "$log")
+  while IFS= read -r n; do failed_names+=("$dir: $n"); done < <(grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(\*\*\*|Failed|Exception|Timeout)' "$log" | sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/')
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+  rm -f "$log"
+}
+
+build() { # dir cmake-args...
+  local dir=$1; shift
+  echo "== configure+build $dir ($*)"
+  if ! { cmake -S . -B "$dir" "$@" >/dev/null && cmake --build "$dir" -j "$JOBS" >"$dir.buildlog" 2>&1; }; then
+    cat "$dir.buildlog" 2>/dev/null | tail -50
+    echo "build of $dir failed"; total_fail=$((total_fail + 1)); failed_names+=("build $dir"); return 1
+  fi
+}
+
+start=$(date +%s)
+if build build -DCMAKE_BUILD_TYPE=Release; then run_ctest build ""; fi
+if [ "${HK_TEST_QUICK:-0}" != 1 ]; then
+  if build build-debug -DCMAKE_BUILD_TYPE=Debug -DHK_DEBUG=3 -DHK_BUILD_BENCH=OFF; then run_ctest build-debug unit; fi
+  if build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHK_OVERRIDE=OFF -DHK_BUILD_BENCH=OFF -DHK_SANITIZE=address; then run_ctest build-asan san; fi
+  if build build-ubsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHK_OVERRIDE=OFF -DHK_BUILD_BENCH=OFF -DHK_SANITIZE=undefined; then run_ctest build-ubsan san; fi
+  if build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHK_OVERRIDE=OFF -DHK_BUILD_BENCH=OFF -DHK_SANITIZE=thread; then run_ctest build-tsan tsan; fi
+fi
+end=$(date +%s)
+echo
+if [ ${#failed_names[@]} -gt 0 ]; then printf 'FAILED: %s\n' "${failed_names[@]}"; fi
+echo "test time: $((end - start)) s"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ] && [ "$total_pass" -gt 0 ]
