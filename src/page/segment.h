@@ -106,6 +106,10 @@ HK_INTERNAL void hk__page_stats(hk_stats *out);
 HK_INTERNAL void hk__page_inuse_add(ptrdiff_t delta);
 HK_INTERNAL size_t hk__page_inuse(void);
 
+/* Age the cache of empty segments: decommit after the purge delay, release later. Called from
+ * clients' slow paths (cheap when nothing is due); force releases everything cached. */
+HK_INTERNAL void hk__page_collect(int64_t now, bool force);
+
 /* Once per process; idempotent and thread-safe. */
 HK_INTERNAL void hk__page_init(void);
 /* fork: the page layer's locks are taken before fork and released in both processes after. */

@@ -1,0 +1,66 @@
+/* Runtime options: one table, read once from HEAPKIT_* environment variables. getenv does not
+ * allocate, so this is safe from inside the first malloc call. */
+#include "common/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HK_OPTIONS(X)                    \
+  X(HK_OPT_SHOW_STATS, "SHOW_STATS", 0)  \
+  X(HK_OPT_VERBOSE, "VERBOSE", 1)        \
+  X(HK_OPT_PURGE_DELAY, "PURGE_DELAY", 10) \
+  X(HK_OPT_PURGE_FREE, "PURGE_FREE", 0)  \
+  X(HK_OPT_HUGE_PAGES, "HUGE_PAGES", 0)  \
+  X(HK_OPT_SEGMENT_CACHE, "SEGMENT_CACHE", 32) \
+  X(HK_OPT_HARDENED, "HARDENED", 0)      \
+  X(HK_OPT_GC_STRESS, "GC_STRESS", 0)
+
+#define HK_OPT_DEFAULT(id, name, def) [id] = def,
+long hk__options[HK_OPT__COUNT] = {HK_OPTIONS(HK_OPT_DEFAULT)};
+
+static const char *const opt_names[HK_OPT__COUNT] = {
+#define HK_OPT_NAME(id, name, def) [id] = name,
+    HK_OPTIONS(HK_OPT_NAME)};
+
+static _Atomic int options_state; /* 0 unread, 1 reading, 2 read */
+
+void hk__options_init(void) {
+  int expected = 0;
+  if (atomic_load_explicit(&options_state, memory_order_acquire) == 2) return;
+  if (!atomic_compare_exchange_strong(&options_state, &expected, 1)) {
+    while (atomic_load_explicit(&options_state, memory_order_acquire) != 2) {}
+    return;
+  }
+  for (int i = 0; i < HK_OPT__COUNT; i++) {
+    char var[64] = "HEAPKIT_";
+    strcat(var, opt_names[i]);
+    const char *v = getenv(var);
+    if (!v || !*v) continue;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end == 0) hk__options[i] = x;
+    else if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on")) hk__options[i] = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off")) hk__options[i] = 0;
+    else hk__warning("ignoring %s=%s: not an integer", var, v);
+  }
+  atomic_store_explicit(&options_state, 2, memory_order_release);
+}
+
+long hk_option_get(hk_option opt) {
+  if ((unsigned)opt >= HK_OPT__COUNT) return 0;
+  hk__options_init();
+  return hk__options[opt];
+}
+
+void hk_option_set(hk_option opt, long value) {
+  if ((unsigned)opt >= HK_OPT__COUNT) return;
+  hk__options_init();
+  hk__options[opt] = value;
+}
+
+int64_t hk__clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

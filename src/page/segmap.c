@@ -1,0 +1,42 @@
+/* The segment map: one bit per 4 MiB of a 48-bit address space (8 MiB of zero-initialised,
+ * lazily committed .bss), set while a segment starts there. It lets free() recognise any pointer
+ * heapkit never handed out, wild ones included, with one load and no access to the pointer. */
+#include "page/segment.h"
+
+#define SEGMAP_BITS ((size_t)1 << (48 - HK_SEGMENT_SHIFT))
+static _Atomic uint64_t segmap[SEGMAP_BITS / 64];
+static _Atomic size_t segmap_max_chunks = 1; /* largest segment seen, in 4 MiB chunks */
+
+bool hk__segmap_contains(uintptr_t base) {
+  uintptr_t idx = base >> HK_SEGMENT_SHIFT;
+  if (hk_unlikely(idx >= SEGMAP_BITS)) return false;
+  return (atomic_load_explicit(&segmap[idx / 64], memory_order_relaxed) >> (idx % 64)) & 1;
+}
+
+HK_INTERNAL void hk__segmap_set(hk__segment *s, bool on);
+void hk__segmap_set(hk__segment *s, bool on) {
+  uintptr_t idx = (uintptr_t)s >> HK_SEGMENT_SHIFT;
+  if (idx >= SEGMAP_BITS) hk__fatal("segment at %p is outside the 48-bit address space", (void *)s);
+  uint64_t bit = (uint64_t)1 << (idx % 64);
+  if (on) {
+    atomic_fetch_or_explicit(&segmap[idx / 64], bit, memory_order_release);
+    size_t chunks = s->size >> HK_SEGMENT_SHIFT, cur = atomic_load(&segmap_max_chunks);
+    while (chunks > cur && !atomic_compare_exchange_weak(&segmap_max_chunks, &cur, chunks)) {}
+  } else {
+    atomic_fetch_and_explicit(&segmap[idx / 64], ~bit, memory_order_release);
+  }
+}
+
+hk__segment *hk__segment_find(const void *p) {
+  uintptr_t idx = (uintptr_t)p >> HK_SEGMENT_SHIFT;
+  if (idx >= SEGMAP_BITS) return NULL;
+  size_t max = atomic_load_explicit(&segmap_max_chunks, memory_order_relaxed);
+  for (size_t back = 0; back < max && back <= idx; back++) {
+    uintptr_t i = idx - back;
+    if ((atomic_load_explicit(&segmap[i / 64], memory_order_acquire) >> (i % 64)) & 1) {
+      hk__segment *s = (hk__segment *)(i << HK_SEGMENT_SHIFT);
+      return (uintptr_t)p < (uintptr_t)s + s->size ? s : NULL;
+    }
+  }
+  return NULL;
+}

@@ -1,0 +1,335 @@
+/* Segments: reservation, commit bookkeeping, purging, and a small cache of empty segments.
+ * See segment.h for the model and the invariants. */
+#include "page/segment.h"
+#include "page/stats.h"
+#include "os/os.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+HK_INTERNAL void hk__segmap_set(hk__segment *s, bool on);
+
+/* ---- units ---------------------------------------------------------------------------------- */
+
+static inline uint64_t units_mask(size_t first, size_t count) {
+  if (count == 0) return 0;
+  uint64_t m = count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1);
+  return m << first;
+}
+
+/* Units touched by [off, off+len): rounded outward. */
+static uint64_t mask_out(const hk__segment *s, size_t off, size_t len) {
+  if (len == 0) return 0;
+  size_t first = off / s->unit, last = (off + len - 1) / s->unit;
+  return units_mask(first, last - first + 1);
+}
+
+/* Units wholly inside [off, off+len): rounded inward. */
+static uint64_t mask_in(const hk__segment *s, size_t off, size_t len) {
+  size_t first = (off + s->unit - 1) / s->unit, end = (off + len) / s->unit;
+  return end > first ? units_mask(first, end - first) : 0;
+}
+
+static uint64_t header_mask(const hk__segment *s) { return mask_out(s, 0, s->header_size); }
+
+static hk__os_decommit_mode decommit_mode(void) {
+  return hk__opt(HK_OPT_PURGE_FREE) ? HK__OS_FREE : HK__OS_DONTNEED;
+}
+
+/* Decommit the units in m, in maximal runs so each run is one system call. */
+static void decommit_units(hk__segment *s, uint64_t m) {
+  m &= s->commit_mask & ~header_mask(s);
+  if (!m) return;
+  hk__os_decommit_mode mode = decommit_mode();
+  uint64_t left = m;
+  while (left) {
+    int first = __builtin_ctzll(left);
+    uint64_t shifted = left >> first;
+    int count = (~shifted == 0) ? 64 - first : __builtin_ctzll(~shifted);
+    hk__os_decommit((uint8_t *)s + (size_t)first * s->unit, (size_t)count * s->unit, mode);
+    left &= ~units_mask((size_t)first, (size_t)count);
+  }
+  size_t bytes = (size_t)__builtin_popcountll(m) * s->unit;
+  s->commit_mask &= ~m;
+  s->purge_mask &= ~m;
+  if (mode == HK__OS_DONTNEED) s->dirty_mask &= ~m;
+  hk__pstat_committed(-(ptrdiff_t)bytes);
+  hk__pstat_add(&hk__pstats.purged, (ptrdiff_t)bytes);
+}
+
+int hk__segment_commit(hk__segment *s, size_t off, size_t len, bool *is_zero) {
+  hk_assert(off + len <= s->size);
+  uint64_t m = mask_out(s, off, len);
+  if (is_zero) *is_zero = (s->dirty_mask & m) == 0;
+  uint64_t fresh = m & ~s->commit_mask;
+  if (fresh) {
+    /* Commit is bookkeeping on Linux; the OS call stays for other platforms. */
+    int first = __builtin_ctzll(fresh);
+    int last = 63 - __builtin_clzll(fresh);
+    int rc = hk__os_commit((uint8_t *)s + (size_t)first * s->unit, (size_t)(last - first + 1) * s->unit);
+    if (rc != HK_OK) return rc;
+    s->commit_mask |= fresh;
+    hk__pstat_committed((ptrdiff_t)((size_t)__builtin_popcountll(fresh) * s->unit));
+  }
+  s->purge_mask &= ~m;
+  s->dirty_mask |= m;
+  if (s->purge_mask == 0 && s->purge_queue) hk__segment_purge_cancel(s);
+  return HK_OK;
+}
+
+void hk__segment_decommit(hk__segment *s, size_t off, size_t len) {
+  hk_assert(off + len <= s->size);
+  decommit_units(s, mask_in(s, off, len));
+  if (s->purge_mask == 0 && s->purge_queue) hk__segment_purge_cancel(s);
+}
+
+/* ---- purge queues ---------------------------------------------------------------------------- */
+
+void hk__segment_purge_cancel(hk__segment *s) {
+  hk__purge_queue *q = s->purge_queue;
+  if (!q) return;
+  for (hk__segment **pp = &q->first; *pp; pp = &(*pp)->purge_next) {
+    if (*pp == s) { *pp = s->purge_next; break; }
+  }
+  s->purge_next = NULL;
+  s->purge_queue = NULL;
+  s->purge_mask = 0;
+}
+
+void hk__segment_purge_later(hk__purge_queue *q, hk__segment *s, size_t off, size_t len, int64_t now) {
+  long delay = hk__opt(HK_OPT_PURGE_DELAY);
+  if (delay < 0) return;
+  uint64_t m = mask_in(s, off, len) & s->commit_mask & ~header_mask(s);
+  if (!m) return;
+  if (delay == 0) { decommit_units(s, m); return; }
+  s->purge_mask |= m;
+  s->purge_expire = now + delay;
+  if (s->purge_queue != q) {
+    if (s->purge_queue) hk__segment_purge_cancel(s), s->purge_mask = m;
+    s->purge_queue = q;
+    s->purge_next = q->first;
+    q->first = s;
+  }
+  if (s->purge_expire < q->next_due || q->first == s) q->next_due = s->purge_expire < q->next_due ? s->purge_expire : q->next_due;
+}
+
+void hk__purge_queue_run(hk__purge_queue *q, int64_t now, bool force) {
+  if (!force && now < q->next_due) return;
+  int64_t next = INT64_MAX;
+  hk__segment **pp = &q->first;
+  while (*pp) {
+    hk__segment *s = *pp;
+    if (force || s->purge_expire <= now) {
+      decommit_units(s, s->purge_mask);
+      *pp = s->purge_next;
+      s->purge_next = NULL;
+      s->purge_queue = NULL;
+      s->purge_mask = 0;
+    } else {
+      if (s->purge_expire < next) next = s->purge_expire;
+      pp = &s->purge_next;
+    }
+  }
+  q->next_due = next;
+}
+
+/* ---- the segment cache ------------------------------------------------------------------------
+ * Empty segments of at most CACHE_MAX_SIZE are kept here (not released) so that threads that come
+ * and go, and large blocks that are freed and allocated again, cost no system call. A cached
+ * segment's memory is decommitted after the purge delay, and the segment itself released after
+ * CACHE_RELEASE_FACTOR purge delays (at least 1 s) or when the cache is full. */
+
+#define CACHE_SLOTS 256
+#define CACHE_MAX_SIZE ((size_t)64 << 20)
+
+typedef struct cache_entry { hk__segment *seg; int64_t freed_at; bool purged; } cache_entry;
+static cache_entry cache[CACHE_SLOTS];
+static int cache_count;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t cookie_seed;
+
+static void release(hk__segment *s) {
+  size_t size = s->size;
+  hk__pstat_committed(-(ptrdiff_t)((size_t)__builtin_popcountll(s->commit_mask) * s->unit));
+  hk__pstat_add(&hk__pstats.reserved, -(ptrdiff_t)size);
+  hk__segmap_set(s, false);
+  hk__os_release(s, size);
+}
+
+static void cache_remove_at(int i) {
+  int n = cache_count - 1;
+  cache[i] = cache[n];
+  __atomic_store_n(&cache_count, n, __ATOMIC_RELAXED);
+  hk__pstat_add(&hk__pstats.cached, -1);
+}
+
+/* Purge and release what has aged; the cache lock is held. */
+static void cache_age(int64_t now, bool force) {
+  long delay = hk__opt(HK_OPT_PURGE_DELAY);
+  int64_t release_after = delay < 0 ? INT64_MAX : (delay * 10 < 1000 ? 1000 : delay * 10);
+  for (int i = 0; i < cache_count;) {
+    cache_entry *e = &cache[i];
+    if (force || now - e->freed_at >= release_after) {
+      hk__segment *s = e->seg;
+      cache_remove_at(i);
+      release(s);
+      continue;
+    }
+    if (!e->purged && delay >= 0 && now - e->freed_at >= delay) {
+      decommit_units(e->seg, ~(uint64_t)0);
+      e->purged = true;
+    }
+    i++;
+  }
+}
+
+static int64_t cache_last_age;
+
+/* Called from clients' slow paths: ages the cache at most once per millisecond. */
+void hk__page_collect(int64_t now, bool force) {
+  if (!force && (now == __atomic_load_n(&cache_last_age, __ATOMIC_RELAXED) || __atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0)) return;
+  if (force) pthread_mutex_lock(&cache_lock);
+  else if (pthread_mutex_trylock(&cache_lock) != 0) return;
+  __atomic_store_n(&cache_last_age, now, __ATOMIC_RELAXED);
+  cache_age(now, force);
+  pthread_mutex_unlock(&cache_lock);
+}
+
+static hk__segment *cache_take(size_t size, size_t align) {
+  if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return NULL;
+  pthread_mutex_lock(&cache_lock);
+  int best = -1;
+  for (int i = 0; i < cache_count; i++) {
+    hk__segment *s = cache[i].seg;
+    if (s->size < size || s->size > size * 2 + HK_SEGMENT_SIZE || ((uintptr_t)s & (align - 1))) continue;
+    if (best < 0 || s->size < cache[best].seg->size ||
+        (s->size == cache[best].seg->size && cache[i].freed_at > cache[best].freed_at))
+      best = i;
+  }
+  hk__segment *s = NULL;
+  if (best >= 0) {
+    s = cache[best].seg;
+    cache_remove_at(best);
+  }
+  pthread_mutex_unlock(&cache_lock);
+  return s;
+}
+
+static bool cache_put(hk__segment *s) {
+  long limit = hk__opt(HK_OPT_SEGMENT_CACHE);
+  if (s->size > CACHE_MAX_SIZE || limit <= 0) return false;
+  if (limit > CACHE_SLOTS) limit = CACHE_SLOTS;
+  int64_t now = hk__clock_ms();
+  pthread_mutex_lock(&cache_lock);
+  cache_age(now, false);
+  if (cache_count >= limit) { /* evict the oldest */
+    int oldest = 0;
+    for (int i = 1; i < cache_count; i++)
+      if (cache[i].freed_at < cache[oldest].freed_at) oldest = i;
+    hk__segment *old = cache[oldest].seg;
+    cache_remove_at(oldest);
+    release(old);
+  }
+  cache[cache_count] = (cache_entry){s, now, false};
+  __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
+  hk__pstat_add(&hk__pstats.cached, 1);
+  if (hk__opt(HK_OPT_PURGE_DELAY) == 0) { decommit_units(s, ~(uint64_t)0); cache[cache_count - 1].purged = true; }
+  pthread_mutex_unlock(&cache_lock);
+  return true;
+}
+
+/* ---- alloc / free ----------------------------------------------------------------------------- */
+
+static void init_header(hk__segment *s, size_t size, hk__seg_kind kind, size_t header_size) {
+  uint64_t commit = s->commit_mask, dirty = s->dirty_mask;
+  size_t old_header = s->header_size;
+  size_t clear = header_size > old_header ? header_size : old_header;
+  if (clear > sizeof *s) memset((uint8_t *)s + sizeof *s, 0, clear - sizeof *s);
+  memset(s, 0, sizeof *s);
+  s->size = size;
+  s->unit = size / HK_SEGMENT_UNITS;
+  s->header_size = header_size;
+  s->commit_mask = commit;
+  s->dirty_mask = dirty;
+  s->kind = (uint8_t)kind;
+  s->cookie = ((uintptr_t)s ^ cookie_seed) * 0x9E3779B97F4A7C15ull;
+  s->cookie ^= s->cookie >> 29;
+  s->purge_expire = 0;
+}
+
+hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, size_t header_size) {
+  hk__page_init();
+  if (size == 0 || size > ((size_t)1 << 46)) return NULL;
+  size = hk__align_up(size, HK_SEGMENT_SIZE);
+  if (align < HK_SEGMENT_SIZE) align = HK_SEGMENT_SIZE;
+  if (!hk__is_pow2(align) || header_size == 0 || header_size > size) return NULL;
+  hk__segment *s = cache_take(size, align);
+  if (s) {
+    size = s->size;
+    init_header(s, size, kind, header_size);
+    s->from_cache = 1;
+  } else {
+    void *p;
+    if (hk__os_reserve(size, align, &p) != HK_OK) return NULL;
+    s = p;
+    s->commit_mask = 0;
+    s->dirty_mask = 0;
+    s->header_size = 0;
+    init_header(s, size, kind, header_size);
+    hk__pstat_add(&hk__pstats.reserved, (ptrdiff_t)size);
+    if (hk__opt(HK_OPT_HUGE_PAGES)) hk__os_huge_hint(s, size, 1);
+    hk__segmap_set(s, true);
+  }
+  if (hk__segment_commit(s, 0, header_size, NULL) != HK_OK) {
+    hk__segment_free(s);
+    return NULL;
+  }
+  hk__pstat_add(&hk__pstats.segments, 1);
+  hk_assert_internal(hk__segment_is_valid(s));
+  return s;
+}
+
+void hk__segment_free(hk__segment *s) {
+  hk_assert_internal(hk__segment_is_valid(s));
+  hk__segment_purge_cancel(s);
+  hk__pstat_add(&hk__pstats.segments, -1);
+  atomic_store_explicit(&s->thread_id, 0, memory_order_relaxed);
+  s->kind = HK__SEG_NONE;
+  s->owner = NULL;
+  if (!cache_put(s)) release(s);
+}
+
+bool hk__segment_is_valid(const hk__segment *s) {
+  if (!s || ((uintptr_t)s & HK_SEGMENT_MASK)) return false;
+  if (s->size == 0 || s->size % HK_SEGMENT_SIZE || s->unit != s->size / HK_SEGMENT_UNITS) return false;
+  if (!hk__segmap_contains((uintptr_t)s)) return false;
+  if ((s->purge_mask & ~s->commit_mask) != 0) return false;
+  if ((s->purge_mask != 0) != (s->purge_queue != NULL) && s->purge_mask != 0) return false;
+  if ((header_mask(s) & ~s->commit_mask) != 0) return false;
+  return true;
+}
+
+/* ---- process-wide ------------------------------------------------------------------------------ */
+
+static pthread_once_t page_once = PTHREAD_ONCE_INIT;
+
+static void page_init_once(void) {
+  hk__options_init();
+  int x;
+  cookie_seed = ((uintptr_t)&x) ^ ((uintptr_t)hk__clock_ms() << 17) ^ ((uintptr_t)getpid() << 40) ^ (uintptr_t)&cookie_seed;
+  cookie_seed = cookie_seed * 0xbf58476d1ce4e5b9ull;
+  cookie_seed ^= cookie_seed >> 31;
+  hk__os_page_size();
+}
+
+static _Atomic int page_inited;
+void hk__page_init(void) {
+  if (hk_likely(atomic_load_explicit(&page_inited, memory_order_acquire))) return;
+  pthread_once(&page_once, page_init_once);
+  atomic_store_explicit(&page_inited, 1, memory_order_release);
+}
+
+void hk__page_fork_prepare(void) { pthread_mutex_lock(&cache_lock); }
+void hk__page_fork_parent(void) { pthread_mutex_unlock(&cache_lock); }
+void hk__page_fork_child(void) { pthread_mutex_init(&cache_lock, NULL); }
