@@ -330,6 +330,9 @@ void hk__page_init(void) {
   atomic_store_explicit(&page_inited, 1, memory_order_release);
 }
 
+size_t hk__page_size(void) { return hk__os_page_size(); }
+size_t hk__page_rss(void) { return hk__os_rss(); }
+
 void hk__page_fork_prepare(void) { pthread_mutex_lock(&cache_lock); }
 void hk__page_fork_parent(void) { pthread_mutex_unlock(&cache_lock); }
 void hk__page_fork_child(void) { pthread_mutex_init(&cache_lock, NULL); }

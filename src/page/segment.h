@@ -41,6 +41,7 @@ typedef enum hk__seg_kind {
   HK__SEG_POOL,
   HK__SEG_GC,
   HK__SEG_GC_LARGE,
+  HK__SEG_META,     /* heapkit's own records (thread heaps) */
   HK__SEG_KIND_COUNT
 } hk__seg_kind;
 
@@ -109,6 +110,11 @@ HK_INTERNAL size_t hk__page_inuse(void);
 /* Age the cache of empty segments: decommit after the purge delay, release later. Called from
  * clients' slow paths (cheap when nothing is due); force releases everything cached. */
 HK_INTERNAL void hk__page_collect(int64_t now, bool force);
+
+/* The OS page size (for clients, which do not call the OS layer). */
+HK_INTERNAL size_t hk__page_size(void);
+/* Resident set size of the process (for statistics). */
+HK_INTERNAL size_t hk__page_rss(void);
 
 /* Once per process; idempotent and thread-safe. */
 HK_INTERNAL void hk__page_init(void);

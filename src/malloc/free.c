@@ -1,0 +1,179 @@
+/* free: find the page in O(1) (segment = p & ~4 MiB, page = index in its header), check that p is
+ * a block heapkit handed out, and push it on the right list. Local frees touch no atomic; frees
+ * from other threads push on the page's atomic xthread_free list and, when the page is full,
+ * notify its heap so the page becomes allocatable again (the delayed-free protocol below). */
+#include "malloc/malloc.h"
+
+#include <errno.h>
+
+void hk__invalid_free(const void *p, const char *why) {
+  hk__fatal("invalid free of %p (%s)", p, why);
+}
+
+/* Why a pointer that failed the fast checks is not a heapkit block, or NULL if it is one. */
+static const char *explain(const void *p) {
+  hk__segment *s = hk__segment_find(p);
+  if (!s) return "not allocated by heapkit";
+  switch (s->kind) {
+  case HK__SEG_ARENA: return "it belongs to a heapkit arena";
+  case HK__SEG_POOL: return "it belongs to a heapkit pool";
+  case HK__SEG_GC: case HK__SEG_GC_LARGE: return "it belongs to a heapkit GC heap";
+  case HK__SEG_LARGE: return "not the start of a block";
+  case HK__SEG_NONE: return "already freed";
+  default: return "not the start of a block";
+  }
+}
+
+/* Block start for p inside an in-use page, or NULL. */
+static inline hk__block *block_start(const hk__page *pg, const void *p) {
+  size_t off = (uintptr_t)p - (uintptr_t)pg->start;
+  if (off >= pg->carved) return NULL;
+  size_t idx = (size_t)((off * pg->div_magic) >> 40);
+  return (hk__block *)(pg->start + idx * pg->block_size);
+}
+
+/* A block whose first word decodes to an address in its own page (or to NULL) may be on a free
+ * list already: look. Cheap because a live block rarely looks like that. */
+static hk_noinline void check_double_free(hk__page *pg, hk__block *b) {
+  for (hk__block *x = pg->free; x; x = hk__decode(pg, x->next)) if (x == b) goto found;
+  for (hk__block *x = pg->local_free; x; x = hk__decode(pg, x->next)) if (x == b) goto found;
+  for (hk__block *x = (hk__block *)(atomic_load(&pg->xthread_free) & ~HK__DELAY_MASK); x;
+       x = hk__decode(pg, x->next)) if (x == b) goto found;
+  return;
+found:
+  hk__fatal("double free of %p", (void *)b);
+}
+
+static inline bool maybe_free_block(const hk__page *pg, const hk__block *b) {
+  uintptr_t n = b->next ^ pg->key;
+  return n == 0 || n - (uintptr_t)pg->start < pg->area;
+}
+
+/* Remote free with delayed notification: if the page is full (USE_DELAYED), the first remote free
+ * hands its block to the heap's delayed_free list instead, so the owner learns that the page has
+ * room; DELAYING marks that hand-over in flight, and owners that tear pages down wait for it. */
+void hk__free_remote(hk__page *pg, hk__block *b) {
+  uintptr_t tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed), nt;
+  bool notify;
+  do {
+    notify = (tf & HK__DELAY_MASK) == HK__USE_DELAYED;
+    if (notify) {
+      nt = (tf & ~HK__DELAY_MASK) | HK__DELAYING;
+    } else {
+      b->next = hk__encode(pg, (hk__block *)(tf & ~HK__DELAY_MASK));
+      nt = (uintptr_t)b | (tf & HK__DELAY_MASK);
+    }
+  } while (!atomic_compare_exchange_weak_explicit(&pg->xthread_free, &tf, nt, memory_order_release, memory_order_relaxed));
+  if (notify) {
+    hk_heap *h = atomic_load_explicit(&pg->heap, memory_order_acquire);
+    hk_assert(h != NULL);
+    hk__block *head = atomic_load_explicit(&h->delayed_free, memory_order_relaxed);
+    do {
+      b->next = (uintptr_t)head;
+    } while (!atomic_compare_exchange_weak_explicit(&h->delayed_free, &head, b, memory_order_release, memory_order_relaxed));
+    tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed);
+    do {
+      nt = (tf & ~HK__DELAY_MASK) | HK__NO_DELAY;
+    } while (!atomic_compare_exchange_weak_explicit(&pg->xthread_free, &tf, nt, memory_order_release, memory_order_relaxed));
+  }
+}
+
+static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
+  if (!pg->in_use) hk__invalid_free(p, "not an allocated block");
+  hk__block *b = block_start(pg, p);
+  if (b == NULL) hk__invalid_free(p, "not an allocated block");
+  if ((void *)b != p && !(pg->flags & HK__PAGE_HAS_ALIGNED)) hk__invalid_free(p, "not the start of a block");
+  hk_heap *h = hk__tls_heap;
+  if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == hk__thread_id()) {
+    if (maybe_free_block(pg, b)) check_double_free(pg, b);
+    hk__tld_count(h->tld, inuse, -(int64_t)pg->block_size);
+    hk__tld_count(h->tld, frees, 1);
+    hk__page_free_local(pg, b);
+  } else {
+    if (h->tld) {
+      hk__tld_count(h->tld, inuse, -(int64_t)pg->block_size);
+      hk__tld_count(h->tld, frees, 1);
+    } else {
+      hk__stats_global_add(-(int64_t)pg->block_size, 0, 1);
+    }
+    hk__free_remote(pg, b);
+  }
+}
+
+static hk_noinline void free_other(void *p) {
+  if (p == NULL) return;
+  hk__segment *s = hk__segment_of(p);
+  if (s && s->kind == HK__SEG_LARGE) {
+    hk__mseg *seg = (hk__mseg *)s;
+    if ((uint8_t *)p != seg->large_block) hk__invalid_free(p, "not the start of a block");
+    hk__large_free(seg, p);
+    return;
+  }
+  const char *why = explain(p);
+  hk__invalid_free(p, why ? why : "not allocated by heapkit");
+}
+
+void hk_free(void *p) {
+  hk__mseg *seg = hk__mseg_of(p);
+  if (hk_unlikely(!hk__segmap_contains((uintptr_t)seg) || !hk__is_malloc_kind(&seg->base))) {
+    free_other(p);
+    return;
+  }
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->page_shift;
+  if (hk_unlikely(idx >= seg->page_count)) hk__invalid_free(p, "not an allocated block");
+  hk__page *pg = &seg->pages[idx];
+  hk__block *b = (hk__block *)p;
+  hk_heap *h = hk__tls_heap;
+  size_t off = (uintptr_t)p - (uintptr_t)pg->start;
+  if (hk_likely(atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == h->thread_id && pg->flags == 0 &&
+                off < pg->carved && (size_t)((off * pg->div_magic) >> 40) * pg->block_size == off)) {
+    if (hk_unlikely(maybe_free_block(pg, b))) check_double_free(pg, b);
+    hk__tld_count(h->tld, inuse, -(int64_t)pg->block_size);
+    hk__tld_count(h->tld, frees, 1);
+    b->next = hk__encode(pg, pg->local_free);
+    pg->local_free = b;
+    if (hk_unlikely(--pg->used == 0)) hk__page_retire(h, pg);
+    return;
+  }
+  free_generic(seg, pg, p);
+}
+
+void hk_free_sized(void *p, size_t size) {
+  (void)size; /* the page knows the size; a mismatch is not checked in release builds */
+  hk_free(p);
+}
+
+size_t hk__usable_size(const void *p, const char *who) {
+  hk__segment *s = hk__segment_of(p);
+  if (!s) hk__fatal("%s of %p: not allocated by heapkit", who, p);
+  hk__mseg *seg = (hk__mseg *)s;
+  if (s->kind == HK__SEG_LARGE) {
+    if ((const uint8_t *)p < seg->large_block || (const uint8_t *)p >= seg->large_block + seg->large_size)
+      hk__fatal("%s of %p: not an allocated block", who, p);
+    return seg->large_size - (size_t)((const uint8_t *)p - seg->large_block);
+  }
+  if (!hk__is_malloc_kind(s)) hk__fatal("%s of %p: %s", who, p, explain(p));
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->page_shift;
+  if (idx >= seg->page_count || !seg->pages[idx].in_use) hk__fatal("%s of %p: not an allocated block", who, p);
+  const hk__page *pg = &seg->pages[idx];
+  hk__block *b = block_start(pg, p);
+  if (!b) hk__fatal("%s of %p: not an allocated block", who, p);
+  return pg->block_size - (size_t)((const uint8_t *)p - (const uint8_t *)b);
+}
+
+bool hk_owns(const void *p) {
+  hk__segment *s = hk__segment_find(p);
+  if (!s) return false;
+  hk__mseg *seg = (hk__mseg *)s;
+  if (s->kind == HK__SEG_LARGE)
+    return (const uint8_t *)p >= seg->large_block && (const uint8_t *)p < seg->large_block + seg->large_size;
+  if (!hk__is_malloc_kind(s)) return false;
+  if ((uintptr_t)p - (uintptr_t)s < HK_PAGES_OFFSET) return false;
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->page_shift;
+  if (idx >= seg->page_count || !seg->pages[idx].in_use) return false;
+  return block_start(&seg->pages[idx], p) != NULL;
+}
+
+HK_ALIAS(free, hk_free)
+HK_ALIAS(cfree, hk_free)
+HK_ALIAS(__libc_free, hk_free)

@@ -1,0 +1,216 @@
+/* Heaps and threads: process and thread initialisation, thread exit (abandoning segments),
+ * first-class heaps, periodic maintenance, fork handling. */
+#include "malloc/malloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+hk_heap hk__heap_empty = {
+    .direct = {[0 ... HK_DIRECT_SLOTS - 1] = &hk__page_empty},
+    .thread_id = 1, /* no segment ever has thread id 1, so the fast free path never matches it */
+    .is_default = true,
+};
+
+typedef struct thread_rec {
+  hk__tld tld;
+  hk_heap heap;
+} thread_rec;
+_Static_assert(sizeof(thread_rec) <= 4096, "thread record must fit a meta slot");
+
+static pthread_key_t thread_key;
+static _Atomic int process_state; /* 0 none, 1 initialising, 2 ready */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static hk__tld *live_first;
+
+static void thread_done(void *arg);
+
+void hk__process_init(void) {
+  if (hk_likely(atomic_load_explicit(&process_state, memory_order_acquire) == 2)) return;
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&process_state, &expected, 1)) {
+    hk__options_init();
+    hk__page_init();
+    if (pthread_key_create(&thread_key, thread_done) != 0) hk__fatal("cannot create the thread-exit key");
+    atomic_store_explicit(&process_state, 2, memory_order_release);
+  } else {
+    while (atomic_load_explicit(&process_state, memory_order_acquire) != 2) {}
+  }
+}
+
+void hk__heap_init(hk_heap *h, hk__tld *tld) {
+  for (size_t i = 0; i < HK_DIRECT_SLOTS; i++) h->direct[i] = &hk__page_empty;
+  for (size_t i = 1; i <= HK_BIN_MAX; i++) h->queues[i].block_size = hk__bin_size(i);
+  h->tld = tld;
+  h->thread_id = tld->thread_id;
+}
+
+static void live_add(hk__tld *tld) {
+  pthread_mutex_lock(&live_lock);
+  tld->prev_live = NULL;
+  tld->next_live = live_first;
+  if (live_first) live_first->prev_live = tld;
+  live_first = tld;
+  pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(hk__tld *tld) {
+  pthread_mutex_lock(&live_lock);
+  if (tld->prev_live) tld->prev_live->next_live = tld->next_live;
+  else live_first = tld->next_live;
+  if (tld->next_live) tld->next_live->prev_live = tld->prev_live;
+  pthread_mutex_unlock(&live_lock);
+}
+
+void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg) {
+  pthread_mutex_lock(&live_lock);
+  for (hk__tld *t = live_first; t; t = t->next_live) fn(t, arg);
+  pthread_mutex_unlock(&live_lock);
+}
+
+hk_heap *hk__heap_get(void) {
+  hk_heap *h = hk__tls_heap;
+  if (hk_likely(h != &hk__heap_empty)) return h;
+  hk__process_init();
+  thread_rec *r = hk__meta_alloc(sizeof *r);
+  if (!r) return NULL;
+  hk__tld *tld = &r->tld;
+  tld->thread_id = hk__thread_id();
+  tld->purge.next_due = INT64_MAX;
+  tld->now = hk__clock_ms();
+  hk__heap_init(&r->heap, tld);
+  r->heap.is_default = true;
+  tld->heap_default = &r->heap;
+  tld->heaps = &r->heap;
+  hk__tls_heap = &r->heap;
+  /* after the TLS pointer is set: if pthread_setspecific allocates, it finds a working heap */
+  pthread_setspecific(thread_key, r);
+  live_add(tld);
+  return &r->heap;
+}
+
+/* Thread exit: give every page back or leave it for adoption, abandon the segments. */
+static void thread_done(void *arg) {
+  thread_rec *r = arg;
+  hk__tld *tld = &r->tld;
+  tld->now = hk__clock_ms();
+  for (hk_heap *h = tld->heaps, *next; h; h = next) {
+    next = h->next;
+    hk__heap_release_pages(h, NULL);
+    if (h != &r->heap) {
+      /* blocks of a first-class heap outlive its thread; its large blocks just stop being tracked */
+      for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
+      hk__meta_free(h);
+    }
+  }
+  hk__tld_abandon_segments(tld);
+  live_remove(tld);
+  hk__stats_flush(tld);
+  hk__tls_heap = &hk__heap_empty;
+  hk__meta_free(r);
+}
+
+void hk__tld_periodic(hk__tld *tld) {
+  if ((++tld->slow_calls & 7) != 0) return;
+  int64_t now = hk__clock_ms();
+  if (now == tld->now) return;
+  tld->now = now;
+  hk__purge_queue_run(&tld->purge, now, false);
+  hk__page_collect(now, false);
+  hk__stats_flush(tld);
+  if (hk__abandoned_count() > 0) hk__tld_adopt_one(tld);
+}
+
+/* ---- first-class heaps ---------------------------------------------------------------------------- */
+
+hk_heap *hk_heap_new(void) {
+  hk_heap *def = hk__heap_get();
+  if (!def) return NULL;
+  hk_heap *h = hk__meta_alloc(sizeof *h);
+  if (!h) { errno = ENOMEM; return NULL; }
+  hk__heap_init(h, def->tld);
+  h->next = def->tld->heaps;
+  def->tld->heaps = h;
+  return h;
+}
+
+static void heap_unlink(hk_heap *h) {
+  for (hk_heap **pp = &h->tld->heaps; *pp; pp = &(*pp)->next)
+    if (*pp == h) { *pp = h->next; break; }
+}
+
+static void check_owner(hk_heap *h, const char *who) {
+  if (h == NULL) hk__fatal("%s: NULL heap", who);
+  if (h->thread_id != hk__thread_id()) hk__fatal("%s: heap %p belongs to another thread", who, (void *)h);
+}
+
+void hk_heap_destroy(hk_heap *h) {
+  check_owner(h, "hk_heap_destroy");
+  if (h->is_default) hk__fatal("hk_heap_destroy: cannot destroy a thread's default heap");
+  h->destroying = true;
+  hk__heap_release_pages(h, NULL);
+  hk__heap_free_large_blocks(h);
+  heap_unlink(h);
+  hk__meta_free(h);
+}
+
+void hk_heap_delete(hk_heap *h) {
+  check_owner(h, "hk_heap_delete");
+  if (h->is_default) hk__fatal("hk_heap_delete: cannot delete a thread's default heap");
+  hk__heap_release_pages(h, h->tld->heap_default);
+  for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
+  heap_unlink(h);
+  hk__meta_free(h);
+}
+
+hk_heap *hk_heap_get_default(void) { return hk__heap_get(); }
+
+bool hk_heap_contains(const hk_heap *h, const void *p) {
+  if (!h || !hk_owns(p)) return false;
+  hk__mseg *seg = hk__mseg_of(p);
+  if (seg->base.kind == HK__SEG_LARGE) return seg->base.owner == h || (h->is_default && seg->base.owner == NULL);
+  hk__page *pg = hk__page_of(seg, p);
+  return atomic_load_explicit(&pg->heap, memory_order_relaxed) == h;
+}
+
+void hk_collect(bool force) {
+  hk_heap *h = hk__tls_heap;
+  int64_t now = hk__clock_ms();
+  if (h != &hk__heap_empty) {
+    hk__tld *tld = h->tld;
+    tld->now = now;
+    for (hk_heap *x = tld->heaps; x; x = x->next) {
+      if (atomic_load_explicit(&x->delayed_free, memory_order_relaxed)) hk__heap_drain_delayed(x);
+    }
+    hk__purge_queue_run(&tld->purge, now, force);
+    hk__stats_flush(tld);
+    while (force && hk__tld_adopt_one(tld)) {}
+  }
+  hk__page_collect(now, force);
+}
+
+/* ---- fork ---------------------------------------------------------------------------------------------- */
+
+static void fork_prepare(void) {
+  hk__meta_fork_prepare();
+  hk__mseg_fork_prepare();
+  pthread_mutex_lock(&live_lock);
+  hk__page_fork_prepare();
+}
+static void fork_parent(void) {
+  hk__page_fork_parent();
+  pthread_mutex_unlock(&live_lock);
+  hk__mseg_fork_parent();
+  hk__meta_fork_parent();
+}
+static void fork_child(void) {
+  hk__page_fork_child();
+  pthread_mutex_init(&live_lock, NULL);
+  hk__mseg_fork_child();
+  hk__meta_fork_child();
+}
+
+__attribute__((constructor)) static void heapkit_load(void) {
+  hk__process_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+}

@@ -1,0 +1,121 @@
+/* Internal interface between the general allocator's files, and its inline helpers. */
+#ifndef HK_MALLOC_INTERNAL_H
+#define HK_MALLOC_INTERNAL_H
+#include "malloc/types.h"
+
+/* ---- size classes -------------------------------------------------------------------------------
+ * 8, 16, then every 16 bytes to 128, then 8 classes per doubling (spacing <= 12.5%). */
+static inline size_t hk__bin_of(size_t size) {
+  if (size <= 8) return 1;
+  if (size <= 128) return ((size + 15) >> 4) + 1;
+  size_t w = size - 1;
+  unsigned b = 63u - (unsigned)__builtin_clzll(w);
+  return 10 + (size_t)(b - 7) * 8 + ((w >> (b - 3)) & 7);
+}
+static inline size_t hk__bin_size(size_t bin) {
+  if (bin == 1) return 8;
+  if (bin <= 9) return (bin - 1) * 16;
+  size_t k = (bin - 10) / 8 + 7, j = (bin - 10) % 8 + 1;
+  return ((size_t)1 << k) + j * ((size_t)1 << (k - 3));
+}
+
+/* ---- threads ------------------------------------------------------------------------------------ */
+static inline uintptr_t hk__thread_id(void) { return (uintptr_t)__builtin_thread_pointer(); }
+
+/* The calling thread's default heap; &hk__heap_empty until the thread first allocates. One pointer
+ * of initial-exec TLS, which glibc's static TLS surplus always has room for, so dlopen works. */
+extern __thread hk_heap *hk__tls_heap __attribute__((tls_model("initial-exec"), visibility("hidden")));
+HK_INTERNAL extern hk_heap hk__heap_empty;
+HK_INTERNAL extern hk__page hk__page_empty;
+
+/* ---- free-list encoding ------------------------------------------------------------------------- */
+static inline hk__block *hk__decode(const hk__page *pg, uintptr_t v) { return (hk__block *)(v ^ pg->key); }
+static inline uintptr_t hk__encode(const hk__page *pg, const hk__block *b) { return (uintptr_t)b ^ pg->key; }
+
+/* ---- lookups ------------------------------------------------------------------------------------ */
+static inline hk__mseg *hk__mseg_of(const void *p) { return (hk__mseg *)((uintptr_t)p & ~(uintptr_t)HK_SEGMENT_MASK); }
+static inline hk__page *hk__page_of(const hk__mseg *seg, const void *p) {
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->page_shift;
+  return (hk__page *)&seg->pages[idx];
+}
+static inline bool hk__is_malloc_kind(const hk__segment *s) {
+  return s->kind == HK__SEG_SMALL || s->kind == HK__SEG_MEDIUM;
+}
+
+/* ---- statistics (per thread, flushed to globals on slow paths) ---------------------------------- */
+#if HK_STATS
+#define hk__tld_count(tld, field, delta) \
+  __atomic_store_n(&(tld)->field, __atomic_load_n(&(tld)->field, __ATOMIC_RELAXED) + (delta), __ATOMIC_RELAXED)
+#else
+#define hk__tld_count(tld, field, delta) ((void)0)
+/* ---- drop-in names --------------------------------------------------------------------------------
+ * With HK_OVERRIDE the libc names are aliases of the hk_ functions (no extra call), exported from
+ * libheapkit.so and libheapkit.a, so LD_PRELOAD or linking replaces the whole malloc family. */
+#if HK_OVERRIDE
+#define HK_ALIAS(name, target) extern __typeof(target) name __attribute__((alias(#target), copy(target), visibility("default")));
+#else
+#define HK_ALIAS(name, target)
+#endif
+
+#endif
+HK_INTERNAL void hk__stats_flush(hk__tld *tld);
+HK_INTERNAL void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees);
+
+/* ---- heaps and threads (heap.c) ------------------------------------------------------------------ */
+HK_INTERNAL hk_heap *hk__heap_get(void);          /* the default heap, initialising the thread */
+HK_INTERNAL void hk__heap_init(hk_heap *h, hk__tld *tld);
+HK_INTERNAL void hk__process_init(void);
+HK_INTERNAL void hk__tld_periodic(hk__tld *tld);  /* purge, cache aging, adoption; cheap when idle */
+
+/* ---- pages (page.c) ------------------------------------------------------------------------------ */
+HK_INTERNAL void *hk__malloc_generic(hk_heap *h, size_t size);
+HK_INTERNAL void *hk__heap_malloc_bin(hk_heap *h, size_t bin);
+HK_INTERNAL void hk__mpage_collect(hk__page *pg);
+HK_INTERNAL void hk__page_free_local(hk__page *pg, hk__block *b);   /* slow local free */
+HK_INTERNAL void hk__page_retire(hk_heap *h, hk__page *pg);
+HK_INTERNAL void hk__page_queue_push(hk_heap *h, hk__page_queue *q, hk__page *pg);
+HK_INTERNAL void hk__page_queue_remove(hk_heap *h, hk__page_queue *q, hk__page *pg);
+HK_INTERNAL void hk__page_set_delay(hk__page *pg, uintptr_t state, bool override_never);
+HK_INTERNAL void hk__heap_drain_delayed(hk_heap *h);
+HK_INTERNAL void hk__heap_release_pages(hk_heap *h, hk_heap *into); /* into == NULL: abandon/destroy */
+HK_INTERNAL void hk__page_place(hk_heap *h, hk__page *pg);          /* put an adopted page in a queue */
+HK_INTERNAL bool hk__page_is_valid(const hk__page *pg);
+HK_INTERNAL bool hk__heap_is_valid(const hk_heap *h);
+
+/* ---- segments (mseg.c) --------------------------------------------------------------------------- */
+HK_INTERNAL hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size);
+HK_INTERNAL void hk__mseg_page_free(hk__tld *tld, hk__page *pg);
+HK_INTERNAL void hk__tld_abandon_segments(hk__tld *tld);
+HK_INTERNAL bool hk__tld_adopt_one(hk__tld *tld);
+HK_INTERNAL void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero);
+HK_INTERNAL void hk__heap_free_large_blocks(hk_heap *h);
+HK_INTERNAL void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg);
+HK_INTERNAL void hk__large_free(hk__mseg *seg, void *p);
+HK_INTERNAL void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size);
+HK_INTERNAL size_t hk__abandoned_count(void);
+HK_INTERNAL void hk__mseg_fork_prepare(void);
+HK_INTERNAL void hk__mseg_fork_parent(void);
+HK_INTERNAL void hk__mseg_fork_child(void);
+
+/* ---- free (free.c) -------------------------------------------------------------------------------- */
+HK_INTERNAL void hk__free_remote(hk__page *pg, hk__block *b);
+HK_INTERNAL _Noreturn void hk__invalid_free(const void *p, const char *why);
+HK_INTERNAL size_t hk__usable_size(const void *p, const char *who);
+
+/* ---- meta records (meta.c) ------------------------------------------------------------------------ */
+HK_INTERNAL void *hk__meta_alloc(size_t size);
+HK_INTERNAL void hk__meta_free(void *p);
+HK_INTERNAL void hk__meta_fork_prepare(void);
+HK_INTERNAL void hk__meta_fork_parent(void);
+HK_INTERNAL void hk__meta_fork_child(void);
+
+/* ---- drop-in names --------------------------------------------------------------------------------
+ * With HK_OVERRIDE the libc names are aliases of the hk_ functions (no extra call), exported from
+ * libheapkit.so and libheapkit.a, so LD_PRELOAD or linking replaces the whole malloc family. */
+#if HK_OVERRIDE
+#define HK_ALIAS(name, target) extern __typeof(target) name __attribute__((alias(#target), copy(target), visibility("default")));
+#else
+#define HK_ALIAS(name, target)
+#endif
+
+#endif

@@ -1,0 +1,46 @@
+/* Records for heapkit's own bookkeeping (thread data and heaps): fixed 4 KiB slots carved from
+ * META segments, reused through a free list. The allocator cannot use malloc for these, and
+ * threads come and go far too often to give each its own segment. */
+#include "malloc/malloc.h"
+
+#include <pthread.h>
+
+#define META_SLOT 4096
+
+static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *meta_free_list;
+static hk__segment *meta_seg;
+static size_t meta_next; /* next uncarved offset in meta_seg */
+
+void *hk__meta_alloc(size_t size) {
+  if (size > META_SLOT) hk__fatal("internal: meta record of %zu bytes", size);
+  pthread_mutex_lock(&meta_lock);
+  void *p = meta_free_list;
+  if (p) {
+    meta_free_list = *(void **)p;
+  } else {
+    if (!meta_seg || meta_next + META_SLOT > meta_seg->size) {
+      hk__segment *s = hk__segment_alloc(HK_SEGMENT_SIZE, 0, HK__SEG_META, META_SLOT);
+      if (!s) { pthread_mutex_unlock(&meta_lock); return NULL; }
+      meta_seg = s;
+      meta_next = META_SLOT;
+    }
+    if (hk__segment_commit(meta_seg, meta_next, META_SLOT, NULL) != HK_OK) { pthread_mutex_unlock(&meta_lock); return NULL; }
+    p = (uint8_t *)meta_seg + meta_next;
+    meta_next += META_SLOT;
+  }
+  pthread_mutex_unlock(&meta_lock);
+  __builtin_memset(p, 0, META_SLOT);
+  return p;
+}
+
+void hk__meta_free(void *p) {
+  pthread_mutex_lock(&meta_lock);
+  *(void **)p = meta_free_list;
+  meta_free_list = p;
+  pthread_mutex_unlock(&meta_lock);
+}
+
+void hk__meta_fork_prepare(void) { pthread_mutex_lock(&meta_lock); }
+void hk__meta_fork_parent(void) { pthread_mutex_unlock(&meta_lock); }
+void hk__meta_fork_child(void) { pthread_mutex_init(&meta_lock, NULL); }

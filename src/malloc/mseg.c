@@ -1,0 +1,270 @@
+/* Malloc segments: pages inside small and medium segments, one-block large segments, and the
+ * abandon/adopt cycle that hands the segments of exited threads to live ones. */
+#include "malloc/malloc.h"
+
+#include <pthread.h>
+#include <string.h>
+
+/* ---- per-thread segment lists (doubly linked through base.next/prev) ------------------------------ */
+
+enum { LIST_NONE = 0, LIST_FREE = 1, LIST_FULL = 2 };
+
+static hk__seg_list *list_of(hk__tld *tld, hk__mseg *seg, uint32_t which) {
+  int k = seg->base.kind == HK__SEG_MEDIUM;
+  return which == LIST_FREE ? &tld->free_segs[k] : &tld->full_segs[k];
+}
+
+static void list_remove(hk__tld *tld, hk__mseg *seg) {
+  if (seg->list == LIST_NONE) return;
+  hk__seg_list *l = list_of(tld, seg, seg->list);
+  hk__segment *s = &seg->base;
+  if (s->prev) s->prev->next = s->next;
+  else l->first = (hk__mseg *)s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+  seg->list = LIST_NONE;
+}
+
+static void list_push(hk__tld *tld, hk__mseg *seg, uint32_t which) {
+  list_remove(tld, seg);
+  hk__seg_list *l = list_of(tld, seg, which);
+  seg->base.prev = NULL;
+  seg->base.next = &l->first->base;
+  if (l->first) l->first->base.prev = &seg->base;
+  l->first = seg;
+  seg->list = which;
+}
+
+/* ---- small and medium segments ----------------------------------------------------------------------- */
+
+static size_t header_size(uint32_t pages) {
+  return hk__align_up(sizeof(hk__mseg) + pages * sizeof(hk__page), 4096);
+}
+
+static hk__mseg *mseg_new(hk__tld *tld, int medium) {
+  uint32_t pages = medium ? HK_MEDIUM_PAGES : HK_SMALL_PAGES;
+  hk__segment *s = hk__segment_alloc(HK_SEGMENT_SIZE, 0, medium ? HK__SEG_MEDIUM : HK__SEG_SMALL, header_size(pages));
+  if (!s) return NULL;
+  hk__mseg *seg = (hk__mseg *)s;
+  seg->page_shift = medium ? HK_MEDIUM_PAGE_SHIFT : HK_SMALL_PAGE_SHIFT;
+  seg->page_count = pages;
+  seg->used_pages = 0;
+  s->owner = tld;
+  atomic_store_explicit(&s->thread_id, tld->thread_id, memory_order_release);
+  list_push(tld, seg, LIST_FREE);
+  return seg;
+}
+
+static uintptr_t page_key(const hk__mseg *seg, uint32_t idx) {
+  uintptr_t k = seg->base.cookie ^ ((uintptr_t)idx * 0x9E3779B97F4A7C15ull);
+  return (k ^ (k >> 31)) | 1; /* never 0, so a zero word never decodes to NULL */
+}
+
+hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
+  hk__tld *tld = h->tld;
+  int medium = block_size > HK_SMALL_MAX;
+  hk__mseg *seg = tld->free_segs[medium].first;
+  if (!seg) {
+    /* adopt abandoned segments before asking for a new one: thread churn must not grow memory */
+    for (int tries = 0; tries < 4 && !seg && hk__tld_adopt_one(tld); tries++) seg = tld->free_segs[medium].first;
+    if (!seg) seg = mseg_new(tld, medium);
+    if (!seg) return NULL;
+  }
+  uint32_t idx = 0;
+  while (idx < seg->page_count && seg->pages[idx].in_use) idx++;
+  hk_assert(idx < seg->page_count);
+  hk__page *pg = &seg->pages[idx];
+  size_t page_size = (size_t)1 << seg->page_shift;
+  size_t off = HK_PAGES_OFFSET + (size_t)idx * page_size;
+  bool is_zero = false;
+  if (hk__segment_commit(&seg->base, off, page_size, &is_zero) != HK_OK) return NULL;
+  size_t bin = hk__bin_of(block_size);
+  memset(pg, 0, sizeof *pg);
+  pg->in_use = 1;
+  pg->block_size = (uint32_t)block_size;
+  pg->bin = (uint8_t)bin;
+  pg->reserved = (uint32_t)(page_size / block_size);
+  pg->area = pg->reserved * (uint32_t)block_size;
+  pg->start = (uint8_t *)seg + off;
+  pg->key = page_key(seg, idx);
+  pg->is_zero = is_zero;
+  pg->div_magic = (((uint64_t)1 << 40) / block_size) + 1;
+  atomic_store_explicit(&pg->xthread_free, HK__NO_DELAY, memory_order_relaxed);
+  atomic_store_explicit(&pg->heap, h, memory_order_release);
+  if (++seg->used_pages == seg->page_count) list_push(tld, seg, LIST_FULL);
+  h->page_count++;
+  hk__page_queue_push(h, &h->queues[bin], pg);
+  return pg;
+}
+
+void hk__mseg_page_free(hk__tld *tld, hk__page *pg) {
+  hk__mseg *seg = hk__mseg_of(pg);
+  size_t idx = (size_t)(pg - seg->pages);
+  size_t page_size = (size_t)1 << seg->page_shift;
+  memset(pg, 0, sizeof *pg);
+  hk__segment_purge_later(&tld->purge, &seg->base, HK_PAGES_OFFSET + idx * page_size, page_size, tld->now);
+  seg->used_pages--;
+  if (seg->used_pages == 0) {
+    /* keep one empty segment per kind for reuse; its pages are purged by the delay anyway */
+    hk__seg_list *fl = &tld->free_segs[seg->base.kind == HK__SEG_MEDIUM];
+    if (!(seg->list == LIST_FREE && fl->first == seg && seg->base.next == NULL)) {
+      list_remove(tld, seg);
+      hk__segment_free(&seg->base);
+      return;
+    }
+  }
+  if (seg->list != LIST_FREE) list_push(tld, seg, LIST_FREE);
+}
+
+/* ---- abandoned segments --------------------------------------------------------------------------------- */
+
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static hk__mseg *abandoned;
+static _Atomic size_t abandoned_count;
+
+size_t hk__abandoned_count(void) { return atomic_load_explicit(&abandoned_count, memory_order_relaxed); }
+
+void hk__tld_abandon_segments(hk__tld *tld) {
+  hk__purge_queue_run(&tld->purge, tld->now, true);
+  for (int k = 0; k < 2; k++) {
+    for (int which = LIST_FREE; which <= LIST_FULL; which++) {
+      hk__seg_list *l = which == LIST_FREE ? &tld->free_segs[k] : &tld->full_segs[k];
+      while (l->first) {
+        hk__mseg *seg = l->first;
+        list_remove(tld, seg);
+        if (seg->used_pages == 0) { hk__segment_free(&seg->base); continue; }
+        seg->base.owner = NULL;
+        atomic_store_explicit(&seg->base.thread_id, 0, memory_order_release);
+        pthread_mutex_lock(&abandoned_lock);
+        seg->abandoned_next = abandoned;
+        abandoned = seg;
+        atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&abandoned_lock);
+      }
+    }
+  }
+}
+
+bool hk__tld_adopt_one(hk__tld *tld) {
+  if (atomic_load_explicit(&abandoned_count, memory_order_relaxed) == 0) return false;
+  if (pthread_mutex_trylock(&abandoned_lock) != 0) return false;
+  hk__mseg *seg = abandoned;
+  if (seg) {
+    abandoned = seg->abandoned_next;
+    atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&abandoned_lock);
+  if (!seg) return false;
+  seg->abandoned_next = NULL;
+  seg->base.owner = tld;
+  atomic_store_explicit(&seg->base.thread_id, tld->thread_id, memory_order_release);
+  list_push(tld, seg, seg->used_pages == seg->page_count ? LIST_FULL : LIST_FREE);
+  /* Pages go to the default heap; empty ones are freed by hk__page_place (which may free seg). */
+  uint32_t n = seg->page_count;
+  for (uint32_t i = 0; i < n; i++) {
+    hk__page *pg = &seg->pages[i];
+    if (!pg->in_use) continue;
+    bool last = seg->used_pages == 1;
+    hk__page_place(tld->heap_default, pg);
+    if (last && !pg->in_use) break; /* the segment may be gone */
+  }
+  return true;
+}
+
+void hk__mseg_fork_prepare(void) { pthread_mutex_lock(&abandoned_lock); }
+void hk__mseg_fork_parent(void) { pthread_mutex_unlock(&abandoned_lock); }
+void hk__mseg_fork_child(void) { pthread_mutex_init(&abandoned_lock, NULL); }
+
+/* ---- large blocks: one segment each ----------------------------------------------------------------------
+ * Not owned by any thread: any thread frees one by giving the segment back. The segment's spare
+ * reservation lets realloc grow the block in place. */
+
+static void large_lock(hk_heap *h) {
+  int expected = 0;
+  while (!atomic_compare_exchange_weak_explicit(&h->large_lock, &expected, 1, memory_order_acquire, memory_order_relaxed)) expected = 0;
+}
+static void large_unlock(hk_heap *h) { atomic_store_explicit(&h->large_lock, 0, memory_order_release); }
+
+void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
+  size_t ps = hk__page_size();
+  size_t off = HK_LARGE_OFFSET;
+  if (align > off) off = align;
+  size_t seg_align = align > HK_SEGMENT_SIZE ? align : 0;
+  size_t usable = hk__align_up(size, ps);
+  if (usable < size || off + usable < usable) return NULL;
+  hk__segment *s = hk__segment_alloc(off + usable, seg_align, HK__SEG_LARGE, sizeof(hk__mseg));
+  if (!s) return NULL;
+  hk__mseg *seg = (hk__mseg *)s;
+  bool is_zero = false;
+  if (hk__segment_commit(s, off, usable, &is_zero) != HK_OK) { hk__segment_free(s); return NULL; }
+  seg->page_shift = 63;
+  seg->page_count = 0;
+  seg->large_block = (uint8_t *)s + off;
+  seg->large_size = usable;
+  if (zero && !is_zero) memset(seg->large_block, 0, usable);
+  /* a first-class heap keeps its large blocks on a list, so destroying it frees them too */
+  if (!h->is_default) {
+    s->owner = h;
+    large_lock(h);
+    s->prev = NULL;
+    s->next = h->large_first;
+    if (h->large_first) h->large_first->prev = s;
+    h->large_first = s;
+    large_unlock(h);
+  }
+  hk__tld_count(h->tld, inuse, (int64_t)usable);
+  hk__tld_count(h->tld, mallocs, 1);
+  return seg->large_block;
+}
+
+static void large_unlink(hk_heap *owner, hk__segment *s) {
+  large_lock(owner);
+  if (s->prev) s->prev->next = s->next;
+  else owner->large_first = s->next;
+  if (s->next) s->next->prev = s->prev;
+  large_unlock(owner);
+}
+
+void hk__large_free(hk__mseg *seg, void *p) {
+  (void)p;
+  hk_heap *h = hk__tls_heap;
+  if (h->tld) {
+    hk__tld_count(h->tld, inuse, -(int64_t)seg->large_size);
+    hk__tld_count(h->tld, frees, 1);
+  } else {
+    hk__stats_global_add(-(int64_t)seg->large_size, 0, 1);
+  }
+  if (seg->base.owner) large_unlink(seg->base.owner, &seg->base);
+  hk__segment_free(&seg->base);
+}
+
+void hk__heap_free_large_blocks(hk_heap *h) {
+  large_lock(h);
+  hk__segment *s = h->large_first;
+  h->large_first = NULL;
+  large_unlock(h);
+  while (s) {
+    hk__segment *next = s->next;
+    hk__tld_count(h->tld, inuse, -(int64_t)((hk__mseg *)s)->large_size);
+    hk__segment_free(s);
+    s = next;
+  }
+}
+
+void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size) {
+  size_t off = (size_t)(seg->large_block - (uint8_t *)seg);
+  size_t usable = hk__align_up(size, hk__page_size());
+  if (usable < size || off + usable > seg->base.size) return NULL;
+  if (usable > seg->large_size) {
+    if (hk__segment_commit(&seg->base, off + seg->large_size, usable - seg->large_size, NULL) != HK_OK) return NULL;
+  } else if (usable < seg->large_size / 2) {
+    hk__segment_decommit(&seg->base, off + usable, seg->large_size - usable);
+  } else {
+    return p;
+  }
+  hk_heap *h = hk__tls_heap;
+  if (h->tld) hk__tld_count(h->tld, inuse, (int64_t)usable - (int64_t)seg->large_size);
+  else hk__stats_global_add((int64_t)usable - (int64_t)seg->large_size, 0, 0);
+  seg->large_size = usable;
+  return p;
+}

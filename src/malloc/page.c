@@ -1,0 +1,317 @@
+/* Pages and page queues: carving blocks, collecting frees, moving pages between a heap's bin queues
+ * and its full queue, and the generic allocation path that runs when the current page is empty. */
+#include "malloc/malloc.h"
+
+#include <errno.h>
+#include <sched.h>
+
+hk__page hk__page_empty;
+
+#define EXTEND_BYTES 4096u
+
+/* ---- queues and the direct table ----------------------------------------------------------------- */
+
+static void update_direct(hk_heap *h, size_t bin, hk__page *pg) {
+  if (bin > HK_BIN_MAX) return;
+  size_t bsize = hk__bin_size(bin);
+  if (bsize > HK_DIRECT_MAX) return;
+  size_t lo = bin == 1 ? 0 : hk__bin_size(bin - 1) / 8 + 1, hi = bsize / 8;
+  hk__page *target = pg ? pg : &hk__page_empty;
+  for (size_t i = lo; i <= hi; i++) h->direct[i] = target;
+}
+
+static inline size_t queue_bin(const hk_heap *h, const hk__page_queue *q) { return (size_t)(q - h->queues); }
+
+void hk__page_queue_push(hk_heap *h, hk__page_queue *q, hk__page *pg) {
+  pg->prev = NULL;
+  pg->next = q->first;
+  if (q->first) q->first->prev = pg;
+  else q->last = pg;
+  q->first = pg;
+  update_direct(h, queue_bin(h, q), pg);
+}
+
+static void queue_append(hk_heap *h, hk__page_queue *q, hk__page *pg) {
+  pg->next = NULL;
+  pg->prev = q->last;
+  if (q->last) q->last->next = pg;
+  else { q->first = pg; update_direct(h, queue_bin(h, q), pg); }
+  q->last = pg;
+}
+
+void hk__page_queue_remove(hk_heap *h, hk__page_queue *q, hk__page *pg) {
+  if (pg->prev) pg->prev->next = pg->next;
+  else { q->first = pg->next; update_direct(h, queue_bin(h, q), q->first); }
+  if (pg->next) pg->next->prev = pg->prev;
+  else q->last = pg->prev;
+  pg->next = pg->prev = NULL;
+}
+
+static void queue_to_front(hk_heap *h, hk__page_queue *q, hk__page *pg) {
+  if (q->first == pg) return;
+  hk__page_queue_remove(h, q, pg);
+  hk__page_queue_push(h, q, pg);
+}
+
+/* ---- delayed-free state ------------------------------------------------------------------------------ */
+
+void hk__page_set_delay(hk__page *pg, uintptr_t state, bool override_never) {
+  uintptr_t tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed), nt;
+  for (;;) {
+    uintptr_t cur = tf & HK__DELAY_MASK;
+    if (cur == HK__DELAYING) { /* a remote freer is handing a block to the heap: let it finish */
+      sched_yield();
+      tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed);
+      continue;
+    }
+    if (cur == state || (cur == HK__NEVER_DELAY && !override_never)) return;
+    nt = (tf & ~HK__DELAY_MASK) | state;
+    if (atomic_compare_exchange_weak_explicit(&pg->xthread_free, &tf, nt, memory_order_acq_rel, memory_order_relaxed)) return;
+  }
+}
+
+static void page_to_full(hk_heap *h, hk__page *pg) {
+  hk__page_queue_remove(h, &h->queues[pg->bin], pg);
+  queue_append(h, &h->queues[HK_BIN_FULL], pg);
+  pg->flags |= HK__PAGE_IN_FULL;
+  hk__page_set_delay(pg, HK__USE_DELAYED, false);
+}
+
+static void page_unfull(hk_heap *h, hk__page *pg) {
+  hk__page_set_delay(pg, HK__NO_DELAY, false);
+  hk__page_queue_remove(h, &h->queues[HK_BIN_FULL], pg);
+  pg->flags &= (uint8_t)~HK__PAGE_IN_FULL;
+  hk__page_queue_push(h, &h->queues[pg->bin], pg);
+}
+
+/* ---- blocks ----------------------------------------------------------------------------------------- */
+
+/* Carve up to EXTEND_BYTES of fresh blocks: touching a new page little by little keeps the resident
+ * size close to what is used. */
+static void page_extend(hk__page *pg) {
+  uint32_t left = pg->reserved - pg->capacity;
+  if (left == 0) return;
+  uint32_t bs = pg->block_size, n = EXTEND_BYTES / bs;
+  if (n == 0) n = 1;
+  if (n > left) n = left;
+  uint8_t *first = pg->start + (size_t)pg->capacity * bs;
+  uint8_t *p = first;
+  for (uint32_t i = 0; i + 1 < n; i++, p += bs) ((hk__block *)p)->next = hk__encode(pg, (hk__block *)(p + bs));
+  ((hk__block *)p)->next = hk__encode(pg, pg->free);
+  pg->free = (hk__block *)first;
+  pg->capacity += n;
+  pg->carved = pg->capacity * bs;
+}
+
+void hk__mpage_collect(hk__page *pg) {
+  uintptr_t tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed);
+  if (tf & ~HK__DELAY_MASK) {
+    while (!atomic_compare_exchange_weak_explicit(&pg->xthread_free, &tf, tf & HK__DELAY_MASK, memory_order_acquire, memory_order_relaxed)) {}
+    hk__block *head = (hk__block *)(tf & ~HK__DELAY_MASK), *tail = head;
+    uint32_t count = 1;
+    for (hk__block *n; (n = hk__decode(pg, tail->next)) != NULL; tail = n) {
+      count++;
+      if (hk_unlikely(count > pg->capacity)) hk__fatal("corrupted free list in page %p (a block was modified after free)", (void *)pg);
+    }
+    tail->next = hk__encode(pg, pg->local_free);
+    pg->local_free = head;
+    pg->used -= count;
+  }
+  if (pg->free == NULL && pg->local_free != NULL) {
+    pg->free = pg->local_free;
+    pg->local_free = NULL;
+  }
+}
+
+static hk_forceinline void *page_pop(hk_heap *h, hk__page *pg) {
+  hk__block *b = pg->free;
+  pg->free = hk__decode(pg, b->next);
+  pg->used++;
+  hk__tld_count(h->tld, inuse, pg->block_size);
+  hk__tld_count(h->tld, mallocs, 1);
+  hk_assert_expensive(hk__page_is_valid(pg));
+  return b;
+}
+
+/* ---- the generic path -------------------------------------------------------------------------------- */
+
+static hk__page *find_page(hk_heap *h, hk__page_queue *q) {
+  hk__page *pg = q->first;
+  while (pg) {
+    hk__page *next = pg->next;
+    hk__mpage_collect(pg);
+    if (!pg->free) page_extend(pg);
+    if (pg->free) {
+      queue_to_front(h, q, pg);
+      return pg;
+    }
+    page_to_full(h, pg);
+    pg = next;
+  }
+  pg = hk__mseg_page_alloc(h, q->block_size);
+  if (!pg) return NULL;
+  page_extend(pg);
+  return pg;
+}
+
+void *hk__heap_malloc_bin(hk_heap *h, size_t bin) {
+  hk__page_queue *q = &h->queues[bin];
+  hk__page *pg = q->first;
+  if (hk_likely(pg != NULL && pg->free != NULL)) return page_pop(h, pg);
+  hk__tld_periodic(h->tld);
+  if (atomic_load_explicit(&h->delayed_free, memory_order_relaxed)) hk__heap_drain_delayed(h);
+  pg = find_page(h, q);
+  if (!pg) { errno = ENOMEM; return NULL; }
+  return page_pop(h, pg);
+}
+
+void *hk__malloc_generic(hk_heap *h, size_t size) {
+  if (hk_unlikely(h == &hk__heap_empty)) {
+    h = hk__heap_get();
+    if (!h) { errno = ENOMEM; return NULL; }
+  }
+  if (hk_likely(size <= HK_MEDIUM_MAX)) return hk__heap_malloc_bin(h, hk__bin_of(size));
+  if (size >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
+  hk__tld_periodic(h->tld);
+  return hk__large_alloc(h, size, 0, false);
+}
+
+/* ---- freeing ------------------------------------------------------------------------------------------ */
+
+void hk__page_free_local(hk__page *pg, hk__block *b) {
+  b->next = hk__encode(pg, pg->local_free);
+  pg->local_free = b;
+  pg->used--;
+  if (pg->flags & HK__PAGE_IN_FULL) page_unfull(atomic_load_explicit(&pg->heap, memory_order_relaxed), pg);
+  if (pg->used == 0) hk__page_retire(NULL, pg);
+}
+
+/* An empty page goes back to its segment, unless it is the only page of a small size class: a
+ * thread that allocates and frees one object in a loop must not take a page each time. */
+void hk__page_retire(hk_heap *unused, hk__page *pg) {
+  (void)unused;
+  hk_heap *h = atomic_load_explicit(&pg->heap, memory_order_relaxed);
+  if (hk_unlikely(h == NULL || h->destroying)) return;
+  hk__page_queue *q = &h->queues[pg->bin];
+  if (!(pg->flags & HK__PAGE_IN_FULL) && q->first == pg && q->last == pg && pg->block_size <= HK_SMALL_MAX) {
+    pg->retire_at = h->tld->now;
+    return;
+  }
+  hk__page_queue_remove(h, (pg->flags & HK__PAGE_IN_FULL) ? &h->queues[HK_BIN_FULL] : q, pg);
+  hk__page_set_delay(pg, HK__NEVER_DELAY, true);
+  h->page_count--;
+  hk__mseg_page_free(h->tld, pg);
+  hk__tld_periodic(h->tld);
+}
+
+/* Blocks that other threads freed into our full pages. */
+void hk__heap_drain_delayed(hk_heap *h) {
+  hk__block *b = atomic_exchange_explicit(&h->delayed_free, NULL, memory_order_acquire);
+  while (b) {
+    hk__block *next = (hk__block *)b->next;
+    hk__mseg *seg = hk__mseg_of(b);
+    hk__page_free_local(hk__page_of(seg, b), b);
+    b = next;
+  }
+}
+
+/* ---- moving pages between heaps ----------------------------------------------------------------------- */
+
+void hk__page_place(hk_heap *h, hk__page *pg) {
+  atomic_store_explicit(&pg->heap, h, memory_order_release);
+  pg->flags &= (uint8_t)~HK__PAGE_IN_FULL;
+  hk__page_set_delay(pg, HK__NO_DELAY, true);
+  hk__mpage_collect(pg);
+  h->page_count++;
+  if (pg->used == 0) {
+    h->page_count--;
+    hk__page_set_delay(pg, HK__NEVER_DELAY, true);
+    hk__mseg_page_free(h->tld, pg);
+  } else if (pg->free || pg->capacity < pg->reserved) {
+    queue_append(h, &h->queues[pg->bin], pg);
+  } else {
+    queue_append(h, &h->queues[HK_BIN_FULL], pg);
+    pg->flags |= HK__PAGE_IN_FULL;
+    hk__page_set_delay(pg, HK__USE_DELAYED, false);
+  }
+}
+
+/* Detach every page of h. into != NULL: the pages join that heap (hk_heap_delete). Otherwise they
+ * are freed when empty (all of them when the heap is being destroyed) or left for adoption. */
+void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
+  /* 1. stop remote notifications to h and wait for those in flight */
+  for (size_t i = 1; i <= HK_BIN_FULL; i++)
+    for (hk__page *pg = h->queues[i].first; pg; pg = pg->next) hk__page_set_delay(pg, HK__NEVER_DELAY, true);
+  /* 2. blocks already handed to h go back to their pages without moving any page */
+  hk__block *b = atomic_exchange_explicit(&h->delayed_free, NULL, memory_order_acquire);
+  while (b) {
+    hk__block *next = (hk__block *)b->next;
+    hk__page *pg = hk__page_of(hk__mseg_of(b), b);
+    b->next = hk__encode(pg, pg->local_free);
+    pg->local_free = b;
+    pg->used--;
+    b = next;
+  }
+  /* 3. hand each page on */
+  for (size_t i = 1; i <= HK_BIN_FULL; i++) {
+    hk__page *pg = h->queues[i].first;
+    while (pg) {
+      hk__page *next = pg->next;
+      pg->next = pg->prev = NULL;
+      if (into) {
+        hk__page_place(into, pg);
+      } else {
+        hk__mpage_collect(pg);
+        if (h->destroying || pg->used == 0) {
+          if (h->destroying) hk__tld_count(h->tld, inuse, -(int64_t)pg->used * pg->block_size);
+          hk__mseg_page_free(h->tld, pg);
+        } else {
+          atomic_store_explicit(&pg->heap, NULL, memory_order_release);
+          pg->flags &= (uint8_t)~HK__PAGE_IN_FULL;
+        }
+      }
+      pg = next;
+    }
+    h->queues[i].first = h->queues[i].last = NULL;
+    update_direct(h, i, NULL);
+  }
+  h->page_count = 0;
+}
+
+/* ---- invariants ---------------------------------------------------------------------------------------- */
+
+bool hk__page_is_valid(const hk__page *pg) {
+  if (!pg->in_use) return pg->free == NULL && pg->local_free == NULL && pg->used == 0;
+  if (pg->capacity > pg->reserved || pg->carved != pg->capacity * pg->block_size) return false;
+  size_t n = 0;
+  for (int list = 0; list < 2; list++) {
+    for (hk__block *b = list ? pg->local_free : pg->free; b; b = hk__decode(pg, b->next)) {
+      size_t off = (uintptr_t)b - (uintptr_t)pg->start;
+      if (off >= pg->carved || off % pg->block_size) return false;
+      if (++n > pg->capacity) return false;
+    }
+  }
+  return pg->used + n == pg->capacity;
+}
+
+bool hk__heap_is_valid(const hk_heap *h) {
+  size_t pages = 0;
+  for (size_t i = 1; i <= HK_BIN_FULL; i++) {
+    const hk__page_queue *q = &h->queues[i];
+    const hk__page *prev = NULL;
+    for (const hk__page *pg = q->first; pg; prev = pg, pg = pg->next) {
+      if (pg->prev != prev || !hk__page_is_valid(pg)) return false;
+      if (atomic_load_explicit(&((hk__page *)pg)->heap, memory_order_relaxed) != h) return false;
+      if ((i == HK_BIN_FULL) != ((pg->flags & HK__PAGE_IN_FULL) != 0)) return false;
+      if (i != HK_BIN_FULL && pg->bin != i) return false;
+      pages++;
+    }
+    if (q->last != prev) return false;
+  }
+  for (size_t s = 0; s < HK_DIRECT_SLOTS; s++) {
+    size_t bin = hk__bin_of(s == 0 ? 1 : s * 8);
+    const hk__page *want = h->queues[bin].first ? h->queues[bin].first : &hk__page_empty;
+    if (h->direct[s] != want) return false;
+  }
+  return pages == h->page_count;
+}

@@ -1,0 +1,101 @@
+/* Statistics of the general allocator, merged with the page layer's. Per-thread counters are
+ * flushed into these globals from slow paths and at thread exit. */
+#include "malloc/malloc.h"
+
+#include <unistd.h>
+
+static _Atomic int64_t g_inuse, g_inuse_peak, g_mallocs, g_frees;
+
+static void raise_peak(int64_t v) {
+  int64_t cur = atomic_load_explicit(&g_inuse_peak, memory_order_relaxed);
+  while (v > cur && !atomic_compare_exchange_weak_explicit(&g_inuse_peak, &cur, v, memory_order_relaxed, memory_order_relaxed)) {}
+}
+
+void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees) {
+  int64_t v = atomic_fetch_add_explicit(&g_inuse, inuse, memory_order_relaxed) + inuse;
+  if (mallocs) atomic_fetch_add_explicit(&g_mallocs, mallocs, memory_order_relaxed);
+  if (frees) atomic_fetch_add_explicit(&g_frees, frees, memory_order_relaxed);
+  if (inuse > 0) raise_peak(v);
+}
+
+void hk__stats_flush(hk__tld *tld) {
+#if HK_STATS
+  int64_t inuse = __atomic_load_n(&tld->inuse, __ATOMIC_RELAXED);
+  int64_t m = __atomic_load_n(&tld->mallocs, __ATOMIC_RELAXED), f = __atomic_load_n(&tld->frees, __ATOMIC_RELAXED);
+  __atomic_store_n(&tld->inuse, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&tld->mallocs, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&tld->frees, 0, __ATOMIC_RELAXED);
+  hk__stats_global_add(inuse, m, f);
+#else
+  (void)tld;
+#endif
+}
+
+typedef struct sums { int64_t inuse, mallocs, frees, threads; } sums;
+static void add_tld(hk__tld *t, void *arg) {
+  sums *s = arg;
+  s->inuse += __atomic_load_n(&t->inuse, __ATOMIC_RELAXED);
+  s->mallocs += __atomic_load_n(&t->mallocs, __ATOMIC_RELAXED);
+  s->frees += __atomic_load_n(&t->frees, __ATOMIC_RELAXED);
+  s->threads++;
+}
+
+void hk_stats_get(hk_stats *out) {
+  hk__process_init();
+  *out = (hk_stats){0};
+  hk__page_stats(out);
+  sums s = {0, 0, 0, 0};
+  hk__tld_foreach(add_tld, &s);
+  int64_t inuse = atomic_load_explicit(&g_inuse, memory_order_relaxed) + s.inuse;
+  if (inuse < 0) inuse = 0;
+  raise_peak(inuse);
+  out->in_use += (size_t)inuse;
+  out->in_use_peak += (size_t)atomic_load_explicit(&g_inuse_peak, memory_order_relaxed);
+  if (out->in_use_peak < out->in_use) out->in_use_peak = out->in_use;
+  out->malloc_count = (size_t)(atomic_load_explicit(&g_mallocs, memory_order_relaxed) + s.mallocs);
+  out->free_count = (size_t)(atomic_load_explicit(&g_frees, memory_order_relaxed) + s.frees);
+  out->threads = (size_t)s.threads;
+  out->segments_abandoned = hk__abandoned_count();
+  out->fragmentation = out->in_use ? (double)out->committed / (double)out->in_use : 0.0;
+}
+
+static void count(int fd, const char *name, size_t v) {
+  char buf[128];
+  hk__snprintf(buf, sizeof buf, "  %s %zu\n", name, v);
+  hk__write_fd(fd, buf);
+}
+
+static void line(int fd, const char *name, size_t v) {
+  char buf[128];
+  if (v >= (size_t)10 << 20) hk__snprintf(buf, sizeof buf, "  %s %zu (%zu MiB)\n", name, v, v >> 20);
+  else if (v >= (size_t)10 << 10) hk__snprintf(buf, sizeof buf, "  %s %zu (%zu KiB)\n", name, v, v >> 10);
+  else hk__snprintf(buf, sizeof buf, "  %s %zu\n", name, v);
+  hk__write_fd(fd, buf);
+}
+
+void hk_stats_print(int fd) {
+  hk_stats s;
+  hk_stats_get(&s);
+  char buf[128];
+  hk__write_fd(fd, "heapkit statistics:\n");
+  line(fd, "reserved         ", s.reserved);
+  line(fd, "committed        ", s.committed);
+  line(fd, "committed peak   ", s.committed_peak);
+  line(fd, "in use           ", s.in_use);
+  line(fd, "in use peak      ", s.in_use_peak);
+  unsigned frag100 = (unsigned)(s.fragmentation * 100.0 + 0.5);
+  hk__snprintf(buf, sizeof buf, "  fragmentation     %u.%u%u (committed / in use)\n", frag100 / 100, frag100 / 10 % 10, frag100 % 10);
+  hk__write_fd(fd, buf);
+  count(fd, "segments         ", s.segments);
+  count(fd, "segments cached  ", s.segments_cached);
+  count(fd, "segments abandoned", s.segments_abandoned);
+  count(fd, "mallocs          ", s.malloc_count);
+  count(fd, "frees            ", s.free_count);
+  line(fd, "purged (total)   ", s.purged);
+  count(fd, "threads          ", s.threads);
+  line(fd, "rss              ", hk__page_rss());
+}
+
+__attribute__((destructor)) static void heapkit_unload(void) {
+  if (hk__opt(HK_OPT_SHOW_STATS)) hk_stats_print(2);
+}

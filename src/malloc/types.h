@@ -1,0 +1,132 @@
+/* The general allocator's data structures.
+ *
+ * Glossary (from the bottom up)
+ *   segment   a 4 MiB page-layer segment of kind SMALL (63 pages of 64 KiB), MEDIUM (7 pages of
+ *             512 KiB) or LARGE (one block). Pages start at offset 64 KiB; the first 64 KiB hold the
+ *             segment header and the page descriptors, never blocks.
+ *   page      a run of equal-size blocks of one size class, owned by one heap. Its descriptor
+ *             (hk__page) lives in the segment header, out of line.
+ *   block     what malloc returns. A free block's first word links the free list, XOR-encoded with
+ *             the page key so a stray write or a double free is likely noticed.
+ *   heap      per-thread allocation state: per size-class queues of pages and a direct table for
+ *             small sizes. Every thread has a default heap; first-class heaps are more of them.
+ *   tld       thread-local data shared by a thread's heaps: the segments it owns, its purge queue.
+ *
+ * Threads: a segment is owned by one thread (thread_id). Only the owner allocates from its pages
+ * and frees into free/local_free without synchronisation; any other thread pushes onto the page's
+ * atomic xthread_free list. When the owner exits, its segments are abandoned (thread_id 0) and a
+ * thread that later needs a page adopts them.
+ */
+#ifndef HK_MALLOC_TYPES_H
+#define HK_MALLOC_TYPES_H
+#include "page/segment.h"
+
+#define HK_PAGES_OFFSET ((size_t)64 << 10)
+#define HK_SMALL_PAGE_SHIFT 16
+#define HK_MEDIUM_PAGE_SHIFT 19
+#define HK_SMALL_PAGES ((HK_SEGMENT_SIZE - HK_PAGES_OFFSET) >> HK_SMALL_PAGE_SHIFT)  /* 63 */
+#define HK_MEDIUM_PAGES ((HK_SEGMENT_SIZE - HK_PAGES_OFFSET) >> HK_MEDIUM_PAGE_SHIFT) /* 7 */
+#define HK_SMALL_MAX ((size_t)8 << 10)   /* largest block in a small page */
+#define HK_MEDIUM_MAX ((size_t)64 << 10) /* largest block in a medium page; larger ones get a segment */
+#define HK_LARGE_OFFSET ((size_t)4 << 10) /* where a large block starts in its segment */
+#define HK_DIRECT_MAX 1024               /* sizes served through heap->direct */
+#define HK_DIRECT_SLOTS (HK_DIRECT_MAX / 8 + 1)
+#define HK_BIN_MAX 81                    /* bins 1..81 hold size classes 8 .. 64 KiB */
+#define HK_BIN_FULL (HK_BIN_MAX + 1)     /* queue of pages with no free block */
+#define HK_MAX_ALLOC ((size_t)1 << 46)   /* larger requests fail with ENOMEM */
+
+typedef struct hk__block { uintptr_t next; } hk__block;
+
+/* Page flags; the fast free path tests flags == 0. */
+#define HK__PAGE_IN_FULL 1     /* in the heap's full queue; a free must move it back */
+#define HK__PAGE_HAS_ALIGNED 2 /* some block was handed out at an offset inside it */
+
+/* xthread_free: list of blocks freed by other threads, low 2 bits = delayed-free state. */
+#define HK__DELAY_MASK ((uintptr_t)3)
+#define HK__NO_DELAY 0        /* remote frees push on the page list */
+#define HK__USE_DELAYED 1     /* page is full: the next remote free also notifies the heap */
+#define HK__DELAYING 2        /* a remote freer is notifying the heap right now */
+#define HK__NEVER_DELAY 3     /* page is abandoned or being torn down */
+
+typedef struct hk_heap_s hk_heap;
+typedef struct hk__tld hk__tld;
+
+/* Invariants (hk__page_is_valid):
+ *   in_use ⇒ capacity ≤ reserved, used + |free| + |local_free| == capacity
+ *            (blocks on xthread_free still count as used until collected),
+ *            every free-list block lies in [start, start + capacity*block_size) at a block boundary;
+ *   flags & IN_FULL ⇔ the page is in its heap's full queue;
+ *   !in_use ⇒ free == local_free == NULL and used == 0. */
+typedef struct hk__page {
+  hk__block *free;           /* allocation list */
+  uint32_t used;
+  uint32_t block_size;
+  hk__block *local_free;     /* frees by the owner thread, moved to free when free runs dry */
+  uintptr_t key;             /* free-list encoding key */
+  uint8_t flags;
+  uint8_t in_use;
+  uint8_t is_zero;           /* the blocks beyond capacity read zero */
+  uint8_t bin;
+  uint32_t capacity;         /* blocks carved so far */
+  uint32_t reserved;         /* blocks that fit */
+  uint32_t area;             /* reserved * block_size */
+  uint32_t carved;           /* capacity * block_size: offsets below it are real blocks */
+  uint8_t *start;
+  uint64_t div_magic;        /* floor(off / block_size) == (off * div_magic) >> 40 for off < area */
+  _Atomic uintptr_t xthread_free;
+  _Atomic(hk_heap *) heap;
+  struct hk__page *next, *prev;
+  int64_t retire_at;         /* when an empty page kept in its queue was last emptied */
+} hk__page;
+
+typedef struct hk__page_queue {
+  hk__page *first, *last;
+  size_t block_size;
+} hk__page_queue;
+
+/* A malloc segment: the page-layer header, then ours. */
+typedef struct hk__mseg {
+  hk__segment base;          /* base.owner = the owning tld (NULL when abandoned) */
+  uint32_t page_shift;
+  uint32_t page_count;
+  uint32_t used_pages;
+  uint32_t list;             /* which tld list it is on (0 none, 1 has free pages, 2 full) */
+  uint8_t *large_block;      /* LARGE: the block */
+  size_t large_size;         /* LARGE: usable bytes of the block */
+  struct hk__mseg *abandoned_next;
+  hk__page pages[];
+} hk__mseg;
+
+typedef struct hk__seg_list { hk__mseg *first; } hk__seg_list;
+
+/* Per-thread data. Counters are written only by the owner thread and read racily (relaxed) by
+ * statistics. */
+struct hk__tld {
+  uintptr_t thread_id;
+  hk_heap *heap_default;
+  hk_heap *heaps;            /* all heaps of this thread, linked by heap->next */
+  hk__seg_list free_segs[2]; /* [0] small, [1] medium: owned segments with a free page */
+  hk__seg_list full_segs[2];
+  hk__purge_queue purge;
+  int64_t now;               /* clock at the last slow-path check */
+  uint32_t slow_calls;
+  int64_t inuse;             /* bytes allocated minus bytes freed by this thread (not yet flushed) */
+  int64_t mallocs, frees;
+  struct hk__tld *next_live, *prev_live;
+};
+
+struct hk_heap_s {
+  hk__page *direct[HK_DIRECT_SLOTS];       /* page to allocate size (i*8) from; never NULL */
+  hk__page_queue queues[HK_BIN_FULL + 1];
+  _Atomic(hk__block *) delayed_free;      /* blocks of full pages freed by other threads */
+  hk__tld *tld;
+  uintptr_t thread_id;
+  hk_heap *next;
+  size_t page_count;
+  bool is_default;
+  bool destroying;
+  _Atomic int large_lock;                 /* guards large_first (first-class heaps only) */
+  hk__segment *large_first;               /* large blocks of a first-class heap */
+};
+
+#endif
