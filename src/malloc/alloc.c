@@ -13,8 +13,8 @@ static hk_forceinline void *heap_malloc_small(hk_heap *h, size_t size) {
   if (hk_unlikely(b == NULL)) return hk__malloc_generic(h, size);
   pg->free = hk__decode(pg, b->next);
   pg->used++;
-  hk__tld_count(h->tld, inuse, pg->block_size);
-  hk__tld_count(h->tld, mallocs, 1);
+  hk__heap_count(h, inuse, pg->block_size);
+  hk__heap_count_op(h, mallocs);
   return b;
 }
 

@@ -86,13 +86,13 @@ static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
   hk_heap *h = hk__tls_heap;
   if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == hk__thread_id()) {
     if (maybe_free_block(pg, b)) check_double_free(pg, b);
-    hk__tld_count(h->tld, inuse, -(int64_t)pg->block_size);
-    hk__tld_count(h->tld, frees, 1);
+    hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+    hk__heap_count_op(h, frees);
     hk__page_free_local(pg, b);
   } else {
     if (h->tld) {
-      hk__tld_count(h->tld, inuse, -(int64_t)pg->block_size);
-      hk__tld_count(h->tld, frees, 1);
+      hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+      hk__heap_count_op(h, frees);
     } else {
       hk__stats_global_add(-(int64_t)pg->block_size, 0, 1);
     }
@@ -102,6 +102,8 @@ static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
 
 static hk_noinline void free_other(void *p) {
   if (p == NULL) return;
+  hk__mseg *mseg = hk__mseg_of(p);
+  if (hk__segmap_contains((uintptr_t)mseg) && hk__is_malloc_kind(&mseg->base)) hk__invalid_free(p, "not an allocated block");
   hk__segment *s = hk__segment_of(p);
   if (s && s->kind == HK__SEG_LARGE) {
     hk__mseg *seg = (hk__mseg *)s;
@@ -113,29 +115,44 @@ static hk_noinline void free_other(void *p) {
   hk__invalid_free(p, why ? why : "not allocated by heapkit");
 }
 
+static hk_noinline void free_suspect(hk_heap *h, hk__page *pg, hk__block *b) {
+  check_double_free(pg, b);
+  hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+  hk__heap_count_op(h, frees);
+  hk__page_free_local(pg, b);
+}
+
+/* The fast path does only loads, compares and the push; everything else is a tail call, so it
+ * needs no stack frame. */
 void hk_free(void *p) {
   hk__mseg *seg = hk__mseg_of(p);
-  if (hk_unlikely(!hk__segmap_contains((uintptr_t)seg) || !hk__is_malloc_kind(&seg->base))) {
+  if (hk_unlikely(!hk__segmap_contains((uintptr_t)seg))) {
     free_other(p);
     return;
   }
-  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->page_shift;
-  if (hk_unlikely(idx >= seg->page_count)) hk__invalid_free(p, "not an allocated block");
-  hk__page *pg = &seg->pages[idx];
-  hk__block *b = (hk__block *)p;
-  hk_heap *h = hk__tls_heap;
-  size_t off = (uintptr_t)p - (uintptr_t)pg->start;
-  if (hk_likely(atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == h->thread_id && pg->flags == 0 &&
-                off < pg->carved && (size_t)((off * pg->div_magic) >> 40) * pg->block_size == off)) {
-    if (hk_unlikely(maybe_free_block(pg, b))) check_double_free(pg, b);
-    hk__tld_count(h->tld, inuse, -(int64_t)pg->block_size);
-    hk__tld_count(h->tld, frees, 1);
-    b->next = hk__encode(pg, pg->local_free);
-    pg->local_free = b;
-    if (hk_unlikely(--pg->used == 0)) hk__page_retire(h, pg);
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift;
+  if (hk_unlikely(idx >= seg->base.page_count)) {
+    free_other(p);
     return;
   }
-  free_generic(seg, pg, p);
+  hk__page *pg = &seg->pages[idx];
+  hk_heap *h = hk__tls_heap;
+  size_t off = (uintptr_t)p - (uintptr_t)pg->start;
+  if (hk_unlikely(atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) != h->thread_id || pg->flags != 0 ||
+                  off >= pg->carved || (size_t)((off * pg->div_magic) >> 40) * pg->block_size != off)) {
+    free_generic(seg, pg, p);
+    return;
+  }
+  hk__block *b = (hk__block *)p;
+  if (hk_unlikely(maybe_free_block(pg, b))) {
+    free_suspect(h, pg, b);
+    return;
+  }
+  hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+  hk__heap_count_op(h, frees);
+  b->next = hk__encode(pg, pg->local_free);
+  pg->local_free = b;
+  if (hk_unlikely(--pg->used == 0)) hk__page_retire(h, pg);
 }
 
 void hk_free_sized(void *p, size_t size) {
@@ -153,8 +170,8 @@ size_t hk__usable_size(const void *p, const char *who) {
     return seg->large_size - (size_t)((const uint8_t *)p - seg->large_block);
   }
   if (!hk__is_malloc_kind(s)) hk__fatal("%s of %p: %s", who, p, explain(p));
-  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->page_shift;
-  if (idx >= seg->page_count || !seg->pages[idx].in_use) hk__fatal("%s of %p: not an allocated block", who, p);
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift;
+  if (idx >= seg->base.page_count || !seg->pages[idx].in_use) hk__fatal("%s of %p: not an allocated block", who, p);
   const hk__page *pg = &seg->pages[idx];
   hk__block *b = block_start(pg, p);
   if (!b) hk__fatal("%s of %p: not an allocated block", who, p);
@@ -169,8 +186,8 @@ bool hk_owns(const void *p) {
     return (const uint8_t *)p >= seg->large_block && (const uint8_t *)p < seg->large_block + seg->large_size;
   if (!hk__is_malloc_kind(s)) return false;
   if ((uintptr_t)p - (uintptr_t)s < HK_PAGES_OFFSET) return false;
-  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->page_shift;
-  if (idx >= seg->page_count || !seg->pages[idx].in_use) return false;
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift;
+  if (idx >= seg->base.page_count || !seg->pages[idx].in_use) return false;
   return block_start(&seg->pages[idx], p) != NULL;
 }
 

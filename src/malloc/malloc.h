@@ -35,7 +35,7 @@ static inline uintptr_t hk__encode(const hk__page *pg, const hk__block *b) { ret
 /* ---- lookups ------------------------------------------------------------------------------------ */
 static inline hk__mseg *hk__mseg_of(const void *p) { return (hk__mseg *)((uintptr_t)p & ~(uintptr_t)HK_SEGMENT_MASK); }
 static inline hk__page *hk__page_of(const hk__mseg *seg, const void *p) {
-  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->page_shift;
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift;
   return (hk__page *)&seg->pages[idx];
 }
 static inline bool hk__is_malloc_kind(const hk__segment *s) {
@@ -44,19 +44,15 @@ static inline bool hk__is_malloc_kind(const hk__segment *s) {
 
 /* ---- statistics (per thread, flushed to globals on slow paths) ---------------------------------- */
 #if HK_STATS
-#define hk__tld_count(tld, field, delta) \
-  __atomic_store_n(&(tld)->field, __atomic_load_n(&(tld)->field, __ATOMIC_RELAXED) + (delta), __ATOMIC_RELAXED)
+#define hk__heap_count(h, field, delta) \
+  __atomic_store_n(&(h)->field, __atomic_load_n(&(h)->field, __ATOMIC_RELAXED) + (delta), __ATOMIC_RELAXED)
 #else
-#define hk__tld_count(tld, field, delta) ((void)0)
-/* ---- drop-in names --------------------------------------------------------------------------------
- * With HK_OVERRIDE the libc names are aliases of the hk_ functions (no extra call), exported from
- * libheapkit.so and libheapkit.a, so LD_PRELOAD or linking replaces the whole malloc family. */
-#if HK_OVERRIDE
-#define HK_ALIAS(name, target) extern __typeof(target) name __attribute__((alias(#target), copy(target), visibility("default")));
-#else
-#define HK_ALIAS(name, target)
+#define hk__heap_count(h, field, delta) ((void)0)
 #endif
-
+#if HK_STATS >= 2
+#define hk__heap_count_op(h, field) hk__heap_count(h, field, 1)
+#else
+#define hk__heap_count_op(h, field) ((void)0)
 #endif
 HK_INTERNAL void hk__stats_flush(hk__tld *tld);
 HK_INTERNAL void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees);

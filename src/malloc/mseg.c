@@ -46,8 +46,8 @@ static hk__mseg *mseg_new(hk__tld *tld, int medium) {
   hk__segment *s = hk__segment_alloc(HK_SEGMENT_SIZE, 0, medium ? HK__SEG_MEDIUM : HK__SEG_SMALL, header_size(pages));
   if (!s) return NULL;
   hk__mseg *seg = (hk__mseg *)s;
-  seg->page_shift = medium ? HK_MEDIUM_PAGE_SHIFT : HK_SMALL_PAGE_SHIFT;
-  seg->page_count = pages;
+  seg->base.page_shift = medium ? HK_MEDIUM_PAGE_SHIFT : HK_SMALL_PAGE_SHIFT;
+  seg->base.page_count = pages;
   seg->used_pages = 0;
   s->owner = tld;
   atomic_store_explicit(&s->thread_id, tld->thread_id, memory_order_release);
@@ -71,10 +71,10 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
     if (!seg) return NULL;
   }
   uint32_t idx = 0;
-  while (idx < seg->page_count && seg->pages[idx].in_use) idx++;
-  hk_assert(idx < seg->page_count);
+  while (idx < seg->base.page_count && seg->pages[idx].in_use) idx++;
+  hk_assert(idx < seg->base.page_count);
   hk__page *pg = &seg->pages[idx];
-  size_t page_size = (size_t)1 << seg->page_shift;
+  size_t page_size = (size_t)1 << seg->base.page_shift;
   size_t off = HK_PAGES_OFFSET + (size_t)idx * page_size;
   bool is_zero = false;
   if (hk__segment_commit(&seg->base, off, page_size, &is_zero) != HK_OK) return NULL;
@@ -91,7 +91,7 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
   pg->div_magic = (((uint64_t)1 << 40) / block_size) + 1;
   atomic_store_explicit(&pg->xthread_free, HK__NO_DELAY, memory_order_relaxed);
   atomic_store_explicit(&pg->heap, h, memory_order_release);
-  if (++seg->used_pages == seg->page_count) list_push(tld, seg, LIST_FULL);
+  if (++seg->used_pages == seg->base.page_count) list_push(tld, seg, LIST_FULL);
   h->page_count++;
   hk__page_queue_push(h, &h->queues[bin], pg);
   return pg;
@@ -100,7 +100,7 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
 void hk__mseg_page_free(hk__tld *tld, hk__page *pg) {
   hk__mseg *seg = hk__mseg_of(pg);
   size_t idx = (size_t)(pg - seg->pages);
-  size_t page_size = (size_t)1 << seg->page_shift;
+  size_t page_size = (size_t)1 << seg->base.page_shift;
   memset(pg, 0, sizeof *pg);
   hk__segment_purge_later(&tld->purge, &seg->base, HK_PAGES_OFFSET + idx * page_size, page_size, tld->now);
   seg->used_pages--;
@@ -158,9 +158,9 @@ bool hk__tld_adopt_one(hk__tld *tld) {
   seg->abandoned_next = NULL;
   seg->base.owner = tld;
   atomic_store_explicit(&seg->base.thread_id, tld->thread_id, memory_order_release);
-  list_push(tld, seg, seg->used_pages == seg->page_count ? LIST_FULL : LIST_FREE);
+  list_push(tld, seg, seg->used_pages == seg->base.page_count ? LIST_FULL : LIST_FREE);
   /* Pages go to the default heap; empty ones are freed by hk__page_place (which may free seg). */
-  uint32_t n = seg->page_count;
+  uint32_t n = seg->base.page_count;
   for (uint32_t i = 0; i < n; i++) {
     hk__page *pg = &seg->pages[i];
     if (!pg->in_use) continue;
@@ -197,8 +197,8 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   hk__mseg *seg = (hk__mseg *)s;
   bool is_zero = false;
   if (hk__segment_commit(s, off, usable, &is_zero) != HK_OK) { hk__segment_free(s); return NULL; }
-  seg->page_shift = 63;
-  seg->page_count = 0;
+  seg->base.page_shift = 63;
+  seg->base.page_count = 0;
   seg->large_block = (uint8_t *)s + off;
   seg->large_size = usable;
   if (zero && !is_zero) memset(seg->large_block, 0, usable);
@@ -212,8 +212,8 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
     h->large_first = s;
     large_unlock(h);
   }
-  hk__tld_count(h->tld, inuse, (int64_t)usable);
-  hk__tld_count(h->tld, mallocs, 1);
+  hk__heap_count(h, inuse, (int64_t)usable);
+  hk__heap_count_op(h, mallocs);
   return seg->large_block;
 }
 
@@ -229,8 +229,8 @@ void hk__large_free(hk__mseg *seg, void *p) {
   (void)p;
   hk_heap *h = hk__tls_heap;
   if (h->tld) {
-    hk__tld_count(h->tld, inuse, -(int64_t)seg->large_size);
-    hk__tld_count(h->tld, frees, 1);
+    hk__heap_count(h, inuse, -(int64_t)seg->large_size);
+    hk__heap_count_op(h, frees);
   } else {
     hk__stats_global_add(-(int64_t)seg->large_size, 0, 1);
   }
@@ -245,7 +245,7 @@ void hk__heap_free_large_blocks(hk_heap *h) {
   large_unlock(h);
   while (s) {
     hk__segment *next = s->next;
-    hk__tld_count(h->tld, inuse, -(int64_t)((hk__mseg *)s)->large_size);
+    hk__heap_count(h, inuse, -(int64_t)((hk__mseg *)s)->large_size);
     hk__segment_free(s);
     s = next;
   }
@@ -263,7 +263,7 @@ void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size) {
     return p;
   }
   hk_heap *h = hk__tls_heap;
-  if (h->tld) hk__tld_count(h->tld, inuse, (int64_t)usable - (int64_t)seg->large_size);
+  if (h->tld) hk__heap_count(h, inuse, (int64_t)usable - (int64_t)seg->large_size);
   else hk__stats_global_add((int64_t)usable - (int64_t)seg->large_size, 0, 0);
   seg->large_size = usable;
   return p;

@@ -77,11 +77,13 @@ static void page_to_full(hk_heap *h, hk__page *pg) {
   hk__page_set_delay(pg, HK__USE_DELAYED, false);
 }
 
+/* The page joins the end of its queue, so one free into a full page does not make the allocator
+ * bounce between pages. Its delayed state stays USE_DELAYED: at worst the next remote free notifies
+ * the heap once more, which costs less than an atomic operation on every full/unfull transition. */
 static void page_unfull(hk_heap *h, hk__page *pg) {
-  hk__page_set_delay(pg, HK__NO_DELAY, false);
   hk__page_queue_remove(h, &h->queues[HK_BIN_FULL], pg);
   pg->flags &= (uint8_t)~HK__PAGE_IN_FULL;
-  hk__page_queue_push(h, &h->queues[pg->bin], pg);
+  queue_append(h, &h->queues[pg->bin], pg);
 }
 
 /* ---- blocks ----------------------------------------------------------------------------------------- */
@@ -127,8 +129,8 @@ static hk_forceinline void *page_pop(hk_heap *h, hk__page *pg) {
   hk__block *b = pg->free;
   pg->free = hk__decode(pg, b->next);
   pg->used++;
-  hk__tld_count(h->tld, inuse, pg->block_size);
-  hk__tld_count(h->tld, mallocs, 1);
+  hk__heap_count(h, inuse, pg->block_size);
+  hk__heap_count_op(h, mallocs);
   hk_assert_expensive(hk__page_is_valid(pg));
   return b;
 }
@@ -263,7 +265,7 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
       } else {
         hk__mpage_collect(pg);
         if (h->destroying || pg->used == 0) {
-          if (h->destroying) hk__tld_count(h->tld, inuse, -(int64_t)pg->used * pg->block_size);
+          if (h->destroying) hk__heap_count(h, inuse, -(int64_t)pg->used * pg->block_size);
           hk__mseg_page_free(h->tld, pg);
         } else {
           atomic_store_explicit(&pg->heap, NULL, memory_order_release);

@@ -18,25 +18,33 @@ void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees) {
   if (inuse > 0) raise_peak(v);
 }
 
+static void flush_heap(hk_heap *h) {
+  int64_t inuse = __atomic_load_n(&h->inuse, __ATOMIC_RELAXED);
+  int64_t m = __atomic_load_n(&h->mallocs, __ATOMIC_RELAXED), f = __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->inuse, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->mallocs, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->frees, 0, __ATOMIC_RELAXED);
+  hk__stats_global_add(inuse, m, f);
+}
+
+/* Owner thread only. */
 void hk__stats_flush(hk__tld *tld) {
 #if HK_STATS
-  int64_t inuse = __atomic_load_n(&tld->inuse, __ATOMIC_RELAXED);
-  int64_t m = __atomic_load_n(&tld->mallocs, __ATOMIC_RELAXED), f = __atomic_load_n(&tld->frees, __ATOMIC_RELAXED);
-  __atomic_store_n(&tld->inuse, 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&tld->mallocs, 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&tld->frees, 0, __ATOMIC_RELAXED);
-  hk__stats_global_add(inuse, m, f);
+  for (hk_heap *h = tld->heaps; h; h = h->next) flush_heap(h);
 #else
   (void)tld;
 #endif
 }
 
 typedef struct sums { int64_t inuse, mallocs, frees, threads; } sums;
+/* Another thread's default heap is stable while the live list is locked; its first-class heaps are
+ * not, so their counters are seen once their owner flushes them (at its next slow path). */
 static void add_tld(hk__tld *t, void *arg) {
   sums *s = arg;
-  s->inuse += __atomic_load_n(&t->inuse, __ATOMIC_RELAXED);
-  s->mallocs += __atomic_load_n(&t->mallocs, __ATOMIC_RELAXED);
-  s->frees += __atomic_load_n(&t->frees, __ATOMIC_RELAXED);
+  hk_heap *h = t->heap_default;
+  s->inuse += __atomic_load_n(&h->inuse, __ATOMIC_RELAXED);
+  s->mallocs += __atomic_load_n(&h->mallocs, __ATOMIC_RELAXED);
+  s->frees += __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
   s->threads++;
 }
 

@@ -57,7 +57,7 @@ typedef struct hk__tld hk__tld;
  *            every free-list block lies in [start, start + capacity*block_size) at a block boundary;
  *   flags & IN_FULL ⇔ the page is in its heap's full queue;
  *   !in_use ⇒ free == local_free == NULL and used == 0. */
-typedef struct hk__page {
+typedef struct __attribute__((aligned(128))) hk__page {
   hk__block *free;           /* allocation list */
   uint32_t used;
   uint32_t block_size;
@@ -86,9 +86,8 @@ typedef struct hk__page_queue {
 
 /* A malloc segment: the page-layer header, then ours. */
 typedef struct hk__mseg {
-  hk__segment base;          /* base.owner = the owning tld (NULL when abandoned) */
-  uint32_t page_shift;
-  uint32_t page_count;
+  hk__segment base;          /* base.owner = the owning tld (NULL when abandoned);
+                                base.page_shift/page_count describe the pages */
   uint32_t used_pages;
   uint32_t list;             /* which tld list it is on (0 none, 1 has free pages, 2 full) */
   uint8_t *large_block;      /* LARGE: the block */
@@ -110,8 +109,6 @@ struct hk__tld {
   hk__purge_queue purge;
   int64_t now;               /* clock at the last slow-path check */
   uint32_t slow_calls;
-  int64_t inuse;             /* bytes allocated minus bytes freed by this thread (not yet flushed) */
-  int64_t mallocs, frees;
   struct hk__tld *next_live, *prev_live;
 };
 
@@ -127,6 +124,10 @@ struct hk_heap_s {
   bool destroying;
   _Atomic int large_lock;                 /* guards large_first (first-class heaps only) */
   hk__segment *large_first;               /* large blocks of a first-class heap */
+  /* bytes allocated from this heap minus bytes freed by this thread through it, not yet flushed to
+   * the global counters; written only by the owner, read racily by statistics */
+  int64_t inuse;
+  int64_t mallocs, frees;                 /* counted only with HK_STATS >= 2 */
 };
 
 #endif

@@ -3,15 +3,10 @@
  * heapkit never handed out, wild ones included, with one load and no access to the pointer. */
 #include "page/segment.h"
 
-#define SEGMAP_BITS ((size_t)1 << (48 - HK_SEGMENT_SHIFT))
-static _Atomic uint64_t segmap[SEGMAP_BITS / 64];
+#define SEGMAP_BITS HK__SEGMAP_BITS
+#define segmap hk__segmap
+_Atomic uint64_t hk__segmap[SEGMAP_BITS / 64];
 static _Atomic size_t segmap_max_chunks = 1; /* largest segment seen, in 4 MiB chunks */
-
-bool hk__segmap_contains(uintptr_t base) {
-  uintptr_t idx = base >> HK_SEGMENT_SHIFT;
-  if (hk_unlikely(idx >= SEGMAP_BITS)) return false;
-  return (atomic_load_explicit(&segmap[idx / 64], memory_order_relaxed) >> (idx % 64)) & 1;
-}
 
 HK_INTERNAL void hk__segmap_set(hk__segment *s, bool on);
 void hk__segmap_set(hk__segment *s, bool on) {

@@ -67,6 +67,11 @@ struct hk__segment {
   hk__segment *next, *prev;   /* free for the owner's own lists */
   uint8_t kind;               /* hk__seg_kind */
   uint8_t from_cache;
+  /* For clients that cut the segment into equal pages after a 64 KiB header (malloc small and
+   * medium segments): the page size shift and count. 0 pages for every other kind, so a free()
+   * of a pointer into any other segment fails the page-index check without looking at kind. */
+  uint32_t page_shift;
+  uint32_t page_count;
 };
 
 /* Reserve a segment of at least size bytes (rounded up to a multiple of 4 MiB), aligned to
@@ -91,7 +96,13 @@ HK_INTERNAL void hk__purge_queue_run(hk__purge_queue *q, int64_t now, bool force
 HK_INTERNAL void hk__segment_purge_cancel(hk__segment *s);
 
 /* Segment of a pointer in the first 4 MiB of a segment, or NULL when no segment starts there. */
-HK_INTERNAL bool hk__segmap_contains(uintptr_t seg_base);
+#define HK__SEGMAP_BITS ((size_t)1 << (48 - HK_SEGMENT_SHIFT))
+HK_INTERNAL extern _Atomic uint64_t hk__segmap[HK__SEGMAP_BITS / 64];
+static inline bool hk__segmap_contains(uintptr_t base) {
+  uintptr_t idx = base >> HK_SEGMENT_SHIFT;
+  if (hk_unlikely(idx >= HK__SEGMAP_BITS)) return false;
+  return (atomic_load_explicit(&hk__segmap[idx / 64], memory_order_relaxed) >> (idx % 64)) & 1;
+}
 static inline hk__segment *hk__segment_of(const void *p) {
   uintptr_t base = (uintptr_t)p & ~(uintptr_t)HK_SEGMENT_MASK;
   return hk__segmap_contains(base) ? (hk__segment *)base : NULL;
