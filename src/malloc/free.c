@@ -152,7 +152,11 @@ void hk_free(void *p) {
   hk__heap_count_op(h, frees);
   b->next = hk__encode(pg, pg->local_free);
   pg->local_free = b;
-  if (hk_unlikely(--pg->used == 0)) hk__page_retire(h, pg);
+  if (hk_unlikely(--pg->used == 0)) {
+    hk__page_retire(h, pg);
+    return;
+  }
+  hk_assert_expensive(hk__page_is_valid(pg));
 }
 
 void hk_free_sized(void *p, size_t size) {

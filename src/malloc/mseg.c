@@ -124,8 +124,10 @@ static _Atomic size_t abandoned_count;
 
 size_t hk__abandoned_count(void) { return atomic_load_explicit(&abandoned_count, memory_order_relaxed); }
 
+/* Pending purges are cancelled, not forced: a thread that exits leaves its free pages committed
+ * for the thread that adopts the segment (thread churn would otherwise pay an madvise and the page
+ * faults after it for every thread). The adopter schedules their purge again. */
 void hk__tld_abandon_segments(hk__tld *tld) {
-  hk__purge_queue_run(&tld->purge, tld->now, true);
   for (int k = 0; k < 2; k++) {
     for (int which = LIST_FREE; which <= LIST_FULL; which++) {
       hk__seg_list *l = which == LIST_FREE ? &tld->free_segs[k] : &tld->full_segs[k];
@@ -133,6 +135,7 @@ void hk__tld_abandon_segments(hk__tld *tld) {
         hk__mseg *seg = l->first;
         list_remove(tld, seg);
         if (seg->used_pages == 0) { hk__segment_free(&seg->base); continue; }
+        hk__segment_purge_cancel(&seg->base);
         seg->base.owner = NULL;
         atomic_store_explicit(&seg->base.thread_id, 0, memory_order_release);
         pthread_mutex_lock(&abandoned_lock);
@@ -159,8 +162,14 @@ bool hk__tld_adopt_one(hk__tld *tld) {
   seg->base.owner = tld;
   atomic_store_explicit(&seg->base.thread_id, tld->thread_id, memory_order_release);
   list_push(tld, seg, seg->used_pages == seg->base.page_count ? LIST_FULL : LIST_FREE);
-  /* Pages go to the default heap; empty ones are freed by hk__page_place (which may free seg). */
+  /* Free pages may still be committed: purge them unless reused soon. In-use pages go to the
+   * default heap; empty ones are freed by hk__page_place (which may free seg). */
   uint32_t n = seg->base.page_count;
+  size_t page_size = (size_t)1 << seg->base.page_shift;
+  for (uint32_t i = 0; i < n; i++) {
+    if (!seg->pages[i].in_use)
+      hk__segment_purge_later(&tld->purge, &seg->base, HK_PAGES_OFFSET + i * page_size, page_size, tld->now);
+  }
   for (uint32_t i = 0; i < n; i++) {
     hk__page *pg = &seg->pages[i];
     if (!pg->in_use) continue;

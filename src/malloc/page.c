@@ -162,6 +162,7 @@ void *hk__heap_malloc_bin(hk_heap *h, size_t bin) {
   if (hk_likely(pg != NULL && pg->free != NULL)) return page_pop(h, pg);
   hk__tld_periodic(h->tld);
   if (atomic_load_explicit(&h->delayed_free, memory_order_relaxed)) hk__heap_drain_delayed(h);
+  hk_assert_expensive(hk__heap_is_valid(h));
   pg = find_page(h, q);
   if (!pg) { errno = ENOMEM; return NULL; }
   return page_pop(h, pg);
@@ -186,6 +187,7 @@ void hk__page_free_local(hk__page *pg, hk__block *b) {
   pg->used--;
   if (pg->flags & HK__PAGE_IN_FULL) page_unfull(atomic_load_explicit(&pg->heap, memory_order_relaxed), pg);
   if (pg->used == 0) hk__page_retire(NULL, pg);
+  hk_assert_expensive(!pg->in_use || hk__page_is_valid(pg));
 }
 
 /* An empty page goes back to its segment, unless it is the only page of a small size class: a
