@@ -1,0 +1,249 @@
+/* The CSV trace format (docs/planner.md): one parser for the CLI, the tests and the arena
+ * recorder's consumers, so "malformed" means the same thing everywhere. Errors name the line and
+ * the column and quote the offending text, because a trace is usually machine-written and the
+ * person reading the message has to find the bug in the writer. */
+#include "plan/plan_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { COL_ID, COL_LOWER, COL_UPPER, COL_SIZE, COL_ALIGN, COL_OFFSET, COL__COUNT };
+static const char *const col_names[COL__COUNT] = {"id", "lower", "upper", "size", "align", "offset"};
+
+static int err_at(hk_plan_csv_error *e, size_t line, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int err_at(hk_plan_csv_error *e, size_t line, int code, const char *fmt, ...) {
+  if (e) {
+    e->line = line;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+void hk_plan_trace_free(hk_plan_trace *t) {
+  if (!t) return;
+  if (t->ids) for (size_t i = 0; i < t->count; i++) free(t->ids[i]);
+  free(t->ids);
+  free(t->buffers);
+  free(t->offsets);
+  memset(t, 0, sizeof *t);
+}
+
+/* Split line in place at commas; trims blanks around each field. Returns the field count. */
+static size_t split(char *line, char **fields, size_t max) {
+  size_t k = 0;
+  char *p = line;
+  for (;;) {
+    char *comma = strchr(p, ',');
+    if (comma) *comma = 0;
+    while (*p == ' ' || *p == '\t') p++;
+    char *end = p + strlen(p);
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) *--end = 0;
+    if (k < max) fields[k] = p;
+    k++;
+    if (!comma) break;
+    p = comma + 1;
+  }
+  return k;
+}
+
+/* Snippet of a field for messages: at most 40 characters. */
+static const char *snip(const char *s, char *buf, size_t len) {
+  snprintf(buf, len, "%.40s%s", s, strlen(s) > 40 ? "..." : "");
+  return buf;
+}
+
+static int parse_u64(const char *s, uint64_t *out, const char *col, size_t line, hk_plan_csv_error *e) {
+  char b[64];
+  if (!*s) return err_at(e, line, HK_EINVAL, "column '%s' is empty", col);
+  if (*s == '-') return err_at(e, line, HK_EINVAL, "column '%s': negative value '%s'", col, snip(s, b, sizeof b));
+  uint64_t v = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9')
+      return err_at(e, line, HK_EINVAL, "column '%s': '%s' is not a non-negative integer", col, snip(s, b, sizeof b));
+    unsigned d = (unsigned)(*p - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return err_at(e, line, HK_EINVAL, "column '%s': value '%s' is out of range (max %" PRIu64 ")", col, snip(s, b, sizeof b), UINT64_MAX);
+    v = v * 10 + d;
+  }
+  *out = v;
+  return HK_OK;
+}
+
+/* Open-addressing set of ids (FNV-1a) for duplicate detection; stores index + 1. */
+typedef struct idset { uint32_t *slot; size_t cap; } idset;
+
+static uint64_t fnv(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static int idset_grow(idset *set, char **ids, size_t count) {
+  size_t nc = set->cap ? 2 * set->cap : 1024;
+  uint32_t *ns = calloc(nc, sizeof *ns);
+  if (!ns) return HK_ENOMEM;
+  for (size_t i = 0; i < count; i++) {
+    size_t h = fnv(ids[i]) & (nc - 1);
+    while (ns[h]) h = (h + 1) & (nc - 1);
+    ns[h] = (uint32_t)(i + 1);
+  }
+  free(set->slot);
+  set->slot = ns;
+  set->cap = nc;
+  return HK_OK;
+}
+
+/* Returns the index of an equal id already present, or SIZE_MAX after inserting index `at`. */
+static size_t idset_insert(idset *set, char **ids, size_t at) {
+  size_t h = fnv(ids[at]) & (set->cap - 1);
+  while (set->slot[h]) {
+    size_t j = set->slot[h] - 1;
+    if (strcmp(ids[j], ids[at]) == 0) return j;
+    h = (h + 1) & (set->cap - 1);
+  }
+  set->slot[h] = (uint32_t)(at + 1);
+  return SIZE_MAX;
+}
+
+int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
+  if (err) { err->line = 0; err->message[0] = 0; }
+  if (!out) return err_at(err, 0, HK_EINVAL, "no output trace");
+  memset(out, 0, sizeof *out);
+  if (!in) return err_at(err, 0, HK_EINVAL, "no input stream");
+  char *line = NULL, *fields[16];
+  size_t lcap = 0, lineno = 0, cap = 0, nf = 0;
+  size_t *lines = NULL; /* line of each row, for duplicate-id messages */
+  int col[COL__COUNT];
+  for (int c = 0; c < COL__COUNT; c++) col[c] = -1;
+  bool have_header = false;
+  idset set = {0};
+  int rc = HK_OK;
+  ssize_t got;
+  errno = 0;
+  while ((got = getline(&line, &lcap, in)) >= 0) {
+    lineno++;
+    size_t len = (size_t)got;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    if (memchr(line, 0, len)) { rc = err_at(err, lineno, HK_EINVAL, "NUL byte in line"); break; }
+    char *text = line;
+    if (lineno == 1 && (unsigned char)text[0] == 0xEF && (unsigned char)text[1] == 0xBB && (unsigned char)text[2] == 0xBF)
+      text += 3; /* UTF-8 byte-order mark */
+    const char *q = text;
+    while (*q == ' ' || *q == '\t') q++;
+    if (*q == 0 || *q == '#') continue;
+    size_t k = split(text, fields, 16);
+    if (!have_header) {
+      if (k > 16) { rc = err_at(err, lineno, HK_EINVAL, "header has %zu columns; at most 16 are supported", k); break; }
+      for (size_t f = 0; f < k && rc == HK_OK; f++)
+        for (int c = 0; c < COL__COUNT; c++)
+          if (strcmp(fields[f], col_names[c]) == 0) {
+            if (col[c] >= 0) rc = err_at(err, lineno, HK_EINVAL, "header names column '%s' twice", col_names[c]);
+            col[c] = (int)f;
+          }
+      if (rc != HK_OK) break;
+      for (int c = COL_ID; c <= COL_SIZE; c++)
+        if (col[c] < 0) {
+          char b[64];
+          rc = err_at(err, lineno, HK_EINVAL, "header lacks column '%s' (expected id,lower,upper,size; got '%s')",
+                      col_names[c], snip(fields[0], b, sizeof b));
+          break;
+        }
+      if (rc != HK_OK) break;
+      nf = k;
+      have_header = true;
+      out->has_align = col[COL_ALIGN] >= 0;
+      continue;
+    }
+    if (k != nf) {
+      rc = err_at(err, lineno, HK_EINVAL, "expected %zu fields, found %zu", nf, k);
+      break;
+    }
+    if (out->count == cap) {
+      size_t nc = cap ? 2 * cap : 256;
+      hk_plan_buffer *nb = realloc(out->buffers, nc * sizeof *nb);
+      if (nb) out->buffers = nb;
+      char **ni = realloc(out->ids, nc * sizeof *ni);
+      if (ni) out->ids = ni;
+      size_t *nl = realloc(lines, nc * sizeof *nl);
+      if (nl) lines = nl;
+      bool ok_off = true;
+      if (col[COL_OFFSET] >= 0) {
+        uint64_t *no = realloc(out->offsets, nc * sizeof *no);
+        if (no) out->offsets = no; else ok_off = false;
+      }
+      if (!nb || !ni || !nl || !ok_off) { rc = err_at(err, 0, HK_ENOMEM, "out of memory"); break; }
+      cap = nc;
+    }
+    size_t i = out->count;
+    hk_plan_buffer b = {0};
+    const char *id = fields[col[COL_ID]];
+    if (!*id) { rc = err_at(err, lineno, HK_EINVAL, "column 'id' is empty"); break; }
+    if (*id == '"') { rc = err_at(err, lineno, HK_EINVAL, "quoted fields are not supported (ids cannot contain commas)"); break; }
+    if ((rc = parse_u64(fields[col[COL_LOWER]], &b.lower, "lower", lineno, err)) != HK_OK) break;
+    if ((rc = parse_u64(fields[col[COL_UPPER]], &b.upper, "upper", lineno, err)) != HK_OK) break;
+    if ((rc = parse_u64(fields[col[COL_SIZE]], &b.size, "size", lineno, err)) != HK_OK) break;
+    if (col[COL_ALIGN] >= 0 && (rc = parse_u64(fields[col[COL_ALIGN]], &b.align, "align", lineno, err)) != HK_OK) break;
+    if (col[COL_OFFSET] >= 0 && (rc = parse_u64(fields[col[COL_OFFSET]], &out->offsets[i], "offset", lineno, err)) != HK_OK) break;
+    if (b.lower >= b.upper) {
+      rc = err_at(err, lineno, HK_EINVAL, "empty interval [%" PRIu64 ", %" PRIu64 "): lower must be less than upper", b.lower, b.upper);
+      break;
+    }
+    if (b.align & (b.align - 1)) {
+      rc = err_at(err, lineno, HK_EINVAL, "column 'align': %" PRIu64 " is not a power of two (0 = default)", b.align);
+      break;
+    }
+    if (i >= UINT32_MAX - 1) { rc = err_at(err, lineno, HK_EINVAL, "too many buffers"); break; }
+    if (!(out->ids[i] = strdup(id))) { rc = err_at(err, 0, HK_ENOMEM, "out of memory"); break; }
+    out->buffers[i] = b;
+    lines[i] = lineno;
+    out->count++;
+    if (2 * out->count > set.cap && idset_grow(&set, out->ids, out->count - 1) != HK_OK) {
+      rc = err_at(err, 0, HK_ENOMEM, "out of memory");
+      break;
+    }
+    size_t dup = idset_insert(&set, out->ids, i);
+    if (dup != SIZE_MAX) {
+      char b2[64];
+      rc = err_at(err, lineno, HK_EINVAL, "duplicate id '%s' (first on line %zu)", snip(id, b2, sizeof b2), lines[dup]);
+      break;
+    }
+  }
+  if (rc == HK_OK && ferror(in)) rc = err_at(err, lineno, HK_EPERM, "read error: %s", strerror(errno ? errno : EIO));
+  if (rc == HK_OK && !have_header)
+    rc = err_at(err, lineno ? lineno : 1, HK_EINVAL, "no header: expected the line id,lower,upper,size");
+  free(line);
+  free(lines);
+  free(set.slot);
+  if (rc != HK_OK) hk_plan_trace_free(out);
+  return rc;
+}
+
+int hk_plan_csv_load(const char *path, hk_plan_trace *out, hk_plan_csv_error *err) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!path) return err_at(err, 0, HK_EINVAL, "no path");
+  FILE *f = fopen(path, "r");
+  if (!f) return err_at(err, 0, HK_EPERM, "cannot open: %s", strerror(errno));
+  int rc = hk_plan_csv_read(f, out, err);
+  fclose(f);
+  return rc;
+}
+
+int hk_plan_csv_write(FILE *out, const hk_plan_trace *t, const uint64_t *offsets) {
+  if (!out || !t || (t->count && !offsets)) return HK_EINVAL;
+  fprintf(out, t->has_align ? "id,lower,upper,size,align,offset\n" : "id,lower,upper,size,offset\n");
+  for (size_t i = 0; i < t->count; i++) {
+    const hk_plan_buffer *b = &t->buffers[i];
+    if (t->has_align)
+      fprintf(out, "%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", t->ids[i], b->lower, b->upper, b->size, b->align, offsets[i]);
+    else
+      fprintf(out, "%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", t->ids[i], b->lower, b->upper, b->size, offsets[i]);
+  }
+  return ferror(out) ? HK_EPERM : HK_OK;
+}

@@ -1,0 +1,144 @@
+/* hk_plan: check the request, build the problem, run the heuristics, then the search.
+ *
+ * Policy, in one place: every heuristic is cheap (O(n log n) plus the overlap pairs it visits),
+ * so all of them run and the best placement wins; the search then spends what is left of the
+ * time limit trying to reach the lower bound and, failing that, to lower the peak further. It is
+ * skipped when the heuristics already reach the bound or fit the capacity, and on problems too
+ * large for its O(n + sections) cost per node. */
+#include "plan/plan_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Above this many non-zero buffers a search node costs too much to be worth it in a second. */
+#define HK_PLAN_SEARCH_MAX 4000
+
+void hk_plan_options_init(hk_plan_options *opt) {
+  if (!opt) return;
+  memset(opt, 0, sizeof *opt);
+  opt->time_limit = 1.0;
+  opt->method = HK_PLAN_AUTO;
+}
+
+static bool pow2_or_zero(uint64_t a) { return (a & (a - 1)) == 0; }
+
+/* Shared argument check. Offsets never exceed the sum of (size + align - 1): stacking everything
+ * is always possible and no heuristic does worse, so bounding that sum bounds every offset. */
+static int check_request(const hk_plan_buffer *bufs, size_t n, uint64_t default_align, size_t *bad) {
+  *bad = SIZE_MAX;
+  if (n > 0 && !bufs) return HK_EINVAL;
+  if (!pow2_or_zero(default_align)) return HK_EINVAL;
+  if (n >= UINT32_MAX) return HK_EOVERFLOW;
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    const hk_plan_buffer *b = &bufs[i];
+    if (b->lower >= b->upper || !pow2_or_zero(b->align)) { *bad = i; return HK_EINVAL; }
+    uint64_t a = b->align ? b->align : (default_align ? default_align : 1);
+    if (b->size == 0) continue;
+    if (b->size >= (1ull << 62) || a >= (1ull << 62) || (total += b->size + a - 1) >= (1ull << 63)) {
+      *bad = i;
+      return HK_EOVERFLOW;
+    }
+  }
+  return HK_OK;
+}
+
+int hk_plan_lower_bound(const hk_plan_buffer *bufs, size_t n, uint64_t *out) {
+  size_t bad;
+  int rc = check_request(bufs, n, 0, &bad);
+  if (rc != HK_OK) return rc;
+  if (!out) return HK_EINVAL;
+  hk__plan_prob p;
+  if ((rc = hk__plan_prob_init(&p, bufs, n, 0)) != HK_OK) return rc;
+  *out = p.lb;
+  hk__plan_prob_free(&p);
+  return HK_OK;
+}
+
+int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in, uint64_t *offsets,
+            hk_plan_result *res) {
+  double t0 = hk__plan_now();
+  hk_plan_options opt;
+  if (opt_in) opt = *opt_in; else hk_plan_options_init(&opt);
+  hk_plan_result dummy;
+  if (!res) res = &dummy;
+  memset(res, 0, sizeof *res);
+  res->bad_index = SIZE_MAX;
+  res->method = "none";
+  if ((n > 0 && !offsets) || !(opt.time_limit >= 0) || isinf(opt.time_limit) ||
+      (unsigned)opt.method >= HK_PLAN_METHOD__COUNT)
+    return HK_EINVAL;
+  int rc = check_request(bufs, n, opt.align, &res->bad_index);
+  if (rc != HK_OK) return rc;
+
+  hk__plan_prob p;
+  if ((rc = hk__plan_prob_init(&p, bufs, n, opt.align)) != HK_OK) return rc;
+  res->lower_bound = p.lb;
+  size_t m = p.n ? p.n : 1;
+  uint64_t *best = malloc(m * sizeof *best), *cur = malloc(m * sizeof *cur);
+  uint32_t *order = malloc(m * sizeof *order), *prio = malloc(m * sizeof *prio);
+  hk__plan_greedy *g = NULL;
+  uint64_t best_peak = UINT64_MAX;
+  rc = HK_ENOMEM;
+  if (!best || !cur || !order || !prio) goto out;
+  if (p.n > 0) {
+    if (!(g = hk__plan_greedy_new(&p))) goto out;
+    /* which heuristics: one for the single-method requests, all otherwise */
+    hk__plan_order first = HK__ORDER_SIZE, last = HK__ORDER__COUNT - 1;
+    bool try_first_fit = true;
+    if (opt.method == HK_PLAN_GREEDY_SIZE) first = last = HK__ORDER_SIZE;
+    if (opt.method == HK_PLAN_GREEDY_LIFETIME) first = last = HK__ORDER_LIFETIME;
+    if (opt.method == HK_PLAN_GREEDY_AREA) first = last = HK__ORDER_AREA;
+    if (opt.method >= HK_PLAN_GREEDY_SIZE) try_first_fit = false;
+    for (hk__plan_order o = first; o <= last; o++) {
+      if (hk__plan_make_order(&p, o, order) != HK_OK) goto out;
+      if (o == HK__ORDER_SIZE) memcpy(prio, order, p.n * sizeof *prio);
+      for (int ff = 0; ff <= (int)try_first_fit; ff++) {
+        if (hk__plan_greedy_run(g, order, !ff, cur) != HK_OK) goto out;
+        uint64_t pk = hk__plan_peak(&p, cur);
+        if (pk < best_peak) {
+          best_peak = pk;
+          memcpy(best, cur, p.n * sizeof *best);
+          res->method = hk__plan_order_name(o, !ff);
+        }
+        if (best_peak <= p.lb) break;
+      }
+      if (best_peak <= p.lb) break;
+    }
+    hk__plan_greedy_free(g);
+    g = NULL;
+    bool fits = !opt.capacity || best_peak <= opt.capacity;
+    bool hopeless = opt.capacity && opt.capacity < p.lb;
+    if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && best_peak > p.lb && !fits && !hopeless &&
+        p.n <= HK_PLAN_SEARCH_MAX) {
+      if (opt.method != HK_PLAN_AUTO || first != HK__ORDER_SIZE) {
+        if (hk__plan_make_order(&p, HK__ORDER_SIZE, prio) != HK_OK) goto out;
+      }
+      uint64_t before = best_peak;
+      hk__plan_search_stats st = {0};
+      int sr = hk__plan_search(&p, prio, t0 + opt.time_limit, opt.capacity, best, &best_peak, &st);
+      res->nodes = st.nodes;
+      if (sr < 0) goto out;
+      if (best_peak < before) res->method = "search";
+      if (sr == 1) res->optimal = true;
+    } else if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && best_peak > p.lb && !fits &&
+               !hopeless && p.n > HK_PLAN_SEARCH_MAX) {
+      /* too big to search: the heuristics' answer stands */
+    }
+  } else {
+    best_peak = 0;
+  }
+  for (size_t i = 0; i < n; i++) offsets[i] = 0;
+  for (size_t i = 0; i < p.n; i++) offsets[p.orig[i]] = best[i];
+  res->peak = best_peak;
+  if (best_peak <= p.lb) res->optimal = true;
+  res->fits = !opt.capacity || best_peak <= opt.capacity;
+  rc = HK_OK;
+out:
+  hk__plan_greedy_free(g);
+  free(best); free(cur); free(order); free(prio);
+  hk__plan_prob_free(&p);
+  res->seconds = hk__plan_now() - t0;
+  return rc;
+}

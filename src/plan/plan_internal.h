@@ -1,0 +1,101 @@
+/* Internal to the static planner (src/plan/). The planner works on a "problem": the buffers of
+ * non-zero size, renumbered 0..n-1, with their lifetimes compressed to section indices.
+ *
+ * Glossary
+ *   section   an elementary time interval [t_j, t_{j+1}) between consecutive distinct lower/upper
+ *             values; the set of live buffers is constant inside a section.
+ *   floor     the lowest offset at which a buffer (or a section) can take more memory given what
+ *             is already placed: the highest top (offset + size) of placed buffers overlapping it.
+ *   peak      max(offset + size); lower bound = max over sections of the total size live there.
+ *
+ * Invariants of hk__plan_prob (checked by hk__plan_prob_is_valid):
+ *   - for every buffer i: sl[i] < su[i] <= nsec, size[i] > 0, align[i] a power of two;
+ *   - lb == max over sections s of the sum of size[i] with sl[i] <= s < su[i];
+ *   - gran divides every size and every alignment > 1 (so every canonical offset is a multiple).
+ */
+#ifndef HK_PLAN_INTERNAL_H
+#define HK_PLAN_INTERNAL_H
+#if !defined(HK_BUILDING_LIBRARY) && !defined(HK_BUILDING_TOOL) && !defined(HK_INTERNAL_TEST)
+#error "src/ headers are internal to heapkit: include <heapkit.h> instead"
+#endif
+
+#include <heapkit.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+
+#ifndef HK_DEBUG
+#define HK_DEBUG 0
+#endif
+
+/* The planner keeps its own assertion so that it stays pure computation on top of libc alone. */
+void hk__plan_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn, visibility("hidden")));
+#define hk__plan_check(e) ((e) ? (void)0 : hk__plan_assert_fail(#e, __FILE__, __LINE__))
+#if HK_DEBUG >= 1
+#define hk_plan_assert(e) hk__plan_check(e)
+#else
+#define hk_plan_assert(e) ((void)0)
+#endif
+#if HK_DEBUG >= 3
+#define hk_plan_assert_expensive(e) hk__plan_check(e)
+#else
+#define hk_plan_assert_expensive(e) ((void)0)
+#endif
+
+#define HK_PLAN_HIDDEN __attribute__((visibility("hidden")))
+
+typedef struct hk__plan_prob {
+  size_t n;          /* buffers with size > 0 */
+  size_t nsec;       /* sections */
+  uint32_t *orig;    /* orig[i]: index in the caller's array */
+  uint32_t *sl, *su; /* section range [sl, su) */
+  uint64_t *size;
+  uint64_t *align;   /* >= 1, power of two */
+  uint64_t *len;     /* lifetime in original time units (upper - lower) */
+  uint64_t lb;       /* lower bound */
+  uint64_t gran;     /* gcd of sizes and alignments: offsets move in these steps */
+} hk__plan_prob;
+
+/* Build the problem from the caller's buffers (validated already). Returns HK_OK or HK_ENOMEM. */
+HK_PLAN_HIDDEN int hk__plan_prob_init(hk__plan_prob *p, const hk_plan_buffer *bufs, size_t n,
+                                      uint64_t default_align);
+HK_PLAN_HIDDEN void hk__plan_prob_free(hk__plan_prob *p);
+HK_PLAN_HIDDEN bool hk__plan_prob_is_valid(const hk__plan_prob *p);
+
+/* Peak of offsets off[0..n-1] of the problem's buffers. */
+HK_PLAN_HIDDEN uint64_t hk__plan_peak(const hk__plan_prob *p, const uint64_t *off);
+
+/* Greedy orders. */
+typedef enum hk__plan_order {
+  HK__ORDER_SIZE, HK__ORDER_LIFETIME, HK__ORDER_AREA, HK__ORDER_CONFLICT, HK__ORDER__COUNT
+} hk__plan_order;
+HK_PLAN_HIDDEN const char *hk__plan_order_name(hk__plan_order o, bool best_fit);
+/* Fill order[0..n-1] with buffer indices sorted by the key (descending, deterministic ties). */
+HK_PLAN_HIDDEN int hk__plan_make_order(const hk__plan_prob *p, hk__plan_order o, uint32_t *order);
+
+/* Place buffers one by one in `order`, each in the gap of the already-placed buffers it overlaps
+ * in time: the smallest gap that fits (best_fit) or the lowest one (first fit). O(n log n + K log K)
+ * where K is the number of (placed, time-overlapping) pairs visited. Writes off[], returns HK_OK
+ * or HK_ENOMEM. */
+typedef struct hk__plan_greedy hk__plan_greedy;
+HK_PLAN_HIDDEN hk__plan_greedy *hk__plan_greedy_new(const hk__plan_prob *p);
+HK_PLAN_HIDDEN void hk__plan_greedy_free(hk__plan_greedy *g);
+HK_PLAN_HIDDEN int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order, bool best_fit,
+                                       uint64_t *off);
+
+/* Anytime exact search (branch and bound over canonical placements, see search.c).
+ * On entry *best_peak is the peak of best_off (a valid placement). The search looks for
+ * placements with peak <= target first (pass target = lb to aim at the bound), then keeps
+ * lowering. Returns 1 if it proved *best_peak optimal, 0 if it stopped at the deadline, or
+ * HK_ENOMEM. stop_at: stop as soon as a placement with peak <= stop_at is known (0 = never). */
+typedef struct hk__plan_search_stats { uint64_t nodes; } hk__plan_search_stats;
+HK_PLAN_HIDDEN int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, double deadline,
+                                   uint64_t stop_at, uint64_t *best_off, uint64_t *best_peak,
+                                   hk__plan_search_stats *st);
+HK_PLAN_HIDDEN double hk__plan_now(void);
+
+/* Sorting helpers (no qsort context pointer in C11). */
+typedef struct hk__plan_kv { uint64_t key; uint64_t val; } hk__plan_kv;
+HK_PLAN_HIDDEN void hk__plan_sort_kv(hk__plan_kv *a, size_t n);
+
+#endif

@@ -1,0 +1,168 @@
+/* heapkit plan: read a CSV trace, place the buffers, write the offsets.
+ * The exit status is the answer: 0 placed (within the capacity, if one was given), 1 no placement
+ * within the capacity was found in the time limit, 2 bad usage or malformed input, 3 internal
+ * error. Messages go to stderr, the placement to stdout or -o. */
+#include "commands.h"
+
+#include <heapkit.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void hk_tool_plan_usage(FILE *out) {
+  fprintf(out,
+          "usage: heapkit plan [--capacity BYTES] [--time-limit SECONDS] [--align N] [-o OUT.csv] IN.csv\n"
+          "\n"
+          "Place buffers with known lifetimes at offsets so that buffers live at the same time never\n"
+          "overlap, with the smallest peak. IN.csv has the header id,lower,upper,size (the buffer is live\n"
+          "in [lower, upper)), optionally align; '-' reads stdin. The output has the same columns plus\n"
+          "offset, in input order. The lower bound, the peak and the time are reported on stderr.\n"
+          "\n"
+          "options:\n"
+          "  --capacity BYTES     succeed only with peak <= BYTES (suffixes K, M, G, T = powers of 1024);\n"
+          "                       the planner stops as soon as it has such a placement\n"
+          "  --time-limit SECONDS time for the exact search after the heuristics (default 1; 0 = none)\n"
+          "  --align N            offsets are multiples of N (a power of two) unless a row's align says\n"
+          "                       otherwise\n"
+          "  --method NAME        auto (default), heuristics, greedy-size, greedy-lifetime, greedy-area\n"
+          "  --verify             check the placement with the independent validator before writing it\n"
+          "  -o, --output FILE    write the placement to FILE instead of stdout\n"
+          "  -q, --quiet          no report on stderr (errors are still printed)\n"
+          "\n"
+          "exit status: 0 placed, 1 no placement within the capacity found in the time limit,\n"
+          "2 malformed input (the message names the line) or bad usage, 3 internal error.\n");
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "heapkit plan: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, " (see heapkit plan --help)\n");
+  return HK_TOOL_USAGE;
+}
+
+static const struct { const char *name; hk_plan_method m; } methods[] = {
+  {"auto", HK_PLAN_AUTO}, {"heuristics", HK_PLAN_HEURISTICS}, {"greedy-size", HK_PLAN_GREEDY_SIZE},
+  {"greedy-lifetime", HK_PLAN_GREEDY_LIFETIME}, {"greedy-area", HK_PLAN_GREEDY_AREA},
+};
+
+int hk_tool_plan(int argc, char **argv) {
+  hk_plan_options opt;
+  hk_plan_options_init(&opt);
+  const char *in_path = NULL, *out_path = NULL;
+  bool quiet = false, verify = false, options_done = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *val = NULL;
+    if (!options_done && a[0] == '-' && a[1] != 0) {
+      if (strcmp(a, "--") == 0) { options_done = true; continue; }
+      if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { hk_tool_plan_usage(stdout); return HK_TOOL_OK; }
+      if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) { quiet = true; continue; }
+      if (strcmp(a, "--verify") == 0) { verify = true; continue; }
+      /* options with a value: "--name value" or "--name=value" */
+      static const char *const with_value[] = {"--capacity", "--time-limit", "--align", "--method", "--output", "-o"};
+      const char *name = NULL;
+      for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) {
+        size_t l = strlen(with_value[k]);
+        if (strncmp(a, with_value[k], l) == 0 && (a[l] == 0 || a[l] == '=')) {
+          name = with_value[k];
+          if (a[l] == '=') val = a + l + 1;
+          else if (i + 1 < argc) val = argv[++i];
+          else return usage_error("option %s needs a value", name);
+          break;
+        }
+      }
+      if (!name) return usage_error("unknown option '%s'", a);
+      if (strcmp(name, "--capacity") == 0) {
+        unsigned long long v;
+        if (hk_tool_parse_bytes(val, &v) != 0 || v == 0) return usage_error("--capacity: '%s' is not a positive byte count", val);
+        opt.capacity = v;
+      } else if (strcmp(name, "--time-limit") == 0) {
+        char *end;
+        double t = strtod(val, &end);
+        if (end == val || *end || !(t >= 0) || isinf(t) || t > 1e6) return usage_error("--time-limit: '%s' is not a number of seconds >= 0", val);
+        opt.time_limit = t;
+      } else if (strcmp(name, "--align") == 0) {
+        unsigned long long v;
+        if (hk_tool_parse_bytes(val, &v) != 0 || v == 0 || (v & (v - 1))) return usage_error("--align: '%s' is not a power of two", val);
+        opt.align = v;
+      } else if (strcmp(name, "--method") == 0) {
+        size_t k;
+        for (k = 0; k < sizeof methods / sizeof *methods; k++)
+          if (strcmp(val, methods[k].name) == 0) break;
+        if (k == sizeof methods / sizeof *methods) return usage_error("--method: unknown method '%s'", val);
+        opt.method = methods[k].m;
+      } else {
+        out_path = val;
+      }
+      continue;
+    }
+    if (in_path) return usage_error("more than one input file ('%s')", a);
+    in_path = a;
+  }
+  if (!in_path) return usage_error("%s", "missing input file IN.csv");
+
+  hk_plan_trace t;
+  hk_plan_csv_error err;
+  int rc = strcmp(in_path, "-") == 0 ? hk_plan_csv_read(stdin, &t, &err) : hk_plan_csv_load(in_path, &t, &err);
+  const char *shown = strcmp(in_path, "-") == 0 ? "<stdin>" : in_path;
+  if (rc != HK_OK) {
+    if (err.line) fprintf(stderr, "heapkit plan: %s:%zu: %s\n", shown, err.line, err.message);
+    else fprintf(stderr, "heapkit plan: %s: %s\n", shown, err.message);
+    return rc == HK_ENOMEM ? HK_TOOL_ERROR : HK_TOOL_USAGE;
+  }
+  uint64_t *off = malloc((t.count ? t.count : 1) * sizeof *off);
+  if (!off) { fprintf(stderr, "heapkit plan: out of memory\n"); hk_plan_trace_free(&t); return HK_TOOL_ERROR; }
+  hk_plan_result res;
+  rc = hk_plan(t.buffers, t.count, &opt, off, &res);
+  int status = HK_TOOL_OK;
+  if (rc != HK_OK) {
+    if (rc == HK_EOVERFLOW && res.bad_index != SIZE_MAX)
+      fprintf(stderr, "heapkit plan: %s: sizes too large: offsets could exceed 2^63 (at id '%s')\n", shown, t.ids[res.bad_index]);
+    else
+      fprintf(stderr, "heapkit plan: %s: %s\n", shown, rc == HK_ENOMEM ? "out of memory" : "invalid request");
+    status = rc == HK_ENOMEM ? HK_TOOL_ERROR : HK_TOOL_USAGE;
+    goto out;
+  }
+  if (verify) {
+    char msg[256];
+    if (hk_plan_validate(t.buffers, t.count, off, 0, opt.align, msg, sizeof msg) != HK_OK) {
+      fprintf(stderr, "heapkit plan: internal error: invalid placement: %s\n", msg);
+      status = HK_TOOL_ERROR;
+      goto out;
+    }
+  }
+  double over = res.lower_bound ? 100.0 * (double)(res.peak - res.lower_bound) / (double)res.lower_bound : 0.0;
+  if (!res.fits) {
+    if (opt.capacity < res.lower_bound)
+      fprintf(stderr, "heapkit plan: no placement within capacity %" PRIu64 ": the lower bound is %" PRIu64
+                      " (that much is live at one time)\n", opt.capacity, res.lower_bound);
+    else
+      fprintf(stderr, "heapkit plan: no placement within capacity %" PRIu64 " found in %.3g s: best peak %" PRIu64
+                      " (lower bound %" PRIu64 ")\n", opt.capacity, opt.time_limit, res.peak, res.lower_bound);
+    status = HK_TOOL_FAIL;
+    goto out;
+  }
+  FILE *o = stdout;
+  if (out_path && !(o = fopen(out_path, "w"))) {
+    fprintf(stderr, "heapkit plan: cannot write %s\n", out_path);
+    status = HK_TOOL_ERROR;
+    goto out;
+  }
+  rc = hk_plan_csv_write(o, &t, off);
+  if (fflush(o) != 0) rc = HK_EPERM;
+  if (o != stdout && fclose(o) != 0) rc = HK_EPERM;
+  if (rc != HK_OK) {
+    fprintf(stderr, "heapkit plan: write error on %s\n", out_path ? out_path : "stdout");
+    status = HK_TOOL_ERROR;
+    goto out;
+  }
+  if (!quiet)
+    fprintf(stderr, "heapkit plan: %zu buffers, lower bound %" PRIu64 ", peak %" PRIu64 " (+%.3f%%), %s, %.3f s (%s)\n",
+            t.count, res.lower_bound, res.peak, over, res.optimal ? "optimal" : "not proven optimal", res.seconds,
+            res.method);
+out:
+  free(off);
+  hk_plan_trace_free(&t);
+  return status;
+}
