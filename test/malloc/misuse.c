@@ -1,0 +1,205 @@
+/* Deliberate misuse: frees of pointers heapkit never handed out, and double frees it can detect,
+ * must end the process with SIGABRT and one line on stderr:
+ *     heapkit: invalid free of 0x<address>      (never allocated, interior, stack, global)
+ *     heapkit: double free of 0x<address>
+ * Each case runs in a forked child whose stderr goes to a pipe; the parent checks the signal, that
+ * stderr holds exactly one line, its prefix, and that the address printed is the one passed.
+ *
+ * Usage: malloc_misuse [case]   (no argument: every case)
+ * Built with HK_TEST_OVERRIDE=1 when the library exports the libc names, to cover free() too. */
+#define _GNU_SOURCE
+#include <heapkit.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* The misuse below is the point of this file. */
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wunknown-warning-option"
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+
+#ifndef HK_TEST_OVERRIDE
+#define HK_TEST_OVERRIDE 0
+#endif
+
+static long global_words[64];
+static void *volatile sink;
+
+/* Each case returns the pointer it passes to the bad call (set before the call so the parent can
+ * compare it with the message), through a shared page. */
+static uintptr_t *shared_addr;
+
+static void bad_free(void *p) {
+  *shared_addr = (uintptr_t)p;
+  hk_free(p);
+}
+
+static void case_stack(void) { char buf[64]; sink = buf; bad_free(buf + 16); }
+static void case_global(void) { bad_free(&global_words[8]); }
+static void case_interior_small(void) { char *p = hk_malloc(100); bad_free(p + 16); }
+static void case_interior_medium(void) { char *p = hk_malloc(100000); bad_free(p + 4096); }
+static void case_interior_huge(void) { char *p = hk_malloc(12 << 20); bad_free(p + (5 << 20)); }
+static void case_mmap(void) {
+  char *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  bad_free(m + 4096);
+}
+static void case_wild(void) { bad_free((void *)(uintptr_t)0x5a5a5a5a5000ull); }
+static void case_unaligned(void) { char *p = hk_malloc(64); bad_free(p + 1); }
+static void case_double_small(void) {
+  void *p = hk_malloc(48);
+  hk_free(p);
+  bad_free(p);
+}
+static void case_double_after_other(void) {
+  /* a double free with other traffic in between, detected at least in hardened mode */
+  hk_option_set(HK_OPT_HARDENED, 1);
+  void *p = hk_malloc(200), *q = hk_malloc(200);
+  hk_free(p);
+  void *r = hk_malloc(1000);
+  hk_free(q);
+  (void)r;
+  bad_free(p);
+}
+static void case_double_hardened(void) {
+  hk_option_set(HK_OPT_HARDENED, 1);
+  void *p = hk_malloc(32);
+  hk_free(p);
+  bad_free(p);
+}
+static void case_double_huge(void) {
+  void *p = hk_malloc(9 << 20);
+  hk_free(p);
+  bad_free(p);
+}
+static void case_double_heap(void) {
+  hk_heap *h = hk_heap_new();
+  void *p = hk_heap_malloc(h, 64);
+  hk_free(p);
+  bad_free(p);
+}
+static void case_realloc_stack(void) {
+  char buf[64];
+  sink = buf;
+  *shared_addr = (uintptr_t)buf;
+  sink = hk_realloc(buf, 100);
+}
+#if HK_TEST_OVERRIDE
+static void case_libc_free_stack(void) {
+  char buf[32];
+  sink = buf;
+  *shared_addr = (uintptr_t)buf;
+  free(buf);
+}
+static void case_libc_double(void) {
+  char *p = malloc(24);
+  sink = p;
+  free(p);
+  *shared_addr = (uintptr_t)p;
+  free(sink);
+}
+#endif
+
+typedef struct mcase {
+  const char *name;
+  void (*fn)(void);
+  const char *prefix;  /* the message must start with this */
+  const char *alt;     /* or with this (NULL: no alternative) */
+} mcase;
+
+static const mcase cases[] = {
+  {"stack", case_stack, "heapkit: invalid free of 0x", NULL},
+  {"global", case_global, "heapkit: invalid free of 0x", NULL},
+  {"interior_small", case_interior_small, "heapkit: invalid free of 0x", NULL},
+  {"interior_medium", case_interior_medium, "heapkit: invalid free of 0x", NULL},
+  {"interior_huge", case_interior_huge, "heapkit: invalid free of 0x", NULL},
+  {"mmap", case_mmap, "heapkit: invalid free of 0x", NULL},
+  {"wild", case_wild, "heapkit: invalid free of 0x", NULL},
+  {"unaligned", case_unaligned, "heapkit: invalid free of 0x", NULL},
+  {"double_small", case_double_small, "heapkit: double free of 0x", NULL},
+  {"double_hardened", case_double_hardened, "heapkit: double free of 0x", NULL},
+  {"double_after_other", case_double_after_other, "heapkit: double free of 0x", NULL},
+  /* the segment of a freed huge block may already be gone: then the pointer is simply invalid */
+  {"double_huge", case_double_huge, "heapkit: double free of 0x", "heapkit: invalid free of 0x"},
+  {"double_heap", case_double_heap, "heapkit: double free of 0x", NULL},
+  {"realloc_stack", case_realloc_stack, "heapkit: invalid ", NULL},
+#if HK_TEST_OVERRIDE
+  {"libc_free_stack", case_libc_free_stack, "heapkit: invalid free of 0x", NULL},
+  {"libc_double", case_libc_double, "heapkit: double free of 0x", NULL},
+#endif
+};
+
+static int run_case(const mcase *c) {
+  int pfd[2];
+  CHECK(pipe(pfd) == 0);
+  *shared_addr = 0;
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    close(pfd[0]);
+    dup2(pfd[1], 2);
+    c->fn();
+    _exit(0); /* survived the misuse: the parent reports it */
+  }
+  close(pfd[1]);
+  char out[4096];
+  size_t len = 0;
+  ssize_t k;
+  while ((k = read(pfd[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)k;
+  out[len] = 0;
+  close(pfd[0]);
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+
+  char why[512] = "";
+  int lines = 0;
+  for (size_t i = 0; i < len; i++) lines += out[i] == '\n';
+  if (len && out[len - 1] != '\n') lines++;
+  const char *pre = NULL;
+  if (strncmp(out, c->prefix, strlen(c->prefix)) == 0) pre = c->prefix;
+  else if (c->alt && strncmp(out, c->alt, strlen(c->alt)) == 0) pre = c->alt;
+
+  if (!WIFSIGNALED(st)) snprintf(why, sizeof why, "exited with status %d instead of SIGABRT", WEXITSTATUS(st));
+  else if (WTERMSIG(st) != SIGABRT) snprintf(why, sizeof why, "killed by signal %d instead of SIGABRT", WTERMSIG(st));
+  else if (!pre) snprintf(why, sizeof why, "message does not start with \"%s\"", c->prefix);
+  else if (lines != 1) snprintf(why, sizeof why, "message is %d lines, expected one", lines);
+  else if (strstr(pre, "0x")) {
+    unsigned long long a = strtoull(out + strlen(pre), NULL, 16);
+    if (a != (unsigned long long)*shared_addr)
+      snprintf(why, sizeof why, "message names 0x%llx, the pointer passed was 0x%llx", a, (unsigned long long)*shared_addr);
+  }
+  char shown[200];
+  snprintf(shown, sizeof shown, "%.*s", (int)(strcspn(out, "\n") < 150 ? strcspn(out, "\n") : 150), out);
+  if (why[0]) {
+    printf("FAIL %-20s %s; stderr: \"%s\"\n", c->name, why, shown);
+    return 1;
+  }
+  printf("ok   %-20s %s\n", c->name, shown);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  tu_test_name = "malloc_misuse";
+  shared_addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(shared_addr != MAP_FAILED);
+  /* the library must be initialised in the parent too: children inherit it across fork */
+  hk_free(hk_malloc(1));
+  int fails = 0, ran = 0;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
+    fails += run_case(&cases[i]);
+    ran++;
+  }
+  fflush(stdout);
+  CHECKF(ran > 0, "no case named %s", argc > 1 ? argv[1] : "?");
+  printf("malloc_misuse: %d of %d cases failed\n", fails, ran);
+  return fails ? 1 : 0;
+}
