@@ -1,0 +1,306 @@
+/* Allocation: the mutator's slow path (refilling its nursery buffers, the heap limit and the OOM
+ * handler, the stress mode, large objects) and the collector's own bump allocators (survivor
+ * blocks, and the Immix hole allocator of the mature space). */
+#include "gc/gc_internal.h"
+
+/* ---- the collector's bump allocators (heap lock held, world stopped) --------------------------- */
+
+void hk__gc_bump_reset(gc_bump *a) {
+  if (a->block) a->block->flags &= (uint8_t)~F_CUR;
+  a->cursor = a->limit = NULL;
+  a->block = NULL;
+  a->line = 0;
+}
+
+static void *bump(gc_bump *a, size_t total) {
+  char *p = a->cursor;
+  if (p && total <= (size_t)(a->limit - p)) {
+    a->cursor = p + total;
+    return p;
+  }
+  return NULL;
+}
+
+static bool fresh_block(hk_gc_heap *h, gc_bump *a, int state, bool data) {
+  gc_block *b = hk__gc_block_take(h, state, data);
+  if (!b) hk__fatal("gc: out of memory during a collection (the OS refused a block)");
+  hk__gc_bump_reset(a);
+  b->flags |= F_CUR;
+  a->block = b;
+  a->cursor = block_start(b);
+  a->limit = a->cursor + GC_BLOCK_SIZE;
+  a->line = GC_LINES;
+  return true;
+}
+
+/* Next run of lines not marked in the last full collection, in the current block or the next
+ * recyclable one; false when no recyclable block is left. */
+static bool next_hole(hk_gc_heap *h, gc_bump *a, bool data) {
+  for (;;) {
+    gc_block *b = a->block;
+    if (b && a->line < GC_LINES) {
+      const uint8_t *lm = seg_of_block(b)->lines[block_no(b)];
+      unsigned l = a->line;
+      while (l < GC_LINES && lm[l] == h->epoch) l++;
+      unsigned e = l;
+      while (e < GC_LINES && lm[e] != h->epoch) e++;
+      a->line = e;
+      if (l < GC_LINES) {
+        a->cursor = block_start(b) + (size_t)l * GC_LINE_SIZE;
+        a->limit = block_start(b) + (size_t)e * GC_LINE_SIZE;
+        return true;
+      }
+    }
+    hk__gc_bump_reset(a);
+    gc_block *r;
+    do {
+      r = h->recyclable[data];
+      if (!r) return false;
+      h->recyclable[data] = r->next;
+      r->next = NULL;
+    } while (r->flags & F_EVAC); /* evacuation never fills the blocks it empties */
+    r->flags |= F_CUR;
+    r->free_lines = 0; /* being refilled: no longer an evacuation candidate */
+    a->block = r;
+    a->line = 0;
+  }
+}
+
+void *hk__gc_mature_alloc(hk_gc_heap *h, size_t total, bool data) {
+  gc_bump *a = &h->mature[data];
+  void *p = bump(a, total);
+  if (p) return p;
+  if (total > GC_MEDIUM) {
+    /* A medium object skips the rest of the current hole rather than wasting it. */
+    gc_bump *o = &h->overflow[data];
+    if ((p = bump(o, total))) return p;
+    fresh_block(h, o, B_MATURE, data);
+    return bump(o, total);
+  }
+  while (next_hole(h, a, data))
+    if ((p = bump(a, total))) return p;
+  fresh_block(h, a, B_MATURE, data);
+  return bump(a, total);
+}
+
+void *hk__gc_survivor_alloc(hk_gc_heap *h, size_t total, bool data) {
+  gc_bump *a = &h->survivor[data];
+  void *p = bump(a, total);
+  if (p) return p;
+  fresh_block(h, a, B_YOUNG, data);
+  a->block->next = h->young;
+  h->young = a->block;
+  return bump(a, total);
+}
+
+/* ---- large objects ------------------------------------------------------------------------------ */
+
+void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data) {
+  gc_large *l = (gc_large *)hk__segment_alloc(GC_LARGE_OFF + total, 0, HK__SEG_GC_LARGE, GC_LARGE_OFF);
+  if (!l) return NULL;
+  bool zero = false;
+  if (hk__segment_commit(&l->h.base, GC_LARGE_OFF, total, &zero) != HK_OK) {
+    hk__segment_free(&l->h.base);
+    return NULL;
+  }
+  char *p = (char *)l + GC_LARGE_OFF;
+  if (!zero) memset(p, 0, total);
+  l->h.magic = GC_MAGIC;
+  l->h.role = ROLE_LARGE;
+  l->h.heap = h;
+  l->h.base.owner = h;
+  l->total = total;
+  l->mark = 0;
+  l->prev = NULL;
+  l->next = h->large;
+  if (h->large) h->large->prev = l;
+  h->large = l;
+  h->large_count++;
+  h->large_bytes += total;
+  hk__page_inuse_add((ptrdiff_t)total);
+  size_t bytes = hk__gc_heap_bytes(h);
+  if (bytes > h->heap_peak) h->heap_peak = bytes;
+  /* Large objects are born old: stores into them are remembered. */
+  *(uintptr_t *)p = hdr_make(total, type, data ? HK_GC_HDR_NOSCAN : HK_GC_HDR_BARRIER);
+  return p + HK_GC_GRANULE;
+}
+
+void hk__gc_large_free(hk_gc_heap *h, gc_large *l) {
+  if (l->prev) l->prev->next = l->next;
+  else h->large = l->next;
+  if (l->next) l->next->prev = l->prev;
+  h->large_count--;
+  h->large_bytes -= l->total;
+  hk__page_inuse_add(-(ptrdiff_t)l->total);
+  hk__segment_free(&l->h.base);
+}
+
+/* ---- the mutator's slow path -------------------------------------------------------------------- */
+
+/* Hand the mutator's buffers back before a collection: the bytes used are counted, the blocks
+ * stay young (they are evacuated with the rest of the nursery). */
+void hk__gc_retire_tlabs(hk_gc_heap *h) {
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
+    if (m->fast.cursor) h->bytes_allocated += (uint64_t)(m->fast.cursor - m->tlab_start);
+    if (m->fast.data_cursor) h->bytes_allocated += (uint64_t)(m->fast.data_cursor - m->data_start);
+    m->fast.cursor = m->fast.limit = m->real_limit = m->tlab_start = NULL;
+    m->fast.data_cursor = m->fast.data_limit = m->real_data_limit = m->data_start = NULL;
+  }
+}
+
+/* Make room for bytes more under the heap limit: a full collection, then the embedder's OOM
+ * handler as long as it asks to retry. Heap lock held; the handler runs without it. */
+static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *collected) {
+  hk_gc_heap *h = m->heap;
+  bool full_done = false;
+  for (;;) {
+    if (!h->max_heap || hk__gc_heap_bytes(h) + bytes <= h->max_heap) return true;
+    if (!full_done) {
+      hk__gc_collect_locked(m, HK_GC_FULL);
+      full_done = *collected = true;
+      continue;
+    }
+    hk_gc_oom_fn fn = h->opts.oom;
+    void *data = h->opts.oom_data;
+    if (!fn) return false;
+    gc_unlock(h);
+    int retry = fn(h, request, data);
+    gc_lock(h);
+    if (!retry) return false;
+    full_done = false;
+  }
+}
+
+/* Give the mutator a fresh nursery block of the kind asked for. May collect. */
+static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected) {
+  hk_gc_heap *h = m->heap;
+  bool os_retry = false;
+  gc_lock(h);
+  for (;;) {
+    if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+      hk__gc_park(m);
+      *collected = true;
+      continue;
+    }
+    if (data && m->fast.data_cursor) {
+      h->bytes_allocated += (uint64_t)(m->fast.data_cursor - m->data_start);
+      m->fast.data_cursor = m->fast.data_limit = m->real_data_limit = m->data_start = NULL;
+    } else if (!data && m->fast.cursor) {
+      h->bytes_allocated += (uint64_t)(m->fast.cursor - m->tlab_start);
+      m->fast.cursor = m->fast.limit = m->real_limit = m->tlab_start = NULL;
+    }
+    if (h->young_since_gc >= h->nursery_blocks) {
+      hk__gc_collect_locked(m, HK_GC_MINOR);
+      *collected = true;
+      continue;
+    }
+    if (!room_for(m, GC_BLOCK_SIZE, request, collected)) break;
+    gc_block *b = hk__gc_block_take(h, B_YOUNG, data);
+    if (!b) {
+      if (os_retry) break;
+      os_retry = true;
+      hk__gc_collect_locked(m, HK_GC_FULL);
+      *collected = true;
+      continue;
+    }
+    b->next = h->young;
+    h->young = b;
+    h->young_since_gc++;
+    char *start = block_start(b);
+    if (data) {
+      m->data_start = m->fast.data_cursor = start;
+      m->real_data_limit = m->fast.data_limit = start + GC_BLOCK_SIZE;
+    } else {
+      m->tlab_start = m->fast.cursor = start;
+      m->real_limit = m->fast.limit = start + GC_BLOCK_SIZE;
+    }
+    gc_unlock(h);
+    /* Zeroing outside the lock: nobody else can see this block before our next safepoint. */
+    memset(start, 0, GC_BLOCK_SIZE);
+    return true;
+  }
+  gc_unlock(h);
+  return false;
+}
+
+static void after_collection(hk_gc_mutator *m) {
+  if (!(m->heap->opts.flags & HK_GC_OPT_MANUAL_FINALIZERS) && !m->in_finalizers) hk__gc_run_finalizers(m);
+}
+
+static void *large_alloc(hk_gc_mutator *m, hk_gc_type type, size_t size, bool data) {
+  hk_gc_heap *h = m->heap;
+  if (size > ((size_t)1 << 44)) {
+    hk__warning("gc: allocation of %zu bytes is beyond the collector's object size limit", size);
+    return NULL;
+  }
+  size_t total = gc_total_of(size);
+  bool collected = false, os_retry = false;
+  void *p = NULL;
+  gc_lock(h);
+  for (;;) {
+    if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+      hk__gc_park(m);
+      collected = true;
+      continue;
+    }
+    if (h->blocks_mature * GC_BLOCK_SIZE + h->large_bytes + total > h->full_threshold && !collected) {
+      hk__gc_collect_locked(m, HK_GC_FULL);
+      collected = true;
+      continue;
+    }
+    if (!room_for(m, total, size, &collected)) break;
+    p = hk__gc_large_alloc(h, type, total, data);
+    if (p && !data) {
+      /* Born old but remembered at birth, so like any fresh object it can be initialised
+       * without barriers until the next safepoint. */
+      *hdr_of(p) &= ~HK_GC_HDR_BARRIER;
+      if (!hk__gc_stack_push(h, &m->remset, p)) hk__fatal("gc: out of memory for the remembered set");
+    }
+    if (p || os_retry) break;
+    os_retry = true;
+    hk__gc_collect_locked(m, HK_GC_FULL);
+    collected = true;
+  }
+  gc_unlock(h);
+  if (collected) {
+    /* A finalizer may allocate and collect: keep the new object visible meanwhile. */
+    HK_GC_ROOTS(m, p);
+    after_collection(m);
+  }
+  return p;
+}
+
+void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data) {
+  hk_gc_heap *h = m->heap;
+  if (type == 0 || type >= __atomic_load_n(&h->ntypes, __ATOMIC_ACQUIRE) || !h->types[type].used) {
+    hk__warning("gc: allocation with type %u, which is not registered", (unsigned)type);
+    return NULL;
+  }
+  bool nop = (h->types[type].d.flags & HK_GC_TYPE_NO_POINTERS) != 0;
+  if (data && !nop) {
+    hk__warning("gc: hk_gc_alloc_data with type '%s', which was not registered with HK_GC_TYPE_NO_POINTERS",
+                h->types[type].d.name ? h->types[type].d.name : "?");
+    return NULL;
+  }
+  if (h->stress > 0 && ++m->stress_count % (uint64_t)h->stress == 0 && !m->in_finalizers)
+    hk_gc_collect(m, (m->stress_count / (uint64_t)h->stress) % 4 == 0 ? HK_GC_FULL : HK_GC_MINOR);
+  if (size > HK_GC_MAX_SMALL) return large_alloc(m, type, size, data);
+  size_t total = gc_total_of(size);
+  for (;;) {
+    char **cur = data ? &m->fast.data_cursor : &m->fast.cursor;
+    char *lim = data ? m->real_data_limit : m->real_limit;
+    if (*cur && total <= (size_t)(lim - *cur)) {
+      char *p = *cur;
+      *cur = p + total;
+      *(uintptr_t *)p = hdr_make(total, type, data ? HK_GC_HDR_NOSCAN : 0);
+      /* In stress mode every allocation comes here, so it can be counted. */
+      if (data) m->fast.data_limit = h->stress > 0 ? *cur : lim;
+      else m->fast.limit = h->stress > 0 ? *cur : lim;
+      return p + HK_GC_GRANULE;
+    }
+    bool collected = false;
+    bool ok = refill(m, data, size, &collected);
+    if (collected) after_collection(m);
+    if (!ok) return NULL;
+  }
+}

@@ -1,0 +1,111 @@
+/* Blocks: the collector's 32 KiB units, carved from 4 MiB segments of the page layer. A segment's
+ * first GC_SEG_META_BLOCKS blocks hold its tables (block descriptors, line marks, mark bits), so
+ * the blocks themselves carry no metadata. Callers hold the heap lock. */
+#include "gc/gc_internal.h"
+
+#define USABLE_PER_SEG (GC_BLOCKS_PER_SEG - GC_SEG_META_BLOCKS)
+
+size_t hk__gc_heap_bytes(const hk_gc_heap *h) {
+  return (h->blocks_young + h->blocks_mature) * GC_BLOCK_SIZE + h->large_bytes;
+}
+
+static gc_seg *seg_new(hk_gc_heap *h) {
+  gc_seg *s = (gc_seg *)hk__segment_alloc(HK_SEGMENT_SIZE, 0, HK__SEG_GC, GC_SEG_META_BLOCKS * GC_BLOCK_SIZE);
+  if (!s) return NULL;
+  s->h.magic = GC_MAGIC;
+  s->h.role = ROLE_BLOCKS;
+  s->h.heap = h;
+  s->h.base.owner = h;
+  for (size_t i = 0; i < GC_SEG_META_BLOCKS; i++) s->blocks[i].state = B_META;
+  for (size_t i = GC_BLOCKS_PER_SEG; i-- > GC_SEG_META_BLOCKS;) {
+    gc_block *b = &s->blocks[i];
+    b->state = B_FREE;
+    b->free_lines = GC_LINES;
+    b->next = h->free_blocks;
+    h->free_blocks = b;
+  }
+  s->nfree = USABLE_PER_SEG;
+  h->nfree += USABLE_PER_SEG;
+  s->next = h->segs;
+  h->segs = s;
+  h->nsegs++;
+  return s;
+}
+
+/* A free block made young or mature, not zeroed (nursery buffers are zeroed by their taker,
+ * copies fill the rest). Returns NULL when the OS refuses. */
+gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data) {
+  if (!h->free_blocks && !seg_new(h)) return NULL;
+  gc_block *b = h->free_blocks;
+  gc_seg *s = seg_of_block(b);
+  size_t off = block_no(b) * GC_BLOCK_SIZE;
+  if (hk__segment_commit(&s->h.base, off, GC_BLOCK_SIZE, NULL) != HK_OK) return NULL;
+  h->free_blocks = b->next;
+  h->nfree--;
+  s->nfree--;
+  b->next = NULL;
+  b->state = (uint8_t)state;
+  b->flags = data ? F_DATA : 0;
+  b->free_lines = 0;
+  b->holes = 0;
+  memset(s->marks[block_no(b)], 0, sizeof s->marks[0]);
+  if (state == B_YOUNG) h->blocks_young++;
+  else h->blocks_mature++;
+  hk__page_inuse_add((ptrdiff_t)GC_BLOCK_SIZE);
+  size_t bytes = hk__gc_heap_bytes(h);
+  if (bytes > h->heap_peak) h->heap_peak = bytes;
+  return b;
+}
+
+void hk__gc_block_release(hk_gc_heap *h, gc_block *b) {
+  hk_assert(b->state == B_YOUNG || b->state == B_MATURE);
+  if (b->state == B_YOUNG) h->blocks_young--;
+  else h->blocks_mature--;
+  b->state = B_FREE;
+  b->flags = 0;
+  b->free_lines = GC_LINES;
+  b->holes = 1;
+  b->next = h->free_blocks;
+  h->free_blocks = b;
+  h->nfree++;
+  seg_of_block(b)->nfree++;
+  hk__page_inuse_add(-(ptrdiff_t)GC_BLOCK_SIZE);
+}
+
+/* Give wholly free segments back to the page layer, keeping keep_blocks free blocks for the next
+ * nursery. The free list is rebuilt from the segments that stay. */
+void hk__gc_release_free_segments(hk_gc_heap *h, size_t keep_blocks) {
+  size_t nfree = h->nfree;
+  gc_seg **pp = &h->segs;
+  while (*pp) {
+    gc_seg *s = *pp;
+    if (s->nfree == USABLE_PER_SEG && nfree - USABLE_PER_SEG >= keep_blocks) {
+      *pp = s->next;
+      nfree -= USABLE_PER_SEG;
+      h->nsegs--;
+      hk__segment_free(&s->h.base);
+      continue;
+    }
+    pp = &s->next;
+  }
+  if (nfree == h->nfree) return;
+  h->nfree = 0;
+  h->free_blocks = NULL;
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_BLOCKS_PER_SEG; i-- > GC_SEG_META_BLOCKS;)
+      if (s->blocks[i].state == B_FREE) {
+        s->blocks[i].next = h->free_blocks;
+        h->free_blocks = &s->blocks[i];
+        h->nfree++;
+      }
+}
+
+bool hk__gc_block_is_valid(const gc_block *b) {
+  gc_seg *s = seg_of_block(b);
+  if (s->h.magic != GC_MAGIC || s->h.role != ROLE_BLOCKS) return false;
+  if (block_no(b) < GC_SEG_META_BLOCKS) return b->state == B_META;
+  if (b->state != B_FREE && b->state != B_YOUNG && b->state != B_MATURE) return false;
+  if (b->free_lines > GC_LINES) return false;
+  if (b->state == B_FREE && b->flags != 0) return false;
+  return true;
+}

@@ -1,0 +1,460 @@
+/* Collections. A minor collection copies the live objects of the FROM blocks (the whole young
+ * generation) into survivor blocks or, once old enough, into the mature space; roots are the
+ * mutators' frames, global roots, the embedder's callback, queued finalizable objects and the
+ * remembered sets. A full collection first runs a minor one that promotes everything, then marks
+ * the mature and large spaces (side bitmaps, line marks), evacuating sparsely used blocks, and
+ * sweeps by lines. Both run with the world stopped and the heap lock held. */
+#include "gc/gc_internal.h"
+
+/* ---- tracing helpers ------------------------------------------------------------------------- */
+
+void hk__gc_trace_object(hk_gc_heap *h, void *obj, hk_gc_visitor *v) {
+  uintptr_t hd = *hdr_of(obj);
+  if (hd & HK_GC_HDR_NOSCAN) return;
+  const hk_gc_type_desc *d = &h->types[hdr_type(hd)].d;
+  if (d->trace) {
+    d->trace(obj, v);
+    return;
+  }
+  void **w = (void **)obj;
+  size_t words = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
+  uint64_t mask = d->pointer_mask;
+  if (words < 64) mask &= ((uint64_t)1 << words) - 1;
+  while (mask) {
+    hk_gc_visit(v, &w[__builtin_ctzll(mask)]);
+    mask &= mask - 1;
+  }
+  if (d->flags & HK_GC_TYPE_TAIL_POINTERS)
+    for (size_t i = d->tail_start; i < words; i++) hk_gc_visit(v, &w[i]);
+}
+
+void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v) {
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
+    for (hk_gc_frame *f = m->fast.frames; f; f = f->prev)
+      for (size_t i = 0; i < f->count; i++) hk_gc_visit(v, f->slots[i]);
+  for (gc_root *r = h->roots; r; r = r->next) hk_gc_visit(v, r->slot);
+  if (h->root_fn) h->root_fn(v, h->root_data);
+  for (gc_final *f = h->final_ready; f; f = f->next) hk_gc_visit(v, &f->obj);
+}
+
+static inline bool in_blocks(const void *obj) { return seghdr_of(hdr_of(obj))->role == ROLE_BLOCKS; }
+static inline void *fwd_of(uintptr_t hd) { return (char *)(hd & ~HK_GC_HDR_FORWARDED) + HK_GC_GRANULE; }
+
+/* ---- minor collection ------------------------------------------------------------------------ */
+
+typedef struct minor_ctx {
+  hk_gc_visitor v;
+  hk_gc_heap *h;
+  gc_stack work;
+  unsigned promote_age; /* 0: promote everything */
+  bool young_found;     /* a visited slot points to a young object after the visit */
+  uint64_t copied, promoted;
+} minor_ctx;
+
+static void push_or_die(hk_gc_heap *h, gc_stack *s, void *p) {
+  if (!hk__gc_stack_push(h, s, p)) hk__fatal("gc: out of memory for the collector's work list");
+}
+
+/* Young after this collection: a survivor copy (young block not being evacuated). */
+static inline bool young_survivor(const void *obj) {
+  if (!in_blocks(obj)) return false;
+  gc_block *b = block_of_obj(obj);
+  return b->state == B_YOUNG && !(b->flags & F_FROM);
+}
+
+static void minor_visit(hk_gc_visitor *v, void **slot) {
+  minor_ctx *c = (minor_ctx *)v;
+  void *p = *slot;
+  if (!in_blocks(p)) return; /* large: old */
+  gc_block *b = block_of_obj(p);
+  if (!(b->flags & F_FROM)) {
+    if (b->state == B_YOUNG) c->young_found = true;
+    return;
+  }
+  uintptr_t hd = *hdr_of(p);
+  if (hd & HK_GC_HDR_FORWARDED) {
+    void *n = fwd_of(hd);
+    *slot = n;
+    if (young_survivor(n)) c->young_found = true;
+    return;
+  }
+  size_t total = hdr_total(hd);
+  if (hd & HK_GC_HDR_PINNED) {
+    /* Pinned: stays where it is; its block will become a mature block. */
+    if (mark_set(p)) {
+      b->flags |= F_RETAIN;
+      c->promoted += total;
+      if (!(hd & HK_GC_HDR_NOSCAN)) push_or_die(c->h, &c->work, p);
+    }
+    return;
+  }
+  bool data = (hd & HK_GC_HDR_NOSCAN) != 0;
+  unsigned age = hdr_age(hd) + 1;
+  char *dst;
+  uintptr_t nh;
+  if (c->promote_age == 0 || age >= c->promote_age) {
+    dst = hk__gc_mature_alloc(c->h, total, data);
+    nh = hdr_with_age(hd, 0);
+    c->promoted += total;
+  } else {
+    dst = hk__gc_survivor_alloc(c->h, total, data);
+    nh = hdr_with_age(hd, age);
+    c->copied += total;
+    c->young_found = true;
+  }
+  memcpy(dst + HK_GC_GRANULE, p, total - HK_GC_GRANULE);
+  *(uintptr_t *)dst = nh;
+  *hdr_of(p) = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
+  *slot = dst + HK_GC_GRANULE;
+  if (!data) push_or_die(c->h, &c->work, dst + HK_GC_GRANULE);
+}
+
+/* Scan an object that is old after this collection; keep it remembered if it still points to a
+ * young object, else arm its barrier. */
+static void scan_old(minor_ctx *c, void *o) {
+  c->young_found = false;
+  hk__gc_trace_object(c->h, o, &c->v);
+  if (*hdr_of(o) & HK_GC_HDR_NOSCAN) return;
+  if (c->young_found) {
+    __atomic_fetch_and(hdr_of(o), ~HK_GC_HDR_BARRIER, __ATOMIC_RELAXED);
+    push_or_die(c->h, &c->h->remset, o);
+  } else {
+    __atomic_fetch_or(hdr_of(o), HK_GC_HDR_BARRIER, __ATOMIC_RELAXED);
+  }
+}
+
+static void minor_drain(minor_ctx *c) {
+  void *o;
+  while ((o = hk__gc_stack_pop(c->h, &c->work))) {
+    if (young_survivor(o)) {
+      hk__gc_trace_object(c->h, o, &c->v);
+    } else {
+      scan_old(c, o);
+    }
+  }
+}
+
+/* Where a young object stands after tracing: moved (slot updated), kept in place, or dead. */
+static bool minor_alive(void **slot) {
+  void *p = *slot;
+  if (!in_blocks(p) || !(block_of_obj(p)->flags & F_FROM)) return true;
+  uintptr_t hd = *hdr_of(p);
+  if (hd & HK_GC_HDR_FORWARDED) {
+    *slot = fwd_of(hd);
+    return true;
+  }
+  return (hd & HK_GC_HDR_PINNED) && mark_test(p);
+}
+
+static void minor_weaks(hk_gc_heap *h) {
+  for (hk_gc_weak *w = h->weaks; w; w = w->next) {
+    if (!w->target || ((uintptr_t)w->target & 7)) continue;
+    if (!minor_alive(&w->target)) {
+      w->target = NULL;
+      h->weak_cleared++;
+    }
+  }
+}
+
+static bool is_young_obj(const void *p) { return in_blocks(p) && block_of_obj(p)->state == B_YOUNG && !(block_of_obj(p)->flags & F_RETAIN); }
+
+/* Ordered finalization over the young finalizable objects (see final.c for the rule). */
+static void minor_finalizers(minor_ctx *c) {
+  hk_gc_heap *h = c->h;
+  gc_final *list = h->final_young, *dead = NULL;
+  h->final_young = NULL;
+  while (list) {
+    gc_final *f = list;
+    list = f->next;
+    if (minor_alive(&f->obj)) {
+      gc_final **dst = is_young_obj(f->obj) ? &h->final_young : &h->final_old;
+      f->next = *dst;
+      *dst = f;
+    } else {
+      f->next = dead;
+      dead = f;
+    }
+  }
+  /* Phase 1: everything reachable from a dead finalizable object must outlive its finalizer. */
+  for (gc_final *f = dead; f; f = f->next) {
+    hk__gc_trace_object(h, f->obj, &c->v);
+    minor_drain(c);
+  }
+  /* Phase 2: the ones still unreached are ready; they live on until their finalizer has run. */
+  while (dead) {
+    gc_final *f = dead;
+    dead = f->next;
+    if (minor_alive(&f->obj)) {
+      gc_final **dst = is_young_obj(f->obj) ? &h->final_young : &h->final_old;
+      f->next = *dst;
+      *dst = f;
+      continue;
+    }
+    minor_visit(&c->v, &f->obj);
+    minor_drain(c);
+    f->next = h->final_ready;
+    h->final_ready = f;
+  }
+}
+
+void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
+  minor_ctx c = {.v = {minor_visit}, .h = h, .promote_age = promote_all ? 0 : h->opts.promote_age};
+  gc_block *from = h->young;
+  h->young = NULL;
+  for (gc_block *b = from; b; b = b->next) b->flags |= F_FROM;
+
+  hk__gc_visit_roots(h, &c.v);
+  /* Remembered objects: old objects that may point into the young generation. */
+  gc_stack old_sets[1] = {h->remset};
+  h->remset = (gc_stack){0};
+  void *o;
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
+    while ((o = hk__gc_stack_pop(h, &m->remset))) scan_old(&c, o);
+  while ((o = hk__gc_stack_pop(h, &old_sets[0]))) scan_old(&c, o);
+  minor_drain(&c);
+  minor_weaks(h);
+  minor_finalizers(&c);
+  hk__gc_stack_clear(h, &c.work);
+
+  /* The evacuated blocks are free; those holding pinned objects become mature in place. */
+  while (from) {
+    gc_block *b = from;
+    from = b->next;
+    b->next = NULL;
+    if (b->flags & F_RETAIN) {
+      b->state = B_MATURE;
+      b->flags &= F_DATA;
+      b->free_lines = 0;
+      h->blocks_young--;
+      h->blocks_mature++;
+      memset(seg_of_block(b)->marks[block_no(b)], 0, sizeof seg_of_block(b)->marks[0]);
+    } else {
+      hk__gc_block_release(h, b);
+    }
+  }
+  for (int i = 0; i < 2; i++) {
+    if (h->survivor[i].block) h->survivor[i].block->flags &= (uint8_t)~F_CUR;
+    h->survivor[i] = (gc_bump){0};
+  }
+  h->young_since_gc = 0;
+  h->bytes_copied += c.copied;
+  h->bytes_promoted += c.promoted;
+  h->minor_count++;
+}
+
+/* ---- full collection ------------------------------------------------------------------------- */
+
+typedef struct mark_ctx {
+  hk_gc_visitor v;
+  hk_gc_heap *h;
+  gc_stack work;
+  size_t live, evacuated, evac_budget;
+} mark_ctx;
+
+static void mark_visit(hk_gc_visitor *v, void **slot) {
+  mark_ctx *c = (mark_ctx *)v;
+  hk_gc_heap *h = c->h;
+  void *p = *slot;
+  uintptr_t hd = *hdr_of(p);
+  if (!in_blocks(p)) {
+    gc_large *l = large_of(p);
+    if (l->mark != h->epoch) {
+      l->mark = h->epoch;
+      c->live += l->total;
+      if (!(hd & HK_GC_HDR_NOSCAN)) push_or_die(h, &c->work, p);
+    }
+    return;
+  }
+  if (hd & HK_GC_HDR_FORWARDED) {
+    *slot = fwd_of(hd);
+    return;
+  }
+  size_t total = hdr_total(hd);
+  gc_block *b = block_of_obj(p);
+  if ((b->flags & F_EVAC) && !(hd & HK_GC_HDR_PINNED) && total <= c->evac_budget) {
+    /* Opportunistic evacuation: move out of a sparsely used block while marking. */
+    c->evac_budget -= total;
+    char *dst = hk__gc_mature_alloc(h, total, (hd & HK_GC_HDR_NOSCAN) != 0);
+    memcpy(dst, hdr_of(p), total);
+    *hdr_of(p) = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
+    p = dst + HK_GC_GRANULE;
+    *slot = p;
+    c->evacuated += total;
+  }
+  if (!mark_set(p)) return;
+  lines_mark(p, total, h->epoch);
+  c->live += total;
+  if (!(hd & HK_GC_HDR_NOSCAN)) push_or_die(h, &c->work, p);
+}
+
+static void mark_drain(mark_ctx *c) {
+  void *o;
+  while ((o = hk__gc_stack_pop(c->h, &c->work))) hk__gc_trace_object(c->h, o, &c->v);
+}
+
+static bool full_alive(hk_gc_heap *h, void **slot) {
+  void *p = *slot;
+  if (!in_blocks(p)) return large_of(p)->mark == h->epoch;
+  uintptr_t hd = *hdr_of(p);
+  if (hd & HK_GC_HDR_FORWARDED) {
+    *slot = fwd_of(hd);
+    return true;
+  }
+  return mark_test(p);
+}
+
+static void full_weaks(hk_gc_heap *h) {
+  for (hk_gc_weak *w = h->weaks; w; w = w->next) {
+    if (!w->target || ((uintptr_t)w->target & 7)) continue;
+    if (!full_alive(h, &w->target)) {
+      w->target = NULL;
+      h->weak_cleared++;
+    }
+  }
+}
+
+static void full_finalizers(mark_ctx *c) {
+  hk_gc_heap *h = c->h;
+  gc_final *list = h->final_old, *dead = NULL;
+  h->final_old = NULL;
+  while (list) {
+    gc_final *f = list;
+    list = f->next;
+    if (full_alive(h, &f->obj)) {
+      f->next = h->final_old;
+      h->final_old = f;
+    } else {
+      f->next = dead;
+      dead = f;
+    }
+  }
+  for (gc_final *f = dead; f; f = f->next) {
+    hk__gc_trace_object(h, f->obj, &c->v);
+    mark_drain(c);
+  }
+  while (dead) {
+    gc_final *f = dead;
+    dead = f->next;
+    if (full_alive(h, &f->obj)) {
+      f->next = h->final_old;
+      h->final_old = f;
+      continue;
+    }
+    mark_visit(&c->v, &f->obj);
+    mark_drain(c);
+    f->next = h->final_ready;
+    h->final_ready = f;
+  }
+}
+
+/* Evacuation candidates: mature blocks that the last sweep found at most a quarter used and whose
+ * holes were not refilled since (a block taken by the hole allocator has free_lines reset). */
+static size_t choose_candidates(hk_gc_heap *h) {
+  size_t n = 0;
+  if (h->opts.flags & HK_GC_OPT_NO_EVACUATION) return 0;
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
+      gc_block *b = &s->blocks[i];
+      if (b->state == B_MATURE && b->free_lines >= GC_LINES * 3 / 4 && b->holes >= 2) {
+        b->flags |= F_EVAC;
+        n++;
+      }
+    }
+  return n;
+}
+
+static void sweep(hk_gc_heap *h) {
+  h->recyclable[0] = h->recyclable[1] = NULL;
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
+      gc_block *b = &s->blocks[i];
+      if (b->state != B_MATURE) continue;
+      b->flags &= (uint8_t)~(F_EVAC | F_CUR);
+      const uint8_t *lm = s->lines[i];
+      unsigned live = 0, holes = 0;
+      bool in_hole = false;
+      for (unsigned l = 0; l < GC_LINES; l++) {
+        bool used = lm[l] == h->epoch;
+        live += used;
+        if (!used && !in_hole) holes++;
+        in_hole = !used;
+      }
+      if (live == 0) {
+        hk__gc_block_release(h, b);
+        continue;
+      }
+      b->free_lines = (uint16_t)(GC_LINES - live);
+      b->holes = (uint16_t)holes;
+      if (b->free_lines) {
+        bool data = (b->flags & F_DATA) != 0;
+        b->next = h->recyclable[data];
+        h->recyclable[data] = b;
+      }
+    }
+  for (gc_large *l = h->large, *next; l; l = next) {
+    next = l->next;
+    if (l->mark != h->epoch) hk__gc_large_free(h, l);
+  }
+}
+
+void hk__gc_full(hk_gc_heap *h) {
+  hk__gc_minor(h, true);
+  h->minor_count--; /* counted as part of this full collection */
+
+  if (++h->epoch == 0) {
+    for (gc_seg *s = h->segs; s; s = s->next) memset(s->lines, 0, sizeof s->lines);
+    for (gc_large *l = h->large; l; l = l->next) l->mark = 0;
+    h->epoch = 1;
+  }
+  for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
+  /* Holes from the last sweep are meaningless under the new epoch: copies go to fresh blocks. */
+  for (int i = 0; i < 2; i++) {
+    hk__gc_bump_reset(&h->mature[i]);
+    hk__gc_bump_reset(&h->overflow[i]);
+  }
+  h->recyclable[0] = h->recyclable[1] = NULL;
+  mark_ctx c = {.v = {mark_visit}, .h = h};
+  if (choose_candidates(h)) c.evac_budget = h->nfree * GC_BLOCK_SIZE;
+
+  hk__gc_visit_roots(h, &c.v);
+  mark_drain(&c);
+  full_weaks(h);
+  full_finalizers(&c);
+  hk__gc_stack_clear(h, &c.work);
+
+  for (int i = 0; i < 2; i++) {
+    hk__gc_bump_reset(&h->mature[i]);
+    hk__gc_bump_reset(&h->overflow[i]);
+  }
+  sweep(h);
+  h->live_bytes = c.live;
+  h->bytes_evacuated += c.evacuated;
+  size_t next = (size_t)((double)c.live * (100.0 + h->opts.growth_percent) / 100.0);
+  h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
+  hk__gc_release_free_segments(h, h->nursery_blocks + h->nursery_blocks / 2);
+  h->full_count++;
+}
+
+/* ---- entry ------------------------------------------------------------------------------------ */
+
+void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
+  hk_gc_heap *h = m->heap;
+  if (!hk__gc_stop_world(m)) return;
+  double t0 = hk__gc_now_ms();
+  hk__gc_retire_tlabs(h);
+  if (kind == HK_GC_FULL) {
+    hk__gc_full(h);
+    hk__gc_pause_record(h, 1, hk__gc_now_ms() - t0);
+  } else {
+    hk__gc_minor(h, false);
+    if (h->blocks_mature * GC_BLOCK_SIZE + h->large_bytes > h->full_threshold) {
+      double t1 = hk__gc_now_ms();
+      hk__gc_pause_record(h, 0, t1 - t0);
+      hk__gc_full(h);
+      hk__gc_pause_record(h, 1, hk__gc_now_ms() - t1);
+    } else {
+      hk__gc_pause_record(h, 0, hk__gc_now_ms() - t0);
+    }
+  }
+  hk__gc_resume_world(m);
+}

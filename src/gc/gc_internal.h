@@ -1,0 +1,345 @@
+/* The garbage collector's internal model.
+ *
+ * Glossary
+ *   block     32 KiB, the unit the collector takes from its segments: a nursery allocation buffer,
+ *             a survivor buffer, or a mature Immix block.
+ *   line      128 bytes, the Immix reclamation unit inside a mature block. After a full collection
+ *             a line is free when no marked object overlaps it; the mature allocator bumps through
+ *             runs of free lines ("holes").
+ *   young     nursery and survivor blocks. Minor collections copy live young objects out of the
+ *             blocks flagged FROM and free those blocks.
+ *   mature    blocks of promoted objects; collected by full collections (mark-region) which may
+ *             evacuate objects out of sparsely used blocks (EVAC candidates).
+ *   large     objects above HK_GC_LARGE_THRESHOLD, one per page-layer segment, never moved.
+ *   data      pointer-free objects: they live in blocks of their own (flag DATA), never scanned.
+ *
+ * Segments: every segment the collector holds starts with gc_seghdr (role says which kind), so
+ * seghdr_of(p) is a mask. A pointer's block is found from its header address, never from the
+ * payload address (a header-only object may end exactly at a block boundary).
+ *
+ * The main invariants (checked by hk_gc_verify and the *_is_valid functions):
+ *   - a mature or large object either has HK_GC_HDR_BARRIER set or is in a remembered set (a
+ *     mutator's or the heap's); so every old-to-young pointer is found at a minor collection.
+ *   - young objects never have HK_GC_HDR_BARRIER set (stores into them need no remembering).
+ *   - outside a collection no header is forwarded and no block is flagged FROM or EVAC.
+ *   - heap->blocks_young + heap->blocks_mature + free blocks == usable blocks of all segments.
+ *   - a line is marked with the current epoch iff a live object overlaps it (valid right after
+ *     a full collection's mark phase; holes are taken from that snapshot and consumed once).
+ */
+#ifndef HK_GC_INTERNAL_H
+#define HK_GC_INTERNAL_H
+#include "common/internal.h"
+#include "page/segment.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#if UINTPTR_MAX != 0xffffffffffffffffu
+#error "the collector's one-word header layout assumes 64-bit pointers"
+#endif
+
+#define GC_MAGIC 0x68676321u /* "hgc!" */
+
+#define GC_BLOCK_SHIFT 15
+#define GC_BLOCK_SIZE ((size_t)1 << GC_BLOCK_SHIFT)
+#define GC_LINE_SHIFT 7
+#define GC_LINE_SIZE ((size_t)1 << GC_LINE_SHIFT)
+#define GC_LINES (GC_BLOCK_SIZE / GC_LINE_SIZE)
+#define GC_BLOCKS_PER_SEG (HK_SEGMENT_SIZE / GC_BLOCK_SIZE)
+#define GC_GRANULES (GC_BLOCK_SIZE / HK_GC_GRANULE)
+#define GC_SEG_META_BLOCKS 4 /* blocks at the start of a block segment that hold its tables */
+#define GC_LARGE_OFF 256     /* offset of a large object's header in its segment */
+#define GC_CHUNK_SIZE ((size_t)65536)
+#define GC_MEDIUM 256 /* objects above this skip small holes and use the overflow allocator */
+
+enum { ROLE_HEAP = 1, ROLE_BLOCKS, ROLE_META, ROLE_LARGE };
+
+typedef struct gc_seghdr {
+  hk__segment base;
+  uint32_t magic;
+  uint32_t role;
+  hk_gc_heap *heap;
+} gc_seghdr;
+
+/* Block states and flags. */
+enum { B_META = 0, B_FREE, B_YOUNG, B_MATURE };
+enum {
+  F_DATA = 1,   /* holds pointer-free objects only */
+  F_FROM = 2,   /* young block being evacuated by the current minor collection */
+  F_EVAC = 4,   /* mature block chosen for evacuation by the current full collection */
+  F_RETAIN = 8, /* FROM block kept because a pinned object sits in it: becomes mature */
+  F_CUR = 16,   /* an allocator is bumping through it */
+};
+
+typedef struct gc_block {
+  struct gc_block *next; /* free list, recyclable list or young list */
+  uint16_t free_lines;   /* after the last sweep */
+  uint16_t holes;
+  uint8_t state;
+  uint8_t flags;
+} gc_block;
+
+/* A segment of blocks. Invariant: blocks[i].state == B_META for i < GC_SEG_META_BLOCKS. */
+typedef struct gc_seg {
+  gc_seghdr h;
+  struct gc_seg *next;
+  uint32_t nfree;
+  gc_block blocks[GC_BLOCKS_PER_SEG];
+  uint8_t lines[GC_BLOCKS_PER_SEG][GC_LINES];
+  uint64_t marks[GC_BLOCKS_PER_SEG][GC_GRANULES / 64];
+} gc_seg;
+_Static_assert(sizeof(gc_seg) <= GC_SEG_META_BLOCKS * GC_BLOCK_SIZE, "block tables fit the meta blocks");
+
+/* A large object: alone in its segment, header at GC_LARGE_OFF. */
+typedef struct gc_large {
+  gc_seghdr h;
+  struct gc_large *next, *prev;
+  size_t total; /* object bytes, header included */
+  uint8_t mark;  /* == heap->epoch when marked */
+  uint8_t vmark; /* == heap->vgen when reached by the current hk_gc_verify */
+} gc_large;
+_Static_assert(sizeof(gc_large) <= GC_LARGE_OFF, "large header fits");
+
+typedef struct gc_type {
+  hk_gc_type_desc d;
+  bool used;
+} gc_type;
+
+/* A LIFO of pointers in 64 KiB chunks (remembered sets, mark stacks, global-root lists). */
+typedef struct gc_chunk {
+  struct gc_chunk *prev;
+  size_t n;
+  void *items[(GC_CHUNK_SIZE - 2 * sizeof(size_t)) / sizeof(void *)];
+} gc_chunk;
+#define GC_CHUNK_CAP (sizeof(((gc_chunk *)0)->items) / sizeof(void *))
+typedef struct gc_stack {
+  gc_chunk *top;
+  size_t count;
+} gc_stack;
+
+/* Bump allocator over a block (young) or through the holes of mature blocks. */
+typedef struct gc_bump {
+  char *cursor, *limit;
+  gc_block *block;
+  unsigned line; /* next line to search for a hole in block */
+  bool data;
+} gc_bump;
+
+struct hk_gc_weak {
+  void *target;
+  hk_gc_weak *next, *prev;
+};
+
+typedef struct gc_final {
+  void *obj;
+  hk_gc_finalizer_fn fn;
+  void *data;
+  struct gc_final *next;
+} gc_final;
+
+typedef struct gc_root {
+  void **slot;
+  struct gc_root *next;
+} gc_root;
+
+enum { MUT_RUNNING = 0, MUT_BLOCKING, MUT_STOPPED };
+
+struct hk_gc_mutator {
+  hk_gc_mutator_fast fast; /* first: the inline paths cast m to this */
+  hk_gc_heap *heap;
+  hk_gc_mutator *next, *prev;
+  char *tlab_start, *data_start; /* for counting allocated bytes */
+  char *real_limit, *real_data_limit; /* the buffers' ends (fast.limit is lowered in stress mode) */
+  gc_stack remset;               /* old objects whose barrier bit this thread cleared */
+  uint64_t stress_count;
+  pthread_t thread;
+  int state;
+  int in_finalizers;
+};
+
+#define GC_PAUSE_RING 4096
+typedef struct gc_pauses {
+  uint64_t count;
+  double total_ms, max_ms;
+  float ring[GC_PAUSE_RING]; /* ms */
+} gc_pauses;
+
+struct hk_gc_heap {
+  gc_seghdr h; /* the heap lives at the start of its own segment */
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* world stopped / world resumed */
+  hk_gc_options opts;
+  size_t max_heap;
+  size_t nursery_blocks;
+  size_t full_threshold;
+  long stress;
+
+  /* mutators and the stop-the-world handshake (all under lock) */
+  hk_gc_mutator *mutators;
+  size_t nmutators, nrunning;
+  int stop; /* read atomically by the safepoint polls */
+  int collecting;
+  hk_gc_mutator *collector;
+
+  /* blocks */
+  gc_seg *segs;
+  size_t nsegs;
+  gc_block *free_blocks;
+  size_t nfree;
+  gc_block *young; /* nursery + survivor blocks */
+  size_t blocks_young, blocks_mature;
+  size_t young_since_gc; /* nursery blocks handed out since the last minor collection */
+  gc_block *recyclable[2]; /* mature blocks with holes from the last sweep: [0] pointers, [1] data */
+  gc_bump mature[2];     /* promotion allocators: [0] objects with pointers, [1] data */
+  gc_bump overflow[2];   /* medium objects that did not fit the current hole */
+  gc_bump survivor[2];   /* minor collection: survivor copies */
+  uint8_t epoch;         /* line and large-object mark value of the current full collection */
+  uint8_t vgen;          /* large-object mark value of the current verification */
+
+  /* large objects */
+  gc_large *large;
+  size_t large_count, large_bytes;
+
+  /* metadata: 64 KiB chunks from META segments, small records carved from chunks */
+  gc_seghdr *meta_segs;
+  gc_chunk *free_chunks;
+  char *meta_cursor, *meta_limit;
+  void *meta_free[4]; /* free lists by record class: 32, 64, 128, 512 bytes */
+
+  /* roots and the embedder's records */
+  gc_root *roots;
+  hk_gc_roots_fn root_fn;
+  void *root_data;
+  gc_stack remset; /* old objects with young fields found by the collector itself */
+  hk_gc_weak *weaks;
+  gc_final *final_young, *final_old, *final_ready;
+  size_t nweak, nfinal;
+
+  /* statistics */
+  uint64_t minor_count, full_count;
+  uint64_t bytes_allocated, bytes_copied, bytes_promoted, bytes_evacuated;
+  uint64_t finalizers_run, weak_cleared;
+  size_t live_bytes, heap_peak;
+  gc_pauses pause[2];
+  float pause_scratch[GC_PAUSE_RING * 2];
+
+  /* registered types; index 0 is never used */
+  uint32_t ntypes;
+  gc_type types[HK_GC_MAX_TYPES];
+};
+
+/* ---- small helpers ---------------------------------------------------------------------------- */
+
+static inline uintptr_t *hdr_of(const void *obj) { return (uintptr_t *)obj - 1; }
+static inline size_t hdr_total(uintptr_t h) { return (size_t)(h >> HK_GC_HDR_SIZE_SHIFT) * HK_GC_GRANULE; }
+static inline unsigned hdr_type(uintptr_t h) { return (unsigned)(h >> HK_GC_HDR_TYPE_SHIFT) & 0xffff; }
+static inline unsigned hdr_age(uintptr_t h) { return (unsigned)(h >> HK_GC_HDR_AGE_SHIFT) & 3; }
+static inline uintptr_t hdr_with_age(uintptr_t h, unsigned age) {
+  return (h & ~((uintptr_t)3 << HK_GC_HDR_AGE_SHIFT)) | ((uintptr_t)age << HK_GC_HDR_AGE_SHIFT);
+}
+static inline uintptr_t hdr_make(size_t total, unsigned type, uintptr_t flags) {
+  return ((uintptr_t)(total / HK_GC_GRANULE) << HK_GC_HDR_SIZE_SHIFT) | ((uintptr_t)type << HK_GC_HDR_TYPE_SHIFT) | flags;
+}
+static inline size_t gc_total_of(size_t payload) {
+  return (payload + 2 * HK_GC_GRANULE - 1) & ~(size_t)(HK_GC_GRANULE - 1);
+}
+
+static inline gc_seghdr *seghdr_of(const void *p) { return (gc_seghdr *)((uintptr_t)p & ~(uintptr_t)HK_SEGMENT_MASK); }
+static inline size_t block_index(const void *p) { return ((uintptr_t)p & HK_SEGMENT_MASK) >> GC_BLOCK_SHIFT; }
+/* Block of an object (by its header address); only for objects in ROLE_BLOCKS segments. */
+static inline gc_block *block_of_obj(const void *obj) {
+  const uintptr_t *h = hdr_of(obj);
+  return &((gc_seg *)seghdr_of(h))->blocks[block_index(h)];
+}
+static inline gc_seg *seg_of_block(const gc_block *b) { return (gc_seg *)seghdr_of(b); }
+static inline size_t block_no(const gc_block *b) { return (size_t)(b - seg_of_block(b)->blocks); }
+static inline char *block_start(const gc_block *b) { return (char *)seg_of_block(b) + block_no(b) * GC_BLOCK_SIZE; }
+static inline bool obj_is_large(const void *obj) { return seghdr_of(hdr_of(obj))->role == ROLE_LARGE; }
+static inline gc_large *large_of(const void *obj) { return (gc_large *)seghdr_of(hdr_of(obj)); }
+
+/* Side mark bitmap: one bit per granule of a block, at the object's header. */
+static inline uint64_t *mark_word(const void *obj, uint64_t *bit) {
+  const uintptr_t *h = hdr_of(obj);
+  gc_seg *s = (gc_seg *)seghdr_of(h);
+  size_t g = ((uintptr_t)h & (GC_BLOCK_SIZE - 1)) / HK_GC_GRANULE;
+  *bit = (uint64_t)1 << (g & 63);
+  return &s->marks[block_index(h)][g / 64];
+}
+static inline bool mark_test(const void *obj) {
+  uint64_t bit, *w = mark_word(obj, &bit);
+  return (*w & bit) != 0;
+}
+static inline bool mark_set(const void *obj) { /* returns true if newly marked */
+  uint64_t bit, *w = mark_word(obj, &bit);
+  if (*w & bit) return false;
+  *w |= bit;
+  return true;
+}
+static inline void lines_mark(const void *obj, size_t total, uint8_t epoch) {
+  const char *h = (const char *)hdr_of(obj);
+  gc_seg *s = (gc_seg *)seghdr_of(h);
+  size_t bi = block_index(h);
+  size_t off = (uintptr_t)h & (GC_BLOCK_SIZE - 1);
+  size_t first = off >> GC_LINE_SHIFT, last = (off + total - 1) >> GC_LINE_SHIFT;
+  for (size_t l = first; l <= last; l++) s->lines[bi][l] = epoch;
+}
+
+/* ---- internal interfaces (the heap lock is held unless said otherwise) ------------------------- */
+
+/* meta.c */
+HK_INTERNAL gc_chunk *hk__gc_chunk_alloc(hk_gc_heap *h);
+HK_INTERNAL void hk__gc_chunk_free(hk_gc_heap *h, gc_chunk *c);
+HK_INTERNAL void *hk__gc_meta_alloc(hk_gc_heap *h, size_t size);
+HK_INTERNAL void hk__gc_meta_free(hk_gc_heap *h, void *p, size_t size);
+HK_INTERNAL void hk__gc_meta_release_all(hk_gc_heap *h);
+HK_INTERNAL bool hk__gc_stack_push(hk_gc_heap *h, gc_stack *s, void *p);
+static inline void *gc_stack_pop(gc_stack *s) {
+  gc_chunk *c = s->top;
+  if (!c) return NULL;
+  if (c->n == 0) return NULL;
+  s->count--;
+  return c->items[--c->n];
+}
+HK_INTERNAL void *hk__gc_stack_pop(hk_gc_heap *h, gc_stack *s); /* frees emptied chunks */
+HK_INTERNAL void hk__gc_stack_clear(hk_gc_heap *h, gc_stack *s);
+
+/* block.c */
+/* Not zeroed. */
+HK_INTERNAL gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data);
+HK_INTERNAL void hk__gc_block_release(hk_gc_heap *h, gc_block *b);
+HK_INTERNAL size_t hk__gc_heap_bytes(const hk_gc_heap *h);
+HK_INTERNAL void hk__gc_release_free_segments(hk_gc_heap *h, size_t keep_blocks);
+HK_INTERNAL bool hk__gc_block_is_valid(const gc_block *b);
+
+/* alloc.c */
+HK_INTERNAL void *hk__gc_mature_alloc(hk_gc_heap *h, size_t total, bool data);
+HK_INTERNAL void *hk__gc_survivor_alloc(hk_gc_heap *h, size_t total, bool data);
+HK_INTERNAL void hk__gc_bump_reset(gc_bump *b);
+HK_INTERNAL void hk__gc_retire_tlabs(hk_gc_heap *h);
+HK_INTERNAL void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data);
+HK_INTERNAL void hk__gc_large_free(hk_gc_heap *h, gc_large *l);
+
+/* thread.c: stop the world (returns false if another thread collected meanwhile). */
+HK_INTERNAL bool hk__gc_stop_world(hk_gc_mutator *m);
+HK_INTERNAL void hk__gc_resume_world(hk_gc_mutator *m);
+HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
+
+/* collect.c */
+HK_INTERNAL void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind);
+HK_INTERNAL void hk__gc_trace_object(hk_gc_heap *h, void *obj, hk_gc_visitor *v);
+HK_INTERNAL void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v);
+HK_INTERNAL void hk__gc_minor(hk_gc_heap *h, bool promote_all);
+HK_INTERNAL void hk__gc_full(hk_gc_heap *h);
+
+/* final.c */
+HK_INTERNAL bool hk__gc_owns(hk_gc_heap *h, const void *obj);
+HK_INTERNAL size_t hk__gc_run_finalizers(hk_gc_mutator *m);
+
+/* stats.c */
+HK_INTERNAL void hk__gc_pause_record(hk_gc_heap *h, int kind, double ms);
+HK_INTERNAL double hk__gc_now_ms(void);
+
+static inline void gc_lock(hk_gc_heap *h) { pthread_mutex_lock(&h->lock); }
+static inline void gc_unlock(hk_gc_heap *h) { pthread_mutex_unlock(&h->lock); }
+
+#endif

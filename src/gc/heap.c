@@ -1,0 +1,205 @@
+/* Heaps: creation with options, destruction, limits, types and global roots. */
+#include "gc/gc_internal.h"
+
+#define MiB ((size_t)1 << 20)
+
+void hk_gc_options_init(hk_gc_options *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->initial_heap = 8 * MiB;
+  o->nursery_size = 4 * MiB;
+  o->growth_percent = 100;
+  o->promote_age = 2;
+}
+
+/* Zero fields mean "default", so a partly filled struct works. */
+static int normalize(const hk_gc_options *in, hk_gc_options *o) {
+  hk_gc_options d;
+  hk_gc_options_init(&d);
+  *o = in ? *in : d;
+  if (!o->initial_heap) o->initial_heap = d.initial_heap;
+  if (!o->nursery_size) o->nursery_size = d.nursery_size;
+  if (!o->growth_percent) o->growth_percent = d.growth_percent;
+  if (!o->promote_age) o->promote_age = d.promote_age;
+  if (o->promote_age > 3) return HK_EINVAL;
+  if (o->nursery_size < GC_BLOCK_SIZE) o->nursery_size = GC_BLOCK_SIZE;
+  if (o->max_heap && o->max_heap < 4 * GC_BLOCK_SIZE) return HK_EINVAL;
+  if (o->growth_percent > 10000) return HK_EINVAL;
+  return HK_OK;
+}
+
+static size_t nursery_blocks_for(const hk_gc_options *o) {
+  size_t n = o->nursery_size / GC_BLOCK_SIZE;
+  if (o->max_heap && n > o->max_heap / GC_BLOCK_SIZE / 2) n = o->max_heap / GC_BLOCK_SIZE / 2;
+  return n ? n : 1;
+}
+
+int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mutator **mutator_out) {
+  if (!heap_out) return HK_EINVAL;
+  *heap_out = NULL;
+  if (mutator_out) *mutator_out = NULL;
+  hk_gc_options o;
+  int rc = normalize(opts, &o);
+  if (rc != HK_OK) return rc;
+  hk__options_init();
+  size_t hsize = hk__align_up(sizeof(hk_gc_heap), 4096);
+  hk_gc_heap *h = (hk_gc_heap *)hk__segment_alloc(hk__align_up(hsize, HK_SEGMENT_SIZE), 0, HK__SEG_GC, hsize);
+  if (!h) return HK_ENOMEM;
+  h->h.magic = GC_MAGIC;
+  h->h.role = ROLE_HEAP;
+  h->h.heap = h;
+  h->h.base.owner = h;
+  pthread_mutex_init(&h->lock, NULL);
+  pthread_cond_init(&h->cond, NULL);
+  h->opts = o;
+  h->max_heap = o.max_heap;
+  h->nursery_blocks = nursery_blocks_for(&o);
+  h->full_threshold = o.initial_heap;
+  h->stress = hk__opt(HK_OPT_GC_STRESS);
+  h->epoch = 1;
+  h->ntypes = 1;
+  *heap_out = h;
+  if (mutator_out) {
+    *mutator_out = hk_gc_thread_register(h);
+    if (!*mutator_out) {
+      hk_gc_heap_destroy(h);
+      *heap_out = NULL;
+      return HK_ENOMEM;
+    }
+  }
+  return HK_OK;
+}
+
+static bool heap_ok(const hk_gc_heap *h, const char *fn) {
+  if (h && h->h.magic == GC_MAGIC && h->h.role == ROLE_HEAP) return true;
+  hk__warning("gc: %s: not a heap", fn);
+  return false;
+}
+
+int hk_gc_heap_destroy(hk_gc_heap *h) {
+  if (!heap_ok(h, "hk_gc_heap_destroy")) return HK_EINVAL;
+  gc_lock(h);
+  pthread_t self = pthread_self();
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
+    if (!pthread_equal(m->thread, self)) {
+      gc_unlock(h);
+      hk__warning("gc: hk_gc_heap_destroy: another thread is still registered");
+      return HK_EBUSY;
+    }
+  while (h->large) hk__gc_large_free(h, h->large);
+  while (h->segs) {
+    gc_seg *s = h->segs;
+    h->segs = s->next;
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++)
+      if (s->blocks[i].state != B_FREE) hk__page_inuse_add(-(ptrdiff_t)GC_BLOCK_SIZE);
+    hk__segment_free(&s->h.base);
+  }
+  hk__gc_meta_release_all(h);
+  gc_unlock(h);
+  pthread_mutex_destroy(&h->lock);
+  pthread_cond_destroy(&h->cond);
+  h->h.magic = 0;
+  hk__segment_free(&h->h.base);
+  return HK_OK;
+}
+
+void hk_gc_heap_set_limit(hk_gc_heap *h, size_t max_heap) {
+  if (!heap_ok(h, "hk_gc_heap_set_limit")) return;
+  gc_lock(h);
+  h->max_heap = max_heap;
+  h->opts.max_heap = max_heap;
+  h->nursery_blocks = nursery_blocks_for(&h->opts);
+  gc_unlock(h);
+}
+
+void hk_gc_set_oom_handler(hk_gc_heap *h, hk_gc_oom_fn fn, void *data) {
+  if (!heap_ok(h, "hk_gc_set_oom_handler")) return;
+  gc_lock(h);
+  h->opts.oom = fn;
+  h->opts.oom_data = data;
+  gc_unlock(h);
+}
+
+int hk_gc_type_register(hk_gc_heap *h, const hk_gc_type_desc *d, hk_gc_type *out) {
+  if (!heap_ok(h, "hk_gc_type_register") || !d || !out) return HK_EINVAL;
+  if ((d->flags & HK_GC_TYPE_NO_POINTERS) && (d->trace || d->pointer_mask || (d->flags & HK_GC_TYPE_TAIL_POINTERS))) {
+    hk__warning("gc: type '%s': HK_GC_TYPE_NO_POINTERS with a trace function or a pointer layout", d->name ? d->name : "?");
+    return HK_EINVAL;
+  }
+  if (d->size > HK_GC_MAX_SMALL * 1024) return HK_EINVAL;
+  gc_lock(h);
+  if (h->ntypes >= HK_GC_MAX_TYPES) {
+    gc_unlock(h);
+    return HK_ENOMEM;
+  }
+  uint32_t id = h->ntypes;
+  h->types[id].d = *d;
+  h->types[id].used = true;
+  __atomic_store_n(&h->ntypes, id + 1, __ATOMIC_RELEASE);
+  gc_unlock(h);
+  *out = (hk_gc_type)id;
+  return HK_OK;
+}
+
+int hk_gc_root_add(hk_gc_heap *h, void **slot) {
+  if (!heap_ok(h, "hk_gc_root_add") || !slot) return HK_EINVAL;
+  gc_lock(h);
+  gc_root *r = hk__gc_meta_alloc(h, sizeof *r);
+  if (r) {
+    r->slot = slot;
+    r->next = h->roots;
+    h->roots = r;
+  }
+  gc_unlock(h);
+  return r ? HK_OK : HK_ENOMEM;
+}
+
+int hk_gc_root_remove(hk_gc_heap *h, void **slot) {
+  if (!heap_ok(h, "hk_gc_root_remove") || !slot) return HK_EINVAL;
+  int rc = HK_EINVAL;
+  gc_lock(h);
+  for (gc_root **pp = &h->roots; *pp; pp = &(*pp)->next)
+    if ((*pp)->slot == slot) {
+      gc_root *r = *pp;
+      *pp = r->next;
+      hk__gc_meta_free(h, r, sizeof *r);
+      rc = HK_OK;
+      break;
+    }
+  gc_unlock(h);
+  return rc;
+}
+
+void hk_gc_set_root_callback(hk_gc_heap *h, hk_gc_roots_fn fn, void *data) {
+  if (!heap_ok(h, "hk_gc_set_root_callback")) return;
+  gc_lock(h);
+  h->root_fn = fn;
+  h->root_data = data;
+  gc_unlock(h);
+}
+
+void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind) {
+  hk_gc_heap *h = m->heap;
+  gc_lock(h);
+  hk__gc_collect_locked(m, kind);
+  gc_unlock(h);
+  if (!(h->opts.flags & HK_GC_OPT_MANUAL_FINALIZERS) && !m->in_finalizers) hk__gc_run_finalizers(m);
+}
+
+/* ---- pinning ------------------------------------------------------------------------------------ */
+
+void hk_gc_pin(hk_gc_mutator *m, void *obj) {
+  (void)m;
+  if (!obj) return;
+  __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_PINNED, __ATOMIC_RELAXED);
+}
+
+void hk_gc_unpin(hk_gc_mutator *m, void *obj) {
+  (void)m;
+  if (!obj) return;
+  __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_PINNED, __ATOMIC_RELAXED);
+}
+
+bool hk_gc_is_pinned(const void *obj) {
+  return obj && (__atomic_load_n(hdr_of(obj), __ATOMIC_RELAXED) & HK_GC_HDR_PINNED) != 0;
+}

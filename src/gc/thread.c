@@ -1,0 +1,139 @@
+/* Mutator threads and the stop-the-world handshake.
+ *
+ * Every mutator is RUNNING, BLOCKING (inside hk_gc_blocking_begin/end: it promises not to touch
+ * the heap) or STOPPED (parked at a safepoint). heap->nrunning counts the RUNNING ones. A thread
+ * that wants to collect sets heap->stop and waits, under the heap lock, until it is the only
+ * RUNNING mutator; the others notice heap->stop at their next safepoint (an allocation slow path
+ * or hk_gc_safepoint), park on heap->cond and are woken when the collection ends. The lock also
+ * orders every collector write before the mutators' next reads, so the fast paths need no atomics
+ * besides the stop poll. */
+#include "gc/gc_internal.h"
+
+void hk__gc_park(hk_gc_mutator *m) {
+  hk_gc_heap *h = m->heap;
+  hk_assert(m->state == MUT_RUNNING);
+  m->state = MUT_STOPPED;
+  h->nrunning--;
+  pthread_cond_broadcast(&h->cond);
+  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) pthread_cond_wait(&h->cond, &h->lock);
+  m->state = MUT_RUNNING;
+  h->nrunning++;
+}
+
+bool hk__gc_stop_world(hk_gc_mutator *m) {
+  hk_gc_heap *h = m->heap;
+  if (h->collecting) {
+    /* Someone else is collecting (it is waiting for us): let it, and report that we did not. */
+    hk__gc_park(m);
+    return false;
+  }
+  h->collecting = 1;
+  h->collector = m;
+  __atomic_store_n(&h->stop, 1, __ATOMIC_RELAXED);
+  while (h->nrunning > 1) pthread_cond_wait(&h->cond, &h->lock);
+  return true;
+}
+
+void hk__gc_resume_world(hk_gc_mutator *m) {
+  hk_gc_heap *h = m->heap;
+  h->collecting = 0;
+  h->collector = NULL;
+  __atomic_store_n(&h->stop, 0, __ATOMIC_RELAXED);
+  pthread_cond_broadcast(&h->cond);
+}
+
+void hk_gc_safepoint_slow(hk_gc_mutator *m) {
+  hk_gc_heap *h = m->heap;
+  gc_lock(h);
+  if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_park(m);
+  gc_unlock(h);
+}
+
+hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
+  if (!h || h->h.magic != GC_MAGIC || h->h.role != ROLE_HEAP) {
+    hk__warning("gc: hk_gc_thread_register: not a heap");
+    return NULL;
+  }
+  gc_lock(h);
+  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) pthread_cond_wait(&h->cond, &h->lock);
+  hk_gc_mutator *m = hk__gc_meta_alloc(h, sizeof *m);
+  if (m) {
+    m->heap = h;
+    m->fast.stop = &h->stop;
+    m->thread = pthread_self();
+    m->state = MUT_RUNNING;
+    m->next = h->mutators;
+    if (h->mutators) h->mutators->prev = m;
+    h->mutators = m;
+    h->nmutators++;
+    h->nrunning++;
+  }
+  gc_unlock(h);
+  return m;
+}
+
+void hk_gc_thread_unregister(hk_gc_mutator *m) {
+  if (!m) return;
+  hk_gc_heap *h = m->heap;
+  if (m->fast.frames) hk__warning("gc: a mutator unregisters with root frames still pushed");
+  gc_lock(h);
+  if (m->state == MUT_BLOCKING) {
+    while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) pthread_cond_wait(&h->cond, &h->lock);
+    m->state = MUT_RUNNING;
+    h->nrunning++;
+  }
+  if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_park(m);
+  if (m->fast.cursor) h->bytes_allocated += (uint64_t)(m->fast.cursor - m->tlab_start);
+  if (m->fast.data_cursor) h->bytes_allocated += (uint64_t)(m->fast.data_cursor - m->data_start);
+  /* Its remembered objects stay remembered: the heap's own set takes them. */
+  void *o;
+  while ((o = hk__gc_stack_pop(h, &m->remset)))
+    if (!hk__gc_stack_push(h, &h->remset, o)) hk__fatal("gc: out of memory for the remembered set");
+  if (m->prev) m->prev->next = m->next;
+  else h->mutators = m->next;
+  if (m->next) m->next->prev = m->prev;
+  h->nmutators--;
+  h->nrunning--;
+  pthread_cond_broadcast(&h->cond);
+  hk__gc_meta_free(h, m, sizeof *m);
+  gc_unlock(h);
+}
+
+void hk_gc_blocking_begin(hk_gc_mutator *m) {
+  hk_gc_heap *h = m->heap;
+  gc_lock(h);
+  hk_assert(m->state == MUT_RUNNING);
+  m->state = MUT_BLOCKING;
+  h->nrunning--;
+  pthread_cond_broadcast(&h->cond);
+  gc_unlock(h);
+}
+
+void hk_gc_blocking_end(hk_gc_mutator *m) {
+  hk_gc_heap *h = m->heap;
+  gc_lock(h);
+  hk_assert(m->state == MUT_BLOCKING);
+  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) pthread_cond_wait(&h->cond, &h->lock);
+  m->state = MUT_RUNNING;
+  h->nrunning++;
+  gc_unlock(h);
+}
+
+hk_gc_heap *hk_gc_mutator_heap(const hk_gc_mutator *m) { return m ? m->heap : NULL; }
+
+/* The barrier's slow path: obj is old and not yet remembered. Clearing the bit atomically makes
+ * sure exactly one thread records it. */
+void hk_gc_write_barrier_slow(hk_gc_mutator *m, void *obj) {
+  uintptr_t old = __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_BARRIER, __ATOMIC_RELAXED);
+  if (!(old & HK_GC_HDR_BARRIER)) return;
+  gc_chunk *c = m->remset.top;
+  if (c && c->n < GC_CHUNK_CAP) {
+    c->items[c->n++] = obj;
+    m->remset.count++;
+    return;
+  }
+  hk_gc_heap *h = m->heap;
+  gc_lock(h);
+  if (!hk__gc_stack_push(h, &m->remset, obj)) hk__fatal("gc: out of memory for the remembered set");
+  gc_unlock(h);
+}

@@ -1,0 +1,146 @@
+/* hk_gc_verify: stop the world, trace everything reachable with checks on every slot, and check
+ * the block tables. It uses the side mark bitmaps as its visited set and clears them afterwards
+ * (minor collections rely on young blocks' bits being clear). */
+#include "gc/gc_internal.h"
+
+typedef struct verify_ctx {
+  hk_gc_visitor v;
+  hk_gc_heap *h;
+  gc_stack work;
+  const void *referrer; /* object being scanned, NULL for roots */
+  bool referrer_old;
+  char err[256];
+} verify_ctx;
+
+static void fail(verify_ctx *c, const char *what, const void *p) {
+  if (c->err[0]) return;
+  char tbuf[64] = "";
+  if (c->referrer) {
+    unsigned t = hdr_type(*hdr_of(c->referrer));
+    const char *name = t < c->h->ntypes && c->h->types[t].d.name ? c->h->types[t].d.name : "?";
+    hk__snprintf(tbuf, sizeof tbuf, " (type %s)", name);
+  }
+  hk__snprintf(c->err, sizeof c->err, "heapkit: gc verify: %s: %p, reached from %s %p%s\n", what, p,
+               c->referrer ? "object" : "a root", c->referrer, tbuf);
+}
+
+static bool is_young(const void *p) {
+  return seghdr_of(hdr_of(p))->role == ROLE_BLOCKS && block_of_obj(p)->state == B_YOUNG;
+}
+
+static void verify_visit(hk_gc_visitor *v, void **slot) {
+  verify_ctx *c = (verify_ctx *)v;
+  hk_gc_heap *h = c->h;
+  void *p = *slot;
+  if (c->err[0]) return;
+  if (!hk__gc_owns(h, p)) return fail(c, "a slot holds a pointer that is not an object of this heap", p);
+  uintptr_t hd = *hdr_of(p);
+  if (hd & HK_GC_HDR_FORWARDED) return fail(c, "forwarded header outside a collection", p);
+  unsigned t = hdr_type(hd);
+  if (t == 0 || t >= h->ntypes || !h->types[t].used) return fail(c, "object with an unregistered type", p);
+  const hk_gc_type_desc *d = &h->types[t].d;
+  size_t total = hdr_total(hd);
+  bool large = seghdr_of(hdr_of(p))->role == ROLE_LARGE;
+  if (total < HK_GC_GRANULE) return fail(c, "object with a zero size", p);
+  if (large) {
+    if (total != large_of(p)->total) return fail(c, "large object whose size disagrees with its segment", p);
+  } else if (((uintptr_t)hdr_of(p) & (GC_BLOCK_SIZE - 1)) + total > GC_BLOCK_SIZE) {
+    return fail(c, "object that crosses its block's end", p);
+  }
+  if (d->size && total - HK_GC_GRANULE < d->size) return fail(c, "object smaller than its type's size", p);
+  if (d->size_of && gc_total_of(d->size_of(p)) != total) return fail(c, "object whose size_of disagrees with its header", p);
+  if ((hd & HK_GC_HDR_NOSCAN) && !(d->flags & HK_GC_TYPE_NO_POINTERS))
+    return fail(c, "pointer-free object of a type that has pointers", p);
+  bool young = is_young(p);
+  if (young && (hd & HK_GC_HDR_BARRIER)) return fail(c, "young object with its barrier bit set", p);
+  if (young && c->referrer_old && (*hdr_of(c->referrer) & HK_GC_HDR_BARRIER))
+    return fail(c, "old object points to a young one but is not remembered", p);
+  bool fresh;
+  if (large) {
+    fresh = large_of(p)->vmark != h->vgen;
+    large_of(p)->vmark = h->vgen;
+  } else {
+    fresh = mark_set(p);
+  }
+  if (fresh && !(hd & HK_GC_HDR_NOSCAN) && !hk__gc_stack_push(h, &c->work, p))
+    fail(c, "out of memory for the verifier's work list", p);
+}
+
+static void check_tables(verify_ctx *c) {
+  hk_gc_heap *h = c->h;
+  size_t young = 0, mature = 0, nfree = 0, listed_free = 0, listed_young = 0;
+  for (gc_seg *s = h->segs; s; s = s->next) {
+    if (s->h.magic != GC_MAGIC || s->h.role != ROLE_BLOCKS || s->h.heap != h) return fail(c, "corrupt block segment", s);
+    for (size_t i = 0; i < GC_BLOCKS_PER_SEG; i++) {
+      gc_block *b = &s->blocks[i];
+      if (!hk__gc_block_is_valid(b)) return fail(c, "corrupt block descriptor", b);
+      if (b->flags & (F_FROM | F_EVAC | F_RETAIN)) return fail(c, "collection flags left on a block", b);
+      young += b->state == B_YOUNG;
+      mature += b->state == B_MATURE;
+      nfree += b->state == B_FREE;
+    }
+  }
+  for (gc_block *b = h->free_blocks; b; b = b->next) {
+    if (b->state != B_FREE) return fail(c, "a non-free block on the free list", b);
+    listed_free++;
+  }
+  for (gc_block *b = h->young; b; b = b->next) {
+    if (b->state != B_YOUNG) return fail(c, "a non-young block on the young list", b);
+    listed_young++;
+  }
+  for (int k = 0; k < 2; k++)
+    for (gc_block *b = h->recyclable[k]; b; b = b->next)
+      if (b->state != B_MATURE || ((b->flags & F_DATA) != 0) != k) return fail(c, "bad block on a recyclable list", b);
+  if (young != h->blocks_young || listed_young != young) return fail(c, "young block count mismatch", NULL);
+  if (mature != h->blocks_mature) return fail(c, "mature block count mismatch", NULL);
+  if (nfree != h->nfree || listed_free != nfree) return fail(c, "free block count mismatch", NULL);
+  size_t lb = 0, lc = 0;
+  for (gc_large *l = h->large; l; l = l->next) {
+    if (l->h.magic != GC_MAGIC || l->h.role != ROLE_LARGE || l->h.heap != h) return fail(c, "corrupt large object", l);
+    lb += l->total;
+    lc++;
+  }
+  if (lb != h->large_bytes || lc != h->large_count) return fail(c, "large object accounting mismatch", NULL);
+}
+
+int hk_gc_verify(hk_gc_mutator *m) {
+  if (!m) return HK_EINVAL;
+  hk_gc_heap *h = m->heap;
+  gc_lock(h);
+  while (!hk__gc_stop_world(m)) {}
+  verify_ctx c = {.v = {verify_visit}, .h = h};
+  if (++h->vgen == 0) {
+    for (gc_large *l = h->large; l; l = l->next) l->vmark = 0;
+    h->vgen = 1;
+  }
+  for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
+  check_tables(&c);
+  if (!c.err[0]) hk__gc_visit_roots(h, &c.v);
+  void *o;
+  while (!c.err[0] && (o = hk__gc_stack_pop(h, &c.work))) {
+    c.referrer = o;
+    c.referrer_old = !is_young(o);
+    hk__gc_trace_object(h, o, &c.v);
+  }
+  c.referrer = NULL;
+  c.referrer_old = false;
+  for (hk_gc_weak *w = h->weaks; w && !c.err[0]; w = w->next)
+    if (w->target && !((uintptr_t)w->target & 7) && !hk__gc_owns(h, w->target))
+      fail(&c, "a weak reference holds a pointer that is not an object of this heap", w->target);
+  gc_final *lists[3] = {h->final_young, h->final_old, h->final_ready};
+  for (int i = 0; i < 3 && !c.err[0]; i++)
+    for (gc_final *f = lists[i]; f && !c.err[0]; f = f->next) {
+      if (!hk__gc_owns(h, f->obj)) fail(&c, "a finalizer entry holds a pointer that is not an object of this heap", f->obj);
+      else if (!(*hdr_of(f->obj) & HK_GC_HDR_FINALIZABLE)) fail(&c, "a finalizable object lost its header bit", f->obj);
+      else if (i == 0 && !is_young(f->obj)) fail(&c, "an old object on the young finalizer list", f->obj);
+    }
+  hk__gc_stack_clear(h, &c.work);
+  for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
+  hk__gc_resume_world(m);
+  gc_unlock(h);
+  if (c.err[0]) {
+    hk__write_fd(2, c.err);
+    return HK_EINVAL;
+  }
+  return HK_OK;
+}
