@@ -1,5 +1,189 @@
-/* heapkit/arena.h: filled in by its own issue; kept so heapkit.h always compiles. */
+/* heapkit/arena.h: arenas (bump allocation with save points and cleanups), the thread-local
+ * region stack, and per-thread scratch arenas.
+ *
+ * An arena hands out memory by moving a pointer; nothing is freed one by one. Memory comes back
+ * in groups: hk_arena_restore releases everything allocated after a save point, hk_arena_reset
+ * everything, hk_arena_destroy everything plus the arena. Cleanups registered with
+ * hk_arena_defer run, last registered first, when the memory they belong to is released.
+ *
+ * Threads: an arena is used by one thread at a time, unless created with HK_ARENA_CONCURRENT;
+ * then hk_arena_alloc, hk_arena_alloc_aligned, hk_arena_defer and hk_arena_new(child) may be called
+ * from many threads at once, while save/restore/reset/destroy still need the arena to be quiet.
+ * The full description, including every error and what it looks like, is in docs/arena.md.
+ */
 #ifndef HEAPKIT_ARENA_H
 #define HEAPKIT_ARENA_H
 #include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hk_arena hk_arena;
+
+/* Flags for hk_arena_options.flags. */
+enum {
+  HK_ARENA_CONCURRENT = 1u << 0, /* allocation is thread-safe (atomic bump) */
+  HK_ARENA_TRACE = 1u << 1,      /* record every allocation for hk_arena_trace_write */
+  HK_ARENA_NO_POISON = 1u << 2,  /* do not poison released memory for ASan/valgrind */
+};
+
+/* Called when a commit would exceed the budget of `a` (the arena whose limit is hit: the allocating
+ * arena or one of its ancestors). It may release memory (reset or destroy other arenas, restore
+ * save points of arenas that are not allocating right now) and returns nonzero to ask for a retry,
+ * 0 to give up. `need` is the number of bytes the failing commit asked for. */
+typedef int (*hk_arena_release_fn)(hk_arena *a, size_t need, void *arg);
+/* Called instead of returning NULL when an allocation of `size` bytes fails; its result is what
+ * the allocation returns (a handler typically logs and aborts, or longjmps out). */
+typedef void *(*hk_arena_oom_fn)(hk_arena *a, size_t size, void *arg);
+
+/* All fields zero (or options NULL) give the defaults. */
+typedef struct hk_arena_options {
+  unsigned flags;               /* HK_ARENA_* */
+  size_t reserve;               /* virtual memory of the first chunk; 0 = 4 MiB (rounded up to 4 MiB) */
+  size_t commit_step;           /* growth step of committed memory; 0 = 64 KiB (at least one page-layer unit) */
+  size_t retain;                /* committed bytes kept by reset/restore for reuse; 0 = 1 MiB */
+  size_t budget;                /* max committed bytes of this arena and its descendants; 0 = no own limit */
+  hk_arena *parent;             /* destroy this arena with parent; count it against parent's budget */
+  hk_arena_release_fn release;  /* budget pressure callback (see above) */
+  void *release_arg;
+  hk_arena_oom_fn oom;          /* failure handler; NULL = return NULL (inherited from the parent) */
+  void *oom_arg;
+  const char *replay_path;      /* CSV with id,lower,upper,size,offset: serve the allocations from planned offsets */
+} hk_arena_options;
+
+/* A save point. Plain data: copy it freely; it is valid until the arena is restored to an earlier
+ * point, reset or destroyed. */
+typedef struct hk_arena_mark {
+  hk_arena *arena;
+  void *chunk;
+  char *pos;
+  size_t cleanups;  /* number of pending cleanups at the time of the save */
+  size_t seq;       /* allocation count at the time of the save (traces) */
+} hk_arena_mark;
+
+typedef struct hk_arena_stats {
+  size_t allocated;      /* bytes handed out and not yet released (with alignment padding) */
+  size_t allocated_peak; /* high-water mark of allocated */
+  size_t committed;      /* bytes of committed memory the arena holds (its metadata included) */
+  size_t committed_peak;
+  size_t reserved;       /* virtual memory reserved by the arena's chunks */
+  size_t chunks;         /* reservations chained so far and still held */
+  size_t cleanups;       /* cleanups registered and not yet run */
+  size_t budget_used;    /* committed bytes of this arena and all its descendants */
+  size_t replay_hits;    /* replay mode: allocations served from their planned offset */
+  size_t replay_misses;  /* replay mode: allocations that left the plan and were bump-allocated */
+  size_t arenas;         /* 1 per arena; in global statistics the number of live arenas */
+} hk_arena_stats;
+
+/* ---- arenas ------------------------------------------------------------------------------------ */
+
+/* A new arena, or NULL with errno set (ENOMEM: no memory or the parent's budget is exhausted;
+ * EINVAL: contradictory options or an unreadable replay file). */
+HK_API hk_arena *hk_arena_new(const hk_arena_options *opt);
+/* Runs the children's destruction, then the pending cleanups (LIFO), then returns all memory. */
+HK_API void hk_arena_destroy(hk_arena *a);
+
+/* size bytes aligned to alignof(max_align_t) (16). NULL (errno ENOMEM) or the oom handler's result
+ * when memory or the budget runs out. Size 0 gives a valid pointer that the next allocation may
+ * share. */
+HK_API void *hk__arena_alloc_slow(hk_arena *a, size_t size, size_t align);
+static inline void *hk_arena_alloc(hk_arena *a, size_t size);
+/* align must be a power of two; otherwise NULL with errno EINVAL. */
+static inline void *hk_arena_alloc_aligned(hk_arena *a, size_t size, size_t align);
+/* count * size zeroed bytes, aligned to max(align, 16); NULL with errno ENOMEM when count * size
+ * overflows (or as hk_arena_alloc), EINVAL when align is not a power of two. */
+HK_API void *hk_arena_calloc_aligned(hk_arena *a, size_t count, size_t size, size_t align);
+#define hk_arena_calloc(a, count, size) hk_arena_calloc_aligned((a), (count), (size), HK_ARENA_ALIGN)
+HK_API char *hk_arena_strdup(hk_arena *a, const char *s);
+
+HK_API hk_arena_mark hk_arena_save(hk_arena *a);
+/* Runs the cleanups registered after m (LIFO) and releases everything allocated after m for reuse.
+ * A mark of another arena, or one already released by an earlier restore, is reported on stderr
+ * and ignored. */
+HK_API void hk_arena_restore(hk_arena *a, hk_arena_mark m);
+/* Registers fn(arg) to run when the memory allocated up to now is released: at the restore of a
+ * mark saved before this call, at reset or at destroy. The record lives in the arena. HK_OK, HK_EINVAL (fn NULL) or HK_ENOMEM
+ * (the record could not be allocated: fn was not registered). */
+HK_API int hk_arena_defer(hk_arena *a, void (*fn)(void *), void *arg);
+/* Runs all pending cleanups and releases every allocation; keeps up to `retain` committed bytes
+ * for reuse and returns the rest to the page layer. Children stay alive. */
+HK_API void hk_arena_reset(hk_arena *a);
+
+HK_API void hk_arena_stats_get(const hk_arena *a, hk_arena_stats *out);
+/* Totals over all live arenas (allocated may lag by what each arena handed out since its last
+ * refill, save point or reset). */
+HK_API void hk_arena_global_stats(hk_arena_stats *out);
+/* True if p points into memory this arena currently has handed out (not after its bump pointer). */
+HK_API bool hk_arena_contains(const hk_arena *a, const void *p);
+HK_API hk_arena *hk_arena_parent(const hk_arena *a);
+
+/* Writes the trace of an HK_ARENA_TRACE arena as CSV `id,lower,upper,size` (docs/planner.md):
+ * allocation k has id k and lives in [lower, upper) measured in allocation events; buffers still
+ * live are closed at the current time. HK_OK, HK_EINVAL (not a tracing arena) or HK_EPERM (the
+ * file could not be written). */
+HK_API int hk_arena_trace_write(const hk_arena *a, const char *path);
+
+/* ---- regions: a thread-local stack of arenas (letregion) ---------------------------------------- */
+
+/* Pushes a fresh region (an arena with default options) on this thread's stack. NULL on failure. */
+HK_API hk_arena *hk_region_push(void);
+/* Pops r and every region pushed after it (their cleanups run); a region that is not on this
+ * thread's stack is reported on stderr and ignored. */
+HK_API void hk_region_pop(hk_arena *r);
+/* The innermost region of this thread, or NULL. */
+HK_API hk_arena *hk_region_top(void);
+HK_API size_t hk_region_depth(void);
+/* Allocates from the innermost region; NULL (errno EINVAL) when the stack is empty. */
+HK_API void *hk_region_alloc(size_t size);
+
+/* ---- scratch arenas ----------------------------------------------------------------------------- */
+
+/* A scratch scope on one of this thread's scratch arenas that is none of the `n` arenas in
+ * `conflicts` (the arenas the caller is using for results it will keep). .arena is NULL when every
+ * scratch arena of the thread (HK_SCRATCH_ARENAS of them) conflicts. */
+#define HK_SCRATCH_ARENAS 4
+typedef struct hk_scratch {
+  hk_arena *arena;
+  hk_arena_mark mark;
+} hk_scratch;
+HK_API hk_scratch hk_scratch_begin(hk_arena *const *conflicts, size_t n);
+/* Releases everything the scope allocated (and runs its cleanups). */
+HK_API void hk_scratch_end(hk_scratch s);
+
+/* ---- the inline fast path ------------------------------------------------------------------------
+ * An arena starts with these two pointers. When end - cur leaves room the allocation is a compare
+ * and an add; everything else (growth, budgets, concurrent mode, tracing, sanitizer annotations,
+ * which keep cur == end == NULL) goes to hk__arena_alloc_slow. cur is always 16-aligned. */
+typedef struct hk_arena_head {
+  char *cur;
+  char *end;
+} hk_arena_head;
+
+#define HK_ARENA_ALIGN 16
+
+static inline void *hk_arena_alloc(hk_arena *a, size_t size) {
+  hk_arena_head *h = (hk_arena_head *)a;
+  if (HK_LIKELY(h != NULL)) {
+    char *p = h->cur;
+    if (HK_LIKELY(size < (size_t)(h->end - p))) {
+      h->cur = p + ((size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1));
+      return p;
+    }
+  }
+  return hk__arena_alloc_slow(a, size, HK_ARENA_ALIGN);
+}
+
+static inline void *hk_arena_alloc_aligned(hk_arena *a, size_t size, size_t align) {
+  if (align <= HK_ARENA_ALIGN && align != 0 && (align & (align - 1)) == 0) return hk_arena_alloc(a, size);
+  return hk__arena_alloc_slow(a, size, align);
+}
+
+/* Typed helpers: HK_ARENA_NEW(a, struct node) and HK_ARENA_NEW_ARRAY(a, int, n) (zeroed). */
+#define HK_ARENA_NEW(a, T) ((T *)hk_arena_calloc_aligned((a), 1, sizeof(T), __alignof__(T)))
+#define HK_ARENA_NEW_ARRAY(a, T, n) ((T *)hk_arena_calloc_aligned((a), (n), sizeof(T), __alignof__(T)))
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,311 @@
+/* Arenas: creation, destruction, the allocation slow paths and statistics. */
+#include "arena/arena_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define ALL_FLAGS (HK_ARENA_CONCURRENT | HK_ARENA_TRACE | HK_ARENA_NO_POISON)
+
+static inline size_t round16(size_t n) { return (n + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1); }
+
+hk_arena *hk_arena_new(const hk_arena_options *opt) {
+  hk_arena_options o = {0};
+  if (opt) o = *opt;
+  if ((o.flags & ~(unsigned)ALL_FLAGS) || ((o.flags & HK_ARENA_TRACE) && o.replay_path) ||
+      o.reserve > ((size_t)1 << 40) || (o.parent && o.parent->magic != HK__ARENA_MAGIC)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  hk__page_init();
+  size_t reserve = hk__align_up(o.reserve ? o.reserve : HK_SEGMENT_SIZE, HK_SEGMENT_SIZE);
+  size_t hdr = hk__arena_header_size(true);
+  hk__segment *seg = hk__segment_alloc(reserve, HK_SEGMENT_SIZE, HK__SEG_ARENA, hdr);
+  if (!seg) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  char *s0 = (char *)seg;
+  hk__arena_chunk *c = (hk__arena_chunk *)(s0 + hk__align_up(sizeof(hk__segment), 64));
+  hk_arena *a = (hk_arena *)((char *)c + hk__align_up(sizeof(hk__arena_chunk), 64));
+  memset(a, 0, sizeof *a);
+  a->magic = HK__ARENA_MAGIC;
+  a->flags = o.flags;
+  a->commit_step = o.commit_step ? hk__align_up(o.commit_step, 4096) : HK__ARENA_DEFAULT_STEP;
+  a->retain = o.retain ? o.retain : HK__ARENA_DEFAULT_RETAIN;
+  a->budget = o.budget;
+  a->next_reserve = reserve * 2 < HK__ARENA_MAX_RESERVE ? reserve * 2 : (reserve > HK__ARENA_MAX_RESERVE ? reserve : HK__ARENA_MAX_RESERVE);
+  a->parent = o.parent;
+  a->release = o.release;
+  a->release_arg = o.release_arg;
+  a->oom = o.oom ? o.oom : (o.parent ? o.parent->oom : NULL);
+  a->oom_arg = o.oom ? o.oom_arg : (o.parent ? o.parent->oom_arg : NULL);
+  pthread_mutex_init(&a->lock, NULL);
+  hk__arena_chunk_init(a, c, seg, hdr);
+  a->first = a->last = c;
+  atomic_store_explicit(&a->cur, c, memory_order_release);
+  size_t hdr_commit = (size_t)(hk__chunk_commit_end(c) - s0);
+  /* The arena's own metadata counts against its budget and its ancestors'. */
+  if (hk__arena_charge(a, hdr_commit) != HK_OK) {
+    hk__track_forget(c->base, (size_t)(c->poisoned_end - c->base));
+    hk__segment_free(seg);
+    errno = ENOMEM;
+    return NULL;
+  }
+  hk__arena_account_commit(a, (ptrdiff_t)hdr_commit);
+  a->reserved = seg->size;
+  a->nchunks = 1;
+  atomic_fetch_add_explicit(&hk__arena_g.reserved, seg->size, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hk__arena_g.chunks, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hk__arena_g.arenas, 1, memory_order_relaxed);
+
+  a->slow_only = (o.flags & (HK_ARENA_CONCURRENT | HK_ARENA_TRACE)) || o.replay_path || hk__track_per_alloc();
+  if (!a->slow_only) {
+    a->head.cur = c->base;
+    a->head.end = hk__chunk_commit_end(c);
+  }
+  if (o.parent) {
+    hk_arena *p = o.parent;
+    pthread_mutex_lock(&p->lock);
+    a->next_sibling = p->first_child;
+    if (p->first_child) p->first_child->prev_sibling = a;
+    p->first_child = a;
+    pthread_mutex_unlock(&p->lock);
+  }
+  int rc = HK_OK;
+  if (o.flags & HK_ARENA_TRACE) rc = hk__arena_trace_init(a);
+  else if (o.replay_path) rc = hk__arena_replay_init(a, o.replay_path);
+  if (rc != HK_OK) {
+    hk__arena_destroy_any(a);
+    errno = rc == HK_ENOMEM ? ENOMEM : EINVAL;
+    return NULL;
+  }
+  hk_assert_expensive(hk__arena_is_valid(a));
+  return a;
+}
+
+void hk__arena_destroy_any(hk_arena *a) {
+  while (a->first_child) hk__arena_destroy_any(a->first_child);
+  hk__arena_run_cleanups(a, 0);
+  hk__arena_trace_free(a);
+  hk__arena_replay_free(a);
+  hk_arena *p = a->parent;
+  if (p) {
+    pthread_mutex_lock(&p->lock);
+    if (a->prev_sibling) a->prev_sibling->next_sibling = a->next_sibling;
+    else p->first_child = a->next_sibling;
+    if (a->next_sibling) a->next_sibling->prev_sibling = a->prev_sibling;
+    pthread_mutex_unlock(&p->lock);
+  }
+  atomic_fetch_sub_explicit(&hk__arena_g.allocated, a->synced_alloc, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&hk__arena_g.arenas, 1, memory_order_relaxed);
+  a->magic = 0;
+  pthread_mutex_destroy(&a->lock);
+  while (a->last != a->first) hk__arena_chunk_free(a, a->last);
+  hk__arena_chunk_free(a, a->first); /* frees a */
+}
+
+void hk_arena_destroy(hk_arena *a) {
+  if (!a) return;
+  if (a->magic != HK__ARENA_MAGIC) {
+    hk__warning("hk_arena_destroy(%p): not a live arena (destroyed twice?); ignored", (void *)a);
+    return;
+  }
+  if (a->role != HK__ROLE_PLAIN) {
+    hk__warning("hk_arena_destroy(%p): this arena belongs to the %s of its thread; use %s", (void *)a,
+                a->role == HK__ROLE_REGION ? "region stack" : "scratch set",
+                a->role == HK__ROLE_REGION ? "hk_region_pop" : "hk_scratch_end");
+    return;
+  }
+  hk_assert_expensive(hk__arena_is_valid(a));
+  hk__arena_destroy_any(a);
+}
+
+void *hk__arena_fail(hk_arena *a, size_t size, int err) {
+  if (a->oom) return a->oom(a, size, a->oom_arg);
+  errno = err;
+  return NULL;
+}
+
+/* The out-of-line path of hk_arena_alloc: refill from more committed memory or the next chunk. */
+void *hk__arena_alloc_slow(hk_arena *a, size_t size, size_t align) {
+  if (!a || a->magic != HK__ARENA_MAGIC || align == 0 || (align & (align - 1)) || align > HK_SEGMENT_SIZE) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (align < HK_ARENA_ALIGN) align = HK_ARENA_ALIGN;
+  if (size > ((size_t)1 << 46)) return hk__arena_fail(a, size, ENOMEM);
+  if (a->slow_only) return hk__arena_alloc_tracked(a, size, align);
+  size_t n = round16(size);
+  for (;;) {
+    hk__arena_chunk *c = atomic_load_explicit(&a->cur, memory_order_relaxed);
+    uintptr_t p = hk__align_up((uintptr_t)a->head.cur, align);
+    if (p + n <= (uintptr_t)a->head.end) {
+      a->head.cur = (char *)(p + n);
+      return (void *)p;
+    }
+    if (p + n <= (uintptr_t)c->limit) {
+      if (hk__arena_commit_to(a, c, (char *)(p + n)) != HK_OK) return hk__arena_fail(a, size, ENOMEM);
+      a->head.end = hk__chunk_commit_end(c);
+      hk__arena_sync_stats(a);
+      hk_assert_expensive(hk__arena_is_valid(a));
+      continue;
+    }
+    if (hk__arena_next_chunk(a, n + align) != HK_OK) return hk__arena_fail(a, size, ENOMEM);
+  }
+}
+
+/* Slow-only mode: a compare-and-swap bump on the current chunk's position, so threads can share
+ * the arena. A claim past the commit end commits under the lock; a claim past the reservation
+ * makes one thread chain the next chunk while the others wait on the lock and retry. */
+void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align) {
+  size_t n = round16(size);
+  for (;;) {
+    hk__arena_chunk *c = hk__arena_cur(a);
+    uintptr_t old = atomic_load_explicit(&c->pos, memory_order_relaxed), p, e;
+    bool full = false;
+    for (;;) {
+      p = hk__align_up(old, align);
+      e = p + n;
+      if (e < p || e > (uintptr_t)c->limit) { full = true; break; }
+      if (atomic_compare_exchange_weak_explicit(&c->pos, &old, e, memory_order_relaxed, memory_order_relaxed)) break;
+    }
+    if (!full) {
+      if (e > (uintptr_t)hk__chunk_commit_end(c)) {
+        hk__arena_lock(a);
+        int rc = hk__arena_commit_to(a, c, (char *)e);
+        hk__arena_unlock(a);
+        if (rc != HK_OK) return NULL; /* the claim stays unused until the next restore */
+      }
+      return (void *)p;
+    }
+    hk__arena_lock(a);
+    int rc = HK_OK;
+    if (hk__arena_cur(a) == c) rc = hk__arena_next_chunk(a, n + align);
+    hk__arena_unlock(a);
+    if (rc != HK_OK) return NULL;
+  }
+}
+
+void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align) {
+  bool serial = a->trace || a->replay;
+  if (serial) hk__arena_lock(a);
+  void *p = a->replay ? hk__arena_replay_next(a, size, align) : NULL;
+  if (!p) p = hk__arena_bump_atomic(a, size, align);
+  if (p && serial) {
+    if (a->trace) hk__arena_trace_add(a, round16(size));
+    a->seq++;
+  }
+  if (serial) hk__arena_unlock(a);
+  if (!p) return hk__arena_fail(a, size, ENOMEM);
+  hk__track_alloc(p, size);
+  return p;
+}
+
+void *hk_arena_calloc_aligned(hk_arena *a, size_t count, size_t size, size_t align) {
+  size_t total;
+  if (hk__mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = hk_arena_alloc_aligned(a, total, align);
+  if (p) memset(p, 0, total);
+  return p;
+}
+
+char *hk_arena_strdup(hk_arena *a, const char *s) {
+  if (!s) {
+    errno = EINVAL;
+    return NULL;
+  }
+  size_t n = strlen(s) + 1;
+  char *p = hk_arena_alloc(a, n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+size_t hk__arena_allocated(const hk_arena *a) {
+  hk__arena_chunk *cur = hk__arena_cur(a);
+  size_t total = 0;
+  for (hk__arena_chunk *c = a->first; c; c = c->next) {
+    char *pos = c == cur ? hk__arena_pos(a) : (char *)hk__chunk_pos(c);
+    if (pos > c->limit) pos = c->limit;
+    total += (size_t)(pos - c->base);
+    if (c == cur) break;
+  }
+  return total;
+}
+
+/* Brings the peak and the global total up to date; called whenever allocated may be about to drop
+ * (restore, reset, destroy) and at every chunk change, so the peak is exact when observed. */
+void hk__arena_sync_stats(hk_arena *a) {
+  size_t now = hk__arena_allocated(a);
+  if (now > a->alloc_peak) a->alloc_peak = now;
+  atomic_fetch_add_explicit(&hk__arena_g.allocated, now - a->synced_alloc, memory_order_relaxed);
+  a->synced_alloc = now;
+}
+
+void hk_arena_stats_get(const hk_arena *a, hk_arena_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (!a || a->magic != HK__ARENA_MAGIC) return;
+  out->allocated = hk__arena_allocated(a);
+  out->allocated_peak = a->alloc_peak > out->allocated ? a->alloc_peak : out->allocated;
+  out->committed = a->committed;
+  out->committed_peak = a->committed_peak;
+  out->reserved = a->reserved;
+  out->chunks = a->nchunks;
+  out->cleanups = a->ncleanups;
+  out->budget_used = atomic_load_explicit(&((hk_arena *)a)->tree_committed, memory_order_relaxed);
+  out->arenas = 1;
+  hk__arena_replay_stats(a, &out->replay_hits, &out->replay_misses);
+}
+
+void hk_arena_global_stats(hk_arena_stats *out) {
+  memset(out, 0, sizeof *out);
+  out->allocated = atomic_load_explicit(&hk__arena_g.allocated, memory_order_relaxed);
+  out->committed = atomic_load_explicit(&hk__arena_g.committed, memory_order_relaxed);
+  out->committed_peak = atomic_load_explicit(&hk__arena_g.committed_peak, memory_order_relaxed);
+  out->reserved = atomic_load_explicit(&hk__arena_g.reserved, memory_order_relaxed);
+  out->chunks = atomic_load_explicit(&hk__arena_g.chunks, memory_order_relaxed);
+  out->arenas = atomic_load_explicit(&hk__arena_g.arenas, memory_order_relaxed);
+}
+
+bool hk_arena_contains(const hk_arena *a, const void *p) {
+  if (!a || a->magic != HK__ARENA_MAGIC) return false;
+  const char *q = p;
+  hk__arena_chunk *cur = hk__arena_cur(a);
+  for (hk__arena_chunk *c = a->first; c; c = c->next) {
+    char *pos = c == cur ? hk__arena_pos(a) : (char *)hk__chunk_pos(c);
+    if (q >= c->base && q < pos) return true;
+    if (c == cur) break;
+  }
+  return hk__arena_replay_contains(a, p);
+}
+
+hk_arena *hk_arena_parent(const hk_arena *a) { return a && a->magic == HK__ARENA_MAGIC ? a->parent : NULL; }
+
+bool hk__arena_is_valid(const hk_arena *a) {
+  if (a->magic != HK__ARENA_MAGIC) return false;
+  if ((void *)&a->head != (void *)a) return false;
+  hk__arena_chunk *cur = hk__arena_cur(a);
+  bool found = false;
+  size_t committed = 0, n = 0;
+  for (hk__arena_chunk *c = a->first; c; c = c->next) {
+    if (!hk__arena_chunk_is_valid(a, c)) return false;
+    if (found && hk__chunk_pos(c) != (uintptr_t)c->base) return false; /* spares are empty */
+    if (c == cur) found = true;
+    committed += (size_t)(hk__chunk_commit_end(c) - (char *)c->seg);
+    n++;
+    if (!c->next && c != a->last) return false;
+  }
+  if (!found || n != a->nchunks || committed != a->committed) return false;
+  if (atomic_load_explicit(&((hk_arena *)a)->tree_committed, memory_order_relaxed) < committed) return false;
+  if (a->slow_only) {
+    if (a->head.cur || a->head.end) return false;
+  } else {
+    if (a->head.cur < cur->base || a->head.cur > a->head.end || a->head.end != hk__chunk_commit_end(cur)) return false;
+    if ((uintptr_t)a->head.cur % HK_ARENA_ALIGN) return false;
+  }
+  size_t k = 0;
+  for (hk__arena_cleanup *q = a->cleanups; q; q = q->next) k++;
+  return k == a->ncleanups;
+}

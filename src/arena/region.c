@@ -1,0 +1,142 @@
+/* The thread-local region stack and the per-thread scratch arenas.
+ *
+ * Regions: each region is an arena of its own (so code may allocate into any region on the stack,
+ * not only the innermost, as with letregion). Popped regions are reset and kept in a small
+ * per-thread cache, so a push costs no system call in steady state.
+ *
+ * Scratch: each thread owns up to HK_SCRATCH_ARENAS arenas. A scope takes the first one that is
+ * not in the caller's conflict list and saves a mark on it; ending the scope restores the mark.
+ * Because a function passes its own result arena (often a scratch arena of an outer scope) as a
+ * conflict, nested scopes alternate between arenas and a scope's releases never free the
+ * caller's results.
+ *
+ * At thread exit a destructor pops the regions the thread left on its stack (running their
+ * cleanups) and destroys the cache and the scratch arenas. */
+#include "arena/arena_internal.h"
+
+#include <errno.h>
+
+#define REGION_CACHE 4
+
+typedef struct thread_arenas {
+  hk_arena *top;
+  size_t depth;
+  hk_arena *cache[REGION_CACHE];
+  size_t ncache;
+  hk_arena *scratch[HK_SCRATCH_ARENAS];
+  bool registered;
+} thread_arenas;
+
+static __thread thread_arenas t_arenas;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void destroy_owned(hk_arena *a) {
+  a->role = HK__ROLE_PLAIN;
+  hk__arena_destroy_any(a);
+}
+
+static void region_release(thread_arenas *t, hk_arena *r) {
+  if (t->ncache < REGION_CACHE) {
+    hk_arena_reset(r);
+    t->cache[t->ncache++] = r;
+  } else {
+    destroy_owned(r);
+  }
+}
+
+static void thread_exit(void *arg) {
+  thread_arenas *t = &t_arenas;
+  (void)arg;
+  while (t->top) {
+    hk_arena *r = t->top;
+    t->top = r->region_prev;
+    destroy_owned(r);
+  }
+  t->depth = 0;
+  while (t->ncache) destroy_owned(t->cache[--t->ncache]);
+  for (int i = 0; i < HK_SCRATCH_ARENAS; i++) {
+    if (t->scratch[i]) destroy_owned(t->scratch[i]);
+    t->scratch[i] = NULL;
+  }
+  t->registered = false;
+}
+
+static void make_key(void) { pthread_key_create(&exit_key, thread_exit); }
+
+static void register_thread(thread_arenas *t) {
+  if (t->registered) return;
+  pthread_once(&exit_once, make_key);
+  pthread_setspecific(exit_key, (void *)1);
+  t->registered = true;
+}
+
+hk_arena *hk_region_push(void) {
+  thread_arenas *t = &t_arenas;
+  register_thread(t);
+  hk_arena *r = t->ncache ? t->cache[--t->ncache] : hk_arena_new(NULL);
+  if (!r) return NULL;
+  r->role = HK__ROLE_REGION;
+  r->region_prev = t->top;
+  t->top = r;
+  t->depth++;
+  return r;
+}
+
+void hk_region_pop(hk_arena *r) {
+  thread_arenas *t = &t_arenas;
+  hk_arena *x = t->top;
+  while (x && x != r) x = x->region_prev;
+  if (!r || !x) {
+    hk__warning("hk_region_pop(%p): not a region on this thread's stack; ignored", (void *)r);
+    return;
+  }
+  for (;;) {
+    hk_arena *top = t->top;
+    t->top = top->region_prev;
+    t->depth--;
+    top->region_prev = NULL;
+    region_release(t, top);
+    if (top == r) break;
+  }
+}
+
+hk_arena *hk_region_top(void) { return t_arenas.top; }
+size_t hk_region_depth(void) { return t_arenas.depth; }
+
+void *hk_region_alloc(size_t size) {
+  hk_arena *r = t_arenas.top;
+  if (!r) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return hk_arena_alloc(r, size);
+}
+
+hk_scratch hk_scratch_begin(hk_arena *const *conflicts, size_t n) {
+  thread_arenas *t = &t_arenas;
+  hk_scratch s = {0};
+  for (int i = 0; i < HK_SCRATCH_ARENAS; i++) {
+    hk_arena *a = t->scratch[i];
+    bool clash = false;
+    for (size_t k = 0; a && k < n && !clash; k++) clash = conflicts && conflicts[k] == a;
+    if (clash) continue;
+    if (!a) {
+      register_thread(t);
+      a = hk_arena_new(NULL);
+      if (!a) return s;
+      a->role = HK__ROLE_SCRATCH;
+      t->scratch[i] = a;
+    }
+    s.arena = a;
+    s.mark = hk_arena_save(a);
+    return s;
+  }
+  errno = EBUSY;
+  return s;
+}
+
+void hk_scratch_end(hk_scratch s) {
+  if (!s.arena) return;
+  hk_arena_restore(s.arena, s.mark);
+}

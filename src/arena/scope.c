@@ -1,0 +1,108 @@
+/* Save points, cleanups and reset: the ways memory comes back from an arena.
+ *
+ * A cleanup record is allocated from the arena itself, so the records registered after a mark die
+ * with the memory the mark releases. Marks count cleanups instead of pointing at a record, so a
+ * stale mark can never make restore walk into records that no longer exist. */
+#include "arena/arena_internal.h"
+
+hk_arena_mark hk_arena_save(hk_arena *a) {
+  hk_arena_mark m = {0};
+  if (!a || a->magic != HK__ARENA_MAGIC) {
+    hk__warning("hk_arena_save(%p): not a live arena", (void *)a);
+    return m;
+  }
+  m.arena = a;
+  m.chunk = hk__arena_cur(a);
+  m.pos = hk__arena_pos(a);
+  m.cleanups = a->ncleanups;
+  m.seq = a->seq;
+  return m;
+}
+
+void hk__arena_run_cleanups(hk_arena *a, size_t keep) {
+  while (a->ncleanups > keep) {
+    hk__arena_cleanup *q = a->cleanups;
+    a->cleanups = q->next;
+    a->ncleanups--;
+    q->fn(q->arg);
+  }
+}
+
+void hk__arena_restore_to(hk_arena *a, hk__arena_chunk *c, char *pos, size_t cleanups, size_t seq) {
+  hk__arena_sync_stats(a);
+  hk__arena_run_cleanups(a, cleanups);
+  if (a->trace) hk__arena_trace_close(a, seq);
+  hk__arena_chunk *cur = hk__arena_cur(a);
+  char *curpos = hk__arena_pos(a);
+  for (hk__arena_chunk *x = c;; x = x->next) {
+    char *from = x == c ? pos : x->base;
+    char *to = x == cur ? curpos : (char *)hk__chunk_pos(x);
+    if (to > x->limit) to = x->limit;
+    hk__arena_release_range(a, from, to);
+    if (x != c) atomic_store_explicit(&x->pos, (uintptr_t)x->base, memory_order_relaxed);
+    if (x == cur) break;
+  }
+  atomic_store_explicit(&c->pos, (uintptr_t)pos, memory_order_relaxed);
+  atomic_store_explicit(&a->cur, c, memory_order_release);
+  if (!a->slow_only) {
+    a->head.cur = pos;
+    a->head.end = hk__chunk_commit_end(c);
+  }
+  hk__arena_sync_stats(a);
+}
+
+/* Trimming on every restore would make per-request save/restore pay system calls; only trim when
+ * the committed memory left unused is well past the retention. */
+static bool restore_should_trim(hk_arena *a) {
+  size_t slack = a->committed - (a->synced_alloc < a->committed ? a->synced_alloc : a->committed);
+  size_t allowance = a->retain + 2 * a->commit_step + a->nchunks * hk__arena_header_size(true) +
+                     a->nchunks * (HK_SEGMENT_SIZE / HK_SEGMENT_UNITS);
+  return slack > allowance || hk__arena_cur(a)->next != NULL;
+}
+
+void hk_arena_restore(hk_arena *a, hk_arena_mark m) {
+  if (!a || a->magic != HK__ARENA_MAGIC) {
+    hk__warning("hk_arena_restore(%p): not a live arena; ignored", (void *)a);
+    return;
+  }
+  if (m.arena != a) {
+    hk__warning("hk_arena_restore(%p): the mark belongs to arena %p; ignored", (void *)a, (void *)m.arena);
+    return;
+  }
+  hk__arena_chunk *cur = hk__arena_cur(a), *c = a->first;
+  while (c && c != (hk__arena_chunk *)m.chunk && c != cur) c = c->next;
+  char *pos = hk__arena_pos(a);
+  if (c != (hk__arena_chunk *)m.chunk || m.pos < c->base || m.pos > c->limit || (c == cur && m.pos > pos) ||
+      m.cleanups > a->ncleanups) {
+    hk__warning("hk_arena_restore(%p): the mark was already released by an earlier restore or reset; ignored",
+                (void *)a);
+    return;
+  }
+  hk__arena_restore_to(a, c, m.pos, m.cleanups, m.seq);
+  if (restore_should_trim(a)) hk__arena_trim(a);
+  hk_assert_expensive(hk__arena_is_valid(a));
+}
+
+void hk_arena_reset(hk_arena *a) {
+  if (!a || a->magic != HK__ARENA_MAGIC) {
+    hk__warning("hk_arena_reset(%p): not a live arena; ignored", (void *)a);
+    return;
+  }
+  hk__arena_restore_to(a, a->first, a->first->base, 0, 0);
+  hk__arena_trim(a);
+  hk_assert_expensive(hk__arena_is_valid(a));
+}
+
+int hk_arena_defer(hk_arena *a, void (*fn)(void *), void *arg) {
+  if (!a || a->magic != HK__ARENA_MAGIC || !fn) return HK_EINVAL;
+  hk__arena_cleanup *q = hk_arena_alloc(a, sizeof *q);
+  if (!q) return HK_ENOMEM;
+  q->fn = fn;
+  q->arg = arg;
+  hk__arena_lock(a);
+  q->next = a->cleanups;
+  a->cleanups = q;
+  a->ncleanups++;
+  hk__arena_unlock(a);
+  return HK_OK;
+}

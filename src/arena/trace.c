@@ -1,0 +1,393 @@
+/* The planner tie-in: record an arena's allocations as buffers with lifetimes (CSV
+ * id,lower,upper,size, see docs/planner.md), and replay a planned trace (the same CSV plus an
+ * offset column, as written by `heapkit plan`) from fixed offsets in one block.
+ *
+ * Time is counted in allocation events: allocation k happens at time k and its buffer lives in
+ * [k, t) where t is the number of allocations made when the restore, reset or destroy that
+ * released it happened (or when the trace was written, for buffers still live).
+ * Records and the replay table live in segments of their own (no malloc), outside the arena's
+ * chunks, so that restore and reset never release them. */
+#include "arena/arena_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OPEN_UPPER UINT64_MAX
+
+typedef struct trace_rec {
+  uint64_t lower, upper, size;
+  uint64_t prev_open; /* index + 1 of the open record below this one, 0 for none */
+} trace_rec;
+
+/* Invariants: n <= cap; records [0, n) lie in committed memory; following prev_open from top
+ * visits exactly the records whose upper is OPEN_UPPER, in decreasing index order. */
+struct hk__arena_trace {
+  hk__segment *seg;
+  trace_rec *recs;
+  size_t n, cap, committed_recs;
+  uint64_t top;
+  bool broken; /* a record could not be stored: the trace is incomplete and will not be written */
+};
+
+static size_t trace_hdr(void) { return hk__align_up(sizeof(hk__segment), 64) + hk__align_up(sizeof(hk__arena_trace), 64); }
+
+static hk__arena_trace *trace_alloc_seg(size_t size) {
+  size_t hdr = trace_hdr();
+  hk__segment *seg = hk__segment_alloc(size, HK_SEGMENT_SIZE, HK__SEG_ARENA, hdr);
+  if (!seg) return NULL;
+  hk__arena_trace *t = (hk__arena_trace *)((char *)seg + hk__align_up(sizeof(hk__segment), 64));
+  memset(t, 0, sizeof *t);
+  t->seg = seg;
+  t->recs = (trace_rec *)((char *)seg + hdr);
+  t->cap = (seg->size - hdr) / sizeof(trace_rec);
+  t->committed_recs = (hk__align_up(hdr, seg->unit) - hdr) / sizeof(trace_rec);
+  return t;
+}
+
+int hk__arena_trace_init(hk_arena *a) {
+  a->trace = trace_alloc_seg(HK_SEGMENT_SIZE);
+  return a->trace ? HK_OK : HK_ENOMEM;
+}
+
+void hk__arena_trace_free(hk_arena *a) {
+  if (a->trace) hk__segment_free(a->trace->seg);
+  a->trace = NULL;
+}
+
+static bool trace_grow(hk_arena *a) {
+  hk__arena_trace *t = a->trace;
+  if (t->n == t->cap) {
+    hk__arena_trace *u = trace_alloc_seg(t->seg->size * 2);
+    if (!u) return false;
+    size_t bytes = t->n * sizeof(trace_rec);
+    if (hk__segment_commit(u->seg, trace_hdr(), bytes + sizeof(trace_rec), NULL) != HK_OK) {
+      hk__segment_free(u->seg);
+      return false;
+    }
+    memcpy(u->recs, t->recs, bytes);
+    u->n = t->n;
+    u->top = t->top;
+    u->committed_recs = t->n + 1;
+    hk__segment_free(t->seg);
+    a->trace = t = u;
+  }
+  if (t->n >= t->committed_recs) {
+    size_t off = trace_hdr() + t->committed_recs * sizeof(trace_rec);
+    size_t len = hk__align_up(off + 1, t->seg->unit) - off;
+    if (hk__segment_commit(t->seg, off, len, NULL) != HK_OK) return false;
+    t->committed_recs += len / sizeof(trace_rec);
+  }
+  return true;
+}
+
+int hk__arena_trace_add(hk_arena *a, size_t size) {
+  hk__arena_trace *t = a->trace;
+  if (t->broken) return HK_ENOMEM;
+  if (!trace_grow(a)) {
+    a->trace->broken = true;
+    hk__warning("arena %p: out of memory for the allocation trace; the trace is abandoned", (void *)a);
+    return HK_ENOMEM;
+  }
+  t = a->trace;
+  hk_assert(t->n == a->seq);
+  trace_rec *r = &t->recs[t->n];
+  r->lower = a->seq;
+  r->upper = OPEN_UPPER;
+  r->size = size;
+  r->prev_open = t->top;
+  t->top = ++t->n;
+  return HK_OK;
+}
+
+void hk__arena_trace_close(hk_arena *a, size_t from_seq) {
+  hk__arena_trace *t = a->trace;
+  if (t->broken) return;
+  while (t->top && t->top - 1 >= from_seq) {
+    trace_rec *r = &t->recs[t->top - 1];
+    r->upper = a->seq;
+    t->top = r->prev_open;
+  }
+}
+
+/* ---- writing CSV without stdio (stdio may call malloc) ----------------------------------------- */
+
+typedef struct outbuf {
+  int fd;
+  bool failed;
+  size_t len;
+  char buf[8192];
+} outbuf;
+
+static void out_flush(outbuf *o) {
+  size_t done = 0;
+  while (done < o->len && !o->failed) {
+    ssize_t w = write(o->fd, o->buf + done, o->len - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) o->failed = true;
+    else done += (size_t)w;
+  }
+  o->len = 0;
+}
+
+static void out_str(outbuf *o, const char *s) {
+  for (; *s; s++) {
+    if (o->len == sizeof o->buf) out_flush(o);
+    o->buf[o->len++] = *s;
+  }
+}
+
+static void out_u64(outbuf *o, uint64_t v) {
+  char tmp[24];
+  int i = 24;
+  tmp[--i] = 0;
+  do tmp[--i] = (char)('0' + v % 10), v /= 10;
+  while (v);
+  out_str(o, tmp + i);
+}
+
+int hk_arena_trace_write(const hk_arena *a, const char *path) {
+  if (!a || a->magic != HK__ARENA_MAGIC || !a->trace || !path) return HK_EINVAL;
+  hk__arena_trace *t = a->trace;
+  if (t->broken) return HK_ENOMEM;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    hk__warning("hk_arena_trace_write: cannot open %s for writing", path);
+    return HK_EPERM;
+  }
+  static __thread outbuf o; /* 8 KiB: too much for small thread stacks */
+  o.fd = fd;
+  o.failed = false;
+  o.len = 0;
+  out_str(&o, "id,lower,upper,size\n");
+  for (size_t i = 0; i < t->n; i++) {
+    const trace_rec *r = &t->recs[i];
+    out_u64(&o, i);
+    out_str(&o, ",");
+    out_u64(&o, r->lower);
+    out_str(&o, ",");
+    out_u64(&o, r->upper == OPEN_UPPER ? a->seq : r->upper);
+    out_str(&o, ",");
+    out_u64(&o, r->size);
+    out_str(&o, "\n");
+  }
+  out_flush(&o);
+  bool failed = o.failed;
+  if (close(fd) != 0) failed = true;
+  if (failed) hk__warning("hk_arena_trace_write: writing %s failed", path);
+  return failed ? HK_EPERM : HK_OK;
+}
+
+/* ---- replay -------------------------------------------------------------------------------------- */
+
+typedef struct plan_entry {
+  uint64_t offset, size; /* size UINT64_MAX: no entry with this id */
+} plan_entry;
+
+/* Layout of the replay segment: [hk__segment][hk__arena_replay][table: n entries][block: peak bytes]. */
+struct hk__arena_replay {
+  hk__segment *seg;
+  plan_entry *table;
+  size_t n;
+  char *block;
+  size_t peak;
+  size_t hits, misses;
+};
+
+static size_t replay_hdr(void) {
+  return hk__align_up(sizeof(hk__segment), 64) + hk__align_up(sizeof(hk__arena_replay), 64);
+}
+
+/* Reads the whole file into a temporary segment; *len gets its length. */
+static hk__segment *read_file(const char *path, size_t *len, char **text) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size < 0 || (uint64_t)st.st_size > ((uint64_t)1 << 32)) {
+    close(fd);
+    return NULL;
+  }
+  size_t size = (size_t)st.st_size, hdr = hk__align_up(sizeof(hk__segment), 64);
+  hk__segment *seg = hk__segment_alloc(hdr + size + 1, HK_SEGMENT_SIZE, HK__SEG_ARENA, hdr);
+  if (!seg) {
+    close(fd);
+    return NULL;
+  }
+  char *buf = (char *)seg + hdr;
+  if (hk__segment_commit(seg, hdr, size + 1, NULL) != HK_OK) {
+    hk__segment_free(seg);
+    close(fd);
+    return NULL;
+  }
+  size_t got = 0;
+  while (got < size) {
+    ssize_t r = read(fd, buf + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  buf[got] = 0;
+  *len = got;
+  *text = buf;
+  return seg;
+}
+
+/* Field i (0-based) of a comma-separated line [s, e), trimmed of spaces and \r. */
+static bool field(const char *s, const char *e, int i, const char **fs, const char **fe) {
+  for (int k = 0; k < i; k++) {
+    while (s < e && *s != ',') s++;
+    if (s == e) return false;
+    s++;
+  }
+  const char *t = s;
+  while (t < e && *t != ',') t++;
+  while (s < t && (*s == ' ' || *s == '\t')) s++;
+  while (t > s && (t[-1] == ' ' || t[-1] == '\r' || t[-1] == '\t')) t--;
+  *fs = s;
+  *fe = t;
+  return true;
+}
+
+static bool parse_u64(const char *s, const char *e, uint64_t *out) {
+  if (s == e) return false;
+  uint64_t v = 0;
+  for (; s < e; s++) {
+    if (*s < '0' || *s > '9') return false;
+    if (v > (UINT64_MAX - 9) / 10) return false;
+    v = v * 10 + (uint64_t)(*s - '0');
+  }
+  *out = v;
+  return true;
+}
+
+static int column(const char *s, const char *e, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < 64; i++) {
+    const char *fs, *fe;
+    if (!field(s, e, i, &fs, &fe)) return -1;
+    if ((size_t)(fe - fs) == n && memcmp(fs, name, n) == 0) return i;
+  }
+  return -1;
+}
+
+#define MAX_PLAN_ENTRIES ((uint64_t)1 << 24)
+
+/* Two passes over the text: the first finds the number of ids and the peak, the second fills the
+ * table in the final segment. Errors name the file and the line. */
+int hk__arena_replay_init(hk_arena *a, const char *path) {
+  size_t len = 0;
+  char *text = NULL;
+  hk__segment *tmp = read_file(path, &len, &text);
+  if (!tmp) {
+    hk__warning("arena replay: cannot read %s", path);
+    return HK_EINVAL;
+  }
+  int rc = HK_EINVAL;
+  uint64_t max_id = 0, peak = 0, rows = 0;
+  hk__segment *seg = NULL;
+  hk__arena_replay *r = NULL;
+  const char *end = text + len, *line = text, *le = memchr(line, '\n', len);
+  if (!le) le = end;
+  int c_id = column(line, le, "id"), c_size = column(line, le, "size"), c_off = column(line, le, "offset");
+  if (c_id < 0 || c_size < 0 || c_off < 0) {
+    hk__warning("arena replay: %s line 1: the header needs the columns id, size and offset", path);
+    goto out;
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    size_t lineno = 1;
+    for (const char *s = le < end ? le + 1 : end; s < end; lineno++) {
+      const char *e = memchr(s, '\n', (size_t)(end - s));
+      if (!e) e = end;
+      const char *fs, *fe;
+      uint64_t id, size, off;
+      bool blank = true;
+      for (const char *q = s; q < e; q++)
+        if (*q != ' ' && *q != '\r' && *q != '\t') blank = false;
+      if (!blank) {
+        if (!field(s, e, c_id, &fs, &fe) || !parse_u64(fs, fe, &id) || !field(s, e, c_size, &fs, &fe) ||
+            !parse_u64(fs, fe, &size) || !field(s, e, c_off, &fs, &fe) || !parse_u64(fs, fe, &off) ||
+            id >= MAX_PLAN_ENTRIES || size > ((uint64_t)1 << 40) || off > ((uint64_t)1 << 40)) {
+          hk__warning("arena replay: %s line %zu: expected non-negative integers id, size, offset", path, lineno + 1);
+          goto out;
+        }
+        if (pass == 0) {
+          if (id > max_id) max_id = id;
+          if (off + size > peak) peak = off + size;
+          rows++;
+        } else {
+          if (r->table[id].size != UINT64_MAX) {
+            hk__warning("arena replay: %s line %zu: duplicate id %lu", path, lineno + 1, (unsigned long)id);
+            goto out_seg;
+          }
+          r->table[id].offset = off;
+          r->table[id].size = size;
+        }
+      }
+      s = e < end ? e + 1 : end;
+    }
+    if (pass == 0) {
+      size_t n = rows ? (size_t)max_id + 1 : 0;
+      size_t block_off = hk__align_up(replay_hdr() + n * sizeof(plan_entry), 4096);
+      size_t total = block_off + (size_t)peak;
+      seg = hk__segment_alloc(total, HK_SEGMENT_SIZE, HK__SEG_ARENA, replay_hdr());
+      if (!seg || hk__segment_commit(seg, 0, total, NULL) != HK_OK) {
+        rc = HK_ENOMEM;
+        goto out_seg;
+      }
+      seg->owner = a;
+      r = (hk__arena_replay *)((char *)seg + hk__align_up(sizeof(hk__segment), 64));
+      memset(r, 0, sizeof *r);
+      r->seg = seg;
+      r->table = (plan_entry *)((char *)seg + replay_hdr());
+      r->n = n;
+      for (size_t i = 0; i < n; i++) r->table[i].size = UINT64_MAX;
+      r->block = (char *)seg + block_off;
+      r->peak = (size_t)peak;
+    }
+  }
+  if (!(a->flags & HK_ARENA_NO_POISON)) hk__track_release(r->block, r->peak);
+  a->replay = r;
+  rc = HK_OK;
+  goto out;
+out_seg:
+  if (seg) hk__segment_free(seg);
+out:
+  hk__segment_free(tmp);
+  return rc;
+}
+
+void *hk__arena_replay_next(hk_arena *a, size_t size, size_t align) {
+  hk__arena_replay *r = a->replay;
+  size_t k = a->seq;
+  size_t n = (size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1);
+  if (k < r->n && r->table[k].size != UINT64_MAX && n <= r->table[k].size) {
+    char *p = r->block + r->table[k].offset;
+    if ((uintptr_t)p % align == 0) {
+      r->hits++;
+      return p;
+    }
+  }
+  r->misses++;
+  return NULL;
+}
+
+void hk__arena_replay_free(hk_arena *a) {
+  hk__arena_replay *r = a->replay;
+  if (!r) return;
+  a->replay = NULL;
+  hk__track_forget(r->block, r->peak);
+  hk__segment_free(r->seg);
+}
+
+void hk__arena_replay_stats(const hk_arena *a, size_t *hits, size_t *misses) {
+  *hits = a->replay ? a->replay->hits : 0;
+  *misses = a->replay ? a->replay->misses : 0;
+}
+
+bool hk__arena_replay_contains(const hk_arena *a, const void *p) {
+  const hk__arena_replay *r = a->replay;
+  return r && (const char *)p >= r->block && (const char *)p < r->block + r->peak;
+}

@@ -1,0 +1,73 @@
+/* Tool annotations for memory the arenas and pools hand out and take back: ASan poisoning when the
+ * library is built with AddressSanitizer, valgrind client requests when <valgrind/memcheck.h> was
+ * present at build time (header-only; the requests cost a few instructions when not under
+ * valgrind), nothing otherwise. Kept here because arenas and pools are the clients that release
+ * memory in bulk; the general allocator has its own hooks. */
+#ifndef HK_ARENA_TRACK_H
+#define HK_ARENA_TRACK_H
+#include "common/internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HK_TRACK_ASAN 1
+#include <sanitizer/asan_interface.h>
+#else
+#define HK_TRACK_ASAN 0
+#endif
+
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#define HK_TRACK_VALGRIND 1
+#include <valgrind/memcheck.h>
+#endif
+#endif
+#ifndef HK_TRACK_VALGRIND
+#define HK_TRACK_VALGRIND 0
+#endif
+
+/* True when every allocation must pass through out-of-line code so that it can be annotated. */
+static inline bool hk__track_per_alloc(void) {
+#if HK_TRACK_ASAN
+  return true;
+#elif HK_TRACK_VALGRIND
+  return RUNNING_ON_VALGRIND != 0;
+#else
+  return false;
+#endif
+}
+
+/* [p, p+n) is handed out: addressable, contents undefined. */
+static inline void hk__track_alloc(void *p, size_t n) {
+#if HK_TRACK_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(p, n);
+#endif
+#if HK_TRACK_VALGRIND
+  VALGRIND_MAKE_MEM_UNDEFINED(p, n);
+#endif
+  (void)p, (void)n;
+}
+
+/* [p, p+n) is taken back: any access is an error until it is handed out again. */
+static inline void hk__track_release(void *p, size_t n) {
+#if HK_TRACK_ASAN
+  ASAN_POISON_MEMORY_REGION(p, n);
+#endif
+#if HK_TRACK_VALGRIND
+  VALGRIND_MAKE_MEM_NOACCESS(p, n);
+#endif
+  (void)p, (void)n;
+}
+
+/* [p, p+n) goes back to the page layer: make it ordinary memory again. */
+static inline void hk__track_forget(void *p, size_t n) {
+#if HK_TRACK_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(p, n);
+#endif
+#if HK_TRACK_VALGRIND
+  VALGRIND_MAKE_MEM_DEFINED(p, n);
+#endif
+  (void)p, (void)n;
+}
+
+/* Debug fill of released memory (HK_DEBUG >= 1), so a stale read sees 0xDE bytes, not old data. */
+#define HK_ARENA_FILL_FREED 0xDE
+#endif

@@ -1,0 +1,369 @@
+/* Pools of fixed-size blocks, carved from 4 MiB segments of the page layer.
+ *
+ * Layout of a pool segment: [hk__segment][pool_seg][hk_pool, first segment only][bitmap][blocks].
+ * The free list is LIFO and threads through the first word of each free block, so the most
+ * recently freed (cache-warm) block is reused first. Blocks are carved lazily: a pool only touches
+ * memory it hands out. The bitmap (one bit per block, 1 = allocated) makes a bad free detectable
+ * in O(1): a pointer is a live block of p iff its segment is a pool segment owned by p, its offset
+ * is a multiple of the stride below the carve pointer, and its bit is set. Division by the stride
+ * is a multiply and a shift (offsets are below 2^22, so a 33-bit reciprocal is exact).
+ */
+#include "common/internal.h"
+#include "page/segment.h"
+#include "arena/track.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#define POOL_MAGIC 0x504f4f4cu /* "POOL" */
+#define POOL_DEFAULT_STEP ((size_t)64 << 10)
+#define POOL_DEFAULT_RETAIN ((size_t)1 << 20)
+#define POOL_FILL_FREED 0xDF
+
+/* Invariants (pool_seg_is_valid): base <= carve <= limit; carve <= commit_end or carve == base;
+ * (carve - base) % stride == 0; bits set only for slots below carve; a segment after the pool's
+ * current one has carve == base. */
+typedef struct pool_seg {
+  hk__segment *seg;
+  struct pool_seg *next, *prev;
+  char *base, *carve, *commit_end, *limit, *poisoned_end;
+  uint64_t *bits;
+} pool_seg;
+
+/* Invariants (hk__pool_is_valid): in_use + nfree == carved == sum over segments of
+ * (carve - base) / stride; the free list has nfree blocks, each with its bit clear. */
+struct hk_pool {
+  void *free;
+  pool_seg *cur, *first, *last;
+  size_t stride, align;
+  uint64_t div_m;
+  unsigned div_shift;
+  bool shared;
+  uint32_t magic;
+  size_t commit_step, retain;
+  size_t in_use, in_use_peak, nfree, carved, committed, committed_peak, reserved, nsegs, bad_frees;
+  pthread_mutex_t lock;
+};
+
+static inline size_t seg_meta_off(void) { return hk__align_up(sizeof(hk__segment), 64); }
+static inline pool_seg *meta_of(hk__segment *s) { return (pool_seg *)((char *)s + seg_meta_off()); }
+static inline void lock(hk_pool *p) { if (p->shared) pthread_mutex_lock(&p->lock); }
+static inline void unlock(hk_pool *p) { if (p->shared) pthread_mutex_unlock(&p->lock); }
+static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->div_m) >> p->div_shift); }
+
+static void account(hk_pool *p, ptrdiff_t bytes) {
+  p->committed += (size_t)bytes;
+  if (p->committed > p->committed_peak) p->committed_peak = p->committed;
+  hk__page_inuse_add(bytes);
+}
+
+/* A new segment; the first one also holds the pool itself (with_pool). */
+static pool_seg *seg_new(hk_pool *p, size_t stride, size_t align, bool with_pool) {
+  size_t fixed = seg_meta_off() + hk__align_up(sizeof(pool_seg), 64) + (with_pool ? hk__align_up(sizeof(hk_pool), 64) : 0);
+  size_t slots_max = (HK_SEGMENT_SIZE - fixed) / stride;
+  size_t bitmap = hk__align_up(slots_max, 64) / 8;
+  size_t hdr = hk__align_up(fixed + bitmap, align > 64 ? align : 64);
+  hk__segment *s = hk__segment_alloc(HK_SEGMENT_SIZE, HK_SEGMENT_SIZE, HK__SEG_POOL, hdr);
+  if (!s) return NULL;
+  char *s0 = (char *)s;
+  pool_seg *ps = meta_of(s);
+  memset(ps, 0, sizeof *ps);
+  ps->seg = s;
+  ps->bits = (uint64_t *)(s0 + fixed);
+  ps->base = ps->carve = s0 + hdr;
+  ps->limit = ps->base + ((HK_SEGMENT_SIZE - hdr) / stride) * stride;
+  ps->commit_end = ps->poisoned_end = s0 + hk__align_up(hdr, s->unit);
+  if (ps->commit_end > ps->base) hk__track_release(ps->base, (size_t)(ps->commit_end - ps->base));
+  if (p) {
+    s->owner = p;
+    account(p, ps->commit_end - s0);
+    p->reserved += s->size;
+    p->nsegs++;
+  }
+  return ps;
+}
+
+static void seg_free(hk_pool *p, pool_seg *ps) {
+  if (ps->prev) ps->prev->next = ps->next;
+  else p->first = ps->next;
+  if (ps->next) ps->next->prev = ps->prev;
+  else p->last = ps->prev;
+  hk__segment *s = ps->seg;
+  if (ps->poisoned_end > ps->base) hk__track_forget(ps->base, (size_t)(ps->poisoned_end - ps->base));
+  account(p, -(ptrdiff_t)(ps->commit_end - (char *)s));
+  p->reserved -= s->size;
+  p->nsegs--;
+  hk__segment_free(s); /* for the first segment this frees p */
+}
+
+hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
+  if (!opt || opt->block_size == 0 || opt->block_size > HK_POOL_MAX_BLOCK ||
+      (opt->align && (!hk__is_pow2(opt->align) || opt->align > 4096))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  hk__page_init();
+  size_t align = opt->align ? opt->align : (opt->block_size >= 16 ? 16 : 8);
+  if (align < sizeof(void *)) align = sizeof(void *);
+  size_t stride = hk__align_up(opt->block_size < sizeof(void *) ? sizeof(void *) : opt->block_size, align);
+  pool_seg *ps = seg_new(NULL, stride, align, true);
+  if (!ps) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  hk_pool *p = (hk_pool *)((char *)ps + hk__align_up(sizeof(pool_seg), 64));
+  memset(p, 0, sizeof *p);
+  p->magic = POOL_MAGIC;
+  p->stride = stride;
+  p->align = align;
+  unsigned l = 0;
+  while (((size_t)1 << l) < stride) l++;
+  p->div_shift = 32 + l;
+  p->div_m = (((uint64_t)1 << p->div_shift) + stride - 1) / stride;
+  p->shared = opt->shared;
+  p->commit_step = opt->commit_step ? hk__align_up(opt->commit_step, 4096) : POOL_DEFAULT_STEP;
+  p->retain = opt->retain ? opt->retain : POOL_DEFAULT_RETAIN;
+  pthread_mutex_init(&p->lock, NULL);
+  ps->seg->owner = p;
+  account(p, ps->commit_end - (char *)ps->seg);
+  p->reserved = ps->seg->size;
+  p->nsegs = 1;
+  p->cur = p->first = p->last = ps;
+  return p;
+}
+
+hk_pool *hk_pool_new(size_t block_size) {
+  hk_pool_options o = {0};
+  o.block_size = block_size;
+  return hk_pool_new_ex(&o);
+}
+
+/* No free block: carve the next one, committing more or moving to the next segment. */
+static hk_cold void *carve(hk_pool *p) {
+  for (;;) {
+    pool_seg *ps = p->cur;
+    if (ps->carve + p->stride <= ps->commit_end) {
+      char *b = ps->carve;
+      ps->carve += p->stride;
+      p->carved++;
+      return b;
+    }
+    if (ps->carve + p->stride <= ps->limit) {
+      char *s0 = (char *)ps->seg;
+      size_t unit = ps->seg->unit;
+      size_t step = hk__align_up(p->commit_step > unit ? p->commit_step : unit, unit);
+      size_t new_off = hk__align_up((size_t)(ps->carve + p->stride - s0), step);
+      if (new_off > ps->seg->size) new_off = ps->seg->size;
+      size_t old_off = (size_t)(ps->commit_end - s0);
+      if (hk__segment_commit(ps->seg, old_off, new_off - old_off, NULL) != HK_OK) return NULL;
+      hk__track_release(ps->commit_end, new_off - old_off);
+      ps->commit_end = s0 + new_off;
+      if (ps->commit_end > ps->poisoned_end) ps->poisoned_end = ps->commit_end;
+      account(p, (ptrdiff_t)(new_off - old_off));
+      continue;
+    }
+    if (!ps->next) {
+      pool_seg *n = seg_new(p, p->stride, p->align, false);
+      if (!n) return NULL;
+      n->prev = ps;
+      ps->next = n;
+      p->last = n;
+    }
+    p->cur = ps->next;
+  }
+}
+
+void *hk_pool_alloc(hk_pool *p) {
+  if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  lock(p);
+  char *b = p->free;
+  if (hk_likely(b != NULL)) {
+    hk__track_alloc(b, p->stride);
+    p->free = *(void **)b;
+    p->nfree--;
+  } else {
+    b = carve(p);
+    if (!b) {
+      unlock(p);
+      errno = ENOMEM;
+      return NULL;
+    }
+    hk__track_alloc(b, p->stride);
+  }
+  pool_seg *ps = meta_of((hk__segment *)((uintptr_t)b & ~(uintptr_t)HK_SEGMENT_MASK));
+  size_t slot = slot_of(p, (size_t)(b - ps->base));
+  ps->bits[slot >> 6] |= (uint64_t)1 << (slot & 63);
+  if (++p->in_use > p->in_use_peak) p->in_use_peak = p->in_use;
+  unlock(p);
+  return b;
+}
+
+void *hk_pool_zalloc(hk_pool *p) {
+  void *b = hk_pool_alloc(p);
+  if (b) memset(b, 0, p->stride);
+  return b;
+}
+
+static hk_cold void bad_free(hk_pool *p, const void *b, const char *why) {
+  p->bad_frees++;
+  hk__warning("hk_pool_free(%p, %p): %s; ignored", (void *)p, b, why);
+}
+
+void hk_pool_free(hk_pool *p, void *block) {
+  if (!block) return;
+  if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
+    hk__warning("hk_pool_free(%p, %p): not a live pool; ignored", (void *)p, block);
+    return;
+  }
+  char *b = block;
+  hk__segment *s = hk__segment_of(b);
+  lock(p);
+  if (hk_unlikely(!s || s->kind != HK__SEG_POOL || s->owner != (void *)p)) {
+    bad_free(p, b, "not a block of this pool");
+    unlock(p);
+    return;
+  }
+  pool_seg *ps = meta_of(s);
+  size_t off = (size_t)(b - ps->base), slot = slot_of(p, off);
+  uint64_t bit = (uint64_t)1 << (slot & 63);
+  if (hk_unlikely(b < ps->base || b >= ps->carve || slot * p->stride != off)) {
+    bad_free(p, b, "not the start of a block of this pool");
+  } else if (hk_unlikely(!(ps->bits[slot >> 6] & bit))) {
+    bad_free(p, b, "double free (the block is already free)");
+  } else {
+    ps->bits[slot >> 6] &= ~bit;
+#if HK_DEBUG >= 1
+    memset(b, POOL_FILL_FREED, p->stride);
+#endif
+    *(void **)b = p->free;
+    p->free = b;
+    p->nfree++;
+    p->in_use--;
+    hk__track_release(b, p->stride);
+  }
+  unlock(p);
+}
+
+/* Bulk release: every block becomes uncarved again; retention as for arenas. */
+void hk_pool_reset(hk_pool *p) {
+  if (!p || p->magic != POOL_MAGIC) {
+    hk__warning("hk_pool_reset(%p): not a live pool; ignored", (void *)p);
+    return;
+  }
+  lock(p);
+  for (pool_seg *ps = p->first; ps; ps = ps->next) {
+    size_t slots = (size_t)(ps->carve - ps->base) / p->stride;
+    memset(ps->bits, 0, hk__align_up(slots, 64) / 8);
+    if (ps->carve > ps->base) {
+#if HK_DEBUG >= 1
+      hk__track_forget(ps->base, (size_t)(ps->carve - ps->base));
+      memset(ps->base, POOL_FILL_FREED, (size_t)(ps->carve - ps->base));
+#endif
+      hk__track_release(ps->base, (size_t)(ps->carve - ps->base));
+    }
+    ps->carve = ps->base;
+  }
+  p->free = NULL;
+  p->nfree = p->in_use = p->carved = 0;
+  p->cur = p->first;
+  size_t keep = p->retain;
+  for (pool_seg *ps = p->first, *next; ps; ps = next) {
+    next = ps->next;
+    size_t usable = ps->commit_end > ps->base ? (size_t)(ps->commit_end - ps->base) : 0;
+    size_t want = keep < usable ? keep : usable;
+    keep -= want;
+    if (want == 0 && ps != p->first) {
+      seg_free(p, ps);
+      continue;
+    }
+    char *s0 = (char *)ps->seg;
+    size_t new_off = hk__align_up((size_t)(ps->base + want - s0), ps->seg->unit);
+    if (s0 + new_off < ps->commit_end) {
+      size_t n = (size_t)(ps->commit_end - (s0 + new_off));
+      hk__segment_decommit(ps->seg, new_off, n);
+      account(p, -(ptrdiff_t)n);
+      ps->commit_end = s0 + new_off;
+    }
+  }
+  unlock(p);
+}
+
+void hk_pool_destroy(hk_pool *p) {
+  if (!p) return;
+  if (p->magic != POOL_MAGIC) {
+    hk__warning("hk_pool_destroy(%p): not a live pool (destroyed twice?); ignored", (void *)p);
+    return;
+  }
+  p->magic = 0;
+  pthread_mutex_destroy(&p->lock);
+  while (p->last != p->first) seg_free(p, p->last);
+  seg_free(p, p->first);
+}
+
+size_t hk_pool_block_size(const hk_pool *p) { return p && p->magic == POOL_MAGIC ? p->stride : 0; }
+
+bool hk_pool_contains(const hk_pool *p, const void *q) {
+  if (!p || p->magic != POOL_MAGIC || !q) return false;
+  hk__segment *s = hk__segment_of(q);
+  if (!s || s->kind != HK__SEG_POOL || s->owner != (void *)p) return false;
+  hk_pool *mp = (hk_pool *)p;
+  lock(mp);
+  pool_seg *ps = meta_of(s);
+  bool live = false;
+  if ((const char *)q >= ps->base && (const char *)q < ps->carve) {
+    size_t slot = slot_of(p, (size_t)((const char *)q - ps->base));
+    live = (ps->bits[slot >> 6] >> (slot & 63)) & 1;
+  }
+  unlock(mp);
+  return live;
+}
+
+HK_INTERNAL bool hk__pool_is_valid(hk_pool *p);
+bool hk__pool_is_valid(hk_pool *p) {
+  size_t carved = 0, n = 0, nfree = 0;
+  bool after = false;
+  for (pool_seg *ps = p->first; ps; ps = ps->next) {
+    if (ps->carve < ps->base || ps->carve > ps->limit || (size_t)(ps->carve - ps->base) % p->stride) return false;
+    if (after && ps->carve != ps->base) return false;
+    if (ps->carve > ps->commit_end) return false;
+    carved += (size_t)(ps->carve - ps->base) / p->stride;
+    if (ps == p->cur) after = true;
+    n++;
+  }
+  for (char *f = p->free; f;) {
+    if (++nfree > p->carved) return false;
+    hk__segment *s = hk__segment_of(f);
+    if (!s || s->owner != (void *)p) return false;
+    pool_seg *ps = meta_of(s);
+    size_t slot = slot_of(p, (size_t)(f - ps->base));
+    if ((ps->bits[slot >> 6] >> (slot & 63)) & 1) return false;
+    hk__track_alloc(f, sizeof(void *)); /* read the link, then poison the block again */
+    char *next = *(char **)f;
+    hk__track_release(f, p->stride);
+    f = next;
+  }
+  if (nfree != p->nfree) return false;
+  return n == p->nsegs && carved == p->carved && p->in_use + p->nfree == p->carved;
+}
+
+void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (!p || p->magic != POOL_MAGIC) return;
+  lock(p);
+  hk_assert_expensive(hk__pool_is_valid(p));
+  out->block_size = p->stride;
+  out->in_use = p->in_use;
+  out->in_use_peak = p->in_use_peak;
+  out->free_blocks = p->nfree;
+  out->carved = p->carved;
+  out->committed = p->committed;
+  out->committed_peak = p->committed_peak;
+  out->reserved = p->reserved;
+  out->segments = p->nsegs;
+  out->bad_frees = p->bad_frees;
+  unlock(p);
+}

@@ -1,0 +1,138 @@
+/* Arenas: allocation, alignment, growth with chaining (pointers never move), statistics, and the
+ * errors bad arguments produce. */
+#include <heapkit.h>
+#include "check.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+static void test_small(void) {
+  hk_arena *a = hk_arena_new(NULL);
+  CHECK(a != NULL);
+  char *prev = NULL;
+  for (size_t i = 0; i < 1000; i++) {
+    size_t n = 16 + i % 49;
+    char *p = hk_arena_alloc(a, n);
+    CHECK_QUIET(p != NULL && (uintptr_t)p % 16 == 0);
+    CHECK_QUIET(prev == NULL || p >= prev + 16); /* bump order, no overlap */
+    CHECK_QUIET(hk_arena_contains(a, p) && hk_arena_contains(a, p + n - 1));
+    memset(p, (int)i, n);
+    prev = p;
+  }
+  hk_arena_stats st;
+  hk_arena_stats_get(a, &st);
+  CHECK(st.allocated >= 1000 * 16 && st.allocated <= 1000 * 80);
+  CHECK(st.allocated_peak == st.allocated);
+  CHECK(st.committed >= st.allocated);
+  CHECK(st.chunks == 1 && st.reserved >= ((size_t)4 << 20));
+  int x;
+  CHECK(!hk_arena_contains(a, &x));
+  hk_arena_destroy(a);
+}
+
+/* 40 MiB in 1 KiB pieces: several chunks; the first bytes keep their contents. */
+static void test_growth(void) {
+  hk_arena *a = hk_arena_new(NULL);
+  unsigned char *first = hk_arena_alloc(a, 4096);
+  memset(first, 0xA5, 4096);
+  unsigned char *last = NULL;
+  for (int i = 0; i < 40 * 1024; i++) {
+    last = hk_arena_alloc(a, 1024);
+    CHECK_QUIET(last != NULL);
+    last[0] = last[1023] = (unsigned char)i;
+  }
+  int intact = 1;
+  for (int i = 0; i < 4096; i++) intact &= first[i] == 0xA5;
+  CHECK(intact);
+  hk_arena_stats st;
+  hk_arena_stats_get(a, &st);
+  CHECK(st.chunks >= 3);
+  CHECK(st.allocated >= (size_t)40 << 20);
+  CHECK(st.committed >= st.allocated && st.committed < st.allocated + ((size_t)8 << 20));
+  CHECK(hk_arena_contains(a, first) && hk_arena_contains(a, last));
+  /* One allocation larger than any chunk gets a reservation of its own. */
+  char *big = hk_arena_alloc(a, (size_t)300 << 20);
+  CHECK(big != NULL);
+  big[0] = 1;
+  big[((size_t)300 << 20) - 1] = 2;
+  hk_arena_destroy(a);
+}
+
+static void test_aligned_and_helpers(void) {
+  hk_arena *a = hk_arena_new(&(hk_arena_options){.reserve = 1 << 20, .commit_step = 4096});
+  CHECK(a != NULL);
+  for (size_t al = 1; al <= (1u << 16); al <<= 1) {
+    char *p = hk_arena_alloc_aligned(a, 24, al);
+    CHECK_QUIET(p && (uintptr_t)p % al == 0 && (uintptr_t)p % 16 == 0);
+  }
+  errno = 0;
+  CHECK(hk_arena_alloc_aligned(a, 8, 24) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(hk_arena_alloc_aligned(a, 8, 0) == NULL && errno == EINVAL);
+  int *z = hk_arena_calloc(a, 100, sizeof(int));
+  int zero = 1;
+  for (int i = 0; i < 100; i++) zero &= z[i] == 0;
+  CHECK(z && zero);
+  errno = 0;
+  CHECK(hk_arena_calloc(a, SIZE_MAX / 2, 4) == NULL && errno == ENOMEM);
+  char *s = hk_arena_strdup(a, "heapkit");
+  CHECK(s && strcmp(s, "heapkit") == 0);
+  struct node { long v; struct node *kids[4]; } *nd = HK_ARENA_NEW(a, struct node);
+  CHECK(nd && nd->v == 0 && nd->kids[3] == NULL);
+  double *arr = HK_ARENA_NEW_ARRAY(a, double, 10);
+  CHECK(arr && arr[9] == 0.0 && (uintptr_t)arr % _Alignof(double) == 0);
+  typedef struct { _Alignas(64) char c[64]; } line;
+  line *ln = HK_ARENA_NEW(a, line);
+  CHECK(ln && (uintptr_t)ln % 64 == 0);
+  /* A huge request fails cleanly. */
+  errno = 0;
+  CHECK(hk_arena_alloc(a, SIZE_MAX - 8) == NULL && errno == ENOMEM);
+  CHECK(hk_arena_alloc(a, 0) != NULL);
+  hk_arena_destroy(a);
+}
+
+static void test_bad_handles(void) {
+  errno = 0;
+  CHECK(hk_arena_alloc(NULL, 16) == NULL && errno == EINVAL);
+  CHECK(hk_arena_defer(NULL, NULL, NULL) == HK_EINVAL);
+  hk_arena_destroy(NULL);
+  errno = 0;
+  CHECK(hk_arena_new(&(hk_arena_options){.flags = 1u << 30}) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_TRACE, .replay_path = "x.csv"}) == NULL && errno == EINVAL);
+  hk_arena_stats st;
+  hk_arena_stats_get(NULL, &st);
+  CHECK(st.allocated == 0 && st.committed == 0);
+  /* Double destroy is reported, not a crash (the segment is cached, so the magic is gone). */
+}
+
+static void test_global_stats(void) {
+  hk_arena_stats g0, g1, g2;
+  hk_arena_global_stats(&g0);
+  hk_arena *a = hk_arena_new(NULL), *b = hk_arena_new(NULL);
+  for (int i = 0; i < 100000; i++) hk_arena_alloc(a, 32);
+  hk_arena_mark m = hk_arena_save(b); /* a save point syncs nothing, a restore does */
+  hk_arena_alloc(b, 1 << 20);
+  hk_arena_restore(b, m);
+  hk_arena_stats sa;
+  hk_arena_stats_get(a, &sa);
+  hk_arena_global_stats(&g1);
+  CHECK(g1.arenas == g0.arenas + 2);
+  CHECK(g1.committed >= g0.committed + sa.committed);
+  CHECK(g1.committed_peak >= g1.committed);
+  CHECK(g1.allocated + 65536 >= g0.allocated + 3200000); /* lags by less than one commit step */
+  hk_arena_destroy(a);
+  hk_arena_destroy(b);
+  hk_arena_global_stats(&g2);
+  CHECK(g2.arenas == g0.arenas && g2.committed == g0.committed && g2.allocated == g0.allocated);
+}
+
+int main(void) {
+  test_small();
+  test_growth();
+  test_aligned_and_helpers();
+  test_bad_handles();
+  test_global_stats();
+  return check_report("arena.basic");
+}

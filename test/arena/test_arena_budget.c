@@ -1,0 +1,135 @@
+/* Budgets: a hard limit on committed memory, inherited by children, with a release-and-retry
+ * callback (one that frees memory and one that cannot) and a failure handler. */
+#include <heapkit.h>
+#include "check.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <string.h>
+
+#define MiB ((size_t)1 << 20)
+
+static int release_calls;
+static hk_arena *victim;
+static int release_nothing(hk_arena *a, size_t need, void *arg) {
+  (void)a, (void)need, (void)arg;
+  release_calls++;
+  return 0;
+}
+
+static void test_hard_limit(void) {
+  hk_arena *a = hk_arena_new(&(hk_arena_options){.budget = 2 * MiB});
+  CHECK(a != NULL);
+  size_t got = 0;
+  for (;;) {
+    void *p = hk_arena_alloc(a, 4096);
+    if (!p) break;
+    got += 4096;
+    CHECK_QUIET(got <= 2 * MiB);
+  }
+  CHECK(errno == ENOMEM);
+  CHECK(got >= 2 * MiB - 256 * 1024);
+  hk_arena_stats st;
+  hk_arena_stats_get(a, &st);
+  CHECK(st.committed <= 2 * MiB && st.budget_used <= 2 * MiB);
+  /* After a restore the memory is usable again. */
+  hk_arena_reset(a);
+  CHECK(hk_arena_alloc(a, 4096) != NULL);
+  hk_arena_destroy(a);
+}
+
+static void test_inherited(void) {
+  release_calls = 0;
+  hk_arena *p = hk_arena_new(&(hk_arena_options){.budget = 4 * MiB, .release = release_nothing});
+  hk_arena *c = hk_arena_new(&(hk_arena_options){.parent = p});
+  hk_arena *d = hk_arena_new(&(hk_arena_options){.parent = p, .budget = 1 * MiB});
+  CHECK(hk_arena_alloc(c, 3 * MiB) != NULL);
+  /* the parent's limit applies to the children together */
+  errno = 0;
+  CHECK(hk_arena_alloc(c, 2 * MiB) == NULL && errno == ENOMEM);
+  CHECK(release_calls >= 1);
+  /* the child's own, tighter limit applies too */
+  CHECK(hk_arena_alloc(d, 2 * MiB) == NULL);
+  hk_arena_stats sp, sc;
+  hk_arena_stats_get(p, &sp);
+  hk_arena_stats_get(c, &sc);
+  CHECK(sp.budget_used >= sc.committed + sp.committed);
+  CHECK(sp.budget_used <= 4 * MiB);
+  /* a child's creation itself is refused when the tree is full */
+  hk_arena *e = hk_arena_new(&(hk_arena_options){.parent = p});
+  while (e && hk_arena_alloc(e, 4096)) {
+  }
+  hk_arena *f = hk_arena_new(&(hk_arena_options){.parent = p});
+  CHECK(f == NULL && errno == ENOMEM);
+  hk_arena_destroy(p);
+}
+
+/* Release and retry: parent with budget; child A fills most of it; child B's
+ * allocation fails, the callback destroys A and B's allocation succeeds on retry. */
+static hk_arena *the_parent;
+static int release_cb(hk_arena *a, size_t need, void *arg) {
+  (void)need, (void)arg;
+  release_calls++;
+  CHECK_QUIET(a == the_parent);
+  if (!victim) return 0;
+  hk_arena_destroy(victim);
+  victim = NULL;
+  return 1;
+}
+
+static void test_release_success(void) {
+  release_calls = 0;
+  the_parent = hk_arena_new(&(hk_arena_options){.budget = 4 * MiB, .release = release_cb});
+  victim = hk_arena_new(&(hk_arena_options){.parent = the_parent});
+  hk_arena *b = hk_arena_new(&(hk_arena_options){.parent = the_parent});
+  CHECK(hk_arena_alloc(victim, 3 * MiB) != NULL);
+  void *p = hk_arena_alloc(b, 2 * MiB);
+  CHECK(p != NULL);
+  CHECK(release_calls == 1 && victim == NULL);
+  memset(p, 1, 2 * MiB);
+  /* A second squeeze has nothing left to release: NULL. */
+  CHECK(hk_arena_alloc(b, 3 * MiB) == NULL);
+  CHECK(release_calls == 2);
+  hk_arena_destroy(the_parent);
+}
+
+static jmp_buf oom_jump;
+static size_t oom_size;
+static void *oom_handler(hk_arena *a, size_t size, void *arg) {
+  (void)a;
+  oom_size = size;
+  if (arg) longjmp(oom_jump, 1);
+  static char fallback[64];
+  return fallback;
+}
+
+static void test_oom_handler(void) {
+  hk_arena *a = hk_arena_new(&(hk_arena_options){.budget = 1 * MiB, .oom = oom_handler});
+  void *p = hk_arena_alloc(a, 2 * MiB);
+  CHECK(p != NULL && oom_size == 2 * MiB); /* the handler's result is returned */
+  /* children inherit the handler */
+  hk_arena *c = hk_arena_new(&(hk_arena_options){.parent = a});
+  oom_size = 0;
+  hk_arena_alloc(c, 3 * MiB);
+  CHECK(oom_size == 3 * MiB);
+  hk_arena_destroy(a);
+  /* a handler that leaves by longjmp */
+  int jumped = 0;
+  hk_arena *b = hk_arena_new(&(hk_arena_options){.budget = 1 * MiB, .oom = oom_handler, .oom_arg = (void *)1});
+  if (setjmp(oom_jump) == 0) {
+    hk_arena_alloc(b, 5 * MiB);
+  } else {
+    jumped = 1;
+  }
+  CHECK(jumped);
+  CHECK(hk_arena_alloc(b, 1000) != NULL); /* the arena is still usable */
+  hk_arena_destroy(b);
+}
+
+int main(void) {
+  test_hard_limit();
+  test_inherited();
+  test_release_success();
+  test_oom_handler();
+  return check_report("arena.budget");
+}

@@ -1,0 +1,88 @@
+/* Concurrent mode: threads share one arena (atomic bump). Every block must be distinct and keep
+ * what its thread wrote; cleanups and children may be added from any thread. Runs under TSan. */
+#include <heapkit.h>
+#include "check.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#define THREADS 4
+#define PER_THREAD 20000
+
+static hk_arena *shared;
+static unsigned char *blocks[THREADS][PER_THREAD];
+static size_t sizes[THREADS][PER_THREAD];
+static atomic_int cleanups_run;
+static void cleanup(void *arg) { (void)arg; atomic_fetch_add(&cleanups_run, 1); }
+
+static void *worker(void *arg) {
+  int id = (int)(intptr_t)arg;
+  uint32_t x = 12345u + (uint32_t)id * 7919u;
+  for (int i = 0; i < PER_THREAD; i++) {
+    x = x * 1103515245u + 12345u;
+    size_t n = 8 + (x >> 16) % 200;
+    if (i % 1000 == 999) n = 70000; /* forces commits and chunk changes under contention */
+    size_t align = (i % 7 == 0) ? 64 : 16;
+    unsigned char *p = hk_arena_alloc_aligned(shared, n, align);
+    CHECK_QUIET(p != NULL && (uintptr_t)p % align == 0);
+    memset(p, id + 1, n);
+    blocks[id][i] = p;
+    sizes[id][i] = n;
+    if (i % 5000 == 0) hk_arena_defer(shared, cleanup, NULL);
+  }
+  hk_arena *child = hk_arena_new(&(hk_arena_options){.parent = shared, .flags = HK_ARENA_CONCURRENT});
+  CHECK_QUIET(child && hk_arena_alloc(child, 100));
+  return NULL;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)((unsigned char *const *)a)[0], y = (uintptr_t)((unsigned char *const *)b)[0];
+  return x < y ? -1 : x > y;
+}
+
+int main(void) {
+  shared = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .commit_step = 4096});
+  CHECK(shared != NULL);
+  for (int round = 0; round < 2; round++) {
+    hk_arena_mark m = hk_arena_save(shared);
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i);
+    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    /* contents intact: no two threads got overlapping memory */
+    int intact = 1;
+    for (int id = 0; id < THREADS; id++)
+      for (int i = 0; i < PER_THREAD; i++)
+        for (size_t k = 0; k < sizes[id][i]; k += 7) intact &= blocks[id][i][k] == id + 1;
+    CHECK(intact);
+    /* and pairwise disjoint by address */
+    static unsigned char *all[2 * THREADS * PER_THREAD][2];
+    size_t n = 0;
+    for (int id = 0; id < THREADS; id++)
+      for (int i = 0; i < PER_THREAD; i++) {
+        all[n][0] = blocks[id][i];
+        all[n][1] = blocks[id][i] + sizes[id][i];
+        n++;
+      }
+    qsort(all, n, sizeof all[0], cmp_ptr);
+    int disjoint = 1;
+    for (size_t i = 1; i < n; i++) disjoint &= all[i][0] >= all[i - 1][1];
+    CHECK(disjoint);
+    hk_arena_stats st;
+    hk_arena_stats_get(shared, &st);
+    CHECK(st.allocated >= (size_t)THREADS * PER_THREAD * 8);
+    CHECK(st.cleanups == (size_t)THREADS * (PER_THREAD / 5000));
+    atomic_store(&cleanups_run, 0);
+    hk_arena_restore(shared, m);
+    CHECK(atomic_load(&cleanups_run) == THREADS * (PER_THREAD / 5000));
+    hk_arena_stats_get(shared, &st);
+    CHECK(st.allocated == 0);
+  }
+  hk_arena_stats g0, g1;
+  hk_arena_global_stats(&g0);
+  hk_arena_destroy(shared); /* and the 2 * THREADS children with it */
+  hk_arena_global_stats(&g1);
+  CHECK(g1.arenas == g0.arenas - 1 - 2 * THREADS);
+  return check_report("arena.concurrent");
+}

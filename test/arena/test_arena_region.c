@@ -1,0 +1,151 @@
+/* The region stack (push/pop, nesting, popping through inner regions, thread exit) and scratch
+ * scopes that never alias the arenas the caller names as in use. */
+#include <heapkit.h>
+#include "check.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+static int cleaned;
+static void count_cleanup(void *arg) { (void)arg; cleaned++; }
+
+static void test_region_stack(void) {
+  CHECK(hk_region_top() == NULL && hk_region_depth() == 0);
+  errno = 0;
+  CHECK(hk_region_alloc(16) == NULL && errno == EINVAL);
+  hk_arena *r1 = hk_region_push();
+  char *a = hk_region_alloc(32);
+  strcpy(a, "outer");
+  hk_arena *r2 = hk_region_push();
+  CHECK(r1 && r2 && r1 != r2 && hk_region_top() == r2 && hk_region_depth() == 2);
+  char *b = hk_region_alloc(32);
+  CHECK(hk_arena_contains(r2, b) && !hk_arena_contains(r1, b));
+  /* allocate into the outer region while the inner one is on top */
+  char *c = hk_arena_alloc(r1, 32);
+  CHECK(hk_arena_contains(r1, c));
+  hk_arena_defer(r2, count_cleanup, NULL);
+  cleaned = 0;
+  hk_region_pop(r2);
+  CHECK(cleaned == 1 && hk_region_top() == r1 && hk_region_depth() == 1);
+  CHECK(strcmp(a, "outer") == 0);
+  /* a region arena cannot be destroyed behind the stack's back */
+  hk_arena_destroy(r1);
+  CHECK(hk_region_top() == r1);
+  /* popping an outer region pops the inner ones too */
+  hk_arena *r3 = hk_region_push();
+  hk_arena *r4 = hk_region_push();
+  hk_arena_defer(r3, count_cleanup, NULL);
+  hk_arena_defer(r4, count_cleanup, NULL);
+  (void)r3;
+  (void)r4;
+  cleaned = 0;
+  hk_region_pop(r1);
+  CHECK(cleaned == 2 && hk_region_top() == NULL && hk_region_depth() == 0);
+  /* popping something that is not on the stack is reported and ignored */
+  hk_arena *plain = hk_arena_new(NULL);
+  hk_region_pop(plain);
+  hk_region_pop(NULL);
+  hk_arena_destroy(plain);
+  /* many pushes and pops reuse cached regions: no growth of the live arena count */
+  hk_arena_stats g0, g1;
+  for (int i = 0; i < 10; i++) hk_region_pop(hk_region_push());
+  hk_arena_global_stats(&g0);
+  for (int i = 0; i < 1000; i++) {
+    hk_arena *r = hk_region_push();
+    hk_region_alloc(100);
+    hk_region_pop(r);
+  }
+  hk_arena_global_stats(&g1);
+  CHECK(g1.arenas == g0.arenas);
+}
+
+static void *thread_leaves_regions(void *arg) {
+  (void)arg;
+  hk_arena *r = hk_region_push();
+  hk_arena_defer(r, count_cleanup, NULL);
+  hk_region_push();
+  hk_scratch s = hk_scratch_begin(NULL, 0);
+  hk_arena_alloc(s.arena, 100);
+  return NULL; /* no pops: the thread-exit destructor runs the cleanups and frees the arenas */
+}
+
+static void test_thread_exit(void) {
+  hk_arena_stats g0, g1;
+  hk_arena_global_stats(&g0);
+  cleaned = 0;
+  pthread_t t;
+  pthread_create(&t, NULL, thread_leaves_regions, NULL);
+  pthread_join(t, NULL);
+  hk_arena_global_stats(&g1);
+  CHECK(cleaned == 1);
+  CHECK(g1.arenas == g0.arenas);
+}
+
+/* A function that builds its result in `out` and uses scratch memory internally. */
+static char *build(hk_arena *out, int depth) {
+  hk_scratch s = hk_scratch_begin(&out, 1);
+  CHECK_QUIET(s.arena != NULL && s.arena != out);
+  char *tmp = hk_arena_alloc(s.arena, 64);
+  memset(tmp, 'x', 64);
+  char *res;
+  if (depth > 0) {
+    /* the recursive call's result goes to our scratch arena, so its own scratch must avoid it
+     * and `out` too */
+    hk_arena *conf[2] = {out, s.arena};
+    hk_scratch s2 = hk_scratch_begin(conf, 2);
+    CHECK_QUIET(s2.arena != out && s2.arena != s.arena);
+    hk_scratch_end(s2);
+    char *inner = build(s.arena, depth - 1);
+    res = hk_arena_alloc(out, 64);
+    strcpy(res, inner);
+    res[0]++;
+  } else {
+    res = hk_arena_alloc(out, 64);
+    strcpy(res, "a-result");
+  }
+  CHECK_QUIET(hk_arena_contains(out, res) && !hk_arena_contains(s.arena, res));
+  hk_scratch_end(s);
+  return res;
+}
+
+static void test_scratch(void) {
+  hk_scratch s1 = hk_scratch_begin(NULL, 0);
+  CHECK(s1.arena != NULL);
+  char *r = build(s1.arena, 5);
+  CHECK(strcmp(r, "f-result") == 0);
+  hk_arena_stats st;
+  hk_scratch_end(s1);
+  hk_arena_stats_get(s1.arena, &st);
+  CHECK(st.allocated == 0);
+  /* a plain arena as conflict: any scratch arena will do */
+  hk_arena *mine = hk_arena_new(NULL);
+  hk_scratch s2 = hk_scratch_begin(&mine, 1);
+  CHECK(s2.arena && s2.arena != mine);
+  hk_scratch_end(s2);
+  hk_arena_destroy(mine);
+  /* every scratch arena in use: an error, not an alias */
+  hk_scratch all[HK_SCRATCH_ARENAS];
+  hk_arena *used[HK_SCRATCH_ARENAS];
+  for (int i = 0; i < HK_SCRATCH_ARENAS; i++) {
+    all[i] = hk_scratch_begin(used, (size_t)i);
+    used[i] = all[i].arena;
+    CHECK(used[i] != NULL);
+    for (int k = 0; k < i; k++) CHECK_QUIET(used[k] != used[i]);
+  }
+  errno = 0;
+  hk_scratch none = hk_scratch_begin(used, HK_SCRATCH_ARENAS);
+  CHECK(none.arena == NULL && errno == EBUSY);
+  hk_scratch_end(none);
+  for (int i = HK_SCRATCH_ARENAS - 1; i >= 0; i--) hk_scratch_end(all[i]);
+  /* scratch arenas belong to the thread */
+  hk_arena_destroy(used[0]);
+  CHECK(hk_arena_alloc(used[0], 16) != NULL);
+}
+
+int main(void) {
+  test_region_stack();
+  test_thread_exit();
+  test_scratch();
+  return check_report("arena.region");
+}

@@ -1,0 +1,197 @@
+/* The planner tie-in: record a trace as CSV id,lower,upper,size, replay planned offsets.
+ * Part 1 is hand-checkable: a four-allocation program, its exact trace, a plan written by hand,
+ * and the replayed pointers. Part 2 (when the heapkit tool is given as argv[1]) records a larger
+ * program, plans it with `heapkit plan` and replays it, checking that live buffers never overlap.
+ * argv[2] (or the current directory) is where the CSV files go. */
+#include <heapkit.h>
+#include "check.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[512] = ".";
+
+static char *path(const char *name) {
+  static char buf[4][600];
+  static int k;
+  k = (k + 1) % 4;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+  return buf[k];
+}
+
+static char *slurp(const char *p) {
+  static char buf[1 << 16];
+  FILE *f = fopen(p, "r");
+  if (!f) return NULL;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  return buf;
+}
+
+static void spit(const char *p, const char *text) {
+  FILE *f = fopen(p, "w");
+  fputs(text, f);
+  fclose(f);
+}
+
+/* The program: x0 lives throughout; x1, x2 die at the restore; x3 reuses their time. */
+static void program(hk_arena *a, char **x) {
+  x[0] = hk_arena_alloc(a, 16);
+  hk_arena_mark m = hk_arena_save(a);
+  x[1] = hk_arena_alloc(a, 32);
+  x[2] = hk_arena_alloc(a, 10); /* recorded as 16: sizes are rounded to the 16-byte alignment */
+  hk_arena_restore(a, m);
+  x[3] = hk_arena_alloc(a, 48);
+}
+
+static void test_hand_checked(void) {
+  char *x[4];
+  hk_arena *rec = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_TRACE});
+  CHECK(rec != NULL);
+  program(rec, x);
+  CHECK(hk_arena_trace_write(rec, path("arena_trace.csv")) == HK_OK);
+  const char *want =
+      "id,lower,upper,size\n"
+      "0,0,4,16\n"
+      "1,1,3,32\n"
+      "2,2,3,16\n"
+      "3,3,4,48\n";
+  char *got = slurp(path("arena_trace.csv"));
+  CHECK(got && strcmp(got, want) == 0);
+  if (got && strcmp(got, want) != 0) fprintf(stderr, "trace was:\n%s", got);
+  hk_arena_destroy(rec);
+
+  /* The plan, by hand: peak 64 = the lower bound (x0+x1+x2 at time 2, x0+x3 at time 3). Rows in
+   * any order, as a planner may write them. */
+  spit(path("arena_plan.csv"),
+       "id,lower,upper,size,offset\n"
+       "1,1,3,32,16\n"
+       "0,0,4,16,0\n"
+       "3,3,4,48,16\n"
+       "2,2,3,16,48\n");
+  hk_arena *rep = hk_arena_new(&(hk_arena_options){.replay_path = path("arena_plan.csv")});
+  CHECK(rep != NULL);
+  if (!rep) return;
+  program(rep, x);
+  CHECK(x[1] - x[0] == 16 && x[2] - x[0] == 48 && x[3] - x[0] == 16);
+  CHECK((uintptr_t)x[0] % 16 == 0);
+  hk_arena_stats st;
+  hk_arena_stats_get(rep, &st);
+  CHECK(st.replay_hits == 4 && st.replay_misses == 0);
+  /* Leaving the plan: more allocations than planned fall back to bump allocation. */
+  char *extra = hk_arena_alloc(rep, 100);
+  CHECK(extra != NULL && hk_arena_contains(rep, extra) && (extra < x[0] || extra >= x[0] + 64));
+  hk_arena_stats_get(rep, &st);
+  CHECK(st.replay_misses == 1);
+  hk_arena_destroy(rep);
+
+  /* A larger allocation than planned is a miss too. */
+  rep = hk_arena_new(&(hk_arena_options){.replay_path = path("arena_plan.csv")});
+  char *y = hk_arena_alloc(rep, 17);
+  hk_arena_stats_get(rep, &st);
+  CHECK(y != NULL && st.replay_misses == 1 && st.replay_hits == 0);
+  hk_arena_destroy(rep);
+}
+
+static void test_bad_plans(void) {
+  const char *bad[] = {
+      "id,lower,upper,size\n0,0,1,16\n",            /* no offset column */
+      "id,lower,upper,size,offset\n0,0,1,abc,0\n",  /* not a number */
+      "id,lower,upper,size,offset\n0,0,1,16,-16\n", /* negative */
+      "id,lower,upper,size,offset\n0,0,1,16,0\n0,1,2,16,16\n", /* duplicate id */
+      "id,lower,upper,size,offset\n0,0,1\n",        /* missing fields */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    spit(path("arena_bad.csv"), bad[i]);
+    errno = 0;
+    hk_arena *a = hk_arena_new(&(hk_arena_options){.replay_path = path("arena_bad.csv")});
+    CHECK(a == NULL && errno == EINVAL);
+  }
+  errno = 0;
+  CHECK(hk_arena_new(&(hk_arena_options){.replay_path = path("does-not-exist.csv")}) == NULL && errno == EINVAL);
+  hk_arena *plain = hk_arena_new(NULL);
+  CHECK(hk_arena_trace_write(plain, path("x.csv")) == HK_EINVAL);
+  hk_arena_destroy(plain);
+  hk_arena *rec = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_TRACE});
+  CHECK(hk_arena_trace_write(rec, "/nonexistent-dir/x.csv") == HK_EPERM);
+  hk_arena_destroy(rec);
+}
+
+/* ---- part 2: record, plan with the CLI, replay ---------------------------------------------- */
+
+#define MAXN 4000
+static unsigned char *ptrs[MAXN];
+static size_t lens[MAXN];
+static int nallocs;
+
+/* A compiler-like pass structure: per "function", a save point, temporaries of random sizes,
+ * nested scopes; a few long-lived results. Deterministic. */
+static int workload(hk_arena *a, int check) {
+  uint32_t x = 42;
+  int ok = 1;
+  nallocs = 0;
+  for (int f = 0; f < 40; f++) {
+    hk_arena_mark m = hk_arena_save(a);
+    for (int s = 0; s < 3; s++) {
+      hk_arena_mark m2 = hk_arena_save(a);
+      int first = nallocs;
+      for (int i = 0; i < 20 && nallocs < MAXN; i++) {
+        x = x * 1664525u + 1013904223u;
+        size_t n = 16 + (x >> 20) % 240;
+        unsigned char *p = hk_arena_alloc(a, n);
+        if (!p) return 0;
+        memset(p, (unsigned char)nallocs, n);
+        ptrs[nallocs] = p;
+        lens[nallocs] = n;
+        nallocs++;
+      }
+      if (check)
+        for (int k = first; k < nallocs; k++)
+          for (size_t b = 0; b < lens[k]; b++) ok &= ptrs[k][b] == (unsigned char)k;
+      hk_arena_restore(a, m2);
+    }
+    hk_arena_restore(a, m);
+  }
+  return ok;
+}
+
+static void test_cli(const char *tool) {
+  hk_arena *rec = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_TRACE});
+  CHECK(workload(rec, 1));
+  CHECK(hk_arena_trace_write(rec, path("arena_work.csv")) == HK_OK);
+  hk_arena_stats rs;
+  hk_arena_stats_get(rec, &rs);
+  hk_arena_destroy(rec);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", 1);
+    dup2(null, 2);
+    execl(tool, tool, "plan", "--align", "16", "-o", path("arena_work_plan.csv"), path("arena_work.csv"), (char *)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  hk_arena *rep = hk_arena_new(&(hk_arena_options){.replay_path = path("arena_work_plan.csv")});
+  CHECK(rep != NULL);
+  if (!rep) return;
+  CHECK(workload(rep, 1)); /* live buffers never clobber each other */
+  hk_arena_stats st;
+  hk_arena_stats_get(rep, &st);
+  CHECK(st.replay_hits == (size_t)nallocs && st.replay_misses == 0);
+  hk_arena_destroy(rep);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 2) snprintf(dir, sizeof dir, "%s", argv[2]);
+  test_hand_checked();
+  test_bad_plans();
+  if (argc > 1 && argv[1][0] && access(argv[1], X_OK) == 0) test_cli(argv[1]);
+  else printf("arena.trace: no heapkit tool given; the CLI round trip was not run\n");
+  return check_report("arena.trace");
+}

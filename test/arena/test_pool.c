@@ -1,0 +1,146 @@
+/* Pools, single-threaded: LIFO reuse, O(1) validation of bad frees, a randomized churn against a
+ * shadow model, bulk release with retention, statistics and the typed helpers. */
+#include <heapkit.h>
+#include "check.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+static void test_basic(void) {
+  hk_pool *p = hk_pool_new(48);
+  CHECK(p != NULL && hk_pool_block_size(p) == 48);
+  char *a = hk_pool_alloc(p), *b = hk_pool_alloc(p), *c = hk_pool_alloc(p);
+  CHECK(a && b && c && a != b && b != c);
+  CHECK((uintptr_t)a % 16 == 0 && (uintptr_t)b % 16 == 0);
+  CHECK(hk_pool_contains(p, a) && hk_pool_contains(p, c + 47));
+  hk_pool_free(p, b);
+  hk_pool_free(p, a);
+  CHECK(!hk_pool_contains(p, a));
+  CHECK(hk_pool_alloc(p) == a); /* most recently freed first */
+  CHECK(hk_pool_alloc(p) == b);
+  char *z = hk_pool_zalloc(p);
+  int zero = 1;
+  for (int i = 0; i < 48; i++) zero &= z[i] == 0;
+  CHECK(zero);
+  hk_pool_stats st;
+  hk_pool_stats_get(p, &st);
+  CHECK(st.in_use == 4 && st.free_blocks == 0 && st.carved == 4 && st.block_size == 48);
+  hk_pool_destroy(p);
+}
+
+static void test_bad_frees(void) {
+  hk_pool *p = hk_pool_new(40), *q = hk_pool_new(40);
+  char *a = hk_pool_alloc(p);
+  char *other = hk_pool_alloc(q);
+  int local;
+  hk_pool_free(p, &local);     /* not heapkit memory */
+  hk_pool_free(p, other);      /* another pool's block */
+  hk_pool_free(p, a + 8);      /* interior pointer */
+  hk_pool_free(p, a);
+  hk_pool_free(p, a);          /* double free */
+  char *never = a + 48 * 100;  /* beyond the carved blocks */
+  hk_pool_free(p, never);
+  hk_pool_free(p, NULL);       /* ignored silently */
+  hk_pool_stats st;
+  hk_pool_stats_get(p, &st);
+  CHECK(st.bad_frees == 5);
+  CHECK(st.in_use == 0 && st.free_blocks == 1);
+  /* the pool is intact: the next two allocations are distinct */
+  char *x = hk_pool_alloc(p), *y = hk_pool_alloc(p);
+  CHECK(x == a && y != a && y != NULL);
+  errno = 0;
+  CHECK(hk_pool_new(0) == NULL && errno == EINVAL);
+  CHECK(hk_pool_new(HK_POOL_MAX_BLOCK + 1) == NULL);
+  CHECK(hk_pool_new_ex(&(hk_pool_options){.block_size = 16, .align = 3}) == NULL);
+  CHECK(hk_pool_alloc(NULL) == NULL && errno == EINVAL);
+  hk_pool_destroy(q);
+  hk_pool_destroy(p);
+  hk_pool_destroy(NULL);
+}
+
+/* Random alloc/free against a shadow: every live block keeps its stamp, no block is handed out
+ * twice. Block sizes that are not powers of two exercise the reciprocal division. */
+static void churn(size_t size, size_t align, int ops) {
+  enum { LIVE = 3000 };
+  static unsigned char *live[LIVE];
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = size, .align = align, .commit_step = 4096});
+  CHECK(p != NULL);
+  memset(live, 0, sizeof live);
+  uint32_t x = (uint32_t)size * 2654435761u;
+  size_t n_live = 0, max_live = 0;
+  int ok = 1;
+  for (int i = 0; i < ops; i++) {
+    x = x * 1103515245u + 12345u;
+    int slot = (int)((x >> 8) % LIVE);
+    if (live[slot]) {
+      for (size_t k = 0; k < size; k += 5) ok &= live[slot][k] == (unsigned char)slot;
+      hk_pool_free(p, live[slot]);
+      live[slot] = NULL;
+      n_live--;
+    } else {
+      unsigned char *b = hk_pool_alloc(p);
+      ok &= b != NULL && (uintptr_t)b % (align ? align : 8) == 0;
+      memset(b, (unsigned char)slot, size);
+      live[slot] = b;
+      if (++n_live > max_live) max_live = n_live;
+    }
+  }
+  CHECK(ok);
+  hk_pool_stats st;
+  hk_pool_stats_get(p, &st);
+  CHECK(st.in_use == n_live && st.in_use_peak == max_live && st.bad_frees == 0);
+  CHECK(st.carved == max_live); /* LIFO reuse: never carves while a freed block is waiting */
+  hk_pool_destroy(p);
+}
+
+/* Bulk release: many segments, then reset; memory kept is bounded by the retention. */
+static void test_reset(void) {
+  const size_t retain = 256 << 10;
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 1000, .retain = retain});
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 20000; i++) CHECK_QUIET(hk_pool_alloc(p) != NULL); /* ~20 MB: several segments */
+    hk_pool_stats full, st;
+    hk_pool_stats_get(p, &full);
+    CHECK(full.segments >= 5 && full.in_use == 20000);
+    hk_pool_reset(p);
+    hk_pool_stats_get(p, &st);
+    CHECK(st.in_use == 0 && st.free_blocks == 0 && st.carved == 0 && st.segments == 1);
+    CHECK(st.committed <= retain + 2 * (64 << 10));
+    CHECK(st.committed_peak >= full.committed);
+  }
+  hk_pool_destroy(p);
+}
+
+typedef struct point { double x, y, z; int tag; } point;
+
+static void test_typed(void) {
+  hk_pool *p = HK_POOL_NEW(point);
+  point *a = HK_POOL_ALLOC(p, point);
+  point *b = HK_POOL_ZALLOC(p, point);
+  CHECK(a && b && b->tag == 0 && b->z == 0.0);
+  CHECK(hk_pool_block_size(p) >= sizeof(point));
+  a->tag = 7;
+  HK_POOL_FREE(p, a);
+  HK_POOL_FREE(p, b);
+  hk_pool_destroy(p);
+  /* tiny blocks still hold a free-list link */
+  hk_pool *t = hk_pool_new(1);
+  CHECK(t && hk_pool_block_size(t) == 8);
+  char *c = hk_pool_alloc(t);
+  hk_pool_free(t, c);
+  hk_pool_destroy(t);
+}
+
+int main(void) {
+  test_basic();
+  test_bad_frees();
+  churn(48, 0, 200000);
+  churn(24, 8, 200000);
+  churn(100, 16, 100000);
+  churn(1000, 64, 50000);
+  churn(200000, 4096, 200);
+  test_reset();
+  test_typed();
+  return check_report("pool.single");
+}
