@@ -85,7 +85,7 @@ static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
   if ((void *)b != p && !(pg->flags & HK__PAGE_HAS_ALIGNED)) hk__invalid_free(p, "not the start of a block");
   hk_heap *h = hk__tls_heap;
   if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == hk__thread_id()) {
-    if (maybe_free_block(pg, b)) check_double_free(pg, b);
+    if ((pg->flags & HK__PAGE_HARDENED) || maybe_free_block(pg, b)) check_double_free(pg, b);
     hk__heap_count(h, inuse, -(int64_t)pg->block_size);
     hk__heap_count_op(h, frees);
     hk__page_free_local(pg, b);

@@ -49,7 +49,7 @@ static inline bool hk__is_malloc_kind(const hk__segment *s) {
 #else
 #define hk__heap_count(h, field, delta) ((void)0)
 #endif
-#if HK_STATS >= 2
+#if HK_STATS
 #define hk__heap_count_op(h, field) hk__heap_count(h, field, 1)
 #else
 #define hk__heap_count_op(h, field) ((void)0)

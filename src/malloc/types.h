@@ -40,6 +40,7 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 /* Page flags; the fast free path tests flags == 0. */
 #define HK__PAGE_IN_FULL 1     /* in the heap's full queue; a free must move it back */
 #define HK__PAGE_HAS_ALIGNED 2 /* some block was handed out at an offset inside it */
+#define HK__PAGE_HARDENED 4    /* HEAPKIT_HARDENED: every free searches the free lists */
 
 /* xthread_free: list of blocks freed by other threads, low 2 bits = delayed-free state. */
 #define HK__DELAY_MASK ((uintptr_t)3)
@@ -127,7 +128,7 @@ struct hk_heap_s {
   /* bytes allocated from this heap minus bytes freed by this thread through it, not yet flushed to
    * the global counters; written only by the owner, read racily by statistics */
   int64_t inuse;
-  int64_t mallocs, frees;                 /* counted only with HK_STATS >= 2 */
+  int64_t mallocs, frees;
 };
 
 #endif
