@@ -27,7 +27,7 @@ static const char *explain(const void *p) {
 /* Block start for p inside an in-use page, or NULL. */
 static inline hk__block *block_start(const hk__page *pg, const void *p) {
   size_t off = (uintptr_t)p - (uintptr_t)pg->start;
-  if (off >= pg->carved) return NULL;
+  if (off >= __atomic_load_n(&pg->carved, __ATOMIC_RELAXED)) return NULL;
   size_t idx = (size_t)((off * pg->div_magic) >> 40);
   return (hk__block *)(pg->start + idx * pg->block_size);
 }
@@ -82,7 +82,8 @@ static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
   if (!pg->in_use) hk__invalid_free(p, "not an allocated block");
   hk__block *b = block_start(pg, p);
   if (b == NULL) hk__invalid_free(p, "not an allocated block");
-  if ((void *)b != p && !(pg->flags & HK__PAGE_HAS_ALIGNED)) hk__invalid_free(p, "not the start of a block");
+  if ((void *)b != p && !(__atomic_load_n(&pg->flags, __ATOMIC_RELAXED) & HK__PAGE_HAS_ALIGNED))
+    hk__invalid_free(p, "not the start of a block");
   hk_heap *h = hk__tls_heap;
   if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == hk__thread_id()) {
     if ((pg->flags & HK__PAGE_HARDENED) || maybe_free_block(pg, b)) check_double_free(pg, b);

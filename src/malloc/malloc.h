@@ -32,6 +32,10 @@ HK_INTERNAL extern hk__page hk__page_empty;
 static inline hk__block *hk__decode(const hk__page *pg, uintptr_t v) { return (hk__block *)(v ^ pg->key); }
 static inline uintptr_t hk__encode(const hk__page *pg, const hk__block *b) { return (uintptr_t)b ^ pg->key; }
 
+/* ---- page flags: written by the owner only, read by any thread that validates a pointer ---------- */
+static inline void hk__page_flag_set(hk__page *pg, uint8_t f) { __atomic_store_n(&pg->flags, (uint8_t)(pg->flags | f), __ATOMIC_RELAXED); }
+static inline void hk__page_flag_clear(hk__page *pg, uint8_t f) { __atomic_store_n(&pg->flags, (uint8_t)(pg->flags & ~f), __ATOMIC_RELAXED); }
+
 /* ---- lookups ------------------------------------------------------------------------------------ */
 static inline hk__mseg *hk__mseg_of(const void *p) { return (hk__mseg *)((uintptr_t)p & ~(uintptr_t)HK_SEGMENT_MASK); }
 static inline hk__page *hk__page_of(const hk__mseg *seg, const void *p) {

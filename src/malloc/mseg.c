@@ -88,7 +88,7 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
   pg->start = (uint8_t *)seg + off;
   pg->key = page_key(seg, idx);
   pg->is_zero = is_zero;
-  if (hk__opt(HK_OPT_HARDENED)) pg->flags = HK__PAGE_HARDENED;
+  if (hk__opt(HK_OPT_HARDENED)) hk__page_flag_set(pg, HK__PAGE_HARDENED);
   pg->div_magic = (((uint64_t)1 << 40) / block_size) + 1;
   atomic_store_explicit(&pg->xthread_free, HK__NO_DELAY, memory_order_relaxed);
   atomic_store_explicit(&pg->heap, h, memory_order_release);

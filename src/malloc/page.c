@@ -73,7 +73,7 @@ void hk__page_set_delay(hk__page *pg, uintptr_t state, bool override_never) {
 static void page_to_full(hk_heap *h, hk__page *pg) {
   hk__page_queue_remove(h, &h->queues[pg->bin], pg);
   queue_append(h, &h->queues[HK_BIN_FULL], pg);
-  pg->flags |= HK__PAGE_IN_FULL;
+  hk__page_flag_set(pg, HK__PAGE_IN_FULL);
   hk__page_set_delay(pg, HK__USE_DELAYED, false);
 }
 
@@ -82,7 +82,7 @@ static void page_to_full(hk_heap *h, hk__page *pg) {
  * the heap once more, which costs less than an atomic operation on every full/unfull transition. */
 static void page_unfull(hk_heap *h, hk__page *pg) {
   hk__page_queue_remove(h, &h->queues[HK_BIN_FULL], pg);
-  pg->flags &= (uint8_t)~HK__PAGE_IN_FULL;
+  hk__page_flag_clear(pg, HK__PAGE_IN_FULL);
   queue_append(h, &h->queues[pg->bin], pg);
 }
 
@@ -102,7 +102,8 @@ static void page_extend(hk__page *pg) {
   ((hk__block *)p)->next = hk__encode(pg, pg->free);
   pg->free = (hk__block *)first;
   pg->capacity += n;
-  pg->carved = pg->capacity * bs;
+  /* other threads read carved when they validate a pointer (free, malloc_usable_size) */
+  __atomic_store_n(&pg->carved, pg->capacity * bs, __ATOMIC_RELAXED);
 }
 
 void hk__mpage_collect(hk__page *pg) {
@@ -223,7 +224,7 @@ void hk__heap_drain_delayed(hk_heap *h) {
 
 void hk__page_place(hk_heap *h, hk__page *pg) {
   atomic_store_explicit(&pg->heap, h, memory_order_release);
-  pg->flags &= (uint8_t)~HK__PAGE_IN_FULL;
+  hk__page_flag_clear(pg, HK__PAGE_IN_FULL);
   hk__page_set_delay(pg, HK__NO_DELAY, true);
   hk__mpage_collect(pg);
   h->page_count++;
@@ -235,7 +236,7 @@ void hk__page_place(hk_heap *h, hk__page *pg) {
     queue_append(h, &h->queues[pg->bin], pg);
   } else {
     queue_append(h, &h->queues[HK_BIN_FULL], pg);
-    pg->flags |= HK__PAGE_IN_FULL;
+    hk__page_flag_set(pg, HK__PAGE_IN_FULL);
     hk__page_set_delay(pg, HK__USE_DELAYED, false);
   }
 }
@@ -271,7 +272,7 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
           hk__mseg_page_free(h->tld, pg);
         } else {
           atomic_store_explicit(&pg->heap, NULL, memory_order_release);
-          pg->flags &= (uint8_t)~HK__PAGE_IN_FULL;
+          hk__page_flag_clear(pg, HK__PAGE_IN_FULL);
         }
       }
       pg = next;
