@@ -101,11 +101,18 @@ static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
   }
 }
 
+/* The segment of a large block: in its first 4 MiB unless it was aligned to 4 MiB or more. */
+static hk__segment *large_segment_of(const void *p) {
+  hk__segment *s = hk__segment_of(p);
+  if (!s) s = hk__segment_find(p);
+  return s;
+}
+
 static hk_noinline void free_other(void *p) {
   if (p == NULL) return;
   hk__mseg *mseg = hk__mseg_of(p);
   if (hk__segmap_contains((uintptr_t)mseg) && hk__is_malloc_kind(&mseg->base)) hk__invalid_free(p, "not an allocated block");
-  hk__segment *s = hk__segment_of(p);
+  hk__segment *s = large_segment_of(p);
   if (s && s->kind == HK__SEG_LARGE) {
     hk__mseg *seg = (hk__mseg *)s;
     if ((uint8_t *)p != seg->large_block) hk__invalid_free(p, "not the start of a block");
@@ -166,7 +173,7 @@ void hk_free_sized(void *p, size_t size) {
 }
 
 size_t hk__usable_size(const void *p, const char *who) {
-  hk__segment *s = hk__segment_of(p);
+  hk__segment *s = large_segment_of(p);
   if (!s) hk__fatal("%s of %p: not allocated by heapkit", who, p);
   hk__mseg *seg = (hk__mseg *)s;
   if (s->kind == HK__SEG_LARGE) {

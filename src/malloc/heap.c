@@ -100,6 +100,7 @@ static void thread_done(void *arg) {
     if (h != &r->heap) {
       /* blocks of a first-class heap outlive its thread; its large blocks just stop being tracked */
       for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
+      hk__stats_flush_heap(h);
       hk__meta_free(h);
     }
   }
@@ -150,6 +151,7 @@ void hk_heap_destroy(hk_heap *h) {
   h->destroying = true;
   hk__heap_release_pages(h, NULL);
   hk__heap_free_large_blocks(h);
+  hk__stats_flush_heap(h);
   heap_unlink(h);
   hk__meta_free(h);
 }
@@ -159,6 +161,7 @@ void hk_heap_delete(hk_heap *h) {
   if (h->is_default) hk__fatal("hk_heap_delete: cannot delete a thread's default heap");
   hk__heap_release_pages(h, h->tld->heap_default);
   for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
+  hk__stats_flush_heap(h);
   heap_unlink(h);
   hk__meta_free(h);
 }

@@ -59,6 +59,8 @@ static inline bool hk__is_malloc_kind(const hk__segment *s) {
 #define hk__heap_count_op(h, field) ((void)0)
 #endif
 HK_INTERNAL void hk__stats_flush(hk__tld *tld);
+HK_INTERNAL void hk__stats_flush_heap(hk_heap *h);
+HK_INTERNAL extern _Atomic size_t hk__huge_live; /* live blocks in their own segment */
 HK_INTERNAL void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees);
 
 /* ---- heaps and threads (heap.c) ------------------------------------------------------------------ */

@@ -224,6 +224,7 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   }
   hk__heap_count(h, inuse, (int64_t)usable);
   hk__heap_count_op(h, mallocs);
+  atomic_fetch_add_explicit(&hk__huge_live, 1, memory_order_relaxed);
   return seg->large_block;
 }
 
@@ -245,6 +246,7 @@ void hk__large_free(hk__mseg *seg, void *p) {
     hk__stats_global_add(-(int64_t)seg->large_size, 0, 1);
   }
   if (seg->base.owner) large_unlink(seg->base.owner, &seg->base);
+  atomic_fetch_sub_explicit(&hk__huge_live, 1, memory_order_relaxed);
   hk__segment_free(&seg->base);
 }
 
@@ -256,6 +258,7 @@ void hk__heap_free_large_blocks(hk_heap *h) {
   while (s) {
     hk__segment *next = s->next;
     hk__heap_count(h, inuse, -(int64_t)((hk__mseg *)s)->large_size);
+    atomic_fetch_sub_explicit(&hk__huge_live, 1, memory_order_relaxed);
     hk__segment_free(s);
     s = next;
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 static _Atomic int64_t g_inuse, g_inuse_peak, g_mallocs, g_frees;
+_Atomic size_t hk__huge_live;
 
 static void raise_peak(int64_t v) {
   int64_t cur = atomic_load_explicit(&g_inuse_peak, memory_order_relaxed);
@@ -18,7 +19,7 @@ void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees) {
   if (inuse > 0) raise_peak(v);
 }
 
-static void flush_heap(hk_heap *h) {
+void hk__stats_flush_heap(hk_heap *h) {
   int64_t inuse = __atomic_load_n(&h->inuse, __ATOMIC_RELAXED);
   int64_t m = __atomic_load_n(&h->mallocs, __ATOMIC_RELAXED), f = __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
   __atomic_store_n(&h->inuse, 0, __ATOMIC_RELAXED);
@@ -30,7 +31,7 @@ static void flush_heap(hk_heap *h) {
 /* Owner thread only. */
 void hk__stats_flush(hk__tld *tld) {
 #if HK_STATS
-  for (hk_heap *h = tld->heaps; h; h = h->next) flush_heap(h);
+  for (hk_heap *h = tld->heaps; h; h = h->next) hk__stats_flush_heap(h);
 #else
   (void)tld;
 #endif
@@ -64,6 +65,7 @@ void hk_stats_get(hk_stats *out) {
   out->free_count = (size_t)(atomic_load_explicit(&g_frees, memory_order_relaxed) + s.frees);
   out->threads = (size_t)s.threads;
   out->segments_abandoned = hk__abandoned_count();
+  out->huge_count = atomic_load_explicit(&hk__huge_live, memory_order_relaxed);
   out->fragmentation = out->in_use ? (double)out->committed / (double)out->in_use : 0.0;
 }
 
@@ -91,6 +93,7 @@ void hk_stats_print(int fd) {
   line(fd, "committed peak   ", s.committed_peak);
   line(fd, "in use           ", s.in_use);
   line(fd, "in use peak      ", s.in_use_peak);
+  count(fd, "large blocks     ", s.huge_count);
   unsigned frag100 = (unsigned)(s.fragmentation * 100.0 + 0.5);
   hk__snprintf(buf, sizeof buf, "  fragmentation     %u.%u%u (committed / in use)\n", frag100 / 100, frag100 / 10 % 10, frag100 % 10);
   hk__write_fd(fd, buf);
