@@ -185,20 +185,25 @@ static void sec_zero(void) {
   CHECK(p != NULL && *(char *)p == 0); hk_free(p);
 
   /* realloc(p, 0) with p != NULL frees p and returns NULL: glibc's behaviour (REALLOC_ZERO_BYTES_FREES). */
+  /* That it was freed shows in the free counter (the calling thread's counters are live). */
+  hk_stats st0, st1;
   p = hk_malloc(100);
   CHECK(p != NULL);
+  hk_stats_get(&st0);
   CHECK(hk_realloc(p, opaque(0)) == NULL);
-  CHECK(!hk_owns(p));
+  hk_stats_get(&st1);
+  EXPECTF(st1.free_count > st0.free_count, "realloc(p, 0) did not count a free (%zu -> %zu)", st0.free_count, st1.free_count);
   p = hk_malloc(100);
+  hk_stats_get(&st0);
   CHECK(hk_reallocarray(p, opaque(0), 4) == NULL);
-  CHECK(!hk_owns(p));
+  hk_stats_get(&st1);
+  EXPECTF(st1.free_count > st0.free_count, "reallocarray(p, 0, 4) did not count a free");
   hk_heap *h = hk_heap_new();
   p = hk_heap_malloc(h, 0);
   CHECK(p != NULL && hk_heap_contains(h, p));
   p = hk_heap_realloc(h, p, 40);
   CHECK(p != NULL && hk_heap_contains(h, p));
   CHECK(hk_heap_realloc(h, p, opaque(0)) == NULL);
-  CHECK(!hk_heap_contains(h, p));
   hk_heap_destroy(h);
 }
 
@@ -269,6 +274,8 @@ static void sec_realloc(void) {
     for (size_t j = 0; j < NSIZES; j++) {
       size_t a = sizes[i], b = sizes[j];
       if (b == 0) continue; /* realloc(p, 0) frees: covered in sec_zero */
+      /* pairs with a block above 2 MiB: a sixth of them (each one faults in megabytes) */
+      if ((a > 2 * MiB || b > 2 * MiB) && (i + j) % 6 != 0) continue;
       p = hk_malloc(a);
       CHECK(p != NULL);
       tu_fill(p, a);
@@ -392,28 +399,26 @@ static void sec_align(void) {
   }
   hk_heap_destroy(h);
 
-  /* Alignments beyond 1 MiB (segment-sized): either honoured or refused, never a misaligned block. */
-  for (size_t a = 2 * MiB; a <= 16 * MiB; a *= 2) {
-    errno = 0;
-    void *p = hk_aligned_alloc(a, 100);
-    if (p) {
-      CHECKF((uintptr_t)p % a == 0, "aligned_alloc(%zu) misaligned %p", a, p);
-      hk_free(p);
-    } else {
-      CHECK(errno == ENOMEM || errno == EINVAL);
-    }
-  }
-
-  /* Bad alignments. posix_memalign: EINVAL, *out untouched. aligned_alloc/memalign: NULL + EINVAL. */
-  const size_t bad[] = {3, 5, 12, 24, 48, 100, 1000, 4097, 3 * MiB, SIZE_MAX, SIZE_MAX / 2 + 2};
+  /* Bad alignments. posix_memalign: EINVAL, *out untouched. aligned_alloc: NULL + EINVAL (glibc 2.38's
+   * rule; 2.36 rounds up). memalign: rounded up, as glibc does. */
+  const size_t bad[] = {3, 5, 12, 24, 48, 100, 1000, 4097, 768 * KiB + 1, SIZE_MAX, SIZE_MAX / 2 + 2};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     size_t a = opaque(bad[i]);
     void *p = (void *)0x42;
     CHECKF(hk_posix_memalign(&p, a, 16) == EINVAL && p == (void *)0x42, "posix_memalign(%zu)", a);
     errno = 0;
     CHECKF(hk_aligned_alloc(a, 16) == NULL && errno == EINVAL, "aligned_alloc(%zu) errno %d", a, errno);
+    /* memalign keeps glibc's leniency: a non-power-of-two alignment is rounded up to the next
+     * power of two; only absurd ones are refused with EINVAL. */
     errno = 0;
-    CHECKF(hk_memalign(a, 16) == NULL && errno == EINVAL, "memalign(%zu) errno %d", a, errno);
+    void *m = hk_memalign(a, 16);
+    if (m) {
+      size_t up = (size_t)1 << (64 - __builtin_clzll(a));
+      CHECKF((uintptr_t)m % up == 0, "memalign(%zu) = %p not aligned to %zu", a, m, up);
+      hk_free(m);
+    } else {
+      CHECKF(errno == EINVAL, "memalign(%zu) errno %d", a, errno);
+    }
     hk_heap *h2 = hk_heap_new();
     CHECKF(hk_heap_malloc_aligned(h2, a, 16) == NULL, "heap_malloc_aligned(%zu)", a);
     hk_heap_destroy(h2);
@@ -446,6 +451,34 @@ static void sec_align(void) {
     size_t rounded = n ? (n + pg - 1) / pg * pg : pg;
     check_aligned_block(v, pg, rounded, "pvalloc");
     hk_free(v);
+  }
+}
+
+/* Alignments beyond 1 MiB (the segment size and above): either honoured or refused, never a
+ * misaligned block, and what is returned can be freed. */
+static void sec_align_big(void) {
+  /* memalign rounds 3 MiB + 1 up to a 4 MiB alignment */
+  void *m = hk_memalign(3 * MiB + 1, 100);
+  CHECK(m == NULL || (uintptr_t)m % (4 * MiB) == 0);
+  hk_free(m);
+  for (size_t a = 2 * MiB; a <= 16 * MiB; a *= 2) {
+    errno = 0;
+    void *p = hk_aligned_alloc(a, 100);
+    if (p) {
+      CHECKF((uintptr_t)p % a == 0, "aligned_alloc(%zu) misaligned %p", a, p);
+      hk_free(p);
+    } else {
+      CHECK(errno == ENOMEM || errno == EINVAL);
+    }
+  }
+
+  for (size_t a = 2 * MiB; a <= 8 * MiB; a *= 2) {
+    void *p = NULL;
+    if (hk_posix_memalign(&p, a, 3 * MiB) == 0) {
+      CHECK((uintptr_t)p % a == 0 && hk_malloc_usable_size(p) >= 3 * MiB);
+      memset(p, 1, 3 * MiB);
+      hk_free(p);
+    }
   }
 }
 
@@ -515,7 +548,6 @@ static void sec_owns(void) {
     CHECKF(hk_owns(p), "owns(malloc(%zu))", n);
     CHECKF(hk_owns(p + n - 1), "owns(interior of malloc(%zu))", n);
     hk_free(p);
-    CHECKF(!hk_owns(p), "owns(freed block of %zu bytes)", n);
   }
   /* Wild values never crash (no assertion on the answer: some may hit a live block). */
   tu_rng r;
@@ -526,6 +558,27 @@ static void sec_owns(void) {
     (void)hk_owns(anchor + (int64_t)(tu_next(&r) % (64 * MiB)) - 32 * (int64_t)MiB);
   }
   hk_free(anchor);
+}
+
+/* hk_owns is documented as false once a block is freed ("...and has not freed"). */
+static void sec_owns_freed(void) {
+  int wrong = 0;
+  size_t first = 0;
+  for (size_t i = 0; i < NSIZES; i++) {
+    size_t n = sizes[i] ? sizes[i] : 1;
+    char *p = hk_malloc(n);
+    hk_free(p);
+    if (hk_owns(p) && !wrong++) first = n;
+  }
+  EXPECTF(wrong == 0, "hk_owns true for %d of %zu freed blocks (first: %zu bytes)", wrong, NSIZES, first);
+  char *p = hk_malloc(100);
+  CHECK(hk_realloc(p, opaque(0)) == NULL);
+  EXPECTF(!hk_owns(p), "hk_owns true after realloc(p, 0)");
+  hk_heap *h = hk_heap_new();
+  p = hk_heap_malloc(h, 100);
+  hk_free(p);
+  EXPECTF(!hk_heap_contains(h, p), "hk_heap_contains true for a freed block");
+  hk_heap_destroy(h);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -581,11 +634,11 @@ static void sec_heaps(void) {
   /* Free a third explicitly first: destroy must cope with a mix of freed and live blocks. */
   for (int i = 0; i < N; i += 3) hk_free(ps[i]);
   hk_stats_get(&s1);
-  CHECKF(s1.in_use >= s0.in_use + total / 2, "in_use %zu did not grow by the heap's blocks (%zu)", s1.in_use, total);
+  EXPECTF(s1.in_use >= s0.in_use + total / 2, "in_use %zu did not grow by the heap's blocks (%zu)", s1.in_use, total);
   hk_heap_destroy(h);
   hk_collect(true);
   hk_stats_get(&s2);
-  CHECKF(s2.in_use <= s0.in_use + total / 10, "in_use %zu after destroy (before %zu, heap held %zu)", s2.in_use, s0.in_use, total);
+  EXPECTF(s2.in_use <= s0.in_use + total / 10, "in_use %zu after destroy (before %zu, heap held %zu)", s2.in_use, s0.in_use, total);
 
   /* Many heaps at once, destroyed in a different order. */
   hk_heap *hs[64];
@@ -644,23 +697,23 @@ static void sec_heaps(void) {
 
 /* ------------------------------------------------------------------------------------------- */
 static void check_stats_shape(const hk_stats *s) {
-  CHECKF(s->committed >= s->in_use, "committed %zu < in_use %zu", s->committed, s->in_use);
-  CHECKF(s->committed_peak >= s->committed, "committed_peak %zu < committed %zu", s->committed_peak, s->committed);
-  CHECKF(s->in_use_peak >= s->in_use, "in_use_peak %zu < in_use %zu", s->in_use_peak, s->in_use);
-  CHECKF(s->reserved >= s->committed, "reserved %zu < committed %zu", s->reserved, s->committed);
+  EXPECTF(s->committed >= s->in_use, "committed %zu < in_use %zu", s->committed, s->in_use);
+  EXPECTF(s->committed_peak >= s->committed, "committed_peak %zu < committed %zu", s->committed_peak, s->committed);
+  EXPECTF(s->in_use_peak >= s->in_use, "in_use_peak %zu < in_use %zu", s->in_use_peak, s->in_use);
+  EXPECTF(s->reserved >= s->committed, "reserved %zu < committed %zu", s->reserved, s->committed);
   if (s->in_use > 0) {
     double f = (double)s->committed / (double)s->in_use;
-    CHECKF(s->fragmentation > f * 0.99 - 0.01 && s->fragmentation < f * 1.01 + 0.01,
+    EXPECTF(s->fragmentation > f * 0.99 - 0.01 && s->fragmentation < f * 1.01 + 0.01,
            "fragmentation %.3f, committed/in_use %.3f", s->fragmentation, f);
   }
 }
 
 static void check_peaks_monotone(const hk_stats *a, const hk_stats *b) {
-  CHECK(b->committed_peak >= a->committed_peak);
-  CHECK(b->in_use_peak >= a->in_use_peak);
-  CHECK(b->malloc_count >= a->malloc_count);
-  CHECK(b->free_count >= a->free_count);
-  CHECK(b->purged >= a->purged);
+  EXPECT(b->committed_peak >= a->committed_peak);
+  EXPECT(b->in_use_peak >= a->in_use_peak);
+  EXPECT(b->malloc_count >= a->malloc_count);
+  EXPECT(b->free_count >= a->free_count);
+  EXPECT(b->purged >= a->purged);
 }
 
 static void sec_stats(void) {
@@ -679,27 +732,27 @@ static void sec_stats(void) {
   hk_stats_get(&s1);
   check_stats_shape(&s1);
   check_peaks_monotone(&s0, &s1);
-  CHECKF(s1.in_use >= s0.in_use + BIG * 8 * MiB + SMALL * 100 / 2, "in_use %zu -> %zu", s0.in_use, s1.in_use);
-  CHECK(s1.committed >= s0.committed + BIG * 8 * MiB);
-  CHECK(s1.in_use_peak >= s1.in_use);
-  CHECK(s1.segments >= 1);
-  CHECKF(s1.huge_count >= s0.huge_count + BIG, "huge_count %zu -> %zu", s0.huge_count, s1.huge_count);
+  EXPECTF(s1.in_use >= s0.in_use + BIG * 8 * MiB + SMALL * 100 / 2, "in_use %zu -> %zu", s0.in_use, s1.in_use);
+  EXPECT(s1.committed >= s0.committed + BIG * 8 * MiB);
+  EXPECT(s1.in_use_peak >= s1.in_use);
+  EXPECT(s1.segments >= 1);
+  EXPECTF(s1.huge_count >= s0.huge_count + BIG, "huge_count %zu -> %zu", s0.huge_count, s1.huge_count);
 
   for (int i = 0; i < BIG; i++) hk_free(big[i]);
   for (int i = 0; i < SMALL; i++) hk_free(small[i]);
   hk_stats_get(&s2);
   check_stats_shape(&s2);
   check_peaks_monotone(&s1, &s2);
-  CHECKF(s2.in_use + BIG * 8 * MiB <= s1.in_use, "in_use did not shrink: %zu -> %zu", s1.in_use, s2.in_use);
-  CHECK(s2.huge_count + BIG <= s1.huge_count);
-  CHECK(s2.in_use_peak >= s1.in_use);
+  EXPECTF(s2.in_use + BIG * 8 * MiB <= s1.in_use, "in_use did not shrink: %zu -> %zu", s1.in_use, s2.in_use);
+  EXPECT(s2.huge_count + BIG <= s1.huge_count);
+  EXPECT(s2.in_use_peak >= s1.in_use);
 
   /* A forced collect returns the freed memory: committed falls back near where it started. */
   hk_collect(true);
   hk_stats_get(&s3);
   check_stats_shape(&s3);
   check_peaks_monotone(&s2, &s3);
-  CHECKF(s3.committed <= s0.committed + 8 * MiB, "committed %zu after forced collect (start %zu, peak %zu)", s3.committed,
+  EXPECTF(s3.committed <= s0.committed + 8 * MiB, "committed %zu after forced collect (start %zu, peak %zu)", s3.committed,
          s0.committed, s1.committed);
 
   /* hk_stats_print writes some text to the descriptor it is given. */
@@ -729,8 +782,8 @@ typedef struct section {
 
 static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge},     {"zero", sec_zero},     {"calloc", sec_calloc},
-  {"realloc", sec_realloc}, {"align", sec_align}, {"usable", sec_usable}, {"strdup", sec_strdup},
-  {"owns", sec_owns},     {"heaps", sec_heaps},   {"stats", sec_stats},
+  {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
+  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats},
 };
 
 int main(int argc, char **argv) {
@@ -741,9 +794,10 @@ int main(int argc, char **argv) {
     if (strcmp(want, "all") != 0 && strcmp(want, sections[i].name) != 0) continue;
     double t0 = tu_now();
     sections[i].fn();
-    printf("malloc_api %-8s ok (%.2f s)\n", sections[i].name, tu_now() - t0);
+    printf("malloc_api %-10s %s (%.2f s)\n", sections[i].name, tu_failures ? "FAILED" : "ok", tu_now() - t0);
     ran++;
   }
   CHECKF(ran > 0, "no section named %s", want);
-  return 0;
+  if (tu_failures) printf("malloc_api: %d expectation(s) failed\n", tu_failures);
+  return tu_failures ? 1 : 0;
 }

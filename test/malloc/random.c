@@ -237,8 +237,13 @@ int main(int argc, char **argv) {
       {
         hk_stats st;
         hk_stats_get(&st);
-        FAIL_IF(st.committed < st.in_use, "committed %zu < in_use %zu", st.committed, st.in_use);
-        FAIL_IF(st.committed_peak < st.committed || st.in_use_peak < st.in_use, "peak below current");
+        /* reported once and not fatal: the memory checks go on */
+        static int stats_reported;
+        if ((st.committed < st.in_use || st.committed_peak < st.committed || st.in_use_peak < st.in_use) && !stats_reported++) {
+          fprintf(stderr, "malloc_random: seed %llu op %ld: inconsistent stats: committed %zu (peak %zu), in_use %zu (peak %zu)\n",
+                  seed, op, st.committed, st.committed_peak, st.in_use, st.in_use_peak);
+          tu_failures++;
+        }
       }
       break;
     case 22: /* collect now and then */
@@ -269,6 +274,6 @@ int main(int argc, char **argv) {
   for (int h = 0; h < NHEAPS; h++)
     if (heaps[h]) hk_heap_destroy(heaps[h]);
   hk_collect(true);
-  printf("malloc_random: %ld ops, seed %llu, max %zu: ok (%.2f s)\n", ops, seed, max, tu_now() - t0);
-  return 0;
+  printf("malloc_random: %ld ops, seed %llu, max %zu: %s (%.2f s)\n", ops, seed, max, tu_failures ? "FAILED" : "ok", tu_now() - t0);
+  return tu_failures ? 1 : 0;
 }

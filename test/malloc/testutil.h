@@ -24,7 +24,7 @@ static const char *tu_test_name = "test";
   do {                                                                                             \
     if (!(cond)) {                                                                                 \
       fprintf(stderr, "%s: %s:%d: check failed: %s\n", tu_test_name, __FILE__, __LINE__, #cond);  \
-      fflush(stderr);                                                                              \
+      fflush(stdout); fflush(stderr);                                                              \
       abort();                                                                                     \
     }                                                                                              \
   } while (0)
@@ -35,10 +35,25 @@ static const char *tu_test_name = "test";
       fprintf(stderr, "%s: %s:%d: check failed: %s: ", tu_test_name, __FILE__, __LINE__, #cond);   \
       fprintf(stderr, __VA_ARGS__);                                                                \
       fputc('\n', stderr);                                                                         \
-      fflush(stderr);                                                                              \
+      fflush(stdout); fflush(stderr);                                                              \
       abort();                                                                                     \
     }                                                                                              \
   } while (0)
+
+/* Like CHECKF but goes on: for properties whose failure leaves the process in a sane state, so
+ * one run lists every broken property. main() must return tu_failures != 0. */
+static int tu_failures __attribute__((unused));
+#define EXPECTF(cond, ...)                                                                         \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s: %s:%d: expectation failed: %s: ", tu_test_name, __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+      fflush(stdout); fflush(stderr);                                                              \
+      tu_failures++;                                                                               \
+    }                                                                                              \
+  } while (0)
+#define EXPECT(cond) EXPECTF(cond, "%s", "")
 
 /* xorshift64*: deterministic per seed, cheap, good enough to pick operations and sizes. */
 typedef struct tu_rng { uint64_t s; } tu_rng;
