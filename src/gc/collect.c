@@ -177,6 +177,7 @@ static void minor_finalizers(minor_ctx *c) {
   }
   /* Phase 1: everything reachable from a dead finalizable object must outlive its finalizer. */
   for (gc_final *f = dead; f; f = f->next) {
+    if (minor_alive(&f->obj)) continue; /* reached from an earlier one: its copy gets scanned */
     hk__gc_trace_object(h, f->obj, &c->v);
     minor_drain(c);
   }
@@ -329,6 +330,7 @@ static void full_finalizers(mark_ctx *c) {
     }
   }
   for (gc_final *f = dead; f; f = f->next) {
+    if (full_alive(h, &f->obj)) continue; /* reached from an earlier one: already traced */
     hk__gc_trace_object(h, f->obj, &c->v);
     mark_drain(c);
   }

@@ -65,7 +65,7 @@ static bool blob_ok(const blob *b) {
 }
 
 static uint64_t rng_state = 88172645463325252ull;
-static uint64_t rnd(void) {
+static inline uint64_t rnd(void) {
   rng_state ^= rng_state << 13;
   rng_state ^= rng_state >> 7;
   rng_state ^= rng_state << 17;

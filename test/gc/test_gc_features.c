@@ -1,0 +1,409 @@
+/* Weak references, finalizer order, pinning, the heap limit with the OOM callback, and misuse.
+ * usage: test_gc_features weak|final|pin|oom|misuse */
+#include "gc_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static hk_gc_heap *h;
+static hk_gc_mutator *m;
+
+static void setup(size_t nursery, size_t max_heap) {
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.nursery_size = nursery;
+  o.initial_heap = 1 << 20;
+  o.max_heap = max_heap;
+  CHECK(hk_gc_heap_create(&o, &h, &m) == HK_OK);
+  register_test_types(h);
+}
+
+static void teardown(void) {
+  CHECK(hk_gc_verify(m) == HK_OK);
+  CHECK(hk_gc_heap_destroy(h) == HK_OK);
+}
+
+/* Garbage to push objects through the nursery. */
+static void churn(int n) {
+  for (int i = 0; i < n; i++) CHECK_QUIET(new_node(m, 0, 4, false) != NULL);
+}
+
+/* ---- weak references ---------------------------------------------------------------------------- */
+
+#define NW 400
+static void test_weak(void) {
+  setup(128 << 10, 0);
+  static void *keep[NW];
+  static hk_gc_weak *w[NW];
+  CHECK(hk_gc_root_add(h, (void **)&keep) == HK_OK); /* only slot 0 is a root; the rest via a holder */
+  node *holder = new_node(m, 999999, NW, false);
+  keep[0] = holder;
+  for (int i = 0; i < NW; i++) {
+    bool large = i % 50 == 0;
+    node *n = new_node(m, (uint64_t)i + 1, large ? 1100 : 2, i & 1);
+    w[i] = hk_gc_weak_new(m, n);
+    CHECK_QUIET(w[i] != NULL);
+    holder = keep[0];
+    hk_gc_write_barrier(m, holder);
+    holder->kids[i] = n;
+  }
+  /* Alive: survive minor and full collections, follow moves. */
+  hk_gc_collect(m, HK_GC_MINOR);
+  churn(5000);
+  hk_gc_collect(m, HK_GC_FULL);
+  holder = keep[0];
+  int good = 0;
+  for (int i = 0; i < NW; i++) {
+    node *t = hk_gc_weak_get(w[i]);
+    good += t != NULL && t == holder->kids[i] && t->id == (uint64_t)i + 1;
+  }
+  CHECK(good == NW);
+  /* Drop every third target: cleared exactly those, at the next collection (minor for young
+   * targets, full for old ones), and not before. */
+  for (int i = 0; i < NW; i += 3) {
+    hk_gc_write_barrier(m, holder);
+    holder->kids[i] = NULL;
+  }
+  int still = 0;
+  for (int i = 0; i < NW; i += 3) still += hk_gc_weak_get(w[i]) != NULL;
+  CHECK(still == (NW + 2) / 3); /* not cleared without a collection */
+  hk_gc_collect(m, HK_GC_FULL);
+  holder = keep[0];
+  int cleared_ok = 0, kept_ok = 0;
+  for (int i = 0; i < NW; i++) {
+    node *t = hk_gc_weak_get(w[i]);
+    if (i % 3 == 0) cleared_ok += t == NULL;
+    else kept_ok += t != NULL && t == holder->kids[i] && t->id == (uint64_t)i + 1;
+  }
+  CHECK(cleared_ok == (NW + 2) / 3);
+  CHECK(kept_ok == NW - (NW + 2) / 3);
+
+  /* Young targets dying in a minor collection. */
+  hk_gc_weak *yw[64];
+  for (int i = 0; i < 64; i++) yw[i] = hk_gc_weak_new(m, new_node(m, 5000 + (uint64_t)i, 1, false));
+  node *young_kept = new_node(m, 7777, 0, false);
+  hk_gc_weak *ykw = hk_gc_weak_new(m, young_kept);
+  {
+    HK_GC_ROOTS(m, young_kept);
+    hk_gc_collect(m, HK_GC_MINOR);
+    int yc = 0;
+    for (int i = 0; i < 64; i++) yc += hk_gc_weak_get(yw[i]) == NULL;
+    CHECK(yc == 64);
+    CHECK(hk_gc_weak_get(ykw) == young_kept);
+    CHECK(young_kept->id == 7777);
+  }
+  hk_gc_collect(m, HK_GC_MINOR);
+  hk_gc_collect(m, HK_GC_MINOR);
+  CHECK(hk_gc_weak_get(ykw) == NULL);
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  CHECK(st.weak_cleared == (uint64_t)(NW + 2) / 3 + 65);
+  for (int i = 0; i < 64; i++) hk_gc_weak_free(m, yw[i]);
+  hk_gc_weak_free(m, ykw);
+  for (int i = 0; i < NW; i++) hk_gc_weak_free(m, w[i]);
+  CHECK(hk_gc_weak_new(m, (void *)&keep) == NULL); /* not a heap object */
+  CHECK(hk_gc_root_remove(h, (void **)&keep) == HK_OK);
+  teardown();
+}
+
+/* ---- finalizers ------------------------------------------------------------------------------- */
+
+static uint64_t log_ids[4096];
+static int nlog;
+static int batch_of[4096];
+static int batch;
+static void *resurrected;
+
+static void fin(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)mm;
+  node *n = obj;
+  CHECK_QUIET(n->id == (uint64_t)(uintptr_t)data);
+  if (nlog < 4096) {
+    batch_of[nlog] = batch;
+    log_ids[nlog++] = n->id;
+  }
+}
+
+static void fin_resurrect(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)data;
+  fin(mm, obj, (void *)(uintptr_t)((node *)obj)->id);
+  resurrected = obj;
+  /* A finalizer may allocate. */
+  CHECK_QUIET(new_node(mm, 1, 3, false) != NULL);
+}
+
+static int pos(uint64_t id) {
+  for (int i = 0; i < nlog; i++)
+    if (log_ids[i] == id) return i;
+  return -1;
+}
+
+static void test_final(void) {
+  setup(128 << 10, 0);
+  /* A chain 1 -> 2 -> 3 -> 4 (each finalizable), old and young variants. */
+  for (int variant = 0; variant < 2; variant++) {
+    nlog = 0;
+    node *head = NULL;
+    {
+      HK_GC_ROOTS(m, head);
+      for (uint64_t id = 4; id >= 1; id--) {
+        node *n = new_node(m, id + 100 * (uint64_t)variant, 1, id & 1);
+        n->kids[0] = head;
+        head = n;
+        CHECK(hk_gc_set_finalizer(m, n, fin, (void *)(uintptr_t)n->id) == HK_OK);
+      }
+      if (variant == 0) hk_gc_collect(m, HK_GC_FULL); /* make them old */
+      CHECK(hk_gc_verify(m) == HK_OK);
+      CHECK(nlog == 0);
+      head = NULL;
+    }
+    for (batch = 1; batch <= 6; batch++) hk_gc_collect(m, variant == 0 ? HK_GC_FULL : HK_GC_MINOR);
+    if (variant == 1) /* whatever got promoted meanwhile: one per full collection */
+      for (; batch <= 10; batch++) hk_gc_collect(m, HK_GC_FULL);
+    uint64_t base = 100 * (uint64_t)variant;
+    CHECK(nlog == 4);
+    CHECK(pos(base + 1) >= 0 && pos(base + 1) < pos(base + 2) && pos(base + 2) < pos(base + 3) && pos(base + 3) < pos(base + 4));
+    /* The rule: B is not even eligible until A's finalizer has run, so they come in separate batches. */
+    if (pos(base + 4) >= 0) CHECK(batch_of[pos(base + 1)] < batch_of[pos(base + 2)]);
+  }
+  /* A cycle of finalizable objects is never finalized (documented); no crash, heap stays valid. */
+  nlog = 0;
+  {
+    node *a = new_node(m, 11, 1, false), *b = NULL;
+    HK_GC_ROOTS(m, a, b);
+    b = new_node(m, 12, 1, false);
+    a->kids[0] = b;
+    b->kids[0] = a;
+    CHECK(hk_gc_set_finalizer(m, a, fin, (void *)(uintptr_t)11) == HK_OK);
+    CHECK(hk_gc_set_finalizer(m, b, fin, (void *)(uintptr_t)12) == HK_OK);
+  }
+  for (int i = 0; i < 3; i++) hk_gc_collect(m, HK_GC_FULL);
+  CHECK(nlog == 0);
+  /* Removing a finalizer; replacing one; resurrection from a finalizer that allocates. */
+  {
+    node *x = new_node(m, 21, 0, false), *y = NULL;
+    HK_GC_ROOTS(m, x, y);
+    y = new_node(m, 22, 0, false);
+    CHECK(hk_gc_set_finalizer(m, x, fin, (void *)(uintptr_t)21) == HK_OK);
+    CHECK(hk_gc_set_finalizer(m, x, NULL, NULL) == HK_OK);
+    CHECK(hk_gc_set_finalizer(m, y, fin, (void *)(uintptr_t)99) == HK_OK);
+    CHECK(hk_gc_set_finalizer(m, y, fin_resurrect, NULL) == HK_OK);
+  }
+  CHECK(hk_gc_root_add(h, &resurrected) == HK_OK);
+  hk_gc_collect(m, HK_GC_FULL);
+  CHECK(nlog == 1 && log_ids[0] == 22);
+  CHECK(resurrected != NULL && ((node *)resurrected)->id == 22);
+  churn(20000);
+  hk_gc_collect(m, HK_GC_FULL);
+  CHECK(((node *)resurrected)->id == 22); /* resurrected objects stay valid (and do not run again) */
+  CHECK(nlog == 1);
+  /* Many finalizable young objects: the finalizer-heavy path works in minor collections. */
+  nlog = 0;
+  for (int i = 0; i < 3000; i++) {
+    node *n = new_node(m, 30000 + (uint64_t)i, 2, false);
+    CHECK_QUIET(hk_gc_set_finalizer(m, n, fin, (void *)(uintptr_t)n->id) == HK_OK);
+  }
+  hk_gc_collect(m, HK_GC_MINOR);
+  hk_gc_collect(m, HK_GC_FULL);
+  CHECK(nlog == 3000);
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  CHECK(st.finalizers_run == 3000 + 4 + 4 + 1);
+  /* Manual mode: queued, run only on request. */
+  CHECK(hk_gc_set_finalizer(m, &nlog, fin, NULL) == HK_EINVAL);
+  CHECK(hk_gc_root_remove(h, &resurrected) == HK_OK);
+  teardown();
+
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.flags = HK_GC_OPT_MANUAL_FINALIZERS;
+  CHECK(hk_gc_heap_create(&o, &h, &m) == HK_OK);
+  register_test_types(h);
+  nlog = 0;
+  for (int i = 0; i < 10; i++) hk_gc_set_finalizer(m, new_node(m, 40 + (uint64_t)i, 0, false), fin, (void *)(uintptr_t)(40 + i));
+  hk_gc_collect(m, HK_GC_FULL);
+  CHECK(nlog == 0);
+  CHECK(hk_gc_verify(m) == HK_OK);
+  CHECK(hk_gc_run_finalizers(m) == 10);
+  CHECK(nlog == 10);
+  teardown();
+}
+
+/* ---- pinning ------------------------------------------------------------------------------------ */
+
+#define NP 2000
+static void test_pin(void) {
+  setup(128 << 10, 0);
+  static void *objs[NP];
+  static void *addr[NP];
+  for (int i = 0; i < NP; i++) CHECK_QUIET(hk_gc_root_add(h, &objs[i]) == HK_OK);
+  for (int i = 0; i < NP; i++) {
+    objs[i] = (i % 7 == 3) ? (void *)new_blob(m, (uint64_t)i, 40) : (void *)new_node(m, (uint64_t)i, 3, i & 1);
+    if (i % 5 == 0) hk_gc_pin(m, objs[i]);
+    addr[i] = objs[i];
+    churn(20); /* garbage between them, so their blocks end up sparse */
+  }
+  CHECK(hk_gc_is_pinned(objs[0]) && !hk_gc_is_pinned(objs[1]));
+  /* Make the survivors sparse so full collections evacuate (every other object dropped). */
+  for (int round = 0; round < 6; round++) {
+    hk_gc_collect(m, round % 2 ? HK_GC_FULL : HK_GC_MINOR);
+    churn(3000);
+    if (round == 2)
+      for (int i = 0; i < NP; i++)
+        if (i % 5 != 0 && i % 2 == 1) objs[i] = NULL;
+    CHECK(hk_gc_verify(m) == HK_OK);
+  }
+  int pinned_same = 0, pinned = 0, moved = 0, intact = 0, alive = 0;
+  for (int i = 0; i < NP; i++) {
+    if (!objs[i]) continue;
+    alive++;
+    uint64_t id = ((node *)objs[i])->id;
+    intact += id == (uint64_t)i && (hk_gc_object_type(objs[i]) != T_BLOB || blob_ok(objs[i]));
+    if (i % 5 == 0) {
+      pinned++;
+      pinned_same += objs[i] == addr[i];
+    } else {
+      moved += objs[i] != addr[i];
+    }
+  }
+  CHECK(pinned == NP / 5 && pinned_same == pinned);
+  CHECK(intact == alive);
+  CHECK(moved > 0); /* the collector does move unpinned objects: the check above can fail */
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  fprintf(stderr, "pin: %d pinned stayed, %d unpinned moved, evacuated %lu bytes\n", pinned_same, moved, (unsigned long)st.bytes_evacuated);
+  /* Unpinned objects may move again. */
+  for (int i = 0; i < NP; i += 5) hk_gc_unpin(m, objs[i]);
+  CHECK(!hk_gc_is_pinned(objs[0]));
+  for (int i = 0; i < NP; i++) CHECK_QUIET(hk_gc_root_remove(h, &objs[i]) == HK_OK);
+  teardown();
+}
+
+/* ---- heap limit and the OOM callback ---------------------------------------------------------- */
+
+static void *cache;       /* something the OOM handler can drop */
+static int oom_calls, oom_released;
+static int oom_handler(hk_gc_heap *hh, size_t request, void *data) {
+  (void)hh;
+  (void)data;
+  CHECK_QUIET(request > 0);
+  oom_calls++;
+  if (cache) {
+    cache = NULL; /* release: it becomes garbage, the collector retries */
+    oom_released++;
+    return 1;
+  }
+  return 0;
+}
+
+static void test_oom(void) {
+  setup(256 << 10, 8 << 20);
+  hk_gc_set_oom_handler(h, oom_handler, NULL);
+  CHECK(hk_gc_root_add(h, &cache) == HK_OK);
+  /* A cache of about 3 MiB the handler can release. */
+  node *list = NULL;
+  HK_GC_ROOTS(m, list);
+  for (int i = 0; i < 3000; i++) {
+    node *n = new_node(m, (uint64_t)i, 1, false);
+    n->kids[0] = cache;
+    cache = n;
+    blob *b = new_blob(m, (uint64_t)i, 1000);
+    CHECK_QUIET(b != NULL);
+  }
+  /* Keep everything: eventually the handler releases the cache, and then gives up: NULL. */
+  long count = 0;
+  node *last = NULL;
+  for (;;) {
+    node *n = new_node(m, (uint64_t)count, 60, false);
+    if (!n) break;
+    n->kids[0] = list;
+    list = n;
+    last = n;
+    count++;
+    if (count > 10000000) break;
+  }
+  (void)last;
+  CHECK(oom_released == 1);
+  CHECK(oom_calls >= 2);
+  CHECK(count > 1000 && count < 10000000);
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  CHECK(st.heap_size <= (8u << 20) + (64u << 10));
+  CHECK(hk_gc_verify(m) == HK_OK);
+  /* Large objects hit the limit the same way. */
+  CHECK(hk_gc_alloc(m, T_NODE, 16 << 20) == NULL);
+  /* Dropping the data makes allocation work again. */
+  list = NULL;
+  node *again = new_node(m, 1, 60, false);
+  CHECK(again != NULL);
+  /* Raising the limit from outside works too. */
+  hk_gc_heap_set_limit(h, 0);
+  CHECK(hk_gc_alloc(m, T_NODE, 16 << 20) != NULL);
+  CHECK(hk_gc_root_remove(h, &cache) == HK_OK);
+  list = NULL;
+  hk_gc_collect(m, HK_GC_FULL);
+  CHECK(hk_gc_verify(m) == HK_OK);
+  /* frames must be popped before destroy: leave the scope first */
+}
+
+/* ---- misuse: clear errors, no crash --------------------------------------------------------------- */
+
+static void test_misuse(void) {
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.promote_age = 7;
+  CHECK(hk_gc_heap_create(&o, &h, &m) == HK_EINVAL);
+  CHECK(hk_gc_heap_create(NULL, NULL, NULL) == HK_EINVAL);
+  setup(128 << 10, 0);
+  hk_gc_type bad;
+  hk_gc_type_desc d = {.name = "bad", .flags = HK_GC_TYPE_NO_POINTERS, .pointer_mask = 1};
+  CHECK(hk_gc_type_register(h, &d, &bad) == HK_EINVAL);
+  CHECK(hk_gc_type_register(h, NULL, &bad) == HK_EINVAL);
+  CHECK(hk_gc_alloc(m, 999, 16) == NULL);           /* unregistered type */
+  CHECK(hk_gc_alloc_data(m, T_NODE, 16) == NULL);   /* pointer type in the pointer-free entry */
+  int x;
+  CHECK(hk_gc_root_remove(h, (void **)&x) == HK_EINVAL);
+  CHECK(hk_gc_root_add(h, NULL) == HK_EINVAL);
+  CHECK(hk_gc_set_finalizer(m, &x, fin, NULL) == HK_EINVAL);
+  CHECK(hk_gc_set_finalizer(m, NULL, fin, NULL) == HK_EINVAL);
+  CHECK(hk_gc_alloc(m, T_NODE, (size_t)1 << 50) == NULL); /* beyond the object size limit */
+  CHECK(hk_gc_thread_register(NULL) == NULL);
+  /* hk_gc_verify reports a corrupted slot instead of crashing. */
+  node *n = new_node(m, 1, 2, false);
+  HK_GC_ROOTS(m, n);
+  static uint64_t not_heap[4];
+  n->kids[0] = (node *)&not_heap[1];
+  CHECK(hk_gc_verify(m) == HK_EINVAL);
+  n->kids[0] = NULL;
+  CHECK(hk_gc_verify(m) == HK_OK);
+  /* ... and a missing write barrier on an old object. */
+  hk_gc_collect(m, HK_GC_FULL); /* n is old now */
+  node *young = new_node(m, 2, 0, false);
+  n->kids[1] = young;                             /* no barrier: wrong */
+  CHECK(hk_gc_verify(m) == HK_EINVAL);
+  hk_gc_write_barrier(m, n);                      /* the right one */
+  CHECK(hk_gc_verify(m) == HK_OK);
+  /* Tagged immediates in slots are ignored. */
+  n->kids[0] = (node *)(uintptr_t)0x41;
+  hk_gc_collect(m, HK_GC_FULL);
+  CHECK((uintptr_t)n->kids[0] == 0x41 && n->kids[1]->id == 2);
+  CHECK(hk_gc_verify(m) == HK_OK);
+  n = NULL;
+}
+
+int main(int argc, char **argv) {
+  const char *what = argc > 1 ? argv[1] : "all";
+  bool all = !strcmp(what, "all");
+  if (all || !strcmp(what, "weak")) test_weak();
+  if (all || !strcmp(what, "final")) test_final();
+  if (all || !strcmp(what, "pin")) test_pin();
+  if (all || !strcmp(what, "oom")) {
+    test_oom();
+    CHECK(hk_gc_heap_destroy(h) == HK_OK);
+  }
+  if (all || !strcmp(what, "misuse")) {
+    test_misuse();
+    CHECK(hk_gc_heap_destroy(h) == HK_OK);
+  }
+  return check_report(what);
+}
