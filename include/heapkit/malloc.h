@@ -23,10 +23,11 @@ HK_API size_t hk_malloc_usable_size(const void *p);
 HK_API HK_MALLOC_LIKE char *hk_strdup(const char *s);
 HK_API HK_MALLOC_LIKE char *hk_strndup(const char *s, size_t n);
 
-/* True if p points into a block of heapkit's general allocator (interior pointers count), so that
- * a program that mixes allocators knows whose free to call. Safe on any value, including wild
- * pointers. For a block that was freed the answer is unspecified: its memory may hold a new block
- * at any moment. */
+/* True if p points into a live block of heapkit's general allocator (interior pointers count), so
+ * that a program that mixes allocators knows whose free to call. Safe on any value, including wild
+ * pointers. A freed block is recognised as such when the calling thread owns its page (the thread
+ * that allocated it, while that thread lives); for other threads' pages a freed small block may
+ * still be reported as owned, since their free lists cannot be read safely. */
 HK_API bool hk_owns(const void *p);
 
 /* First-class heaps. A heap allocates only on the thread that created it; its blocks may be freed
@@ -42,7 +43,7 @@ HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_heap_malloc(hk_heap *heap, size_
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2, 3) void *hk_heap_calloc(hk_heap *heap, size_t count, size_t size);
 HK_API HK_ALLOC_SIZE(3) void *hk_heap_realloc(hk_heap *heap, void *p, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(3) void *hk_heap_malloc_aligned(hk_heap *heap, size_t alignment, size_t size);
-/* True if p is a block of this heap (unspecified for freed blocks, as for hk_owns). */
+/* True if p is a live block of this heap (freed blocks as for hk_owns). */
 HK_API bool hk_heap_contains(const hk_heap *heap, const void *p);
 
 #ifdef __cplusplus

@@ -34,14 +34,16 @@ static inline hk__block *block_start(const hk__page *pg, const void *p) {
 
 /* A block whose first word decodes to an address in its own page (or to NULL) may be on a free
  * list already: look. Cheap because a live block rarely looks like that. */
+static bool on_free_list(const hk__page *pg, const hk__block *b) {
+  for (hk__block *x = pg->free; x; x = hk__decode(pg, x->next)) if (x == b) return true;
+  for (hk__block *x = pg->local_free; x; x = hk__decode(pg, x->next)) if (x == b) return true;
+  for (hk__block *x = (hk__block *)(atomic_load(&((hk__page *)pg)->xthread_free) & ~HK__DELAY_MASK); x;
+       x = hk__decode(pg, x->next)) if (x == b) return true;
+  return false;
+}
+
 static hk_noinline void check_double_free(hk__page *pg, hk__block *b) {
-  for (hk__block *x = pg->free; x; x = hk__decode(pg, x->next)) if (x == b) goto found;
-  for (hk__block *x = pg->local_free; x; x = hk__decode(pg, x->next)) if (x == b) goto found;
-  for (hk__block *x = (hk__block *)(atomic_load(&pg->xthread_free) & ~HK__DELAY_MASK); x;
-       x = hk__decode(pg, x->next)) if (x == b) goto found;
-  return;
-found:
-  hk__fatal("double free of %p", (void *)b);
+  if (on_free_list(pg, b)) hk__fatal("double free of %p", (void *)b);
 }
 
 static inline bool maybe_free_block(const hk__page *pg, const hk__block *b) {
@@ -200,7 +202,12 @@ bool hk_owns(const void *p) {
   if ((uintptr_t)p - (uintptr_t)s < HK_PAGES_OFFSET) return false;
   size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift;
   if (idx >= seg->base.page_count || !seg->pages[idx].in_use) return false;
-  return block_start(&seg->pages[idx], p) != NULL;
+  const hk__page *pg = &seg->pages[idx];
+  hk__block *b = block_start(pg, p);
+  if (!b) return false;
+  /* the free lists of a page may be read only by its owner */
+  if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == hk__thread_id()) return !on_free_list(pg, b);
+  return true;
 }
 
 HK_ALIAS(free, hk_free)
