@@ -108,7 +108,7 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
     }
     hk__plan_greedy_free(g);
     g = NULL;
-    bool fits = !opt.capacity || best_peak <= opt.capacity;
+    bool fits = opt.capacity && best_peak <= opt.capacity; /* the budget is met: stop */
     bool hopeless = opt.capacity && opt.capacity < p.lb;
     if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && best_peak > p.lb && !fits && !hopeless &&
         p.n <= HK_PLAN_SEARCH_MAX) {

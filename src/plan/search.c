@@ -36,6 +36,33 @@ typedef struct srch {
   uint64_t *floor_b, *floor_s, *rem, *off;
   uint8_t *placed;
   uint32_t *rank, *by_rank;
+  uint32_t *twin;     /* twin[d]: the identical buffer (same sections, size, alignment) that must
+                       * be placed before d, or UINT32_MAX: identical buffers are interchangeable,
+                       * so fixing their order removes symmetric duplicates of every placement */
+  uint32_t *start_at, *starts; /* CSR: buffers by first section */
+  uint8_t *reach;              /* scratch for runs_ok */
+  /* Nogoods. While no cell has been wasted (floor + rem == total in every section), the placed
+   * SET determines every floor, so the state is (set, cursor) whatever order or stacking led to
+   * it; permutations of stacked buffers reach the same state again and again. A Zobrist hash of
+   * the set plus the cursor keys a table of states whose subtree failed under the current C
+   * (failure at C implies failure below C; the table is cleared when C rises). */
+  uint64_t *zob, hash, *total, *nogood;
+  size_t nwaste, ng_mask;
+  bool all_tight; /* set by state_ok */
+  bool perfect;   /* every section's total is exactly C: no state can have slack or waste */
+  /* Decomposition. When the unplaced buffers of the current window split into groups that
+   * share no section, the groups are independent: the search finishes one window at a time
+   * (its own cursor starts from the cursor at the split), and when a later window has no
+   * completion, no choice inside an earlier one can help, so the search returns straight to the
+   * node that split (abort_depth) instead of trying the earlier window's alternatives. */
+  uint32_t wlo, whi;
+  struct pending { uint32_t lo, hi; uint64_t cur_off; int64_t cur_sl; size_t split_depth; } *pend;
+  size_t npend, pcap;
+  size_t abort_depth;
+  int32_t *cross; /* scratch: difference array of buffers crossing section boundaries */
+  uint32_t *run_end; /* scratch: run_end[x] = first section after x with a different floor */
+  uint64_t node_limit; /* this restart gives up after so many nodes (UINT64_MAX = never) */
+  bool limited;       /* the restart hit node_limit (so an empty result proves nothing) */
   trail_ent *trail;
   size_t tn, tcap;
   hk__plan_kv *cand; /* candidate stack shared by all depths */
@@ -102,25 +129,90 @@ static int build_adj(srch *s) {
 }
 
 /* The section bound for the current state and cursor. */
-static bool state_ok(const srch *s) {
-  for (size_t x = 0; x < s->S; x++) {
+static bool state_ok(srch *s) {
+  bool tight = true;
+  for (size_t x = s->wlo; x < s->whi; x++) {
     uint64_t r = s->rem[x];
     if (!r) continue;
     uint64_t f = s->floor_s[x], base;
     if (f > s->cur_off) base = f;
     else base = (int64_t)x <= s->cur_sl ? s->cur_off + s->gran : s->cur_off;
     if (base > s->C || r > s->C - base) return false;
+    tight &= base + r == s->C && base == f;
   }
+  /* Every section left is full to C with no slack: then every floor is >= the cursor offset
+   * (and above it left of the cursor), so the cursor forbids nothing the floors do not, and
+   * the state no longer depends on it. */
+  s->all_tight = tight;
   return true;
 }
 
 /* Could any child at offset y survive? (monotone in y) */
 static bool level_ok(const srch *s, uint64_t y) {
-  for (size_t x = 0; x < s->S; x++) {
+  for (size_t x = s->wlo; x < s->whi; x++) {
     uint64_t r = s->rem[x];
     if (r && s->floor_s[x] <= y && (y > s->C || r > s->C - y)) return false;
   }
   return true;
+}
+
+/* Tiling inference. A run is a maximal stretch of sections that all have zero slack
+ * (base + rem == C) at the same level L, bounded by sections a buffer placed at L cannot enter
+ * (a higher floor, or nothing left to place there; a lower floor may still rise to L before
+ * the buffer is placed, so it does not close the run). No cell of the run may
+ * be wasted, so the bottom row of the run must be tiled exactly, left to right, by unplaced
+ * buffers lying inside it that can sit at L now: a chain of intervals from its first section to
+ * its end. Checking reachability along the chain costs O(sections + buffers starting there).
+ * Runs whose border could be crossed are not checked. */
+static bool runs_ok(srch *s) {
+  const hk__plan_prob *p = s->p;
+  size_t S = s->whi, x = s->wlo;
+  while (x < S) {
+    uint64_t r = s->rem[x], f = s->floor_s[x];
+    uint64_t base = f > s->cur_off ? f : ((int64_t)x <= s->cur_sl ? s->cur_off + s->gran : s->cur_off);
+    if (!r || base + r != s->C || f != base) { x++; continue; }
+    size_t a = x, e = x + 1;
+    while (e < S && s->rem[e] && s->floor_s[e] == base && base + s->rem[e] == s->C) e++;
+    x = e;
+    /* borders: a buffer at level `base` must not be able to leave [a, e) */
+    bool closed = true;
+    if (a > s->wlo && s->rem[a - 1] && s->floor_s[a - 1] <= base) closed = false;
+    if (e < S && s->rem[e] && s->floor_s[e] <= base) closed = false;
+    if (!closed) continue;
+    memset(s->reach + a, 0, e - a + 1);
+    s->reach[a] = 1;
+    for (size_t y = a; y < e; y++) {
+      if (!s->reach[y]) continue;
+      for (uint32_t k = s->start_at[y]; k < s->start_at[y + 1]; k++) {
+        uint32_t d = s->starts[k];
+        if (s->placed[d] || p->su[d] > e || (base & (p->align[d] - 1))) continue;
+        if (base == s->cur_off && (int64_t)y <= s->cur_sl) continue;
+        s->reach[p->su[d]] = 1;
+      }
+    }
+    if (!s->reach[e]) return false;
+  }
+  return true;
+}
+
+static inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull; x ^= x >> 27; x *= 0x94d049bb133111ebull; x ^= x >> 31;
+  return x;
+}
+static inline uint64_t state_key(const srch *s) {
+  uint64_t k = s->perfect || s->all_tight ? s->hash : s->hash ^ mix64(s->cur_off * 0x9E3779B97F4A7C15ull + (uint64_t)(s->cur_sl + 1));
+  return k ? k : 1;
+}
+static bool nogood_has(const srch *s, uint64_t k) {
+  for (size_t i = 0; i < 4; i++)
+    if (s->nogood[(k + i) & s->ng_mask] == k) return true;
+  return false;
+}
+static void nogood_add(srch *s, uint64_t k) {
+  size_t at = k & s->ng_mask;
+  for (size_t i = 0; i < 4; i++)
+    if (!s->nogood[(k + i) & s->ng_mask]) { at = (k + i) & s->ng_mask; break; }
+  s->nogood[at] = k; /* full: overwrite the home slot */
 }
 
 static int place(srch *s, uint32_t c, uint64_t y) {
@@ -137,9 +229,13 @@ static int place(srch *s, uint32_t c, uint64_t y) {
   }
   for (uint32_t x = p->sl[c]; x < p->su[c]; x++) {
     if (trail_push(s, &s->floor_s[x]) != HK_OK) return HK_ENOMEM;
+    bool wasted_before = s->floor_s[x] + s->rem[x] != s->total[x];
     s->floor_s[x] = top;
     s->rem[x] -= p->size[c];
+    bool wasted_after = top + s->rem[x] != s->total[x];
+    s->nwaste += (size_t)wasted_after - (size_t)wasted_before;
   }
+  s->hash ^= s->zob[c];
   return HK_OK;
 }
 
@@ -148,6 +244,7 @@ static void unplace(srch *s, uint32_t c, size_t mark) {
   while (s->tn > mark) { s->tn--; *s->trail[s->tn].ptr = s->trail[s->tn].old; }
   for (uint32_t x = p->sl[c]; x < p->su[c]; x++) s->rem[x] += p->size[c];
   s->placed[c] = 0;
+  s->hash ^= s->zob[c];
 }
 
 static void found(srch *s) {
@@ -162,15 +259,118 @@ static void found(srch *s) {
   if (s->C >= *s->best_peak) s->C = *s->best_peak - s->gran;
 }
 
-/* Returns HK_OK or HK_ENOMEM; s->done / s->timeout end the search. */
+static bool stopped(const srch *s, size_t depth) {
+  return s->done || s->timeout || s->limited || (s->abort_depth != SIZE_MAX && s->abort_depth <= depth);
+}
+
+static int pend_push(srch *s, struct pending e) {
+  if (s->npend == s->pcap) {
+    size_t nc = s->pcap ? 2 * s->pcap : 64;
+    struct pending *v = realloc(s->pend, nc * sizeof *v);
+    if (!v) return HK_ENOMEM;
+    s->pend = v;
+    s->pcap = nc;
+  }
+  s->pend[s->npend++] = e;
+  return HK_OK;
+}
+
+static int dfs(srch *s, size_t depth);
+
+/* The current window is complete: go on with the next pending one. If that one is exhausted
+ * without a completion, abort back to the node that split them. */
+static int next_window(srch *s, size_t depth) {
+  if (s->npend == 0) {
+    if (depth == s->p->n) found(s);
+    return HK_OK;
+  }
+  struct pending e = s->pend[--s->npend];
+  uint32_t lo = s->wlo, hi = s->whi;
+  uint64_t co = s->cur_off;
+  int64_t cs = s->cur_sl;
+  s->wlo = e.lo; s->whi = e.hi; s->cur_off = e.cur_off; s->cur_sl = e.cur_sl;
+  int rc = HK_OK;
+  if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth);
+  bool exhausted = rc == HK_OK && !s->done && !s->timeout && !s->limited &&
+                   (s->abort_depth == SIZE_MAX || s->abort_depth > e.split_depth);
+  s->wlo = lo; s->whi = hi; s->cur_off = co; s->cur_sl = cs;
+  s->pend[s->npend++] = e; /* the slot is still there: popping never shrinks the array */
+  if (exhausted) s->abort_depth = e.split_depth;
+  return rc;
+}
+
+/* Returns HK_OK or HK_ENOMEM; done / timeout / limited / abort_depth end the search. */
 static int dfs(srch *s, size_t depth) {
   const hk__plan_prob *p = s->p;
-  if (depth == p->n) { found(s); return HK_OK; }
   if ((++s->nodes & 255) == 0 && hk__plan_now() > s->deadline) { s->timeout = true; return HK_OK; }
-  /* candidates: every unplaced buffer whose key (offset, first section) is past the cursor */
+  if (s->nodes >= s->node_limit) { s->limited = true; return HK_OK; }
+  /* unplaced buffers of the window, the boundaries they cross, and the dead-buffer test */
+  size_t cnt = 0;
+  for (uint32_t x = s->wlo; x <= s->whi; x++) s->cross[x] = 0;
+  for (size_t d = 0; d < p->n; d++) {
+    if (s->placed[d] || p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
+    cnt++;
+    s->cross[p->sl[d] + 1]++;
+    s->cross[p->su[d]]--;
+  }
+  if (cnt == 0) return next_window(s, depth);
+  uint64_t key = 0;
+  if (s->nwaste == 0 && (s->perfect || s->npend == 0)) {
+    key = state_key(s);
+    if (nogood_has(s, key)) return HK_OK;
+  }
+  /* split the window at boundaries no unplaced buffer crosses (sections with nothing left to
+   * place are skipped: they belong to no group) */
+  size_t pushed = 0;
+  uint32_t lo0 = s->wlo, hi0 = s->whi;
+  {
+    int32_t run = 0;
+    uint32_t glo = UINT32_MAX, last_hi = 0, first_lo = UINT32_MAX, first_hi = 0;
+    for (uint32_t x = s->wlo; x <= s->whi; x++) {
+      run += s->cross[x];
+      bool boundary = x == s->whi || (x > s->wlo && run == 0);
+      if (boundary && glo != UINT32_MAX) {
+        if (first_lo == UINT32_MAX) { first_lo = glo; first_hi = x; }
+        else {
+          last_hi = x;
+          (void)last_hi;
+        }
+        glo = UINT32_MAX;
+      }
+      if (x < s->whi && glo == UINT32_MAX && s->rem[x]) glo = x;
+    }
+    /* second pass: push the groups after the first one, rightmost first */
+    if (first_lo != UINT32_MAX) {
+      uint32_t groups[2 * 64];
+      size_t ng = 0;
+      run = 0;
+      glo = UINT32_MAX;
+      bool overflow = false;
+      for (uint32_t x = s->wlo; x <= s->whi; x++) {
+        run += s->cross[x];
+        bool boundary = x == s->whi || (x > s->wlo && run == 0);
+        if (boundary && glo != UINT32_MAX) {
+          if (ng < 2 * 64) { groups[ng++] = glo; groups[ng++] = x; } else overflow = true;
+          glo = UINT32_MAX;
+        }
+        if (x < s->whi && glo == UINT32_MAX && s->rem[x]) glo = x;
+      }
+      if (ng > 2 && !overflow) {
+        for (size_t g = ng; g > 2; g -= 2) {
+          if (pend_push(s, (struct pending){groups[g - 2], groups[g - 1], s->cur_off, s->cur_sl, depth}) != HK_OK)
+            return HK_ENOMEM;
+          pushed++;
+        }
+        s->wlo = first_lo;
+        s->whi = first_hi;
+      }
+    }
+  }
+  int rc = HK_OK;
+  /* candidates: unplaced buffers of the window whose key (offset, first section) is past the cursor */
   size_t base = s->cn;
   for (size_t d = 0; d < p->n; d++) {
-    if (s->placed[d]) continue;
+    if (s->placed[d] || p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
     uint64_t y = align_up64(s->floor_b[d], p->align[d]);
     uint64_t lo = y;
     bool past = y > s->cur_off || (y == s->cur_off && (int64_t)p->sl[d] > s->cur_sl);
@@ -178,48 +378,74 @@ static int dfs(srch *s, size_t depth) {
       lo = align_up64(s->cur_off + ((int64_t)p->sl[d] > s->cur_sl ? 0 : s->gran), p->align[d]);
       if (lo < y) lo = y;
     }
-    if (lo > s->C || p->size[d] > s->C - lo) { s->cn = base; return HK_OK; } /* d can never fit */
-    if (!past) continue;
+    if (lo > s->C || p->size[d] > s->C - lo) { s->cn = base; goto leave; } /* d can never fit */
+    if (!past || (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]])) continue;
     if (s->cn == s->ccap) {
       size_t nc = s->ccap ? 2 * s->ccap : 4096;
       hk__plan_kv *v = realloc(s->cand, nc * sizeof *v);
-      if (!v) return HK_ENOMEM;
+      if (!v) { rc = HK_ENOMEM; goto leave; }
       s->cand = v;
       s->ccap = nc;
     }
     s->cand[s->cn++] = (hk__plan_kv){y, ((uint64_t)p->sl[d] << 32) | s->rank[d]};
   }
   size_t end = s->cn;
+  /* Tie-break among candidates with the same key by how snugly they fit (TelaMalloc's idea of
+   * contact): ending exactly where the floor steps, and a top flush with a neighbour's floor,
+   * leave no sliver that nothing else could fill. */
+  if (end - base > 1) {
+    for (uint32_t x = s->whi; x-- > s->wlo;)
+      s->run_end[x] = (x + 1 < s->whi && s->floor_s[x + 1] == s->floor_s[x]) ? s->run_end[x + 1] : x + 1;
+    for (size_t k = base; k < end; k++) {
+      uint32_t d = s->by_rank[s->cand[k].val & 0x3fffffffu];
+      uint64_t y = s->cand[k].key, top = y + p->size[d];
+      uint32_t a = p->sl[d], e = p->su[d];
+      unsigned score = 0;
+      if (s->floor_s[a] == y && s->run_end[a] == e) score++;
+      if (e < s->S && s->rem[e] && s->floor_s[e] == top) score++;
+      if (a > 0 && s->rem[a - 1] && s->floor_s[a - 1] == top) score++;
+      s->cand[k].val |= (uint64_t)(3 - score) << 30;
+    }
+  }
   hk__plan_sort_kv(s->cand + base, end - base);
   uint64_t saved_off = s->cur_off, checked_y = UINT64_MAX;
   int64_t saved_sl = s->cur_sl;
   uint64_t C_at_entry = s->C;
-  for (size_t k = base; k < end && !s->done && !s->timeout; k++) {
+  for (size_t k = base; k < end && !stopped(s, depth); k++) {
     if (s->C != C_at_entry) { /* a placement was found below: is this node still useful? */
       C_at_entry = s->C;
       s->cur_off = saved_off; s->cur_sl = saved_sl;
       if (!state_ok(s)) break;
     }
     uint64_t y = s->cand[k].key;
-    uint32_t c = s->by_rank[s->cand[k].val & 0xffffffffu];
+    uint32_t c = s->by_rank[s->cand[k].val & 0x3fffffffu];
     if (y + p->size[c] > s->C) continue;
     if (y != checked_y) {
       if (!level_ok(s, y)) break;
       checked_y = y;
     }
-    size_t mark = s->tn;
-    if (place(s, c, y) != HK_OK) { s->cn = base; return HK_ENOMEM; }
+    size_t mark = s->tn, nwaste = s->nwaste;
+    if (place(s, c, y) != HK_OK) { rc = HK_ENOMEM; break; }
     s->cur_off = y;
     s->cur_sl = p->sl[c];
-    int rc = HK_OK;
-    if (state_ok(s)) rc = dfs(s, depth + 1);
+    if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth + 1);
     unplace(s, c, mark);
+    s->nwaste = nwaste;
     s->cur_off = saved_off;
     s->cur_sl = saved_sl;
-    if (rc != HK_OK) { s->cn = base; return rc; }
+    if (rc != HK_OK) break;
   }
   s->cn = base;
-  return HK_OK;
+leave:
+  s->npend -= pushed;
+  s->wlo = lo0;
+  s->whi = hi0;
+  bool aborted_here = s->abort_depth == depth;
+  if (aborted_here) s->abort_depth = SIZE_MAX;
+  if (rc == HK_OK && key && !s->done && !s->timeout && !s->limited &&
+      (s->abort_depth == SIZE_MAX || s->abort_depth > depth))
+    nogood_add(s, key); /* no completion from this state */
+  return rc;
 }
 
 int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, double deadline, uint64_t stop_at,
@@ -241,31 +467,100 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, double deadlin
   s.placed = calloc(n, 1);
   s.rank = malloc(n * sizeof *s.rank);
   s.by_rank = malloc(n * sizeof *s.by_rank);
+  s.twin = malloc(n * sizeof *s.twin);
+  s.start_at = calloc(s.S + 2, sizeof *s.start_at);
+  s.starts = malloc(n * sizeof *s.starts);
+  s.reach = malloc(s.S + 1);
+  s.zob = malloc(n * sizeof *s.zob);
+  s.total = calloc(s.S + 1, sizeof *s.total);
+  s.ng_mask = ((size_t)1 << 18) - 1;
+  s.nogood = calloc(s.ng_mask + 1, sizeof *s.nogood);
+  s.cross = calloc(s.S + 2, sizeof *s.cross);
+  s.run_end = calloc(s.S + 2, sizeof *s.run_end);
+  s.abort_depth = SIZE_MAX;
+  s.wlo = 0;
+  s.whi = (uint32_t)s.S;
+  hk__plan_kv *keys = malloc(n * sizeof *keys);
   s.floor_s = calloc(s.S + 1, sizeof *s.floor_s);
   s.rem = calloc(s.S + 1, sizeof *s.rem);
   int rc = HK_ENOMEM;
-  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem) goto out;
+  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem || !s.twin || !keys || !s.start_at || !s.starts || !s.reach || !s.zob || !s.total || !s.nogood || !s.cross || !s.run_end) goto out;
+  for (size_t i = 0; i < n; i++) s.zob[i] = mix64(i + 0x632BE59BD9B4E019ull);
+  for (size_t i = 0; i < n; i++) s.start_at[p->sl[i] + 1]++;
+  for (size_t x = 0; x <= s.S; x++) s.start_at[x + 1] += s.start_at[x];
+  {
+    uint32_t *fill = malloc((s.S + 1) * sizeof *fill);
+    if (!fill) goto out;
+    memcpy(fill, s.start_at, (s.S + 1) * sizeof *fill);
+    for (size_t i = 0; i < n; i++) s.starts[fill[p->sl[i]]++] = (uint32_t)i;
+    free(fill);
+  }
   if (build_adj(&s) != HK_OK) goto out;
-  for (size_t i = 0; i < n; i++) { s.rank[prio[i]] = (uint32_t)i; s.by_rank[i] = prio[i]; }
+  /* twins: chain identical buffers in priority order */
+  for (size_t i = 0; i < n; i++) s.twin[i] = UINT32_MAX;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t d = prio[i];
+    keys[i] = (hk__plan_kv){((uint64_t)p->sl[d] << 32) | p->su[d], (p->size[d] * 0x9E3779B97F4A7C15ull) ^ p->align[d]};
+    keys[i].val = (keys[i].val & ~0xffffffffull) | i; /* keep priority order among equals */
+  }
+  hk__plan_sort_kv(keys, n);
+  for (size_t i = 1; i < n; i++) {
+    uint32_t a = prio[keys[i - 1].val & 0xffffffffu], b = prio[keys[i].val & 0xffffffffu];
+    if (p->sl[a] == p->sl[b] && p->su[a] == p->su[b] && p->size[a] == p->size[b] && p->align[a] == p->align[b])
+      s.twin[b] = a;
+  }
   for (size_t i = 0; i < n; i++)
     for (uint32_t x = p->sl[i]; x < p->su[i]; x++) s.rem[x] += p->size[i];
-  /* Two passes: first aim straight at the lower bound (maximal pruning; perfect packings are
-   * found here), with a third of the time; then branch and bound down from the best known. */
+  memcpy(s.total, s.rem, (s.S + 1) * sizeof *s.total);
+  s.perfect = true;
+  for (size_t x = 0; x < s.S; x++) s.perfect &= s.total[x] == p->lb;
+  /* Pass 0 aims straight at the lower bound, where pruning is strongest (perfect packings are
+   * found here). Its running time is heavy-tailed, so it restarts with a doubling node budget
+   * and a different tie-break among candidates at the same key each time: longest first,
+   * largest first, then random. Pass 1 is one complete branch and bound from the best known
+   * peak down; finishing it proves optimality. Pass 0 gets half of the time. */
   double now = hk__plan_now();
-  double split = now + (deadline - now) / 3;
-  for (int pass = 0; pass < 2 && !s.done; pass++) {
-    s.C = pass == 0 ? p->lb : *best_peak - s.gran;
-    s.deadline = pass == 0 ? split : deadline;
+  double split = now + (deadline - now) / 2;
+  uint64_t rng = 0x2545F4914F6CDD1Dull ^ n;
+  bool lb_refuted = false;
+  for (int restart = 0; !s.done && !lb_refuted && hk__plan_now() < split; restart++) {
+    for (size_t i = 0; i < n; i++) {
+      uint64_t k;
+      if (restart == 0) k = ~p->len[i];
+      else if (restart == 1) k = (uint64_t)s.rank[i]; /* placeholder, replaced below */
+      else { rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27; k = rng * 2685821657736338717ull; }
+      keys[i] = (hk__plan_kv){k, i};
+    }
+    if (restart == 1) for (size_t i = 0; i < n; i++) keys[prio[i]].key = i;
+    hk__plan_sort_kv(keys, n);
+    for (size_t i = 0; i < n; i++) { s.by_rank[i] = (uint32_t)keys[i].val; s.rank[keys[i].val] = (uint32_t)i; }
+    s.C = p->lb;
+    s.deadline = split;
     s.cur_off = 0;
     s.cur_sl = -1;
-    s.timeout = false;
+    s.timeout = s.limited = false;
+    s.node_limit = s.nodes + ((uint64_t)1000 << (restart < 20 ? restart : 20));
+    if (!state_ok(&s)) { lb_refuted = true; break; }
     if (dfs(&s, 0) != HK_OK) goto out;
-    if (pass == 1 && !s.timeout && !s.done) s.proved = true; /* exhausted below the best */
+    if (!s.timeout && !s.limited && !s.done) lb_refuted = true; /* exhausted: the bound is out of reach */
+  }
+  if (!s.done) {
+    for (size_t i = 0; i < n; i++) { s.rank[prio[i]] = (uint32_t)i; s.by_rank[i] = prio[i]; }
+    memset(s.nogood, 0, (s.ng_mask + 1) * sizeof *s.nogood);
+    s.perfect = false;
+    s.C = *best_peak - s.gran;
+    s.deadline = deadline;
+    s.cur_off = 0;
+    s.cur_sl = -1;
+    s.timeout = s.limited = false;
+    s.node_limit = UINT64_MAX;
+    if (state_ok(&s) && dfs(&s, 0) != HK_OK) goto out;
+    if (!s.timeout && !s.done) s.proved = true; /* exhausted below the best */
   }
   rc = s.proved ? 1 : 0;
 out:
   if (st) st->nodes += s.nodes;
   free(s.floor_b); free(s.off); free(s.placed); free(s.rank); free(s.by_rank); free(s.floor_s);
-  free(s.rem); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
+  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.reach); free(s.zob); free(s.total); free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
   return rc;
 }
