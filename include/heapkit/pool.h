@@ -24,8 +24,8 @@ typedef struct hk_pool hk_pool;
 #define HK_POOL_MAX_BLOCK ((size_t)256 << 10)
 
 typedef struct hk_pool_options {
-  size_t block_size;   /* bytes per block, 1..HK_POOL_MAX_BLOCK (rounded up to the alignment) */
-  size_t align;        /* power of two up to 4096; 0 = 16 for blocks of 16 bytes or more, else 8 */
+  size_t block_size;   /* bytes per block, 1..HK_POOL_MAX_BLOCK (at least 16, rounded up to the alignment) */
+  size_t align;        /* power of two up to 4096; 0 = 16 */
   bool shared;         /* thread-safe pool */
   size_t commit_step;  /* growth step of committed memory; 0 = 64 KiB */
   size_t retain;       /* committed bytes hk_pool_reset keeps for reuse; 0 = 1 MiB */
@@ -48,7 +48,8 @@ typedef struct hk_pool_stats {
 HK_API hk_pool *hk_pool_new(size_t block_size);
 HK_API hk_pool *hk_pool_new_ex(const hk_pool_options *opt);
 /* A block, or NULL (errno ENOMEM) when memory runs out. Contents are undefined. */
-HK_API void *hk_pool_alloc(hk_pool *p);
+static inline void *hk_pool_alloc(hk_pool *p);
+HK_API void *hk__pool_alloc_slow(hk_pool *p);
 /* A zeroed block. */
 HK_API void *hk_pool_zalloc(hk_pool *p);
 /* NULL is ignored. A pointer that is not a live block of p is reported and ignored. */
@@ -60,6 +61,30 @@ HK_API size_t hk_pool_block_size(const hk_pool *p);
 /* True if q is a live (allocated, not freed) block of p, or points inside one. */
 HK_API bool hk_pool_contains(const hk_pool *p, const void *q);
 HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
+
+/* The inline fast path: a pool starts with this head. fast is true for single-threaded pools
+ * outside sanitizer/valgrind runs; then a pop from the free list is all an allocation costs. The
+ * second word of a free block holds a mark that the allocation clears (docs/arena.md). */
+typedef struct hk_pool_head {
+  void *free;
+  size_t in_use, in_use_peak, nfree;
+  bool fast;
+} hk_pool_head;
+
+static inline void *hk_pool_alloc(hk_pool *p) {
+  hk_pool_head *h = (hk_pool_head *)p;
+  if (HK_LIKELY(h != NULL && h->fast)) {
+    void **b = (void **)h->free;
+    if (HK_LIKELY(b != NULL)) {
+      h->free = b[0];
+      b[1] = NULL;
+      h->nfree--;
+      if (++h->in_use > h->in_use_peak) h->in_use_peak = h->in_use;
+      return b;
+    }
+  }
+  return hk__pool_alloc_slow(p);
+}
 
 /* Typed helpers: a pool of T, blocks typed as T. */
 #define HK_POOL_NEW(T) \

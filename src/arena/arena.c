@@ -173,6 +173,7 @@ void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align) {
       if (e > (uintptr_t)hk__chunk_commit_end(c)) {
         hk__arena_lock(a);
         int rc = hk__arena_commit_to(a, c, (char *)e);
+        if (rc == HK_OK) hk__arena_sync_stats(a);
         hk__arena_unlock(a);
         if (rc != HK_OK) return NULL; /* the claim stays unused until the next restore */
       }

@@ -3,10 +3,15 @@
  * Layout of a pool segment: [hk__segment][pool_seg][hk_pool, first segment only][bitmap][blocks].
  * The free list is LIFO and threads through the first word of each free block, so the most
  * recently freed (cache-warm) block is reused first. Blocks are carved lazily: a pool only touches
- * memory it hands out. The bitmap (one bit per block, 1 = allocated) makes a bad free detectable
- * in O(1): a pointer is a live block of p iff its segment is a pool segment owned by p, its offset
- * is a multiple of the stride below the carve pointer, and its bit is set. Division by the stride
- * is a multiply and a shift (offsets are below 2^22, so a 33-bit reciprocal is exact).
+ * memory it hands out. A free block's second word holds a mark (a per-pool secret xor the block's
+ * address) that allocation clears, so a bad free is found in O(1): the pointer must be in a pool
+ * segment owned by p, at a multiple of the stride below the carve pointer, and not marked; a
+ * marked block is confirmed free by a walk of the free list (a user value equal to the mark is
+ * the only case that walks). Blocks are therefore at least 16 bytes. Division by the stride is a
+ * multiply and a shift (offsets are below 2^22, so a 33-bit reciprocal is exact).
+ *
+ * The single-threaded allocation fast path (pop, clear the mark, count) is inline in pool.h and
+ * reads hk_pool_head; shared pools and sanitizer/valgrind runs keep head.fast false and come here.
  */
 #include "common/internal.h"
 #include "page/segment.h"
@@ -21,28 +26,29 @@
 #define POOL_DEFAULT_RETAIN ((size_t)1 << 20)
 #define POOL_FILL_FREED 0xDF
 
-/* Invariants (pool_seg_is_valid): base <= carve <= limit; carve <= commit_end or carve == base;
- * (carve - base) % stride == 0; bits set only for slots below carve; a segment after the pool's
- * current one has carve == base. */
+/* Invariants (checked by hk__pool_is_valid): base <= carve <= limit; carve <= commit_end;
+ * (carve - base) % stride == 0; a segment after the pool's current one has carve == base. */
 typedef struct pool_seg {
   hk__segment *seg;
   struct pool_seg *next, *prev;
   char *base, *carve, *commit_end, *limit, *poisoned_end;
-  uint64_t *bits;
 } pool_seg;
 
-/* Invariants (hk__pool_is_valid): in_use + nfree == carved == sum over segments of
- * (carve - base) / stride; the free list has nfree blocks, each with its bit clear. */
+/* Invariants (hk__pool_is_valid): h.in_use + h.nfree == carved == sum over segments of
+ * (carve - base) / stride; the free list has h.nfree blocks, each marked; h.fast == !shared &&
+ * !track. */
 struct hk_pool {
-  void *free;
+  hk_pool_head h; /* first: the inline fast path reads it */
   pool_seg *cur, *first, *last;
   size_t stride, align;
   uint64_t div_m;
   unsigned div_shift;
+  uintptr_t secret;
   bool shared;
+  bool track; /* annotate every block for ASan/valgrind (kept off the fast path otherwise) */
   uint32_t magic;
   size_t commit_step, retain;
-  size_t in_use, in_use_peak, nfree, carved, committed, committed_peak, reserved, nsegs, bad_frees;
+  size_t carved, committed, committed_peak, reserved, nsegs, bad_frees;
   pthread_mutex_t lock;
 };
 
@@ -51,6 +57,20 @@ static inline pool_seg *meta_of(hk__segment *s) { return (pool_seg *)((char *)s 
 static inline void lock(hk_pool *p) { if (p->shared) pthread_mutex_lock(&p->lock); }
 static inline void unlock(hk_pool *p) { if (p->shared) pthread_mutex_unlock(&p->lock); }
 static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->div_m) >> p->div_shift); }
+static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->secret ^ (uintptr_t)b; }
+/* Reads word i of block b, which may be poisoned (a free block). */
+static inline uintptr_t word(const hk_pool *p, const void *b, int i) {
+  if (hk_unlikely(p->track)) hk__track_alloc((char *)b + i * sizeof(void *), sizeof(void *));
+  uintptr_t w = ((const uintptr_t *)b)[i];
+  if (hk_unlikely(p->track)) hk__track_release((char *)b + i * sizeof(void *), sizeof(void *));
+  return w;
+}
+/* True if b is on the free list: the slow confirmation behind a matching mark. */
+static hk_cold bool on_free_list(const hk_pool *p, const void *b) {
+  for (const char *f = p->h.free; f; f = (const char *)word(p, f, 0))
+    if (f == b) return true;
+  return false;
+}
 
 static void account(hk_pool *p, ptrdiff_t bytes) {
   p->committed += (size_t)bytes;
@@ -61,16 +81,13 @@ static void account(hk_pool *p, ptrdiff_t bytes) {
 /* A new segment; the first one also holds the pool itself (with_pool). */
 static pool_seg *seg_new(hk_pool *p, size_t stride, size_t align, bool with_pool) {
   size_t fixed = seg_meta_off() + hk__align_up(sizeof(pool_seg), 64) + (with_pool ? hk__align_up(sizeof(hk_pool), 64) : 0);
-  size_t slots_max = (HK_SEGMENT_SIZE - fixed) / stride;
-  size_t bitmap = hk__align_up(slots_max, 64) / 8;
-  size_t hdr = hk__align_up(fixed + bitmap, align > 64 ? align : 64);
+  size_t hdr = hk__align_up(fixed, align > 64 ? align : 64);
   hk__segment *s = hk__segment_alloc(HK_SEGMENT_SIZE, HK_SEGMENT_SIZE, HK__SEG_POOL, hdr);
   if (!s) return NULL;
   char *s0 = (char *)s;
   pool_seg *ps = meta_of(s);
   memset(ps, 0, sizeof *ps);
   ps->seg = s;
-  ps->bits = (uint64_t *)(s0 + fixed);
   ps->base = ps->carve = s0 + hdr;
   ps->limit = ps->base + ((HK_SEGMENT_SIZE - hdr) / stride) * stride;
   ps->commit_end = ps->poisoned_end = s0 + hk__align_up(hdr, s->unit);
@@ -104,9 +121,10 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
     return NULL;
   }
   hk__page_init();
-  size_t align = opt->align ? opt->align : (opt->block_size >= 16 ? 16 : 8);
+  size_t align = opt->align ? opt->align : 16;
+  if (align < 2 * sizeof(void *) && !opt->align) align = 2 * sizeof(void *);
   if (align < sizeof(void *)) align = sizeof(void *);
-  size_t stride = hk__align_up(opt->block_size < sizeof(void *) ? sizeof(void *) : opt->block_size, align);
+  size_t stride = hk__align_up(opt->block_size < 2 * sizeof(void *) ? 2 * sizeof(void *) : opt->block_size, align);
   pool_seg *ps = seg_new(NULL, stride, align, true);
   if (!ps) {
     errno = ENOMEM;
@@ -122,6 +140,9 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->div_shift = 32 + l;
   p->div_m = (((uint64_t)1 << p->div_shift) + stride - 1) / stride;
   p->shared = opt->shared;
+  p->track = hk__track_per_alloc();
+  p->h.fast = !p->shared && !p->track;
+  p->secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
   p->commit_step = opt->commit_step ? hk__align_up(opt->commit_step, 4096) : POOL_DEFAULT_STEP;
   p->retain = opt->retain ? opt->retain : POOL_DEFAULT_RETAIN;
   pthread_mutex_init(&p->lock, NULL);
@@ -174,17 +195,18 @@ static hk_cold void *carve(hk_pool *p) {
   }
 }
 
-void *hk_pool_alloc(hk_pool *p) {
+/* Everything the inline hk_pool_alloc does not do: shared pools, tool annotations, carving. */
+void *hk__pool_alloc_slow(hk_pool *p) {
   if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
     errno = EINVAL;
     return NULL;
   }
   lock(p);
-  char *b = p->free;
+  char *b = p->h.free;
   if (hk_likely(b != NULL)) {
-    hk__track_alloc(b, p->stride);
-    p->free = *(void **)b;
-    p->nfree--;
+    if (hk_unlikely(p->track)) hk__track_alloc(b, p->stride);
+    p->h.free = *(void **)b;
+    p->h.nfree--;
   } else {
     b = carve(p);
     if (!b) {
@@ -192,19 +214,17 @@ void *hk_pool_alloc(hk_pool *p) {
       errno = ENOMEM;
       return NULL;
     }
-    hk__track_alloc(b, p->stride);
+    if (hk_unlikely(p->track)) hk__track_alloc(b, p->stride);
   }
-  pool_seg *ps = meta_of((hk__segment *)((uintptr_t)b & ~(uintptr_t)HK_SEGMENT_MASK));
-  size_t slot = slot_of(p, (size_t)(b - ps->base));
-  ps->bits[slot >> 6] |= (uint64_t)1 << (slot & 63);
-  if (++p->in_use > p->in_use_peak) p->in_use_peak = p->in_use;
+  ((void **)b)[1] = NULL;
+  if (++p->h.in_use > p->h.in_use_peak) p->h.in_use_peak = p->h.in_use;
   unlock(p);
   return b;
 }
 
 void *hk_pool_zalloc(hk_pool *p) {
   void *b = hk_pool_alloc(p);
-  if (b) memset(b, 0, p->stride);
+  if (b) memset(b, 0, hk_pool_block_size(p));
   return b;
 }
 
@@ -228,22 +248,21 @@ void hk_pool_free(hk_pool *p, void *block) {
     return;
   }
   pool_seg *ps = meta_of(s);
-  size_t off = (size_t)(b - ps->base), slot = slot_of(p, off);
-  uint64_t bit = (uint64_t)1 << (slot & 63);
-  if (hk_unlikely(b < ps->base || b >= ps->carve || slot * p->stride != off)) {
+  size_t off = (size_t)(b - ps->base);
+  if (hk_unlikely(b < ps->base || b >= ps->carve || slot_of(p, off) * p->stride != off)) {
     bad_free(p, b, "not the start of a block of this pool");
-  } else if (hk_unlikely(!(ps->bits[slot >> 6] & bit))) {
+  } else if (hk_unlikely(word(p, b, 1) == mark_of(p, b)) && on_free_list(p, b)) {
     bad_free(p, b, "double free (the block is already free)");
   } else {
-    ps->bits[slot >> 6] &= ~bit;
 #if HK_DEBUG >= 1
     memset(b, POOL_FILL_FREED, p->stride);
 #endif
-    *(void **)b = p->free;
-    p->free = b;
-    p->nfree++;
-    p->in_use--;
-    hk__track_release(b, p->stride);
+    ((void **)b)[0] = p->h.free;
+    ((uintptr_t *)b)[1] = mark_of(p, b);
+    p->h.free = b;
+    p->h.nfree++;
+    p->h.in_use--;
+    if (hk_unlikely(p->track)) hk__track_release(b, p->stride);
   }
   unlock(p);
 }
@@ -256,8 +275,6 @@ void hk_pool_reset(hk_pool *p) {
   }
   lock(p);
   for (pool_seg *ps = p->first; ps; ps = ps->next) {
-    size_t slots = (size_t)(ps->carve - ps->base) / p->stride;
-    memset(ps->bits, 0, hk__align_up(slots, 64) / 8);
     if (ps->carve > ps->base) {
 #if HK_DEBUG >= 1
       hk__track_forget(ps->base, (size_t)(ps->carve - ps->base));
@@ -267,8 +284,8 @@ void hk_pool_reset(hk_pool *p) {
     }
     ps->carve = ps->base;
   }
-  p->free = NULL;
-  p->nfree = p->in_use = p->carved = 0;
+  p->h.free = NULL;
+  p->h.nfree = p->h.in_use = p->carved = 0;
   p->cur = p->first;
   size_t keep = p->retain;
   for (pool_seg *ps = p->first, *next; ps; ps = next) {
@@ -315,8 +332,8 @@ bool hk_pool_contains(const hk_pool *p, const void *q) {
   pool_seg *ps = meta_of(s);
   bool live = false;
   if ((const char *)q >= ps->base && (const char *)q < ps->carve) {
-    size_t slot = slot_of(p, (size_t)((const char *)q - ps->base));
-    live = (ps->bits[slot >> 6] >> (slot & 63)) & 1;
+    const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->stride;
+    live = !(word(p, b, 1) == mark_of(p, b) && on_free_list(p, b));
   }
   unlock(mp);
   return live;
@@ -334,20 +351,13 @@ bool hk__pool_is_valid(hk_pool *p) {
     if (ps == p->cur) after = true;
     n++;
   }
-  for (char *f = p->free; f;) {
+  for (const char *f = p->h.free; f; f = (const char *)word(p, f, 0)) {
     if (++nfree > p->carved) return false;
     hk__segment *s = hk__segment_of(f);
-    if (!s || s->owner != (void *)p) return false;
-    pool_seg *ps = meta_of(s);
-    size_t slot = slot_of(p, (size_t)(f - ps->base));
-    if ((ps->bits[slot >> 6] >> (slot & 63)) & 1) return false;
-    hk__track_alloc(f, sizeof(void *)); /* read the link, then poison the block again */
-    char *next = *(char **)f;
-    hk__track_release(f, p->stride);
-    f = next;
+    if (!s || s->owner != (void *)p || word(p, f, 1) != mark_of(p, f)) return false;
   }
-  if (nfree != p->nfree) return false;
-  return n == p->nsegs && carved == p->carved && p->in_use + p->nfree == p->carved;
+  if (nfree != p->h.nfree || p->h.fast != (!p->shared && !p->track)) return false;
+  return n == p->nsegs && carved == p->carved && p->h.in_use + p->h.nfree == p->carved;
 }
 
 void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
@@ -356,9 +366,9 @@ void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
   out->block_size = p->stride;
-  out->in_use = p->in_use;
-  out->in_use_peak = p->in_use_peak;
-  out->free_blocks = p->nfree;
+  out->in_use = p->h.in_use;
+  out->in_use_peak = p->h.in_use_peak;
+  out->free_blocks = p->h.nfree;
   out->carved = p->carved;
   out->committed = p->committed;
   out->committed_peak = p->committed_peak;

@@ -154,7 +154,34 @@ static void test_retention(void) {
   hk_arena_destroy(a);
 }
 
+/* At debug levels >= 1 released memory is filled with 0xDE (arenas) and 0xDF (pools), so stale
+ * data never survives a restore. */
+static void test_debug_fill(void) {
+#if defined(HK_TEST_DEBUG) && HK_TEST_DEBUG >= 1
+  hk_arena *a = hk_arena_new(NULL);
+  hk_arena_mark m = hk_arena_save(a);
+  unsigned char *p = hk_arena_alloc(a, 256);
+  memset(p, 0x11, 256);
+  hk_arena_restore(a, m);
+  unsigned char *q = hk_arena_alloc(a, 256);
+  int filled = q == p;
+  for (int i = 0; i < 256; i++) filled &= q[i] == 0xDE;
+  CHECK(filled);
+  hk_arena_destroy(a);
+  hk_pool *pl = hk_pool_new(64);
+  unsigned char *b = hk_pool_alloc(pl);
+  memset(b, 0x22, 64);
+  hk_pool_free(pl, b);
+  unsigned char *c = hk_pool_alloc(pl);
+  filled = c == b;
+  for (int i = 8; i < 64; i++) filled &= c[i] == 0xDF; /* the first word held the free-list link */
+  CHECK(filled);
+  hk_pool_destroy(pl);
+#endif
+}
+
 int main(void) {
+  test_debug_fill();
   test_nested_save_points();
   test_save_across_chunks();
   test_cleanups();

@@ -1,0 +1,449 @@
+/* Arenas and pools side by side with glibc malloc, mimalloc, obstack and talloc, in one process.
+ *
+ * Workloads (each allocation writes its object, so nothing is optimized away):
+ *   ast      build a tree of 50,000 nodes of 16-64 bytes, then drop it whole; 40 trees per run.
+ *   request  per request: a save point, 20 objects of 16-256 bytes, a nested save point with 10
+ *            more, restore both; 50,000 requests per run.
+ *   pool     fixed 48-byte objects: random alloc/free over 1,024 slots; 2,000,000 operations.
+ * Each is run --reps times (after one warm-up); the median ns per allocation (frees and drops
+ * included) is printed as TSV: workload, allocator, median, min, max.
+ *
+ * glibc is called through malloc/free, checked at start to be glibc's own: heapkit must be built
+ * with -DHK_OVERRIDE=OFF for this program (run.sh does so in build-arena-bench/), or its malloc
+ * names would replace glibc's in the whole process. mimalloc is loaded with dlopen
+ * (RTLD_LOCAL), so it does not replace malloc for glibc, obstack or talloc. */
+#define _GNU_SOURCE
+#include <heapkit.h>
+
+#include <dlfcn.h>
+#include <obstack.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef HAVE_TALLOC
+#include <talloc.h>
+#endif
+
+
+#define obstack_chunk_alloc malloc
+#define obstack_chunk_free free
+
+static int reps = 7;
+static volatile uintptr_t sink;
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* ---- inputs --------------------------------------------------------------------------------- */
+#define AST_NODES 50000
+#define AST_TREES 40
+#define REQS 50000
+#define POOL_OPS 2000000
+#define POOL_SIZE 48
+
+static uint16_t ast_size[AST_NODES];
+static uint16_t req_size[30];
+
+static void make_perms(void);
+static void make_inputs(void) {
+  uint32_t x = 2463534242u;
+#define NEXT (x ^= x << 13, x ^= x >> 17, x ^= x << 5, x)
+  for (int i = 0; i < AST_NODES; i++) ast_size[i] = (uint16_t)(16 + NEXT % 49);
+  for (int i = 0; i < 30; i++) req_size[i] = (uint16_t)(16 + NEXT % 241);
+#undef NEXT
+  make_perms();
+}
+
+/* ---- mimalloc through dlopen ---------------------------------------------------------------- */
+static void *(*mi_malloc_p)(size_t);
+static void (*mi_free_p)(void *);
+static void *(*mi_heap_new_p)(void);
+static void *(*mi_heap_malloc_p)(void *, size_t);
+static void (*mi_heap_destroy_p)(void *);
+
+static int load_mimalloc(void) {
+  void *h = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
+  if (!h) h = dlopen("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return 0;
+  mi_malloc_p = (void *(*)(size_t))dlsym(h, "mi_malloc");
+  mi_free_p = (void (*)(void *))dlsym(h, "mi_free");
+  mi_heap_new_p = (void *(*)(void))dlsym(h, "mi_heap_new");
+  mi_heap_malloc_p = (void *(*)(void *, size_t))dlsym(h, "mi_heap_malloc");
+  mi_heap_destroy_p = (void (*)(void *))dlsym(h, "mi_heap_destroy");
+  return mi_malloc_p && mi_free_p && mi_heap_new_p && mi_heap_malloc_p && mi_heap_destroy_p;
+}
+
+/* ---- a region built from glibc: bump in 64 KiB malloc'd blocks, freed together --------------- */
+typedef struct mregion { char *cur, *end; void *blocks; } mregion;
+static void *mregion_alloc(mregion *r, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  if ((size_t)(r->end - r->cur) < n) {
+    char *b = malloc(65536);
+    *(void **)b = r->blocks;
+    r->blocks = b;
+    r->cur = b + 16;
+    r->end = b + 65536;
+  }
+  void *p = r->cur;
+  r->cur += n;
+  return p;
+}
+static void mregion_free(mregion *r) {
+  while (r->blocks) {
+    void *n = *(void **)r->blocks;
+    free(r->blocks);
+    r->blocks = n;
+  }
+  r->cur = r->end = NULL;
+}
+
+/* ---- the AST workload ------------------------------------------------------------------------ */
+typedef struct node { struct node *next; uint32_t id, size; } node;
+static inline void init_node(node *n, node *prev, int i) {
+  n->next = prev;
+  n->id = (uint32_t)i;
+  n->size = ast_size[i];
+}
+
+static void ast_hk(void) {
+  hk_arena *a = hk_arena_new(&(hk_arena_options){.retain = (size_t)8 << 20});
+  for (int t = 0; t < AST_TREES; t++) {
+    node *prev = NULL;
+    for (int i = 0; i < AST_NODES; i++) {
+      node *n = hk_arena_alloc(a, ast_size[i]);
+      init_node(n, prev, i);
+      prev = n;
+    }
+    sink += (uintptr_t)prev;
+    hk_arena_reset(a);
+  }
+  hk_arena_destroy(a);
+}
+static void ast_malloc(void) {
+  for (int t = 0; t < AST_TREES; t++) {
+    node *prev = NULL;
+    for (int i = 0; i < AST_NODES; i++) {
+      node *n = malloc(ast_size[i]);
+      init_node(n, prev, i);
+      prev = n;
+    }
+    sink += (uintptr_t)prev;
+    while (prev) {
+      node *nx = prev->next;
+      free(prev);
+      prev = nx;
+    }
+  }
+}
+static void ast_mimalloc(void) {
+  for (int t = 0; t < AST_TREES; t++) {
+    node *prev = NULL;
+    for (int i = 0; i < AST_NODES; i++) {
+      node *n = mi_malloc_p(ast_size[i]);
+      init_node(n, prev, i);
+      prev = n;
+    }
+    sink += (uintptr_t)prev;
+    while (prev) {
+      node *nx = prev->next;
+      mi_free_p(prev);
+      prev = nx;
+    }
+  }
+}
+static void ast_mi_heap(void) {
+  for (int t = 0; t < AST_TREES; t++) {
+    void *h = mi_heap_new_p();
+    node *prev = NULL;
+    for (int i = 0; i < AST_NODES; i++) {
+      node *n = mi_heap_malloc_p(h, ast_size[i]);
+      init_node(n, prev, i);
+      prev = n;
+    }
+    sink += (uintptr_t)prev;
+    mi_heap_destroy_p(h);
+  }
+}
+static void ast_obstack(void) {
+  struct obstack ob;
+  obstack_init(&ob);
+  for (int t = 0; t < AST_TREES; t++) {
+    void *base = obstack_alloc(&ob, 1);
+    node *prev = NULL;
+    for (int i = 0; i < AST_NODES; i++) {
+      node *n = obstack_alloc(&ob, ast_size[i]);
+      init_node(n, prev, i);
+      prev = n;
+    }
+    sink += (uintptr_t)prev;
+    obstack_free(&ob, base);
+  }
+  obstack_free(&ob, NULL);
+}
+static void ast_mregion(void) {
+  mregion r = {0};
+  for (int t = 0; t < AST_TREES; t++) {
+    node *prev = NULL;
+    for (int i = 0; i < AST_NODES; i++) {
+      node *n = mregion_alloc(&r, ast_size[i]);
+      init_node(n, prev, i);
+      prev = n;
+    }
+    sink += (uintptr_t)prev;
+    mregion_free(&r);
+  }
+}
+#ifdef HAVE_TALLOC
+static void ast_talloc(void) {
+  for (int t = 0; t < AST_TREES; t++) {
+    void *ctx = talloc_new(NULL);
+    node *prev = NULL;
+    for (int i = 0; i < AST_NODES; i++) {
+      node *n = talloc_size(ctx, ast_size[i]);
+      init_node(n, prev, i);
+      prev = n;
+    }
+    sink += (uintptr_t)prev;
+    talloc_free(ctx);
+  }
+}
+static void ast_talloc_pool(void) {
+  for (int t = 0; t < AST_TREES; t++) {
+    void *ctx = talloc_pool(NULL, (size_t)4 << 20);
+    node *prev = NULL;
+    for (int i = 0; i < AST_NODES; i++) {
+      node *n = talloc_size(ctx, ast_size[i]);
+      init_node(n, prev, i);
+      prev = n;
+    }
+    sink += (uintptr_t)prev;
+    talloc_free(ctx);
+  }
+}
+#endif
+
+/* ---- the request workload -------------------------------------------------------------------- */
+static inline void touch(void *p, int i) { ((uint32_t *)p)[0] = (uint32_t)i; }
+
+static void req_hk(void) {
+  hk_arena *a = hk_arena_new(NULL);
+  for (int r = 0; r < REQS; r++) {
+    hk_arena_mark m = hk_arena_save(a);
+    for (int i = 0; i < 20; i++) touch(hk_arena_alloc(a, req_size[i]), i);
+    hk_arena_mark m2 = hk_arena_save(a);
+    for (int i = 20; i < 30; i++) touch(hk_arena_alloc(a, req_size[i]), i);
+    hk_arena_restore(a, m2);
+    hk_arena_restore(a, m);
+  }
+  hk_arena_destroy(a);
+}
+static void req_hk_scratch(void) {
+  for (int r = 0; r < REQS; r++) {
+    hk_scratch s = hk_scratch_begin(NULL, 0);
+    for (int i = 0; i < 20; i++) touch(hk_arena_alloc(s.arena, req_size[i]), i);
+    hk_scratch s2 = hk_scratch_begin(&s.arena, 1);
+    for (int i = 20; i < 30; i++) touch(hk_arena_alloc(s2.arena, req_size[i]), i);
+    hk_scratch_end(s2);
+    hk_scratch_end(s);
+  }
+}
+static void req_malloc(void) {
+  void *ptr[30];
+  for (int r = 0; r < REQS; r++) {
+    for (int i = 0; i < 20; i++) touch(ptr[i] = malloc(req_size[i]), i);
+    for (int i = 20; i < 30; i++) touch(ptr[i] = malloc(req_size[i]), i);
+    for (int i = 29; i >= 20; i--) free(ptr[i]);
+    for (int i = 19; i >= 0; i--) free(ptr[i]);
+  }
+}
+static void req_mimalloc(void) {
+  void *ptr[30];
+  for (int r = 0; r < REQS; r++) {
+    for (int i = 0; i < 30; i++) touch(ptr[i] = mi_malloc_p(req_size[i]), i);
+    for (int i = 29; i >= 0; i--) mi_free_p(ptr[i]);
+  }
+}
+static void req_mi_heap(void) {
+  for (int r = 0; r < REQS; r++) {
+    void *h = mi_heap_new_p();
+    for (int i = 0; i < 20; i++) touch(mi_heap_malloc_p(h, req_size[i]), i);
+    void *h2 = mi_heap_new_p();
+    for (int i = 20; i < 30; i++) touch(mi_heap_malloc_p(h2, req_size[i]), i);
+    mi_heap_destroy_p(h2);
+    mi_heap_destroy_p(h);
+  }
+}
+static void req_obstack(void) {
+  struct obstack ob;
+  obstack_init(&ob);
+  for (int r = 0; r < REQS; r++) {
+    void *m = obstack_alloc(&ob, 1);
+    for (int i = 0; i < 20; i++) touch(obstack_alloc(&ob, req_size[i]), i);
+    void *m2 = obstack_alloc(&ob, 1);
+    for (int i = 20; i < 30; i++) touch(obstack_alloc(&ob, req_size[i]), i);
+    obstack_free(&ob, m2);
+    obstack_free(&ob, m);
+  }
+  obstack_free(&ob, NULL);
+}
+#ifdef HAVE_TALLOC
+static void req_talloc(void) {
+  void *root = talloc_new(NULL);
+  for (int r = 0; r < REQS; r++) {
+    void *ctx = talloc_new(root);
+    for (int i = 0; i < 20; i++) touch(talloc_size(ctx, req_size[i]), i);
+    void *sub = talloc_new(ctx);
+    for (int i = 20; i < 30; i++) touch(talloc_size(sub, req_size[i]), i);
+    talloc_free(sub);
+    talloc_free(ctx);
+  }
+  talloc_free(root);
+}
+#endif
+
+/* ---- the pool workload ----------------------------------------------------------------------
+ * 1,024 live objects; each round frees 256 of them (chosen by one of 64 precomputed random
+ * permutations) and allocates 256 replacements, so the free order is random but the loop has no
+ * data-dependent branches that would dominate the measurement. */
+#define POOL_LIVE 1024
+#define POOL_BATCH 256
+#define POOL_PERMS 64
+static uint16_t perm[POOL_PERMS][POOL_BATCH];
+static void *live[POOL_LIVE];
+
+static void make_perms(void) {
+  uint32_t x = 88172645u;
+  uint16_t all[POOL_LIVE];
+  for (int k = 0; k < POOL_PERMS; k++) {
+    for (int i = 0; i < POOL_LIVE; i++) all[i] = (uint16_t)i;
+    for (int i = 0; i < POOL_BATCH; i++) {
+      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+      int j = i + (int)(x % (uint32_t)(POOL_LIVE - i));
+      uint16_t t = all[i];
+      all[i] = all[j];
+      all[j] = t;
+      perm[k][i] = all[i];
+    }
+  }
+}
+
+#define POOL_LOOP(ALLOC, FREE)                                       \
+  for (int s = 0; s < POOL_LIVE; s++) live[s] = ALLOC;               \
+  for (int r = 0; r < POOL_OPS / POOL_BATCH; r++) {                  \
+    const uint16_t *pm = perm[r % POOL_PERMS];                       \
+    for (int i = 0; i < POOL_BATCH; i++) FREE(live[pm[i]]);          \
+    for (int i = 0; i < POOL_BATCH; i++) touch(live[pm[i]] = ALLOC, i); \
+  }                                                                  \
+  for (int s = 0; s < POOL_LIVE; s++) FREE(live[s]);
+
+static hk_pool *hkp;
+#define HKP_FREE(q) hk_pool_free(hkp, (q))
+static void pool_hk_mode(bool shared) {
+  hkp = hk_pool_new_ex(&(hk_pool_options){.block_size = POOL_SIZE, .shared = shared});
+  POOL_LOOP(hk_pool_alloc(hkp), HKP_FREE)
+  hk_pool_destroy(hkp);
+}
+static void pool_hk(void) { pool_hk_mode(false); }
+static void pool_hk_shared(void) { pool_hk_mode(true); }
+static void pool_malloc(void) { POOL_LOOP(malloc(POOL_SIZE), free) }
+static void pool_mimalloc(void) { POOL_LOOP(mi_malloc_p(POOL_SIZE), mi_free_p) }
+/* The hand-rolled alternative: a free list over glibc malloc. */
+static void *fl_head;
+static inline void *fl_alloc(void) {
+  void *p = fl_head;
+  if (p) { fl_head = *(void **)p; return p; }
+  return malloc(POOL_SIZE);
+}
+static inline void fl_free(void *p) { *(void **)p = fl_head; fl_head = p; }
+static void pool_freelist(void) {
+  POOL_LOOP(fl_alloc(), fl_free)
+  while (fl_head) { void *n = *(void **)fl_head; free(fl_head); fl_head = n; }
+}
+#ifdef HAVE_TALLOC
+static void *tctx;
+#define TFREE(q) talloc_free(q)
+static void pool_talloc(void) {
+  tctx = talloc_new(NULL);
+  POOL_LOOP(talloc_size(tctx, POOL_SIZE), TFREE)
+  talloc_free(tctx);
+}
+#endif
+
+/* ---- driver ---------------------------------------------------------------------------------- */
+typedef struct bench { const char *workload, *name; void (*fn)(void); double ops; int needs_mi; } bench;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+  const char *only = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+  }
+  if (reps < 1) reps = 1;
+  void *libc_malloc = dlsym(RTLD_NEXT, "malloc");
+  if (libc_malloc && (void *)&malloc != libc_malloc) {
+    fprintf(stderr, "bench_arena: malloc is not glibc's in this process; the glibc column would be wrong\n");
+    return 2;
+  }
+  int have_mi = load_mimalloc();
+  if (!have_mi) fprintf(stderr, "bench_arena: libmimalloc.so.2 not found; mimalloc rows skipped\n");
+  make_inputs();
+  const double ast_ops = (double)AST_NODES * AST_TREES, req_ops = (double)REQS * 30, pool_ops = POOL_OPS;
+  bench all[] = {
+      {"ast", "heapkit arena", ast_hk, ast_ops, 0},
+      {"ast", "glibc malloc/free", ast_malloc, ast_ops, 0},
+      {"ast", "mimalloc malloc/free", ast_mimalloc, ast_ops, 1},
+      {"ast", "obstack", ast_obstack, ast_ops, 0},
+#ifdef HAVE_TALLOC
+      {"ast", "talloc", ast_talloc, ast_ops, 0},
+      {"ast", "talloc pool (region)", ast_talloc_pool, ast_ops, 0},
+#endif
+      {"ast", "mimalloc heap (region)", ast_mi_heap, ast_ops, 1},
+      {"ast", "glibc 64K blocks (region)", ast_mregion, ast_ops, 0},
+      {"request", "heapkit arena save/restore", req_hk, req_ops, 0},
+      {"request", "heapkit scratch scopes", req_hk_scratch, req_ops, 0},
+      {"request", "glibc malloc/free", req_malloc, req_ops, 0},
+      {"request", "mimalloc malloc/free", req_mimalloc, req_ops, 1},
+      {"request", "obstack", req_obstack, req_ops, 0},
+#ifdef HAVE_TALLOC
+      {"request", "talloc", req_talloc, req_ops, 0},
+#endif
+      {"request", "mimalloc heap (region)", req_mi_heap, req_ops, 1},
+      {"pool", "heapkit pool", pool_hk, pool_ops, 0},
+      {"pool", "heapkit pool (shared)", pool_hk_shared, pool_ops, 0},
+      {"pool", "glibc malloc/free", pool_malloc, pool_ops, 0},
+      {"pool", "mimalloc malloc/free", pool_mimalloc, pool_ops, 1},
+      {"pool", "free list over glibc", pool_freelist, pool_ops, 0},
+#ifdef HAVE_TALLOC
+      {"pool", "talloc", pool_talloc, pool_ops, 0},
+#endif
+  };
+  size_t n = sizeof all / sizeof all[0];
+  double *t = calloc((size_t)reps, sizeof(double));
+  printf("workload\tallocator\tmedian_ns\tmin_ns\tmax_ns\n");
+  for (size_t b = 0; b < n; b++) {
+    if (all[b].needs_mi && !have_mi) continue;
+    if (only && !strstr(only, all[b].workload)) continue;
+    all[b].fn(); /* warm-up */
+    /* Interleaving would be fairer still, but each run is short; repetitions absorb the noise. */
+    for (int r = 0; r < reps; r++) {
+      double t0 = now_ns();
+      all[b].fn();
+      t[r] = (now_ns() - t0) / all[b].ops;
+    }
+    qsort(t, (size_t)reps, sizeof(double), cmp_double);
+    printf("%s\t%s\t%.3f\t%.3f\t%.3f\n", all[b].workload, all[b].name, t[reps / 2], t[0], t[reps - 1]);
+    fflush(stdout);
+  }
+  free(t);
+  return 0;
+}
