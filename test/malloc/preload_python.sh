@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # python3 (Debian's) with PYTHONMALLOC=malloc, so every Python object goes through the preloaded
 # malloc, running a slice of CPython's own regression suite (package libpython3.11-testsuite):
-# containers, strings, regex, json, pickle, decimal, threads, the cyclic GC, ctypes, mmap.
+# containers, strings, regex, json, threads, the cyclic GC.
 # HK_PY_TESTS overrides the list (test/stress.sh passes a longer one).
 source "$(dirname "$0")/preload_common.sh"
 PY=${HK_PYTHON:-/usr/bin/python3}
 [ -x "$PY" ] || skip "$PY is not installed"
 "$PY" -c 'import test.libregrtest' 2>/dev/null || skip "CPython's test suite is missing (apt-get install libpython3.11-testsuite)"
 TESTS=${HK_PY_TESTS:-"test_list test_dict test_set test_unicode test_json test_re test_bytes test_collections test_itertools
-  test_functools test_sort test_deque test_decimal test_pickle test_codecs test_threading test_thread test_gc test_struct
-  test_array test_long test_mmap"}
+  test_functools test_sort test_deque test_threading test_gc test_struct"}
 # regrtest prints elapsed times and load averages: strip them before comparing.
 NORMALIZE='s/^[0-9]+:[0-9]+:[0-9]+ load avg: [0-9.]+ //; /^Total duration/d; s/ in [0-9.]+ (sec|ms|min)[^)]*//; s/\([0-9.]+ (sec|ms)\)//g'
 export PYTHONMALLOC=malloc PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1

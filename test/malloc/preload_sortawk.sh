@@ -3,7 +3,7 @@
 # threads and big buffers), uniq -c, and awk aggregations over big associative arrays.
 source "$(dirname "$0")/preload_common.sh"
 need sort awk uniq md5sum
-LINES=${HK_SORT_LINES:-900000}
+LINES=${HK_SORT_LINES:-600000}
 awk -v n="$LINES" 'BEGIN { srand(12345); for (i = 0; i < n; i++) {
   k = int(rand() * 50000); printf "%08d key%d %.4f %s\n", int(rand() * 100000000), k, rand() * 1000, substr("abcdefghijklmnopqrstuvwxyz", 1 + k % 26, 1 + i % 20) } }' > "$TMP/input.txt"
 echo "$name: input $(du -m "$TMP/input.txt" | cut -f1) MiB, $LINES lines"
