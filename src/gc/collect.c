@@ -8,24 +8,10 @@
 
 /* ---- tracing helpers ------------------------------------------------------------------------- */
 
+static inline void visit_indirect(hk_gc_visitor *v, void **slot) { v->visit(v, slot); }
+
 void hk__gc_trace_object(hk_gc_heap *h, void *obj, hk_gc_visitor *v) {
-  uintptr_t hd = *hdr_of(obj);
-  if (hd & HK_GC_HDR_NOSCAN) return;
-  const hk_gc_type_desc *d = &h->types[hdr_type(hd)].d;
-  if (d->trace) {
-    d->trace(obj, v);
-    return;
-  }
-  void **w = (void **)obj;
-  size_t words = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
-  uint64_t mask = d->pointer_mask;
-  if (words < 64) mask &= ((uint64_t)1 << words) - 1;
-  while (mask) {
-    hk_gc_visit(v, &w[__builtin_ctzll(mask)]);
-    mask &= mask - 1;
-  }
-  if (d->flags & HK_GC_TYPE_TAIL_POINTERS)
-    for (size_t i = d->tail_start; i < words; i++) hk_gc_visit(v, &w[i]);
+  GC_TRACE_WITH(h, obj, v, visit_indirect);
 }
 
 void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v) {
@@ -62,7 +48,7 @@ static inline bool young_survivor(const void *obj) {
   return b->state == B_YOUNG && !(b->flags & F_FROM);
 }
 
-static void minor_visit(hk_gc_visitor *v, void **slot) {
+static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, void **slot) {
   minor_ctx *c = (minor_ctx *)v;
   void *p = *slot;
   if (!in_blocks(p)) return; /* large: old */
@@ -106,14 +92,18 @@ static void minor_visit(hk_gc_visitor *v, void **slot) {
   *(uintptr_t *)dst = nh;
   *hdr_of(p) = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
   *slot = dst + HK_GC_GRANULE;
-  if (!data) push_or_die(c->h, &c->work, dst + HK_GC_GRANULE);
+  if (!data) if (hk_unlikely(!gc_stack_push(c->h, &c->work, dst + HK_GC_GRANULE))) push_or_die(c->h, &c->work, dst + HK_GC_GRANULE);
 }
+
+static void minor_visit_v(hk_gc_visitor *v, void **slot) { minor_visit(v, slot); }
 
 /* Scan an object that is old after this collection; keep it remembered if it still points to a
  * young object, else arm its barrier. */
+#define MINOR_VISIT(v, slot) minor_visit((v), (slot))
+
 static void scan_old(minor_ctx *c, void *o) {
   c->young_found = false;
-  hk__gc_trace_object(c->h, o, &c->v);
+  GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
   if (*hdr_of(o) & HK_GC_HDR_NOSCAN) return;
   if (c->young_found) {
     __atomic_fetch_and(hdr_of(o), ~HK_GC_HDR_BARRIER, __ATOMIC_RELAXED);
@@ -127,7 +117,7 @@ static void minor_drain(minor_ctx *c) {
   void *o;
   while ((o = hk__gc_stack_pop(c->h, &c->work))) {
     if (young_survivor(o)) {
-      hk__gc_trace_object(c->h, o, &c->v);
+      GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
     } else {
       scan_old(c, o);
     }
@@ -199,7 +189,7 @@ static void minor_finalizers(minor_ctx *c) {
 }
 
 void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
-  minor_ctx c = {.v = {minor_visit}, .h = h, .promote_age = promote_all ? 0 : h->opts.promote_age};
+  minor_ctx c = {.v = {minor_visit_v}, .h = h, .promote_age = promote_all ? 0 : h->opts.promote_age};
   gc_block *from = h->young;
   h->young = NULL;
   for (gc_block *b = from; b; b = b->next) b->flags |= F_FROM;
@@ -252,7 +242,7 @@ typedef struct mark_ctx {
   size_t live, evacuated, evac_budget;
 } mark_ctx;
 
-static void mark_visit(hk_gc_visitor *v, void **slot) {
+static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, void **slot) {
   mark_ctx *c = (mark_ctx *)v;
   hk_gc_heap *h = c->h;
   void *p = *slot;
@@ -285,12 +275,15 @@ static void mark_visit(hk_gc_visitor *v, void **slot) {
   if (!mark_set(p)) return;
   lines_mark(p, total, h->epoch);
   c->live += total;
-  if (!(hd & HK_GC_HDR_NOSCAN)) push_or_die(h, &c->work, p);
+  if (!(hd & HK_GC_HDR_NOSCAN) && hk_unlikely(!gc_stack_push(h, &c->work, p))) push_or_die(h, &c->work, p);
 }
+
+static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }
+#define MARK_VISIT(v, slot) mark_visit((v), (slot))
 
 static void mark_drain(mark_ctx *c) {
   void *o;
-  while ((o = hk__gc_stack_pop(c->h, &c->work))) hk__gc_trace_object(c->h, o, &c->v);
+  while ((o = hk__gc_stack_pop(c->h, &c->work))) GC_TRACE_WITH(c->h, o, &c->v, MARK_VISIT);
 }
 
 static bool full_alive(hk_gc_heap *h, void **slot) {
@@ -415,7 +408,7 @@ void hk__gc_full(hk_gc_heap *h) {
     hk__gc_bump_reset(&h->overflow[i]);
   }
   h->recyclable[0] = h->recyclable[1] = NULL;
-  mark_ctx c = {.v = {mark_visit}, .h = h};
+  mark_ctx c = {.v = {mark_visit_v}, .h = h};
   if (choose_candidates(h)) c.evac_budget = h->nfree * GC_BLOCK_SIZE;
 
   hk__gc_visit_roots(h, &c.v);

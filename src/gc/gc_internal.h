@@ -300,6 +300,15 @@ static inline void *gc_stack_pop(gc_stack *s) {
   s->count--;
   return c->items[--c->n];
 }
+static inline bool gc_stack_push(hk_gc_heap *h, gc_stack *s, void *p) {
+  gc_chunk *c = s->top;
+  if (hk_likely(c && c->n < GC_CHUNK_CAP)) {
+    c->items[c->n++] = p;
+    s->count++;
+    return true;
+  }
+  return hk__gc_stack_push(h, s, p);
+}
 HK_INTERNAL void *hk__gc_stack_pop(hk_gc_heap *h, gc_stack *s); /* frees emptied chunks */
 HK_INTERNAL void hk__gc_stack_clear(hk_gc_heap *h, gc_stack *s);
 
@@ -323,6 +332,31 @@ HK_INTERNAL void hk__gc_large_free(hk_gc_heap *h, gc_large *l);
 HK_INTERNAL bool hk__gc_stop_world(hk_gc_mutator *m);
 HK_INTERNAL void hk__gc_resume_world(hk_gc_mutator *m);
 HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
+
+/* Visit the slots of obj: through the type's trace function, or its layout with VISIT called
+ * directly (so the collectors' hot loops inline their visitor for layout types). */
+#define GC_TRACE_WITH(h, obj, v, VISIT)                                                      \
+  do {                                                                                       \
+    uintptr_t hd_ = *hdr_of(obj);                                                            \
+    if (hd_ & HK_GC_HDR_NOSCAN) break;                                                       \
+    const hk_gc_type_desc *d_ = &(h)->types[hdr_type(hd_)].d;                                \
+    if (d_->trace) {                                                                         \
+      d_->trace((obj), (v));                                                                 \
+      break;                                                                                 \
+    }                                                                                        \
+    void **w_ = (void **)(obj);                                                              \
+    size_t words_ = (hdr_total(hd_) - HK_GC_GRANULE) / sizeof(void *);                       \
+    uint64_t mask_ = d_->pointer_mask;                                                       \
+    if (words_ < 64) mask_ &= ((uint64_t)1 << words_) - 1;                                   \
+    while (mask_) {                                                                          \
+      void **s_ = &w_[__builtin_ctzll(mask_)];                                               \
+      if (*s_ && !((uintptr_t)*s_ & 7)) VISIT((v), s_);                                      \
+      mask_ &= mask_ - 1;                                                                    \
+    }                                                                                        \
+    if (d_->flags & HK_GC_TYPE_TAIL_POINTERS)                                                \
+      for (size_t i_ = d_->tail_start; i_ < words_; i_++)                                    \
+        if (w_[i_] && !((uintptr_t)w_[i_] & 7)) VISIT((v), &w_[i_]);                         \
+  } while (0)
 
 /* collect.c */
 HK_INTERNAL void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind);
