@@ -119,7 +119,7 @@ void hk__tld_periodic(hk__tld *tld) {
   hk__purge_queue_run(&tld->purge, now, false);
   hk__page_collect(now, false);
   hk__stats_flush(tld);
-  if (hk__abandoned_count() > 0) hk__tld_adopt_one(tld);
+  if (hk__abandoned_count() > 0) hk__tld_sweep_abandoned(tld);
 }
 
 /* ---- first-class heaps ---------------------------------------------------------------------------- */

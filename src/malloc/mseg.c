@@ -119,9 +119,34 @@ void hk__mseg_page_free(hk__tld *tld, hk__page *pg) {
 
 /* ---- abandoned segments --------------------------------------------------------------------------------- */
 
+/* A FIFO, so that sweeping visits every abandoned segment in turn. */
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
-static hk__mseg *abandoned;
+static hk__mseg *abandoned, *abandoned_tail;
 static _Atomic size_t abandoned_count;
+
+static void abandoned_push(hk__mseg *seg) {
+  seg->abandoned_next = NULL;
+  pthread_mutex_lock(&abandoned_lock);
+  if (abandoned_tail) abandoned_tail->abandoned_next = seg;
+  else abandoned = seg;
+  abandoned_tail = seg;
+  atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&abandoned_lock);
+}
+
+static hk__mseg *abandoned_pop(void) {
+  if (atomic_load_explicit(&abandoned_count, memory_order_relaxed) == 0) return NULL;
+  if (pthread_mutex_trylock(&abandoned_lock) != 0) return NULL;
+  hk__mseg *seg = abandoned;
+  if (seg) {
+    abandoned = seg->abandoned_next;
+    if (!abandoned) abandoned_tail = NULL;
+    atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&abandoned_lock);
+  if (seg) seg->abandoned_next = NULL;
+  return seg;
+}
 
 size_t hk__abandoned_count(void) { return atomic_load_explicit(&abandoned_count, memory_order_relaxed); }
 
@@ -139,27 +164,39 @@ void hk__tld_abandon_segments(hk__tld *tld) {
         hk__segment_purge_cancel(&seg->base);
         seg->base.owner = NULL;
         atomic_store_explicit(&seg->base.thread_id, 0, memory_order_release);
-        pthread_mutex_lock(&abandoned_lock);
-        seg->abandoned_next = abandoned;
-        abandoned = seg;
-        atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
-        pthread_mutex_unlock(&abandoned_lock);
+        abandoned_push(seg);
       }
     }
   }
 }
 
-bool hk__tld_adopt_one(hk__tld *tld) {
-  if (atomic_load_explicit(&abandoned_count, memory_order_relaxed) == 0) return false;
-  if (pthread_mutex_trylock(&abandoned_lock) != 0) return false;
-  hk__mseg *seg = abandoned;
-  if (seg) {
-    abandoned = seg->abandoned_next;
-    atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+/* Sweeping: take one abandoned segment, collect the frees other threads made into its pages,
+ * give empty pages back to the OS and the segment back when it is empty, and leave it abandoned
+ * otherwise. Unlike adoption this moves no page into a heap, so a thread that does not need the
+ * memory (say, the main thread of a server whose workers come and go) does not end up holding
+ * pages of size classes it never allocates, where remote frees would never be collected. */
+void hk__tld_sweep_abandoned(hk__tld *tld) {
+  hk__mseg *seg = abandoned_pop();
+  if (!seg) return;
+  (void)tld;
+  size_t page_size = (size_t)1 << seg->base.page_shift;
+  for (uint32_t i = 0; i < seg->base.page_count; i++) {
+    hk__page *pg = &seg->pages[i];
+    if (!pg->in_use) continue;
+    hk__mpage_collect(pg);
+    if (pg->used != 0) continue;
+    memset(pg, 0, sizeof *pg);
+    /* purged now rather than later: the segment has no owner whose purge queue could hold it */
+    hk__segment_decommit(&seg->base, HK_PAGES_OFFSET + (size_t)i * page_size, page_size);
+    seg->used_pages--;
   }
-  pthread_mutex_unlock(&abandoned_lock);
+  if (seg->used_pages == 0) hk__segment_free(&seg->base);
+  else abandoned_push(seg);
+}
+
+bool hk__tld_adopt_one(hk__tld *tld) {
+  hk__mseg *seg = abandoned_pop();
   if (!seg) return false;
-  seg->abandoned_next = NULL;
   seg->base.owner = tld;
   atomic_store_explicit(&seg->base.thread_id, tld->thread_id, memory_order_release);
   list_push(tld, seg, seg->used_pages == seg->base.page_count ? LIST_FULL : LIST_FREE);
