@@ -60,7 +60,7 @@ static bool next_hole(hk_gc_heap *h, gc_bump *a, bool data) {
       r->next = NULL;
     } while (r->flags & F_EVAC); /* evacuation never fills the blocks it empties */
     r->flags |= F_CUR;
-    r->free_lines = 0; /* being refilled: no longer an evacuation candidate */
+    r->holes = 0; /* being refilled: holes now unknown until the next sweep */
     a->block = r;
     a->line = 0;
   }
@@ -117,6 +117,7 @@ void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data) 
   h->large = l;
   h->large_count++;
   h->large_bytes += total;
+  h->mature_estimate += total;
   hk__page_inuse_add((ptrdiff_t)total);
   size_t bytes = hk__gc_heap_bytes(h);
   if (bytes > h->heap_peak) h->heap_peak = bytes;
@@ -243,7 +244,7 @@ static void *large_alloc(hk_gc_mutator *m, hk_gc_type type, size_t size, bool da
       collected = true;
       continue;
     }
-    if (h->blocks_mature * GC_BLOCK_SIZE + h->large_bytes + total > h->full_threshold && !collected) {
+    if (h->mature_estimate + total > h->full_threshold && !collected) {
       hk__gc_collect_locked(m, HK_GC_FULL);
       collected = true;
       continue;

@@ -88,16 +88,30 @@ void hk__gc_release_free_segments(hk_gc_heap *h, size_t keep_blocks) {
     }
     pp = &s->next;
   }
-  if (nfree == h->nfree) return;
-  h->nfree = 0;
-  h->free_blocks = NULL;
-  for (gc_seg *s = h->segs; s; s = s->next)
-    for (size_t i = GC_BLOCKS_PER_SEG; i-- > GC_SEG_META_BLOCKS;)
-      if (s->blocks[i].state == B_FREE) {
-        s->blocks[i].next = h->free_blocks;
-        h->free_blocks = &s->blocks[i];
-        h->nfree++;
-      }
+  if (nfree != h->nfree) {
+    h->nfree = 0;
+    h->free_blocks = NULL;
+    for (gc_seg *s = h->segs; s; s = s->next)
+      for (size_t i = GC_BLOCKS_PER_SEG; i-- > GC_SEG_META_BLOCKS;)
+        if (s->blocks[i].state == B_FREE) {
+          s->blocks[i].next = h->free_blocks;
+          h->free_blocks = &s->blocks[i];
+          h->nfree++;
+        }
+  }
+  /* Free blocks beyond the reserve give their memory back (whole page-layer units only). */
+  size_t n = 0;
+  for (gc_block *b = h->free_blocks; b; b = b->next)
+    if (n++ >= keep_blocks) b->flags |= F_COLD;
+  for (gc_seg *s = h->segs; s; s = s->next) {
+    size_t per_unit = s->h.base.unit / GC_BLOCK_SIZE;
+    for (size_t i = GC_SEG_META_BLOCKS; i + per_unit <= GC_BLOCKS_PER_SEG; i += per_unit) {
+      bool cold = true;
+      for (size_t j = i; j < i + per_unit; j++) cold = cold && s->blocks[j].state == B_FREE && (s->blocks[j].flags & F_COLD);
+      if (cold) hk__segment_decommit(&s->h.base, i * GC_BLOCK_SIZE, per_unit * GC_BLOCK_SIZE);
+      for (size_t j = i; j < i + per_unit; j++) s->blocks[j].flags &= (uint8_t)~F_COLD;
+    }
+  }
 }
 
 bool hk__gc_block_is_valid(const gc_block *b) {

@@ -230,6 +230,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   h->young_since_gc = 0;
   h->bytes_copied += c.copied;
   h->bytes_promoted += c.promoted;
+  h->mature_estimate += c.promoted;
   h->minor_count++;
 }
 
@@ -350,7 +351,7 @@ static size_t choose_candidates(hk_gc_heap *h) {
   for (gc_seg *s = h->segs; s; s = s->next)
     for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
       gc_block *b = &s->blocks[i];
-      if (b->state == B_MATURE && b->free_lines >= GC_LINES * 3 / 4 && b->holes >= 2) {
+      if (b->state == B_MATURE && b->free_lines >= GC_LINES / 2) {
         b->flags |= F_EVAC;
         n++;
       }
@@ -423,6 +424,7 @@ void hk__gc_full(hk_gc_heap *h) {
   }
   sweep(h);
   h->live_bytes = c.live;
+  h->mature_estimate = c.live;
   h->bytes_evacuated += c.evacuated;
   size_t next = (size_t)((double)c.live * (100.0 + h->opts.growth_percent) / 100.0);
   h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
@@ -442,7 +444,7 @@ void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
     hk__gc_pause_record(h, 1, hk__gc_now_ms() - t0);
   } else {
     hk__gc_minor(h, false);
-    if (h->blocks_mature * GC_BLOCK_SIZE + h->large_bytes > h->full_threshold) {
+    if (h->mature_estimate > h->full_threshold) {
       double t1 = hk__gc_now_ms();
       hk__gc_pause_record(h, 0, t1 - t0);
       hk__gc_full(h);

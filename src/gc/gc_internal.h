@@ -69,6 +69,7 @@ enum {
   F_EVAC = 4,   /* mature block chosen for evacuation by the current full collection */
   F_RETAIN = 8, /* FROM block kept because a pinned object sits in it: becomes mature */
   F_CUR = 16,   /* an allocator is bumping through it */
+  F_COLD = 32,  /* free block beyond the reserve: may be returned to the OS (sweep only) */
 };
 
 typedef struct gc_block {
@@ -171,7 +172,8 @@ struct hk_gc_heap {
   hk_gc_options opts;
   size_t max_heap;
   size_t nursery_blocks;
-  size_t full_threshold;
+  size_t full_threshold; /* a full collection is due when mature_estimate exceeds this */
+  size_t mature_estimate; /* live at the last full collection + promoted and large bytes since */
   long stress;
 
   /* mutators and the stop-the-world handshake (all under lock) */

@@ -58,7 +58,7 @@ static blob *new_blob(hk_gc_mutator *m, uint64_t id, uint64_t len) {
   return b;
 }
 
-static bool blob_ok(const blob *b) {
+static inline bool blob_ok(const blob *b) {
   for (uint64_t i = 0; i < b->len; i++)
     if (b->bytes[i] != blob_byte(b->id, i)) return false;
   return true;
