@@ -65,6 +65,11 @@ static inline uintptr_t word(const hk_pool *p, const void *b, int i) {
   if (hk_unlikely(p->track)) hk__track_release((char *)b + i * sizeof(void *), sizeof(void *));
   return w;
 }
+/* Reads word i of block b and leaves it addressable; the caller restores the poisoning. */
+static inline uintptr_t word_open(const hk_pool *p, const void *b, int i) {
+  if (hk_unlikely(p->track)) hk__track_alloc((char *)b + i * sizeof(void *), sizeof(void *));
+  return ((const uintptr_t *)b)[i];
+}
 /* True if b is on the free list: the slow confirmation behind a matching mark. */
 static hk_cold bool on_free_list(const hk_pool *p, const void *b) {
   for (const char *f = p->h.free; f; f = (const char *)word(p, f, 0))
@@ -251,7 +256,8 @@ void hk_pool_free(hk_pool *p, void *block) {
   size_t off = (size_t)(b - ps->base);
   if (hk_unlikely(b < ps->base || b >= ps->carve || slot_of(p, off) * p->stride != off)) {
     bad_free(p, b, "not the start of a block of this pool");
-  } else if (hk_unlikely(word(p, b, 1) == mark_of(p, b)) && on_free_list(p, b)) {
+  } else if (hk_unlikely(word_open(p, b, 1) == mark_of(p, b)) && on_free_list(p, b)) {
+    if (hk_unlikely(p->track)) hk__track_release(b, p->stride); /* still free: poisoned again */
     bad_free(p, b, "double free (the block is already free)");
   } else {
 #if HK_DEBUG >= 1
@@ -333,7 +339,8 @@ bool hk_pool_contains(const hk_pool *p, const void *q) {
   bool live = false;
   if ((const char *)q >= ps->base && (const char *)q < ps->carve) {
     const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->stride;
-    live = !(word(p, b, 1) == mark_of(p, b) && on_free_list(p, b));
+    live = !(word_open(p, b, 1) == mark_of(p, b) && on_free_list(p, b));
+    if (hk_unlikely(p->track) && !live) hk__track_release(b + sizeof(void *), sizeof(void *));
   }
   unlock(mp);
   return live;
