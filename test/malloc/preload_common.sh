@@ -29,10 +29,16 @@ trap cleanup EXIT
 # normalise: a sed script (default none) that removes timing-dependent text from outputs
 NORMALIZE=${NORMALIZE:-}
 
-# run_compare LABEL WORKDIR-NAME COMMAND...: runs COMMAND in $TMP/plain/WORKDIR and $TMP/preload/WORKDIR
-run_compare() {
+# RETRIES: reruns allowed after a difference (default 0). Only for programs whose own output is
+# timing-dependent (CPython's thread tests): the first difference is still shown.
+RETRIES=${RETRIES:-0}
+
+# compare_once LABEL WORKDIR-NAME COMMAND...: runs COMMAND in $TMP/plain/WORKDIR and
+# $TMP/preload/WORKDIR; returns 0 when exit status and normalised output agree.
+compare_once() {
   local label=$1 wd=$2; shift 2
   local t0 t1 t2 rc_plain rc_pre
+  rm -rf "$TMP/plain/$wd" "$TMP/preload/$wd"
   mkdir -p "$TMP/plain/$wd" "$TMP/preload/$wd"
   t0=$(date +%s.%N)
   (cd "$TMP/plain/$wd" && "$@") >"$TMP/plain.$label.out" 2>&1; rc_plain=$?
@@ -49,10 +55,22 @@ run_compare() {
     "$(awk "BEGIN{print $t1 - $t0}")" "$(awk "BEGIN{print $t2 - $t1}")" "$(wc -l <"$TMP/preload.$label.out")"
   if [ "$rc_plain" != "$rc_pre" ]; then
     tail -20 "$TMP/preload.$label.out"
-    fail "$label: exit status $rc_plain without the preload, $rc_pre with $LIB"
+    echo "$name: $label: exit status $rc_plain without the preload, $rc_pre with $LIB"
+    return 1
   fi
   if ! cmp -s "$TMP/plain.$label.out" "$TMP/preload.$label.out"; then
     diff "$TMP/plain.$label.out" "$TMP/preload.$label.out" | head -40
-    fail "$label: output differs with $LIB preloaded"
+    echo "$name: $label: output differs with $LIB preloaded"
+    return 1
   fi
+  return 0
+}
+
+run_compare() {
+  local try=0
+  until compare_once "$@"; do
+    try=$((try + 1))
+    [ "$try" -gt "$RETRIES" ] && fail "$1: differs (see above)"
+    echo "$name: $1: retrying ($try of $RETRIES)"
+  done
 }
