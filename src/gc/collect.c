@@ -453,5 +453,7 @@ void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
       hk__gc_pause_record(h, 0, hk__gc_now_ms() - t0);
     }
   }
+  /* Debug level 3: the whole heap is checked after every collection. */
+  hk_assert_expensive(hk__gc_verify_stopped(h) == HK_OK);
   hk__gc_resume_world(m);
 }

@@ -371,6 +371,9 @@ HK_INTERNAL void hk__gc_full(hk_gc_heap *h);
 HK_INTERNAL bool hk__gc_owns(hk_gc_heap *h, const void *obj);
 HK_INTERNAL size_t hk__gc_run_finalizers(hk_gc_mutator *m);
 
+/* verify.c: world stopped, heap lock held */
+HK_INTERNAL int hk__gc_verify_stopped(hk_gc_heap *h);
+
 /* stats.c */
 HK_INTERNAL void hk__gc_pause_record(hk_gc_heap *h, int kind, double ms);
 HK_INTERNAL double hk__gc_now_ms(void);

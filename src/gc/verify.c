@@ -103,11 +103,9 @@ static void check_tables(verify_ctx *c) {
   if (lb != h->large_bytes || lc != h->large_count) return fail(c, "large object accounting mismatch", NULL);
 }
 
-int hk_gc_verify(hk_gc_mutator *m) {
-  if (!m) return HK_EINVAL;
-  hk_gc_heap *h = m->heap;
-  gc_lock(h);
-  while (!hk__gc_stop_world(m)) {}
+/* The whole check with the world already stopped (the collector calls it after every collection
+ * at HK_DEBUG >= 3). Prints the first problem and returns HK_EINVAL, or returns HK_OK. */
+int hk__gc_verify_stopped(hk_gc_heap *h) {
   verify_ctx c = {.v = {verify_visit}, .h = h};
   if (++h->vgen == 0) {
     for (gc_large *l = h->large; l; l = l->next) l->vmark = 0;
@@ -136,11 +134,20 @@ int hk_gc_verify(hk_gc_mutator *m) {
     }
   hk__gc_stack_clear(h, &c.work);
   for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
-  hk__gc_resume_world(m);
-  gc_unlock(h);
   if (c.err[0]) {
     hk__write_fd(2, c.err);
     return HK_EINVAL;
   }
   return HK_OK;
+}
+
+int hk_gc_verify(hk_gc_mutator *m) {
+  if (!m) return HK_EINVAL;
+  hk_gc_heap *h = m->heap;
+  gc_lock(h);
+  while (!hk__gc_stop_world(m)) {}
+  int rc = hk__gc_verify_stopped(h);
+  hk__gc_resume_world(m);
+  gc_unlock(h);
+  return rc;
 }
