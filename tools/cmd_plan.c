@@ -137,6 +137,9 @@ int hk_tool_plan(int argc, char **argv) {
     if (opt.capacity < res.lower_bound)
       fprintf(stderr, "heapkit plan: no placement within capacity %" PRIu64 ": the lower bound is %" PRIu64
                       " (that much is live at one time)\n", opt.capacity, res.lower_bound);
+    else if (res.capacity_refuted)
+      fprintf(stderr, "heapkit plan: no placement within capacity %" PRIu64 " exists (proven by exhaustive search);"
+                      " best peak %" PRIu64 " (lower bound %" PRIu64 ")\n", opt.capacity, res.peak, res.lower_bound);
     else
       fprintf(stderr, "heapkit plan: no placement within capacity %" PRIu64 " found in %.3g s: best peak %" PRIu64
                       " (lower bound %" PRIu64 ")\n", opt.capacity, opt.time_limit, res.peak, res.lower_bound);

@@ -53,6 +53,7 @@ typedef struct hk_plan_result {
   uint64_t lower_bound; /* the largest total size live at one moment; no placement beats it */
   bool optimal;         /* peak is proven minimal (peak == lower_bound or the search exhausted) */
   bool fits;            /* peak <= capacity (always true without a capacity) */
+  bool capacity_refuted; /* the search proved that no placement fits the capacity */
   const char *method;   /* which method produced the placement (a static string) */
   double seconds;       /* wall time spent in hk_plan */
   uint64_t nodes;       /* search nodes explored */

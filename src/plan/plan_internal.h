@@ -11,7 +11,8 @@
  * Invariants of hk__plan_prob (checked by hk__plan_prob_is_valid):
  *   - for every buffer i: sl[i] < su[i] <= nsec, size[i] > 0, align[i] a power of two;
  *   - lb == max over sections s of the sum of size[i] with sl[i] <= s < su[i];
- *   - gran divides every size and every alignment > 1 (so every canonical offset is a multiple).
+ *   - gran divides every size and every alignment > 1 (so every canonical offset is a multiple);
+ *   - tight == (every section's total size equals lb).
  */
 #ifndef HK_PLAN_INTERNAL_H
 #define HK_PLAN_INTERNAL_H
@@ -54,6 +55,7 @@ typedef struct hk__plan_prob {
   uint64_t *len;     /* lifetime in original time units (upper - lower) */
   uint64_t lb;       /* lower bound */
   uint64_t gran;     /* gcd of sizes and alignments: offsets move in these steps */
+  bool tight;        /* every section holds exactly lb: a placement at the bound wastes nothing */
 } hk__plan_prob;
 
 /* Build the problem from the caller's buffers (validated already). Returns HK_OK or HK_ENOMEM. */
@@ -84,14 +86,21 @@ HK_PLAN_HIDDEN int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order
                                        uint64_t *off);
 
 /* Anytime exact search (branch and bound over canonical placements, see search.c).
- * On entry *best_peak is the peak of best_off (a valid placement). The search looks for
- * placements with peak <= target first (pass target = lb to aim at the bound), then keeps
- * lowering. Returns 1 if it proved *best_peak optimal, 0 if it stopped at the deadline, or
- * HK_ENOMEM. stop_at: stop as soon as a placement with peak <= stop_at is known (0 = never). */
+ * On entry *best_peak is the peak of best_off (a valid placement); better placements found are
+ * written there. Modes: HK__SEARCH_LB aims only at the lower bound (restarts until the deadline);
+ * HK__SEARCH_BB runs one complete branch and bound below *best_peak; HK__SEARCH_BOTH splits the
+ * time between the two. stop_at: stop once a placement with peak <= stop_at is known (0 = never).
+ * Returns 1 if *best_peak is proven optimal, 2 if (LB mode) the lower bound is proven out of
+ * reach, 0 if the deadline came first, or HK_ENOMEM. */
+typedef enum hk__plan_search_mode { HK__SEARCH_BOTH, HK__SEARCH_LB, HK__SEARCH_BB } hk__plan_search_mode;
 typedef struct hk__plan_search_stats { uint64_t nodes; } hk__plan_search_stats;
-HK_PLAN_HIDDEN int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, double deadline,
-                                   uint64_t stop_at, uint64_t *best_off, uint64_t *best_peak,
+HK_PLAN_HIDDEN int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_search_mode mode,
+                                   double deadline, uint64_t stop_at, uint64_t *best_off, uint64_t *best_peak,
                                    hk__plan_search_stats *st);
+/* The same problem with time reversed (section x becomes nsec - 1 - x). A placement is valid for
+ * one iff it is valid for the other; the search's left-to-right order makes different mistakes
+ * on each, so alternating them cuts the heavy tail of its running time. */
+HK_PLAN_HIDDEN int hk__plan_prob_reverse(const hk__plan_prob *p, hk__plan_prob *out);
 HK_PLAN_HIDDEN double hk__plan_now(void);
 
 /* Sorting helpers (no qsort context pointer in C11). */

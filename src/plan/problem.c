@@ -120,11 +120,41 @@ int hk__plan_prob_init(hk__plan_prob *p, const hk_plan_buffer *bufs, size_t n, u
   int64_t *diff = calloc(p->nsec + 1, sizeof *diff);
   if (!diff) { hk__plan_prob_free(p); return HK_ENOMEM; }
   for (size_t i = 0; i < m; i++) { diff[p->sl[i]] += (int64_t)p->size[i]; diff[p->su[i]] -= (int64_t)p->size[i]; }
-  int64_t run = 0, best = 0;
-  for (size_t s = 0; s < p->nsec; s++) { run += diff[s]; if (run > best) best = run; }
+  int64_t run = 0, best = 0, low = INT64_MAX;
+  for (size_t s = 0; s < p->nsec; s++) {
+    run += diff[s];
+    if (run > best) best = run;
+    if (run < low) low = run;
+  }
   free(diff);
   p->lb = (uint64_t)best;
+  p->tight = p->nsec > 0 && low == best;
   hk_plan_assert_expensive(hk__plan_prob_is_valid(p));
+  return HK_OK;
+}
+
+int hk__plan_prob_reverse(const hk__plan_prob *p, hk__plan_prob *out) {
+  *out = *p;
+  size_t cap = p->n ? p->n : 1;
+  out->orig = malloc(cap * sizeof *out->orig);
+  out->sl = malloc(cap * sizeof *out->sl);
+  out->su = malloc(cap * sizeof *out->su);
+  out->size = malloc(cap * sizeof *out->size);
+  out->align = malloc(cap * sizeof *out->align);
+  out->len = malloc(cap * sizeof *out->len);
+  if (!out->orig || !out->sl || !out->su || !out->size || !out->align || !out->len) {
+    hk__plan_prob_free(out);
+    return HK_ENOMEM;
+  }
+  memcpy(out->orig, p->orig, p->n * sizeof *p->orig);
+  memcpy(out->size, p->size, p->n * sizeof *p->size);
+  memcpy(out->align, p->align, p->n * sizeof *p->align);
+  memcpy(out->len, p->len, p->n * sizeof *p->len);
+  for (size_t i = 0; i < p->n; i++) {
+    out->sl[i] = (uint32_t)(p->nsec - p->su[i]);
+    out->su[i] = (uint32_t)(p->nsec - p->sl[i]);
+  }
+  hk_plan_assert_expensive(hk__plan_prob_is_valid(out));
   return HK_OK;
 }
 
@@ -139,9 +169,11 @@ bool hk__plan_prob_is_valid(const hk__plan_prob *p) {
     for (uint32_t s = p->sl[i]; ok && s < p->su[i]; s++) live[s] += p->size[i];
   }
   uint64_t mx = 0;
-  for (size_t s = 0; s < p->nsec; s++) if (live[s] > mx) mx = live[s];
+  bool flat = p->nsec > 0;
+  for (size_t s = 0; s < p->nsec; s++) { if (live[s] > mx) mx = live[s]; }
+  for (size_t s = 0; s < p->nsec; s++) flat &= live[s] == mx;
   free(live);
-  return ok && mx == p->lb;
+  return ok && mx == p->lb && flat == p->tight;
 }
 
 uint64_t hk__plan_peak(const hk__plan_prob *p, const uint64_t *off) {

@@ -70,7 +70,7 @@ typedef struct srch {
   uint64_t C, gran, cur_off;
   int64_t cur_sl;
   double deadline;
-  uint64_t nodes;
+  uint64_t nodes, solutions;
   bool timeout, done, proved;
   uint64_t *best_off, *best_peak, stop_at;
 } srch;
@@ -249,6 +249,7 @@ static void unplace(srch *s, uint32_t c, size_t mark) {
 
 static void found(srch *s) {
   const hk__plan_prob *p = s->p;
+  s->solutions++;
   uint64_t peak = hk__plan_peak(p, s->off);
   if (peak < *s->best_peak) {
     *s->best_peak = peak;
@@ -290,8 +291,11 @@ static int next_window(srch *s, size_t depth) {
   int64_t cs = s->cur_sl;
   s->wlo = e.lo; s->whi = e.hi; s->cur_off = e.cur_off; s->cur_sl = e.cur_sl;
   int rc = HK_OK;
+  uint64_t sols = s->solutions;
   if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth);
-  bool exhausted = rc == HK_OK && !s->done && !s->timeout && !s->limited &&
+  /* Exhausted without any completion: hopeless whatever the earlier windows hold. (If it found
+   * completions, the peak that lowered C may come from an earlier window, so no conclusion.) */
+  bool exhausted = rc == HK_OK && !s->done && !s->timeout && !s->limited && s->solutions == sols &&
                    (s->abort_depth == SIZE_MAX || s->abort_depth > e.split_depth);
   s->wlo = lo; s->whi = hi; s->cur_off = co; s->cur_sl = cs;
   s->pend[s->npend++] = e; /* the slot is still there: popping never shrinks the array */
@@ -448,8 +452,8 @@ leave:
   return rc;
 }
 
-int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, double deadline, uint64_t stop_at,
-                    uint64_t *best_off, uint64_t *best_peak, hk__plan_search_stats *st) {
+int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_search_mode mode, double deadline,
+                    uint64_t stop_at, uint64_t *best_off, uint64_t *best_peak, hk__plan_search_stats *st) {
   if (p->n == 0 || *best_peak <= p->lb) return 1;
   srch s;
   memset(&s, 0, sizeof s);
@@ -512,18 +516,17 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, double deadlin
   for (size_t i = 0; i < n; i++)
     for (uint32_t x = p->sl[i]; x < p->su[i]; x++) s.rem[x] += p->size[i];
   memcpy(s.total, s.rem, (s.S + 1) * sizeof *s.total);
-  s.perfect = true;
-  for (size_t x = 0; x < s.S; x++) s.perfect &= s.total[x] == p->lb;
+  s.perfect = p->tight && !(stop_at > p->lb);
   /* Pass 0 aims straight at the lower bound, where pruning is strongest (perfect packings are
    * found here). Its running time is heavy-tailed, so it restarts with a doubling node budget
    * and a different tie-break among candidates at the same key each time: longest first,
    * largest first, then random. Pass 1 is one complete branch and bound from the best known
    * peak down; finishing it proves optimality. Pass 0 gets half of the time. */
   double now = hk__plan_now();
-  double split = now + (deadline - now) / 2;
+  double split = mode == HK__SEARCH_BOTH ? now + (deadline - now) / 2 : deadline;
   uint64_t rng = 0x2545F4914F6CDD1Dull ^ n;
   bool lb_refuted = false;
-  for (int restart = 0; !s.done && !lb_refuted && hk__plan_now() < split; restart++) {
+  for (int restart = 0; mode != HK__SEARCH_BB && !s.done && !lb_refuted && hk__plan_now() < split; restart++) {
     for (size_t i = 0; i < n; i++) {
       uint64_t k;
       if (restart == 0) k = ~p->len[i];
@@ -534,7 +537,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, double deadlin
     if (restart == 1) for (size_t i = 0; i < n; i++) keys[prio[i]].key = i;
     hk__plan_sort_kv(keys, n);
     for (size_t i = 0; i < n; i++) { s.by_rank[i] = (uint32_t)keys[i].val; s.rank[keys[i].val] = (uint32_t)i; }
-    s.C = p->lb;
+    s.C = stop_at > p->lb ? stop_at : p->lb;
     s.deadline = split;
     s.cur_off = 0;
     s.cur_sl = -1;
@@ -544,7 +547,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, double deadlin
     if (dfs(&s, 0) != HK_OK) goto out;
     if (!s.timeout && !s.limited && !s.done) lb_refuted = true; /* exhausted: the bound is out of reach */
   }
-  if (!s.done) {
+  if (!s.done && mode != HK__SEARCH_LB) {
     for (size_t i = 0; i < n; i++) { s.rank[prio[i]] = (uint32_t)i; s.by_rank[i] = prio[i]; }
     memset(s.nogood, 0, (s.ng_mask + 1) * sizeof *s.nogood);
     s.perfect = false;
@@ -557,7 +560,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, double deadlin
     if (state_ok(&s) && dfs(&s, 0) != HK_OK) goto out;
     if (!s.timeout && !s.done) s.proved = true; /* exhausted below the best */
   }
-  rc = s.proved ? 1 : 0;
+  rc = s.proved ? 1 : lb_refuted && mode == HK__SEARCH_LB ? 2 : 0;
 out:
   if (st) st->nodes += s.nodes;
   free(s.floor_b); free(s.off); free(s.placed); free(s.rank); free(s.by_rank); free(s.floor_s);
