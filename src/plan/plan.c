@@ -126,20 +126,30 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
     if (opt.method == HK_PLAN_GREEDY_LIFETIME) first = last = HK__ORDER_LIFETIME;
     if (opt.method == HK_PLAN_GREEDY_AREA) first = last = HK__ORDER_AREA;
     if (opt.method >= HK_PLAN_GREEDY_SIZE) try_first_fit = false;
-    for (hk__plan_order o = first; o <= last; o++) {
+    /* Heuristics, most often best first. In AUTO mode they share the time limit with the search:
+     * another one runs only if, at the pace of the last one, it ends within 60% of the limit
+     * (a 62k-buffer trace takes ~0.5 s per heuristic; small problems run all of them). */
+    static const struct { hk__plan_order o; bool best_fit; } plan[] = {
+      {HK__ORDER_SIZE, true}, {HK__ORDER_PEAK, true}, {HK__ORDER_CONFLICT, true}, {HK__ORDER_LIFETIME, true},
+      {HK__ORDER_AREA, true}, {HK__ORDER_SIZE, false}, {HK__ORDER_PEAK, false}, {HK__ORDER_CONFLICT, false},
+      {HK__ORDER_LIFETIME, false}, {HK__ORDER_AREA, false},
+    };
+    if (hk__plan_make_order(&p, HK__ORDER_SIZE, prio) != HK_OK) goto out;
+    for (size_t h = 0; h < sizeof plan / sizeof *plan; h++) {
+      hk__plan_order o = plan[h].o;
+      if (o < first || o > last || (!plan[h].best_fit && !try_first_fit)) continue;
+      double start = hk__plan_now();
       if (hk__plan_make_order(&p, o, order) != HK_OK) goto out;
-      if (o == HK__ORDER_SIZE) memcpy(prio, order, p.n * sizeof *prio);
-      for (int ff = 0; ff <= (int)try_first_fit; ff++) {
-        if (hk__plan_greedy_run(g, order, !ff, cur) != HK_OK) goto out;
-        uint64_t pk = hk__plan_peak(&p, cur);
-        if (pk < best_peak) {
-          best_peak = pk;
-          memcpy(best, cur, p.n * sizeof *best);
-          res->method = hk__plan_order_name(o, !ff);
-        }
-        if (best_peak <= p.lb || (opt.capacity && best_peak <= opt.capacity)) break;
+      if (hk__plan_greedy_run(g, order, plan[h].best_fit, cur) != HK_OK) goto out;
+      uint64_t pk = hk__plan_peak(&p, cur);
+      if (pk < best_peak) {
+        best_peak = pk;
+        memcpy(best, cur, p.n * sizeof *best);
+        res->method = hk__plan_order_name(o, plan[h].best_fit);
       }
       if (best_peak <= p.lb || (opt.capacity && best_peak <= opt.capacity)) break;
+      double now = hk__plan_now();
+      if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && now - t0 + (now - start) > 0.6 * opt.time_limit) break;
     }
     hk__plan_greedy_free(g);
     g = NULL;
@@ -147,7 +157,6 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
     bool hopeless = opt.capacity && opt.capacity < p.lb;
     if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && best_peak > p.lb && !fits && !hopeless &&
         p.n <= HK_PLAN_SEARCH_MAX) {
-      if (first != HK__ORDER_SIZE && hk__plan_make_order(&p, HK__ORDER_SIZE, prio) != HK_OK) goto out;
       uint64_t before = best_peak;
       if (search(&p, prio, &opt, t0, best, &best_peak, res) != HK_OK) goto out;
       if (best_peak < before) res->method = "search";

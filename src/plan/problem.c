@@ -195,9 +195,9 @@ static int ord_cmp(const void *va, const void *vb) {
 }
 
 const char *hk__plan_order_name(hk__plan_order o, bool best_fit) {
-  static const char *bf[] = {"greedy-size", "greedy-lifetime", "greedy-area", "greedy-conflict"};
-  static const char *ff[] = {"greedy-size-firstfit", "greedy-lifetime-firstfit",
-                             "greedy-area-firstfit", "greedy-conflict-firstfit"};
+  static const char *bf[] = {"greedy-size", "greedy-lifetime", "greedy-area", "greedy-conflict", "greedy-peak"};
+  static const char *ff[] = {"greedy-size-firstfit", "greedy-lifetime-firstfit", "greedy-area-firstfit",
+                             "greedy-conflict-firstfit", "greedy-peak-firstfit"};
   return (unsigned)o < HK__ORDER__COUNT ? (best_fit ? bf[o] : ff[o]) : "?";
 }
 
@@ -207,7 +207,7 @@ static uint64_t sat_mul(uint64_t a, uint64_t b) {
   return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
 }
 
-/* For the "conflict" order: the largest total live size over each buffer's lifetime, i.e. how
+/* For the "conflict" and "peak" orders: the largest total live size over each buffer's lifetime, i.e. how
  * close to the peak the buffer lives. Buffers in the peak region are placed first, so the
  * critical sections pack tightly and the rest fill in around them. Sparse table: O(S log S). */
 static int conflict_keys(const hk__plan_prob *p, uint64_t *out) {
@@ -253,7 +253,7 @@ int hk__plan_make_order(const hk__plan_prob *p, hk__plan_order o, uint32_t *orde
   ord_key *k = malloc((n ? n : 1) * sizeof *k);
   uint64_t *ck = NULL;
   if (!k) return HK_ENOMEM;
-  if (o == HK__ORDER_CONFLICT) {
+  if (o == HK__ORDER_CONFLICT || o == HK__ORDER_PEAK) {
     ck = malloc((n ? n : 1) * sizeof *ck);
     if (!ck || conflict_keys(p, ck) != HK_OK) { free(k); free(ck); return HK_ENOMEM; }
   }
@@ -263,7 +263,11 @@ int hk__plan_make_order(const hk__plan_prob *p, hk__plan_order o, uint32_t *orde
     case HK__ORDER_SIZE: k[i] = (ord_key){s, l, 0, (uint32_t)i}; break;
     case HK__ORDER_LIFETIME: k[i] = (ord_key){l, s, 0, (uint32_t)i}; break;
     case HK__ORDER_AREA: k[i] = (ord_key){sat_mul(s, l), s, l, (uint32_t)i}; break;
-    default: k[i] = (ord_key){ck[i], s, l, (uint32_t)i}; break;
+    case HK__ORDER_CONFLICT: k[i] = (ord_key){ck[i], s, l, (uint32_t)i}; break;
+    /* peak: like conflict, but loads within 1/16 of the bound count as equal, so inside each
+     * band the larger buffers still go first and the small long-lived ones do not splinter
+     * the memory before them */
+    default: k[i] = (ord_key){(uint64_t)((unsigned __int128)ck[i] * 16 / (p->lb + 1)), s, ck[i], (uint32_t)i}; break;
     }
   }
   qsort(k, n, sizeof *k, ord_cmp);
