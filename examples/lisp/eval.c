@@ -144,7 +144,11 @@ val lisp_apply(val f, size_t base, size_t argc) {
   if (is_prim(f)) {
     const lisp_prim *p = &lisp_prims[prim_index(f)];
     if ((int)argc < p->min_args || (p->max_args >= 0 && (int)argc > p->max_args))
-      lisp_error("wrong number of arguments to %s: got %zu", p->name, argc);
+    {
+      if (p->max_args < 0) lisp_error("wrong number of arguments to %s: expected at least %d, got %zu", p->name, p->min_args, argc);
+      if (p->max_args == p->min_args) lisp_error("wrong number of arguments to %s: expected %d, got %zu", p->name, p->min_args, argc);
+      lisp_error("wrong number of arguments to %s: expected %d to %d, got %zu", p->name, p->min_args, p->max_args, argc);
+    }
     val r = p->fn(&lisp_stack[base], (int)argc);
     lisp_sp = base;
     return r;
@@ -166,7 +170,7 @@ val lisp_eval(val x, val env) {
   /* Deep recursion is an error, not a C stack overflow: compare the C stack in use (measured from
    * the top level) with the budget main() computed from the stack limit. */
   if ((size_t)(lisp_stack_base - (char *)&op) > lisp_stack_budget)
-    lisp_error("recursion too deep (%u nested evaluations)", lisp_depth);
+    lisp_error("recursion too deep (the C stack budget of the evaluator is used up)");
   for (;;) {
     if (is_symbol(x)) { v = lookup(x, env); break; }
     if (!is_pair(x)) {

@@ -99,6 +99,8 @@ void lisp_push(val v);
 _Noreturn void lisp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, followed by ": " and the value v as `write` prints it. */
 _Noreturn void lisp_error_with(val v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Unwind to the top level after the caller printed its own "error: ..." line. */
+_Noreturn void lisp_raise(void);
 /* "error: <who>: expected <expected>, got <got>" */
 _Noreturn void lisp_type_error(const char *who, const char *expected, val got);
 

@@ -13,10 +13,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+static _Noreturn void unwind(void);
 char *lisp_stack_base;
 size_t lisp_stack_budget;
 static jmp_buf toplevel;
 static int errors;
+static volatile int reading; /* set while the reader runs: tells run() how to resume */
+
+void lisp_raise(void) { unwind(); }
 
 static _Noreturn void unwind(void) {
   errors++;
@@ -76,16 +80,22 @@ static int run(FILE *in, int interactive, int verify) {
       lisp_sp = 0;
       lisp_depth = 0;
       if (feof(in)) return 0;
-      if (!interactive) continue; /* a reader error resumes after the offending datum */
-      int c;
-      while ((c = getc(in)) != '\n' && c != EOF) {} /* interactive: drop the rest of the line */
+      /* After a reader error (or any error at a prompt) the rest of the line is dropped, so a
+       * half-read datum does not turn into a cascade of errors. */
+      if (interactive || reading) {
+        int c;
+        while ((c = getc(in)) != '\n' && c != EOF) {}
+        if (c == '\n') r.line++;
+      }
       continue;
     }
     if (interactive) {
       fputs("> ", stdout);
       fflush(stdout);
     }
+    reading = 1;
     form = lisp_read(&r);
+    reading = 0;
     if (form == LISP_EOF) return 0;
     form = lisp_eval(form, NULL);
     if (interactive && form != LISP_UNSPEC) {

@@ -319,13 +319,17 @@ static val p_string_to_symbol(val *a, int n) {
 static val p_display(val *a, int n) { lisp_print(stdout, a[0], 0); return LISP_UNSPEC; }
 static val p_write(val *a, int n) { lisp_print(stdout, a[0], 1); return LISP_UNSPEC; }
 static val p_newline(val *a, int n) { putchar('\n'); return LISP_UNSPEC; }
+/* (error message irritant...): "error: message irritant ..." with the irritants as write prints them. */
 static val p_error(val *a, int n) {
-  if (is_string(a[0])) {
-    if (n == 1) lisp_error("%s", STR(a[0])->bytes);
-    val irritants = p_list(a + 1, n - 1);
-    lisp_error_with(n == 2 ? CAR(irritants) : irritants, "%s", STR(a[0])->bytes);
+  fflush(stdout);
+  fputs("error: ", stderr);
+  lisp_print(stderr, a[0], 0);
+  for (int i = 1; i < n; i++) {
+    fputc(' ', stderr);
+    lisp_print(stderr, a[i], 1);
   }
-  lisp_error_with(a[0], "error called with");
+  fputc('\n', stderr);
+  lisp_raise();
 }
 static val p_gc(val *a, int n) { hk_gc_collect(M, HK_GC_FULL); return LISP_UNSPEC; }
 static val p_gc_minor(val *a, int n) { hk_gc_collect(M, HK_GC_MINOR); return LISP_UNSPEC; }

@@ -43,7 +43,7 @@ static size_t scap;
 
 static val read_string(lisp_reader *r) {
   size_t n = 0;
-  int start = r->line;
+  int start = r->line, bad_escape = 0, bad_line = 0;
   for (;;) {
     int c = next_char(r);
     if (c == EOF) lisp_error("line %d: unterminated string", start);
@@ -55,7 +55,8 @@ static val read_string(lisp_reader *r) {
       case 't': c = '\t'; break;
       case '\\': case '"': break;
       case EOF: lisp_error("line %d: unterminated string", start);
-      default: lisp_error("line %d: unknown escape \\%c in string", r->line, c);
+      default: /* reported after the closing quote, so reading resumes after the string */
+        if (!bad_escape) { bad_escape = c; bad_line = r->line; }
       }
     }
     if (n + 1 >= scap) {
@@ -67,6 +68,7 @@ static val read_string(lisp_reader *r) {
     }
     sbuf[n++] = (char)c;
   }
+  if (bad_escape) lisp_error("line %d: unknown escape \\%c in string", bad_line, bad_escape);
   return make_string(sbuf, n);
 }
 
@@ -143,6 +145,20 @@ static val read_datum(lisp_reader *r, int depth) {
   case '(': return read_list(r, depth);
   case ')': lisp_error("line %d: unexpected ')'", r->line);
   case '"': return read_string(r);
+  case '#': {
+    int d = next_char(r);
+    if (d != '(') {
+      unread_char(r, d);
+      return read_atom(r, c);
+    }
+    val items = read_list(r, depth);
+    HK_GC_ROOTS(M, items);
+    long n = lisp_list_length(items);
+    if (n < 0) lisp_error("line %d: a vector literal cannot contain '.'", r->line);
+    val v = make_vector((size_t)n, NULL);
+    for (long i = 0; i < n; i++, items = CDR(items)) VEC(v)->items[i] = CAR(items); /* fresh: no barrier */
+    return v;
+  }
   case '\'': {
     val q = read_datum(r, depth + 1);
     if (q == LISP_EOF) lisp_error("line %d: quote at end of input", r->line);
