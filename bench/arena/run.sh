@@ -34,8 +34,8 @@ title = {"ast": "AST build-and-drop (50,000 nodes of 16-64 B per tree, dropped w
          "request": "Per-request scratch (30 objects of 16-256 B, nested save/restore)",
          "pool": "Fixed-size churn (48 B objects, 1,024 live, random free order)"}
 lines = ["## Arenas, scratch and pools", "",
-         "Nanoseconds per allocation (its free or its share of the drop included), median of %s runs, "
-         "all in one process; **x heapkit** is the peer's time over heapkit's (higher = heapkit faster). "
+         "CPU nanoseconds per allocation (its free or its share of the drop included; thread CPU time, so "
+         "time the shared machine gave to other processes is not counted), median of %s runs, all in one process; **x heapkit** is the peer's time over heapkit's (higher = heapkit faster). "
          "The reference is the first heapkit row of each table." % reps, ""]
 goals = []
 for w, rs in rows.items():

@@ -53,7 +53,8 @@ HK_API void *hk__pool_alloc_slow(hk_pool *p);
 /* A zeroed block. */
 HK_API void *hk_pool_zalloc(hk_pool *p);
 /* NULL is ignored. A pointer that is not a live block of p is reported and ignored. */
-HK_API void hk_pool_free(hk_pool *p, void *block);
+static inline void hk_pool_free(hk_pool *p, void *block);
+HK_API void hk__pool_free_slow(hk_pool *p, void *block);
 /* Frees every block at once; keeps `retain` committed bytes and returns the rest. */
 HK_API void hk_pool_reset(hk_pool *p);
 HK_API void hk_pool_destroy(hk_pool *p);
@@ -62,12 +63,20 @@ HK_API size_t hk_pool_block_size(const hk_pool *p);
 HK_API bool hk_pool_contains(const hk_pool *p, const void *q);
 HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
 
-/* The inline fast path: a pool starts with this head. fast is true for single-threaded pools
- * outside sanitizer/valgrind runs; then a pop from the free list is all an allocation costs. The
- * second word of a free block holds a mark that the allocation clears (docs/arena.md). */
+/* The inline fast paths: a pool starts with this head. fast is true for single-threaded pools
+ * outside sanitizer/valgrind runs and debug builds. Allocation pops the free list; free takes a
+ * block of the first segment ([base, base + carved_bytes)) at a multiple of the stride whose
+ * second word is not the free mark (secret ^ address), so every bad free still reaches the
+ * checking slow path. The mark is explained in docs/arena.md. */
 typedef struct hk_pool_head {
   void *free;
   size_t in_use, in_use_peak, nfree;
+  char *base;
+  size_t carved_bytes;
+  size_t stride;
+  uint64_t div_m; /* offset / stride == (offset * div_m) >> div_shift for offsets below 4 MiB */
+  unsigned div_shift;
+  uintptr_t secret;
   bool fast;
 } hk_pool_head;
 
@@ -84,6 +93,23 @@ static inline void *hk_pool_alloc(hk_pool *p) {
     }
   }
   return hk__pool_alloc_slow(p);
+}
+
+static inline void hk_pool_free(hk_pool *p, void *block) {
+  hk_pool_head *h = (hk_pool_head *)p;
+  if (HK_LIKELY(h != NULL && h->fast)) {
+    uintptr_t b = (uintptr_t)block, off = b - (uintptr_t)h->base;
+    if (HK_LIKELY(off < h->carved_bytes && ((off * h->div_m) >> h->div_shift) * h->stride == off &&
+                  ((uintptr_t *)block)[1] != (h->secret ^ b))) {
+      ((void **)block)[0] = h->free;
+      ((uintptr_t *)block)[1] = h->secret ^ b;
+      h->free = block;
+      h->nfree++;
+      h->in_use--;
+      return;
+    }
+  }
+  hk__pool_free_slow(p, block);
 }
 
 /* Typed helpers: a pool of T, blocks typed as T. */

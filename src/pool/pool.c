@@ -40,10 +40,7 @@ typedef struct pool_seg {
 struct hk_pool {
   hk_pool_head h; /* first: the inline fast path reads it */
   pool_seg *cur, *first, *last;
-  size_t stride, align;
-  uint64_t div_m;
-  unsigned div_shift;
-  uintptr_t secret;
+  size_t align;
   bool shared;
   bool track; /* annotate every block for ASan/valgrind (kept off the fast path otherwise) */
   uint32_t magic;
@@ -56,8 +53,10 @@ static inline size_t seg_meta_off(void) { return hk__align_up(sizeof(hk__segment
 static inline pool_seg *meta_of(hk__segment *s) { return (pool_seg *)((char *)s + seg_meta_off()); }
 static inline void lock(hk_pool *p) { if (p->shared) pthread_mutex_lock(&p->lock); }
 static inline void unlock(hk_pool *p) { if (p->shared) pthread_mutex_unlock(&p->lock); }
-static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->div_m) >> p->div_shift); }
-static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->secret ^ (uintptr_t)b; }
+static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->h.div_m) >> p->h.div_shift); }
+static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->h.secret ^ (uintptr_t)b; }
+/* The inline free handles blocks of the first segment; keep its view of that segment current. */
+static inline void sync_first(hk_pool *p) { p->h.carved_bytes = (size_t)(p->first->carve - p->first->base); }
 /* Reads word i of block b, which may be poisoned (a free block). */
 static inline uintptr_t word(const hk_pool *p, const void *b, int i) {
   if (hk_unlikely(p->track)) hk__track_alloc((char *)b + i * sizeof(void *), sizeof(void *));
@@ -138,16 +137,18 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   hk_pool *p = (hk_pool *)((char *)ps + hk__align_up(sizeof(pool_seg), 64));
   memset(p, 0, sizeof *p);
   p->magic = POOL_MAGIC;
-  p->stride = stride;
+  p->h.stride = stride;
   p->align = align;
   unsigned l = 0;
   while (((size_t)1 << l) < stride) l++;
-  p->div_shift = 32 + l;
-  p->div_m = (((uint64_t)1 << p->div_shift) + stride - 1) / stride;
+  p->h.div_shift = 32 + l;
+  p->h.div_m = (((uint64_t)1 << p->h.div_shift) + stride - 1) / stride;
   p->shared = opt->shared;
   p->track = hk__track_per_alloc();
-  p->h.fast = !p->shared && !p->track;
-  p->secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
+  /* Debug builds fill freed blocks, which the inline paths do not: keep them out there. */
+  p->h.fast = !p->shared && !p->track && HK_DEBUG == 0;
+  p->h.base = ps->base;
+  p->h.secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
   p->commit_step = opt->commit_step ? hk__align_up(opt->commit_step, 4096) : POOL_DEFAULT_STEP;
   p->retain = opt->retain ? opt->retain : POOL_DEFAULT_RETAIN;
   pthread_mutex_init(&p->lock, NULL);
@@ -169,17 +170,18 @@ hk_pool *hk_pool_new(size_t block_size) {
 static hk_cold void *carve(hk_pool *p) {
   for (;;) {
     pool_seg *ps = p->cur;
-    if (ps->carve + p->stride <= ps->commit_end) {
+    if (ps->carve + p->h.stride <= ps->commit_end) {
       char *b = ps->carve;
-      ps->carve += p->stride;
+      ps->carve += p->h.stride;
       p->carved++;
+      if (ps == p->first) sync_first(p);
       return b;
     }
-    if (ps->carve + p->stride <= ps->limit) {
+    if (ps->carve + p->h.stride <= ps->limit) {
       char *s0 = (char *)ps->seg;
       size_t unit = ps->seg->unit;
       size_t step = hk__align_up(p->commit_step > unit ? p->commit_step : unit, unit);
-      size_t new_off = hk__align_up((size_t)(ps->carve + p->stride - s0), step);
+      size_t new_off = hk__align_up((size_t)(ps->carve + p->h.stride - s0), step);
       if (new_off > ps->seg->size) new_off = ps->seg->size;
       size_t old_off = (size_t)(ps->commit_end - s0);
       if (hk__segment_commit(ps->seg, old_off, new_off - old_off, NULL) != HK_OK) return NULL;
@@ -190,7 +192,7 @@ static hk_cold void *carve(hk_pool *p) {
       continue;
     }
     if (!ps->next) {
-      pool_seg *n = seg_new(p, p->stride, p->align, false);
+      pool_seg *n = seg_new(p, p->h.stride, p->align, false);
       if (!n) return NULL;
       n->prev = ps;
       ps->next = n;
@@ -209,7 +211,7 @@ void *hk__pool_alloc_slow(hk_pool *p) {
   lock(p);
   char *b = p->h.free;
   if (hk_likely(b != NULL)) {
-    if (hk_unlikely(p->track)) hk__track_alloc(b, p->stride);
+    if (hk_unlikely(p->track)) hk__track_alloc(b, p->h.stride);
     p->h.free = *(void **)b;
     p->h.nfree--;
   } else {
@@ -219,7 +221,7 @@ void *hk__pool_alloc_slow(hk_pool *p) {
       errno = ENOMEM;
       return NULL;
     }
-    if (hk_unlikely(p->track)) hk__track_alloc(b, p->stride);
+    if (hk_unlikely(p->track)) hk__track_alloc(b, p->h.stride);
   }
   ((void **)b)[1] = NULL;
   if (++p->h.in_use > p->h.in_use_peak) p->h.in_use_peak = p->h.in_use;
@@ -238,7 +240,9 @@ static hk_cold void bad_free(hk_pool *p, const void *b, const char *why) {
   hk__warning("hk_pool_free(%p, %p): %s; ignored", (void *)p, b, why);
 }
 
-void hk_pool_free(hk_pool *p, void *block) {
+/* Everything the inline hk_pool_free does not take: other segments, shared pools, annotations,
+ * and every bad free. */
+void hk__pool_free_slow(hk_pool *p, void *block) {
   if (!block) return;
   if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
     hk__warning("hk_pool_free(%p, %p): not a live pool; ignored", (void *)p, block);
@@ -254,21 +258,21 @@ void hk_pool_free(hk_pool *p, void *block) {
   }
   pool_seg *ps = meta_of(s);
   size_t off = (size_t)(b - ps->base);
-  if (hk_unlikely(b < ps->base || b >= ps->carve || slot_of(p, off) * p->stride != off)) {
+  if (hk_unlikely(b < ps->base || b >= ps->carve || slot_of(p, off) * p->h.stride != off)) {
     bad_free(p, b, "not the start of a block of this pool");
   } else if (hk_unlikely(word_open(p, b, 1) == mark_of(p, b)) && on_free_list(p, b)) {
-    if (hk_unlikely(p->track)) hk__track_release(b, p->stride); /* still free: poisoned again */
+    if (hk_unlikely(p->track)) hk__track_release(b, p->h.stride); /* still free: poisoned again */
     bad_free(p, b, "double free (the block is already free)");
   } else {
 #if HK_DEBUG >= 1
-    memset(b, POOL_FILL_FREED, p->stride);
+    memset(b, POOL_FILL_FREED, p->h.stride);
 #endif
     ((void **)b)[0] = p->h.free;
     ((uintptr_t *)b)[1] = mark_of(p, b);
     p->h.free = b;
     p->h.nfree++;
     p->h.in_use--;
-    if (hk_unlikely(p->track)) hk__track_release(b, p->stride);
+    if (hk_unlikely(p->track)) hk__track_release(b, p->h.stride);
   }
   unlock(p);
 }
@@ -293,6 +297,7 @@ void hk_pool_reset(hk_pool *p) {
   p->h.free = NULL;
   p->h.nfree = p->h.in_use = p->carved = 0;
   p->cur = p->first;
+  sync_first(p);
   size_t keep = p->retain;
   for (pool_seg *ps = p->first, *next; ps; ps = next) {
     next = ps->next;
@@ -327,7 +332,7 @@ void hk_pool_destroy(hk_pool *p) {
   seg_free(p, p->first);
 }
 
-size_t hk_pool_block_size(const hk_pool *p) { return p && p->magic == POOL_MAGIC ? p->stride : 0; }
+size_t hk_pool_block_size(const hk_pool *p) { return p && p->magic == POOL_MAGIC ? p->h.stride : 0; }
 
 bool hk_pool_contains(const hk_pool *p, const void *q) {
   if (!p || p->magic != POOL_MAGIC || !q) return false;
@@ -338,7 +343,7 @@ bool hk_pool_contains(const hk_pool *p, const void *q) {
   pool_seg *ps = meta_of(s);
   bool live = false;
   if ((const char *)q >= ps->base && (const char *)q < ps->carve) {
-    const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->stride;
+    const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->h.stride;
     live = !(word_open(p, b, 1) == mark_of(p, b) && on_free_list(p, b));
     if (hk_unlikely(p->track) && !live) hk__track_release(b + sizeof(void *), sizeof(void *));
   }
@@ -351,10 +356,10 @@ bool hk__pool_is_valid(hk_pool *p) {
   size_t carved = 0, n = 0, nfree = 0;
   bool after = false;
   for (pool_seg *ps = p->first; ps; ps = ps->next) {
-    if (ps->carve < ps->base || ps->carve > ps->limit || (size_t)(ps->carve - ps->base) % p->stride) return false;
+    if (ps->carve < ps->base || ps->carve > ps->limit || (size_t)(ps->carve - ps->base) % p->h.stride) return false;
     if (after && ps->carve != ps->base) return false;
     if (ps->carve > ps->commit_end) return false;
-    carved += (size_t)(ps->carve - ps->base) / p->stride;
+    carved += (size_t)(ps->carve - ps->base) / p->h.stride;
     if (ps == p->cur) after = true;
     n++;
   }
@@ -363,7 +368,8 @@ bool hk__pool_is_valid(hk_pool *p) {
     hk__segment *s = hk__segment_of(f);
     if (!s || s->owner != (void *)p || word(p, f, 1) != mark_of(p, f)) return false;
   }
-  if (nfree != p->h.nfree || p->h.fast != (!p->shared && !p->track)) return false;
+  if (nfree != p->h.nfree || p->h.fast != (!p->shared && !p->track && HK_DEBUG == 0)) return false;
+  if (p->h.base != p->first->base || p->h.carved_bytes != (size_t)(p->first->carve - p->first->base)) return false;
   return n == p->nsegs && carved == p->carved && p->h.in_use + p->h.nfree == p->carved;
 }
 
@@ -372,7 +378,7 @@ void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
   if (!p || p->magic != POOL_MAGIC) return;
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
-  out->block_size = p->stride;
+  out->block_size = p->h.stride;
   out->in_use = p->h.in_use;
   out->in_use_peak = p->h.in_use_peak;
   out->free_blocks = p->h.nfree;

@@ -174,7 +174,7 @@ static void test_debug_fill(void) {
   hk_pool_free(pl, b);
   unsigned char *c = hk_pool_alloc(pl);
   filled = c == b;
-  for (int i = 8; i < 64; i++) filled &= c[i] == 0xDF; /* the first word held the free-list link */
+  for (int i = 16; i < 64; i++) filled &= c[i] == 0xDF; /* the first two words held the link and the mark */
   CHECK(filled);
   hk_pool_destroy(pl);
 #endif
