@@ -137,11 +137,13 @@ void hk__purge_queue_run(hk__purge_queue *q, int64_t now, bool force) {
 /* ---- the segment cache ------------------------------------------------------------------------
  * Empty segments of at most CACHE_MAX_SIZE are kept here (not released) so that threads that come
  * and go, and large blocks that are freed and allocated again, cost no system call. A cached
- * segment's memory is decommitted after the purge delay, and the segment itself released after
- * CACHE_RELEASE_FACTOR purge delays (at least 1 s) or when the cache is full. */
+ * segment's memory is decommitted after ten purge delays (a freed segment is often reused at once,
+ * and re-faulting a whole segment costs more than ten pages would), and the segment itself released
+ * after a second or when the cache is full. */
 
 #define CACHE_SLOTS 256
 #define CACHE_MAX_SIZE ((size_t)64 << 20)
+#define CACHE_DIRTY_PER_SLOT ((size_t)4 << 20)
 
 typedef struct cache_entry { hk__segment *seg; int64_t freed_at; bool purged; } cache_entry;
 static cache_entry cache[CACHE_SLOTS];
@@ -176,7 +178,7 @@ static void cache_age(int64_t now, bool force) {
       release(s);
       continue;
     }
-    if (!e->purged && delay >= 0 && now - e->freed_at >= delay) {
+    if (!e->purged && delay >= 0 && now - e->freed_at >= delay * 10) {
       decommit_units(e->seg, ~(uint64_t)0);
       e->purged = true;
     }
@@ -196,16 +198,24 @@ void hk__page_collect(int64_t now, bool force) {
   pthread_mutex_unlock(&cache_lock);
 }
 
-static hk__segment *cache_take(size_t size, size_t align) {
+static hk__segment *cache_take(size_t size, size_t need, size_t align) {
   if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return NULL;
   pthread_mutex_lock(&cache_lock);
+  /* Best fit by size; among equal sizes, the one whose resident memory best matches the request
+   * (resident memory beyond the request would be pinned by the new block, and memory short of it
+   * costs page faults); then the most recently freed. */
   int best = -1;
+  size_t best_miss = SIZE_MAX;
   for (int i = 0; i < cache_count; i++) {
     hk__segment *s = cache[i].seg;
     if (s->size < size || s->size > size * 2 + HK_SEGMENT_SIZE || ((uintptr_t)s & (align - 1))) continue;
+    size_t resident = (size_t)__builtin_popcountll(s->commit_mask) * s->unit;
+    size_t miss = resident > need ? resident - need : need - resident;
     if (best < 0 || s->size < cache[best].seg->size ||
-        (s->size == cache[best].seg->size && cache[i].freed_at > cache[best].freed_at))
+        (s->size == cache[best].seg->size && (miss < best_miss || (miss == best_miss && cache[i].freed_at > cache[best].freed_at)))) {
       best = i;
+      best_miss = miss;
+    }
   }
   hk__segment *s = NULL;
   if (best >= 0) {
@@ -233,6 +243,19 @@ static bool cache_put(hk__segment *s) {
   }
   cache[cache_count] = (cache_entry){s, now, false};
   __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
+  /* Bound the resident memory the cache holds: beyond CACHE_DIRTY_MAX, purge the oldest now. */
+  for (;;) {
+    size_t dirty = 0;
+    int oldest = -1;
+    for (int i = 0; i < cache_count; i++) {
+      if (cache[i].purged) continue;
+      dirty += (size_t)__builtin_popcountll(cache[i].seg->commit_mask) * cache[i].seg->unit;
+      if (oldest < 0 || cache[i].freed_at < cache[oldest].freed_at) oldest = i;
+    }
+    if (dirty <= (size_t)hk__opt(HK_OPT_SEGMENT_CACHE) * CACHE_DIRTY_PER_SLOT || oldest < 0) break;
+    decommit_units(cache[oldest].seg, ~(uint64_t)0);
+    cache[oldest].purged = true;
+  }
   hk__pstat_add(&hk__pstats.cached, 1);
   if (hk__opt(HK_OPT_PURGE_DELAY) == 0) { decommit_units(s, ~(uint64_t)0); cache[cache_count - 1].purged = true; }
   pthread_mutex_unlock(&cache_lock);
@@ -261,10 +284,11 @@ static void init_header(hk__segment *s, size_t size, hk__seg_kind kind, size_t h
 hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, size_t header_size) {
   hk__page_init();
   if (size == 0 || size > ((size_t)1 << 46)) return NULL;
+  size_t need = size;
   size = hk__align_up(size, HK_SEGMENT_SIZE);
   if (align < HK_SEGMENT_SIZE) align = HK_SEGMENT_SIZE;
   if (!hk__is_pow2(align) || header_size == 0 || header_size > size) return NULL;
-  hk__segment *s = cache_take(size, align);
+  hk__segment *s = cache_take(size, need, align);
   if (s) {
     size = s->size;
     init_header(s, size, kind, header_size);
