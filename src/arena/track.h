@@ -7,6 +7,11 @@
 #define HK_ARENA_TRACK_H
 #include "common/internal.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
+#define __SANITIZE_ADDRESS__ 1 /* clang spells it differently */
+#endif
+#endif
 #if defined(__SANITIZE_ADDRESS__)
 #define HK_TRACK_ASAN 1
 #include <sanitizer/asan_interface.h>
