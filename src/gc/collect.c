@@ -153,7 +153,15 @@ static void minor_finalizers(minor_ctx *c) {
   hk_gc_heap *h = c->h;
   gc_final *list = h->final_young, *dead = NULL;
   h->final_young = NULL;
-  while (list) {
+  /* The young list plus the entries the mutators registered since the last collection. */
+  hk_gc_mutator *src = h->mutators;
+  for (;;) {
+    if (!list) {
+      while (src && !src->fin_local) src = src->next;
+      if (!src) break;
+      list = src->fin_local;
+      src->fin_local = NULL;
+    }
     gc_final *f = list;
     list = f->next;
     if (minor_alive(&f->obj)) {
@@ -202,6 +210,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   for (hk_gc_mutator *m = h->mutators; m; m = m->next)
     while ((o = hk__gc_stack_pop(h, &m->remset))) scan_old(&c, o);
   while ((o = hk__gc_stack_pop(h, &old_sets[0]))) scan_old(&c, o);
+  hk__gc_stack_clear(h, &old_sets[0]);
   minor_drain(&c);
   minor_weaks(h);
   minor_finalizers(&c);

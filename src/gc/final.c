@@ -29,6 +29,38 @@ static bool obj_young(const void *obj) {
   return seghdr_of(hdr_of(obj))->role == ROLE_BLOCKS && block_of_obj(obj)->state == B_YOUNG;
 }
 
+static void list_add(hk_gc_heap *h, gc_final *f) {
+  gc_final **list = obj_young(f->obj) ? &h->final_young : &h->final_old;
+  f->next = *list;
+  *list = f;
+}
+
+void hk__gc_merge_finalizers(hk_gc_heap *h) {
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
+    while (m->fin_local) {
+      gc_final *f = m->fin_local;
+      m->fin_local = f->next;
+      list_add(h, f);
+    }
+}
+
+void hk__gc_mutator_finalizers_flush(hk_gc_mutator *m) {
+  hk_gc_heap *h = m->heap;
+  while (m->fin_local) {
+    gc_final *f = m->fin_local;
+    m->fin_local = f->next;
+    list_add(h, f);
+  }
+  while (m->fin_cache) {
+    gc_final *f = m->fin_cache;
+    m->fin_cache = f->next;
+    hk__gc_meta_free(h, f, sizeof *f);
+  }
+}
+
+/* A first registration is the common case (finalizer-heavy programs register one per object):
+ * it takes no lock, the entry goes on the thread's own list until the next collection. Changing
+ * or removing a registration is rare and stops the world to find the entry. */
 int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data) {
   if (!m) return HK_EINVAL;
   hk_gc_heap *h = m->heap;
@@ -36,28 +68,59 @@ int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void
     hk__warning("gc: hk_gc_set_finalizer: %p is not an object of this heap", obj);
     return HK_EINVAL;
   }
-  int rc = HK_OK;
-  gc_lock(h);
-  if (*hdr_of(obj) & HK_GC_HDR_FINALIZABLE) {
-    gc_final **lists[2] = {&h->final_young, &h->final_old};
-    for (int i = 0; i < 2; i++)
-      for (gc_final **pp = lists[i]; *pp; pp = &(*pp)->next)
-        if ((*pp)->obj == obj) {
-          gc_final *f = *pp;
-          if (fn) {
-            f->fn = fn;
-            f->data = data;
-          } else {
-            *pp = f->next;
-            hk__gc_meta_free(h, f, sizeof *f);
-            h->nfinal--;
-            __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
-          }
-          gc_unlock(h);
-          return HK_OK;
-        }
-  }
   if (fn) {
+    uintptr_t old = __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
+    if (!(old & HK_GC_HDR_FINALIZABLE)) {
+      if (!m->fin_cache) {
+        gc_lock(h);
+        for (int i = 0; i < 64; i++) {
+          gc_final *f = hk__gc_meta_alloc(h, sizeof *f);
+          if (!f) break;
+          f->next = m->fin_cache;
+          m->fin_cache = f;
+        }
+        gc_unlock(h);
+        if (!m->fin_cache) {
+          __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
+          return HK_ENOMEM;
+        }
+      }
+      gc_final *f = m->fin_cache;
+      m->fin_cache = f->next;
+      f->obj = obj;
+      f->fn = fn;
+      f->data = data;
+      f->next = m->fin_local;
+      m->fin_local = f;
+      return HK_OK;
+    }
+  } else if (!(__atomic_load_n(hdr_of(obj), __ATOMIC_RELAXED) & HK_GC_HDR_FINALIZABLE)) {
+    return HK_OK;
+  }
+  gc_lock(h);
+  while (!hk__gc_stop_world(m)) {}
+  hk__gc_merge_finalizers(h);
+  int rc = HK_OK;
+  bool found = false;
+  gc_final **lists[2] = {&h->final_young, &h->final_old};
+  for (int i = 0; i < 2 && !found; i++)
+    for (gc_final **pp = lists[i]; *pp; pp = &(*pp)->next)
+      if ((*pp)->obj == obj) {
+        gc_final *f = *pp;
+        found = true;
+        if (fn) {
+          f->fn = fn;
+          f->data = data;
+        } else {
+          *pp = f->next;
+          hk__gc_meta_free(h, f, sizeof *f);
+          __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
+        }
+        break;
+      }
+  if (!found && fn) {
+    /* The bit was set but the entry is on the ready queue (its finalizer is about to run): a
+     * new registration for the resurrected object. */
     gc_final *f = hk__gc_meta_alloc(h, sizeof *f);
     if (!f) {
       rc = HK_ENOMEM;
@@ -65,13 +128,10 @@ int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void
       f->obj = obj;
       f->fn = fn;
       f->data = data;
-      gc_final **list = obj_young(obj) ? &h->final_young : &h->final_old;
-      f->next = *list;
-      *list = f;
-      h->nfinal++;
-      __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
+      list_add(h, f);
     }
   }
+  hk__gc_resume_world(m);
   gc_unlock(h);
   return rc;
 }
@@ -81,27 +141,37 @@ size_t hk__gc_run_finalizers(hk_gc_mutator *m) {
   if (m->in_finalizers) return 0;
   m->in_finalizers = 1;
   size_t n = 0;
+  enum { BATCH = 128 };
+  void *objs[BATCH];
+  hk_gc_finalizer_fn fns[BATCH];
+  void *datas[BATCH];
+  void **slots[BATCH];
+  for (int i = 0; i < BATCH; i++) slots[i] = &objs[i];
   for (;;) {
+    size_t k = 0;
     gc_lock(h);
-    gc_final *f = h->final_ready;
-    if (f) {
+    while (k < BATCH && h->final_ready) {
+      gc_final *f = h->final_ready;
       h->final_ready = f->next;
-      h->nfinal--;
-      h->finalizers_run++;
-    }
-    void *obj = f ? f->obj : NULL;
-    hk_gc_finalizer_fn fn = f ? f->fn : NULL;
-    void *data = f ? f->data : NULL;
-    if (f) {
-      __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
+      objs[k] = f->obj;
+      fns[k] = f->fn;
+      datas[k] = f->data;
+      k++;
       hk__gc_meta_free(h, f, sizeof *f);
     }
+    h->finalizers_run += k;
     gc_unlock(h);
-    if (!f) break;
-    /* No safepoint since the queue let go of obj; from here the frame holds it. */
-    HK_GC_ROOTS(m, obj);
-    fn(m, obj, data);
-    n++;
+    if (!k) break;
+    /* No safepoint since the queue let go of them; from here this frame holds them. */
+    hk_gc_frame fr = {m->fast.frames, m, k, slots};
+    m->fast.frames = &fr;
+    for (size_t i = 0; i < k; i++) {
+      /* Cleared first, so the finalizer may register a new one (resurrection). */
+      __atomic_fetch_and(hdr_of(objs[i]), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
+    }
+    for (size_t i = 0; i < k; i++) fns[i](m, objs[i], datas[i]);
+    m->fast.frames = fr.prev;
+    n += k;
   }
   m->in_finalizers = 0;
   return n;

@@ -152,6 +152,8 @@ struct hk_gc_mutator {
   char *tlab_start, *data_start; /* for counting allocated bytes */
   char *real_limit, *real_data_limit; /* the buffers' ends (fast.limit is lowered in stress mode) */
   gc_stack remset;               /* old objects whose barrier bit this thread cleared */
+  gc_final *fin_local;           /* finalizers registered by this thread since the last collection */
+  gc_final *fin_cache;           /* spare entries, refilled in batches under the lock */
   uint64_t stress_count;
   pthread_t thread;
   int state;
@@ -370,6 +372,10 @@ HK_INTERNAL void hk__gc_full(hk_gc_heap *h);
 /* final.c */
 HK_INTERNAL bool hk__gc_owns(hk_gc_heap *h, const void *obj);
 HK_INTERNAL size_t hk__gc_run_finalizers(hk_gc_mutator *m);
+/* World stopped: move the mutators' new finalizer entries to the heap's young/old lists. */
+HK_INTERNAL void hk__gc_merge_finalizers(hk_gc_heap *h);
+/* Heap lock held: a mutator leaves; its entries go to the heap. */
+HK_INTERNAL void hk__gc_mutator_finalizers_flush(hk_gc_mutator *m);
 
 /* verify.c: world stopped, heap lock held */
 HK_INTERNAL int hk__gc_verify_stopped(hk_gc_heap *h);

@@ -116,6 +116,8 @@ void *hk__gc_stack_pop(hk_gc_heap *h, gc_stack *s) {
       s->count--;
       return c->items[--c->n];
     }
+    /* The last chunk stays: a stack that empties and refills often would churn it. */
+    if (!c->prev) return NULL;
     s->top = c->prev;
     hk__gc_chunk_free(h, c);
   }

@@ -89,6 +89,8 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   void *o;
   while ((o = hk__gc_stack_pop(h, &m->remset)))
     if (!hk__gc_stack_push(h, &h->remset, o)) hk__fatal("gc: out of memory for the remembered set");
+  hk__gc_stack_clear(h, &m->remset);
+  hk__gc_mutator_finalizers_flush(m);
   if (m->prev) m->prev->next = m->next;
   else h->mutators = m->next;
   if (m->next) m->next->prev = m->prev;

@@ -107,6 +107,7 @@ static void check_tables(verify_ctx *c) {
  * at HK_DEBUG >= 3). Prints the first problem and returns HK_EINVAL, or returns HK_OK. */
 int hk__gc_verify_stopped(hk_gc_heap *h) {
   verify_ctx c = {.v = {verify_visit}, .h = h};
+  hk__gc_merge_finalizers(h);
   if (++h->vgen == 0) {
     for (gc_large *l = h->large; l; l = l->next) l->vmark = 0;
     h->vgen = 1;

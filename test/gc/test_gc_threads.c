@@ -13,6 +13,13 @@
 static hk_gc_heap *heap;
 static int rounds = 40;
 static _Atomic int failures;
+static _Atomic long fin_registered, fin_ran;
+
+static void blob_fin(hk_gc_mutator *m, void *obj, void *data) {
+  (void)m;
+  if (((blob *)obj)->id != (uint64_t)(uintptr_t)data || !blob_ok(obj)) failures++;
+  fin_ran++;
+}
 
 typedef struct model {
   uint64_t len[SLOTS], sum[SLOTS];
@@ -26,7 +33,13 @@ static node *chain(hk_gc_mutator *m, uint64_t len, uint64_t seed, uint64_t *sum)
     uint64_t id = seed * 1000 + i + 1;
     blob *b = NULL;
     HK_GC_ROOTS(m, b);
-    if (i % 3 == 2) b = new_blob(m, id, 24); /* allocated first: n's stores below need no safepoint */
+    if (i % 3 == 2) { /* allocated first: n's stores below need no safepoint */
+      b = new_blob(m, id, 24);
+      if (b && i % 2 == 0) {
+        if (hk_gc_set_finalizer(m, b, blob_fin, (void *)(uintptr_t)id) != HK_OK) failures++;
+        fin_registered++;
+      }
+    }
     node *n = b ? new_node(m, id, 2, true) : new_node(m, id, 1, false);
     if (!n) return NULL;
     n->kids[0] = head; /* n is fresh (no safepoint since): no barrier needed */
@@ -116,8 +129,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nthreads && i < 64; i++) pthread_join(t[i], NULL);
     hk_gc_blocking_end(main_m);
   }
-  CHECK(failures == 0);
   hk_gc_collect(main_m, HK_GC_FULL);
+  hk_gc_collect(main_m, HK_GC_FULL);
+  CHECK(failures == 0);
+  CHECK(fin_registered > 0 && fin_ran == fin_registered);
   CHECK(hk_gc_verify(main_m) == HK_OK);
   hk_gc_stats s;
   hk_gc_stats_get(heap, &s);
