@@ -6,7 +6,8 @@
  *   HK_TEST_USE_HK=1  linked with heapkit, calls hk_malloc/hk_free;
  *   HK_TEST_USE_HK=0  not linked with heapkit, calls malloc/free and is run with LD_PRELOAD set
  *                     to the library; argv[1], if given, names the library the blocks must come
- *                     from (checked through hk_owns when the preloaded library has it). */
+ *                     from (checked through hk_owns when the preloaded library has it); argv[2],
+ *                     if given, names libmalloc_early.so (early.c), which must be preloaded too. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -79,6 +80,13 @@ int main(int argc, char **argv) {
            "malloc resolves to %s, not the preloaded %s", di.dli_fname, argv[1]);
   }
 #endif
+  /* Threads of a library preloaded after heapkit (early.c), started before heapkit's constructor. */
+  int (*early_join)(bool (*)(const void *)) = NULL;
+#if !HK_TEST_USE_HK
+  early_join = (int (*)(bool (*)(const void *)))dlsym(RTLD_DEFAULT, "hk_test_early_join");
+#endif
+  int early_blocks = early_join ? early_join(owns) : -1;
+  if (argc > 2) CHECKF(early_blocks > 0, "%s was not preloaded", argv[2]);
   int owned = 0;
   for (int i = 0; i < NT; i++)
     for (int k = 0; k < KEEP; k++)
@@ -90,7 +98,7 @@ int main(int argc, char **argv) {
         }
         XFREE(kept[i][k]);
       }
-  printf("malloc_ctor: %d threads started by a constructor allocated before main (%d blocks checked with hk_owns): ok "
-         "(%.2f s)\n", NT, owned, tu_now() - t0);
+  printf("malloc_ctor: %d threads started by a constructor allocated before main (%d blocks checked with hk_owns)%s: ok "
+         "(%.2f s)\n", NT, owned, early_blocks > 0 ? ", and threads of a library preloaded after heapkit" : "", tu_now() - t0);
   return 0;
 }
