@@ -37,7 +37,7 @@ static inline hk__block *block_start(const hk__page *pg, const void *p) {
 static bool on_free_list(const hk__page *pg, const hk__block *b) {
   for (hk__block *x = pg->free; x; x = hk__decode(pg, x->next)) if (x == b) return true;
   for (hk__block *x = pg->local_free; x; x = hk__decode(pg, x->next)) if (x == b) return true;
-  for (hk__block *x = (hk__block *)(atomic_load(&((hk__page *)pg)->xthread_free) & ~HK__DELAY_MASK); x;
+  for (hk__block *x = hk__tf_ptr(atomic_load(&((hk__page *)pg)->xthread_free)); x;
        x = hk__decode(pg, x->next)) if (x == b) return true;
   return false;
 }
@@ -62,8 +62,8 @@ void hk__free_remote(hk__page *pg, hk__block *b) {
     if (notify) {
       nt = (tf & ~HK__DELAY_MASK) | HK__DELAYING;
     } else {
-      b->next = hk__encode(pg, (hk__block *)(tf & ~HK__DELAY_MASK));
-      nt = (uintptr_t)b | (tf & HK__DELAY_MASK);
+      b->next = hk__encode(pg, hk__tf_ptr(tf));
+      nt = (uintptr_t)b | (tf & HK__DELAY_MASK) | ((uintptr_t)(hk__tf_count(tf) + 1) << HK__TF_COUNT_SHIFT);
     }
   } while (!atomic_compare_exchange_weak_explicit(&pg->xthread_free, &tf, nt, memory_order_release, memory_order_relaxed));
   if (notify) {

@@ -108,17 +108,20 @@ static void page_extend(hk__page *pg) {
 
 void hk__mpage_collect(hk__page *pg) {
   uintptr_t tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed);
-  if (tf & ~HK__DELAY_MASK) {
+  if (hk__tf_ptr(tf)) {
     while (!atomic_compare_exchange_weak_explicit(&pg->xthread_free, &tf, tf & HK__DELAY_MASK, memory_order_acquire, memory_order_relaxed)) {}
-    hk__block *head = (hk__block *)(tf & ~HK__DELAY_MASK), *tail = head;
-    uint32_t count = 1;
-    for (hk__block *n; (n = hk__decode(pg, tail->next)) != NULL; tail = n) {
-      count++;
-      if (hk_unlikely(count > pg->capacity)) hk__fatal("corrupted free list in page %p (a block was modified after free)", (void *)pg);
-    }
-    tail->next = hk__encode(pg, pg->local_free);
-    pg->local_free = head;
+    hk__block *head = hk__tf_ptr(tf);
+    uint32_t count = hk__tf_count(tf);
+    if (hk_unlikely(count > pg->used)) hk__fatal("corrupted free list in page %p (more blocks freed than allocated)", (void *)pg);
     pg->used -= count;
+    if (pg->free == NULL) {
+      pg->free = head; /* the common case: no walk over blocks other cores just wrote */
+    } else {
+      hk__block *tail = head;
+      for (uint32_t n = 1; n < count; n++) tail = hk__decode(pg, tail->next);
+      tail->next = hk__encode(pg, pg->local_free);
+      pg->local_free = head;
+    }
   }
   if (pg->free == NULL && pg->local_free != NULL) {
     pg->free = pg->local_free;

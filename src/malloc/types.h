@@ -42,7 +42,12 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 #define HK__PAGE_HAS_ALIGNED 2 /* some block was handed out at an offset inside it */
 #define HK__PAGE_HARDENED 4    /* HEAPKIT_HARDENED: every free searches the free lists */
 
-/* xthread_free: list of blocks freed by other threads, low 2 bits = delayed-free state. */
+/* xthread_free: list of blocks freed by other threads in one word: bits 0-1 the delayed-free state,
+ * bits 2-47 the list head (blocks are 8-aligned, user addresses are below 2^48), bits 48-63 the
+ * number of blocks on the list (a page holds at most 8192), so the owner can take the whole list
+ * without walking it. */
+#define HK__TF_COUNT_SHIFT 48
+#define HK__TF_PTR_MASK ((((uintptr_t)1 << HK__TF_COUNT_SHIFT) - 1) & ~(uintptr_t)3)
 #define HK__DELAY_MASK ((uintptr_t)3)
 #define HK__NO_DELAY 0        /* remote frees push on the page list */
 #define HK__USE_DELAYED 1     /* page is full: the next remote free also notifies the heap */
@@ -51,6 +56,9 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 
 typedef struct hk_heap_s hk_heap;
 typedef struct hk__tld hk__tld;
+
+static inline hk__block *hk__tf_ptr(uintptr_t tf) { return (hk__block *)(tf & HK__TF_PTR_MASK); }
+static inline uint32_t hk__tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK__TF_COUNT_SHIFT); }
 
 /* Invariants (hk__page_is_valid):
  *   in_use ⇒ capacity ≤ reserved, used + |free| + |local_free| == capacity
