@@ -153,9 +153,17 @@ void hk__gc_retire_tlabs(hk_gc_heap *h) {
  * handler as long as it asks to retry. Heap lock held; the handler runs without it. */
 static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *collected) {
   hk_gc_heap *h = m->heap;
-  bool full_done = false;
+  bool full_done = false, minor_done = false;
   for (;;) {
-    if (!h->max_heap || hk__gc_heap_bytes(h) + bytes <= h->max_heap) return true;
+    /* The young blocks count twice: a collection may have to copy all of them before it frees
+     * them, and the limit holds during collections too. */
+    if (!h->max_heap || hk__gc_heap_bytes(h) + h->blocks_young * GC_BLOCK_SIZE + bytes <= h->max_heap) return true;
+    if (!minor_done && h->young_since_gc > 0) {
+      /* Emptying the nursery is cheap and usually enough. */
+      hk__gc_collect_locked(m, HK_GC_MINOR);
+      minor_done = *collected = true;
+      continue;
+    }
     if (!full_done) {
       hk__gc_collect_locked(m, HK_GC_FULL);
       full_done = *collected = true;

@@ -419,7 +419,11 @@ void hk__gc_full(hk_gc_heap *h) {
   }
   h->recyclable[0] = h->recyclable[1] = NULL;
   mark_ctx c = {.v = {mark_visit_v}, .h = h};
-  if (choose_candidates(h)) c.evac_budget = h->nfree * GC_BLOCK_SIZE;
+  if (choose_candidates(h)) {
+    c.evac_budget = h->nfree * GC_BLOCK_SIZE;
+    size_t used = hk__gc_heap_bytes(h);
+    if (h->max_heap) c.evac_budget = used < h->max_heap ? (c.evac_budget < h->max_heap - used ? c.evac_budget : h->max_heap - used) : 0;
+  }
 
   hk__gc_visit_roots(h, &c.v);
   mark_drain(&c);
@@ -437,7 +441,7 @@ void hk__gc_full(hk_gc_heap *h) {
   h->bytes_evacuated += c.evacuated;
   size_t next = (size_t)((double)c.live * (100.0 + h->opts.growth_percent) / 100.0);
   h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
-  hk__gc_release_free_segments(h, h->nursery_blocks + h->nursery_blocks / 2);
+  hk__gc_release_free_segments(h, h->nursery_blocks);
   h->full_count++;
 }
 
@@ -453,6 +457,9 @@ void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
     hk__gc_pause_record(h, 1, hk__gc_now_ms() - t0);
   } else {
     hk__gc_minor(h, false);
+    /* Blocks freed beyond the next nursery's worth go back to the OS now, not at the next full
+     * collection, so resident memory tracks the heap. */
+    if (h->nfree > 2 * h->nursery_blocks) hk__gc_release_free_segments(h, h->nursery_blocks);
     if (h->mature_estimate > h->full_threshold) {
       double t1 = hk__gc_now_ms();
       hk__gc_pause_record(h, 0, t1 - t0);

@@ -30,7 +30,7 @@ static int normalize(const hk_gc_options *in, hk_gc_options *o) {
 
 static size_t nursery_blocks_for(const hk_gc_options *o) {
   size_t n = o->nursery_size / GC_BLOCK_SIZE;
-  if (o->max_heap && n > o->max_heap / GC_BLOCK_SIZE / 2) n = o->max_heap / GC_BLOCK_SIZE / 2;
+  if (o->max_heap && n > o->max_heap / GC_BLOCK_SIZE / 8) n = o->max_heap / GC_BLOCK_SIZE / 8;
   return n ? n : 1;
 }
 
