@@ -775,6 +775,26 @@ static void sec_stats(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Options come from HEAPKIT_* variables (ctest sets HEAPKIT_PURGE_DELAY=77 HEAPKIT_HARDENED=1
+ * HEAPKIT_SHOW_STATS=1 for this section; the statistics printed at exit are checked by ctest). */
+static void sec_env(void) {
+  const struct { const char *var; hk_option opt; } vars[] = {
+    {"HEAPKIT_PURGE_DELAY", HK_OPT_PURGE_DELAY}, {"HEAPKIT_HARDENED", HK_OPT_HARDENED},
+    {"HEAPKIT_SHOW_STATS", HK_OPT_SHOW_STATS},   {"HEAPKIT_VERBOSE", HK_OPT_VERBOSE}};
+  int seen = 0;
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *v = getenv(vars[i].var);
+    if (!v) continue;
+    seen++;
+    EXPECTF(hk_option_get(vars[i].opt) == strtol(v, NULL, 10), "%s=%s but hk_option_get gives %ld", vars[i].var, v,
+            hk_option_get(vars[i].opt));
+  }
+  CHECKF(seen > 0, "run with some HEAPKIT_* variables set");
+  /* hardened mode on: ordinary use still works */
+  for (int i = 0; i < 10000; i++) hk_free(hk_malloc((size_t)i % 3000));
+}
+
+/* ------------------------------------------------------------------------------------------- */
 typedef struct section {
   const char *name;
   void (*fn)(void);
@@ -784,6 +804,7 @@ static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge},     {"zero", sec_zero},     {"calloc", sec_calloc},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats},
+  {"env", sec_env},
 };
 
 int main(int argc, char **argv) {
@@ -792,6 +813,7 @@ int main(int argc, char **argv) {
   int ran = 0;
   for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
     if (strcmp(want, "all") != 0 && strcmp(want, sections[i].name) != 0) continue;
+    if (strcmp(want, "all") == 0 && sections[i].fn == sec_env) continue;
     double t0 = tu_now();
     sections[i].fn();
     printf("malloc_api %-10s %s (%.2f s)\n", sections[i].name, tu_failures ? "FAILED" : "ok", tu_now() - t0);
