@@ -29,6 +29,7 @@ struct hk__plan_greedy {
   size_t P;       /* leaves: a power of two >= nsec */
   ivset *cov;     /* 2P nodes, heap layout, 1-based */
   ivset *isect;
+  uint8_t *used;   /* used[x]: x is a canonical node of some buffer, so its isect set is read */
   uint32_t *nodes; /* scratch: node ids of one query */
   cursor *heap;    /* scratch: one cursor per non-empty set of one query */
 };
@@ -37,7 +38,7 @@ void hk__plan_greedy_free(hk__plan_greedy *g) {
   if (!g) return;
   for (size_t i = 0; g->cov && i < 2 * g->P; i++) free(g->cov[i].v);
   for (size_t i = 0; g->isect && i < 2 * g->P; i++) free(g->isect[i].v);
-  free(g->cov); free(g->isect); free(g->nodes); free(g->heap);
+  free(g->cov); free(g->isect); free(g->used); free(g->nodes); free(g->heap);
   free(g);
 }
 
@@ -51,10 +52,17 @@ hk__plan_greedy *hk__plan_greedy_new(const hk__plan_prob *p) {
   g->isect = calloc(2 * g->P, sizeof *g->isect);
   g->nodes = malloc(256 * sizeof *g->nodes);
   g->heap = malloc(256 * sizeof *g->heap);
-  if (!g->cov || !g->isect || !g->nodes || !g->heap) {
+  g->used = calloc(2 * g->P, 1);
+  if (!g->cov || !g->isect || !g->nodes || !g->heap || !g->used) {
     hk__plan_greedy_free(g);
     return NULL;
   }
+  /* isect sets nobody reads (the root's holds every buffer) need no upkeep */
+  for (size_t i = 0; i < p->n; i++)
+    for (size_t l = p->sl[i] + g->P, r = p->su[i] + g->P; l < r; l >>= 1, r >>= 1) {
+      if (l & 1) g->used[l++] = 1;
+      if (r & 1) g->used[--r] = 1;
+    }
   return g;
 }
 
@@ -129,7 +137,23 @@ int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order, bool best_fit
     uint64_t cur = 0, best = UINT64_MAX, best_len = UINT64_MAX;
     while (nh) {
       uint64_t o = g->heap[0].at->key, t = g->heap[0].at->val;
-      if (++g->heap[0].at == g->heap[0].end) g->heap[0] = g->heap[--nh];
+      /* Runs ending at or below the frontier `cur` cannot open or extend a gap. Where the
+       * occupied memory is dense, most runs of every set are such; skip them by galloping to
+       * the first run ending above the frontier (ends are sorted within a set too). */
+      uint64_t frontier = t > cur ? t : cur;
+      cursor *h = &g->heap[0];
+      h->at++;
+      if (h->at < h->end && h->at->val <= frontier) {
+        size_t step = 1, lo = 0, avail = (size_t)(h->end - h->at);
+        while (step < avail && h->at[step].val <= frontier) { lo = step; step *= 2; }
+        size_t hi = step < avail ? step : avail; /* at[lo] <= frontier, at[hi] > frontier or end */
+        while (hi - lo > 1) {
+          size_t mid = lo + (hi - lo) / 2;
+          if (h->at[mid].val <= frontier) lo = mid; else hi = mid;
+        }
+        h->at += hi;
+      }
+      if (h->at == h->end) g->heap[0] = g->heap[--nh];
       sift_down(g->heap, nh, 0);
       if (o > cur) {
         uint64_t xo = align_up64(cur, a);
@@ -150,8 +174,8 @@ int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order, bool best_fit
     for (size_t x = lq, y = rq - 1; x >= 1; x >>= 1, y >>= 1) {
       bool xc = false, yc = false; /* canonical nodes already got theirs */
       for (size_t c = 0; c < ncan; c++) { xc |= g->nodes[c] == x; yc |= g->nodes[c] == y; }
-      if (!xc && ivset_add(&g->isect[x], at, at + size) != HK_OK) return HK_ENOMEM;
-      if (y != x && !yc && ivset_add(&g->isect[y], at, at + size) != HK_OK) return HK_ENOMEM;
+      if (!xc && g->used[x] && ivset_add(&g->isect[x], at, at + size) != HK_OK) return HK_ENOMEM;
+      if (y != x && !yc && g->used[y] && ivset_add(&g->isect[y], at, at + size) != HK_OK) return HK_ENOMEM;
     }
   }
   return HK_OK;

@@ -69,4 +69,17 @@ static inline void hkgen_random(hk_plan_buffer *out, size_t n, uint64_t T, uint6
     out[i] = (hk_plan_buffer){lo, lo + len, size, 0};
   }
 }
+/* Model-like trace (the shape of an inference graph): activations live a few steps, a tenth
+ * live up to a few hundred steps (skip connections), sizes from a dozen tensor shapes. */
+static inline void hkgen_model(hk_plan_buffer *out, size_t n, uint64_t seed) {
+  static const uint64_t shapes[12] = {256, 1024, 4096, 12288, 16384, 65536, 98304, 262144,
+                                      393216, 1048576, 1572864, 4194304};
+  hkgen_rng r = {seed * 0x9E3779B97F4A7C15ull + 11};
+  uint64_t T = n / 4 + 1;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t lo = hkgen_below(&r, T);
+    uint64_t len = hkgen_below(&r, 10) == 0 ? 1 + hkgen_below(&r, 300) : 1 + hkgen_below(&r, 8);
+    out[i] = (hk_plan_buffer){lo, lo + len, shapes[hkgen_below(&r, 12)], 0};
+  }
+}
 #endif

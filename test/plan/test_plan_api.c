@@ -1,0 +1,251 @@
+/* The planner's library API: lower bound, placement validity, optimality on instances whose
+ * optimum is known (perfect packings cut from a rectangle; brute force on tiny instances),
+ * alignment, zero-size buffers, capacity, errors. */
+#include <heapkit.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "gen.h"
+
+static hk_plan_result plan(const hk_plan_buffer *b, size_t n, uint64_t *off, double tl, uint64_t cap, uint64_t align) {
+  hk_plan_options o;
+  hk_plan_options_init(&o);
+  o.time_limit = tl;
+  o.capacity = cap;
+  o.align = align;
+  hk_plan_result r;
+  int rc = hk_plan(b, n, &o, off, &r);
+  CHECK_MSG(rc == HK_OK, "hk_plan returned %d", rc);
+  char msg[256];
+  rc = hk_plan_validate(b, n, off, 0, align, msg, sizeof msg);
+  CHECK_MSG(rc == HK_OK, "invalid placement: %s", msg);
+  return r;
+}
+
+static void test_lower_bound(void) {
+  /* [0,4) 10, [2,6) 5, [4,8) 7, [6,7) 0: at t in [2,4) 15, [4,6) 12 -> 15 */
+  hk_plan_buffer b[] = {{0, 4, 10, 0}, {2, 6, 5, 0}, {4, 8, 7, 0}, {6, 7, 0, 0}};
+  uint64_t lb = 0;
+  CHECK(hk_plan_lower_bound(b, 4, &lb) == HK_OK && lb == 15);
+  /* half-open: [0,2) and [2,4) never overlap */
+  hk_plan_buffer c[] = {{0, 2, 8, 0}, {2, 4, 8, 0}};
+  CHECK(hk_plan_lower_bound(c, 2, &lb) == HK_OK && lb == 8);
+  uint64_t off[2];
+  hk_plan_result r = plan(c, 2, off, 1, 0, 0);
+  CHECK(r.peak == 8 && r.optimal && off[0] == 0 && off[1] == 0);
+  CHECK(hk_plan_lower_bound(NULL, 0, &lb) == HK_OK && lb == 0);
+}
+
+static void test_zero_and_empty(void) {
+  hk_plan_buffer b[] = {{0, 5, 0, 0}, {1, 3, 0, 0}};
+  uint64_t off[2] = {99, 99};
+  hk_plan_result r = plan(b, 2, off, 1, 0, 0);
+  CHECK(r.peak == 0 && r.lower_bound == 0 && off[0] == 0 && off[1] == 0 && r.optimal);
+  r = plan(NULL, 0, NULL, 1, 0, 0);
+  CHECK(r.peak == 0);
+  /* zero-size buffers mixed in: they conflict with nothing */
+  hk_plan_buffer m[] = {{0, 10, 4, 0}, {0, 10, 0, 0}, {0, 10, 4, 0}};
+  uint64_t o3[3];
+  r = plan(m, 3, o3, 1, 0, 0);
+  CHECK(r.peak == 8 && o3[1] == 0);
+}
+
+static void test_alignment(void) {
+  /* three overlapping buffers of 3 bytes aligned to 8: offsets 0, 8, 16 -> peak 19 */
+  hk_plan_buffer b[] = {{0, 4, 3, 0}, {0, 4, 3, 0}, {0, 4, 3, 0}};
+  uint64_t off[3];
+  hk_plan_result r = plan(b, 3, off, 1, 0, 8);
+  CHECK(r.peak == 19);
+  for (int i = 0; i < 3; i++) CHECK(off[i] % 8 == 0);
+  /* per-buffer alignment overrides the default */
+  hk_plan_buffer c[] = {{0, 4, 5, 64}, {0, 4, 5, 0}, {0, 4, 5, 0}};
+  r = plan(c, 3, off, 1, 0, 0);
+  CHECK(off[0] % 64 == 0);
+  CHECK(r.peak == 15); /* the 64-aligned one at 0, the others at 5 and 10 */
+  /* the validator rejects a misaligned offset */
+  uint64_t badoff[3] = {0, 8, 17};
+  char msg[256];
+  CHECK(hk_plan_validate(b, 3, badoff, 0, 8, msg, sizeof msg) == HK_EINVAL);
+  CHECK_CONTAINS(msg, "not a multiple of its alignment");
+  /* random instances with alignment stay valid */
+  for (uint64_t seed = 1; seed <= 5; seed++) {
+    hk_plan_buffer r5[300];
+    uint64_t o5[300];
+    hkgen_random(r5, 300, 200, seed);
+    for (int i = 0; i < 300; i++) r5[i].align = (i % 3 == 0) ? 256 : 0;
+    plan(r5, 300, o5, 0.05, 0, 16);
+    for (int i = 0; i < 300; i++) CHECK(o5[i] % (r5[i].align ? r5[i].align : 16) == 0);
+  }
+}
+
+static void test_errors(void) {
+  uint64_t off[2];
+  hk_plan_result r;
+  hk_plan_buffer empty[] = {{0, 4, 8, 0}, {5, 5, 8, 0}};
+  CHECK(hk_plan(empty, 2, NULL, off, &r) == HK_EINVAL && r.bad_index == 1);
+  hk_plan_buffer back[] = {{9, 4, 8, 0}};
+  CHECK(hk_plan(back, 1, NULL, off, &r) == HK_EINVAL && r.bad_index == 0);
+  hk_plan_buffer al[] = {{0, 4, 8, 0}, {0, 4, 8, 12}};
+  CHECK(hk_plan(al, 2, NULL, off, &r) == HK_EINVAL && r.bad_index == 1);
+  hk_plan_buffer huge[] = {{0, 4, UINT64_MAX / 2, 0}, {0, 4, UINT64_MAX / 2, 0}};
+  CHECK(hk_plan(huge, 2, NULL, off, &r) == HK_EOVERFLOW);
+  uint64_t lb;
+  CHECK(hk_plan_lower_bound(huge, 2, &lb) == HK_EOVERFLOW);
+  CHECK(hk_plan_lower_bound(empty, 2, &lb) == HK_EINVAL);
+  CHECK(hk_plan(NULL, 3, NULL, off, &r) == HK_EINVAL);
+  CHECK(hk_plan(al, 1, NULL, NULL, &r) == HK_EINVAL);
+  hk_plan_options o;
+  hk_plan_options_init(&o);
+  o.time_limit = -1;
+  CHECK(hk_plan(al, 1, &o, off, &r) == HK_EINVAL);
+  hk_plan_options_init(&o);
+  o.align = 6;
+  CHECK(hk_plan(al, 1, &o, off, &r) == HK_EINVAL);
+  hk_plan_options_init(&o);
+  o.method = (hk_plan_method)99;
+  CHECK(hk_plan(al, 1, &o, off, &r) == HK_EINVAL);
+}
+
+static void test_validator(void) {
+  hk_plan_buffer b[] = {{0, 4, 10, 0}, {2, 6, 10, 0}, {6, 9, 10, 0}};
+  uint64_t good[] = {0, 10, 0}, bad[] = {0, 5, 0};
+  char msg[256];
+  CHECK(hk_plan_validate(b, 3, good, 0, 0, msg, sizeof msg) == HK_OK);
+  CHECK(hk_plan_validate(b, 3, good, 20, 0, msg, sizeof msg) == HK_OK);
+  CHECK(hk_plan_validate(b, 3, bad, 0, 0, msg, sizeof msg) == HK_EINVAL);
+  CHECK_CONTAINS(msg, "buffers 0 and 1 overlap in time [2, 4) and in memory [5, 10)");
+  CHECK(hk_plan_validate(b, 3, good, 19, 0, msg, sizeof msg) == HK_EINVAL);
+  CHECK_CONTAINS(msg, "beyond the capacity 19");
+  /* buffer 2 starts when buffer 1 ends: no conflict at the same offset */
+  uint64_t touch[] = {0, 10, 10};
+  CHECK(hk_plan_validate(b, 3, touch, 0, 0, NULL, 0) == HK_OK);
+}
+
+/* Perfect packings: the lower bound equals the capacity by construction, so the optimum is
+ * known. Small ones must be solved exactly (they take milliseconds even under sanitizers; the
+ * generous time limit only guards against a slow machine). */
+static void test_perfect_packings(void) {
+  int exact = 0, total = 0;
+  for (size_t n = 10; n <= 60; n += 10) {
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+      hk_plan_buffer b[60];
+      uint64_t own[60], off[60];
+      CHECK(hkgen_perfect(b, own, n, 4 * n, 1000 * n, 1, seed) == 0);
+      char msg[256];
+      CHECK_MSG(hk_plan_validate(b, n, own, 1000 * n, 0, msg, sizeof msg) == HK_OK, "generator: %s", msg);
+      uint64_t lb;
+      CHECK(hk_plan_lower_bound(b, n, &lb) == HK_OK && lb == 1000 * n);
+      hk_plan_result r = plan(b, n, off, 20, 0, 0);
+      total++;
+      exact += r.peak == lb;
+      CHECK_MSG(r.peak == lb && r.optimal, "n=%zu seed=%llu: peak %llu, bound %llu", n, (unsigned long long)seed,
+                (unsigned long long)r.peak, (unsigned long long)lb);
+    }
+  }
+  printf("perfect packings placed at the bound: %d/%d\n", exact, total);
+  /* sizes in units of 64 with 64-byte alignment: still perfect */
+  hk_plan_buffer b[40];
+  uint64_t off[40];
+  hkgen_perfect(b, NULL, 40, 160, 400, 64, 9);
+  hk_plan_result r = plan(b, 40, off, 20, 0, 64);
+  CHECK(r.peak == r.lower_bound);
+}
+
+/* Brute force on tiny instances: the exact optimum, compared with the search's proven one. */
+static uint64_t bf_best;
+static void bf(const hk_plan_buffer *b, size_t n, size_t i, uint64_t *off, uint64_t ub, uint64_t peak) {
+  if (peak >= bf_best) return;
+  if (i == n) { bf_best = peak; return; }
+  uint64_t a = b[i].align ? b[i].align : 1;
+  for (uint64_t o = 0; o + b[i].size <= ub; o += a) {
+    bool ok = true;
+    for (size_t j = 0; j < i && ok; j++)
+      if (b[j].lower < b[i].upper && b[i].lower < b[j].upper && off[j] < o + b[i].size && o < off[j] + b[j].size) ok = false;
+    if (!ok) continue;
+    off[i] = o;
+    bf(b, n, i + 1, off, ub, peak > o + b[i].size ? peak : o + b[i].size);
+  }
+}
+
+static void test_brute_force(void) {
+  hkgen_rng rng = {12345};
+  for (int t = 0; t < 300; t++) {
+    size_t n = 3 + hkgen_below(&rng, 5);
+    hk_plan_buffer b[8];
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+      uint64_t lo = hkgen_below(&rng, 6);
+      b[i] = (hk_plan_buffer){lo, lo + 1 + hkgen_below(&rng, 4), 1 + hkgen_below(&rng, 5), 0};
+      if (t % 3 == 0) b[i].align = (uint64_t)1 << hkgen_below(&rng, 3);
+      sum += b[i].size + 4;
+    }
+    uint64_t off[8], tmp[8];
+    bf_best = UINT64_MAX;
+    bf(b, n, 0, tmp, sum, 0);
+    hk_plan_result r = plan(b, n, off, 10, 0, 0);
+    CHECK_MSG(r.peak == bf_best, "trial %d: planner %llu, brute force %llu", t, (unsigned long long)r.peak,
+              (unsigned long long)bf_best);
+    CHECK_MSG(r.optimal, "trial %d: optimum not proven", t);
+  }
+}
+
+static void test_capacity(void) {
+  hk_plan_buffer b[50];
+  uint64_t off[50];
+  hkgen_perfect(b, NULL, 50, 200, 50000, 1, 3);
+  hk_plan_result r = plan(b, 50, off, 20, 50000, 0);
+  CHECK(r.fits && r.peak <= 50000);
+  r = plan(b, 50, off, 0, 1000000, 0); /* heuristics alone fit a loose budget */
+  CHECK(r.fits && r.nodes == 0);
+  r = plan(b, 50, off, 1, 49999, 0); /* below the bound: impossible, said at once */
+  CHECK(!r.fits && r.capacity_refuted && r.peak > 49999);
+  /* a small instance is solved to proven optimality */
+  hk_plan_buffer c[] = {{0, 2, 6, 0}, {1, 4, 6, 0}, {3, 5, 5, 0}, {0, 5, 1, 0}};
+  uint64_t o4[4];
+  r = plan(c, 4, o4, 5, 0, 0);
+  CHECK(r.optimal);
+}
+
+static void test_large_and_deterministic(void) {
+  size_t n = 100000;
+  hk_plan_buffer *b = malloc(n * sizeof *b);
+  uint64_t *o1 = malloc(n * sizeof *o1), *o2 = malloc(n * sizeof *o2);
+  CHECK(b && o1 && o2);
+  if (!b || !o1 || !o2) return;
+  hkgen_model(b, n, 77);
+  hk_plan_options o;
+  hk_plan_options_init(&o);
+  o.method = HK_PLAN_GREEDY_SIZE;
+  hk_plan_result r1, r2;
+  CHECK(hk_plan(b, n, &o, o1, &r1) == HK_OK);
+  char msg[256];
+  CHECK_MSG(hk_plan_validate(b, n, o1, 0, 0, msg, sizeof msg) == HK_OK, "%s", msg);
+  CHECK(r1.peak >= r1.lower_bound);
+  printf("100k model-like buffers, greedy by size: %.3f s, peak/bound %.4f\n", r1.seconds,
+         (double)r1.peak / (double)r1.lower_bound);
+  CHECK(hk_plan(b, n, &o, o2, &r2) == HK_OK);
+  CHECK(memcmp(o1, o2, n * sizeof *o1) == 0 && r1.peak == r2.peak);
+  /* a fragmenting mix (sizes over five orders of magnitude): every heuristic stays valid */
+  n = 20000;
+  hkgen_random(b, n, 4000, 5);
+  o.method = HK_PLAN_HEURISTICS;
+  CHECK(hk_plan(b, n, &o, o1, &r1) == HK_OK);
+  CHECK_MSG(hk_plan_validate(b, n, o1, 0, 0, msg, sizeof msg) == HK_OK, "%s", msg);
+  free(b);
+  free(o1);
+  free(o2);
+}
+
+int main(void) {
+  test_lower_bound();
+  test_zero_and_empty();
+  test_alignment();
+  test_errors();
+  test_validator();
+  test_perfect_packings();
+  test_brute_force();
+  test_capacity();
+  test_large_and_deterministic();
+  TEST_DONE("test_plan_api");
+}

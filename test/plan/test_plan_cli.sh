@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The heapkit CLI: exit codes (0 placed, 1 no placement within the capacity, 2 malformed input or
+# usage) and the messages that go with them. Usage: test_plan_cli.sh path/to/heapkit
+set -u
+HK=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+# run CMD...: sets $rc, $out, $err
+run() { "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; out=$(cat "$tmp/out"); err=$(cat "$tmp/err"); }
+expect() { # rc pattern-in-stderr description
+  [ "$rc" -eq "$1" ] || fail "$3: exit $rc, expected $1 (stderr: $err)"
+  if [ -n "$2" ]; then grep -qF -- "$2" "$tmp/err" || fail "$3: stderr lacks '$2': $err"; fi
+}
+
+run "$HK" --help;             expect 0 "" "--help";  grep -q "plan" "$tmp/out" || fail "--help lists no plan"
+run "$HK" help plan;          expect 0 "" "help plan"; grep -q -- "--capacity" "$tmp/out" || fail "help plan"
+run "$HK" plan --help;        expect 0 "" "plan --help"; grep -q "exit status" "$tmp/out" || fail "plan --help"
+run "$HK" --version;          expect 0 "" "--version"
+run "$HK";                    expect 2 "usage" "no command"
+run "$HK" frobnicate;         expect 2 "unknown command 'frobnicate'" "unknown command"
+run "$HK" plan;               expect 2 "missing input file" "no input"
+run "$HK" plan --bogus x.csv; expect 2 "unknown option '--bogus'" "unknown option"
+run "$HK" plan --align 3 x.csv;            expect 2 "--align: '3' is not a power of two" "bad align"
+run "$HK" plan --capacity abc x.csv;       expect 2 "--capacity: 'abc'" "bad capacity"
+run "$HK" plan --time-limit -1 x.csv;      expect 2 "--time-limit" "bad time limit"
+run "$HK" plan "$tmp/missing.csv";         expect 2 "cannot open" "missing file"
+
+# a small trace: two overlapping 16-byte buffers, one later, one of size 0
+printf 'id,lower,upper,size\nA,0,4,16\nB,2,6,16\nC,6,9,32\nZ,0,9,0\n' >"$tmp/t.csv"
+run "$HK" plan "$tmp/t.csv"; expect 0 "lower bound 32, peak 32" "plan to stdout"
+[ "$(head -1 "$tmp/out")" = "id,lower,upper,size,offset" ] || fail "output header: $(head -1 "$tmp/out")"
+[ "$(wc -l <"$tmp/out")" -eq 5 ] || fail "output rows: $out"
+grep -q "optimal" "$tmp/err" || fail "no optimality report: $err"
+grep -qE '^C,6,9,32,0$' "$tmp/out" || fail "C should be at 0: $out"
+run "$HK" plan --verify -o "$tmp/o.csv" "$tmp/t.csv"; expect 0 "peak 32" "-o"
+[ -z "$out" ] || fail "-o still wrote to stdout"
+grep -q '^A,0,4,16,' "$tmp/o.csv" || fail "-o file content"
+run "$HK" plan -q - <"$tmp/t.csv"; expect 0 "" "stdin"; [ -z "$err" ] || fail "-q printed: $err"
+# the output is itself a valid input (the offset column is accepted)
+run "$HK" plan "$tmp/o.csv"; expect 0 "peak 32" "re-plan output"
+# capacity: at the bound fits; below the bound is refused with exit 1 and nothing written
+run "$HK" plan --capacity 32 "$tmp/t.csv"; expect 0 "peak 32" "capacity = bound"
+run "$HK" plan --capacity 31 -o "$tmp/none.csv" "$tmp/t.csv"; expect 1 "no placement within capacity 31" "capacity < bound"
+[ ! -e "$tmp/none.csv" ] || fail "output written despite exit 1"
+run "$HK" plan --capacity=1K --time-limit=0.5 --align=8 "$tmp/t.csv"; expect 0 "" "= forms and suffixes"
+# alignment: the 16-byte buffers stay 64-aligned
+run "$HK" plan --align 64 "$tmp/t.csv"; expect 0 "" "align"
+awk -F, 'NR > 1 && $5 % 64 != 0 { bad = 1 } END { exit bad }' "$tmp/out" || fail "offsets not 64-aligned: $out"
+
+# malformed inputs: exit 2, file:line: message
+printf 'id,lower,upper\nA,0,4\n' >"$tmp/m1.csv"
+run "$HK" plan "$tmp/m1.csv"; expect 2 "m1.csv:1: header lacks column 'size'" "missing column"
+printf 'id,lower,upper,size\nA,0,4,16\nB,0,4,-3\n' >"$tmp/m2.csv"
+run "$HK" plan "$tmp/m2.csv"; expect 2 "m2.csv:3: column 'size': negative value '-3'" "negative"
+printf 'id,lower,upper,size\nA,0,four,16\n' >"$tmp/m3.csv"
+run "$HK" plan "$tmp/m3.csv"; expect 2 "m3.csv:2: column 'upper': 'four' is not a non-negative integer" "non-numeric"
+printf 'id,lower,upper,size\nA,0,4,16\n\nB,4,4,16\n' >"$tmp/m4.csv"
+run "$HK" plan "$tmp/m4.csv"; expect 2 "m4.csv:4: empty interval [4, 4)" "empty interval"
+printf 'id,lower,upper,size\nA,0,4,16\nA,5,6,1\n' >"$tmp/m5.csv"
+run "$HK" plan "$tmp/m5.csv"; expect 2 "m5.csv:3: duplicate id 'A' (first on line 2)" "duplicate id"
+printf 'id,lower,upper,size\nA,0,4\n' >"$tmp/m6.csv"
+run "$HK" plan "$tmp/m6.csv"; expect 2 "m6.csv:2: expected 4 fields, found 3" "missing field"
+[ -z "$out" ] || fail "malformed input produced output"
+
+# a perfect packing (bound = 1000) cut by hand: placed at the bound
+printf 'id,lower,upper,size\na,0,10,600\nb,0,5,400\nc,5,10,150\nd,5,8,250\ne,8,10,250\n' >"$tmp/p.csv"
+run "$HK" plan --verify "$tmp/p.csv"; expect 0 "lower bound 1000, peak 1000" "perfect packing"
+
+if [ "$fails" -ne 0 ]; then echo "test_plan_cli: $fails failures"; exit 1; fi
+echo "test_plan_cli: all checks passed"

@@ -1,0 +1,92 @@
+/* The CSV trace parser: accepted variants and every malformed-input message, with its line. */
+#include <heapkit.h>
+#include <stdlib.h>
+
+#include "check.h"
+
+static int parse(const char *text, hk_plan_trace *t, hk_plan_csv_error *e) {
+  FILE *f = fmemopen((void *)text, strlen(text), "r");
+  CHECK(f != NULL);
+  if (!f) return -99;
+  int rc = hk_plan_csv_read(f, t, e);
+  fclose(f);
+  return rc;
+}
+
+static void bad(const char *text, size_t line, const char *needle) {
+  hk_plan_trace t;
+  hk_plan_csv_error e;
+  int rc = parse(text, &t, &e);
+  CHECK_MSG(rc == HK_EINVAL, "accepted: %s", text);
+  CHECK_MSG(e.line == line, "line %zu, expected %zu (%s)", e.line, line, e.message);
+  CHECK_CONTAINS(e.message, needle);
+  CHECK(t.count == 0 && t.buffers == NULL);
+}
+
+int main(void) {
+  hk_plan_trace t;
+  hk_plan_csv_error e;
+  /* the basic format */
+  CHECK(parse("id,lower,upper,size\na,0,4,16\nb,2,6,0\n", &t, &e) == HK_OK);
+  CHECK(t.count == 2 && strcmp(t.ids[0], "a") == 0 && strcmp(t.ids[1], "b") == 0);
+  CHECK(t.buffers[0].lower == 0 && t.buffers[0].upper == 4 && t.buffers[0].size == 16 && t.buffers[1].size == 0);
+  CHECK(!t.has_align && t.offsets == NULL);
+  hk_plan_trace_free(&t);
+  /* columns in any order, CRLF, blanks, comments, a BOM, an unknown column, align and offset */
+  CHECK(parse("\xEF\xBB\xBFsize, id ,upper,lower,note,align,offset\r\n# comment\r\n\r\n 8 , x1 ,9,3,hello,16,32\r\n", &t, &e) == HK_OK);
+  CHECK(t.count == 1 && strcmp(t.ids[0], "x1") == 0 && t.buffers[0].lower == 3 && t.buffers[0].upper == 9);
+  CHECK(t.buffers[0].size == 8 && t.has_align && t.buffers[0].align == 16 && t.offsets && t.offsets[0] == 32);
+  /* write + read back */
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *w = open_memstream(&buf, &len);
+  uint64_t off = 48;
+  CHECK(hk_plan_csv_write(w, &t, &off) == HK_OK);
+  fclose(w);
+  CHECK_CONTAINS(buf, "id,lower,upper,size,align,offset\nx1,3,9,8,16,48\n");
+  hk_plan_trace_free(&t);
+  CHECK(parse(buf, &t, &e) == HK_OK && t.count == 1 && t.offsets[0] == 48);
+  hk_plan_trace_free(&t);
+  free(buf);
+  /* large values */
+  CHECK(parse("id,lower,upper,size\nbig,0,18446744073709551615,18446744073709551615\n", &t, &e) == HK_OK);
+  CHECK(t.buffers[0].upper == UINT64_MAX && t.buffers[0].size == UINT64_MAX);
+  hk_plan_trace_free(&t);
+
+  /* malformed input: each message names the line */
+  bad("", 1, "no header");
+  bad("# only a comment\n", 1, "no header");
+  bad("id,lower,upper\na,0,1\n", 1, "header lacks column 'size'");
+  bad("0,0,4,16\n", 1, "header lacks column 'id'");
+  bad("id,lower,upper,size,size\n", 1, "names column 'size' twice");
+  bad("id,lower,upper,size\na,0,4,16\nb,0,4\n", 3, "expected 4 fields, found 3");
+  bad("id,lower,upper,size\na,0,4,16,7\n", 2, "expected 4 fields, found 5");
+  bad("id,lower,upper,size\na,0,4,-16\n", 2, "column 'size': negative value '-16'");
+  bad("id,lower,upper,size\na,-1,4,16\n", 2, "column 'lower': negative value");
+  bad("id,lower,upper,size\na,0,4,1e3\n", 2, "column 'size': '1e3' is not a non-negative integer");
+  bad("id,lower,upper,size\na,0,x,16\n", 2, "column 'upper': 'x' is not a non-negative integer");
+  bad("id,lower,upper,size\na,0,4,\n", 2, "column 'size' is empty");
+  bad("id,lower,upper,size\na,0,4,18446744073709551616\n", 2, "out of range");
+  bad("id,lower,upper,size\n\na,5,5,16\n", 3, "empty interval [5, 5)");
+  bad("id,lower,upper,size\na,7,5,16\n", 2, "empty interval [7, 5)");
+  bad("id,lower,upper,size\na,0,4,16\nb,0,4,16\na,1,2,3\n", 4, "duplicate id 'a' (first on line 2)");
+  bad("id,lower,upper,size\n,0,4,16\n", 2, "column 'id' is empty");
+  bad("id,lower,upper,size\n\"a,b\",0,4,16\n", 2, "expected 4 fields");
+  bad("id,lower,upper,size,align\na,0,4,16,3\n", 2, "not a power of two");
+  /* many ids: the duplicate table grows */
+  {
+    size_t n = 5000, cap = 64 * n, used = 0;
+    char *s = malloc(cap);
+    used += (size_t)snprintf(s + used, cap - used, "id,lower,upper,size\n");
+    for (size_t i = 0; i < n; i++) used += (size_t)snprintf(s + used, cap - used, "t%zu,%zu,%zu,%zu\n", i, i, i + 3, i + 1);
+    CHECK(parse(s, &t, &e) == HK_OK && t.count == n);
+    hk_plan_trace_free(&t);
+    used += (size_t)snprintf(s + used, cap - used, "t1234,0,1,1\n");
+    bad(s, n + 2, "duplicate id 't1234' (first on line 1236)");
+    free(s);
+  }
+  /* I/O errors */
+  CHECK(hk_plan_csv_load("/nonexistent/trace.csv", &t, &e) == HK_EPERM && e.line == 0);
+  CHECK_CONTAINS(e.message, "cannot open");
+  TEST_DONE("test_plan_csv");
+}
