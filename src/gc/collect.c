@@ -197,7 +197,11 @@ static void minor_finalizers(minor_ctx *c) {
 }
 
 void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
-  minor_ctx c = {.v = {minor_visit_v}, .h = h, .promote_age = promote_all ? 0 : h->opts.promote_age};
+  /* When most of the nursery survives (a big structure being built), aging only copies it twice:
+   * promote at once until survival drops again. */
+  unsigned age = h->high_survival ? 1 : h->opts.promote_age;
+  minor_ctx c = {.v = {minor_visit_v}, .h = h, .promote_age = promote_all ? 0 : age};
+  size_t nursery_bytes = h->young_since_gc * GC_BLOCK_SIZE;
   gc_block *from = h->young;
   h->young = NULL;
   for (gc_block *b = from; b; b = b->next) b->flags |= F_FROM;
@@ -236,6 +240,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     if (h->survivor[i].block) h->survivor[i].block->flags &= (uint8_t)~F_CUR;
     h->survivor[i] = (gc_bump){0};
   }
+  h->high_survival = nursery_bytes && (c.copied + c.promoted) * 3 > nursery_bytes;
   h->young_since_gc = 0;
   h->bytes_copied += c.copied;
   h->bytes_promoted += c.promoted;

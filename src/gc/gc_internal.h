@@ -193,6 +193,7 @@ struct hk_gc_heap {
   gc_block *young; /* nursery + survivor blocks */
   size_t blocks_young, blocks_mature;
   size_t young_since_gc; /* nursery blocks handed out since the last minor collection */
+  bool high_survival;    /* the last minor collection kept more than a third of the nursery */
   gc_block *recyclable[2]; /* mature blocks with holes from the last sweep: [0] pointers, [1] data */
   gc_bump mature[2];     /* promotion allocators: [0] objects with pointers, [1] data */
   gc_bump overflow[2];   /* medium objects that did not fit the current hole */
