@@ -328,6 +328,22 @@ static void sec_realloc(void) {
   CHECK(q != NULL && tu_verify_as(q, p, 10 * MiB - 100, 10 * MiB) == (size_t)-1);
   hk_free(q);
 
+  /* In place when it can (issue 2): growing within the usable size, or shrinking a little, never
+   * needs to move a block. */
+  int moved = 0;
+  size_t first_moved = 0;
+  for (size_t i = 1; i < NSIZES; i++) {
+    size_t n = sizes[i];
+    char *a = hk_malloc(n);
+    size_t u = hk_malloc_usable_size(a);
+    char *b = hk_realloc(a, u);
+    if (b != a && !moved++) first_moved = n;
+    char *c = hk_realloc(b, u - u / 16);
+    if (c != b && !moved++) first_moved = n;
+    hk_free(c);
+  }
+  EXPECTF(moved == 0, "%d reallocs within the usable size or shrinking by 1/16 moved the block (first: %zu bytes)", moved, first_moved);
+
   /* reallocarray is realloc with a checked product. */
   int *arr = hk_reallocarray(NULL, 10, sizeof(int));
   CHECK(arr != NULL);
