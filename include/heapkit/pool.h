@@ -70,12 +70,14 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
  * checking slow path. The mark is explained in docs/arena.md. */
 typedef struct hk_pool_head {
   void *free;
-  size_t in_use, in_use_peak, nfree;
+  size_t nfree;
   char *base;
   size_t carved_bytes;
   size_t stride;
-  uint64_t div_m; /* offset / stride == (offset * div_m) >> div_shift for offsets below 4 MiB */
-  unsigned div_shift;
+  /* offset % stride == 0  <=>  rotr(offset * inv, tz) <= lim  (stride = odd << tz, inv = odd^-1
+   * mod 2^64, lim = UINT64_MAX / stride): one multiply instead of a division. */
+  uint64_t inv, lim;
+  unsigned tz;
   uintptr_t secret;
   bool fast;
 } hk_pool_head;
@@ -88,24 +90,27 @@ static inline void *hk_pool_alloc(hk_pool *p) {
       h->free = b[0];
       b[1] = NULL;
       h->nfree--;
-      if (++h->in_use > h->in_use_peak) h->in_use_peak = h->in_use;
       return b;
     }
   }
   return hk__pool_alloc_slow(p);
 }
 
+static inline bool hk__pool_is_multiple(const hk_pool_head *h, uint64_t off) {
+  uint64_t x = off * h->inv;
+  return ((x >> h->tz) | (x << ((64 - h->tz) & 63))) <= h->lim;
+}
+
 static inline void hk_pool_free(hk_pool *p, void *block) {
   hk_pool_head *h = (hk_pool_head *)p;
   if (HK_LIKELY(h != NULL && h->fast)) {
     uintptr_t b = (uintptr_t)block, off = b - (uintptr_t)h->base;
-    if (HK_LIKELY(off < h->carved_bytes && ((off * h->div_m) >> h->div_shift) * h->stride == off &&
+    if (HK_LIKELY(off < h->carved_bytes && hk__pool_is_multiple(h, off) &&
                   ((uintptr_t *)block)[1] != (h->secret ^ b))) {
       ((void **)block)[0] = h->free;
       ((uintptr_t *)block)[1] = h->secret ^ b;
       h->free = block;
       h->nfree++;
-      h->in_use--;
       return;
     }
   }

@@ -34,18 +34,23 @@ typedef struct pool_seg {
   char *base, *carve, *commit_end, *limit, *poisoned_end;
 } pool_seg;
 
-/* Invariants (hk__pool_is_valid): h.in_use + h.nfree == carved == sum over segments of
+/* Blocks in use are carved - h.nfree, and their peak is the largest carved count: a block is only
+ * carved when the free list is empty, that is when every carved block is in use. So the fast
+ * paths only count the free list.
+ * Invariants (hk__pool_is_valid): h.nfree <= carved == sum over segments of
  * (carve - base) / stride; the free list has h.nfree blocks, each marked; h.fast == !shared &&
  * !track. */
 struct hk_pool {
   hk_pool_head h; /* first: the inline fast path reads it */
   pool_seg *cur, *first, *last;
   size_t align;
+  uint64_t div_m; /* offset / stride == (offset * div_m) >> div_shift for offsets below 4 MiB */
+  unsigned div_shift;
   bool shared;
   bool track; /* annotate every block for ASan/valgrind (kept off the fast path otherwise) */
   uint32_t magic;
   size_t commit_step, retain;
-  size_t carved, committed, committed_peak, reserved, nsegs, bad_frees;
+  size_t carved, peak_before_reset, committed, committed_peak, reserved, nsegs, bad_frees;
   pthread_mutex_t lock;
 };
 
@@ -53,7 +58,7 @@ static inline size_t seg_meta_off(void) { return hk__align_up(sizeof(hk__segment
 static inline pool_seg *meta_of(hk__segment *s) { return (pool_seg *)((char *)s + seg_meta_off()); }
 static inline void lock(hk_pool *p) { if (p->shared) pthread_mutex_lock(&p->lock); }
 static inline void unlock(hk_pool *p) { if (p->shared) pthread_mutex_unlock(&p->lock); }
-static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->h.div_m) >> p->h.div_shift); }
+static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->div_m) >> p->div_shift); }
 static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->h.secret ^ (uintptr_t)b; }
 /* The inline free handles blocks of the first segment; keep its view of that segment current. */
 static inline void sync_first(hk_pool *p) { p->h.carved_bytes = (size_t)(p->first->carve - p->first->base); }
@@ -141,8 +146,13 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->align = align;
   unsigned l = 0;
   while (((size_t)1 << l) < stride) l++;
-  p->h.div_shift = 32 + l;
-  p->h.div_m = (((uint64_t)1 << p->h.div_shift) + stride - 1) / stride;
+  p->div_shift = 32 + l;
+  p->div_m = (((uint64_t)1 << p->div_shift) + stride - 1) / stride;
+  p->h.tz = (unsigned)__builtin_ctzll(stride);
+  uint64_t odd = stride >> p->h.tz, inv = odd; /* Newton: each step doubles the correct bits */
+  for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;
+  p->h.inv = inv;
+  p->h.lim = UINT64_MAX / stride;
   p->shared = opt->shared;
   p->track = hk__track_per_alloc();
   /* Debug builds fill freed blocks, which the inline paths do not: keep them out there. */
@@ -224,7 +234,6 @@ void *hk__pool_alloc_slow(hk_pool *p) {
     if (hk_unlikely(p->track)) hk__track_alloc(b, p->h.stride);
   }
   ((void **)b)[1] = NULL;
-  if (++p->h.in_use > p->h.in_use_peak) p->h.in_use_peak = p->h.in_use;
   unlock(p);
   return b;
 }
@@ -258,7 +267,7 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
   }
   pool_seg *ps = meta_of(s);
   size_t off = (size_t)(b - ps->base);
-  if (hk_unlikely(b < ps->base || b >= ps->carve || slot_of(p, off) * p->h.stride != off)) {
+  if (hk_unlikely(b < ps->base || b >= ps->carve || !hk__pool_is_multiple(&p->h, off))) {
     bad_free(p, b, "not the start of a block of this pool");
   } else if (hk_unlikely(word_open(p, b, 1) == mark_of(p, b)) && on_free_list(p, b)) {
     if (hk_unlikely(p->track)) hk__track_release(b, p->h.stride); /* still free: poisoned again */
@@ -271,7 +280,6 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
     ((uintptr_t *)b)[1] = mark_of(p, b);
     p->h.free = b;
     p->h.nfree++;
-    p->h.in_use--;
     if (hk_unlikely(p->track)) hk__track_release(b, p->h.stride);
   }
   unlock(p);
@@ -295,7 +303,8 @@ void hk_pool_reset(hk_pool *p) {
     ps->carve = ps->base;
   }
   p->h.free = NULL;
-  p->h.nfree = p->h.in_use = p->carved = 0;
+  if (p->carved > p->peak_before_reset) p->peak_before_reset = p->carved;
+  p->h.nfree = p->carved = 0;
   p->cur = p->first;
   sync_first(p);
   size_t keep = p->retain;
@@ -345,7 +354,7 @@ bool hk_pool_contains(const hk_pool *p, const void *q) {
   if ((const char *)q >= ps->base && (const char *)q < ps->carve) {
     const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->h.stride;
     live = !(word_open(p, b, 1) == mark_of(p, b) && on_free_list(p, b));
-    if (hk_unlikely(p->track) && !live) hk__track_release(b + sizeof(void *), sizeof(void *));
+    if (hk_unlikely(p->track) && !live) hk__track_release((char *)b + sizeof(void *), sizeof(void *));
   }
   unlock(mp);
   return live;
@@ -370,7 +379,7 @@ bool hk__pool_is_valid(hk_pool *p) {
   }
   if (nfree != p->h.nfree || p->h.fast != (!p->shared && !p->track && HK_DEBUG == 0)) return false;
   if (p->h.base != p->first->base || p->h.carved_bytes != (size_t)(p->first->carve - p->first->base)) return false;
-  return n == p->nsegs && carved == p->carved && p->h.in_use + p->h.nfree == p->carved;
+  return n == p->nsegs && carved == p->carved && p->h.nfree <= p->carved;
 }
 
 void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
@@ -379,8 +388,8 @@ void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
   out->block_size = p->h.stride;
-  out->in_use = p->h.in_use;
-  out->in_use_peak = p->h.in_use_peak;
+  out->in_use = p->carved - p->h.nfree;
+  out->in_use_peak = p->carved > p->peak_before_reset ? p->carved : p->peak_before_reset;
   out->free_blocks = p->h.nfree;
   out->carved = p->carved;
   out->committed = p->committed;

@@ -59,6 +59,32 @@ static void test_bad_frees(void) {
   hk_pool_destroy(NULL);
 }
 
+/* Every interior pointer of a block is rejected, for strides with and without odd factors (the
+ * inline path decides divisibility with one multiply). */
+static void test_interior(void) {
+  const size_t sizes[] = {16, 24, 48, 100, 112, 1000, 4096, 3 * 4096};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = sizes[k], .align = 8});
+    size_t stride = hk_pool_block_size(p);
+    char *blocks[8];
+    for (int i = 0; i < 8; i++) blocks[i] = hk_pool_alloc(p);
+    size_t rejected = 0, tried = 0;
+    for (size_t off = 1; off < stride; off += (stride > 64 ? 7 : 1)) {
+      hk_pool_free(p, blocks[3] + off);
+      tried++;
+    }
+    hk_pool_stats st;
+    hk_pool_stats_get(p, &st);
+    rejected = st.bad_frees;
+    CHECK_QUIET(rejected == tried && st.in_use == 8);
+    for (int i = 0; i < 8; i++) hk_pool_free(p, blocks[i]);
+    hk_pool_stats_get(p, &st);
+    CHECK_QUIET(st.in_use == 0 && st.bad_frees == tried);
+    hk_pool_destroy(p);
+  }
+  CHECK(1);
+}
+
 /* Random alloc/free against a shadow: every live block keeps its stamp, no block is handed out
  * twice. Block sizes that are not powers of two exercise the reciprocal division. */
 static void churn(size_t size, size_t align, int ops) {
@@ -135,6 +161,9 @@ static void test_typed(void) {
 int main(void) {
   test_basic();
   test_bad_frees();
+  hk_option_set(HK_OPT_VERBOSE, 0); /* the next test rejects thousands of frees on purpose */
+  test_interior();
+  hk_option_set(HK_OPT_VERBOSE, 1);
   churn(48, 0, 200000);
   churn(24, 8, 200000);
   churn(100, 16, 100000);
