@@ -130,9 +130,9 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
      * another one runs only if, at the pace of the last one, it ends within 60% of the limit
      * (a 62k-buffer trace takes ~0.5 s per heuristic; small problems run all of them). */
     static const struct { hk__plan_order o; bool best_fit; } plan[] = {
-      {HK__ORDER_SIZE, true}, {HK__ORDER_PEAK, true}, {HK__ORDER_CONFLICT, true}, {HK__ORDER_LIFETIME, true},
-      {HK__ORDER_AREA, true}, {HK__ORDER_SIZE, false}, {HK__ORDER_PEAK, false}, {HK__ORDER_CONFLICT, false},
-      {HK__ORDER_LIFETIME, false}, {HK__ORDER_AREA, false},
+      {HK__ORDER_SIZE, true}, {HK__ORDER_PEAK, true}, {HK__ORDER_SIZE_LONG, true}, {HK__ORDER_CONFLICT, true},
+      {HK__ORDER_LIFETIME, true}, {HK__ORDER_AREA, true}, {HK__ORDER_SIZE, false}, {HK__ORDER_PEAK, false},
+      {HK__ORDER_SIZE_LONG, false}, {HK__ORDER_CONFLICT, false}, {HK__ORDER_LIFETIME, false}, {HK__ORDER_AREA, false},
     };
     if (hk__plan_make_order(&p, HK__ORDER_SIZE, prio) != HK_OK) goto out;
     for (size_t h = 0; h < sizeof plan / sizeof *plan; h++) {
@@ -149,7 +149,8 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
       }
       if (best_peak <= p.lb || (opt.capacity && best_peak <= opt.capacity)) break;
       double now = hk__plan_now();
-      if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && now - t0 + (now - start) > 0.6 * opt.time_limit) break;
+      double share = p.n <= HK_PLAN_SEARCH_MAX ? 0.6 : 1.0; /* no search after them on big ones */
+      if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && now - t0 + (now - start) > share * opt.time_limit) break;
     }
     hk__plan_greedy_free(g);
     g = NULL;

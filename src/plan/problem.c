@@ -195,9 +195,10 @@ static int ord_cmp(const void *va, const void *vb) {
 }
 
 const char *hk__plan_order_name(hk__plan_order o, bool best_fit) {
-  static const char *bf[] = {"greedy-size", "greedy-lifetime", "greedy-area", "greedy-conflict", "greedy-peak"};
+  static const char *bf[] = {"greedy-size", "greedy-lifetime", "greedy-area", "greedy-conflict", "greedy-peak",
+                             "greedy-size-long"};
   static const char *ff[] = {"greedy-size-firstfit", "greedy-lifetime-firstfit", "greedy-area-firstfit",
-                             "greedy-conflict-firstfit", "greedy-peak-firstfit"};
+                             "greedy-conflict-firstfit", "greedy-peak-firstfit", "greedy-size-long-firstfit"};
   return (unsigned)o < HK__ORDER__COUNT ? (best_fit ? bf[o] : ff[o]) : "?";
 }
 
@@ -260,7 +261,8 @@ int hk__plan_make_order(const hk__plan_prob *p, hk__plan_order o, uint32_t *orde
   for (size_t i = 0; i < n; i++) {
     uint64_t s = p->size[i], l = p->len[i];
     switch (o) {
-    case HK__ORDER_SIZE: k[i] = (ord_key){s, l, 0, (uint32_t)i}; break;
+    case HK__ORDER_SIZE: k[i] = (ord_key){s, 0, 0, (uint32_t)i}; break; /* ties: input order, as TFLite */
+    case HK__ORDER_SIZE_LONG: k[i] = (ord_key){s, l, 0, (uint32_t)i}; break; /* ties: longest first */
     case HK__ORDER_LIFETIME: k[i] = (ord_key){l, s, 0, (uint32_t)i}; break;
     case HK__ORDER_AREA: k[i] = (ord_key){sat_mul(s, l), s, l, (uint32_t)i}; break;
     case HK__ORDER_CONFLICT: k[i] = (ord_key){ck[i], s, l, (uint32_t)i}; break;
