@@ -40,6 +40,7 @@ gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data) {
   gc_seg *s = seg_of_block(b);
   size_t off = block_no(b) * GC_BLOCK_SIZE;
   if (hk__segment_commit(&s->h.base, off, GC_BLOCK_SIZE, NULL) != HK_OK) return NULL;
+  gc_unpoison((char *)s + off, GC_BLOCK_SIZE);
   h->free_blocks = b->next;
   h->nfree--;
   s->nfree--;
@@ -70,6 +71,7 @@ void hk__gc_block_release(hk_gc_heap *h, gc_block *b) {
   h->nfree++;
   seg_of_block(b)->nfree++;
   hk__page_inuse_add(-(ptrdiff_t)GC_BLOCK_SIZE);
+  gc_poison(block_start(b), GC_BLOCK_SIZE);
 }
 
 /* Give wholly free segments back to the page layer, keeping keep_blocks free blocks for the next
@@ -83,6 +85,7 @@ void hk__gc_release_free_segments(hk_gc_heap *h, size_t keep_blocks) {
       *pp = s->next;
       nfree -= USABLE_PER_SEG;
       h->nsegs--;
+      gc_unpoison(s, HK_SEGMENT_SIZE);
       hk__segment_free(&s->h.base);
       continue;
     }

@@ -233,6 +233,17 @@ struct hk_gc_heap {
   gc_type types[HK_GC_MAX_TYPES];
 };
 
+/* Under AddressSanitizer free blocks are poisoned, so an embedder's stale pointer into an
+ * evacuated nursery (a missing root) is reported at its first use. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define gc_poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define gc_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define gc_poison(p, n) ((void)(p), (void)(n))
+#define gc_unpoison(p, n) ((void)(p), (void)(n))
+#endif
+
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
 static inline uintptr_t *hdr_of(const void *obj) { return (uintptr_t *)obj - 1; }

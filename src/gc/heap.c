@@ -92,6 +92,7 @@ int hk_gc_heap_destroy(hk_gc_heap *h) {
     h->segs = s->next;
     for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++)
       if (s->blocks[i].state != B_FREE) hk__page_inuse_add(-(ptrdiff_t)GC_BLOCK_SIZE);
+    gc_unpoison(s, HK_SEGMENT_SIZE);
     hk__segment_free(&s->h.base);
   }
   hk__gc_meta_release_all(h);

@@ -28,7 +28,7 @@ static void node_trace(void *obj, hk_gc_visitor *v) {
 static size_t node_size(const void *obj) { return sizeof(node) + ((const node *)obj)->nkids * sizeof(void *); }
 static size_t blob_size(const void *obj) { return sizeof(blob) + ((const blob *)obj)->len; }
 
-static void register_test_types(hk_gc_heap *h) {
+static inline void register_test_types(hk_gc_heap *h) {
   hk_gc_type_desc a = {.name = "node", .size_of = node_size, .flags = HK_GC_TYPE_TAIL_POINTERS, .tail_start = 2};
   hk_gc_type_desc b = {.name = "node-traced", .trace = node_trace, .size_of = node_size};
   hk_gc_type_desc c = {.name = "blob", .size_of = blob_size, .flags = HK_GC_TYPE_NO_POINTERS};
@@ -37,7 +37,7 @@ static void register_test_types(hk_gc_heap *h) {
   CHECK(hk_gc_type_register(h, &c, &T_BLOB) == HK_OK);
 }
 
-static node *new_node(hk_gc_mutator *m, uint64_t id, uint64_t nkids, bool traced) {
+static inline node *new_node(hk_gc_mutator *m, uint64_t id, uint64_t nkids, bool traced) {
   node *n = hk_gc_alloc(m, traced ? T_NODE_TRACED : T_NODE, sizeof(node) + nkids * sizeof(void *));
   if (n) {
     n->id = id;
@@ -48,7 +48,7 @@ static node *new_node(hk_gc_mutator *m, uint64_t id, uint64_t nkids, bool traced
 
 static unsigned char blob_byte(uint64_t id, uint64_t i) { return (unsigned char)(id * 131 + i * 7 + 3); }
 
-static blob *new_blob(hk_gc_mutator *m, uint64_t id, uint64_t len) {
+static inline blob *new_blob(hk_gc_mutator *m, uint64_t id, uint64_t len) {
   blob *b = hk_gc_alloc_data(m, T_BLOB, sizeof(blob) + len);
   if (b) {
     b->id = id;
