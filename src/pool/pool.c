@@ -64,14 +64,14 @@ static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->h.s
 static inline void sync_first(hk_pool *p) { p->h.carved_bytes = (size_t)(p->first->carve - p->first->base); }
 /* Reads word i of block b, which may be poisoned (a free block). */
 static inline uintptr_t word(const hk_pool *p, const void *b, int i) {
-  if (hk_unlikely(p->track)) hk__track_alloc((char *)b + i * sizeof(void *), sizeof(void *));
+  if (hk_unlikely(p->track)) hk__track_peek((const char *)b + i * sizeof(void *), sizeof(void *));
   uintptr_t w = ((const uintptr_t *)b)[i];
   if (hk_unlikely(p->track)) hk__track_release((char *)b + i * sizeof(void *), sizeof(void *));
   return w;
 }
 /* Reads word i of block b and leaves it addressable; the caller restores the poisoning. */
 static inline uintptr_t word_open(const hk_pool *p, const void *b, int i) {
-  if (hk_unlikely(p->track)) hk__track_alloc((char *)b + i * sizeof(void *), sizeof(void *));
+  if (hk_unlikely(p->track)) hk__track_peek((const char *)b + i * sizeof(void *), sizeof(void *));
   return ((const uintptr_t *)b)[i];
 }
 /* True if b is on the free list: the slow confirmation behind a matching mark. */
@@ -221,8 +221,8 @@ void *hk__pool_alloc_slow(hk_pool *p) {
   lock(p);
   char *b = p->h.free;
   if (hk_likely(b != NULL)) {
+    p->h.free = (void *)word(p, b, 0);
     if (hk_unlikely(p->track)) hk__track_alloc(b, p->h.stride);
-    p->h.free = *(void **)b;
     p->h.nfree--;
   } else {
     b = carve(p);
