@@ -206,7 +206,23 @@ static void fork_parent(void) {
   hk__mseg_fork_parent();
   hk__meta_fork_parent();
 }
+/* A thread of the parent may have been handing a block to one of our full pages (state DELAYING)
+ * when we forked; it does not exist in the child, so nobody would ever clear that state and the
+ * owner would wait for it forever. Clear it (at worst one block of the parent's hand-off leaks). */
+static void clear_stale_delaying(void) {
+  hk_heap *def = hk__tls_heap;
+  if (def == &hk__heap_empty) return;
+  for (hk_heap *h = def->tld->heaps; h; h = h->next)
+    for (size_t i = 1; i <= HK_BIN_FULL; i++)
+      for (hk__page *pg = h->queues[i].first; pg; pg = pg->next) {
+        uintptr_t tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed);
+        if ((tf & HK__DELAY_MASK) == HK__DELAYING)
+          atomic_store_explicit(&pg->xthread_free, (tf & ~HK__DELAY_MASK) | HK__NO_DELAY, memory_order_relaxed);
+      }
+}
+
 static void fork_child(void) {
+  clear_stale_delaying();
   hk__page_fork_child();
   pthread_mutex_init(&live_lock, NULL);
   hk__mseg_fork_child();
