@@ -43,6 +43,7 @@ void hk__heap_init(hk_heap *h, hk__tld *tld) {
   for (size_t i = 1; i <= HK_BIN_MAX; i++) h->queues[i].block_size = hk__bin_size(i);
   h->tld = tld;
   h->thread_id = tld->thread_id;
+  h->magic = HK__HEAP_MAGIC;
 }
 
 static void live_add(hk__tld *tld) {
@@ -101,12 +102,14 @@ static void thread_done(void *arg) {
       /* blocks of a first-class heap outlive its thread; its large blocks just stop being tracked */
       for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
       hk__stats_flush_heap(h);
+      h->magic = 0;
       hk__meta_free(h);
     }
   }
   hk__tld_abandon_segments(tld);
   live_remove(tld);
   hk__stats_flush(tld);
+  r->heap.magic = 0;
   hk__tls_heap = &hk__heap_empty;
   hk__meta_free(r);
 }
@@ -142,6 +145,7 @@ static void heap_unlink(hk_heap *h) {
 
 static void check_owner(hk_heap *h, const char *who) {
   if (h == NULL) hk__fatal("%s: NULL heap", who);
+  if (h->magic != HK__HEAP_MAGIC) hk__fatal("%s: %p is not a live heap (destroyed already?)", who, (void *)h);
   if (h->thread_id != hk__thread_id()) hk__fatal("%s: heap %p belongs to another thread", who, (void *)h);
 }
 
@@ -153,6 +157,7 @@ void hk_heap_destroy(hk_heap *h) {
   hk__heap_free_large_blocks(h);
   hk__stats_flush_heap(h);
   heap_unlink(h);
+  h->magic = 0;
   hk__meta_free(h);
 }
 
@@ -163,6 +168,7 @@ void hk_heap_delete(hk_heap *h) {
   for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
   hk__stats_flush_heap(h);
   heap_unlink(h);
+  h->magic = 0;
   hk__meta_free(h);
 }
 
