@@ -27,7 +27,10 @@ void *hk_malloc(size_t size) { return heap_malloc(hk__tls_heap, size); }
 
 void *hk_heap_malloc(hk_heap *h, size_t size) {
   if (hk_unlikely(h == NULL)) { errno = EINVAL; return NULL; }
-  if (hk_unlikely(h->thread_id != hk__thread_id())) hk__fatal("hk_heap_malloc: heap %p belongs to another thread", (void *)h);
+  if (hk_unlikely(h->thread_id != hk__thread_id())) {
+    if (h->magic != HK__HEAP_MAGIC) hk__fatal("hk_heap_malloc: %p is not a live heap (destroyed already?)", (void *)h);
+    hk__fatal("hk_heap_malloc: heap %p belongs to another thread", (void *)h);
+  }
   return heap_malloc(h, size);
 }
 

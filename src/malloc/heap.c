@@ -43,6 +43,7 @@ void hk__heap_init(hk_heap *h, hk__tld *tld) {
   for (size_t i = 1; i <= HK_BIN_MAX; i++) h->queues[i].block_size = hk__bin_size(i);
   h->tld = tld;
   h->thread_id = tld->thread_id;
+  h->magic = HK__HEAP_MAGIC;
 }
 
 static void live_add(hk__tld *tld) {
@@ -101,12 +102,14 @@ static void thread_done(void *arg) {
       /* blocks of a first-class heap outlive its thread; its large blocks just stop being tracked */
       for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
       hk__stats_flush_heap(h);
+      h->magic = 0;
       hk__meta_free(h);
     }
   }
   hk__tld_abandon_segments(tld);
   live_remove(tld);
   hk__stats_flush(tld);
+  r->heap.magic = 0;
   hk__tls_heap = &hk__heap_empty;
   hk__meta_free(r);
 }
@@ -142,6 +145,7 @@ static void heap_unlink(hk_heap *h) {
 
 static void check_owner(hk_heap *h, const char *who) {
   if (h == NULL) hk__fatal("%s: NULL heap", who);
+  if (h->magic != HK__HEAP_MAGIC) hk__fatal("%s: %p is not a live heap (destroyed already?)", who, (void *)h);
   if (h->thread_id != hk__thread_id()) hk__fatal("%s: heap %p belongs to another thread", who, (void *)h);
 }
 
@@ -153,6 +157,7 @@ void hk_heap_destroy(hk_heap *h) {
   hk__heap_free_large_blocks(h);
   hk__stats_flush_heap(h);
   heap_unlink(h);
+  h->magic = 0;
   hk__meta_free(h);
 }
 
@@ -163,6 +168,7 @@ void hk_heap_delete(hk_heap *h) {
   for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
   hk__stats_flush_heap(h);
   heap_unlink(h);
+  h->magic = 0;
   hk__meta_free(h);
 }
 
@@ -206,7 +212,23 @@ static void fork_parent(void) {
   hk__mseg_fork_parent();
   hk__meta_fork_parent();
 }
+/* A thread of the parent may have been handing a block to one of our full pages (state DELAYING)
+ * when we forked; it does not exist in the child, so nobody would ever clear that state and the
+ * owner would wait for it forever. Clear it (at worst one block of the parent's hand-off leaks). */
+static void clear_stale_delaying(void) {
+  hk_heap *def = hk__tls_heap;
+  if (def == &hk__heap_empty) return;
+  for (hk_heap *h = def->tld->heaps; h; h = h->next)
+    for (size_t i = 1; i <= HK_BIN_FULL; i++)
+      for (hk__page *pg = h->queues[i].first; pg; pg = pg->next) {
+        uintptr_t tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed);
+        if ((tf & HK__DELAY_MASK) == HK__DELAYING)
+          atomic_store_explicit(&pg->xthread_free, (tf & ~HK__DELAY_MASK) | HK__NO_DELAY, memory_order_relaxed);
+      }
+}
+
 static void fork_child(void) {
+  clear_stale_delaying();
   hk__page_fork_child();
   pthread_mutex_init(&live_lock, NULL);
   hk__mseg_fork_child();

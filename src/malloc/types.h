@@ -121,6 +121,8 @@ struct hk__tld {
   struct hk__tld *next_live, *prev_live;
 };
 
+#define HK__HEAP_MAGIC 0x68656170u /* "heap": set while the record is a live heap */
+
 struct hk_heap_s {
   hk__page *direct[HK_DIRECT_SLOTS];       /* page to allocate size (i*8) from; never NULL */
   hk__page_queue queues[HK_BIN_FULL + 1];
@@ -131,6 +133,7 @@ struct hk_heap_s {
   size_t page_count;
   bool is_default;
   bool destroying;
+  uint32_t magic;
   _Atomic int large_lock;                 /* guards large_first (first-class heaps only) */
   hk__segment *large_first;               /* large blocks of a first-class heap */
   /* bytes allocated from this heap minus bytes freed by this thread through it, not yet flushed to
