@@ -25,12 +25,17 @@ static hk_forceinline void *heap_malloc(hk_heap *h, size_t size) {
 
 void *hk_malloc(size_t size) { return heap_malloc(hk__tls_heap, size); }
 
+/* First-class heaps allocate only on their own thread; a stale or foreign handle ends the process. */
+static hk_noinline void heap_misuse(const hk_heap *h, const char *who) {
+  if (h == NULL) hk__fatal("%s: NULL heap", who);
+  if (h->magic != HK__HEAP_MAGIC) hk__fatal("%s: %p is not a live heap (destroyed already?)", who, (const void *)h);
+  hk__fatal("%s: heap %p belongs to another thread", who, (const void *)h);
+}
+#define HEAP_CHECK(h, who) \
+  do { if (hk_unlikely((h) == NULL || (h)->thread_id != hk__thread_id() || (h)->magic != HK__HEAP_MAGIC)) heap_misuse(h, who); } while (0)
+
 void *hk_heap_malloc(hk_heap *h, size_t size) {
-  if (hk_unlikely(h == NULL)) { errno = EINVAL; return NULL; }
-  if (hk_unlikely(h->thread_id != hk__thread_id())) {
-    if (h->magic != HK__HEAP_MAGIC) hk__fatal("hk_heap_malloc: %p is not a live heap (destroyed already?)", (void *)h);
-    hk__fatal("hk_heap_malloc: heap %p belongs to another thread", (void *)h);
-  }
+  HEAP_CHECK(h, "hk_heap_malloc");
   return heap_malloc(h, size);
 }
 
@@ -50,7 +55,7 @@ static void *heap_calloc(hk_heap *h, size_t count, size_t size) {
 
 void *hk_calloc(size_t count, size_t size) { return heap_calloc(hk__tls_heap, count, size); }
 void *hk_heap_calloc(hk_heap *h, size_t count, size_t size) {
-  if (hk_unlikely(h == NULL)) { errno = EINVAL; return NULL; }
+  HEAP_CHECK(h, "hk_heap_calloc");
   return heap_calloc(h, count, size);
 }
 
@@ -81,7 +86,8 @@ static void *heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
 }
 
 void *hk_heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
-  if (hk_unlikely(h == NULL || !hk__is_pow2(align))) { errno = EINVAL; return NULL; }
+  HEAP_CHECK(h, "hk_heap_malloc_aligned");
+  if (hk_unlikely(!hk__is_pow2(align))) { errno = EINVAL; return NULL; }
   return heap_malloc_aligned(h, align, size);
 }
 
@@ -136,7 +142,7 @@ static void *heap_realloc(hk_heap *h, void *p, size_t size) {
 
 void *hk_realloc(void *p, size_t size) { return heap_realloc(hk__tls_heap, p, size); }
 void *hk_heap_realloc(hk_heap *h, void *p, size_t size) {
-  if (hk_unlikely(h == NULL)) { errno = EINVAL; return NULL; }
+  HEAP_CHECK(h, "hk_heap_realloc");
   return heap_realloc(h, p, size);
 }
 
