@@ -30,6 +30,7 @@ hk_arena *hk_arena_new(const hk_arena_options *opt) {
   memset(a, 0, sizeof *a);
   a->magic = HK__ARENA_MAGIC;
   a->flags = o.flags;
+  a->track = !(o.flags & HK_ARENA_NO_POISON) && hk__track_per_alloc();
   a->commit_step = o.commit_step ? hk__align_up(o.commit_step, 4096) : HK__ARENA_DEFAULT_STEP;
   a->retain = o.retain ? o.retain : HK__ARENA_DEFAULT_RETAIN;
   a->budget = o.budget;
@@ -236,13 +237,19 @@ size_t hk__arena_allocated(const hk_arena *a) {
   return total;
 }
 
-/* Brings the peak and the global total up to date; called whenever allocated may be about to drop
- * (restore, reset, destroy) and at every chunk change, so the peak is exact when observed. */
-void hk__arena_sync_stats(hk_arena *a) {
+/* Brings the peak up to date, and the global total when it is off by a commit step or more (an
+ * atomic add on a shared counter at every restore would cost more than the allocations); called
+ * whenever allocated may be about to drop (restore, reset) and at every refill, so the peak is
+ * exact when observed. Returns the bytes allocated now. */
+size_t hk__arena_sync_stats(hk_arena *a) {
   size_t now = hk__arena_allocated(a);
   if (now > a->alloc_peak) a->alloc_peak = now;
-  atomic_fetch_add_explicit(&hk__arena_g.allocated, now - a->synced_alloc, memory_order_relaxed);
-  a->synced_alloc = now;
+  size_t d = now > a->synced_alloc ? now - a->synced_alloc : a->synced_alloc - now;
+  if (d >= HK__ARENA_DEFAULT_STEP) {
+    atomic_fetch_add_explicit(&hk__arena_g.allocated, now - a->synced_alloc, memory_order_relaxed);
+    a->synced_alloc = now;
+  }
+  return now;
 }
 
 void hk_arena_stats_get(const hk_arena *a, hk_arena_stats *out) {

@@ -66,6 +66,7 @@ struct hk_arena {
   uint32_t magic;
   unsigned flags;
   bool slow_only;
+  bool track; /* annotate released memory for ASan/valgrind (poisoning on, and a tool present) */
   uint8_t role;
   size_t commit_step, retain, budget, next_reserve;
 
@@ -130,7 +131,7 @@ HK_INTERNAL bool hk__arena_chunk_is_valid(const hk_arena *a, const hk__arena_chu
 /* arena.c */
 HK_INTERNAL bool hk__arena_is_valid(const hk_arena *a);
 HK_INTERNAL size_t hk__arena_allocated(const hk_arena *a);
-HK_INTERNAL void hk__arena_sync_stats(hk_arena *a);
+HK_INTERNAL size_t hk__arena_sync_stats(hk_arena *a);
 /* Allocation in slow-only mode; tracing and replay hook in here. */
 HK_INTERNAL void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align);
 HK_INTERNAL void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align);
@@ -139,7 +140,7 @@ HK_INTERNAL void hk__arena_destroy_any(hk_arena *a);
 
 /* scope.c */
 HK_INTERNAL void hk__arena_run_cleanups(hk_arena *a, size_t keep);
-HK_INTERNAL void hk__arena_restore_to(hk_arena *a, hk__arena_chunk *c, char *pos, size_t cleanups, size_t seq);
+HK_INTERNAL size_t hk__arena_restore_to(hk_arena *a, hk__arena_chunk *c, char *pos, size_t cleanups, size_t seq);
 
 /* trace.c */
 HK_INTERNAL int hk__arena_trace_init(hk_arena *a);

@@ -13,7 +13,7 @@ size_t hk__arena_header_size(bool with_arena) {
   return n;
 }
 
-static inline bool poisoning(const hk_arena *a) { return !(a->flags & HK_ARENA_NO_POISON); }
+static inline bool poisoning(const hk_arena *a) { return a->track; }
 
 static void atomic_max(_Atomic size_t *x, size_t v) {
   size_t old = atomic_load_explicit(x, memory_order_relaxed);
@@ -163,9 +163,8 @@ void hk__arena_release_range(hk_arena *a, char *from, char *to) {
   if (to <= from) return;
   size_t n = (size_t)(to - from);
 #if HK_DEBUG >= 1
-  hk__track_forget(from, n);
+  if (poisoning(a)) hk__track_forget(from, n);
   memset(from, HK_ARENA_FILL_FREED, n);
-  hk__track_release(from, n);
 #endif
   if (poisoning(a)) hk__track_release(from, n);
 }

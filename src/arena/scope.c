@@ -28,7 +28,7 @@ void hk__arena_run_cleanups(hk_arena *a, size_t keep) {
   }
 }
 
-void hk__arena_restore_to(hk_arena *a, hk__arena_chunk *c, char *pos, size_t cleanups, size_t seq) {
+size_t hk__arena_restore_to(hk_arena *a, hk__arena_chunk *c, char *pos, size_t cleanups, size_t seq) {
   hk__arena_sync_stats(a);
   hk__arena_run_cleanups(a, cleanups);
   if (a->trace) hk__arena_trace_close(a, seq);
@@ -48,13 +48,13 @@ void hk__arena_restore_to(hk_arena *a, hk__arena_chunk *c, char *pos, size_t cle
     a->head.cur = pos;
     a->head.end = hk__chunk_commit_end(c);
   }
-  hk__arena_sync_stats(a);
+  return hk__arena_sync_stats(a);
 }
 
 /* Trimming on every restore would make per-request save/restore pay system calls; only trim when
  * the committed memory left unused is well past the retention. */
-static bool restore_should_trim(hk_arena *a) {
-  size_t slack = a->committed - (a->synced_alloc < a->committed ? a->synced_alloc : a->committed);
+static bool restore_should_trim(hk_arena *a, size_t allocated) {
+  size_t slack = a->committed - (allocated < a->committed ? allocated : a->committed);
   size_t allowance = a->retain + 2 * a->commit_step + a->nchunks * hk__arena_header_size(true) +
                      a->nchunks * (HK_SEGMENT_SIZE / HK_SEGMENT_UNITS);
   return slack > allowance || hk__arena_cur(a)->next != NULL;
@@ -78,8 +78,8 @@ void hk_arena_restore(hk_arena *a, hk_arena_mark m) {
                 (void *)a);
     return;
   }
-  hk__arena_restore_to(a, c, m.pos, m.cleanups, m.seq);
-  if (restore_should_trim(a)) hk__arena_trim(a);
+  size_t now = hk__arena_restore_to(a, c, m.pos, m.cleanups, m.seq);
+  if (restore_should_trim(a, now)) hk__arena_trim(a);
   hk_assert_expensive(hk__arena_is_valid(a));
 }
 

@@ -348,7 +348,7 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
       r->peak = (size_t)peak;
     }
   }
-  if (!(a->flags & HK_ARENA_NO_POISON)) hk__track_release(r->block, r->peak);
+  if (a->track) hk__track_release(r->block, r->peak);
   a->replay = r;
   rc = HK_OK;
   goto out;
