@@ -147,13 +147,20 @@ static bool state_ok(srch *s) {
   return true;
 }
 
-/* Could any child at offset y survive? (monotone in y) */
-static bool level_ok(const srch *s, uint64_t y) {
+/* Children are tried by increasing offset y. A section s with something left to place forbids
+ * every y with y >= floor(s) and y + rem(s) > C (the child's buffers and all the rest must stack
+ * above y there), so the children that can survive are exactly those with y below
+ * min over s of max(floor(s), C - rem(s) + 1). */
+static uint64_t level_limit(const srch *s) {
+  uint64_t lim = UINT64_MAX;
   for (size_t x = s->wlo; x < s->whi; x++) {
     uint64_t r = s->rem[x];
-    if (r && s->floor_s[x] <= y && (y > s->C || r > s->C - y)) return false;
+    if (!r) continue;
+    uint64_t a = r > s->C ? 0 : s->C - r + 1;
+    uint64_t b = s->floor_s[x] > a ? s->floor_s[x] : a;
+    if (b < lim) lim = b;
   }
-  return true;
+  return lim;
 }
 
 /* Tiling inference. A run is a maximal stretch of sections that all have zero slack
@@ -371,7 +378,9 @@ static int dfs(srch *s, size_t depth) {
     }
   }
   int rc = HK_OK;
-  /* candidates: unplaced buffers of the window whose key (offset, first section) is past the cursor */
+  /* candidates: unplaced buffers of the window whose key (offset, first section) is past the
+   * cursor and whose offset passes the level bound (sorting only those is most of a node's work) */
+  uint64_t ylim = level_limit(s);
   size_t base = s->cn;
   for (size_t d = 0; d < p->n; d++) {
     if (s->placed[d] || p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
@@ -383,7 +392,7 @@ static int dfs(srch *s, size_t depth) {
       if (lo < y) lo = y;
     }
     if (lo > s->C || p->size[d] > s->C - lo) { s->cn = base; goto leave; } /* d can never fit */
-    if (!past || (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]])) continue;
+    if (!past || y >= ylim || (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]])) continue;
     if (s->cn == s->ccap) {
       size_t nc = s->ccap ? 2 * s->ccap : 4096;
       hk__plan_kv *v = realloc(s->cand, nc * sizeof *v);
@@ -412,9 +421,9 @@ static int dfs(srch *s, size_t depth) {
     }
   }
   hk__plan_sort_kv(s->cand + base, end - base);
-  uint64_t saved_off = s->cur_off, checked_y = UINT64_MAX;
+  uint64_t saved_off = s->cur_off;
   int64_t saved_sl = s->cur_sl;
-  uint64_t C_at_entry = s->C;
+  uint64_t C_at_entry = s->C, C_before_loop = s->C;
   for (size_t k = base; k < end && !stopped(s, depth); k++) {
     if (s->C != C_at_entry) { /* a placement was found below: is this node still useful? */
       C_at_entry = s->C;
@@ -424,10 +433,7 @@ static int dfs(srch *s, size_t depth) {
     uint64_t y = s->cand[k].key;
     uint32_t c = s->by_rank[s->cand[k].val & 0x3fffffffu];
     if (y + p->size[c] > s->C) continue;
-    if (y != checked_y) {
-      if (!level_ok(s, y)) break;
-      checked_y = y;
-    }
+    if (s->C != C_before_loop && y >= level_limit(s)) break; /* C dropped since ylim was computed */
     size_t mark = s->tn, nwaste = s->nwaste;
     if (place(s, c, y) != HK_OK) { rc = HK_ENOMEM; break; }
     s->cur_off = y;
