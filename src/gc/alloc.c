@@ -153,7 +153,8 @@ void hk__gc_retire_tlabs(hk_gc_heap *h) {
  * handler as long as it asks to retry. Heap lock held; the handler runs without it. */
 static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *collected) {
   hk_gc_heap *h = m->heap;
-  bool full_done = false, minor_done = false;
+  int full_done = 0; /* two: the second one can evacuate what the first freed room for */
+  bool minor_done = false;
   for (;;) {
     /* The young blocks count twice: a collection may have to copy all of them before it frees
      * them, and the limit holds during collections too. */
@@ -164,9 +165,10 @@ static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *colle
       minor_done = *collected = true;
       continue;
     }
-    if (!full_done) {
+    if (full_done < 2) {
       hk__gc_collect_locked(m, HK_GC_FULL);
-      full_done = *collected = true;
+      full_done++;
+      *collected = true;
       continue;
     }
     hk_gc_oom_fn fn = h->opts.oom;
@@ -176,7 +178,7 @@ static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *colle
     int retry = fn(h, request, data);
     gc_lock(h);
     if (!retry) return false;
-    full_done = false;
+    full_done = 1;
   }
 }
 

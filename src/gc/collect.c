@@ -37,6 +37,27 @@ typedef struct minor_ctx {
   uint64_t copied, promoted;
 } minor_ctx;
 
+/* The common case of the collector's allocators, inline. */
+static inline char *bump_fast(gc_bump *a, size_t total) {
+  char *p = a->cursor;
+  if (hk_likely(p && total <= (size_t)(a->limit - p))) {
+    a->cursor = p + total;
+    return p;
+  }
+  return NULL;
+}
+
+/* Most objects are a few words: a word loop beats a call to memcpy. */
+static inline void copy_payload(char *dst, const char *src, size_t n) {
+  if (n <= 64) {
+    uint64_t *d = (uint64_t *)dst;
+    const uint64_t *s = (const uint64_t *)src;
+    for (size_t i = 0; i < n / 8; i++) d[i] = s[i];
+  } else {
+    memcpy(dst, src, n);
+  }
+}
+
 static void push_or_die(hk_gc_heap *h, gc_stack *s, void *p) {
   if (!hk__gc_stack_push(h, s, p)) hk__fatal("gc: out of memory for the collector's work list");
 }
@@ -79,16 +100,18 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
   char *dst;
   uintptr_t nh;
   if (c->promote_age == 0 || age >= c->promote_age) {
-    dst = hk__gc_mature_alloc(c->h, total, data);
+    dst = bump_fast(&c->h->mature[data], total);
+    if (!dst) dst = hk__gc_mature_alloc(c->h, total, data);
     nh = hdr_with_age(hd, 0);
     c->promoted += total;
   } else {
-    dst = hk__gc_survivor_alloc(c->h, total, data);
+    dst = bump_fast(&c->h->survivor[data], total);
+    if (!dst) dst = hk__gc_survivor_alloc(c->h, total, data);
     nh = hdr_with_age(hd, age);
     c->copied += total;
     c->young_found = true;
   }
-  memcpy(dst + HK_GC_GRANULE, p, total - HK_GC_GRANULE);
+  copy_payload(dst + HK_GC_GRANULE, p, total - HK_GC_GRANULE);
   *(uintptr_t *)dst = nh;
   *hdr_of(p) = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
   *slot = dst + HK_GC_GRANULE;
@@ -106,10 +129,10 @@ static void scan_old(minor_ctx *c, void *o) {
   GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
   if (*hdr_of(o) & HK_GC_HDR_NOSCAN) return;
   if (c->young_found) {
-    __atomic_fetch_and(hdr_of(o), ~HK_GC_HDR_BARRIER, __ATOMIC_RELAXED);
+    *hdr_of(o) &= ~HK_GC_HDR_BARRIER; /* the world is stopped: no atomics needed */
     push_or_die(c->h, &c->h->remset, o);
   } else {
-    __atomic_fetch_or(hdr_of(o), HK_GC_HDR_BARRIER, __ATOMIC_RELAXED);
+    *hdr_of(o) |= HK_GC_HDR_BARRIER;
   }
 }
 
@@ -357,20 +380,38 @@ static void full_finalizers(mark_ctx *c) {
   }
 }
 
-/* Evacuation candidates: mature blocks that the last sweep found at most a quarter used and whose
- * holes were not refilled since (a block taken by the hole allocator has free_lines reset). */
+/* Evacuation candidates, Immix style: the sparsest mature blocks (by the free lines the last sweep
+ * counted) first, as many as the copy budget can empty, never blocks more than three quarters
+ * used. The budget is what the free blocks hold, but at least an eighth of the heap: at a tight
+ * heap limit the copies may overshoot it by that much during the collection, because evacuation
+ * is what brings a fragmented heap back under the limit. Returns the budget (0: none chosen). */
 static size_t choose_candidates(hk_gc_heap *h) {
-  size_t n = 0;
   if (h->opts.flags & HK_GC_OPT_NO_EVACUATION) return 0;
+  size_t budget = h->nfree * GC_BLOCK_SIZE, floor = hk__gc_heap_bytes(h) / 8;
+  if (budget < floor) budget = floor;
+  size_t hist[GC_LINES + 1] = {0};
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++)
+      if (s->blocks[i].state == B_MATURE) hist[s->blocks[i].free_lines]++;
+  size_t want = 0;
+  unsigned threshold = GC_LINES + 1;
+  for (unsigned f = GC_LINES; f >= GC_LINES / 4; f--) {
+    size_t live = hist[f] * (GC_LINES - f) * GC_LINE_SIZE;
+    if (hist[f] && want + live > budget) break;
+    want += live;
+    threshold = f;
+  }
+  if (threshold > GC_LINES) return 0;
+  size_t n = 0;
   for (gc_seg *s = h->segs; s; s = s->next)
     for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
       gc_block *b = &s->blocks[i];
-      if (b->state == B_MATURE && b->free_lines >= GC_LINES / 2) {
+      if (b->state == B_MATURE && b->free_lines >= threshold && b->free_lines > 0) {
         b->flags |= F_EVAC;
         n++;
       }
     }
-  return n;
+  return n ? budget : 0;
 }
 
 static void sweep(hk_gc_heap *h) {
@@ -424,11 +465,7 @@ void hk__gc_full(hk_gc_heap *h) {
   }
   h->recyclable[0] = h->recyclable[1] = NULL;
   mark_ctx c = {.v = {mark_visit_v}, .h = h};
-  if (choose_candidates(h)) {
-    c.evac_budget = h->nfree * GC_BLOCK_SIZE;
-    size_t used = hk__gc_heap_bytes(h);
-    if (h->max_heap) c.evac_budget = used < h->max_heap ? (c.evac_budget < h->max_heap - used ? c.evac_budget : h->max_heap - used) : 0;
-  }
+  c.evac_budget = choose_candidates(h);
 
   hk__gc_visit_roots(h, &c.v);
   mark_drain(&c);
