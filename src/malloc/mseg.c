@@ -29,7 +29,7 @@ static void list_push(hk__tld *tld, hk__mseg *seg, uint32_t which) {
   list_remove(tld, seg);
   hk__seg_list *l = list_of(tld, seg, which);
   seg->base.prev = NULL;
-  seg->base.next = &l->first->base;
+  seg->base.next = l->first ? &l->first->base : NULL;
   if (l->first) l->first->base.prev = &seg->base;
   l->first = seg;
   seg->list = which;
