@@ -49,6 +49,7 @@ static hk__arena_trace *trace_alloc_seg(size_t size) {
 
 int hk__arena_trace_init(hk_arena *a) {
   a->trace = trace_alloc_seg(HK_SEGMENT_SIZE);
+  if (a->trace) a->trace->seg->owner = a;
   return a->trace ? HK_OK : HK_ENOMEM;
 }
 
@@ -72,6 +73,7 @@ static bool trace_grow(hk_arena *a) {
     u->top = t->top;
     u->committed_recs = t->n + 1;
     hk__segment_free(t->seg);
+    u->seg->owner = a;
     a->trace = t = u;
   }
   if (t->n >= t->committed_recs) {

@@ -81,6 +81,8 @@ static hk_cold bool on_free_list(const hk_pool *p, const void *b) {
   return false;
 }
 
+HK_INTERNAL bool hk__pool_is_valid(hk_pool *p);
+
 static void account(hk_pool *p, ptrdiff_t bytes) {
   p->committed += (size_t)bytes;
   if (p->committed > p->committed_peak) p->committed_peak = p->committed;
@@ -292,6 +294,7 @@ void hk_pool_reset(hk_pool *p) {
     return;
   }
   lock(p);
+  hk_assert_expensive(hk__pool_is_valid(p));
   for (pool_seg *ps = p->first; ps; ps = ps->next) {
     if (ps->carve > ps->base) {
 #if HK_DEBUG >= 1
@@ -335,6 +338,7 @@ void hk_pool_destroy(hk_pool *p) {
     hk__warning("hk_pool_destroy(%p): not a live pool (destroyed twice?); ignored", (void *)p);
     return;
   }
+  hk_assert_expensive(hk__pool_is_valid(p));
   p->magic = 0;
   pthread_mutex_destroy(&p->lock);
   while (p->last != p->first) seg_free(p, p->last);
@@ -360,7 +364,6 @@ bool hk_pool_contains(const hk_pool *p, const void *q) {
   return live;
 }
 
-HK_INTERNAL bool hk__pool_is_valid(hk_pool *p);
 bool hk__pool_is_valid(hk_pool *p) {
   size_t carved = 0, n = 0, nfree = 0;
   bool after = false;

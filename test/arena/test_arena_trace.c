@@ -98,6 +98,39 @@ static void test_hand_checked(void) {
   hk_arena_destroy(rep);
 }
 
+/* A trace longer than its first 4 MiB segment of records (131,000 of them) moves to a larger one. */
+static void test_long_trace(void) {
+  enum { N = 200000 };
+  hk_arena *a = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_TRACE});
+  hk_arena_mark m = hk_arena_save(a);
+  for (int i = 0; i < N; i++) {
+    CHECK_QUIET(hk_arena_alloc(a, 1 + i % 40) != NULL);
+    if (i % 1000 == 999) {
+      hk_arena_restore(a, m);
+      m = hk_arena_save(a);
+    }
+  }
+  CHECK(hk_arena_trace_write(a, path("arena_long.csv")) == HK_OK);
+  hk_arena_destroy(a);
+  FILE *f = fopen(path("arena_long.csv"), "r");
+  CHECK(f != NULL);
+  if (!f) return;
+  char line[128];
+  long n = -1, bad = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (n >= 0) {
+      long id, lo, up, sz;
+      if (sscanf(line, "%ld,%ld,%ld,%ld", &id, &lo, &up, &sz) != 4) bad++;
+      /* allocation i lives until the restore that ends its group of 1000 */
+      else if (id != n || lo != n || up != (n / 1000 + 1) * 1000 || sz != ((1 + n % 40 + 15) / 16) * 16) bad++;
+    }
+    n++;
+  }
+  fclose(f);
+  CHECK(n == N && bad == 0);
+  remove(path("arena_long.csv"));
+}
+
 static void test_bad_plans(void) {
   const char *bad[] = {
       "id,lower,upper,size\n0,0,1,16\n",            /* no offset column */
@@ -191,6 +224,7 @@ int main(int argc, char **argv) {
   if (argc > 2) snprintf(dir, sizeof dir, "%s", argv[2]);
   test_hand_checked();
   test_bad_plans();
+  test_long_trace();
   if (argc > 1 && argv[1][0] && access(argv[1], X_OK) == 0) test_cli(argv[1]);
   else printf("arena.trace: no heapkit tool given; the CLI round trip was not run\n");
   return check_report("arena.trace");
