@@ -391,6 +391,47 @@ static void test_misuse(void) {
   n = NULL;
 }
 
+/* ---- several independent heaps ---------------------------------------------------------------- */
+
+static hk_gc_heap *h2;
+static void test_heaps(void) {
+  hk_gc_mutator *m2;
+  setup(128 << 10, 0);
+  CHECK(hk_gc_heap_create(NULL, &h2, &m2) == HK_OK);
+  hk_gc_type t2;
+  hk_gc_type_desc d = {.name = "pair2", .size = 16, .pointer_mask = 3};
+  CHECK(hk_gc_type_register(h2, &d, &t2) == HK_OK);
+  node *a = NULL;
+  void **b = NULL;
+  HK_GC_ROOTS(m, a);
+  HK_GC_ROOTS(m2, b);
+  for (int i = 0; i < 20000; i++) {
+    node *n = new_node(m, (uint64_t)i, 1, false);
+    n->kids[0] = a;
+    a = i % 100 ? n : NULL;
+    void **p = hk_gc_alloc(m2, t2, 16);
+    p[0] = b;
+    b = i % 50 ? p : NULL;
+  }
+  hk_gc_collect(m, HK_GC_FULL);
+  hk_gc_collect(m2, HK_GC_MINOR);
+  CHECK(hk_gc_verify(m) == HK_OK);
+  CHECK(hk_gc_verify(m2) == HK_OK);
+  /* An object of one heap is foreign to the other. */
+  CHECK(hk_gc_weak_new(m2, a) == NULL);
+  CHECK(hk_gc_set_finalizer(m, b, fin, NULL) == HK_EINVAL);
+  long n1 = 0, n2 = 0;
+  for (node *x = a; x; x = x->kids[0]) n1++;
+  for (void **y = b; y; y = y[0]) n2++;
+  CHECK(n1 == 99 && n2 == 49);
+  hk_gc_stats s1, s2;
+  hk_gc_stats_get(h, &s1);
+  hk_gc_stats_get(h2, &s2);
+  CHECK(s1.full_collections >= 1 && (hk_option_get(HK_OPT_GC_STRESS) > 0 || s2.full_collections == 0));
+  a = NULL;
+  b = NULL;
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -400,6 +441,11 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "oom")) {
     test_oom();
     CHECK(hk_gc_heap_destroy(h) == HK_OK);
+  }
+  if (all || !strcmp(what, "heaps")) {
+    test_heaps(); /* frames popped on return: now both heaps can go */
+    CHECK(hk_gc_heap_destroy(h) == HK_OK);
+    CHECK(hk_gc_heap_destroy(h2) == HK_OK);
   }
   if (all || !strcmp(what, "misuse")) {
     test_misuse();
