@@ -295,6 +295,7 @@ void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data)
   }
   if (h->stress > 0 && ++m->stress_count % (uint64_t)h->stress == 0 && !m->in_finalizers)
     hk_gc_collect(m, (m->stress_count / (uint64_t)h->stress) % 4 == 0 ? HK_GC_FULL : HK_GC_MINOR);
+  hk_assert_internal(hk__gc_mutator_is_valid(m));
   if (size > HK_GC_MAX_SMALL) return large_alloc(m, type, size, data);
   size_t total = gc_total_of(size);
   for (;;) {

@@ -41,6 +41,7 @@ gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data) {
   size_t off = block_no(b) * GC_BLOCK_SIZE;
   if (hk__segment_commit(&s->h.base, off, GC_BLOCK_SIZE, NULL) != HK_OK) return NULL;
   gc_unpoison((char *)s + off, GC_BLOCK_SIZE);
+  hk_assert_internal(hk__gc_block_is_valid(b) && b->state == B_FREE);
   h->free_blocks = b->next;
   h->nfree--;
   s->nfree--;
@@ -125,4 +126,19 @@ bool hk__gc_block_is_valid(const gc_block *b) {
   if (b->free_lines > GC_LINES) return false;
   if (b->state == B_FREE && b->flags != 0) return false;
   return true;
+}
+
+static bool buffer_ok(const char *start, const char *cursor, const char *limit, const char *fast_limit, bool data) {
+  if (!cursor) return !start && !limit;
+  if (!start || cursor < start || cursor > limit || fast_limit > limit) return false;
+  if ((size_t)(limit - start) != GC_BLOCK_SIZE || ((uintptr_t)start & (GC_BLOCK_SIZE - 1))) return false;
+  const gc_block *b = &((gc_seg *)seghdr_of(start))->blocks[block_index(start)];
+  return b->state == B_YOUNG && ((b->flags & F_DATA) != 0) == data;
+}
+
+bool hk__gc_mutator_is_valid(const hk_gc_mutator *m) {
+  if (!m || !m->heap || m->heap->h.magic != GC_MAGIC || m->fast.stop != &m->heap->stop) return false;
+  if (m->state != MUT_RUNNING && m->state != MUT_BLOCKING && m->state != MUT_STOPPED) return false;
+  return buffer_ok(m->tlab_start, m->fast.cursor, m->real_limit, m->fast.limit, false) &&
+         buffer_ok(m->data_start, m->fast.data_cursor, m->real_data_limit, m->fast.data_limit, true);
 }

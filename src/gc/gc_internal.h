@@ -335,6 +335,8 @@ HK_INTERNAL void hk__gc_block_release(hk_gc_heap *h, gc_block *b);
 HK_INTERNAL size_t hk__gc_heap_bytes(const hk_gc_heap *h);
 HK_INTERNAL void hk__gc_release_free_segments(hk_gc_heap *h, size_t keep_blocks);
 HK_INTERNAL bool hk__gc_block_is_valid(const gc_block *b);
+/* A mutator's buffers: each is empty or inside one young block of its kind, cursor <= limit. */
+HK_INTERNAL bool hk__gc_mutator_is_valid(const hk_gc_mutator *m);
 
 /* alloc.c */
 HK_INTERNAL void *hk__gc_mature_alloc(hk_gc_heap *h, size_t total, bool data);

@@ -94,6 +94,8 @@ static void check_tables(verify_ctx *c) {
   if (young != h->blocks_young || listed_young != young) return fail(c, "young block count mismatch", NULL);
   if (mature != h->blocks_mature) return fail(c, "mature block count mismatch", NULL);
   if (nfree != h->nfree || listed_free != nfree) return fail(c, "free block count mismatch", NULL);
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
+    if (!hk__gc_mutator_is_valid(m)) return fail(c, "corrupt mutator allocation buffers", m);
   size_t lb = 0, lc = 0;
   for (gc_large *l = h->large; l; l = l->next) {
     if (l->h.magic != GC_MAGIC || l->h.role != ROLE_LARGE || l->h.heap != h) return fail(c, "corrupt large object", l);
