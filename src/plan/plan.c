@@ -133,9 +133,10 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
     static const struct { hk__plan_order o; bool best_fit; } plan[] = {
       /* first fit stops at the first gap, so it runs 3-4x faster than best fit on big traces and
        * is often as good: the cheap ones go first, so a short time limit still tries several */
-      {HK__ORDER_SIZE, false}, {HK__ORDER_CONFLICT, false}, {HK__ORDER_SIZE_LONG, false}, {HK__ORDER_PEAK, false},
-      {HK__ORDER_SIZE, true}, {HK__ORDER_SIZE_LONG, true}, {HK__ORDER_PEAK, true}, {HK__ORDER_CONFLICT, true},
-      {HK__ORDER_LIFETIME, true}, {HK__ORDER_AREA, true}, {HK__ORDER_LIFETIME, false}, {HK__ORDER_AREA, false},
+      {HK__ORDER_SIZE, false}, {HK__ORDER_CONFLICT, false}, {HK__ORDER_LONG_FIRST, false}, {HK__ORDER_PEAK, false},
+      {HK__ORDER_SIZE_LONG, false}, {HK__ORDER_SIZE, true}, {HK__ORDER_LONG_FIRST, true}, {HK__ORDER_SIZE_LONG, true},
+      {HK__ORDER_PEAK, true}, {HK__ORDER_CONFLICT, true}, {HK__ORDER_LIFETIME, true}, {HK__ORDER_AREA, true},
+      {HK__ORDER_LIFETIME, false}, {HK__ORDER_AREA, false},
     };
     if (hk__plan_make_order(&p, HK__ORDER_SIZE, prio) != HK_OK) goto out;
     for (size_t h = 0; h < sizeof plan / sizeof *plan; h++) {

@@ -70,7 +70,7 @@ HK_PLAN_HIDDEN uint64_t hk__plan_peak(const hk__plan_prob *p, const uint64_t *of
 /* Greedy orders. */
 typedef enum hk__plan_order {
   HK__ORDER_SIZE, HK__ORDER_LIFETIME, HK__ORDER_AREA, HK__ORDER_CONFLICT, HK__ORDER_PEAK, HK__ORDER_SIZE_LONG,
-  HK__ORDER__COUNT
+  HK__ORDER_LONG_FIRST, HK__ORDER__COUNT
 } hk__plan_order;
 HK_PLAN_HIDDEN const char *hk__plan_order_name(hk__plan_order o, bool best_fit);
 /* Fill order[0..n-1] with buffer indices sorted by the key (descending, deterministic ties). */

@@ -196,9 +196,10 @@ static int ord_cmp(const void *va, const void *vb) {
 
 const char *hk__plan_order_name(hk__plan_order o, bool best_fit) {
   static const char *bf[] = {"greedy-size", "greedy-lifetime", "greedy-area", "greedy-conflict", "greedy-peak",
-                             "greedy-size-long"};
+                             "greedy-size-long", "greedy-long-first"};
   static const char *ff[] = {"greedy-size-firstfit", "greedy-lifetime-firstfit", "greedy-area-firstfit",
-                             "greedy-conflict-firstfit", "greedy-peak-firstfit", "greedy-size-long-firstfit"};
+                             "greedy-conflict-firstfit", "greedy-peak-firstfit", "greedy-size-long-firstfit",
+                             "greedy-long-first-firstfit"};
   return (unsigned)o < HK__ORDER__COUNT ? (best_fit ? bf[o] : ff[o]) : "?";
 }
 
@@ -258,11 +259,17 @@ int hk__plan_make_order(const hk__plan_prob *p, hk__plan_order o, uint32_t *orde
     ck = malloc((n ? n : 1) * sizeof *ck);
     if (!ck || conflict_keys(p, ck) != HK_OK) { free(k); free(ck); return HK_ENOMEM; }
   }
+  uint64_t span = 0;
+  for (size_t i = 0; i < n; i++) if (p->len[i] > span) span = p->len[i];
   for (size_t i = 0; i < n; i++) {
     uint64_t s = p->size[i], l = p->len[i];
     switch (o) {
     case HK__ORDER_SIZE: k[i] = (ord_key){s, 0, 0, (uint32_t)i}; break; /* ties: input order, as TFLite */
     case HK__ORDER_SIZE_LONG: k[i] = (ord_key){s, l, 0, (uint32_t)i}; break; /* ties: longest first */
+    /* long-first: buffers living at least half of the longest lifetime go first (by size), then
+     * the rest by size. A tiny buffer that lives through most of the trace finds no hole common
+     * to all its moments if it comes last, and lands on top of the peak (S_1: +2.5% -> +1%). */
+    case HK__ORDER_LONG_FIRST: k[i] = (ord_key){2 * l >= span, s, l, (uint32_t)i}; break;
     case HK__ORDER_LIFETIME: k[i] = (ord_key){l, s, 0, (uint32_t)i}; break;
     case HK__ORDER_AREA: k[i] = (ord_key){sat_mul(s, l), s, l, (uint32_t)i}; break;
     case HK__ORDER_CONFLICT: k[i] = (ord_key){ck[i], s, l, (uint32_t)i}; break;
