@@ -113,10 +113,12 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
   size_t m = p.n ? p.n : 1;
   uint64_t *best = malloc(m * sizeof *best), *cur = malloc(m * sizeof *cur);
   uint32_t *order = malloc(m * sizeof *order), *prio = malloc(m * sizeof *prio);
+  uint32_t *best_order = malloc(m * sizeof *best_order);
+  bool best_fit = true;
   hk__plan_greedy *g = NULL;
   uint64_t best_peak = UINT64_MAX;
   rc = HK_ENOMEM;
-  if (!best || !cur || !order || !prio) goto out;
+  if (!best || !cur || !order || !prio || !best_order) goto out;
   if (p.n > 0) {
     if (!(g = hk__plan_greedy_new(&p))) goto out;
     /* which heuristics: one for the single-method requests, all otherwise */
@@ -149,12 +151,50 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
       if (pk < best_peak) {
         best_peak = pk;
         memcpy(best, cur, p.n * sizeof *best);
+        memcpy(best_order, order, p.n * sizeof *best_order);
+        best_fit = plan[h].best_fit;
         res->method = hk__plan_order_name(o, plan[h].best_fit);
       }
       if (best_peak <= p.lb || (opt.capacity && best_peak <= opt.capacity)) break;
       double now = hk__plan_now();
       double share = p.n <= HK_PLAN_SEARCH_MAX ? 0.6 : 1.0; /* no search after them on big ones */
       if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && now - t0 + (now - start) > share * opt.time_limit) break;
+      /* big problems: the four first-fit orders, then the squeaky wheel below does better */
+      if (opt.method == HK_PLAN_AUTO && p.n > HK_PLAN_SEARCH_MAX && h == 3) break;
+    }
+    /* Squeaky wheel, for problems too big to search: every buffer that ends above the bound in a
+     * run gets one more point of blame, and the next run places buffers by decreasing blame,
+     * ties in the best heuristic's order. Blame accumulates, so the order keeps moving instead of
+     * settling on a fixed point. While time is left, keep the best. */
+    if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && p.n > HK_PLAN_SEARCH_MAX && best_peak > p.lb &&
+        !(opt.capacity && best_peak <= opt.capacity)) {
+      uint32_t *blame = calloc(p.n, sizeof *blame);
+      hk__plan_kv *kv = malloc(p.n * sizeof *kv);
+      if (!blame || !kv) { free(blame); free(kv); goto out; }
+      memcpy(cur, best, p.n * sizeof *cur);
+      for (int round = 0; round < 1000; round++) {
+        double start = hk__plan_now();
+        for (size_t i = 0; i < p.n; i++) {
+          uint32_t b = best_order[i];
+          if (cur[b] + p.size[b] > p.lb) blame[b]++;
+          kv[i] = (hk__plan_kv){((uint64_t)(UINT32_MAX - blame[b]) << 32) | i, b};
+        }
+        hk__plan_sort_kv(kv, p.n);
+        for (size_t i = 0; i < p.n; i++) order[i] = (uint32_t)kv[i].val;
+        if (hk__plan_greedy_run(g, order, best_fit, cur) != HK_OK) { free(blame); free(kv); goto out; }
+        uint64_t pk = hk__plan_peak(&p, cur);
+        if (pk < best_peak) {
+          best_peak = pk;
+          memcpy(best, cur, p.n * sizeof *best);
+          res->method = "greedy-squeaky";
+        }
+        double now = hk__plan_now();
+        if (best_peak <= p.lb || (opt.capacity && best_peak <= opt.capacity) ||
+            now - t0 + (now - start) > opt.time_limit)
+          break;
+      }
+      free(blame);
+      free(kv);
     }
     hk__plan_greedy_free(g);
     g = NULL;
@@ -178,7 +218,7 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
   rc = HK_OK;
 out:
   hk__plan_greedy_free(g);
-  free(best); free(cur); free(order); free(prio);
+  free(best); free(cur); free(order); free(prio); free(best_order);
   hk__plan_prob_free(&p);
   res->seconds = hk__plan_now() - t0;
   return rc;
