@@ -170,18 +170,28 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
         !(opt.capacity && best_peak <= opt.capacity)) {
       uint32_t *blame = calloc(p.n, sizeof *blame);
       hk__plan_kv *kv = malloc(p.n * sizeof *kv);
-      if (!blame || !kv) { free(blame); free(kv); goto out; }
+      uint64_t *load = calloc(p.nsec + 1, sizeof *load);
+      if (!blame || !kv || !load) { free(blame); free(kv); free(load); goto out; }
+      for (size_t i = 0; i < p.n; i++) { load[p.sl[i]] += p.size[i]; load[p.su[i]] -= p.size[i]; }
+      for (size_t x = 1; x <= p.nsec; x++) load[x] += load[x - 1]; /* wraps back to exact sums */
       memcpy(cur, best, p.n * sizeof *cur);
       for (int round = 0; round < 1000; round++) {
         double start = hk__plan_now();
+        /* the most loaded section in the lifetime of the buffer that sets the peak: everything
+         * live there shares the blame (the waste that lifts the peak is usually there) */
+        uint32_t top = 0;
+        for (uint32_t i = 1; i < p.n; i++) if (cur[i] + p.size[i] > cur[top] + p.size[top]) top = i;
+        uint32_t hot = p.sl[top];
+        for (uint32_t x = p.sl[top]; x < p.su[top]; x++) if (load[x] > load[hot]) hot = x;
         for (size_t i = 0; i < p.n; i++) {
           uint32_t b = best_order[i];
-          if (cur[b] + p.size[b] > p.lb) blame[b]++;
+          if (cur[b] + p.size[b] > p.lb) blame[b] += 2;
+          if (p.sl[b] <= hot && hot < p.su[b]) blame[b]++;
           kv[i] = (hk__plan_kv){((uint64_t)(UINT32_MAX - blame[b]) << 32) | i, b};
         }
         hk__plan_sort_kv(kv, p.n);
         for (size_t i = 0; i < p.n; i++) order[i] = (uint32_t)kv[i].val;
-        if (hk__plan_greedy_run(g, order, best_fit, cur) != HK_OK) { free(blame); free(kv); goto out; }
+        if (hk__plan_greedy_run(g, order, best_fit, cur) != HK_OK) { free(blame); free(kv); free(load); goto out; }
         uint64_t pk = hk__plan_peak(&p, cur);
         if (pk < best_peak) {
           best_peak = pk;
@@ -195,6 +205,7 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
       }
       free(blame);
       free(kv);
+      free(load);
     }
     hk__plan_greedy_free(g);
     g = NULL;
