@@ -501,7 +501,7 @@ void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
     hk__gc_minor(h, false);
     /* Blocks freed beyond the next nursery's worth go back to the OS now, not at the next full
      * collection, so resident memory tracks the heap. */
-    if (h->nfree > 2 * h->nursery_blocks) hk__gc_release_free_segments(h, h->nursery_blocks);
+    if (h->nfree > h->nursery_blocks + h->nursery_blocks / 4) hk__gc_release_free_segments(h, h->nursery_blocks);
     if (h->mature_estimate > h->full_threshold) {
       double t1 = hk__gc_now_ms();
       hk__gc_pause_record(h, 0, t1 - t0);
@@ -511,6 +511,8 @@ void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
       hk__gc_pause_record(h, 0, hk__gc_now_ms() - t0);
     }
   }
+  /* Segments given back wait in the page layer's cache; age it (cheap when nothing is due). */
+  hk__page_collect(hk__clock_ms(), false);
   /* Debug level 3: the whole heap is checked after every collection. */
   hk_assert_expensive(hk__gc_verify_stopped(h) == HK_OK);
   hk__gc_resume_world(m);
