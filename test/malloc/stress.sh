@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soaks of the general allocator for `make stress` (about 10 minutes on 2 cores): the programs of
+# Soaks of the general allocator for `make stress` (15-20 minutes on 2 cores): the programs of
 # `make test` with bigger parameters. Uses the Release build in $BUILD (default build/).
 # HK_STRESS_SECONDS scales the time-based soaks (default 60).
 set -u
