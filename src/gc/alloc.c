@@ -118,6 +118,7 @@ void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data) 
   h->large_count++;
   h->large_bytes += total;
   h->mature_estimate += total;
+  h->bytes_allocated += total;
   hk__page_inuse_add((ptrdiff_t)total);
   size_t bytes = hk__gc_heap_bytes(h);
   if (bytes > h->heap_peak) h->heap_peak = bytes;

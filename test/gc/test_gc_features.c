@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 static hk_gc_heap *h;
+static size_t gc_total_bytes(size_t payload) { return (payload + 15) & ~(size_t)7; }
 static hk_gc_mutator *m;
 
 static void setup(size_t nursery, size_t max_heap) {
@@ -432,6 +433,49 @@ static void test_heaps(void) {
   b = NULL;
 }
 
+/* ---- statistics ------------------------------------------------------------------------------- */
+
+static void test_stats(void) {
+  setup(256 << 10, 0);
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  CHECK(st.minor_collections == 0 && st.full_collections == 0 && st.all.count == 0 && st.mutators == 1 && st.bytes_allocated == 0);
+  node *keep = NULL;
+  {
+    HK_GC_ROOTS(m, keep);
+    /* 1000 live nodes of 4 kids: 8 + 16 + 32 = 56 bytes each; plus a large one, plus garbage. */
+    for (int i = 0; i < 1000; i++) {
+      node *n = new_node(m, (uint64_t)i, 4, false);
+      n->kids[0] = keep;
+      keep = n;
+    }
+    node *big = new_node(m, 5000, 2000, false); /* 16 + 16000 bytes: large */
+    CHECK(big != NULL);
+    hk_gc_write_barrier(m, big);
+    big->kids[0] = keep;
+    keep = big;
+    churn(50000); /* 50000 * 56 bytes of garbage */
+    hk_gc_collect(m, HK_GC_MINOR);
+    hk_gc_collect(m, HK_GC_FULL);
+    hk_gc_stats_get(h, &st);
+    size_t live_expected = 1000 * 56 + gc_total_bytes(16 + 2000 * 8);
+    CHECK(st.live_bytes == live_expected);
+    CHECK(st.bytes_allocated >= 51000u * 56 + 16000);
+    CHECK(st.large_objects == 1 && st.large_bytes == gc_total_bytes(16 + 2000 * 8));
+    CHECK(st.minor_collections >= 1 && (st.full_collections == 1 || hk_option_get(HK_OPT_GC_STRESS) > 0));
+    CHECK(st.minor.count == st.minor_collections && st.full.count == st.full_collections);
+    CHECK(st.all.count == st.minor.count + st.full.count);
+    CHECK(st.bytes_promoted >= 1000 * 56);
+    CHECK(st.heap_size >= live_expected && st.heap_peak >= st.heap_size);
+    CHECK(st.full.max_ms >= st.full.p50_ms && st.full.total_ms >= 0);
+    keep = NULL;
+  }
+  hk_gc_collect(m, HK_GC_FULL);
+  hk_gc_stats_get(h, &st);
+  CHECK(st.live_bytes == 0 && st.large_objects == 0);
+  teardown();
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -442,6 +486,7 @@ int main(int argc, char **argv) {
     test_oom();
     CHECK(hk_gc_heap_destroy(h) == HK_OK);
   }
+  if (all || !strcmp(what, "stats")) test_stats();
   if (all || !strcmp(what, "heaps")) {
     test_heaps(); /* frames popped on return: now both heaps can go */
     CHECK(hk_gc_heap_destroy(h) == HK_OK);
