@@ -137,6 +137,31 @@ int main(int argc, char **argv) {
     threw = true;
   }
   CHECK(threw);
+  // The installed new_handler runs when a throwing or nothrow operator new fails, before it gives
+  // up ([new.delete.single]): a handler that uninstalls itself is called exactly once per failure.
+  static int handler_calls;
+  handler_calls = 0;
+  std::set_new_handler([] { handler_calls++; std::set_new_handler(nullptr); });
+  threw = false;
+  try {
+    sink = ::operator new(opaque(SIZE_MAX / 2));
+  } catch (const std::bad_alloc &) {
+    threw = true;
+  }
+  CHECK(threw);
+  if (handler_calls != 1) std::fprintf(stderr, "malloc_cxx: new_handler called %d times, expected 1\n", handler_calls);
+  CHECK(handler_calls == 1);
+  std::set_new_handler([] { handler_calls++; std::set_new_handler(nullptr); });
+  CHECK(::operator new(opaque(SIZE_MAX / 2), std::nothrow) == nullptr);
+  CHECK(handler_calls == 2);
+  std::set_new_handler([] { handler_calls++; std::set_new_handler(nullptr); });
+  threw = false;
+  try {
+    sink = ::operator new(opaque(SIZE_MAX / 2), std::align_val_t{128});
+  } catch (const std::bad_alloc &) {
+    threw = true;
+  }
+  CHECK(threw && handler_calls == 3);
   CHECK(::operator new(opaque(SIZE_MAX / 2), std::nothrow) == nullptr);
   CHECK(::operator new[](opaque(SIZE_MAX / 2), std::nothrow) == nullptr);
   CHECK(::operator new(opaque(SIZE_MAX / 2), std::align_val_t{256}, std::nothrow) == nullptr);
