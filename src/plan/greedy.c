@@ -66,6 +66,14 @@ hk__plan_greedy *hk__plan_greedy_new(const hk__plan_prob *p) {
   return g;
 }
 
+/* Invariant of an ivset: intervals sorted, non-empty, disjoint and not touching
+ * (v[i].key < v[i].val < v[i+1].key). */
+__attribute__((unused)) static bool ivset_is_valid(const ivset *s) {
+  for (uint32_t i = 0; i < s->n; i++)
+    if (s->v[i].key >= s->v[i].val || (i + 1 < s->n && s->v[i].val >= s->v[i + 1].key)) return false;
+  return true;
+}
+
 /* Add [a, b) to the set, merging with every interval it overlaps or touches. */
 static int ivset_add(ivset *s, uint64_t a, uint64_t b) {
   uint32_t lo = 0, hi = s->n;
@@ -81,6 +89,7 @@ static int ivset_add(ivset *s, uint64_t a, uint64_t b) {
     s->v[i] = (hk__plan_kv){na, nb};
     memmove(&s->v[i + 1], &s->v[j], (s->n - j) * sizeof *s->v);
     s->n -= j - i - 1;
+    hk_plan_assert_expensive(ivset_is_valid(s));
     return HK_OK;
   }
   if (s->n == s->cap) {
@@ -93,6 +102,7 @@ static int ivset_add(ivset *s, uint64_t a, uint64_t b) {
   memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof *s->v);
   s->v[i] = (hk__plan_kv){a, b};
   s->n++;
+  hk_plan_assert_expensive(ivset_is_valid(s));
   return HK_OK;
 }
 

@@ -254,6 +254,41 @@ static void unplace(srch *s, uint32_t c, size_t mark) {
   s->hash ^= s->zob[c];
 }
 
+/* Invariants of the search state (checked at debug level 3 on every node):
+ *   rem[x]     == total[x] - sum of sizes of placed buffers covering section x;
+ *   floor_s[x] == max top of placed buffers covering x (0 if none);
+ *   floor_b[d] == max top of placed buffers overlapping unplaced d in time;
+ *   nwaste     == number of sections with floor_s + rem != total. */
+__attribute__((unused)) static bool srch_is_valid(const srch *s) {
+  const hk__plan_prob *p = s->p;
+  uint64_t *rem = calloc(s->S + 1, sizeof *rem), *fl = calloc(s->S + 1, sizeof *fl);
+  if (!rem || !fl) { free(rem); free(fl); return true; }
+  bool ok = true;
+  memcpy(rem, s->total, (s->S + 1) * sizeof *rem);
+  for (size_t i = 0; i < p->n; i++) {
+    if (!s->placed[i]) continue;
+    for (uint32_t x = p->sl[i]; x < p->su[i]; x++) {
+      rem[x] -= p->size[i];
+      if (s->off[i] + p->size[i] > fl[x]) fl[x] = s->off[i] + p->size[i];
+    }
+  }
+  size_t waste = 0;
+  for (size_t x = 0; x < s->S && ok; x++) {
+    ok = rem[x] == s->rem[x] && fl[x] == s->floor_s[x];
+    waste += fl[x] + rem[x] != s->total[x];
+  }
+  ok = ok && waste == s->nwaste;
+  for (size_t d = 0; d < p->n && ok; d++) {
+    if (s->placed[d]) continue;
+    uint64_t f = 0;
+    for (uint32_t x = p->sl[d]; x < p->su[d]; x++) if (fl[x] > f) f = fl[x];
+    ok = f == s->floor_b[d];
+  }
+  free(rem);
+  free(fl);
+  return ok;
+}
+
 static void found(srch *s) {
   const hk__plan_prob *p = s->p;
   s->solutions++;
@@ -315,6 +350,7 @@ static int dfs(srch *s, size_t depth) {
   const hk__plan_prob *p = s->p;
   if ((++s->nodes & 255) == 0 && hk__plan_now() > s->deadline) { s->timeout = true; return HK_OK; }
   if (s->nodes >= s->node_limit) { s->limited = true; return HK_OK; }
+  hk_plan_assert_expensive(srch_is_valid(s));
   /* unplaced buffers of the window, the boundaries they cross, and the dead-buffer test */
   size_t cnt = 0;
   for (uint32_t x = s->wlo; x <= s->whi; x++) s->cross[x] = 0;
