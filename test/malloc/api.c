@@ -614,6 +614,19 @@ static void *xfree_thread(void *arg) {
   return NULL;
 }
 
+/* A thread that exits leaving a first-class heap (not destroyed) with live blocks. */
+static void *heap_orphan_thread(void *arg) {
+  xfree_arg *a = arg;
+  hk_heap *h = hk_heap_new();
+  CHECK(h != NULL);
+  for (int i = 0; i < a->n; i++) {
+    a->blocks[i] = hk_heap_malloc(h, a->sizes[i]);
+    CHECK(a->blocks[i] != NULL);
+    tu_fill(a->blocks[i], a->sizes[i]);
+  }
+  return NULL;
+}
+
 static void sec_heaps(void) {
   hk_heap *def = hk_heap_get_default();
   CHECK(def != NULL && def == hk_heap_get_default());
@@ -706,6 +719,28 @@ static void sec_heaps(void) {
   for (int i = 0; i < N; i++) CHECK(tu_verify(more[i], 64) == (size_t)-1);
   for (int i = 0; i < N; i += 2) CHECK(!hk_heap_contains(h, ps[i]) || 1); /* freed slots may be reused by `more` */
   hk_heap_destroy(h);
+
+  /* The owner of a heap exits without destroying it: its blocks stay valid and can be freed and
+   * reallocated from here; the memory comes back. */
+  hk_collect(true);
+  hk_stats_get(&s0);
+  for (int i = 0; i < 2000; i++) ns[i] = i % 100 == 0 ? 2 * MiB : tu_powerlaw_size(&r, 32 * KiB);
+  xa = (xfree_arg){ps, ns, 2000};
+  CHECK(pthread_create(&t, NULL, heap_orphan_thread, &xa) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  for (int i = 0; i < 2000; i++) {
+    CHECK(hk_owns(ps[i]) && tu_verify(ps[i], ns[i]) == (size_t)-1);
+    if (i % 4 == 0) {
+      void *old = ps[i];
+      ps[i] = hk_realloc(old, ns[i] + 100);
+      CHECK(ps[i] != NULL && tu_verify_as(ps[i], old, ns[i], ns[i]) == (size_t)-1);
+    }
+    hk_free(ps[i]);
+  }
+  hk_collect(true);
+  hk_stats_get(&s2);
+  EXPECTF(s2.in_use <= s0.in_use + 4 * MiB, "in_use %zu after freeing the blocks of an exited thread's heap (before %zu)", s2.in_use, s0.in_use);
+
   free(more);
   free(ps);
   free(ns);
