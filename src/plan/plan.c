@@ -73,14 +73,15 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
   int rc = HK_OK;
   for (int turn = 0; !refuted && *best_peak > aim && now < aim_end; turn++) {
     double d = now + slice < aim_end ? now + slice : aim_end;
-    int sr = hk__plan_search(turn & 1 ? &rev : p, prio, HK__SEARCH_LB, d, opt->capacity, best, best_peak, &st);
+    int sr = hk__plan_search(turn & 1 ? &rev : p, prio, HK__SEARCH_LB, (unsigned)turn, d, opt->capacity, best,
+                             best_peak, &st);
     if (sr < 0) { rc = sr; goto out; }
     refuted = sr == 2;
     if (turn & 1) slice *= 2;
     now = hk__plan_now();
   }
   if (*best_peak > aim && !(refuted && opt->capacity)) {
-    int sr = hk__plan_search(p, prio, HK__SEARCH_BB, deadline, opt->capacity, best, best_peak, &st);
+    int sr = hk__plan_search(p, prio, HK__SEARCH_BB, 0, deadline, opt->capacity, best, best_peak, &st);
     if (sr < 0) { rc = sr; goto out; }
     if (sr == 1) res->optimal = true;
   }

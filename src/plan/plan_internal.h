@@ -90,13 +90,13 @@ HK_PLAN_HIDDEN int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order
  * On entry *best_peak is the peak of best_off (a valid placement); better placements found are
  * written there. Modes: HK__SEARCH_LB aims only at the lower bound (restarts until the deadline);
  * HK__SEARCH_BB runs one complete branch and bound below *best_peak; HK__SEARCH_BOTH splits the
- * time between the two. stop_at: stop once a placement with peak <= stop_at is known (0 = never).
+ * time between the two. turn varies the random tie-breaks between calls. stop_at: stop once a placement with peak <= stop_at is known (0 = never).
  * Returns 1 if *best_peak is proven optimal, 2 if (LB mode) the lower bound is proven out of
  * reach, 0 if the deadline came first, or HK_ENOMEM. */
 typedef enum hk__plan_search_mode { HK__SEARCH_BOTH, HK__SEARCH_LB, HK__SEARCH_BB } hk__plan_search_mode;
 typedef struct hk__plan_search_stats { uint64_t nodes; } hk__plan_search_stats;
 HK_PLAN_HIDDEN int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_search_mode mode,
-                                   double deadline, uint64_t stop_at, uint64_t *best_off, uint64_t *best_peak,
+                                   unsigned turn, double deadline, uint64_t stop_at, uint64_t *best_off, uint64_t *best_peak,
                                    hk__plan_search_stats *st);
 /* The same problem with time reversed (section x becomes nsec - 1 - x). A placement is valid for
  * one iff it is valid for the other; the search's left-to-right order makes different mistakes

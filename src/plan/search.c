@@ -494,8 +494,20 @@ leave:
   return rc;
 }
 
-int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_search_mode mode, double deadline,
-                    uint64_t stop_at, uint64_t *best_off, uint64_t *best_peak, hk__plan_search_stats *st) {
+/* The Luby sequence 1 1 2 1 1 2 4 1 1 2 1 1 2 4 8 ...: restart budgets that are within a log
+ * factor of the best fixed budget for any heavy-tailed running time. */
+static uint64_t luby(uint64_t i) {
+  for (;;) {
+    uint64_t k = 1;
+    while (((uint64_t)1 << k) - 1 < i) k++;
+    if (i == ((uint64_t)1 << k) - 1) return (uint64_t)1 << (k - 1);
+    i -= ((uint64_t)1 << (k - 1)) - 1;
+  }
+}
+
+int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_search_mode mode, unsigned turn,
+                    double deadline, uint64_t stop_at, uint64_t *best_off, uint64_t *best_peak,
+                    hk__plan_search_stats *st) {
   if (p->n == 0 || *best_peak <= p->lb) return 1;
   srch s;
   memset(&s, 0, sizeof s);
@@ -560,23 +572,24 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   memcpy(s.total, s.rem, (s.S + 1) * sizeof *s.total);
   s.perfect = p->tight && !(stop_at > p->lb);
   /* Pass 0 aims straight at the lower bound, where pruning is strongest (perfect packings are
-   * found here). Its running time is heavy-tailed, so it restarts with a doubling node budget
-   * and a different tie-break among candidates at the same key each time: longest first,
-   * largest first, then random. Pass 1 is one complete branch and bound from the best known
+   * found here). Its running time is heavy-tailed, so it restarts with node budgets following
+   * the Luby sequence (times 2n, about two dives) and a different tie-break among candidates
+   * at the same key each time: longest first, largest first, then random (seeded by the turn,
+   * so successive calls explore differently). Pass 1 is one complete branch and bound from the best known
    * peak down; finishing it proves optimality. Pass 0 gets half of the time. */
   double now = hk__plan_now();
   double split = mode == HK__SEARCH_BOTH ? now + (deadline - now) / 2 : deadline;
-  uint64_t rng = 0x2545F4914F6CDD1Dull ^ n;
+  uint64_t rng = (0x2545F4914F6CDD1Dull ^ n) + 0x9E3779B97F4A7C15ull * turn;
   bool lb_refuted = false;
   for (int restart = 0; mode != HK__SEARCH_BB && !s.done && !lb_refuted && hk__plan_now() < split; restart++) {
     for (size_t i = 0; i < n; i++) {
       uint64_t k;
-      if (restart == 0) k = ~p->len[i];
-      else if (restart == 1) k = (uint64_t)s.rank[i]; /* placeholder, replaced below */
+      if (restart == 0 && turn < 2) k = ~p->len[i];
+      else if (restart == 1 && turn < 2) k = (uint64_t)s.rank[i]; /* placeholder, replaced below */
       else { rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27; k = rng * 2685821657736338717ull; }
       keys[i] = (hk__plan_kv){k, i};
     }
-    if (restart == 1) for (size_t i = 0; i < n; i++) keys[prio[i]].key = i;
+    if (restart == 1 && turn < 2) for (size_t i = 0; i < n; i++) keys[prio[i]].key = i;
     hk__plan_sort_kv(keys, n);
     for (size_t i = 0; i < n; i++) { s.by_rank[i] = (uint32_t)keys[i].val; s.rank[keys[i].val] = (uint32_t)i; }
     s.C = stop_at > p->lb ? stop_at : p->lb;
@@ -584,7 +597,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
     s.cur_off = 0;
     s.cur_sl = -1;
     s.timeout = s.limited = false;
-    s.node_limit = s.nodes + ((uint64_t)1000 << (restart < 20 ? restart : 20));
+    s.node_limit = s.nodes + luby((uint64_t)restart + 1) * 2 * (n + 100);
     if (!state_ok(&s)) { lb_refuted = true; break; }
     if (dfs(&s, 0) != HK_OK) goto out;
     if (!s.timeout && !s.limited && !s.done) lb_refuted = true; /* exhausted: the bound is out of reach */
