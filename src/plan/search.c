@@ -348,8 +348,6 @@ static int next_window(srch *s, size_t depth) {
 /* Returns HK_OK or HK_ENOMEM; done / timeout / limited / abort_depth end the search. */
 static int dfs(srch *s, size_t depth) {
   const hk__plan_prob *p = s->p;
-  if ((++s->nodes & 255) == 0 && hk__plan_now() > s->deadline) { s->timeout = true; return HK_OK; }
-  if (s->nodes >= s->node_limit) { s->limited = true; return HK_OK; }
   hk_plan_assert_expensive(srch_is_valid(s));
   /* unplaced buffers of the window, the boundaries they cross, and the dead-buffer test */
   size_t cnt = 0;
@@ -360,7 +358,9 @@ static int dfs(srch *s, size_t depth) {
     s->cross[p->sl[d] + 1]++;
     s->cross[p->su[d]]--;
   }
-  if (cnt == 0) return next_window(s, depth);
+  if (cnt == 0) return next_window(s, depth); /* never cut off a completed window by a limit */
+  if ((++s->nodes & 255) == 0 && hk__plan_now() > s->deadline) { s->timeout = true; return HK_OK; }
+  if (s->nodes >= s->node_limit) { s->limited = true; return HK_OK; }
   uint64_t key = 0;
   if (s->nwaste == 0 && (s->perfect || s->npend == 0)) {
     key = state_key(s);
