@@ -379,7 +379,37 @@ HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
         if (w_[i_] && !((uintptr_t)w_[i_] & 7)) VISIT((v), &w_[i_]);                         \
   } while (0)
 
-/* collect.c */
+/* ---- shared by the collectors (world stopped) -------------------------------------------------- */
+
+static inline bool in_blocks(const void *obj) { return seghdr_of(hdr_of(obj))->role == ROLE_BLOCKS; }
+static inline void *fwd_of(uintptr_t hd) { return (char *)(hd & ~HK_GC_HDR_FORWARDED) + HK_GC_GRANULE; }
+
+/* The common case of the collector's allocators, inline. */
+static inline char *bump_fast(gc_bump *a, size_t total) {
+  char *p = a->cursor;
+  if (hk_likely(p && total <= (size_t)(a->limit - p))) {
+    a->cursor = p + total;
+    return p;
+  }
+  return NULL;
+}
+
+/* Most objects are a few words: a word loop beats a call to memcpy. */
+static inline void copy_payload(char *dst, const char *src, size_t n) {
+  if (n <= 64) {
+    uint64_t *d = (uint64_t *)dst;
+    const uint64_t *s = (const uint64_t *)src;
+    for (size_t i = 0; i < n / 8; i++) d[i] = s[i];
+  } else {
+    memcpy(dst, src, n);
+  }
+}
+
+static inline void push_or_die(hk_gc_heap *h, gc_stack *s, void *p) {
+  if (!hk__gc_stack_push(h, s, p)) hk__fatal("gc: out of memory for the collector's work list");
+}
+
+/* collect.c (entry, tracing), minor.c, full.c */
 HK_INTERNAL void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind);
 HK_INTERNAL void hk__gc_trace_object(hk_gc_heap *h, void *obj, hk_gc_visitor *v);
 HK_INTERNAL void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v);

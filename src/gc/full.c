@@ -1,0 +1,220 @@
+/* Full collections: a minor collection that promotes everything (so the young generation and the
+ * remembered sets are empty), then mark-region marking of the mature and large spaces (side mark
+ * bitmaps, line marks stamped with the collection's epoch) with opportunistic evacuation of sparse
+ * blocks, weak references, ordered finalization, and a sweep by lines that frees empty blocks,
+ * lists the holes of the others and frees dead large objects. */
+#include "gc/gc_internal.h"
+
+typedef struct mark_ctx {
+  hk_gc_visitor v;
+  hk_gc_heap *h;
+  gc_stack work;
+  size_t live, evacuated, evac_budget;
+} mark_ctx;
+
+static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, void **slot) {
+  mark_ctx *c = (mark_ctx *)v;
+  hk_gc_heap *h = c->h;
+  void *p = *slot;
+  uintptr_t hd = *hdr_of(p);
+  if (!in_blocks(p)) {
+    gc_large *l = large_of(p);
+    if (l->mark != h->epoch) {
+      l->mark = h->epoch;
+      c->live += l->total;
+      if (!(hd & HK_GC_HDR_NOSCAN)) push_or_die(h, &c->work, p);
+    }
+    return;
+  }
+  if (hd & HK_GC_HDR_FORWARDED) {
+    *slot = fwd_of(hd);
+    return;
+  }
+  size_t total = hdr_total(hd);
+  gc_block *b = block_of_obj(p);
+  if ((b->flags & F_EVAC) && !(hd & HK_GC_HDR_PINNED) && total <= c->evac_budget) {
+    /* Opportunistic evacuation: move out of a sparsely used block while marking. */
+    c->evac_budget -= total;
+    char *dst = hk__gc_mature_alloc(h, total, (hd & HK_GC_HDR_NOSCAN) != 0);
+    memcpy(dst, hdr_of(p), total);
+    *hdr_of(p) = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
+    p = dst + HK_GC_GRANULE;
+    *slot = p;
+    c->evacuated += total;
+  }
+  if (!mark_set(p)) return;
+  lines_mark(p, total, h->epoch);
+  c->live += total;
+  if (!(hd & HK_GC_HDR_NOSCAN) && hk_unlikely(!gc_stack_push(h, &c->work, p))) push_or_die(h, &c->work, p);
+}
+
+static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }
+#define MARK_VISIT(v, slot) mark_visit((v), (slot))
+
+static void mark_drain(mark_ctx *c) {
+  void *o;
+  while ((o = hk__gc_stack_pop(c->h, &c->work))) GC_TRACE_WITH(c->h, o, &c->v, MARK_VISIT);
+}
+
+static bool full_alive(hk_gc_heap *h, void **slot) {
+  void *p = *slot;
+  if (!in_blocks(p)) return large_of(p)->mark == h->epoch;
+  uintptr_t hd = *hdr_of(p);
+  if (hd & HK_GC_HDR_FORWARDED) {
+    *slot = fwd_of(hd);
+    return true;
+  }
+  return mark_test(p);
+}
+
+static void full_weaks(hk_gc_heap *h) {
+  for (hk_gc_weak *w = h->weaks; w; w = w->next) {
+    if (!w->target || ((uintptr_t)w->target & 7)) continue;
+    if (!full_alive(h, &w->target)) {
+      w->target = NULL;
+      h->weak_cleared++;
+    }
+  }
+}
+
+static void full_finalizers(mark_ctx *c) {
+  hk_gc_heap *h = c->h;
+  gc_final *list = h->final_old, *dead = NULL;
+  h->final_old = NULL;
+  while (list) {
+    gc_final *f = list;
+    list = f->next;
+    if (full_alive(h, &f->obj)) {
+      f->next = h->final_old;
+      h->final_old = f;
+    } else {
+      f->next = dead;
+      dead = f;
+    }
+  }
+  for (gc_final *f = dead; f; f = f->next) {
+    if (full_alive(h, &f->obj)) continue; /* reached from an earlier one: already traced */
+    hk__gc_trace_object(h, f->obj, &c->v);
+    mark_drain(c);
+  }
+  while (dead) {
+    gc_final *f = dead;
+    dead = f->next;
+    if (full_alive(h, &f->obj)) {
+      f->next = h->final_old;
+      h->final_old = f;
+      continue;
+    }
+    mark_visit(&c->v, &f->obj);
+    mark_drain(c);
+    f->next = h->final_ready;
+    h->final_ready = f;
+  }
+}
+
+/* Evacuation candidates, Immix style: the sparsest mature blocks (by the free lines the last sweep
+ * counted) first, as many as the copy budget can empty, never blocks more than three quarters
+ * used. The budget is what the free blocks hold, but at least an eighth of the heap: at a tight
+ * heap limit the copies may overshoot it by that much during the collection, because evacuation
+ * is what brings a fragmented heap back under the limit. Returns the budget (0: none chosen). */
+static size_t choose_candidates(hk_gc_heap *h) {
+  if (h->opts.flags & HK_GC_OPT_NO_EVACUATION) return 0;
+  size_t budget = h->nfree * GC_BLOCK_SIZE, floor = hk__gc_heap_bytes(h) / 8;
+  if (budget < floor) budget = floor;
+  size_t hist[GC_LINES + 1] = {0};
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++)
+      if (s->blocks[i].state == B_MATURE) hist[s->blocks[i].free_lines]++;
+  size_t want = 0;
+  unsigned threshold = GC_LINES + 1;
+  for (unsigned f = GC_LINES; f >= GC_LINES / 4; f--) {
+    size_t live = hist[f] * (GC_LINES - f) * GC_LINE_SIZE;
+    if (hist[f] && want + live > budget) break;
+    want += live;
+    threshold = f;
+  }
+  if (threshold > GC_LINES) return 0;
+  size_t n = 0;
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
+      gc_block *b = &s->blocks[i];
+      if (b->state == B_MATURE && b->free_lines >= threshold && b->free_lines > 0) {
+        b->flags |= F_EVAC;
+        n++;
+      }
+    }
+  return n ? budget : 0;
+}
+
+static void sweep(hk_gc_heap *h) {
+  h->recyclable[0] = h->recyclable[1] = NULL;
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
+      gc_block *b = &s->blocks[i];
+      if (b->state != B_MATURE) continue;
+      b->flags &= (uint8_t)~(F_EVAC | F_CUR);
+      const uint8_t *lm = s->lines[i];
+      unsigned live = 0, holes = 0;
+      bool in_hole = false;
+      for (unsigned l = 0; l < GC_LINES; l++) {
+        bool used = lm[l] == h->epoch;
+        live += used;
+        if (!used && !in_hole) holes++;
+        in_hole = !used;
+      }
+      if (live == 0) {
+        hk__gc_block_release(h, b);
+        continue;
+      }
+      b->free_lines = (uint16_t)(GC_LINES - live);
+      b->holes = (uint16_t)holes;
+      if (b->free_lines) {
+        bool data = (b->flags & F_DATA) != 0;
+        b->next = h->recyclable[data];
+        h->recyclable[data] = b;
+      }
+    }
+  for (gc_large *l = h->large, *next; l; l = next) {
+    next = l->next;
+    if (l->mark != h->epoch) hk__gc_large_free(h, l);
+  }
+}
+
+void hk__gc_full(hk_gc_heap *h) {
+  hk__gc_minor(h, true);
+  h->minor_count--; /* counted as part of this full collection */
+
+  if (++h->epoch == 0) {
+    for (gc_seg *s = h->segs; s; s = s->next) memset(s->lines, 0, sizeof s->lines);
+    for (gc_large *l = h->large; l; l = l->next) l->mark = 0;
+    h->epoch = 1;
+  }
+  for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
+  /* Holes from the last sweep are meaningless under the new epoch: copies go to fresh blocks. */
+  for (int i = 0; i < 2; i++) {
+    hk__gc_bump_reset(&h->mature[i]);
+    hk__gc_bump_reset(&h->overflow[i]);
+  }
+  h->recyclable[0] = h->recyclable[1] = NULL;
+  mark_ctx c = {.v = {mark_visit_v}, .h = h};
+  c.evac_budget = choose_candidates(h);
+
+  hk__gc_visit_roots(h, &c.v);
+  mark_drain(&c);
+  full_weaks(h);
+  full_finalizers(&c);
+  hk__gc_stack_clear(h, &c.work);
+
+  for (int i = 0; i < 2; i++) {
+    hk__gc_bump_reset(&h->mature[i]);
+    hk__gc_bump_reset(&h->overflow[i]);
+  }
+  sweep(h);
+  h->live_bytes = c.live;
+  h->mature_estimate = c.live;
+  h->bytes_evacuated += c.evacuated;
+  size_t next = (size_t)((double)c.live * (100.0 + h->opts.growth_percent) / 100.0);
+  h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
+  hk__gc_release_free_segments(h, h->nursery_blocks);
+  h->full_count++;
+}
