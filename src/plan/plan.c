@@ -130,8 +130,8 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
     if (opt.method == HK_PLAN_GREEDY_AREA) first = last = HK__ORDER_AREA;
     if (opt.method >= HK_PLAN_GREEDY_SIZE) try_first_fit = false; /* the single-method requests are best fit */
     /* Heuristics. In AUTO mode they share the time limit with the search: another one runs only
-     * if, at the pace of the last one, it ends within 60% of the limit (all of it when the
-     * problem is too big to search). A 62k-buffer trace takes 0.2-0.5 s per heuristic; small
+     * if, at the pace of the last one, it ends within 60% of the limit. Problems too big to
+     * search run three fixed ones and leave the rest of the time to the squeaky wheel. A 62k-buffer trace takes 0.2-0.5 s per heuristic; small
      * problems run all of them in milliseconds. */
     static const struct { hk__plan_order o; bool best_fit; } plan[] = {
       /* first fit stops at the first gap, so it runs 3-4x faster than best fit on big traces and
@@ -158,10 +158,13 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
       }
       if (best_peak <= p.lb || (opt.capacity && best_peak <= opt.capacity)) break;
       double now = hk__plan_now();
-      double share = p.n <= HK_PLAN_SEARCH_MAX ? 0.6 : 1.0; /* no search after them on big ones */
-      if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && now - t0 + (now - start) > share * opt.time_limit) break;
-      /* big problems: the four first-fit orders, then the squeaky wheel below does better */
-      if (opt.method == HK_PLAN_AUTO && p.n > HK_PLAN_SEARCH_MAX && h == 3) break;
+      /* big problems: the three first-fit orders that win on model traces (size, conflict,
+       * long-first), then the squeaky wheel below does better than more orders */
+      if (opt.method == HK_PLAN_AUTO && p.n > HK_PLAN_SEARCH_MAX) {
+        if (h == 2) break;
+        continue;
+      }
+      if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && now - t0 + (now - start) > 0.6 * opt.time_limit) break;
     }
     /* Squeaky wheel, for problems too big to search: every buffer that ends above the bound in a
      * run gets one more point of blame, and the next run places buffers by decreasing blame,

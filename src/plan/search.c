@@ -371,46 +371,30 @@ static int dfs(srch *s, size_t depth) {
   size_t pushed = 0;
   uint32_t lo0 = s->wlo, hi0 = s->whi;
   {
+    uint32_t groups[2 * 64];
+    size_t ng = 0;
     int32_t run = 0;
-    uint32_t glo = UINT32_MAX, last_hi = 0, first_lo = UINT32_MAX, first_hi = 0;
+    uint32_t glo = UINT32_MAX;
     for (uint32_t x = s->wlo; x <= s->whi; x++) {
       run += s->cross[x];
       bool boundary = x == s->whi || (x > s->wlo && run == 0);
       if (boundary && glo != UINT32_MAX) {
-        if (first_lo == UINT32_MAX) { first_lo = glo; first_hi = x; }
-        else {
-          last_hi = x;
-          (void)last_hi;
-        }
+        if (ng < 2 * 64) { groups[ng++] = glo; groups[ng++] = x; }
+        else groups[ng - 1] = x; /* too many: the last group absorbs the rest (still independent) */
         glo = UINT32_MAX;
       }
       if (x < s->whi && glo == UINT32_MAX && s->rem[x]) glo = x;
     }
-    /* second pass: push the groups after the first one, rightmost first */
-    if (first_lo != UINT32_MAX) {
-      uint32_t groups[2 * 64];
-      size_t ng = 0;
-      run = 0;
-      glo = UINT32_MAX;
-      bool overflow = false;
-      for (uint32_t x = s->wlo; x <= s->whi; x++) {
-        run += s->cross[x];
-        bool boundary = x == s->whi || (x > s->wlo && run == 0);
-        if (boundary && glo != UINT32_MAX) {
-          if (ng < 2 * 64) { groups[ng++] = glo; groups[ng++] = x; } else overflow = true;
-          glo = UINT32_MAX;
+    if (ng > 2) { /* solve the first group now, push the others (rightmost deepest) */
+      for (size_t g = ng; g > 2; g -= 2) {
+        if (pend_push(s, (struct pending){groups[g - 2], groups[g - 1], s->cur_off, s->cur_sl, depth}) != HK_OK) {
+          s->npend -= pushed;
+          return HK_ENOMEM;
         }
-        if (x < s->whi && glo == UINT32_MAX && s->rem[x]) glo = x;
+        pushed++;
       }
-      if (ng > 2 && !overflow) {
-        for (size_t g = ng; g > 2; g -= 2) {
-          if (pend_push(s, (struct pending){groups[g - 2], groups[g - 1], s->cur_off, s->cur_sl, depth}) != HK_OK)
-            return HK_ENOMEM;
-          pushed++;
-        }
-        s->wlo = first_lo;
-        s->whi = first_hi;
-      }
+      s->wlo = groups[0];
+      s->whi = groups[1];
     }
   }
   int rc = HK_OK;
