@@ -368,7 +368,7 @@ HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
     if (words_ < 64) mask_ &= ((uint64_t)1 << words_) - 1;                                   \
     /* Touch the children's headers first: their cache misses overlap instead of queueing. */ \
     for (uint64_t pm_ = mask_; pm_; pm_ &= pm_ - 1)                                          \
-      __builtin_prefetch((char *)w_[__builtin_ctzll(pm_)] - HK_GC_GRANULE, 1);               \
+      __builtin_prefetch((void *)((uintptr_t)w_[__builtin_ctzll(pm_)] - HK_GC_GRANULE), 1);  \
     while (mask_) {                                                                          \
       void **s_ = &w_[__builtin_ctzll(mask_)];                                               \
       if (*s_ && !((uintptr_t)*s_ & 7)) VISIT((v), s_);                                      \
