@@ -158,7 +158,7 @@ void *hk__arena_alloc_slow(hk_arena *a, size_t size, size_t align) {
 /* Slow-only mode: a compare-and-swap bump on the current chunk's position, so threads can share
  * the arena. A claim past the commit end commits under the lock; a claim past the reservation
  * makes one thread chain the next chunk while the others wait on the lock and retry. */
-void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align) {
+void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align, bool locked) {
   size_t n = round16(size);
   for (;;) {
     hk__arena_chunk *c = hk__arena_cur(a);
@@ -172,18 +172,18 @@ void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align) {
     }
     if (!full) {
       if (e > (uintptr_t)hk__chunk_commit_end(c)) {
-        hk__arena_lock(a);
+        if (!locked) hk__arena_lock(a);
         int rc = hk__arena_commit_to(a, c, (char *)e);
         if (rc == HK_OK) hk__arena_sync_stats(a);
-        hk__arena_unlock(a);
+        if (!locked) hk__arena_unlock(a);
         if (rc != HK_OK) return NULL; /* the claim stays unused until the next restore */
       }
       return (void *)p;
     }
-    hk__arena_lock(a);
+    if (!locked) hk__arena_lock(a);
     int rc = HK_OK;
     if (hk__arena_cur(a) == c) rc = hk__arena_next_chunk(a, n + align);
-    hk__arena_unlock(a);
+    if (!locked) hk__arena_unlock(a);
     if (rc != HK_OK) return NULL;
   }
 }
@@ -192,7 +192,7 @@ void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align) {
   bool serial = a->trace || a->replay;
   if (serial) hk__arena_lock(a);
   void *p = a->replay ? hk__arena_replay_next(a, size, align) : NULL;
-  if (!p) p = hk__arena_bump_atomic(a, size, align);
+  if (!p) p = hk__arena_bump_atomic(a, size, align, serial && (a->flags & HK_ARENA_CONCURRENT));
   if (p && serial) {
     if (a->trace) hk__arena_trace_add(a, round16(size));
     a->seq++;

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #define THREADS 4
 #define PER_THREAD 20000
@@ -35,6 +36,52 @@ static void *worker(void *arg) {
   hk_arena *child = hk_arena_new(&(hk_arena_options){.parent = shared, .flags = HK_ARENA_CONCURRENT});
   CHECK_QUIET(child && hk_arena_alloc(child, 100));
   return NULL;
+}
+
+/* Budgets under contention: threads allocate until the budget refuses; the total never passes it. */
+static hk_arena *budgeted;
+static atomic_size_t got_bytes;
+static void *until_full(void *arg) {
+  (void)arg;
+  while (hk_arena_alloc(budgeted, 1000)) atomic_fetch_add(&got_bytes, 1008);
+  return NULL;
+}
+
+/* Tracing a shared arena serializes the allocations; every one is recorded once. */
+static hk_arena *traced;
+static void *traced_worker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 2000; i++) CHECK_QUIET(hk_arena_alloc(traced, 24) != NULL);
+  return NULL;
+}
+
+static void test_budget_and_trace(void) {
+  const size_t budget = (size_t)8 << 20;
+  budgeted = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .budget = budget});
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, until_full, NULL);
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  hk_arena_stats st;
+  hk_arena_stats_get(budgeted, &st);
+  CHECK(st.budget_used <= budget && st.committed <= budget);
+  CHECK(atomic_load(&got_bytes) > budget / 2 && atomic_load(&got_bytes) <= budget);
+  hk_arena_destroy(budgeted);
+
+  traced = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT | HK_ARENA_TRACE});
+  for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, traced_worker, NULL);
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  char path[] = "/tmp/hk_arena_conc_traceXXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  CHECK(hk_arena_trace_write(traced, path) == HK_OK);
+  FILE *f = fopen(path, "r");
+  int lines = 0;
+  char buf[128];
+  while (f && fgets(buf, sizeof buf, f)) lines++;
+  if (f) fclose(f);
+  remove(path);
+  CHECK(lines == 1 + THREADS * 2000);
+  hk_arena_destroy(traced);
 }
 
 static int cmp_ptr(const void *a, const void *b) {
@@ -84,5 +131,6 @@ int main(void) {
   hk_arena_destroy(shared); /* and the 2 * THREADS children with it */
   hk_arena_global_stats(&g1);
   CHECK(g1.arenas == g0.arenas - 1 - 2 * THREADS);
+  test_budget_and_trace();
   return check_report("arena.concurrent");
 }
