@@ -44,6 +44,11 @@ run "$HK" plan "$tmp/o.csv"; expect 0 "peak 32" "re-plan output"
 run "$HK" plan --capacity 32 "$tmp/t.csv"; expect 0 "peak 32" "capacity = bound"
 run "$HK" plan --capacity 31 -o "$tmp/none.csv" "$tmp/t.csv"; expect 1 "no placement within capacity 31" "capacity < bound"
 [ ! -e "$tmp/none.csv" ] || fail "output written despite exit 1"
+# above the bound but impossible because of alignment: proven by the search
+printf 'id,lower,upper,size\nA,0,4,3\nB,0,4,3\n' >"$tmp/al.csv"
+run "$HK" plan --align 8 --capacity 8 "$tmp/al.csv"; expect 1 "no placement within capacity 8 exists (proven" "capacity refuted"
+run "$HK" plan --align 8 "$tmp/al.csv"; expect 0 "lower bound 6, peak 11" "alignment above the bound"
+grep -q "optimal" "$tmp/err" || fail "alignment case not proven optimal: $err"
 run "$HK" plan --capacity=1K --time-limit=0.5 --align=8 "$tmp/t.csv"; expect 0 "" "= forms and suffixes"
 # alignment: the 16-byte buffers stay 64-aligned
 run "$HK" plan --align 64 "$tmp/t.csv"; expect 0 "" "align"
