@@ -71,7 +71,12 @@ static void work(hk_gc_mutator *m, uint64_t seed) {
   model *md = calloc(1, sizeof *md);
   node *arr = new_node(m, seed, SLOTS, false);
   HK_GC_ROOTS(m, arr);
+  hk_gc_weak *w = hk_gc_weak_new(m, arr); /* weak handles and pins from several threads */
+  if (!w) failures++;
   for (int r = 0; r < rounds; r++) {
+    bool pinned = r % 4 == 1;
+    void *at = arr;
+    if (pinned) hk_gc_pin(m, arr);
     for (int i = 0; i < 400; i++) {
       st ^= st << 13, st ^= st >> 7, st ^= st << 17;
       int k = (int)(st % SLOTS);
@@ -95,7 +100,13 @@ static void work(hk_gc_mutator *m, uint64_t seed) {
     }
     if (r % 10 == 3) hk_gc_collect(m, HK_GC_FULL);
     if (r % 20 == 7 && hk_gc_verify(m) != HK_OK) failures++;
+    if (hk_gc_weak_get(w) != arr) failures++;
+    if (pinned) {
+      if ((void *)arr != at) failures++; /* pinned: never moved */
+      hk_gc_unpin(m, arr);
+    }
   }
+  hk_gc_weak_free(m, w);
   free(md);
 }
 
