@@ -194,7 +194,7 @@ void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align) {
   void *p = a->replay ? hk__arena_replay_next(a, size, align) : NULL;
   if (!p) p = hk__arena_bump_atomic(a, size, align, serial && (a->flags & HK_ARENA_CONCURRENT));
   if (p && serial) {
-    if (a->trace) hk__arena_trace_add(a, round16(size));
+    if (a->trace) hk__arena_trace_add(a, round16(size), align);
     a->seq++;
   }
   if (serial) hk__arena_unlock(a);

@@ -145,7 +145,7 @@ HK_INTERNAL size_t hk__arena_restore_to(hk_arena *a, hk__arena_chunk *c, char *p
 
 /* trace.c */
 HK_INTERNAL int hk__arena_trace_init(hk_arena *a);
-HK_INTERNAL int hk__arena_trace_add(hk_arena *a, size_t size);
+HK_INTERNAL int hk__arena_trace_add(hk_arena *a, size_t size, size_t align);
 HK_INTERNAL void hk__arena_trace_close(hk_arena *a, size_t from_seq);
 HK_INTERNAL void hk__arena_trace_free(hk_arena *a);
 HK_INTERNAL int hk__arena_replay_init(hk_arena *a, const char *path);

@@ -19,7 +19,8 @@
 
 typedef struct trace_rec {
   uint64_t lower, upper, size;
-  uint64_t prev_open; /* index + 1 of the open record below this one, 0 for none */
+  uint32_t prev_open; /* index + 1 of the open record below this one, 0 for none */
+  uint32_t align;
 } trace_rec;
 
 /* Invariants: n <= cap; records [0, n) lie in committed memory; following prev_open from top
@@ -85,10 +86,10 @@ static bool trace_grow(hk_arena *a) {
   return true;
 }
 
-int hk__arena_trace_add(hk_arena *a, size_t size) {
+int hk__arena_trace_add(hk_arena *a, size_t size, size_t align) {
   hk__arena_trace *t = a->trace;
   if (t->broken) return HK_ENOMEM;
-  if (!trace_grow(a)) {
+  if (t->n >= UINT32_MAX - 1 || !trace_grow(a)) {
     a->trace->broken = true;
     hk__warning("arena %p: out of memory for the allocation trace; the trace is abandoned", (void *)a);
     return HK_ENOMEM;
@@ -99,7 +100,8 @@ int hk__arena_trace_add(hk_arena *a, size_t size) {
   r->lower = a->seq;
   r->upper = OPEN_UPPER;
   r->size = size;
-  r->prev_open = t->top;
+  r->align = (uint32_t)align;
+  r->prev_open = (uint32_t)t->top;
   t->top = ++t->n;
   return HK_OK;
 }
@@ -163,7 +165,7 @@ int hk_arena_trace_write(const hk_arena *a, const char *path) {
   o.fd = fd;
   o.failed = false;
   o.len = 0;
-  out_str(&o, "id,lower,upper,size\n");
+  out_str(&o, "id,lower,upper,size,align\n");
   for (size_t i = 0; i < t->n; i++) {
     const trace_rec *r = &t->recs[i];
     out_u64(&o, i);
@@ -173,6 +175,8 @@ int hk_arena_trace_write(const hk_arena *a, const char *path) {
     out_u64(&o, r->upper == OPEN_UPPER ? a->seq : r->upper);
     out_str(&o, ",");
     out_u64(&o, r->size);
+    out_str(&o, ",");
+    out_u64(&o, r->align);
     out_str(&o, "\n");
   }
   out_flush(&o);
@@ -291,23 +295,35 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
   uint64_t max_id = 0, peak = 0, rows = 0;
   hk__segment *seg = NULL;
   hk__arena_replay *r = NULL;
-  const char *end = text + len, *line = text, *le = memchr(line, '\n', len);
+  const char *end = text + len, *line = text;
+  if (len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3; /* byte-order mark */
+  size_t header_line = 1;
+  for (;;) { /* the header is the first line that is not blank or a # comment */
+    const char *q = line;
+    while (q < end && (*q == ' ' || *q == '\t' || *q == '\r')) q++;
+    if (q < end && *q != '\n' && *q != '#') break;
+    const char *nl = memchr(line, '\n', (size_t)(end - line));
+    if (!nl) break;
+    line = nl + 1;
+    header_line++;
+  }
+  const char *le = memchr(line, '\n', (size_t)(end - line));
   if (!le) le = end;
   int c_id = column(line, le, "id"), c_size = column(line, le, "size"), c_off = column(line, le, "offset");
   if (c_id < 0 || c_size < 0 || c_off < 0) {
-    hk__warning("arena replay: %s line 1: the header needs the columns id, size and offset", path);
+    hk__warning("arena replay: %s line %zu: the header needs the columns id, size and offset", path, header_line);
     goto out;
   }
   for (int pass = 0; pass < 2; pass++) {
-    size_t lineno = 1;
+    size_t lineno = header_line;
     for (const char *s = le < end ? le + 1 : end; s < end; lineno++) {
       const char *e = memchr(s, '\n', (size_t)(end - s));
       if (!e) e = end;
       const char *fs, *fe;
       uint64_t id, size, off;
-      bool blank = true;
-      for (const char *q = s; q < e; q++)
-        if (*q != ' ' && *q != '\r' && *q != '\t') blank = false;
+      const char *q = s;
+      while (q < e && (*q == ' ' || *q == '\r' || *q == '\t')) q++;
+      bool blank = q == e || *q == '#'; /* blank lines and # comments are skipped */
       if (!blank) {
         if (!field(s, e, c_id, &fs, &fe) || !parse_u64(fs, fe, &id) || !field(s, e, c_size, &fs, &fe) ||
             !parse_u64(fs, fe, &size) || !field(s, e, c_off, &fs, &fe) || !parse_u64(fs, fe, &off) ||

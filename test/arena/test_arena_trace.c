@@ -56,11 +56,11 @@ static void test_hand_checked(void) {
   program(rec, x);
   CHECK(hk_arena_trace_write(rec, path("arena_trace.csv")) == HK_OK);
   const char *want =
-      "id,lower,upper,size\n"
-      "0,0,4,16\n"
-      "1,1,3,32\n"
-      "2,2,3,16\n"
-      "3,3,4,48\n";
+      "id,lower,upper,size,align\n"
+      "0,0,4,16,16\n"
+      "1,1,3,32,16\n"
+      "2,2,3,16,16\n"
+      "3,3,4,48,16\n";
   char *got = slurp(path("arena_trace.csv"));
   CHECK(got && strcmp(got, want) == 0);
   if (got && strcmp(got, want) != 0) fprintf(stderr, "trace was:\n%s", got);
@@ -69,8 +69,11 @@ static void test_hand_checked(void) {
   /* The plan, by hand: peak 64 = the lower bound (x0+x1+x2 at time 2, x0+x3 at time 3). Rows in
    * any order, as a planner may write them. */
   spit(path("arena_plan.csv"),
+       "\xEF\xBB\xBF# a plan written by hand (with a byte-order mark and comments, as planners may)\n"
+       "\n"
        "id,lower,upper,size,offset\n"
        "1,1,3,32,16\n"
+       "# x0 at the bottom for the whole run\n"
        "0,0,4,16,0\n"
        "3,3,4,48,16\n"
        "2,2,3,16,48\n");
@@ -204,7 +207,7 @@ static void test_cli(const char *tool) {
   if (pid == 0) {
     int null = open("/dev/null", 1);
     dup2(null, 2);
-    execl(tool, tool, "plan", "--align", "16", "-o", path("arena_work_plan.csv"), path("arena_work.csv"), (char *)NULL);
+    execl(tool, tool, "plan", "-o", path("arena_work_plan.csv"), path("arena_work.csv"), (char *)NULL);
     _exit(127);
   }
   int status = 0;
