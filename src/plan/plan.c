@@ -67,7 +67,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
   hk__plan_search_stats st = {0};
   double deadline = t0 + opt->time_limit, now = hk__plan_now();
   double aim_end = now + (deadline - now) * (p->tight ? 0.9 : 0.5);
-  double slice = opt->time_limit / 64 > 0.005 ? opt->time_limit / 64 : 0.005;
+  double slice = opt->time_limit / 4 > 0.005 ? opt->time_limit / 4 : 0.005;
   uint64_t aim = opt->capacity > p->lb ? opt->capacity : p->lb;
   bool refuted = false;
   int rc = HK_OK;
