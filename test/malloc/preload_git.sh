@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# git in a scratch repository: init, add a few thousand files, several commits, branch and merge,
+# git in a scratch repository (pack and grep threads on): init, add a few thousand files, several commits, branch and merge,
 # log with diffs, blame, grep, repack and gc, fsck. Dates, names and config are pinned so the two
 # runs produce the same object ids.
 source "$(dirname "$0")/preload_common.sh"
@@ -11,7 +11,7 @@ export HOME=$TMP GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=hk GIT_AUTHOR_EMAIL=hk@ex
 cat > "$TMP/work.sh" <<EOS
 set -e
 git init -q -b main repo && cd repo
-git config gc.auto 0; git config pack.threads 1; git config core.pager cat
+git config gc.auto 0; git config pack.threads 2; git config core.pager cat
 for d in \$(seq 0 36); do mkdir dir\$d; done
 awk -v n=$FILES 'BEGIN { for (i = 0; i < n; i++) { f = "dir" (i % 37) "/file" i ".txt";
   for (k = 0; k < 20 + i % 50; k++) print "line " k " of file " i " " (i * k % 101) > f; close(f) } }'
@@ -26,7 +26,7 @@ git checkout -q main && git merge -q --no-edit side
 git log --stat --format='%H %s' | head -400
 git log --format=%H | wc -l
 git blame dir3/file3.txt | head -20
-git grep -c 'change 3' | sort | head -20
+git grep --threads=2 -c 'change 3' | sort | head -20
 git diff HEAD~3 --stat | tail -3
 git repack -a -d -f -q --window=20 && git gc -q
 git count-objects -v | grep -E '^(count|in-pack|packs)'
