@@ -41,6 +41,35 @@ def run_one(exe, args, timeout):
     return r
 
 
+LISP_EXPECTED = ["2599616", "32767", "55", "(12 7 7)"]
+
+
+def run_lisp(lisp, prog, timeout):
+    """The interpreter on lisp_trees.lisp: CPU and RSS from GNU time, pauses from --gc-line."""
+    tf = prog + ".time"
+    try:
+        p = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", tf, lisp, "--gc-line", prog],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, text=True)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout"}
+    except OSError as e:
+        return {"status": "crash", "error": str(e)}
+    try:
+        u, sy, m = open(tf).read().split()[-3:]
+        os.remove(tf)
+    except (OSError, ValueError):
+        return {"status": "crash"}
+    r = {"cpu_s": float(u) + float(sy), "rss_kb": int(m)}
+    line = next((l for l in p.stderr.splitlines() if l.startswith("gcstats ")), "")
+    for kv in line.split()[1:]:
+        k, _, v = kv.partition("=")
+        r[k] = float(v)
+    r["gcs"] = r.get("minor", 0) + r.get("full", 0)
+    r["status"] = "ok" if p.returncode == 0 and \
+        [l.strip() for l in p.stdout.splitlines()] == LISP_EXPECTED else "fail"
+    return r
+
+
 def live_size(bindir, name, args):
     for gc in GCS:
         exe = os.path.join(bindir, f"gcb_{name}_{gc}")
@@ -130,12 +159,26 @@ def main():
                           f"wall={r.get('wall_s', '-')} Mnodes/s={r.get('mnodes_per_s', '-')}", file=sys.stderr, flush=True)
             mt[threads] = {"live": live, "budget": budget, "runs": runs, "summary": {gc: summarize(runs[gc]) for gc in gcs}}
 
+    # The Lisp interpreter as a workload (heapkit only: there is no Boehm build of it).
+    lisp_row = None
+    lisp = os.path.join(a.bindir, "..", "..", "examples", "lisp", "lisp")
+    prog = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lisp_trees.lisp")
+    if (not only or "lisp" in only) and os.path.exists(lisp):
+        runs = []
+        for rep in range(a.reps):
+            r = run_lisp(lisp, prog, a.timeout)
+            runs.append(r)
+            print(f"  lisp       heapkit  rep {rep + 1}: {r.get('status')} cpu={r.get('cpu_s', '-')} "
+                  f"p95={r.get('p95_ms', '-')}", file=sys.stderr, flush=True)
+        lisp_row = {"runs": runs, "summary": summarize(runs)}
+
     # ---- the table ----
     lines = []
     lines.append("## Garbage collector: heapkit vs Boehm (bdwgc)")
     lines.append("")
     lines.append(f"Command: `{a.command}` ({a.reps} repetitions, medians; {os.cpu_count()} cores; "
-                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).")
+                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average at the end "
+                 f"{os.getloadavg()[0]:.1f}: the machine is shared, so compare ratios).")
     lines.append("")
     lines.append("Each workload is one C source compiled for heapkit's precise collector (root frames, write barrier) "
                  "and for the Boehm collector (Debian libgc 8.2, `GC_MALLOC`/`GC_MALLOC_ATOMIC`, "
@@ -172,20 +215,29 @@ def main():
         lines.append(f"| {row['workload']} | {row['factor']:g}x = {row['budget'] / 1048576:.1f} MB | {cell(h, 'cpu_s', 3)} | "
                      f"{cell(b, 'cpu_s', 3)} | {fmt(ratio(hc, bc))} | {cell(h, 'rss_kb', 1, 1024)} | {cell(b, 'rss_kb', 1, 1024)} | "
                      f"{fmt(ratio(hr, br))} | {hp} | {cell(h, 'minor_p95_ms', 3)} | {bp} | {gcs_txt} |")
+    if lisp_row:
+        s = lisp_row["summary"]
+        if s["status"] == "ok":
+            lines.append(f"| lisp (interpreter, heapkit only) | no limit | {s['cpu_s']:.3f} | n/a | - | {s['rss_kb'] / 1024:.1f} | n/a | - | "
+                         f"{s.get('p50_ms', 0):.2f}/{s.get('p95_ms', 0):.2f}/{s.get('max_ms', 0):.2f} | {s.get('minor_p95_ms', 0):.3f} | n/a | "
+                         f"{int(s.get('minor', 0))}+{int(s.get('full', 0))} / - |")
+        else:
+            lines.append(f"| lisp (interpreter, heapkit only) | no limit | {s['label']} | n/a | - | - | n/a | - | - | - | n/a | - |")
     lines.append("")
     if mt:
         lines.append("Thread scaling (`mtbintrees`: each thread runs binary-trees iterations of depth 4.."
                      f"{a.mt_depth} on the shared heap; budget 3x the live size of all threads; throughput = "
                      "nodes allocated per second of wall time):")
         lines.append("")
-        lines.append("| collector | 1 thread Mnodes/s | 2 threads Mnodes/s | 2 vs 1 thread | CPU s 1 thr / 2 thr |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("| collector | 1 thread Mnodes/s | 2 threads Mnodes/s | 2 vs 1 thread | CPU s 1 thr / 2 thr | CPU per node, 2 thr vs 1 |")
+        lines.append("|---|---|---|---|---|---|")
         for gc in gcs:
             s1, s2 = mt[1]["summary"][gc], mt[2]["summary"][gc]
             t1 = s1.get("mnodes_per_s") if s1["status"] == "ok" else None
             t2 = s2.get("mnodes_per_s") if s2["status"] == "ok" else None
             lines.append(f"| {gc} | {fmt(t1) if t1 else s1['label']} | {fmt(t2) if t2 else s2['label']} | "
-                         f"{fmt(ratio(t2, t1))}x | {fmt(s1.get('cpu_s'), 3)} / {fmt(s2.get('cpu_s'), 3)} |")
+                         f"{fmt(ratio(t2, t1))}x | {fmt(s1.get('cpu_s'), 3)} / {fmt(s2.get('cpu_s'), 3)} | "
+                         f"{fmt(ratio(s2.get('cpu_s'), 2 * s1['cpu_s']) if s1.get('cpu_s') else None)}x |")
         lines.append("")
 
     # ---- goals of issue 4, with the measured numbers ----
@@ -252,7 +304,7 @@ def main():
     with open(os.path.join(a.outdir, "gc.md"), "w") as f:
         f.write(table)
     with open(os.path.join(a.outdir, "gc_raw.json"), "w") as f:
-        json.dump({"results": results, "mt": mt}, f, indent=1, default=str)
+        json.dump({"results": results, "mt": mt, "lisp": lisp_row}, f, indent=1, default=str)
     charts(results, gcs, a.outdir)
     return 0 if all(r["summary"][gc]["status"] in ("ok", "oom") for r in results for gc in gcs) else 1
 

@@ -1,8 +1,10 @@
 /* The REPL: reads each file named on the command line (or stdin), evaluates form by form, and
  * reports errors without leaving the loop.
  *
- *   lisp [--verify] [--stats] [--max-heap=MiB] [--nursery=KiB] [file ... | -]
+ *   lisp [--verify] [--stats] [--gc-line] [--max-heap=MiB] [--nursery=KiB] [file ... | -]
  *
+ * --gc-line prints one machine-readable line of collector statistics to stderr at exit (used by
+ * bench/gc/runner.py).
  * Exit status: 0, 1 when any form raised an error, 2 for bad usage or a heap that cannot be
  * created, 3 when --verify found a corrupt heap. */
 #include "lisp.h"
@@ -120,19 +122,20 @@ static int define_prims(void) {
 }
 
 static int usage(void) {
-  fputs("usage: lisp [--verify] [--stats] [--max-heap=MiB] [--nursery=KiB] [file ... | -]\n", stderr);
+  fputs("usage: lisp [--verify] [--stats] [--gc-line] [--max-heap=MiB] [--nursery=KiB] [file ... | -]\n", stderr);
   return 2;
 }
 
 int main(int argc, char **argv) {
   hk_gc_options o;
   hk_gc_options_init(&o);
-  int verify = 0, stats = 0, first = argc;
+  int verify = 0, stats = 0, gc_line = 0, first = argc;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     char *end;
     if (strcmp(a, "--verify") == 0) verify = 1;
     else if (strcmp(a, "--stats") == 0) stats = 1;
+    else if (strcmp(a, "--gc-line") == 0) gc_line = 1;
     else if (strncmp(a, "--max-heap=", 11) == 0) {
       unsigned long v = strtoul(a + 11, &end, 10);
       if (*end || !v) return usage();
@@ -171,6 +174,14 @@ int main(int argc, char **argv) {
   }
   fflush(stdout);
   if (stats) hk_gc_stats_print(H, 2);
+  if (gc_line) {
+    hk_gc_stats st;
+    hk_gc_stats_get(H, &st);
+    fprintf(stderr, "gcstats minor=%llu full=%llu p50_ms=%.4f p95_ms=%.4f max_ms=%.4f minor_p95_ms=%.4f "
+            "full_p95_ms=%.4f heap_peak_kb=%zu\n", (unsigned long long)st.minor_collections,
+            (unsigned long long)st.full_collections, st.all.p50_ms, st.all.p95_ms, st.all.max_ms, st.minor.p95_ms,
+            st.full.p95_ms, st.heap_peak / 1024);
+  }
   lisp_heap_fini();
   if (status) return status;
   return errors ? 1 : 0;
