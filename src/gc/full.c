@@ -53,7 +53,7 @@ static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }
 
 static void mark_drain(mark_ctx *c) {
   void *o;
-  while ((o = hk__gc_stack_pop(c->h, &c->work))) GC_TRACE_WITH(c->h, o, &c->v, MARK_VISIT);
+  while ((o = GC_POP(c->h, &c->work))) GC_TRACE_WITH(c->h, o, &c->v, MARK_VISIT);
 }
 
 static bool full_alive(hk_gc_heap *h, void **slot) {

@@ -309,13 +309,15 @@ HK_INTERNAL void *hk__gc_meta_alloc(hk_gc_heap *h, size_t size);
 HK_INTERNAL void hk__gc_meta_free(hk_gc_heap *h, void *p, size_t size);
 HK_INTERNAL void hk__gc_meta_release_all(hk_gc_heap *h);
 HK_INTERNAL bool hk__gc_stack_push(hk_gc_heap *h, gc_stack *s, void *p);
-static inline void *gc_stack_pop(gc_stack *s) {
+static inline void *gc_stack_pop(gc_stack *s) { /* without freeing chunks; NULL may mean "look below" */
   gc_chunk *c = s->top;
   if (!c) return NULL;
   if (c->n == 0) return NULL;
   s->count--;
   return c->items[--c->n];
 }
+/* Inline in the common case, out of line when a chunk empties. */
+#define GC_POP(h, s) ({ void *p_ = gc_stack_pop(s); p_ ? p_ : hk__gc_stack_pop((h), (s)); })
 static inline bool gc_stack_push(hk_gc_heap *h, gc_stack *s, void *p) {
   gc_chunk *c = s->top;
   if (hk_likely(c && c->n < GC_CHUNK_CAP)) {

@@ -90,7 +90,7 @@ static void scan_old(minor_ctx *c, void *o) {
 
 static void minor_drain(minor_ctx *c) {
   void *o;
-  while ((o = hk__gc_stack_pop(c->h, &c->work))) {
+  while ((o = GC_POP(c->h, &c->work))) {
     if (young_survivor(o)) {
       GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
     } else {
