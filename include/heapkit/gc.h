@@ -337,7 +337,9 @@ HK_API void hk_gc_weak_free(hk_gc_mutator *m, hk_gc_weak *w);
  * finalized while the cycle exists, as with the Boehm collector: break cycles with a weak
  * reference. obj is alive during fn (it may be resurrected by storing it somewhere). fn runs on
  * a mutator thread after the collection, with the world running, and may allocate.
- * One finalizer per object; setting fn = NULL removes it. Returns HK_OK, HK_EINVAL, HK_ENOMEM. */
+ * One finalizer per object; setting fn = NULL removes it. Returns HK_OK, HK_EINVAL, HK_ENOMEM.
+ * A first registration is cheap and lock-free; changing or removing one stops the world
+ * (safepoint). */
 typedef void (*hk_gc_finalizer_fn)(hk_gc_mutator *m, void *obj, void *data);
 HK_API int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data);
 /* Run the queued finalizers now (the normal way with HK_GC_OPT_MANUAL_FINALIZERS). Returns how

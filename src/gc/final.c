@@ -97,6 +97,8 @@ int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void
   } else if (!(__atomic_load_n(hdr_of(obj), __ATOMIC_RELAXED) & HK_GC_HDR_FINALIZABLE)) {
     return HK_OK;
   }
+  /* Waiting for the world may let another thread's collection move obj: keep it rooted. */
+  HK_GC_ROOTS(m, obj);
   gc_lock(h);
   while (!hk__gc_stop_world(m)) {}
   hk__gc_merge_finalizers(h);
