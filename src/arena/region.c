@@ -11,7 +11,11 @@
  * caller's results.
  *
  * At thread exit a destructor pops the regions the thread left on its stack (running their
- * cleanups) and destroys the cache and the scratch arenas. */
+ * cleanups) and destroys the cache and the scratch arenas.
+ *
+ * Thread-local storage is one pointer: the library is built with the initial-exec TLS model and
+ * may be dlopen'ed, where static TLS is scarce. The per-thread record lives in the thread's first
+ * scratch arena (allocated before any mark is saved there, so no scope ever releases it). */
 #include "arena/arena_internal.h"
 
 #include <errno.h>
@@ -24,10 +28,9 @@ typedef struct thread_arenas {
   hk_arena *cache[REGION_CACHE];
   size_t ncache;
   hk_arena *scratch[HK_SCRATCH_ARENAS];
-  bool registered;
 } thread_arenas;
 
-static __thread thread_arenas t_arenas;
+static __thread thread_arenas *t_arenas;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
@@ -46,8 +49,9 @@ static void region_release(thread_arenas *t, hk_arena *r) {
 }
 
 static void thread_exit(void *arg) {
-  thread_arenas *t = &t_arenas;
+  thread_arenas *t = t_arenas;
   (void)arg;
+  if (!t) return;
   while (t->top) {
     hk_arena *r = t->top;
     t->top = r->region_prev;
@@ -55,25 +59,37 @@ static void thread_exit(void *arg) {
   }
   t->depth = 0;
   while (t->ncache) destroy_owned(t->cache[--t->ncache]);
-  for (int i = 0; i < HK_SCRATCH_ARENAS; i++) {
+  hk_arena *home = t->scratch[0]; /* holds t itself: last */
+  for (int i = 1; i < HK_SCRATCH_ARENAS; i++)
     if (t->scratch[i]) destroy_owned(t->scratch[i]);
-    t->scratch[i] = NULL;
-  }
-  t->registered = false;
+  t_arenas = NULL;
+  destroy_owned(home);
 }
 
 static void make_key(void) { pthread_key_create(&exit_key, thread_exit); }
 
-static void register_thread(thread_arenas *t) {
-  if (t->registered) return;
+/* This thread's record, created on first use (NULL if no memory). */
+static thread_arenas *me(void) {
+  thread_arenas *t = t_arenas;
+  if (hk_likely(t != NULL)) return t;
+  hk_arena *home = hk_arena_new(NULL);
+  if (!home) return NULL;
+  home->role = HK__ROLE_SCRATCH;
+  t = hk_arena_calloc(home, 1, sizeof *t);
+  if (!t) {
+    destroy_owned(home);
+    return NULL;
+  }
+  t->scratch[0] = home;
   pthread_once(&exit_once, make_key);
   pthread_setspecific(exit_key, (void *)1);
-  t->registered = true;
+  t_arenas = t;
+  return t;
 }
 
 hk_arena *hk_region_push(void) {
-  thread_arenas *t = &t_arenas;
-  register_thread(t);
+  thread_arenas *t = me();
+  if (!t) return NULL;
   hk_arena *r = t->ncache ? t->cache[--t->ncache] : hk_arena_new(NULL);
   if (!r) return NULL;
   r->role = HK__ROLE_REGION;
@@ -84,8 +100,8 @@ hk_arena *hk_region_push(void) {
 }
 
 void hk_region_pop(hk_arena *r) {
-  thread_arenas *t = &t_arenas;
-  hk_arena *x = t->top;
+  thread_arenas *t = t_arenas;
+  hk_arena *x = t ? t->top : NULL;
   while (x && x != r) x = x->region_prev;
   if (!r || !x) {
     hk__warning("hk_region_pop(%p): not a region on this thread's stack; ignored", (void *)r);
@@ -101,11 +117,11 @@ void hk_region_pop(hk_arena *r) {
   }
 }
 
-hk_arena *hk_region_top(void) { return t_arenas.top; }
-size_t hk_region_depth(void) { return t_arenas.depth; }
+hk_arena *hk_region_top(void) { return t_arenas ? t_arenas->top : NULL; }
+size_t hk_region_depth(void) { return t_arenas ? t_arenas->depth : 0; }
 
 void *hk_region_alloc(size_t size) {
-  hk_arena *r = t_arenas.top;
+  hk_arena *r = t_arenas ? t_arenas->top : NULL;
   if (!r) {
     errno = EINVAL;
     return NULL;
@@ -114,15 +130,15 @@ void *hk_region_alloc(size_t size) {
 }
 
 hk_scratch hk_scratch_begin(hk_arena *const *conflicts, size_t n) {
-  thread_arenas *t = &t_arenas;
+  thread_arenas *t = me();
   hk_scratch s = {0};
+  if (!t) return s;
   for (int i = 0; i < HK_SCRATCH_ARENAS; i++) {
     hk_arena *a = t->scratch[i];
     bool clash = false;
     for (size_t k = 0; a && k < n && !clash; k++) clash = conflicts && conflicts[k] == a;
     if (clash) continue;
     if (!a) {
-      register_thread(t);
       a = hk_arena_new(NULL);
       if (!a) return s;
       a->role = HK__ROLE_SCRATCH;

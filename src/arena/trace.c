@@ -122,7 +122,7 @@ typedef struct outbuf {
   int fd;
   bool failed;
   size_t len;
-  char buf[8192];
+  char buf[1024];
 } outbuf;
 
 static void out_flush(outbuf *o) {
@@ -161,7 +161,7 @@ int hk_arena_trace_write(const hk_arena *a, const char *path) {
     hk__warning("hk_arena_trace_write: cannot open %s for writing", path);
     return HK_EPERM;
   }
-  static __thread outbuf o; /* 8 KiB: too much for small thread stacks */
+  outbuf o; /* on the stack: thread-local storage must stay tiny (the library may be dlopen'ed) */
   o.fd = fd;
   o.failed = false;
   o.len = 0;
