@@ -188,7 +188,8 @@ def main():
                  "statistics (every minor and full collection), Boehm's collection events GC_EVENT_START..END "
                  "(its stop-the-world collections; lazy sweeping during allocation is not a pause there). "
                  "`OOM k/n` = k of the n repetitions exhausted the budget (allocation returned NULL); figures are "
-                 "then left out. Ratios are heapkit / Boehm.")
+                 "then left out. Ratios are heapkit / Boehm. "
+                 f"binary-trees runs at depth {a.depth} (`HK_GCB_DEPTH=20` for the full size, about 4x longer).")
     lines.append("")
     lines.append("| workload | budget | hk CPU s | Boehm CPU s | CPU ratio | hk RSS MB | Boehm RSS MB | RSS ratio | "
                  "hk pauses p50/p95/max ms | hk minor p95 ms | Boehm pauses p50/p95/max ms | GCs hk (minor+full) / Boehm |")

@@ -2,10 +2,13 @@
 # Longer soaks of the Lisp interpreter than `make test` runs (for `make stress`): every test
 # program under HEAPKIT_GC_STRESS=1 and 2 (a collection at every allocation, every fourth one full)
 # with the heap verified after every form, then the GC-heavy program repeated at several stress
-# periods. Uses build/examples/lisp/lisp (or $LISP). Exit status 0 when everything matched.
+# periods. Uses $BUILD/examples/lisp/lisp (BUILD as set by test/stress.sh, default build), or
+# $LISP. Exit status 0 when everything matched.
 set -u
 cd "$(dirname "$0")"
-lisp=${LISP:-../../build/examples/lisp/lisp}
+b=${BUILD:-build}
+case $b in /*) ;; *) b=../../$b ;; esac
+lisp=${LISP:-$b/examples/lisp/lisp}
 [ -x "$lisp" ] || { echo "lisp stress: $lisp not built (run make first)"; exit 2; }
 fail=0
 check() { # name expected-file status env... -- args...
