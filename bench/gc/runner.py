@@ -187,6 +187,7 @@ def main():
                  "CPU = user+sys of the whole process (getrusage), RSS = ru_maxrss, pauses: heapkit's own "
                  "statistics (every minor and full collection), Boehm's collection events GC_EVENT_START..END "
                  "(its stop-the-world collections; lazy sweeping during allocation is not a pause there). "
+                 "Pauses are wall-clock, so on a loaded machine preemption inflates the high percentiles of both. "
                  "`OOM k/n` = k of the n repetitions exhausted the budget (allocation returned NULL); figures are "
                  "then left out. Ratios are heapkit / Boehm. "
                  f"binary-trees runs at depth {a.depth} (`HK_GCB_DEPTH=20` for the full size, about 4x longer).")
