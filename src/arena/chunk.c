@@ -169,8 +169,9 @@ void hk__arena_release_range(hk_arena *a, char *from, char *to) {
   if (poisoning(a)) hk__track_release(from, n);
 }
 
-/* Keeps, walking the chunks in order, what is in use plus `retain` more committed bytes; the rest
- * is decommitted and spare chunks that keep nothing are returned to the page layer. */
+/* Keeps, walking the chunks in order, what is in use, and committed memory while the first
+ * `retain` bytes (in use included) last; the rest is decommitted and spare chunks that keep
+ * nothing are returned to the page layer. */
 void hk__arena_trim(hk_arena *a) {
   size_t keep = a->retain;
   hk__arena_chunk *cur = hk__arena_cur(a);
