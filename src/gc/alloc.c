@@ -134,6 +134,7 @@ void hk__gc_large_free(hk_gc_heap *h, gc_large *l) {
   h->large_count--;
   h->large_bytes -= l->total;
   hk__page_inuse_add(-(ptrdiff_t)l->total);
+  hk__segment_decommit(&l->h.base, 0, l->h.base.size); /* (the header units stay) */
   hk__segment_free(&l->h.base);
 }
 

@@ -87,6 +87,10 @@ void hk__gc_release_free_segments(hk_gc_heap *h, size_t keep_blocks) {
       nfree -= USABLE_PER_SEG;
       h->nsegs--;
       gc_unpoison(s, HK_SEGMENT_SIZE);
+      /* The page layer may cache the segment for a while: give its memory back now, so resident
+       * memory follows the heap at once. */
+      hk__segment_decommit(&s->h.base, GC_SEG_META_BLOCKS * GC_BLOCK_SIZE,
+                           HK_SEGMENT_SIZE - GC_SEG_META_BLOCKS * GC_BLOCK_SIZE);
       hk__segment_free(&s->h.base);
       continue;
     }
