@@ -355,7 +355,8 @@ HK_API void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind);
 
 /* Walk everything reachable and check the heap's invariants: every slot points to a valid object
  * of this heap with a registered type and a consistent size, old-to-young pointers are
- * remembered, pinned objects sit in non-moving places, the block and line tables agree.
+ * remembered, weak and finalizer records are sound, the block tables, counters and the mutators'
+ * allocation buffers agree.
  * Returns HK_OK, or HK_EINVAL after printing "heapkit: gc verify: <what>" to stderr for the first
  * problem. Safepoint. */
 HK_API int hk_gc_verify(hk_gc_mutator *m);
