@@ -142,12 +142,24 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
       {HK__ORDER_LIFETIME, false}, {HK__ORDER_AREA, false},
     };
     if (hk__plan_make_order(&p, HK__ORDER_SIZE, prio) != HK_OK) goto out;
-    for (size_t h = 0; h < sizeof plan / sizeof *plan; h++) {
+    /* With a time limit, heuristic runs stop at it; the skyline placement, O(n log n) whatever
+     * the input, guarantees there is an answer when even the first one cannot finish. */
+    bool timed = opt.method == HK_PLAN_AUTO && opt.time_limit > 0;
+    double hdeadline = timed ? t0 + opt.time_limit : 0;
+    if (timed) {
+      if (hk__plan_skyline(&p, prio, best) != HK_OK) goto out;
+      best_peak = hk__plan_peak(&p, best);
+      memcpy(best_order, prio, p.n * sizeof *best_order);
+      res->method = "skyline";
+    }
+    for (size_t h = 0; h < sizeof plan / sizeof *plan && best_peak > p.lb; h++) {
       hk__plan_order o = plan[h].o;
       if (o < first || o > last || (!plan[h].best_fit && !try_first_fit)) continue;
       double start = hk__plan_now();
       if (hk__plan_make_order(&p, o, order) != HK_OK) goto out;
-      if (hk__plan_greedy_run(g, order, plan[h].best_fit, cur) != HK_OK) goto out;
+      int gr = hk__plan_greedy_run(g, order, plan[h].best_fit, hdeadline, cur);
+      if (gr < 0) goto out;
+      if (gr == HK__PLAN_LATE) break; /* out of time: keep what we have */
       uint64_t pk = hk__plan_peak(&p, cur);
       if (pk < best_peak) {
         best_peak = pk;
@@ -195,7 +207,9 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
         }
         hk__plan_sort_kv(kv, p.n);
         for (size_t i = 0; i < p.n; i++) order[i] = (uint32_t)kv[i].val;
-        if (hk__plan_greedy_run(g, order, best_fit, cur) != HK_OK) { free(blame); free(kv); free(load); goto out; }
+        int gr = hk__plan_greedy_run(g, order, best_fit, hdeadline, cur);
+        if (gr < 0) { free(blame); free(kv); free(load); goto out; }
+        if (gr == HK__PLAN_LATE) break;
         uint64_t pk = hk__plan_peak(&p, cur);
         if (pk < best_peak) {
           best_peak = pk;

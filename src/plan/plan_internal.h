@@ -80,11 +80,17 @@ HK_PLAN_HIDDEN int hk__plan_make_order(const hk__plan_prob *p, hk__plan_order o,
  * in time: the smallest gap that fits (best_fit) or the lowest one (first fit). O(n log n + K log K)
  * where K is the number of (placed, time-overlapping) pairs visited. Writes off[], returns HK_OK
  * or HK_ENOMEM. */
+/* Every buffer on top of what is placed during its lifetime (no hole reuse): O(n log n) always.
+ * The fallback when the greedy heuristics would overrun the time limit. */
+HK_PLAN_HIDDEN int hk__plan_skyline(const hk__plan_prob *p, const uint32_t *order, uint64_t *off);
+
 typedef struct hk__plan_greedy hk__plan_greedy;
 HK_PLAN_HIDDEN hk__plan_greedy *hk__plan_greedy_new(const hk__plan_prob *p);
 HK_PLAN_HIDDEN void hk__plan_greedy_free(hk__plan_greedy *g);
 HK_PLAN_HIDDEN int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order, bool best_fit,
-                                       uint64_t *off);
+                                       double deadline, uint64_t *off);
+/* hk__plan_greedy_run returns this (positive) when it passed the deadline (0 = none) unfinished. */
+#define HK__PLAN_LATE 1
 
 /* Anytime exact search (branch and bound over canonical placements, see search.c).
  * On entry *best_peak is the peak of best_off (a valid placement); better placements found are
