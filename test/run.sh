@@ -5,11 +5,12 @@
 #   build-asan/   AddressSanitizer over the hk_ API                       (label: san)
 #   build-ubsan/  UndefinedBehaviorSanitizer over the hk_ API             (label: san)
 #   build-tsan/   ThreadSanitizer over the threaded tests                 (label: tsan)
-# Prints one closing line "N passed, N failed" and exits non-zero if anything failed.
+# Prints one closing line "N passed, N failed, N skipped" and exits non-zero if anything failed.
+# (A test skips, with ctest's SKIP_RETURN_CODE, only when a program it drives is missing.)
 set -u
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
-total_pass=0; total_fail=0; failed_names=()
+total_pass=0; total_fail=0; total_skip=0; failed_names=()
 
 run_ctest() { # dir label-regex
   local dir=$1 label=$2 log
@@ -20,11 +21,12 @@ run_ctest() { # dir label-regex
     ctest --test-dir "$dir" -j "$JOBS" --output-on-failure --timeout 600 >"$log" 2>&1
   fi
   cat "$log"
-  local p f
-  p=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed' "$log")
-  f=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(\*\*\*|Failed|Exception|Timeout)' "$log")
-  while IFS= read -r n; do failed_names+=("$dir: $n"); done < <(grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(\*\*\*|Failed|Exception|Timeout)' "$log" | sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/')
-  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+  local p f s line='^ *[0-9]+/[0-9]+ Test +#[0-9]+: '
+  p=$(grep -cE "$line.* Passed" "$log")
+  s=$(grep -cE "$line.*\*\*\*(Skipped|Not Run)" "$log")
+  f=$(grep -cE "$line.*\*\*\*(Failed|Exception|Timeout)" "$log")
+  while IFS= read -r n; do failed_names+=("$dir: $n"); done < <(grep -E "$line.*\*\*\*(Failed|Exception|Timeout)" "$log" | sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/')
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f)); total_skip=$((total_skip + s))
   rm -f "$log"
 }
 
@@ -49,5 +51,5 @@ end=$(date +%s)
 echo
 if [ ${#failed_names[@]} -gt 0 ]; then printf 'FAILED: %s\n' "${failed_names[@]}"; fi
 echo "test time: $((end - start)) s"
-echo "$total_pass passed, $total_fail failed"
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" -eq 0 ] && [ "$total_pass" -gt 0 ]

@@ -61,7 +61,13 @@ static void decommit_units(hk__segment *s, uint64_t m) {
 int hk__segment_commit(hk__segment *s, size_t off, size_t len, bool *is_zero) {
   hk_assert(off + len <= s->size);
   uint64_t m = mask_out(s, off, len);
-  if (is_zero) *is_zero = (s->dirty_mask & m) == 0;
+  if (is_zero) {
+    /* the header unit is dirty because of the header itself; past it, a fresh segment is zero */
+    uint64_t dirty = s->dirty_mask;
+    if (s->header_tail_clean && off >= s->header_size) dirty &= ~header_mask(s);
+    *is_zero = (dirty & m) == 0;
+  }
+  if ((m & header_mask(s)) && off + len > s->header_size) s->header_tail_clean = 0;
   uint64_t fresh = m & ~s->commit_mask;
   if (fresh) {
     /* Commit is bookkeeping on Linux; the OS call stays for other platforms. */
@@ -301,6 +307,7 @@ hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, siz
     s->dirty_mask = 0;
     s->header_size = 0;
     init_header(s, size, kind, header_size);
+    s->header_tail_clean = 1;
     hk__pstat_add(&hk__pstats.reserved, (ptrdiff_t)size);
     if (hk__opt(HK_OPT_HUGE_PAGES)) hk__os_huge_hint(s, size, 1);
     hk__segmap_set(s, true);

@@ -67,6 +67,7 @@ struct hk__segment {
   hk__segment *next, *prev;   /* free for the owner's own lists */
   uint8_t kind;               /* hk__seg_kind */
   uint8_t from_cache;
+  uint8_t header_tail_clean;  /* the header units past header_size were never handed out (read zero) */
   /* For clients that cut the segment into equal pages after a 64 KiB header (malloc small and
    * medium segments): the page size shift and count. 0 pages for every other kind, so a free()
    * of a pointer into any other segment fails the page-index check without looking at kind. */
@@ -83,7 +84,9 @@ HK_INTERNAL hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_ki
 HK_INTERNAL void hk__segment_free(hk__segment *s);
 
 /* Make [off, off+len) usable (rounded out to units). Cancels any pending purge there. *is_zero, if
- * given, is set when every byte of the range is known to read zero. */
+ * given, is set when every byte of the range is known to read zero.
+ * Not thread-safe on one segment: commit, decommit and purge calls on a segment must be serialised
+ * by its owner (they update plain masks). Different segments are independent. */
 HK_INTERNAL int hk__segment_commit(hk__segment *s, size_t off, size_t len, bool *is_zero);
 /* Return [off, off+len) (rounded in to whole units) to the OS now. */
 HK_INTERNAL void hk__segment_decommit(hk__segment *s, size_t off, size_t len);
