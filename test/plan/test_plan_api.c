@@ -123,6 +123,32 @@ static void test_validator(void) {
   CHECK(hk_plan_validate(b, 3, touch, 0, 0, NULL, 0) == HK_OK);
 }
 
+/* The validator against the obvious quadratic check, on random (mostly invalid) placements. */
+static void test_validator_random(void) {
+  hkgen_rng rng = {5};
+  int invalid = 0;
+  for (int t = 0; t < 20000; t++) {
+    size_t n = 1 + hkgen_below(&rng, 12);
+    hk_plan_buffer b[12];
+    uint64_t off[12];
+    for (size_t i = 0; i < n; i++) {
+      uint64_t lo = hkgen_below(&rng, 8);
+      b[i] = (hk_plan_buffer){lo, lo + 1 + hkgen_below(&rng, 5), hkgen_below(&rng, 5), 0};
+      off[i] = hkgen_below(&rng, 12);
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = i + 1; j < n; j++)
+        if (b[i].size && b[j].size && b[i].lower < b[j].upper && b[j].lower < b[i].upper && off[i] < off[j] + b[j].size &&
+            off[j] < off[i] + b[i].size)
+          ok = false;
+    int rc = hk_plan_validate(b, n, off, 0, 0, NULL, 0);
+    CHECK_MSG((rc == HK_OK) == ok, "trial %d: validator says %d, quadratic check %d", t, rc, ok);
+    invalid += !ok;
+  }
+  CHECK(invalid > 1000);
+}
+
 /* Perfect packings: the lower bound equals the capacity by construction, so the optimum is
  * known. Small ones must be solved exactly (they take milliseconds even under sanitizers; the
  * generous time limit only guards against a slow machine). */
@@ -256,6 +282,7 @@ int main(void) {
   RUN(test_alignment);
   RUN(test_errors);
   RUN(test_validator);
+  RUN(test_validator_random);
   RUN(test_perfect_packings);
   RUN(test_brute_force);
   RUN(test_capacity);
