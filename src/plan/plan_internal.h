@@ -110,6 +110,25 @@ HK_PLAN_HIDDEN int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio,
 HK_PLAN_HIDDEN int hk__plan_prob_reverse(const hk__plan_prob *p, hk__plan_prob *out);
 HK_PLAN_HIDDEN double hk__plan_now(void);
 
+/* Above this many non-zero buffers a search node costs too much to be worth it in a second. */
+#define HK_PLAN_SEARCH_MAX 4000
+
+/* One hk_plan call's working state, shared by the heuristics driver and plan.c. */
+typedef struct hk__plan_run {
+  const hk__plan_prob *p;
+  const hk_plan_options *opt;
+  double t0, deadline;  /* deadline: when heuristic runs must stop (0 = never) */
+  bool big;             /* too big to search */
+  uint64_t *best, *cur; /* offsets: best so far, scratch */
+  uint32_t *order, *prio, *best_order; /* scratch order, size order, order that gave best */
+  bool best_fit;        /* the fit that gave best */
+  uint64_t best_peak;
+  const char *method;   /* what gave best */
+} hk__plan_run;
+/* Skyline fallback (when timed), the heuristic portfolio and, on big problems, the squeaky wheel.
+ * Fills best, best_peak, method and prio (the size order). Returns HK_OK or HK_ENOMEM. */
+HK_PLAN_HIDDEN int hk__plan_heuristics(hk__plan_run *r);
+
 /* Sorting helpers (no qsort context pointer in C11). */
 typedef struct hk__plan_kv { uint64_t key; uint64_t val; } hk__plan_kv;
 HK_PLAN_HIDDEN void hk__plan_sort_kv(hk__plan_kv *a, size_t n);
