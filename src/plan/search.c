@@ -56,7 +56,11 @@ typedef struct srch {
    * completion, no choice inside an earlier one can help, so the search returns straight to the
    * node that split (abort_depth) instead of trying the earlier window's alternatives. */
   uint32_t wlo, whi;
-  struct pending { uint32_t lo, hi; uint64_t cur_off; int64_t cur_sl; size_t split_depth; } *pend;
+  struct pending { uint32_t lo, hi; uint64_t cur_off; int64_t cur_sl; size_t split_depth, lb, le; } *pend;
+  /* Stack of buffer lists: each node lists the unplaced buffers of its window, filtered from its
+   * parent's list, so a node costs O(its window) rather than O(n). */
+  uint32_t *wl;
+  size_t wn, wcap;
   size_t npend, pcap;
   size_t abort_depth;
   int32_t *cross; /* scratch: difference array of buffers crossing section boundaries */
@@ -318,7 +322,7 @@ static int pend_push(srch *s, struct pending e) {
   return HK_OK;
 }
 
-static int dfs(srch *s, size_t depth);
+static int dfs(srch *s, size_t depth, size_t lb, size_t le);
 
 /* The current window is complete: go on with the next pending one. If that one is exhausted
  * without a completion, abort back to the node that split them. */
@@ -334,7 +338,7 @@ static int next_window(srch *s, size_t depth) {
   s->wlo = e.lo; s->whi = e.hi; s->cur_off = e.cur_off; s->cur_sl = e.cur_sl;
   int rc = HK_OK;
   uint64_t sols = s->solutions;
-  if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth);
+  if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth, e.lb, e.le);
   /* Exhausted without any completion: hopeless whatever the earlier windows hold. (If it found
    * completions, the peak that lowered C may come from an earlier window, so no conclusion.) */
   bool exhausted = rc == HK_OK && !s->done && !s->timeout && !s->limited && s->solutions == sols &&
@@ -346,25 +350,35 @@ static int next_window(srch *s, size_t depth) {
 }
 
 /* Returns HK_OK or HK_ENOMEM; done / timeout / limited / abort_depth end the search. */
-static int dfs(srch *s, size_t depth) {
+static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
   const hk__plan_prob *p = s->p;
   hk_plan_assert_expensive(srch_is_valid(s));
-  /* unplaced buffers of the window, the boundaries they cross, and the dead-buffer test */
-  size_t cnt = 0;
+  /* unplaced buffers of the window (from the parent's list), the boundaries they cross */
+  if (s->wn + (le - lb) > s->wcap) {
+    size_t nc = 2 * (s->wn + (le - lb));
+    uint32_t *v = realloc(s->wl, nc * sizeof *v);
+    if (!v) return HK_ENOMEM;
+    s->wl = v;
+    s->wcap = nc;
+  }
+  size_t nb = s->wn;
   for (uint32_t x = s->wlo; x <= s->whi; x++) s->cross[x] = 0;
-  for (size_t d = 0; d < p->n; d++) {
+  for (size_t k = lb; k < le; k++) {
+    uint32_t d = s->wl[k];
     if (s->placed[d] || p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
-    cnt++;
+    s->wl[s->wn++] = d;
     s->cross[p->sl[d] + 1]++;
     s->cross[p->su[d]]--;
   }
-  if (cnt == 0) return next_window(s, depth); /* never cut off a completed window by a limit */
-  if ((++s->nodes & 255) == 0 && hk__plan_now() > s->deadline) { s->timeout = true; return HK_OK; }
-  if (s->nodes >= s->node_limit) { s->limited = true; return HK_OK; }
+  size_t ne = s->wn, cnt = ne - nb;
+  if (cnt == 0) { s->wn = nb; return next_window(s, depth); }
+  /* limits only here: never cut off a completed window */
+  if ((++s->nodes & 255) == 0 && hk__plan_now() > s->deadline) { s->timeout = true; s->wn = nb; return HK_OK; }
+  if (s->nodes >= s->node_limit) { s->limited = true; s->wn = nb; return HK_OK; }
   uint64_t key = 0;
   if (s->nwaste == 0 && (s->perfect || s->npend == 0)) {
     key = state_key(s);
-    if (nogood_has(s, key)) return HK_OK;
+    if (nogood_has(s, key)) { s->wn = nb; return HK_OK; }
   }
   /* split the window at boundaries no unplaced buffer crosses (sections with nothing left to
    * place are skipped: they belong to no group) */
@@ -387,8 +401,9 @@ static int dfs(srch *s, size_t depth) {
     }
     if (ng > 2) { /* solve the first group now, push the others (rightmost deepest) */
       for (size_t g = ng; g > 2; g -= 2) {
-        if (pend_push(s, (struct pending){groups[g - 2], groups[g - 1], s->cur_off, s->cur_sl, depth}) != HK_OK) {
+        if (pend_push(s, (struct pending){groups[g - 2], groups[g - 1], s->cur_off, s->cur_sl, depth, nb, ne}) != HK_OK) {
           s->npend -= pushed;
+          s->wn = nb;
           return HK_ENOMEM;
         }
         pushed++;
@@ -402,8 +417,9 @@ static int dfs(srch *s, size_t depth) {
    * cursor and whose offset passes the level bound (sorting only those is most of a node's work) */
   uint64_t ylim = level_limit(s);
   size_t base = s->cn;
-  for (size_t d = 0; d < p->n; d++) {
-    if (s->placed[d] || p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
+  for (size_t k = nb; k < ne; k++) {
+    uint32_t d = s->wl[k];
+    if (p->sl[d] < s->wlo || p->su[d] > s->whi) continue; /* another group of a split */
     uint64_t y = align_up64(s->floor_b[d], p->align[d]);
     uint64_t lo = y;
     bool past = y > s->cur_off || (y == s->cur_off && (int64_t)p->sl[d] > s->cur_sl);
@@ -458,7 +474,7 @@ static int dfs(srch *s, size_t depth) {
     if (place(s, c, y) != HK_OK) { rc = HK_ENOMEM; break; }
     s->cur_off = y;
     s->cur_sl = p->sl[c];
-    if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth + 1);
+    if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth + 1, nb, ne);
     unplace(s, c, mark);
     s->nwaste = nwaste;
     s->cur_off = saved_off;
@@ -467,6 +483,7 @@ static int dfs(srch *s, size_t depth) {
   }
   s->cn = base;
 leave:
+  s->wn = nb;
   s->npend -= pushed;
   s->wlo = lo0;
   s->whi = hi0;
@@ -519,6 +536,10 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   s.nogood = calloc(s.ng_mask + 1, sizeof *s.nogood);
   s.cross = calloc(s.S + 2, sizeof *s.cross);
   s.run_end = calloc(s.S + 2, sizeof *s.run_end);
+  s.wcap = 4 * n + 64;
+  s.wl = malloc(s.wcap * sizeof *s.wl);
+  if (s.wl) for (size_t i = 0; i < n; i++) s.wl[i] = (uint32_t)i;
+  s.wn = n;
   s.abort_depth = SIZE_MAX;
   s.wlo = 0;
   s.whi = (uint32_t)s.S;
@@ -526,7 +547,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   s.floor_s = calloc(s.S + 1, sizeof *s.floor_s);
   s.rem = calloc(s.S + 1, sizeof *s.rem);
   int rc = HK_ENOMEM;
-  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem || !s.twin || !keys || !s.start_at || !s.starts || !s.reach || !s.zob || !s.total || !s.nogood || !s.cross || !s.run_end) goto out;
+  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem || !s.twin || !keys || !s.start_at || !s.starts || !s.reach || !s.zob || !s.total || !s.nogood || !s.cross || !s.run_end || !s.wl) goto out;
   for (size_t i = 0; i < n; i++) s.zob[i] = mix64(i + 0x632BE59BD9B4E019ull);
   for (size_t i = 0; i < n; i++) s.start_at[p->sl[i] + 1]++;
   for (size_t x = 0; x <= s.S; x++) s.start_at[x + 1] += s.start_at[x];
@@ -583,7 +604,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
     s.timeout = s.limited = false;
     s.node_limit = s.nodes + luby((uint64_t)restart + 1) * 2 * (n + 100);
     if (!state_ok(&s)) { lb_refuted = true; break; }
-    if (dfs(&s, 0) != HK_OK) goto out;
+    if (dfs(&s, 0, 0, n) != HK_OK) goto out;
     if (!s.timeout && !s.limited && !s.done) lb_refuted = true; /* exhausted: the bound is out of reach */
   }
   if (!s.done && mode != HK__SEARCH_LB) {
@@ -596,13 +617,13 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
     s.cur_sl = -1;
     s.timeout = s.limited = false;
     s.node_limit = UINT64_MAX;
-    if (state_ok(&s) && dfs(&s, 0) != HK_OK) goto out;
+    if (state_ok(&s) && dfs(&s, 0, 0, n) != HK_OK) goto out;
     if (!s.timeout && !s.done) s.proved = true; /* exhausted below the best */
   }
   rc = s.proved ? 1 : lb_refuted && mode == HK__SEARCH_LB ? 2 : 0;
 out:
   if (st) st->nodes += s.nodes;
   free(s.floor_b); free(s.off); free(s.placed); free(s.rank); free(s.by_rank); free(s.floor_s);
-  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.reach); free(s.zob); free(s.total); free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
+  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.reach); free(s.zob); free(s.total); free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.wl); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
   return rc;
 }
