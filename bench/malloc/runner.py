@@ -171,6 +171,8 @@ def main():
                     help="comma-separated workload names")
     ap.add_argument("--allocs", default=os.environ.get("HK_BENCH_ALLOCS", ""),
                     help="comma-separated allocator names")
+    ap.add_argument("--extra", default=os.environ.get("HK_BENCH_EXTRA", ""),
+                    help="more allocators to preload, as name=/path/lib.so,name2=/path2.so")
     ap.add_argument("--outdir", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--command", default="bash bench/malloc/run.sh", help="command line to record")
     a = ap.parse_args()
@@ -198,8 +200,17 @@ def main():
                 allocs.append((name, p))
             else:
                 skipped[name] = "not installed (%s)" % libs[0]
+    for item in filter(None, a.extra.split(",")):
+        name, _, path = item.partition("=")
+        if a.allocs and name not in a.allocs.split(","):
+            continue
+        if os.path.exists(path):
+            allocs.append((name, os.path.abspath(path)))
+        else:
+            skipped[name] = "not found (%s)" % path
     names = [n for n, _ in allocs]
-    shown = [n for n, _ in PEERS if n in names or n in skipped]
+    shown = [n for n, _ in PEERS if n in names or n in skipped] + \
+        [n for n in names + list(skipped) if n not in dict(PEERS)]
     for n, why in skipped.items():
         print("malloc bench: %s skipped: %s" % (n, why))
 
@@ -333,6 +344,16 @@ def main():
             th_rows.append([n, fmt_mb(warm), fmt_mb(end), fmt_r(end / warm if warm else None)])
     th_header = ["allocator", "RSS after 10% of threads MiB", "RSS at end MiB", "end / warm"]
 
+    # Spread of the repetitions: on a shared machine some cells are noisy, and the reader should know
+    # which ones before trusting a ratio built on them.
+    noisy = []
+    for w, *_ in workloads:
+        for n in names:
+            r = results[(w, n)]
+            ts = [float(x["kv"]["time_s"]) if "time_s" in x["kv"] else x["wall"] for x in r["runs"]]
+            if len(ts) >= 3 and r["time"] and (max(ts) - min(ts)) / r["time"] > 0.25:
+                noisy.append("%s/%s %.0f%%" % (w, n, 100 * (max(ts) - min(ts)) / r["time"]))
+
     # ---- print --------------------------------------------------------------------------------------
     fails = [(w, n, results[(w, n)]["fail"]) for w, *_ in workloads for n in names if results[(w, n)]["fail"]]
     print()
@@ -345,6 +366,8 @@ def main():
     print(text_table(pf_header, pf_rows))
     print("\nthread churn RSS")
     print(text_table(th_header, th_rows))
+    if noisy:
+        print("noisy (max-min over median > 25%%): %s" % ", ".join(noisy))
     for w, n, why in fails:
         print("FAIL: %s under %s: %s" % (w, n, why))
     for n, why in skipped.items():
@@ -392,10 +415,13 @@ def main():
     md.append("\nWorkloads (sources in `bench/malloc/`):\n")
     for w, b, _, desc in workloads:
         md.append("- `%s` (`%s.c`): %s." % (w, b, desc))
+    if noisy:
+        md.append("\nNoisy cells ((max - min) / median of the times above 25%%): %s." % ", ".join(noisy))
     for w, n, why in fails:
         md.append("\nFAIL: `%s` under %s: %s" % (w, n, why))
     for n, why in skipped.items():
-        md.append("\nSkipped: %s: %s." % (n, why))
+        if n != "heapkit" or ratio_rows:
+            md.append("\nSkipped: %s: %s." % (n, why))
     md.append("\n![time](malloc_time.png) ![rss](malloc_rss.png)")
     with open(os.path.join(a.outdir, "malloc.md"), "w") as f:
         f.write("\n".join(md) + "\n")
@@ -414,6 +440,12 @@ def main():
     return 1 if fails else 0
 
 
+# one colour per allocator, whichever of them ran
+COLOURS = {"glibc": "#7f7f7f", "heapkit": "#d62728", "mimalloc": "#1f77b4", "jemalloc": "#2ca02c",
+           "tcmalloc": "#ff7f0e"}
+EXTRA_COLOURS = ["#9467bd", "#8c564b", "#e377c2", "#17becf"]
+
+
 def charts(outdir, workloads, names, norm, ref):
     gp = shutil.which("gnuplot")
     if not gp:
@@ -426,6 +458,10 @@ def charts(outdir, workloads, names, norm, ref):
             for w, *_ in workloads:
                 vals = [norm[(w, n, key)] for n in names]
                 f.write(w + " " + " ".join("%.4f" % v if v else "NaN" for v in vals) + "\n")
+        series = ", ".join(
+            "'%s' using %d:xtic(1) title columnheader(%d) lc rgb '%s'"
+            % (dat, i + 2, i + 2, COLOURS.get(n) or EXTRA_COLOURS[i % len(EXTRA_COLOURS)])
+            for i, n in enumerate(names))
         script = """
 set terminal pngcairo size 1200,520 font ",10"
 set output '%(out)s'
@@ -441,8 +477,8 @@ set ylabel "%(title)s / %(ref)s"
 set xtics rotate by -25 scale 0
 set key top left horizontal reverse Left
 set datafile missing "NaN"
-plot for [i=2:%(ncol)d] '%(dat)s' using i:xtic(1) title columnheader(i), 1 with lines lc rgb "black" dt 2 notitle
-""" % {"out": os.path.join(outdir, fname), "title": title, "ref": ref, "dat": dat, "ncol": len(names) + 1}
+plot %(series)s, 1 with lines lc rgb "black" dt 2 notitle
+""" % {"out": os.path.join(outdir, fname), "title": title, "ref": ref, "series": series}
         r = subprocess.run([gp], input=script, text=True, capture_output=True)
         if r.returncode != 0:
             print("gnuplot failed for %s: %s" % (fname, r.stderr[-300:]))
