@@ -42,10 +42,10 @@ build() { # dir cmake-args...
 start=$(date +%s)
 if build build -DCMAKE_BUILD_TYPE=Release; then run_ctest build ""; fi
 if [ "${HK_TEST_QUICK:-0}" != 1 ]; then
-  if build build-debug -DCMAKE_BUILD_TYPE=Debug -DHK_DEBUG=3 -DHK_BUILD_BENCH=OFF; then run_ctest build-debug unit; fi
-  if build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHK_OVERRIDE=OFF -DHK_BUILD_BENCH=OFF -DHK_SANITIZE=address; then run_ctest build-asan san; fi
-  if build build-ubsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHK_OVERRIDE=OFF -DHK_BUILD_BENCH=OFF -DHK_SANITIZE=undefined; then run_ctest build-ubsan san; fi
-  if build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHK_OVERRIDE=OFF -DHK_BUILD_BENCH=OFF -DHK_SANITIZE=thread; then run_ctest build-tsan tsan; fi
+  if build build-debug -DCMAKE_BUILD_TYPE=Debug -DHK_DEBUG=3 -DHK_BUILD_BENCH=OFF; then run_ctest build-debug "^unit$"; fi
+  if build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHK_OVERRIDE=OFF -DHK_BUILD_BENCH=OFF -DHK_SANITIZE=address; then run_ctest build-asan "^san$"; fi
+  if build build-ubsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHK_OVERRIDE=OFF -DHK_BUILD_BENCH=OFF -DHK_SANITIZE=undefined; then run_ctest build-ubsan "^san$"; fi
+  if build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHK_OVERRIDE=OFF -DHK_BUILD_BENCH=OFF -DHK_SANITIZE=thread; then run_ctest build-tsan "^tsan$"; fi
 fi
 end=$(date +%s)
 echo
