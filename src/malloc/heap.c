@@ -193,7 +193,7 @@ void hk_collect(bool force) {
     }
     hk__purge_queue_run(&tld->purge, now, force);
     hk__stats_flush(tld);
-    while (force && hk__tld_adopt_one(tld)) {}
+    while (force && hk__tld_adopt_one(tld, -1)) {}
   }
   hk__page_collect(now, force);
 }

@@ -88,7 +88,7 @@ HK_INTERNAL bool hk__heap_is_valid(const hk_heap *h);
 HK_INTERNAL hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size);
 HK_INTERNAL void hk__mseg_page_free(hk__tld *tld, hk__page *pg);
 HK_INTERNAL void hk__tld_abandon_segments(hk__tld *tld);
-HK_INTERNAL bool hk__tld_adopt_one(hk__tld *tld);
+HK_INTERNAL bool hk__tld_adopt_one(hk__tld *tld, int medium); /* medium: 0 small, 1 medium, -1 any */
 HK_INTERNAL void hk__tld_sweep_abandoned(hk__tld *tld);
 HK_INTERNAL void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero);
 HK_INTERNAL void hk__heap_free_large_blocks(hk_heap *h);

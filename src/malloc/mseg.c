@@ -60,18 +60,44 @@ static uintptr_t page_key(const hk__mseg *seg, uint32_t idx) {
   return (k ^ (k >> 31)) | 1; /* never 0, so a zero word never decodes to NULL */
 }
 
+/* A free page whose memory is still committed (freed recently, its purge pending) is taken before
+ * one that was purged or never touched: reusing it costs no page faults, and the purge queue then
+ * takes only the pages nobody wanted. */
+static uint32_t pick_free_page(const hk__mseg *seg) {
+  size_t page_size = (size_t)1 << seg->base.page_shift;
+  size_t per = page_size / seg->base.unit, first_unit = HK_PAGES_OFFSET / seg->base.unit;
+  uint64_t one = per >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << per) - 1);
+  uint32_t first_free = UINT32_MAX;
+  for (uint32_t idx = 0; idx < seg->base.page_count; idx++) {
+    if (seg->pages[idx].in_use) continue;
+    uint64_t m = one << (first_unit + idx * per);
+    if ((seg->base.commit_mask & m) == m) return idx;
+    if (first_free == UINT32_MAX) first_free = idx;
+  }
+  return first_free;
+}
+
+/* The units covered by the segment's free pages. */
+static uint64_t free_page_units(const hk__mseg *seg) {
+  size_t page_size = (size_t)1 << seg->base.page_shift;
+  size_t per = page_size / seg->base.unit, first_unit = HK_PAGES_OFFSET / seg->base.unit;
+  uint64_t one = per >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << per) - 1), m = 0;
+  for (uint32_t idx = 0; idx < seg->base.page_count; idx++)
+    if (!seg->pages[idx].in_use) m |= one << (first_unit + idx * per);
+  return m;
+}
+
 hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
   hk__tld *tld = h->tld;
   int medium = block_size > HK_SMALL_MAX;
   hk__mseg *seg = tld->free_segs[medium].first;
   if (!seg) {
     /* adopt abandoned segments before asking for a new one: thread churn must not grow memory */
-    for (int tries = 0; tries < 4 && !seg && hk__tld_adopt_one(tld); tries++) seg = tld->free_segs[medium].first;
+    if (hk__tld_adopt_one(tld, medium)) seg = tld->free_segs[medium].first;
     if (!seg) seg = mseg_new(tld, medium);
     if (!seg) return NULL;
   }
-  uint32_t idx = 0;
-  while (idx < seg->base.page_count && seg->pages[idx].in_use) idx++;
+  uint32_t idx = pick_free_page(seg);
   hk_assert(idx < seg->base.page_count);
   hk__page *pg = &seg->pages[idx];
   size_t page_size = (size_t)1 << seg->base.page_shift;
@@ -134,13 +160,21 @@ static void abandoned_push(hk__mseg *seg) {
   pthread_mutex_unlock(&abandoned_lock);
 }
 
-static hk__mseg *abandoned_pop(void) {
+/* Unlink the first abandoned segment accepted by `want` (kind < 0: any) among the first few. */
+#define ADOPT_SCAN 32
+static hk__mseg *abandoned_take(int kind, bool wait) {
   if (atomic_load_explicit(&abandoned_count, memory_order_relaxed) == 0) return NULL;
-  if (pthread_mutex_trylock(&abandoned_lock) != 0) return NULL;
-  hk__mseg *seg = abandoned;
+  if (wait) pthread_mutex_lock(&abandoned_lock);
+  else if (pthread_mutex_trylock(&abandoned_lock) != 0) return NULL;
+  hk__mseg *prev = NULL, *seg = abandoned;
+  for (int n = 0; seg && kind >= 0; n++, prev = seg, seg = seg->abandoned_next) {
+    if (n == ADOPT_SCAN) { seg = NULL; break; }
+    if ((seg->base.kind == HK__SEG_MEDIUM) == kind && seg->used_pages < seg->base.page_count) break;
+  }
   if (seg) {
-    abandoned = seg->abandoned_next;
-    if (!abandoned) abandoned_tail = NULL;
+    if (prev) prev->abandoned_next = seg->abandoned_next;
+    else abandoned = seg->abandoned_next;
+    if (abandoned_tail == seg) abandoned_tail = prev;
     atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&abandoned_lock);
@@ -148,11 +182,15 @@ static hk__mseg *abandoned_pop(void) {
   return seg;
 }
 
+/* Sweeping visits the oldest; it never waits for the lock. */
+static hk__mseg *abandoned_pop(void) { return abandoned_take(-1, false); }
+
 size_t hk__abandoned_count(void) { return atomic_load_explicit(&abandoned_count, memory_order_relaxed); }
 
 /* Pending purges are cancelled, not forced: a thread that exits leaves its free pages committed
  * for the thread that adopts the segment (thread churn would otherwise pay an madvise and the page
- * faults after it for every thread). The adopter schedules their purge again. */
+ * faults after it for every thread). The adopter schedules their purge again; if nobody adopts the
+ * segment within a purge delay, sweeping purges them. */
 void hk__tld_abandon_segments(hk__tld *tld) {
   for (int k = 0; k < 2; k++) {
     for (int which = LIST_FREE; which <= LIST_FULL; which++) {
@@ -162,6 +200,7 @@ void hk__tld_abandon_segments(hk__tld *tld) {
         list_remove(tld, seg);
         if (seg->used_pages == 0) { hk__segment_free(&seg->base); continue; }
         hk__segment_purge_cancel(&seg->base);
+        seg->swept_free_at = tld->now; /* sweeping purges its free pages if nobody adopts it soon */
         seg->base.owner = NULL;
         atomic_store_explicit(&seg->base.thread_id, 0, memory_order_release);
         abandoned_push(seg);
@@ -178,26 +217,35 @@ void hk__tld_abandon_segments(hk__tld *tld) {
 void hk__tld_sweep_abandoned(hk__tld *tld) {
   hk__mseg *seg = abandoned_pop();
   if (!seg) return;
-  (void)tld;
-  size_t page_size = (size_t)1 << seg->base.page_shift;
+  bool freed = false;
   for (uint32_t i = 0; i < seg->base.page_count; i++) {
     hk__page *pg = &seg->pages[i];
     if (!pg->in_use) continue;
     hk__mpage_collect(pg);
     if (pg->used != 0) continue;
     memset(pg, 0, sizeof *pg);
-    /* purged now rather than later: the segment has no owner whose purge queue could hold it */
-    hk__segment_decommit(&seg->base, HK_PAGES_OFFSET + (size_t)i * page_size, page_size);
     seg->used_pages--;
+    freed = true;
   }
-  if (seg->used_pages == 0) hk__segment_free(&seg->base);
-  else abandoned_push(seg);
+  if (seg->used_pages == 0) { seg->swept_free_at = 0; hk__segment_free(&seg->base); return; }
+  /* Free pages are decommitted once the segment has freed none for a purge delay, all in one go:
+   * pages of a segment whose blocks are still being freed tend to empty one after another, and a
+   * system call per page (or re-faulting the page when it is adopted) costs more than the wait. */
+  long delay = hk__opt(HK_OPT_PURGE_DELAY);
+  if (freed) {
+    seg->swept_free_at = tld->now;
+  } else if (seg->swept_free_at != 0 && delay >= 0 && tld->now - seg->swept_free_at >= delay) {
+    hk__segment_decommit_units(&seg->base, free_page_units(seg));
+    seg->swept_free_at = 0;
+  }
+  abandoned_push(seg);
 }
 
-bool hk__tld_adopt_one(hk__tld *tld) {
-  hk__mseg *seg = abandoned_pop();
+bool hk__tld_adopt_one(hk__tld *tld, int medium) {
+  hk__mseg *seg = abandoned_take(medium, true);
   if (!seg) return false;
   seg->base.owner = tld;
+  seg->swept_free_at = 0;
   atomic_store_explicit(&seg->base.thread_id, tld->thread_id, memory_order_release);
   list_push(tld, seg, seg->used_pages == seg->base.page_count ? LIST_FULL : LIST_FREE);
   /* Free pages may still be committed: purge them unless reused soon. In-use pages go to the

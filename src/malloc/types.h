@@ -102,6 +102,7 @@ typedef struct hk__mseg {
   uint8_t *large_block;      /* LARGE: the block */
   size_t large_size;         /* LARGE: usable bytes of the block */
   struct hk__mseg *abandoned_next;
+  int64_t swept_free_at;     /* abandoned: when sweeping last freed a page (0: none pending) */
   hk__page pages[];
 } hk__mseg;
 

@@ -90,6 +90,11 @@ void hk__segment_decommit(hk__segment *s, size_t off, size_t len) {
   if (s->purge_mask == 0 && s->purge_queue) hk__segment_purge_cancel(s);
 }
 
+void hk__segment_decommit_units(hk__segment *s, uint64_t units) {
+  decommit_units(s, units);
+  if (s->purge_mask == 0 && s->purge_queue) hk__segment_purge_cancel(s);
+}
+
 /* ---- purge queues ---------------------------------------------------------------------------- */
 
 void hk__segment_purge_cancel(hk__segment *s) {
@@ -175,6 +180,9 @@ static void cache_remove_at(int i) {
 /* Purge and release what has aged; the cache lock is held. */
 static void cache_age(int64_t now, bool force) {
   long delay = hk__opt(HK_OPT_PURGE_DELAY);
+  /* a whole segment is worth keeping resident a little longer than a page, but not much: freeing
+   * most of a large peak must show in the RSS well within a second */
+  int64_t purge_after = delay < 0 ? INT64_MAX : (delay * 10 < 100 ? delay * 10 : (delay < 100 ? 100 : delay));
   int64_t release_after = delay < 0 ? INT64_MAX : (delay * 10 < 1000 ? 1000 : delay * 10);
   for (int i = 0; i < cache_count;) {
     cache_entry *e = &cache[i];
@@ -184,7 +192,7 @@ static void cache_age(int64_t now, bool force) {
       release(s);
       continue;
     }
-    if (!e->purged && delay >= 0 && now - e->freed_at >= delay * 10) {
+    if (!e->purged && now - e->freed_at >= purge_after) {
       decommit_units(e->seg, ~(uint64_t)0);
       e->purged = true;
     }

@@ -90,6 +90,8 @@ HK_INTERNAL void hk__segment_free(hk__segment *s);
 HK_INTERNAL int hk__segment_commit(hk__segment *s, size_t off, size_t len, bool *is_zero);
 /* Return [off, off+len) (rounded in to whole units) to the OS now. */
 HK_INTERNAL void hk__segment_decommit(hk__segment *s, size_t off, size_t len);
+/* Decommit the units in `units` (bit i = unit i; header units are ignored), one system call per run. */
+HK_INTERNAL void hk__segment_decommit_units(hk__segment *s, uint64_t units);
 /* Return [off, off+len) (rounded in to whole units) to the OS after the purge delay, unless it is
  * committed again before. The segment joins q. */
 HK_INTERNAL void hk__segment_purge_later(hk__purge_queue *q, hk__segment *s, size_t off, size_t len, int64_t now);
