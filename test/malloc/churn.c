@@ -79,10 +79,16 @@ int main(int argc, char **argv) {
   hk_stats s0;
   hk_stats_get(&s0);
 
-  size_t max_commit[2] = {0, 0}, max_rss[2] = {0, 0}, max_threads[2] = {0, 0};
+  /* The shared slots start full, so the live set is the same size in every batch and only the
+   * allocator's own retention could make memory grow. */
+  tu_rng r0;
+  tu_seed(&r0, 12345);
+  for (int i = 0; i < LEFTOVER; i++) atomic_store(&leftover[i], make_block(&r0));
+
+  size_t max_commit[2] = {0, 0}, max_rss[2] = {0, 0}, max_threads[2] = {0, 0}, max_inuse[2] = {0, 0};
   pthread_t *t = malloc(sizeof(pthread_t) * conc);
-  /* The first tenth warms up (segment cache, thread stacks cached by glibc) and is not measured. */
-  int warm = batches / 10;
+  /* The first quarter warms up (segment cache, thread stacks cached by glibc) and is not measured. */
+  int warm = batches / 4;
   for (int b = 0; b < batches; b++) {
     for (int i = 0; i < conc; i++) CHECK(pthread_create(&t[i], NULL, short_lived, (void *)(uintptr_t)(b * conc + i + 1)) == 0);
     for (int i = 0; i < conc; i++) CHECK(pthread_join(t[i], NULL) == 0);
@@ -93,18 +99,21 @@ int main(int argc, char **argv) {
     int half = b < warm + (batches - warm) / 2 ? 0 : 1;
     if (s.committed > max_commit[half]) max_commit[half] = s.committed;
     if (s.threads > max_threads[half]) max_threads[half] = s.threads;
+    if (s.in_use > max_inuse[half]) max_inuse[half] = s.in_use;
     size_t rss = rss_bytes();
     if (rss > max_rss[half]) max_rss[half] = rss;
   }
   free(t);
   printf("malloc_churn: %d threads (%d at a time, %d ops each): committed max %.1f MiB -> %.1f MiB, RSS max %.1f MiB -> "
-         "%.1f MiB, live heaps max %zu -> %zu\n",
+         "%.1f MiB, live heaps max %zu -> %zu, in use max %.1f MiB -> %.1f MiB\n",
          total, conc, ops_per_thread, max_commit[0] / 1048576.0, max_commit[1] / 1048576.0, max_rss[0] / 1048576.0,
-         max_rss[1] / 1048576.0, max_threads[0], max_threads[1]);
-  /* Generous slack: 50% plus 16 MiB. A leak of per-thread state or of abandoned pages grows with
-   * the number of threads and blows through this within a few thousand threads. */
-  CHECKF(max_commit[1] <= max_commit[0] + max_commit[0] / 2 + (16u << 20), "committed memory grows with thread churn");
-  CHECKF(max_rss[1] <= max_rss[0] + max_rss[0] / 2 + (24u << 20), "RSS grows with thread churn");
+         max_rss[1] / 1048576.0, max_threads[0], max_threads[1], max_inuse[0] / 1048576.0, max_inuse[1] / 1048576.0);
+  /* Slack: 20% plus 16 MiB of committed memory, 30% plus 24 MiB of RSS (timing decides how much
+   * sits in purge delays and the segment cache at any moment). Memory that grows with the number
+   * of threads (per-thread state, abandoned segments that are never adopted) went 387 -> 561 MiB
+   * committed over 2000 threads before adoption looked for the right kind of segment. */
+  CHECKF(max_commit[1] <= max_commit[0] + max_commit[0] / 5 + (16u << 20), "committed memory grows with thread churn");
+  CHECKF(max_rss[1] <= max_rss[0] + max_rss[0] * 3 / 10 + (24u << 20), "RSS grows with thread churn");
   /* Heaps of exited threads are released (or parked for reuse), not accumulated. */
   CHECKF(max_threads[1] <= (size_t)conc + 8 + s0.threads, "%zu live thread heaps with %d threads running", max_threads[1], conc);
 
