@@ -48,7 +48,7 @@ static hk_noinline void check_double_free(hk__page *pg, hk__block *b) {
 
 static inline bool maybe_free_block(const hk__page *pg, const hk__block *b) {
   uintptr_t n = b->next ^ pg->key;
-  return n == 0 || n - (uintptr_t)pg->start < pg->area;
+  return n == 0 || n - (uintptr_t)pg->start < pg->carved; /* free-list blocks are carved ones */
 }
 
 /* Remote free with delayed notification: if the page is full (USE_DELAYED), the first remote free

@@ -110,7 +110,6 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
   pg->block_size = (uint32_t)block_size;
   pg->bin = (uint8_t)bin;
   pg->reserved = (uint32_t)(page_size / block_size);
-  pg->area = pg->reserved * (uint32_t)block_size;
   pg->start = (uint8_t *)seg + off;
   pg->key = page_key(seg, idx);
   pg->is_zero = is_zero;

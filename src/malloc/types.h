@@ -78,15 +78,18 @@ typedef struct __attribute__((aligned(128))) hk__page {
   uint8_t bin;
   uint32_t capacity;         /* blocks carved so far */
   uint32_t reserved;         /* blocks that fit */
-  uint32_t area;             /* reserved * block_size */
   uint32_t carved;           /* capacity * block_size: offsets below it are real blocks */
   uint8_t *start;
-  uint64_t div_magic;        /* floor(off / block_size) == (off * div_magic) >> 40 for off < area */
-  _Atomic uintptr_t xthread_free;
+  uint64_t div_magic;        /* floor(off / block_size) == (off * div_magic) >> 40 for off < reserved * block_size */
+  /* ---- second cache line: what other threads write (remote frees) and the queue links. Keeping
+   * it apart means a remote free never invalidates the line the owner's fast paths read. */
+  _Atomic uintptr_t xthread_free __attribute__((aligned(64)));
   _Atomic(hk_heap *) heap;
   struct hk__page *next, *prev;
   int64_t retire_at;         /* when an empty page kept in its queue was last emptied */
 } hk__page;
+_Static_assert(__builtin_offsetof(hk__page, div_magic) + 8 <= 64, "owner-side page fields must fit one cache line");
+_Static_assert(sizeof(hk__page) == 128, "page descriptors are two cache lines");
 
 typedef struct hk__page_queue {
   hk__page *first, *last;
