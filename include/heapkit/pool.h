@@ -1,14 +1,19 @@
 /* heapkit/pool.h: pools of fixed-size blocks.
  *
  * A pool carves blocks of one size from 4 MiB segments of the page layer. Allocation and free are
- * O(1): a free block goes on a LIFO list, so the most recently freed block is reused first; a pool
- * with no free block carves the next one from committed memory, committing more in steps.
- * hk_pool_reset releases every block at once.
+ * O(1) and LIFO: the most recently freed block is reused first; a pool with no free block carves
+ * the next one from committed memory, committing more in steps. hk_pool_reset releases every
+ * block at once.
  *
  * Threads: a pool is single-threaded (no locking at all) unless created with `.shared = true`,
  * in which case every function may be called from any thread (a lock per pool).
- * Bad frees (a pointer that is not a block of this pool, a double free) are detected in O(1),
- * reported on stderr and ignored. docs/arena.md describes pools in full.
+ *
+ * Checking: a *checked* pool detects every bad free (a pointer that is not a block of this pool,
+ * a double free) in O(1), reports it on stderr and ignores it. Pools are checked when created
+ * with `.checked = true` or `.shared = true`, in debug builds (HK_DEBUG >= 1), under ASan or
+ * valgrind, and when HEAPKIT_HARDENED=1. Other pools take the inline fast paths below, which
+ * check nothing: there a bad free is undefined behaviour, as with free(). docs/arena.md describes
+ * pools in full.
  */
 #ifndef HEAPKIT_POOL_H
 #define HEAPKIT_POOL_H
@@ -26,7 +31,8 @@ typedef struct hk_pool hk_pool;
 typedef struct hk_pool_options {
   size_t block_size;   /* bytes per block, 1..HK_POOL_MAX_BLOCK (at least 16, rounded up to the alignment) */
   size_t align;        /* power of two up to 4096; 0 = 16 */
-  bool shared;         /* thread-safe pool */
+  bool shared;         /* thread-safe pool (always checked) */
+  bool checked;        /* detect every bad free, at the cost of the inline fast paths */
   size_t commit_step;  /* growth step of committed memory; 0 = 64 KiB */
   size_t retain;       /* committed bytes hk_pool_reset keeps for reuse; 0 = 1 MiB */
 } hk_pool_options;
@@ -52,7 +58,8 @@ static inline void *hk_pool_alloc(hk_pool *p);
 HK_API void *hk__pool_alloc_slow(hk_pool *p);
 /* A zeroed block. */
 HK_API void *hk_pool_zalloc(hk_pool *p);
-/* NULL is ignored. A pointer that is not a live block of p is reported and ignored. */
+/* NULL is ignored. In a checked pool a pointer that is not a live block of p is reported and
+ * ignored; in an unchecked pool it is undefined behaviour (caught only when it is cheap to). */
 static inline void hk_pool_free(hk_pool *p, void *block);
 HK_API void hk__pool_free_slow(hk_pool *p, void *block);
 /* Frees every block at once; keeps `retain` committed bytes and returns the rest. */
@@ -63,54 +70,37 @@ HK_API size_t hk_pool_block_size(const hk_pool *p);
 HK_API bool hk_pool_contains(const hk_pool *p, const void *q);
 HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
 
-/* The inline fast paths: a pool starts with this head. fast is true for single-threaded pools
- * outside sanitizer/valgrind runs and debug builds. Allocation pops the free list; free takes a
- * block of the first segment ([base, base + carved_bytes)) at a multiple of the stride whose
- * second word is not the free mark (secret ^ address), so every bad free still reaches the
- * checking slow path. The mark is explained in docs/arena.md. */
+/* The inline fast paths: a pool starts with this head. The free blocks of an unchecked pool are
+ * on a stack of pointers (the most recently freed on top): allocation pops it, free pushes, and
+ * neither touches the block or chases a pointer through it. room is how many entries the inline
+ * free may fill: the committed stack slots, never more than the blocks carved so far, and 0 in a
+ * checked pool, whose free list lives elsewhere; past room, and for an empty stack, the
+ * out-of-line paths take over (they grow the stack, carve blocks, and do all the checking). */
 typedef struct hk_pool_head {
-  void *free;
-  size_t nfree;
-  char *base;
-  size_t carved_bytes;
-  size_t stride;
-  /* offset % stride == 0  <=>  rotr(offset * inv, tz) <= lim  (stride = odd << tz, inv = odd^-1
-   * mod 2^64, lim = UINT64_MAX / stride): one multiply instead of a division. */
-  uint64_t inv, lim;
-  unsigned tz;
-  uintptr_t secret;
-  bool fast;
+  void **stack;
+  size_t n;
+  size_t room;
 } hk_pool_head;
 
 static inline void *hk_pool_alloc(hk_pool *p) {
   hk_pool_head *h = (hk_pool_head *)p;
-  if (HK_LIKELY(h != NULL && h->fast)) {
-    void **b = (void **)h->free;
-    if (HK_LIKELY(b != NULL)) {
-      h->free = b[0];
-      b[1] = NULL;
-      h->nfree--;
-      return b;
+  if (HK_LIKELY(h != NULL)) {
+    size_t n = h->n;
+    if (HK_LIKELY(n != 0)) {
+      h->n = n - 1;
+      return h->stack[n - 1];
     }
   }
   return hk__pool_alloc_slow(p);
 }
 
-static inline bool hk__pool_is_multiple(const hk_pool_head *h, uint64_t off) {
-  uint64_t x = off * h->inv;
-  return ((x >> h->tz) | (x << ((64 - h->tz) & 63))) <= h->lim;
-}
-
 static inline void hk_pool_free(hk_pool *p, void *block) {
   hk_pool_head *h = (hk_pool_head *)p;
-  if (HK_LIKELY(h != NULL && h->fast)) {
-    uintptr_t b = (uintptr_t)block, off = b - (uintptr_t)h->base;
-    if (HK_LIKELY(off < h->carved_bytes && hk__pool_is_multiple(h, off) &&
-                  ((uintptr_t *)block)[1] != (h->secret ^ b))) {
-      ((void **)block)[0] = h->free;
-      ((uintptr_t *)block)[1] = h->secret ^ b;
-      h->free = block;
-      h->nfree++;
+  if (HK_LIKELY(h != NULL && block != NULL)) {
+    size_t n = h->n;
+    if (HK_LIKELY(n < h->room)) {
+      h->stack[n] = block;
+      h->n = n + 1;
       return;
     }
   }

@@ -1,17 +1,28 @@
 /* Pools of fixed-size blocks, carved from 4 MiB segments of the page layer.
  *
- * Layout of a pool segment: [hk__segment][pool_seg][hk_pool, first segment only][bitmap][blocks].
- * The free list is LIFO and threads through the first word of each free block, so the most
- * recently freed (cache-warm) block is reused first. Blocks are carved lazily: a pool only touches
- * memory it hands out. A free block's second word holds a mark (a per-pool secret xor the block's
- * address) that allocation clears, so a bad free is found in O(1): the pointer must be in a pool
- * segment owned by p, at a multiple of the stride below the carve pointer, and not marked; a
- * marked block is confirmed free by a walk of the free list (a user value equal to the mark is
- * the only case that walks). Blocks are therefore at least 16 bytes. Division by the stride is a
- * multiply and a shift (offsets are below 2^22, so a 33-bit reciprocal is exact).
+ * Layout of a pool segment: [hk__segment][pool_seg][hk_pool, first segment only][blocks].
+ * Blocks are carved lazily: a pool only touches memory it hands out.
  *
- * The single-threaded allocation fast path (pop, clear the mark, count) is inline in pool.h and
- * reads hk_pool_head; shared pools and sanitizer/valgrind runs keep head.fast false and come here.
+ * Two ways to keep the free blocks, chosen at creation and never mixed:
+ *   unchecked (the default)  a stack of pointers in a segment of its own (kind HK__SEG_POOL with
+ *            no owner, so a free of a pointer into it is rejected like any foreign pointer). The
+ *            inline paths in pool.h pop and push it; they never touch the block nor follow a
+ *            pointer stored in one, so allocations do not wait on each other's loads. The stack's
+ *            committed slots grow, out of line, with the number of blocks free at once (not with
+ *            the blocks carved), in steps of one page-layer unit; a stack that outgrows its
+ *            segment moves to one twice the size. head.room = min(committed slots, carved), so a
+ *            free that would make more blocks free than were ever carved reaches the slow path
+ *            and is rejected as a double free.
+ *   checked  (shared pools, .checked, HK_DEBUG >= 1, ASan/valgrind runs, HEAPKIT_HARDENED) a
+ *            LIFO list through the first word of each free block, whose second word holds a mark
+ *            (a per-pool secret xor the block's address) that allocation clears, so a bad free is
+ *            found in O(1): the pointer must be in a pool segment owned by p, at a multiple of the
+ *            stride below the carve pointer, and not marked; a marked block is confirmed free by
+ *            a walk of the free list (a user value equal to the mark is the only case that
+ *            walks). Blocks are therefore at least 16 bytes. head.room stays 0, so every call
+ *            comes here.
+ * Divisibility by the stride is one multiply (is_multiple), the slot index a multiply
+ * and a shift (offsets are below 2^22, so a 33-bit reciprocal is exact).
  */
 #include "common/internal.h"
 #include "page/segment.h"
@@ -34,15 +45,25 @@ typedef struct pool_seg {
   char *base, *carve, *commit_end, *limit, *poisoned_end;
 } pool_seg;
 
-/* Blocks in use are carved - h.nfree, and their peak is the largest carved count: a block is only
- * carved when the free list is empty, that is when every carved block is in use. So the fast
- * paths only count the free list.
- * Invariants (hk__pool_is_valid): h.nfree <= carved == sum over segments of
- * (carve - base) / stride; the free list has h.nfree blocks, each marked; h.fast == !shared &&
- * !track. */
+/* Blocks in use are carved - free, and their peak is the largest carved count: a block is only
+ * carved when no block is free, that is when every carved block is in use. So the fast paths
+ * count nothing but the stack height they need anyway.
+ * Invariants (hk__pool_is_valid): carved == sum over segments of (carve - base) / stride.
+ * Unchecked: h.n <= carved, h.n <= stk_slots, h.room == min(stk_slots, carved), the stack holds
+ * carved blocks of p; list == NULL. Checked: h.stack == NULL, h.n == h.room == 0, the free list
+ * has nlist <= carved blocks, each marked. checked == shared || track || HK_DEBUG >= 1 || asked. */
 struct hk_pool {
-  hk_pool_head h; /* first: the inline fast path reads it */
+  hk_pool_head h; /* first: the inline fast paths read it */
   pool_seg *cur, *first, *last;
+  void *list;     /* checked pools: the free list */
+  size_t nlist;
+  hk__segment *stk_seg; /* unchecked pools: the segment holding h.stack, NULL until the first free */
+  size_t stk_slots;     /* committed stack entries */
+  size_t stride;
+  uint64_t inv, lim;    /* offset % stride == 0 <=> rotr(offset * inv, tz) <= lim (stride = odd << tz) */
+  unsigned tz;
+  uintptr_t secret;
+  bool checked;
   size_t align;
   uint64_t div_m; /* offset / stride == (offset * div_m) >> div_shift for offsets below 4 MiB */
   unsigned div_shift;
@@ -59,9 +80,19 @@ static inline pool_seg *meta_of(hk__segment *s) { return (pool_seg *)((char *)s 
 static inline void lock(hk_pool *p) { if (p->shared) pthread_mutex_lock(&p->lock); }
 static inline void unlock(hk_pool *p) { if (p->shared) pthread_mutex_unlock(&p->lock); }
 static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->div_m) >> p->div_shift); }
-static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->h.secret ^ (uintptr_t)b; }
-/* The inline free handles blocks of the first segment; keep its view of that segment current. */
-static inline void sync_first(hk_pool *p) { p->h.carved_bytes = (size_t)(p->first->carve - p->first->base); }
+static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->secret ^ (uintptr_t)b; }
+/* inv = odd^-1 mod 2^64 maps the multiples of odd onto [0, UINT64_MAX / odd]; the rotation folds
+ * the power-of-two factor in: one multiply instead of a division. */
+static inline bool is_multiple(const hk_pool *p, uint64_t off) {
+  uint64_t x = off * p->inv;
+  return ((x >> p->tz) | (x << ((64 - p->tz) & 63))) <= p->lim;
+}
+static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static inline void set_room(hk_pool *p) {
+  if (!p->checked) p->h.room = min_sz(p->stk_slots, p->carved);
+}
+static inline size_t nfree(const hk_pool *p) { return p->checked ? p->nlist : p->h.n; }
+static inline size_t stk_hdr(void) { return hk__align_up(sizeof(hk__segment), 64); }
 /* Reads word i of block b, which may be poisoned (a free block). */
 static inline uintptr_t word(const hk_pool *p, const void *b, int i) {
   if (hk_unlikely(p->track)) hk__track_peek((const char *)b + i * sizeof(void *), sizeof(void *));
@@ -74,9 +105,15 @@ static inline uintptr_t word_open(const hk_pool *p, const void *b, int i) {
   if (hk_unlikely(p->track)) hk__track_peek((const char *)b + i * sizeof(void *), sizeof(void *));
   return ((const uintptr_t *)b)[i];
 }
-/* True if b is on the free list: the slow confirmation behind a matching mark. */
+/* True if b is free: the slow confirmation behind a matching mark (checked), or a scan of the
+ * stack (unchecked). */
 static hk_cold bool on_free_list(const hk_pool *p, const void *b) {
-  for (const char *f = p->h.free; f; f = (const char *)word(p, f, 0))
+  if (!p->checked) {
+    for (size_t i = 0; i < p->h.n; i++)
+      if (p->h.stack[i] == b) return true;
+    return false;
+  }
+  for (const char *f = p->list; f; f = (const char *)word(p, f, 0))
     if (f == b) return true;
   return false;
 }
@@ -144,23 +181,22 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   hk_pool *p = (hk_pool *)((char *)ps + hk__align_up(sizeof(pool_seg), 64));
   memset(p, 0, sizeof *p);
   p->magic = POOL_MAGIC;
-  p->h.stride = stride;
+  p->stride = stride;
   p->align = align;
   unsigned l = 0;
   while (((size_t)1 << l) < stride) l++;
   p->div_shift = 32 + l;
   p->div_m = (((uint64_t)1 << p->div_shift) + stride - 1) / stride;
-  p->h.tz = (unsigned)__builtin_ctzll(stride);
-  uint64_t odd = stride >> p->h.tz, inv = odd; /* Newton: each step doubles the correct bits */
+  p->tz = (unsigned)__builtin_ctzll(stride);
+  uint64_t odd = stride >> p->tz, inv = odd; /* Newton: each step doubles the correct bits */
   for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;
-  p->h.inv = inv;
-  p->h.lim = UINT64_MAX / stride;
+  p->inv = inv;
+  p->lim = UINT64_MAX / stride;
   p->shared = opt->shared;
   p->track = hk__track_per_alloc();
-  /* Debug builds fill freed blocks, which the inline paths do not: keep them out there. */
-  p->h.fast = !p->shared && !p->track && HK_DEBUG == 0;
-  p->h.base = ps->base;
-  p->h.secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
+  /* Debug builds fill freed blocks and tools annotate them, which the inline paths do not. */
+  p->checked = opt->checked || p->shared || p->track || HK_DEBUG >= 1 || hk_option_get(HK_OPT_HARDENED) != 0;
+  p->secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
   p->commit_step = opt->commit_step ? hk__align_up(opt->commit_step, 4096) : POOL_DEFAULT_STEP;
   p->retain = opt->retain ? opt->retain : POOL_DEFAULT_RETAIN;
   pthread_mutex_init(&p->lock, NULL);
@@ -182,18 +218,18 @@ hk_pool *hk_pool_new(size_t block_size) {
 static hk_cold void *carve(hk_pool *p) {
   for (;;) {
     pool_seg *ps = p->cur;
-    if (ps->carve + p->h.stride <= ps->commit_end) {
+    if (ps->carve + p->stride <= ps->commit_end) {
       char *b = ps->carve;
-      ps->carve += p->h.stride;
+      ps->carve += p->stride;
       p->carved++;
-      if (ps == p->first) sync_first(p);
+      set_room(p);
       return b;
     }
-    if (ps->carve + p->h.stride <= ps->limit) {
+    if (ps->carve + p->stride <= ps->limit) {
       char *s0 = (char *)ps->seg;
       size_t unit = ps->seg->unit;
       size_t step = hk__align_up(p->commit_step > unit ? p->commit_step : unit, unit);
-      size_t new_off = hk__align_up((size_t)(ps->carve + p->h.stride - s0), step);
+      size_t new_off = hk__align_up((size_t)(ps->carve + p->stride - s0), step);
       if (new_off > ps->seg->size) new_off = ps->seg->size;
       size_t old_off = (size_t)(ps->commit_end - s0);
       if (hk__segment_commit(ps->seg, old_off, new_off - old_off, NULL) != HK_OK) return NULL;
@@ -204,7 +240,7 @@ static hk_cold void *carve(hk_pool *p) {
       continue;
     }
     if (!ps->next) {
-      pool_seg *n = seg_new(p, p->h.stride, p->align, false);
+      pool_seg *n = seg_new(p, p->stride, p->align, false);
       if (!n) return NULL;
       n->prev = ps;
       ps->next = n;
@@ -214,18 +250,86 @@ static hk_cold void *carve(hk_pool *p) {
   }
 }
 
-/* Everything the inline hk_pool_alloc does not do: shared pools, tool annotations, carving. */
+/* ---- the free stack of unchecked pools ------------------------------------------------------- */
+
+static size_t stk_committed(const hk_pool *p) {
+  return p->stk_seg ? hk__align_up(stk_hdr() + p->stk_slots * sizeof(void *), p->stk_seg->unit) : 0;
+}
+
+/* Room for at least `need` entries: commit the next unit(s) of the stack's segment, or move the
+ * stack to a fresh segment twice as large (copying the entries). */
+static hk_cold int stk_grow(hk_pool *p, size_t need) {
+  size_t hdr = stk_hdr(), bytes = hdr + need * sizeof(void *);
+  hk__segment *s = p->stk_seg;
+  if (s && bytes <= s->size) {
+    size_t old_off = stk_committed(p), new_off = hk__align_up(bytes, s->unit);
+    if (hk__segment_commit(s, old_off, new_off - old_off, NULL) != HK_OK) return HK_ENOMEM;
+    account(p, (ptrdiff_t)(new_off - old_off));
+    p->stk_slots = (new_off - hdr) / sizeof(void *);
+    set_room(p);
+    return HK_OK;
+  }
+  size_t size = s ? 2 * s->size : HK_SEGMENT_SIZE;
+  if (size < bytes) size = hk__align_up(bytes, HK_SEGMENT_SIZE);
+  hk__segment *ns = hk__segment_alloc(size, HK_SEGMENT_SIZE, HK__SEG_POOL, hdr);
+  if (!ns) return HK_ENOMEM;
+  ns->owner = NULL; /* not a block segment of any pool: frees into it are rejected */
+  size_t first = hk__align_up(hdr, ns->unit), want = hk__align_up(bytes, ns->unit);
+  if (want > first && hk__segment_commit(ns, first, want - first, NULL) != HK_OK) {
+    hk__segment_free(ns);
+    return HK_ENOMEM;
+  }
+  void **stack = (void **)((char *)ns + hdr);
+  if (p->h.n) memcpy(stack, p->h.stack, p->h.n * sizeof(void *));
+  account(p, (ptrdiff_t)want);
+  p->reserved += ns->size;
+  if (s) {
+    account(p, -(ptrdiff_t)stk_committed(p));
+    p->reserved -= s->size;
+    hk__segment_free(s);
+  }
+  p->stk_seg = ns;
+  p->h.stack = stack;
+  p->stk_slots = (want - hdr) / sizeof(void *);
+  set_room(p);
+  return HK_OK;
+}
+
+/* Keeps at most `keep` committed bytes of the (empty) stack, and at least its first unit. */
+static void stk_trim(hk_pool *p, size_t keep) {
+  hk__segment *s = p->stk_seg;
+  if (!s) return;
+  size_t hdr = stk_hdr(), old_off = stk_committed(p);
+  size_t new_off = hk__align_down(keep, s->unit);
+  if (new_off < hk__align_up(hdr, s->unit)) new_off = hk__align_up(hdr, s->unit);
+  if (new_off >= old_off) return;
+  hk__segment_decommit(s, new_off, old_off - new_off);
+  account(p, -(ptrdiff_t)(old_off - new_off));
+  p->stk_slots = (new_off - hdr) / sizeof(void *);
+  set_room(p);
+}
+
+/* ---- allocation and free --------------------------------------------------------------------- */
+
+/* Everything the inline hk_pool_alloc does not do: checked pools (shared, annotated, debug),
+ * and carving. */
 void *hk__pool_alloc_slow(hk_pool *p) {
   if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
     errno = EINVAL;
     return NULL;
   }
+  if (!p->checked) {
+    if (p->h.n) return p->h.stack[--p->h.n];
+    void *b = carve(p);
+    if (!b) errno = ENOMEM;
+    return b;
+  }
   lock(p);
-  char *b = p->h.free;
+  char *b = p->list;
   if (hk_likely(b != NULL)) {
-    p->h.free = (void *)word(p, b, 0);
-    if (hk_unlikely(p->track)) hk__track_alloc(b, p->h.stride);
-    p->h.nfree--;
+    p->list = (void *)word(p, b, 0);
+    if (hk_unlikely(p->track)) hk__track_alloc(b, p->stride);
+    p->nlist--;
   } else {
     b = carve(p);
     if (!b) {
@@ -233,7 +337,7 @@ void *hk__pool_alloc_slow(hk_pool *p) {
       errno = ENOMEM;
       return NULL;
     }
-    if (hk_unlikely(p->track)) hk__track_alloc(b, p->h.stride);
+    if (hk_unlikely(p->track)) hk__track_alloc(b, p->stride);
   }
   ((void **)b)[1] = NULL;
   unlock(p);
@@ -251,8 +355,24 @@ static hk_cold void bad_free(hk_pool *p, const void *b, const char *why) {
   hk__warning("hk_pool_free(%p, %p): %s; ignored", (void *)p, b, why);
 }
 
-/* Everything the inline hk_pool_free does not take: other segments, shared pools, annotations,
- * and every bad free. */
+/* The checks every free of a checked pool passes, and an unchecked pool's frees when they come
+ * here: the pointer is the start of a carved block of p. Reports and returns false otherwise. */
+static bool is_block(hk_pool *p, const char *b) {
+  hk__segment *s = hk__segment_of(b);
+  if (hk_unlikely(!s || s->kind != HK__SEG_POOL || s->owner != (void *)p)) {
+    bad_free(p, b, "not a block of this pool");
+    return false;
+  }
+  pool_seg *ps = meta_of(s);
+  if (hk_unlikely(b < ps->base || b >= ps->carve || !is_multiple(p, (uint64_t)(b - ps->base)))) {
+    bad_free(p, b, "not the start of a block of this pool");
+    return false;
+  }
+  return true;
+}
+
+/* Everything the inline hk_pool_free does not take: checked pools, a full stack, and the frees of
+ * an unchecked pool that would leave more blocks free than were carved. */
 void hk__pool_free_slow(hk_pool *p, void *block) {
   if (!block) return;
   if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
@@ -260,34 +380,42 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
     return;
   }
   char *b = block;
-  hk__segment *s = hk__segment_of(b);
+  if (!p->checked) {
+    if (!is_block(p, b)) return;
+    if (p->h.n >= p->carved) {
+      bad_free(p, b, "more blocks freed than handed out (a double free)");
+      return;
+    }
+    if (p->h.n >= p->stk_slots && stk_grow(p, p->h.n + 1) != HK_OK) {
+      hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (void *)p, block);
+      return;
+    }
+    p->h.stack[p->h.n++] = b;
+    return;
+  }
   lock(p);
-  if (hk_unlikely(!s || s->kind != HK__SEG_POOL || s->owner != (void *)p)) {
-    bad_free(p, b, "not a block of this pool");
+  if (!is_block(p, b)) {
     unlock(p);
     return;
   }
-  pool_seg *ps = meta_of(s);
-  size_t off = (size_t)(b - ps->base);
-  if (hk_unlikely(b < ps->base || b >= ps->carve || !hk__pool_is_multiple(&p->h, off))) {
-    bad_free(p, b, "not the start of a block of this pool");
-  } else if (hk_unlikely(word_open(p, b, 1) == mark_of(p, b)) && on_free_list(p, b)) {
-    if (hk_unlikely(p->track)) hk__track_release(b, p->h.stride); /* still free: poisoned again */
+  if (hk_unlikely(word_open(p, b, 1) == mark_of(p, b)) && on_free_list(p, b)) {
+    if (hk_unlikely(p->track)) hk__track_release(b, p->stride); /* still free: poisoned again */
     bad_free(p, b, "double free (the block is already free)");
   } else {
 #if HK_DEBUG >= 1
-    memset(b, POOL_FILL_FREED, p->h.stride);
+    memset(b, POOL_FILL_FREED, p->stride);
 #endif
-    ((void **)b)[0] = p->h.free;
+    ((void **)b)[0] = p->list;
     ((uintptr_t *)b)[1] = mark_of(p, b);
-    p->h.free = b;
-    p->h.nfree++;
-    if (hk_unlikely(p->track)) hk__track_release(b, p->h.stride);
+    p->list = b;
+    p->nlist++;
+    if (hk_unlikely(p->track)) hk__track_release(b, p->stride);
   }
   unlock(p);
 }
 
-/* Bulk release: every block becomes uncarved again; retention as for arenas. */
+/* Bulk release: every block becomes uncarved again; retention as for arenas (the free stack's
+ * committed memory counts against it first). */
 void hk_pool_reset(hk_pool *p) {
   if (!p || p->magic != POOL_MAGIC) {
     hk__warning("hk_pool_reset(%p): not a live pool; ignored", (void *)p);
@@ -305,12 +433,16 @@ void hk_pool_reset(hk_pool *p) {
     }
     ps->carve = ps->base;
   }
-  p->h.free = NULL;
+  p->list = NULL;
+  p->nlist = 0;
+  p->h.n = 0;
   if (p->carved > p->peak_before_reset) p->peak_before_reset = p->carved;
-  p->h.nfree = p->carved = 0;
+  p->carved = 0;
   p->cur = p->first;
-  sync_first(p);
   size_t keep = p->retain;
+  stk_trim(p, keep);
+  keep -= min_sz(keep, stk_committed(p));
+  set_room(p);
   for (pool_seg *ps = p->first, *next; ps; ps = next) {
     next = ps->next;
     size_t usable = ps->commit_end > ps->base ? (size_t)(ps->commit_end - ps->base) : 0;
@@ -329,6 +461,7 @@ void hk_pool_reset(hk_pool *p) {
       ps->commit_end = s0 + new_off;
     }
   }
+  hk_assert_expensive(hk__pool_is_valid(p));
   unlock(p);
 }
 
@@ -341,11 +474,16 @@ void hk_pool_destroy(hk_pool *p) {
   hk_assert_expensive(hk__pool_is_valid(p));
   p->magic = 0;
   pthread_mutex_destroy(&p->lock);
+  if (p->stk_seg) {
+    account(p, -(ptrdiff_t)stk_committed(p));
+    hk__segment_free(p->stk_seg);
+    p->stk_seg = NULL;
+  }
   while (p->last != p->first) seg_free(p, p->last);
   seg_free(p, p->first);
 }
 
-size_t hk_pool_block_size(const hk_pool *p) { return p && p->magic == POOL_MAGIC ? p->h.stride : 0; }
+size_t hk_pool_block_size(const hk_pool *p) { return p && p->magic == POOL_MAGIC ? p->stride : 0; }
 
 bool hk_pool_contains(const hk_pool *p, const void *q) {
   if (!p || p->magic != POOL_MAGIC || !q) return false;
@@ -356,33 +494,57 @@ bool hk_pool_contains(const hk_pool *p, const void *q) {
   pool_seg *ps = meta_of(s);
   bool live = false;
   if ((const char *)q >= ps->base && (const char *)q < ps->carve) {
-    const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->h.stride;
-    live = !(word_open(p, b, 1) == mark_of(p, b) && on_free_list(p, b));
-    if (hk_unlikely(p->track) && !live) hk__track_release((char *)b + sizeof(void *), sizeof(void *));
+    const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->stride;
+    if (!p->checked) {
+      live = !on_free_list(p, b);
+    } else {
+      live = !(word_open(p, b, 1) == mark_of(p, b) && on_free_list(p, b));
+      if (hk_unlikely(p->track) && !live) hk__track_release((char *)b + sizeof(void *), sizeof(void *));
+    }
   }
   unlock(mp);
   return live;
 }
 
+/* A block of p that was carved (for the entries of the free stack). */
+static bool is_carved_block(const hk_pool *p, const void *b) {
+  hk__segment *s = hk__segment_of(b);
+  if (!s || s->kind != HK__SEG_POOL || s->owner != (void *)p) return false;
+  pool_seg *ps = meta_of(s);
+  return (const char *)b >= ps->base && (const char *)b < ps->carve && is_multiple(p, (uint64_t)((const char *)b - ps->base));
+}
+
 bool hk__pool_is_valid(hk_pool *p) {
-  size_t carved = 0, n = 0, nfree = 0;
+  size_t carved = 0, n = 0, nf = 0;
   bool after = false;
   for (pool_seg *ps = p->first; ps; ps = ps->next) {
-    if (ps->carve < ps->base || ps->carve > ps->limit || (size_t)(ps->carve - ps->base) % p->h.stride) return false;
+    if (ps->carve < ps->base || ps->carve > ps->limit || (size_t)(ps->carve - ps->base) % p->stride) return false;
     if (after && ps->carve != ps->base) return false;
     if (ps->carve > ps->commit_end) return false;
-    carved += (size_t)(ps->carve - ps->base) / p->h.stride;
+    carved += (size_t)(ps->carve - ps->base) / p->stride;
     if (ps == p->cur) after = true;
     n++;
   }
-  for (const char *f = p->h.free; f; f = (const char *)word(p, f, 0)) {
-    if (++nfree > p->carved) return false;
-    hk__segment *s = hk__segment_of(f);
-    if (!s || s->owner != (void *)p || word(p, f, 1) != mark_of(p, f)) return false;
+  if (p->shared || p->track || HK_DEBUG >= 1) {
+    if (!p->checked) return false;
   }
-  if (nfree != p->h.nfree || p->h.fast != (!p->shared && !p->track && HK_DEBUG == 0)) return false;
-  if (p->h.base != p->first->base || p->h.carved_bytes != (size_t)(p->first->carve - p->first->base)) return false;
-  return n == p->nsegs && carved == p->carved && p->h.nfree <= p->carved;
+  if (p->checked) {
+    if (p->h.stack || p->h.n || p->h.room || p->stk_seg) return false;
+    for (const char *f = p->list; f; f = (const char *)word(p, f, 0)) {
+      if (++nf > p->carved) return false;
+      hk__segment *s = hk__segment_of(f);
+      if (!s || s->owner != (void *)p || word(p, f, 1) != mark_of(p, f)) return false;
+    }
+    if (nf != p->nlist) return false;
+  } else {
+    if (p->list || p->nlist) return false;
+    if (p->h.n > p->carved || p->h.n > p->stk_slots || p->h.room != min_sz(p->stk_slots, p->carved)) return false;
+    if (p->stk_seg && p->h.stack != (void **)((char *)p->stk_seg + stk_hdr())) return false;
+    if (!p->stk_seg && (p->h.stack || p->stk_slots)) return false;
+    for (size_t i = 0; i < p->h.n; i++)
+      if (!is_carved_block(p, p->h.stack[i])) return false;
+  }
+  return n == p->nsegs && carved == p->carved;
 }
 
 void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
@@ -390,10 +552,10 @@ void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
   if (!p || p->magic != POOL_MAGIC) return;
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
-  out->block_size = p->h.stride;
-  out->in_use = p->carved - p->h.nfree;
+  out->block_size = p->stride;
+  out->in_use = p->carved - nfree(p);
   out->in_use_peak = p->carved > p->peak_before_reset ? p->carved : p->peak_before_reset;
-  out->free_blocks = p->h.nfree;
+  out->free_blocks = nfree(p);
   out->carved = p->carved;
   out->committed = p->committed;
   out->committed_peak = p->committed_peak;
