@@ -152,23 +152,29 @@ HK_API hk_scratch hk_scratch_begin(hk_arena *const *conflicts, size_t n);
 HK_API void hk_scratch_end(hk_scratch s);
 
 /* ---- the inline fast path ------------------------------------------------------------------------
- * An arena starts with these two pointers. When end - cur leaves room the allocation is a compare
- * and an add; everything else (growth, budgets, concurrent mode, tracing, sanitizer annotations,
- * which keep cur == end == NULL) goes to hk__arena_alloc_slow. cur is always 16-aligned. */
+ * An arena starts with these two pointers. When the rounded request ends before end, the
+ * allocation is an add and a compare on cur (the rounding folds away for constant sizes);
+ * everything else (growth, budgets, concurrent mode, tracing, sanitizer annotations, which keep
+ * cur == end == NULL so that the compare always fails) goes to hk__arena_alloc_slow. cur is
+ * always 16-aligned. */
 typedef struct hk_arena_head {
   char *cur;
   char *end;
 } hk_arena_head;
 
 #define HK_ARENA_ALIGN 16
+/* Larger requests take the slow path, so that neither the rounding nor cur + size can wrap (a
+ * pointer is below 2^47); the compiler drops the test when it knows the size. */
+#define HK__ARENA_FAST_MAX ((size_t)1 << 40)
 
 static inline void *hk_arena_alloc(hk_arena *a, size_t size) {
   hk_arena_head *h = (hk_arena_head *)a;
   if (HK_LIKELY(h != NULL)) {
-    char *p = h->cur;
-    if (HK_LIKELY(size < (size_t)(h->end - p))) {
-      h->cur = p + ((size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1));
-      return p;
+    uintptr_t p = (uintptr_t)h->cur;
+    uintptr_t np = p + ((size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1));
+    if (HK_LIKELY(size <= HK__ARENA_FAST_MAX && np < (uintptr_t)h->end)) {
+      h->cur = (char *)np;
+      return (void *)p;
     }
   }
   return hk__arena_alloc_slow(a, size, HK_ARENA_ALIGN);

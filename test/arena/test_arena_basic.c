@@ -90,6 +90,21 @@ static void test_aligned_and_helpers(void) {
   CHECK(hk_arena_alloc(a, SIZE_MAX - 8) == NULL && errno == ENOMEM);
   CHECK(hk_arena_alloc(a, 0) != NULL);
   hk_arena_destroy(a);
+  /* The inline path must hand size 0 and exact fits to the slow path where it cannot serve them:
+   * a concurrent arena keeps its head at {NULL, NULL}, and a request that ends exactly at the
+   * commit end is the slow path's. */
+  hk_arena *c = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT});
+  void *z0 = hk_arena_alloc(c, 0), *o = hk_arena_alloc(c, 1);
+  CHECK(z0 != NULL && o != NULL && hk_arena_contains(c, o));
+  hk_arena_destroy(c);
+  hk_arena *e = hk_arena_new(NULL);
+  hk_arena_head *h = (hk_arena_head *)e;
+  if (h->cur) { /* not under ASan/valgrind, which keep the head empty too */
+    size_t left = (size_t)(h->end - h->cur);
+    char *fill = hk_arena_alloc(e, left), *next = hk_arena_alloc(e, 16);
+    CHECK(fill != NULL && next != NULL && next != fill && (next < fill || next >= fill + left));
+  }
+  hk_arena_destroy(e);
 }
 
 static void test_bad_handles(void) {
