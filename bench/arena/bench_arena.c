@@ -345,13 +345,16 @@ static void make_perms(void) {
 
 static hk_pool *hkp;
 #define HKP_FREE(q) hk_pool_free(hkp, (q))
-static void pool_hk_mode(bool shared) {
-  hkp = hk_pool_new_ex(&(hk_pool_options){.block_size = POOL_SIZE, .shared = shared});
+static void pool_hk_mode(bool shared, bool checked) {
+  hkp = hk_pool_new_ex(&(hk_pool_options){.block_size = POOL_SIZE, .shared = shared, .checked = checked});
   POOL_LOOP(hk_pool_alloc(hkp), HKP_FREE)
   hk_pool_destroy(hkp);
 }
-static void pool_hk(void) { pool_hk_mode(false); }
-static void pool_hk_shared(void) { pool_hk_mode(true); }
+/* The default pool (inline paths, no bad-free checks), the same pool with every free checked, and
+ * a shared (locked, checked) pool. */
+static void pool_hk(void) { pool_hk_mode(false, false); }
+static void pool_hk_checked(void) { pool_hk_mode(false, true); }
+static void pool_hk_shared(void) { pool_hk_mode(true, false); }
 static void pool_malloc(void) { POOL_LOOP(malloc(POOL_SIZE), free) }
 static void pool_mimalloc(void) { POOL_LOOP(mi_malloc_p(POOL_SIZE), mi_free_p) }
 /* The hand-rolled alternative: a free list over glibc malloc. */
@@ -421,6 +424,7 @@ int main(int argc, char **argv) {
 #endif
       {"request", "mimalloc heap (region)", req_mi_heap, req_ops, 1},
       {"pool", "heapkit pool", pool_hk, pool_ops, 0},
+      {"pool", "heapkit pool (checked)", pool_hk_checked, pool_ops, 0},
       {"pool", "heapkit pool (shared)", pool_hk_shared, pool_ops, 0},
       {"pool", "glibc malloc/free", pool_malloc, pool_ops, 0},
       {"pool", "mimalloc malloc/free", pool_mimalloc, pool_ops, 1},
