@@ -23,8 +23,11 @@ typedef enum hk__os_decommit_mode {
 typedef enum hk__os_prot { HK__OS_NOACCESS = 0, HK__OS_READ = 1, HK__OS_READWRITE = 3 } hk__os_prot;
 
 HK_INTERNAL size_t hk__os_page_size(void);
-/* Reserve size bytes aligned to align (a power of two >= page size). *out gets the address. */
-HK_INTERNAL int hk__os_reserve(size_t size, size_t align, void **out);
+/* Reserve size bytes aligned to align (a power of two >= page size). *out gets the address.
+ * accounted: the memory will back one user block, so let the OS refuse a size it could never back
+ * (Linux's overcommit heuristic: malloc(64 GiB) on a 24 GiB machine fails with ENOMEM, as with
+ * glibc); otherwise the reservation is address space only (MAP_NORESERVE). */
+HK_INTERNAL int hk__os_reserve(size_t size, size_t align, bool accounted, void **out);
 HK_INTERNAL int hk__os_release(void *addr, size_t size);
 HK_INTERNAL int hk__os_commit(void *addr, size_t size);
 HK_INTERNAL int hk__os_decommit(void *addr, size_t size, hk__os_decommit_mode mode);

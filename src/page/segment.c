@@ -309,7 +309,7 @@ hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, siz
     s->from_cache = 1;
   } else {
     void *p;
-    if (hk__os_reserve(size, align, &p) != HK_OK) return NULL;
+    if (hk__os_reserve(size, align, kind == HK__SEG_LARGE, &p) != HK_OK) return NULL;
     s = p;
     s->commit_mask = 0;
     s->dirty_mask = 0;

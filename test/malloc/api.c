@@ -109,6 +109,45 @@ static void sec_malloc(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* RAM + swap in bytes, and the kernel's overcommit mode; 0 when unknown. */
+static size_t machine_memory(int *mode) {
+  *mode = -1;
+  FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+  if (f) { if (fscanf(f, "%d", mode) != 1) *mode = -1; fclose(f); }
+  f = fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char key[64];
+  unsigned long long kb, total = 0;
+  while (fscanf(f, "%63s %llu kB", key, &kb) == 2)
+    if (strcmp(key, "MemTotal:") == 0 || strcmp(key, "SwapTotal:") == 0) total += kb;
+  fclose(f);
+  return (size_t)total << 10;
+}
+
+/* A block larger than the machine could ever back fails at once with ENOMEM, as with glibc, when
+ * the kernel uses its default overcommit heuristic (mode 0) - instead of succeeding and letting
+ * the OOM killer end the process when it is touched. */
+static void sec_beyond_memory(void) {
+  int mode;
+  size_t mem = machine_memory(&mode);
+  if (mode != 0 || mem == 0 || mem > ((size_t)1 << 44)) {
+    printf("beyond_memory: overcommit mode %d, %zu bytes of RAM+swap: nothing to check\n", mode, mem);
+    return;
+  }
+  size_t n = mem * 2;
+  errno = 0;
+  void *p = hk_malloc(n);
+  CHECKF(p == NULL && errno == ENOMEM, "malloc(%zu) on a machine with %zu bytes of RAM+swap: %p errno %d", n, mem, p, errno);
+  errno = 0;
+  p = hk_calloc(2, mem);
+  CHECKF(p == NULL && errno == ENOMEM, "calloc(2, %zu): %p errno %d", mem, p, errno);
+  /* and the allocator still works */
+  p = hk_malloc(mem / 64);
+  CHECK(p != NULL);
+  hk_free(p);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 static void sec_huge(void) {
   for (size_t i = 0; i < NHUGE; i++) {
     size_t n = opaque(huge_sizes[i]);
@@ -874,7 +913,7 @@ typedef struct section {
 } section;
 
 static const section sections[] = {
-  {"malloc", sec_malloc}, {"huge", sec_huge},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
+  {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats},
   {"env", sec_env},

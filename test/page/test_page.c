@@ -116,9 +116,9 @@ static void test_os(void) {
   void *p;
   size_t ps = hk__os_page_size();
   CHECK(ps >= 4096 && hk__is_pow2(ps));
-  CHECK(hk__os_reserve(ps * 3, 0, &p) == HK_OK && p);
-  CHECK(hk__os_reserve(0, 0, &p) == HK_EINVAL);
-  CHECK(hk__os_reserve(ps * 3, 1 << 21, &p) == HK_OK && ((uintptr_t)p & ((1 << 21) - 1)) == 0);
+  CHECK(hk__os_reserve(ps * 3, 0, false, &p) == HK_OK && p);
+  CHECK(hk__os_reserve(0, 0, false, &p) == HK_EINVAL);
+  CHECK(hk__os_reserve(ps * 3, 1 << 21, true, &p) == HK_OK && ((uintptr_t)p & ((1 << 21) - 1)) == 0);
   memset(p, 1, ps * 3);
   CHECK(hk__os_decommit(p, ps, HK__OS_DONTNEED) == HK_OK && ((uint8_t *)p)[0] == 0);
   CHECK(hk__os_protect(p, ps, HK__OS_READ) == HK_OK);
