@@ -96,7 +96,8 @@ enum {
 typedef struct hk_gc_options {
   size_t initial_heap;      /* first full collection when the mature+large heap reaches this (default 8 MiB) */
   size_t max_heap;          /* hard limit on the whole heap, nursery included; 0 = no limit */
-  size_t nursery_size;      /* bytes allocated between minor collections (default 4 MiB) */
+  size_t nursery_size;      /* bytes allocated between minor collections (default 4 MiB); the
+                               collector shrinks it while much of it survives (short pauses) */
   unsigned growth_percent;  /* next full collection at live * (100 + growth) / 100 (default 100) */
   unsigned promote_age;     /* minor collections survived before promotion, 1..3 (default 2) */
   unsigned flags;           /* HK_GC_OPT_* */
@@ -378,6 +379,7 @@ typedef struct hk_gc_stats {
   size_t large_objects, large_bytes;
   uint64_t finalizers_run, weak_cleared;
   size_t mutators;
+  size_t nursery_size; /* now: adapted to the survivors, at most the nursery_size option */
   hk_gc_pause_stats minor, full, all;
 } hk_gc_stats;
 HK_API void hk_gc_stats_get(hk_gc_heap *heap, hk_gc_stats *out);

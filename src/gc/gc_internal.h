@@ -51,6 +51,10 @@
 #define GC_LARGE_OFF 256     /* offset of a large object's header in its segment */
 #define GC_CHUNK_SIZE ((size_t)65536)
 #define GC_MEDIUM 256 /* objects above this skip small holes and use the overflow allocator */
+/* A minor collection costs about 1 ns per byte it copies: the nursery is sized so that the
+ * expected survivors stay near this, which keeps nursery pauses well under a millisecond. */
+#define GC_PAUSE_SURVIVORS ((size_t)256 << 10)
+#define GC_NURSERY_MIN_BLOCKS 8
 
 enum { ROLE_HEAP = 1, ROLE_BLOCKS, ROLE_META, ROLE_LARGE };
 
@@ -173,7 +177,8 @@ struct hk_gc_heap {
   pthread_cond_t cond; /* world stopped / world resumed */
   hk_gc_options opts;
   size_t max_heap;
-  size_t nursery_blocks;
+  size_t nursery_blocks;  /* the nursery now: adapted after every minor collection (minor.c) */
+  size_t nursery_max;     /* the configured nursery (options, heap limit): the adaptive ceiling */
   size_t full_threshold; /* a full collection is due when mature_estimate exceeds this */
   size_t mature_estimate; /* live at the last full collection + promoted and large bytes since */
   long stress;

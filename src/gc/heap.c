@@ -53,7 +53,7 @@ int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mu
   pthread_cond_init(&h->cond, NULL);
   h->opts = o;
   h->max_heap = o.max_heap;
-  h->nursery_blocks = nursery_blocks_for(&o);
+  h->nursery_blocks = h->nursery_max = nursery_blocks_for(&o);
   h->full_threshold = o.initial_heap;
   h->stress = hk_option_get(HK_OPT_GC_STRESS); /* HEAPKIT_GC_STRESS, read at heap creation */
   h->epoch = 1;
@@ -109,7 +109,8 @@ void hk_gc_heap_set_limit(hk_gc_heap *h, size_t max_heap) {
   gc_lock(h);
   h->max_heap = max_heap;
   h->opts.max_heap = max_heap;
-  h->nursery_blocks = nursery_blocks_for(&h->opts);
+  h->nursery_max = nursery_blocks_for(&h->opts);
+  if (h->nursery_blocks > h->nursery_max) h->nursery_blocks = h->nursery_max;
   gc_unlock(h);
 }
 

@@ -148,6 +148,9 @@ static void minor_finalizers(minor_ctx *c) {
       dead = f;
     }
   }
+  /* What is kept for a finalizer dies right after it runs: copy it within the young generation
+   * even while survival is high, so it is freed by a minor collection, not promoted. */
+  if (c->promote_age) c->promote_age = 3;
   /* Phase 1: everything reachable from a dead finalizable object must outlive its finalizer. */
   for (gc_final *f = dead; f; f = f->next) {
     if (minor_alive(&f->obj)) continue; /* reached from an earlier one: its copy gets scanned */
@@ -169,6 +172,24 @@ static void minor_finalizers(minor_ctx *c) {
     f->next = h->final_ready;
     h->final_ready = f;
   }
+}
+
+/* The pause of a minor collection is its survivors (roots and remembered sets are small next to
+ * them), so the nursery follows what survives: cut in proportion when a minor collection copied
+ * more than GC_PAUSE_SURVIVORS (a big structure being built), doubled back towards the configured
+ * size while it copies less than half of that. A survival *rate* would not do: a small nursery
+ * makes everything in it look long-lived and would never grow again. Collections forced early
+ * (heap limit, explicit calls) saw too small a nursery to judge by. */
+static void adapt_nursery(hk_gc_heap *h, size_t nursery_bytes, uint64_t survived) {
+  if (!nursery_bytes || nursery_bytes * 2 < h->nursery_blocks * GC_BLOCK_SIZE) return;
+  size_t want = h->nursery_blocks;
+  if (survived > GC_PAUSE_SURVIVORS)
+    want = (size_t)((double)want * (double)GC_PAUSE_SURVIVORS / (double)survived);
+  else if (survived < GC_PAUSE_SURVIVORS / 2)
+    want *= 2;
+  if (want < GC_NURSERY_MIN_BLOCKS) want = GC_NURSERY_MIN_BLOCKS;
+  if (want > h->nursery_max) want = h->nursery_max;
+  h->nursery_blocks = want;
 }
 
 void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
@@ -216,6 +237,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     h->survivor[i] = (gc_bump){0};
   }
   h->high_survival = nursery_bytes && (c.copied + c.promoted) * 3 > nursery_bytes;
+  if (!promote_all) adapt_nursery(h, nursery_bytes, c.copied + c.promoted);
   h->young_since_gc = 0;
   h->bytes_copied += c.copied;
   h->bytes_promoted += c.promoted;

@@ -93,6 +93,7 @@ void hk_gc_stats_get(hk_gc_heap *h, hk_gc_stats *out) {
   out->finalizers_run = h->finalizers_run;
   out->weak_cleared = h->weak_cleared;
   out->mutators = h->nmutators;
+  out->nursery_size = h->nursery_blocks * GC_BLOCK_SIZE;
   static const int minor[1] = {0}, full[1] = {1}, all[2] = {0, 1};
   summarize(h, minor, 1, &out->minor);
   summarize(h, full, 1, &out->full);

@@ -204,10 +204,18 @@ static void test_final(void) {
     node *n = new_node(m, 30000 + (uint64_t)i, 2, false);
     CHECK_QUIET(hk_gc_set_finalizer(m, n, fin, (void *)(uintptr_t)n->id) == HK_OK);
   }
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  uint64_t promoted0 = st.bytes_promoted;
+  hk_gc_collect(m, HK_GC_MINOR);
+  /* Finalized by the minor collection itself, and kept in the young generation meanwhile: they die
+   * at the next minor collection instead of waiting in the mature space for a full one. */
+  CHECK(nlog == 3000);
+  hk_gc_stats_get(h, &st);
+  if (hk_option_get(HK_OPT_GC_STRESS) == 0) CHECK(st.bytes_promoted - promoted0 < 3000 * 40);
   hk_gc_collect(m, HK_GC_MINOR);
   hk_gc_collect(m, HK_GC_FULL);
   CHECK(nlog == 3000);
-  hk_gc_stats st;
   hk_gc_stats_get(h, &st);
   CHECK(st.finalizers_run == 3000 + 4 + 4 + 1);
   /* Manual mode: queued, run only on request. */
@@ -476,6 +484,42 @@ static void test_stats(void) {
   teardown();
 }
 
+/* ---- adaptive nursery ---------------------------------------------------------------------------- */
+
+/* While most of the nursery survives, a minor collection's pause is its survivors: the nursery
+ * shrinks so each copies about 256 KiB; once allocation is garbage again it grows back. */
+static void test_nursery(void) {
+  setup(4 << 20, 0);
+  bool stress = hk_option_get(HK_OPT_GC_STRESS) > 0;
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  CHECK(st.nursery_size == 4 << 20);
+  node *keep = NULL;
+  {
+    HK_GC_ROOTS(m, keep);
+    /* 12 MiB of nodes that all survive (56 bytes each). */
+    for (int i = 0; i < 12 * 18725; i++) {
+      node *n = new_node(m, (uint64_t)i, 4, false);
+      CHECK_QUIET(n != NULL);
+      n->kids[0] = keep;
+      keep = n;
+    }
+    hk_gc_stats_get(h, &st);
+    /* A fixed 4 MiB nursery would collect twice. */
+    if (!stress) CHECK(st.minor_collections >= 10 && st.nursery_size <= 1 << 20);
+    uint64_t minors = st.minor_collections;
+    keep = NULL;
+    churn(40 * 18725); /* 40 MiB of garbage */
+    hk_gc_stats_get(h, &st);
+    /* Back to 4 MiB: the 40 MiB take about ten collections plus the few on the way up (not the 160
+     * a nursery stuck at 256 KiB would take). */
+    if (!stress) CHECK(st.nursery_size == 4 << 20 && st.minor_collections - minors <= 25);
+    CHECK(st.minor.count == st.minor_collections);
+  }
+  hk_gc_collect(m, HK_GC_FULL);
+  teardown();
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -487,6 +531,7 @@ int main(int argc, char **argv) {
     CHECK(hk_gc_heap_destroy(h) == HK_OK);
   }
   if (all || !strcmp(what, "stats")) test_stats();
+  if (all || !strcmp(what, "nursery")) test_nursery();
   if (all || !strcmp(what, "heaps")) {
     test_heaps(); /* frames popped on return: now both heaps can go */
     CHECK(hk_gc_heap_destroy(h) == HK_OK);
