@@ -98,7 +98,7 @@ typedef struct hk_gc_options {
   size_t max_heap;          /* hard limit on the whole heap, nursery included; 0 = no limit */
   size_t nursery_size;      /* bytes allocated between minor collections (default 4 MiB); the
                                collector shrinks it while much of it survives (short pauses) */
-  unsigned growth_percent;  /* next full collection at live * (100 + growth) / 100 (default 100) */
+  unsigned growth_percent;  /* next full collection at live * (100 + growth) / 100 (default 70) */
   unsigned promote_age;     /* minor collections survived before promotion, 1..3 (default 2) */
   unsigned flags;           /* HK_GC_OPT_* */
   hk_gc_oom_fn oom;         /* may be NULL: allocations beyond max_heap return NULL */

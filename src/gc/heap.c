@@ -8,7 +8,7 @@ void hk_gc_options_init(hk_gc_options *o) {
   memset(o, 0, sizeof *o);
   o->initial_heap = 8 * MiB;
   o->nursery_size = 4 * MiB;
-  o->growth_percent = 100;
+  o->growth_percent = 70; /* see docs/gc.md: peak RSS against CPU */
   o->promote_age = 2;
 }
 
