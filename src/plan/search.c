@@ -65,6 +65,11 @@ typedef struct srch {
   size_t abort_depth;
   int32_t *cross; /* scratch: difference array of buffers crossing section boundaries */
   uint32_t *run_end; /* scratch: run_end[x] = first section after x with a different floor */
+  /* Perfect mode's valleys (see pick_cell): per section, the valley starting (vl) or ending
+   * (vr, at its last section) there, or -1; per valley its first section, end, and how many
+   * unplaced buffers could cover its left and right bottom cells. */
+  int32_t *vl, *vr;
+  uint32_t *va, *ve, *cntl, *cntr;
   uint64_t node_limit; /* this restart gives up after so many nodes (UINT64_MAX = never) */
   bool limited;       /* the restart hit node_limit (so an empty result proves nothing) */
   trail_ent *trail;
@@ -322,6 +327,77 @@ static int pend_push(srch *s, struct pending e) {
   return HK_OK;
 }
 
+
+static int cand_push(srch *s, hk__plan_kv kv) {
+  if (s->cn == s->ccap) {
+    size_t nc = s->ccap ? 2 * s->ccap : 4096;
+    hk__plan_kv *v = realloc(s->cand, nc * sizeof *v);
+    if (!v) return HK_ENOMEM;
+    s->cand = v;
+    s->ccap = nc;
+  }
+  s->cand[s->cn++] = kv;
+  return HK_OK;
+}
+
+/* Branching of the perfect mode (every section full to C, nothing may be wasted). A valley is a
+ * maximal run [a, e) of sections at one floor f < C whose neighbours are higher (or the window's
+ * border). In any completion, the cell just above f at section a is covered by exactly one
+ * buffer, and that buffer must sit at f (everything below f is already full), start at a (its
+ * left neighbour is higher) and end by e; likewise the cell at section e - 1 by a buffer ending
+ * at e. So any such cell gives a complete branching with no duplicates, not only the lowest
+ * leftmost one that the canonical order uses: take the cell with the fewest candidates (fail
+ * first, as exact-cover solvers do). A cell with none kills the node at once, wherever it is.
+ * Pushes the chosen cell's candidates; returns 1, 0 (dead end) or HK_ENOMEM. */
+static int perfect_cands(srch *s, size_t nb, size_t ne) {
+  const hk__plan_prob *p = s->p;
+  uint32_t nv = 0;
+  for (uint32_t x = s->wlo; x < s->whi;) {
+    uint64_t f = s->floor_s[x];
+    uint32_t e = x + 1;
+    if (!s->rem[x]) { s->vl[x] = s->vr[x] = -1; x++; continue; }
+    while (e < s->whi && s->rem[e] && s->floor_s[e] == f) e++;
+    for (uint32_t y = x; y < e; y++) s->vl[y] = s->vr[y] = -1;
+    bool lo_wall = x == s->wlo || !s->rem[x - 1] || s->floor_s[x - 1] > f;
+    bool hi_wall = e == s->whi || !s->rem[e] || s->floor_s[e] > f;
+    if (lo_wall && hi_wall) {
+      s->va[nv] = x; s->ve[nv] = e; s->cntl[nv] = s->cntr[nv] = 0;
+      s->vl[x] = (int32_t)nv; s->vr[e - 1] = (int32_t)nv;
+      nv++;
+    }
+    x = e;
+  }
+  if (nv == 0) return 1; /* cannot happen with something left to place; let the caller decide */
+  for (size_t k = nb; k < ne; k++) {
+    uint32_t d = s->wl[k];
+    if (p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
+    if (s->floor_b[d] > s->C || p->size[d] > s->C - s->floor_b[d]) return 0; /* can never fit */
+    if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
+    int32_t v = s->vl[p->sl[d]];
+    if (v >= 0 && p->su[d] <= s->ve[v] && !(s->floor_s[p->sl[d]] & (p->align[d] - 1))) s->cntl[v]++;
+    v = s->vr[p->su[d] - 1];
+    if (v >= 0 && p->sl[d] >= s->va[v] && !(s->floor_s[p->sl[d]] & (p->align[d] - 1))) s->cntr[v]++;
+  }
+  uint32_t bv = 0, bc = UINT32_MAX;
+  bool right = false;
+  for (uint32_t v = 0; v < nv; v++) {
+    if (s->cntl[v] < bc) { bc = s->cntl[v]; bv = v; right = false; }
+    if (s->cntr[v] < bc) { bc = s->cntr[v]; bv = v; right = true; }
+  }
+  if (bc == 0) return 0;
+  uint32_t a = s->va[bv], e = s->ve[bv];
+  uint64_t f = s->floor_s[a];
+  for (size_t k = nb; k < ne; k++) {
+    uint32_t d = s->wl[k];
+    if (p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
+    if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
+    if (right ? (p->su[d] != e || p->sl[d] < a) : (p->sl[d] != a || p->su[d] > e)) continue;
+    if (f & (p->align[d] - 1)) continue;
+    if (cand_push(s, (hk__plan_kv){f, ((uint64_t)p->sl[d] << 32) | s->rank[d]}) != HK_OK) return HK_ENOMEM;
+  }
+  return 1;
+}
+
 static int dfs(srch *s, size_t depth, size_t lb, size_t le);
 
 /* The current window is complete: go on with the next pending one. If that one is exhausted
@@ -417,7 +493,10 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
    * cursor and whose offset passes the level bound (sorting only those is most of a node's work) */
   uint64_t ylim = level_limit(s);
   size_t base = s->cn;
-  for (size_t k = nb; k < ne; k++) {
+  if (s->perfect) {
+    int pc = perfect_cands(s, nb, ne);
+    if (pc != 1) { s->cn = base; if (pc < 0) rc = pc; goto leave; }
+  } else for (size_t k = nb; k < ne; k++) {
     uint32_t d = s->wl[k];
     if (p->sl[d] < s->wlo || p->su[d] > s->whi) continue; /* another group of a split */
     uint64_t y = align_up64(s->floor_b[d], p->align[d]);
@@ -472,8 +551,10 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
     if (s->C != C_before_loop && y >= level_limit(s)) break; /* C dropped since ylim was computed */
     size_t mark = s->tn, nwaste = s->nwaste;
     if (place(s, c, y) != HK_OK) { rc = HK_ENOMEM; break; }
-    s->cur_off = y;
-    s->cur_sl = p->sl[c];
+    if (!s->perfect) { /* the perfect mode's branching does not follow the canonical order */
+      s->cur_off = y;
+      s->cur_sl = p->sl[c];
+    }
     if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth + 1, nb, ne);
     unplace(s, c, mark);
     s->nwaste = nwaste;
@@ -532,10 +613,16 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   s.reach = malloc(s.S + 1);
   s.zob = malloc(n * sizeof *s.zob);
   s.total = calloc(s.S + 1, sizeof *s.total);
-  s.ng_mask = ((size_t)1 << 18) - 1;
+  s.ng_mask = ((size_t)1 << 21) - 1;
   s.nogood = calloc(s.ng_mask + 1, sizeof *s.nogood);
   s.cross = calloc(s.S + 2, sizeof *s.cross);
   s.run_end = calloc(s.S + 2, sizeof *s.run_end);
+  s.vl = malloc((s.S + 1) * sizeof *s.vl);
+  s.vr = malloc((s.S + 1) * sizeof *s.vr);
+  s.va = malloc((s.S + 1) * sizeof *s.va);
+  s.ve = malloc((s.S + 1) * sizeof *s.ve);
+  s.cntl = malloc((s.S + 1) * sizeof *s.cntl);
+  s.cntr = malloc((s.S + 1) * sizeof *s.cntr);
   s.wcap = 4 * n + 64;
   s.wl = malloc(s.wcap * sizeof *s.wl);
   if (s.wl) for (size_t i = 0; i < n; i++) s.wl[i] = (uint32_t)i;
@@ -547,7 +634,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   s.floor_s = calloc(s.S + 1, sizeof *s.floor_s);
   s.rem = calloc(s.S + 1, sizeof *s.rem);
   int rc = HK_ENOMEM;
-  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem || !s.twin || !keys || !s.start_at || !s.starts || !s.reach || !s.zob || !s.total || !s.nogood || !s.cross || !s.run_end || !s.wl) goto out;
+  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem || !s.twin || !keys || !s.start_at || !s.starts || !s.reach || !s.zob || !s.total || !s.nogood || !s.cross || !s.run_end || !s.wl || !s.vl || !s.vr || !s.va || !s.ve || !s.cntl || !s.cntr) goto out;
   for (size_t i = 0; i < n; i++) s.zob[i] = mix64(i + 0x632BE59BD9B4E019ull);
   for (size_t i = 0; i < n; i++) s.start_at[p->sl[i] + 1]++;
   for (size_t x = 0; x <= s.S; x++) s.start_at[x + 1] += s.start_at[x];
@@ -624,6 +711,6 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
 out:
   if (st) st->nodes += s.nodes;
   free(s.floor_b); free(s.off); free(s.placed); free(s.rank); free(s.by_rank); free(s.floor_s);
-  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.reach); free(s.zob); free(s.total); free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.wl); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
+  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.reach); free(s.zob); free(s.total); free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.vl); free(s.vr); free(s.va); free(s.ve); free(s.cntl); free(s.cntr); free(s.wl); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
   return rc;
 }
