@@ -613,7 +613,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   s.reach = malloc(s.S + 1);
   s.zob = malloc(n * sizeof *s.zob);
   s.total = calloc(s.S + 1, sizeof *s.total);
-  s.ng_mask = ((size_t)1 << 21) - 1;
+  s.ng_mask = ((size_t)1 << 18) - 1;
   s.nogood = calloc(s.ng_mask + 1, sizeof *s.nogood);
   s.cross = calloc(s.S + 2, sizeof *s.cross);
   s.run_end = calloc(s.S + 2, sizeof *s.run_end);
