@@ -86,6 +86,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
   if (refuted && opt->capacity) res->capacity_refuted = true;
 out:
   res->nodes = st.nodes;
+  free(st.nogoods);
   hk__plan_prob_free(&rev);
   return rc;
 }

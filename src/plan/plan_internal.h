@@ -100,7 +100,9 @@ HK_PLAN_HIDDEN int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order
  * Returns 1 if *best_peak is proven optimal, 2 if (LB mode) the lower bound is proven out of
  * reach, 0 if the deadline came first, or HK_ENOMEM. */
 typedef enum hk__plan_search_mode { HK__SEARCH_BOTH, HK__SEARCH_LB, HK__SEARCH_BB } hk__plan_search_mode;
-typedef struct hk__plan_search_stats { uint64_t nodes; } hk__plan_search_stats;
+/* Carried from one call to the next: the node count, and the perfect mode's nogood table (the
+ * first LB call on a tight problem allocates it; the caller frees it once done). */
+typedef struct hk__plan_search_stats { uint64_t nodes; uint64_t *nogoods; } hk__plan_search_stats;
 HK_PLAN_HIDDEN int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_search_mode mode,
                                    unsigned turn, double deadline, uint64_t stop_at, uint64_t *best_off, uint64_t *best_peak,
                                    hk__plan_search_stats *st);

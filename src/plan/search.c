@@ -393,7 +393,9 @@ static int perfect_cands(srch *s, size_t nb, size_t ne) {
     if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
     if (right ? (p->su[d] != e || p->sl[d] < a) : (p->sl[d] != a || p->su[d] > e)) continue;
     if (f & (p->align[d] - 1)) continue;
-    if (cand_push(s, (hk__plan_kv){f, ((uint64_t)p->sl[d] << 32) | s->rank[d]}) != HK_OK) return HK_ENOMEM;
+    /* all at offset f: ordered by snug fit, then by the restart's tie-break rank (not by first
+     * section as in the canonical order, which would put the longest first on the right side) */
+    if (cand_push(s, (hk__plan_kv){f, s->rank[d]}) != HK_OK) return HK_ENOMEM;
   }
   return 1;
 }
@@ -614,7 +616,12 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   s.zob = malloc(n * sizeof *s.zob);
   s.total = calloc(s.S + 1, sizeof *s.total);
   s.ng_mask = ((size_t)1 << 18) - 1;
-  s.nogood = calloc(s.ng_mask + 1, sizeof *s.nogood);
+  /* In the perfect mode a nogood says "this set of buffers, stacked without waste, has no
+   * completion": true whatever the orientation, the restart or the call, so the caller's
+   * successive LB calls (alternating the problem and its time reversal) share one table. */
+  bool share_ng = st && mode == HK__SEARCH_LB && p->tight && !(stop_at > p->lb);
+  if (share_ng && !st->nogoods) st->nogoods = calloc(s.ng_mask + 1, sizeof *st->nogoods);
+  s.nogood = share_ng ? st->nogoods : calloc(s.ng_mask + 1, sizeof *s.nogood);
   s.cross = calloc(s.S + 2, sizeof *s.cross);
   s.run_end = calloc(s.S + 2, sizeof *s.run_end);
   s.vl = malloc((s.S + 1) * sizeof *s.vl);
@@ -711,6 +718,6 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
 out:
   if (st) st->nodes += s.nodes;
   free(s.floor_b); free(s.off); free(s.placed); free(s.rank); free(s.by_rank); free(s.floor_s);
-  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.reach); free(s.zob); free(s.total); free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.vl); free(s.vr); free(s.va); free(s.ve); free(s.cntl); free(s.cntr); free(s.wl); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
+  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.reach); free(s.zob); free(s.total); if (!share_ng) free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.vl); free(s.vr); free(s.va); free(s.ve); free(s.cntl); free(s.cntr); free(s.wl); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
   return rc;
 }
