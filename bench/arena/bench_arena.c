@@ -345,15 +345,15 @@ static void make_perms(void) {
 
 static hk_pool *hkp;
 #define HKP_FREE(q) hk_pool_free(hkp, (q))
-static void pool_hk_mode(bool shared, bool checked) {
-  hkp = hk_pool_new_ex(&(hk_pool_options){.block_size = POOL_SIZE, .shared = shared, .checked = checked});
+static void pool_hk_mode(bool shared, bool unchecked) {
+  hkp = hk_pool_new_ex(&(hk_pool_options){.block_size = POOL_SIZE, .shared = shared, .unchecked = unchecked});
   POOL_LOOP(hk_pool_alloc(hkp), HKP_FREE)
   hk_pool_destroy(hkp);
 }
-/* The default pool (inline paths, no bad-free checks), the same pool with every free checked, and
- * a shared (locked, checked) pool. */
+/* The default pool (inline paths, every free checked), the same pool opted out of the checks
+ * (.unchecked), and a shared (locked, every call out of line) pool. */
 static void pool_hk(void) { pool_hk_mode(false, false); }
-static void pool_hk_checked(void) { pool_hk_mode(false, true); }
+static void pool_hk_unchecked(void) { pool_hk_mode(false, true); }
 static void pool_hk_shared(void) { pool_hk_mode(true, false); }
 static void pool_malloc(void) { POOL_LOOP(malloc(POOL_SIZE), free) }
 static void pool_mimalloc(void) { POOL_LOOP(mi_malloc_p(POOL_SIZE), mi_free_p) }
@@ -424,7 +424,7 @@ int main(int argc, char **argv) {
 #endif
       {"request", "mimalloc heap (region)", req_mi_heap, req_ops, 1},
       {"pool", "heapkit pool", pool_hk, pool_ops, 0},
-      {"pool", "heapkit pool (checked)", pool_hk_checked, pool_ops, 0},
+      {"pool", "heapkit pool (unchecked)", pool_hk_unchecked, pool_ops, 0},
       {"pool", "heapkit pool (shared)", pool_hk_shared, pool_ops, 0},
       {"pool", "glibc malloc/free", pool_malloc, pool_ops, 0},
       {"pool", "mimalloc malloc/free", pool_mimalloc, pool_ops, 1},

@@ -8,16 +8,20 @@
  * Threads: a pool is single-threaded (no locking at all) unless created with `.shared = true`,
  * in which case every function may be called from any thread (a lock per pool).
  *
- * Checking: a *checked* pool detects every bad free (a pointer that is not a block of this pool,
- * a double free) in O(1), reports it on stderr and ignores it. Pools are checked when created
- * with `.checked = true` or `.shared = true`, in debug builds (HK_DEBUG >= 1), under ASan or
- * valgrind, and when HEAPKIT_HARDENED=1. Other pools take the inline fast paths below, which
- * check nothing: there a bad free is undefined behaviour, as with free(). docs/arena.md describes
- * pools in full.
+ * Checking: by default every free is checked in O(1), on the inline fast path: a pointer that is
+ * not the start of a block this pool carved (foreign memory, another pool's or malloc's block, an
+ * interior pointer) or a block that is already free (a double free) ends the process with one
+ * line on stderr, "heapkit: invalid free of 0x... to pool 0x... (...)" or "heapkit: double free
+ * of 0x... to pool 0x... (...)", as hk_free does. `.unchecked = true` opts out: the inline free
+ * then checks nothing and a bad free is undefined behaviour, as with free() in most allocators
+ * (debug and sanitizer builds, valgrind runs and HEAPKIT_HARDENED=1 check those pools anyway).
+ * docs/arena.md describes pools in full.
  */
 #ifndef HEAPKIT_POOL_H
 #define HEAPKIT_POOL_H
 #include "common.h"
+
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,10 +35,11 @@ typedef struct hk_pool hk_pool;
 typedef struct hk_pool_options {
   size_t block_size;   /* bytes per block, 1..HK_POOL_MAX_BLOCK (at least 16, rounded up to the alignment) */
   size_t align;        /* power of two up to 4096; 0 = 16 */
-  bool shared;         /* thread-safe pool (always checked) */
-  bool checked;        /* detect every bad free, at the cost of the inline fast paths */
+  bool shared;         /* thread-safe pool (a lock per pool; every call out of line) */
+  bool checked;        /* no effect: pools are checked unless .unchecked (kept for source compatibility) */
   size_t commit_step;  /* growth step of committed memory; 0 = 64 KiB */
   size_t retain;       /* committed bytes hk_pool_reset keeps for reuse; 0 = 1 MiB */
+  bool unchecked;      /* no bad-free checks on the inline free: a bad free is undefined behaviour */
 } hk_pool_options;
 
 typedef struct hk_pool_stats {
@@ -47,7 +52,7 @@ typedef struct hk_pool_stats {
   size_t committed_peak;
   size_t reserved;
   size_t segments;
-  size_t bad_frees;      /* frees that were rejected (foreign pointer or double free) */
+  size_t bad_frees;      /* always 0: a detected bad free ends the process (kept for source compatibility) */
 } hk_pool_stats;
 
 /* NULL with errno EINVAL (size 0 or above HK_POOL_MAX_BLOCK, bad alignment) or ENOMEM. */
@@ -58,8 +63,8 @@ static inline void *hk_pool_alloc(hk_pool *p);
 HK_API void *hk__pool_alloc_slow(hk_pool *p);
 /* A zeroed block. */
 HK_API void *hk_pool_zalloc(hk_pool *p);
-/* NULL is ignored. In a checked pool a pointer that is not a live block of p is reported and
- * ignored; in an unchecked pool it is undefined behaviour (caught only when it is cheap to). */
+/* NULL is ignored. A pointer that is not a live block of p ends the process with a message; in a
+ * pool created with .unchecked it is undefined behaviour (caught only when it is cheap to). */
 static inline void hk_pool_free(hk_pool *p, void *block);
 HK_API void hk__pool_free_slow(hk_pool *p, void *block);
 /* Frees every block at once; keeps `retain` committed bytes and returns the rest. */
@@ -70,25 +75,48 @@ HK_API size_t hk_pool_block_size(const hk_pool *p);
 HK_API bool hk_pool_contains(const hk_pool *p, const void *q);
 HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
 
-/* The inline fast paths: a pool starts with this head. The free blocks of an unchecked pool are
- * on a stack of pointers (the most recently freed on top): allocation pops it, free pushes, and
- * neither touches the block or chases a pointer through it. room is how many entries the inline
- * free may fill: the committed stack slots, never more than the blocks carved so far, and 0 in a
- * checked pool, whose free list lives elsewhere; past room, and for an empty stack, the
- * out-of-line paths take over (they grow the stack, carve blocks, and do all the checking). */
+/* The inline fast paths: a pool starts with this head. Free blocks are on a stack of pointers
+ * (the most recently freed on top): allocation pops it, free pushes, and neither chases a pointer
+ * through a block. top is the next free slot; the word below the first entry is NULL, so a pop
+ * that reads NULL found the stack empty. A push is inline while top is not at a 4 KiB boundary
+ * (the stack's committed end is one, so the slot is committed; 1 push in 512 checks out of line).
+ * Shared, debug and sanitizer pools, and pools whose stack does not exist yet, point top at a
+ * page boundary after a NULL word and keep win 0, so every call goes out of line, and out of line
+ * are also carving, stack growth and everything the checks below send there.
+ *
+ * The checks of a (default) checked pool, all against this head and the block's first word:
+ *   - window: base and win's nwin (win >> 8) describe the blocks carved in the pool's current
+ *     segment. With stride = odd << rot (rot = win & 63) and inv = odd^-1 mod 2^64,
+ *     x -> rotr(x * inv, rot) permutes the 64-bit integers and maps each multiple k * stride
+ *     to k, so every other value of q - base (wrapped) maps to at least 2^64 / stride: one
+ *     compare with nwin rejects foreign, interior, uncarved and below-base pointers before the
+ *     block is read. Blocks of the pool's older segments fail it too and are checked out of
+ *     line.
+ *   - tag: a free block's first word holds HK__POOL_TAG ^ its address; allocation zeroes it. A
+ *     free that finds the tag goes out of line, which looks for the block on the stack: found,
+ *     it is a double free; not found, the user's data merely equalled the tag and the free goes
+ *     on.
+ * An unchecked pool (win bit 7) pushes without either check. */
 typedef struct hk_pool_head {
-  void **stack;
-  size_t n;
-  size_t room;
+  void **top;
+  uint64_t win;
+  uintptr_t base;
+  uint64_t inv;
 } hk_pool_head;
+
+#define HK__POOL_TAG ((uintptr_t)0xC3A5C85C97CB3127ull)
+#define HK__POOL_UNCHECKED ((uint64_t)0x80)
 
 static inline void *hk_pool_alloc(hk_pool *p) {
   hk_pool_head *h = (hk_pool_head *)p;
   if (HK_LIKELY(h != NULL)) {
-    size_t n = h->n;
-    if (HK_LIKELY(n != 0)) {
-      h->n = n - 1;
-      return h->stack[n - 1];
+    void **t = h->top;
+    void *b = t[-1];
+    if (HK_LIKELY(b != NULL)) {
+      uintptr_t zero = 0; /* clears the tag; memcpy because the block may hold any type */
+      h->top = t - 1;
+      memcpy(b, &zero, sizeof zero);
+      return b;
     }
   }
   return hk__pool_alloc_slow(p);
@@ -96,12 +124,29 @@ static inline void *hk_pool_alloc(hk_pool *p) {
 
 static inline void hk_pool_free(hk_pool *p, void *block) {
   hk_pool_head *h = (hk_pool_head *)p;
-  if (HK_LIKELY(h != NULL && block != NULL)) {
-    size_t n = h->n;
-    if (HK_LIKELY(n < h->room)) {
-      h->stack[n] = block;
-      h->n = n + 1;
-      return;
+  if (HK_LIKELY(h != NULL)) {
+    void **t = h->top;
+    uint64_t win = h->win;
+    if (HK_LIKELY(((uintptr_t)t & 4095) != 0)) {
+      if (HK_LIKELY(!(win & HK__POOL_UNCHECKED))) {
+        uint64_t x = (uint64_t)((uintptr_t)block - h->base) * h->inv;
+        unsigned r = (unsigned)win & 63;
+        x = (x >> r) | (x << ((64 - r) & 63));
+        if (HK_LIKELY(x < (win >> 8))) {
+          uintptr_t tag = HK__POOL_TAG ^ (uintptr_t)block, w;
+          memcpy(&w, block, sizeof w);
+          if (HK_LIKELY(w != tag)) {
+            memcpy(block, &tag, sizeof tag);
+            *t = block;
+            h->top = t + 1;
+            return;
+          }
+        }
+      } else if (HK_LIKELY(block != NULL)) {
+        *t = block;
+        h->top = t + 1;
+        return;
+      }
     }
   }
   hk__pool_free_slow(p, block);

@@ -3,24 +3,34 @@
  * Layout of a pool segment: [hk__segment][pool_seg][hk_pool, first segment only][blocks].
  * Blocks are carved lazily: a pool only touches memory it hands out.
  *
- * Two ways to keep the free blocks, chosen at creation and never mixed:
- *   unchecked (the default)  a stack of pointers in a segment of its own (kind HK__SEG_POOL with
- *            no owner, so a free of a pointer into it is rejected like any foreign pointer). The
- *            inline paths in pool.h pop and push it; they never touch the block nor follow a
- *            pointer stored in one, so allocations do not wait on each other's loads. The stack's
- *            committed slots grow, out of line, with the number of blocks free at once (not with
- *            the blocks carved), in steps of one page-layer unit; a stack that outgrows its
- *            segment moves to one twice the size. head.room = min(committed slots, carved), so a
- *            free that would make more blocks free than were ever carved reaches the slow path
- *            and is rejected as a double free.
- *   checked  (shared pools, .checked, HK_DEBUG >= 1, ASan/valgrind runs, HEAPKIT_HARDENED) a
- *            LIFO list through the first word of each free block, whose second word holds a mark
- *            (a per-pool secret xor the block's address) that allocation clears, so a bad free is
- *            found in O(1): the pointer must be in a pool segment owned by p, at a multiple of the
- *            stride below the carve pointer, and not marked; a marked block is confirmed free by
- *            a walk of the free list (a user value equal to the mark is the only case that
- *            walks). Blocks are therefore at least 16 bytes. head.room stays 0, so every call
- *            comes here.
+ * Three modes, chosen at creation and never mixed:
+ *   checked (the default)  free blocks on a stack of pointers in a segment of its own (kind
+ *            HK__SEG_POOL with no owner, so a free of a pointer into it is rejected like any
+ *            foreign pointer). The inline paths in pool.h pop and push it and never follow a
+ *            pointer stored in a block, so allocations do not wait on each other's loads. The
+ *            inline free checks the pointer against the window (the blocks carved in p->cur: one
+ *            multiply, a rotate and a compare) and the block's tag (first word == HK__POOL_TAG ^
+ *            address means "free"), writes the tag and pushes; allocation zeroes the first word.
+ *            Frees outside the window (older segments) and tag matches come here: the first pass
+ *            the segment-map checks below, the second are confirmed by a scan of the stack (only
+ *            a user value equal to the tag scans without being a double free). Everything the
+ *            fast paths read is in the head's four words (no per-pool secret: that would be one
+ *            more load per free, and the tag only has to differ from the user's data).
+ *   unchecked (.unchecked)  the same stack with nothing checked inline (allocation still zeroes
+ *            the first word: a store is cheaper than the load of a mode flag); bad frees that
+ *            reach this file (a push at a page boundary of the stack) are still caught when it
+ *            is cheap: more frees than blocks carved, a pointer that is not a block.
+ * The stack's committed slots grow, out of line, with the number of blocks free at once (not with
+ * the blocks carved), in steps of one page-layer unit; a stack that outgrows its segment moves to
+ * one twice the size. The word below its first entry is NULL (the inline pop's empty test), and
+ * its committed end is a page boundary (the inline push's capacity test).
+ *   listed   (shared pools, HK_DEBUG >= 1, ASan/valgrind runs) a LIFO list through the first word
+ *            of each free block, whose second word holds a mark (the secret xor the block's
+ *            address) that allocation clears, so a bad free is found in O(1) as above; a marked
+ *            block is confirmed free by a walk of the free list. Every call comes here (h.top is
+ *            nil_top, h.win 0), which lets a lock guard shared pools and lets ASan/valgrind
+ *            annotate and debug builds fill each block. Blocks are therefore at least 16 bytes.
+ * A detected bad free is fatal in every mode, with the message hk_free uses for its own.
  * Divisibility by the stride is one multiply (is_multiple), the slot index a multiply
  * and a shift (offsets are below 2^22, so a 33-bit reciprocal is exact).
  */
@@ -49,21 +59,24 @@ typedef struct pool_seg {
  * carved when no block is free, that is when every carved block is in use. So the fast paths
  * count nothing but the stack height they need anyway.
  * Invariants (hk__pool_is_valid): carved == sum over segments of (carve - base) / stride.
- * Unchecked: h.n <= carved, h.n <= stk_slots, h.room == min(stk_slots, carved), the stack holds
- * carved blocks of p; list == NULL. Checked: h.stack == NULL, h.n == h.room == 0, the free list
- * has nlist <= carved blocks, each marked. checked == shared || track || HK_DEBUG >= 1 || asked. */
+ * Stack modes: n = h.top - stk <= stk_slots, stk[-1] == NULL, the stack holds n carved blocks of
+ * p (tagged, in checked mode, where h.base and h.win describe p->cur's carved blocks), n <=
+ * carved unless an unchecked pool was misused; h.top == nil_top while there is no stack; list ==
+ * NULL. Listed: h.top == nil_top, h.win == 0, the free list has nlist <= carved blocks, each
+ * marked. listed == shared || track || HK_DEBUG >= 1. */
 struct hk_pool {
   hk_pool_head h; /* first: the inline fast paths read it */
   pool_seg *cur, *first, *last;
-  void *list;     /* checked pools: the free list */
+  void *list;     /* listed pools: the free list */
   size_t nlist;
-  hk__segment *stk_seg; /* unchecked pools: the segment holding h.stack, NULL until the first free */
+  hk__segment *stk_seg; /* stack modes: the segment holding the stack, NULL until the first free */
+  void **stk;           /* its first entry */
   size_t stk_slots;     /* committed stack entries */
   size_t stride;
   uint64_t inv, lim;    /* offset % stride == 0 <=> rotr(offset * inv, tz) <= lim (stride = odd << tz) */
   unsigned tz;
   uintptr_t secret;
-  bool checked;
+  bool listed, unchecked;
   size_t align;
   uint64_t div_m; /* offset / stride == (offset * div_m) >> div_shift for offsets below 4 MiB */
   unsigned div_shift;
@@ -80,7 +93,17 @@ static inline pool_seg *meta_of(hk__segment *s) { return (pool_seg *)((char *)s 
 static inline void lock(hk_pool *p) { if (p->shared) pthread_mutex_lock(&p->lock); }
 static inline void unlock(hk_pool *p) { if (p->shared) pthread_mutex_unlock(&p->lock); }
 static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->div_m) >> p->div_shift); }
+/* The listed mode's mark (word 1) and the checked mode's tag (word 0) of a free block. */
 static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->secret ^ (uintptr_t)b; }
+static inline uintptr_t tag_of(const void *b) { return HK__POOL_TAG ^ (uintptr_t)b; }
+static inline uintptr_t word0(const void *b) { return ((const uintptr_t *)b)[0]; }
+static inline bool tagged(const hk_pool *p) { return !p->listed && !p->unchecked; }
+/* Where h.top points when the fast paths must not touch a stack (listed pools, no stack yet): a
+ * page boundary, after a NULL word. Never written. */
+static _Alignas(4096) void *nil_page[4096 / sizeof(void *) + 1];
+static void **const nil_top = &nil_page[4096 / sizeof(void *)];
+static inline size_t stk_n(const hk_pool *p) { return p->stk ? (size_t)(p->h.top - p->stk) : 0; }
+static inline void stk_set_n(hk_pool *p, size_t n) { p->h.top = p->stk ? p->stk + n : nil_top; }
 /* inv = odd^-1 mod 2^64 maps the multiples of odd onto [0, UINT64_MAX / odd]; the rotation folds
  * the power-of-two factor in: one multiply instead of a division. */
 static inline bool is_multiple(const hk_pool *p, uint64_t off) {
@@ -88,11 +111,15 @@ static inline bool is_multiple(const hk_pool *p, uint64_t off) {
   return ((x >> p->tz) | (x << ((64 - p->tz) & 63))) <= p->lim;
 }
 static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
-static inline void set_room(hk_pool *p) {
-  if (!p->checked) p->h.room = min_sz(p->stk_slots, p->carved);
+/* The inline free's window follows the segment blocks are carved from. */
+static inline void set_window(hk_pool *p) {
+  if (!tagged(p)) return;
+  p->h.base = (uintptr_t)p->cur->base;
+  p->h.win = (uint64_t)slot_of(p, (size_t)(p->cur->carve - p->cur->base)) << 8 | p->tz;
 }
-static inline size_t nfree(const hk_pool *p) { return p->checked ? p->nlist : p->h.n; }
-static inline size_t stk_hdr(void) { return hk__align_up(sizeof(hk__segment), 64); }
+static inline size_t nfree(const hk_pool *p) { return p->listed ? p->nlist : stk_n(p); }
+/* The segment header, then the NULL word below the first entry. */
+static inline size_t stk_hdr(void) { return hk__align_up(sizeof(hk__segment) + sizeof(void *), 64); }
 /* Reads word i of block b, which may be poisoned (a free block). */
 static inline uintptr_t word(const hk_pool *p, const void *b, int i) {
   if (hk_unlikely(p->track)) hk__track_peek((const char *)b + i * sizeof(void *), sizeof(void *));
@@ -105,12 +132,12 @@ static inline uintptr_t word_open(const hk_pool *p, const void *b, int i) {
   if (hk_unlikely(p->track)) hk__track_peek((const char *)b + i * sizeof(void *), sizeof(void *));
   return ((const uintptr_t *)b)[i];
 }
-/* True if b is free: the slow confirmation behind a matching mark (checked), or a scan of the
- * stack (unchecked). */
+/* True if b is free: the slow confirmation behind a matching mark or tag, or a scan of the stack
+ * (unchecked). */
 static hk_cold bool on_free_list(const hk_pool *p, const void *b) {
-  if (!p->checked) {
-    for (size_t i = 0; i < p->h.n; i++)
-      if (p->h.stack[i] == b) return true;
+  if (!p->listed) {
+    for (void **e = p->stk, **top = p->h.top; p->stk && e < top; e++)
+      if (*e == b) return true;
     return false;
   }
   for (const char *f = p->list; f; f = (const char *)word(p, f, 0))
@@ -195,7 +222,11 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->shared = opt->shared;
   p->track = hk__track_per_alloc();
   /* Debug builds fill freed blocks and tools annotate them, which the inline paths do not. */
-  p->checked = opt->checked || p->shared || p->track || HK_DEBUG >= 1 || hk_option_get(HK_OPT_HARDENED) != 0;
+  p->listed = p->shared || p->track || HK_DEBUG >= 1;
+  p->unchecked = !p->listed && opt->unchecked && !opt->checked && hk_option_get(HK_OPT_HARDENED) == 0;
+  p->h.top = nil_top;
+  p->h.inv = p->inv;
+  p->h.win = p->unchecked ? HK__POOL_UNCHECKED : 0;
   p->secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
   p->commit_step = opt->commit_step ? hk__align_up(opt->commit_step, 4096) : POOL_DEFAULT_STEP;
   p->retain = opt->retain ? opt->retain : POOL_DEFAULT_RETAIN;
@@ -205,6 +236,7 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->reserved = ps->seg->size;
   p->nsegs = 1;
   p->cur = p->first = p->last = ps;
+  set_window(p);
   return p;
 }
 
@@ -222,7 +254,10 @@ static hk_cold void *carve(hk_pool *p) {
       char *b = ps->carve;
       ps->carve += p->stride;
       p->carved++;
-      set_room(p);
+      if (tagged(p)) {
+        set_window(p);
+        ((uintptr_t *)b)[0] = 0; /* a reused segment or a reset may have left a tag here */
+      }
       return b;
     }
     if (ps->carve + p->stride <= ps->limit) {
@@ -247,10 +282,11 @@ static hk_cold void *carve(hk_pool *p) {
       p->last = n;
     }
     p->cur = ps->next;
+    set_window(p);
   }
 }
 
-/* ---- the free stack of unchecked pools ------------------------------------------------------- */
+/* ---- the free stack of checked and unchecked pools ------------------------------------------- */
 
 static size_t stk_committed(const hk_pool *p) {
   return p->stk_seg ? hk__align_up(stk_hdr() + p->stk_slots * sizeof(void *), p->stk_seg->unit) : 0;
@@ -266,7 +302,6 @@ static hk_cold int stk_grow(hk_pool *p, size_t need) {
     if (hk__segment_commit(s, old_off, new_off - old_off, NULL) != HK_OK) return HK_ENOMEM;
     account(p, (ptrdiff_t)(new_off - old_off));
     p->stk_slots = (new_off - hdr) / sizeof(void *);
-    set_room(p);
     return HK_OK;
   }
   size_t size = s ? 2 * s->size : HK_SEGMENT_SIZE;
@@ -280,7 +315,9 @@ static hk_cold int stk_grow(hk_pool *p, size_t need) {
     return HK_ENOMEM;
   }
   void **stack = (void **)((char *)ns + hdr);
-  if (p->h.n) memcpy(stack, p->h.stack, p->h.n * sizeof(void *));
+  size_t n = stk_n(p);
+  stack[-1] = NULL; /* already zero (a fresh header); said for the reader */
+  if (n) memcpy(stack, p->stk, n * sizeof(void *));
   account(p, (ptrdiff_t)want);
   p->reserved += ns->size;
   if (s) {
@@ -289,9 +326,9 @@ static hk_cold int stk_grow(hk_pool *p, size_t need) {
     hk__segment_free(s);
   }
   p->stk_seg = ns;
-  p->h.stack = stack;
+  p->stk = stack;
+  stk_set_n(p, n);
   p->stk_slots = (want - hdr) / sizeof(void *);
-  set_room(p);
   return HK_OK;
 }
 
@@ -306,20 +343,25 @@ static void stk_trim(hk_pool *p, size_t keep) {
   hk__segment_decommit(s, new_off, old_off - new_off);
   account(p, -(ptrdiff_t)(old_off - new_off));
   p->stk_slots = (new_off - hdr) / sizeof(void *);
-  set_room(p);
 }
 
 /* ---- allocation and free --------------------------------------------------------------------- */
 
-/* Everything the inline hk_pool_alloc does not do: checked pools (shared, annotated, debug),
+/* Everything the inline hk_pool_alloc does not do: listed pools (shared, annotated, debug),
  * and carving. */
 void *hk__pool_alloc_slow(hk_pool *p) {
   if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
     errno = EINVAL;
     return NULL;
   }
-  if (!p->checked) {
-    if (p->h.n) return p->h.stack[--p->h.n];
+  if (!p->listed) {
+    size_t n = stk_n(p);
+    if (n) {
+      void *b = p->stk[n - 1];
+      stk_set_n(p, n - 1);
+      ((uintptr_t *)b)[0] = 0; /* as the inline path does */
+      return b;
+    }
     void *b = carve(p);
     if (!b) errno = ENOMEM;
     return b;
@@ -350,29 +392,31 @@ void *hk_pool_zalloc(hk_pool *p) {
   return b;
 }
 
-static hk_cold void bad_free(hk_pool *p, const void *b, const char *why) {
-  p->bad_frees++;
-  hk__warning("hk_pool_free(%p, %p): %s; ignored", (void *)p, b, why);
+/* Bad frees are fatal, as in hk_free: the program has lost track of its memory, and going on
+ * would hand one block out twice or corrupt a block in use. */
+static hk_cold _Noreturn void invalid_free(const hk_pool *p, const void *b, const char *why) {
+  hk__fatal("invalid free of %p to pool %p (%s)", b, (const void *)p, why);
+}
+static hk_cold _Noreturn void double_free(const hk_pool *p, const void *b, const char *why) {
+  hk__fatal("double free of %p to pool %p (%s)", b, (const void *)p, why);
 }
 
-/* The checks every free of a checked pool passes, and an unchecked pool's frees when they come
- * here: the pointer is the start of a carved block of p. Reports and returns false otherwise. */
-static bool is_block(hk_pool *p, const char *b) {
+/* The checks every free that comes here passes: the pointer is the start of a carved block of p
+ * (the page layer's segment map first, so a wild pointer is never read). */
+static void check_block(hk_pool *p, const char *b) {
   hk__segment *s = hk__segment_of(b);
   if (hk_unlikely(!s || s->kind != HK__SEG_POOL || s->owner != (void *)p)) {
-    bad_free(p, b, "not a block of this pool");
-    return false;
+    invalid_free(p, b, s && s->kind == HK__SEG_POOL && s->owner ? "a block of another pool" : "not a block of this pool");
   }
   pool_seg *ps = meta_of(s);
   if (hk_unlikely(b < ps->base || b >= ps->carve || !is_multiple(p, (uint64_t)(b - ps->base)))) {
-    bad_free(p, b, "not the start of a block of this pool");
-    return false;
+    invalid_free(p, b, "not the start of a block of this pool");
   }
-  return true;
 }
 
-/* Everything the inline hk_pool_free does not take: checked pools, a full stack, and the frees of
- * an unchecked pool that would leave more blocks free than were carved. */
+/* Everything the inline hk_pool_free does not take: listed pools, a full stack, frees outside the
+ * window or of a tagged block, and the frees of an unchecked pool that would leave more blocks
+ * free than were carved. */
 void hk__pool_free_slow(hk_pool *p, void *block) {
   if (!block) return;
   if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
@@ -380,27 +424,26 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
     return;
   }
   char *b = block;
-  if (!p->checked) {
-    if (!is_block(p, b)) return;
-    if (p->h.n >= p->carved) {
-      bad_free(p, b, "more blocks freed than handed out (a double free)");
-      return;
-    }
-    if (p->h.n >= p->stk_slots && stk_grow(p, p->h.n + 1) != HK_OK) {
+  if (!p->listed) {
+    check_block(p, b);
+    if (tagged(p) && word0(b) == tag_of(b) && on_free_list(p, b)) double_free(p, b, "the block is already free");
+    size_t n = stk_n(p);
+    if (n >= p->carved) double_free(p, b, "more blocks freed than were handed out");
+    if (n >= p->stk_slots && stk_grow(p, n + 1) != HK_OK) {
       hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (void *)p, block);
       return;
     }
-    p->h.stack[p->h.n++] = b;
+    if (tagged(p)) ((uintptr_t *)b)[0] = tag_of(b);
+    p->stk[n] = b;
+    stk_set_n(p, n + 1);
     return;
   }
   lock(p);
-  if (!is_block(p, b)) {
-    unlock(p);
-    return;
-  }
+  check_block(p, b);
   if (hk_unlikely(word_open(p, b, 1) == mark_of(p, b)) && on_free_list(p, b)) {
     if (hk_unlikely(p->track)) hk__track_release(b, p->stride); /* still free: poisoned again */
-    bad_free(p, b, "double free (the block is already free)");
+    unlock(p);
+    double_free(p, b, "the block is already free");
   } else {
 #if HK_DEBUG >= 1
     memset(b, POOL_FILL_FREED, p->stride);
@@ -435,14 +478,14 @@ void hk_pool_reset(hk_pool *p) {
   }
   p->list = NULL;
   p->nlist = 0;
-  p->h.n = 0;
+  stk_set_n(p, 0);
   if (p->carved > p->peak_before_reset) p->peak_before_reset = p->carved;
   p->carved = 0;
   p->cur = p->first;
+  set_window(p);
   size_t keep = p->retain;
   stk_trim(p, keep);
   keep -= min_sz(keep, stk_committed(p));
-  set_room(p);
   for (pool_seg *ps = p->first, *next; ps; ps = next) {
     next = ps->next;
     size_t usable = ps->commit_end > ps->base ? (size_t)(ps->commit_end - ps->base) : 0;
@@ -495,7 +538,9 @@ bool hk_pool_contains(const hk_pool *p, const void *q) {
   bool live = false;
   if ((const char *)q >= ps->base && (const char *)q < ps->carve) {
     const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->stride;
-    if (!p->checked) {
+    if (tagged(p)) {
+      live = !(word0(b) == tag_of(b) && on_free_list(p, b));
+    } else if (!p->listed) {
       live = !on_free_list(p, b);
     } else {
       live = !(word_open(p, b, 1) == mark_of(p, b) && on_free_list(p, b));
@@ -525,11 +570,10 @@ bool hk__pool_is_valid(hk_pool *p) {
     if (ps == p->cur) after = true;
     n++;
   }
-  if (p->shared || p->track || HK_DEBUG >= 1) {
-    if (!p->checked) return false;
-  }
-  if (p->checked) {
-    if (p->h.stack || p->h.n || p->h.room || p->stk_seg) return false;
+  if (p->listed != (p->shared || p->track || HK_DEBUG >= 1)) return false;
+  if (p->unchecked != ((p->h.win & HK__POOL_UNCHECKED) != 0)) return false;
+  if (p->listed) {
+    if (p->h.top != nil_top || p->h.win || p->stk_seg || p->stk) return false;
     for (const char *f = p->list; f; f = (const char *)word(p, f, 0)) {
       if (++nf > p->carved) return false;
       hk__segment *s = hk__segment_of(f);
@@ -538,11 +582,17 @@ bool hk__pool_is_valid(hk_pool *p) {
     if (nf != p->nlist) return false;
   } else {
     if (p->list || p->nlist) return false;
-    if (p->h.n > p->carved || p->h.n > p->stk_slots || p->h.room != min_sz(p->stk_slots, p->carved)) return false;
-    if (p->stk_seg && p->h.stack != (void **)((char *)p->stk_seg + stk_hdr())) return false;
-    if (!p->stk_seg && (p->h.stack || p->stk_slots)) return false;
-    for (size_t i = 0; i < p->h.n; i++)
-      if (!is_carved_block(p, p->h.stack[i])) return false;
+    size_t n = stk_n(p);
+    if (n > p->carved || n > p->stk_slots) return false;
+    if (p->stk_seg && (p->stk != (void **)((char *)p->stk_seg + stk_hdr()) || p->stk[-1] != NULL)) return false;
+    if (!p->stk_seg && (p->stk || p->stk_slots || p->h.top != nil_top)) return false;
+    if (p->stk && (p->h.top < p->stk || (n == 0) != (p->h.top[-1] == NULL))) return false;
+    for (size_t i = 0; i < n; i++) {
+      if (!is_carved_block(p, p->stk[i])) return false;
+      if (tagged(p) && word0(p->stk[i]) != tag_of(p->stk[i])) return false;
+    }
+    if (tagged(p) && (p->h.base != (uintptr_t)p->cur->base || (p->h.win & 0x7f) != p->tz ||
+                      p->h.win >> 8 != (size_t)(p->cur->carve - p->cur->base) / p->stride)) return false;
   }
   return n == p->nsegs && carved == p->carved;
 }

@@ -1,0 +1,351 @@
+/* Bad frees into pools must end the process with SIGABRT and one line on stderr:
+ *     heapkit: invalid free of 0x<address> to pool 0x<pool> (<why>)
+ *     heapkit: double free of 0x<address> to pool 0x<pool> (<why>)
+ * naming first the pointer passed. Each case runs in a forked child whose stderr goes to a pipe.
+ * The cases cover the default (checked) pool's inline checks (window: foreign, other pool, malloc,
+ * stack segment, interior, beyond the carved blocks; tag: double frees), its out-of-line checks
+ * (blocks of an older segment), shared pools, and pools that asked for .unchecked under
+ * HEAPKIT_HARDENED. In debug and ASan builds every pool takes the listed mode: the same cases,
+ * the same messages. The survivors check the other side: user data equal to the tag, stale tags
+ * after a reset or in a reused segment, frees in older segments, are not bad frees.
+ *
+ * Usage: test_pool_misuse [case]   (no argument: every case) */
+#define _GNU_SOURCE
+#include <heapkit.h>
+#include "check.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wunknown-warning-option"
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
+
+static uintptr_t *shared_addr; /* the pointer each case passes, for the parent to compare */
+static void *volatile sink;
+
+static void bad(hk_pool *p, void *q) {
+  *shared_addr = (uintptr_t)q;
+  hk_pool_free(p, q);
+}
+
+static hk_pool *pool48(void) { return hk_pool_new(48); }
+
+static void case_stack(void) {
+  hk_pool *p = pool48();
+  char buf[64];
+  sink = buf;
+  hk_pool_free(p, hk_pool_alloc(p));
+  bad(p, buf + 16);
+}
+static void case_other_pool(void) {
+  hk_pool *p = pool48(), *q = pool48();
+  hk_pool_free(p, hk_pool_alloc(p));
+  bad(p, hk_pool_alloc(q));
+}
+static void case_malloc(void) {
+  hk_pool *p = pool48();
+  void *m = malloc(48);
+  sink = m;
+  hk_pool_free(p, hk_pool_alloc(p));
+  bad(p, m);
+}
+static void case_mmap(void) {
+  hk_pool *p = pool48();
+  char *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  bad(p, m + 4096);
+}
+static void case_wild(void) { bad(pool48(), (void *)(uintptr_t)0x5a5a5a5a5000ull); }
+static void case_arena(void) {
+  hk_pool *p = pool48();
+  hk_arena *a = hk_arena_new(NULL);
+  bad(p, hk_arena_alloc(a, 48));
+}
+/* The word just below a live pool block, and the pool's own free stack. */
+static void case_stack_segment(void) {
+  hk_pool *p = pool48();
+  void *a = hk_pool_alloc(p), *b = hk_pool_alloc(p);
+  hk_pool_free(p, a);
+  (void)b;
+  /* a free stack entry holds a; find the stack by scanning is not possible from outside, so
+   * free a pointer into the stack segment through the pool head's top pointer */
+  void **top = *(void ***)p;
+  bad(p, (void *)(top - 1));
+}
+static void case_interior(void) {
+  hk_pool *p = pool48();
+  char *a = hk_pool_alloc(p);
+  hk_pool_alloc(p);
+  bad(p, a + 8);
+}
+static void case_unaligned(void) {
+  hk_pool *p = pool48();
+  char *a = hk_pool_alloc(p);
+  hk_pool_alloc(p);
+  bad(p, a + 1);
+}
+static void case_beyond(void) {
+  hk_pool *p = pool48();
+  char *a = hk_pool_alloc(p);
+  hk_pool_free(p, hk_pool_alloc(p));
+  bad(p, a + 48 * 100);
+}
+static void case_below_base(void) {
+  hk_pool *p = pool48();
+  char *a = hk_pool_alloc(p);
+  bad(p, a - 48);
+}
+static void case_double(void) {
+  hk_pool *p = pool48();
+  void *a = hk_pool_alloc(p);
+  hk_pool_free(p, a);
+  bad(p, a);
+}
+static void case_double_among_live(void) {
+  hk_pool *p = pool48();
+  void *x = hk_pool_alloc(p), *y = hk_pool_alloc(p), *z = hk_pool_alloc(p);
+  sink = y;
+  hk_pool_free(p, x);
+  hk_pool_free(p, z);
+  bad(p, x);
+}
+static void case_double_after_reuse(void) {
+  hk_pool *p = pool48();
+  void *x = hk_pool_alloc(p);
+  hk_pool_free(p, x);
+  void *again = hk_pool_alloc(p); /* x again: its tag was cleared */
+  hk_pool_free(p, again);
+  bad(p, x);
+}
+static void case_double_all_free(void) {
+  hk_pool *p = pool48();
+  enum { N = 1000 };
+  void *b[N];
+  for (int i = 0; i < N; i++) b[i] = hk_pool_alloc(p);
+  for (int i = 0; i < N; i++) hk_pool_free(p, b[i]);
+  bad(p, b[7]);
+}
+/* Blocks of an older segment are outside the inline window: the out-of-line checks catch them. */
+enum { MANY = 100000 }; /* 4.8 MB of 48-byte blocks: two segments */
+static void **many(hk_pool *p) {
+  void **b = malloc(MANY * sizeof *b);
+  for (int i = 0; i < MANY; i++) b[i] = hk_pool_alloc(p);
+  return b;
+}
+static void case_old_segment_double(void) {
+  hk_pool *p = pool48();
+  void **b = many(p);
+  hk_pool_free(p, b[10]);
+  bad(p, b[10]);
+}
+static void case_old_segment_interior(void) {
+  hk_pool *p = pool48();
+  void **b = many(p);
+  bad(p, (char *)b[10] + 16);
+}
+static void case_shared_double(void) {
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 40, .shared = true});
+  void *a = hk_pool_alloc(p);
+  hk_pool_free(p, a);
+  bad(p, a);
+}
+static void case_shared_foreign(void) {
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 40, .shared = true});
+  int local;
+  sink = &local;
+  bad(p, &local);
+}
+/* HEAPKIT_HARDENED=1 (here hk_option_set) overrides .unchecked. */
+static void case_hardened_unchecked(void) {
+  hk_option_set(HK_OPT_HARDENED, 1);
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 32, .unchecked = true});
+  void *a = hk_pool_alloc(p), *b = hk_pool_alloc(p);
+  sink = b;
+  hk_pool_free(p, a);
+  bad(p, a);
+}
+/* Strides with and without odd factors, large alignments: interior pointers at the first byte,
+ * the middle and the last byte of a block. */
+static void interior_at(size_t size, size_t align, int which) {
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = size, .align = align});
+  size_t stride = hk_pool_block_size(p);
+  char *b[4];
+  for (int i = 0; i < 4; i++) b[i] = hk_pool_alloc(p);
+  hk_pool_free(p, b[3]);
+  size_t off = which == 0 ? 1 : which == 1 ? stride / 2 + 1 : stride - 1;
+  bad(p, b[1] + off);
+}
+#define INTERIOR(name, size, align, which) static void name(void) { interior_at(size, align, which); }
+INTERIOR(case_interior_16_last, 16, 8, 2)
+INTERIOR(case_interior_24_first, 24, 8, 0)
+INTERIOR(case_interior_100_mid, 100, 16, 1)
+INTERIOR(case_interior_112_last, 112, 8, 2)
+INTERIOR(case_interior_1000_mid, 1000, 8, 1)
+INTERIOR(case_interior_4096_first, 4096, 4096, 0)
+INTERIOR(case_interior_12288_mid, 3 * 4096, 8, 1)
+INTERIOR(case_interior_200000_last, 200000, 4096, 2)
+
+typedef struct mcase {
+  const char *name;
+  void (*fn)(void);
+  const char *prefix;
+} mcase;
+
+#define INV "heapkit: invalid free of 0x"
+#define DBL "heapkit: double free of 0x"
+static const mcase cases[] = {
+  {"stack", case_stack, INV},
+  {"other_pool", case_other_pool, INV},
+  {"malloc", case_malloc, INV},
+  {"mmap", case_mmap, INV},
+  {"wild", case_wild, INV},
+  {"arena", case_arena, INV},
+  {"stack_segment", case_stack_segment, INV},
+  {"interior", case_interior, INV},
+  {"unaligned", case_unaligned, INV},
+  {"beyond", case_beyond, INV},
+  {"below_base", case_below_base, INV},
+  {"double", case_double, DBL},
+  {"double_among_live", case_double_among_live, DBL},
+  {"double_after_reuse", case_double_after_reuse, DBL},
+  {"double_all_free", case_double_all_free, DBL},
+  {"old_segment_double", case_old_segment_double, DBL},
+  {"old_segment_interior", case_old_segment_interior, INV},
+  {"shared_double", case_shared_double, DBL},
+  {"shared_foreign", case_shared_foreign, INV},
+  {"hardened_unchecked", case_hardened_unchecked, DBL},
+  {"interior_16_last", case_interior_16_last, INV},
+  {"interior_24_first", case_interior_24_first, INV},
+  {"interior_100_mid", case_interior_100_mid, INV},
+  {"interior_112_last", case_interior_112_last, INV},
+  {"interior_1000_mid", case_interior_1000_mid, INV},
+  {"interior_4096_first", case_interior_4096_first, INV},
+  {"interior_12288_mid", case_interior_12288_mid, INV},
+  {"interior_200000_last", case_interior_200000_last, INV},
+};
+
+static int run_case(const mcase *c) {
+  int pfd[2];
+  if (pipe(pfd) != 0) return 1;
+  *shared_addr = 0;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return 1;
+  if (pid == 0) {
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    close(pfd[0]);
+    dup2(pfd[1], 2);
+    c->fn();
+    _exit(0); /* survived the misuse: the parent reports it */
+  }
+  close(pfd[1]);
+  char out[4096];
+  size_t len = 0;
+  ssize_t k;
+  while (len < sizeof out - 1 && (k = read(pfd[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)k;
+  out[len] = 0;
+  close(pfd[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  char why[512] = "";
+  int lines = 0;
+  for (size_t i = 0; i < len; i++) lines += out[i] == '\n';
+  if (len && out[len - 1] != '\n') lines++;
+  if (!WIFSIGNALED(st)) snprintf(why, sizeof why, "exited with status %d instead of SIGABRT", WEXITSTATUS(st));
+  else if (WTERMSIG(st) != SIGABRT) snprintf(why, sizeof why, "killed by signal %d instead of SIGABRT", WTERMSIG(st));
+  else if (strncmp(out, c->prefix, strlen(c->prefix)) != 0) snprintf(why, sizeof why, "message does not start with \"%s\"", c->prefix);
+  else if (lines != 1) snprintf(why, sizeof why, "message is %d lines, expected one", lines);
+  else if (!strstr(out, " to pool 0x")) snprintf(why, sizeof why, "message does not name the pool");
+  else {
+    unsigned long long a = strtoull(strstr(out, "0x"), NULL, 16);
+    if (a != (unsigned long long)*shared_addr)
+      snprintf(why, sizeof why, "message names 0x%llx, the pointer passed was 0x%llx", a, (unsigned long long)*shared_addr);
+  }
+  int n = (int)strcspn(out, "\n");
+  if (why[0]) {
+    printf("FAIL %-22s %s; stderr: \"%.*s\"\n", c->name, why, n < 200 ? n : 200, out);
+    return 1;
+  }
+  printf("ok   %-22s %.*s\n", c->name, n < 160 ? n : 160, out);
+  return 0;
+}
+
+/* ---- survivors: what must not be reported -------------------------------------------------- */
+
+/* User data equal to the tag sends the free out of line, which finds the block is not free. */
+static void test_tag_lookalike(void) {
+  hk_pool *p = pool48();
+  void *a = hk_pool_alloc(p), *b = hk_pool_alloc(p), *c = hk_pool_alloc(p);
+  hk_pool_free(p, c);
+  uintptr_t look = HK__POOL_TAG ^ (uintptr_t)a;
+  memcpy(a, &look, sizeof look);
+  hk_pool_free(p, a); /* not a double free */
+  hk_pool_free(p, b);
+  hk_pool_stats st;
+  hk_pool_stats_get(p, &st);
+  CHECK(st.free_blocks == 3 && st.in_use == 0);
+  CHECK(hk_pool_alloc(p) == b && hk_pool_alloc(p) == a && hk_pool_alloc(p) == c);
+  hk_pool_destroy(p);
+}
+
+/* Blocks freed before a reset keep their tags; carving hands them out again cleared. A destroyed
+ * pool's segment reused by a new pool: the same. Blocks of older segments free out of line. */
+static void test_stale_tags(void) {
+  enum { N = 100000 };
+  void **b = malloc(N * sizeof *b);
+  for (int round = 0; round < 3; round++) {
+    hk_pool *p = pool48();
+    for (int k = 0; k < 2; k++) {
+      int ok = 1;
+      for (int i = 0; i < N; i++) ok &= (b[i] = hk_pool_alloc(p)) != NULL;
+      for (int i = 0; i < N; i += 2) hk_pool_free(p, b[i]);   /* both segments, some out of line */
+      for (int i = 0; i < N; i += 2) ok &= (b[i] = hk_pool_alloc(p)) != NULL;
+      for (int i = N - 1; i >= 0; i--) hk_pool_free(p, b[i]);
+      CHECK(ok);
+      hk_pool_stats st;
+      hk_pool_stats_get(p, &st);
+      CHECK(st.in_use == 0 && st.free_blocks == N && st.segments == 2 && st.bad_frees == 0);
+      hk_pool_reset(p);
+    }
+    hk_pool_destroy(p);
+  }
+  free(b);
+}
+
+/* An unchecked pool behaves like a checked one for good frees. */
+static void test_unchecked(void) {
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 48, .unchecked = true});
+  void *a = hk_pool_alloc(p), *b = hk_pool_alloc(p);
+  hk_pool_free(p, a);
+  hk_pool_free(p, b);
+  hk_pool_free(p, NULL);
+  CHECK(hk_pool_alloc(p) == b && hk_pool_alloc(p) == a);
+  hk_pool_destroy(p);
+}
+
+int main(int argc, char **argv) {
+  shared_addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(shared_addr != MAP_FAILED);
+  hk_pool_destroy(hk_pool_new(16)); /* initialise the library before forking */
+  int fails = 0, ran = 0;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
+    fails += run_case(&cases[i]);
+    ran++;
+  }
+  CHECK(ran > 0);
+  CHECK(fails == 0);
+  if (argc == 1) {
+    test_tag_lookalike();
+    test_stale_tags();
+    test_unchecked();
+  }
+  return check_report("pool.misuse");
+}
