@@ -157,9 +157,9 @@ static void case_shared_double(void) {
 }
 static void case_shared_foreign(void) {
   hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 40, .shared = true});
-  int local;
-  sink = &local;
-  bad(p, &local);
+  long local[4];
+  sink = local;
+  bad(p, &local[1]);
 }
 /* HEAPKIT_HARDENED=1 (here hk_option_set) overrides .unchecked. */
 static void case_hardened_unchecked(void) {
