@@ -2,7 +2,9 @@
  * per measurement; run.sh turns them into the table and charts.
  *
  *   bench_plan traces REPS TIME_LIMIT FILE...   model traces: baseline vs heapkit
- *   bench_plan tight REPS TIME_LIMIT N SEEDS    perfect packings of N buffers (bound == optimum)
+ *   bench_plan tight REPS TIME_LIMIT N SEEDS [FIRST]
+ *                                               perfect packings of N buffers (bound == optimum),
+ *                                               generator seeds FIRST..FIRST+SEEDS-1 (default 1)
  *   bench_plan speed REPS N                     greedy-by-size on N model-like buffers
  *
  * The baseline is a plain greedy-by-size planner written here, independent of the library:
@@ -138,8 +140,9 @@ int main(int argc, char **argv) {
     double tl = atof(argv[3]);
     size_t n = (size_t)atol(argv[4]);
     int seeds = atoi(argv[5]);
+    int first = argc >= 7 ? atoi(argv[6]) : 1;
     hk_plan_buffer *b = malloc(n * sizeof *b);
-    for (int s = 1; s <= seeds; s++) {
+    for (int s = first; s < first + seeds; s++) {
       char name[64];
       snprintf(name, sizeof name, "tight-%zu-%d", n, s);
       hkgen_perfect(b, NULL, n, 4 * n, 1000 * n, 1, (uint64_t)s);

@@ -6,13 +6,25 @@
 #     planner places at the bound, and heapkit's time per instance;
 #  3. greedy-by-size speed on 100k model-like buffers.
 # Knobs: HK_BENCH_REPS (default 3), HK_PLAN_TRACE_TL (heapkit time limit on traces, default 0.9 s),
-# HK_PLAN_TIGHT_TL (default 1 s), HK_PLAN_SEEDS (instances per size, default 10).
+# HK_PLAN_TIGHT_TL (default 1 s), HK_PLAN_SEEDS (instances per size, default 10),
+# HK_PLAN_SEED_FIRST (first generator seed, default 1: another range checks that the planner is
+# not tuned to the benchmark's instances), HK_PLAN_SIZES (default "100 200 300 400 500"),
+# HK_PLAN_PARTS (default "traces tight speed": a quick run can pick, e.g. HK_PLAN_PARTS=tight).
+# A run with non-default knobs writes bench/results/plan-custom.md instead of plan.md.
 set -u
 cd "$(dirname "$0")/../.."
 REPS=${HK_BENCH_REPS:-3}
 TTL=${HK_PLAN_TRACE_TL:-0.9}
 GTL=${HK_PLAN_TIGHT_TL:-1}
 SEEDS=${HK_PLAN_SEEDS:-10}
+FIRST=${HK_PLAN_SEED_FIRST:-1}
+SIZES=${HK_PLAN_SIZES:-100 200 300 400 500}
+PARTS=${HK_PLAN_PARTS:-traces tight speed}
+REPORT=plan.md
+if [ "$FIRST" != 1 ] || [ "$SIZES" != "100 200 300 400 500" ] || [ "$PARTS" != "traces tight speed" ] || [ "$SEEDS" != 10 ]; then
+  REPORT=plan-custom.md
+fi
+want() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 TRACES=../shared/planner-traces
 OUT=bench/results
 mkdir -p "$OUT"
@@ -24,18 +36,22 @@ trap 'rm -rf "$tmp"' EXIT
 status=0
 
 # ---- 1. model traces -------------------------------------------------------------------------
-if ls "$TRACES"/*.csv >/dev/null 2>&1; then
+: >"$tmp/traces"; : >"$tmp/tight"; echo "speed 0 0 -" >"$tmp/speed"
+if ! want traces; then
+  :
+elif ls "$TRACES"/*.csv >/dev/null 2>&1; then
   "$BIN" traces "$REPS" "$TTL" "$TRACES"/*.csv >"$tmp/traces" || status=1
 else
   echo "bench/plan: $TRACES not found; skipping the model traces"
-  : >"$tmp/traces"
 fi
 # ---- 2. tight instances ----------------------------------------------------------------------
-for n in 100 200 300 400 500; do
-  "$BIN" tight 1 "$GTL" "$n" "$SEEDS" >>"$tmp/tight" || status=1
-done
+if want tight; then
+  for n in $SIZES; do
+    "$BIN" tight 1 "$GTL" "$n" "$SEEDS" "$FIRST" >>"$tmp/tight" || status=1
+  done
+fi
 # ---- 3. speed --------------------------------------------------------------------------------
-"$BIN" speed "$REPS" 100000 >"$tmp/speed" || status=1
+if want speed; then "$BIN" speed "$REPS" 100000 >"$tmp/speed" || status=1; fi
 
 # ---- tables ----------------------------------------------------------------------------------
 # traces line: name n lb base_peak base_s hk_peak hk_s method optimal
@@ -44,9 +60,9 @@ awk '{ bo = 100 * ($4 - $3) / $3; ho = 100 * ($6 - $3) / $3;
   "$tmp/traces" >"$tmp/traces.md"
 awk '{ printf "%s %.4f %.4f\n", $1, 100 * ($4 - $3) / $3, 100 * ($6 - $3) / $3 }' "$tmp/traces" >"$tmp/traces.dat"
 # tight line: tight-N-seed n lb base_peak base_s hk_peak hk_s method optimal
-awk '{ n = $2; cnt[n]++; if ($6 == $3) hk[n]++; if ($4 == $3) bl[n]++; bo[n] += 100 * ($4 - $3) / $3;
+awk '{ n = $2; if (!(n in cnt)) sz[++ns] = n; cnt[n]++; if ($6 == $3) hk[n]++; if ($4 == $3) bl[n]++; bo[n] += 100 * ($4 - $3) / $3;
        ho[n] += 100 * ($6 - $3) / $3; t[n, cnt[n]] = $7; if ($7 > mx[n]) mx[n] = $7 }
-     END { for (n = 100; n <= 500; n += 100) if (cnt[n]) {
+     END { for (k = 1; k <= ns; k++) { n = sz[k];
              m = cnt[n]; for (i = 1; i <= m; i++) v[i] = t[n, i];
              for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
              printf "%d %d %d %d %.3f %.3f %.4f %.4f\n", n, m, bl[n] + 0, hk[n] + 0, bo[n] / m, ho[n] / m, v[int((m + 1) / 2)], mx[n] } }' \
@@ -74,21 +90,30 @@ read -r _ sn speak st <"$tmp/speed"
     cat "$tmp/traces.md"
     echo
   fi
-  echo "Tightly packed instances (perfect packings cut from a rectangle, $SEEDS per size, lower bound =="
-  echo "capacity = optimum), instances placed exactly at the bound:"
-  echo
-  echo "| buffers | baseline at bound | heapkit at bound | heapkit median s | heapkit max s |"
-  echo "|---|---|---|---|---|"
-  cat "$tmp/tight.md"
-  echo
-  echo "Greedy by size on $sn model-like buffers (\`hkgen_model\`): $st s (median of $REPS)."
-  echo
-  echo "![peak over the lower bound on model traces](plan_traces.png) ![tight instances placed at the bound](plan_tight.png)"
-} >"$OUT/plan.md"
-cat "$OUT/plan.md"
+  if [ -s "$tmp/tight.md" ]; then
+    echo "Tightly packed instances (perfect packings cut from a rectangle, \`hkgen_perfect\` seeds $FIRST to"
+    echo "$((FIRST + SEEDS - 1)) for each size, lower bound == capacity == optimum), instances placed exactly at the"
+    echo "bound within the time limit:"
+    echo
+    echo "| buffers | baseline at bound | heapkit at bound | heapkit median s | heapkit max s |"
+    echo "|---|---|---|---|---|"
+    cat "$tmp/tight.md"
+    echo
+  fi
+  if [ "$sn" != 0 ]; then
+    echo "Greedy by size on $sn model-like buffers (\`hkgen_model\`): $st s (median of $REPS)."
+    echo
+  fi
+  if [ "$REPORT" = plan.md ]; then
+    echo "![peak over the lower bound on model traces](plan_traces.png) ![tight instances placed at the bound](plan_tight.png)"
+  else
+    echo "(Custom run: HK_PLAN_PARTS='$PARTS' HK_PLAN_SIZES='$SIZES' HK_PLAN_SEEDS=$SEEDS HK_PLAN_SEED_FIRST=$FIRST.)"
+  fi
+} >"$OUT/$REPORT"
+cat "$OUT/$REPORT"
 
-# ---- charts ----------------------------------------------------------------------------------
-if command -v gnuplot >/dev/null 2>&1; then
+# ---- charts (full runs only) -------------------------------------------------------------------
+if [ "$REPORT" = plan.md ] && command -v gnuplot >/dev/null 2>&1; then
   if [ -s "$tmp/traces.dat" ]; then
     gnuplot <<GP || echo "bench/plan: gnuplot failed (traces chart)"
 set terminal png size 800,450
