@@ -20,10 +20,6 @@
  *            the first word: a store is cheaper than the load of a mode flag); bad frees that
  *            reach this file (a push at a page boundary of the stack) are still caught when it
  *            is cheap: more frees than blocks carved, a pointer that is not a block.
- * The stack's committed slots grow, out of line, with the number of blocks free at once (not with
- * the blocks carved), in steps of one page-layer unit; a stack that outgrows its segment moves to
- * one twice the size. The word below its first entry is NULL (the inline pop's empty test), and
- * its committed end is a page boundary (the inline push's capacity test).
  *   listed   (shared pools, HK_DEBUG >= 1, ASan/valgrind runs) a LIFO list through the first word
  *            of each free block, whose second word holds a mark (the secret xor the block's
  *            address) that allocation clears, so a bad free is found in O(1) as above; a marked
@@ -31,6 +27,11 @@
  *            nil_top, h.win 0), which lets a lock guard shared pools and lets ASan/valgrind
  *            annotate and debug builds fill each block. Blocks are therefore at least 16 bytes.
  * A detected bad free is fatal in every mode, with the message hk_free uses for its own.
+ * The stack of both stack modes: its committed slots grow, out of line, with the number of blocks
+ * free at once (not with the blocks carved), in steps of one page-layer unit; a stack that
+ * outgrows its segment moves to one twice the size. The word below its first entry is NULL (the
+ * inline pop's empty test), and its committed end is a page boundary (the inline push's capacity
+ * test: cheaper than loading an end pointer, measured; 1 push in 512 comes here).
  * Divisibility by the stride is one multiply (is_multiple), the slot index a multiply
  * and a shift (offsets are below 2^22, so a 33-bit reciprocal is exact).
  */
