@@ -75,6 +75,17 @@ void hk__gc_block_release(hk_gc_heap *h, gc_block *b) {
   gc_poison(block_start(b), GC_BLOCK_SIZE);
 }
 
+size_t hk__gc_free_reserve(const hk_gc_heap *h) {
+  size_t keep = h->nursery_max;
+  if (h->full_threshold > h->mature_estimate) keep += (h->full_threshold - h->mature_estimate) / GC_BLOCK_SIZE;
+  if (h->max_heap) {
+    size_t used = hk__gc_heap_bytes(h) / GC_BLOCK_SIZE, cap = h->max_heap / GC_BLOCK_SIZE;
+    size_t room = cap > used ? cap - used : 0;
+    if (keep > room) keep = room;
+  }
+  return keep;
+}
+
 /* Give wholly free segments back to the page layer, keeping keep_blocks free blocks for the next
  * nursery. The free list is rebuilt from the segments that stay. */
 void hk__gc_release_free_segments(hk_gc_heap *h, size_t keep_blocks) {

@@ -33,9 +33,10 @@ void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
     hk__gc_pause_record(h, 1, hk__gc_now_ms() - t0);
   } else {
     hk__gc_minor(h, false);
-    /* Blocks freed beyond the next nursery's worth go back to the OS now, not at the next full
-     * collection, so resident memory tracks the heap. */
-    if (h->nfree > h->nursery_blocks + h->nursery_blocks / 4) hk__gc_release_free_segments(h, h->nursery_blocks);
+    /* Blocks freed beyond what the heap will take again before the next full collection go back
+     * to the OS now, not at that collection, so resident memory tracks the heap. */
+    size_t keep = hk__gc_free_reserve(h);
+    if (h->nfree > keep + keep / 4) hk__gc_release_free_segments(h, keep);
     if (h->mature_estimate > h->full_threshold) {
       double t1 = hk__gc_now_ms();
       hk__gc_pause_record(h, 0, t1 - t0);

@@ -215,6 +215,6 @@ void hk__gc_full(hk_gc_heap *h) {
   h->bytes_evacuated += c.evacuated;
   size_t next = (size_t)((double)c.live * (100.0 + h->opts.growth_percent) / 100.0);
   h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
-  hk__gc_release_free_segments(h, h->nursery_blocks);
+  hk__gc_release_free_segments(h, hk__gc_free_reserve(h));
   h->full_count++;
 }

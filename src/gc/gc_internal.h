@@ -341,6 +341,9 @@ HK_INTERNAL gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data);
 HK_INTERNAL void hk__gc_block_release(hk_gc_heap *h, gc_block *b);
 HK_INTERNAL size_t hk__gc_heap_bytes(const hk_gc_heap *h);
 HK_INTERNAL void hk__gc_release_free_segments(hk_gc_heap *h, size_t keep_blocks);
+/* Free blocks worth keeping committed: what the nursery and the promotions until the next full
+ * collection will take again anyway (giving them back would only fault them in again). */
+HK_INTERNAL size_t hk__gc_free_reserve(const hk_gc_heap *h);
 HK_INTERNAL bool hk__gc_block_is_valid(const gc_block *b);
 /* A mutator's buffers: each is empty or inside one young block of its kind, cursor <= limit. */
 HK_INTERNAL bool hk__gc_mutator_is_valid(const hk_gc_mutator *m);
