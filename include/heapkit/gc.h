@@ -192,6 +192,7 @@ typedef struct hk_gc_mutator_fast {
 
 HK_API void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data);
 HK_API void hk_gc_write_barrier_slow(hk_gc_mutator *m, void *obj);
+HK_API void hk_gc_write_barrier_slot_slow(hk_gc_mutator *m, void *obj, void *slot);
 HK_API void hk_gc_safepoint_slow(hk_gc_mutator *m);
 
 HK_INLINE void *hk__gc_bump(hk_gc_mutator *m, char **cursor, char *limit, hk_gc_type type,
@@ -226,17 +227,23 @@ HK_INLINE void hk_gc_write_barrier(hk_gc_mutator *m, const void *obj) {
   uintptr_t h = __atomic_load_n((const uintptr_t *)obj - 1, __ATOMIC_RELAXED);
   if (HK_UNLIKELY(h & HK_GC_HDR_BARRIER)) hk_gc_write_barrier_slow(m, (void *)obj);
 }
-/* obj->field = value, with the barrier. obj is a pointer to a struct (evaluated twice). */
-#define HK_GC_WRITE(m, obj, field, value)   \
-  do {                                      \
-    hk_gc_write_barrier((m), (obj));        \
-    (obj)->field = (value);                 \
+/* The same when the slot is known: a large array then only has the 512-byte card holding the
+ * slot rescanned at the next minor collection, not all of it. Same fast path. */
+HK_INLINE void hk_gc_write_barrier_slot(hk_gc_mutator *m, const void *obj, const void *slot) {
+  uintptr_t h = __atomic_load_n((const uintptr_t *)obj - 1, __ATOMIC_RELAXED);
+  if (HK_UNLIKELY(h & HK_GC_HDR_BARRIER)) hk_gc_write_barrier_slot_slow(m, (void *)obj, (void *)slot);
+}
+/* obj->field = value, with the barrier. obj is a pointer to a struct (evaluated three times). */
+#define HK_GC_WRITE(m, obj, field, value)                     \
+  do {                                                        \
+    hk_gc_write_barrier_slot((m), (obj), &(obj)->field);      \
+    (obj)->field = (value);                                   \
   } while (0)
 /* obj[index] = value for an object that is an array of pointers. */
-#define HK_GC_WRITE_INDEX(m, obj, index, value) \
-  do {                                          \
-    hk_gc_write_barrier((m), (obj));            \
-    (obj)[index] = (value);                     \
+#define HK_GC_WRITE_INDEX(m, obj, index, value)               \
+  do {                                                        \
+    hk_gc_write_barrier_slot((m), (obj), &(obj)[index]);      \
+    (obj)[index] = (value);                                   \
   } while (0)
 
 /* A safepoint poll for loops that run long without allocating. */

@@ -111,6 +111,9 @@ void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data) 
   l->h.base.owner = h;
   l->total = total;
   l->mark = 0;
+  l->queued = 0;
+  l->cards = NULL;
+  l->card_words = 0;
   l->prev = NULL;
   l->next = h->large;
   if (h->large) h->large->prev = l;

@@ -18,7 +18,7 @@ void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v) {
       for (size_t i = 0; i < f->count; i++) hk_gc_visit(v, f->slots[i]);
   for (gc_root *r = h->roots; r; r = r->next) hk_gc_visit(v, r->slot);
   if (h->root_fn) h->root_fn(v, h->root_data);
-  for (gc_final *f = h->final_ready; f; f = f->next) hk_gc_visit(v, &f->obj);
+  FLIST_FOR(&h->final_ready, f) hk_gc_visit(v, &f->obj);
 }
 
 /* ---- entry ------------------------------------------------------------------------------------ */

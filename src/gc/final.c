@@ -29,38 +29,62 @@ static bool obj_young(const void *obj) {
   return seghdr_of(hdr_of(obj))->role == ROLE_BLOCKS && block_of_obj(obj)->state == B_YOUNG;
 }
 
-static void list_add(hk_gc_heap *h, gc_final *f) {
-  gc_final **list = obj_young(f->obj) ? &h->final_young : &h->final_old;
-  f->next = *list;
-  *list = f;
+bool hk__gc_flist_push(hk_gc_heap *h, gc_flist *l, const gc_final *f) {
+  gc_chunk *c = l->top;
+  if (!c || c->n >= GC_FCAP) {
+    gc_chunk *n = hk__gc_chunk_alloc(h);
+    if (!n) return false;
+    n->prev = c;
+    l->top = c = n;
+  }
+  flist_recs(c)[c->n++] = *f;
+  l->count++;
+  return true;
+}
+
+bool hk__gc_flist_pop(hk_gc_heap *h, gc_flist *l, gc_final *out) {
+  gc_chunk *c = l->top;
+  while (c && c->n == 0) {
+    l->top = c->prev;
+    hk__gc_chunk_free(h, c);
+    c = l->top;
+  }
+  if (!c) return false;
+  *out = flist_recs(c)[--c->n];
+  l->count--;
+  if (c->n == 0) {
+    l->top = c->prev;
+    hk__gc_chunk_free(h, c);
+  }
+  return true;
+}
+
+static void list_add(hk_gc_heap *h, const gc_final *f) {
+  flist_push_or_die(h, obj_young(f->obj) ? &h->final_young : &h->final_old, f);
 }
 
 void hk__gc_merge_finalizers(hk_gc_heap *h) {
-  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
-    while (m->fin_local) {
-      gc_final *f = m->fin_local;
-      m->fin_local = f->next;
-      list_add(h, f);
-    }
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) hk__gc_mutator_finalizers_flush(m);
 }
 
 void hk__gc_mutator_finalizers_flush(hk_gc_mutator *m) {
-  hk_gc_heap *h = m->heap;
-  while (m->fin_local) {
-    gc_final *f = m->fin_local;
-    m->fin_local = f->next;
-    list_add(h, f);
-  }
-  while (m->fin_cache) {
-    gc_final *f = m->fin_cache;
-    m->fin_cache = f->next;
-    hk__gc_meta_free(h, f, sizeof *f);
-  }
+  gc_final f;
+  while (hk__gc_flist_pop(m->heap, &m->fin_local, &f)) list_add(m->heap, &f);
+}
+
+/* Remove the record *slot of list l (order does not matter: the last record takes its place). */
+static void flist_remove(hk_gc_heap *h, gc_flist *l, gc_final *slot) {
+  gc_final last;
+  gc_chunk *top = l->top;
+  bool is_last = top && top->n && slot == &flist_recs(top)[top->n - 1];
+  hk__gc_flist_pop(h, l, &last);
+  if (!is_last) *slot = last;
 }
 
 /* A first registration is the common case (finalizer-heavy programs register one per object):
- * it takes no lock, the entry goes on the thread's own list until the next collection. Changing
- * or removing a registration is rare and stops the world to find the entry. */
+ * it is a store into the thread's own chunk of records, kept until the next collection; the
+ * lock is taken once per chunk. Changing or removing a registration is rare and stops the world
+ * to find the record. */
 int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data) {
   if (!m) return HK_EINVAL;
   hk_gc_heap *h = m->heap;
@@ -71,28 +95,19 @@ int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void
   if (fn) {
     uintptr_t old = __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
     if (!(old & HK_GC_HDR_FINALIZABLE)) {
-      if (!m->fin_cache) {
-        gc_lock(h);
-        for (int i = 0; i < 64; i++) {
-          gc_final *f = hk__gc_meta_alloc(h, sizeof *f);
-          if (!f) break;
-          f->next = m->fin_cache;
-          m->fin_cache = f;
-        }
-        gc_unlock(h);
-        if (!m->fin_cache) {
-          __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
-          return HK_ENOMEM;
-        }
+      gc_final rec = {obj, fn, data};
+      gc_chunk *c = m->fin_local.top;
+      if (hk_likely(c && c->n < GC_FCAP)) {
+        flist_recs(c)[c->n++] = rec;
+        m->fin_local.count++;
+        return HK_OK;
       }
-      gc_final *f = m->fin_cache;
-      m->fin_cache = f->next;
-      f->obj = obj;
-      f->fn = fn;
-      f->data = data;
-      f->next = m->fin_local;
-      m->fin_local = f;
-      return HK_OK;
+      gc_lock(h);
+      bool ok = hk__gc_flist_push(h, &m->fin_local, &rec);
+      gc_unlock(h);
+      if (ok) return HK_OK;
+      __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
+      return HK_ENOMEM;
     }
   } else if (!(__atomic_load_n(hdr_of(obj), __ATOMIC_RELAXED) & HK_GC_HDR_FINALIZABLE)) {
     return HK_OK;
@@ -104,34 +119,27 @@ int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void
   hk__gc_merge_finalizers(h);
   int rc = HK_OK;
   bool found = false;
-  gc_final **lists[2] = {&h->final_young, &h->final_old};
-  for (int i = 0; i < 2 && !found; i++)
-    for (gc_final **pp = lists[i]; *pp; pp = &(*pp)->next)
-      if ((*pp)->obj == obj) {
-        gc_final *f = *pp;
+  gc_flist *lists[2] = {&h->final_young, &h->final_old};
+  for (int i = 0; i < 2; i++)
+    for (gc_chunk *c = lists[i]->top; c; c = c->prev)
+      for (gc_final *f = flist_recs(c); f < flist_recs(c) + c->n; f++) {
+        if (f->obj != obj) continue;
         found = true;
         if (fn) {
           f->fn = fn;
           f->data = data;
         } else {
-          *pp = f->next;
-          hk__gc_meta_free(h, f, sizeof *f);
+          flist_remove(h, lists[i], f); /* may free c: leave the loops at once */
           __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
         }
-        break;
+        goto done;
       }
+done:
   if (!found && fn) {
     /* The bit was set but the entry is on the ready queue (its finalizer is about to run): a
      * new registration for the resurrected object. */
-    gc_final *f = hk__gc_meta_alloc(h, sizeof *f);
-    if (!f) {
-      rc = HK_ENOMEM;
-    } else {
-      f->obj = obj;
-      f->fn = fn;
-      f->data = data;
-      list_add(h, f);
-    }
+    gc_final rec = {obj, fn, data};
+    if (!hk__gc_flist_push(h, obj_young(obj) ? &h->final_young : &h->final_old, &rec)) rc = HK_ENOMEM;
   }
   hk__gc_resume_world(m);
   gc_unlock(h);
@@ -151,15 +159,13 @@ size_t hk__gc_run_finalizers(hk_gc_mutator *m) {
   for (int i = 0; i < BATCH; i++) slots[i] = &objs[i];
   for (;;) {
     size_t k = 0;
+    gc_final f;
     gc_lock(h);
-    while (k < BATCH && h->final_ready) {
-      gc_final *f = h->final_ready;
-      h->final_ready = f->next;
-      objs[k] = f->obj;
-      fns[k] = f->fn;
-      datas[k] = f->data;
+    while (k < BATCH && hk__gc_flist_pop(h, &h->final_ready, &f)) {
+      objs[k] = f.obj;
+      fns[k] = f.fn;
+      datas[k] = f.data;
       k++;
-      hk__gc_meta_free(h, f, sizeof *f);
     }
     h->finalizers_run += k;
     gc_unlock(h);

@@ -79,36 +79,23 @@ static void full_weaks(hk_gc_heap *h) {
 
 static void full_finalizers(mark_ctx *c) {
   hk_gc_heap *h = c->h;
-  gc_final *list = h->final_old, *dead = NULL;
-  h->final_old = NULL;
-  while (list) {
-    gc_final *f = list;
-    list = f->next;
-    if (full_alive(h, &f->obj)) {
-      f->next = h->final_old;
-      h->final_old = f;
-    } else {
-      f->next = dead;
-      dead = f;
-    }
-  }
-  for (gc_final *f = dead; f; f = f->next) {
-    if (full_alive(h, &f->obj)) continue; /* reached from an earlier one: already traced */
-    hk__gc_trace_object(h, f->obj, &c->v);
+  gc_flist src = h->final_old, dead = {0};
+  h->final_old = (gc_flist){0};
+  gc_final f;
+  while (hk__gc_flist_pop(h, &src, &f)) flist_push_or_die(h, full_alive(h, &f.obj) ? &h->final_old : &dead, &f);
+  FLIST_FOR(&dead, d) {
+    if (full_alive(h, &d->obj)) continue; /* reached from an earlier one: already traced */
+    hk__gc_trace_object(h, d->obj, &c->v);
     mark_drain(c);
   }
-  while (dead) {
-    gc_final *f = dead;
-    dead = f->next;
-    if (full_alive(h, &f->obj)) {
-      f->next = h->final_old;
-      h->final_old = f;
+  while (hk__gc_flist_pop(h, &dead, &f)) {
+    if (full_alive(h, &f.obj)) {
+      flist_push_or_die(h, &h->final_old, &f);
       continue;
     }
-    mark_visit(&c->v, &f->obj);
+    mark_visit(&c->v, &f.obj);
     mark_drain(c);
-    f->next = h->final_ready;
-    h->final_ready = f;
+    flist_push_or_die(h, &h->final_ready, &f);
   }
 }
 
@@ -176,7 +163,10 @@ static void sweep(hk_gc_heap *h) {
     }
   for (gc_large *l = h->large, *next; l; l = next) {
     next = l->next;
-    if (l->mark != h->epoch) hk__gc_large_free(h, l);
+    if (l->mark != h->epoch) {
+      hk__gc_cards_free(h, l);
+      hk__gc_large_free(h, l);
+    }
   }
 }
 

@@ -102,7 +102,19 @@ typedef struct gc_large {
   size_t total; /* object bytes, header included */
   uint8_t mark;  /* == heap->epoch when marked */
   uint8_t vmark; /* == heap->vgen when reached by the current hk_gc_verify */
+  uint8_t queued; /* carded: on a remembered set (set by the mutator that dirtied a card first) */
+  uint64_t *cards; /* NULL, or a dirty bit per GC_CARD_SIZE bytes of payload (slot barriers) */
+  size_t card_words;
 } gc_large;
+#define GC_CARD_SHIFT 9
+#define GC_CARD_SIZE ((size_t)1 << GC_CARD_SHIFT)
+/* Is slot's card of the large object obj dirty (and the object queued for the next minor)? */
+static inline bool large_card_dirty(gc_large *l, const void *obj, const void *slot) {
+  uint64_t *cards = __atomic_load_n(&l->cards, __ATOMIC_ACQUIRE);
+  if (!cards || !__atomic_load_n(&l->queued, __ATOMIC_RELAXED)) return false;
+  size_t card = (size_t)((const char *)slot - (const char *)obj) >> GC_CARD_SHIFT;
+  return (__atomic_load_n(&cards[card / 64], __ATOMIC_RELAXED) >> (card % 64)) & 1;
+}
 _Static_assert(sizeof(gc_large) <= GC_LARGE_OFF, "large header fits");
 
 typedef struct gc_type {
@@ -139,8 +151,19 @@ typedef struct gc_final {
   void *obj;
   hk_gc_finalizer_fn fn;
   void *data;
-  struct gc_final *next;
 } gc_final;
+/* Finalizer records packed in 64 KiB chunks (a LIFO like gc_stack): registering is a store into
+ * the thread's current chunk, and a collection walks records sequentially instead of chasing a
+ * linked list of scattered small records. */
+typedef struct gc_flist {
+  gc_chunk *top;
+  size_t count;
+} gc_flist;
+#define GC_FCAP (sizeof(((gc_chunk *)0)->items) / (sizeof(gc_final)))
+static inline gc_final *flist_recs(gc_chunk *c) { return (gc_final *)(void *)c->items; }
+#define FLIST_FOR(l, f)                                          \
+  for (gc_chunk *fc_ = (l)->top; fc_; fc_ = fc_->prev)            \
+    for (gc_final *f = flist_recs(fc_); f < flist_recs(fc_) + fc_->n; f++)
 
 typedef struct gc_root {
   void **slot;
@@ -156,8 +179,7 @@ struct hk_gc_mutator {
   char *tlab_start, *data_start; /* for counting allocated bytes */
   char *real_limit, *real_data_limit; /* the buffers' ends (fast.limit is lowered in stress mode) */
   gc_stack remset;               /* old objects whose barrier bit this thread cleared */
-  gc_final *fin_local;           /* finalizers registered by this thread since the last collection */
-  gc_final *fin_cache;           /* spare entries, refilled in batches under the lock */
+  gc_flist fin_local;            /* finalizers registered by this thread since the last collection */
   uint64_t stress_count;
   pthread_t thread;
   int state;
@@ -222,7 +244,7 @@ struct hk_gc_heap {
   void *root_data;
   gc_stack remset; /* old objects with young fields found by the collector itself */
   hk_gc_weak *weaks;
-  gc_final *final_young, *final_old, *final_ready;
+  gc_flist final_young, final_old, final_ready;
   size_t nweak, nfinal;
 
   /* statistics */
@@ -355,6 +377,8 @@ HK_INTERNAL void hk__gc_bump_reset(gc_bump *b);
 HK_INTERNAL void hk__gc_retire_tlabs(hk_gc_heap *h);
 HK_INTERNAL void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data);
 HK_INTERNAL void hk__gc_large_free(hk_gc_heap *h, gc_large *l);
+/* minor.c: a large object's card table goes before the object does. */
+HK_INTERNAL void hk__gc_cards_free(hk_gc_heap *h, gc_large *l);
 
 /* thread.c: stop the world (returns false if another thread collected meanwhile). */
 HK_INTERNAL bool hk__gc_stop_world(hk_gc_mutator *m);
@@ -427,6 +451,19 @@ HK_INTERNAL void hk__gc_minor(hk_gc_heap *h, bool promote_all);
 HK_INTERNAL void hk__gc_full(hk_gc_heap *h);
 
 /* final.c */
+/* Heap lock held (or the world stopped); false when out of memory. */
+HK_INTERNAL bool hk__gc_flist_push(hk_gc_heap *h, gc_flist *l, const gc_final *f);
+/* Takes the most recent record; frees emptied chunks. */
+HK_INTERNAL bool hk__gc_flist_pop(hk_gc_heap *h, gc_flist *l, gc_final *out);
+static inline void flist_push_or_die(hk_gc_heap *h, gc_flist *l, const gc_final *f) {
+  gc_chunk *c = l->top;
+  if (hk_likely(c && c->n < GC_FCAP)) {
+    flist_recs(c)[c->n++] = *f;
+    l->count++;
+    return;
+  }
+  if (!hk__gc_flist_push(h, l, f)) hk__fatal("gc: out of memory for the finalizer records");
+}
 HK_INTERNAL bool hk__gc_owns(hk_gc_heap *h, const void *obj);
 HK_INTERNAL size_t hk__gc_run_finalizers(hk_gc_mutator *m);
 /* World stopped: move the mutators' new finalizer entries to the heap's young/old lists. */

@@ -5,6 +5,8 @@
  * mature. Then weak references and young finalizable objects are processed. */
 #include "gc/gc_internal.h"
 
+#include <stddef.h>
+
 typedef struct minor_ctx {
   hk_gc_visitor v;
   hk_gc_heap *h;
@@ -76,7 +78,46 @@ static void minor_visit_v(hk_gc_visitor *v, void **slot) { minor_visit(v, slot);
  * young object, else arm its barrier. */
 #define MINOR_VISIT(v, slot) minor_visit((v), (slot))
 
+/* Only the dirty cards of a carded large object: a card that still points to a young object
+ * stays dirty, and the object stays on the heap's remembered set (its barrier bit stays set, so
+ * later stores keep marking cards). */
+static void scan_cards(minor_ctx *c, void *o, gc_large *l) {
+  hk_gc_heap *h = c->h;
+  const hk_gc_type_desc *d = &h->types[hdr_type(*hdr_of(o))].d;
+  void **w = (void **)o;
+  size_t words = (l->total - HK_GC_GRANULE) / sizeof(void *);
+  bool tail = (d->flags & HK_GC_TYPE_TAIL_POINTERS) != 0, any = false;
+  for (size_t wi = 0; wi < l->card_words; wi++) {
+    for (uint64_t bits = l->cards[wi]; bits; bits &= bits - 1) {
+      size_t card = wi * 64 + (size_t)__builtin_ctzll(bits);
+      size_t lo = card * (GC_CARD_SIZE / sizeof(void *)), hi = lo + GC_CARD_SIZE / sizeof(void *);
+      if (hi > words) hi = words;
+      c->young_found = false;
+      for (size_t i = lo; i < hi; i++) {
+        bool ptr = (tail && i >= d->tail_start) || (i < 64 && ((d->pointer_mask >> i) & 1));
+        if (ptr && w[i] && !((uintptr_t)w[i] & 7)) minor_visit(&c->v, &w[i]);
+      }
+      if (c->young_found) any = true;
+      else l->cards[wi] &= ~((uint64_t)1 << (card % 64));
+    }
+  }
+  if (any) push_or_die(h, &h->remset, o);
+  else l->queued = 0;
+}
+
 static void scan_old(minor_ctx *c, void *o) {
+  if (!in_blocks(o)) {
+    gc_large *l = large_of(o);
+    if (l->cards) {
+      if ((*hdr_of(o) & HK_GC_HDR_BARRIER) && l->queued) {
+        scan_cards(c, o, l);
+        return;
+      }
+      /* Remembered whole (a store through the plain barrier): the scan below covers the cards. */
+      memset(l->cards, 0, l->card_words * sizeof(uint64_t));
+      l->queued = 0;
+    }
+  }
   c->young_found = false;
   GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
   if (*hdr_of(o) & HK_GC_HDR_NOSCAN) return;
@@ -123,54 +164,115 @@ static void minor_weaks(hk_gc_heap *h) {
 
 static bool is_young_obj(const void *p) { return in_blocks(p) && block_of_obj(p)->state == B_YOUNG && !(block_of_obj(p)->flags & F_RETAIN); }
 
+/* ---- card marking of large arrays ---------------------------------------------------------------- */
+
+/* Heap lock held. Tables up to 512 bytes (objects up to 2 MiB) are small records, larger ones a
+ * chunk; beyond a chunk's reach the object is remembered whole. */
+static uint64_t *cards_make(hk_gc_heap *h, gc_large *l) {
+  if (l->cards) return l->cards;
+  size_t ncards = (l->total - HK_GC_GRANULE + GC_CARD_SIZE - 1) >> GC_CARD_SHIFT;
+  size_t words = (ncards + 63) / 64, bytes = words * sizeof(uint64_t);
+  uint64_t *t = NULL;
+  if (bytes <= 512) {
+    t = hk__gc_meta_alloc(h, bytes);
+  } else if (bytes <= sizeof(((gc_chunk *)0)->items)) {
+    gc_chunk *c = hk__gc_chunk_alloc(h);
+    if (c) {
+      t = (uint64_t *)c->items;
+      memset(t, 0, bytes);
+    }
+  }
+  if (!t) return NULL;
+  l->card_words = words;
+  __atomic_store_n(&l->cards, t, __ATOMIC_RELEASE);
+  return t;
+}
+
+void hk__gc_cards_free(hk_gc_heap *h, gc_large *l) {
+  if (!l->cards) return;
+  size_t bytes = l->card_words * sizeof(uint64_t);
+  if (bytes <= 512) hk__gc_meta_free(h, l->cards, bytes);
+  else hk__gc_chunk_free(h, (gc_chunk *)((char *)l->cards - offsetof(gc_chunk, items)));
+  l->cards = NULL;
+  l->card_words = 0;
+  l->queued = 0;
+}
+
+/* A store into an old object whose slot is known. A large array traced by its layout keeps its
+ * barrier bit and gets the slot's card marked (the object is queued once per minor cycle);
+ * anything else is remembered whole, as by hk_gc_write_barrier. */
+void hk_gc_write_barrier_slot_slow(hk_gc_mutator *m, void *obj, void *slot) {
+  hk_gc_heap *h = m->heap;
+  if (in_blocks(obj) || h->types[hdr_type(*hdr_of(obj))].d.trace) {
+    hk_gc_write_barrier_slow(m, obj);
+    return;
+  }
+  gc_large *l = large_of(obj);
+  size_t off = (size_t)((char *)slot - (char *)obj);
+  uint64_t *cards = __atomic_load_n(&l->cards, __ATOMIC_ACQUIRE);
+  if (!cards && off < l->total - HK_GC_GRANULE) {
+    gc_lock(h);
+    cards = cards_make(h, l);
+    gc_unlock(h);
+  }
+  if (!cards || off >= l->total - HK_GC_GRANULE) {
+    hk_gc_write_barrier_slow(m, obj);
+    return;
+  }
+  size_t card = off >> GC_CARD_SHIFT;
+  uint64_t bit = (uint64_t)1 << (card % 64);
+  if (!(__atomic_load_n(&cards[card / 64], __ATOMIC_RELAXED) & bit)) __atomic_fetch_or(&cards[card / 64], bit, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&l->queued, __ATOMIC_RELAXED) || __atomic_exchange_n(&l->queued, 1, __ATOMIC_RELAXED)) return;
+  gc_chunk *c = m->remset.top;
+  if (c && c->n < GC_CHUNK_CAP) {
+    c->items[c->n++] = obj;
+    m->remset.count++;
+    return;
+  }
+  gc_lock(h);
+  if (!hk__gc_stack_push(h, &m->remset, obj)) hk__fatal("gc: out of memory for the remembered set");
+  gc_unlock(h);
+}
+
 /* Ordered finalization over the young finalizable objects (see final.c for the rule). */
 static void minor_finalizers(minor_ctx *c) {
   hk_gc_heap *h = c->h;
-  gc_final *list = h->final_young, *dead = NULL;
-  h->final_young = NULL;
-  /* The young list plus the entries the mutators registered since the last collection. */
-  hk_gc_mutator *src = h->mutators;
+  gc_flist src = h->final_young, dead = {0};
+  h->final_young = (gc_flist){0};
+  gc_final f;
+  /* The young list plus the records the mutators registered since the last collection. */
+  hk_gc_mutator *m = h->mutators;
   for (;;) {
-    if (!list) {
-      while (src && !src->fin_local) src = src->next;
-      if (!src) break;
-      list = src->fin_local;
-      src->fin_local = NULL;
+    if (!hk__gc_flist_pop(h, &src, &f)) {
+      while (m && !m->fin_local.top) m = m->next;
+      if (!m) break;
+      src = m->fin_local;
+      m->fin_local = (gc_flist){0};
+      m = m->next;
+      continue;
     }
-    gc_final *f = list;
-    list = f->next;
-    if (minor_alive(&f->obj)) {
-      gc_final **dst = is_young_obj(f->obj) ? &h->final_young : &h->final_old;
-      f->next = *dst;
-      *dst = f;
-    } else {
-      f->next = dead;
-      dead = f;
-    }
+    if (minor_alive(&f.obj)) flist_push_or_die(h, is_young_obj(f.obj) ? &h->final_young : &h->final_old, &f);
+    else flist_push_or_die(h, &dead, &f);
   }
+  if (!dead.top) return;
   /* What is kept for a finalizer dies right after it runs: copy it within the young generation
    * even while survival is high, so it is freed by a minor collection, not promoted. */
   if (c->promote_age) c->promote_age = 3;
   /* Phase 1: everything reachable from a dead finalizable object must outlive its finalizer. */
-  for (gc_final *f = dead; f; f = f->next) {
-    if (minor_alive(&f->obj)) continue; /* reached from an earlier one: its copy gets scanned */
-    hk__gc_trace_object(h, f->obj, &c->v);
+  FLIST_FOR(&dead, d) {
+    if (minor_alive(&d->obj)) continue; /* reached from an earlier one: its copy gets scanned */
+    hk__gc_trace_object(h, d->obj, &c->v);
     minor_drain(c);
   }
   /* Phase 2: the ones still unreached are ready; they live on until their finalizer has run. */
-  while (dead) {
-    gc_final *f = dead;
-    dead = f->next;
-    if (minor_alive(&f->obj)) {
-      gc_final **dst = is_young_obj(f->obj) ? &h->final_young : &h->final_old;
-      f->next = *dst;
-      *dst = f;
+  while (hk__gc_flist_pop(h, &dead, &f)) {
+    if (minor_alive(&f.obj)) {
+      flist_push_or_die(h, is_young_obj(f.obj) ? &h->final_young : &h->final_old, &f);
       continue;
     }
-    minor_visit(&c->v, &f->obj);
+    minor_visit(&c->v, &f.obj);
     minor_drain(c);
-    f->next = h->final_ready;
-    h->final_ready = f;
+    flist_push_or_die(h, &h->final_ready, &f);
   }
 }
 

@@ -53,7 +53,8 @@ static void verify_visit(hk_gc_visitor *v, void **slot) {
     return fail(c, "pointer-free object of a type that has pointers", p);
   bool young = is_young(p);
   if (young && (hd & HK_GC_HDR_BARRIER)) return fail(c, "young object with its barrier bit set", p);
-  if (young && c->referrer_old && (*hdr_of(c->referrer) & HK_GC_HDR_BARRIER))
+  if (young && c->referrer_old && (*hdr_of(c->referrer) & HK_GC_HDR_BARRIER) &&
+      !(obj_is_large(c->referrer) && large_card_dirty(large_of(c->referrer), c->referrer, slot)))
     return fail(c, "old object points to a young one but is not remembered", p);
   bool fresh;
   if (large) {
@@ -128,9 +129,10 @@ int hk__gc_verify_stopped(hk_gc_heap *h) {
   for (hk_gc_weak *w = h->weaks; w && !c.err[0]; w = w->next)
     if (w->target && !((uintptr_t)w->target & 7) && !hk__gc_owns(h, w->target))
       fail(&c, "a weak reference holds a pointer that is not an object of this heap", w->target);
-  gc_final *lists[3] = {h->final_young, h->final_old, h->final_ready};
+  gc_flist *lists[3] = {&h->final_young, &h->final_old, &h->final_ready};
   for (int i = 0; i < 3 && !c.err[0]; i++)
-    for (gc_final *f = lists[i]; f && !c.err[0]; f = f->next) {
+    FLIST_FOR(lists[i], f) {
+      if (c.err[0]) break;
       if (!hk__gc_owns(h, f->obj)) fail(&c, "a finalizer entry holds a pointer that is not an object of this heap", f->obj);
       else if (!(*hdr_of(f->obj) & HK_GC_HDR_FINALIZABLE)) fail(&c, "a finalizable object lost its header bit", f->obj);
       else if (i == 0 && !is_young(f->obj)) fail(&c, "an old object on the young finalizer list", f->obj);

@@ -218,6 +218,28 @@ static void test_final(void) {
   CHECK(nlog == 3000);
   hk_gc_stats_get(h, &st);
   CHECK(st.finalizers_run == 3000 + 4 + 4 + 1);
+  /* Many records (several chunks of them): removing every other registration leaves exactly the
+   * rest to run. */
+  nlog = 0;
+  {
+    static void *objs[6000];
+    for (int i = 0; i < 6000; i++) CHECK_QUIET(hk_gc_root_add(h, &objs[i]) == HK_OK);
+    for (int i = 0; i < 6000; i++) {
+      objs[i] = new_node(m, 50000 + (uint64_t)i, 0, false);
+      CHECK_QUIET(hk_gc_set_finalizer(m, objs[i], fin, (void *)(uintptr_t)(50000 + i)) == HK_OK);
+    }
+    hk_gc_collect(m, HK_GC_MINOR);
+    for (int i = 0; i < 6000; i += 2) CHECK_QUIET(hk_gc_set_finalizer(m, objs[i], NULL, NULL) == HK_OK);
+    CHECK(hk_gc_verify(m) == HK_OK);
+    for (int i = 0; i < 6000; i++) CHECK_QUIET(hk_gc_root_remove(h, &objs[i]) == HK_OK);
+  }
+  for (int i = 0; i < 4; i++) hk_gc_collect(m, i % 2 ? HK_GC_FULL : HK_GC_MINOR);
+  CHECK(nlog == 3000);
+  {
+    int odd = 1;
+    for (int i = 0; i < nlog; i++) odd &= (log_ids[i] - 50000) % 2 == 1 ? 1 : 0;
+    CHECK(odd);
+  }
   /* Manual mode: queued, run only on request. */
   CHECK(hk_gc_set_finalizer(m, &nlog, fin, NULL) == HK_EINVAL);
   CHECK(hk_gc_root_remove(h, &resurrected) == HK_OK);
@@ -484,6 +506,53 @@ static void test_stats(void) {
   teardown();
 }
 
+/* ---- card marking ------------------------------------------------------------------------------ */
+
+/* An old large array written through HK_GC_WRITE_INDEX has only its dirty 512-byte cards
+ * rescanned: young objects stored anywhere in it (through the slot barrier or the plain one)
+ * must survive minor collections, however many cards are dirty or stay dirty. */
+#define NCARD_SLOTS 20000
+static void test_cards(void) {
+  setup(256 << 10, 0);
+  hk_gc_type_desc d = {.name = "node*[]", .flags = HK_GC_TYPE_TAIL_POINTERS, .tail_start = 0};
+  hk_gc_type t_arr;
+  CHECK(hk_gc_type_register(h, &d, &t_arr) == HK_OK);
+  node **arr = NULL;
+  static uint64_t expect[NCARD_SLOTS];
+  HK_GC_ROOTS(m, arr);
+  arr = hk_gc_alloc(m, t_arr, NCARD_SLOTS * sizeof(node *)); /* 160 KB: a large object */
+  CHECK(arr != NULL);
+  hk_gc_collect(m, HK_GC_FULL);
+  uint64_t seed = 12345, id = 1;
+  for (int round = 0; round < 40; round++) {
+    int stores = round % 5 == 0 ? 3000 : 1 + round * 7;
+    for (int k = 0; k < stores; k++) {
+      seed = seed * 6364136223846793005u + 1442695040888963407u;
+      size_t i = (size_t)(seed >> 33) % NCARD_SLOTS;
+      node *n = new_node(m, id, 0, false);
+      CHECK_QUIET(n != NULL);
+      if (round % 4 == 3 && k % 17 == 5) {
+        hk_gc_write_barrier(m, arr);
+        arr[i] = n;
+      } else {
+        HK_GC_WRITE_INDEX(m, arr, i, n);
+      }
+      expect[i] = id++;
+    }
+    churn(round % 3 == 0 ? 5000 : 50);
+    hk_gc_collect(m, round % 7 == 6 ? HK_GC_FULL : HK_GC_MINOR);
+    CHECK_QUIET(hk_gc_verify(m) == HK_OK);
+    size_t bad = 0;
+    for (size_t i = 0; i < NCARD_SLOTS; i++)
+      if (expect[i] ? !arr[i] || arr[i]->id != expect[i] : arr[i] != NULL) bad++;
+    CHECK_QUIET(bad == 0);
+  }
+  CHECK(hk_gc_verify(m) == HK_OK);
+  arr = NULL;
+  hk_gc_collect(m, HK_GC_FULL);
+  teardown();
+}
+
 /* ---- adaptive nursery ---------------------------------------------------------------------------- */
 
 /* While most of the nursery survives, a minor collection's pause is its survivors: the nursery
@@ -532,6 +601,7 @@ int main(int argc, char **argv) {
   }
   if (all || !strcmp(what, "stats")) test_stats();
   if (all || !strcmp(what, "nursery")) test_nursery();
+  if (all || !strcmp(what, "cards")) test_cards();
   if (all || !strcmp(what, "heaps")) {
     test_heaps(); /* frames popped on return: now both heaps can go */
     CHECK(hk_gc_heap_destroy(h) == HK_OK);
