@@ -69,7 +69,7 @@ void hk__gc_merge_finalizers(hk_gc_heap *h) {
 
 void hk__gc_mutator_finalizers_flush(hk_gc_mutator *m) {
   gc_final f;
-  while (hk__gc_flist_pop(m->heap, &m->fin_local, &f)) list_add(m->heap, &f);
+  while (flist_pop(m->heap, &m->fin_local, &f)) list_add(m->heap, &f);
 }
 
 /* Remove the record *slot of list l (order does not matter: the last record takes its place). */
@@ -77,7 +77,7 @@ static void flist_remove(hk_gc_heap *h, gc_flist *l, gc_final *slot) {
   gc_final last;
   gc_chunk *top = l->top;
   bool is_last = top && top->n && slot == &flist_recs(top)[top->n - 1];
-  hk__gc_flist_pop(h, l, &last);
+  flist_pop(h, l, &last);
   if (!is_last) *slot = last;
 }
 
@@ -161,7 +161,7 @@ size_t hk__gc_run_finalizers(hk_gc_mutator *m) {
     size_t k = 0;
     gc_final f;
     gc_lock(h);
-    while (k < BATCH && hk__gc_flist_pop(h, &h->final_ready, &f)) {
+    while (k < BATCH && flist_pop(h, &h->final_ready, &f)) {
       objs[k] = f.obj;
       fns[k] = f.fn;
       datas[k] = f.data;

@@ -59,6 +59,9 @@ static void mark_drain(mark_ctx *c) {
 static bool full_alive(hk_gc_heap *h, void **slot) {
   void *p = *slot;
   if (!in_blocks(p)) return large_of(p)->mark == h->epoch;
+  /* The side bitmap first: only an object of an evacuated block needs its header read. */
+  if (mark_test(p)) return true;
+  if (!(block_of_obj(p)->flags & F_EVAC)) return false;
   uintptr_t hd = *hdr_of(p);
   if (hd & HK_GC_HDR_FORWARDED) {
     *slot = fwd_of(hd);
@@ -82,13 +85,13 @@ static void full_finalizers(mark_ctx *c) {
   gc_flist src = h->final_old, dead = {0};
   h->final_old = (gc_flist){0};
   gc_final f;
-  while (hk__gc_flist_pop(h, &src, &f)) flist_push_or_die(h, full_alive(h, &f.obj) ? &h->final_old : &dead, &f);
+  while (flist_pop(h, &src, &f)) flist_push_or_die(h, full_alive(h, &f.obj) ? &h->final_old : &dead, &f);
   FLIST_FOR(&dead, d) {
     if (full_alive(h, &d->obj)) continue; /* reached from an earlier one: already traced */
     hk__gc_trace_object(h, d->obj, &c->v);
     mark_drain(c);
   }
-  while (hk__gc_flist_pop(h, &dead, &f)) {
+  while (flist_pop(h, &dead, &f)) {
     if (full_alive(h, &f.obj)) {
       flist_push_or_die(h, &h->final_old, &f);
       continue;

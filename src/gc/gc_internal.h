@@ -455,6 +455,16 @@ HK_INTERNAL void hk__gc_full(hk_gc_heap *h);
 HK_INTERNAL bool hk__gc_flist_push(hk_gc_heap *h, gc_flist *l, const gc_final *f);
 /* Takes the most recent record; frees emptied chunks. */
 HK_INTERNAL bool hk__gc_flist_pop(hk_gc_heap *h, gc_flist *l, gc_final *out);
+/* Inline while the top chunk keeps a record after the pop. */
+static inline bool flist_pop(hk_gc_heap *h, gc_flist *l, gc_final *out) {
+  gc_chunk *c = l->top;
+  if (hk_likely(c && c->n > 1)) {
+    *out = flist_recs(c)[--c->n];
+    l->count--;
+    return true;
+  }
+  return hk__gc_flist_pop(h, l, out);
+}
 static inline void flist_push_or_die(hk_gc_heap *h, gc_flist *l, const gc_final *f) {
   gc_chunk *c = l->top;
   if (hk_likely(c && c->n < GC_FCAP)) {

@@ -243,7 +243,7 @@ static void minor_finalizers(minor_ctx *c) {
   /* The young list plus the records the mutators registered since the last collection. */
   hk_gc_mutator *m = h->mutators;
   for (;;) {
-    if (!hk__gc_flist_pop(h, &src, &f)) {
+    if (!flist_pop(h, &src, &f)) {
       while (m && !m->fin_local.top) m = m->next;
       if (!m) break;
       src = m->fin_local;
@@ -265,7 +265,7 @@ static void minor_finalizers(minor_ctx *c) {
     minor_drain(c);
   }
   /* Phase 2: the ones still unreached are ready; they live on until their finalizer has run. */
-  while (hk__gc_flist_pop(h, &dead, &f)) {
+  while (flist_pop(h, &dead, &f)) {
     if (minor_alive(&f.obj)) {
       flist_push_or_die(h, is_young_obj(f.obj) ? &h->final_young : &h->final_old, &f);
       continue;

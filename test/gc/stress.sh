@@ -11,7 +11,7 @@ done
 run() { echo "+ $*"; "$@" >/tmp/hk_gc_stress.$$ 2>&1 || { cat /tmp/hk_gc_stress.$$; rm -f /tmp/hk_gc_stress.$$; echo "FAILED: $*"; exit 1; }; tail -1 /tmp/hk_gc_stress.$$; }
 for seed in 11 12 13 14 15 16; do run "$B/test_gc_graph" 2000000 "$seed"; done
 for n in 1 3 17 101; do run env HEAPKIT_GC_STRESS=$n "$B/test_gc_graph" 150000 "$n"; done
-for t in weak final pin oom misuse; do run env HEAPKIT_GC_STRESS=5 "$B/test_gc_features" "$t"; done
+for t in weak final pin oom cards misuse; do run env HEAPKIT_GC_STRESS=5 "$B/test_gc_features" "$t"; done
 run "$B/test_gc_threads" 8 300
 run "$B/test_gc_threads" 2 1000
 run env HEAPKIT_GC_STRESS=50 "$B/test_gc_threads" 4 40
