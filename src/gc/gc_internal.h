@@ -53,7 +53,7 @@
 #define GC_MEDIUM 256 /* objects above this skip small holes and use the overflow allocator */
 /* A minor collection costs about 1 ns per byte it copies: the nursery is sized so that the
  * expected survivors stay near this, which keeps nursery pauses well under a millisecond. */
-#define GC_PAUSE_SURVIVORS ((size_t)256 << 10)
+#define GC_PAUSE_SURVIVORS ((size_t)192 << 10)
 #define GC_NURSERY_MIN_BLOCKS 8
 
 enum { ROLE_HEAP = 1, ROLE_BLOCKS, ROLE_META, ROLE_LARGE };

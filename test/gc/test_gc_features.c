@@ -556,7 +556,7 @@ static void test_cards(void) {
 /* ---- adaptive nursery ---------------------------------------------------------------------------- */
 
 /* While most of the nursery survives, a minor collection's pause is its survivors: the nursery
- * shrinks so each copies about 256 KiB; once allocation is garbage again it grows back. */
+ * shrinks so each copies about 192 KiB; once allocation is garbage again it grows back. */
 static void test_nursery(void) {
   setup(4 << 20, 0);
   bool stress = hk_option_get(HK_OPT_GC_STRESS) > 0;
