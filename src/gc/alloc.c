@@ -5,8 +5,12 @@
 
 /* ---- the collector's bump allocators (heap lock held, world stopped) --------------------------- */
 
+/* F_CUR changes atomically: in a parallel phase other threads read the flags of the same block
+ * (a copy's block) without the lock. */
+static inline void block_flags_or(gc_block *b, uint8_t f) { __atomic_fetch_or(&b->flags, f, __ATOMIC_RELAXED); }
+
 void hk__gc_bump_reset(gc_bump *a) {
-  if (a->block) a->block->flags &= (uint8_t)~F_CUR;
+  if (a->block) __atomic_fetch_and(&a->block->flags, (uint8_t)~F_CUR, __ATOMIC_RELAXED);
   a->cursor = a->limit = NULL;
   a->block = NULL;
   a->line = 0;
@@ -25,7 +29,7 @@ static bool fresh_block(hk_gc_heap *h, gc_bump *a, int state, bool data) {
   gc_block *b = hk__gc_block_take(h, state, data);
   if (!b) hk__fatal("gc: out of memory during a collection (the OS refused a block)");
   hk__gc_bump_reset(a);
-  b->flags |= F_CUR;
+  block_flags_or(b, F_CUR);
   a->block = b;
   a->cursor = block_start(b);
   a->limit = a->cursor + GC_BLOCK_SIZE;
@@ -58,21 +62,19 @@ static bool next_hole(hk_gc_heap *h, gc_bump *a, bool data) {
       if (!r) return false;
       h->recyclable[data] = r->next;
       r->next = NULL;
-    } while (r->flags & F_EVAC); /* evacuation never fills the blocks it empties */
-    r->flags |= F_CUR;
+    } while (__atomic_load_n(&r->flags, __ATOMIC_RELAXED) & F_EVAC); /* evacuation never fills the blocks it empties */
+    block_flags_or(r, F_CUR);
     r->holes = 0; /* being refilled: holes now unknown until the next sweep */
     a->block = r;
     a->line = 0;
   }
 }
 
-void *hk__gc_mature_alloc(hk_gc_heap *h, size_t total, bool data) {
-  gc_bump *a = &h->mature[data];
+void *hk__gc_mature_alloc_in(hk_gc_heap *h, gc_bump *a, gc_bump *o, size_t total, bool data) {
   void *p = bump(a, total);
   if (p) return p;
   if (total > GC_MEDIUM) {
     /* A medium object skips the rest of the current hole rather than wasting it. */
-    gc_bump *o = &h->overflow[data];
     if ((p = bump(o, total))) return p;
     fresh_block(h, o, B_MATURE, data);
     return bump(o, total);
@@ -83,8 +85,15 @@ void *hk__gc_mature_alloc(hk_gc_heap *h, size_t total, bool data) {
   return bump(a, total);
 }
 
+void *hk__gc_mature_alloc(hk_gc_heap *h, size_t total, bool data) {
+  return hk__gc_mature_alloc_in(h, &h->mature[data], &h->overflow[data], total, data);
+}
+
 void *hk__gc_survivor_alloc(hk_gc_heap *h, size_t total, bool data) {
-  gc_bump *a = &h->survivor[data];
+  return hk__gc_survivor_alloc_in(h, &h->survivor[data], total, data);
+}
+
+void *hk__gc_survivor_alloc_in(hk_gc_heap *h, gc_bump *a, size_t total, bool data) {
   void *p = bump(a, total);
   if (p) return p;
   fresh_block(h, a, B_YOUNG, data);
@@ -187,6 +196,16 @@ static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *colle
   }
 }
 
+size_t hk__gc_nursery_target(const hk_gc_heap *h) {
+  size_t threads = h->nmutators - h->nblocking;
+  if (threads <= 1) return h->nursery_blocks;
+  size_t n = h->nursery_blocks * threads;
+  /* Under a heap limit the nursery stays within the share one thread's nursery may take. */
+  size_t cap = h->max_heap ? h->max_heap / GC_BLOCK_SIZE / 8 : n;
+  if (cap < h->nursery_blocks) cap = h->nursery_blocks;
+  return n < cap ? n : cap;
+}
+
 /* Give the mutator a fresh nursery block of the kind asked for. May collect. */
 static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected) {
   hk_gc_heap *h = m->heap;
@@ -205,7 +224,7 @@ static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected)
       h->bytes_allocated += (uint64_t)(m->fast.cursor - m->tlab_start);
       m->fast.cursor = m->fast.limit = m->real_limit = m->tlab_start = NULL;
     }
-    if (h->young_since_gc >= h->nursery_blocks) {
+    if (h->young_since_gc >= hk__gc_nursery_target(h)) {
       hk__gc_collect_locked(m, HK_GC_MINOR);
       *collected = true;
       continue;

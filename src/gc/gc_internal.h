@@ -172,6 +172,21 @@ typedef struct gc_root {
 
 enum { MUT_RUNNING = 0, MUT_BLOCKING, MUT_STOPPED };
 
+/* A parallel phase of a collection (thread.c): the collecting thread opens it with the world
+ * stopped and the mutators parked at safepoints join it as helpers, so a stopped thread works
+ * instead of idling. Work items are shared through pool; a participant with nothing left waits
+ * on cond; the phase is over when all participants wait at once. */
+typedef struct gc_par {
+  hk_gc_heap *heap;
+  void (*help)(struct gc_par *job); /* a helper's part, called without the heap lock */
+  gc_stack pool;                    /* under the heap lock */
+  size_t pooled;                    /* pool.count, also read without the lock (atomic) */
+  pthread_cond_t cond;
+  int active, idle; /* participants (the collector included), those waiting for work; idle is
+                       also read without the lock (atomic) */
+  bool done;
+} gc_par;
+
 struct hk_gc_mutator {
   hk_gc_mutator_fast fast; /* first: the inline paths cast m to this */
   hk_gc_heap *heap;
@@ -207,10 +222,11 @@ struct hk_gc_heap {
 
   /* mutators and the stop-the-world handshake (all under lock) */
   hk_gc_mutator *mutators;
-  size_t nmutators, nrunning;
+  size_t nmutators, nrunning, nblocking;
   int stop; /* read atomically by the safepoint polls */
   int collecting;
   hk_gc_mutator *collector;
+  gc_par *par; /* the collection's parallel phase, while one is open */
 
   /* blocks */
   gc_seg *segs;
@@ -373,6 +389,12 @@ HK_INTERNAL bool hk__gc_mutator_is_valid(const hk_gc_mutator *m);
 /* alloc.c */
 HK_INTERNAL void *hk__gc_mature_alloc(hk_gc_heap *h, size_t total, bool data);
 HK_INTERNAL void *hk__gc_survivor_alloc(hk_gc_heap *h, size_t total, bool data);
+/* The same with the caller's allocators (a helper of a parallel phase has its own). */
+HK_INTERNAL void *hk__gc_mature_alloc_in(hk_gc_heap *h, gc_bump *mature, gc_bump *overflow, size_t total, bool data);
+HK_INTERNAL void *hk__gc_survivor_alloc_in(hk_gc_heap *h, gc_bump *a, size_t total, bool data);
+/* Nursery blocks handed out before a minor collection is due: the configured nursery for each
+ * thread allocating, so that threads do not fill one thread's nursery between them. */
+HK_INTERNAL size_t hk__gc_nursery_target(const hk_gc_heap *h);
 HK_INTERNAL void hk__gc_bump_reset(gc_bump *b);
 HK_INTERNAL void hk__gc_retire_tlabs(hk_gc_heap *h);
 HK_INTERNAL void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data);
@@ -383,6 +405,18 @@ HK_INTERNAL void hk__gc_cards_free(hk_gc_heap *h, gc_large *l);
 /* thread.c: stop the world (returns false if another thread collected meanwhile). */
 HK_INTERNAL bool hk__gc_stop_world(hk_gc_mutator *m);
 HK_INTERNAL void hk__gc_resume_world(hk_gc_mutator *m);
+/* Parallel phases (world stopped). open: with the heap lock held; false when no parked mutator
+ * could help (run serially then). share: give part of local to waiting participants. take: more
+ * work into local, false once the phase is over. Both take the lock themselves. close: with
+ * the lock held, after take returned false; waits for the helpers to leave. */
+HK_INTERNAL bool hk__gc_par_open(hk_gc_heap *h, gc_par *job, void (*help)(gc_par *));
+HK_INTERNAL void hk__gc_par_share(gc_par *job, gc_stack *local);
+HK_INTERNAL bool hk__gc_par_take(gc_par *job, gc_stack *local);
+HK_INTERNAL void hk__gc_par_close(gc_par *job);
+static inline bool gc_par_wanted(const gc_par *job, const gc_stack *local) {
+  return local->count > 1 && __atomic_load_n(&job->idle, __ATOMIC_RELAXED) > 0 &&
+         __atomic_load_n(&job->pooled, __ATOMIC_RELAXED) == 0;
+}
 HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
 
 /* Visit the slots of obj: through the type's trace function, or its layout with VISIT called

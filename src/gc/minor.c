@@ -2,7 +2,11 @@
  * survivor blocks or, once old enough (or at once while survival is high), into the mature space.
  * Roots are those of collect.c plus the remembered sets; a work list (not Cheney order, since
  * copies go to two places) scans the copies. Pinned young objects stay and their block becomes
- * mature. Then weak references and young finalizable objects are processed. */
+ * mature. Then weak references and young finalizable objects are processed.
+ *
+ * When other mutators are parked, the tracing runs in parallel (thread.c's gc_par): each thread
+ * copies with allocators of its own, objects are forwarded with a compare-and-swap on the header
+ * (a thread that loses the race drops its copy), and a thread out of work takes some of another's. */
 #include "gc/gc_internal.h"
 
 #include <stddef.h>
@@ -11,16 +15,62 @@ typedef struct minor_ctx {
   hk_gc_visitor v;
   hk_gc_heap *h;
   gc_stack work;
+  gc_stack *remset;     /* where old objects that keep young fields go */
+  gc_bump *survivor, *mature, *overflow; /* [2] each: the heap's, or a helper's own */
+  gc_par *par;          /* in a parallel phase: the heap lock is not held */
   unsigned promote_age; /* 0: promote everything */
   bool young_found;     /* a visited slot points to a young object after the visit */
   uint64_t copied, promoted;
 } minor_ctx;
 
+typedef struct minor_job {
+  gc_par par; /* first: helpers get this */
+  unsigned promote_age;
+  uint64_t copied, promoted;
+} minor_job;
+
+/* Other threads may set F_CUR or F_RETAIN on a block while this one reads its flags. */
+static inline uint8_t block_flags(const gc_block *b) { return __atomic_load_n(&b->flags, __ATOMIC_RELAXED); }
+
 /* Young after this collection: a survivor copy (young block not being evacuated). */
 static inline bool young_survivor(const void *obj) {
   if (!in_blocks(obj)) return false;
   gc_block *b = block_of_obj(obj);
-  return b->state == B_YOUNG && !(b->flags & F_FROM);
+  return b->state == B_YOUNG && !(block_flags(b) & F_FROM);
+}
+
+/* The slow paths of the collector's stacks and allocators take the heap lock in a parallel phase. */
+static void ctx_lock(minor_ctx *c) {
+  if (c->par) gc_lock(c->h);
+}
+static void ctx_unlock(minor_ctx *c) {
+  if (c->par) gc_unlock(c->h);
+}
+static inline void ctx_push(minor_ctx *c, gc_stack *s, void *p) {
+  gc_chunk *ch = s->top;
+  if (hk_likely(ch && ch->n < GC_CHUNK_CAP)) {
+    ch->items[ch->n++] = p;
+    s->count++;
+    return;
+  }
+  ctx_lock(c);
+  push_or_die(c->h, s, p);
+  ctx_unlock(c);
+}
+static inline void *ctx_pop(minor_ctx *c) {
+  void *p = gc_stack_pop(&c->work);
+  if (p || !c->work.top || !c->work.top->prev) return p;
+  ctx_lock(c);
+  p = hk__gc_stack_pop(c->h, &c->work);
+  ctx_unlock(c);
+  return p;
+}
+static char *ctx_alloc(minor_ctx *c, bool mature, size_t total, bool data) {
+  ctx_lock(c);
+  char *p = mature ? hk__gc_mature_alloc_in(c->h, &c->mature[data], &c->overflow[data], total, data)
+                   : hk__gc_survivor_alloc_in(c->h, &c->survivor[data], total, data);
+  ctx_unlock(c);
+  return p;
 }
 
 static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, void **slot) {
@@ -28,11 +78,11 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
   void *p = *slot;
   if (!in_blocks(p)) return; /* large: old */
   gc_block *b = block_of_obj(p);
-  if (!(b->flags & F_FROM)) {
+  if (!(block_flags(b) & F_FROM)) {
     if (b->state == B_YOUNG) c->young_found = true;
     return;
   }
-  uintptr_t hd = *hdr_of(p);
+  uintptr_t hd = __atomic_load_n(hdr_of(p), __ATOMIC_ACQUIRE);
   if (hd & HK_GC_HDR_FORWARDED) {
     void *n = fwd_of(hd);
     *slot = n;
@@ -42,10 +92,11 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
   size_t total = hdr_total(hd);
   if (hd & HK_GC_HDR_PINNED) {
     /* Pinned: stays where it is; its block will become a mature block. */
-    if (mark_set(p)) {
-      b->flags |= F_RETAIN;
+    uint64_t bit, *w = mark_word(p, &bit);
+    if (!(__atomic_fetch_or(w, bit, __ATOMIC_RELAXED) & bit)) {
+      __atomic_fetch_or(&b->flags, (uint8_t)F_RETAIN, __ATOMIC_RELAXED);
       c->promoted += total;
-      if (!(hd & HK_GC_HDR_NOSCAN)) push_or_die(c->h, &c->work, p);
+      if (!(hd & HK_GC_HDR_NOSCAN)) ctx_push(c, &c->work, p);
     }
     return;
   }
@@ -53,23 +104,40 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
   unsigned age = hdr_age(hd) + 1;
   char *dst;
   uintptr_t nh;
-  if (c->promote_age == 0 || age >= c->promote_age) {
-    dst = bump_fast(&c->h->mature[data], total);
-    if (!dst) dst = hk__gc_mature_alloc(c->h, total, data);
+  bool promote = c->promote_age == 0 || age >= c->promote_age;
+  if (promote) {
+    dst = bump_fast(&c->mature[data], total);
+    if (!dst) dst = ctx_alloc(c, true, total, data);
     nh = hdr_with_age(hd, 0);
-    c->promoted += total;
   } else {
-    dst = bump_fast(&c->h->survivor[data], total);
-    if (!dst) dst = hk__gc_survivor_alloc(c->h, total, data);
+    dst = bump_fast(&c->survivor[data], total);
+    if (!dst) dst = ctx_alloc(c, false, total, data);
     nh = hdr_with_age(hd, age);
-    c->copied += total;
-    c->young_found = true;
   }
   copy_payload(dst + HK_GC_GRANULE, p, total - HK_GC_GRANULE);
   *(uintptr_t *)dst = nh;
-  *hdr_of(p) = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
+  uintptr_t fwd = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
+  if (c->par) {
+    if (!__atomic_compare_exchange_n(hdr_of(p), &hd, fwd, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      hk_assert_internal(hd & HK_GC_HDR_FORWARDED);
+      /* Another thread copied it first: ours stays behind as a dead object (in a young block it
+       * goes with the next minor collection, in a mature one with the next sweep). */
+      void *n = fwd_of(hd);
+      *slot = n;
+      if (young_survivor(n)) c->young_found = true;
+      return;
+    }
+  } else {
+    *hdr_of(p) = fwd;
+  }
+  if (promote) {
+    c->promoted += total;
+  } else {
+    c->copied += total;
+    c->young_found = true;
+  }
   *slot = dst + HK_GC_GRANULE;
-  if (!data) if (hk_unlikely(!gc_stack_push(c->h, &c->work, dst + HK_GC_GRANULE))) push_or_die(c->h, &c->work, dst + HK_GC_GRANULE);
+  if (!data) ctx_push(c, &c->work, dst + HK_GC_GRANULE);
 }
 
 static void minor_visit_v(hk_gc_visitor *v, void **slot) { minor_visit(v, slot); }
@@ -123,21 +191,51 @@ static void scan_old(minor_ctx *c, void *o) {
   if (*hdr_of(o) & HK_GC_HDR_NOSCAN) return;
   if (c->young_found) {
     *hdr_of(o) &= ~HK_GC_HDR_BARRIER; /* the world is stopped: no atomics needed */
-    push_or_die(c->h, &c->h->remset, o);
+    ctx_push(c, c->remset, o);
   } else {
     *hdr_of(o) |= HK_GC_HDR_BARRIER;
   }
 }
 
 static void minor_drain(minor_ctx *c) {
-  void *o;
-  while ((o = GC_POP(c->h, &c->work))) {
-    if (young_survivor(o)) {
-      GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
-    } else {
-      scan_old(c, o);
+  for (;;) {
+    void *o;
+    while ((o = ctx_pop(c))) {
+      if (young_survivor(o)) {
+        GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
+      } else {
+        scan_old(c, o);
+      }
+      if (c->par && hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
     }
+    if (!c->par || !hk__gc_par_take(c->par, &c->work)) return;
   }
+}
+
+/* A parked mutator's part of a parallel minor collection. */
+static void minor_help(gc_par *p) {
+  minor_job *j = (minor_job *)p;
+  hk_gc_heap *h = p->heap;
+  gc_bump survivor[2] = {{0}}, mature[2] = {{0}}, overflow[2] = {{0}};
+  gc_stack remset = {0};
+  minor_ctx c = {.v = {minor_visit_v}, .h = h, .remset = &remset, .survivor = survivor, .mature = mature,
+                 .overflow = overflow, .par = p, .promote_age = j->promote_age};
+  minor_drain(&c);
+  gc_lock(h);
+  for (int i = 0; i < 2; i++) {
+    /* The survivor blocks are on the young list already; the rest of a mature hole waits for the
+     * next sweep. */
+    hk__gc_bump_reset(&survivor[i]);
+    hk__gc_bump_reset(&mature[i]);
+    hk__gc_bump_reset(&overflow[i]);
+  }
+  void *o;
+  while ((o = hk__gc_stack_pop(h, &remset))) push_or_die(h, &h->remset, o);
+  hk__gc_stack_clear(h, &remset);
+  hk__gc_stack_clear(h, &c.work);
+  j->copied += c.copied;
+  j->promoted += c.promoted;
+  gc_unlock(h);
 }
 
 /* Where a young object stands after tracing: moved (slot updated), kept in place, or dead. */
@@ -298,7 +396,8 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   /* When most of the nursery survives (a big structure being built), aging only copies it twice:
    * promote at once until survival drops again. */
   unsigned age = h->high_survival ? 1 : h->opts.promote_age;
-  minor_ctx c = {.v = {minor_visit_v}, .h = h, .promote_age = promote_all ? 0 : age};
+  minor_ctx c = {.v = {minor_visit_v}, .h = h, .remset = &h->remset, .survivor = h->survivor, .mature = h->mature,
+                 .overflow = h->overflow, .promote_age = promote_all ? 0 : age};
   size_t nursery_bytes = h->young_since_gc * GC_BLOCK_SIZE;
   gc_block *from = h->young;
   h->young = NULL;
@@ -313,7 +412,19 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     while ((o = hk__gc_stack_pop(h, &m->remset))) scan_old(&c, o);
   while ((o = hk__gc_stack_pop(h, &old_sets[0]))) scan_old(&c, o);
   hk__gc_stack_clear(h, &old_sets[0]);
-  minor_drain(&c);
+  minor_job job = {.promote_age = c.promote_age};
+  if (c.work.count > 0 && hk__gc_par_open(h, &job.par, minor_help)) {
+    c.par = &job.par;
+    gc_unlock(h);
+    minor_drain(&c);
+    gc_lock(h);
+    hk__gc_par_close(&job.par);
+    c.par = NULL;
+    c.copied += job.copied;
+    c.promoted += job.promoted;
+  } else {
+    minor_drain(&c);
+  }
   minor_weaks(h);
   minor_finalizers(&c);
   hk__gc_stack_clear(h, &c.work);
