@@ -2,7 +2,12 @@
  * remembered sets are empty), then mark-region marking of the mature and large spaces (side mark
  * bitmaps, line marks stamped with the collection's epoch) with opportunistic evacuation of sparse
  * blocks, weak references, ordered finalization, and a sweep by lines that frees empty blocks,
- * lists the holes of the others and frees dead large objects. */
+ * lists the holes of the others and frees dead large objects.
+ *
+ * Marking runs in parallel when other mutators are parked (thread.c's gc_par): mark bits are set
+ * with atomic or, large objects are claimed with an exchange of their mark, an evacuated object
+ * is forwarded with a compare-and-swap (the loser's copy is left unmarked for the sweep), and the
+ * evacuation budget is handed out to the threads in slices. */
 #include "gc/gc_internal.h"
 
 typedef struct mark_ctx {
@@ -10,19 +15,88 @@ typedef struct mark_ctx {
   hk_gc_heap *h;
   gc_stack work;
   size_t live, evacuated, evac_budget;
+  gc_bump *mature, *overflow; /* [2] each: the heap's, or a helper's own */
+  gc_par *par;                /* in a parallel phase: the heap lock is not held */
 } mark_ctx;
+
+typedef struct mark_job {
+  gc_par par; /* first: helpers get this */
+  size_t evac_left; /* budget not yet handed out (atomic) */
+  size_t live, evacuated;
+} mark_job;
+
+#define EVAC_SLICE ((size_t)256 << 10)
+
+static void ctx_lock(mark_ctx *c) {
+  if (c->par) gc_lock(c->h);
+}
+static void ctx_unlock(mark_ctx *c) {
+  if (c->par) gc_unlock(c->h);
+}
+static inline void ctx_push(mark_ctx *c, void *p) {
+  gc_chunk *ch = c->work.top;
+  if (hk_likely(ch && ch->n < GC_CHUNK_CAP)) {
+    ch->items[ch->n++] = p;
+    c->work.count++;
+    return;
+  }
+  ctx_lock(c);
+  push_or_die(c->h, &c->work, p);
+  ctx_unlock(c);
+}
+static inline void *ctx_pop(mark_ctx *c) {
+  void *p = gc_stack_pop(&c->work);
+  if (p || !c->work.top || !c->work.top->prev) return p;
+  ctx_lock(c);
+  p = hk__gc_stack_pop(c->h, &c->work);
+  ctx_unlock(c);
+  return p;
+}
+
+/* Whether total more bytes may be evacuated; in a parallel phase the budget comes in slices. */
+static bool evac_allowed(mark_ctx *c, size_t total) {
+  if (total <= c->evac_budget) return true;
+  if (!c->par) return false;
+  mark_job *j = (mark_job *)c->par;
+  size_t left = __atomic_load_n(&j->evac_left, __ATOMIC_RELAXED);
+  for (;;) {
+    if (left == 0) return false;
+    size_t take = left < EVAC_SLICE ? left : EVAC_SLICE;
+    if (__atomic_compare_exchange_n(&j->evac_left, &left, left - take, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      c->evac_budget += take;
+      return total <= c->evac_budget;
+    }
+  }
+}
+
+static inline bool mark_claim(mark_ctx *c, const void *obj) { /* true if newly marked */
+  if (!c->par) return mark_set(obj);
+  uint64_t bit, *w = mark_word(obj, &bit);
+  if (__atomic_load_n(w, __ATOMIC_RELAXED) & bit) return false;
+  return !(__atomic_fetch_or(w, bit, __ATOMIC_RELAXED) & bit);
+}
+
+/* Line marks are bytes other threads may store the same value to at the same time. */
+static inline void lines_mark_shared(const void *obj, size_t total, uint8_t epoch) {
+  const char *hp = (const char *)hdr_of(obj);
+  gc_seg *s = (gc_seg *)seghdr_of(hp);
+  size_t bi = block_index(hp);
+  size_t off = (uintptr_t)hp & (GC_BLOCK_SIZE - 1);
+  size_t first = off >> GC_LINE_SHIFT, last = (off + total - 1) >> GC_LINE_SHIFT;
+  for (size_t l = first; l <= last; l++) __atomic_store_n(&s->lines[bi][l], epoch, __ATOMIC_RELAXED);
+}
 
 static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, void **slot) {
   mark_ctx *c = (mark_ctx *)v;
   hk_gc_heap *h = c->h;
   void *p = *slot;
-  uintptr_t hd = *hdr_of(p);
+  uintptr_t hd = __atomic_load_n(hdr_of(p), __ATOMIC_ACQUIRE);
   if (!in_blocks(p)) {
     gc_large *l = large_of(p);
-    if (l->mark != h->epoch) {
-      l->mark = h->epoch;
+    if (__atomic_load_n(&l->mark, __ATOMIC_RELAXED) != h->epoch &&
+        __atomic_exchange_n(&l->mark, h->epoch, __ATOMIC_RELAXED) != h->epoch) {
       c->live += l->total;
-      if (!(hd & HK_GC_HDR_NOSCAN)) push_or_die(h, &c->work, p);
+      if (!(hd & HK_GC_HDR_NOSCAN)) ctx_push(c, p);
     }
     return;
   }
@@ -32,28 +106,68 @@ static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, v
   }
   size_t total = hdr_total(hd);
   gc_block *b = block_of_obj(p);
-  if ((b->flags & F_EVAC) && !(hd & HK_GC_HDR_PINNED) && total <= c->evac_budget) {
+  if ((__atomic_load_n(&b->flags, __ATOMIC_RELAXED) & F_EVAC) && !(hd & HK_GC_HDR_PINNED) && evac_allowed(c, total)) {
     /* Opportunistic evacuation: move out of a sparsely used block while marking. */
-    c->evac_budget -= total;
-    char *dst = hk__gc_mature_alloc(h, total, (hd & HK_GC_HDR_NOSCAN) != 0);
+    bool data = (hd & HK_GC_HDR_NOSCAN) != 0;
+    char *dst = bump_fast(&c->mature[data], total);
+    if (!dst) {
+      ctx_lock(c);
+      dst = hk__gc_mature_alloc_in(h, &c->mature[data], &c->overflow[data], total, data);
+      ctx_unlock(c);
+    }
     memcpy(dst, hdr_of(p), total);
-    *hdr_of(p) = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
+    uintptr_t fwd = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
+    if (c->par) {
+      if (!__atomic_compare_exchange_n(hdr_of(p), &hd, fwd, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        /* Another thread moved it first: ours is left unmarked, the sweep takes it back. */
+        *slot = fwd_of(hd);
+        return;
+      }
+    } else {
+      *hdr_of(p) = fwd;
+    }
+    c->evac_budget -= total;
     p = dst + HK_GC_GRANULE;
     *slot = p;
     c->evacuated += total;
   }
-  if (!mark_set(p)) return;
-  lines_mark(p, total, h->epoch);
+  if (!mark_claim(c, p)) return;
+  lines_mark_shared(p, total, h->epoch);
   c->live += total;
-  if (!(hd & HK_GC_HDR_NOSCAN) && hk_unlikely(!gc_stack_push(h, &c->work, p))) push_or_die(h, &c->work, p);
+  if (!(hd & HK_GC_HDR_NOSCAN)) ctx_push(c, p);
 }
 
 static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }
 #define MARK_VISIT(v, slot) mark_visit((v), (slot))
 
 static void mark_drain(mark_ctx *c) {
-  void *o;
-  while ((o = GC_POP(c->h, &c->work))) GC_TRACE_WITH(c->h, o, &c->v, MARK_VISIT);
+  for (;;) {
+    void *o;
+    while ((o = ctx_pop(c))) {
+      GC_TRACE_WITH(c->h, o, &c->v, MARK_VISIT);
+      if (c->par && hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
+    }
+    if (!c->par || !hk__gc_par_take(c->par, &c->work)) return;
+  }
+}
+
+/* A parked mutator's part of a parallel mark. */
+static void mark_help(gc_par *p) {
+  mark_job *j = (mark_job *)p;
+  hk_gc_heap *h = p->heap;
+  gc_bump mature[2] = {{0}}, overflow[2] = {{0}};
+  mark_ctx c = {.v = {mark_visit_v}, .h = h, .mature = mature, .overflow = overflow, .par = p};
+  mark_drain(&c);
+  gc_lock(h);
+  for (int i = 0; i < 2; i++) {
+    hk__gc_bump_reset(&mature[i]);
+    hk__gc_bump_reset(&overflow[i]);
+  }
+  hk__gc_stack_clear(h, &c.work);
+  j->live += c.live;
+  j->evacuated += c.evacuated;
+  j->evac_left += c.evac_budget; /* (unused slices) */
+  gc_unlock(h);
 }
 
 static bool full_alive(hk_gc_heap *h, void **slot) {
@@ -189,11 +303,26 @@ void hk__gc_full(hk_gc_heap *h) {
     hk__gc_bump_reset(&h->overflow[i]);
   }
   h->recyclable[0] = h->recyclable[1] = NULL;
-  mark_ctx c = {.v = {mark_visit_v}, .h = h};
+  mark_ctx c = {.v = {mark_visit_v}, .h = h, .mature = h->mature, .overflow = h->overflow};
   c.evac_budget = choose_candidates(h);
 
   hk__gc_visit_roots(h, &c.v);
-  mark_drain(&c);
+  mark_job job = {.evac_left = 0};
+  if (c.work.count > 0 && hk__gc_par_open(h, &job.par, mark_help)) {
+    job.evac_left = c.evac_budget; /* (helpers run once the lock is released) */
+    c.evac_budget = 0;
+    c.par = &job.par;
+    gc_unlock(h);
+    mark_drain(&c);
+    gc_lock(h);
+    hk__gc_par_close(&job.par);
+    c.par = NULL;
+    c.live += job.live;
+    c.evacuated += job.evacuated;
+    c.evac_budget += job.evac_left;
+  } else {
+    mark_drain(&c);
+  }
   full_weaks(h);
   full_finalizers(&c);
   hk__gc_stack_clear(h, &c.work);
