@@ -387,6 +387,8 @@ typedef struct hk_gc_stats {
   uint64_t finalizers_run, weak_cleared;
   size_t mutators;
   size_t nursery_size; /* now: adapted to the survivors, at most the nursery_size option */
+  uint64_t parallel_phases;  /* collection phases that parked mutators helped with */
+  uint64_t parallel_helpers; /* helpers that joined them (a phase may have several) */
   hk_gc_pause_stats minor, full, all;
 } hk_gc_stats;
 HK_API void hk_gc_stats_get(hk_gc_heap *heap, hk_gc_stats *out);

@@ -185,6 +185,7 @@ typedef struct gc_par {
   int active, idle; /* participants (the collector included), those waiting for work; idle is
                        also read without the lock (atomic) */
   bool done;
+  bool helped; /* somebody joined */
 } gc_par;
 
 struct hk_gc_mutator {
@@ -267,6 +268,7 @@ struct hk_gc_heap {
   uint64_t minor_count, full_count;
   uint64_t bytes_allocated, bytes_copied, bytes_promoted, bytes_evacuated;
   uint64_t finalizers_run, weak_cleared;
+  uint64_t par_phases, par_helpers;
   size_t live_bytes, heap_peak;
   gc_pauses pause[2];
   float pause_scratch[GC_PAUSE_RING * 2];

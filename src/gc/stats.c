@@ -94,6 +94,8 @@ void hk_gc_stats_get(hk_gc_heap *h, hk_gc_stats *out) {
   out->weak_cleared = h->weak_cleared;
   out->mutators = h->nmutators;
   out->nursery_size = h->nursery_blocks * GC_BLOCK_SIZE;
+  out->parallel_phases = h->par_phases;
+  out->parallel_helpers = h->par_helpers;
   static const int minor[1] = {0}, full[1] = {1}, all[2] = {0, 1};
   summarize(h, minor, 1, &out->minor);
   summarize(h, full, 1, &out->full);

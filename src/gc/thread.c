@@ -16,6 +16,9 @@
 /* Heap lock held; returns with it held. */
 static void par_help(hk_gc_heap *h, gc_par *job) {
   job->active++;
+  if (!job->helped) h->par_phases++;
+  job->helped = true;
+  h->par_helpers++;
   gc_unlock(h);
   job->help(job);
   gc_lock(h);

@@ -1,12 +1,16 @@
 /* Several mutator threads allocating, mutating (old-to-young stores through the barrier) and
  * collecting at once on one heap; each checks its own structure against a model after every
  * round, some rounds verify the whole heap, and threads register and unregister while others run.
- * usage: test_gc_threads [threads] [rounds] */
+ *   test_gc_threads [threads] [rounds]     the mixed workload above
+ *   test_gc_threads parallel [threads]     collections shared by the parked threads (parallel
+ *                                          copying and marking) on graphs with shared nodes
+ *   test_gc_threads register               a thread registers while a collection is pending */
 #include "gc_test.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define SLOTS 128
 
@@ -121,7 +125,274 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* ---- parallel collections ------------------------------------------------------------------- */
+
+#define SHARED_ID 0x5ade
+#define KEEP 1100 /* slots of the long-lived holder: a large object (> HK_GC_LARGE_THRESHOLD) */
+
+/* A complete binary tree whose nodes all point (kids[2]) to one node, *shared, and whose left
+ * children point to their right sibling (kids[3]): a depth-first copy of one subtree reaches the
+ * other, so parallel workers often meet at the same objects. Exactly one copy of each must win,
+ * or the pointers to it would disagree. */
+static node *dag(hk_gc_mutator *m, int depth, node **shared, uint64_t *id) {
+  node *l = NULL, *r = NULL;
+  HK_GC_ROOTS(m, l, r);
+  if (depth > 0) {
+    l = dag(m, depth - 1, shared, id);
+    r = dag(m, depth - 1, shared, id);
+    if (!l || !r) return NULL;
+    hk_gc_write_barrier(m, l); /* (l may be old by now) */
+    l->kids[3] = r;
+  }
+  ++*id;
+  node *n = new_node(m, *id, 4, *id % 2 == 0);
+  if (!n) return NULL;
+  n->kids[0] = l;
+  n->kids[1] = r;
+  n->kids[2] = *shared;
+  return n;
+}
+
+/* Nodes, and the sum of their ids; -1 if a node does not point to the same shared node. */
+static long dag_check(const node *n, const node *shared, uint64_t *sum) {
+  if (!n) return 0;
+  if (n->nkids != 4 || n->kids[2] != shared || shared->id != SHARED_ID) return -1;
+  if (n->kids[0] && n->kids[0]->kids[3] != n->kids[1]) return -1;
+  *sum += n->id;
+  long a = dag_check(n->kids[0], shared, sum), b = dag_check(n->kids[1], shared, sum);
+  return a < 0 || b < 0 ? -1 : 1 + a + b;
+}
+
+typedef struct kept {
+  uint64_t sum;
+  long nodes;
+} kept;
+
+static int par_iters = 200;
+
+static void *par_worker(void *arg) {
+  int self = (int)(uintptr_t)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) {
+    failures++;
+    return NULL;
+  }
+  kept *model = calloc(KEEP, sizeof *model);
+  {
+    node *keep = new_node(m, 1, KEEP, false), *shared = NULL, *t = NULL;
+    HK_GC_ROOTS(m, keep, shared, t);
+    uint64_t st = (uint64_t)self * 0x9E3779B97F4A7C15ull + 1;
+    for (int i = 0; i < par_iters && !failures; i++) {
+      st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+      int depth = 4 + (int)(st % 8);
+      shared = new_node(m, SHARED_ID, 0, false);
+      uint64_t id = st % 1000000 * 4096, first = id;
+      t = dag(m, depth, &shared, &id);
+      if (!t) {
+        failures++;
+        break;
+      }
+      bool pinned = i % 16 == 5;
+      void *at = t;
+      if (pinned) hk_gc_pin(m, t);
+      /* Pointer-free garbage in between, and now and then a collection asked for. */
+      for (int g = 0; g < 32; g++) (void)new_blob(m, (uint64_t)g, 40);
+      if (i % 24 == 7) hk_gc_collect(m, self % 2 ? HK_GC_MINOR : HK_GC_FULL);
+      uint64_t sum = 0, want = 0;
+      for (uint64_t k = first + 1; k <= id; k++) want += k;
+      if (dag_check(t, t->kids[2], &sum) != (2L << depth) - 1 || sum != want) {
+        fprintf(stderr, "parallel: thread %d: tree %d corrupt\n", self, i);
+        failures++;
+      }
+      if (pinned) {
+        if ((void *)t != at) failures++;
+        hk_gc_unpin(m, t);
+      }
+      /* Some trees live on in the (old, large) holder: old-to-young stores, promotion, and
+       * sparse mature blocks for evacuation when they are replaced. */
+      int k = (int)((st >> 20) % KEEP);
+      hk_gc_write_barrier(m, keep);
+      keep->kids[k] = t;
+      model[k] = (kept){sum, (2L << depth) - 1};
+      if (i % 50 == 49) {
+        for (int j = 0; j < KEEP; j++) {
+          uint64_t s2 = 0;
+          node *x = keep->kids[j];
+          if (x ? dag_check(x, x->kids[2], &s2) != model[j].nodes || s2 != model[j].sum : model[j].nodes != 0) {
+            fprintf(stderr, "parallel: thread %d: kept tree %d corrupt\n", self, j);
+            failures++;
+            break;
+          }
+        }
+        if (hk_gc_verify(m) != HK_OK) failures++;
+      }
+    }
+  }
+  free(model);
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+
+static _Atomic int churn_stop;
+static _Atomic long churn_rounds;
+
+/* Registers, allocates a little and unregisters, over and over, while the others collect. */
+static void *churn(void *arg) {
+  (void)arg;
+  while (!churn_stop) {
+    hk_gc_mutator *m = hk_gc_thread_register(heap);
+    if (!m) {
+      failures++;
+      return NULL;
+    }
+    {
+      node *shared = new_node(m, SHARED_ID, 0, false), *c = NULL;
+      HK_GC_ROOTS(m, shared, c);
+      uint64_t id = 0, sum = 0;
+      c = dag(m, 5, &shared, &id);
+      if (!c || dag_check(c, shared, &sum) != 63 || sum != 63 * 64 / 2) failures++;
+    }
+    hk_gc_thread_unregister(m);
+    churn_rounds++;
+  }
+  return NULL;
+}
+
+static int test_parallel(int nthreads) {
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.nursery_size = 256 << 10;
+  o.initial_heap = 2 << 20;
+  hk_gc_mutator *main_m;
+  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
+  register_test_types(heap);
+  pthread_t t[64], ch;
+  if (nthreads > 64) nthreads = 64;
+  for (int i = 0; i < nthreads; i++) CHECK(pthread_create(&t[i], NULL, par_worker, (void *)(uintptr_t)(i + 1)) == 0);
+  CHECK(pthread_create(&ch, NULL, churn, NULL) == 0);
+  hk_gc_blocking_begin(main_m);
+  for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
+  churn_stop = 1;
+  pthread_join(ch, NULL);
+  hk_gc_blocking_end(main_m);
+  CHECK(failures == 0);
+  CHECK(churn_rounds > 0);
+  hk_gc_collect(main_m, HK_GC_FULL);
+  CHECK(hk_gc_verify(main_m) == HK_OK);
+  hk_gc_stats s;
+  hk_gc_stats_get(heap, &s);
+  hk_gc_stats_print(heap, 2);
+  fprintf(stderr, "parallel phases %lu, helpers %lu\n", (unsigned long)s.parallel_phases,
+          (unsigned long)s.parallel_helpers);
+  CHECK(s.mutators == 1);
+  /* Hundreds of collections, each with other threads parked: some must have shared the work. */
+  if (nthreads >= 2) CHECK(s.parallel_phases > 0 && s.parallel_helpers >= s.parallel_phases);
+  CHECK(s.live_bytes < (1u << 20));
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  return check_report("gc.threads_parallel");
+}
+
+/* ---- registration while a collection is pending ------------------------------------------------- */
+
+static _Atomic int spinner_ready, stop_seen, spinner_go;
+static _Atomic unsigned long registered_after;
+
+static bool stop_pending(hk_gc_mutator *m) {
+  return __atomic_load_n(((hk_gc_mutator_fast *)m)->stop, __ATOMIC_RELAXED) != 0;
+}
+
+/* A mutator busy without safepoints: the collection another thread asks for waits for it. */
+static void *spinner(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) {
+    failures++;
+    return NULL;
+  }
+  spinner_ready = 1;
+  while (!stop_pending(m)) sched_yield();
+  stop_seen = 1;
+  while (!spinner_go) sched_yield();
+  hk_gc_safepoint(m); /* parks (and may help) until the collection is over */
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+
+static void *collector(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) {
+    failures++;
+    return NULL;
+  }
+  {
+    node *shared = new_node(m, SHARED_ID, 0, false), *c = NULL;
+    HK_GC_ROOTS(m, shared, c);
+    uint64_t id = 0, sum = 0;
+    c = dag(m, 8, &shared, &id); /* something to collect */
+    while (!spinner_ready) sched_yield();
+    hk_gc_collect(m, HK_GC_FULL);
+    if (!c || dag_check(c, shared, &sum) != 511 || sum != 511 * 512 / 2) failures++;
+  }
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+
+static void *late_registrant(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) {
+    failures++;
+    return NULL;
+  }
+  hk_gc_stats s;
+  hk_gc_stats_get(heap, &s);
+  registered_after = (unsigned long)s.full_collections;
+  {
+    node *shared = new_node(m, SHARED_ID, 0, false), *c = NULL;
+    HK_GC_ROOTS(m, shared, c);
+    uint64_t id = 0, sum = 0;
+    c = dag(m, 4, &shared, &id);
+    hk_gc_collect(m, HK_GC_MINOR);
+    if (!c || dag_check(c, shared, &sum) != 31 || sum != 31 * 32 / 2) failures++;
+  }
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+
+static int test_register(void) {
+  hk_gc_mutator *main_m;
+  CHECK(hk_gc_heap_create(NULL, &heap, &main_m) == HK_OK);
+  register_test_types(heap);
+  hk_gc_stats s0;
+  hk_gc_stats_get(heap, &s0);
+  pthread_t sp, co, la;
+  hk_gc_blocking_begin(main_m);
+  CHECK(pthread_create(&sp, NULL, spinner, NULL) == 0);
+  CHECK(pthread_create(&co, NULL, collector, NULL) == 0);
+  while (!stop_seen) sched_yield();
+  /* The collection is pending (it waits for the spinner): a thread registering now must wait
+   * for it to finish, not join the world it is stopping. */
+  CHECK(pthread_create(&la, NULL, late_registrant, NULL) == 0);
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
+  spinner_go = 1;
+  pthread_join(sp, NULL);
+  pthread_join(co, NULL);
+  pthread_join(la, NULL);
+  hk_gc_blocking_end(main_m);
+  CHECK(failures == 0);
+  CHECK(registered_after >= s0.full_collections + 1);
+  CHECK(hk_gc_verify(main_m) == HK_OK);
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  return check_report("gc.threads_register");
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "parallel")) {
+    if (argc > 3) par_iters = atoi(argv[3]);
+    return test_parallel(argc > 2 ? atoi(argv[2]) : 2);
+  }
+  if (argc > 1 && !strcmp(argv[1], "register")) return test_register();
   int nthreads = argc > 1 ? atoi(argv[1]) : 4;
   if (argc > 2) rounds = atoi(argv[2]);
   hk_gc_options o;
