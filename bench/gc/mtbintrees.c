@@ -3,6 +3,9 @@
  * of merit is throughput, nodes allocated per second of wall time: run with 1 and with 2 threads,
  * the ratio shows how allocation and collection scale. Each thread also keeps a long-lived tree of
  * depth D-2 for the collector to preserve.
+ * Besides the wall-time throughput it reports each thread's CPU time: the busiest thread's
+ * (thread_cpu_max_s) is what the run would take with a core per thread, so on a shared machine
+ * 2 x (1-thread cpu_s) / (2-thread thread_cpu_max_s) estimates the scaling an idle machine shows.
  *   mtbintrees BUDGET|--live [threads=2 max_depth=16] */
 #include "gcb.h"
 
@@ -24,7 +27,13 @@ static node *make(int depth) {
 }
 static long check(const node *n) { return n->left ? 1 + check(n->left) + check(n->right) : 1; }
 
-typedef struct work { long nodes; int ok; } work;
+typedef struct work { long nodes; int ok; double cpu_s; } work;
+
+static double cpu_clock(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static void *worker(void *arg) {
   work *w = arg;
@@ -46,6 +55,7 @@ static void *worker(void *arg) {
     w->ok &= check(long_lived) == (2L << (max_depth - 2)) - 1;
   }
   gcb_thread_detach();
+  w->cpu_s = cpu_clock(CLOCK_THREAD_CPUTIME_ID);
   return NULL;
 }
 
@@ -78,10 +88,13 @@ int main(int argc, char **argv) {
   double wall = gcb_now() - t0;
   long nodes = 0;
   int ok = 1;
+  double cpu_max = 0;
   for (int i = 0; i < threads; i++) {
     nodes += w[i].nodes;
     ok &= w[i].ok;
+    if (w[i].cpu_s > cpu_max) cpu_max = w[i].cpu_s;
   }
-  gcb_note("threads=%d nodes=%ld mnodes_per_s=%.2f", threads, nodes, nodes / wall / 1e6);
+  gcb_note("threads=%d nodes=%ld mnodes_per_s=%.2f thread_cpu_max_s=%.4f ns_per_node_cpu=%.2f", threads, nodes,
+           nodes / wall / 1e6, cpu_max, cpu_clock(CLOCK_PROCESS_CPUTIME_ID) * 1e9 / (double)nodes);
   return gcb_finish(ok);
 }

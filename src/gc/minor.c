@@ -450,7 +450,12 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     h->survivor[i] = (gc_bump){0};
   }
   h->high_survival = nursery_bytes && (c.copied + c.promoted) * 3 > nursery_bytes;
-  if (!promote_all) adapt_nursery(h, nursery_bytes, c.copied + c.promoted);
+  if (!promote_all) {
+    /* Per thread: the nursery is that many times the adapted size, and its copying is shared. */
+    size_t k = hk__gc_nursery_target(h) / h->nursery_blocks;
+    if (k < 1) k = 1;
+    adapt_nursery(h, nursery_bytes / k, (c.copied + c.promoted) / k);
+  }
   h->young_since_gc = 0;
   h->bytes_copied += c.copied;
   h->bytes_promoted += c.promoted;
