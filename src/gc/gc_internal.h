@@ -228,6 +228,7 @@ struct hk_gc_heap {
   int collecting;
   hk_gc_mutator *collector;
   gc_par *par; /* the collection's parallel phase, while one is open */
+  unsigned wake_gen; /* bumped (under lock) by every broadcast: short waits spin on it first */
 
   /* blocks */
   gc_seg *segs;
