@@ -169,7 +169,7 @@ static void scan_cards(minor_ctx *c, void *o, gc_large *l) {
       else l->cards[wi] &= ~((uint64_t)1 << (card % 64));
     }
   }
-  if (any) push_or_die(h, &h->remset, o);
+  if (any) ctx_push(c, c->remset, o);
   else l->queued = 0;
 }
 
