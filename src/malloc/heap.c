@@ -109,6 +109,7 @@ static void thread_done(void *arg) {
   hk__tld_abandon_segments(tld);
   live_remove(tld);
   hk__stats_flush(tld);
+  hk__stats_sample_peak(tld->now);
   r->heap.magic = 0;
   hk__tls_heap = &hk__heap_empty;
   hk__meta_free(r);
@@ -122,6 +123,7 @@ void hk__tld_periodic(hk__tld *tld) {
   hk__purge_queue_run(&tld->purge, now, false);
   hk__page_collect(now, false);
   hk__stats_flush(tld);
+  hk__stats_sample_peak(now);
   if (hk__abandoned_count() > 0) hk__tld_sweep_abandoned(tld);
 }
 

@@ -1,5 +1,14 @@
 /* Statistics of the general allocator, merged with the page layer's. Per-thread counters are
- * flushed into these globals from slow paths and at thread exit. */
+ * flushed into these globals from slow paths and at thread exit.
+ *
+ * The in-use peak is raised only from a full sum (globals plus every live thread's pending
+ * counter), never from the globals alone: a thread that only frees (a consumer, or a main thread
+ * freeing what exited workers left behind) seldom reaches a slow path, so its negative delta can
+ * stay pending while producers flush theirs, and the globals alone then run far above what is
+ * really in use (10,000 exited workers leaving 8 blocks each made a 1 MiB workload report a 95 MiB
+ * peak). The full sum is taken at most once per millisecond from flushes (one thread does it), at
+ * thread exit, and by hk_stats_get; a peak that lasts less than that between two samples can be
+ * missed, and a sum that races a concurrent flush can be off by that thread's pending delta. */
 #include "malloc/malloc.h"
 
 #include <unistd.h>
@@ -13,10 +22,38 @@ static void raise_peak(int64_t v) {
 }
 
 void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees) {
-  int64_t v = atomic_fetch_add_explicit(&g_inuse, inuse, memory_order_relaxed) + inuse;
+  if (inuse) atomic_fetch_add_explicit(&g_inuse, inuse, memory_order_relaxed);
   if (mallocs) atomic_fetch_add_explicit(&g_mallocs, mallocs, memory_order_relaxed);
   if (frees) atomic_fetch_add_explicit(&g_frees, frees, memory_order_relaxed);
-  if (inuse > 0) raise_peak(v);
+}
+
+typedef struct sums { int64_t inuse, mallocs, frees, threads; } sums;
+/* Another thread's default heap is stable while the live list is locked; its first-class heaps are
+ * not, so their counters are seen once their owner flushes them (at its next slow path). */
+static void add_tld(hk__tld *t, void *arg) {
+  sums *s = arg;
+  hk_heap *h = t->heap_default;
+  s->inuse += __atomic_load_n(&h->inuse, __ATOMIC_RELAXED);
+  s->mallocs += __atomic_load_n(&h->mallocs, __ATOMIC_RELAXED);
+  s->frees += __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
+  s->threads++;
+}
+
+/* What is in use now: the globals plus every live thread's pending counter. */
+static int64_t inuse_now(sums *s) {
+  *s = (sums){0, 0, 0, 0};
+  hk__tld_foreach(add_tld, s);
+  int64_t inuse = atomic_load_explicit(&g_inuse, memory_order_relaxed) + s->inuse;
+  return inuse < 0 ? 0 : inuse;
+}
+
+static _Atomic int64_t g_sampled_at = -1;
+
+void hk__stats_sample_peak(int64_t now) {
+  int64_t last = atomic_load_explicit(&g_sampled_at, memory_order_relaxed);
+  if (now >= 0 && (now == last || !atomic_compare_exchange_strong_explicit(&g_sampled_at, &last, now, memory_order_relaxed, memory_order_relaxed))) return;
+  sums s;
+  raise_peak(inuse_now(&s));
 }
 
 void hk__stats_flush_heap(hk_heap *h) {
@@ -37,26 +74,12 @@ void hk__stats_flush(hk__tld *tld) {
 #endif
 }
 
-typedef struct sums { int64_t inuse, mallocs, frees, threads; } sums;
-/* Another thread's default heap is stable while the live list is locked; its first-class heaps are
- * not, so their counters are seen once their owner flushes them (at its next slow path). */
-static void add_tld(hk__tld *t, void *arg) {
-  sums *s = arg;
-  hk_heap *h = t->heap_default;
-  s->inuse += __atomic_load_n(&h->inuse, __ATOMIC_RELAXED);
-  s->mallocs += __atomic_load_n(&h->mallocs, __ATOMIC_RELAXED);
-  s->frees += __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
-  s->threads++;
-}
-
 void hk_stats_get(hk_stats *out) {
   hk__process_init();
   *out = (hk_stats){0};
   hk__page_stats(out);
-  sums s = {0, 0, 0, 0};
-  hk__tld_foreach(add_tld, &s);
-  int64_t inuse = atomic_load_explicit(&g_inuse, memory_order_relaxed) + s.inuse;
-  if (inuse < 0) inuse = 0;
+  sums s;
+  int64_t inuse = inuse_now(&s);
   raise_peak(inuse);
   out->in_use += (size_t)inuse;
   out->in_use_peak += (size_t)atomic_load_explicit(&g_inuse_peak, memory_order_relaxed);

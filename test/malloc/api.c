@@ -808,6 +808,41 @@ static void sec_heaps(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* The in-use peak follows what is really in use when a long-lived thread frees what short-lived
+ * workers left behind: the main thread's frees stay in its own pending counter (it reaches no slow
+ * path), so a peak raised from the flushed globals alone would grow with every exited worker. */
+enum { PEAK_WORKERS = 1500, PEAK_BLOCKS = 8, PEAK_SIZE = 16 << 10 };
+
+static void *peak_worker(void *arg) {
+  void **out = arg;
+  for (int i = 0; i < PEAK_BLOCKS; i++) {
+    out[i] = hk_malloc(PEAK_SIZE);
+    CHECK(out[i] != NULL);
+    memset(out[i], 0x5a, PEAK_SIZE);
+  }
+  return NULL;
+}
+
+static void sec_stats_peak(void) {
+  hk_stats s0, s1;
+  hk_collect(true);
+  hk_stats_get(&s0);
+  void *blocks[PEAK_BLOCKS];
+  for (int w = 0; w < PEAK_WORKERS; w++) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, peak_worker, blocks) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    for (int i = 0; i < PEAK_BLOCKS; i++) hk_free(blocks[i]);
+  }
+  hk_stats_get(&s1);
+  /* Really in use at any moment: one worker's blocks (128 KiB) over the start. */
+  size_t limit = s0.in_use_peak > s0.in_use + 8 * MiB ? s0.in_use_peak : s0.in_use + 8 * MiB;
+  EXPECTF(s1.in_use_peak <= limit, "in_use_peak %zu after %d workers of %d KiB each (start: in use %zu, peak %zu)",
+          s1.in_use_peak, PEAK_WORKERS, PEAK_BLOCKS * PEAK_SIZE >> 10, s0.in_use, s0.in_use_peak);
+  EXPECTF(s1.in_use <= s0.in_use + MiB, "in_use %zu -> %zu", s0.in_use, s1.in_use);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 static void check_stats_shape(const hk_stats *s) {
   EXPECTF(s->committed >= s->in_use, "committed %zu < in_use %zu", s->committed, s->in_use);
   EXPECTF(s->committed_peak >= s->committed, "committed_peak %zu < committed %zu", s->committed_peak, s->committed);
@@ -915,7 +950,7 @@ typedef struct section {
 static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
-  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats},
+  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_peak", sec_stats_peak},
   {"env", sec_env},
 };
 
