@@ -65,7 +65,8 @@ typedef struct hk_stats {
   size_t committed;        /* memory committed (may be resident) */
   size_t committed_peak;
   size_t in_use;           /* bytes in live malloc blocks (block sizes), plus bytes other clients hold */
-  size_t in_use_peak;
+  size_t in_use_peak;      /* highest in_use seen: sampled (at most once per ms, at thread exit and by
+                            * hk_stats_get) from the full sum of all threads, so a shorter peak can be missed */
   double fragmentation;    /* committed / in_use; 0 when nothing is in use */
   size_t segments;         /* live segments (all kinds) */
   size_t segments_cached;  /* empty segments kept for reuse */
