@@ -49,6 +49,10 @@ for w, rs in rows.items():
     if w == "ast":
         if "glibc malloc/free" in d: goals.append("arena vs glibc malloc+free: %.1fx (goal >= 8x)" % (d["glibc malloc/free"] / ref))
         if "obstack" in d: goals.append("arena vs obstack: %.1fx (goal >= 4x)" % (d["obstack"] / ref))
+        cur = d.get("heapkit arena (cursor)")
+        if cur and "obstack" in d: goals.append("arena through a cursor vs obstack: %.1fx" % (d["obstack"] / cur))
+        if cur and "glibc 64K blocks (region)" in d:
+            goals.append("arena through a cursor vs the hand-written 64K-block region: %.2fx" % (d["glibc 64K blocks (region)"] / cur))
     if w == "pool" and "glibc malloc/free" in d:
         goals.append("pool alloc+free vs glibc: %.1fx (goal >= 5x)" % (d["glibc malloc/free"] / ref))
 lines += ["Goals (reported, not asserted): " + "; ".join(goals) + ".", "",

@@ -185,6 +185,62 @@ static inline void *hk_arena_alloc_aligned(hk_arena *a, size_t size, size_t alig
   return hk__arena_alloc_slow(a, size, align);
 }
 
+/* ---- cursors: the bump pointer in the caller's registers ----------------------------------------
+ * hk_arena_alloc keeps the bump pointer in the arena, so a loop of allocations loads and stores it
+ * once per allocation: no compiler keeps it in a register, because the slow path (a call) may move
+ * it. A cursor is a local copy of {cur, end} that the compiler can keep in registers (pass it to
+ * nothing but these three functions), which takes a load and a store off every allocation of a hot
+ * loop (building a tree, parsing; docs/arena.md has the figures):
+ *
+ *   hk_arena_cursor c = hk_arena_cursor_open(a);
+ *   for (...) { node *n = hk_arena_cursor_alloc(&c, sizeof *n); ... }
+ *   hk_arena_cursor_close(&c);
+ *
+ * The allocations are exactly those hk_arena_alloc would make (16-aligned, NULL with errno or the
+ * oom handler's result on failure, growth, budgets, tracing and sanitizer annotations included:
+ * arenas in slow-only mode serve every cursor allocation out of line). Between open and close, use
+ * the arena only through the cursor (one cursor at a time, on one thread; a concurrent arena may
+ * have one per thread): its own functions would not see the cursor's allocations. close writes the
+ * bump pointer back; a closed cursor still allocates correctly, every call out of line. */
+typedef struct hk_arena_cursor {
+  char *cur;
+  char *end; /* NULL: every allocation takes the slow path (slow-only arenas, after a failure, closed) */
+  hk_arena *arena;
+} hk_arena_cursor;
+
+/* Internal: writes cur back when the cursor mirrors the arena (end != NULL), allocates size bytes
+ * like hk__arena_alloc_slow and returns {the allocation, the arena's commit end} when the arena can
+ * go on bumping from it, {the allocation (or NULL), NULL} otherwise. */
+HK_API hk_arena_head hk__arena_cursor_refill(hk_arena *a, char *cur, char *end, size_t size);
+HK_API void hk__arena_cursor_sync(hk_arena *a, char *cur, char *end);
+
+static inline hk_arena_cursor hk_arena_cursor_open(hk_arena *a) {
+  hk_arena_cursor c = {NULL, NULL, a};
+  if (a) {
+    const hk_arena_head *h = (const hk_arena_head *)a;
+    c.cur = h->cur;
+    c.end = h->end;
+  }
+  return c;
+}
+
+static inline void *hk_arena_cursor_alloc(hk_arena_cursor *c, size_t size) {
+  uintptr_t n = (size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1);
+  uintptr_t p = (uintptr_t)c->cur;
+  if (HK_UNLIKELY(!(size <= HK__ARENA_FAST_MAX && p + n < (uintptr_t)c->end))) {
+    hk_arena_head r = hk__arena_cursor_refill(c->arena, c->cur, c->end, size);
+    p = (uintptr_t)r.cur;
+    c->end = r.end;
+  }
+  c->cur = (char *)(p + n);
+  return (void *)p;
+}
+
+static inline void hk_arena_cursor_close(hk_arena_cursor *c) {
+  hk__arena_cursor_sync(c->arena, c->cur, c->end);
+  c->cur = c->end = NULL;
+}
+
 /* Typed helpers: HK_ARENA_NEW(a, struct node) and HK_ARENA_NEW_ARRAY(a, int, n) (zeroed). */
 #define HK_ARENA_NEW(a, T) ((T *)hk_arena_calloc_aligned((a), 1, sizeof(T), __alignof__(T)))
 #define HK_ARENA_NEW_ARRAY(a, T, n) ((T *)hk_arena_calloc_aligned((a), (n), sizeof(T), __alignof__(T)))

@@ -203,6 +203,28 @@ void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align) {
   return p;
 }
 
+/* Cursors (arena.h): a cursor with an end mirrors head, with a bump pointer at or past head.cur
+ * (the cursor only moves forward and the arena is not otherwise used while it is open). */
+void hk__arena_cursor_sync(hk_arena *a, char *cur, char *end) {
+  if (!end || !a || a->magic != HK__ARENA_MAGIC || a->slow_only) return;
+  if (end != a->head.end || cur < a->head.cur || cur > end) {
+    hk__warning("hk_arena_cursor(%p): the cursor no longer matches its arena (was the arena used while the "
+                "cursor was open?); its position is ignored",
+                (void *)a);
+    return;
+  }
+  a->head.cur = cur;
+}
+
+hk_arena_head hk__arena_cursor_refill(hk_arena *a, char *cur, char *end, size_t size) {
+  hk__arena_cursor_sync(a, cur, end);
+  hk_arena_head r = {hk__arena_alloc_slow(a, size, HK_ARENA_ALIGN), NULL};
+  /* Served from the head (not by the oom handler, not in slow-only mode): the cursor can go on
+   * bumping, and its bump past r.cur lands exactly on head.cur. */
+  if (r.cur && !a->slow_only && (uintptr_t)r.cur + round16(size) == (uintptr_t)a->head.cur) r.end = a->head.end;
+  return r;
+}
+
 void *hk_arena_calloc_aligned(hk_arena *a, size_t count, size_t size, size_t align) {
   size_t total;
   if (hk__mul_overflow(count, size, &total)) {
