@@ -83,7 +83,11 @@ static inline void lines_mark_shared(const void *obj, size_t total, uint8_t epoc
   size_t bi = block_index(hp);
   size_t off = (uintptr_t)hp & (GC_BLOCK_SIZE - 1);
   size_t first = off >> GC_LINE_SHIFT, last = (off + total - 1) >> GC_LINE_SHIFT;
-  for (size_t l = first; l <= last; l++) __atomic_store_n(&s->lines[bi][l], epoch, __ATOMIC_RELAXED);
+  uint8_t *lm = s->lines[bi];
+  /* Most objects touch one or two lines: no loop for them. */
+  __atomic_store_n(&lm[first], epoch, __ATOMIC_RELAXED);
+  __atomic_store_n(&lm[last], epoch, __ATOMIC_RELAXED);
+  for (size_t l = first + 1; l < last; l++) __atomic_store_n(&lm[l], epoch, __ATOMIC_RELAXED);
 }
 
 static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, void **slot) {

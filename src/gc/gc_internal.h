@@ -337,14 +337,6 @@ static inline bool mark_set(const void *obj) { /* returns true if newly marked *
   *w |= bit;
   return true;
 }
-static inline void lines_mark(const void *obj, size_t total, uint8_t epoch) {
-  const char *h = (const char *)hdr_of(obj);
-  gc_seg *s = (gc_seg *)seghdr_of(h);
-  size_t bi = block_index(h);
-  size_t off = (uintptr_t)h & (GC_BLOCK_SIZE - 1);
-  size_t first = off >> GC_LINE_SHIFT, last = (off + total - 1) >> GC_LINE_SHIFT;
-  for (size_t l = first; l <= last; l++) s->lines[bi][l] = epoch;
-}
 
 /* ---- internal interfaces (the heap lock is held unless said otherwise) ------------------------- */
 
@@ -437,14 +429,18 @@ HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
     size_t words_ = (hdr_total(hd_) - HK_GC_GRANULE) / sizeof(void *);                       \
     uint64_t mask_ = d_->pointer_mask;                                                       \
     if (words_ < 64) mask_ &= ((uint64_t)1 << words_) - 1;                                   \
-    /* Touch the children's headers first: their cache misses overlap instead of queueing. */ \
-    for (uint64_t pm_ = mask_; pm_; pm_ &= pm_ - 1)                                          \
-      __builtin_prefetch((void *)((uintptr_t)w_[__builtin_ctzll(pm_)] - HK_GC_GRANULE), 1);  \
-    while (mask_) {                                                                          \
-      void **s_ = &w_[__builtin_ctzll(mask_)];                                               \
-      if (*s_ && !((uintptr_t)*s_ & 7)) VISIT((v), s_);                                      \
-      mask_ &= mask_ - 1;                                                                    \
+    /* Touch the children's headers first, so their cache misses overlap instead of queueing, \
+     * and note which slots hold pointers: the visits skip the empty ones. */                \
+    uint64_t refs_ = 0;                                                                      \
+    for (uint64_t pm_ = mask_; pm_; pm_ &= pm_ - 1) {                                        \
+      unsigned i_ = (unsigned)__builtin_ctzll(pm_);                                          \
+      uintptr_t r_ = (uintptr_t)w_[i_];                                                      \
+      if (r_ && !(r_ & 7)) {                                                                 \
+        __builtin_prefetch((void *)(r_ - HK_GC_GRANULE), 1);                                 \
+        refs_ |= (uint64_t)1 << i_;                                                          \
+      }                                                                                      \
     }                                                                                        \
+    for (; refs_; refs_ &= refs_ - 1) VISIT((v), &w_[__builtin_ctzll(refs_)]);               \
     if (d_->flags & HK_GC_TYPE_TAIL_POINTERS)                                                \
       for (size_t i_ = d_->tail_start; i_ < words_; i_++)                                    \
         if (w_[i_] && !((uintptr_t)w_[i_] & 7)) VISIT((v), &w_[i_]);                         \

@@ -29,6 +29,13 @@ typedef struct minor_job {
   uint64_t copied, promoted;
 } minor_job;
 
+/* Work items are payload addresses (8 mod 16), so the low bits can say what the item is: a copy
+ * this collection made knows where it went, and its scan skips the checks a general item needs
+ * (pinned objects, remembered old objects). */
+#define WORK_SURVIVOR ((uintptr_t)1) /* a survivor copy: young after this collection */
+#define WORK_PROMOTED ((uintptr_t)2) /* a promoted copy: mature, in a block, barrier bit clear */
+#define WORK_TAGS (WORK_SURVIVOR | WORK_PROMOTED)
+
 /* Other threads may set F_CUR or F_RETAIN on a block while this one reads its flags. */
 static inline uint8_t block_flags(const gc_block *b) { return __atomic_load_n(&b->flags, __ATOMIC_RELAXED); }
 
@@ -137,7 +144,7 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
     c->young_found = true;
   }
   *slot = dst + HK_GC_GRANULE;
-  if (!data) ctx_push(c, &c->work, dst + HK_GC_GRANULE);
+  if (!data) ctx_push(c, &c->work, (void *)((uintptr_t)(dst + HK_GC_GRANULE) | (promote ? WORK_PROMOTED : WORK_SURVIVOR)));
 }
 
 static void minor_visit_v(hk_gc_visitor *v, void **slot) { minor_visit(v, slot); }
@@ -199,9 +206,17 @@ static void scan_old(minor_ctx *c, void *o) {
 
 static void minor_drain(minor_ctx *c) {
   for (;;) {
-    void *o;
-    while ((o = ctx_pop(c))) {
-      if (young_survivor(o)) {
+    void *item;
+    while ((item = ctx_pop(c))) {
+      uintptr_t tag = (uintptr_t)item & WORK_TAGS;
+      void *o = (void *)((uintptr_t)item & ~WORK_TAGS);
+      if (tag == WORK_PROMOTED) {
+        /* scan_old for an object known to be a fresh copy in a block. */
+        c->young_found = false;
+        GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
+        if (c->young_found) ctx_push(c, c->remset, o);
+        else *hdr_of(o) |= HK_GC_HDR_BARRIER;
+      } else if (tag == WORK_SURVIVOR || young_survivor(o)) {
         GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
       } else {
         scan_old(c, o);
