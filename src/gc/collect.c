@@ -29,7 +29,7 @@ void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
   double t0 = hk__gc_now_ms();
   hk__gc_retire_tlabs(h);
   if (kind == HK_GC_FULL) {
-    hk__gc_full(h);
+    hk__gc_full(h, true);
     hk__gc_pause_record(h, 1, hk__gc_now_ms() - t0);
   } else {
     hk__gc_minor(h, false);
@@ -40,7 +40,7 @@ void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
     if (h->mature_estimate > h->full_threshold) {
       double t1 = hk__gc_now_ms();
       hk__gc_pause_record(h, 0, t1 - t0);
-      hk__gc_full(h);
+      hk__gc_full(h, false);
       hk__gc_pause_record(h, 1, hk__gc_now_ms() - t1);
     } else {
       hk__gc_pause_record(h, 0, hk__gc_now_ms() - t0);

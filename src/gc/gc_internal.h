@@ -481,7 +481,9 @@ HK_INTERNAL void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind);
 HK_INTERNAL void hk__gc_trace_object(hk_gc_heap *h, void *obj, hk_gc_visitor *v);
 HK_INTERNAL void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v);
 HK_INTERNAL void hk__gc_minor(hk_gc_heap *h, bool promote_all);
-HK_INTERNAL void hk__gc_full(hk_gc_heap *h);
+/* compact: evacuate every block the budget allows (an explicit collection, or one forced by the
+ * heap limit); else only sparse blocks (a collection due by the growth policy). */
+HK_INTERNAL void hk__gc_full(hk_gc_heap *h, bool compact);
 
 /* final.c */
 /* Heap lock held (or the world stopped); false when out of memory. */
