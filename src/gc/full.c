@@ -138,7 +138,7 @@ static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, v
   if (!mark_claim(c, p)) return;
   lines_mark_shared(p, total, h->epoch);
   c->live += total;
-  if (!(hd & HK_GC_HDR_NOSCAN)) ctx_push(c, p);
+  if (!(hd & HK_GC_HDR_NOSCAN) && gc_has_refs(h, p, hd)) ctx_push(c, p);
 }
 
 static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }

@@ -448,6 +448,23 @@ HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
 
 /* ---- shared by the collectors (world stopped) -------------------------------------------------- */
 
+/* Whether obj (header hd) may hold a pointer to visit: false only for an object traced by its
+ * layout whose pointer slots are all empty. Such a leaf (most nodes of a tree) needs no trip
+ * through a work list: the slots are in the cache line the collector is touching anyway. */
+static inline bool gc_has_refs(const hk_gc_heap *h, const void *obj, uintptr_t hd) {
+  const hk_gc_type_desc *d = &h->types[hdr_type(hd)].d;
+  if (d->trace || (d->flags & HK_GC_TYPE_TAIL_POINTERS)) return true;
+  void *const *w = (void *const *)obj;
+  size_t words = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
+  uint64_t mask = d->pointer_mask;
+  if (words < 64) mask &= ((uint64_t)1 << words) - 1;
+  for (; mask; mask &= mask - 1) {
+    uintptr_t r = (uintptr_t)w[__builtin_ctzll(mask)];
+    if (r && !(r & 7)) return true;
+  }
+  return false;
+}
+
 static inline bool in_blocks(const void *obj) { return seghdr_of(hdr_of(obj))->role == ROLE_BLOCKS; }
 static inline void *fwd_of(uintptr_t hd) { return (char *)(hd & ~HK_GC_HDR_FORWARDED) + HK_GC_GRANULE; }
 

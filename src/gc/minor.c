@@ -108,6 +108,7 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
     return;
   }
   bool data = (hd & HK_GC_HDR_NOSCAN) != 0;
+  bool refs = !data && gc_has_refs(c->h, p, hd); /* else nothing to scan in the copy */
   unsigned age = hdr_age(hd) + 1;
   char *dst;
   uintptr_t nh;
@@ -115,7 +116,8 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
   if (promote) {
     dst = bump_fast(&c->mature[data], total);
     if (!dst) dst = ctx_alloc(c, true, total, data);
-    nh = hdr_with_age(hd, 0);
+    /* An old object without young fields has its barrier armed (as scan_old would do). */
+    nh = hdr_with_age(hd, 0) | (data || refs ? 0 : HK_GC_HDR_BARRIER);
   } else {
     dst = bump_fast(&c->survivor[data], total);
     if (!dst) dst = ctx_alloc(c, false, total, data);
@@ -144,7 +146,7 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
     c->young_found = true;
   }
   *slot = dst + HK_GC_GRANULE;
-  if (!data) ctx_push(c, &c->work, (void *)((uintptr_t)(dst + HK_GC_GRANULE) | (promote ? WORK_PROMOTED : WORK_SURVIVOR)));
+  if (refs) ctx_push(c, &c->work, (void *)((uintptr_t)(dst + HK_GC_GRANULE) | (promote ? WORK_PROMOTED : WORK_SURVIVOR)));
 }
 
 static void minor_visit_v(hk_gc_visitor *v, void **slot) { minor_visit(v, slot); }
