@@ -29,9 +29,9 @@ typedef struct minor_job {
   uint64_t copied, promoted;
 } minor_job;
 
-/* Work items are payload addresses (8 mod 16), so the low bits can say what the item is: a copy
- * this collection made knows where it went, and its scan skips the checks a general item needs
- * (pinned objects, remembered old objects). */
+/* Work items are payload addresses (8-byte aligned), so the low bits can say what the item is:
+ * a copy this collection made knows where it went, and its scan skips the checks a general item
+ * needs (pinned objects, remembered old objects). */
 #define WORK_SURVIVOR ((uintptr_t)1) /* a survivor copy: young after this collection */
 #define WORK_PROMOTED ((uintptr_t)2) /* a promoted copy: mature, in a block, barrier bit clear */
 #define WORK_TAGS (WORK_SURVIVOR | WORK_PROMOTED)
