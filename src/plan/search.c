@@ -40,6 +40,9 @@ typedef struct srch {
                        * be placed before d, or UINT32_MAX: identical buffers are interchangeable,
                        * so fixing their order removes symmetric duplicates of every placement */
   uint32_t *start_at, *starts; /* CSR: buffers by first section */
+  uint32_t *end_at, *ends;     /* CSR: buffers by end section (su) */
+  size_t ndead; /* perfect mode: unplaced buffers whose floor puts their top above C (C is fixed
+                 * there), kept by place and restored with the trail: a node with one is dead */
   uint8_t *reach;              /* scratch for runs_ok */
   /* Nogoods. While no cell has been wasted (floor + rem == total in every section), the placed
    * SET determines every floor, so the state is (set, cursor) whatever order or stacking led to
@@ -240,6 +243,8 @@ static int place(srch *s, uint32_t c, uint64_t y) {
     uint32_t d = s->adj[k];
     if (!s->placed[d] && s->floor_b[d] < top) {
       if (trail_push(s, &s->floor_b[d]) != HK_OK) return HK_ENOMEM;
+      /* (C is fixed in the perfect mode, so the count stays true until unplace restores it) */
+      if (s->perfect) s->ndead += top + p->size[d] > s->C && s->floor_b[d] + p->size[d] <= s->C;
       s->floor_b[d] = top;
     }
   }
@@ -287,12 +292,15 @@ __attribute__((unused)) static bool srch_is_valid(const srch *s) {
     waste += fl[x] + rem[x] != s->total[x];
   }
   ok = ok && waste == s->nwaste;
+  size_t dead = 0;
   for (size_t d = 0; d < p->n && ok; d++) {
     if (s->placed[d]) continue;
     uint64_t f = 0;
     for (uint32_t x = p->sl[d]; x < p->su[d]; x++) if (fl[x] > f) f = fl[x];
     ok = f == s->floor_b[d];
+    dead += f + p->size[d] > s->C;
   }
+  ok = ok && (!s->perfect || dead == s->ndead);
   free(rem);
   free(fl);
   return ok;
@@ -349,7 +357,7 @@ static int cand_push(srch *s, hk__plan_kv kv) {
  * leftmost one that the canonical order uses: take the cell with the fewest candidates (fail
  * first, as exact-cover solvers do). A cell with none kills the node at once, wherever it is.
  * Pushes the chosen cell's candidates; returns 1, 0 (dead end) or HK_ENOMEM. */
-static int perfect_cands(srch *s, size_t nb, size_t ne) {
+static int perfect_cands(srch *s) {
   const hk__plan_prob *p = s->p;
   uint32_t nv = 0;
   for (uint32_t x = s->wlo; x < s->whi;) {
@@ -368,15 +376,24 @@ static int perfect_cands(srch *s, size_t nb, size_t ne) {
     x = e;
   }
   if (nv == 0) return 1; /* cannot happen with something left to place; let the caller decide */
-  for (size_t k = nb; k < ne; k++) {
-    uint32_t d = s->wl[k];
-    if (p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
-    if (s->floor_b[d] > s->C || p->size[d] > s->C - s->floor_b[d]) return 0; /* can never fit */
-    if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
-    int32_t v = s->vl[p->sl[d]];
-    if (v >= 0 && p->su[d] <= s->ve[v] && !(s->floor_s[p->sl[d]] & (p->align[d] - 1))) s->cntl[v]++;
-    v = s->vr[p->su[d] - 1];
-    if (v >= 0 && p->sl[d] >= s->va[v] && !(s->floor_s[p->sl[d]] & (p->align[d] - 1))) s->cntr[v]++;
+  if (s->ndead) return 0; /* some buffer can never fit (counted by place) */
+  /* count each valley's candidates among the buffers starting at its first section and those
+   * ending at its end (CSR lists): O(those) rather than O(window) per node */
+  for (uint32_t v = 0; v < nv; v++) {
+    uint32_t a = s->va[v], e = s->ve[v];
+    uint64_t f = s->floor_s[a];
+    for (uint32_t k = s->start_at[a]; k < s->start_at[a + 1]; k++) {
+      uint32_t d = s->starts[k];
+      if (s->placed[d] || p->su[d] > e || (f & (p->align[d] - 1))) continue;
+      if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
+      s->cntl[v]++;
+    }
+    for (uint32_t k = s->end_at[e]; k < s->end_at[e + 1]; k++) {
+      uint32_t d = s->ends[k];
+      if (s->placed[d] || p->sl[d] < a || (f & (p->align[d] - 1))) continue;
+      if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
+      s->cntr[v]++;
+    }
   }
   uint32_t bv = 0, bc = UINT32_MAX;
   bool right = false;
@@ -387,11 +404,12 @@ static int perfect_cands(srch *s, size_t nb, size_t ne) {
   if (bc == 0) return 0;
   uint32_t a = s->va[bv], e = s->ve[bv];
   uint64_t f = s->floor_s[a];
-  for (size_t k = nb; k < ne; k++) {
-    uint32_t d = s->wl[k];
-    if (p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
+  const uint32_t *list = right ? s->ends + s->end_at[e] : s->starts + s->start_at[a];
+  uint32_t cnt = right ? s->end_at[e + 1] - s->end_at[e] : s->start_at[a + 1] - s->start_at[a];
+  for (uint32_t k = 0; k < cnt; k++) {
+    uint32_t d = list[k];
+    if (s->placed[d] || (right ? p->sl[d] < a : p->su[d] > e)) continue;
     if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
-    if (right ? (p->su[d] != e || p->sl[d] < a) : (p->sl[d] != a || p->su[d] > e)) continue;
     if (f & (p->align[d] - 1)) continue;
     /* all at offset f: ordered by snug fit, then by the restart's tie-break rank (not by first
      * section as in the canonical order, which would put the longest first on the right side) */
@@ -493,10 +511,10 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
   int rc = HK_OK;
   /* candidates: unplaced buffers of the window whose key (offset, first section) is past the
    * cursor and whose offset passes the level bound (sorting only those is most of a node's work) */
-  uint64_t ylim = level_limit(s);
+  uint64_t ylim = s->perfect ? UINT64_MAX : level_limit(s);
   size_t base = s->cn;
   if (s->perfect) {
-    int pc = perfect_cands(s, nb, ne);
+    int pc = perfect_cands(s);
     if (pc != 1) { s->cn = base; if (pc < 0) rc = pc; goto leave; }
   } else for (size_t k = nb; k < ne; k++) {
     uint32_t d = s->wl[k];
@@ -551,15 +569,18 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
     uint32_t c = s->by_rank[s->cand[k].val & 0x3fffffffu];
     if (y + p->size[c] > s->C) continue;
     if (s->C != C_before_loop && y >= level_limit(s)) break; /* C dropped since ylim was computed */
-    size_t mark = s->tn, nwaste = s->nwaste;
+    size_t mark = s->tn, nwaste = s->nwaste, ndead = s->ndead;
     if (place(s, c, y) != HK_OK) { rc = HK_ENOMEM; break; }
     if (!s->perfect) { /* the perfect mode's branching does not follow the canonical order */
       s->cur_off = y;
       s->cur_sl = p->sl[c];
     }
-    if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth + 1, nb, ne);
+    /* (in the perfect mode every placement keeps floor + rem == C: the section bound holds) */
+    hk_plan_assert_expensive(!s->perfect || state_ok(s));
+    if ((s->perfect || state_ok(s)) && runs_ok(s)) rc = dfs(s, depth + 1, nb, ne);
     unplace(s, c, mark);
     s->nwaste = nwaste;
+    s->ndead = ndead;
     s->cur_off = saved_off;
     s->cur_sl = saved_sl;
     if (rc != HK_OK) break;
@@ -612,6 +633,8 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   s.twin = malloc(n * sizeof *s.twin);
   s.start_at = calloc(s.S + 2, sizeof *s.start_at);
   s.starts = malloc(n * sizeof *s.starts);
+  s.end_at = calloc(s.S + 2, sizeof *s.end_at);
+  s.ends = malloc(n * sizeof *s.ends);
   s.reach = malloc(s.S + 1);
   s.zob = malloc(n * sizeof *s.zob);
   s.total = calloc(s.S + 1, sizeof *s.total);
@@ -641,7 +664,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   s.floor_s = calloc(s.S + 1, sizeof *s.floor_s);
   s.rem = calloc(s.S + 1, sizeof *s.rem);
   int rc = HK_ENOMEM;
-  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem || !s.twin || !keys || !s.start_at || !s.starts || !s.reach || !s.zob || !s.total || !s.nogood || !s.cross || !s.run_end || !s.wl || !s.vl || !s.vr || !s.va || !s.ve || !s.cntl || !s.cntr) goto out;
+  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem || !s.twin || !keys || !s.start_at || !s.starts || !s.end_at || !s.ends || !s.reach || !s.zob || !s.total || !s.nogood || !s.cross || !s.run_end || !s.wl || !s.vl || !s.vr || !s.va || !s.ve || !s.cntl || !s.cntr) goto out;
   for (size_t i = 0; i < n; i++) s.zob[i] = mix64(i + 0x632BE59BD9B4E019ull);
   for (size_t i = 0; i < n; i++) s.start_at[p->sl[i] + 1]++;
   for (size_t x = 0; x <= s.S; x++) s.start_at[x + 1] += s.start_at[x];
@@ -650,6 +673,10 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
     if (!fill) goto out;
     memcpy(fill, s.start_at, (s.S + 1) * sizeof *fill);
     for (size_t i = 0; i < n; i++) s.starts[fill[p->sl[i]]++] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++) s.end_at[p->su[i] + 1]++;
+    for (size_t x = 0; x <= s.S; x++) s.end_at[x + 1] += s.end_at[x];
+    memcpy(fill, s.end_at, (s.S + 1) * sizeof *fill);
+    for (size_t i = 0; i < n; i++) s.ends[fill[p->su[i]]++] = (uint32_t)i;
     free(fill);
   }
   if (build_adj(&s) != HK_OK) goto out;
@@ -692,6 +719,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
     hk__plan_sort_kv(keys, n);
     for (size_t i = 0; i < n; i++) { s.by_rank[i] = (uint32_t)keys[i].val; s.rank[keys[i].val] = (uint32_t)i; }
     s.C = stop_at > p->lb ? stop_at : p->lb;
+    s.ndead = 0;
     s.deadline = split;
     s.cur_off = 0;
     s.cur_sl = -1;
@@ -718,6 +746,6 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
 out:
   if (st) st->nodes += s.nodes;
   free(s.floor_b); free(s.off); free(s.placed); free(s.rank); free(s.by_rank); free(s.floor_s);
-  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.reach); free(s.zob); free(s.total); if (!share_ng) free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.vl); free(s.vr); free(s.va); free(s.ve); free(s.cntl); free(s.cntr); free(s.wl); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
+  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.end_at); free(s.ends); free(s.reach); free(s.zob); free(s.total); if (!share_ng) free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.vl); free(s.vr); free(s.va); free(s.ve); free(s.cntl); free(s.cntr); free(s.wl); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
   return rc;
 }
