@@ -84,28 +84,36 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
  * page boundary after a NULL word and keep win 0, so every call goes out of line, and out of line
  * are also carving, stack growth and everything the checks below send there.
  *
- * The checks of a (default) checked pool, all against this head and the block's first word:
- *   - window: base and win's nwin (win >> 8) describe the blocks carved in the pool's current
- *     segment. With stride = odd << rot (rot = win & 63) and inv = odd^-1 mod 2^64,
- *     x -> rotr(x * inv, rot) permutes the 64-bit integers and maps each multiple k * stride
- *     to k, so every other value of q - base (wrapped) maps to at least 2^64 / stride: one
- *     compare with nwin rejects foreign, interior, uncarved and below-base pointers before the
- *     block is read. Blocks of the pool's older segments fail it too and are checked out of
- *     line.
- *   - tag: a free block's first word holds HK__POOL_TAG ^ its address; allocation zeroes it. A
- *     free that finds the tag goes out of line, which looks for the block on the stack: found,
- *     it is a double free; not found, the user's data merely equalled the tag and the free goes
- *     on.
- * An unchecked pool (win bit 7) pushes without either check. */
+ * The checks of a (default) checked pool read this head and the block's first word; allocation
+ * writes nothing but top:
+ *   - window: base and nwin describe the blocks carved in the pool's current segment. With
+ *     stride = odd << rot (rot = win & 63) and inv = odd^-1 mod 2^64, x -> rotr(x * inv, rot)
+ *     permutes the 64-bit integers and maps each multiple k * stride to k, so every other value
+ *     of q - base (wrapped) maps to at least 2^64 / stride: one compare with nwin rejects
+ *     foreign, interior, uncarved and below-base pointers before the block is read. Blocks of
+ *     the pool's older segments fail it too and are checked out of line.
+ *   - slot: a free block's first word holds the address of its stack slot, and only a free block
+ *     is in a slot below top (each block at most once), so "the first word is a slot below top
+ *     that holds this block" means free, exactly, whatever a live block holds. The inline free
+ *     sends out of line every first word in [top's 4 MiB-aligned segment + HK__POOL_STACK_OFF,
+ *     top) (a superset of those slots: a stack that outgrows its 4 MiB segment gets nwin 0);
+ *     out of line the slot is read: it holds the block, a double free; it does not (the stale
+ *     slot of a block popped and not written since, or data that looks like one), the free goes
+ *     on. So allocation need not clear anything.
+ * An unchecked pool (win bit 7) pushes without either check. Each field is its own word: loads
+ * measured cheaper here than the shifts and masks that would unpack a shared one. */
 typedef struct hk_pool_head {
   void **top;
-  uint64_t win;
+  uint64_t win; /* rot | HK__POOL_UNCHECKED */
   uintptr_t base;
   uint64_t inv;
+  uint64_t nwin;
 } hk_pool_head;
 
-#define HK__POOL_TAG ((uintptr_t)0xC3A5C85C97CB3127ull)
 #define HK__POOL_UNCHECKED ((uint64_t)0x80)
+/* Stack segments are 4 MiB-aligned; the stack's first slot is this far into its segment. */
+#define HK__POOL_SEG_MASK (((uintptr_t)1 << 22) - 1)
+#define HK__POOL_STACK_OFF ((uintptr_t)256)
 
 static inline void *hk_pool_alloc(hk_pool *p) {
   hk_pool_head *h = (hk_pool_head *)p;
@@ -113,9 +121,7 @@ static inline void *hk_pool_alloc(hk_pool *p) {
     void **t = h->top;
     void *b = t[-1];
     if (HK_LIKELY(b != NULL)) {
-      uintptr_t zero = 0; /* clears the tag; memcpy because the block may hold any type */
       h->top = t - 1;
-      memcpy(b, &zero, sizeof zero);
       return b;
     }
   }
@@ -132,11 +138,11 @@ static inline void hk_pool_free(hk_pool *p, void *block) {
         uint64_t x = (uint64_t)((uintptr_t)block - h->base) * h->inv;
         unsigned r = (unsigned)win & 63;
         x = (x >> r) | (x << ((64 - r) & 63));
-        if (HK_LIKELY(x < (win >> 8))) {
-          uintptr_t tag = HK__POOL_TAG ^ (uintptr_t)block, w;
-          memcpy(&w, block, sizeof w);
-          if (HK_LIKELY(w != tag)) {
-            memcpy(block, &tag, sizeof tag);
+        if (HK_LIKELY(x < h->nwin)) {
+          uintptr_t w, tt = (uintptr_t)t;
+          memcpy(&w, block, sizeof w); /* memcpy: the block may hold any type */
+          if (HK_LIKELY(tt - 1 + HK__POOL_STACK_OFF - w >= (tt & HK__POOL_SEG_MASK))) {
+            memcpy(block, &tt, sizeof tt);
             *t = block;
             h->top = t + 1;
             return;

@@ -9,17 +9,17 @@
  *            foreign pointer). The inline paths in pool.h pop and push it and never follow a
  *            pointer stored in a block, so allocations do not wait on each other's loads. The
  *            inline free checks the pointer against the window (the blocks carved in p->cur: one
- *            multiply, a rotate and a compare) and the block's tag (first word == HK__POOL_TAG ^
- *            address means "free"), writes the tag and pushes; allocation zeroes the first word.
- *            Frees outside the window (older segments) and tag matches come here: the first pass
- *            the segment-map checks below, the second are confirmed by a scan of the stack (only
- *            a user value equal to the tag scans without being a double free). Everything the
- *            fast paths read is in the head's four words (no per-pool secret: that would be one
- *            more load per free, and the tag only has to differ from the user's data).
- *   unchecked (.unchecked)  the same stack with nothing checked inline (allocation still zeroes
- *            the first word: a store is cheaper than the load of a mode flag); bad frees that
- *            reach this file (a push at a page boundary of the stack) are still caught when it
- *            is cheap: more frees than blocks carved, a pointer that is not a block.
+ *            multiply, a rotate and a compare) and the block's first word (a free block's holds
+ *            the address of its stack slot), writes its slot's address there and pushes;
+ *            allocation writes nothing but top. Frees outside the window (older segments) and
+ *            first words that may name a slot below top come here: the first pass the
+ *            segment-map checks below, the second are a double free exactly when that slot holds
+ *            the block (in_slot: O(1); a stale slot of a block popped and not written since, or
+ *            user data that looks like a slot, is not). Everything the fast paths read is in the
+ *            head's five words and the block's first word.
+ *   unchecked (.unchecked)  the same stack with nothing checked inline; bad frees that reach
+ *            this file (a push at a page boundary of the stack) are still caught when it is
+ *            cheap: more frees than blocks carved, a pointer that is not a block.
  *   listed   (shared pools, HK_DEBUG >= 1, ASan/valgrind runs) a LIFO list through the first word
  *            of each free block, whose second word holds a mark (the secret xor the block's
  *            address) that allocation clears, so a bad free is found in O(1) as above; a marked
@@ -61,7 +61,8 @@ typedef struct pool_seg {
  * count nothing but the stack height they need anyway.
  * Invariants (hk__pool_is_valid): carved == sum over segments of (carve - base) / stride.
  * Stack modes: n = h.top - stk <= stk_slots, stk[-1] == NULL, the stack holds n carved blocks of
- * p (tagged, in checked mode, where h.base and h.win describe p->cur's carved blocks), n <=
+ * p (each naming its slot in its first word, in checked mode, where h.base and h.nwin describe
+ * p->cur's carved blocks, nwin 0 while the stack's segment is larger than 4 MiB), n <=
  * carved unless an unchecked pool was misused; h.top == nil_top while there is no stack; list ==
  * NULL. Listed: h.top == nil_top, h.win == 0, the free list has nlist <= carved blocks, each
  * marked. listed == shared || track || HK_DEBUG >= 1. */
@@ -94,11 +95,10 @@ static inline pool_seg *meta_of(hk__segment *s) { return (pool_seg *)((char *)s 
 static inline void lock(hk_pool *p) { if (p->shared) pthread_mutex_lock(&p->lock); }
 static inline void unlock(hk_pool *p) { if (p->shared) pthread_mutex_unlock(&p->lock); }
 static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->div_m) >> p->div_shift); }
-/* The listed mode's mark (word 1) and the checked mode's tag (word 0) of a free block. */
+/* The listed mode's mark (word 1) of a free block. */
 static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->secret ^ (uintptr_t)b; }
-static inline uintptr_t tag_of(const void *b) { return HK__POOL_TAG ^ (uintptr_t)b; }
 static inline uintptr_t word0(const void *b) { return ((const uintptr_t *)b)[0]; }
-static inline bool tagged(const hk_pool *p) { return !p->listed && !p->unchecked; }
+static inline bool slotted(const hk_pool *p) { return !p->listed && !p->unchecked; }
 /* Where h.top points when the fast paths must not touch a stack (listed pools, no stack yet): a
  * page boundary, after a NULL word. Never written. */
 static _Alignas(4096) void *nil_page[4096 / sizeof(void *) + 1];
@@ -112,15 +112,24 @@ static inline bool is_multiple(const hk_pool *p, uint64_t off) {
   return ((x >> p->tz) | (x << ((64 - p->tz) & 63))) <= p->lim;
 }
 static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
-/* The inline free's window follows the segment blocks are carved from. */
+/* The inline free's window follows the segment blocks are carved from. It is empty while the
+ * stack's segment is larger than 4 MiB: the inline slot test only looks at top's 4 MiB-aligned
+ * window, so every checked free must then come here. */
+static inline uint64_t window_n(const hk_pool *p) {
+  if (p->stk_seg && p->stk_seg->size > HK_SEGMENT_SIZE) return 0;
+  return slot_of(p, (size_t)(p->cur->carve - p->cur->base));
+}
 static inline void set_window(hk_pool *p) {
-  if (!tagged(p)) return;
+  if (!slotted(p)) return;
   p->h.base = (uintptr_t)p->cur->base;
-  p->h.win = (uint64_t)slot_of(p, (size_t)(p->cur->carve - p->cur->base)) << 8 | p->tz;
+  p->h.nwin = window_n(p);
 }
 static inline size_t nfree(const hk_pool *p) { return p->listed ? p->nlist : stk_n(p); }
-/* The segment header, then the NULL word below the first entry. */
-static inline size_t stk_hdr(void) { return hk__align_up(sizeof(hk__segment) + sizeof(void *), 64); }
+/* The segment header, then the NULL word below the first entry (pool.h's inline slot test knows
+ * the offset). */
+_Static_assert(sizeof(hk__segment) + sizeof(void *) <= HK__POOL_STACK_OFF && HK__POOL_STACK_OFF % 64 == 0, "stack header");
+_Static_assert(HK__POOL_SEG_MASK == HK_SEGMENT_MASK, "pool.h assumes 4 MiB segments");
+static inline size_t stk_hdr(void) { return HK__POOL_STACK_OFF; }
 /* Reads word i of block b, which may be poisoned (a free block). */
 static inline uintptr_t word(const hk_pool *p, const void *b, int i) {
   if (hk_unlikely(p->track)) hk__track_peek((const char *)b + i * sizeof(void *), sizeof(void *));
@@ -133,7 +142,14 @@ static inline uintptr_t word_open(const hk_pool *p, const void *b, int i) {
   if (hk_unlikely(p->track)) hk__track_peek((const char *)b + i * sizeof(void *), sizeof(void *));
   return ((const uintptr_t *)b)[i];
 }
-/* True if b is free: the slow confirmation behind a matching mark or tag, or a scan of the stack
+/* Checked pools: true if b (a carved block) is free: its first word is a slot below top that
+ * holds b. Exact, whatever a live block's first word holds: only free blocks are on the stack,
+ * each once. */
+static bool in_slot(const hk_pool *p, const void *b) {
+  uintptr_t w = word0(b), lo = (uintptr_t)p->stk;
+  return p->stk && w >= lo && w < (uintptr_t)p->h.top && (w - lo) % sizeof(void *) == 0 && *(void *const *)w == b;
+}
+/* True if b is free: the slow confirmation behind a matching mark, or a scan of the stack
  * (unchecked). */
 static hk_cold bool on_free_list(const hk_pool *p, const void *b) {
   if (!p->listed) {
@@ -227,7 +243,7 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->unchecked = !p->listed && opt->unchecked && !opt->checked && hk_option_get(HK_OPT_HARDENED) == 0;
   p->h.top = nil_top;
   p->h.inv = p->inv;
-  p->h.win = p->unchecked ? HK__POOL_UNCHECKED : 0;
+  p->h.win = p->unchecked ? HK__POOL_UNCHECKED : p->listed ? 0 : p->tz;
   p->secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
   p->commit_step = opt->commit_step ? hk__align_up(opt->commit_step, 4096) : POOL_DEFAULT_STEP;
   p->retain = opt->retain ? opt->retain : POOL_DEFAULT_RETAIN;
@@ -255,10 +271,7 @@ static hk_cold void *carve(hk_pool *p) {
       char *b = ps->carve;
       ps->carve += p->stride;
       p->carved++;
-      if (tagged(p)) {
-        set_window(p);
-        ((uintptr_t *)b)[0] = 0; /* a reused segment or a reset may have left a tag here */
-      }
+      set_window(p);
       return b;
     }
     if (ps->carve + p->stride <= ps->limit) {
@@ -319,6 +332,8 @@ static hk_cold int stk_grow(hk_pool *p, size_t need) {
   size_t n = stk_n(p);
   stack[-1] = NULL; /* already zero (a fresh header); said for the reader */
   if (n) memcpy(stack, p->stk, n * sizeof(void *));
+  if (slotted(p)) /* each free block names its slot */
+    for (size_t i = 0; i < n; i++) ((uintptr_t *)stack[i])[0] = (uintptr_t)&stack[i];
   account(p, (ptrdiff_t)want);
   p->reserved += ns->size;
   if (s) {
@@ -330,6 +345,7 @@ static hk_cold int stk_grow(hk_pool *p, size_t need) {
   p->stk = stack;
   stk_set_n(p, n);
   p->stk_slots = (want - hdr) / sizeof(void *);
+  set_window(p);
   return HK_OK;
 }
 
@@ -360,7 +376,6 @@ void *hk__pool_alloc_slow(hk_pool *p) {
     if (n) {
       void *b = p->stk[n - 1];
       stk_set_n(p, n - 1);
-      ((uintptr_t *)b)[0] = 0; /* as the inline path does */
       return b;
     }
     void *b = carve(p);
@@ -416,7 +431,7 @@ static void check_block(hk_pool *p, const char *b) {
 }
 
 /* Everything the inline hk_pool_free does not take: listed pools, a full stack, frees outside the
- * window or of a tagged block, and the frees of an unchecked pool that would leave more blocks
+ * window or of a block whose first word may name a slot below top, and the frees of an unchecked pool that would leave more blocks
  * free than were carved. */
 void hk__pool_free_slow(hk_pool *p, void *block) {
   if (!block) return;
@@ -427,14 +442,14 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
   char *b = block;
   if (!p->listed) {
     check_block(p, b);
-    if (tagged(p) && word0(b) == tag_of(b) && on_free_list(p, b)) double_free(p, b, "the block is already free");
+    if (slotted(p) && in_slot(p, b)) double_free(p, b, "the block is already free");
     size_t n = stk_n(p);
     if (n >= p->carved) double_free(p, b, "more blocks freed than were handed out");
     if (n >= p->stk_slots && stk_grow(p, n + 1) != HK_OK) {
       hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (void *)p, block);
       return;
     }
-    if (tagged(p)) ((uintptr_t *)b)[0] = tag_of(b);
+    if (slotted(p)) ((uintptr_t *)b)[0] = (uintptr_t)&p->stk[n];
     p->stk[n] = b;
     stk_set_n(p, n + 1);
     return;
@@ -539,8 +554,8 @@ bool hk_pool_contains(const hk_pool *p, const void *q) {
   bool live = false;
   if ((const char *)q >= ps->base && (const char *)q < ps->carve) {
     const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->stride;
-    if (tagged(p)) {
-      live = !(word0(b) == tag_of(b) && on_free_list(p, b));
+    if (slotted(p)) {
+      live = !in_slot(p, b);
     } else if (!p->listed) {
       live = !on_free_list(p, b);
     } else {
@@ -590,10 +605,10 @@ bool hk__pool_is_valid(hk_pool *p) {
     if (p->stk && (p->h.top < p->stk || (n == 0) != (p->h.top[-1] == NULL))) return false;
     for (size_t i = 0; i < n; i++) {
       if (!is_carved_block(p, p->stk[i])) return false;
-      if (tagged(p) && word0(p->stk[i]) != tag_of(p->stk[i])) return false;
+      if (slotted(p) && word0(p->stk[i]) != (uintptr_t)&p->stk[i]) return false;
     }
-    if (tagged(p) && (p->h.base != (uintptr_t)p->cur->base || (p->h.win & 0x7f) != p->tz ||
-                      p->h.win >> 8 != (size_t)(p->cur->carve - p->cur->base) / p->stride)) return false;
+    if (slotted(p) && (p->h.win != p->tz || p->h.inv != p->inv || p->h.base != (uintptr_t)p->cur->base ||
+                      p->h.nwin != window_n(p))) return false;
   }
   return n == p->nsegs && carved == p->carved;
 }

@@ -3,11 +3,12 @@
  *     heapkit: double free of 0x<address> to pool 0x<pool> (<why>)
  * naming first the pointer passed. Each case runs in a forked child whose stderr goes to a pipe.
  * The cases cover the default (checked) pool's inline checks (window: foreign, other pool, malloc,
- * stack segment, interior, beyond the carved blocks; tag: double frees), its out-of-line checks
- * (blocks of an older segment), shared pools, and pools that asked for .unchecked under
- * HEAPKIT_HARDENED. In debug and ASan builds every pool takes the listed mode: the same cases,
- * the same messages. The survivors check the other side: user data equal to the tag, stale tags
- * after a reset or in a reused segment, frees in older segments, are not bad frees.
+ * stack segment, interior, beyond the carved blocks; slot: double frees), its out-of-line checks
+ * (blocks of an older segment, a stack moved to a segment larger than 4 MiB), shared pools, and
+ * pools that asked for .unchecked under HEAPKIT_HARDENED. In debug and ASan builds every pool
+ * takes the listed mode: the same cases, the same messages. The survivors check the other side:
+ * user data equal to a stack slot's address, stale slot addresses after a pop, a reset or in a
+ * reused segment, frees in older segments, are not bad frees (pool.single covers the moved stack).
  *
  * Usage: test_pool_misuse [case]   (no argument: every case) */
 #define _GNU_SOURCE
@@ -119,7 +120,7 @@ static void case_double_after_reuse(void) {
   hk_pool *p = pool48();
   void *x = hk_pool_alloc(p);
   hk_pool_free(p, x);
-  void *again = hk_pool_alloc(p); /* x again: its tag was cleared */
+  void *again = hk_pool_alloc(p); /* x again: its slot is above top now */
   hk_pool_free(p, again);
   bad(p, x);
 }
@@ -148,6 +149,16 @@ static void case_old_segment_interior(void) {
   hk_pool *p = pool48();
   void **b = many(p);
   bad(p, (char *)b[10] + 16);
+}
+/* More blocks free at once than a 4 MiB stack segment holds: the stack moves to a larger
+ * segment, the inline slot test no longer covers it, and every checked free goes out of line. */
+enum { BIG = 600000 }; /* 524,256 entries fit in the first stack segment */
+static void case_double_big_stack(void) {
+  hk_pool *p = hk_pool_new(16);
+  void **b = malloc(BIG * sizeof *b);
+  for (int i = 0; i < BIG; i++) b[i] = hk_pool_alloc(p);
+  for (int i = 0; i < BIG; i++) hk_pool_free(p, b[i]);
+  bad(p, b[BIG / 3]);
 }
 static void case_shared_double(void) {
   hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 40, .shared = true});
@@ -217,6 +228,7 @@ static const mcase cases[] = {
   {"double_all_free", case_double_all_free, DBL},
   {"old_segment_double", case_old_segment_double, DBL},
   {"old_segment_interior", case_old_segment_interior, INV},
+  {"double_big_stack", case_double_big_stack, DBL},
   {"shared_double", case_shared_double, DBL},
   {"shared_foreign", case_shared_foreign, INV},
   {"hardened_unchecked", case_hardened_unchecked, DBL},
@@ -279,25 +291,31 @@ static int run_case(const mcase *c) {
 
 /* ---- survivors: what must not be reported -------------------------------------------------- */
 
-/* User data equal to the tag sends the free out of line, which finds the block is not free. */
-static void test_tag_lookalike(void) {
+/* A free block's first word names its stack slot. A block popped and not written keeps that
+ * word, and user data may equal a slot's address: both send the free out of line (when the slot
+ * is below top), which finds the slot holding another block: not a double free. */
+static void test_slot_lookalike(void) {
   hk_pool *p = pool48();
   void *a = hk_pool_alloc(p), *b = hk_pool_alloc(p), *c = hk_pool_alloc(p);
   hk_pool_free(p, c);
-  uintptr_t look = HK__POOL_TAG ^ (uintptr_t)a;
-  memcpy(a, &look, sizeof look);
-  hk_pool_free(p, a); /* not a double free */
-  hk_pool_free(p, b);
+  CHECK(hk_pool_alloc(p) == c); /* c keeps its word: the slot it was in */
+  uintptr_t look;
+  memcpy(&look, c, sizeof look);
+  memcpy(a, &look, sizeof look); /* a's data equals that slot's address */
+  hk_pool_free(p, b);            /* b takes the slot */
+  hk_pool_free(p, c);            /* not a double free */
+  hk_pool_free(p, a);            /* not a double free */
   hk_pool_stats st;
   hk_pool_stats_get(p, &st);
   CHECK(st.free_blocks == 3 && st.in_use == 0);
-  CHECK(hk_pool_alloc(p) == b && hk_pool_alloc(p) == a && hk_pool_alloc(p) == c);
+  CHECK(hk_pool_alloc(p) == a && hk_pool_alloc(p) == c && hk_pool_alloc(p) == b);
   hk_pool_destroy(p);
 }
 
-/* Blocks freed before a reset keep their tags; carving hands them out again cleared. A destroyed
- * pool's segment reused by a new pool: the same. Blocks of older segments free out of line. */
-static void test_stale_tags(void) {
+/* Blocks freed before a reset keep the slot addresses in their first words, and carving hands
+ * them out again as they are; a destroyed pool's segment reused by a new pool: the same. None of
+ * those frees is a double free. Blocks of other segments free out of line. */
+static void test_stale_slots(void) {
   enum { N = 100000 };
   void **b = malloc(N * sizeof *b);
   for (int round = 0; round < 3; round++) {
@@ -343,8 +361,8 @@ int main(int argc, char **argv) {
   CHECK(ran > 0);
   CHECK(fails == 0);
   if (argc == 1) {
-    test_tag_lookalike();
-    test_stale_tags();
+    test_slot_lookalike();
+    test_stale_slots();
     test_unchecked();
   }
   return check_report("pool.misuse");
