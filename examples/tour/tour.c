@@ -39,6 +39,10 @@ static void tour_arena(void) {
   hk_arena_restore(a, m);                                       /* frees them all, runs the cleanup */
   EXPECT(closed == 1 && strcmp(name, "module") == 0);
 
+  hk_arena_cursor c = hk_arena_cursor_open(a); /* hot loops: the bump pointer in registers */
+  for (int i = 0; i < 1000; i++) EXPECT(hk_arena_cursor_alloc(&c, 24));
+  hk_arena_cursor_close(&c);
+
   hk_arena *r = hk_region_push(); /* lexical lifetimes: a thread-local region stack */
   EXPECT(r && hk_region_alloc(32));
   hk_region_pop(r);
