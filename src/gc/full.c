@@ -332,7 +332,11 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
     mark_drain(&c);
   }
   full_weaks(h);
+  size_t live_reached = c.live;
   full_finalizers(&c);
+  /* What finalization kept alive is garbage once its finalizers have run: it holds memory until the
+   * next full collection, but it is not live data to grow the heap for. */
+  size_t resurrected = c.live - live_reached;
   hk__gc_stack_clear(h, &c.work);
 
   for (int i = 0; i < 2; i++) {
@@ -343,7 +347,7 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   h->live_bytes = c.live;
   h->mature_estimate = c.live;
   h->bytes_evacuated += c.evacuated;
-  size_t next = (size_t)((double)c.live * (100.0 + h->opts.growth_percent) / 100.0);
+  size_t next = (size_t)((double)live_reached * (100.0 + h->opts.growth_percent) / 100.0) + resurrected;
   h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
   hk__gc_release_free_segments(h, hk__gc_free_reserve(h));
   h->full_count++;
