@@ -332,11 +332,12 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
     mark_drain(&c);
   }
   full_weaks(h);
+  /* What finalization keeps alive below is garbage once its finalizers have run: it holds memory
+   * until the next full collection, which is what reclaims it, so the heap is not grown for it
+   * (the next full collection may then come after one minor collection, when it is most of the
+   * heap). */
   size_t live_reached = c.live;
   full_finalizers(&c);
-  /* What finalization kept alive is garbage once its finalizers have run: it holds memory until the
-   * next full collection, but it is not live data to grow the heap for. */
-  size_t resurrected = c.live - live_reached;
   hk__gc_stack_clear(h, &c.work);
 
   for (int i = 0; i < 2; i++) {
@@ -347,7 +348,7 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   h->live_bytes = c.live;
   h->mature_estimate = c.live;
   h->bytes_evacuated += c.evacuated;
-  size_t next = (size_t)((double)live_reached * (100.0 + h->opts.growth_percent) / 100.0) + resurrected;
+  size_t next = (size_t)((double)live_reached * (100.0 + h->opts.growth_percent) / 100.0);
   h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
   hk__gc_release_free_segments(h, hk__gc_free_reserve(h));
   h->full_count++;
