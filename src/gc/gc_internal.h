@@ -414,6 +414,14 @@ static inline bool gc_par_wanted(const gc_par *job, const gc_stack *local) {
 }
 HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
 
+/* A slot value the collector follows: not NULL and not tagged (an embedder's immediate). */
+static inline bool gc_is_ref(uintptr_t r) { return r && !(r & 7); }
+/* The slots of a layout-traced object (header hd) its pointer mask names, within its words. */
+static inline uint64_t gc_layout_mask(const hk_gc_type_desc *d, uintptr_t hd) {
+  size_t words = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
+  return words < 64 ? d->pointer_mask & (((uint64_t)1 << words) - 1) : d->pointer_mask;
+}
+
 /* Visit the slots of obj: through the type's trace function, or its layout with VISIT called
  * directly (so the collectors' hot loops inline their visitor for layout types). */
 #define GC_TRACE_WITH(h, obj, v, VISIT)                                                      \
@@ -426,24 +434,23 @@ HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
       break;                                                                                 \
     }                                                                                        \
     void **w_ = (void **)(obj);                                                              \
-    size_t words_ = (hdr_total(hd_) - HK_GC_GRANULE) / sizeof(void *);                       \
-    uint64_t mask_ = d_->pointer_mask;                                                       \
-    if (words_ < 64) mask_ &= ((uint64_t)1 << words_) - 1;                                   \
+    uint64_t mask_ = gc_layout_mask(d_, hd_);                                                \
     /* Touch the children's headers first, so their cache misses overlap instead of queueing, \
      * and note which slots hold pointers: the visits skip the empty ones. */                \
     uint64_t refs_ = 0;                                                                      \
     for (uint64_t pm_ = mask_; pm_; pm_ &= pm_ - 1) {                                        \
       unsigned i_ = (unsigned)__builtin_ctzll(pm_);                                          \
       uintptr_t r_ = (uintptr_t)w_[i_];                                                      \
-      if (r_ && !(r_ & 7)) {                                                                 \
+      if (gc_is_ref(r_)) {                                                                   \
         __builtin_prefetch((void *)(r_ - HK_GC_GRANULE), 1);                                 \
         refs_ |= (uint64_t)1 << i_;                                                          \
       }                                                                                      \
     }                                                                                        \
     for (; refs_; refs_ &= refs_ - 1) VISIT((v), &w_[__builtin_ctzll(refs_)]);               \
     if (d_->flags & HK_GC_TYPE_TAIL_POINTERS)                                                \
-      for (size_t i_ = d_->tail_start; i_ < words_; i_++)                                    \
-        if (w_[i_] && !((uintptr_t)w_[i_] & 7)) VISIT((v), &w_[i_]);                         \
+      for (size_t i_ = d_->tail_start, n_ = (hdr_total(hd_) - HK_GC_GRANULE) / sizeof(void *); \
+           i_ < n_; i_++)                                                                    \
+        if (gc_is_ref((uintptr_t)w_[i_])) VISIT((v), &w_[i_]);                               \
   } while (0)
 
 /* ---- shared by the collectors (world stopped) -------------------------------------------------- */
@@ -455,13 +462,8 @@ static inline bool gc_has_refs(const hk_gc_heap *h, const void *obj, uintptr_t h
   const hk_gc_type_desc *d = &h->types[hdr_type(hd)].d;
   if (d->trace || (d->flags & HK_GC_TYPE_TAIL_POINTERS)) return true;
   void *const *w = (void *const *)obj;
-  size_t words = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
-  uint64_t mask = d->pointer_mask;
-  if (words < 64) mask &= ((uint64_t)1 << words) - 1;
-  for (; mask; mask &= mask - 1) {
-    uintptr_t r = (uintptr_t)w[__builtin_ctzll(mask)];
-    if (r && !(r & 7)) return true;
-  }
+  for (uint64_t mask = gc_layout_mask(d, hd); mask; mask &= mask - 1)
+    if (gc_is_ref((uintptr_t)w[__builtin_ctzll(mask)])) return true;
   return false;
 }
 

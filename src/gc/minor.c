@@ -151,8 +151,7 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
 
 static void minor_visit_v(hk_gc_visitor *v, void **slot) { minor_visit(v, slot); }
 
-/* Scan an object that is old after this collection; keep it remembered if it still points to a
- * young object, else arm its barrier. */
+/* GC_TRACE_WITH's visitor in this file: minor_visit inlined. */
 #define MINOR_VISIT(v, slot) minor_visit((v), (slot))
 
 /* Only the dirty cards of a carded large object: a card that still points to a young object
@@ -213,7 +212,9 @@ static void minor_drain(minor_ctx *c) {
       uintptr_t tag = (uintptr_t)item & WORK_TAGS;
       void *o = (void *)((uintptr_t)item & ~WORK_TAGS);
       if (tag == WORK_PROMOTED) {
-        /* scan_old for an object known to be a fresh copy in a block. */
+        /* scan_old's last part, specialised for a fresh copy in a block (its barrier bit is
+         * clear and it is not pointer-free): sharing it with scan_old measured 1% more
+         * instructions on gcbench. */
         c->young_found = false;
         GC_TRACE_WITH(c->h, o, &c->v, MINOR_VISIT);
         if (c->young_found) ctx_push(c, c->remset, o);

@@ -51,7 +51,7 @@ static _Atomic int64_t g_sampled_at = -1;
 
 void hk__stats_sample_peak(int64_t now) {
   int64_t last = atomic_load_explicit(&g_sampled_at, memory_order_relaxed);
-  if (now >= 0 && (now == last || !atomic_compare_exchange_strong_explicit(&g_sampled_at, &last, now, memory_order_relaxed, memory_order_relaxed))) return;
+  if (now == last || !atomic_compare_exchange_strong_explicit(&g_sampled_at, &last, now, memory_order_relaxed, memory_order_relaxed)) return;
   sums s;
   raise_peak(inuse_now(&s));
 }

@@ -357,8 +357,15 @@ static int cand_push(srch *s, hk__plan_kv kv) {
  * leftmost one that the canonical order uses: take the cell with the fewest candidates (fail
  * first, as exact-cover solvers do). A cell with none kills the node at once, wherever it is.
  * Pushes the chosen cell's candidates; returns 1, 0 (dead end) or HK_ENOMEM. */
-static int perfect_cands(srch *s) {
+/* Buffer d can fill the bottom of valley [a, e) at floor f: unplaced, within the valley, aligned
+ * at f, and not a twin whose predecessor is still unplaced. */
+static inline bool valley_cand(const srch *s, uint32_t d, uint32_t a, uint32_t e, uint64_t f) {
   const hk__plan_prob *p = s->p;
+  if (s->placed[d] || p->sl[d] < a || p->su[d] > e || (f & (p->align[d] - 1))) return false;
+  return s->twin[d] == UINT32_MAX || s->placed[s->twin[d]];
+}
+
+static int perfect_cands(srch *s) {
   uint32_t nv = 0;
   for (uint32_t x = s->wlo; x < s->whi;) {
     uint64_t f = s->floor_s[x];
@@ -382,18 +389,8 @@ static int perfect_cands(srch *s) {
   for (uint32_t v = 0; v < nv; v++) {
     uint32_t a = s->va[v], e = s->ve[v];
     uint64_t f = s->floor_s[a];
-    for (uint32_t k = s->start_at[a]; k < s->start_at[a + 1]; k++) {
-      uint32_t d = s->starts[k];
-      if (s->placed[d] || p->su[d] > e || (f & (p->align[d] - 1))) continue;
-      if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
-      s->cntl[v]++;
-    }
-    for (uint32_t k = s->end_at[e]; k < s->end_at[e + 1]; k++) {
-      uint32_t d = s->ends[k];
-      if (s->placed[d] || p->sl[d] < a || (f & (p->align[d] - 1))) continue;
-      if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
-      s->cntr[v]++;
-    }
+    for (uint32_t k = s->start_at[a]; k < s->start_at[a + 1]; k++) s->cntl[v] += valley_cand(s, s->starts[k], a, e, f);
+    for (uint32_t k = s->end_at[e]; k < s->end_at[e + 1]; k++) s->cntr[v] += valley_cand(s, s->ends[k], a, e, f);
   }
   uint32_t bv = 0, bc = UINT32_MAX;
   bool right = false;
@@ -408,9 +405,7 @@ static int perfect_cands(srch *s) {
   uint32_t cnt = right ? s->end_at[e + 1] - s->end_at[e] : s->start_at[a + 1] - s->start_at[a];
   for (uint32_t k = 0; k < cnt; k++) {
     uint32_t d = list[k];
-    if (s->placed[d] || (right ? p->sl[d] < a : p->su[d] > e)) continue;
-    if (s->twin[d] != UINT32_MAX && !s->placed[s->twin[d]]) continue;
-    if (f & (p->align[d] - 1)) continue;
+    if (!valley_cand(s, d, a, e, f)) continue;
     /* all at offset f: ordered by snug fit, then by the restart's tie-break rank (not by first
      * section as in the canonical order, which would put the longest first on the right side) */
     if (cand_push(s, (hk__plan_kv){f, s->rank[d]}) != HK_OK) return HK_ENOMEM;
