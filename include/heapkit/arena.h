@@ -167,11 +167,14 @@ typedef struct hk_arena_head {
  * pointer is below 2^47); the compiler drops the test when it knows the size. */
 #define HK__ARENA_FAST_MAX ((size_t)1 << 40)
 
+/* size rounded up to HK_ARENA_ALIGN (the caller keeps size <= HK__ARENA_FAST_MAX, or checks). */
+static inline size_t hk__arena_round(size_t size) { return (size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1); }
+
 static inline void *hk_arena_alloc(hk_arena *a, size_t size) {
   hk_arena_head *h = (hk_arena_head *)a;
   if (HK_LIKELY(h != NULL)) {
     uintptr_t p = (uintptr_t)h->cur;
-    uintptr_t np = p + ((size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1));
+    uintptr_t np = p + hk__arena_round(size);
     if (HK_LIKELY(size <= HK__ARENA_FAST_MAX && np < (uintptr_t)h->end)) {
       h->cur = (char *)np;
       return (void *)p;
@@ -225,7 +228,7 @@ static inline hk_arena_cursor hk_arena_cursor_open(hk_arena *a) {
 }
 
 static inline void *hk_arena_cursor_alloc(hk_arena_cursor *c, size_t size) {
-  uintptr_t n = (size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1);
+  uintptr_t n = hk__arena_round(size);
   uintptr_t p = (uintptr_t)c->cur;
   if (HK_UNLIKELY(!(size <= HK__ARENA_FAST_MAX && p + n < (uintptr_t)c->end))) {
     hk_arena_head r = hk__arena_cursor_refill(c->arena, c->cur, c->end, size);

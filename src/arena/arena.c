@@ -6,7 +6,6 @@
 
 #define ALL_FLAGS (HK_ARENA_CONCURRENT | HK_ARENA_TRACE | HK_ARENA_NO_POISON)
 
-static inline size_t round16(size_t n) { return (n + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1); }
 
 hk_arena *hk_arena_new(const hk_arena_options *opt) {
   hk_arena_options o = {0};
@@ -136,7 +135,7 @@ void *hk__arena_alloc_slow(hk_arena *a, size_t size, size_t align) {
   if (align < HK_ARENA_ALIGN) align = HK_ARENA_ALIGN;
   if (size > ((size_t)1 << 46)) return hk__arena_fail(a, size, ENOMEM);
   if (a->slow_only) return hk__arena_alloc_tracked(a, size, align);
-  size_t n = round16(size);
+  size_t n = hk__arena_round(size);
   for (;;) {
     hk__arena_chunk *c = atomic_load_explicit(&a->cur, memory_order_relaxed);
     uintptr_t p = hk__align_up((uintptr_t)a->head.cur, align);
@@ -159,7 +158,7 @@ void *hk__arena_alloc_slow(hk_arena *a, size_t size, size_t align) {
  * the arena. A claim past the commit end commits under the lock; a claim past the reservation
  * makes one thread chain the next chunk while the others wait on the lock and retry. */
 void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align, bool locked) {
-  size_t n = round16(size);
+  size_t n = hk__arena_round(size);
   for (;;) {
     hk__arena_chunk *c = hk__arena_cur(a);
     uintptr_t old = atomic_load_explicit(&c->pos, memory_order_relaxed), p, e;
@@ -194,7 +193,7 @@ void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align) {
   void *p = a->replay ? hk__arena_replay_next(a, size, align) : NULL;
   if (!p) p = hk__arena_bump_atomic(a, size, align, serial && (a->flags & HK_ARENA_CONCURRENT));
   if (p && serial) {
-    if (a->trace) hk__arena_trace_add(a, round16(size), align);
+    if (a->trace) hk__arena_trace_add(a, hk__arena_round(size), align);
     a->seq++;
   }
   if (serial) hk__arena_unlock(a);
@@ -221,7 +220,7 @@ hk_arena_head hk__arena_cursor_refill(hk_arena *a, char *cur, char *end, size_t 
   hk_arena_head r = {hk__arena_alloc_slow(a, size, HK_ARENA_ALIGN), NULL};
   /* Served from the head (not by the oom handler, not in slow-only mode): the cursor can go on
    * bumping, and its bump past r.cur lands exactly on head.cur. */
-  if (r.cur && !a->slow_only && (uintptr_t)r.cur + round16(size) == (uintptr_t)a->head.cur) r.end = a->head.end;
+  if (r.cur && !a->slow_only && (uintptr_t)r.cur + hk__arena_round(size) == (uintptr_t)a->head.cur) r.end = a->head.end;
   return r;
 }
 

@@ -380,7 +380,7 @@ out:
 void *hk__arena_replay_next(hk_arena *a, size_t size, size_t align) {
   hk__arena_replay *r = a->replay;
   size_t k = a->seq;
-  size_t n = (size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1);
+  size_t n = hk__arena_round(size);
   if (k < r->n && r->table[k].size != UINT64_MAX && n <= r->table[k].size) {
     char *p = r->block + r->table[k].offset;
     if ((uintptr_t)p % align == 0) {
