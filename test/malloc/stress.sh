@@ -37,7 +37,7 @@ if [ -x "$bin/malloc_libc" ]; then
   HK_GIT_FILES=10000 run preload-git "$here/preload_git.sh" "$lib"
   HK_SORT_LINES=4000000 run preload-sortawk "$here/preload_sortawk.sh" "$lib"
   run preload-gcc "$here/preload_gcc.sh" "$lib"
-  HK_REDIS_COMMANDS=1000000 run preload-redis "$here/preload_redis.sh" "$lib"
+  HK_REDIS_COMMANDS=300000 run preload-redis "$here/preload_redis.sh" "$lib"
 fi
 [ ${#failed[@]} -gt 0 ] && printf 'malloc stress FAILED: %s\n' "${failed[@]}"
 echo "malloc stress: $pass passed, $fail failed"
