@@ -11,7 +11,11 @@ static hk_forceinline void *heap_malloc_small(hk_heap *h, size_t size) {
   hk__page *pg = h->direct[(size + 7) >> 3];
   hk__block *b = pg->free;
   if (hk_unlikely(b == NULL)) return hk__malloc_generic(h, size);
-  pg->free = hk__decode(pg, b->next);
+  hk__block *next = hk__decode(pg, b->next);
+  pg->free = next;
+  /* the next block is likely cold (another thread freed it, or it was freed long ago): start
+   * fetching it now, for writing, since the caller will write this one and the next pop reads it */
+  __builtin_prefetch(next, 1, 3);
   pg->used++;
   hk__heap_count(h, inuse, pg->block_size);
   hk__heap_count_op(h, mallocs);
@@ -67,7 +71,7 @@ static void *heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
   if (size == 0) size = 1;
   if (size >= HK_MAX_ALLOC || align >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
   if (align <= HK_MEDIUM_MAX && size <= HK_MEDIUM_MAX) {
-    if (h == &hk__heap_empty) h = hk__heap_get();
+    if (h->tld == NULL) h = hk__heap_get();
     if (size < align) size = align;
     for (size_t bin = hk__bin_of(size), n = 0; bin <= HK_BIN_MAX && n < 8; bin++, n++) {
       if (hk__bin_size(bin) % align == 0) return hk__heap_malloc_bin(h, bin);
@@ -81,7 +85,7 @@ static void *heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
       return a;
     }
   }
-  if (h == &hk__heap_empty) h = hk__heap_get();
+  if (h->tld == NULL) h = hk__heap_get();
   return hk__large_alloc(h, size, align, false);
 }
 

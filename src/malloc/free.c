@@ -26,10 +26,11 @@ static const char *explain(const void *p) {
 
 /* Block start for p inside an in-use page, or NULL. */
 static inline hk__block *block_start(const hk__page *pg, const void *p) {
-  size_t off = (uintptr_t)p - (uintptr_t)pg->start;
-  if (off >= __atomic_load_n(&pg->carved, __ATOMIC_RELAXED)) return NULL;
-  size_t idx = (size_t)((off * pg->div_magic) >> 40);
-  return (hk__block *)(pg->start + idx * pg->block_size);
+  const hk__page_remote *r = &pg->remote;
+  size_t off = (uintptr_t)p - (uintptr_t)r->start;
+  if (off >= __atomic_load_n(&r->carved, __ATOMIC_RELAXED)) return NULL;
+  size_t idx = (size_t)((off * r->div_magic) >> 40);
+  return (hk__block *)(r->start + idx * r->block_size);
 }
 
 /* A block whose first word decodes to an address in its own page (or to NULL) may be on a free
@@ -62,7 +63,7 @@ void hk__free_remote(hk__page *pg, hk__block *b) {
     if (notify) {
       nt = (tf & ~HK__DELAY_MASK) | HK__DELAYING;
     } else {
-      b->next = hk__encode(pg, hk__tf_ptr(tf));
+      b->next = (uintptr_t)hk__tf_ptr(tf) ^ pg->remote.key; /* hk__encode, from the remote line */
       nt = (uintptr_t)b | (tf & HK__DELAY_MASK) | ((uintptr_t)(hk__tf_count(tf) + 1) << HK__TF_COUNT_SHIFT);
     }
   } while (!atomic_compare_exchange_weak_explicit(&pg->xthread_free, &tf, nt, memory_order_release, memory_order_relaxed));
@@ -84,7 +85,7 @@ static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
   if (!pg->in_use) hk__invalid_free(p, "not an allocated block");
   hk__block *b = block_start(pg, p);
   if (b == NULL) hk__invalid_free(p, "not an allocated block");
-  if ((void *)b != p && !(__atomic_load_n(&pg->flags, __ATOMIC_RELAXED) & HK__PAGE_HAS_ALIGNED))
+  if ((void *)b != p && !(__atomic_load_n(&pg->remote.flags, __ATOMIC_RELAXED) & HK__PAGE_HAS_ALIGNED))
     hk__invalid_free(p, "not the start of a block");
   hk_heap *h = hk__tls_heap;
   if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == hk__thread_id()) {
@@ -93,11 +94,14 @@ static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
     hk__heap_count_op(h, frees);
     hk__page_free_local(pg, b);
   } else {
-    if (h->tld) {
-      hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+    /* a thread that only frees (a consumer) gets its record now, so that it counts in its own
+     * heap rather than with an atomic add on a global shared by every such thread */
+    if (hk_unlikely(h == &hk__heap_empty)) h = hk__heap_get();
+    if (h && h->tld) {
+      hk__heap_count(h, inuse, -(int64_t)pg->remote.block_size);
       hk__heap_count_op(h, frees);
     } else {
-      hk__stats_global_add(-(int64_t)pg->block_size, 0, 1);
+      hk__stats_global_add(-(int64_t)pg->remote.block_size, 0, 1);
     }
     hk__free_remote(pg, b);
   }
@@ -140,14 +144,16 @@ void hk_free(void *p) {
     free_other(p);
     return;
   }
-  size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift;
+  size_t rel = (uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET;
+  size_t idx = rel >> seg->base.page_shift;
   if (hk_unlikely(idx >= seg->base.page_count)) {
     free_other(p);
     return;
   }
   hk__page *pg = &seg->pages[idx];
   hk_heap *h = hk__tls_heap;
-  size_t off = (uintptr_t)p - (uintptr_t)pg->start;
+  /* p - pg->start without reading the page: a remote free must not touch the owner's line */
+  size_t off = rel - (idx << seg->base.page_shift);
   if (hk_unlikely(atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) != h->thread_id || pg->flags != 0 ||
                   off >= pg->carved || (size_t)((off * pg->div_magic) >> 40) * pg->block_size != off)) {
     free_generic(seg, pg, p);

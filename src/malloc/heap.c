@@ -11,6 +11,13 @@ hk_heap hk__heap_empty = {
     .thread_id = 1, /* no segment ever has thread id 1, so the fast free path never matches it */
     .is_default = true,
 };
+/* What a thread's heap pointer becomes once its record is gone (thread exit): like hk__heap_empty,
+ * but a remote free through it must not create a new record. */
+hk_heap hk__heap_done = {
+    .direct = {[0 ... HK_DIRECT_SLOTS - 1] = &hk__page_empty},
+    .thread_id = 1,
+    .is_default = true,
+};
 
 typedef struct thread_rec {
   hk__tld tld;
@@ -71,7 +78,7 @@ void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg) {
 
 hk_heap *hk__heap_get(void) {
   hk_heap *h = hk__tls_heap;
-  if (hk_likely(h != &hk__heap_empty)) return h;
+  if (hk_likely(h->tld != NULL)) return h;
   hk__process_init();
   thread_rec *r = hk__meta_alloc(sizeof *r);
   if (!r) return NULL;
@@ -111,7 +118,7 @@ static void thread_done(void *arg) {
   hk__stats_flush(tld);
   hk__stats_sample_peak(tld->now);
   r->heap.magic = 0;
-  hk__tls_heap = &hk__heap_empty;
+  hk__tls_heap = &hk__heap_done;
   hk__meta_free(r);
 }
 
@@ -187,7 +194,7 @@ bool hk_heap_contains(const hk_heap *h, const void *p) {
 void hk_collect(bool force) {
   hk_heap *h = hk__tls_heap;
   int64_t now = hk__clock_ms();
-  if (h != &hk__heap_empty) {
+  if (h->tld) {
     hk__tld *tld = h->tld;
     tld->now = now;
     for (hk_heap *x = tld->heaps; x; x = x->next) {
@@ -219,7 +226,7 @@ static void fork_parent(void) {
  * owner would wait for it forever. Clear it (at worst one block of the parent's hand-off leaks). */
 static void clear_stale_delaying(void) {
   hk_heap *def = hk__tls_heap;
-  if (def == &hk__heap_empty) return;
+  if (def->tld == NULL) return;
   for (hk_heap *h = def->tld->heaps; h; h = h->next)
     for (size_t i = 1; i <= HK_BIN_FULL; i++)
       for (hk__page *pg = h->queues[i].first; pg; pg = pg->next) {

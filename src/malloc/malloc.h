@@ -22,10 +22,12 @@ static inline size_t hk__bin_size(size_t bin) {
 /* ---- threads ------------------------------------------------------------------------------------ */
 static inline uintptr_t hk__thread_id(void) { return (uintptr_t)__builtin_thread_pointer(); }
 
-/* The calling thread's default heap; &hk__heap_empty until the thread first allocates. One pointer
+/* The calling thread's default heap; &hk__heap_empty until the thread first allocates or frees a
+ * block of another thread, &hk__heap_done after its exit. One pointer
  * of initial-exec TLS, which glibc's static TLS surplus always has room for, so dlopen works. */
 extern __thread hk_heap *hk__tls_heap __attribute__((tls_model("initial-exec"), visibility("hidden")));
 HK_INTERNAL extern hk_heap hk__heap_empty;
+HK_INTERNAL extern hk_heap hk__heap_done;  /* after the thread's record was freed */
 HK_INTERNAL extern hk__page hk__page_empty;
 
 /* ---- free-list encoding ------------------------------------------------------------------------- */
@@ -33,8 +35,17 @@ static inline hk__block *hk__decode(const hk__page *pg, uintptr_t v) { return (h
 static inline uintptr_t hk__encode(const hk__page *pg, const hk__block *b) { return (uintptr_t)b ^ pg->key; }
 
 /* ---- page flags: written by the owner only, read by any thread that validates a pointer ---------- */
-static inline void hk__page_flag_set(hk__page *pg, uint8_t f) { __atomic_store_n(&pg->flags, (uint8_t)(pg->flags | f), __ATOMIC_RELAXED); }
-static inline void hk__page_flag_clear(hk__page *pg, uint8_t f) { __atomic_store_n(&pg->flags, (uint8_t)(pg->flags & ~f), __ATOMIC_RELAXED); }
+#define HK__PAGE_REMOTE_FLAGS (HK__PAGE_HAS_ALIGNED | HK__PAGE_HARDENED) /* copied to remote.flags */
+static inline void hk__page_flag_set(hk__page *pg, uint8_t f) {
+  __atomic_store_n(&pg->flags, (uint8_t)(pg->flags | f), __ATOMIC_RELAXED);
+  if (f & HK__PAGE_REMOTE_FLAGS)
+    __atomic_store_n(&pg->remote.flags, (uint8_t)(pg->remote.flags | (f & HK__PAGE_REMOTE_FLAGS)), __ATOMIC_RELAXED);
+}
+static inline void hk__page_flag_clear(hk__page *pg, uint8_t f) {
+  __atomic_store_n(&pg->flags, (uint8_t)(pg->flags & ~f), __ATOMIC_RELAXED);
+  if (f & HK__PAGE_REMOTE_FLAGS)
+    __atomic_store_n(&pg->remote.flags, (uint8_t)(pg->remote.flags & ~(f & HK__PAGE_REMOTE_FLAGS)), __ATOMIC_RELAXED);
+}
 
 /* ---- lookups ------------------------------------------------------------------------------------ */
 static inline hk__mseg *hk__mseg_of(const void *p) { return (hk__mseg *)((uintptr_t)p & ~(uintptr_t)HK_SEGMENT_MASK); }

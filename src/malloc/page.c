@@ -103,7 +103,8 @@ static void page_extend(hk__page *pg) {
   pg->free = (hk__block *)first;
   pg->capacity += n;
   /* other threads read carved when they validate a pointer (free, malloc_usable_size) */
-  __atomic_store_n(&pg->carved, pg->capacity * bs, __ATOMIC_RELAXED);
+  pg->carved = pg->capacity * bs;
+  __atomic_store_n(&pg->remote.carved, pg->carved, __ATOMIC_RELAXED);
 }
 
 void hk__mpage_collect(hk__page *pg) {
@@ -132,6 +133,7 @@ void hk__mpage_collect(hk__page *pg) {
 static hk_forceinline void *page_pop(hk_heap *h, hk__page *pg) {
   hk__block *b = pg->free;
   pg->free = hk__decode(pg, b->next);
+  __builtin_prefetch(pg->free, 1, 3); /* as in heap_malloc_small */
   pg->used++;
   hk__heap_count(h, inuse, pg->block_size);
   hk__heap_count_op(h, mallocs);
@@ -173,7 +175,7 @@ void *hk__heap_malloc_bin(hk_heap *h, size_t bin) {
 }
 
 void *hk__malloc_generic(hk_heap *h, size_t size) {
-  if (hk_unlikely(h == &hk__heap_empty)) {
+  if (hk_unlikely(h->tld == NULL)) {
     h = hk__heap_get();
     if (!h) { errno = ENOMEM; return NULL; }
   }
@@ -291,6 +293,9 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
 bool hk__page_is_valid(const hk__page *pg) {
   if (!pg->in_use) return pg->free == NULL && pg->local_free == NULL && pg->used == 0;
   if (pg->capacity > pg->reserved || pg->carved != pg->capacity * pg->block_size) return false;
+  const hk__page_remote *r = &pg->remote;
+  if (r->start != pg->start || r->key != pg->key || r->div_magic != pg->div_magic || r->block_size != pg->block_size ||
+      r->carved != pg->carved || r->flags != (pg->flags & HK__PAGE_REMOTE_FLAGS)) return false;
   size_t n = 0;
   for (int list = 0; list < 2; list++) {
     for (hk__block *b = list ? pg->local_free : pg->free; b; b = hk__decode(pg, b->next)) {

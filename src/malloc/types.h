@@ -60,20 +60,36 @@ typedef struct hk__tld hk__tld;
 static inline hk__block *hk__tf_ptr(uintptr_t tf) { return (hk__block *)(tf & HK__TF_PTR_MASK); }
 static inline uint32_t hk__tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK__TF_COUNT_SHIFT); }
 
+/* The fields a thread that does not own the page needs to validate a pointer and free it: copies
+ * of the owner's start, key, div_magic, block_size and carved, and the flags that matter to it
+ * (HAS_ALIGNED, HARDENED). They live on the remote line so that a remote free never reads the line
+ * the owner writes on every malloc and free (reading it costs the freer a miss and the owner an
+ * invalidation each time). Written by the owner when the page is set up and when it grows. */
+typedef struct hk__page_remote {
+  uint8_t *start;
+  uintptr_t key;
+  uint64_t div_magic;
+  uint32_t block_size;
+  uint32_t carved;
+  uint8_t flags;
+} hk__page_remote;
+
 /* Invariants (hk__page_is_valid):
  *   in_use ⇒ capacity ≤ reserved, used + |free| + |local_free| == capacity
  *            (blocks on xthread_free still count as used until collected),
- *            every free-list block lies in [start, start + capacity*block_size) at a block boundary;
+ *            every free-list block lies in [start, start + capacity*block_size) at a block boundary,
+ *            remote holds the same start, key, div_magic, block_size, carved and remote flags;
  *   flags & IN_FULL ⇔ the page is in its heap's full queue;
  *   !in_use ⇒ free == local_free == NULL and used == 0. */
-typedef struct __attribute__((aligned(128))) hk__page {
+typedef struct __attribute__((aligned(64))) hk__page {
+  /* ---- first cache line: the owner's fast paths (malloc pops, local frees); only the owner
+   * reads or writes it */
   hk__block *free;           /* allocation list */
   uint32_t used;
   uint32_t block_size;
   hk__block *local_free;     /* frees by the owner thread, moved to free when free runs dry */
   uintptr_t key;             /* free-list encoding key */
   uint8_t flags;
-  uint8_t in_use;
   uint8_t is_zero;           /* the blocks beyond capacity read zero */
   uint8_t bin;
   uint32_t capacity;         /* blocks carved so far */
@@ -81,15 +97,19 @@ typedef struct __attribute__((aligned(128))) hk__page {
   uint32_t carved;           /* capacity * block_size: offsets below it are real blocks */
   uint8_t *start;
   uint64_t div_magic;        /* floor(off / block_size) == (off * div_magic) >> 40 for off < reserved * block_size */
-  /* ---- second cache line: what other threads write (remote frees) and the queue links. Keeping
-   * it apart means a remote free never invalidates the line the owner's fast paths read. */
+  /* ---- second cache line: what other threads read and write (remote frees, pointer checks) */
   _Atomic uintptr_t xthread_free __attribute__((aligned(64)));
   _Atomic(hk_heap *) heap;
-  struct hk__page *next, *prev;
+  hk__page_remote remote;
+  uint8_t in_use;
+  /* ---- third cache line: the owner's queue links and bookkeeping, written when pages move */
+  struct hk__page *next __attribute__((aligned(64)));
+  struct hk__page *prev;
   int64_t retire_at;         /* when an empty page kept in its queue was last emptied */
 } hk__page;
 _Static_assert(__builtin_offsetof(hk__page, div_magic) + 8 <= 64, "owner-side page fields must fit one cache line");
-_Static_assert(sizeof(hk__page) == 128, "page descriptors are two cache lines");
+_Static_assert(__builtin_offsetof(hk__page, in_use) < 128, "remote-side page fields must fit one cache line");
+_Static_assert(sizeof(hk__page) == 192, "page descriptors are three cache lines");
 
 typedef struct hk__page_queue {
   hk__page *first, *last;

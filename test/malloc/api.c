@@ -922,6 +922,66 @@ static void sec_stats(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Threads that free blocks of other threads but never allocate: such a thread gets a heap record
+ * on its first remote free (so it counts frees in its own counters, not with an atomic add on a
+ * shared global per free) and gives it back at exit; a free that runs after the thread's own exit
+ * handling (a later thread-specific destructor) is counted globally and leaves nothing behind. */
+enum { XN = 20000 };
+static void **x_blocks;
+static hk_stats x_during;
+static pthread_key_t x_key;
+
+static void *x_free_only(void *arg) {
+  (void)arg;
+  for (int i = 0; i < XN; i++) hk_free(x_blocks[i]);
+  hk_stats_get(&x_during);
+  return NULL;
+}
+static void x_late_free(void *p) { hk_free(p); } /* heapkit's key is older, so its exit ran first */
+static void *x_exit_free(void *arg) {
+  pthread_setspecific(x_key, arg);
+  return NULL;
+}
+
+static void sec_xthread(void) {
+  hk_stats s0, s1, s2;
+  hk_free(hk_malloc(1)); /* this thread has its heap, as when the section runs alone */
+  hk_collect(true);
+  hk_stats_get(&s0);
+  x_blocks = hk_malloc(XN * sizeof *x_blocks);
+  size_t bytes = 0;
+  for (int i = 0; i < XN; i++) {
+    size_t n = 16 + (size_t)(i % 500);
+    x_blocks[i] = hk_malloc(n);
+    memset(x_blocks[i], i, n);
+    bytes += n;
+  }
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, x_free_only, NULL) == 0);
+  pthread_join(t, NULL);
+  EXPECTF(x_during.threads == s0.threads + 1, "threads %zu while a free-only thread ran (before: %zu)", x_during.threads,
+          s0.threads);
+  hk_free(x_blocks);
+  hk_collect(false);
+  hk_stats_get(&s1);
+  EXPECTF(s1.threads == s0.threads, "threads %zu after the free-only thread exited (before: %zu)", s1.threads, s0.threads);
+  EXPECTF(s1.in_use < s0.in_use + bytes / 4, "in_use %zu -> %zu: remote frees not counted", s0.in_use, s1.in_use);
+  EXPECTF(s1.free_count >= s0.free_count + XN, "free_count %zu -> %zu", s0.free_count, s1.free_count);
+
+  CHECK(pthread_key_create(&x_key, x_late_free) == 0);
+  void *late[64];
+  for (int i = 0; i < 64; i++) {
+    late[i] = hk_malloc(200);
+    CHECK(pthread_create(&t, NULL, x_exit_free, late[i]) == 0);
+    pthread_join(t, NULL);
+  }
+  hk_stats_get(&s2);
+  EXPECTF(s2.threads == s0.threads, "threads %zu after late frees at thread exit (before: %zu)", s2.threads, s0.threads);
+  EXPECTF(s2.in_use < s1.in_use + 64 * 200, "in_use %zu -> %zu: late frees not counted", s1.in_use, s2.in_use);
+  pthread_key_delete(x_key);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* Options come from HEAPKIT_* variables (ctest sets HEAPKIT_PURGE_DELAY=77 HEAPKIT_HARDENED=1
  * HEAPKIT_SHOW_STATS=1 for this section; the statistics printed at exit are checked by ctest). */
 static void sec_env(void) {
@@ -951,6 +1011,7 @@ static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_peak", sec_stats_peak},
+  {"xthread", sec_xthread},
   {"env", sec_env},
 };
 

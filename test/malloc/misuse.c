@@ -55,6 +55,23 @@ static void case_mmap(void) {
 }
 static void case_wild(void) { bad_free((void *)(uintptr_t)0x5a5a5a5a5000ull); }
 static void case_unaligned(void) { char *p = hk_malloc(64); bad_free(p + 1); }
+/* The same checks when the block belongs to another thread: the freer validates the pointer with
+ * the page's remote copies of its layout (start, carved, block size), never the owner's fields. */
+static void *remote_arg;
+static void *remote_bad_free(void *arg) { (void)arg; bad_free(remote_arg); return NULL; }
+static void free_in_thread(void *p) {
+  remote_arg = p;
+  pthread_t t;
+  pthread_create(&t, NULL, remote_bad_free, NULL);
+  pthread_join(t, NULL);
+}
+static void case_interior_remote(void) { char *p = hk_malloc(100); free_in_thread(p + 16); }
+static void case_unaligned_remote(void) { char *p = hk_malloc(64); free_in_thread(p + 1); }
+static void case_uncarved_remote(void) {
+  /* a block-aligned address in the page beyond what was carved so far is not a block yet */
+  char *p = hk_malloc(96);
+  free_in_thread(p + 96 * 1000);
+}
 static void case_double_small(void) {
   void *p = hk_malloc(48);
   hk_free(p);
@@ -158,6 +175,9 @@ static const mcase cases[] = {
   {"mmap", case_mmap, "heapkit: invalid free of 0x", NULL},
   {"wild", case_wild, "heapkit: invalid free of 0x", NULL},
   {"unaligned", case_unaligned, "heapkit: invalid free of 0x", NULL},
+  {"interior_remote", case_interior_remote, "heapkit: invalid free of 0x", NULL},
+  {"unaligned_remote", case_unaligned_remote, "heapkit: invalid free of 0x", NULL},
+  {"uncarved_remote", case_uncarved_remote, "heapkit: invalid free of 0x", NULL},
   {"double_small", case_double_small, "heapkit: double free of 0x", NULL},
   {"double_hardened", case_double_hardened, "heapkit: double free of 0x", NULL},
   {"double_after_other", case_double_after_other, "heapkit: double free of 0x", NULL},
