@@ -27,7 +27,9 @@ HK_API HK_MALLOC_LIKE char *hk_strndup(const char *s, size_t n);
  * that a program that mixes allocators knows whose free to call. Safe on any value, including wild
  * pointers. A freed block is recognised as such when the calling thread owns its page (the thread
  * that allocated it, while that thread lives); for other threads' pages a freed small block may
- * still be reported as owned, since their free lists cannot be read safely. */
+ * still be reported as owned, since their free lists cannot be read safely; so may a block another
+ * thread freed until that thread hands it back (its small buffer of remote frees is emptied by its
+ * periodic work on allocation slow paths, by hk_collect and at thread exit). */
 HK_API bool hk_owns(const void *p);
 
 /* First-class heaps. A heap allocates only on the thread that created it; its blocks may be freed

@@ -81,6 +81,26 @@ void hk__free_remote(hk__page *pg, hk__block *b) {
   }
 }
 
+/* A chain of blocks: one CAS for all of them. If the page wants a notification, the head goes
+ * through hk__free_remote's hand-over alone, and the rest follows on the page list. */
+void hk__free_remote_list(hk__page *pg, hk__block *head, hk__block *tail, uint32_t n) {
+  uintptr_t tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed);
+  for (;;) {
+    if ((tf & HK__DELAY_MASK) == HK__USE_DELAYED) {
+      hk__block *rest = n > 1 ? (hk__block *)(head->next ^ pg->remote.key) : NULL;
+      hk__free_remote(pg, head);
+      if (!rest) return;
+      head = rest;
+      n--;
+      tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed);
+      continue;
+    }
+    tail->next = (uintptr_t)hk__tf_ptr(tf) ^ pg->remote.key;
+    uintptr_t nt = (uintptr_t)head | (tf & HK__DELAY_MASK) | ((uintptr_t)(hk__tf_count(tf) + n) << HK__TF_COUNT_SHIFT);
+    if (atomic_compare_exchange_weak_explicit(&pg->xthread_free, &tf, nt, memory_order_release, memory_order_relaxed)) return;
+  }
+}
+
 static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
   if (!pg->in_use) hk__invalid_free(p, "not an allocated block");
   hk__block *b = block_start(pg, p);
@@ -100,6 +120,7 @@ static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
     if (h && h->tld) {
       hk__heap_count(h, inuse, -(int64_t)pg->remote.block_size);
       hk__heap_count_op(h, frees);
+      if (hk__rbuf_push(h->tld, pg, b)) return;
     } else {
       hk__stats_global_add(-(int64_t)pg->remote.block_size, 0, 1);
     }

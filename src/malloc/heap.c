@@ -102,6 +102,7 @@ static void thread_done(void *arg) {
   thread_rec *r = arg;
   hk__tld *tld = &r->tld;
   tld->now = hk__clock_ms();
+  hk__rbuf_flush(tld);
   for (hk_heap *h = tld->heaps, *next; h; h = next) {
     next = h->next;
     hk__heap_release_pages(h, NULL);
@@ -114,6 +115,7 @@ static void thread_done(void *arg) {
     }
   }
   hk__tld_abandon_segments(tld);
+  hk__rbuf_release(tld);
   live_remove(tld);
   hk__stats_flush(tld);
   hk__stats_sample_peak(tld->now);
@@ -127,6 +129,7 @@ void hk__tld_periodic(hk__tld *tld) {
   int64_t now = hk__clock_ms();
   if (now == tld->now) return;
   tld->now = now;
+  hk__rbuf_flush(tld);
   hk__purge_queue_run(&tld->purge, now, false);
   hk__page_collect(now, false);
   hk__stats_flush(tld);
@@ -197,6 +200,7 @@ void hk_collect(bool force) {
   if (h->tld) {
     hk__tld *tld = h->tld;
     tld->now = now;
+    hk__rbuf_flush(tld);
     for (hk_heap *x = tld->heaps; x; x = x->next) {
       if (atomic_load_explicit(&x->delayed_free, memory_order_relaxed)) hk__heap_drain_delayed(x);
     }
@@ -209,7 +213,11 @@ void hk_collect(bool force) {
 
 /* ---- fork ---------------------------------------------------------------------------------------------- */
 
+/* The calling thread's buffered remote frees go to their pages first, so the child starts without
+ * any (the other threads' buffers are lost with those threads in the child, as their caches are). */
 static void fork_prepare(void) {
+  hk_heap *h = hk__tls_heap;
+  if (h->tld) hk__rbuf_flush(h->tld);
   hk__meta_fork_prepare();
   hk__mseg_fork_prepare();
   pthread_mutex_lock(&live_lock);

@@ -47,6 +47,15 @@ static inline void hk__page_flag_clear(hk__page *pg, uint8_t f) {
     __atomic_store_n(&pg->remote.flags, (uint8_t)(pg->remote.flags & ~(f & HK__PAGE_REMOTE_FLAGS)), __ATOMIC_RELAXED);
 }
 
+/* Every change of a page's heap goes through here, so that remote.flags says whether remote frees
+ * into it may be buffered (rfree.c). Owner only. */
+static inline void hk__page_set_heap(hk__page *pg, hk_heap *h) {
+  uint8_t f = (uint8_t)(pg->remote.flags & ~HK__PAGE_IN_DEFAULT);
+  if (h && h->is_default && !(pg->flags & HK__PAGE_HARDENED)) f |= HK__PAGE_IN_DEFAULT;
+  __atomic_store_n(&pg->remote.flags, f, __ATOMIC_RELAXED);
+  atomic_store_explicit(&pg->heap, h, memory_order_release);
+}
+
 /* ---- lookups ------------------------------------------------------------------------------------ */
 static inline hk__mseg *hk__mseg_of(const void *p) { return (hk__mseg *)((uintptr_t)p & ~(uintptr_t)HK_SEGMENT_MASK); }
 static inline hk__page *hk__page_of(const hk__mseg *seg, const void *p) {
@@ -115,6 +124,13 @@ HK_INTERNAL void hk__mseg_fork_child(void);
 
 /* ---- free (free.c) -------------------------------------------------------------------------------- */
 HK_INTERNAL void hk__free_remote(hk__page *pg, hk__block *b);
+/* a chain head..tail of n blocks of pg, linked with the page key */
+HK_INTERNAL void hk__free_remote_list(hk__page *pg, hk__block *head, hk__block *tail, uint32_t n);
+
+/* ---- remote-free buffer (rfree.c) ------------------------------------------------------------------ */
+HK_INTERNAL bool hk__rbuf_push(hk__tld *tld, hk__page *pg, hk__block *b); /* false: free it directly */
+HK_INTERNAL void hk__rbuf_flush(hk__tld *tld);
+HK_INTERNAL void hk__rbuf_release(hk__tld *tld); /* flush and free the buffer (thread exit) */
 HK_INTERNAL _Noreturn void hk__invalid_free(const void *p, const char *why);
 HK_INTERNAL size_t hk__usable_size(const void *p, const char *who);
 

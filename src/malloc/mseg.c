@@ -120,7 +120,7 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
   pg->remote.div_magic = pg->div_magic;
   pg->remote.block_size = pg->block_size;
   atomic_store_explicit(&pg->xthread_free, HK__NO_DELAY, memory_order_relaxed);
-  atomic_store_explicit(&pg->heap, h, memory_order_release);
+  hk__page_set_heap(pg, h);
   if (++seg->used_pages == seg->base.page_count) list_push(tld, seg, LIST_FULL);
   h->page_count++;
   hk__page_queue_push(h, &h->queues[bin], pg);

@@ -228,7 +228,7 @@ void hk__heap_drain_delayed(hk_heap *h) {
 /* ---- moving pages between heaps ----------------------------------------------------------------------- */
 
 void hk__page_place(hk_heap *h, hk__page *pg) {
-  atomic_store_explicit(&pg->heap, h, memory_order_release);
+  hk__page_set_heap(pg, h);
   hk__page_flag_clear(pg, HK__PAGE_IN_FULL);
   hk__page_set_delay(pg, HK__NO_DELAY, true);
   hk__mpage_collect(pg);
@@ -276,7 +276,7 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
           if (h->destroying) hk__heap_count(h, inuse, -(int64_t)pg->used * pg->block_size);
           hk__mseg_page_free(h->tld, pg);
         } else {
-          atomic_store_explicit(&pg->heap, NULL, memory_order_release);
+          hk__page_set_heap(pg, NULL);
           hk__page_flag_clear(pg, HK__PAGE_IN_FULL);
         }
       }
@@ -295,7 +295,10 @@ bool hk__page_is_valid(const hk__page *pg) {
   if (pg->capacity > pg->reserved || pg->carved != pg->capacity * pg->block_size) return false;
   const hk__page_remote *r = &pg->remote;
   if (r->start != pg->start || r->key != pg->key || r->div_magic != pg->div_magic || r->block_size != pg->block_size ||
-      r->carved != pg->carved || r->flags != (pg->flags & HK__PAGE_REMOTE_FLAGS)) return false;
+      r->carved != pg->carved || (r->flags & ~HK__PAGE_IN_DEFAULT) != (pg->flags & HK__PAGE_REMOTE_FLAGS)) return false;
+  hk_heap *h = atomic_load_explicit(&((hk__page *)pg)->heap, memory_order_relaxed);
+  bool in_default = h && h->is_default && !(pg->flags & HK__PAGE_HARDENED);
+  if (((r->flags & HK__PAGE_IN_DEFAULT) != 0) != in_default) return false;
   size_t n = 0;
   for (int list = 0; list < 2; list++) {
     for (hk__block *b = list ? pg->local_free : pg->free; b; b = hk__decode(pg, b->next)) {

@@ -41,6 +41,7 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 #define HK__PAGE_IN_FULL 1     /* in the heap's full queue; a free must move it back */
 #define HK__PAGE_HAS_ALIGNED 2 /* some block was handed out at an offset inside it */
 #define HK__PAGE_HARDENED 4    /* HEAPKIT_HARDENED: every free searches the free lists */
+#define HK__PAGE_IN_DEFAULT 8  /* remote.flags only: the page is in a default heap (rfree.c) */
 
 /* xthread_free: list of blocks freed by other threads in one word: bits 0-1 the delayed-free state,
  * bits 2-47 the list head (blocks are 8-aligned, user addresses are below 2^48), bits 48-63 the
@@ -56,13 +57,14 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 
 typedef struct hk_heap_s hk_heap;
 typedef struct hk__tld hk__tld;
+typedef struct hk__rbuf hk__rbuf;
 
 static inline hk__block *hk__tf_ptr(uintptr_t tf) { return (hk__block *)(tf & HK__TF_PTR_MASK); }
 static inline uint32_t hk__tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK__TF_COUNT_SHIFT); }
 
 /* The fields a thread that does not own the page needs to validate a pointer and free it: copies
  * of the owner's start, key, div_magic, block_size and carved, and the flags that matter to it
- * (HAS_ALIGNED, HARDENED). They live on the remote line so that a remote free never reads the line
+ * (HAS_ALIGNED, HARDENED; and IN_DEFAULT, which only remote.flags has). They live on the remote line so that a remote free never reads the line
  * the owner writes on every malloc and free (reading it costs the freer a miss and the owner an
  * invalidation each time). Written by the owner when the page is set up and when it grows. */
 typedef struct hk__page_remote {
@@ -78,7 +80,8 @@ typedef struct hk__page_remote {
  *   in_use ⇒ capacity ≤ reserved, used + |free| + |local_free| == capacity
  *            (blocks on xthread_free still count as used until collected),
  *            every free-list block lies in [start, start + capacity*block_size) at a block boundary,
- *            remote holds the same start, key, div_magic, block_size, carved and remote flags;
+ *            remote holds the same start, key, div_magic, block_size, carved and remote flags,
+ *            and remote.flags has IN_DEFAULT ⇔ heap is a default heap and the page is not HARDENED;
  *   flags & IN_FULL ⇔ the page is in its heap's full queue;
  *   !in_use ⇒ free == local_free == NULL and used == 0. */
 typedef struct __attribute__((aligned(64))) hk__page {
@@ -142,6 +145,7 @@ struct hk__tld {
   hk__purge_queue purge;
   int64_t now;               /* clock at the last slow-path check */
   uint32_t slow_calls;
+  hk__rbuf *rbuf;            /* blocks this thread freed into other threads' pages (rfree.c) */
   struct hk__tld *next_live, *prev_live;
 };
 

@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -982,6 +984,116 @@ static void sec_xthread(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* The remote-free buffer: a thread holds the blocks it frees into another thread's default-heap
+ * pages for a while and hands them over in chains. Those blocks must reach their pages when the
+ * thread exits, calls hk_collect or forks; blocks of first-class heaps must never be held (the
+ * heap may be destroyed while the freeing thread still runs). hk_owns, called by the owner, tells
+ * whether a block has reached its page (it searches the page's lists, remote list included). */
+enum { RB = 8 }; /* fewer than a batch of 48-byte blocks, so only a flush hands them over */
+static void *rb_blocks[RB];
+static _Atomic int rb_step;
+
+static void rb_wait(int v) {
+  while (atomic_load(&rb_step) != v) usleep(200);
+}
+static void rb_alloc(hk_heap *h) {
+  for (int i = 0; i < RB; i++) rb_blocks[i] = h ? hk_heap_malloc(h, 48) : hk_malloc(48);
+}
+static void rb_free_all(void) {
+  for (int i = 0; i < RB; i++) hk_free(rb_blocks[i]);
+}
+static int rb_owned(void) {
+  int n = 0;
+  for (int i = 0; i < RB; i++) n += hk_owns(rb_blocks[i]);
+  return n;
+}
+static void *rb_exit_thread(void *arg) {
+  hk_free(hk_malloc(16)); /* a thread with a heap of its own, as most are */
+  rb_free_all();
+  return arg;
+}
+static void *rb_collect_thread(void *arg) {
+  rb_free_all();
+  hk_collect(false);
+  atomic_store(&rb_step, 1);
+  rb_wait(2);
+  return arg;
+}
+static void *rb_hold_thread(void *arg) {
+  rb_free_all();
+  atomic_store(&rb_step, 1);
+  rb_wait(2);
+  return arg; /* exits: anything it held would be handed over now */
+}
+static void *rb_fork_thread(void *arg) {
+  rb_free_all();
+  pid_t pid = fork();
+  if (pid == 0) {
+    void *q[1000];
+    for (int i = 0; i < 1000; i++) q[i] = hk_malloc(48);
+    for (int i = 0; i < 1000; i++) hk_free(q[i]);
+    hk_collect(true);
+    _exit(0);
+  }
+  int st = 0;
+  *(int *)arg = pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  return arg;
+}
+
+static void sec_rbuf(void) {
+  pthread_t t;
+  /* thread exit hands the buffer over */
+  rb_alloc(NULL);
+  CHECK(pthread_create(&t, NULL, rb_exit_thread, NULL) == 0);
+  pthread_join(t, NULL);
+  EXPECTF(rb_owned() == 0, "%d of %d blocks freed by an exited thread have not reached their page", rb_owned(), RB);
+
+  /* so does hk_collect, in a thread that goes on living */
+  rb_alloc(NULL);
+  atomic_store(&rb_step, 0);
+  CHECK(pthread_create(&t, NULL, rb_collect_thread, NULL) == 0);
+  rb_wait(1);
+  EXPECTF(rb_owned() == 0, "%d of %d blocks freed before hk_collect have not reached their page", rb_owned(), RB);
+  atomic_store(&rb_step, 2);
+  pthread_join(t, NULL);
+
+  /* a first-class heap destroyed while the thread that freed some of its blocks lives on: its page
+   * goes back and is reused, and the freeing thread's exit must not write into it */
+  hk_heap *h = hk_heap_new();
+  CHECK(h != NULL);
+  rb_alloc(h);
+  atomic_store(&rb_step, 0);
+  CHECK(pthread_create(&t, NULL, rb_hold_thread, NULL) == 0);
+  rb_wait(1);
+  hk_heap_destroy(h);
+  enum { FRESH = 2000 };
+  unsigned char **fresh = hk_malloc(FRESH * sizeof *fresh);
+  for (int i = 0; i < FRESH; i++) {
+    fresh[i] = hk_malloc(48);
+    memset(fresh[i], 0x5a, 48);
+  }
+  atomic_store(&rb_step, 2);
+  pthread_join(t, NULL);
+  int bad = 0;
+  for (int i = 0; i < FRESH; i++)
+    for (int k = 0; k < 48; k++) bad += fresh[i][k] != 0x5a;
+  EXPECTF(bad == 0, "%d bytes of live blocks overwritten after hk_heap_destroy and a remote thread's exit", bad);
+  for (int i = 0; i < FRESH; i++) hk_free(fresh[i]);
+  hk_free(fresh);
+}
+
+/* fork from a thread that holds remote frees: the child works, and the blocks reach their pages */
+static void sec_rbuf_fork(void) {
+  rb_alloc(NULL);
+  int ok = 0;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, rb_fork_thread, &ok) == 0);
+  pthread_join(t, NULL);
+  EXPECT(ok);
+  EXPECTF(rb_owned() == 0, "%d of %d blocks freed before fork have not reached their page", rb_owned(), RB);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* Options come from HEAPKIT_* variables (ctest sets HEAPKIT_PURGE_DELAY=77 HEAPKIT_HARDENED=1
  * HEAPKIT_SHOW_STATS=1 for this section; the statistics printed at exit are checked by ctest). */
 static void sec_env(void) {
@@ -1011,7 +1123,7 @@ static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_peak", sec_stats_peak},
-  {"xthread", sec_xthread},
+  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork},
   {"env", sec_env},
 };
 

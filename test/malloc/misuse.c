@@ -14,6 +14,7 @@
 #include <heapkit.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -71,6 +72,36 @@ static void case_uncarved_remote(void) {
   /* a block-aligned address in the page beyond what was carved so far is not a block yet */
   char *p = hk_malloc(96);
   free_in_thread(p + 96 * 1000);
+}
+/* A thread frees another thread's block twice in a row: the second free finds it at the head of
+ * its remote-free buffer (the first is not on the page's lists yet). */
+static void *remote_double(void *arg) { (void)arg; hk_free(remote_arg); bad_free(remote_arg); return NULL; }
+static void case_double_remote(void) {
+  remote_arg = hk_malloc(48);
+  pthread_t t;
+  pthread_create(&t, NULL, remote_double, NULL);
+  pthread_join(t, NULL);
+}
+/* Hardened: another thread frees a block and stays alive; the owner's double free must be found,
+ * so hardened pages never hold remote frees back in the freeing thread's buffer. */
+static _Atomic int remote_step;
+static void *remote_free_and_wait(void *arg) {
+  (void)arg;
+  hk_free(remote_arg);
+  atomic_store(&remote_step, 1);
+  while (atomic_load(&remote_step) != 2) usleep(1000);
+  return NULL;
+}
+static void case_double_remote_hardened(void) {
+  hk_option_set(HK_OPT_HARDENED, 1);
+  void *p = hk_malloc(48);
+  remote_arg = p;
+  pthread_t t;
+  pthread_create(&t, NULL, remote_free_and_wait, NULL);
+  while (atomic_load(&remote_step) != 1) usleep(1000);
+  bad_free(p);
+  atomic_store(&remote_step, 2);
+  pthread_join(t, NULL);
 }
 static void case_double_small(void) {
   void *p = hk_malloc(48);
@@ -178,6 +209,8 @@ static const mcase cases[] = {
   {"interior_remote", case_interior_remote, "heapkit: invalid free of 0x", NULL},
   {"unaligned_remote", case_unaligned_remote, "heapkit: invalid free of 0x", NULL},
   {"uncarved_remote", case_uncarved_remote, "heapkit: invalid free of 0x", NULL},
+  {"double_remote", case_double_remote, "heapkit: double free of 0x", NULL},
+  {"double_remote_hardened", case_double_remote_hardened, "heapkit: double free of 0x", NULL},
   {"double_small", case_double_small, "heapkit: double free of 0x", NULL},
   {"double_hardened", case_double_hardened, "heapkit: double free of 0x", NULL},
   {"double_after_other", case_double_after_other, "heapkit: double free of 0x", NULL},

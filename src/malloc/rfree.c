@@ -1,0 +1,77 @@
+/* The remote-free buffer: a thread that frees blocks of pages owned by other threads collects them
+ * per page and hands each page a chain at once, one CAS on its xthread_free instead of one per
+ * block (and one round trip of that cache line between the threads instead of many).
+ *
+ * Only pages of a default heap (remote flag IN_DEFAULT) are buffered: such a page is given back
+ * only when its used count reaches zero, and a buffered block still counts as used, so the page
+ * (and its segment) outlive the buffer whatever its owner does meanwhile: exit, abandon, adoption
+ * by another thread. A first-class heap's pages are freed whole by hk_heap_destroy, which cannot
+ * know about blocks sitting in other threads' buffers, so those frees go straight to the page.
+ * Neither are pages of HEAPKIT_HARDENED buffered: there every free must be visible to the owner's
+ * double-free search at once.
+ *
+ * Holding blocks back delays their reuse, so the buffer is bounded: at most RBUF_BYTES per page
+ * (RBUF_MAX blocks), RBUF_SLOTS pages (a slot taken by another page is flushed first), and it is
+ * emptied when the thread's periodic work runs (allocation slow paths, at most once a millisecond),
+ * by hk_collect, before fork and at thread exit. */
+#include "malloc/malloc.h"
+
+#define RBUF_SLOTS 128   /* power of two */
+#define RBUF_BYTES 2048  /* a page's blocks held before they are handed over */
+#define RBUF_MAX 32
+
+typedef struct rslot {
+  hk__page *pg;             /* NULL: free slot */
+  hk__block *head, *tail;   /* chain linked (encoded with the page key) as xthread_free is */
+  uint32_t count, limit;
+} rslot;
+
+struct hk__rbuf {
+  rslot slot[RBUF_SLOTS];
+};
+_Static_assert(sizeof(struct hk__rbuf) <= 4096, "the remote-free buffer must fit a meta slot");
+
+static void slot_flush(rslot *s) {
+  hk__free_remote_list(s->pg, s->head, s->tail, s->count);
+  s->pg = NULL;
+}
+
+bool hk__rbuf_push(hk__tld *tld, hk__page *pg, hk__block *b) {
+  if (!(__atomic_load_n(&pg->remote.flags, __ATOMIC_RELAXED) & HK__PAGE_IN_DEFAULT)) return false;
+  hk__rbuf *rb = tld->rbuf;
+  if (hk_unlikely(rb == NULL)) {
+    rb = tld->rbuf = hk__meta_alloc(sizeof *rb);
+    if (!rb) return false;
+  }
+  uintptr_t a = (uintptr_t)pg;
+  rslot *s = &rb->slot[((a >> 6) ^ (a >> 22)) & (RBUF_SLOTS - 1)];
+  if (s->pg != pg) {
+    uint32_t limit = RBUF_BYTES / pg->remote.block_size;
+    if (limit < 2) return false; /* big blocks: the CAS is cheap next to the block */
+    if (s->pg) slot_flush(s);
+    s->pg = pg;
+    s->head = NULL;
+    s->tail = b;
+    s->count = 0;
+    s->limit = limit < RBUF_MAX ? limit : RBUF_MAX;
+  } else if (hk_unlikely(s->head == b)) {
+    hk__fatal("double free of %p", (void *)b);
+  }
+  b->next = (uintptr_t)s->head ^ pg->remote.key; /* hk__encode, from the remote line */
+  s->head = b;
+  if (++s->count >= s->limit) slot_flush(s);
+  return true;
+}
+
+void hk__rbuf_flush(hk__tld *tld) {
+  hk__rbuf *rb = tld->rbuf;
+  if (!rb) return;
+  for (size_t i = 0; i < RBUF_SLOTS; i++)
+    if (rb->slot[i].pg) slot_flush(&rb->slot[i]);
+}
+
+void hk__rbuf_release(hk__tld *tld) {
+  hk__rbuf_flush(tld);
+  if (tld->rbuf) hk__meta_free(tld->rbuf);
+  tld->rbuf = NULL;
+}
