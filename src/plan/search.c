@@ -67,6 +67,14 @@ typedef struct srch {
   size_t npend, pcap;
   size_t abort_depth;
   int32_t *cross; /* scratch: difference array of buffers crossing section boundaries */
+  /* Perfect mode keeps, per boundary x (between sections x - 1 and x), how many unplaced buffers
+   * cross it, and how many unplaced buffers the current window holds: a child whose placement
+   * makes no crossing count drop to zero has the same window as its parent (no new split can
+   * appear elsewhere), so it reuses the parent's list instead of filtering it again, the bulk of
+   * a node's cost on 400-500 buffers. */
+  uint32_t *xc;
+  size_t wleft;
+  uint32_t last; /* the buffer the parent just placed */
   uint32_t *run_end; /* scratch: run_end[x] = first section after x with a different floor */
   /* Perfect mode's valleys (see pick_cell): per section, the valley starting (vl) or ending
    * (vr, at its last section) there, or -1; per valley its first section, end, and how many
@@ -183,10 +191,10 @@ static uint64_t level_limit(const srch *s) {
  * buffers lying inside it that can sit at L now: a chain of intervals from its first section to
  * its end. Checking reachability along the chain costs O(sections + buffers starting there).
  * Runs whose border could be crossed are not checked. */
-static bool runs_ok(srch *s) {
+static bool runs_ok_from(srch *s, size_t x, size_t stop) {
   const hk__plan_prob *p = s->p;
-  size_t S = s->whi, x = s->wlo;
-  while (x < S) {
+  size_t S = s->whi;
+  while (x < S && x < stop) {
     uint64_t r = s->rem[x], f = s->floor_s[x];
     uint64_t base = f > s->cur_off ? f : ((int64_t)x <= s->cur_sl ? s->cur_off + s->gran : s->cur_off);
     if (!r || base + r != s->C || f != base) { x++; continue; }
@@ -212,6 +220,16 @@ static bool runs_ok(srch *s) {
     if (!s->reach[e]) return false;
   }
   return true;
+}
+static bool runs_ok(srch *s) { return runs_ok_from(s, s->wlo, SIZE_MAX); }
+/* Perfect mode, after placing c on a state whose runs all passed: only the runs from the one
+ * left of c to the one holding its end changed (every section is full to C there, so a run is
+ * a stretch of equal floors). */
+static bool runs_ok_near(srch *s, uint32_t c) {
+  const hk__plan_prob *p = s->p;
+  size_t x = p->sl[c] > s->wlo ? p->sl[c] - 1 : s->wlo;
+  while (x > s->wlo && s->rem[x] && s->rem[x - 1] && s->floor_s[x - 1] == s->floor_s[x]) x--;
+  return runs_ok_from(s, x, (size_t)p->su[c] + 1);
 }
 
 static inline uint64_t mix64(uint64_t x) {
@@ -256,6 +274,7 @@ static int place(srch *s, uint32_t c, uint64_t y) {
     bool wasted_after = top + s->rem[x] != s->total[x];
     s->nwaste += (size_t)wasted_after - (size_t)wasted_before;
   }
+  for (uint32_t x = p->sl[c] + 1; x < p->su[c]; x++) s->xc[x]--;
   s->hash ^= s->zob[c];
   return HK_OK;
 }
@@ -264,6 +283,7 @@ static void unplace(srch *s, uint32_t c, size_t mark) {
   const hk__plan_prob *p = s->p;
   while (s->tn > mark) { s->tn--; *s->trail[s->tn].ptr = s->trail[s->tn].old; }
   for (uint32_t x = p->sl[c]; x < p->su[c]; x++) s->rem[x] += p->size[c];
+  for (uint32_t x = p->sl[c] + 1; x < p->su[c]; x++) s->xc[x]++;
   s->placed[c] = 0;
   s->hash ^= s->zob[c];
 }
@@ -272,7 +292,8 @@ static void unplace(srch *s, uint32_t c, size_t mark) {
  *   rem[x]     == total[x] - sum of sizes of placed buffers covering section x;
  *   floor_s[x] == max top of placed buffers covering x (0 if none);
  *   floor_b[d] == max top of placed buffers overlapping unplaced d in time;
- *   nwaste     == number of sections with floor_s + rem != total. */
+ *   nwaste     == number of sections with floor_s + rem != total;
+ *   xc[x]      == number of unplaced buffers crossing boundary x (live in sections x - 1 and x). */
 __attribute__((unused)) static bool srch_is_valid(const srch *s) {
   const hk__plan_prob *p = s->p;
   uint64_t *rem = calloc(s->S + 1, sizeof *rem), *fl = calloc(s->S + 1, sizeof *fl);
@@ -301,6 +322,11 @@ __attribute__((unused)) static bool srch_is_valid(const srch *s) {
     dead += f + p->size[d] > s->C;
   }
   ok = ok && (!s->perfect || dead == s->ndead);
+  for (size_t x = 1; x < s->S && ok; x++) { /* xc: unplaced buffers crossing each boundary */
+    uint32_t c = 0;
+    for (size_t d = 0; d < p->n; d++) c += !s->placed[d] && p->sl[d] < x && x < p->su[d];
+    ok = c == s->xc[x];
+  }
   free(rem);
   free(fl);
   return ok;
@@ -413,7 +439,7 @@ static int perfect_cands(srch *s) {
   return 1;
 }
 
-static int dfs(srch *s, size_t depth, size_t lb, size_t le);
+static int dfs(srch *s, size_t depth, size_t lb, size_t le, bool fast);
 
 /* The current window is complete: go on with the next pending one. If that one is exhausted
  * without a completion, abort back to the node that split them. */
@@ -429,7 +455,7 @@ static int next_window(srch *s, size_t depth) {
   s->wlo = e.lo; s->whi = e.hi; s->cur_off = e.cur_off; s->cur_sl = e.cur_sl;
   int rc = HK_OK;
   uint64_t sols = s->solutions;
-  if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth, e.lb, e.le);
+  if (state_ok(s) && runs_ok(s)) rc = dfs(s, depth, e.lb, e.le, false);
   /* Exhausted without any completion: hopeless whatever the earlier windows hold. (If it found
    * completions, the peak that lowered C may come from an earlier window, so no conclusion.) */
   bool exhausted = rc == HK_OK && !s->done && !s->timeout && !s->limited && s->solutions == sols &&
@@ -441,41 +467,53 @@ static int next_window(srch *s, size_t depth) {
 }
 
 /* Returns HK_OK or HK_ENOMEM; done / timeout / limited / abort_depth end the search. */
-static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
+static int dfs(srch *s, size_t depth, size_t lb, size_t le, bool fast) {
   const hk__plan_prob *p = s->p;
   hk_plan_assert_expensive(srch_is_valid(s));
-  /* unplaced buffers of the window (from the parent's list), the boundaries they cross */
-  if (s->wn + (le - lb) > s->wcap) {
-    size_t nc = 2 * (s->wn + (le - lb));
-    uint32_t *v = realloc(s->wl, nc * sizeof *v);
-    if (!v) return HK_ENOMEM;
-    s->wl = v;
-    s->wcap = nc;
+  size_t wn0 = s->wn, nb, ne, cnt;
+  if (fast) { /* perfect mode: a split can only open at a boundary the parent's placement touched */
+    uint32_t c = s->last, x1 = p->su[c] < s->whi ? p->su[c] : s->whi - 1;
+    for (uint32_t x = p->sl[c] > s->wlo ? p->sl[c] : s->wlo + 1; x <= x1 && fast; x++) fast = s->xc[x] != 0;
   }
-  size_t nb = s->wn;
-  for (uint32_t x = s->wlo; x <= s->whi; x++) s->cross[x] = 0;
-  for (size_t k = lb; k < le; k++) {
-    uint32_t d = s->wl[k];
-    if (s->placed[d] || p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
-    s->wl[s->wn++] = d;
-    s->cross[p->sl[d] + 1]++;
-    s->cross[p->su[d]]--;
+  if (fast) { /* same window: the parent's list serves (placed buffers in it are skipped) */
+    nb = lb;
+    ne = le;
+    cnt = s->wleft;
+  } else {
+    /* unplaced buffers of the window (from the parent's list), the boundaries they cross */
+    if (s->wn + (le - lb) > s->wcap) {
+      size_t nc = 2 * (s->wn + (le - lb));
+      uint32_t *v = realloc(s->wl, nc * sizeof *v);
+      if (!v) return HK_ENOMEM;
+      s->wl = v;
+      s->wcap = nc;
+    }
+    nb = s->wn;
+    for (uint32_t x = s->wlo; x <= s->whi; x++) s->cross[x] = 0;
+    for (size_t k = lb; k < le; k++) {
+      uint32_t d = s->wl[k];
+      if (s->placed[d] || p->sl[d] < s->wlo || p->su[d] > s->whi) continue;
+      s->wl[s->wn++] = d;
+      s->cross[p->sl[d] + 1]++;
+      s->cross[p->su[d]]--;
+    }
+    ne = s->wn;
+    cnt = ne - nb;
   }
-  size_t ne = s->wn, cnt = ne - nb;
-  if (cnt == 0) { s->wn = nb; return next_window(s, depth); }
+  if (cnt == 0) { s->wn = wn0; return next_window(s, depth); }
   /* limits only here: never cut off a completed window */
-  if ((++s->nodes & 255) == 0 && hk__plan_now() > s->deadline) { s->timeout = true; s->wn = nb; return HK_OK; }
-  if (s->nodes >= s->node_limit) { s->limited = true; s->wn = nb; return HK_OK; }
+  if ((++s->nodes & 255) == 0 && hk__plan_now() > s->deadline) { s->timeout = true; s->wn = wn0; return HK_OK; }
+  if (s->nodes >= s->node_limit) { s->limited = true; s->wn = wn0; return HK_OK; }
   uint64_t key = 0;
   if (s->nwaste == 0 && (s->perfect || s->npend == 0)) {
     key = state_key(s);
-    if (nogood_has(s, key)) { s->wn = nb; return HK_OK; }
+    if (nogood_has(s, key)) { s->wn = wn0; return HK_OK; }
   }
   /* split the window at boundaries no unplaced buffer crosses (sections with nothing left to
    * place are skipped: they belong to no group) */
   size_t pushed = 0;
   uint32_t lo0 = s->wlo, hi0 = s->whi;
-  {
+  if (!fast) {
     uint32_t groups[2 * 64];
     size_t ng = 0;
     int32_t run = 0;
@@ -494,15 +532,18 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
       for (size_t g = ng; g > 2; g -= 2) {
         if (pend_push(s, (struct pending){groups[g - 2], groups[g - 1], s->cur_off, s->cur_sl, depth, nb, ne}) != HK_OK) {
           s->npend -= pushed;
-          s->wn = nb;
+          s->wn = wn0;
           return HK_ENOMEM;
         }
         pushed++;
       }
       s->wlo = groups[0];
       s->whi = groups[1];
+      cnt = 0;
+      for (size_t k = nb; k < ne; k++) cnt += p->su[s->wl[k]] <= s->whi && p->sl[s->wl[k]] >= s->wlo;
     }
   }
+  size_t wleft = cnt; /* unplaced buffers in this node's window */
   int rc = HK_OK;
   /* candidates: unplaced buffers of the window whose key (offset, first section) is past the
    * cursor and whose offset passes the level bound (sorting only those is most of a node's work) */
@@ -565,6 +606,8 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
     if (y + p->size[c] > s->C) continue;
     if (s->C != C_before_loop && y >= level_limit(s)) break; /* C dropped since ylim was computed */
     size_t mark = s->tn, nwaste = s->nwaste, ndead = s->ndead;
+    /* the child looks its state up in the nogood table first: start loading that line now */
+    if (s->perfect) __builtin_prefetch(&s->nogood[(s->hash ^ s->zob[c]) & s->ng_mask]);
     if (place(s, c, y) != HK_OK) { rc = HK_ENOMEM; break; }
     if (!s->perfect) { /* the perfect mode's branching does not follow the canonical order */
       s->cur_off = y;
@@ -572,7 +615,10 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
     }
     /* (in the perfect mode every placement keeps floor + rem == C: the section bound holds) */
     hk_plan_assert_expensive(!s->perfect || state_ok(s));
-    if ((s->perfect || state_ok(s)) && runs_ok(s)) rc = dfs(s, depth + 1, nb, ne);
+    s->last = c;
+    s->wleft = wleft - 1;
+    if (s->perfect ? (fast ? runs_ok_near(s, c) : runs_ok(s)) : state_ok(s) && runs_ok(s))
+      rc = dfs(s, depth + 1, nb, ne, s->perfect);
     unplace(s, c, mark);
     s->nwaste = nwaste;
     s->ndead = ndead;
@@ -582,7 +628,7 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le) {
   }
   s->cn = base;
 leave:
-  s->wn = nb;
+  s->wn = wn0;
   s->npend -= pushed;
   s->wlo = lo0;
   s->whi = hi0;
@@ -641,6 +687,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   if (share_ng && !st->nogoods) st->nogoods = calloc(s.ng_mask + 1, sizeof *st->nogoods);
   s.nogood = share_ng ? st->nogoods : calloc(s.ng_mask + 1, sizeof *s.nogood);
   s.cross = calloc(s.S + 2, sizeof *s.cross);
+  s.xc = calloc(s.S + 2, sizeof *s.xc);
   s.run_end = calloc(s.S + 2, sizeof *s.run_end);
   s.vl = malloc((s.S + 1) * sizeof *s.vl);
   s.vr = malloc((s.S + 1) * sizeof *s.vr);
@@ -659,7 +706,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   s.floor_s = calloc(s.S + 1, sizeof *s.floor_s);
   s.rem = calloc(s.S + 1, sizeof *s.rem);
   int rc = HK_ENOMEM;
-  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem || !s.twin || !keys || !s.start_at || !s.starts || !s.end_at || !s.ends || !s.reach || !s.zob || !s.total || !s.nogood || !s.cross || !s.run_end || !s.wl || !s.vl || !s.vr || !s.va || !s.ve || !s.cntl || !s.cntr) goto out;
+  if (!s.floor_b || !s.off || !s.placed || !s.rank || !s.by_rank || !s.floor_s || !s.rem || !s.twin || !keys || !s.start_at || !s.starts || !s.end_at || !s.ends || !s.reach || !s.zob || !s.total || !s.nogood || !s.cross || !s.xc || !s.run_end || !s.wl || !s.vl || !s.vr || !s.va || !s.ve || !s.cntl || !s.cntr) goto out;
   for (size_t i = 0; i < n; i++) s.zob[i] = mix64(i + 0x632BE59BD9B4E019ull);
   for (size_t i = 0; i < n; i++) s.start_at[p->sl[i] + 1]++;
   for (size_t x = 0; x <= s.S; x++) s.start_at[x + 1] += s.start_at[x];
@@ -691,6 +738,8 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
   for (size_t i = 0; i < n; i++)
     for (uint32_t x = p->sl[i]; x < p->su[i]; x++) s.rem[x] += p->size[i];
   memcpy(s.total, s.rem, (s.S + 1) * sizeof *s.total);
+  for (size_t i = 0; i < n; i++)
+    for (uint32_t x = p->sl[i] + 1; x < p->su[i]; x++) s.xc[x]++;
   s.perfect = p->tight && !(stop_at > p->lb);
   /* Pass 0 aims straight at the lower bound, where pruning is strongest (perfect packings are
    * found here). Its running time is heavy-tailed, so it restarts with node budgets following
@@ -721,7 +770,7 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
     s.timeout = s.limited = false;
     s.node_limit = s.nodes + luby((uint64_t)restart + 1) * 2 * (n + 100);
     if (!state_ok(&s)) { lb_refuted = true; break; }
-    if (dfs(&s, 0, 0, n) != HK_OK) goto out;
+    if (dfs(&s, 0, 0, n, false) != HK_OK) goto out;
     if (!s.timeout && !s.limited && !s.done) lb_refuted = true; /* exhausted: the bound is out of reach */
   }
   if (!s.done && mode != HK__SEARCH_LB) {
@@ -734,13 +783,13 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
     s.cur_sl = -1;
     s.timeout = s.limited = false;
     s.node_limit = UINT64_MAX;
-    if (state_ok(&s) && dfs(&s, 0, 0, n) != HK_OK) goto out;
+    if (state_ok(&s) && dfs(&s, 0, 0, n, false) != HK_OK) goto out;
     if (!s.timeout && !s.done) s.proved = true; /* exhausted below the best */
   }
   rc = s.proved ? 1 : lb_refuted && mode == HK__SEARCH_LB ? 2 : 0;
 out:
   if (st) st->nodes += s.nodes;
   free(s.floor_b); free(s.off); free(s.placed); free(s.rank); free(s.by_rank); free(s.floor_s);
-  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.end_at); free(s.ends); free(s.reach); free(s.zob); free(s.total); if (!share_ng) free(s.nogood); free(s.cross); free(s.pend); free(s.run_end); free(s.vl); free(s.vr); free(s.va); free(s.ve); free(s.cntl); free(s.cntr); free(s.wl); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
+  free(s.rem); free(s.twin); free(keys); free(s.start_at); free(s.starts); free(s.end_at); free(s.ends); free(s.reach); free(s.zob); free(s.total); if (!share_ng) free(s.nogood); free(s.cross); free(s.xc); free(s.pend); free(s.run_end); free(s.vl); free(s.vr); free(s.va); free(s.ve); free(s.cntl); free(s.cntr); free(s.wl); free(s.adj_start); free(s.adj); free(s.trail); free(s.cand);
   return rc;
 }

@@ -105,7 +105,37 @@ static void run(int trials, bool tight, int *reached, int *refuted) {
   }
 }
 
+/* Perfect packings cut from a rectangle (gen.h), big enough for the perfect mode's windows to
+ * split and for most nodes to reuse their parent's list: the LB search must place every one at
+ * the bound (a packing exists by construction), and the placement must be valid. */
+static void run_perfect(void) {
+  hk_plan_buffer b[80];
+  for (uint64_t seed = 1; seed <= 40; seed++) {
+    size_t n = 20 + (size_t)(seed % 4) * 20;
+    CHECK(hkgen_perfect(b, NULL, n, 4 * n, 1000 * n, 1, seed) == 0);
+    hk__plan_prob p, rev;
+    CHECK(hk__plan_prob_init(&p, b, n, 0) == HK_OK);
+    CHECK(p.tight);
+    CHECK(hk__plan_prob_reverse(&p, &rev) == HK_OK);
+    uint32_t prio[80];
+    CHECK(hk__plan_make_order(&p, HK__ORDER_SIZE, prio) == HK_OK);
+    uint64_t off[80], peak = 0;
+    for (size_t i = 0; i < p.n; i++) { off[i] = peak; peak += p.size[i]; }
+    hk__plan_search_stats st = {0};
+    int rc = 0;
+    for (unsigned turn = 0; turn < 8 && rc == 0; turn++)
+      rc = hk__plan_search(turn & 1 ? &rev : &p, prio, HK__SEARCH_LB, turn, hk__plan_now() + 5, 0, off, &peak, &st);
+    CHECK_MSG(rc == 1 && peak == p.lb, "perfect packing n=%zu seed %llu: LB search gave %d, peak %llu, bound %llu",
+              n, (unsigned long long)seed, rc, (unsigned long long)peak, (unsigned long long)p.lb);
+    CHECK(valid(&p, off, peak));
+    free(st.nogoods);
+    hk__plan_prob_free(&rev);
+    hk__plan_prob_free(&p);
+  }
+}
+
 int main(void) {
+  run_perfect();
   int reached = 0, refuted = 0;
   run(300, true, &reached, &refuted);
   printf("tight: bound reached %d, refuted %d\n", reached, refuted);
