@@ -52,6 +52,8 @@ static int vformat(char *buf, size_t size, const char *fmt, va_list ap) {
   return (int)(o - buf);
 }
 
+int hk__vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) { return vformat(buf, size, fmt, ap); }
+
 int hk__snprintf(char *buf, size_t size, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -296,6 +296,8 @@ static void sweep(hk_gc_heap *h) {
 }
 
 void hk__gc_full(hk_gc_heap *h, bool compact) {
+  double t0 = h->trace ? hk__gc_now_ms() : 0;
+  size_t heap_before = hk__gc_heap_bytes(h), estimate_before = h->mature_estimate;
   hk__gc_minor(h, true);
   h->minor_count--; /* counted as part of this full collection */
 
@@ -352,4 +354,11 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
   hk__gc_release_free_segments(h, hk__gc_free_reserve(h));
   h->full_count++;
+  if (h->trace)
+    hk__gc_trace("full %lu (%s): %lu us, heap %zu -> %zu KiB, estimate %zu KiB, reached %zu KiB, "
+                 "kept for finalizers %zu KiB, evacuated %zu KiB, next at %zu KiB, free blocks %zu",
+                 (unsigned long)h->full_count, compact ? "forced" : "growth",
+                 (unsigned long)((hk__gc_now_ms() - t0) * 1000), heap_before >> 10, hk__gc_heap_bytes(h) >> 10,
+                 estimate_before >> 10, live_reached >> 10, (c.live - live_reached) >> 10, c.evacuated >> 10,
+                 h->full_threshold >> 10, h->nfree);
 }
