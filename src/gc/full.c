@@ -90,8 +90,37 @@ static inline void lines_mark_shared(const void *obj, size_t total, uint8_t epoc
   for (size_t l = first + 1; l < last; l++) __atomic_store_n(&lm[l], epoch, __ATOMIC_RELAXED);
 }
 
+/* The work list holds slots, not objects: a newly marked object's non-empty pointer slots are
+ * queued (their targets' headers prefetched), and a slot's target is marked when the slot is taken,
+ * a few items after a second prefetch (mark_drain's FIFO). Marking an object as it is found instead
+ * stalled on each child's header: on a tree every node is a cache miss nobody overlapped. An object
+ * traced by a function is queued whole, tagged, and its function runs when it is taken (a trace
+ * function may visit a copy of a slot, which must be visited at once). */
+#define ITEM_TRACE ((uintptr_t)1)
+#define MARK_FIFO 8
+
+static inline __attribute__((always_inline)) void mark_scan(mark_ctx *c, void *p, uintptr_t hd) {
+  const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
+  if (d->trace) {
+    ctx_push(c, (void *)((uintptr_t)p | ITEM_TRACE));
+    return;
+  }
+  void **w = (void **)p;
+  for (uint64_t m = gc_layout_mask(d, hd); m; m &= m - 1) {
+    unsigned i = (unsigned)__builtin_ctzll(m);
+    uintptr_t r = (uintptr_t)w[i];
+    if (gc_is_ref(r)) {
+      __builtin_prefetch((void *)(r - HK_GC_GRANULE));
+      ctx_push(c, &w[i]);
+    }
+  }
+  if (d->flags & HK_GC_TYPE_TAIL_POINTERS)
+    for (size_t i = d->tail_start, n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *); i < n; i++)
+      if (gc_is_ref((uintptr_t)w[i])) ctx_push(c, &w[i]);
+}
+
 /* Mark the object *slot refers to (evacuating it first when its block is a candidate); scan: queue
- * it for scanning when it may hold pointers (false: its children are known to be marked). */
+ * its slots (false: its children are known to be marked). */
 static inline __attribute__((always_inline)) void mark_ref(mark_ctx *c, void **slot, bool scan) {
   hk_gc_heap *h = c->h;
   void *p = *slot;
@@ -101,7 +130,7 @@ static inline __attribute__((always_inline)) void mark_ref(mark_ctx *c, void **s
     if (__atomic_load_n(&l->mark, __ATOMIC_RELAXED) != h->epoch &&
         __atomic_exchange_n(&l->mark, h->epoch, __ATOMIC_RELAXED) != h->epoch) {
       c->live += l->total;
-      if (scan && !(hd & HK_GC_HDR_NOSCAN)) ctx_push(c, p);
+      if (scan && !(hd & HK_GC_HDR_NOSCAN)) mark_scan(c, p, hd);
     }
     return;
   }
@@ -139,7 +168,7 @@ static inline __attribute__((always_inline)) void mark_ref(mark_ctx *c, void **s
   if (!mark_claim(c, p)) return;
   lines_mark_shared(p, total, h->epoch);
   c->live += total;
-  if (scan && !(hd & HK_GC_HDR_NOSCAN) && gc_has_refs(h, p, hd)) ctx_push(c, p);
+  if (scan && !(hd & HK_GC_HDR_NOSCAN)) mark_scan(c, p, hd);
 }
 
 static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, void **slot) {
@@ -150,11 +179,34 @@ static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }
 #define MARK_VISIT(v, slot) mark_visit((v), (slot))
 
 static void mark_drain(mark_ctx *c) {
+  void **fifo[MARK_FIFO];
+  unsigned head = 0, n = 0;
   for (;;) {
-    void *o;
-    while ((o = ctx_pop(c))) {
-      GC_TRACE_WITH(c->h, o, &c->v, MARK_VISIT);
+    void *item;
+    while ((item = ctx_pop(c))) {
+      if ((uintptr_t)item & ITEM_TRACE) {
+        void *o = (void *)((uintptr_t)item & ~ITEM_TRACE);
+        c->h->types[hdr_type(*hdr_of(o))].d.trace(o, &c->v);
+      } else {
+        void **s = (void **)item;
+        __builtin_prefetch(hdr_of(*s));
+        if (n < MARK_FIFO) {
+          fifo[(head + n++) % MARK_FIFO] = s;
+          continue;
+        }
+        void **t = fifo[head];
+        fifo[head] = s;
+        head = (head + 1) % MARK_FIFO;
+        mark_ref(c, t, true);
+      }
       if (c->par && hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
+    }
+    if (n) {
+      void **t = fifo[head];
+      head = (head + 1) % MARK_FIFO;
+      n--;
+      mark_ref(c, t, true);
+      continue;
     }
     if (!c->par || !hk__gc_par_take(c->par, &c->work)) return;
   }
