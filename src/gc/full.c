@@ -231,7 +231,7 @@ static void mark_help(gc_par *p) {
   gc_unlock(h);
 }
 
-static bool full_alive(hk_gc_heap *h, void **slot) {
+static inline __attribute__((always_inline)) bool full_alive(hk_gc_heap *h, void **slot) {
   void *p = *slot;
   if (!in_blocks(p)) return large_of(p)->mark == h->epoch;
   /* The side bitmap first: only an object of an evacuated block needs its header read. */
@@ -277,11 +277,16 @@ static inline void prefetch_children(hk_gc_heap *h, const void *obj) {
  * and one that becomes ready is only marked: the first pass traced everything it reaches. */
 static void full_finalizers(mark_ctx *c) {
   hk_gc_heap *h = c->h;
-  gc_flist src = h->final_old, dead = {0};
+  gc_flist dead = {0};
+  gc_chunk *src = h->final_old.top;
   h->final_old = (gc_flist){0};
-  gc_final f;
-  /* Popping frees each chunk as it empties: the records are never held twice. */
-  while (flist_pop(h, &src, &f)) flist_push_or_die(h, full_alive(h, &f.obj) ? &h->final_old : &dead, &f);
+  /* Each chunk is freed once read: the records are never held twice. */
+  for (gc_chunk *ch = src, *prev; ch; ch = prev) {
+    prev = ch->prev;
+    gc_final *r = flist_recs(ch);
+    for (size_t i = 0; i < ch->n; i++) flist_push_or_die(h, full_alive(h, &r[i].obj) ? &h->final_old : &dead, &r[i]);
+    hk__gc_chunk_free(h, ch);
+  }
   /* Phase 1: everything reachable from a dead finalizable object must outlive its finalizer. */
   for (gc_chunk *ch = dead.top; ch; ch = ch->prev) {
     gc_final *r = flist_recs(ch);
