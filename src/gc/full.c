@@ -93,16 +93,19 @@ static inline void lines_mark_shared(const void *obj, size_t total, uint8_t epoc
 /* The work list holds slots, not objects: a newly marked object's non-empty pointer slots are
  * queued (their targets' headers prefetched), and a slot's target is marked when the slot is taken,
  * a few items after a second prefetch (mark_drain's FIFO). Marking an object as it is found instead
- * stalled on each child's header: on a tree every node is a cache miss nobody overlapped. An object
- * traced by a function is queued whole, tagged, and its function runs when it is taken (a trace
- * function may visit a copy of a slot, which must be visited at once). */
-#define ITEM_TRACE ((uintptr_t)1)
+ * stalled on each child's header: on a tree every node is a cache miss nobody overlapped. Two kinds
+ * of object are queued whole, tagged, and handled when taken: one traced by a function (it may
+ * visit a copy of a slot, which must be visited at once) and one with tail pointers, whose tail is
+ * marked in place, element by element with the next ones prefetched (queuing every slot of a large
+ * array of leaves would take a word of mark stack per element). */
+#define ITEM_OBJ ((uintptr_t)1)
 #define MARK_FIFO 8
+#define TAIL_AHEAD 8
 
 static inline __attribute__((always_inline)) void mark_scan(mark_ctx *c, void *p, uintptr_t hd) {
   const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
   if (d->trace) {
-    ctx_push(c, (void *)((uintptr_t)p | ITEM_TRACE));
+    ctx_push(c, (void *)((uintptr_t)p | ITEM_OBJ));
     return;
   }
   void **w = (void **)p;
@@ -114,9 +117,7 @@ static inline __attribute__((always_inline)) void mark_scan(mark_ctx *c, void *p
       ctx_push(c, &w[i]);
     }
   }
-  if (d->flags & HK_GC_TYPE_TAIL_POINTERS)
-    for (size_t i = d->tail_start, n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *); i < n; i++)
-      if (gc_is_ref((uintptr_t)w[i])) ctx_push(c, &w[i]);
+  if (d->flags & HK_GC_TYPE_TAIL_POINTERS) ctx_push(c, (void *)((uintptr_t)p | ITEM_OBJ));
 }
 
 /* Mark the object *slot refers to (evacuating it first when its block is a candidate); scan: queue
@@ -178,15 +179,32 @@ static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, v
 static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }
 #define MARK_VISIT(v, slot) mark_visit((v), (slot))
 
+/* A whole-object item (see ITEM_OBJ): run its trace function, or mark its tail. Each element is
+ * marked at once (a leaf needs no work item at all) and only queues its own slots, so this never
+ * recurses. */
+static void mark_obj_item(mark_ctx *c, void *o) {
+  uintptr_t hd = *hdr_of(o);
+  const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
+  if (d->trace) {
+    d->trace(o, &c->v);
+    return;
+  }
+  void **w = (void **)o;
+  size_t n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
+  for (size_t i = d->tail_start; i < n; i++) {
+    if (i + TAIL_AHEAD < n && gc_is_ref((uintptr_t)w[i + TAIL_AHEAD])) __builtin_prefetch(hdr_of(w[i + TAIL_AHEAD]));
+    if (gc_is_ref((uintptr_t)w[i])) mark_ref(c, &w[i], true);
+  }
+}
+
 static void mark_drain(mark_ctx *c) {
   void **fifo[MARK_FIFO];
   unsigned head = 0, n = 0;
   for (;;) {
     void *item;
     while ((item = ctx_pop(c))) {
-      if ((uintptr_t)item & ITEM_TRACE) {
-        void *o = (void *)((uintptr_t)item & ~ITEM_TRACE);
-        c->h->types[hdr_type(*hdr_of(o))].d.trace(o, &c->v);
+      if ((uintptr_t)item & ITEM_OBJ) {
+        mark_obj_item(c, (void *)((uintptr_t)item & ~ITEM_OBJ));
       } else {
         void **s = (void **)item;
         __builtin_prefetch(hdr_of(*s));
