@@ -380,14 +380,28 @@ static void sweep(hk_gc_heap *h) {
       gc_block *b = &s->blocks[i];
       if (b->state != B_MATURE) continue;
       b->flags &= (uint8_t)~(F_EVAC | F_CUR);
-      const uint8_t *lm = s->lines[i];
       unsigned live = 0, holes = 0;
       bool in_hole = false;
-      for (unsigned l = 0; l < GC_LINES; l++) {
-        bool used = lm[l] == h->epoch;
-        live += used;
-        if (!used && !in_hole) holes++;
-        in_hole = !used;
+      /* Eight line marks at a time: most runs are all used or all free. */
+      const uint64_t ones = 0x0101010101010101u, epochs = ones * h->epoch;
+      for (unsigned l = 0; l < GC_LINES; l += 8) {
+        uint64_t x;
+        memcpy(&x, &s->lines[i][l], sizeof x);
+        x ^= epochs; /* a used line's byte is now 0 */
+        if (x == 0) {
+          live += 8;
+          in_hole = false;
+        } else if (!((x - ones) & ~x & (ones << 7))) { /* no zero byte: eight free lines */
+          holes += !in_hole;
+          in_hole = true;
+        } else {
+          for (unsigned k = l; k < l + 8; k++) {
+            bool used = s->lines[i][k] == h->epoch;
+            live += used;
+            holes += !used && !in_hole;
+            in_hole = !used;
+          }
+        }
       }
       if (live == 0) {
         hk__gc_block_release(h, b);
