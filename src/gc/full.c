@@ -87,7 +87,8 @@ static inline void lines_mark_shared(const void *obj, size_t total, uint8_t epoc
   /* Most objects touch one or two lines: no loop for them. */
   __atomic_store_n(&lm[first], epoch, __ATOMIC_RELAXED);
   __atomic_store_n(&lm[last], epoch, __ATOMIC_RELAXED);
-  for (size_t l = first + 1; l < last; l++) __atomic_store_n(&lm[l], epoch, __ATOMIC_RELAXED);
+  if (hk_unlikely(last > first + 1))
+    for (size_t l = first + 1; l < last; l++) __atomic_store_n(&lm[l], epoch, __ATOMIC_RELAXED);
 }
 
 /* The work list holds slots, not objects: a newly marked object's non-empty pointer slots are
