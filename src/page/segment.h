@@ -35,7 +35,7 @@
 typedef enum hk__seg_kind {
   HK__SEG_NONE = 0,
   HK__SEG_SMALL,    /* malloc: 64 KiB pages */
-  HK__SEG_MEDIUM,   /* malloc: 512 KiB pages */
+  HK__SEG_MEDIUM,   /* malloc: 128 KiB pages */
   HK__SEG_LARGE,    /* malloc: one block per segment */
   HK__SEG_ARENA,
   HK__SEG_POOL,

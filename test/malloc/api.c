@@ -1094,6 +1094,39 @@ static void sec_rbuf_fork(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Footprint: what a few blocks cost in committed memory. One block in each size class between
+ * 8 KiB and 64 KiB is the case where page size shows: a class with few live blocks pins a whole
+ * page, so pages of those classes must be small (64 KiB up to 16 KiB blocks, 128 KiB above;
+ * with 512 KiB medium pages this pinned 4x more). Run in a fresh thread so that no page of those
+ * classes exists before. */
+static void *footprint_classes(void *arg) {
+  size_t *grew = arg;
+  enum { MAXB = 64 };
+  void *p[MAXB];
+  int n = 0;
+  hk_stats a, b;
+  hk_free(hk_malloc(16)); /* the thread's heap exists before the first sample */
+  hk_stats_get(&a);
+  for (size_t sz = 8 * KiB + 1; sz <= 64 * KiB && n < MAXB; sz += sz / 8) p[n++] = hk_malloc(sz);
+  hk_stats_get(&b);
+  grew[0] = b.committed - a.committed;
+  grew[1] = (size_t)n;
+  for (int i = 0; i < n; i++) hk_free(p[i]);
+  return NULL;
+}
+
+static void sec_footprint(void) {
+  hk_collect(true); /* no cached segment with committed memory: every commit shows */
+  size_t grew[2];
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, footprint_classes, grew) == 0);
+  pthread_join(t, NULL);
+  /* each class one page of at most 128 KiB, plus the headers of two new segments */
+  EXPECTF(grew[0] <= grew[1] * 128 * KiB + 2 * 64 * KiB, "one block in each of %zu classes of 8-64 KiB committed %zu KiB",
+          grew[1], grew[0] / KiB);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* Options come from HEAPKIT_* variables (ctest sets HEAPKIT_PURGE_DELAY=77 HEAPKIT_HARDENED=1
  * HEAPKIT_SHOW_STATS=1 for this section; the statistics printed at exit are checked by ctest). */
 static void sec_env(void) {
@@ -1124,6 +1157,7 @@ static const section sections[] = {
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_peak", sec_stats_peak},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork},
+  {"footprint", sec_footprint},
   {"env", sec_env},
 };
 
