@@ -290,7 +290,9 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   size_t seg_align = align > HK_SEGMENT_SIZE ? align : 0;
   size_t usable = hk__align_up(size, ps);
   if (usable < size || off + usable < usable) return NULL;
-  hk__segment *s = hk__segment_alloc(off + usable, seg_align, HK__SEG_LARGE, sizeof(hk__mseg));
+  size_t reserve = seg_align == 0 && off + usable <= HK_LARGE_RESERVE &&
+                   atomic_load_explicit(&hk__huge_live, memory_order_relaxed) < HK_LARGE_RESERVE_LIVE ? HK_LARGE_RESERVE : 0;
+  hk__segment *s = hk__segment_alloc_ex(off + usable, reserve, seg_align, HK__SEG_LARGE, sizeof(hk__mseg));
   if (!s) return NULL;
   hk__mseg *seg = (hk__mseg *)s;
   bool is_zero = false;

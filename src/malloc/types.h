@@ -33,6 +33,16 @@
 #define HK_SMALL_MAX ((size_t)16 << 10)  /* largest block in a small page (at least 4 per page) */
 #define HK_MEDIUM_MAX ((size_t)64 << 10) /* largest block in a medium page; larger ones get a segment */
 #define HK_LARGE_OFFSET ((size_t)4 << 10) /* where a large block starts in its segment */
+/* Every large block that fits gets a segment of this one size (address space only; the block's
+ * pages are what becomes resident). Any cached large segment can then serve any such request, so
+ * a freed block's resident memory is reused by the next large block whatever its size, and
+ * realloc grows in place up to this size. With segments of the block's own size (4, 8, 12 MiB),
+ * the cache needed segments of every size at once, each resident to the largest block it ever
+ * held (w_large peak RSS 121 -> 96 MiB, page faults 31k -> 25k). */
+#define HK_LARGE_RESERVE ((size_t)16 << 20)
+/* ... while fewer large blocks than this are live, so the address space that costs stays under
+ * 1 GiB (RLIMIT_AS users, strict overcommit); past it, blocks get segments of their own size. */
+#define HK_LARGE_RESERVE_LIVE 64
 #define HK_DIRECT_MAX 1024               /* sizes served through heap->direct */
 #define HK_DIRECT_SLOTS (HK_DIRECT_MAX / 8 + 1)
 #define HK_BIN_MAX 81                    /* bins 1..81 hold size classes 8 .. 64 KiB */

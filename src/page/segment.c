@@ -296,9 +296,15 @@ static void init_header(hk__segment *s, size_t size, hk__seg_kind kind, size_t h
 }
 
 hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, size_t header_size) {
+  return hk__segment_alloc_ex(size, 0, align, kind, header_size);
+}
+
+hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size) {
   hk__page_init();
   if (size == 0 || size > ((size_t)1 << 46)) return NULL;
   size_t need = size;
+  bool accounted = kind == HK__SEG_LARGE && reserve <= size;
+  if (reserve > size) size = reserve;
   size = hk__align_up(size, HK_SEGMENT_SIZE);
   if (align < HK_SEGMENT_SIZE) align = HK_SEGMENT_SIZE;
   if (!hk__is_pow2(align) || header_size == 0 || header_size > size) return NULL;
@@ -309,7 +315,7 @@ hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, siz
     s->from_cache = 1;
   } else {
     void *p;
-    if (hk__os_reserve(size, align, kind == HK__SEG_LARGE, &p) != HK_OK) return NULL;
+    if (hk__os_reserve(size, align, accounted, &p) != HK_OK) return NULL;
     s = p;
     s->commit_mask = 0;
     s->dirty_mask = 0;

@@ -79,6 +79,11 @@ struct hk__segment {
  * max(align, 4 MiB). The first header_size bytes are committed and zero; the rest is reserved,
  * uncommitted. Returns NULL if the OS refuses. Thread-safe. */
 HK_INTERNAL hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, size_t header_size);
+/* The same, reserving max(size, reserve) bytes (rounded up to 4 MiB) of which the client means to
+ * use only size: segments of one reserve size are interchangeable in the cache, whatever their
+ * clients used of them. The OS is asked to account (overcommit check, see hk__os_reserve) only a
+ * LARGE segment reserved at its own size. */
+HK_INTERNAL hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size);
 /* Give a segment back: kept in a small cache for reuse (decommitted after the purge delay) or
  * released. Removes it from its purge queue first. Thread-safe. */
 HK_INTERNAL void hk__segment_free(hk__segment *s);

@@ -1115,7 +1115,41 @@ static void *footprint_classes(void *arg) {
   return NULL;
 }
 
+/* Large blocks of any size up to 16 MiB share one segment size, so a freed large block's segment
+ * (and its resident pages) serves the next large request whatever its size, and realloc grows such
+ * a block in place. With segments sized to each block, a 10 MiB request could not reuse the
+ * segment of a 100 KiB block and the 15 MiB realloc had to move. */
+static void footprint_large(void) {
+  hk_collect(true); /* empty segment cache: the next free leaves exactly one segment there */
+  unsigned char *p = hk_malloc(100 * KiB);
+  CHECK(p != NULL);
+  memset(p, 1, 100 * KiB);
+  hk_free(p);
+  unsigned char *q = hk_malloc(10 * MiB);
+  CHECK(q != NULL);
+  EXPECTF(q == p, "10 MiB block at %p did not reuse the freed 100 KiB block's segment (%p)", (void *)q, (void *)p);
+  q[10 * MiB - 1] = 2;
+  unsigned char *r = hk_realloc(q, 15 * MiB);
+  CHECK(r != NULL);
+  EXPECTF(r == q, "realloc 10 -> 15 MiB moved the block (%p -> %p)", (void *)q, (void *)r);
+  CHECK(r[10 * MiB - 1] == 2);
+  hk_free(r);
+  /* ... but only for the first 64 live large blocks: past them, address space is not spent at
+   * 16 MiB a block */
+  enum { N = 100 };
+  void *b[N];
+  hk_stats s0, s1;
+  hk_collect(true);
+  hk_stats_get(&s0);
+  for (int i = 0; i < N; i++) CHECK((b[i] = hk_malloc(100 * KiB)) != NULL);
+  hk_stats_get(&s1);
+  EXPECTF(s1.reserved - s0.reserved <= 64 * 16 * MiB + (N - 64) * 4 * MiB, "%d live 100 KiB blocks reserved %zu MiB", N,
+          (s1.reserved - s0.reserved) / MiB);
+  for (int i = 0; i < N; i++) hk_free(b[i]);
+}
+
 static void sec_footprint(void) {
+  footprint_large();
   hk_collect(true); /* no cached segment with committed memory: every commit shows */
   size_t grew[2];
   pthread_t t;
