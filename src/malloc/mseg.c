@@ -290,8 +290,15 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   size_t seg_align = align > HK_SEGMENT_SIZE ? align : 0;
   size_t usable = hk__align_up(size, ps);
   if (usable < size || off + usable < usable) return NULL;
-  size_t reserve = seg_align == 0 && off + usable <= HK_LARGE_RESERVE &&
-                   atomic_load_explicit(&hk__huge_live, memory_order_relaxed) < HK_LARGE_RESERVE_LIVE ? HK_LARGE_RESERVE : 0;
+  /* In a HK_LARGE_RESERVE segment the block starts at the second commit unit (256 KiB): the first
+   * one holds the header and is never decommitted, so a block inside it would stay resident while
+   * the segment is cached. */
+  size_t unit_off = HK_LARGE_RESERVE / HK_SEGMENT_UNITS, reserve = 0;
+  if (seg_align == 0 && (off > unit_off ? off : unit_off) + usable <= HK_LARGE_RESERVE &&
+      atomic_load_explicit(&hk__huge_live, memory_order_relaxed) < HK_LARGE_RESERVE_LIVE) {
+    reserve = HK_LARGE_RESERVE;
+    if (off < unit_off) off = unit_off;
+  }
   hk__segment *s = hk__segment_alloc_ex(off + usable, reserve, seg_align, HK__SEG_LARGE, sizeof(hk__mseg));
   if (!s) return NULL;
   hk__mseg *seg = (hk__mseg *)s;

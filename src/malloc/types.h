@@ -32,7 +32,7 @@
  * 64 KiB pages up to 16 KiB blocks and 128 KiB pages above). */
 #define HK_SMALL_MAX ((size_t)16 << 10)  /* largest block in a small page (at least 4 per page) */
 #define HK_MEDIUM_MAX ((size_t)64 << 10) /* largest block in a medium page; larger ones get a segment */
-#define HK_LARGE_OFFSET ((size_t)4 << 10) /* where a large block starts in its segment */
+#define HK_LARGE_OFFSET ((size_t)4 << 10) /* where a large block starts in its segment (but see below) */
 /* Every large block that fits gets a segment of this one size (address space only; the block's
  * pages are what becomes resident). Any cached large segment can then serve any such request, so
  * a freed block's resident memory is reused by the next large block whatever its size, and

@@ -1119,7 +1119,50 @@ static void *footprint_classes(void *arg) {
  * (and its resident pages) serves the next large request whatever its size, and realloc grows such
  * a block in place. With segments sized to each block, a 10 MiB request could not reuse the
  * segment of a 100 KiB block and the 15 MiB realloc had to move. */
+/* Exact RSS, without allocating: smaps_rollup walks the page tables, while statm's counters are
+ * per-CPU approximations that can lag by hundreds of KiB; and rss_now's stdio would allocate
+ * pages of its own between the samples. 0 when unavailable. */
+static size_t rss_exact(void) {
+  char buf[4096];
+  int fd = open("/proc/self/smaps_rollup", O_RDONLY);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char *s = strstr(buf, "\nRss:");
+  return s ? (size_t)strtoul(s + 5, NULL, 10) * KiB : 0;
+}
+
 static void footprint_large(void) {
+  /* A freed large block's pages leave the RSS once its cached segment is purged (100 ms), and the
+   * committed statistic falls with them: a small block must not sit in the header's commit unit,
+   * which is never decommitted. */
+  hk_collect(true);
+  long delay = hk_option_get(HK_OPT_PURGE_DELAY);
+  if (delay >= 0 && delay <= 200) {
+    const size_t n = 200 * KiB;
+    hk_stats live, after;
+    /* every call below once before the samples: their first calls fault in code and symbol tables */
+    usleep(1000);
+    hk_collect(false);
+    hk_stats_get(&after);
+    (void)rss_exact();
+    volatile unsigned char *x = hk_malloc(n); /* volatile: the writes are not dead stores */
+    CHECK(x != NULL);
+    for (size_t i = 0; i < n; i += 1024) x[i] = 3;
+    hk_stats_get(&live);
+    size_t rss_live = rss_exact();
+    hk_free((void *)x);
+    usleep((useconds_t)(delay + 150) * 1000); /* past the cache's purge (100 ms), not its release (1 s) */
+    hk_collect(false);
+    hk_stats_get(&after);
+    size_t rss_after = rss_exact();
+    EXPECTF(after.committed + n <= live.committed, "committed %zu -> %zu KiB after the purge of a freed %zu KiB block",
+            live.committed / KiB, after.committed / KiB, n / KiB);
+    EXPECTF(rss_live == 0 || rss_after + n * 3 / 4 <= rss_live, "RSS %zu -> %zu KiB after the purge of a freed %zu KiB block",
+            rss_live / KiB, rss_after / KiB, n / KiB);
+  }
   hk_collect(true); /* empty segment cache: the next free leaves exactly one segment there */
   unsigned char *p = hk_malloc(100 * KiB);
   CHECK(p != NULL);
@@ -1146,6 +1189,7 @@ static void footprint_large(void) {
   EXPECTF(s1.reserved - s0.reserved <= 64 * 16 * MiB + (N - 64) * 4 * MiB, "%d live 100 KiB blocks reserved %zu MiB", N,
           (s1.reserved - s0.reserved) / MiB);
   for (int i = 0; i < N; i++) hk_free(b[i]);
+
 }
 
 static void sec_footprint(void) {
