@@ -79,6 +79,7 @@ typedef struct srch {
    * unplaced buffers could cover its left and right bottom cells. */
   int32_t *vl, *vr;
   uint32_t *va, *ve, *cntl, *cntr;
+  uint32_t valley_end; /* end of the valley whose cell perfect_cands chose */
   uint64_t node_limit; /* this restart gives up after so many nodes (UINT64_MAX = never) */
   bool limited;       /* the restart hit node_limit (so an empty result proves nothing) */
   trail_ent *trail;
@@ -424,6 +425,7 @@ static int perfect_cands(srch *s) {
   }
   if (bc == 0) return 0;
   uint32_t a = s->va[bv], e = s->ve[bv];
+  s->valley_end = e;
   uint64_t f = s->floor_s[a];
   const uint32_t *list = right ? s->ends + s->end_at[e] : s->starts + s->start_at[a];
   uint32_t cnt = right ? s->end_at[e + 1] - s->end_at[e] : s->start_at[a + 1] - s->start_at[a];
@@ -576,14 +578,16 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le, bool fast) {
    * contact): ending exactly where the floor steps, and a top flush with a neighbour's floor,
    * leave no sliver that nothing else could fill. */
   if (end - base > 1) {
-    for (uint32_t x = s->whi; x-- > s->wlo;)
-      s->run_end[x] = (x + 1 < s->whi && s->floor_s[x + 1] == s->floor_s[x]) ? s->run_end[x + 1] : x + 1;
+    /* (in the perfect mode every candidate lies in one valley, whose floor runs to its end) */
+    if (!s->perfect)
+      for (uint32_t x = s->whi; x-- > s->wlo;)
+        s->run_end[x] = (x + 1 < s->whi && s->floor_s[x + 1] == s->floor_s[x]) ? s->run_end[x + 1] : x + 1;
     for (size_t k = base; k < end; k++) {
       uint32_t d = s->by_rank[s->cand[k].val & 0x3fffffffu];
       uint64_t y = s->cand[k].key, top = y + p->size[d];
       uint32_t a = p->sl[d], e = p->su[d];
       unsigned score = 0;
-      if (s->floor_s[a] == y && s->run_end[a] == e) score++;
+      if (s->floor_s[a] == y && (s->perfect ? s->valley_end : s->run_end[a]) == e) score++;
       if (e < s->S && s->rem[e] && s->floor_s[e] == top) score++;
       if (a > 0 && s->rem[a - 1] && s->floor_s[a - 1] == top) score++;
       s->cand[k].val |= (uint64_t)(3 - score) << 30;
