@@ -10,8 +10,8 @@
  * Neither are pages of HEAPKIT_HARDENED buffered: there every free must be visible to the owner's
  * double-free search at once.
  *
- * Holding blocks back delays their reuse, so the buffer is bounded: at most RBUF_BYTES per page
- * (RBUF_MAX blocks), RBUF_SLOTS pages (a slot taken by another page is flushed first), and it is
+ * Holding blocks back delays their reuse, so the buffer is bounded: less than RBUF_BYTES per page
+ * (RBUF_MAX blocks; blocks over RBUF_BYTES / 2 are not held), RBUF_SLOTS pages (a slot taken by another page is flushed first), and it is
  * emptied when the thread's periodic work runs (allocation slow paths, at most once a millisecond),
  * by hk_collect, before fork and at thread exit. */
 #include "malloc/malloc.h"
@@ -23,7 +23,7 @@
 typedef struct rslot {
   hk__page *pg;             /* NULL: free slot */
   hk__block *head, *tail;   /* chain linked (encoded with the page key) as xthread_free is */
-  uint32_t count, limit;
+  uint32_t count, bytes;
 } rslot;
 
 struct hk__rbuf {
@@ -31,35 +31,44 @@ struct hk__rbuf {
 };
 _Static_assert(sizeof(struct hk__rbuf) <= 4096, "the remote-free buffer must fit a meta slot");
 
-static void slot_flush(rslot *s) {
+static hk_noinline void slot_flush(rslot *s) {
   hk__free_remote_list(s->pg, s->head, s->tail, s->count);
   s->pg = NULL;
 }
 
-bool hk__rbuf_push(hk__tld *tld, hk__page *pg, hk__block *b) {
-  if (!(__atomic_load_n(&pg->remote.flags, __ATOMIC_RELAXED) & HK__PAGE_IN_DEFAULT)) return false;
+/* The first block of a page in its slot (after handing over the page that had the slot), the
+ * buffer's first use, and a repeated free. */
+static hk_noinline bool push_slow(hk__tld *tld, hk__page *pg, hk__block *b) {
   hk__rbuf *rb = tld->rbuf;
-  if (hk_unlikely(rb == NULL)) {
+  if (rb == NULL) {
     rb = tld->rbuf = hk__meta_alloc(sizeof *rb);
     if (!rb) return false;
   }
   uintptr_t a = (uintptr_t)pg;
   rslot *s = &rb->slot[((a >> 6) ^ (a >> 22)) & (RBUF_SLOTS - 1)];
-  if (s->pg != pg) {
-    uint32_t limit = RBUF_BYTES / pg->remote.block_size;
-    if (limit < 2) return false; /* big blocks: the CAS is cheap next to the block */
-    if (s->pg) slot_flush(s);
-    s->pg = pg;
-    s->head = NULL;
-    s->tail = b;
-    s->count = 0;
-    s->limit = limit < RBUF_MAX ? limit : RBUF_MAX;
-  } else if (hk_unlikely(s->head == b)) {
-    hk__fatal("double free of %p", (void *)b);
-  }
+  if (s->pg == pg) hk__fatal("double free of %p", (void *)b); /* it is the slot's head */
+  if (s->pg) slot_flush(s);
+  b->next = pg->remote.key; /* hk__encode(pg, NULL) */
+  s->pg = pg;
+  s->head = s->tail = b;
+  s->count = 1;
+  s->bytes = pg->remote.block_size;
+  return true;
+}
+
+bool hk__rbuf_push(hk__tld *tld, hk__page *pg, hk__block *b) {
+  uint32_t bs = pg->remote.block_size;
+  if (!(__atomic_load_n(&pg->remote.flags, __ATOMIC_RELAXED) & HK__PAGE_IN_DEFAULT) || bs > RBUF_BYTES / 2)
+    return false; /* big blocks: the CAS is cheap next to the block */
+  hk__rbuf *rb = tld->rbuf;
+  uintptr_t a = (uintptr_t)pg;
+  rslot *s = rb ? &rb->slot[((a >> 6) ^ (a >> 22)) & (RBUF_SLOTS - 1)] : NULL;
+  if (hk_unlikely(s == NULL || s->pg != pg || s->head == b)) return push_slow(tld, pg, b);
   b->next = (uintptr_t)s->head ^ pg->remote.key; /* hk__encode, from the remote line */
   s->head = b;
-  if (++s->count >= s->limit) slot_flush(s);
+  s->count++;
+  s->bytes += bs;
+  if (s->bytes >= RBUF_BYTES || s->count >= RBUF_MAX) slot_flush(s);
   return true;
 }
 
