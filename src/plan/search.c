@@ -207,7 +207,7 @@ static bool runs_ok_from(srch *s, size_t x, size_t stop) {
     if (!closed) continue;
     memset(s->reach + a, 0, e - a + 1);
     s->reach[a] = 1;
-    for (size_t y = a; y < e; y++) {
+    for (size_t y = a; y < e && !s->reach[e]; y++) {
       if (!s->reach[y]) continue;
       for (uint32_t k = s->start_at[y]; k < s->start_at[y + 1]; k++) {
         uint32_t d = s->starts[k];
@@ -226,9 +226,19 @@ static bool runs_ok(srch *s) { return runs_ok_from(s, s->wlo, SIZE_MAX); }
  * a stretch of equal floors). */
 static bool runs_ok_near(srch *s, uint32_t c) {
   const hk__plan_prob *p = s->p;
-  size_t x = p->sl[c] > s->wlo ? p->sl[c] - 1 : s->wlo;
-  while (x > s->wlo && s->rem[x] && s->rem[x - 1] && s->floor_s[x - 1] == s->floor_s[x]) x--;
-  return runs_ok_from(s, x, (size_t)p->su[c] + 1);
+  uint64_t top = s->off[c] + p->size[c];
+  uint32_t a = p->sl[c], e = p->su[c];
+  size_t x, stop = e + 1;
+  /* A neighbouring run higher than c's top had a lower neighbour before (c's valley) and still
+   * has one: it stays open, and its buffers did not change. */
+  if (a > s->wlo && s->rem[a - 1] && s->floor_s[a - 1] > top) {
+    x = a;
+  } else {
+    x = a > s->wlo ? a - 1 : s->wlo;
+    while (x > s->wlo && s->rem[x] && s->rem[x - 1] && s->floor_s[x - 1] == s->floor_s[x]) x--;
+  }
+  if (e < s->whi && s->rem[e] && s->floor_s[e] > top) stop = e;
+  return runs_ok_from(s, x, stop);
 }
 
 static inline uint64_t mix64(uint64_t x) {
