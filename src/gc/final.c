@@ -81,6 +81,13 @@ static void flist_remove(hk_gc_heap *h, gc_flist *l, gc_final *slot) {
   if (!is_last) *slot = last;
 }
 
+/* An object in the thread's current allocation buffer is one of this heap's (the usual case:
+ * registered right after allocation), without a look-up in the page layer's segment map. */
+static inline bool owned_by_buffer(const hk_gc_mutator *m, const void *obj) {
+  const char *p = (const char *)obj;
+  return !((uintptr_t)p & 7) && m->tlab_start && p > m->tlab_start && p <= m->fast.cursor;
+}
+
 /* A first registration is the common case (finalizer-heavy programs register one per object):
  * it is a store into the thread's own chunk of records, kept until the next collection; the
  * lock is taken once per chunk. Changing or removing a registration is rare and stops the world
@@ -88,7 +95,7 @@ static void flist_remove(hk_gc_heap *h, gc_flist *l, gc_final *slot) {
 int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data) {
   if (!m) return HK_EINVAL;
   hk_gc_heap *h = m->heap;
-  if (!hk__gc_owns(h, obj)) {
+  if (!owned_by_buffer(m, obj) && !hk__gc_owns(h, obj)) {
     hk__warning("gc: hk_gc_set_finalizer: %p is not an object of this heap", obj);
     return HK_EINVAL;
   }
