@@ -20,8 +20,10 @@ done
   echo "Produced by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
   echo "Each suite runs heapkit and its peers side by side in one invocation; figures are medians of"
   echo "repeated runs, and ratios are what to compare (the machine is shared and noisy)."
-  echo "A suite can be run alone with \`HK_BENCH_ONLY=<area> make bench\`."
+  echo "A suite can be run alone with \`HK_BENCH_ONLY=<area> make bench\`. The charts are written to"
+  echo "bench/results/ (not kept in git: run \`make bench\` to see them)."
   echo
-  for f in bench/results/*.md; do [ -f "$f" ] && { cat "$f"; echo; }; done
+  # the sections link their charts by bare file name (they live next to them in bench/results/)
+  for f in bench/results/*.md; do [ -f "$f" ] && { sed -E 's#\]\(([a-z_]+\.png)\)#](../bench/results/\1)#g' "$f"; echo; }; done
 } > docs/benchmarks.md
 echo "tables collected in docs/benchmarks.md"
