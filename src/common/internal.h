@@ -9,7 +9,6 @@
 #include <heapkit.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdarg.h>
 #include <stddef.h>
 
 #ifndef HK_DEBUG
@@ -51,9 +50,10 @@ HK_INTERNAL _Noreturn void hk__assert_fail(const char *expr, const char *file, i
 HK_INTERNAL _Noreturn void hk__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 HK_INTERNAL void hk__warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 HK_INTERNAL void hk__trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Always printed, "heapkit: " first (for output an option asked for, such as HEAPKIT_GC_TRACE). */
+HK_INTERNAL void hk__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Formats into buf without allocating (a small vsnprintf subset: %s %d %u %ld %lu %zu %zd %p %x %lx %%). */
 HK_INTERNAL int hk__snprintf(char *buf, size_t size, const char *fmt, ...);
-HK_INTERNAL int hk__vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 HK_INTERNAL void hk__write_fd(int fd, const char *s);
 
 /* Options: read from HEAPKIT_* on first use. */

@@ -52,8 +52,6 @@ static int vformat(char *buf, size_t size, const char *fmt, va_list ap) {
   return (int)(o - buf);
 }
 
-int hk__vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) { return vformat(buf, size, fmt, ap); }
-
 int hk__snprintf(char *buf, size_t size, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -91,6 +89,13 @@ void hk__fatal(const char *fmt, ...) {
 
 void hk__warning(const char *fmt, ...) {
   if (hk__options[HK_OPT_VERBOSE] < 1) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vmessage(fmt, ap);
+  va_end(ap);
+}
+
+void hk__message(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vmessage(fmt, ap);

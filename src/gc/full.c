@@ -485,7 +485,7 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   hk__gc_release_free_segments(h, hk__gc_free_reserve(h));
   h->full_count++;
   if (h->trace)
-    hk__gc_trace("full %lu (%s): %lu us, heap %zu -> %zu KiB, estimate %zu KiB, reached %zu KiB, "
+    hk__message("gc: full %lu (%s): %lu us, heap %zu -> %zu KiB, estimate %zu KiB, reached %zu KiB, "
                  "kept for finalizers %zu KiB, evacuated %zu KiB, next at %zu KiB, free blocks %zu",
                  (unsigned long)h->full_count, compact ? "forced" : "growth",
                  (unsigned long)((hk__gc_now_ms() - t0) * 1000), heap_before >> 10, hk__gc_heap_bytes(h) >> 10,

@@ -542,8 +542,6 @@ HK_INTERNAL int hk__gc_verify_stopped(hk_gc_heap *h);
 /* stats.c */
 HK_INTERNAL void hk__gc_pause_record(hk_gc_heap *h, int kind, double ms);
 HK_INTERNAL double hk__gc_now_ms(void);
-/* HEAPKIT_GC_TRACE: one line on stderr (no allocation, like every message). */
-HK_INTERNAL void hk__gc_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static inline void gc_lock(hk_gc_heap *h) { pthread_mutex_lock(&h->lock); }
 static inline void gc_unlock(hk_gc_heap *h) { pthread_mutex_unlock(&h->lock); }

@@ -480,7 +480,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   h->mature_estimate += c.promoted;
   h->minor_count++;
   if (h->trace >= 2)
-    hk__gc_trace("minor %lu%s: nursery %zu KiB, copied %lu KiB, promoted %lu KiB, next nursery %zu KiB, "
+    hk__message("gc: minor %lu%s: nursery %zu KiB, copied %lu KiB, promoted %lu KiB, next nursery %zu KiB, "
                  "estimate %zu / %zu KiB", (unsigned long)h->minor_count, promote_all ? " (of a full)" : "",
                  nursery_bytes >> 10, (unsigned long)(c.copied >> 10), (unsigned long)(c.promoted >> 10),
                  h->nursery_blocks * GC_BLOCK_SIZE >> 10, h->mature_estimate >> 10, h->full_threshold >> 10);

@@ -3,25 +3,12 @@
  * scratch area of the heap, so reading them never allocates). */
 #include "gc/gc_internal.h"
 
-#include <stdarg.h>
 #include <time.h>
 
 double hk__gc_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-void hk__gc_trace(const char *fmt, ...) {
-  char buf[512];
-  memcpy(buf, "heapkit: gc: ", 13);
-  va_list ap;
-  va_start(ap, fmt);
-  int n = hk__vsnprintf(buf + 13, sizeof buf - 14, fmt, ap);
-  va_end(ap);
-  buf[13 + n] = '\n';
-  buf[14 + n] = 0;
-  hk__write_fd(2, buf);
 }
 
 void hk__gc_pause_record(hk_gc_heap *h, int kind, double ms) {

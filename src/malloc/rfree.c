@@ -31,6 +31,12 @@ struct hk__rbuf {
 };
 _Static_assert(sizeof(struct hk__rbuf) <= 4096, "the remote-free buffer must fit a meta slot");
 
+/* A page's slot: one per page at a time, a page taking another's slot hands that one over first. */
+static inline rslot *slot_of(hk__rbuf *rb, const hk__page *pg) {
+  uintptr_t a = (uintptr_t)pg;
+  return &rb->slot[((a >> 6) ^ (a >> 22)) & (RBUF_SLOTS - 1)];
+}
+
 static hk_noinline void slot_flush(rslot *s) {
   hk__free_remote_list(s->pg, s->head, s->tail, s->count);
   s->pg = NULL;
@@ -44,8 +50,7 @@ static hk_noinline bool push_slow(hk__tld *tld, hk__page *pg, hk__block *b) {
     rb = tld->rbuf = hk__meta_alloc(sizeof *rb);
     if (!rb) return false;
   }
-  uintptr_t a = (uintptr_t)pg;
-  rslot *s = &rb->slot[((a >> 6) ^ (a >> 22)) & (RBUF_SLOTS - 1)];
+  rslot *s = slot_of(rb, pg);
   if (s->pg == pg) hk__fatal("double free of %p", (void *)b); /* it is the slot's head */
   if (s->pg) slot_flush(s);
   b->next = pg->remote.key; /* hk__encode(pg, NULL) */
@@ -61,8 +66,7 @@ bool hk__rbuf_push(hk__tld *tld, hk__page *pg, hk__block *b) {
   if (!(__atomic_load_n(&pg->remote.flags, __ATOMIC_RELAXED) & HK__PAGE_IN_DEFAULT) || bs > RBUF_BYTES / 2)
     return false; /* big blocks: the CAS is cheap next to the block */
   hk__rbuf *rb = tld->rbuf;
-  uintptr_t a = (uintptr_t)pg;
-  rslot *s = rb ? &rb->slot[((a >> 6) ^ (a >> 22)) & (RBUF_SLOTS - 1)] : NULL;
+  rslot *s = rb ? slot_of(rb, pg) : NULL;
   if (hk_unlikely(s == NULL || s->pg != pg || s->head == b)) return push_slow(tld, pg, b);
   b->next = (uintptr_t)s->head ^ pg->remote.key; /* hk__encode, from the remote line */
   s->head = b;
