@@ -74,6 +74,9 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
   double slice = first > 0.005 ? first : 0.005;
   uint64_t aim = opt->capacity > p->lb ? opt->capacity : p->lb;
   bool refuted = false;
+  /* only when aiming at the bound of a tight problem (hk__plan_guillotine checks the rest) */
+  bool guillotine = p->tight && aim == p->lb;
+  uint64_t *gfail[2] = {NULL, NULL};
   int rc = HK_OK;
   for (int turn = 0; !refuted && *best_peak > aim && now < aim_end; turn++) {
     double d = now + slice < aim_end ? now + slice : aim_end;
@@ -83,6 +86,19 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
     refuted = sr == 2;
     if (turn & 1) slice *= 2;
     now = hk__plan_now();
+    if ((turn & 1) && guillotine && *best_peak > aim && now < aim_end) {
+      /* After each pair of slices: a round of the guillotine search (guillotine.c) on the
+       * problem and on its reversal, each with a work budget doubling at each round (its own
+       * Luby-like schedule: the rounds resume from the failures the earlier ones recorded). */
+      for (int o = 0; o < 2 && *best_peak > aim; o++) {
+        uint64_t work = (HK_PLAN_GUILLOTINE_WORK * (uint64_t)p->n) << (turn / 2 < 20 ? turn / 2 : 20);
+        int gr = hk__plan_guillotine(o ? &rev : p, work, aim_end, best, &st.nodes, &gfail[o]);
+        if (gr < 0) { rc = gr; goto out; }
+        if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
+        if (gr == 2) guillotine = false; /* exhausted: there is no guillotine packing */
+      }
+      now = hk__plan_now();
+    }
   }
   if (*best_peak > aim && !(refuted && opt->capacity)) {
     int sr = hk__plan_search(p, prio, HK__SEARCH_BB, 0, deadline, opt->capacity, best, best_peak, &st);
@@ -93,6 +109,8 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
 out:
   res->nodes = st.nodes;
   free(st.nogoods);
+  free(gfail[0]);
+  free(gfail[1]);
   hk__plan_prob_free(&rev);
   return rc;
 }
@@ -138,7 +156,7 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
     if (opt.method == HK_PLAN_AUTO && opt.time_limit > 0 && r.best_peak > p.lb && !fits && !hopeless && !r.big) {
       uint64_t before = r.best_peak;
       if (search(&p, r.prio, &opt, t0, r.best, &r.best_peak, res) != HK_OK) goto out;
-      if (r.best_peak < before) res->method = "search";
+      if (r.best_peak < before && res->method == r.method) res->method = "search";
     }
   }
   for (size_t i = 0; i < n; i++) offsets[i] = 0;

@@ -59,6 +59,8 @@ static bool valid(const hk__plan_prob *p, const uint64_t *off, uint64_t peak) {
   return true;
 }
 
+static int g_found_count;
+static int *g_found = &g_found_count;
 static void run(int trials, bool tight, int *reached, int *refuted) {
   hkgen_rng rng = {tight ? 4242u : 99u};
   for (int t = 0; t < trials; t++) {
@@ -74,6 +76,15 @@ static void run(int trials, bool tight, int *reached, int *refuted) {
     CHECK(!tight || p.tight);
     uint32_t prio[16];
     CHECK(hk__plan_make_order(&p, HK__ORDER_SIZE, prio) == HK_OK);
+    if (tight) { /* the guillotine search: a packing it returns is at the bound; none exists -> exhausted */
+      uint64_t goff[16], *tb = NULL, nodes = 0;
+      int g = hk__plan_guillotine(&p, UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb);
+      CHECK_MSG(g == 1 || g == 2, "tight trial %d: guillotine gave %d", t, g);
+      if (g == 1) CHECK(valid(&p, goff, p.lb));
+      if (bf_best > p.lb) CHECK_MSG(g == 2, "tight trial %d: guillotine gave %d, bound unreachable", t, g);
+      *g_found += g == 1;
+      free(tb);
+    }
     for (int mode = 0; mode < 2; mode++) {
       uint64_t off[16], peak = 0;
       for (size_t i = 0; i < p.n; i++) { off[i] = peak; peak += p.size[i]; } /* plain stacking */
@@ -134,11 +145,89 @@ static void run_perfect(void) {
   }
 }
 
+/* The guillotine search (guillotine.c). The generator cuts its rectangle with straight cuts, so
+ * each of its instances has a guillotine packing and the search, complete for those, must find
+ * one given the work; among them 200 buffers seed 7 and 400 seeds 12 and 94, which the bottom-up
+ * search does not place in 1 s. A pinwheel (five buffers around a centre one) is a perfect packing
+ * with no straight cut: the guillotine search must exhaust, the bottom-up search place it. A
+ * second call with the first call's table resumes; alignments and loose problems are declined. */
+static void run_guillotine(void) {
+  static hk_plan_buffer b[400];
+  static uint64_t off[400];
+  struct { size_t n; uint64_t seed; } inst[44] = {{200, 7}, {400, 12}, {400, 94}, {100, 3}};
+  for (size_t i = 4; i < 44; i++) inst[i].n = 20 + (i % 4) * 20, inst[i].seed = i - 3;
+  for (size_t i = 0; i < 44; i++) {
+    size_t n = inst[i].n;
+    CHECK(hkgen_perfect(b, NULL, n, 4 * n, 1000 * n, 1, inst[i].seed) == 0);
+    hk__plan_prob p, rev;
+    CHECK(hk__plan_prob_init(&p, b, n, 0) == HK_OK);
+    CHECK(hk__plan_prob_reverse(&p, &rev) == HK_OK);
+    for (int o = 0; o < 2; o++) {
+      uint64_t *tb = NULL, nodes = 0;
+      int g = hk__plan_guillotine(o ? &rev : &p, 50000000, hk__plan_now() + 60, off, &nodes, &tb);
+      CHECK_MSG(g == 1, "guillotine n=%zu seed %llu orientation %d: gave %d after %llu", n,
+                (unsigned long long)inst[i].seed, o, g, (unsigned long long)nodes);
+      if (g == 1) CHECK(valid(&p, off, p.lb));
+      free(tb);
+    }
+    hk__plan_prob_free(&rev);
+    hk__plan_prob_free(&p);
+  }
+  { /* resume: a tiny budget gives up, the same table with more work finishes */
+    CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, 94) == 0);
+    hk__plan_prob p;
+    CHECK(hk__plan_prob_init(&p, b, 400, 0) == HK_OK);
+    uint64_t *tb = NULL, nodes = 0;
+    CHECK(hk__plan_guillotine(&p, 1000, hk__plan_now() + 60, off, &nodes, &tb) == 0);
+    CHECK(tb != NULL);
+    CHECK(hk__plan_guillotine(&p, 50000000, hk__plan_now() + 60, off, &nodes, &tb) == 1);
+    CHECK(valid(&p, off, p.lb));
+    free(tb);
+    hk__plan_prob_free(&p);
+  }
+  { /* the pinwheel in [0, 3) x [0, 3), and what is declined */
+    hk_plan_buffer w[5] = {{0, 2, 1, 0}, {2, 3, 2, 0}, {1, 3, 1, 0}, {0, 1, 2, 0}, {1, 2, 1, 0}};
+    hk__plan_prob p, rev;
+    CHECK(hk__plan_prob_init(&p, w, 5, 0) == HK_OK);
+    CHECK(p.tight && p.lb == 3);
+    CHECK(hk__plan_prob_reverse(&p, &rev) == HK_OK);
+    uint64_t *tb = NULL, nodes = 0, o5[5];
+    CHECK(hk__plan_guillotine(&p, UINT64_MAX, hk__plan_now() + 10, o5, &nodes, &tb) == 2);
+    free(tb);
+    uint32_t prio[5];
+    CHECK(hk__plan_make_order(&p, HK__ORDER_SIZE, prio) == HK_OK);
+    uint64_t peak = 0;
+    for (size_t i = 0; i < p.n; i++) { o5[i] = peak; peak += p.size[i]; }
+    hk__plan_search_stats st = {0};
+    int rc = 0;
+    for (unsigned turn = 0; turn < 4 && rc == 0; turn++)
+      rc = hk__plan_search(turn & 1 ? &rev : &p, prio, HK__SEARCH_LB, turn, hk__plan_now() + 5, 0, o5, &peak, &st);
+    CHECK(rc == 1 && peak == 3 && valid(&p, o5, 3));
+    free(st.nogoods);
+    hk__plan_prob_free(&rev);
+    hk__plan_prob_free(&p);
+    hk_plan_buffer al[2] = {{0, 1, 4, 4}, {0, 1, 4, 4}}; /* tight, but aligned */
+    CHECK(hk__plan_prob_init(&p, al, 2, 0) == HK_OK);
+    tb = NULL;
+    CHECK(hk__plan_guillotine(&p, UINT64_MAX, hk__plan_now() + 10, o5, &nodes, &tb) == 0);
+    free(tb);
+    hk__plan_prob_free(&p);
+    hk_plan_buffer lo[2] = {{0, 2, 4, 0}, {1, 3, 8, 0}}; /* not tight */
+    CHECK(hk__plan_prob_init(&p, lo, 2, 0) == HK_OK);
+    tb = NULL;
+    CHECK(hk__plan_guillotine(&p, UINT64_MAX, hk__plan_now() + 10, o5, &nodes, &tb) == 0);
+    free(tb);
+    hk__plan_prob_free(&p);
+  }
+}
+
 int main(void) {
+  run_guillotine();
   run_perfect();
   int reached = 0, refuted = 0;
   run(300, true, &reached, &refuted);
-  printf("tight: bound reached %d, refuted %d\n", reached, refuted);
+  printf("tight: bound reached %d, refuted %d, guillotine packings %d\n", reached, refuted, g_found_count);
+  CHECK(g_found_count > 0);
   CHECK(reached > 0);
   int r2 = 0, f2 = 0;
   run(300, false, &r2, &f2);
