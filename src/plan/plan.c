@@ -76,7 +76,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
   bool refuted = false;
   /* only when aiming at the bound of a tight problem (hk__plan_guillotine checks the rest) */
   bool guillotine = p->tight && aim == p->lb;
-  uint64_t *gfail[2] = {NULL, NULL};
+  uint64_t *gfail = NULL;
   int rc = HK_OK;
   for (int turn = 0; !refuted && *best_peak > aim && now < aim_end; turn++) {
     double d = now + slice < aim_end ? now + slice : aim_end;
@@ -87,16 +87,14 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
     if (turn & 1) slice *= 2;
     now = hk__plan_now();
     if ((turn & 1) && guillotine && *best_peak > aim && now < aim_end) {
-      /* After each pair of slices: a round of the guillotine search (guillotine.c) on the
-       * problem and on its reversal, each with a work budget doubling at each round (its own
-       * Luby-like schedule: the rounds resume from the failures the earlier ones recorded). */
-      for (int o = 0; o < 2 && *best_peak > aim; o++) {
-        uint64_t work = (HK_PLAN_GUILLOTINE_WORK * (uint64_t)p->n) << (turn / 2 < 20 ? turn / 2 : 20);
-        int gr = hk__plan_guillotine(o ? &rev : p, work, aim_end, best, &st.nodes, &gfail[o]);
-        if (gr < 0) { rc = gr; goto out; }
-        if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
-        if (gr == 2) guillotine = false; /* exhausted: there is no guillotine packing */
-      }
+      /* After each pair of slices: a round of the guillotine search (guillotine.c), with a work
+       * budget doubling at each round (the rounds resume from the failures the earlier ones
+       * recorded). Its enumeration already starts from either end, so one orientation serves. */
+      uint64_t work = (HK_PLAN_GUILLOTINE_WORK * (uint64_t)p->n) << (turn / 2 < 20 ? turn / 2 : 20);
+      int gr = hk__plan_guillotine(p, work, aim_end, best, &st.nodes, &gfail);
+      if (gr < 0) { rc = gr; goto out; }
+      if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
+      if (gr == 2) guillotine = false; /* exhausted: there is no guillotine packing */
       now = hk__plan_now();
     }
   }
@@ -109,8 +107,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
 out:
   res->nodes = st.nodes;
   free(st.nogoods);
-  free(gfail[0]);
-  free(gfail[1]);
+  free(gfail);
   hk__plan_prob_free(&rev);
   return rc;
 }

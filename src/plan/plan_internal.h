@@ -119,9 +119,9 @@ HK_PLAN_HIDDEN double hk__plan_now(void);
  * alignment above 1, a problem that is not tight) or HK_ENOMEM. *fail is its table of failed
  * states: NULL on the first call (it is allocated then; the caller frees it), then passed again
  * to later calls on the same problem (same orientation) so that they skip what failed before. */
-/* hk_plan's first budget for it, per buffer and orientation, in buffers chosen by its
- * enumeration (about 0.06 s on 400 buffers on the shared machine); it doubles at each round. */
-#define HK_PLAN_GUILLOTINE_WORK 2500
+/* hk_plan's first budget for it, per buffer, in buffers chosen by its enumeration (about 0.12 s
+ * on 400 buffers on the shared, loaded machine); it doubles at each round. */
+#define HK_PLAN_GUILLOTINE_WORK 5000
 HK_PLAN_HIDDEN int hk__plan_guillotine(const hk__plan_prob *p, uint64_t node_limit, double deadline, uint64_t *off,
                                        uint64_t *nodes, uint64_t **fail);
 
