@@ -35,6 +35,7 @@
 
 enum { G_FAIL = 0, G_OK = 1, G_STOP = -2 };
 #define GUILLOTINE_TABLE ((size_t)1 << 18)
+#define REACH_WORDS ((size_t)1 << 22) /* 32 MB */
 
 typedef struct gsrch {
   const hk__plan_prob *p;
@@ -45,6 +46,7 @@ typedef struct gsrch {
   bool stop; /* the budget or the deadline ran out */
   double deadline;
   size_t depth, max_depth;
+  size_t reach_words; /* words held by the strips' subset-sum bitsets (see reachable) */
   bool nomem;
 } gsrch;
 
@@ -139,7 +141,10 @@ static bool reachable(strip *t, uint32_t x, uint64_t v) {
   uint64_t **r = &t->reach[x - t->a];
   if (!*r) {
     const hk__plan_prob *p = t->g->p;
-    if (!(*r = calloc(t->words, sizeof **r))) return true;
+    /* all the search's bitsets together stay under REACH_WORDS (the nested enumerations each
+     * hold theirs); past it the test is skipped, which only prunes less */
+    if (t->g->reach_words + t->words > REACH_WORDS || !(*r = calloc(t->words, sizeof **r))) return true;
+    t->g->reach_words += t->words;
     (*r)[0] = 1;
     for (size_t k = t->lo[x - t->a]; k < t->lo[x - t->a + 1]; k++) or_shift(*r, *r, t->words, p->size[t->ord[k]] / t->u);
   }
@@ -358,8 +363,8 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
                .endhash = endhash, .suf = suf, .words = (size_t)((H / p->gran) >> 6) + 1, .u = p->gran, .l1 = l1, .l2 = l2, .o = o,
                .H = H, .setkey = mir ? gmix(key) : key};
     if (lo[1] == 0 || p->size[ord[0]] >= H) { r = G_FAIL; goto leave; } /* ord[0]: the largest */
-    /* the per-boundary subset-sum bitsets, unless they would take more than 32 MB */
-    if (t.words * (W + 1) <= ((size_t)1 << 22)) t.reach = calloc(W + 1, sizeof *t.reach);
+    /* the per-boundary subset-sum bitsets, made on first use */
+    t.reach = calloc(W + 1, sizeof *t.reach);
     size_t bpos = 0; /* b*: the largest (the smallest placed 10 of 22 hard instances instead of 11) */
     uint64_t *A = heights(&t, L, m, bpos);
     if (!A) { free(t.reach); g->nomem = true; r = G_STOP; goto leave; }
@@ -376,7 +381,9 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
       }
     }
     free(A);
-    if (t.reach) for (size_t x = 0; x <= W; x++) free(t.reach[x]);
+    if (t.reach)
+      for (size_t x = 0; x <= W; x++)
+        if (t.reach[x]) { free(t.reach[x]); g->reach_words -= t.words; }
     free(t.reach);
   }
 leave:
