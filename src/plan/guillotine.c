@@ -42,7 +42,7 @@ typedef struct gsrch {
   uint64_t *off, *zob, *fail;
   uint32_t *rsl, *rsu; /* sections of the time reversal (nsec - su, nsec - sl) */
   size_t fmask;
-  uint64_t nodes, limit, steps, evals;
+  uint64_t limit, steps, evals; /* work budget, work done (steps), complete sets B1 tried */
   bool stop; /* the budget or the deadline ran out */
   double deadline;
   size_t depth, max_depth;
@@ -83,7 +83,7 @@ typedef struct strip {
   uint64_t *endhash;  /* endhash[x - a]: Zobrist hash of the chosen buffers ending at x */
   uint64_t *suf;      /* suf[k]: total size of positions k.. up to the end of k's section */
   uint64_t **reach;   /* reach[x - a]: bitset of the subset sums of the buffers starting at x
-                       * (computed on first use; NULL throughout when too big) */
+                       * (made on first use, within REACH_WORDS for the whole search) */
   size_t words;       /* bitsets over [0, H) in units of the granule u (every size is a multiple) */
   uint64_t u;
   uint32_t *l1, *l2;  /* scratch for B1 and B \ B1 */
@@ -124,14 +124,10 @@ static int evaluate(strip *t) {
     if (t->ch[k]) t->l1[n1++] = t->ord[k];
     else t->l2[n2++] = t->ord[k];
   }
-  /* the recursive calls reuse nothing of this frame's scratch but l1/l2: copy them out */
-  uint32_t *both = malloc((n1 + n2) * sizeof *both);
-  if (!both) { t->g->nomem = true; return G_STOP; }
-  memcpy(both, t->l1, n1 * sizeof *both);
-  memcpy(both + n1, t->l2, n2 * sizeof *both);
-  int r = solve(t->g, both + n1, n2, t->sa, t->se, t->o + t->c, t->H - t->c); /* usually the harder */
-  if (r == G_OK) r = solve(t->g, both, n1, t->sa, t->se, t->o, t->c);
-  free(both);
+  /* the set above first: with the heights tried from the highest it is the smaller one, the
+   * quicker to refute (l1 and l2 are this frame's: the calls below have their own scratch) */
+  int r = solve(t->g, t->l2, n2, t->sa, t->se, t->o + t->c, t->H - t->c);
+  if (r == G_OK) r = solve(t->g, t->l1, n1, t->sa, t->se, t->o, t->c);
   return r;
 }
 
@@ -268,7 +264,6 @@ static uint64_t *heights(strip *t, const uint32_t *L, size_t m, size_t bpos) {
 
 static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, uint64_t o, uint64_t H) {
   const hk__plan_prob *p = g->p;
-  g->nodes++;
   if (spent(g) || g->depth >= g->max_depth) { g->stop = true; return G_STOP; }
   if (m == 1) {
     uint32_t b = L[0];
