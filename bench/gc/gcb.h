@@ -104,6 +104,8 @@ static void gcb_init(size_t budget) {
   /* The nursery counts against the limit: a small budget gets at most a quarter of it. */
   if (budget && o.nursery_size > budget / 4) o.nursery_size = (budget / 4) & ~(size_t)0xffff;
   if (getenv("GCB_NURSERY")) o.nursery_size = (size_t)strtoull(getenv("GCB_NURSERY"), NULL, 0);
+  /* HK_GC_OPT_* bits, for comparing variants (e.g. GCB_GC_FLAGS=4: no sticky marks). */
+  if (getenv("GCB_GC_FLAGS")) o.flags = (unsigned)strtoul(getenv("GCB_GC_FLAGS"), NULL, 0);
   int rc = hk_gc_heap_create(&o, &gcb_heap, &gcb_m);
   if (rc != HK_OK) {
     fprintf(stderr, "gcb: hk_gc_heap_create: %s\n", hk_strerror(rc));

@@ -91,6 +91,8 @@ typedef int (*hk_gc_oom_fn)(hk_gc_heap *heap, size_t request, void *data);
 enum {
   HK_GC_OPT_MANUAL_FINALIZERS = 1u << 0, /* queue ready finalizers; run them only in hk_gc_run_finalizers */
   HK_GC_OPT_NO_EVACUATION = 1u << 1,     /* mature space: mark-region without evacuation */
+  HK_GC_OPT_NO_STICKY = 1u << 2,         /* every full collection marks everything (no sticky marks) */
+  HK_GC_OPT_NO_BLOCK_PROMOTION = 1u << 3, /* minor collections always copy (no promotion in place) */
 };
 
 typedef struct hk_gc_options {
@@ -173,7 +175,8 @@ typedef struct hk_gc_mutator_fast {
  *   bit 0      forwarded (the rest is the new address) - only ever seen by the collector
  *   bit 1      barrier: stores into this object take the slow path (an old object not yet
  *              remembered; later also a black object during incremental marking)
- *   bit 2      gray (reserved for incremental quad-color marking)
+ *   bit 2      gray: collector-internal (an old object logged for the next sticky collection;
+ *              meant for incremental quad-color marking later)
  *   bit 3      pinned       bit 4  has a finalizer     bit 5  pointer-free
  *   bits 6-7   age (minor collections survived)
  *   bits 8-23  type         bits 24-63  size in 8-byte granules, header included */
@@ -389,6 +392,8 @@ typedef struct hk_gc_stats {
   size_t nursery_size; /* now: adapted to the survivors, at most the nursery_size option */
   uint64_t parallel_phases;  /* collection phases that parked mutators helped with */
   uint64_t parallel_helpers; /* helpers that joined them (a phase may have several) */
+  uint64_t sticky_collections; /* of full_collections: those that marked only what was promoted
+                                  since the last complete one (docs/gc.md, sticky marks) */
   hk_gc_pause_stats minor, full, all;
 } hk_gc_stats;
 HK_API void hk_gc_stats_get(hk_gc_heap *heap, hk_gc_stats *out);

@@ -97,6 +97,7 @@ void *hk__gc_survivor_alloc_in(hk_gc_heap *h, gc_bump *a, size_t total, bool dat
   void *p = bump(a, total);
   if (p) return p;
   fresh_block(h, a, B_YOUNG, data);
+  h->survivor_blocks++;
   a->block->next = h->young;
   h->young = a->block;
   return bump(a, total);

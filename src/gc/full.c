@@ -425,28 +425,56 @@ static void sweep(hk_gc_heap *h) {
   }
 }
 
+/* Sticky marks. A collection due by the growth policy right after a full one need not mark the
+ * mature space again: what the last full collection marked is taken as live (its mark bits, line
+ * marks and large objects' marks are kept), and only what was promoted or allocated large since is
+ * marked, from the roots and from the marked objects remembered since (sticky_log: a pointer from
+ * a marked object to a newer one was stored through the barrier, so a minor collection saw the
+ * object). No evacuation (an unscanned marked object may point to anything), and what the last
+ * full collection marked but is dead now waits for the next complete one. On GCBench most of a
+ * full collection is re-marking the long-lived tree; a sticky one marks only the tree being built.
+ * Whatever a sticky collection marks sticks too, so the estimate left after it only grows: once
+ * it has used half of the room the growth policy gave (full_live to full_threshold), the next
+ * collection is complete again. */
+static void sticky_log_drain(mark_ctx *c, bool trace) {
+  hk_gc_heap *h = c->h;
+  void *o;
+  while ((o = hk__gc_stack_pop(h, &h->sticky_log))) {
+    *hdr_of(o) &= ~HK_GC_HDR_GRAY;
+    if (trace) GC_TRACE_WITH(h, o, &c->v, MARK_VISIT);
+  }
+  hk__gc_stack_clear(h, &h->sticky_log);
+}
+
 void hk__gc_full(hk_gc_heap *h, bool compact) {
   double t0 = h->trace ? hk__gc_now_ms() : 0;
   size_t heap_before = hk__gc_heap_bytes(h), estimate_before = h->mature_estimate;
   hk__gc_minor(h, true);
   h->minor_count--; /* counted as part of this full collection */
+  bool sticky = !compact && h->sticky_ok && !(h->opts.flags & HK_GC_OPT_NO_STICKY);
+  mark_ctx c = {.v = {mark_visit_v}, .h = h, .mature = h->mature, .overflow = h->overflow};
 
-  if (++h->epoch == 0) {
-    for (gc_seg *s = h->segs; s; s = s->next) memset(s->lines, 0, sizeof s->lines);
-    for (gc_large *l = h->large; l; l = l->next) l->mark = 0;
-    h->epoch = 1;
+  if (!sticky) {
+    /* The log's objects may move below: their gray bits go first. */
+    sticky_log_drain(&c, false);
+    if (++h->epoch == 0) {
+      for (gc_seg *s = h->segs; s; s = s->next) memset(s->lines, 0, sizeof s->lines);
+      for (gc_large *l = h->large; l; l = l->next) l->mark = 0;
+      h->epoch = 1;
+    }
+    for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
   }
-  for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
-  /* Holes from the last sweep are meaningless under the new epoch: copies go to fresh blocks. */
+  /* Holes from the last sweep are meaningless under the new epoch (and a sticky collection
+   * recounts them): copies go to fresh blocks. */
   for (int i = 0; i < 2; i++) {
     hk__gc_bump_reset(&h->mature[i]);
     hk__gc_bump_reset(&h->overflow[i]);
   }
   h->recyclable[0] = h->recyclable[1] = NULL;
-  mark_ctx c = {.v = {mark_visit_v}, .h = h, .mature = h->mature, .overflow = h->overflow};
-  c.evac_budget = choose_candidates(h, !compact);
+  c.evac_budget = sticky ? 0 : choose_candidates(h, !compact);
 
   hk__gc_visit_roots(h, &c.v);
+  if (sticky) sticky_log_drain(&c, true);
   mark_job job = {.evac_left = 0};
   if (c.work.count > 0 && hk__gc_par_open(h, &job.par, mark_help)) {
     job.evac_left = c.evac_budget; /* (helpers run once the lock is released) */
@@ -477,17 +505,40 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
     hk__gc_bump_reset(&h->overflow[i]);
   }
   sweep(h);
-  h->live_bytes = c.live;
-  h->mature_estimate = c.live;
   h->bytes_evacuated += c.evacuated;
-  size_t next = (size_t)((double)live_reached * (100.0 + h->opts.growth_percent) / 100.0);
-  h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
+  if (sticky) {
+    /* c.live is only what this collection marked: the last full one's marks still count. */
+    h->live_bytes += c.live;
+    h->mature_estimate = h->live_bytes;
+    h->sticky_count++;
+  } else {
+    h->live_bytes = c.live;
+    h->mature_estimate = c.live;
+    h->full_live = live_reached;
+    size_t next = (size_t)((double)live_reached * (100.0 + h->opts.growth_percent) / 100.0);
+    h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
+  }
+  /* The next one is sticky only if at least half the room the growth policy gives is left (else
+   * it would be due again at once, and complete then); a sticky collection that left less makes
+   * the next ones complete for a while, longer each time (old objects die between full
+   * collections on this heap: a sticky one cannot free them). */
+  size_t room = h->full_threshold - h->full_live;
+  bool roomy = h->mature_estimate <= h->full_live + room / 2;
+  if (sticky && !roomy) h->sticky_backoff = h->sticky_backoff < 32 ? h->sticky_backoff * 2 + 1 : 64;
+  else if (sticky) h->sticky_backoff = 0;
+  if (!sticky && h->sticky_skip > 0) {
+    h->sticky_skip--;
+    h->sticky_ok = false;
+  } else {
+    h->sticky_ok = roomy;
+    if (sticky && !roomy) h->sticky_skip = h->sticky_backoff;
+  }
   hk__gc_release_free_segments(h, hk__gc_free_reserve(h));
   h->full_count++;
   if (h->trace)
     hk__message("gc: full %lu (%s): %lu us, heap %zu -> %zu KiB, estimate %zu KiB, reached %zu KiB, "
                  "kept for finalizers %zu KiB, evacuated %zu KiB, next at %zu KiB, free blocks %zu",
-                 (unsigned long)h->full_count, compact ? "forced" : "growth",
+                 (unsigned long)h->full_count, sticky ? "sticky" : compact ? "forced" : "growth",
                  (unsigned long)((hk__gc_now_ms() - t0) * 1000), heap_before >> 10, hk__gc_heap_bytes(h) >> 10,
                  estimate_before >> 10, live_reached >> 10, (c.live - live_reached) >> 10, c.evacuated >> 10,
                  h->full_threshold >> 10, h->nfree);

@@ -218,6 +218,7 @@ struct hk_gc_heap {
   size_t nursery_blocks;  /* the nursery now: adapted after every minor collection (minor.c) */
   size_t nursery_max;     /* the configured nursery (options, heap limit): the adaptive ceiling */
   size_t full_threshold; /* a full collection is due when mature_estimate exceeds this */
+  size_t full_live;       /* reached from the roots by the last complete (non-sticky) full collection */
   size_t mature_estimate; /* live at the last full collection + promoted and large bytes since */
   long stress;
   long trace; /* HEAPKIT_GC_TRACE */
@@ -240,6 +241,8 @@ struct hk_gc_heap {
   size_t blocks_young, blocks_mature;
   size_t young_since_gc; /* nursery blocks handed out since the last minor collection */
   bool high_survival;    /* the last minor collection kept more than a third of the nursery */
+  unsigned inplace_left; /* minor collections that may still promote the young blocks in place */
+  size_t survivor_blocks; /* survivor blocks taken since the last copying minor collection */
   gc_block *recyclable[2]; /* mature blocks with holes from the last sweep: [0] pointers, [1] data */
   gc_bump mature[2];     /* promotion allocators: [0] objects with pointers, [1] data */
   gc_bump overflow[2];   /* medium objects that did not fit the current hole */
@@ -262,12 +265,19 @@ struct hk_gc_heap {
   hk_gc_roots_fn root_fn;
   void *root_data;
   gc_stack remset; /* old objects with young fields found by the collector itself */
+  /* Sticky marks (full.c): while sticky_ok, the mark bits and line marks of the last full
+   * collection still describe the mature space, and a collection due by the growth policy marks
+   * only what was promoted since, from the roots and sticky_log: the marked objects remembered
+   * since (each once, flagged with the header's gray bit). */
+  gc_stack sticky_log;
+  bool sticky_ok;
+  unsigned sticky_skip, sticky_backoff; /* complete collections to do before trying again */
   hk_gc_weak *weaks;
   gc_flist final_young, final_old, final_ready;
   size_t nweak, nfinal;
 
   /* statistics */
-  uint64_t minor_count, full_count;
+  uint64_t minor_count, full_count, sticky_count;
   uint64_t bytes_allocated, bytes_copied, bytes_promoted, bytes_evacuated;
   uint64_t finalizers_run, weak_cleared;
   uint64_t par_phases, par_helpers;
@@ -501,9 +511,24 @@ HK_INTERNAL void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind);
 HK_INTERNAL void hk__gc_trace_object(hk_gc_heap *h, void *obj, hk_gc_visitor *v);
 HK_INTERNAL void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v);
 HK_INTERNAL void hk__gc_minor(hk_gc_heap *h, bool promote_all);
+/* inplace.c: whether the young blocks can be promoted where they are, and doing it (minor.c). */
+#define GC_INPLACE_RUN 3
+HK_INTERNAL bool hk__gc_promote_blocks_ok(const hk_gc_heap *h);
+HK_INTERNAL void hk__gc_promote_blocks(hk_gc_heap *h, bool promote_all);
 /* compact: evacuate every block the budget allows (an explicit collection, or one forced by the
  * heap limit); else only sparse blocks (a collection due by the growth policy). */
 HK_INTERNAL void hk__gc_full(hk_gc_heap *h, bool compact);
+/* full.c: a remembered old object found by a minor collection; if the last full collection marked
+ * it, it is logged for the next sticky collection (it may now point to objects promoted since). */
+static inline void gc_sticky_note(hk_gc_heap *h, void *o) {
+  if (!h->sticky_ok) return;
+  uintptr_t hd = *hdr_of(o);
+  if ((hd & (HK_GC_HDR_GRAY | HK_GC_HDR_NOSCAN)) ||
+      !(in_blocks(o) ? mark_test(o) : large_of(o)->mark == h->epoch))
+    return;
+  *hdr_of(o) = hd | HK_GC_HDR_GRAY;
+  push_or_die(h, &h->sticky_log, o);
+}
 
 /* final.c */
 /* Heap lock held (or the world stopped); false when out of memory. */

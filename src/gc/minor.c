@@ -411,6 +411,12 @@ static void adapt_nursery(hk_gc_heap *h, size_t nursery_bytes, uint64_t survived
 }
 
 void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
+  if ((promote_all || h->inplace_left > 0) && hk__gc_promote_blocks_ok(h)) {
+    if (!promote_all) h->inplace_left--;
+    hk__gc_promote_blocks(h, promote_all);
+    return;
+  }
+  h->survivor_blocks = 0;
   /* When most of the nursery survives (a big structure being built), aging only copies it twice:
    * promote at once until survival drops again. */
   unsigned age = h->high_survival ? 1 : h->opts.promote_age;
@@ -427,8 +433,14 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   h->remset = (gc_stack){0};
   void *o;
   for (hk_gc_mutator *m = h->mutators; m; m = m->next)
-    while ((o = hk__gc_stack_pop(h, &m->remset))) scan_old(&c, o);
-  while ((o = hk__gc_stack_pop(h, &old_sets[0]))) scan_old(&c, o);
+    while ((o = hk__gc_stack_pop(h, &m->remset))) {
+      gc_sticky_note(h, o);
+      scan_old(&c, o);
+    }
+  while ((o = hk__gc_stack_pop(h, &old_sets[0]))) {
+    gc_sticky_note(h, o);
+    scan_old(&c, o);
+  }
   hk__gc_stack_clear(h, &old_sets[0]);
   minor_job job = {.promote_age = c.promote_age};
   if (c.work.count > 0 && hk__gc_par_open(h, &job.par, minor_help)) {
@@ -468,6 +480,9 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     h->survivor[i] = (gc_bump){0};
   }
   h->high_survival = nursery_bytes && (c.copied + c.promoted) * 3 > nursery_bytes;
+  /* Seven eighths kept: the next ones promote the young blocks in place (inplace.c). */
+  if (!promote_all)
+    h->inplace_left = nursery_bytes && (c.copied + c.promoted) * 8 >= nursery_bytes * 7 ? GC_INPLACE_RUN : 0;
   if (!promote_all) {
     /* Per thread: the nursery is that many times the adapted size, and its copying is shared. */
     size_t k = hk__gc_nursery_target(h) / h->nursery_blocks;

@@ -96,6 +96,7 @@ void hk_gc_stats_get(hk_gc_heap *h, hk_gc_stats *out) {
   out->nursery_size = h->nursery_blocks * GC_BLOCK_SIZE;
   out->parallel_phases = h->par_phases;
   out->parallel_helpers = h->par_helpers;
+  out->sticky_collections = h->sticky_count;
   static const int minor[1] = {0}, full[1] = {1}, all[2] = {0, 1};
   summarize(h, minor, 1, &out->minor);
   summarize(h, full, 1, &out->full);

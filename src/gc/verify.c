@@ -1,6 +1,7 @@
 /* hk_gc_verify: stop the world, trace everything reachable with checks on every slot, and check
  * the block tables. It uses the side mark bitmaps as its visited set and clears them afterwards
- * (minor collections rely on young blocks' bits being clear). */
+ * (minor collections rely on young blocks' bits being clear), putting back the mature blocks'
+ * marks when a sticky collection will need them. */
 #include "gc/gc_internal.h"
 
 typedef struct verify_ctx {
@@ -106,6 +107,45 @@ static void check_tables(verify_ctx *c) {
   if (lb != h->large_bytes || lc != h->large_count) return fail(c, "large object accounting mismatch", NULL);
 }
 
+/* The mark bits of the mature blocks, saved while sticky marks are in use (they are what the
+ * next sticky collection relies on) in a chunk per segment; NULL when not needed. If the chunks
+ * cannot be had, the next full collection is made a complete one instead. */
+#define MARKS_SAVED (sizeof(((gc_seg *)0)->marks) - GC_SEG_META_BLOCKS * sizeof(((gc_seg *)0)->marks[0]))
+_Static_assert(MARKS_SAVED <= sizeof(((gc_chunk *)0)->items), "a segment's mark bits fit a chunk");
+static gc_chunk *marks_save(hk_gc_heap *h) {
+  if (!h->sticky_ok) return NULL;
+  gc_chunk *list = NULL;
+  for (gc_seg *s = h->segs; s; s = s->next) {
+    gc_chunk *c = hk__gc_chunk_alloc(h);
+    if (!c) {
+      while (list) {
+        c = list;
+        list = list->prev;
+        hk__gc_chunk_free(h, c);
+      }
+      h->sticky_ok = false;
+      return NULL;
+    }
+    memcpy(c->items, s->marks[GC_SEG_META_BLOCKS], MARKS_SAVED);
+    c->prev = list;
+    list = c;
+  }
+  return list;
+}
+/* Segments are in the same order (none come or go during a verification): the list is reversed. */
+static void marks_restore(hk_gc_heap *h, gc_chunk *list) {
+  size_t n = 0;
+  for (gc_seg *s = h->segs; s; s = s->next) n++;
+  for (gc_chunk *c = list, *prev; c; c = prev) {
+    prev = c->prev;
+    gc_seg *s = h->segs;
+    for (size_t i = 1; i < n; i++) s = s->next;
+    memcpy(s->marks[GC_SEG_META_BLOCKS], c->items, MARKS_SAVED);
+    n--;
+    hk__gc_chunk_free(h, c);
+  }
+}
+
 /* The whole check with the world already stopped (the collector calls it after every collection
  * at HK_DEBUG >= 3). Prints the first problem and returns HK_EINVAL, or returns HK_OK. */
 int hk__gc_verify_stopped(hk_gc_heap *h) {
@@ -115,6 +155,7 @@ int hk__gc_verify_stopped(hk_gc_heap *h) {
     for (gc_large *l = h->large; l; l = l->next) l->vmark = 0;
     h->vgen = 1;
   }
+  gc_chunk *saved = marks_save(h);
   for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
   check_tables(&c);
   if (!c.err[0]) hk__gc_visit_roots(h, &c.v);
@@ -139,6 +180,7 @@ int hk__gc_verify_stopped(hk_gc_heap *h) {
     }
   hk__gc_stack_clear(h, &c.work);
   for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
+  marks_restore(h, saved);
   if (c.err[0]) {
     hk__write_fd(2, c.err);
     return HK_EINVAL;

@@ -1,0 +1,83 @@
+/* Block promotion: a minor collection that makes the young blocks mature where they are instead
+ * of copying their live objects out.
+ *
+ * While nearly everything a minor collection finds survives (a large structure being built: the
+ * nursery is kept small for short pauses, so a tree of a few MiB outlives many nurseries), the
+ * copying is the whole cost of the collection and the copies are promoted anyway. Promoting the
+ * blocks themselves costs a walk over their headers (to arm the barrier bits) and no copy, at the
+ * price of promoting the few dead objects too: the next full (or sticky) collection finds them
+ * unmarked and the sweep gives their lines back. minor.c decides when: at the minor collection
+ * that starts a full one (everything is promoted and then marked anyway), and while the last
+ * copying minor collection kept at least seven eighths of its nursery, for at most
+ * GC_INPLACE_RUN collections in a row (a copying one then measures survival again, so a structure
+ * that has just died costs at most that many nurseries of garbage promoted).
+ *
+ * A young block's objects are contiguous from its start and the rest of a nursery block is zero
+ * (blocks are zeroed when handed out), so the walk stops at the first zero header. Survivor
+ * blocks are not zeroed: with any of them in the young generation, minor collections copy. */
+#include "gc/gc_internal.h"
+
+bool hk__gc_promote_blocks_ok(const hk_gc_heap *h) {
+  if ((h->opts.flags & HK_GC_OPT_NO_BLOCK_PROMOTION) || h->survivor_blocks) return false;
+  /* Young finalizable objects have their own handling (minor_finalizers): copy then. */
+  if (h->final_young.top) return false;
+  for (const hk_gc_mutator *m = h->mutators; m; m = m->next)
+    if (m->fin_local.top) return false;
+  return true;
+}
+
+/* An old object that was remembered: whatever young objects it pointed to are old now. */
+static void rearm(hk_gc_heap *h, void *o) {
+  gc_sticky_note(h, o);
+  if (!in_blocks(o)) {
+    gc_large *l = large_of(o);
+    if (l->cards) memset(l->cards, 0, l->card_words * sizeof(uint64_t));
+    l->queued = 0;
+  }
+  if (!(*hdr_of(o) & HK_GC_HDR_NOSCAN)) *hdr_of(o) |= HK_GC_HDR_BARRIER;
+}
+
+void hk__gc_promote_blocks(hk_gc_heap *h, bool promote_all) {
+  void *o;
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
+    while ((o = hk__gc_stack_pop(h, &m->remset))) rearm(h, o);
+    hk__gc_stack_clear(h, &m->remset);
+  }
+  while ((o = hk__gc_stack_pop(h, &h->remset))) rearm(h, o);
+  hk__gc_stack_clear(h, &h->remset);
+
+  size_t nursery_bytes = h->young_since_gc * GC_BLOCK_SIZE;
+  uint64_t bytes = 0;
+  for (gc_block *b = h->young, *next; b; b = next) {
+    next = b->next;
+    b->next = NULL;
+    char *start = block_start(b), *p = start, *end = start + GC_BLOCK_SIZE;
+    if (!(b->flags & F_DATA)) {
+      for (uintptr_t hd; p < end && (hd = *(uintptr_t *)p) != 0; p += hdr_total(hd))
+        if (!(hd & HK_GC_HDR_NOSCAN)) *(uintptr_t *)p = hd | HK_GC_HDR_BARRIER;
+    } else {
+      for (uintptr_t hd; p < end && (hd = *(uintptr_t *)p) != 0;) p += hdr_total(hd);
+    }
+    if (p == start) {
+      hk__gc_block_release(h, b);
+      continue;
+    }
+    bytes += (uint64_t)(p - start);
+    b->state = B_MATURE;
+    b->flags &= F_DATA;
+    b->free_lines = 0;
+    b->holes = 0;
+    h->blocks_young--;
+    h->blocks_mature++;
+  }
+  h->young = NULL;
+  h->young_since_gc = 0;
+  h->bytes_promoted += bytes;
+  h->mature_estimate += bytes;
+  h->minor_count++;
+  if (h->trace >= 2)
+    hk__message("gc: minor %lu%s: nursery %zu KiB, promoted %lu KiB in place, next nursery %zu KiB, "
+                "estimate %zu / %zu KiB", (unsigned long)h->minor_count, promote_all ? " (of a full)" : "",
+                nursery_bytes >> 10, (unsigned long)(bytes >> 10), h->nursery_blocks * GC_BLOCK_SIZE >> 10,
+                h->mature_estimate >> 10, h->full_threshold >> 10);
+}
