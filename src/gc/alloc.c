@@ -197,15 +197,20 @@ static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *colle
   }
 }
 
-size_t hk__gc_nursery_target(const hk_gc_heap *h) {
+/* per_thread blocks for each thread allocating (registered, not in a blocking region). */
+static size_t nursery_for_threads(const hk_gc_heap *h, size_t per_thread) {
   size_t threads = h->nmutators - h->nblocking;
-  if (threads <= 1) return h->nursery_blocks;
-  size_t n = h->nursery_blocks * threads;
+  if (threads <= 1) return per_thread;
+  size_t n = per_thread * threads;
   /* Under a heap limit the nursery stays within the share one thread's nursery may take. */
   size_t cap = h->max_heap ? h->max_heap / GC_BLOCK_SIZE / 8 : n;
-  if (cap < h->nursery_blocks) cap = h->nursery_blocks;
+  if (cap < per_thread) cap = per_thread;
   return n < cap ? n : cap;
 }
+
+size_t hk__gc_nursery_target(const hk_gc_heap *h) { return nursery_for_threads(h, h->nursery_blocks); }
+
+size_t hk__gc_nursery_reserve(const hk_gc_heap *h) { return nursery_for_threads(h, h->nursery_max); }
 
 /* Give the mutator a fresh nursery block of the kind asked for. May collect. */
 static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected) {

@@ -401,6 +401,9 @@ HK_INTERNAL void *hk__gc_survivor_alloc_in(hk_gc_heap *h, gc_bump *a, size_t tot
 /* Nursery blocks handed out before a minor collection is due: the configured nursery for each
  * thread allocating, so that threads do not fill one thread's nursery between them. */
 HK_INTERNAL size_t hk__gc_nursery_target(const hk_gc_heap *h);
+/* The most nursery blocks the allocating threads may take again (the adaptive nursery's ceiling
+ * for each): free blocks the heap keeps committed for them. */
+HK_INTERNAL size_t hk__gc_nursery_reserve(const hk_gc_heap *h);
 HK_INTERNAL void hk__gc_bump_reset(gc_bump *b);
 HK_INTERNAL void hk__gc_retire_tlabs(hk_gc_heap *h);
 HK_INTERNAL void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data);
