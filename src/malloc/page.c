@@ -105,6 +105,7 @@ static void page_extend(hk__page *pg) {
   /* other threads read carved when they validate a pointer (free, malloc_usable_size) */
   pg->carved = pg->capacity * bs;
   __atomic_store_n(&pg->remote.carved, pg->carved, __ATOMIC_RELAXED);
+  if (pg->carved > pg->touched) pg->touched = pg->carved;
 }
 
 void hk__mpage_collect(hk__page *pg) {

@@ -123,6 +123,10 @@ typedef struct __attribute__((aligned(64))) hk__page {
   struct hk__page *next __attribute__((aligned(64)));
   struct hk__page *prev;
   int64_t retire_at;         /* when an empty page kept in its queue was last emptied */
+  /* The two fields that outlive the page's use (hk__mseg_page_clear keeps them): */
+  int64_t freed_at;          /* !in_use: when the page was last given back to its segment */
+  uint32_t touched;          /* bytes from start that may be resident: the most any owner carved
+                                since the memory was last given back to the OS */
 } hk__page;
 _Static_assert(__builtin_offsetof(hk__page, div_magic) + 8 <= 64, "owner-side page fields must fit one cache line");
 _Static_assert(__builtin_offsetof(hk__page, in_use) < 128, "remote-side page fields must fit one cache line");
@@ -142,7 +146,6 @@ typedef struct hk__mseg {
   uint8_t *large_block;      /* LARGE: the block */
   size_t large_size;         /* LARGE: usable bytes of the block */
   struct hk__mseg *abandoned_next;
-  int64_t swept_free_at;     /* abandoned: when sweeping last freed a page (0: none pending) */
   hk__page pages[];
 } hk__mseg;
 

@@ -90,6 +90,15 @@ void hk__segment_decommit(hk__segment *s, size_t off, size_t len) {
   if (s->purge_mask == 0 && s->purge_queue) hk__segment_purge_cancel(s);
 }
 
+void hk__segment_reset(hk__segment *s, size_t off, size_t len) {
+  size_t ps = hk__os_page_size();
+  size_t lo = hk__align_up(off, ps), hi = (off + len) & ~(ps - 1);
+  hk_assert(off + len <= s->size);
+  if (hi <= lo || lo < s->header_size) return;
+  hk__os_decommit((uint8_t *)s + lo, hi - lo, decommit_mode());
+  hk__pstat_add(&hk__pstats.purged, (ptrdiff_t)(hi - lo));
+}
+
 void hk__segment_decommit_units(hk__segment *s, uint64_t units) {
   decommit_units(s, units);
   if (s->purge_mask == 0 && s->purge_queue) hk__segment_purge_cancel(s);

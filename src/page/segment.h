@@ -95,6 +95,10 @@ HK_INTERNAL void hk__segment_free(hk__segment *s);
 HK_INTERNAL int hk__segment_commit(hk__segment *s, size_t off, size_t len, bool *is_zero);
 /* Return [off, off+len) (rounded in to whole units) to the OS now. */
 HK_INTERNAL void hk__segment_decommit(hk__segment *s, size_t off, size_t len);
+/* Give back the physical pages inside [off, off+len) (rounded in to OS pages) and keep the range
+ * committed: for the unused part of a unit that is partly in use. Its bytes read zero or keep their
+ * contents (HEAPKIT_PURGE_FREE) until written. Same serialisation as commit. */
+HK_INTERNAL void hk__segment_reset(hk__segment *s, size_t off, size_t len);
 /* Decommit the units in `units` (bit i = unit i; header units are ignored), one system call per run. */
 HK_INTERNAL void hk__segment_decommit_units(hk__segment *s, uint64_t units);
 /* Return [off, off+len) (rounded in to whole units) to the OS after the purge delay, unless it is
