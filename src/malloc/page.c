@@ -90,7 +90,7 @@ static void page_unfull(hk_heap *h, hk__page *pg) {
 
 /* Carve up to EXTEND_BYTES of fresh blocks: touching a new page little by little keeps the resident
  * size close to what is used. */
-static void page_extend(hk__page *pg) {
+static void page_extend(hk__page *pg, int64_t now) {
   uint32_t left = pg->reserved - pg->capacity;
   if (left == 0) return;
   uint32_t bs = pg->block_size, n = EXTEND_BYTES / bs;
@@ -105,7 +105,11 @@ static void page_extend(hk__page *pg) {
   /* other threads read carved when they validate a pointer (free, malloc_usable_size) */
   pg->carved = pg->capacity * bs;
   __atomic_store_n(&pg->remote.carved, pg->carved, __ATOMIC_RELAXED);
-  if (pg->carved > pg->touched) pg->touched = pg->carved;
+  /* the page's resident prefix is in use again as far as it goes (see trim_tail in mseg.c) */
+  if (pg->carved + EXTEND_BYTES >= pg->touched) {
+    if (pg->carved > pg->touched) pg->touched = pg->carved;
+    pg->deep_at = now;
+  }
 }
 
 void hk__mpage_collect(hk__page *pg) {
@@ -149,7 +153,7 @@ static hk__page *find_page(hk_heap *h, hk__page_queue *q) {
   while (pg) {
     hk__page *next = pg->next;
     hk__mpage_collect(pg);
-    if (!pg->free) page_extend(pg);
+    if (!pg->free) page_extend(pg, h->tld->now);
     if (pg->free) {
       queue_to_front(h, q, pg);
       return pg;
@@ -159,7 +163,7 @@ static hk__page *find_page(hk_heap *h, hk__page_queue *q) {
   }
   pg = hk__mseg_page_alloc(h, q->block_size);
   if (!pg) return NULL;
-  page_extend(pg);
+  page_extend(pg, h->tld->now);
   return pg;
 }
 

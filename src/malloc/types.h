@@ -125,6 +125,7 @@ typedef struct __attribute__((aligned(64))) hk__page {
   int64_t retire_at;         /* when an empty page kept in its queue was last emptied */
   /* The two fields that outlive the page's use (hk__mseg_page_clear keeps them): */
   int64_t freed_at;          /* !in_use: when the page was last given back to its segment */
+  int64_t deep_at;           /* when an owner last carved (nearly) as far as touched */
   uint32_t touched;          /* bytes from start that may be resident: the most any owner carved
                                 since the memory was last given back to the OS */
 } hk__page;
