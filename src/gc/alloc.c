@@ -169,12 +169,23 @@ void hk__gc_retire_tlabs(hk_gc_heap *h) {
 static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *collected) {
   hk_gc_heap *h = m->heap;
   int full_done = 0; /* two: the second one can evacuate what the first freed room for */
-  bool minor_done = false;
+  bool minor_done = false, fin_done = false;
   for (;;) {
     /* The young blocks count twice: a collection may have to copy all of them before it frees
      * them, and the limit holds during collections too. */
     if (!h->max_heap || hk__gc_heap_bytes(h) + h->blocks_young * GC_BLOCK_SIZE + bytes <= h->max_heap) return true;
-    if (!minor_done && h->young_since_gc > 0) {
+    if (!fin_done && h->final_ready.count && !(h->opts.flags & HK_GC_OPT_MANUAL_FINALIZERS) && !m->in_finalizers) {
+      /* What a full collection keeps for its finalizers is garbage once they have run, and where
+       * full.c made its blocks young the next minor collection frees it: run them first (another
+       * full collection now would only find all of it still held). */
+      fin_done = true;
+      gc_unlock(h);
+      hk__gc_run_finalizers(m);
+      gc_lock(h);
+      continue;
+    }
+    /* (Blocks a full collection made young need a minor collection after it, even if one ran.) */
+    if ((!minor_done && h->young_since_gc > 0) || h->kept_young_blocks > 0) {
       /* Emptying the nursery is cheap and usually enough. */
       hk__gc_collect_locked(m, HK_GC_MINOR);
       minor_done = *collected = true;
@@ -236,6 +247,10 @@ static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected)
       continue;
     }
     if (!room_for(m, GC_BLOCK_SIZE, request, collected)) break;
+    if (data ? m->fast.data_cursor : m->fast.cursor) { /* a finalizer room_for ran refilled it */
+      gc_unlock(h);
+      return true;
+    }
     gc_block *b = hk__gc_block_take(h, B_YOUNG, data);
     if (!b) {
       if (os_retry) break;

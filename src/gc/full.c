@@ -17,6 +17,7 @@ typedef struct mark_ctx {
   size_t live, evacuated, evac_budget;
   gc_bump *mature, *overflow; /* [2] each: the heap's, or a helper's own */
   gc_par *par;                /* in a parallel phase: the heap lock is not held */
+  gc_stack *kept;             /* finalization: objects with pointers it marks (see keep_young) */
 } mark_ctx;
 
 typedef struct mark_job {
@@ -121,9 +122,18 @@ static inline __attribute__((always_inline)) void mark_scan(mark_ctx *c, void *p
   if (d->flags & HK_GC_TYPE_TAIL_POINTERS) ctx_push(c, (void *)((uintptr_t)p | ITEM_OBJ));
 }
 
+/* Finalization notes what it keeps alive in the mature space that may hold pointers (see
+ * keep_young): what it keeps in F_UNREACHED blocks becomes young anyway. */
+static inline __attribute__((always_inline)) void note_kept(mark_ctx *c, void *p, uintptr_t hd, const gc_block *b) {
+  if (!(hd & HK_GC_HDR_NOSCAN) && !(b && (b->flags & F_UNREACHED)) &&
+      !gc_stack_push(c->h, c->kept, p))
+    hk__fatal("gc: out of memory for the collector's work list");
+}
+
 /* Mark the object *slot refers to (evacuating it first when its block is a candidate); scan: queue
- * its slots (false: its children are known to be marked). */
-static inline __attribute__((always_inline)) void mark_ref(mark_ctx *c, void **slot, bool scan) {
+ * its slots (false: its children are known to be marked). fin: the finalization passes, which note
+ * what they mark (a compile-time constant: the main marking pays nothing for it). */
+static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void **slot, bool scan, bool fin) {
   hk_gc_heap *h = c->h;
   void *p = *slot;
   uintptr_t hd = __atomic_load_n(hdr_of(p), __ATOMIC_ACQUIRE);
@@ -132,6 +142,7 @@ static inline __attribute__((always_inline)) void mark_ref(mark_ctx *c, void **s
     if (__atomic_load_n(&l->mark, __ATOMIC_RELAXED) != h->epoch &&
         __atomic_exchange_n(&l->mark, h->epoch, __ATOMIC_RELAXED) != h->epoch) {
       c->live += l->total;
+      if (fin) note_kept(c, p, hd, NULL);
       if (scan && !(hd & HK_GC_HDR_NOSCAN)) mark_scan(c, p, hd);
     }
     return;
@@ -170,20 +181,28 @@ static inline __attribute__((always_inline)) void mark_ref(mark_ctx *c, void **s
   if (!mark_claim(c, p)) return;
   lines_mark_shared(p, total, h->epoch);
   c->live += total;
+  if (fin) note_kept(c, p, hd, b); /* (nothing moves in the finalization passes: p is in b) */
   if (scan && !(hd & HK_GC_HDR_NOSCAN)) mark_scan(c, p, hd);
 }
+
+#define mark_ref(c, slot, scan) mark_ref_t((c), (slot), (scan), false)
 
 static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, void **slot) {
   mark_ref((mark_ctx *)v, slot, true);
 }
+static inline __attribute__((always_inline)) void mark_visit_fin(hk_gc_visitor *v, void **slot) {
+  mark_ref_t((mark_ctx *)v, slot, true, true);
+}
 
 static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }
+static void mark_visit_fin_v(hk_gc_visitor *v, void **slot) { mark_visit_fin(v, slot); }
 #define MARK_VISIT(v, slot) mark_visit((v), (slot))
+#define MARK_VISIT_FIN(v, slot) mark_visit_fin((v), (slot))
 
 /* A whole-object item (see ITEM_OBJ): run its trace function, or mark its tail. Each element is
  * marked at once (a leaf needs no work item at all) and only queues its own slots, so this never
  * recurses. */
-static void mark_obj_item(mark_ctx *c, void *o) {
+static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, void *o, bool fin) {
   uintptr_t hd = *hdr_of(o);
   const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
   if (d->trace) {
@@ -194,18 +213,23 @@ static void mark_obj_item(mark_ctx *c, void *o) {
   size_t n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
   for (size_t i = d->tail_start; i < n; i++) {
     if (i + TAIL_AHEAD < n && gc_is_ref((uintptr_t)w[i + TAIL_AHEAD])) __builtin_prefetch(hdr_of(w[i + TAIL_AHEAD]));
-    if (gc_is_ref((uintptr_t)w[i])) mark_ref(c, &w[i], true);
+    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin);
   }
 }
 
-static void mark_drain(mark_ctx *c) {
+static __attribute__((noinline)) void mark_obj_item(mark_ctx *c, void *o) { mark_obj_item_t(c, o, false); }
+static void mark_obj_item_fin(mark_ctx *c, void *o) { mark_obj_item_t(c, o, true); }
+
+static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool fin) {
   void **fifo[MARK_FIFO];
   unsigned head = 0, n = 0;
   for (;;) {
     void *item;
     while ((item = ctx_pop(c))) {
       if ((uintptr_t)item & ITEM_OBJ) {
-        mark_obj_item(c, (void *)((uintptr_t)item & ~ITEM_OBJ));
+        void *o = (void *)((uintptr_t)item & ~ITEM_OBJ);
+        if (fin) mark_obj_item_fin(c, o);
+        else mark_obj_item(c, o);
       } else {
         void **s = (void **)item;
         __builtin_prefetch(hdr_of(*s));
@@ -216,7 +240,7 @@ static void mark_drain(mark_ctx *c) {
         void **t = fifo[head];
         fifo[head] = s;
         head = (head + 1) % MARK_FIFO;
-        mark_ref(c, t, true);
+        mark_ref_t(c, t, true, fin);
       }
       if (c->par && hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
     }
@@ -224,12 +248,15 @@ static void mark_drain(mark_ctx *c) {
       void **t = fifo[head];
       head = (head + 1) % MARK_FIFO;
       n--;
-      mark_ref(c, t, true);
+      mark_ref_t(c, t, true, fin);
       continue;
     }
     if (!c->par || !hk__gc_par_take(c->par, &c->work)) return;
   }
 }
+
+static void mark_drain(mark_ctx *c) { mark_drain_t(c, false); }
+static void mark_drain_fin(mark_ctx *c) { mark_drain_t(c, true); }
 
 /* A parked mutator's part of a parallel mark. */
 static void mark_help(gc_par *p) {
@@ -290,11 +317,117 @@ static inline void prefetch_children(hk_gc_heap *h, const void *obj) {
 
 #define FIN_AHEAD 16 /* records ahead whose object is prefetched; children at half that */
 
+/* Mature blocks in which marking from the roots found nothing: what finalization marks in them is
+ * kept only for finalizers (see keep_young). */
+static void flag_unreached(hk_gc_heap *h) {
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
+      if (s->blocks[i].state != B_MATURE) continue;
+      uint64_t any = 0;
+      for (size_t w = 0; w < GC_GRANULES / 64; w++) any |= s->marks[i][w];
+      if (!any) s->blocks[i].flags |= F_UNREACHED;
+    }
+}
+
+static inline bool unreached_block(const void *obj) {
+  return in_blocks(obj) && (block_of_obj(obj)->flags & F_UNREACHED);
+}
+
+/* Remember an old object that may point into blocks made young (the world is stopped). */
+static inline void remember_old(hk_gc_heap *h, void *o) {
+  if (*hdr_of(o) & HK_GC_HDR_BARRIER) {
+    *hdr_of(o) &= ~HK_GC_HDR_BARRIER;
+    push_or_die(h, &h->remset, o);
+  }
+}
+
+/* How many blocks may become young under the heap limit. Young blocks count twice there (a
+ * collection may copy them all): with automatic finalizers alloc.c's room_for runs the pending
+ * finalizers, then a minor collection frees these blocks, before it would collect the mature
+ * space again, so they need no room. With manual ones the finalizers may wait across minor
+ * collections, which would copy all of it: then the room must be there, next nursery included. */
+static size_t young_budget(const hk_gc_heap *h) {
+  if (!h->max_heap || !(h->opts.flags & HK_GC_OPT_MANUAL_FINALIZERS)) return SIZE_MAX;
+  size_t used = hk__gc_heap_bytes(h) / GC_BLOCK_SIZE + h->blocks_young + 2 * hk__gc_nursery_target(h) + 1;
+  size_t cap = h->max_heap / GC_BLOCK_SIZE;
+  return cap > used ? cap - used : 0;
+}
+
+/* What finalization keeps alive is garbage once the finalizers have run, but in the mature space
+ * only the next full collection would reclaim it: on a finalizer-heavy program it took about
+ * half the room the growth policy allows, so full collections came twice as often. Objects made
+ * together tend to die together, so most of what is kept sits in blocks where the roots reached
+ * nothing (F_UNREACHED): those blocks become young, in place, and the next minor
+ * collection frees them, copying out only what a finalizer resurrected. For that the young
+ * invariants must hold: their objects' barrier bits are cleared, their mark bits too (minor
+ * collections use them for pinned objects), and every kept object left in the mature space that
+ * may point into them (kept, so reached from nothing live) is remembered. Nothing live points into
+ * them. Returns the bytes of kept objects made young. */
+static size_t keep_young(hk_gc_heap *h, gc_stack *kept) {
+  size_t bytes = 0, budget = young_budget(h);
+  bool skipped = false;
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
+      gc_block *b = &s->blocks[i];
+      if (!(b->flags & F_UNREACHED)) continue;
+      if (!budget) { /* stays mature: handled below */
+        skipped = true;
+        continue;
+      }
+      b->flags &= (uint8_t)~F_UNREACHED;
+      char *start = block_start(b);
+      size_t n = 0;
+      for (size_t w = 0; w < GC_GRANULES / 64; w++)
+        for (uint64_t bits = s->marks[i][w]; bits; bits &= bits - 1) {
+          uintptr_t *hp = (uintptr_t *)(void *)(start + (w * 64 + (size_t)__builtin_ctzll(bits)) * HK_GC_GRANULE);
+          *hp &= ~HK_GC_HDR_BARRIER;
+          n += hdr_total(*hp);
+        }
+      if (!n) continue; /* garbage only: the sweep frees it */
+      memset(s->marks[i], 0, sizeof s->marks[i]);
+      b->state = B_YOUNG;
+      b->flags &= F_DATA;
+      b->free_lines = 0;
+      b->holes = 0;
+      h->blocks_mature--;
+      h->blocks_young++;
+      b->next = h->young;
+      h->young = b;
+      bytes += n;
+      budget--;
+      h->kept_young_blocks++;
+    }
+  /* Kept objects left old (note_kept skipped those of F_UNREACHED blocks) may point into them. */
+  if (skipped)
+    for (gc_seg *s = h->segs; s; s = s->next)
+      for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
+        gc_block *b = &s->blocks[i];
+        if (!(b->flags & F_UNREACHED)) continue;
+        b->flags &= (uint8_t)~F_UNREACHED;
+        if (!bytes || (b->flags & F_DATA)) continue;
+        char *start = block_start(b);
+        for (size_t w = 0; w < GC_GRANULES / 64; w++)
+          for (uint64_t bits = s->marks[i][w]; bits; bits &= bits - 1)
+            remember_old(h, start + (w * 64 + (size_t)__builtin_ctzll(bits) + 1) * HK_GC_GRANULE);
+      }
+  void *o;
+  while (bytes && (o = GC_POP(h, kept))) remember_old(h, o);
+  if (skipped) {
+    /* Records put on the young list for blocks that stayed mature go back to the old one. */
+    gc_flist young = h->final_young;
+    gc_final f;
+    h->final_young = (gc_flist){0};
+    while (flist_pop(h, &young, &f))
+      flist_push_or_die(h, in_blocks(f.obj) && block_of_obj(f.obj)->state == B_YOUNG ? &h->final_young : &h->final_old, &f);
+  }
+  return bytes;
+}
+
 /* Ordered finalization of the old finalizable objects (see final.c for the rule). The dead
  * objects are visited in record order with their headers and children prefetched ahead (each is
  * typically a cache miss: this was half of a full collection's time on the finalizer workload),
  * and one that becomes ready is only marked: the first pass traced everything it reaches. */
-static void full_finalizers(mark_ctx *c) {
+static size_t full_finalizers(mark_ctx *c) {
   hk_gc_heap *h = c->h;
   gc_flist dead = {0};
   gc_chunk *src = h->final_old.top;
@@ -306,6 +439,13 @@ static void full_finalizers(mark_ctx *c) {
     for (size_t i = 0; i < ch->n; i++) flist_push_or_die(h, full_alive(h, &r[i].obj) ? &h->final_old : &dead, &r[i]);
     hk__gc_chunk_free(h, ch);
   }
+  if (!dead.top) return 0;
+  flag_unreached(h);
+  gc_stack kept = {0};
+  c->kept = &kept;
+  c->v.visit = mark_visit_fin_v; /* (for types traced by a function) */
+  /* Nothing moves from here: what is kept dies soon, and keep_young turns blocks in place. */
+  c->evac_budget = 0;
   /* Phase 1: everything reachable from a dead finalizable object must outlive its finalizer. */
   for (gc_chunk *ch = dead.top; ch; ch = ch->prev) {
     gc_final *r = flist_recs(ch);
@@ -313,8 +453,8 @@ static void full_finalizers(mark_ctx *c) {
       if (i + FIN_AHEAD < ch->n) __builtin_prefetch(hdr_of(r[i + FIN_AHEAD].obj));
       if (i + FIN_AHEAD / 2 < ch->n) prefetch_children(h, r[i + FIN_AHEAD / 2].obj);
       if (full_alive(h, &r[i].obj)) continue; /* reached from an earlier one: already traced */
-      GC_TRACE_WITH(h, r[i].obj, &c->v, MARK_VISIT);
-      if (c->work.count) mark_drain(c);
+      GC_TRACE_WITH(h, r[i].obj, &c->v, MARK_VISIT_FIN);
+      if (c->work.count) mark_drain_fin(c);
     }
   }
   /* Phase 2: the ones still unreached are ready; they live on until their finalizer has run.
@@ -324,16 +464,21 @@ static void full_finalizers(mark_ctx *c) {
     gc_final *r = flist_recs(ch);
     for (size_t i = ch->n; i-- > 0;) {
       if (i >= FIN_AHEAD) __builtin_prefetch(hdr_of(r[i - FIN_AHEAD].obj));
-      if (full_alive(h, &r[i].obj)) {
-        flist_push_or_die(h, &h->final_old, &r[i]);
+      if (full_alive(h, &r[i].obj)) { /* kept for another's finalizer: young if its block becomes young */
+        flist_push_or_die(h, unreached_block(r[i].obj) ? &h->final_young : &h->final_old, &r[i]);
         continue;
       }
-      mark_ref(c, &r[i].obj, false);
+      mark_ref_t(c, &r[i].obj, false, true);
       flist_push_or_die(h, &h->final_ready, &r[i]);
     }
     dead.top = ch->prev;
     hk__gc_chunk_free(h, ch);
   }
+  c->kept = NULL;
+  c->v.visit = mark_visit_v;
+  size_t young = keep_young(h, &kept);
+  hk__gc_stack_clear(h, &kept);
+  return young;
 }
 
 /* Evacuation candidates, Immix style: the sparsest mature blocks (by the free lines the last sweep
@@ -497,7 +642,7 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
    * (the next full collection may then come after one minor collection, when it is most of the
    * heap). */
   size_t live_reached = c.live;
-  full_finalizers(&c);
+  size_t kept_young = full_finalizers(&c);
   hk__gc_stack_clear(h, &c.work);
 
   for (int i = 0; i < 2; i++) {
@@ -508,12 +653,13 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   h->bytes_evacuated += c.evacuated;
   if (sticky) {
     /* c.live is only what this collection marked: the last full one's marks still count. */
-    h->live_bytes += c.live;
+    h->live_bytes += c.live - kept_young;
     h->mature_estimate = h->live_bytes;
     h->sticky_count++;
   } else {
-    h->live_bytes = c.live;
-    h->mature_estimate = c.live;
+    /* What finalization kept in blocks made young is no longer in the mature space. */
+    h->live_bytes = c.live - kept_young;
+    h->mature_estimate = h->live_bytes;
     h->full_live = live_reached;
     size_t next = (size_t)((double)live_reached * (100.0 + h->opts.growth_percent) / 100.0);
     h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
@@ -533,13 +679,17 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
     h->sticky_ok = roomy;
     if (sticky && !roomy) h->sticky_skip = h->sticky_backoff;
   }
+  /* Finalizable objects dying steadily (an eighth of the room kept for finalizers here): only a
+   * complete collection finds the old ones dead, a sticky one takes them as live (finalizers 3x:
+   * 3 of 17 full collections were sticky and found nothing to finalize, 4.5% of the instructions). */
+  if (c.live - live_reached > room / 8) h->sticky_ok = false;
   hk__gc_release_free_segments(h, hk__gc_free_reserve(h));
   h->full_count++;
   if (h->trace)
     hk__message("gc: full %lu (%s): %lu us, heap %zu -> %zu KiB, estimate %zu KiB, reached %zu KiB, "
-                 "kept for finalizers %zu KiB, evacuated %zu KiB, next at %zu KiB, free blocks %zu",
+                 "kept for finalizers %zu KiB (young %zu), evacuated %zu KiB, next at %zu KiB, free blocks %zu",
                  (unsigned long)h->full_count, sticky ? "sticky" : compact ? "forced" : "growth",
                  (unsigned long)((hk__gc_now_ms() - t0) * 1000), heap_before >> 10, hk__gc_heap_bytes(h) >> 10,
-                 estimate_before >> 10, live_reached >> 10, (c.live - live_reached) >> 10, c.evacuated >> 10,
+                 estimate_before >> 10, live_reached >> 10, (c.live - live_reached) >> 10, kept_young >> 10, c.evacuated >> 10,
                  h->full_threshold >> 10, h->nfree);
 }

@@ -74,6 +74,7 @@ enum {
   F_RETAIN = 8, /* FROM block kept because a pinned object sits in it: becomes mature */
   F_CUR = 16,   /* an allocator is bumping through it */
   F_COLD = 32,  /* free block beyond the reserve: may be returned to the OS (sweep only) */
+  F_UNREACHED = 64, /* full collection: mature block with nothing marked from the roots (full.c) */
 };
 
 typedef struct gc_block {
@@ -243,6 +244,8 @@ struct hk_gc_heap {
   bool high_survival;    /* the last minor collection kept more than a third of the nursery */
   unsigned inplace_left; /* minor collections that may still promote the young blocks in place */
   size_t survivor_blocks; /* survivor blocks taken since the last copying minor collection */
+  size_t kept_young_blocks; /* made young by the last full collection for finalizers (full.c), until
+                               the next minor collection frees them */
   gc_block *recyclable[2]; /* mature blocks with holes from the last sweep: [0] pointers, [1] data */
   gc_bump mature[2];     /* promotion allocators: [0] objects with pointers, [1] data */
   gc_bump overflow[2];   /* medium objects that did not fit the current hole */

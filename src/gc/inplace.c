@@ -19,6 +19,9 @@
 
 bool hk__gc_promote_blocks_ok(const hk_gc_heap *h) {
   if ((h->opts.flags & HK_GC_OPT_NO_BLOCK_PROMOTION) || h->survivor_blocks) return false;
+  /* Blocks a full collection made young for finalizers (full.c) are former mature blocks: their
+   * objects are not contiguous from the start, so they cannot be walked by headers. */
+  if (h->kept_young_blocks) return false;
   /* Young finalizable objects have their own handling (minor_finalizers): copy then. */
   if (h->final_young.top) return false;
   for (const hk_gc_mutator *m = h->mutators; m; m = m->next)

@@ -490,6 +490,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     adapt_nursery(h, nursery_bytes / k, (c.copied + c.promoted) / k);
   }
   h->young_since_gc = 0;
+  h->kept_young_blocks = 0;
   h->bytes_copied += c.copied;
   h->bytes_promoted += c.promoted;
   h->mature_estimate += c.promoted;
