@@ -43,6 +43,9 @@
 /* ... while fewer large blocks than this are live, so the address space that costs stays under
  * 1 GiB (RLIMIT_AS users, strict overcommit); past it, blocks get segments of their own size. */
 #define HK_LARGE_RESERVE_LIVE 64
+/* Local frees pushed on the allocation list between two allocation slow paths (free.c): bounds how
+ * long a thread that allocates and frees in a loop goes without its periodic work. */
+#define HK__LIFO_FREES 4096u
 #define HK_DIRECT_MAX 1024               /* sizes served through heap->direct */
 #define HK_DIRECT_SLOTS (HK_DIRECT_MAX / 8 + 1)
 #define HK_BIN_MAX 81                    /* bins 1..81 hold size classes 8 .. 64 KiB */
@@ -186,6 +189,9 @@ struct hk_heap_s {
    * the global counters; written only by the owner, read racily by statistics */
   int64_t inuse;
   int64_t mallocs, frees;
+  /* local frees the fast path may still push on their page's allocation list (free.c); set back
+   * to HK__LIFO_FREES by the allocation slow path */
+  uint32_t lifo_left;
 };
 
 #endif

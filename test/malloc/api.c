@@ -1082,6 +1082,73 @@ static void sec_rbuf(void) {
   hk_free(fresh);
 }
 
+/* A thread that allocates and frees in a loop, its allocation list never running dry if every free
+ * went on it (see sec_lifo), must still do its periodic work, here handing its remote frees over. */
+static void *rb_loop_thread(void *arg) {
+  rb_free_all();
+  double t0 = tu_now();
+  for (long i = 0; tu_now() - t0 < 0.1; i++)
+    for (int k = 0; k < 1000; k++) {
+      void *q = hk_malloc(48);
+      memset(q, 0x44, 48); /* a block still holding a free-list link takes the slow path */
+      hk_free(q);
+    }
+  atomic_store(&rb_step, 1);
+  rb_wait(2);
+  return arg;
+}
+
+static void sec_rbuf_loop(void) {
+  pthread_t t;
+  rb_alloc(NULL);
+  atomic_store(&rb_step, 0);
+  CHECK(pthread_create(&t, NULL, rb_loop_thread, NULL) == 0);
+  rb_wait(1);
+  EXPECTF(rb_owned() == 0, "%d of %d blocks freed before 0.1 s of malloc/free have not reached their page", rb_owned(), RB);
+  atomic_store(&rb_step, 2);
+  pthread_join(t, NULL);
+}
+
+/* A block its own thread frees is what the next malloc of its size class returns: it is in that
+ * thread's cache (free.c). In a fresh thread, so that its pages hold nothing but these blocks. */
+static void *lifo_thread(void *arg) {
+  /* N blocks fit one page for each of these, so none of them is in a full page (whose frees take
+   * the slow path) */
+  static const size_t lifo_sizes[] = {8, 16, 48, 100, 256, 1000, 1024, 3000};
+  int *wrong = arg;
+  enum { N = 16 };
+  for (size_t i = 0; i < sizeof lifo_sizes / sizeof lifo_sizes[0]; i++) {
+    size_t n = lifo_sizes[i];
+    void *p[N];
+    /* written, as blocks in use are: a block whose first word still looks like a free-list link
+     * takes the slow path (a double-free search) */
+    for (int k = 0; k < N; k++) memset(p[k] = hk_malloc(n), 0x11, n);
+    for (int k = 0; k < N; k += 3) {
+      hk_free(p[k]);
+      void *q = hk_malloc(n);
+      if (q != p[k] && !(*wrong)++) fprintf(stderr, "malloc(%zu) after free(%p) gave %p\n", n, p[k], q);
+      memset(p[k] = q, 0x22, n);
+    }
+    /* several at once come back last-freed first */
+    for (int k = 0; k < 4; k++) hk_free(p[4 + k]);
+    for (int k = 3; k >= 0; k--) {
+      void *q = hk_malloc(n);
+      if (q != p[4 + k] && !(*wrong)++) fprintf(stderr, "malloc(%zu) gave %p, not the block freed last %p\n", n, q, p[4 + k]);
+      memset(p[4 + k] = q, 0x33, n);
+    }
+    for (int k = 0; k < N; k++) hk_free(p[k]);
+  }
+  return arg;
+}
+
+static void sec_lifo(void) {
+  int wrong = 0;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, lifo_thread, &wrong) == 0);
+  pthread_join(t, NULL);
+  EXPECTF(wrong == 0, "%d mallocs did not return the block their thread freed last", wrong);
+}
+
 /* fork from a thread that holds remote frees: the child works, and the blocks reach their pages */
 static void sec_rbuf_fork(void) {
   rb_alloc(NULL);
@@ -1234,7 +1301,7 @@ static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_peak", sec_stats_peak},
-  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork},
+  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"lifo", sec_lifo},
   {"footprint", sec_footprint},
   {"env", sec_env},
 };
