@@ -79,6 +79,14 @@ static inline bool hk__is_malloc_kind(const hk__segment *s) {
 #define hk__heap_count_op(h, field) ((void)0)
 #endif
 HK_INTERNAL void hk__stats_flush(hk__tld *tld);
+/* The budget of local frees pushed on allocation lists (hk_free), after the free was counted. */
+#if HK_STATS
+static inline bool hk__lifo_take(hk_heap *h) { return h->frees < h->lifo_mark; }
+static inline void hk__lifo_reset(hk_heap *h) { h->lifo_mark = h->frees + HK__LIFO_FREES; }
+#else
+static inline bool hk__lifo_take(hk_heap *h) { return h->lifo_mark > 0 && h->lifo_mark-- > 0; }
+static inline void hk__lifo_reset(hk_heap *h) { h->lifo_mark = HK__LIFO_FREES; }
+#endif
 HK_INTERNAL void hk__stats_flush_heap(hk_heap *h);
 HK_INTERNAL extern _Atomic size_t hk__huge_live; /* live blocks in their own segment */
 HK_INTERNAL void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees);

@@ -171,8 +171,8 @@ void *hk__heap_malloc_bin(hk_heap *h, size_t bin) {
   hk__page_queue *q = &h->queues[bin];
   hk__page *pg = q->first;
   if (hk_likely(pg != NULL && pg->free != NULL)) return page_pop(h, pg);
-  h->lifo_left = HK__LIFO_FREES;
-  hk__tld_periodic(h->tld);
+  hk__tld_periodic(h->tld); /* may flush the statistics the budget counts in */
+  hk__lifo_reset(h);
   if (atomic_load_explicit(&h->delayed_free, memory_order_relaxed)) hk__heap_drain_delayed(h);
   hk_assert_expensive(hk__heap_is_valid(h));
   pg = find_page(h, q);

@@ -62,6 +62,9 @@ void hk__stats_flush_heap(hk_heap *h) {
   __atomic_store_n(&h->inuse, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&h->mallocs, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&h->frees, 0, __ATOMIC_RELAXED);
+#if HK_STATS
+  h->lifo_mark -= f; /* it counts in frees (hk__lifo_take) */
+#endif
   hk__stats_global_add(inuse, m, f);
 }
 

@@ -189,9 +189,10 @@ struct hk_heap_s {
    * the global counters; written only by the owner, read racily by statistics */
   int64_t inuse;
   int64_t mallocs, frees;
-  /* local frees the fast path may still push on their page's allocation list (free.c); set back
-   * to HK__LIFO_FREES by the allocation slow path */
-  uint32_t lifo_left;
+  /* how many more local frees the fast path may push on their page's allocation list (free.c),
+   * reset by the allocation slow path: with HK_STATS the value of `frees` where that stops (the
+   * free path counts frees anyway), otherwise a count down */
+  int64_t lifo_mark;
 };
 
 #endif
