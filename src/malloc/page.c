@@ -148,8 +148,33 @@ static hk_forceinline void *page_pop(hk_heap *h, hk__page *pg) {
 
 /* ---- the generic path -------------------------------------------------------------------------------- */
 
+/* Free blocks of pg: on its lists and on its remote list, without walking either. */
+static inline uint32_t page_avail(hk__page *pg) {
+  return pg->capacity - pg->used + hk__tf_count(atomic_load_explicit(&pg->xthread_free, memory_order_relaxed));
+}
+
 static hk__page *find_page(hk_heap *h, hk__page_queue *q) {
   hk__page *pg = q->first;
+  /* Before the first page grows (or the queue moves on to pages that will), a page further on
+   * that holds at least as many free blocks as an extension would carve is taken instead: with
+   * threads exchanging blocks, the pages behind the first one collect remote frees and local
+   * frees nobody allocates from (w_server: 1.5 of each thread's 3.8 MiB carved), while the first
+   * page keeps carving fresh memory. A smaller batch than an extension's would make the
+   * allocator hop between pages for a block or two each time. */
+  if (pg && pg->next) {
+    hk__mpage_collect(pg);
+    if (pg->free) return pg;
+    uint32_t want = EXTEND_BYTES / pg->block_size;
+    if (want == 0) want = 1;
+    hk__page *x = pg->next;
+    for (int n = 0; x && n < 4; n++, x = x->next) {
+      if (page_avail(x) < want) continue;
+      hk__mpage_collect(x);
+      if (!x->free) continue;
+      queue_to_front(h, q, x);
+      return x;
+    }
+  }
   while (pg) {
     hk__page *next = pg->next;
     hk__mpage_collect(pg);

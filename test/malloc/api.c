@@ -1149,6 +1149,38 @@ static void sec_lifo(void) {
   EXPECTF(wrong == 0, "%d mallocs did not return the block their thread freed last", wrong);
 }
 
+/* A page behind the first one in its queue that holds many free blocks is allocated from before the
+ * first page carves fresh memory (page.c, find_page). In a fresh thread: page A filled, then page B
+ * started, then all of A's blocks but one freed; further blocks must come from A, not from B
+ * growing. */
+static void *reuse_thread(void *arg) {
+  enum { SZ = 48, PAGE = 64 * 1024, MORE = 500 };
+  int *in_a = arg;
+  size_t n = PAGE / SZ + 1;
+  void **p = hk_malloc((n + MORE) * sizeof *p);
+  for (size_t i = 0; i < n; i++) memset(p[i] = hk_malloc(SZ), 0x55, SZ);
+  uintptr_t a = (uintptr_t)p[0] & ~(uintptr_t)(PAGE - 1);
+  size_t freed = 0;
+  for (size_t i = 1; i < n; i++)
+    if ((uintptr_t)p[i] - a < PAGE) { hk_free(p[i]); p[i] = NULL; freed++; }
+  if (freed < PAGE / SZ - 8) { fprintf(stderr, "page A held only %zu blocks\n", freed); *in_a = -1; }
+  for (size_t i = n; i < n + MORE; i++) {
+    memset(p[i] = hk_malloc(SZ), 0x66, SZ);
+    if ((uintptr_t)p[i] - a < PAGE) (*in_a)++;
+  }
+  for (size_t i = 0; i < n + MORE; i++) hk_free(p[i]);
+  hk_free(p);
+  return arg;
+}
+
+static void sec_page_reuse(void) {
+  int in_a = 0;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, reuse_thread, &in_a) == 0);
+  pthread_join(t, NULL);
+  EXPECTF(in_a >= 300, "%d of 500 blocks came from the page with 1300 free blocks (the rest: a page growing)", in_a);
+}
+
 /* fork from a thread that holds remote frees: the child works, and the blocks reach their pages */
 static void sec_rbuf_fork(void) {
   rb_alloc(NULL);
@@ -1301,7 +1333,7 @@ static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_peak", sec_stats_peak},
-  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"lifo", sec_lifo},
+  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"lifo", sec_lifo}, {"page_reuse", sec_page_reuse},
   {"footprint", sec_footprint},
   {"env", sec_env},
 };
