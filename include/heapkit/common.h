@@ -54,6 +54,7 @@ typedef enum hk_option {
   HK_OPT_HARDENED,       /* HEAPKIT_HARDENED: full double-free scan on every free (default 0) */
   HK_OPT_GC_STRESS,      /* HEAPKIT_GC_STRESS: the collector collects every N allocations (default 0 = off) */
   HK_OPT_GC_TRACE,       /* HEAPKIT_GC_TRACE: 1 a line per full collection on stderr, 2 also per minor (default 0) */
+  HK_OPT_GC_PARALLEL,    /* HEAPKIT_GC_PARALLEL: 0 = threads parked for a collection do not help with it (default 1) */
   HK_OPT__COUNT
 } hk_option;
 

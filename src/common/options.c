@@ -15,7 +15,8 @@
   X(HK_OPT_SEGMENT_CACHE, "SEGMENT_CACHE", 32) \
   X(HK_OPT_HARDENED, "HARDENED", 0)      \
   X(HK_OPT_GC_STRESS, "GC_STRESS", 0)    \
-  X(HK_OPT_GC_TRACE, "GC_TRACE", 0)
+  X(HK_OPT_GC_TRACE, "GC_TRACE", 0)      \
+  X(HK_OPT_GC_PARALLEL, "GC_PARALLEL", 1)
 
 #define HK_OPT_DEFAULT(id, name, def) [id] = def,
 long hk__options[HK_OPT__COUNT] = {HK_OPTIONS(HK_OPT_DEFAULT)};

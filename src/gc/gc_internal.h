@@ -223,6 +223,7 @@ struct hk_gc_heap {
   size_t mature_estimate; /* live at the last full collection + promoted and large bytes since */
   long stress;
   long trace; /* HEAPKIT_GC_TRACE */
+  bool parallel; /* HEAPKIT_GC_PARALLEL (default 1): parked mutators help with collections */
 
   /* mutators and the stop-the-world handshake (all under lock) */
   hk_gc_mutator *mutators;

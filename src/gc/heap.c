@@ -57,6 +57,7 @@ int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mu
   h->full_threshold = o.initial_heap;
   h->stress = hk_option_get(HK_OPT_GC_STRESS); /* HEAPKIT_GC_STRESS, read at heap creation */
   h->trace = hk_option_get(HK_OPT_GC_TRACE);
+  h->parallel = hk_option_get(HK_OPT_GC_PARALLEL) != 0;
   h->epoch = 1;
   h->ntypes = 1;
   *heap_out = h;

@@ -78,6 +78,7 @@ void hk__gc_park(hk_gc_mutator *m) {
 
 bool hk__gc_par_open(hk_gc_heap *h, gc_par *job, void (*help)(gc_par *)) {
   memset(job, 0, sizeof *job);
+  if (!h->parallel) return false; /* HEAPKIT_GC_PARALLEL=0: every phase runs on the collector */
   bool helpers = false;
   for (hk_gc_mutator *m = h->mutators; m; m = m->next) helpers = helpers || m->state == MUT_STOPPED;
   if (!helpers) return false;
