@@ -247,6 +247,7 @@ struct hk_gc_heap {
   size_t survivor_blocks; /* survivor blocks taken since the last copying minor collection */
   size_t kept_young_blocks; /* made young by the last full collection for finalizers (full.c), until
                                the next minor collection frees them */
+  uint64_t last_copied;   /* bytes that collection copied into them */
   gc_block *recyclable[2]; /* mature blocks with holes from the last sweep: [0] pointers, [1] data */
   gc_bump mature[2];     /* promotion allocators: [0] objects with pointers, [1] data */
   gc_bump overflow[2];   /* medium objects that did not fit the current hole */

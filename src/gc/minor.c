@@ -480,9 +480,15 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     h->survivor[i] = (gc_bump){0};
   }
   h->high_survival = nursery_bytes && (c.copied + c.promoted) * 3 > nursery_bytes;
-  /* Seven eighths kept: the next ones promote the young blocks in place (inplace.c). */
-  if (!promote_all)
-    h->inplace_left = nursery_bytes && (c.copied + c.promoted) * 8 >= nursery_bytes * 7 ? GC_INPLACE_RUN : 0;
+  /* Seven eighths of the nursery kept: the next ones promote the young blocks in place
+   * (inplace.c). What the last collection copied into survivor blocks was copied again (or
+   * promoted) by this one without being the nursery's: at most the rest is (GCBench's long-lived
+   * tree, copied once then promoted out of its survivor blocks, made the next nurseries look
+   * alive and cost its 3x run the nursery size that kept it from full collections). */
+  uint64_t kept = c.copied + c.promoted, aged = h->last_copied;
+  uint64_t kept_young = kept > aged ? kept - aged : 0;
+  h->last_copied = c.copied;
+  if (!promote_all) h->inplace_left = nursery_bytes && kept_young * 8 >= nursery_bytes * 7 ? GC_INPLACE_RUN : 0;
   if (!promote_all) {
     /* Per thread: the nursery is that many times the adapted size, and its copying is shared. */
     size_t k = hk__gc_nursery_target(h) / h->nursery_blocks;

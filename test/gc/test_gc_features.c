@@ -925,6 +925,46 @@ static void test_promote_in_place(unsigned flags) {
   teardown();
 }
 
+/* Survivors copied out of survivor blocks are not the nursery's: a nursery of garbage whose
+ * collection promotes a full nursery's worth of aged survivors must not look alive (the next
+ * collection copies, so a rooted young object moves). */
+static void test_promote_aged(void) {
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.nursery_size = 256 << 10;
+  CHECK(hk_gc_heap_create(&o, &h, &m) == HK_OK);
+  register_test_types(h);
+  hk_gc_stats st;
+  node *keep = NULL, *probe = NULL;
+  {
+    HK_GC_ROOTS(m, keep, probe);
+    int n = 0;
+    hk_gc_stats_get(h, &st);
+    while (st.minor_collections == 0) { /* a nursery that all survives: aged into survivor blocks */
+      node *x = new_node(m, (uint64_t)n++, 4, false);
+      x->kids[0] = keep;
+      keep = x;
+      hk_gc_stats_get(h, &st);
+    }
+    while (st.minor_collections == 1) { /* garbage: the aged nodes are promoted */
+      CHECK_QUIET(new_node(m, 0, 4, false) != NULL);
+      hk_gc_stats_get(h, &st);
+    }
+    probe = new_node(m, 99, 4, false);
+    node *at = probe;
+    while (st.minor_collections == 2) {
+      CHECK_QUIET(new_node(m, 0, 4, false) != NULL);
+      hk_gc_stats_get(h, &st);
+    }
+    if (hk_option_get(HK_OPT_GC_STRESS) == 0) CHECK(probe != at && st.full_collections == 0);
+    CHECK(probe->id == 99);
+    int i = n;
+    for (node *x = keep; x; x = x->kids[0]) CHECK_QUIET(x->id == (uint64_t)--i);
+    CHECK(i == 0);
+  }
+  teardown();
+}
+
 /* Sticky marks: after a full collection, a collection due by the growth policy marks only what was
  * promoted since. Objects reachable only through an object the full collection marked (stored
  * into it later, through the barrier) must survive it. */
@@ -985,6 +1025,7 @@ static void test_sticky(unsigned flags) {
 static void test_promote(void) {
   test_promote_in_place(0);
   test_promote_in_place(HK_GC_OPT_NO_BLOCK_PROMOTION);
+  test_promote_aged();
   test_sticky(0);
   test_sticky(HK_GC_OPT_NO_BLOCK_PROMOTION);
   test_sticky(HK_GC_OPT_NO_STICKY);
