@@ -9,6 +9,7 @@
  * is forwarded with a compare-and-swap (the loser's copy is left unmarked for the sweep), and the
  * evacuation budget is handed out to the threads in slices. */
 #include "gc/gc_internal.h"
+#include <stdlib.h>
 
 typedef struct mark_ctx {
   hk_gc_visitor v;
@@ -153,31 +154,49 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
   }
   size_t total = hdr_total(hd);
   gc_block *b = block_of_obj(p);
-  if ((__atomic_load_n(&b->flags, __ATOMIC_RELAXED) & F_EVAC) && !(hd & HK_GC_HDR_PINNED) && evac_allowed(c, total)) {
-    /* Opportunistic evacuation: move out of a sparsely used block while marking. */
-    bool data = (hd & HK_GC_HDR_NOSCAN) != 0;
-    char *dst = bump_fast(&c->mature[data], total);
-    if (!dst) {
-      ctx_lock(c);
-      dst = hk__gc_mature_alloc_in(h, &c->mature[data], &c->overflow[data], total, data);
-      ctx_unlock(c);
-    }
-    memcpy(dst, hdr_of(p), total);
-    uintptr_t fwd = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
-    if (c->par) {
-      if (!__atomic_compare_exchange_n(hdr_of(p), &hd, fwd, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        /* Another thread moved it first: ours is left unmarked, the sweep takes it back. */
-        *slot = fwd_of(hd);
-        return;
+  if ((__atomic_load_n(&b->flags, __ATOMIC_RELAXED) & F_EVAC) && !(hd & HK_GC_HDR_PINNED)) {
+    /* An object of an evacuated block either moves or stays, for every slot that refers to it: a
+     * marked one (in place before the phase, or by a serial pass) or a gray one (kept in place by
+     * a thread of this phase) stays. */
+    if (!(hd & HK_GC_HDR_GRAY) && !mark_test(p) && evac_allowed(c, total)) {
+      /* Opportunistic evacuation: move out of a sparsely used block while marking. */
+      bool data = (hd & HK_GC_HDR_NOSCAN) != 0;
+      char *dst = bump_fast(&c->mature[data], total);
+      if (!dst) {
+        ctx_lock(c);
+        dst = hk__gc_mature_alloc_in(h, &c->mature[data], &c->overflow[data], total, data);
+        ctx_unlock(c);
       }
-    } else {
-      *hdr_of(p) = fwd;
+      memcpy(dst, hdr_of(p), total);
+      uintptr_t fwd = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
+      if (!c->par) {
+        *hdr_of(p) = fwd;
+      } else if (!__atomic_compare_exchange_n(hdr_of(p), &hd, fwd, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        /* Another thread moved it first, or keeps it in place (gray): ours is left unmarked,
+         * the sweep takes it back. */
+        if (hd & HK_GC_HDR_FORWARDED) {
+          *slot = fwd_of(hd);
+          return;
+        }
+        goto in_place;
+      }
+      c->evac_budget -= total;
+      p = dst + HK_GC_GRANULE;
+      *slot = p;
+      c->evacuated += total;
+    } else if (c->par && !(hd & HK_GC_HDR_GRAY) &&
+               !__atomic_compare_exchange_n(hdr_of(p), &hd, hd | HK_GC_HDR_GRAY, false, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE) &&
+               (hd & HK_GC_HDR_FORWARDED)) {
+      /* This thread cannot move it (its budget is spent) and says so on the header, so that no
+       * other thread moves it either once this one has marked it and queued its slots; here
+       * another thread moved it first. (Gray is free during a complete full collection's marking:
+       * the sticky log's gray bits were cleared before it; unstick_evac clears these.) */
+      *slot = fwd_of(hd);
+      return;
     }
-    c->evac_budget -= total;
-    p = dst + HK_GC_GRANULE;
-    *slot = p;
-    c->evacuated += total;
   }
+in_place:
   if (!mark_claim(c, p)) return;
   lines_mark_shared(p, total, h->epoch);
   c->live += total;
@@ -591,6 +610,20 @@ static void sticky_log_drain(mark_ctx *c, bool trace) {
   hk__gc_stack_clear(h, &h->sticky_log);
 }
 
+/* After a parallel phase: the objects its threads kept in place in evacuated blocks (gray, see
+ * mark_ref_t) are the marked objects of those blocks; their gray bits go, since the sticky log
+ * relies on gray meaning "logged". */
+static void unstick_evac(hk_gc_heap *h) {
+  for (gc_seg *s = h->segs; s; s = s->next)
+    for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
+      if (!(s->blocks[i].flags & F_EVAC)) continue;
+      char *start = block_start(&s->blocks[i]);
+      for (size_t w = 0; w < GC_GRANULES / 64; w++)
+        for (uint64_t bits = s->marks[i][w]; bits; bits &= bits - 1)
+          *(uintptr_t *)(void *)(start + (w * 64 + (size_t)__builtin_ctzll(bits)) * HK_GC_GRANULE) &= ~HK_GC_HDR_GRAY;
+    }
+}
+
 void hk__gc_full(hk_gc_heap *h, bool compact) {
   double t0 = h->trace ? hk__gc_now_ms() : 0;
   size_t heap_before = hk__gc_heap_bytes(h), estimate_before = h->mature_estimate;
@@ -630,6 +663,7 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
     gc_lock(h);
     hk__gc_par_close(&job.par);
     c.par = NULL;
+    unstick_evac(h);
     c.live += job.live;
     c.evacuated += job.evacuated;
     c.evac_budget += job.evac_left;
