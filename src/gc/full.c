@@ -404,12 +404,7 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept) {
         }
       if (!n) continue; /* garbage only: the sweep frees it */
       memset(s->marks[i], 0, sizeof s->marks[i]);
-      b->state = B_YOUNG;
-      b->flags &= F_DATA;
-      b->free_lines = 0;
-      b->holes = 0;
-      h->blocks_mature--;
-      h->blocks_young++;
+      gc_block_retype(h, b, B_YOUNG);
       b->next = h->young;
       h->young = b;
       bytes += n;

@@ -388,6 +388,19 @@ HK_INTERNAL void hk__gc_stack_clear(hk_gc_heap *h, gc_stack *s);
 /* Not zeroed. */
 HK_INTERNAL gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data);
 HK_INTERNAL void hk__gc_block_release(hk_gc_heap *h, gc_block *b);
+/* A block in use changes generation in place (pinned survivors, block promotion, blocks made young
+ * for finalizers): the per-block collection state goes and the generations' counts follow. The
+ * caller handles the mark bits and the young list. */
+static inline void gc_block_retype(hk_gc_heap *h, gc_block *b, uint8_t state) {
+  if (b->state == B_YOUNG) h->blocks_young--;
+  else h->blocks_mature--;
+  if (state == B_YOUNG) h->blocks_young++;
+  else h->blocks_mature++;
+  b->state = state;
+  b->flags &= F_DATA;
+  b->free_lines = 0;
+  b->holes = 0;
+}
 HK_INTERNAL size_t hk__gc_heap_bytes(const hk_gc_heap *h);
 HK_INTERNAL void hk__gc_release_free_segments(hk_gc_heap *h, size_t keep_blocks);
 /* Free blocks worth keeping committed: what the nursery and the promotions until the next full

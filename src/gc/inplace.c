@@ -66,12 +66,7 @@ void hk__gc_promote_blocks(hk_gc_heap *h, bool promote_all) {
       continue;
     }
     bytes += (uint64_t)(p - start);
-    b->state = B_MATURE;
-    b->flags &= F_DATA;
-    b->free_lines = 0;
-    b->holes = 0;
-    h->blocks_young--;
-    h->blocks_mature++;
+    gc_block_retype(h, b, B_MATURE);
   }
   h->young = NULL;
   h->young_since_gc = 0;

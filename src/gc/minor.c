@@ -465,11 +465,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     from = b->next;
     b->next = NULL;
     if (b->flags & F_RETAIN) {
-      b->state = B_MATURE;
-      b->flags &= F_DATA;
-      b->free_lines = 0;
-      h->blocks_young--;
-      h->blocks_mature++;
+      gc_block_retype(h, b, B_MATURE);
       memset(seg_of_block(b)->marks[block_no(b)], 0, sizeof seg_of_block(b)->marks[0]);
     } else {
       hk__gc_block_release(h, b);

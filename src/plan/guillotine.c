@@ -54,17 +54,8 @@ static inline uint64_t gmix(uint64_t x) {
   x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull; x ^= x >> 27; x *= 0x94d049bb133111ebull; x ^= x >> 31;
   return x;
 }
-static bool fail_has(const gsrch *g, uint64_t k) {
-  for (size_t i = 0; i < 4; i++)
-    if (g->fail[(k + i) & g->fmask] == k) return true;
-  return false;
-}
-static void fail_add(gsrch *g, uint64_t k) {
-  size_t at = k & g->fmask;
-  for (size_t i = 0; i < 4; i++)
-    if (!g->fail[(k + i) & g->fmask]) { at = (k + i) & g->fmask; break; }
-  g->fail[at] = k;
-}
+static bool fail_has(const gsrch *g, uint64_t k) { return hk__plan_keyset_has(g->fail, g->fmask, k); }
+static void fail_add(gsrch *g, uint64_t k) { hk__plan_keyset_add(g->fail, g->fmask, k); }
 
 static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, uint64_t o, uint64_t H);
 

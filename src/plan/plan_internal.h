@@ -144,6 +144,24 @@ typedef struct hk__plan_run {
  * Fills best, best_peak, method and prio (the size order). Returns HK_OK or HK_ENOMEM. */
 HK_PLAN_HIDDEN int hk__plan_heuristics(hk__plan_run *r);
 
+/* A lossy set of nonzero 64-bit keys (states known to fail): an open-addressed table of mask + 1
+ * words, each key looked for in its home slot and the next three; a full run overwrites the home
+ * slot (forgetting a failure only costs a repeated search). */
+static inline bool hk__plan_keyset_has(const uint64_t *t, size_t mask, uint64_t k) {
+  for (size_t i = 0; i < 4; i++)
+    if (t[(k + i) & mask] == k) return true;
+  return false;
+}
+static inline void hk__plan_keyset_add(uint64_t *t, size_t mask, uint64_t k) {
+  size_t at = k & mask;
+  for (size_t i = 0; i < 4; i++)
+    if (!t[(k + i) & mask]) {
+      at = (k + i) & mask;
+      break;
+    }
+  t[at] = k;
+}
+
 /* Sorting helpers (no qsort context pointer in C11). */
 typedef struct hk__plan_kv { uint64_t key; uint64_t val; } hk__plan_kv;
 HK_PLAN_HIDDEN void hk__plan_sort_kv(hk__plan_kv *a, size_t n);

@@ -249,17 +249,8 @@ static inline uint64_t state_key(const srch *s) {
   uint64_t k = s->perfect || s->all_tight ? s->hash : s->hash ^ mix64(s->cur_off * 0x9E3779B97F4A7C15ull + (uint64_t)(s->cur_sl + 1));
   return k ? k : 1;
 }
-static bool nogood_has(const srch *s, uint64_t k) {
-  for (size_t i = 0; i < 4; i++)
-    if (s->nogood[(k + i) & s->ng_mask] == k) return true;
-  return false;
-}
-static void nogood_add(srch *s, uint64_t k) {
-  size_t at = k & s->ng_mask;
-  for (size_t i = 0; i < 4; i++)
-    if (!s->nogood[(k + i) & s->ng_mask]) { at = (k + i) & s->ng_mask; break; }
-  s->nogood[at] = k; /* full: overwrite the home slot */
-}
+static bool nogood_has(const srch *s, uint64_t k) { return hk__plan_keyset_has(s->nogood, s->ng_mask, k); }
+static void nogood_add(srch *s, uint64_t k) { hk__plan_keyset_add(s->nogood, s->ng_mask, k); }
 
 static int place(srch *s, uint32_t c, uint64_t y) {
   const hk__plan_prob *p = s->p;
