@@ -205,6 +205,12 @@ static void scan_old(minor_ctx *c, void *o) {
   }
 }
 
+/* An entry of a remembered set: noted for the next sticky collection, then scanned. */
+static void scan_remembered(minor_ctx *c, void *o) {
+  gc_sticky_note(c->h, o);
+  scan_old(c, o);
+}
+
 static void minor_drain(minor_ctx *c) {
   for (;;) {
     void *item;
@@ -433,14 +439,8 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   h->remset = (gc_stack){0};
   void *o;
   for (hk_gc_mutator *m = h->mutators; m; m = m->next)
-    while ((o = hk__gc_stack_pop(h, &m->remset))) {
-      gc_sticky_note(h, o);
-      scan_old(&c, o);
-    }
-  while ((o = hk__gc_stack_pop(h, &old_sets[0]))) {
-    gc_sticky_note(h, o);
-    scan_old(&c, o);
-  }
+    while ((o = hk__gc_stack_pop(h, &m->remset))) scan_remembered(&c, o);
+  while ((o = hk__gc_stack_pop(h, &old_sets[0]))) scan_remembered(&c, o);
   hk__gc_stack_clear(h, &old_sets[0]);
   minor_job job = {.promote_age = c.promote_age};
   if (c.work.count > 0 && hk__gc_par_open(h, &job.par, minor_help)) {
@@ -484,8 +484,8 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   uint64_t kept = c.copied + c.promoted, aged = h->last_copied;
   uint64_t kept_young = kept > aged ? kept - aged : 0;
   h->last_copied = c.copied;
-  if (!promote_all) h->inplace_left = nursery_bytes && kept_young * 8 >= nursery_bytes * 7 ? GC_INPLACE_RUN : 0;
   if (!promote_all) {
+    h->inplace_left = nursery_bytes && kept_young * 8 >= nursery_bytes * 7 ? GC_INPLACE_RUN : 0;
     /* Per thread: the nursery is that many times the adapted size, and its copying is shared. */
     size_t k = hk__gc_nursery_target(h) / h->nursery_blocks;
     if (k < 1) k = 1;

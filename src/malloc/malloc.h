@@ -84,7 +84,7 @@ HK_INTERNAL void hk__stats_flush(hk__tld *tld);
 static inline bool hk__lifo_take(hk_heap *h) { return h->frees < h->lifo_mark; }
 static inline void hk__lifo_reset(hk_heap *h) { h->lifo_mark = h->frees + HK__LIFO_FREES; }
 #else
-static inline bool hk__lifo_take(hk_heap *h) { return h->lifo_mark > 0 && h->lifo_mark-- > 0; }
+static inline bool hk__lifo_take(hk_heap *h) { return h->lifo_mark > 0 ? (h->lifo_mark--, true) : false; }
 static inline void hk__lifo_reset(hk_heap *h) { h->lifo_mark = HK__LIFO_FREES; }
 #endif
 HK_INTERNAL void hk__stats_flush_heap(hk_heap *h);

@@ -172,8 +172,8 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
     if (!seg) seg = mseg_new(tld, medium);
     if (!seg) return NULL;
   }
-  size_t bin0 = hk__bin_of(block_size);
-  uint32_t need = atomic_load_explicit(&bin_depth[bin0], memory_order_relaxed);
+  size_t bin = hk__bin_of(block_size);
+  uint32_t need = atomic_load_explicit(&bin_depth[bin], memory_order_relaxed);
   need = (uint32_t)hk__align_up(need < EXTENSION ? EXTENSION : need, EXTENSION);
   uint32_t idx = pick_free_page(seg, need);
   hk_assert(idx < seg->base.page_count);
@@ -185,7 +185,6 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
   uint32_t touched = (seg->base.commit_mask & units) == units ? pg->touched : 0;
   int64_t deep_at = pg->deep_at;
   if (hk__segment_commit(&seg->base, off, page_size, &is_zero) != HK_OK) return NULL;
-  size_t bin = hk__bin_of(block_size);
   memset(pg, 0, sizeof *pg);
   pg->touched = touched;
   pg->deep_at = deep_at;

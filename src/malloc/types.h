@@ -127,7 +127,7 @@ typedef struct __attribute__((aligned(64))) hk__page {
   struct hk__page *next __attribute__((aligned(64)));
   struct hk__page *prev;
   int64_t retire_at;         /* when an empty page kept in its queue was last emptied */
-  /* The two fields that outlive the page's use (hk__mseg_page_clear keeps them): */
+  /* The three fields that outlive the page's use (mseg.c keeps them when it clears a page): */
   int64_t freed_at;          /* !in_use: when the page was last given back to its segment */
   int64_t deep_at;           /* when an owner last carved (nearly) as far as touched */
   uint32_t touched;          /* bytes from start that may be resident: the most any owner carved
