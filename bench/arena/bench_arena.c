@@ -5,8 +5,8 @@
  *   request  per request: a save point, 20 objects of 16-256 bytes, a nested save point with 10
  *            more, restore both; 50,000 requests per run.
  *   pool     fixed 48-byte objects: random alloc/free over 1,024 slots; 2,000,000 operations.
- * Each is run --reps times (after one warm-up); the median CPU ns per allocation (frees and drops
- * included) is printed as TSV: workload, allocator, median, min, max.
+ * Each is run --reps times (after one warm-up); the median CPU ns per allocation (frees and drops included) is printed as TSV: workload,
+ * allocator, median, min, max. The ast workload has a floor row with no allocator at all.
  *
  * glibc is called through malloc/free, checked at start to be glibc's own: heapkit must be built
  * with -DHK_OVERRIDE=OFF for this program (run.sh does so in build-arena-bench/), or its malloc
@@ -42,8 +42,12 @@ static double now_ns(void) {
 }
 
 /* ---- inputs --------------------------------------------------------------------------------- */
+#ifndef AST_NODES
 #define AST_NODES 50000
+#endif
+#ifndef AST_TREES
 #define AST_TREES 40
+#endif
 #define REQS 50000
 #define POOL_OPS 2000000
 #define POOL_SIZE 48
@@ -142,6 +146,22 @@ static void ast_hk_cursor(void) {
     hk_arena_reset(a);
   }
   hk_arena_destroy(a);
+}
+/* The floor: no allocator at all, the nodes bumped into one static buffer with no bound check.
+ * What every allocator row pays above this is its own cost; the rest is the workload's stores. */
+static _Alignas(64) char ast_floor_buf[(size_t)AST_NODES * 64 + 64];
+static void ast_floor(void) {
+  for (int t = 0; t < AST_TREES; t++) {
+    char *cur = ast_floor_buf;
+    node *prev = NULL;
+    for (int i = 0; i < AST_NODES; i++) {
+      node *n = (node *)cur;
+      cur += ((size_t)ast_size[i] + 15) & ~(size_t)15;
+      init_node(n, prev, i);
+      prev = n;
+    }
+    sink += (uintptr_t)prev;
+  }
 }
 static void ast_malloc(void) {
   for (int t = 0; t < AST_TREES; t++) {
@@ -432,6 +452,7 @@ int main(int argc, char **argv) {
 #endif
       {"ast", "mimalloc heap (region)", ast_mi_heap, ast_ops, 1},
       {"ast", "glibc 64K blocks (region)", ast_mregion, ast_ops, 0},
+      {"ast", "no allocator (floor)", ast_floor, ast_ops, 0},
       {"request", "heapkit arena save/restore", req_hk, req_ops, 0},
       {"request", "heapkit scratch scopes", req_hk_scratch, req_ops, 0},
       {"request", "glibc malloc/free", req_malloc, req_ops, 0},
@@ -458,7 +479,9 @@ int main(int argc, char **argv) {
     if (all[b].needs_mi && !have_mi) continue;
     if (only && !strstr(only, all[b].workload)) continue;
     all[b].fn(); /* warm-up */
-    /* Interleaving would be fairer still, but each run is short; repetitions absorb the noise. */
+    /* Not interleaved with the other rows, on purpose: obstack takes its chunks from glibc
+     * malloc, and after the other rows have churned glibc's heap it measured 2.8-3.3 ns instead of
+     * 2.2 (2026-12-06). Each row's repetitions back to back give every peer its steady state. */
     for (int r = 0; r < reps; r++) {
       double t0 = now_ns();
       all[b].fn();

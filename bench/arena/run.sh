@@ -51,6 +51,13 @@ for w, rs in rows.items():
         if "obstack" in d: goals.append("arena vs obstack: %.1fx (goal >= 4x)" % (d["obstack"] / ref))
         cur = d.get("heapkit arena (cursor)")
         if cur and "obstack" in d: goals.append("arena through a cursor vs obstack: %.1fx" % (d["obstack"] / cur))
+        fl = d.get("no allocator (floor)")
+        if fl and "obstack" in d:
+            goals.append("the workload with no allocator at all (floor) vs obstack: %.1fx, the most any allocator could reach" % (d["obstack"] / fl))
+            if ref > fl and d["obstack"] > fl:
+                goals.append("allocator's own cost above the floor, obstack vs arena: %.1fx (cursor: %s)" % (
+                    (d["obstack"] - fl) / (ref - fl),
+                    "%.1fx" % ((d["obstack"] - fl) / (cur - fl)) if cur and cur > fl else "at the floor"))
         if cur and "glibc 64K blocks (region)" in d:
             goals.append("arena through a cursor vs the hand-written 64K-block region: %.2fx" % (d["glibc 64K blocks (region)"] / cur))
     if w == "pool" and "glibc malloc/free" in d:
