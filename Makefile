@@ -37,4 +37,4 @@ install: all
 	@$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-debug build-asan build-ubsan build-tsan
+	rm -rf build build-debug build-asan build-ubsan build-tsan build-nostats

@@ -78,6 +78,10 @@ typedef struct hk_stats {
   size_t huge_count;       /* live blocks served by their own segment */
   size_t purged;           /* bytes returned to the OS by purging, cumulative */
   size_t threads;          /* threads with a live heap */
+  bool counters;           /* false in a library built with -DHK_STATS=OFF: the per-operation counters
+                            * are compiled out, so in_use and in_use_peak count only the page layer's
+                            * other clients (pools, arenas, the collector), malloc_count and free_count
+                            * stay 0 and fragmentation is computed from that in_use */
 } hk_stats;
 
 HK_API void hk_stats_get(hk_stats *out);

@@ -93,6 +93,7 @@ void hk_stats_get(hk_stats *out) {
   out->segments_abandoned = hk__abandoned_count();
   out->huge_count = atomic_load_explicit(&hk__huge_live, memory_order_relaxed);
   out->fragmentation = out->in_use ? (double)out->committed / (double)out->in_use : 0.0;
+  out->counters = HK_STATS != 0;
 }
 
 static void count(int fd, const char *name, size_t v) {
@@ -113,7 +114,8 @@ void hk_stats_print(int fd) {
   hk_stats s;
   hk_stats_get(&s);
   char buf[128];
-  hk__write_fd(fd, "heapkit statistics:\n");
+  hk__write_fd(fd, s.counters ? "heapkit statistics:\n"
+                               : "heapkit statistics (built with HK_STATS=OFF: malloc's in-use bytes and counts are not kept):\n");
   line(fd, "reserved         ", s.reserved);
   line(fd, "committed        ", s.committed);
   line(fd, "committed peak   ", s.committed_peak);
