@@ -59,6 +59,19 @@ bool hk__gc_flist_pop(hk_gc_heap *h, gc_flist *l, gc_final *out) {
   return true;
 }
 
+/* Move all of src's records to dst without touching them: src's chunks are linked on top of dst's.
+ * A partly filled chunk may then sit under another one, which is fine: records are only pushed
+ * onto the top chunk, every walk reads each chunk's own count, and a pop skips empty chunks. */
+void hk__gc_flist_splice(gc_flist *dst, gc_flist *src) {
+  gc_chunk *bottom = src->top;
+  if (!bottom) return;
+  while (bottom->prev) bottom = bottom->prev;
+  bottom->prev = dst->top;
+  dst->top = src->top;
+  dst->count += src->count;
+  *src = (gc_flist){0};
+}
+
 static void list_add(hk_gc_heap *h, const gc_final *f) {
   flist_push_or_die(h, obj_young(f->obj) ? &h->final_young : &h->final_old, f);
 }

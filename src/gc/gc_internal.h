@@ -556,6 +556,8 @@ static inline void gc_sticky_note(hk_gc_heap *h, void *o) {
 HK_INTERNAL bool hk__gc_flist_push(hk_gc_heap *h, gc_flist *l, const gc_final *f);
 /* Takes the most recent record; frees emptied chunks. */
 HK_INTERNAL bool hk__gc_flist_pop(hk_gc_heap *h, gc_flist *l, gc_final *out);
+/* All of src's records onto dst, in O(chunks); src is left empty. */
+HK_INTERNAL void hk__gc_flist_splice(gc_flist *dst, gc_flist *src);
 /* Inline while the top chunk keeps a record after the pop. */
 static inline bool flist_pop(hk_gc_heap *h, gc_flist *l, gc_final *out) {
   gc_chunk *c = l->top;

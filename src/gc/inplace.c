@@ -14,7 +14,12 @@
  *
  * A young block's objects are contiguous from its start and the rest of a nursery block is zero
  * (blocks are zeroed when handed out), so the walk stops at the first zero header. Survivor
- * blocks are not zeroed: with any of them in the young generation, minor collections copy. */
+ * blocks are not zeroed: with any of them in the young generation, minor collections copy.
+ *
+ * Young finalizable objects are promoted with their blocks (their records go to the old list
+ * unread): a finalizer-heavy program whose finalizable objects outlive the nursery (handles to
+ * resources) was copying every nursery because of them. One that was already dead waits for a
+ * full collection; a copying minor collection still finalizes the young ones itself. */
 #include "gc/gc_internal.h"
 
 bool hk__gc_promote_blocks_ok(const hk_gc_heap *h) {
@@ -22,10 +27,6 @@ bool hk__gc_promote_blocks_ok(const hk_gc_heap *h) {
   /* Blocks a full collection made young for finalizers (full.c) are former mature blocks: their
    * objects are not contiguous from the start, so they cannot be walked by headers. */
   if (h->kept_young_blocks) return false;
-  /* Young finalizable objects have their own handling (minor_finalizers): copy then. */
-  if (h->final_young.top) return false;
-  for (const hk_gc_mutator *m = h->mutators; m; m = m->next)
-    if (m->fin_local.top) return false;
   return true;
 }
 
@@ -69,6 +70,10 @@ void hk__gc_promote_blocks(hk_gc_heap *h, bool promote_all) {
     gc_block_retype(h, b, B_MATURE);
   }
   h->young = NULL;
+  /* Every young object is old now, the finalizable ones too: their records go to the old list as
+   * they are (nothing moved). One that was already dead is found by the next full collection. */
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) hk__gc_flist_splice(&h->final_old, &m->fin_local);
+  hk__gc_flist_splice(&h->final_old, &h->final_young);
   h->young_since_gc = 0;
   h->bytes_promoted += bytes;
   h->mature_estimate += bytes;
