@@ -108,24 +108,14 @@ static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
   if ((void *)b != p && !(__atomic_load_n(&pg->remote.flags, __ATOMIC_RELAXED) & HK__PAGE_HAS_ALIGNED))
     hk__invalid_free(p, "not the start of a block");
   hk_heap *h = hk__tls_heap;
-  if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == hk__thread_id()) {
-    if ((pg->flags & HK__PAGE_HARDENED) || maybe_free_block(pg, b)) check_double_free(pg, b);
-    hk__heap_count(h, inuse, -(int64_t)pg->block_size);
-    hk__heap_count_op(h, frees);
-    hk__page_free_local(pg, b);
-  } else {
-    /* a thread that only frees (a consumer) gets its record now, so that it counts in its own
-     * heap rather than with an atomic add on a global shared by every such thread */
-    if (hk_unlikely(h == &hk__heap_empty)) h = hk__heap_get();
-    if (h && h->tld) {
-      hk__heap_count(h, inuse, -(int64_t)pg->remote.block_size);
-      hk__heap_count_op(h, frees);
-      if (hk__rbuf_push(h->tld, pg, b)) return;
-    } else {
-      hk__stats_global_add(-(int64_t)pg->remote.block_size, 0, 1);
-    }
-    hk__free_remote(pg, b);
+  if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) != hk__thread_id()) {
+    hk__free_xthread(pg, p, h);
+    return;
   }
+  if ((pg->flags & HK__PAGE_HARDENED) || maybe_free_block(pg, b)) check_double_free(pg, b);
+  hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+  hk__heap_count_op(h, frees);
+  hk__page_free_local(pg, b);
 }
 
 /* The segment of a large block: in its first 4 MiB unless it was aligned to 4 MiB or more. */
@@ -175,8 +165,11 @@ void hk_free(void *p) {
   hk_heap *h = hk__tls_heap;
   /* p - pg->start without reading the page: a remote free must not touch the owner's line */
   size_t off = rel - (idx << seg->base.page_shift);
-  if (hk_unlikely(atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) != h->thread_id || pg->flags != 0 ||
-                  off >= pg->carved || (size_t)((off * pg->div_magic) >> 40) * pg->block_size != off)) {
+  if (hk_unlikely(atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) != h->thread_id)) {
+    hk__free_xthread(pg, p, h); /* another thread's page (rfree.c) */
+    return;
+  }
+  if (hk_unlikely(pg->flags != 0 || off >= pg->carved || (size_t)((off * pg->div_magic) >> 40) * pg->block_size != off)) {
     free_generic(seg, pg, p);
     return;
   }

@@ -136,7 +136,8 @@ HK_INTERNAL void hk__free_remote(hk__page *pg, hk__block *b);
 HK_INTERNAL void hk__free_remote_list(hk__page *pg, hk__block *head, hk__block *tail, uint32_t n);
 
 /* ---- remote-free buffer (rfree.c) ------------------------------------------------------------------ */
-HK_INTERNAL bool hk__rbuf_push(hk__tld *tld, hk__page *pg, hk__block *b); /* false: free it directly */
+/* hk_free of p, a block of pg, by a thread that does not own pg's segment; h: its default heap */
+HK_INTERNAL void hk__free_xthread(hk__page *pg, void *p, hk_heap *h);
 HK_INTERNAL void hk__rbuf_flush(hk__tld *tld);
 HK_INTERNAL void hk__rbuf_release(hk__tld *tld); /* flush and free the buffer (thread exit) */
 HK_INTERNAL _Noreturn void hk__invalid_free(const void *p, const char *why);

@@ -23,7 +23,8 @@
 typedef struct rslot {
   hk__page *pg;             /* NULL: free slot */
   hk__block *head, *tail;   /* chain linked (encoded with the page key) as xthread_free is */
-  uint32_t count, bytes;
+  uint32_t count;
+  uint32_t limit;           /* hand the chain over at this count: min(RBUF_MAX, RBUF_BYTES / block size) */
 } rslot;
 
 struct hk__rbuf {
@@ -54,26 +55,70 @@ static hk_noinline bool push_slow(hk__tld *tld, hk__page *pg, hk__block *b) {
   if (s->pg == pg) hk__fatal("double free of %p", (void *)b); /* it is the slot's head */
   if (s->pg) slot_flush(s);
   b->next = pg->remote.key; /* hk__encode(pg, NULL) */
+  uint32_t bs = pg->remote.block_size, limit = (RBUF_BYTES + bs - 1) / bs;
   s->pg = pg;
   s->head = s->tail = b;
   s->count = 1;
-  s->bytes = pg->remote.block_size;
+  s->limit = limit < RBUF_MAX ? limit : RBUF_MAX;
   return true;
 }
 
-bool hk__rbuf_push(hk__tld *tld, hk__page *pg, hk__block *b) {
-  uint32_t bs = pg->remote.block_size;
-  if (!(__atomic_load_n(&pg->remote.flags, __ATOMIC_RELAXED) & HK__PAGE_IN_DEFAULT) || bs > RBUF_BYTES / 2)
-    return false; /* big blocks: the CAS is cheap next to the block */
+/* The rare cases of hk__free_xthread, out of line so that its own path needs no stack frame. */
+static hk_noinline _Noreturn void xthread_invalid(const void *p, bool aligned_start) {
+  hk__invalid_free(p, aligned_start ? "not the start of a block" : "not an allocated block");
+}
+
+/* The caller has no thread record: a thread that only frees (a consumer) gets one now, so that it
+ * counts in its own heap rather than with an atomic add on a global shared by every such thread;
+ * after the thread's exit (hk__heap_done) the free counts globally and creates nothing. */
+static hk_noinline void xthread_no_tld(hk__page *pg, void *p, hk_heap *h) {
+  if (h == &hk__heap_empty && (h = hk__heap_get()) != NULL && h->tld != NULL) {
+    hk__free_xthread(pg, p, h);
+    return;
+  }
+  hk__stats_global_add(-(int64_t)pg->remote.block_size, 0, 1);
+  hk__free_remote(pg, (hk__block *)p);
+}
+
+/* A block that misses the buffer: the page's first block in its slot, the buffer's first use, a
+ * repeated free, or a block the buffer does not take (first-class heaps, hardened pages, big
+ * blocks: for those the CAS is cheap next to the block). */
+static hk_noinline void xthread_unbuffered(hk__tld *tld, hk__page *pg, hk__block *b, bool bufferable) {
+  if (!bufferable || !push_slow(tld, pg, b)) hk__free_remote(pg, b);
+}
+
+/* A thread freeing p that does not own its page (hk_free found another thread id in the segment):
+ * h is the caller's default heap (or hk__heap_empty / hk__heap_done). One function, reading only
+ * the page's remote line, so that a cross-thread free validates, counts and buffers the block
+ * without a second look at the thread id or the TLS heap pointer; every call in it is a tail call,
+ * so it needs no stack frame. A page not in use has remote.carved == 0 (its descriptor is
+ * cleared), so the offset check rejects it too. */
+void hk__free_xthread(hk__page *pg, void *p, hk_heap *h) {
+  const hk__page_remote *r = &pg->remote;
+  uint8_t *start = r->start;
+  size_t off = (uintptr_t)p - (uintptr_t)start;
+  if (hk_unlikely(off >= __atomic_load_n(&r->carved, __ATOMIC_RELAXED))) xthread_invalid(p, false);
+  uint32_t bs = r->block_size;
+  hk__block *b = (hk__block *)(start + (size_t)((off * r->div_magic) >> 40) * bs);
+  uint8_t flags = __atomic_load_n(&r->flags, __ATOMIC_RELAXED);
+  if (hk_unlikely((void *)b != p) && !(flags & HK__PAGE_HAS_ALIGNED)) xthread_invalid(p, true);
+  hk__tld *tld = h->tld;
+  if (hk_unlikely(tld == NULL)) {
+    xthread_no_tld(pg, b, h);
+    return;
+  }
+  hk__heap_count(h, inuse, -(int64_t)bs);
+  hk__heap_count_op(h, frees);
   hk__rbuf *rb = tld->rbuf;
   rslot *s = rb ? slot_of(rb, pg) : NULL;
-  if (hk_unlikely(s == NULL || s->pg != pg || s->head == b)) return push_slow(tld, pg, b);
-  b->next = (uintptr_t)s->head ^ pg->remote.key; /* hk__encode, from the remote line */
+  bool bufferable = (flags & HK__PAGE_IN_DEFAULT) && bs <= RBUF_BYTES / 2;
+  if (hk_unlikely(!bufferable || s == NULL || s->pg != pg || s->head == b)) {
+    xthread_unbuffered(tld, pg, b, bufferable);
+    return;
+  }
+  b->next = (uintptr_t)s->head ^ r->key; /* hk__encode, from the remote line */
   s->head = b;
-  s->count++;
-  s->bytes += bs;
-  if (s->bytes >= RBUF_BYTES || s->count >= RBUF_MAX) slot_flush(s);
-  return true;
+  if (++s->count >= s->limit) slot_flush(s);
 }
 
 void hk__rbuf_flush(hk__tld *tld) {
