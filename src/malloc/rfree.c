@@ -16,21 +16,24 @@
  * by hk_collect, before fork and at thread exit. */
 #include "malloc/malloc.h"
 
-#define RBUF_SLOTS 128   /* power of two */
+#define RBUF_SLOTS 256   /* power of two */
 #define RBUF_BYTES 2048  /* a page's blocks held before they are handed over */
-#define RBUF_MAX 32
+#define RBUF_MAX 32      /* below 64: the count lives in the low bits of the page address */
 
+/* 16 bytes, so that 256 fit the 4 KiB meta record: with 128 slots of 32 bytes, 8 threads freeing
+ * into each other's pages (w_server) found the slot taken by another page in half of their remote
+ * frees, and handed over chains of 2 blocks on average. The chain's tail, needed only at the hand
+ * over, is found then by walking the chain: at most RBUF_MAX blocks this thread just wrote. */
 typedef struct rslot {
-  hk__page *pg;             /* NULL: free slot */
-  hk__block *head, *tail;   /* chain linked (encoded with the page key) as xthread_free is */
-  uint32_t count;
-  uint32_t limit;           /* hand the chain over at this count: min(RBUF_MAX, RBUF_BYTES / block size) */
+  uintptr_t tag;            /* page address + blocks held (pages are 64-aligned); 0: free slot */
+  hk__block *head;          /* chain linked (encoded with the page key) as xthread_free is */
 } rslot;
 
 struct hk__rbuf {
   rslot slot[RBUF_SLOTS];
 };
 _Static_assert(sizeof(struct hk__rbuf) <= 4096, "the remote-free buffer must fit a meta slot");
+_Static_assert(_Alignof(hk__page) >= 64 && RBUF_MAX < 64, "the count must fit below the page address");
 
 /* A page's slot: one per page at a time, a page taking another's slot hands that one over first. */
 static inline rslot *slot_of(hk__rbuf *rb, const hk__page *pg) {
@@ -39,8 +42,12 @@ static inline rslot *slot_of(hk__rbuf *rb, const hk__page *pg) {
 }
 
 static hk_noinline void slot_flush(rslot *s) {
-  hk__free_remote_list(s->pg, s->head, s->tail, s->count);
-  s->pg = NULL;
+  hk__page *pg = (hk__page *)(s->tag & ~(uintptr_t)63);
+  uint32_t n = (uint32_t)(s->tag & 63);
+  hk__block *tail = s->head;
+  for (uint32_t i = 1; i < n; i++) tail = hk__decode(pg, tail->next);
+  hk__free_remote_list(pg, s->head, tail, n);
+  s->tag = 0;
 }
 
 /* The first block of a page in its slot (after handing over the page that had the slot), the
@@ -52,14 +59,11 @@ static hk_noinline bool push_slow(hk__tld *tld, hk__page *pg, hk__block *b) {
     if (!rb) return false;
   }
   rslot *s = slot_of(rb, pg);
-  if (s->pg == pg) hk__fatal("double free of %p", (void *)b); /* it is the slot's head */
-  if (s->pg) slot_flush(s);
+  if (s->tag - (uintptr_t)pg < 64) hk__fatal("double free of %p", (void *)b); /* it is the slot's head */
+  if (s->tag) slot_flush(s);
   b->next = pg->remote.key; /* hk__encode(pg, NULL) */
-  uint32_t bs = pg->remote.block_size, limit = (RBUF_BYTES + bs - 1) / bs;
-  s->pg = pg;
-  s->head = s->tail = b;
-  s->count = 1;
-  s->limit = limit < RBUF_MAX ? limit : RBUF_MAX;
+  s->tag = (uintptr_t)pg + 1;
+  s->head = b;
   return true;
 }
 
@@ -112,20 +116,22 @@ void hk__free_xthread(hk__page *pg, void *p, hk_heap *h) {
   hk__rbuf *rb = tld->rbuf;
   rslot *s = rb ? slot_of(rb, pg) : NULL;
   bool bufferable = (flags & HK__PAGE_IN_DEFAULT) && bs <= RBUF_BYTES / 2;
-  if (hk_unlikely(!bufferable || s == NULL || s->pg != pg || s->head == b)) {
+  uintptr_t n; /* blocks of pg the slot holds */
+  if (hk_unlikely(!bufferable || s == NULL || (n = s->tag - (uintptr_t)pg) >= 64 || s->head == b)) {
     xthread_unbuffered(tld, pg, b, bufferable);
     return;
   }
   b->next = (uintptr_t)s->head ^ r->key; /* hk__encode, from the remote line */
   s->head = b;
-  if (++s->count >= s->limit) slot_flush(s);
+  s->tag++;
+  if (++n >= RBUF_MAX || n * bs >= RBUF_BYTES) slot_flush(s);
 }
 
 void hk__rbuf_flush(hk__tld *tld) {
   hk__rbuf *rb = tld->rbuf;
   if (!rb) return;
   for (size_t i = 0; i < RBUF_SLOTS; i++)
-    if (rb->slot[i].pg) slot_flush(&rb->slot[i]);
+    if (rb->slot[i].tag) slot_flush(&rb->slot[i]);
 }
 
 void hk__rbuf_release(hk__tld *tld) {
