@@ -83,6 +83,7 @@ typedef struct gc_block {
   uint16_t holes;
   uint8_t state;
   uint8_t flags;
+  uint16_t kept; /* full.c, F_UNREACHED blocks: granules the finalization passes marked */
 } gc_block;
 
 /* A segment of blocks. Invariant: blocks[i].state == B_META for i < GC_SEG_META_BLOCKS. */
