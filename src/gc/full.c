@@ -698,7 +698,8 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
     h->mature_estimate = h->live_bytes;
     h->full_live = live_reached;
     size_t next = (size_t)((double)live_reached * (100.0 + h->opts.growth_percent) / 100.0);
-    h->full_threshold = next > h->opts.initial_heap ? next : h->opts.initial_heap;
+    size_t floor = hk__gc_threshold_floor(h);
+    h->full_threshold = next > floor ? next : floor;
   }
   /* The next one is sticky only if at least half the room the growth policy gives is left (else
    * it would be due again at once, and complete then); a sticky collection that left less makes

@@ -55,6 +55,7 @@
  * expected survivors stay near this, which keeps nursery pauses well under a millisecond. */
 #define GC_PAUSE_SURVIVORS ((size_t)192 << 10)
 #define GC_NURSERY_MIN_BLOCKS 8
+#define GC_LIMIT_FLOOR_DIV 3 /* full collections never due below max_heap / this (heap.c) */
 
 enum { ROLE_HEAP = 1, ROLE_BLOCKS, ROLE_META, ROLE_LARGE };
 
@@ -420,6 +421,7 @@ HK_INTERNAL void *hk__gc_survivor_alloc_in(hk_gc_heap *h, gc_bump *a, size_t tot
 /* Nursery blocks handed out before a minor collection is due: the configured nursery for each
  * thread allocating, so that threads do not fill one thread's nursery between them. */
 HK_INTERNAL size_t hk__gc_nursery_target(const hk_gc_heap *h);
+HK_INTERNAL size_t hk__gc_threshold_floor(const hk_gc_heap *h);
 /* The most nursery blocks the allocating threads may take again (the adaptive nursery's ceiling
  * for each): free blocks the heap keeps committed for them. */
 HK_INTERNAL size_t hk__gc_nursery_reserve(const hk_gc_heap *h);

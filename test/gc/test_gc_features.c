@@ -961,6 +961,53 @@ static void test_nursery(void) {
   teardown();
 }
 
+/* ---- growth policy ---------------------------------------------------------------------------- */
+
+/* Promote about 32 MiB, 512 KiB at a time, with under 1 MiB live at any time; returns the full
+ * collections it took. */
+static uint64_t promote_rounds(void) {
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  uint64_t fulls = st.full_collections;
+  node *keep = NULL;
+  HK_GC_ROOTS(m, keep);
+  for (int round = 0; round < 64; round++) {
+    keep = NULL;
+    for (int i = 0; i < 9362; i++) { /* 512 KiB of 56-byte nodes */
+      node *n = new_node(m, (uint64_t)i, 4, false);
+      CHECK_QUIET(n != NULL);
+      n->kids[0] = keep;
+      keep = n;
+    }
+    /* Three minor collections: the list is promoted whatever the promotion age. */
+    for (int k = 0; k < 3; k++) hk_gc_collect(m, HK_GC_MINOR);
+  }
+  hk_gc_stats_get(h, &st);
+  return st.full_collections - fulls;
+}
+
+/* The growth policy's floor is a third of the heap limit when that is above initial_heap (1 MiB
+ * here): with a 48 MiB limit and under 1 MiB live, promoting 32 MiB takes at most two full
+ * collections, where live * growth alone (or no limit) takes one every MiB or so. */
+static void test_growth(void) {
+  if (hk_option_get(HK_OPT_GC_STRESS) > 0) return; /* (counts collections) */
+  setup(256 << 10, 0);
+  uint64_t unlimited = promote_rounds();
+  CHECK(unlimited >= 16);
+  /* A limit set later applies at once. */
+  hk_gc_heap_set_limit(h, (size_t)48 << 20);
+  uint64_t limited = promote_rounds();
+  CHECK(limited <= 2);
+  teardown();
+  setup(256 << 10, (size_t)48 << 20);
+  CHECK(promote_rounds() <= 2);
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  /* The floor is where full collections start, not a heap size: the heap stays under it. */
+  CHECK(st.heap_peak <= (size_t)(16 + 2) << 20);
+  teardown();
+}
+
 /* ---- promotion in place and sticky marks ------------------------------------------------------ */
 
 /* Young blocks promoted in place: while nearly everything survives the nursery, a minor collection
@@ -1135,6 +1182,7 @@ int main(int argc, char **argv) {
   }
   if (all || !strcmp(what, "stats")) test_stats();
   if (all || !strcmp(what, "nursery")) test_nursery();
+  if (all || !strcmp(what, "growth")) test_growth();
   if (all || !strcmp(what, "cards")) test_cards();
   if (all || !strcmp(what, "promote")) test_promote();
   if (all || !strcmp(what, "heaps")) {
