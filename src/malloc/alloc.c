@@ -5,12 +5,10 @@
 #include <errno.h>
 #include <string.h>
 
-__thread hk_heap *hk__tls_heap = &hk__heap_empty;
-
 static hk_forceinline void *heap_malloc_small(hk_heap *h, size_t size) {
   hk__page *pg = h->direct[(size + 7) >> 3];
   hk__block *b = pg->free;
-  if (hk_unlikely(b == NULL)) return hk__malloc_generic(h, size);
+  if (hk_unlikely(b == NULL)) return hk__malloc_generic(size, h);
   hk__block *next = hk__decode(pg, b->next);
   pg->free = next;
   /* the next block is likely cold (another thread freed it, or it was freed long ago): start
@@ -24,7 +22,7 @@ static hk_forceinline void *heap_malloc_small(hk_heap *h, size_t size) {
 
 static hk_forceinline void *heap_malloc(hk_heap *h, size_t size) {
   if (hk_likely(size <= HK_DIRECT_MAX)) return heap_malloc_small(h, size);
-  return hk__malloc_generic(h, size);
+  return hk__malloc_generic(size, h);
 }
 
 void *hk_malloc(size_t size) { return heap_malloc(hk__tls_heap, size); }

@@ -101,7 +101,11 @@ void hk__free_remote_list(hk__page *pg, hk__block *head, hk__block *tail, uint32
   }
 }
 
-static hk_noinline void free_generic(hk__mseg *seg, hk__page *pg, void *p) {
+/* What the owner's fast path does not handle: a page with flags, a pointer that is not a carved
+ * block start. It takes only p, so that the fast path computes no arguments for it. */
+static hk_noinline void free_generic(void *p) {
+  hk__mseg *seg = hk__mseg_of(p);
+  hk__page *pg = hk__page_of(seg, p);
   if (!pg->in_use) hk__invalid_free(p, "not an allocated block");
   hk__block *b = block_start(pg, p);
   if (b == NULL) hk__invalid_free(p, "not an allocated block");
@@ -140,7 +144,11 @@ static hk_noinline void free_other(void *p) {
   hk__invalid_free(p, why ? why : "not allocated by heapkit");
 }
 
-static hk_noinline void free_suspect(hk_heap *h, hk__page *pg, hk__block *b) {
+/* A local free of a block whose first word looks like a free-list link: maybe a double free. */
+static hk_noinline void free_suspect(void *p) {
+  hk_heap *h = hk__tls_heap;
+  hk__page *pg = hk__page_of(hk__mseg_of(p), p);
+  hk__block *b = (hk__block *)p;
   check_double_free(pg, b);
   hk__heap_count(h, inuse, -(int64_t)pg->block_size);
   hk__heap_count_op(h, frees);
@@ -161,21 +169,22 @@ void hk_free(void *p) {
     free_other(p);
     return;
   }
-  hk__page *pg = &seg->pages[idx];
   hk_heap *h = hk__tls_heap;
-  /* p - pg->start without reading the page: a remote free must not touch the owner's line */
-  size_t off = rel - (idx << seg->base.page_shift);
   if (hk_unlikely(atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) != h->thread_id)) {
-    hk__free_xthread(pg, p, h); /* another thread's page (rfree.c) */
+    hk__free_xthread(&seg->pages[idx], p, h); /* another thread's page (rfree.c) */
     return;
   }
+  /* the owner's line of the page is read only once the thread matches: a remote free must not
+   * touch it */
+  hk__page *pg = &seg->pages[idx];
+  size_t off = (uintptr_t)p - (uintptr_t)pg->start;
   if (hk_unlikely(pg->flags != 0 || off >= pg->carved || (size_t)((off * pg->div_magic) >> 40) * pg->block_size != off)) {
-    free_generic(seg, pg, p);
+    free_generic(p);
     return;
   }
   hk__block *b = (hk__block *)p;
   if (hk_unlikely(maybe_free_block(pg, b))) {
-    free_suspect(h, pg, b);
+    free_suspect(p);
     return;
   }
   hk__heap_count(h, inuse, -(int64_t)pg->block_size);

@@ -206,7 +206,7 @@ void *hk__heap_malloc_bin(hk_heap *h, size_t bin) {
   return page_pop(h, pg);
 }
 
-void *hk__malloc_generic(hk_heap *h, size_t size) {
+void *hk__malloc_generic(size_t size, hk_heap *h) {
   if (hk_unlikely(h->tld == NULL)) {
     h = hk__heap_get();
     if (!h) { errno = ENOMEM; return NULL; }

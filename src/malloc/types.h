@@ -185,15 +185,20 @@ struct hk_heap_s {
   bool destroying;
   uint32_t magic;
   _Atomic int large_lock;                 /* guards large_first (first-class heaps only) */
+  /* Counters, written only by the owner and read racily by statistics. No two that one operation
+   * writes are next to each other: gcc would otherwise update a pair with one 16-byte load and
+   * store, and that load cannot be forwarded from the two 8-byte stores of the operation before
+   * (a stall on every malloc after a free). */
+  int64_t mallocs;
   hk__segment *large_first;               /* large blocks of a first-class heap */
   /* bytes allocated from this heap minus bytes freed by this thread through it, not yet flushed to
-   * the global counters; written only by the owner, read racily by statistics */
+   * the global counters */
   int64_t inuse;
-  int64_t mallocs, frees;
   /* how many more local frees the fast path may push on their page's allocation list (free.c),
    * reset by the allocation slow path: with HK_STATS the value of `frees` where that stops (the
    * free path counts frees anyway), otherwise a count down */
   int64_t lifo_mark;
+  int64_t frees;
 };
 
 #endif
