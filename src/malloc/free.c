@@ -159,7 +159,9 @@ static hk_noinline void free_suspect(void *p) {
  * needs no stack frame. */
 void hk_free(void *p) {
   hk__mseg *seg = hk__mseg_of(p);
-  if (hk_unlikely(!hk__segmap_contains((uintptr_t)seg))) {
+  /* p rather than seg: the same bit of the map (it ignores the low 22 bits), but gcc then derives
+   * the word index from the bit index instead of shifting seg anew */
+  if (hk_unlikely(!hk__segmap_contains((uintptr_t)p))) {
     free_other(p);
     return;
   }
@@ -178,7 +180,7 @@ void hk_free(void *p) {
    * touch it */
   hk__page *pg = &seg->pages[idx];
   size_t off = (uintptr_t)p - (uintptr_t)pg->start;
-  if (hk_unlikely(pg->flags != 0 || off >= pg->carved || (size_t)((off * pg->div_magic) >> 40) * pg->block_size != off)) {
+  if (hk_unlikely(pg->flags != 0 || off >= pg->carved || off * pg->div_check >= pg->div_check)) {
     free_generic(p);
     return;
   }
@@ -188,8 +190,7 @@ void hk_free(void *p) {
     return;
   }
   hk__heap_count(h, inuse, -(int64_t)pg->block_size);
-  hk__heap_count_op(h, frees);
-  /* The block goes on the allocation list, so that the next malloc of its size returns it while
+  /* (hk__lifo_take counts the free) The block goes on the allocation list, so that the next malloc of its size returns it while
    * it is in this core's cache (the caller usually just read it): the blocks the page would hand
    * out otherwise were freed long ago or by other cores (w_server: simulated L2 misses -16 %).
    * Only HK__LIFO_FREES times between two allocation slow paths: the allocation list must still run

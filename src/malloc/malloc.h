@@ -19,6 +19,11 @@ static inline size_t hk__bin_size(size_t bin) {
   return ((size_t)1 << k) + j * ((size_t)1 << (k - 3));
 }
 
+/* The page's constants for "is off a block start" (owner, hk_free) and "which block holds off"
+ * (remote frees, pointer checks); see hk__page. */
+static inline uint64_t hk__div_check(size_t block_size) { return UINT64_MAX / block_size + 1; }
+static inline uint64_t hk__div_magic(size_t block_size) { return (((uint64_t)1 << 40) / block_size) + 1; }
+
 /* ---- threads ------------------------------------------------------------------------------------ */
 static inline uintptr_t hk__thread_id(void) { return (uintptr_t)__builtin_thread_pointer(); }
 
@@ -86,14 +91,39 @@ static inline bool hk__is_malloc_kind(const hk__segment *s) {
 #define hk__heap_count_op(h, field) ((void)0)
 #endif
 HK_INTERNAL void hk__stats_flush(hk__tld *tld);
-/* The budget of local frees pushed on allocation lists (hk_free), after the free was counted. */
-#if HK_STATS
-static inline bool hk__lifo_take(hk_heap *h) { return h->frees < h->lifo_mark; }
-static inline void hk__lifo_reset(hk_heap *h) { h->lifo_mark = h->frees + HK__LIFO_FREES; }
+/* The budget of local frees pushed on allocation lists (hk_free): lifo_left counts down on every
+ * local free of the fast path, true while it stays >= 0. The fast path counts its frees with it and
+ * nothing else (one subtract-from-memory): with HK_STATS a heap's frees are
+ * frees + lifo_base - lifo_left (hk__heap_frees), folded into `frees` when the budget is reset. */
+#if HK_STATS && defined(__SANITIZE_THREAD__)
+static inline bool hk__lifo_take(hk_heap *h) {
+  int64_t v = __atomic_load_n(&h->lifo_left, __ATOMIC_RELAXED) - 1;
+  __atomic_store_n(&h->lifo_left, v, __ATOMIC_RELAXED);
+  return v >= 0;
+}
 #else
-static inline bool hk__lifo_take(hk_heap *h) { return h->lifo_mark > 0 ? (h->lifo_mark--, true) : false; }
-static inline void hk__lifo_reset(hk_heap *h) { h->lifo_mark = HK__LIFO_FREES; }
+static inline bool hk__lifo_take(hk_heap *h) { return --h->lifo_left >= 0; }
 #endif
+/* Frees through h not yet flushed (racy when another thread reads them, like every counter). */
+static inline int64_t hk__heap_frees(const hk_heap *h) {
+  return __atomic_load_n(&h->frees, __ATOMIC_RELAXED) + __atomic_load_n(&h->lifo_base, __ATOMIC_RELAXED) -
+         __atomic_load_n(&h->lifo_left, __ATOMIC_RELAXED);
+}
+/* Owner only: the fast path's frees since the last fold join `frees`. */
+static inline void hk__lifo_fold(hk_heap *h) {
+#if HK_STATS
+  int64_t left = __atomic_load_n(&h->lifo_left, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->frees, __atomic_load_n(&h->frees, __ATOMIC_RELAXED) + h->lifo_base - left, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->lifo_base, left, __ATOMIC_RELAXED);
+#else
+  (void)h;
+#endif
+}
+static inline void hk__lifo_reset(hk_heap *h) {
+  hk__lifo_fold(h);
+  __atomic_store_n(&h->lifo_left, (int64_t)HK__LIFO_FREES, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->lifo_base, (int64_t)HK__LIFO_FREES, __ATOMIC_RELAXED);
+}
 HK_INTERNAL void hk__stats_flush_heap(hk_heap *h);
 HK_INTERNAL extern _Atomic size_t hk__huge_live; /* live blocks in their own segment */
 HK_INTERNAL void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees);

@@ -196,10 +196,10 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
   pg->key = page_key(seg, idx);
   pg->is_zero = is_zero;
   if (hk__opt(HK_OPT_HARDENED)) hk__page_flag_set(pg, HK__PAGE_HARDENED);
-  pg->div_magic = (((uint64_t)1 << 40) / block_size) + 1;
+  pg->div_check = hk__div_check(block_size);
   pg->remote.start = pg->start;
   pg->remote.key = pg->key;
-  pg->remote.div_magic = pg->div_magic;
+  pg->remote.div_magic = hk__div_magic(block_size);
   pg->remote.block_size = pg->block_size;
   atomic_store_explicit(&pg->xthread_free, HK__NO_DELAY, memory_order_relaxed);
   hk__page_set_heap(pg, h);

@@ -326,7 +326,8 @@ bool hk__page_is_valid(const hk__page *pg) {
   if (!pg->in_use) return pg->free == NULL && pg->local_free == NULL && pg->used == 0;
   if (pg->capacity > pg->reserved || pg->carved != pg->capacity * pg->block_size) return false;
   const hk__page_remote *r = &pg->remote;
-  if (r->start != pg->start || r->key != pg->key || r->div_magic != pg->div_magic || r->block_size != pg->block_size ||
+  if (pg->div_check != hk__div_check(pg->block_size) || r->div_magic != hk__div_magic(pg->block_size)) return false;
+  if (r->start != pg->start || r->key != pg->key || r->block_size != pg->block_size ||
       r->carved != pg->carved || (r->flags & ~HK__PAGE_IN_DEFAULT) != (pg->flags & HK__PAGE_REMOTE_FLAGS)) return false;
   hk_heap *h = atomic_load_explicit(&((hk__page *)pg)->heap, memory_order_relaxed);
   bool in_default = h && h->is_default && !(pg->flags & HK__PAGE_HARDENED);

@@ -35,7 +35,7 @@ static void add_tld(hk__tld *t, void *arg) {
   hk_heap *h = t->heap_default;
   s->inuse += __atomic_load_n(&h->inuse, __ATOMIC_RELAXED);
   s->mallocs += __atomic_load_n(&h->mallocs, __ATOMIC_RELAXED);
-  s->frees += __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
+  s->frees += hk__heap_frees(h);
   s->threads++;
 }
 
@@ -57,14 +57,12 @@ void hk__stats_sample_peak(int64_t now) {
 }
 
 void hk__stats_flush_heap(hk_heap *h) {
+  hk__lifo_fold(h);
   int64_t inuse = __atomic_load_n(&h->inuse, __ATOMIC_RELAXED);
   int64_t m = __atomic_load_n(&h->mallocs, __ATOMIC_RELAXED), f = __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
   __atomic_store_n(&h->inuse, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&h->mallocs, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&h->frees, 0, __ATOMIC_RELAXED);
-#if HK_STATS
-  h->lifo_mark -= f; /* it counts in frees (hk__lifo_take) */
-#endif
   hk__stats_global_add(inuse, m, f);
 }
 

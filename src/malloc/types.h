@@ -80,14 +80,14 @@ static inline hk__block *hk__tf_ptr(uintptr_t tf) { return (hk__block *)(tf & HK
 static inline uint32_t hk__tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK__TF_COUNT_SHIFT); }
 
 /* The fields a thread that does not own the page needs to validate a pointer and free it: copies
- * of the owner's start, key, div_magic, block_size and carved, and the flags that matter to it
+ * of the owner's start, key, block_size and carved, div_magic (for block_start), and the flags that matter to it
  * (HAS_ALIGNED, HARDENED; and IN_DEFAULT, which only remote.flags has). They live on the remote line so that a remote free never reads the line
  * the owner writes on every malloc and free (reading it costs the freer a miss and the owner an
  * invalidation each time). Written by the owner when the page is set up and when it grows. */
 typedef struct hk__page_remote {
   uint8_t *start;
   uintptr_t key;
-  uint64_t div_magic;
+  uint64_t div_magic;        /* floor(off / block_size) == (off * div_magic) >> 40 for off < reserved * block_size */
   uint32_t block_size;
   uint32_t carved;
   uint8_t flags;
@@ -97,7 +97,8 @@ typedef struct hk__page_remote {
  *   in_use ⇒ capacity ≤ reserved, used + |free| + |local_free| == capacity
  *            (blocks on xthread_free still count as used until collected),
  *            every free-list block lies in [start, start + capacity*block_size) at a block boundary,
- *            remote holds the same start, key, div_magic, block_size, carved and remote flags,
+ *            remote holds the same start, key, block_size, carved and remote flags,
+ *            div_check and remote.div_magic are those of block_size,
  *            and remote.flags has IN_DEFAULT ⇔ heap is a default heap and the page is not HARDENED;
  *   flags & IN_FULL ⇔ the page is in its heap's full queue;
  *   !in_use ⇒ free == local_free == NULL and used == 0. */
@@ -117,7 +118,9 @@ typedef struct __attribute__((aligned(64))) hk__page {
   uint32_t reserved;         /* blocks that fit */
   uint32_t carved;           /* capacity * block_size: offsets below it are real blocks */
   uint8_t *start;
-  uint64_t div_magic;        /* floor(off / block_size) == (off * div_magic) >> 40 for off < reserved * block_size */
+  uint64_t div_check;        /* ceil(2^64 / block_size): for off < 2^32, off is a multiple of block_size iff
+                                off * div_check mod 2^64 < div_check (Lemire, Kaser and Kurz 2019), one
+                                multiplication where floor-and-multiply-back took two (remote.div_magic) */
   /* ---- second cache line: what other threads read and write (remote frees, pointer checks) */
   _Atomic uintptr_t xthread_free __attribute__((aligned(64)));
   _Atomic(hk_heap *) heap;
@@ -133,7 +136,7 @@ typedef struct __attribute__((aligned(64))) hk__page {
   uint32_t touched;          /* bytes from start that may be resident: the most any owner carved
                                 since the memory was last given back to the OS */
 } hk__page;
-_Static_assert(__builtin_offsetof(hk__page, div_magic) + 8 <= 64, "owner-side page fields must fit one cache line");
+_Static_assert(__builtin_offsetof(hk__page, div_check) + 8 <= 64, "owner-side page fields must fit one cache line");
 _Static_assert(__builtin_offsetof(hk__page, in_use) < 128, "remote-side page fields must fit one cache line");
 _Static_assert(sizeof(hk__page) == 192, "page descriptors are three cache lines");
 
@@ -194,10 +197,12 @@ struct hk_heap_s {
   /* bytes allocated from this heap minus bytes freed by this thread through it, not yet flushed to
    * the global counters */
   int64_t inuse;
-  /* how many more local frees the fast path may push on their page's allocation list (free.c),
-   * reset by the allocation slow path: with HK_STATS the value of `frees` where that stops (the
-   * free path counts frees anyway), otherwise a count down */
-  int64_t lifo_mark;
+  /* lifo_left: how many more local frees the fast path may push on their page's allocation list
+   * (free.c), reset to HK__LIFO_FREES by the allocation slow path; it goes on counting down below 0
+   * and so counts the fast path's frees: lifo_base is its value when they were last added to
+   * `frees` (hk__lifo_fold), which counts the other frees. */
+  int64_t lifo_base;
+  int64_t lifo_left;
   int64_t frees;
 };
 

@@ -872,6 +872,61 @@ static void check_peaks_monotone(const hk_stats *a, const hk_stats *b) {
   EXPECT(b->purged >= a->purged);
 }
 
+/* Exact operation counts on one thread. The fast free path counts its frees only with the count-down
+ * of its LIFO budget (hk__lifo_take), and the allocation slow path and the statistics flush add
+ * them to the heap's counter: frees past the budget, across resets, and a flush in between must all
+ * be counted once. */
+static void *stamp(void *p) {
+  CHECK(p != NULL);
+  memset(p, 0x5a, 8);
+  return p;
+}
+
+static void sec_stats_counts(void) {
+  enum { N = 3 * 4096 + 100, ROUNDS = 5 };
+  static void *blk[N];
+  hk_stats s0, s1, s2;
+  hk_stats_get(&s0); /* (a build without counters runs the same operations and checks nothing) */
+  /* every block is written, as programs do: a block whose first word still reads as a free-list
+   * link takes the double-free check's slow path, which counts its free itself */
+  for (int i = 0; i < N; i++) blk[i] = stamp(hk_malloc(40));
+  /* three budgets' worth of frees without a malloc in between */
+  for (int i = N - 1; i >= 0; i--) hk_free(blk[i]);
+  hk_stats_get(&s1);
+  EXPECTF(!s0.counters || s1.malloc_count - s0.malloc_count == N, "malloc_count %zu -> %zu after %d mallocs", s0.malloc_count, s1.malloc_count, (int)N);
+  EXPECTF(!s0.counters || s1.free_count - s0.free_count == N, "free_count %zu -> %zu after %d frees", s0.free_count, s1.free_count, (int)N);
+  /* mixed sizes, each round more blocks than the one before, so that allocation slow paths (which
+   * reset the budget) come after frees; a flush of the counters in between once */
+  size_t ops = 0;
+  for (int r = 0; r < ROUNDS; r++) {
+    int n = N / ROUNDS * (r + 1);
+    for (int i = 0; i < n; i++) blk[i] = stamp(hk_malloc((size_t)(i % 300) * 8 + 8));
+    for (int i = 0; i < n; i += 2) hk_free(blk[i]);
+    if (r == 2) hk_collect(false);
+    for (int i = 1; i < n; i += 2) hk_free(blk[i]);
+    ops += (size_t)n;
+  }
+  hk_stats_get(&s2);
+  EXPECTF(!s0.counters || s2.malloc_count - s1.malloc_count == ops, "malloc_count %zu -> %zu after %zu mallocs", s1.malloc_count, s2.malloc_count, ops);
+  EXPECTF(!s0.counters || s2.free_count - s1.free_count == ops, "free_count %zu -> %zu after %zu frees", s1.free_count, s2.free_count, ops);
+  /* frees right before a slow path: a 16 KiB block of a page that is still being carved (one block
+   * per extension) takes the allocation slow path every time */
+  enum { BIG = 40, SMALL = 200 };
+  void *big[BIG];
+  hk_stats s3;
+  for (int r = 0; r < BIG; r++) {
+    for (int i = 0; i < SMALL; i++) blk[i] = stamp(hk_malloc(24));
+    for (int i = 0; i < SMALL; i++) hk_free(blk[i]);
+    big[r] = stamp(hk_malloc(16 << 10));
+  }
+  for (int r = 0; r < BIG; r++) hk_free(big[r]);
+  hk_stats_get(&s3);
+  size_t ops3 = (size_t)BIG * (SMALL + 1);
+  EXPECTF(!s0.counters || s3.malloc_count - s2.malloc_count == ops3, "malloc_count %zu -> %zu after %zu mallocs", s2.malloc_count, s3.malloc_count, ops3);
+  EXPECTF(!s0.counters || s3.free_count - s2.free_count == ops3, "free_count %zu -> %zu after %zu frees", s2.free_count, s3.free_count, ops3);
+  EXPECTF(!s0.counters || s3.in_use <= s0.in_use, "in_use %zu -> %zu with nothing allocated", s0.in_use, s3.in_use);
+}
+
 static void sec_stats(void) {
   hk_stats s0, s1, s2, s3;
   hk_collect(true);
@@ -1339,7 +1394,7 @@ typedef struct section {
 static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
-  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_peak", sec_stats_peak},
+  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"lifo", sec_lifo}, {"page_reuse", sec_page_reuse},
   {"footprint", sec_footprint},
   {"env", sec_env},
