@@ -147,6 +147,7 @@ static hk_noinline void free_other(void *p) {
 /* A local free of a block whose first word looks like a free-list link: maybe a double free. */
 static hk_noinline void free_suspect(void *p) {
   hk_heap *h = hk__tls_heap;
+  (void)h; /* without HK_STATS the counters are no-ops */
   hk__page *pg = hk__page_of(hk__mseg_of(p), p);
   hk__block *b = (hk__block *)p;
   check_double_free(pg, b);
