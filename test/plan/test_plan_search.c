@@ -173,6 +173,33 @@ static void run_guillotine(void) {
     hk__plan_prob_free(&rev);
     hk__plan_prob_free(&p);
   }
+  { /* dense instances (columns of 36 or more live buffers) that the enumeration of the lowest
+     * strip's whole left-end subset up front did not place with 4M steps: deciding the buffers
+     * from the window's end at their own end places each with under 70k */
+    static const uint64_t hard[4] = {36, 76, 138, 143};
+    for (size_t i = 0; i < 4; i++) {
+      CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, hard[i]) == 0);
+      hk__plan_prob p;
+      CHECK(hk__plan_prob_init(&p, b, 400, 0) == HK_OK);
+      uint64_t *tb = NULL, nodes = 0;
+      int g = hk__plan_guillotine(&p, 300000, hk__plan_now() + 60, off, &nodes, &tb);
+      CHECK_MSG(g == 1, "guillotine 400 seed %llu: gave %d after %llu", (unsigned long long)hard[i], g, (unsigned long long)nodes);
+      if (g == 1) CHECK(valid(&p, off, p.lb));
+      free(tb);
+      hk__plan_prob_free(&p);
+    }
+  }
+  { /* a bound of 2^30 granules (no bitset spans it any more) */
+    CHECK(hkgen_perfect(b, NULL, 60, 240, (uint64_t)1 << 30, 1, 5) == 0);
+    hk__plan_prob p;
+    CHECK(hk__plan_prob_init(&p, b, 60, 0) == HK_OK);
+    CHECK(p.tight && p.lb / p.gran > ((uint64_t)1 << 23));
+    uint64_t *tb = NULL, nodes = 0;
+    CHECK(hk__plan_guillotine(&p, 50000000, hk__plan_now() + 60, off, &nodes, &tb) == 1);
+    CHECK(valid(&p, off, p.lb));
+    free(tb);
+    hk__plan_prob_free(&p);
+  }
   { /* resume: a tiny budget gives up, the same table with more work finishes */
     CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, 94) == 0);
     hk__plan_prob p;
