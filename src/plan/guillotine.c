@@ -14,19 +14,23 @@
  *     to one part is a guillotine packing of that part), so a part without one fails B;
  *   - buffers spanning the whole window are stacked at the bottom: in a window without a time
  *     cut, such a buffer is a strip of its own, and strips can be reordered freely;
- *   - otherwise some memory cut exists; strips can be reordered, so let the one holding buffer b*
- *     (the largest buffer starting at a) be the lowest. Its set B1 is enumerated boundary by
- *     boundary, from left to right (or from right to left when fewer buffers end at e than start
- *     at a): B1's total is the same in every section iff at every boundary x the chosen buffers
- *     ending at x total the same as the chosen ones starting at x. A buffer starting at x is
- *     decided at x; a buffer starting at a is decided where it ends (its first boundary: deciding
- *     the whole subset at a, and so the height, up front left ~2^37 subsets to try on 38 starters).
- *     At x: sum(U) + D = sum(S), U the chosen buffers from a ending at x, S the chosen starters, D
- *     the total of the earlier-chosen starters that end at x. The side with fewer items is
- *     enumerated, smaller subsets first (so the first sets found are the thinnest strips), the
- *     other side by exact subset sums (memoised; identical buffers taken in order). A complete B1
- *     (some buffer from a left out, so c < H) is solved as a rectangle of height c, and B \ B1
- *     above it.
+ *   - otherwise the window is a stack of primitive strips (sets whose total is the same in every
+ *     section and that have a time cut of their own), which can be reordered freely; the lowest
+ *     strip's set B1 is enumerated boundary by boundary, from left to right (or from right to left
+ *     when fewer buffers end at e than start at a): B1's total is the same in every section iff at
+ *     every boundary x the chosen buffers ending at x total the same as the chosen ones starting
+ *     at x. A buffer starting at x is decided at x; a buffer starting at a is decided where it
+ *     ends (its first boundary: deciding the whole subset at a, and so the height, up front left
+ *     ~2^37 subsets to try on 38 starters). At x: sum(U) + D = sum(S), U the chosen buffers from a
+ *     ending at x, S the chosen starters, D the total of the earlier-chosen starters that end at x.
+ *     The side with fewer items is enumerated, smaller subsets first, the other side by exact
+ *     subset sums (memoised; identical buffers taken in order). B1 must have a time cut (a
+ *     boundary that no chosen buffer crosses) and leave out some buffer from a (so c < H). Which
+ *     strip is the lowest alternates between calls (rounds): even rounds take the one holding b*
+ *     (the largest buffer starting at a), odd rounds the thinnest first (only strips made of the
+ *     4, 8, 16... smallest buffers of the window, then all): dense windows hold many thin strips
+ *     of tiny buffers whose subset sums match almost anywhere, and b*'s strip has to decide every
+ *     one of them. A complete B1 (height c) is solved below c and B \ B1 above it.
  *
  * The search is complete for guillotine packings: an exhausted search proves there is none (not
  * that no perfect packing exists). Sets that failed are remembered by a Zobrist hash (a set
@@ -50,6 +54,7 @@ typedef struct gsrch {
   size_t fmask;
   uint64_t limit, steps, evals; /* work budget, work done (steps), complete sets B1 tried */
   bool stop; /* the budget or the deadline ran out */
+  bool thin; /* the lowest strip: the thinnest first, not the one holding b* */
   double deadline;
   size_t depth, max_depth;
   bool nomem;
@@ -82,7 +87,9 @@ typedef struct strip {
   uint8_t *ch[2];          /* chosen, by side and position */
   uint64_t *endsum;        /* endsum[x]: total of chosen S items ending at x */
   uint64_t *endhash;       /* endhash[x]: Zobrist hash of the chosen S items ending at x */
-  uint32_t bpos;           /* b*: its position on side U (always chosen) */
+  uint32_t *endcnt;        /* endcnt[x]: how many chosen S items end at x */
+  uint32_t bpos;           /* b*: its position on side U (always chosen), or UINT32_MAX */
+  uint64_t Q;              /* only buffers of at most this size may be chosen */
   uint32_t *l1, *l2;       /* scratch for B1 and B \ B1 */
   const uint32_t *L;
   size_t m;
@@ -93,6 +100,14 @@ static inline bool same_item(const strip *t, int s, size_t j, size_t k) {
   const hk__plan_prob *p = t->g->p;
   uint32_t u = t->it[s][j], v = t->it[s][k];
   return p->size[u] == p->size[v] && t->su[u] == t->su[v];
+}
+
+/* The first position of side s's group at x whose buffer is at most Q (groups are by size,
+ * descending). */
+static size_t first(const strip *t, int s, uint32_t x) {
+  size_t k = t->lo[s][x], hi = t->lo[s][x + 1];
+  while (k < hi && t->g->p->size[t->it[s][k]] > t->Q) k++;
+  return k;
 }
 
 /* Work is counted in chosen buffers (the enumeration's unit) as well as in solved sets. */
@@ -108,8 +123,8 @@ static void choose(strip *t, int s, size_t k, bool on) {
   const hk__plan_prob *p = t->g->p;
   uint32_t b = t->it[0][k], x = t->su[b] - t->a;
   if (x < t->W) {
-    if (on) t->endsum[x] += p->size[b];
-    else t->endsum[x] -= p->size[b];
+    if (on) t->endsum[x] += p->size[b], t->endcnt[x]++;
+    else t->endsum[x] -= p->size[b], t->endcnt[x]--;
     t->endhash[x] ^= t->g->zob[b];
   }
   t->hall ^= t->g->zob[b];
@@ -134,16 +149,17 @@ static int evaluate(strip *t) {
   return r;
 }
 
-static int sweep(strip *t, uint32_t x, uint64_t gone, bool excl);
+static int sweep(strip *t, uint32_t x, uint64_t gone, uint64_t st);
 
 /* Can positions k.. of side s's group at x total exactly need? Asked again and again (the same
- * boundary, the same remainder); the answers "no" are kept in the table of failures. */
+ * boundary, the same remainder); the answers "no" are kept in the table of failures (keyed by the
+ * round's parity too: b*, chosen from the start, is skipped in even rounds only). */
 static bool can(strip *t, int s, uint32_t x, size_t k, uint64_t need) {
   const hk__plan_prob *p = t->g->p;
   if (need == 0) return true;
   size_t hi = t->lo[s][x + 1];
   if (k >= hi || t->suf[s][k] < need) return false;
-  uint64_t key = gmix(t->setkey ^ gmix(need * 0x9E3779B97F4A7C15ull ^ ((uint64_t)x << 40) ^ ((uint64_t)k << 8) ^ (0x5bd1e995u + (unsigned)s)));
+  uint64_t key = gmix(t->setkey ^ gmix(need * 0x9E3779B97F4A7C15ull ^ ((uint64_t)x << 40) ^ ((uint64_t)k << 8) ^ (0x5bd1e995u + (unsigned)s + 2u * t->g->thin)));
   key = key ? key : 1;
   if (fail_has(t->g, key)) return false;
   for (size_t j = k; j < hi && t->suf[s][j] >= need; j++) {
@@ -157,17 +173,39 @@ static bool can(strip *t, int s, uint32_t x, size_t k, uint64_t need) {
   return false;
 }
 
-/* The boundary is settled: note whether a buffer from a was left out (B1 must not be all of B),
- * go on to the next. */
-static int next(strip *t, uint32_t x, uint64_t gone, bool excl) {
-  for (size_t k = t->lo[1][x]; k < t->lo[1][x + 1] && !excl; k++) excl = !t->ch[1][k];
-  return sweep(t, x + 1, gone, excl);
+/* The state carried along the sweep (st): whether a buffer from a was left out (B1 must not be
+ * all of B), whether B1 has a time cut already, whether a cut was passed up and some buffer from
+ * a that crosses it must be chosen, and how many chosen starters are live (shifted by ST_LIVE). */
+enum { ST_EXCL = 1, ST_CUT = 2, ST_PEND = 4, ST_ANY = 8, ST_LIVE = 16 };
+
+/* The boundary is settled: on to the next. B1 is taken primitive, i.e. with a time cut of its own
+ * (a window without a time cut or a full-width buffer is a stack of such strips, and any can be
+ * the lowest): where no chosen starter crosses x and b* has ended, either B1 is cut there (every
+ * buffer from a still live is left out) or it is not, and then one of those must be chosen. */
+static int next(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
+  size_t u0 = t->lo[1][x], u1 = t->lo[1][x + 1], uend = t->lo[1][t->W], chosen = 0, sn = 0;
+  for (size_t k = u0; k < u1; k++) chosen += t->ch[1][k];
+  if (chosen < u1 - u0) st |= ST_EXCL;
+  if (chosen) st = (st & ~(uint64_t)ST_PEND) | ST_ANY;
+  for (size_t k = t->lo[0][x]; k < t->lo[0][x + 1]; k++) sn += t->ch[0][k];
+  uint64_t cross = (st / ST_LIVE) - t->endcnt[x]; /* chosen starters crossing x */
+  st = (st % ST_LIVE) + (cross + sn) * ST_LIVE;
+  if (u1 == uend && (st & ST_PEND)) return G_FAIL; /* none left to cross the passed cut */
+  if (!(st & ST_CUT) && cross == 0 && (t->bpos == UINT32_MAX ? (st & ST_ANY) != 0 : t->bpos < u1)) {
+    if (u1 == uend) st |= ST_CUT; /* nothing from a crosses x: B1 is cut there */
+    else if (!(st & ST_PEND)) {
+      int r = sweep(t, x + 1, gone, st | ST_CUT | ST_EXCL);
+      if (r != G_FAIL) return r;
+      st |= ST_PEND;
+    }
+  }
+  return sweep(t, x + 1, gone, st);
 }
 
 /* Subsets of side s's items at x (positions k..) totalling exactly need. */
-static int exact(strip *t, int s, uint32_t x, size_t k, uint64_t need, uint64_t gone, bool excl) {
+static int exact(strip *t, int s, uint32_t x, size_t k, uint64_t need, uint64_t gone, uint64_t st) {
   const hk__plan_prob *p = t->g->p;
-  if (need == 0) return next(t, x, gone, excl);
+  if (need == 0) return next(t, x, gone, st);
   size_t hi = t->lo[s][x + 1];
   for (size_t j = k; j < hi; j++) {
     if (t->suf[s][j] < need) break;
@@ -178,7 +216,7 @@ static int exact(strip *t, int s, uint32_t x, size_t k, uint64_t need, uint64_t 
     if (!can(t, s, x, j + 1, need - z)) continue;
     if (t->g->stop) return G_STOP;
     choose(t, s, j, true);
-    int r = exact(t, s, x, j + 1, need - z, gone, excl);
+    int r = exact(t, s, x, j + 1, need - z, gone, st);
     choose(t, s, j, false);
     if (r != G_FAIL) return r;
   }
@@ -188,14 +226,15 @@ static int exact(strip *t, int s, uint32_t x, size_t k, uint64_t need, uint64_t 
 /* Every subset of side s's items at x (positions k..), the smaller ones first, each completed by
  * an exact subset of the other side: sum(U) + D = sum(S). sum: the chosen ones' total so far
  * (with b* when it is on this side); fixed: what the other side holds already (b* there). */
-static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t D, uint64_t fixed, uint64_t gone, bool excl) {
+static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t D, uint64_t fixed, uint64_t gone, uint64_t st) {
   const hk__plan_prob *p = t->g->p;
   int o = 1 - s;
-  uint64_t avail = t->lo[o][x] < t->lo[o][x + 1] ? t->suf[o][t->lo[o][x]] : 0; /* the other side, all of it */
+  size_t of = first(t, o, x);
+  uint64_t avail = of < t->lo[o][x + 1] ? t->suf[o][of] : 0; /* the other side, all of it */
   /* the other side must make up: S free -> sum(U) = sum - D; U free -> sum(S) = sum + D */
   uint64_t lhs = s == 0 ? sum : sum + D, rhs = s == 0 ? D + fixed : fixed;
   if (lhs >= rhs && lhs - rhs <= avail - fixed) {
-    int r = lhs == rhs ? next(t, x, gone, excl) : can(t, o, x, t->lo[o][x], lhs - rhs) ? exact(t, o, x, t->lo[o][x], lhs - rhs, gone, excl) : G_FAIL;
+    int r = lhs == rhs ? next(t, x, gone, st) : can(t, o, x, of, lhs - rhs) ? exact(t, o, x, of, lhs - rhs, gone, st) : G_FAIL;
     if (t->g->stop) return G_STOP;
     if (r != G_FAIL) return r;
   }
@@ -206,7 +245,7 @@ static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t 
     if (lhs + z > rhs + avail - fixed) continue; /* the other side cannot make up that much */
     if (spent(t->g)) return G_STOP;
     choose(t, s, j, true);
-    int r = freely(t, s, x, j + 1, sum + z, D, fixed, gone, excl);
+    int r = freely(t, s, x, j + 1, sum + z, D, fixed, gone, st);
     choose(t, s, j, false);
     if (r != G_FAIL) return r;
   }
@@ -216,14 +255,14 @@ static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t 
 /* Boundaries from x on. What follows depends only on x, the chosen S items still live there and
  * whether a buffer from a was left out, so a state from which no set B1 could be completed (not
  * one whose sets failed to solve) is remembered and not explored again. */
-static int sweep(strip *t, uint32_t x, uint64_t gone, bool excl) {
+static int sweep(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
   for (; x < t->W; x++) {
     bool items = t->lo[0][x] < t->lo[0][x + 1] || t->lo[1][x] < t->lo[1][x + 1];
     if (items) break;
     if (t->endsum[x]) return G_FAIL; /* chosen buffers end here and nothing can replace them */
   }
-  if (x >= t->W) return excl ? evaluate(t) : G_FAIL;
-  uint64_t key = gmix(t->setkey ^ gmix((t->hall ^ gone) + x * 0x9E3779B97F4A7C15ull + excl));
+  if (x >= t->W) return (st & ST_EXCL) && (st & ST_CUT) ? evaluate(t) : G_FAIL;
+  uint64_t key = gmix(t->setkey ^ gmix((t->hall ^ gone) + x * 0x9E3779B97F4A7C15ull + (st % ST_LIVE)) ^ gmix(t->Q));
   key = key ? key : 1;
   if (fail_has(t->g, key)) return G_FAIL;
   uint64_t ev = t->g->evals;
@@ -231,11 +270,16 @@ static int sweep(strip *t, uint32_t x, uint64_t gone, bool excl) {
   gone ^= t->endhash[x];
   size_t ns = t->lo[0][x + 1] - t->lo[0][x], nu = t->lo[1][x + 1] - t->lo[1][x];
   bool bhere = t->bpos >= t->lo[1][x] && t->bpos < t->lo[1][x + 1];
-  if (bhere) nu--;
-  int s = nu < ns; /* enumerate the side with fewer items */
-  uint64_t sum = 0;
-  if (bhere) { if (s == 1) sum = t->g->p->size[t->it[1][t->bpos]]; else fixed = t->g->p->size[t->it[1][t->bpos]]; }
-  int r = freely(t, s, x, t->lo[s][x], sum, D, fixed, gone, excl);
+  int r;
+  if (st & ST_CUT) /* past B1's cut every buffer from a is left out: the starters make up D */
+    r = D == 0 ? next(t, x, gone, st) : can(t, 0, x, first(t, 0, x), D) ? exact(t, 0, x, first(t, 0, x), D, gone, st) : G_FAIL;
+  else {
+    if (bhere) nu--;
+    int s = nu < ns; /* enumerate the side with fewer items */
+    uint64_t sum = 0;
+    if (bhere) { if (s == 1) sum = t->g->p->size[t->it[1][t->bpos]]; else fixed = t->g->p->size[t->it[1][t->bpos]]; }
+    r = freely(t, s, x, first(t, s, x), sum, D, fixed, gone, st);
+  }
   if (r == G_FAIL && t->g->evals == ev) fail_add(t->g, key);
   return r;
 }
@@ -255,7 +299,7 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
   if (fail_has(g, key)) return G_FAIL;
   size_t W = e - a;
   /* one allocation for this frame: crossing counts, the sorted list, section starts, flags... */
-  size_t words = 3 * (W + 2) + 4 * m;
+  size_t words = 4 * (W + 2) + 4 * m;
   uint32_t *u32 = malloc(words * sizeof *u32);
   uint64_t *u64 = malloc((2 * (W + 1) + 2 * m) * sizeof *u64); /* endsum, endhash, suffix sums */
   uint8_t *ch = calloc(2 * m + 1, 1);
@@ -343,6 +387,8 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
     uint64_t *endsum = u64, *endhash = u64 + (W + 1), *sufs = endhash + (W + 1), *sufu = sufs + m;
     memset(endsum, 0, (W + 1) * sizeof *endsum);
     memset(endhash, 0, (W + 1) * sizeof *endhash);
+    uint32_t *endcnt = lou + (W + 2);
+    memset(endcnt, 0, (W + 1) * sizeof *endcnt);
     for (size_t x = 0; x < W; x++) {
       uint64_t acc = 0;
       for (size_t k = los[x + 1]; k-- > los[x];) { acc += p->size[its[k]]; sufs[k] = acc; }
@@ -350,10 +396,29 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
       for (size_t k = lou[x + 1]; k-- > lou[x];) { acc += p->size[itu[k]]; sufu[k] = acc; }
     }
     strip t = {.g = g, .W = (uint32_t)W, .a = wa, .sa = a, .se = e, .sl = SL, .su = SU, .it = {its, itu}, .lo = {los, lou},
-               .suf = {sufs, sufu}, .ch = {ch, ch + m}, .endsum = endsum, .endhash = endhash, .bpos = bpos, .l1 = l1,
+               .suf = {sufs, sufu}, .ch = {ch, ch + m}, .endsum = endsum, .endhash = endhash, .endcnt = endcnt, .bpos = bpos, .l1 = l1,
                .l2 = l2, .L = L, .m = m, .o = o, .H = H, .setkey = mir ? gmix(key) : key};
-    ch[m + bpos] = 1;
-    r = sweep(&t, 1, 0, false);
+    if (g->thin) bpos = UINT32_MAX;
+    t.bpos = bpos;
+    if (bpos != UINT32_MAX) ch[m + bpos] = 1;
+    if (g->thin) {
+      /* levels: strips of the smallest 4, 8, 16... buffers first */
+      hk__plan_kv *sz = malloc(m * sizeof *sz);
+      if (!sz) { g->nomem = true; r = G_STOP; goto leave; }
+      for (size_t i = 0; i < m; i++) sz[i] = (hk__plan_kv){p->size[L[i]], i};
+      hk__plan_sort_kv(sz, m);
+      r = G_FAIL;
+      for (size_t cnt = 4; r == G_FAIL; cnt *= 2) {
+        if (cnt > m) cnt = m;
+        t.Q = sz[cnt - 1].key;
+        r = sweep(&t, 1, 0, 0);
+        if (cnt == m) break;
+      }
+      free(sz);
+    } else {
+      t.Q = UINT64_MAX;
+      r = sweep(&t, 1, 0, 0);
+    }
   }
 leave:
   g->depth--;
@@ -362,7 +427,7 @@ leave:
   return r;
 }
 
-int hk__plan_guillotine(const hk__plan_prob *p, uint64_t node_limit, double deadline, uint64_t *off,
+int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_limit, double deadline, uint64_t *off,
                         uint64_t *nodes, uint64_t **fail) {
   if (!p->tight || p->n == 0) return 0;
   for (size_t i = 0; i < p->n; i++)
@@ -371,6 +436,7 @@ int hk__plan_guillotine(const hk__plan_prob *p, uint64_t node_limit, double dead
   memset(&g, 0, sizeof g);
   g.p = p;
   g.limit = node_limit;
+  g.thin = round & 1;
   g.deadline = deadline;
   g.max_depth = 4096; /* each level holds a few small frames: bounded C stack */
   g.fmask = GUILLOTINE_TABLE - 1;

@@ -89,9 +89,12 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
     if ((turn & 1) && guillotine && *best_peak > aim && now < aim_end) {
       /* After each pair of slices: a round of the guillotine search (guillotine.c), with a work
        * budget doubling at each round (the rounds resume from the failures the earlier ones
-       * recorded). Its enumeration already starts from either end, so one orientation serves. */
+       * recorded). Its enumeration already starts from either end, so one orientation serves.
+       * The rounds alternate which strip it takes lowest (b*'s, the thinnest): on 400 and 500
+       * buffers, seeds 1-150, 12M steps, either alone placed 140 + 134 and 139 + 140, alternating
+       * 141 + 146 (docs/planner.md). */
       uint64_t work = (HK_PLAN_GUILLOTINE_WORK * (uint64_t)p->n) << (turn / 2 < 20 ? turn / 2 : 20);
-      int gr = hk__plan_guillotine(p, work, aim_end, best, &st.nodes, &gfail);
+      int gr = hk__plan_guillotine(p, (unsigned)turn / 2, work, aim_end, best, &st.nodes, &gfail);
       if (gr < 0) { rc = gr; goto out; }
       if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
       if (gr == 2) guillotine = false; /* exhausted: there is no guillotine packing */

@@ -113,16 +113,18 @@ HK_PLAN_HIDDEN int hk__plan_prob_reverse(const hk__plan_prob *p, hk__plan_prob *
 HK_PLAN_HIDDEN double hk__plan_now(void);
 
 /* Top-down search for a guillotine packing at the lower bound of a tight problem (guillotine.c):
- * time cuts, full-width buffers, then the lowest strip's set by subset sums. Gives up after
- * node_limit nodes or at the deadline; adds its nodes to *nodes. Returns 1 (off[] holds a packing
- * at the bound), 2 (exhausted: no guillotine packing exists), 0 (gave up or not applicable: an
- * alignment above 1, a problem that is not tight) or HK_ENOMEM. *fail is its table of failed
- * states: NULL on the first call (it is allocated then; the caller frees it), then passed again
- * to later calls on the same problem (same orientation) so that they skip what failed before. */
+ * time cuts, full-width buffers, then the lowest strip's set by subset sums at each boundary. The
+ * round picks which strip goes lowest (even: the one holding the largest buffer at the window's
+ * end; odd: the thinnest first); both are complete. Gives up after node_limit nodes or at the
+ * deadline; adds its nodes to *nodes. Returns 1 (off[] holds a packing at the bound), 2
+ * (exhausted: no guillotine packing exists), 0 (gave up or not applicable: an alignment above 1,
+ * a problem that is not tight) or HK_ENOMEM. *fail is its table of failed states: NULL on the
+ * first call (it is allocated then; the caller frees it), then passed again to later calls on the
+ * same problem (same orientation) so that they skip what failed before. */
 /* hk_plan's first budget for it, per buffer, in buffers chosen by its enumeration (about 0.12 s
  * on 400 buffers on the shared, loaded machine); it doubles at each round. */
 #define HK_PLAN_GUILLOTINE_WORK 5000
-HK_PLAN_HIDDEN int hk__plan_guillotine(const hk__plan_prob *p, uint64_t node_limit, double deadline, uint64_t *off,
+HK_PLAN_HIDDEN int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_limit, double deadline, uint64_t *off,
                                        uint64_t *nodes, uint64_t **fail);
 
 /* Above this many non-zero buffers a search node costs too much to be worth it in a second. */
