@@ -115,7 +115,8 @@ HK_PLAN_HIDDEN double hk__plan_now(void);
 /* Top-down search for a guillotine packing at the lower bound of a tight problem (guillotine.c):
  * time cuts, full-width buffers, then the lowest strip's set by subset sums at each boundary. The
  * round picks which strip goes lowest (even: the one holding the largest buffer at the window's
- * end; odd: the thinnest first); both are complete. Gives up after node_limit nodes or at the
+ * end; odd: the thinnest first) and, in rounds 2 and 3 of every 4, enumerates from the window's
+ * other end; all are complete. Gives up after node_limit nodes or at the
  * deadline; adds its nodes to *nodes. Returns 1 (off[] holds a packing at the bound), 2
  * (exhausted: no guillotine packing exists), 0 (gave up or not applicable: an alignment above 1,
  * a problem that is not tight) or HK_ENOMEM. *fail is its table of failed states: NULL on the
