@@ -91,6 +91,8 @@ typedef struct strip {
   uint32_t *endcnt;        /* endcnt[x]: how many chosen S items end at x */
   uint32_t bpos;           /* b*: its position on side U (always chosen), or UINT32_MAX */
   uint64_t Q;              /* only buffers of at most this size may be chosen */
+  uint64_t **rb;           /* rb[s * (W + 1) + x]: the group's suffix subset sums (see suffix_sums) */
+  size_t *rw;              /* their words per position; SIZE_MAX: not kept (too large) */
   uint32_t *l1, *l2;       /* scratch for B1 and B \ B1 */
   const uint32_t *L;
   size_t m;
@@ -109,6 +111,18 @@ static size_t first(const strip *t, int s, uint32_t x) {
   size_t k = t->lo[s][x], hi = t->lo[s][x + 1];
   while (k < hi && t->g->p->size[t->it[s][k]] > t->Q) k++;
   return k;
+}
+
+/* d |= s << sh, over bitsets of the given words (d may be s). */
+static void or_shift(uint64_t *d, const uint64_t *s, size_t words, uint64_t sh) {
+  size_t ws = (size_t)(sh >> 6);
+  unsigned bs = (unsigned)(sh & 63);
+  if (ws >= words) return;
+  for (size_t i = words; i-- > ws;) {
+    uint64_t v = s[i - ws] << bs;
+    if (bs && i - ws > 0) v |= s[i - ws - 1] >> (64 - bs);
+    d[i] |= v;
+  }
 }
 
 /* Work is counted in chosen buffers (the enumeration's unit) as well as in solved sets. */
@@ -155,11 +169,44 @@ static int sweep(strip *t, uint32_t x, uint64_t gone, uint64_t st);
 /* Can positions k.. of side s's group at x total exactly need? Asked again and again (the same
  * boundary, the same remainder); the answers "no" are kept in the table of failures (keyed by the
  * round's parity too: b*, chosen from the start, is skipped in even rounds only). */
+/* For a group of small total (the groups of tiny buffers where the subset sums match almost
+ * anywhere and the memoised search below spent most of the time): one bitset of the subset sums of
+ * positions k.. per position k, over [0, total], built on first use. b*, chosen throughout, is
+ * left out; the other positions from k on are unchosen whenever can is asked. NULL when the group
+ * is too large for it (more than SUFFIX_WORDS words) or memory is short. */
+#define SUFFIX_WORDS 4096
+static const uint64_t *suffix_sums(strip *t, int s, uint32_t x, size_t *words) {
+  size_t i = (size_t)s * (t->W + 1) + x, lo = t->lo[s][x], hi = t->lo[s][x + 1];
+  if (!t->rb || t->rw[i] == SIZE_MAX) return NULL;
+  *words = t->rw[i];
+  if (t->rb[i]) return t->rb[i];
+  size_t w = (size_t)(t->suf[s][lo] >> 6) + 1;
+  if (t->suf[s][lo] >= ((uint64_t)SUFFIX_WORDS << 6) || (hi - lo + 1) * w > SUFFIX_WORDS) { t->rw[i] = SIZE_MAX; return NULL; }
+  uint64_t *r = calloc((hi - lo + 1) * w, sizeof *r);
+  if (!r) { t->rw[i] = SIZE_MAX; return NULL; }
+  uint64_t *cur = r + (hi - lo) * w; /* position hi: the empty set */
+  cur[0] = 1;
+  for (size_t k = hi; k-- > lo;) {
+    uint64_t *d = r + (k - lo) * w;
+    memcpy(d, cur, w * sizeof *d);
+    if (!(s == 1 && k == t->bpos)) or_shift(d, cur, w, t->g->p->size[t->it[s][k]]);
+    cur = d;
+  }
+  t->rb[i] = r;
+  *words = t->rw[i] = w;
+  return r;
+}
+
 static bool can(strip *t, int s, uint32_t x, size_t k, uint64_t need) {
   const hk__plan_prob *p = t->g->p;
   if (need == 0) return true;
-  size_t hi = t->lo[s][x + 1];
+  size_t hi = t->lo[s][x + 1], w;
   if (k >= hi || t->suf[s][k] < need) return false;
+  const uint64_t *r = suffix_sums(t, s, x, &w);
+  if (r) {
+    r += (k - t->lo[s][x]) * w;
+    return need < (uint64_t)w * 64 && (r[need >> 6] >> (need & 63) & 1);
+  }
   uint64_t key = gmix(t->setkey ^ gmix(need * 0x9E3779B97F4A7C15ull ^ ((uint64_t)x << 40) ^ ((uint64_t)k << 8) ^ (0x5bd1e995u + (unsigned)s + 2u * t->g->thin)));
   key = key ? key : 1;
   if (fail_has(t->g, key)) return false;
@@ -403,15 +450,19 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
                .l2 = l2, .L = L, .m = m, .o = o, .H = H, .setkey = mir ? gmix(key) : key};
     if (g->thin) bpos = UINT32_MAX;
     t.bpos = bpos;
+    t.rb = calloc(2 * (W + 1), sizeof *t.rb);
+    t.rw = calloc(2 * (W + 1), sizeof *t.rw);
+    if (!t.rb || !t.rw) { free(t.rb); free(t.rw); t.rb = NULL; t.rw = NULL; } /* (only a slower can) */
     if (bpos != UINT32_MAX) ch[m + bpos] = 1;
     if (g->thin) {
       /* levels: strips of the smallest 4, 8, 16... buffers first */
       hk__plan_kv *sz = malloc(m * sizeof *sz);
-      if (!sz) { g->nomem = true; r = G_STOP; goto leave; }
-      for (size_t i = 0; i < m; i++) sz[i] = (hk__plan_kv){p->size[L[i]], i};
-      hk__plan_sort_kv(sz, m);
-      r = G_FAIL;
-      for (size_t cnt = 4; r == G_FAIL; cnt *= 2) {
+      if (!sz) { g->nomem = true; r = G_STOP; }
+      else {
+        for (size_t i = 0; i < m; i++) sz[i] = (hk__plan_kv){p->size[L[i]], i};
+        hk__plan_sort_kv(sz, m);
+      }
+      for (size_t cnt = 4; sz && r == G_FAIL; cnt *= 2) {
         if (cnt > m) cnt = m;
         t.Q = sz[cnt - 1].key;
         r = sweep(&t, 1, 0, 0);
@@ -422,6 +473,10 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
       t.Q = UINT64_MAX;
       r = sweep(&t, 1, 0, 0);
     }
+    if (t.rb)
+      for (size_t i = 0; i < 2 * (W + 1); i++) free(t.rb[i]);
+    free(t.rb);
+    free(t.rw);
   }
 leave:
   g->depth--;
