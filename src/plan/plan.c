@@ -78,6 +78,16 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
   bool guillotine = p->tight && aim == p->lb;
   uint64_t *gfail = NULL;
   int rc = HK_OK;
+  /* First a short round of each of the guillotine search's four variants (guillotine.c): most of
+   * the instances it places need a few thousand steps, and the slices below would otherwise
+   * come first (its first round used to start after 0.125 s). */
+  for (unsigned r = 0; guillotine && r < 4 && *best_peak > aim && now < aim_end; r++) {
+    int gr = hk__plan_guillotine(p, r, HK_PLAN_GUILLOTINE_FIRST * (uint64_t)p->n, aim_end, best, &st.nodes, &gfail);
+    if (gr < 0) { rc = gr; goto out; }
+    if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
+    if (gr == 2) guillotine = false;
+    now = hk__plan_now();
+  }
   for (int turn = 0; !refuted && *best_peak > aim && now < aim_end; turn++) {
     double d = now + slice < aim_end ? now + slice : aim_end;
     int sr = hk__plan_search(turn & 1 ? &rev : p, prio, HK__SEARCH_LB, (unsigned)turn, d, opt->capacity, best,

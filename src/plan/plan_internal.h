@@ -125,6 +125,10 @@ HK_PLAN_HIDDEN double hk__plan_now(void);
 /* hk_plan's first budget for it, per buffer, in buffers chosen by its enumeration (about 0.12 s
  * on 400 buffers on the shared, loaded machine); it doubles at each round. */
 #define HK_PLAN_GUILLOTINE_WORK 5000
+/* hk_plan's budget per buffer for each of the four short rounds it runs before anything else. */
+#ifndef HK_PLAN_GUILLOTINE_FIRST
+#define HK_PLAN_GUILLOTINE_FIRST 250
+#endif
 HK_PLAN_HIDDEN int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_limit, double deadline, uint64_t *off,
                                        uint64_t *nodes, uint64_t **fail);
 
