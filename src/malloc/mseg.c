@@ -49,6 +49,8 @@ static size_t header_size(uint32_t pages) {
   return hk__align_up(sizeof(hk__mseg) + pages * sizeof(hk__page), 4096);
 }
 
+static void settle_free_pages(hk__tld *tld, hk__mseg *seg);
+
 static hk__mseg *mseg_new(hk__tld *tld, int medium) {
   uint32_t pages = medium ? HK_MEDIUM_PAGES : HK_SMALL_PAGES;
   hk__segment *s = hk__segment_alloc(HK_SEGMENT_SIZE, 0, medium ? HK__SEG_MEDIUM : HK__SEG_SMALL, header_size(pages));
@@ -56,15 +58,34 @@ static hk__mseg *mseg_new(hk__tld *tld, int medium) {
   hk__mseg *seg = (hk__mseg *)s;
   seg->base.page_shift = medium ? HK_MEDIUM_PAGE_SHIFT : HK_SMALL_PAGE_SHIFT;
   seg->base.page_count = pages;
-  seg->used_pages = 0;
-  /* a segment from the cache may still be resident where its earlier owners carved */
-  for (uint32_t i = 0; i < pages; i++) {
-    seg->pages[i].freed_at = seg->pages[i].deep_at = tld->now;
-    if ((s->commit_mask & s->dirty_mask & page_units(seg, i)) != 0) seg->pages[i].touched = (uint32_t)((size_t)1 << seg->base.page_shift);
+  bool kept = s->from_cache == 2;
+  if (kept) {
+    /* Our header as the segment's last owner left it (segment.h, hk__seg_keeps_header): the
+     * segment went to the cache empty, so every descriptor is cleared but for the records
+     * page_clear keeps, which still say what may be resident (unless the cache decommitted it)
+     * and since when each page is unused. */
+    seg->used_pages = 0;
+    seg->list = LIST_NONE;
+    seg->large_block = NULL;
+    seg->large_size = 0;
+    seg->abandoned_next = NULL;
+    for (uint32_t i = 0; i < pages; i++) {
+      hk_assert(!seg->pages[i].in_use);
+      uint64_t m = page_units(seg, i);
+      if ((s->commit_mask & m) != m) seg->pages[i].touched = 0;
+    }
+  } else {
+    seg->used_pages = 0;
+    /* a segment from the cache may still be resident where its earlier owners carved */
+    for (uint32_t i = 0; i < pages; i++) {
+      seg->pages[i].freed_at = seg->pages[i].deep_at = tld->now;
+      if ((s->commit_mask & s->dirty_mask & page_units(seg, i)) != 0) seg->pages[i].touched = (uint32_t)((size_t)1 << seg->base.page_shift);
+    }
   }
   s->owner = tld;
   atomic_store_explicit(&s->thread_id, tld->thread_id, memory_order_release);
   list_push(tld, seg, LIST_FREE);
+  if (kept) settle_free_pages(tld, seg);
   return seg;
 }
 
@@ -160,6 +181,20 @@ static void trim_tail(hk__mseg *seg, hk__page *pg, int64_t now) {
 
 static void trim_tails(hk__mseg *seg, int64_t now) {
   for (uint32_t i = 0; i < seg->base.page_count; i++) trim_tail(seg, &seg->pages[i], now);
+}
+
+/* A segment that changes hands (adopted, or taken from the cache with its page records): free
+ * pages unused for a purge delay go back to the OS now (under thread churn no owner lives long
+ * enough to see a purge delay expire), the other free pages unless reused soon, and every page's
+ * resident memory past what its owners carved lately goes back (trim_tail). */
+static void settle_free_pages(hk__tld *tld, hk__mseg *seg) {
+  size_t page_size = (size_t)1 << seg->base.page_shift;
+  hk__segment_decommit_units(&seg->base, idle_page_units(seg, tld->now, false));
+  trim_tails(seg, tld->now);
+  for (uint32_t i = 0; i < seg->base.page_count; i++) {
+    if (!seg->pages[i].in_use)
+      hk__segment_purge_later(&tld->purge, &seg->base, HK_PAGES_OFFSET + i * page_size, page_size, tld->now);
+  }
 }
 
 hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
@@ -325,18 +360,10 @@ bool hk__tld_adopt_one(hk__tld *tld, int medium) {
   seg->base.owner = tld;
   atomic_store_explicit(&seg->base.thread_id, tld->thread_id, memory_order_release);
   list_push(tld, seg, seg->used_pages == seg->base.page_count ? LIST_FULL : LIST_FREE);
-  /* Free pages may still be committed: those free for a purge delay already go back to the OS
-   * now (under thread churn no owner lives long enough to see a purge delay expire), the others
-   * unless reused soon. In-use pages go to the default heap; empty ones are freed by
-   * hk__page_place (which may free seg). */
+  /* Free pages may still be committed (settle_free_pages). In-use pages go to the default heap;
+   * empty ones are freed by hk__page_place (which may free seg). */
   uint32_t n = seg->base.page_count;
-  size_t page_size = (size_t)1 << seg->base.page_shift;
-  hk__segment_decommit_units(&seg->base, idle_page_units(seg, tld->now, false));
-  trim_tails(seg, tld->now);
-  for (uint32_t i = 0; i < n; i++) {
-    if (!seg->pages[i].in_use)
-      hk__segment_purge_later(&tld->purge, &seg->base, HK_PAGES_OFFSET + i * page_size, page_size, tld->now);
-  }
+  settle_free_pages(tld, seg);
   for (uint32_t i = 0; i < n; i++) {
     hk__page *pg = &seg->pages[i];
     if (!pg->in_use) continue;

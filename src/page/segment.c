@@ -287,11 +287,13 @@ static bool cache_put(hk__segment *s) {
 
 /* ---- alloc / free ----------------------------------------------------------------------------- */
 
-static void init_header(hk__segment *s, size_t size, hk__seg_kind kind, size_t header_size) {
+/* Returns whether the client header was kept (hk__seg_keeps_header). */
+static bool init_header(hk__segment *s, size_t size, hk__seg_kind kind, size_t header_size) {
   uint64_t commit = s->commit_mask, dirty = s->dirty_mask;
   size_t old_header = s->header_size;
   size_t clear = header_size > old_header ? header_size : old_header;
-  if (clear > sizeof *s) memset((uint8_t *)s + sizeof *s, 0, clear - sizeof *s);
+  bool keep = hk__seg_keeps_header(kind) && s->cached_kind == kind && old_header == header_size;
+  if (!keep && clear > sizeof *s) memset((uint8_t *)s + sizeof *s, 0, clear - sizeof *s);
   memset(s, 0, sizeof *s);
   s->size = size;
   s->unit = size / HK_SEGMENT_UNITS;
@@ -302,6 +304,7 @@ static void init_header(hk__segment *s, size_t size, hk__seg_kind kind, size_t h
   s->cookie = ((uintptr_t)s ^ cookie_seed) * 0x9E3779B97F4A7C15ull;
   s->cookie ^= s->cookie >> 29;
   s->purge_expire = 0;
+  return keep;
 }
 
 hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, size_t header_size) {
@@ -320,8 +323,7 @@ hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk_
   hk__segment *s = cache_take(size, need, align);
   if (s) {
     size = s->size;
-    init_header(s, size, kind, header_size);
-    s->from_cache = 1;
+    s->from_cache = init_header(s, size, kind, header_size) ? 2 : 1;
   } else {
     void *p;
     if (hk__os_reserve(size, align, accounted, &p) != HK_OK) return NULL;
@@ -349,6 +351,7 @@ void hk__segment_free(hk__segment *s) {
   hk__segment_purge_cancel(s);
   hk__pstat_add(&hk__pstats.segments, -1);
   atomic_store_explicit(&s->thread_id, 0, memory_order_relaxed);
+  s->cached_kind = s->kind;
   s->kind = HK__SEG_NONE;
   s->owner = NULL;
   if (!cache_put(s)) release(s);

@@ -66,14 +66,24 @@ struct hk__segment {
   void *owner;                /* the client object (heap data, arena, pool, GC heap) */
   hk__segment *next, *prev;   /* free for the owner's own lists */
   uint8_t kind;               /* hk__seg_kind */
-  uint8_t from_cache;
+  uint8_t from_cache;         /* 1: reused from the cache; 2: and its client header kept (hk__seg_keeps_header) */
   uint8_t header_tail_clean;  /* the header units past header_size were never handed out (read zero) */
+  uint8_t cached_kind;        /* in the cache: the kind it had */
   /* For clients that cut the segment into equal pages after a 64 KiB header (malloc small and
    * medium segments): the page size shift and count. 0 pages for every other kind, so a free()
    * of a pointer into any other segment fails the page-index check without looking at kind. */
   uint32_t page_shift;
   uint32_t page_count;
 };
+
+/* Kinds whose client header (what follows this struct, up to header_size) survives the segment
+ * cache: a cached segment reused by the same kind with the same header size comes back with the
+ * header as its client left it (from_cache == 2), and the client resets what it must. Malloc's
+ * small and medium segments keep their page descriptors' records of what is resident in each page
+ * and since when it is unused: with thread churn a medium segment went through the cache every
+ * other thread (w_threads), each time losing what would let idle pages be given back. Every other
+ * kind gets a zeroed header. */
+static inline bool hk__seg_keeps_header(int kind) { return kind == HK__SEG_SMALL || kind == HK__SEG_MEDIUM; }
 
 /* Reserve a segment of at least size bytes (rounded up to a multiple of 4 MiB), aligned to
  * max(align, 4 MiB). The first header_size bytes are committed and zero; the rest is reserved,

@@ -1365,6 +1365,63 @@ static void sec_footprint(void) {
           grew[1], grew[0] / KiB);
 }
 
+/* A small segment that went through the segment cache keeps its pages' records (what may be
+ * resident in each page, since when it is unused), so the thread that takes it gives back what
+ * has stayed unused for a purge delay. Without them the segment came back with every page looking
+ * freed just now, and its resident memory stayed as long as the segment kept changing hands (a
+ * medium segment did every other thread under thread churn, w_threads). */
+static size_t resident_bytes(const void *p, size_t len) {
+  size_t os = (size_t)sysconf(_SC_PAGESIZE), r = 0;
+  unsigned char vec[64];
+  uintptr_t a = (uintptr_t)p & ~(os - 1);
+  size_t n = ((uintptr_t)p + len - a + os - 1) / os;
+  CHECK(n <= sizeof vec && mincore((void *)a, n * os, vec) == 0);
+  for (size_t i = 0; i < n; i++) r += (vec[i] & 1) * os;
+  return r;
+}
+
+enum { CR_BLOCKS = 6, CR_SIZE = 8000 };
+static void *cache_records_first(void *arg) {
+  void **out = arg;
+  void *b[CR_BLOCKS];
+  for (int i = 0; i < CR_BLOCKS; i++) {
+    b[i] = hk_malloc(CR_SIZE);
+    CHECK(b[i] != NULL);
+    memset(b[i], 0x5c, CR_SIZE);
+  }
+  out[0] = b[0];
+  out[1] = (void *)(uintptr_t)resident_bytes(b[0], CR_BLOCKS * CR_SIZE);
+  for (int i = 0; i < CR_BLOCKS; i++) hk_free(b[i]);
+  return NULL; /* the thread's segment is empty at exit: it goes to the cache */
+}
+static void *cache_records_second(void *arg) {
+  void **out = arg;
+  out[2] = hk_malloc(CR_SIZE);
+  CHECK(out[2] != NULL);
+  out[3] = (void *)(uintptr_t)resident_bytes(out[0], CR_BLOCKS * CR_SIZE);
+  hk_free(out[2]);
+  return NULL;
+}
+
+static void sec_cache_records(void) {
+  hk_collect(true); /* an empty segment cache, so the second thread takes the first one's segment */
+  void *out[4] = {0};
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, cache_records_first, out) == 0);
+  pthread_join(t, NULL);
+  CHECKF((size_t)(uintptr_t)out[1] >= CR_BLOCKS * CR_SIZE - 4 * KiB, "the first thread's blocks are not resident (%zu KiB)",
+         (size_t)(uintptr_t)out[1] / KiB);
+  usleep((useconds_t)(hk_option_get(HK_OPT_PURGE_DELAY) * 1000 * 3 / 2 + 20000));
+  CHECK(pthread_create(&t, NULL, cache_records_second, out) == 0);
+  pthread_join(t, NULL);
+  const size_t seg_mask = ~(size_t)(4 * MiB - 1);
+  CHECKF(((uintptr_t)out[0] & seg_mask) == ((uintptr_t)out[2] & seg_mask),
+         "the second thread did not take the first one's segment from the cache");
+  /* what the second thread's one block (in this page or another) may have made resident again */
+  EXPECTF((size_t)(uintptr_t)out[3] <= 2 * CR_SIZE, "%zu KiB of a page unused for a purge delay still resident after its "
+          "segment went through the cache", (size_t)(uintptr_t)out[3] / KiB);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 /* Options come from HEAPKIT_* variables (ctest sets HEAPKIT_PURGE_DELAY=77 HEAPKIT_HARDENED=1
  * HEAPKIT_SHOW_STATS=1 for this section; the statistics printed at exit are checked by ctest). */
@@ -1396,7 +1453,7 @@ static const section sections[] = {
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"lifo", sec_lifo}, {"page_reuse", sec_page_reuse},
-  {"footprint", sec_footprint},
+  {"footprint", sec_footprint}, {"cache_records", sec_cache_records},
   {"env", sec_env},
 };
 
