@@ -20,10 +20,11 @@
 #define RBUF_BYTES 2048  /* a page's blocks held before they are handed over */
 #define RBUF_MAX 32      /* below 64: the count lives in the low bits of the page address */
 
-/* 16 bytes, so that 256 fit the 4 KiB meta record: with 128 slots of 32 bytes, 8 threads freeing
- * into each other's pages (w_server) found the slot taken by another page in half of their remote
- * frees, and handed over chains of 2 blocks on average. The chain's tail, needed only at the hand
- * over, is found then by walking the chain: at most RBUF_MAX blocks this thread just wrote. */
+/* 16 bytes, so that 256 fit the 4 KiB meta record (128 slots of 32 bytes before). The chain's tail,
+ * needed only at the hand-over, is found then by walking the chain: at most RBUF_MAX blocks this
+ * thread just wrote. In real runs of w_server the 128 slots were enough (chains of 7.7-8.3 blocks
+ * either way, docs/architecture.md); under callgrind, whose slowed clock brings the periodic
+ * hand-over every few dozen frees, half of the frees found their slot taken with 128. */
 typedef struct rslot {
   uintptr_t tag;            /* page address + blocks held (pages are 64-aligned); 0: free slot */
   hk__block *head;          /* chain linked (encoded with the page key) as xthread_free is */
