@@ -97,7 +97,8 @@ enum {
 
 typedef struct hk_gc_options {
   size_t initial_heap;      /* first full collection when the mature+large heap reaches this (default 8 MiB);
-                               the growth policy's floor, raised to max_heap / 3 when that is more */
+                               the growth policy's floor, raised to max_heap / 2 when that is more (at
+                               most 4x the most live data seen) */
   size_t max_heap;          /* hard limit on the whole heap, nursery included; 0 = no limit */
   size_t nursery_size;      /* bytes allocated between minor collections (default 4 MiB); the
                                collector shrinks it while much of it survives (short pauses) */

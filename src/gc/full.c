@@ -697,6 +697,7 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
     h->live_bytes = c.live - kept_young;
     h->mature_estimate = h->live_bytes;
     h->full_live = live_reached;
+    if (live_reached > h->live_peak) h->live_peak = live_reached;
     size_t next = (size_t)((double)live_reached * (100.0 + h->opts.growth_percent) / 100.0);
     size_t floor = hk__gc_threshold_floor(h);
     h->full_threshold = next > floor ? next : floor;

@@ -55,7 +55,10 @@
  * expected survivors stay near this, which keeps nursery pauses well under a millisecond. */
 #define GC_PAUSE_SURVIVORS ((size_t)192 << 10)
 #define GC_NURSERY_MIN_BLOCKS 8
-#define GC_LIMIT_FLOOR_DIV 3 /* full collections never due below max_heap / this (heap.c) */
+/* The growth policy's floor (heap.c, hk__gc_threshold_floor): max_heap / GC_FLOOR_DIV, at most
+ * GC_FLOOR_LIVE times the most live data seen, never below initial_heap. */
+#define GC_FLOOR_DIV 2
+#define GC_FLOOR_LIVE 4
 
 enum { ROLE_HEAP = 1, ROLE_BLOCKS, ROLE_META, ROLE_LARGE };
 
@@ -222,6 +225,7 @@ struct hk_gc_heap {
   size_t nursery_max;     /* the configured nursery (options, heap limit): the adaptive ceiling */
   size_t full_threshold; /* a full collection is due when mature_estimate exceeds this */
   size_t full_live;       /* reached from the roots by the last complete (non-sticky) full collection */
+  size_t live_peak;       /* the most any complete full collection reached (the growth floor's cap) */
   size_t mature_estimate; /* live at the last full collection + promoted and large bytes since */
   long stress;
   long trace; /* HEAPKIT_GC_TRACE */

@@ -28,16 +28,18 @@ static int normalize(const hk_gc_options *in, hk_gc_options *o) {
   return HK_OK;
 }
 
-/* The growth policy's floor: initial_heap, or a third of the heap limit when that is more. A limit
- * says how much memory the embedder accepts for this heap; collecting while the mature heap is a
- * small part of it only marks the same live data again and again (mtbintrees at 3x, whose live
- * data is 3-8 MiB per thread most of the run and 16 MiB at its end: a full collection every 4 MiB
- * promoted, 60% of its time in collections; see docs/gc.md, "The growth round"). Where the live
- * data is a large part of the limit, live * growth is above a third of it and this changes nothing. */
+/* The growth policy's floor: initial_heap, or half the heap limit when that is more, but at most
+ * GC_FLOOR_LIVE times the most live data a complete full collection has reached. A limit says how
+ * much memory the embedder accepts for this heap; collecting while the mature heap is a small part
+ * of it only marks the same live data again and again (mtbintrees at 3x, whose live data is 3-8
+ * MiB per thread most of the run and 26 MiB at its end, took a full collection every 4.5 MiB
+ * promoted and spent 60% of its time collecting; see docs/gc.md, "The growth round"). The cap
+ * keeps a limit set far above what the program ever uses (a safety net) from becoming its heap
+ * size. Where live * growth is above the floor, the floor changes nothing. */
 size_t hk__gc_threshold_floor(const hk_gc_heap *h) {
-  size_t f = h->opts.initial_heap;
-  if (h->max_heap / GC_LIMIT_FLOOR_DIV > f) f = h->max_heap / GC_LIMIT_FLOOR_DIV;
-  return f;
+  size_t f = h->max_heap / GC_FLOOR_DIV, cap = h->live_peak * GC_FLOOR_LIVE;
+  if (f > cap) f = cap;
+  return f > h->opts.initial_heap ? f : h->opts.initial_heap;
 }
 
 static size_t nursery_blocks_for(const hk_gc_options *o) {
