@@ -47,9 +47,10 @@ static hk_noinline void check_double_free(hk__page *pg, hk__block *b) {
   if (on_free_list(pg, b)) hk__fatal("double free of %p", (void *)b);
 }
 
-static inline bool maybe_free_block(const hk__page *pg, const hk__block *b) {
+/* end: the page's carved bytes (fast_end where the page has no flags) */
+static inline bool maybe_free_block(const hk__page *pg, const hk__block *b, uint32_t end) {
   uintptr_t n = b->next ^ pg->key;
-  return n == 0 || n - (uintptr_t)pg->start < pg->carved; /* free-list blocks are carved ones */
+  return n == 0 || n - (uintptr_t)pg->start < end; /* free-list blocks are carved ones */
 }
 
 /* Remote free with delayed notification: if the page is full (USE_DELAYED), the first remote free
@@ -116,7 +117,7 @@ static hk_noinline void free_generic(void *p) {
     hk__free_xthread(pg, p, h);
     return;
   }
-  if ((pg->flags & HK__PAGE_HARDENED) || maybe_free_block(pg, b)) check_double_free(pg, b);
+  if ((pg->flags & HK__PAGE_HARDENED) || maybe_free_block(pg, b, hk__page_carved(pg))) check_double_free(pg, b);
   hk__heap_count(h, inuse, -(int64_t)pg->block_size);
   hk__heap_count_op(h, frees);
   hk__page_free_local(pg, b);
@@ -173,20 +174,24 @@ void hk_free(void *p) {
     return;
   }
   hk_heap *h = hk__tls_heap;
+  hk__page *pg = &seg->pages[idx];
+  /* one register for pg: otherwise gcc computes it twice, once for the call below and once as
+   * seg + idx * 192 with the fields at offsets past the segment header */
+  __asm__("" : "+r"(pg));
   if (hk_unlikely(atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) != h->thread_id)) {
-    hk__free_xthread(&seg->pages[idx], p, h); /* another thread's page (rfree.c) */
+    hk__free_xthread(pg, p, h); /* another thread's page (rfree.c) */
     return;
   }
   /* the owner's line of the page is read only once the thread matches: a remote free must not
    * touch it */
-  hk__page *pg = &seg->pages[idx];
   size_t off = (uintptr_t)p - (uintptr_t)pg->start;
-  if (hk_unlikely(pg->flags != 0 || off >= pg->carved || off * pg->div_check >= pg->div_check)) {
+  /* fast_end is 0 in a page with flags */
+  if (hk_unlikely(off >= pg->fast_end || off * pg->div_check >= pg->div_check)) {
     free_generic(p);
     return;
   }
   hk__block *b = (hk__block *)p;
-  if (hk_unlikely(maybe_free_block(pg, b))) {
+  if (hk_unlikely(maybe_free_block(pg, b, pg->fast_end))) {
     free_suspect(p);
     return;
   }

@@ -41,13 +41,17 @@ static inline uintptr_t hk__encode(const hk__page *pg, const hk__block *b) { ret
 
 /* ---- page flags: written by the owner only, read by any thread that validates a pointer ---------- */
 #define HK__PAGE_REMOTE_FLAGS (HK__PAGE_HAS_ALIGNED | HK__PAGE_HARDENED) /* copied to remote.flags */
+static inline uint32_t hk__page_carved(const hk__page *pg) { return pg->capacity * pg->block_size; }
+static inline void hk__page_fast_end(hk__page *pg) { pg->fast_end = pg->flags ? 0 : hk__page_carved(pg); }
 static inline void hk__page_flag_set(hk__page *pg, uint8_t f) {
   __atomic_store_n(&pg->flags, (uint8_t)(pg->flags | f), __ATOMIC_RELAXED);
+  hk__page_fast_end(pg);
   if (f & HK__PAGE_REMOTE_FLAGS)
     __atomic_store_n(&pg->remote.flags, (uint8_t)(pg->remote.flags | (f & HK__PAGE_REMOTE_FLAGS)), __ATOMIC_RELAXED);
 }
 static inline void hk__page_flag_clear(hk__page *pg, uint8_t f) {
   __atomic_store_n(&pg->flags, (uint8_t)(pg->flags & ~f), __ATOMIC_RELAXED);
+  hk__page_fast_end(pg);
   if (f & HK__PAGE_REMOTE_FLAGS)
     __atomic_store_n(&pg->remote.flags, (uint8_t)(pg->remote.flags & ~(f & HK__PAGE_REMOTE_FLAGS)), __ATOMIC_RELAXED);
 }

@@ -152,7 +152,7 @@ static void page_clear(hk__page *pg, int64_t now) {
   int64_t deep_at = pg->deep_at;
   if (pg->in_use && pg->bin <= HK_BIN_MAX) {
     uint32_t d = atomic_load_explicit(&bin_depth[pg->bin], memory_order_relaxed);
-    atomic_store_explicit(&bin_depth[pg->bin], (d * 3 + pg->carved) / 4, memory_order_relaxed);
+    atomic_store_explicit(&bin_depth[pg->bin], (d * 3 + hk__page_carved(pg)) / 4, memory_order_relaxed);
   }
   memset(pg, 0, sizeof *pg);
   pg->touched = touched;
@@ -172,7 +172,7 @@ static void trim_tail(hk__mseg *seg, hk__page *pg, int64_t now) {
   long delay = hk__opt(HK_OPT_PURGE_DELAY);
   if (delay < 0 || now - pg->deep_at < delay) return;
   size_t os = hk__page_size();
-  size_t keep = hk__align_up(pg->in_use ? pg->carved : EXTENSION, os), end = hk__align_up(pg->touched, os);
+  size_t keep = hk__align_up(pg->in_use ? hk__page_carved(pg) : EXTENSION, os), end = hk__align_up(pg->touched, os);
   if (end <= keep) return;
   size_t off = HK_PAGES_OFFSET + (size_t)(pg - seg->pages) * ((size_t)1 << seg->base.page_shift);
   hk__segment_reset(&seg->base, off + keep, end - keep);

@@ -103,11 +103,12 @@ static void page_extend(hk__page *pg, int64_t now) {
   pg->free = (hk__block *)first;
   pg->capacity += n;
   /* other threads read carved when they validate a pointer (free, malloc_usable_size) */
-  pg->carved = pg->capacity * bs;
-  __atomic_store_n(&pg->remote.carved, pg->carved, __ATOMIC_RELAXED);
+  uint32_t carved = pg->capacity * bs;
+  __atomic_store_n(&pg->remote.carved, carved, __ATOMIC_RELAXED);
+  hk__page_fast_end(pg);
   /* the page's resident prefix is in use again as far as it goes (see trim_tail in mseg.c) */
-  if (pg->carved + EXTEND_BYTES >= pg->touched) {
-    if (pg->carved > pg->touched) pg->touched = pg->carved;
+  if (carved + EXTEND_BYTES >= pg->touched) {
+    if (carved > pg->touched) pg->touched = carved;
     pg->deep_at = now;
   }
 }
@@ -344,11 +345,12 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
 
 bool hk__page_is_valid(const hk__page *pg) {
   if (!pg->in_use) return pg->free == NULL && pg->local_free == NULL && pg->used == 0;
-  if (pg->capacity > pg->reserved || pg->carved != pg->capacity * pg->block_size) return false;
+  uint32_t carved = hk__page_carved(pg);
+  if (pg->capacity > pg->reserved || pg->fast_end != (pg->flags ? 0 : carved)) return false;
   const hk__page_remote *r = &pg->remote;
   if (pg->div_check != hk__div_check(pg->block_size) || r->div_magic != hk__div_magic(pg->block_size)) return false;
   if (r->start != pg->start || r->key != pg->key || r->block_size != pg->block_size ||
-      r->carved != pg->carved || (r->flags & ~HK__PAGE_IN_DEFAULT) != (pg->flags & HK__PAGE_REMOTE_FLAGS)) return false;
+      r->carved != carved || (r->flags & ~HK__PAGE_IN_DEFAULT) != (pg->flags & HK__PAGE_REMOTE_FLAGS)) return false;
   hk_heap *h = atomic_load_explicit(&((hk__page *)pg)->heap, memory_order_relaxed);
   bool in_default = h && h->is_default && !(pg->flags & HK__PAGE_HARDENED);
   if (((r->flags & HK__PAGE_IN_DEFAULT) != 0) != in_default) return false;
@@ -356,7 +358,7 @@ bool hk__page_is_valid(const hk__page *pg) {
   for (int list = 0; list < 2; list++) {
     for (hk__block *b = list ? pg->local_free : pg->free; b; b = hk__decode(pg, b->next)) {
       size_t off = (uintptr_t)b - (uintptr_t)pg->start;
-      if (off >= pg->carved || off % pg->block_size) return false;
+      if (off >= carved || off % pg->block_size) return false;
       if (++n > pg->capacity) return false;
     }
   }

@@ -94,7 +94,8 @@ typedef struct hk__page_remote {
 } hk__page_remote;
 
 /* Invariants (hk__page_is_valid):
- *   in_use ⇒ capacity ≤ reserved, used + |free| + |local_free| == capacity
+ *   in_use ⇒ capacity ≤ reserved, used + |free| + |local_free| == capacity,
+ *            fast_end == (flags ? 0 : capacity * block_size)
  *            (blocks on xthread_free still count as used until collected),
  *            every free-list block lies in [start, start + capacity*block_size) at a block boundary,
  *            remote holds the same start, key, block_size, carved and remote flags,
@@ -116,7 +117,9 @@ typedef struct __attribute__((aligned(64))) hk__page {
   uint8_t bin;
   uint32_t capacity;         /* blocks carved so far */
   uint32_t reserved;         /* blocks that fit */
-  uint32_t carved;           /* capacity * block_size: offsets below it are real blocks */
+  uint32_t fast_end;         /* carved bytes (capacity * block_size: offsets below are real blocks)
+                                while flags == 0, else 0, so that the fast free path's bound check
+                                also sends pages with flags to the slow path (hk__page_carved) */
   uint8_t *start;
   uint64_t div_check;        /* ceil(2^64 / block_size): for off < 2^32, off is a multiple of block_size iff
                                 off * div_check mod 2^64 < div_check (Lemire, Kaser and Kurz 2019), one

@@ -56,7 +56,7 @@ static void measure(size_t *total, size_t *past_carved) {
       size_t page_size = (size_t)1 << s->page_shift;
       for (uint32_t i = 0; i < s->page_count; i++) {
         const hk__page *pg = &seg->pages[i];
-        size_t keep = pg->in_use ? hk__align_up(pg->carved, os) : 0;
+        size_t keep = pg->in_use ? hk__align_up(pg->remote.carved, os) : 0;
         uint8_t *start = (uint8_t *)s + HK_PAGES_OFFSET + (size_t)i * page_size;
         if (keep < page_size) *past_carved += resident(start + keep, page_size - keep);
       }
