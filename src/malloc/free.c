@@ -157,33 +157,58 @@ static hk_noinline void free_suspect(void *p) {
   hk__page_free_local(pg, b);
 }
 
-/* The fast path does only loads, compares and the push; everything else is a tail call, so it
- * needs no stack frame. */
-void hk_free(void *p) {
+/* A local free in a malloc segment that is not among the thread's hints yet: it becomes one, and
+ * hk_free runs again. */
+static hk_noinline void free_hint(void *p) {
   hk__mseg *seg = hk__mseg_of(p);
-  /* p rather than seg: the same bit of the map (it ignores the low 22 bits), but gcc then derives
-   * the word index from the bit index instead of shifting seg anew */
-  if (hk_unlikely(!hk__segmap_contains((uintptr_t)p))) {
-    free_other(p);
+  if (hk_unlikely(!hk__is_malloc_kind(&seg->base))) {
+    free_generic(p);
     return;
   }
+  *hk__seg_hint_slot(hk__tls_heap, p) = (uintptr_t)seg;
+  hk_free(p);
+}
+
+/* The fast path does only loads, compares and the push; everything else is a tail call, so it
+ * needs no stack frame. A segment among the thread's hints is one of its live malloc segments, so
+ * neither the segment map nor the segment's thread is read (w_tiny: 54 -> 44 instructions per free). */
+void hk_free(void *p) {
+  hk_heap *h = hk__tls_heap;
+  hk__mseg *seg = hk__mseg_of(p);
+  /* (a copy gcc cannot see through: otherwise it keeps p >> 22 for the segment map below, one
+   * more instruction on the fast path) */
+  uintptr_t q = (uintptr_t)p;
+  __asm__("" : "+r"(q));
+  if (hk_unlikely(*hk__seg_hint_slot(h, (void *)q) != (uintptr_t)seg)) {
+    /* the full checks, here rather than in a call: cross-thread frees come this way every time */
+    if (hk_unlikely(!hk__segmap_contains((uintptr_t)seg))) {
+      free_other(p);
+      return;
+    }
+    size_t rel = (uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET;
+    size_t idx = rel >> seg->base.page_shift;
+    if (hk_unlikely(idx >= seg->base.page_count)) {
+      free_other(p);
+      return;
+    }
+    if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) != h->thread_id) {
+      hk__free_xthread(&seg->pages[idx], p, h); /* another thread's page (rfree.c) */
+      return;
+    }
+    free_hint(p);
+    return;
+  }
+  /* the first 64 KiB hold the header: rel wraps around for p there */
   size_t rel = (uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET;
   size_t idx = rel >> seg->base.page_shift;
   if (hk_unlikely(idx >= seg->base.page_count)) {
     free_other(p);
     return;
   }
-  hk_heap *h = hk__tls_heap;
   hk__page *pg = &seg->pages[idx];
-  /* one register for pg: otherwise gcc computes it twice, once for the call below and once as
+  /* one register for pg: otherwise gcc computes it twice, once for a call and once as
    * seg + idx * 192 with the fields at offsets past the segment header */
   __asm__("" : "+r"(pg));
-  if (hk_unlikely(atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) != h->thread_id)) {
-    hk__free_xthread(pg, p, h); /* another thread's page (rfree.c) */
-    return;
-  }
-  /* the owner's line of the page is read only once the thread matches: a remote free must not
-   * touch it */
   size_t off = (uintptr_t)p - (uintptr_t)pg->start;
   /* fast_end is 0 in a page with flags */
   if (hk_unlikely(off >= pg->fast_end || off * pg->div_check >= pg->div_check)) {

@@ -8,6 +8,7 @@
 
 hk_heap hk__heap_empty = {
     .direct = {[0 ... HK_DIRECT_SLOTS - 1] = &hk__page_empty},
+    .seg_hint = {[0 ... HK__SEG_HINTS - 1] = HK__NO_SEG},
     .thread_id = 1, /* no segment ever has thread id 1, so the fast free path never matches it */
     .is_default = true,
 };
@@ -19,6 +20,7 @@ __thread hk_heap *hk__tls_heap = &hk__heap_empty;
  * but a remote free through it must not create a new record. */
 hk_heap hk__heap_done = {
     .direct = {[0 ... HK_DIRECT_SLOTS - 1] = &hk__page_empty},
+    .seg_hint = {[0 ... HK__SEG_HINTS - 1] = HK__NO_SEG},
     .thread_id = 1,
     .is_default = true,
 };
@@ -55,6 +57,7 @@ void hk__heap_init(hk_heap *h, hk__tld *tld) {
   h->tld = tld;
   h->thread_id = tld->thread_id;
   h->magic = HK__HEAP_MAGIC;
+  hk__seg_hints_clear(h);
 }
 
 static void live_add(hk__tld *tld) {

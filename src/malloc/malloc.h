@@ -24,6 +24,19 @@ static inline size_t hk__bin_size(size_t bin) {
 static inline uint64_t hk__div_check(size_t block_size) { return UINT64_MAX / block_size + 1; }
 static inline uint64_t hk__div_magic(size_t block_size) { return (((uint64_t)1 << 40) / block_size) + 1; }
 
+/* ---- segment hints (hk_heap.seg_hint) ---- */
+static inline uintptr_t *hk__seg_hint_slot(hk_heap *h, const void *p) {
+  return &h->seg_hint[((uintptr_t)p >> HK_SEGMENT_SHIFT) % HK__SEG_HINTS];
+}
+static inline void hk__seg_hints_clear(hk_heap *h) {
+  for (size_t i = 0; i < HK__SEG_HINTS; i++) h->seg_hint[i] = HK__NO_SEG;
+}
+/* Before the thread gives seg back: h is its default heap. */
+static inline void hk__seg_hint_drop(hk_heap *h, const void *seg) {
+  uintptr_t *slot = hk__seg_hint_slot(h, seg);
+  if (*slot == (uintptr_t)seg) *slot = HK__NO_SEG;
+}
+
 /* ---- threads ------------------------------------------------------------------------------------ */
 static inline uintptr_t hk__thread_id(void) { return (uintptr_t)__builtin_thread_pointer(); }
 

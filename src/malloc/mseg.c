@@ -256,6 +256,7 @@ void hk__mseg_page_free(hk__tld *tld, hk__page *pg) {
     hk__seg_list *fl = &tld->free_segs[seg->base.kind == HK__SEG_MEDIUM];
     if (!(seg->list == LIST_FREE && fl->first == seg && seg->base.next == NULL)) {
       list_remove(tld, seg);
+      hk__seg_hint_drop(tld->heap_default, seg);
       hk__segment_free(&seg->base);
       return;
     }
@@ -313,6 +314,7 @@ size_t hk__abandoned_count(void) { return atomic_load_explicit(&abandoned_count,
  * for a purge delay. In-use pages lose their resident tail past their carved blocks (trim_tail):
  * whoever adopts them has no use for it before the blocks carved already are free. */
 void hk__tld_abandon_segments(hk__tld *tld) {
+  if (tld->heap_default) hk__seg_hints_clear(tld->heap_default);
   for (int k = 0; k < 2; k++) {
     for (int which = LIST_FREE; which <= LIST_FULL; which++) {
       hk__seg_list *l = which == LIST_FREE ? &tld->free_segs[k] : &tld->full_segs[k];

@@ -384,5 +384,13 @@ bool hk__heap_is_valid(const hk_heap *h) {
     const hk__page *want = h->queues[bin].first ? h->queues[bin].first : &hk__page_empty;
     if (h->direct[s] != want) return false;
   }
+  for (size_t i = 0; i < HK__SEG_HINTS; i++) {
+    uintptr_t s = h->seg_hint[i];
+    if (s == HK__NO_SEG) continue;
+    const hk__mseg *seg = (const hk__mseg *)s;
+    if (!h->is_default || !hk__segmap_contains(s) || (s >> HK_SEGMENT_SHIFT) % HK__SEG_HINTS != i ||
+        !hk__is_malloc_kind(&seg->base) || atomic_load_explicit(&((hk__mseg *)seg)->base.thread_id, memory_order_relaxed) != h->thread_id)
+      return false;
+  }
   return pages == h->page_count;
 }

@@ -46,6 +46,8 @@
 /* Local frees pushed on the allocation list between two allocation slow paths (free.c): bounds how
  * long a thread that allocates and frees in a loop goes without its periodic work. */
 #define HK__LIFO_FREES 4096u
+#define HK__SEG_HINTS 16                 /* hk_heap.seg_hint */
+#define HK__NO_SEG ((uintptr_t)1)        /* never a segment address */
 #define HK_DIRECT_MAX 1024               /* sizes served through heap->direct */
 #define HK_DIRECT_SLOTS (HK_DIRECT_MAX / 8 + 1)
 #define HK_BIN_MAX 81                    /* bins 1..81 hold size classes 8 .. 64 KiB */
@@ -207,6 +209,11 @@ struct hk_heap_s {
   int64_t lifo_base;
   int64_t lifo_left;
   int64_t frees;
+  /* Default heap only: malloc segments this thread owns, seg_hint[(address >> 22) % HK__SEG_HINTS]
+   * (HK__NO_SEG where none): a free whose segment is here skips the segment map and the thread
+   * check. Set by hk_free after a checked local free, cleared before the thread gives a segment
+   * back or abandons its segments (mseg.c), so an entry is always a live segment of this thread. */
+  uintptr_t seg_hint[HK__SEG_HINTS];
 };
 
 #endif
