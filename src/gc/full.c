@@ -19,6 +19,7 @@ typedef struct mark_ctx {
   gc_bump *mature, *overflow; /* [2] each: the heap's, or a helper's own */
   gc_par *par;                /* in a parallel phase: the heap lock is not held */
   gc_stack *kept;             /* finalization: objects with pointers it marks (see keep_young) */
+  size_t held;                /* finalization: kept bytes left mature for an old kept object */
 } mark_ctx;
 
 typedef struct mark_job {
@@ -379,6 +380,35 @@ static size_t young_budget(const hk_gc_heap *h) {
   return cap > used ? cap - used : 0;
 }
 
+typedef struct hold_ctx {
+  hk_gc_visitor v;
+  bool young_target; /* a slot points into a block of objects with pointers that may become young */
+  bool held;         /* a pointer-free block stays mature */
+  size_t held_bytes; /* what finalization kept in those blocks */
+} hold_ctx;
+
+/* A slot of a kept object that stays old. A pointer-free block it points into stays mature: that
+ * block would only become young for the next minor collection to copy (promote) what the
+ * remembered object reaches there, a copy of garbage that the next full collection frees anyway
+ * (on the finalizer benchmark 0.5 MB of buffers per full collection, whose handles shared blocks
+ * with live ones). A pointer block may hold more than the object reaches: it becomes young. */
+static inline __attribute__((always_inline)) void hold_visit(hk_gc_visitor *v, void **slot) {
+  void *p = *slot;
+  if (!in_blocks(p)) return;
+  gc_block *b = block_of_obj(p);
+  if (!(b->flags & F_UNREACHED)) return;
+  if (b->flags & F_DATA) {
+    b->flags &= (uint8_t)~F_UNREACHED;
+    ((hold_ctx *)v)->held = true;
+    ((hold_ctx *)v)->held_bytes += (size_t)b->kept * HK_GC_GRANULE;
+    b->kept = 0;
+  } else {
+    ((hold_ctx *)v)->young_target = true;
+  }
+}
+static void hold_visit_v(hk_gc_visitor *v, void **slot) { hold_visit(v, slot); }
+#define HOLD_VISIT(v, slot) hold_visit((v), (slot))
+
 /* What finalization keeps alive is garbage once the finalizers have run, but in the mature space
  * only the next full collection would reclaim it: on a finalizer-heavy program it took about
  * half the room the growth policy allows, so full collections came twice as often. Objects made
@@ -387,11 +417,24 @@ static size_t young_budget(const hk_gc_heap *h) {
  * collection frees them, copying out only what a finalizer resurrected. For that the young
  * invariants must hold: their objects' barrier bits are cleared (note_kept did it), their mark
  * bits too (minor collections use them for pinned objects), and every kept object left in the
- * mature space that may point into them (kept, so reached from nothing live) is remembered.
- * Nothing live points into them. Returns the bytes of kept objects made young. */
-static size_t keep_young(hk_gc_heap *h, gc_stack *kept) {
+ * mature space that may point into them (kept, so reached from nothing live) is remembered,
+ * unless all it reaches there is pointer-free (hold_visit). Nothing live points into them.
+ * Returns the bytes of kept objects made young; *held_bytes gets those left in pointer-free
+ * blocks held mature (garbage too once the finalizers have run). */
+static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes) {
   size_t bytes = 0, budget = young_budget(h);
-  bool skipped = false;
+  bool skipped = false, held = false;
+  /* The kept objects that stay old (note_kept): those pointing into pointer blocks that may
+   * become young are remembered below; the pointer-free blocks they point into stay mature. */
+  gc_stack remember = {0};
+  void *o;
+  while ((o = GC_POP(h, kept))) {
+    hold_ctx hc = {.v = {hold_visit_v}};
+    GC_TRACE_WITH(h, o, &hc.v, HOLD_VISIT);
+    held |= hc.held;
+    *held_bytes += hc.held_bytes;
+    if (hc.young_target) push_or_die(h, &remember, o);
+  }
   for (gc_seg *s = h->segs; s; s = s->next)
     for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
       gc_block *b = &s->blocks[i];
@@ -431,9 +474,9 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept) {
             if (bytes) remember_old(h, o);
           }
       }
-  void *o;
-  while (bytes && (o = GC_POP(h, kept))) remember_old(h, o);
-  if (skipped) {
+  while (bytes && (o = GC_POP(h, &remember))) remember_old(h, o);
+  hk__gc_stack_clear(h, &remember);
+  if (skipped || held) {
     /* Records put on the young list for blocks that stayed mature go back to the old one. */
     gc_flist young = h->final_young;
     gc_final f;
@@ -497,7 +540,7 @@ static size_t full_finalizers(mark_ctx *c) {
   }
   c->kept = NULL;
   c->v.visit = mark_visit_v;
-  size_t young = keep_young(h, &kept);
+  size_t young = keep_young(h, &kept, &c->held);
   hk__gc_stack_clear(h, &kept);
   return young;
 }
@@ -689,12 +732,13 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   h->bytes_evacuated += c.evacuated;
   if (sticky) {
     /* c.live is only what this collection marked: the last full one's marks still count. */
-    h->live_bytes += c.live - kept_young;
+    h->live_bytes += c.live - kept_young - c.held;
     h->mature_estimate = h->live_bytes;
     h->sticky_count++;
   } else {
-    /* What finalization kept in blocks made young is no longer in the mature space. */
-    h->live_bytes = c.live - kept_young;
+    /* What finalization kept in blocks made young is no longer in the mature space, and what it
+     * kept in blocks held mature is garbage once the finalizers have run: neither is live. */
+    h->live_bytes = c.live - kept_young - c.held;
     h->mature_estimate = h->live_bytes;
     h->full_live = live_reached;
     if (live_reached > h->live_peak) h->live_peak = live_reached;

@@ -327,8 +327,9 @@ static void test_final_kept(bool manual, bool limit) {
   HK_GC_ROOTS(m, table, live, prev);
   table = new_node(m, 1, NK, false); /* large: outside the blocks */
   /* manual: a live node between handles, so every block of handles also holds live objects (the
-   * handles stay old and their blobs, alone in data blocks, become young: the handles must be
-   * remembered, or the minor collections before the finalizers run free the blobs). */
+   * handles stay old; their blobs, alone in data blocks, stay old with them: made young, they
+   * would be copied by the minor collections before the finalizers run, reached from the
+   * remembered handles). */
   bool interleave = manual && !limit;
   live = new_node(m, 2, interleave ? NK : 0, false);
   for (uint64_t id = NK; id-- > 0;) {
@@ -357,7 +358,15 @@ static void test_final_kept(bool manual, bool limit) {
   CHECK(hk_gc_weak_get(wh) == NULL && hk_gc_weak_get(wb) == NULL); /* cleared though kept */
   if (manual) {
     CHECK(kept_runs == 0);
+    hk_gc_stats sp;
+    hk_gc_stats_get(h, &sp);
+    uint64_t promoted0 = sp.bytes_promoted;
     churn(20000); /* minor collections before the finalizers run */
+    hk_gc_stats_get(h, &sp);
+    /* The blobs the old handles own were not made young, so these collections do not promote
+     * them (measured: 96 KB promoted in all, 650 KB when their blocks became young). */
+    if (interleave && !stress)
+      CHECK(sp.bytes_promoted - promoted0 < (uint64_t)NK * gc_total_bytes(sizeof(blob) + KB));
     CHECK(hk_gc_verify(m) == HK_OK);
     CHECK(hk_gc_run_finalizers(m) == NK / 2);
   }
