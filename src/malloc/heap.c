@@ -91,6 +91,7 @@ hk_heap *hk__heap_get(void) {
   if (!r) return NULL;
   hk__tld *tld = &r->tld;
   tld->thread_id = hk__thread_id();
+  tld->rbuf = &hk__rbuf_none;
   tld->purge.next_due = INT64_MAX;
   tld->now = hk__clock_ms();
   hk__heap_init(&r->heap, tld);

@@ -69,12 +69,21 @@ static inline void hk__page_flag_clear(hk__page *pg, uint8_t f) {
     __atomic_store_n(&pg->remote.flags, (uint8_t)(pg->remote.flags & ~(f & HK__PAGE_REMOTE_FLAGS)), __ATOMIC_RELAXED);
 }
 
-/* Every change of a page's heap goes through here, so that remote.flags says whether remote frees
- * into it may be buffered (rfree.c). Owner only. */
+/* How many remote frees into pg a thread may hold back at a time while pg is in heap h (rfree.c):
+ * only pages of a default heap (given back only when their used count is zero, and a held block
+ * counts as used) that are not HARDENED (whose owner must see every free), and blocks of at most
+ * HK__RBUF_BYTES / 2 (for bigger ones the CAS is cheap next to the block). 0: none. */
+static inline uint8_t hk__rbuf_limit(const hk__page *pg, const hk_heap *h) {
+  uint32_t bs = pg->block_size;
+  if (h == NULL || !h->is_default || (pg->flags & HK__PAGE_HARDENED) || bs > HK__RBUF_BYTES / 2) return 0;
+  uint32_t n = (HK__RBUF_BYTES + bs - 1) / bs;
+  return (uint8_t)(n < HK__RBUF_MAX ? n : HK__RBUF_MAX);
+}
+
+/* Every change of a page's heap goes through here, so that remote.rbuf_limit says whether remote
+ * frees into it may be buffered (rfree.c). Owner only, block_size and flags already set. */
 static inline void hk__page_set_heap(hk__page *pg, hk_heap *h) {
-  uint8_t f = (uint8_t)(pg->remote.flags & ~HK__PAGE_IN_DEFAULT);
-  if (h && h->is_default && !(pg->flags & HK__PAGE_HARDENED)) f |= HK__PAGE_IN_DEFAULT;
-  __atomic_store_n(&pg->remote.flags, f, __ATOMIC_RELAXED);
+  __atomic_store_n(&pg->remote.rbuf_limit, hk__rbuf_limit(pg, h), __ATOMIC_RELAXED);
   atomic_store_explicit(&pg->heap, h, memory_order_release);
 }
 
@@ -193,6 +202,7 @@ HK_INTERNAL void hk__free_remote_list(hk__page *pg, hk__block *head, hk__block *
 /* hk_free of p, a block of pg, by a thread that does not own pg's segment; h: its default heap */
 HK_INTERNAL void hk__free_xthread(hk__page *pg, void *p, hk_heap *h);
 HK_INTERNAL void hk__rbuf_flush(hk__tld *tld);
+HK_INTERNAL extern hk__rbuf hk__rbuf_none;      /* what tld->rbuf starts as: an empty buffer */
 HK_INTERNAL void hk__rbuf_release(hk__tld *tld); /* flush and free the buffer (thread exit) */
 HK_INTERNAL _Noreturn void hk__invalid_free(const void *p, const char *why);
 HK_INTERNAL size_t hk__usable_size(const void *p, const char *who);

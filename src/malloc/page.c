@@ -350,10 +350,9 @@ bool hk__page_is_valid(const hk__page *pg) {
   const hk__page_remote *r = &pg->remote;
   if (pg->div_check != hk__div_check(pg->block_size) || r->div_magic != hk__div_magic(pg->block_size)) return false;
   if (r->start != pg->start || r->key != pg->key || r->block_size != pg->block_size ||
-      r->carved != carved || (r->flags & ~HK__PAGE_IN_DEFAULT) != (pg->flags & HK__PAGE_REMOTE_FLAGS)) return false;
+      r->carved != carved || r->flags != (pg->flags & HK__PAGE_REMOTE_FLAGS)) return false;
   hk_heap *h = atomic_load_explicit(&((hk__page *)pg)->heap, memory_order_relaxed);
-  bool in_default = h && h->is_default && !(pg->flags & HK__PAGE_HARDENED);
-  if (((r->flags & HK__PAGE_IN_DEFAULT) != 0) != in_default) return false;
+  if (r->rbuf_limit != hk__rbuf_limit(pg, h)) return false;
   size_t n = 0;
   for (int list = 0; list < 2; list++) {
     for (hk__block *b = list ? pg->local_free : pg->free; b; b = hk__decode(pg, b->next)) {

@@ -2,7 +2,7 @@
  * per page and hands each page a chain at once, one CAS on its xthread_free instead of one per
  * block (and one round trip of that cache line between the threads instead of many).
  *
- * Only pages of a default heap (remote flag IN_DEFAULT) are buffered: such a page is given back
+ * Only pages of a default heap (remote.rbuf_limit != 0) are buffered: such a page is given back
  * only when its used count reaches zero, and a buffered block still counts as used, so the page
  * (and its segment) outlive the buffer whatever its owner does meanwhile: exit, abandon, adoption
  * by another thread. A first-class heap's pages are freed whole by hk_heap_destroy, which cannot
@@ -10,15 +10,14 @@
  * Neither are pages of HEAPKIT_HARDENED buffered: there every free must be visible to the owner's
  * double-free search at once.
  *
- * Holding blocks back delays their reuse, so the buffer is bounded: less than RBUF_BYTES per page
- * (RBUF_MAX blocks; blocks over RBUF_BYTES / 2 are not held), RBUF_SLOTS pages (a slot taken by another page is flushed first), and it is
+ * Holding blocks back delays their reuse, so the buffer is bounded: less than HK__RBUF_BYTES per
+ * page (HK__RBUF_MAX blocks; blocks over HK__RBUF_BYTES / 2 are not held; the page's
+ * remote.rbuf_limit says how many), RBUF_SLOTS pages (a slot taken by another page is flushed first), and it is
  * emptied when the thread's periodic work runs (allocation slow paths, at most once a millisecond),
  * by hk_collect, before fork and at thread exit. */
 #include "malloc/malloc.h"
 
 #define RBUF_SLOTS 256   /* power of two */
-#define RBUF_BYTES 2048  /* a page's blocks held before they are handed over */
-#define RBUF_MAX 32      /* below 64: the count lives in the low bits of the page address */
 
 /* 16 bytes, so that 256 fit the 4 KiB meta record (128 slots of 32 bytes before). The chain's tail,
  * needed only at the hand-over, is found then by walking the chain: at most RBUF_MAX blocks this
@@ -34,7 +33,11 @@ struct hk__rbuf {
   rslot slot[RBUF_SLOTS];
 };
 _Static_assert(sizeof(struct hk__rbuf) <= 4096, "the remote-free buffer must fit a meta slot");
-_Static_assert(_Alignof(hk__page) >= 64 && RBUF_MAX < 64, "the count must fit below the page address");
+_Static_assert(_Alignof(hk__page) >= 64 && HK__RBUF_MAX < 64, "the count must fit below the page address");
+
+/* The buffer of a thread that has not freed into another thread's page yet: every slot free, so
+ * that the fast path needs no test for a missing buffer. Never written. */
+hk__rbuf hk__rbuf_none;
 
 /* A page's slot: one per page at a time, a page taking another's slot hands that one over first. */
 static inline rslot *slot_of(hk__rbuf *rb, const hk__page *pg) {
@@ -55,9 +58,10 @@ static hk_noinline void slot_flush(rslot *s) {
  * buffer's first use, and a repeated free. */
 static hk_noinline bool push_slow(hk__tld *tld, hk__page *pg, hk__block *b) {
   hk__rbuf *rb = tld->rbuf;
-  if (rb == NULL) {
-    rb = tld->rbuf = hk__meta_alloc(sizeof *rb);
+  if (rb == &hk__rbuf_none || rb == NULL) {
+    rb = hk__meta_alloc(sizeof *rb);
     if (!rb) return false;
+    tld->rbuf = rb;
   }
   rslot *s = slot_of(rb, pg);
   if (s->tag - (uintptr_t)pg < 64) hk__fatal("double free of %p", (void *)b); /* it is the slot's head */
@@ -68,8 +72,10 @@ static hk_noinline bool push_slow(hk__tld *tld, hk__page *pg, hk__block *b) {
   return true;
 }
 
-/* The rare cases of hk__free_xthread, out of line so that its own path needs no stack frame. */
-static hk_noinline _Noreturn void xthread_invalid(const void *p, bool aligned_start) {
+/* The rare cases of hk__free_xthread, out of line so that its own path needs no stack frame
+ * (this one is not declared _Noreturn so that the call to it is a jump, not a call that needs an
+ * aligned stack). */
+static hk_noinline void xthread_invalid(const void *p, bool aligned_start) {
   hk__invalid_free(p, aligned_start ? "not the start of a block" : "not an allocated block");
 }
 
@@ -102,11 +108,17 @@ void hk__free_xthread(hk__page *pg, void *p, hk_heap *h) {
   const hk__page_remote *r = &pg->remote;
   uint8_t *start = r->start;
   size_t off = (uintptr_t)p - (uintptr_t)start;
-  if (hk_unlikely(off >= __atomic_load_n(&r->carved, __ATOMIC_RELAXED))) xthread_invalid(p, false);
+  if (hk_unlikely(off >= __atomic_load_n(&r->carved, __ATOMIC_RELAXED))) {
+    xthread_invalid(p, false);
+    return;
+  }
   uint32_t bs = r->block_size;
   hk__block *b = (hk__block *)(start + (size_t)((off * r->div_magic) >> 40) * bs);
   uint8_t flags = __atomic_load_n(&r->flags, __ATOMIC_RELAXED);
-  if (hk_unlikely((void *)b != p) && !(flags & HK__PAGE_HAS_ALIGNED)) xthread_invalid(p, true);
+  if (hk_unlikely((void *)b != p) && !(flags & HK__PAGE_HAS_ALIGNED)) {
+    xthread_invalid(p, true);
+    return;
+  }
   hk__tld *tld = h->tld;
   if (hk_unlikely(tld == NULL)) {
     xthread_no_tld(pg, b, h);
@@ -114,29 +126,28 @@ void hk__free_xthread(hk__page *pg, void *p, hk_heap *h) {
   }
   hk__heap_count(h, inuse, -(int64_t)bs);
   hk__heap_count_op(h, frees);
-  hk__rbuf *rb = tld->rbuf;
-  rslot *s = rb ? slot_of(rb, pg) : NULL;
-  bool bufferable = (flags & HK__PAGE_IN_DEFAULT) && bs <= RBUF_BYTES / 2;
+  uint32_t limit = __atomic_load_n(&r->rbuf_limit, __ATOMIC_RELAXED);
+  rslot *s = slot_of(tld->rbuf, pg); /* tld->rbuf is never NULL here: hk__rbuf_none at first */
   uintptr_t n; /* blocks of pg the slot holds */
-  if (hk_unlikely(!bufferable || s == NULL || (n = s->tag - (uintptr_t)pg) >= 64 || s->head == b)) {
-    xthread_unbuffered(tld, pg, b, bufferable);
+  if (hk_unlikely(limit == 0 || (n = s->tag - (uintptr_t)pg) >= 64 || s->head == b)) {
+    xthread_unbuffered(tld, pg, b, limit != 0);
     return;
   }
   b->next = (uintptr_t)s->head ^ r->key; /* hk__encode, from the remote line */
   s->head = b;
   s->tag++;
-  if (++n >= RBUF_MAX || n * bs >= RBUF_BYTES) slot_flush(s);
+  if (++n >= limit) slot_flush(s);
 }
 
 void hk__rbuf_flush(hk__tld *tld) {
   hk__rbuf *rb = tld->rbuf;
-  if (!rb) return;
+  if (rb == NULL || rb == &hk__rbuf_none) return;
   for (size_t i = 0; i < RBUF_SLOTS; i++)
     if (rb->slot[i].tag) slot_flush(&rb->slot[i]);
 }
 
 void hk__rbuf_release(hk__tld *tld) {
   hk__rbuf_flush(tld);
-  if (tld->rbuf) hk__meta_free(tld->rbuf);
-  tld->rbuf = NULL;
+  if (tld->rbuf && tld->rbuf != &hk__rbuf_none) hk__meta_free(tld->rbuf);
+  tld->rbuf = &hk__rbuf_none;
 }

@@ -60,7 +60,11 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 #define HK__PAGE_IN_FULL 1     /* in the heap's full queue; a free must move it back */
 #define HK__PAGE_HAS_ALIGNED 2 /* some block was handed out at an offset inside it */
 #define HK__PAGE_HARDENED 4    /* HEAPKIT_HARDENED: every free searches the free lists */
-#define HK__PAGE_IN_DEFAULT 8  /* remote.flags only: the page is in a default heap (rfree.c) */
+
+/* The remote-free buffer (rfree.c) holds less than HK__RBUF_BYTES (and at most HK__RBUF_MAX blocks)
+ * of one page before handing them over, and no block over HK__RBUF_BYTES / 2. */
+#define HK__RBUF_BYTES 2048
+#define HK__RBUF_MAX 32
 
 /* xthread_free: list of blocks freed by other threads in one word: bits 0-1 the delayed-free state,
  * bits 2-47 the list head (blocks are 8-aligned, user addresses are below 2^48), bits 48-63 the
@@ -83,7 +87,7 @@ static inline uint32_t hk__tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK__
 
 /* The fields a thread that does not own the page needs to validate a pointer and free it: copies
  * of the owner's start, key, block_size and carved, div_magic (for block_start), and the flags that matter to it
- * (HAS_ALIGNED, HARDENED; and IN_DEFAULT, which only remote.flags has). They live on the remote line so that a remote free never reads the line
+ * (HAS_ALIGNED, HARDENED), and how a remote free may buffer the block (rbuf_limit). They live on the remote line so that a remote free never reads the line
  * the owner writes on every malloc and free (reading it costs the freer a miss and the owner an
  * invalidation each time). Written by the owner when the page is set up and when it grows. */
 typedef struct hk__page_remote {
@@ -93,6 +97,10 @@ typedef struct hk__page_remote {
   uint32_t block_size;
   uint32_t carved;
   uint8_t flags;
+  /* remote frees into the page may be held in the freeing thread's buffer (rfree.c), and handed
+   * over this many at a time: min(HK__RBUF_MAX, ceil(HK__RBUF_BYTES / block_size)); 0 when they
+   * may not: not in a default heap, HARDENED, or blocks over HK__RBUF_BYTES / 2 (hk__rbuf_limit) */
+  uint8_t rbuf_limit;
 } hk__page_remote;
 
 /* Invariants (hk__page_is_valid):
@@ -102,7 +110,7 @@ typedef struct hk__page_remote {
  *            every free-list block lies in [start, start + capacity*block_size) at a block boundary,
  *            remote holds the same start, key, block_size, carved and remote flags,
  *            div_check and remote.div_magic are those of block_size,
- *            and remote.flags has IN_DEFAULT ⇔ heap is a default heap and the page is not HARDENED;
+ *            and remote.rbuf_limit == hk__rbuf_limit(page, heap);
  *   flags & IN_FULL ⇔ the page is in its heap's full queue;
  *   !in_use ⇒ free == local_free == NULL and used == 0. */
 typedef struct __attribute__((aligned(64))) hk__page {
@@ -175,7 +183,8 @@ struct hk__tld {
   hk__purge_queue purge;
   int64_t now;               /* clock at the last slow-path check */
   uint32_t slow_calls;
-  hk__rbuf *rbuf;            /* blocks this thread freed into other threads' pages (rfree.c) */
+  hk__rbuf *rbuf;            /* blocks this thread freed into other threads' pages (rfree.c);
+                                &hk__rbuf_none until the first such block, never NULL */
   struct hk__tld *next_live, *prev_live;
 };
 
