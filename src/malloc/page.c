@@ -160,9 +160,11 @@ static inline uint32_t page_avail(hk__page *pg) {
  * of each thread's 3.8 MiB carved), while the first page keeps carving fresh memory. A smaller
  * batch than an extension's would make the allocator hop between pages for a block or two each
  * time. Returns such a page (collected, with free blocks) among the 4 after first, or NULL.
- * Only when the first page could grow: otherwise the loop of find_page goes on to the next pages
- * anyway, and the look-ahead (three cache lines of each page it reads) found nothing in 9 of 10
- * slow paths of w_tiny (callgrind, scale 0.05: 268.2M -> 266.0M instructions, D1 misses -1.3%). */
+ * Also when the first page is fully carved: the loop of find_page would go on to the next pages
+ * anyway, but taking the first with any free block, and restricting the look-ahead to a first
+ * page that can grow cost w_churn and w_server about 0.4 MiB of peak RSS (27.5 -> 27.9 MiB and
+ * 31.8 -> 32.2 MiB) for 0.8% fewer instructions in w_tiny, where the look-ahead found a page in
+ * 1 of 10 slow paths (docs/architecture.md). */
 static hk__page *stocked_page(hk__page *first) {
   uint32_t want = EXTEND_BYTES / first->block_size;
   if (want == 0) want = 1;
@@ -180,7 +182,7 @@ static hk__page *find_page(hk_heap *h, hk__page_queue *q) {
   for (hk__page *pg = q->first, *next; pg; pg = next, first = false) {
     next = pg->next;
     hk__mpage_collect(pg);
-    if (!pg->free && first && pg->capacity < pg->reserved) {
+    if (!pg->free && first) {
       hk__page *x = stocked_page(pg);
       if (x) pg = x;
     }
