@@ -130,10 +130,12 @@ static void *heap_realloc(hk_heap *h, void *p, size_t size) {
   if (size == 0) { hk_free(p); return NULL; } /* glibc frees and returns NULL */
   size_t usable = hk__usable_size(p, "realloc");
   if (size <= usable && (size >= usable / 2 || usable <= 16)) return p;
-  hk__mseg *seg = (hk__mseg *)hk__segment_find(p);
-  if (seg->base.kind == HK__SEG_LARGE && size > HK_MEDIUM_MAX) {
-    void *q = hk__large_realloc_inplace(seg, p, size);
-    if (q) return q;
+  if (size > HK_MEDIUM_MAX) { /* only a large block can grow in place: no segment lookup otherwise */
+    hk__mseg *seg = (hk__mseg *)hk__segment_find(p);
+    if (seg->base.kind == HK__SEG_LARGE) {
+      void *q = hk__large_realloc_inplace(seg, p, size);
+      if (q) return q;
+    }
   }
   void *q = heap_malloc(h, size);
   if (!q) return NULL; /* p stays valid, as C requires */
