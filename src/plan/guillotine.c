@@ -30,7 +30,8 @@
  *     (the largest buffer starting at a), odd rounds the thinnest first (only strips made of the
  *     4, 8, 16... smallest buffers of the window, then all): dense windows hold many thin strips
  *     of tiny buffers whose subset sums match almost anywhere, and b*'s strip has to decide every
- *     one of them. A complete B1 (height c) is solved below c and B \ B1 above it.
+ *     one of them. A complete B1 (height c) is solved below c and B \ B1 above it. A round flag
+ *     (HK_PLAN_GUILLOTINE_LARGE) tries the larger subsets of a boundary's free side first.
  *
  * The search is complete for guillotine packings: an exhausted search proves there is none (not
  * that no perfect packing exists). Sets that failed are remembered by a Zobrist hash (a set
@@ -56,6 +57,7 @@ typedef struct gsrch {
   bool stop; /* the budget or the deadline ran out */
   bool thin; /* the lowest strip: the thinnest first, not the one holding b* */
   bool flip; /* enumerate from the end with more buffers */
+  bool large; /* at each boundary, the larger subsets of the free side first (see freely) */
   double deadline;
   size_t depth, max_depth;
   bool nomem;
@@ -271,9 +273,10 @@ static int exact(strip *t, int s, uint32_t x, size_t k, uint64_t need, uint64_t 
   return G_FAIL;
 }
 
-/* Every subset of side s's items at x (positions k..), the smaller ones first, each completed by
- * an exact subset of the other side: sum(U) + D = sum(S). sum: the chosen ones' total so far
- * (with b* when it is on this side); fixed: what the other side holds already (b* there). */
+/* Every subset of side s's items at x (positions k..), the smaller ones first (the subsets
+ * extending this one after it; before it in the large-first rounds), each completed by an exact
+ * subset of the other side: sum(U) + D = sum(S). sum: the chosen ones' total so far (with b* when
+ * it is on this side); fixed: what the other side holds already (b* there). */
 static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t D, uint64_t fixed, uint64_t gone, uint64_t st) {
   const hk__plan_prob *p = t->g->p;
   int o = 1 - s;
@@ -281,10 +284,12 @@ static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t 
   uint64_t avail = of < t->lo[o][x + 1] ? t->suf[o][of] : 0; /* the other side, all of it */
   /* the other side must make up: S free -> sum(U) = sum - D; U free -> sum(S) = sum + D */
   uint64_t lhs = s == 0 ? sum : sum + D, rhs = s == 0 ? D + fixed : fixed;
-  if (lhs >= rhs && lhs - rhs <= avail - fixed) {
+  bool done = t->g->large; /* this subset itself: tried first, or after the loop below */
+  if (!done && lhs >= rhs && lhs - rhs <= avail - fixed) {
+  this_one:;
     int r = lhs == rhs ? next(t, x, gone, st) : can(t, o, x, of, lhs - rhs) ? exact(t, o, x, of, lhs - rhs, gone, st) : G_FAIL;
     if (t->g->stop) return G_STOP;
-    if (r != G_FAIL) return r;
+    if (r != G_FAIL || done) return r;
   }
   size_t hi = t->lo[s][x + 1];
   for (size_t j = k; j < hi; j++) {
@@ -297,6 +302,7 @@ static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t 
     choose(t, s, j, false);
     if (r != G_FAIL) return r;
   }
+  if (done && lhs >= rhs && lhs - rhs <= avail - fixed) goto this_one;
   return G_FAIL;
 }
 
@@ -496,6 +502,7 @@ int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_li
   g.limit = node_limit;
   g.thin = round & 1;
   g.flip = round >> 1 & 1;
+  g.large = round & HK_PLAN_GUILLOTINE_LARGE;
   g.deadline = deadline;
   g.max_depth = 4096; /* each level holds a few small frames: bounded C stack */
   g.fmask = GUILLOTINE_TABLE - 1;

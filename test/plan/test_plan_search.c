@@ -78,17 +78,18 @@ static void run(int trials, bool tight, int *reached, int *refuted) {
     CHECK(hk__plan_make_order(&p, HK__ORDER_SIZE, prio) == HK_OK);
     if (tight) { /* the guillotine search: a packing it returns is at the bound; none exists -> exhausted.
                   * Both orders of strips (round 0: b*'s strip, round 1: thinnest first) are complete,
-                  * so they must agree. */
-      int g[2];
-      for (unsigned round = 0; round < 2; round++) {
+                  * and so is round 0 taking the larger subsets first, so they must agree. */
+      int g[3];
+      for (unsigned round = 0; round < 3; round++) {
         uint64_t goff[16], *tb = NULL, nodes = 0;
-        g[round] = hk__plan_guillotine(&p, round, UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb);
+        g[round] = hk__plan_guillotine(&p, round < 2 ? round : HK_PLAN_GUILLOTINE_LARGE, UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb);
         CHECK_MSG(g[round] == 1 || g[round] == 2, "tight trial %d: guillotine gave %d", t, g[round]);
         if (g[round] == 1) CHECK(valid(&p, goff, p.lb));
         if (bf_best > p.lb) CHECK_MSG(g[round] == 2, "tight trial %d: guillotine gave %d, bound unreachable", t, g[round]);
         free(tb);
       }
-      CHECK_MSG(g[0] == g[1], "tight trial %d: guillotine rounds 0 and 1 gave %d and %d", t, g[0], g[1]);
+      CHECK_MSG(g[0] == g[1] && g[0] == g[2], "tight trial %d: guillotine rounds 0, 1 and large gave %d, %d and %d", t, g[0], g[1],
+                g[2]);
       *g_found += g[0] == 1;
     }
     for (int mode = 0; mode < 2; mode++) {
@@ -183,9 +184,11 @@ static void run_guillotine(void) {
      * strip's whole left-end subset up front did not place with 4M steps (44: 2.1M): deciding the
      * buffers from the window's end at their own end, each is placed with under 300k, by the
      * round that takes b*'s strip (0) or the thinnest strips first (1), or the thinnest from the
-     * other end (3: round 1 does not place seed 66 with 2M) */
-    static const struct { uint64_t seed; unsigned round; } hard[6] = {{76, 0}, {138, 0}, {143, 0}, {44, 1}, {109, 1}, {66, 3}};
-    for (size_t i = 0; i < 6; i++) {
+     * other end (3: round 1 does not place seed 66 with 2M); seed 70 only by b*'s strip with the
+     * larger subsets first (17k steps; rounds 0-3 not with 4M each) */
+    static const struct { uint64_t seed; unsigned round; } hard[7] = {{76, 0}, {138, 0}, {143, 0}, {44, 1}, {109, 1}, {66, 3},
+                                                                      {70, HK_PLAN_GUILLOTINE_LARGE}};
+    for (size_t i = 0; i < 7; i++) {
       CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, hard[i].seed) == 0);
       hk__plan_prob p;
       CHECK(hk__plan_prob_init(&p, b, 400, 0) == HK_OK);
@@ -230,6 +233,7 @@ static void run_guillotine(void) {
     uint64_t *tb = NULL, nodes = 0, o5[5];
     CHECK(hk__plan_guillotine(&p, 0, UINT64_MAX, hk__plan_now() + 10, o5, &nodes, &tb) == 2);
     CHECK(hk__plan_guillotine(&p, 1, UINT64_MAX, hk__plan_now() + 10, o5, &nodes, &tb) == 2);
+    CHECK(hk__plan_guillotine(&p, HK_PLAN_GUILLOTINE_LARGE, UINT64_MAX, hk__plan_now() + 10, o5, &nodes, &tb) == 2);
     free(tb);
     uint32_t prio[5];
     CHECK(hk__plan_make_order(&p, HK__ORDER_SIZE, prio) == HK_OK);
