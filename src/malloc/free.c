@@ -198,6 +198,8 @@ void hk_free(void *p) {
     free_hint(p);
     return;
   }
+  hk_assert_internal(hk__is_malloc_kind(&seg->base) &&
+                     atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == h->thread_id);
   /* the first 64 KiB hold the header: rel wraps around for p there */
   size_t rel = (uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET;
   size_t idx = rel >> seg->base.page_shift;
