@@ -31,7 +31,9 @@
  *     4, 8, 16... smallest buffers of the window, then all): dense windows hold many thin strips
  *     of tiny buffers whose subset sums match almost anywhere, and b*'s strip has to decide every
  *     one of them. A complete B1 (height c) is solved below c and B \ B1 above it. A round flag
- *     (HK_PLAN_GUILLOTINE_LARGE) tries the larger subsets of a boundary's free side first.
+ *     (HK_PLAN_GUILLOTINE_LARGE) tries the larger subsets of a boundary's free side first; another
+ *     (HK_PLAN_GUILLOTINE_SHORT) orders a boundary's items by lifetime first (b* is then the
+ *     shortest-lived of the largest buffers at a; any strip can be the lowest).
  *
  * The search is complete for guillotine packings: an exhausted search proves there is none (not
  * that no perfect packing exists). Sets that failed are remembered by a Zobrist hash (a set
@@ -58,6 +60,7 @@ typedef struct gsrch {
   bool thin; /* the lowest strip: the thinnest first, not the one holding b* */
   bool flip; /* enumerate from the end with more buffers */
   bool large; /* at each boundary, the larger subsets of the free side first (see freely) */
+  bool shortf; /* a boundary's items by lifetime, then size: the shortest first, b* too */
   double deadline;
   size_t depth, max_depth;
   bool nomem;
@@ -415,7 +418,11 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
     hk__plan_kv *kv = malloc(m * sizeof *kv);
     if (!kv) { g->nomem = true; r = G_STOP; goto leave; }
     /* by size descending, then end (identical buffers adjacent), then index */
-    for (size_t i = 0; i < m; i++) kv[i] = (hk__plan_kv){~p->size[L[i]], ((uint64_t)SU[L[i]] << 32) | L[i]};
+    for (size_t i = 0; i < m; i++) { /* (any order keeping identical buffers adjacent is sound) */
+      uint64_t len = SU[L[i]] - SL[L[i]], z = p->size[L[i]], k = ~z;
+      if (g->shortf && z < ((uint64_t)1 << 40)) k = (len << 44) | (((uint64_t)1 << 44) - 1 - z);
+      kv[i] = (hk__plan_kv){k, ((uint64_t)SU[L[i]] << 32) | L[i]};
+    }
     hk__plan_sort_kv(kv, m);
     /* counting sort by boundary keeps the size order: S items by their start, U items (those
      * starting at a) by their end */
@@ -454,6 +461,9 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
     strip t = {.g = g, .W = (uint32_t)W, .a = wa, .sa = a, .se = e, .sl = SL, .su = SU, .it = {its, itu}, .lo = {los, lou},
                .suf = {sufs, sufu}, .ch = {ch, ch + m}, .endsum = endsum, .endhash = endhash, .endcnt = endcnt, .bpos = bpos, .l1 = l1,
                .l2 = l2, .L = L, .m = m, .o = o, .H = H, .setkey = mir ? gmix(key) : key};
+    /* the subset-sum answers are keyed by positions, and the enumeration states assume b* chosen:
+     * another order, another key */
+    if (g->shortf) t.setkey = gmix(t.setkey ^ 0x243f6a8885a308d3ull);
     if (g->thin) bpos = UINT32_MAX;
     t.bpos = bpos;
     t.rb = calloc(2 * (W + 1), sizeof *t.rb);
@@ -503,6 +513,8 @@ int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_li
   g.thin = round & 1;
   g.flip = round >> 1 & 1;
   g.large = round & HK_PLAN_GUILLOTINE_LARGE;
+  g.shortf = round & HK_PLAN_GUILLOTINE_SHORT;
+  if (g.shortf) g.thin = false; /* (the thin levels need the size order) */
   g.deadline = deadline;
   g.max_depth = 4096; /* each level holds a few small frames: bounded C stack */
   g.fmask = GUILLOTINE_TABLE - 1;

@@ -196,6 +196,12 @@ static void test_perfect_packings(void) {
     CHECK_MSG(r.peak == 500000 && strcmp(r.method, "guillotine") == 0 && r.nodes <= 6 * 250 * 500,
               "500 seed 132: peak %llu by %s after %llu steps", (unsigned long long)r.peak, r.method,
               (unsigned long long)r.nodes);
+    /* and the round with the shorter-lived buffers first, after the first slices: 400 seed 145
+     * (0.23 s; nothing else placed it in 1 s) */
+    CHECK(hkgen_perfect(big, NULL, 400, 1600, 400000, 1, 145) == 0);
+    r = plan(big, 400, boff, 20, 0, 0);
+    CHECK_MSG(r.peak == 400000 && strcmp(r.method, "guillotine") == 0, "400 seed 145: peak %llu by %s",
+              (unsigned long long)r.peak, r.method);
   }
   /* sizes in units of 64 with 64-byte alignment: still perfect */
   hk_plan_buffer b[40];

@@ -78,18 +78,20 @@ static void run(int trials, bool tight, int *reached, int *refuted) {
     CHECK(hk__plan_make_order(&p, HK__ORDER_SIZE, prio) == HK_OK);
     if (tight) { /* the guillotine search: a packing it returns is at the bound; none exists -> exhausted.
                   * Both orders of strips (round 0: b*'s strip, round 1: thinnest first) are complete,
-                  * and so is round 0 taking the larger subsets first, so they must agree. */
-      int g[3];
-      for (unsigned round = 0; round < 3; round++) {
+                  * and so are round 0 taking the larger subsets first and the one taking the shorter
+                  * buffers first (with the larger subsets), so they must agree. */
+      static const unsigned rounds[4] = {0, 1, HK_PLAN_GUILLOTINE_LARGE, HK_PLAN_GUILLOTINE_SHORT | HK_PLAN_GUILLOTINE_LARGE};
+      int g[4];
+      for (unsigned round = 0; round < 4; round++) {
         uint64_t goff[16], *tb = NULL, nodes = 0;
-        g[round] = hk__plan_guillotine(&p, round < 2 ? round : HK_PLAN_GUILLOTINE_LARGE, UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb);
+        g[round] = hk__plan_guillotine(&p, rounds[round], UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb);
         CHECK_MSG(g[round] == 1 || g[round] == 2, "tight trial %d: guillotine gave %d", t, g[round]);
         if (g[round] == 1) CHECK(valid(&p, goff, p.lb));
         if (bf_best > p.lb) CHECK_MSG(g[round] == 2, "tight trial %d: guillotine gave %d, bound unreachable", t, g[round]);
         free(tb);
       }
-      CHECK_MSG(g[0] == g[1] && g[0] == g[2], "tight trial %d: guillotine rounds 0, 1 and large gave %d, %d and %d", t, g[0], g[1],
-                g[2]);
+      CHECK_MSG(g[0] == g[1] && g[0] == g[2] && g[0] == g[3], "tight trial %d: guillotine rounds 0, 1, large, short gave %d, %d, %d, %d",
+                t, g[0], g[1], g[2], g[3]);
       *g_found += g[0] == 1;
     }
     for (int mode = 0; mode < 2; mode++) {
@@ -200,6 +202,17 @@ static void run_guillotine(void) {
       free(tb);
       hk__plan_prob_free(&p);
     }
+    /* seed 145: only with the shorter-lived buffers first (and the larger subsets: 2.7M steps;
+     * rounds 0-3 and 8-11 do not place it with 4M each) */
+    CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, 145) == 0);
+    hk__plan_prob p;
+    CHECK(hk__plan_prob_init(&p, b, 400, 0) == HK_OK);
+    uint64_t *tb = NULL, nodes = 0;
+    int g = hk__plan_guillotine(&p, HK_PLAN_GUILLOTINE_SHORT | HK_PLAN_GUILLOTINE_LARGE, 4000000, hk__plan_now() + 60, off, &nodes, &tb);
+    CHECK_MSG(g == 1, "guillotine 400 seed 145: gave %d after %llu", g, (unsigned long long)nodes);
+    if (g == 1) CHECK(valid(&p, off, p.lb));
+    free(tb);
+    hk__plan_prob_free(&p);
   }
   { /* a bound of 2^30 granules (no bitset spans it any more) */
     CHECK(hkgen_perfect(b, NULL, 60, 240, (uint64_t)1 << 30, 1, 5) == 0);
@@ -234,6 +247,8 @@ static void run_guillotine(void) {
     CHECK(hk__plan_guillotine(&p, 0, UINT64_MAX, hk__plan_now() + 10, o5, &nodes, &tb) == 2);
     CHECK(hk__plan_guillotine(&p, 1, UINT64_MAX, hk__plan_now() + 10, o5, &nodes, &tb) == 2);
     CHECK(hk__plan_guillotine(&p, HK_PLAN_GUILLOTINE_LARGE, UINT64_MAX, hk__plan_now() + 10, o5, &nodes, &tb) == 2);
+    CHECK(hk__plan_guillotine(&p, HK_PLAN_GUILLOTINE_SHORT | HK_PLAN_GUILLOTINE_LARGE, UINT64_MAX, hk__plan_now() + 10, o5, &nodes,
+                              &tb) == 2);
     free(tb);
     uint32_t prio[5];
     CHECK(hk__plan_make_order(&p, HK__ORDER_SIZE, prio) == HK_OK);
