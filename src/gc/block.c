@@ -10,12 +10,9 @@ size_t hk__gc_heap_bytes(const hk_gc_heap *h) {
 }
 
 static gc_seg *seg_new(hk_gc_heap *h) {
-  gc_seg *s = (gc_seg *)hk__segment_alloc(HK_SEGMENT_SIZE, 0, HK__SEG_GC, GC_SEG_META_BLOCKS * GC_BLOCK_SIZE);
+  /* The tables are touched a block at a time as blocks are used (hk__gc_seg_alloc). */
+  gc_seg *s = (gc_seg *)hk__gc_seg_alloc(h, HK_SEGMENT_SIZE, ROLE_BLOCKS, sizeof(gc_seg));
   if (!s) return NULL;
-  s->h.magic = GC_MAGIC;
-  s->h.role = ROLE_BLOCKS;
-  s->h.heap = h;
-  s->h.base.owner = h;
   for (size_t i = 0; i < GC_SEG_META_BLOCKS; i++) s->blocks[i].state = B_META;
   for (size_t i = GC_BLOCKS_PER_SEG; i-- > GC_SEG_META_BLOCKS;) {
     gc_block *b = &s->blocks[i];

@@ -363,6 +363,7 @@ static inline bool mark_set(const void *obj) { /* returns true if newly marked *
 /* ---- internal interfaces (the heap lock is held unless said otherwise) ------------------------- */
 
 /* meta.c */
+HK_INTERNAL gc_seghdr *hk__gc_seg_alloc(hk_gc_heap *h, size_t size, int role, size_t zeroed);
 HK_INTERNAL gc_chunk *hk__gc_chunk_alloc(hk_gc_heap *h);
 HK_INTERNAL void hk__gc_chunk_free(hk_gc_heap *h, gc_chunk *c);
 HK_INTERNAL void *hk__gc_meta_alloc(hk_gc_heap *h, size_t size);

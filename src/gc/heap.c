@@ -57,10 +57,8 @@ int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mu
   if (rc != HK_OK) return rc;
   hk__options_init();
   size_t hsize = hk__align_up(sizeof(hk_gc_heap), 4096);
-  hk_gc_heap *h = (hk_gc_heap *)hk__segment_alloc(hk__align_up(hsize, HK_SEGMENT_SIZE), 0, HK__SEG_GC, hsize);
+  hk_gc_heap *h = (hk_gc_heap *)hk__gc_seg_alloc(NULL, hk__align_up(hsize, HK_SEGMENT_SIZE), ROLE_HEAP, hsize);
   if (!h) return HK_ENOMEM;
-  h->h.magic = GC_MAGIC;
-  h->h.role = ROLE_HEAP;
   h->h.heap = h;
   h->h.base.owner = h;
   pthread_mutex_init(&h->lock, NULL);

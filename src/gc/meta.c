@@ -13,6 +13,35 @@ static int meta_class(size_t size) {
   return -1;
 }
 
+/* The page layer's header of a collector segment: one page. The page layer clears the whole header
+ * of a segment it hands out, and a page written is a page resident: with the tables as the header,
+ * the heap struct (289 KiB, mostly the type table and the pause rings, of which a program uses a
+ * few pages), a META segment's first 64 KiB and a block segment's 128 KiB of tables were resident
+ * at once, used or not (quadtree at 2x: 0.4 MB of its peak RSS, see docs/gc.md). */
+#define GC_SEG_HEADER ((size_t)4096)
+
+/* A segment of the collector whose first `zeroed` bytes read zero (the header is gc_seghdr). A
+ * fresh one from the OS is zero without being touched; one from the page layer's cache is cleared
+ * here where it is dirty. Callers hold the heap lock, or own h alone (heap creation: h NULL). */
+gc_seghdr *hk__gc_seg_alloc(hk_gc_heap *h, size_t size, int role, size_t zeroed) {
+  _Static_assert(sizeof(gc_seghdr) <= GC_SEG_HEADER, "the segment header fits its page");
+  gc_seghdr *s = (gc_seghdr *)hk__segment_alloc(size, 0, HK__SEG_GC, GC_SEG_HEADER);
+  if (!s) return NULL;
+  if (zeroed > GC_SEG_HEADER) {
+    bool zero = false;
+    if (hk__segment_commit(&s->base, GC_SEG_HEADER, zeroed - GC_SEG_HEADER, &zero) != HK_OK) {
+      hk__segment_free(&s->base);
+      return NULL;
+    }
+    if (!zero) memset((char *)s + GC_SEG_HEADER, 0, zeroed - GC_SEG_HEADER);
+  }
+  s->magic = GC_MAGIC;
+  s->role = (uint32_t)role;
+  s->heap = h;
+  s->base.owner = h;
+  return s;
+}
+
 /* Carve a fresh chunk: from the free list, then the current META segment, then a new one. */
 gc_chunk *hk__gc_chunk_alloc(hk_gc_heap *h) {
   gc_chunk *c = h->free_chunks;
@@ -34,12 +63,9 @@ gc_chunk *hk__gc_chunk_alloc(hk_gc_heap *h) {
       return c;
     }
   }
-  gc_seghdr *s = (gc_seghdr *)hk__segment_alloc(HK_SEGMENT_SIZE, 0, HK__SEG_GC, META_SEG_HEADER);
+  /* Chunks are carved from META_SEG_HEADER on and need not read zero. */
+  gc_seghdr *s = hk__gc_seg_alloc(h, HK_SEGMENT_SIZE, ROLE_META, 0);
   if (!s) return NULL;
-  s->magic = GC_MAGIC;
-  s->role = ROLE_META;
-  s->heap = h;
-  s->base.owner = h;
   s->base.prev = (hk__segment *)(uintptr_t)META_SEG_HEADER;
   s->base.next = (hk__segment *)h->meta_segs;
   h->meta_segs = s;
