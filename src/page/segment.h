@@ -86,8 +86,9 @@ struct hk__segment {
 static inline bool hk__seg_keeps_header(int kind) { return kind == HK__SEG_SMALL || kind == HK__SEG_MEDIUM; }
 
 /* Reserve a segment of at least size bytes (rounded up to a multiple of 4 MiB), aligned to
- * max(align, 4 MiB). The first header_size bytes are committed and zero; the rest is reserved,
- * uncommitted. Returns NULL if the OS refuses. Thread-safe. */
+ * max(align, 4 MiB). The first header_size bytes are committed and zero (except the client header
+ * of a kind that keeps it through the cache: from_cache == 2, see hk__seg_keeps_header); the rest
+ * is reserved, uncommitted. Returns NULL if the OS refuses. Thread-safe. */
 HK_INTERNAL hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_kind kind, size_t header_size);
 /* The same, reserving max(size, reserve) bytes (rounded up to 4 MiB) of which the client means to
  * use only size: segments of one reserve size are interchangeable in the cache, whatever their
