@@ -394,6 +394,10 @@ typedef struct hk_gc_stats {
   size_t nursery_size; /* now: adapted to the survivors, at most the nursery_size option */
   uint64_t parallel_phases;  /* collection phases that parked mutators helped with */
   uint64_t parallel_helpers; /* helpers that joined them (a phase may have several) */
+  uint64_t parallel_opened;  /* phases opened with a mutator parked; helped or not */
+  /* Time collectors spent waiting for the other mutators to reach a safepoint (not counted in
+   * the pauses): total and longest wait. */
+  double safepoint_wait_ms, safepoint_wait_max_ms;
   uint64_t sticky_collections; /* of full_collections: those that marked only what was promoted
                                   since the last complete one (docs/gc.md, sticky marks) */
   hk_gc_pause_stats minor, full, all;

@@ -291,7 +291,8 @@ struct hk_gc_heap {
   uint64_t minor_count, full_count, sticky_count;
   uint64_t bytes_allocated, bytes_copied, bytes_promoted, bytes_evacuated;
   uint64_t finalizers_run, weak_cleared;
-  uint64_t par_phases, par_helpers;
+  uint64_t par_phases, par_helpers, par_opened;
+  double stw_wait_ms, stw_wait_max_ms; /* collectors waiting for the other mutators to park */
   size_t live_bytes, heap_peak;
   gc_pauses pause[2];
   float pause_scratch[GC_PAUSE_RING * 2];

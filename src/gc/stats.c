@@ -96,6 +96,9 @@ void hk_gc_stats_get(hk_gc_heap *h, hk_gc_stats *out) {
   out->nursery_size = h->nursery_blocks * GC_BLOCK_SIZE;
   out->parallel_phases = h->par_phases;
   out->parallel_helpers = h->par_helpers;
+  out->parallel_opened = h->par_opened;
+  out->safepoint_wait_ms = h->stw_wait_ms;
+  out->safepoint_wait_max_ms = h->stw_wait_max_ms;
   out->sticky_collections = h->sticky_count;
   static const int minor[1] = {0}, full[1] = {1}, all[2] = {0, 1};
   summarize(h, minor, 1, &out->minor);
@@ -128,4 +131,10 @@ void hk_gc_stats_print(hk_gc_heap *h, int fd) {
   hk__write_fd(fd, buf);
   print_pause(fd, "minor", &s.minor);
   print_pause(fd, "full", &s.full);
+  if (s.parallel_opened || s.safepoint_wait_ms > 0) {
+    hk__snprintf(buf, sizeof buf, "  parallel phases %lu (helped %lu, %lu helpers); waiting for safepoints %lu us (max %lu us)\n",
+                 (unsigned long)s.parallel_opened, (unsigned long)s.parallel_phases, (unsigned long)s.parallel_helpers,
+                 (unsigned long)(s.safepoint_wait_ms * 1000), (unsigned long)(s.safepoint_wait_max_ms * 1000));
+    hk__write_fd(fd, buf);
+  }
 }

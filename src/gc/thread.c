@@ -87,6 +87,7 @@ bool hk__gc_par_open(hk_gc_heap *h, gc_par *job, void (*help)(gc_par *)) {
   job->active = 1;
   pthread_cond_init(&job->cond, NULL);
   h->par = job;
+  h->par_opened++;
   gc_wake(h, &h->cond);
   return true;
 }
@@ -162,7 +163,14 @@ bool hk__gc_stop_world(hk_gc_mutator *m) {
   h->collecting = 1;
   h->collector = m;
   __atomic_store_n(&h->stop, 1, __ATOMIC_RELAXED);
-  while (h->nrunning > 1) gc_wait(h, &h->cond);
+  if (h->nrunning > 1) {
+    /* Measured (it is not in the pause): a mutator busy without safepoints holds everyone up. */
+    double t0 = hk__gc_now_ms();
+    while (h->nrunning > 1) gc_wait(h, &h->cond);
+    double waited = hk__gc_now_ms() - t0;
+    h->stw_wait_ms += waited;
+    if (waited > h->stw_wait_max_ms) h->stw_wait_max_ms = waited;
+  }
   return true;
 }
 

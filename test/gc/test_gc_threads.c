@@ -386,6 +386,10 @@ static int test_register(void) {
   hk_gc_blocking_end(main_m);
   CHECK(failures == 0);
   CHECK(registered_after >= s0.full_collections + 1);
+  /* The collector waited for the spinner (30 ms and more): that wait is counted. */
+  hk_gc_stats s1;
+  hk_gc_stats_get(heap, &s1);
+  CHECK(s1.safepoint_wait_max_ms >= 25.0 && s1.safepoint_wait_ms >= s1.safepoint_wait_max_ms);
   CHECK(hk_gc_verify(main_m) == HK_OK);
   CHECK(hk_gc_heap_destroy(heap) == HK_OK);
   return check_report("gc.threads_register");
