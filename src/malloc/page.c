@@ -123,6 +123,10 @@ void hk__mpage_collect(hk__page *pg) {
     pg->used -= count;
     if (pg->free == NULL) {
       pg->free = head; /* the common case: no walk over blocks other cores just wrote */
+    } else if (pg->local_free == NULL) {
+      /* nor here: the chain ends in an encoded NULL already. Walking it to its tail (blocks that
+       * other cores wrote last, so cache misses) was 1-1.5% of w_server's samples. */
+      pg->local_free = head;
     } else {
       hk__block *tail = head;
       for (uint32_t n = 1; n < count; n++) tail = hk__decode(pg, tail->next);
