@@ -39,6 +39,7 @@ static void list_push(hk__tld *tld, hk__mseg *seg, uint32_t which) {
 
 /* The units of page idx. */
 static uint64_t page_units(const hk__mseg *seg, uint32_t idx) {
+  hk_assert(seg->base.size == HK_SEGMENT_SIZE); /* the units below hold for that size only (hk__seg_exact_size) */
   size_t page_size = (size_t)1 << seg->base.page_shift;
   size_t per = page_size / seg->base.unit, first_unit = HK_PAGES_OFFSET / seg->base.unit;
   uint64_t one = per >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << per) - 1);

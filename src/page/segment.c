@@ -221,7 +221,7 @@ void hk__page_collect(int64_t now, bool force) {
   pthread_mutex_unlock(&cache_lock);
 }
 
-static hk__segment *cache_take(size_t size, size_t need, size_t align) {
+static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exact) {
   if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return NULL;
   pthread_mutex_lock(&cache_lock);
   /* Best fit by size; among equal sizes, the one whose resident memory best matches the request
@@ -231,7 +231,7 @@ static hk__segment *cache_take(size_t size, size_t need, size_t align) {
   size_t best_miss = SIZE_MAX;
   for (int i = 0; i < cache_count; i++) {
     hk__segment *s = cache[i].seg;
-    if (s->size < size || s->size > size * 2 + HK_SEGMENT_SIZE || ((uintptr_t)s & (align - 1))) continue;
+    if (s->size < size || s->size > (exact ? size : size * 2 + HK_SEGMENT_SIZE) || ((uintptr_t)s & (align - 1))) continue;
     size_t resident = (size_t)__builtin_popcountll(s->commit_mask) * s->unit;
     size_t miss = resident > need ? resident - need : need - resident;
     if (best < 0 || s->size < cache[best].seg->size ||
@@ -320,7 +320,7 @@ hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk_
   size = hk__align_up(size, HK_SEGMENT_SIZE);
   if (align < HK_SEGMENT_SIZE) align = HK_SEGMENT_SIZE;
   if (!hk__is_pow2(align) || header_size == 0 || header_size > size) return NULL;
-  hk__segment *s = cache_take(size, need, align);
+  hk__segment *s = cache_take(size, need, align, hk__seg_exact_size(kind));
   if (s) {
     size = s->size;
     s->from_cache = init_header(s, size, kind, header_size) ? 2 : 1;

@@ -85,6 +85,13 @@ struct hk__segment {
  * kind gets a zeroed header. */
 static inline bool hk__seg_keeps_header(int kind) { return kind == HK__SEG_SMALL || kind == HK__SEG_MEDIUM; }
 
+/* Kinds laid out for exactly HK_SEGMENT_SIZE: malloc's small and medium segments cut pages at fixed
+ * offsets and compute each page's commit units from them, which holds only while a unit is
+ * HK_SEGMENT_SIZE / HK_SEGMENT_UNITS. The cache gives them only segments of that size: an 8 MiB
+ * segment (a large block's, cached) has 128 KiB units, and a medium page's units computed for
+ * 64 KiB ones then covered half of the neighbouring page, which a purge zeroed while in use. */
+static inline bool hk__seg_exact_size(int kind) { return kind == HK__SEG_SMALL || kind == HK__SEG_MEDIUM; }
+
 /* Reserve a segment of at least size bytes (rounded up to a multiple of 4 MiB), aligned to
  * max(align, 4 MiB). The first header_size bytes are committed and zero (except the client header
  * of a kind that keeps it through the cache: from_cache == 2, see hk__seg_keeps_header); the rest
