@@ -72,10 +72,11 @@ static inline void hk__page_flag_clear(hk__page *pg, uint8_t f) {
 /* How many remote frees into pg a thread may hold back at a time while pg is in heap h (rfree.c):
  * only pages of a default heap (given back only when their used count is zero, and a held block
  * counts as used) that are not HARDENED (whose owner must see every free), and blocks of at most
- * HK__RBUF_BYTES / 2 (for bigger ones the CAS is cheap next to the block). 0: none. */
+ * HK__RBUF_BYTES / 2 (for bigger ones the CAS is cheap next to the block), and of at least 16 bytes
+ * (a held chain's head keeps the chain's tail in its second word). 0: none. */
 static inline uint8_t hk__rbuf_limit(const hk__page *pg, const hk_heap *h) {
   uint32_t bs = pg->block_size;
-  if (h == NULL || !h->is_default || (pg->flags & HK__PAGE_HARDENED) || bs > HK__RBUF_BYTES / 2) return 0;
+  if (h == NULL || !h->is_default || (pg->flags & HK__PAGE_HARDENED) || bs > HK__RBUF_BYTES / 2 || bs < 16) return 0;
   uint32_t n = (HK__RBUF_BYTES + bs - 1) / bs;
   return (uint8_t)(n < HK__RBUF_MAX ? n : HK__RBUF_MAX);
 }

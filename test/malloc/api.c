@@ -1102,8 +1102,30 @@ static void *rb_fork_thread(void *arg) {
   return arg;
 }
 
+/* 8-byte blocks are never held in a remote-free buffer: a held chain's head keeps the chain's tail
+ * in its second word, which in an 8-byte block is the next block. */
+enum { RB8 = 64 };
+static uint64_t *rb8[RB8];
+static void *rb8_free_even(void *arg) {
+  (void)arg;
+  for (int i = 0; i < RB8; i += 2) hk_free(rb8[i]);
+  return NULL;
+}
+
 static void sec_rbuf(void) {
   pthread_t t;
+  for (int i = 0; i < RB8; i++) {
+    rb8[i] = hk_malloc(8);
+    CHECK(rb8[i] != NULL);
+    *rb8[i] = 0x5a5a000000000000ull + (uint64_t)i;
+  }
+  CHECK(pthread_create(&t, NULL, rb8_free_even, NULL) == 0);
+  pthread_join(t, NULL);
+  int bad8 = 0;
+  for (int i = 1; i < RB8; i += 2) bad8 += *rb8[i] != 0x5a5a000000000000ull + (uint64_t)i;
+  EXPECTF(bad8 == 0, "%d of %d live 8-byte blocks were overwritten by another thread's frees of their neighbours", bad8, RB8 / 2);
+  for (int i = 1; i < RB8; i += 2) hk_free(rb8[i]);
+
   /* thread exit hands the buffer over */
   rb_alloc(NULL);
   CHECK(pthread_create(&t, NULL, rb_exit_thread, NULL) == 0);
