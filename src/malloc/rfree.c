@@ -21,8 +21,9 @@
 
 /* 16 bytes, so that 256 fit the 4 KiB meta record (128 slots of 32 bytes before). The chain's tail,
  * needed only at the hand-over, is kept in the head block (chain_tail). In real runs of w_server
- * the 128 slots were enough (chains of 7.7-8.3 blocks either way, docs/architecture.md); under callgrind, whose slowed clock brings the periodic
- * hand-over every few dozen frees, half of the frees found their slot taken with 128. */
+ * the 128 slots were enough (chains of 7.7-8.3 blocks either way, docs/architecture.md); under
+ * callgrind, whose slowed clock brings the periodic hand-over every few dozen frees, half of the
+ * frees found their slot taken with 128. */
 typedef struct rslot {
   uintptr_t tag;            /* page address + blocks held (pages are 64-aligned); 0: free slot */
   hk__block *head;          /* chain linked (encoded with the page key) as xthread_free is */

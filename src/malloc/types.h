@@ -62,7 +62,7 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 #define HK__PAGE_HARDENED 4    /* HEAPKIT_HARDENED: every free searches the free lists */
 
 /* The remote-free buffer (rfree.c) holds less than HK__RBUF_BYTES (and at most HK__RBUF_MAX blocks)
- * of one page before handing them over, and no block over HK__RBUF_BYTES / 2. */
+ * of one page before handing them over, and no block over HK__RBUF_BYTES / 2 or under 16 bytes. */
 #define HK__RBUF_BYTES 2048
 #define HK__RBUF_MAX 32
 
