@@ -223,12 +223,13 @@ void hk_free(void *p) {
     return;
   }
   hk__heap_count(h, inuse, -(int64_t)pg->block_size);
-  /* (hk__lifo_take counts the free) The block goes on the allocation list, so that the next malloc of its size returns it while
+  /* The block goes on the allocation list, so that the next malloc of its size returns it while
    * it is in this core's cache (the caller usually just read it): the blocks the page would hand
    * out otherwise were freed long ago or by other cores (w_server: simulated L2 misses -16 %).
-   * Only HK__LIFO_FREES times between two allocation slow paths: the allocation list must still run
-   * dry now and then, since the slow path does the thread's periodic work (hands its remote-free
-   * buffer over, collects its pages' remote frees, purges). After that, local_free. */
+   * Only HK__LIFO_FREES times between two allocation slow paths: the allocation list must still
+   * run dry now and then, since the slow path does the thread's periodic work (hands its
+   * remote-free buffer over, collects its pages' remote frees, purges). After that, local_free.
+   * hk__lifo_take also counts the free for the statistics. */
   if (hk_likely(hk__lifo_take(h))) {
     b->next = hk__encode(pg, pg->free);
     pg->free = b;

@@ -1020,9 +1020,7 @@ static void sec_xthread(void) {
     memset(x_blocks[i], i, n);
     bytes += n;
   }
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, x_free_only, NULL) == 0);
-  pthread_join(t, NULL);
+  tu_run_thread(x_free_only, NULL);
   EXPECTF(x_during.threads == s0.threads + 1, "threads %zu while a free-only thread ran (before: %zu)", x_during.threads,
           s0.threads);
   hk_free(x_blocks);
@@ -1036,8 +1034,7 @@ static void sec_xthread(void) {
   void *late[64];
   for (int i = 0; i < 64; i++) {
     late[i] = hk_malloc(200);
-    CHECK(pthread_create(&t, NULL, x_exit_free, late[i]) == 0);
-    pthread_join(t, NULL);
+    tu_run_thread(x_exit_free, late[i]);
   }
   hk_stats_get(&s2);
   EXPECTF(s2.threads == s0.threads, "threads %zu after late frees at thread exit (before: %zu)", s2.threads, s0.threads);
@@ -1119,8 +1116,7 @@ static void sec_rbuf(void) {
     CHECK(rb8[i] != NULL);
     *rb8[i] = 0x5a5a000000000000ull + (uint64_t)i;
   }
-  CHECK(pthread_create(&t, NULL, rb8_free_even, NULL) == 0);
-  pthread_join(t, NULL);
+  tu_run_thread(rb8_free_even, NULL);
   int bad8 = 0;
   for (int i = 1; i < RB8; i += 2) bad8 += *rb8[i] != 0x5a5a000000000000ull + (uint64_t)i;
   EXPECTF(bad8 == 0, "%d of %d live 8-byte blocks were overwritten by another thread's frees of their neighbours", bad8, RB8 / 2);
@@ -1128,8 +1124,7 @@ static void sec_rbuf(void) {
 
   /* thread exit hands the buffer over */
   rb_alloc(NULL);
-  CHECK(pthread_create(&t, NULL, rb_exit_thread, NULL) == 0);
-  pthread_join(t, NULL);
+  tu_run_thread(rb_exit_thread, NULL);
   EXPECTF(rb_owned() == 0, "%d of %d blocks freed by an exited thread have not reached their page", rb_owned(), RB);
 
   /* so does hk_collect, in a thread that goes on living */
@@ -1227,9 +1222,7 @@ static void *lifo_thread(void *arg) {
 
 static void sec_lifo(void) {
   int wrong = 0;
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, lifo_thread, &wrong) == 0);
-  pthread_join(t, NULL);
+  tu_run_thread(lifo_thread, &wrong);
   EXPECTF(wrong == 0, "%d mallocs did not return the block their thread freed last", wrong);
 }
 
@@ -1259,9 +1252,7 @@ static void *reuse_thread(void *arg) {
 
 static void sec_page_reuse(void) {
   int in_a = 0;
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, reuse_thread, &in_a) == 0);
-  pthread_join(t, NULL);
+  tu_run_thread(reuse_thread, &in_a);
   EXPECTF(in_a >= 300, "%d of 500 blocks came from the page with 1300 free blocks (the rest: a page growing)", in_a);
 }
 
@@ -1269,9 +1260,7 @@ static void sec_page_reuse(void) {
 static void sec_rbuf_fork(void) {
   rb_alloc(NULL);
   int ok = 0;
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, rb_fork_thread, &ok) == 0);
-  pthread_join(t, NULL);
+  tu_run_thread(rb_fork_thread, &ok);
   EXPECT(ok);
   EXPECTF(rb_owned() == 0, "%d of %d blocks freed before fork have not reached their page", rb_owned(), RB);
 }
@@ -1379,9 +1368,7 @@ static void sec_footprint(void) {
   footprint_large();
   hk_collect(true); /* no cached segment with committed memory: every commit shows */
   size_t grew[2];
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, footprint_classes, grew) == 0);
-  pthread_join(t, NULL);
+  tu_run_thread(footprint_classes, grew);
   /* each class one page of at most 128 KiB, plus the headers of two new segments */
   EXPECTF(grew[0] <= grew[1] * 128 * KiB + 2 * 64 * KiB, "one block in each of %zu classes of 8-64 KiB committed %zu KiB",
           grew[1], grew[0] / KiB);
@@ -1428,14 +1415,11 @@ static void *cache_records_second(void *arg) {
 static void sec_cache_records(void) {
   hk_collect(true); /* an empty segment cache, so the second thread takes the first one's segment */
   void *out[4] = {0};
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, cache_records_first, out) == 0);
-  pthread_join(t, NULL);
+  tu_run_thread(cache_records_first, out);
   CHECKF((size_t)(uintptr_t)out[1] >= CR_BLOCKS * CR_SIZE - 4 * KiB, "the first thread's blocks are not resident (%zu KiB)",
          (size_t)(uintptr_t)out[1] / KiB);
   usleep((useconds_t)(hk_option_get(HK_OPT_PURGE_DELAY) * 1000 * 3 / 2 + 20000));
-  CHECK(pthread_create(&t, NULL, cache_records_second, out) == 0);
-  pthread_join(t, NULL);
+  tu_run_thread(cache_records_second, out);
   const size_t seg_mask = ~(size_t)(4 * MiB - 1);
   CHECKF(((uintptr_t)out[0] & seg_mask) == ((uintptr_t)out[2] & seg_mask),
          "the second thread did not take the first one's segment from the cache");

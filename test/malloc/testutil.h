@@ -6,6 +6,7 @@
 #define HK_TEST_MALLOC_UTIL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,16 @@ static inline uint64_t tu_word(const void *p, size_t n, size_t i) {
   uint64_t x = (uint64_t)(uintptr_t)p ^ ((uint64_t)n << 17) ^ (i * 0x9E3779B97F4A7C15ull);
   x ^= x >> 29;
   return x * 0xBF58476D1CE4E5B9ull;
+}
+
+/* Runs fn(arg) on a new thread and waits for it to end (and its thread-exit work with it). */
+static inline void tu_run_thread(void *(*fn)(void *), void *arg) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, fn, arg) != 0) {
+    fprintf(stderr, "pthread_create failed\n");
+    abort();
+  }
+  pthread_join(t, NULL);
 }
 
 /* Fill [p, p+n) with the pattern of (p, n). For big blocks only the first and last 64 KiB and one
