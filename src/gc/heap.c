@@ -125,7 +125,8 @@ void hk_gc_heap_set_limit(hk_gc_heap *h, size_t max_heap) {
   h->opts.max_heap = max_heap;
   h->nursery_max = nursery_blocks_for(&h->opts);
   if (h->nursery_blocks > h->nursery_max) h->nursery_blocks = h->nursery_max;
-  if (h->full_threshold < hk__gc_threshold_floor(h)) h->full_threshold = hk__gc_threshold_floor(h);
+  size_t floor = hk__gc_threshold_floor(h);
+  if (h->full_threshold < floor) h->full_threshold = floor;
   gc_unlock(h);
 }
 

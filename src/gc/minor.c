@@ -475,13 +475,13 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     if (h->survivor[i].block) h->survivor[i].block->flags &= (uint8_t)~F_CUR;
     h->survivor[i] = (gc_bump){0};
   }
-  h->high_survival = nursery_bytes && (c.copied + c.promoted) * 3 > nursery_bytes;
+  uint64_t kept = c.copied + c.promoted, aged = h->last_copied;
+  h->high_survival = nursery_bytes && kept * 3 > nursery_bytes;
   /* Seven eighths of the nursery kept: the next ones promote the young blocks in place
    * (inplace.c). What the last collection copied into survivor blocks was copied again (or
    * promoted) by this one without being the nursery's: at most the rest is (GCBench's long-lived
    * tree, copied once then promoted out of its survivor blocks, made the next nurseries look
    * alive and cost its 3x run the nursery size that kept it from full collections). */
-  uint64_t kept = c.copied + c.promoted, aged = h->last_copied;
   uint64_t kept_young = kept > aged ? kept - aged : 0;
   h->last_copied = c.copied;
   if (!promote_all) {
@@ -489,7 +489,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     /* Per thread: the nursery is that many times the adapted size, and its copying is shared. */
     size_t k = hk__gc_nursery_target(h) / h->nursery_blocks;
     if (k < 1) k = 1;
-    adapt_nursery(h, nursery_bytes / k, (c.copied + c.promoted) / k);
+    adapt_nursery(h, nursery_bytes / k, kept / k);
   }
   h->young_since_gc = 0;
   h->kept_young_blocks = 0;
