@@ -6,7 +6,8 @@
  *                  GC_MALLOC / GC_MALLOC_ATOMIC, conservative stack scanning, no barrier.
  *
  * The macros below compile to the natural code of each collector, so a workload reads like a
- * program written for either: GCB_ROOTS and GCB_WRITE vanish under Boehm, type ids are ignored.
+ * program written for either: GCB_ROOTS, GCB_WRITE and GCB_POLL vanish under Boehm, type ids are
+ * ignored.
  *
  * Every program takes `BUDGET [workload arguments]` (BUDGET in bytes: the heap limit for both
  * collectors; 0 = none) or `--live [workload arguments]` (print the live size it computes and
@@ -96,6 +97,9 @@ static gcb_type gcb_type_new(const char *name, size_t size, uint64_t mask, int t
 #define GCB_WRITE(obj, field, value) HK_GC_WRITE(gcb_m, obj, field, value)
 #define GCB_WRITE_INDEX(arr, i, value) HK_GC_WRITE_INDEX(gcb_m, arr, i, value)
 #define GCB_BARRIER(obj) hk_gc_write_barrier(gcb_m, (obj))
+/* A safepoint poll, where compiled code would put one (calls, loop back-edges): a collection may
+ * run in it, so the pointers live across it must be in GCB_ROOTS. */
+#define GCB_POLL() hk_gc_safepoint(gcb_m)
 
 static void gcb_init(size_t budget) {
   hk_gc_options o;
@@ -174,6 +178,7 @@ static gcb_type gcb_type_new(const char *name, size_t size, uint64_t mask, int t
 #define GCB_WRITE(obj, field, value) ((obj)->field = (value))
 #define GCB_WRITE_INDEX(arr, i, value) ((arr)[i] = (value))
 #define GCB_BARRIER(obj) ((void)0)
+#define GCB_POLL() ((void)0) /* Boehm stops threads with signals: nothing to poll */
 
 /* Pauses: Boehm's collection events, from GC_EVENT_START to GC_EVENT_END (the collection is
  * stop-the-world; lazy sweeping done later by allocation is not counted). */

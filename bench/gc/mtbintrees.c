@@ -25,7 +25,22 @@ static node *make(int depth) {
   n->right = r;
   return n;
 }
-static long check(const node *n) { return n->left ? 1 + check(n->left) + check(n->right) : 1; }
+/* The walk of a tree of depth d polls for safepoints once per subtree of depth CHECK_POLL_DEPTH
+ * (31 nodes), as compiled code strip-mines a long loop's polls (and a C program walking a big
+ * structure would): without a poll, a thread walking a 2^19-node tree holds up every collection
+ * the other thread needs for the whole walk (docs/gc.md, "Time to safepoint"). A collection in a
+ * poll may move the nodes, so every node with a poll below it is a root while its walk runs and
+ * is read again after its left subtree's; the small subtrees below are walked with raw pointers.
+ * Boehm stops threads with signals: GCB_POLL and GCB_ROOTS vanish there, the walk is the same. */
+#define CHECK_POLL_DEPTH 4
+static long check_raw(const node *n) { return n->left ? 1 + check_raw(n->left) + check_raw(n->right) : 1; }
+static long check(node *n, int d) {
+  if (d <= CHECK_POLL_DEPTH) return check_raw(n);
+  GCB_ROOTS(n);
+  GCB_POLL();
+  long l = check(n->left, d - 1);
+  return 1 + l + check(n->right, d - 1);
+}
 
 typedef struct work { long nodes; int ok; double cpu_s; } work;
 
@@ -46,13 +61,13 @@ static void *worker(void *arg) {
       long iters = 1L << (max_depth - d + 4), sum = 0;
       for (long i = 0; i < iters; i++) {
         t = make(d);
-        sum += check(t);
+        sum += check(t, d);
       }
       t = NULL;
       w->ok &= sum == iters * ((2L << d) - 1);
       w->nodes += sum;
     }
-    w->ok &= check(long_lived) == (2L << (max_depth - 2)) - 1;
+    w->ok &= check(long_lived, max_depth - 2) == (2L << (max_depth - 2)) - 1;
   }
   gcb_thread_detach();
   w->cpu_s = cpu_clock(CLOCK_THREAD_CPUTIME_ID);
