@@ -19,6 +19,7 @@ typedef struct mark_ctx {
   gc_bump *mature, *overflow; /* [2] each: the heap's, or a helper's own */
   gc_par *par;                /* in a parallel phase: the heap lock is not held */
   gc_stack *kept;             /* finalization: objects with pointers it marks (see keep_young) */
+  gc_stack *reached;          /* finalization: finalizable objects found already marked (see full_finalizers) */
   size_t held;                /* finalization: kept bytes left mature for an old kept object */
 } mark_ctx;
 
@@ -153,6 +154,8 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
       c->live += l->total;
       if (fin) note_kept(c, p, hd, NULL, 0);
       if (scan && !(hd & HK_GC_HDR_NOSCAN)) mark_scan(c, p, hd);
+    } else if (fin && (hd & HK_GC_HDR_FINALIZABLE)) {
+      push_or_die(h, c->reached, p);
     }
     return;
   }
@@ -205,7 +208,12 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
     }
   }
 in_place:
-  if (!mark_claim(c, p)) return;
+  if (!mark_claim(c, p)) {
+    /* A finalizable object already marked may be a dead one this pass kept for its own finalizer
+     * before something else dead reached it: full_finalizers takes it off the ready list. */
+    if (fin && (hd & HK_GC_HDR_FINALIZABLE)) push_or_die(h, c->reached, p);
+    return;
+  }
   lines_mark_shared(p, total, h->epoch);
   c->live += total;
   if (fin) note_kept(c, p, hd, b, total); /* (nothing moves in the finalization passes: p is in b) */
@@ -487,10 +495,28 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes) {
   return bytes;
 }
 
-/* Ordered finalization of the old finalizable objects (see final.c for the rule). The dead
- * objects are visited in record order with their headers and children prefetched ahead (each is
- * typically a cache miss: this was half of a full collection's time on the finalizer workload),
- * and one that becomes ready is only marked: the first pass traced everything it reaches. */
+/* A mark bit of an object in place (the finalization passes move nothing), set or cleared. */
+static inline void fin_mark_put(hk_gc_heap *h, const void *obj, bool on) {
+  if (!in_blocks(obj)) {
+    large_of(obj)->mark = on ? h->epoch : 0;
+    return;
+  }
+  uint64_t bit, *w = mark_word(obj, &bit);
+  *w = on ? *w | bit : *w & ~bit;
+}
+static inline bool fin_marked(hk_gc_heap *h, const void *obj) {
+  return in_blocks(obj) ? mark_test(obj) : large_of(obj)->mark == h->epoch;
+}
+
+/* Ordered finalization of the old finalizable objects (see final.c for the rule), in one pass over
+ * the dead ones in record order, with their headers and children prefetched ahead (each is
+ * typically a cache miss: this was half of a full collection's time on the finalizer workload).
+ * A dead object already marked when its turn comes was reached from an earlier one: it waits.
+ * One still unmarked is marked and traced at once and goes on the ready list: what it reaches
+ * must outlive its finalizer, and it is kept alive either way. If something traced later (or the
+ * object itself, through a cycle) reaches it, mark_ref_t finds a marked finalizable object and
+ * notes it in c->reached; those come off the ready list at the end. This replaced a second pass
+ * that re-read every dead header (phase 1 traced, phase 2 marked the unreached ones). */
 static size_t full_finalizers(mark_ctx *c) {
   hk_gc_heap *h = c->h;
   gc_flist dead = {0};
@@ -505,40 +531,50 @@ static size_t full_finalizers(mark_ctx *c) {
   }
   if (!dead.top) return 0;
   flag_unreached(h);
-  gc_stack kept = {0};
+  gc_stack kept = {0}, reached = {0};
+  gc_flist ready = {0};
   c->kept = &kept;
+  c->reached = &reached;
   c->v.visit = mark_visit_fin_v; /* (for types traced by a function) */
   /* Nothing moves from here: what is kept dies soon, and keep_young turns blocks in place. */
   c->evac_budget = 0;
-  /* Phase 1: everything reachable from a dead finalizable object must outlive its finalizer. */
-  for (gc_chunk *ch = dead.top; ch; ch = ch->prev) {
-    gc_final *r = flist_recs(ch);
-    for (size_t i = 0; i < ch->n; i++) {
-      if (i + FIN_AHEAD < ch->n) __builtin_prefetch(hdr_of(r[i + FIN_AHEAD].obj));
-      if (i + FIN_AHEAD / 2 < ch->n) prefetch_children(h, r[i + FIN_AHEAD / 2].obj);
-      if (full_alive(h, &r[i].obj)) continue; /* reached from an earlier one: already traced */
-      GC_TRACE_WITH(h, r[i].obj, &c->v, MARK_VISIT_FIN);
-      if (c->work.count) mark_drain_fin(c);
-    }
-  }
-  /* Phase 2: the ones still unreached are ready; they live on until their finalizer has run.
-   * Records are taken from the end of the top chunk, which is freed once empty. */
   while (dead.top) {
     gc_chunk *ch = dead.top;
     gc_final *r = flist_recs(ch);
-    for (size_t i = ch->n; i-- > 0;) {
-      if (i >= FIN_AHEAD) __builtin_prefetch(hdr_of(r[i - FIN_AHEAD].obj));
+    for (size_t i = 0; i < ch->n; i++) {
+      if (i + FIN_AHEAD < ch->n) __builtin_prefetch(hdr_of(r[i + FIN_AHEAD].obj), 1);
+      if (i + FIN_AHEAD / 2 < ch->n) prefetch_children(h, r[i + FIN_AHEAD / 2].obj);
       if (full_alive(h, &r[i].obj)) { /* kept for another's finalizer: young if its block becomes young */
         flist_push_or_die(h, unreached_block(r[i].obj) ? &h->final_young : &h->final_old, &r[i]);
         continue;
       }
       mark_ref_t(c, &r[i].obj, false, true);
-      flist_push_or_die(h, &h->final_ready, &r[i]);
+      GC_TRACE_WITH(h, r[i].obj, &c->v, MARK_VISIT_FIN);
+      if (c->work.count) mark_drain_fin(c);
+      flist_push_or_die(h, &ready, &r[i]);
     }
     dead.top = ch->prev;
     hk__gc_chunk_free(h, ch);
   }
+  if (reached.count) {
+    /* Rare (a dead object reaching a finalizable one): the reached objects' marks are cleared for
+     * a moment to find their records among the ready ones (mark bits, not headers: no misses). */
+    gc_flist all = ready;
+    ready = (gc_flist){0};
+    for (gc_chunk *ch = reached.top; ch; ch = ch->prev)
+      for (size_t i = 0; i < ch->n; i++) fin_mark_put(h, ch->items[i], false);
+    gc_final f;
+    while (flist_pop(h, &all, &f)) {
+      if (fin_marked(h, f.obj)) flist_push_or_die(h, &ready, &f);
+      else flist_push_or_die(h, unreached_block(f.obj) ? &h->final_young : &h->final_old, &f);
+    }
+    for (gc_chunk *ch = reached.top; ch; ch = ch->prev)
+      for (size_t i = 0; i < ch->n; i++) fin_mark_put(h, ch->items[i], true);
+  }
+  hk__gc_stack_clear(h, &reached);
+  hk__gc_flist_splice(&h->final_ready, &ready);
   c->kept = NULL;
+  c->reached = NULL;
   c->v.visit = mark_visit_v;
   size_t young = keep_young(h, &kept, &c->held);
   hk__gc_stack_clear(h, &kept);

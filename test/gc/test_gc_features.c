@@ -180,6 +180,43 @@ static void test_final(void) {
   }
   for (int i = 0; i < 3; i++) hk_gc_collect(m, HK_GC_FULL);
   CHECK(nlog == 0);
+  /* Old chains 1 -> 2 -> 3 through a large object (2), registered head first and tail first (the
+   * full collection's single pass meets the records in either order: one it kept as ready and
+   * reached later must wait), plus cycles through a large object and of one object with itself. */
+  for (int order = 0; order < 2; order++) {
+    nlog = 0;
+    uint64_t base = 200 + 10 * (uint64_t)order;
+    {
+      node *c[3] = {NULL, NULL, NULL}, *la = NULL, *sa = NULL, *self = NULL;
+      HK_GC_ROOTS(m, c[0], c[1], c[2], la, sa, self);
+      for (int i = 0; i < 3; i++) c[i] = new_node(m, base + 1 + (uint64_t)i, i == 1 ? 1100 : 1, false);
+      HK_GC_WRITE(m, c[0], kids[0], c[1]); /* (a large object is old at once: the barrier) */
+      HK_GC_WRITE(m, c[1], kids[0], c[2]);
+      la = new_node(m, 901, 1100, false);
+      sa = new_node(m, 902, 1, false);
+      HK_GC_WRITE(m, la, kids[0], sa);
+      HK_GC_WRITE(m, sa, kids[0], la);
+      self = new_node(m, 903, 1, false);
+      HK_GC_WRITE(m, self, kids[0], self);
+      for (int k = 0; k < 3; k++) {
+        node *n = c[order ? 2 - k : k];
+        CHECK(hk_gc_set_finalizer(m, n, fin, (void *)(uintptr_t)n->id) == HK_OK);
+      }
+      CHECK(hk_gc_set_finalizer(m, order ? sa : la, fin, (void *)(uintptr_t)(order ? 902 : 901)) == HK_OK);
+      CHECK(hk_gc_set_finalizer(m, order ? la : sa, fin, (void *)(uintptr_t)(order ? 901 : 902)) == HK_OK);
+      CHECK(hk_gc_set_finalizer(m, self, fin, (void *)(uintptr_t)903) == HK_OK);
+      hk_gc_collect(m, HK_GC_FULL); /* make them old */
+      CHECK(nlog == 0);
+    }
+    for (batch = 1; batch <= 6; batch++) {
+      hk_gc_collect(m, HK_GC_FULL);
+      CHECK(hk_gc_verify(m) == HK_OK);
+    }
+    CHECK(nlog == 3);
+    CHECK(pos(base + 1) == 0 && pos(base + 2) == 1 && pos(base + 3) == 2);
+    if (nlog == 3) CHECK(batch_of[0] < batch_of[1] && batch_of[1] < batch_of[2]);
+  }
+  nlog = 0;
   /* Removing a finalizer; replacing one; resurrection from a finalizer that allocates. */
   {
     node *x = new_node(m, 21, 0, false), *y = NULL;
@@ -217,7 +254,7 @@ static void test_final(void) {
   hk_gc_collect(m, HK_GC_FULL);
   CHECK(nlog == 3000);
   hk_gc_stats_get(h, &st);
-  CHECK(st.finalizers_run == 3000 + 4 + 4 + 1);
+  CHECK(st.finalizers_run == 3000 + 4 + 4 + 6 + 1);
   /* Many records (several chunks of them): removing every other registration leaves exactly the
    * rest to run. */
   nlog = 0;
