@@ -41,6 +41,62 @@ static void rearm(hk_gc_heap *h, void *o) {
   if (!(*hdr_of(o) & HK_GC_HDR_NOSCAN)) *hdr_of(o) |= HK_GC_HDR_BARRIER;
 }
 
+/* Arms the barrier bits of a young block's objects; returns the bytes they take. */
+static uint64_t walk_block(gc_block *b) {
+  char *start = block_start(b), *p = start, *end = start + GC_BLOCK_SIZE;
+  if (!(b->flags & F_DATA)) {
+    for (uintptr_t hd; p < end && (hd = *(uintptr_t *)p) != 0; p += hdr_total(hd))
+      if (!(hd & HK_GC_HDR_NOSCAN)) *(uintptr_t *)p = hd | HK_GC_HDR_BARRIER;
+  } else {
+    for (uintptr_t hd; p < end && (hd = *(uintptr_t *)p) != 0;) p += hdr_total(hd);
+  }
+  return (uint64_t)(p - start);
+}
+
+/* The walk is the whole cost of a promotion in place (a header per object of every thread's
+ * nursery), so with other threads parked it is a parallel phase: each participant claims blocks
+ * off the young list, which nobody changes meanwhile, and walks them. */
+typedef struct promote_job {
+  gc_par par;     /* first: helpers get this */
+  gc_block *next; /* the first block not claimed yet (atomic) */
+  uint64_t bytes; /* atomic */
+} promote_job;
+#define GC_PROMOTE_PAR_BLOCKS 8 /* fewer blocks are walked faster than a helper joins */
+
+static void promote_walk(promote_job *j) {
+  uint64_t bytes = 0;
+  gc_block *b = __atomic_load_n(&j->next, __ATOMIC_ACQUIRE);
+  while (b) {
+    if (!__atomic_compare_exchange_n(&j->next, &b, b->next, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+    bytes += walk_block(b);
+    b = __atomic_load_n(&j->next, __ATOMIC_ACQUIRE);
+  }
+  __atomic_fetch_add(&j->bytes, bytes, __ATOMIC_RELAXED);
+}
+
+static void promote_help(gc_par *p) { promote_walk((promote_job *)p); }
+
+/* Walks every young block (in parallel when there are helpers); returns the bytes of objects. */
+static uint64_t walk_young(hk_gc_heap *h) {
+  promote_job job;
+  size_t n = 0;
+  for (gc_block *b = h->young; b && n < GC_PROMOTE_PAR_BLOCKS; b = b->next) n++;
+  bool par = n >= GC_PROMOTE_PAR_BLOCKS && hk__gc_par_open(h, &job.par, promote_help);
+  if (!par) memset(&job, 0, sizeof job);
+  job.next = h->young; /* (helpers start once the lock is released) */
+  job.bytes = 0;
+  if (!par) {
+    promote_walk(&job);
+    return job.bytes;
+  }
+  gc_unlock(h);
+  promote_walk(&job);
+  gc_lock(h);
+  job.par.done = true;
+  hk__gc_par_close(&job.par);
+  return job.bytes;
+}
+
 void hk__gc_promote_blocks(hk_gc_heap *h, bool promote_all) {
   void *o;
   for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
@@ -51,23 +107,12 @@ void hk__gc_promote_blocks(hk_gc_heap *h, bool promote_all) {
   hk__gc_stack_clear(h, &h->remset);
 
   size_t nursery_bytes = h->young_since_gc * GC_BLOCK_SIZE;
-  uint64_t bytes = 0;
+  uint64_t bytes = walk_young(h);
   for (gc_block *b = h->young, *next; b; b = next) {
     next = b->next;
     b->next = NULL;
-    char *start = block_start(b), *p = start, *end = start + GC_BLOCK_SIZE;
-    if (!(b->flags & F_DATA)) {
-      for (uintptr_t hd; p < end && (hd = *(uintptr_t *)p) != 0; p += hdr_total(hd))
-        if (!(hd & HK_GC_HDR_NOSCAN)) *(uintptr_t *)p = hd | HK_GC_HDR_BARRIER;
-    } else {
-      for (uintptr_t hd; p < end && (hd = *(uintptr_t *)p) != 0;) p += hdr_total(hd);
-    }
-    if (p == start) {
-      hk__gc_block_release(h, b);
-      continue;
-    }
-    bytes += (uint64_t)(p - start);
-    gc_block_retype(h, b, B_MATURE);
+    if (*(uintptr_t *)(void *)block_start(b) == 0) hk__gc_block_release(h, b); /* never used */
+    else gc_block_retype(h, b, B_MATURE);
   }
   h->young = NULL;
   /* Every young object is old now, the finalizable ones too: their records go to the old list as
