@@ -49,6 +49,10 @@
 
 enum { G_FAIL = 0, G_OK = 1, G_STOP = -2 };
 #define GUILLOTINE_TABLE ((size_t)1 << 18)
+/* cut-first rounds: the first work budget of each cut, per buffer of the window (see solve) */
+#ifndef GUILLOTINE_CUT_STEPS
+#define GUILLOTINE_CUT_STEPS 128
+#endif
 
 typedef struct gsrch {
   const hk__plan_prob *p;
@@ -61,6 +65,7 @@ typedef struct gsrch {
   bool flip; /* enumerate from the end with more buffers */
   bool large; /* at each boundary, the larger subsets of the free side first (see freely) */
   bool shortf; /* a boundary's items by lifetime, then size: the shortest first, b* too */
+  bool cutfirst; /* the strip's first time cut is chosen before its buffers (see lowest) */
   double deadline;
   size_t depth, max_depth;
   bool nomem;
@@ -102,6 +107,9 @@ typedef struct strip {
   const uint32_t *L;
   size_t m;
   uint64_t o, H, setkey, hall; /* hall: hash of every chosen S item */
+  uint32_t xc;             /* the strip's first time cut (0: not fixed); the buffers crossing it */
+  const uint32_t *exc;     /* were taken out of the items: exc[0..nexc) go above with the rest */
+  size_t nexc;
 } strip;
 
 static inline bool same_item(const strip *t, int s, size_t j, size_t k) {
@@ -162,6 +170,7 @@ static int evaluate(strip *t) {
       if (t->ch[s][k]) { t->l1[n1++] = b; if (s == 1) c += p->size[b]; }
       else t->l2[n2++] = b;
     }
+  for (size_t i = 0; i < t->nexc; i++) t->l2[n2++] = t->exc[i];
   if (c == 0 || c >= t->H || n2 == 0) return G_FAIL;
   /* the set above first (l1 and l2 are this frame's: the calls below have their own scratch) */
   int r = solve(t->g, t->l2, n2, t->sa, t->se, t->o + c, t->H - c);
@@ -245,7 +254,10 @@ static int next(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
   st = (st % ST_LIVE) + (cross + sn) * ST_LIVE;
   if (u1 == uend && (st & ST_PEND)) return G_FAIL; /* none left to cross the passed cut */
   if (!(st & ST_CUT) && cross == 0 && (t->bpos == UINT32_MAX ? (st & ST_ANY) != 0 : t->bpos < u1)) {
-    if (u1 == uend) st |= ST_CUT; /* nothing from a crosses x: B1 is cut there */
+    if (t->xc && x < t->xc) { /* the first cut is at xc: B1 must cross x */
+      if (u1 == uend) return G_FAIL;
+      st |= ST_PEND;
+    } else if (u1 == uend) st |= ST_CUT; /* nothing from a crosses x: B1 is cut there */
     else if (!(st & ST_PEND)) {
       int r = sweep(t, x + 1, gone, st | ST_CUT | ST_EXCL);
       if (r != G_FAIL) return r;
@@ -341,6 +353,99 @@ static int sweep(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
   return r;
 }
 
+/* The lowest strip's set B1 among L[0..m) (the frame's buffers but those crossing xc, which are
+ * in Lx[0..mx) and go above with the rest; xa: one of them starts at the window's start), from
+ * the window's start wa in the orientation SL/SU; the scratch is solve's (sized for its fm
+ * buffers). */
+static int lowest(gsrch *g, const uint32_t *L, size_t m, const uint32_t *Lx, size_t mx, bool xa, size_t fm, uint32_t a,
+                  uint32_t e, uint64_t o, uint64_t H, uint64_t key, const uint32_t *SL, const uint32_t *SU, uint32_t wa,
+                  uint32_t xc, uint32_t *u32, uint64_t *u64, uint8_t *ch) {
+  const hk__plan_prob *p = g->p;
+  size_t W = e - a;
+  uint32_t *cnt = u32, *ord = u32 + (W + 2), *lo = ord + fm, *l1 = lo + (W + 2), *l2 = l1 + fm;
+  int r = G_FAIL;
+  hk__plan_kv *kv = malloc(m * sizeof *kv);
+  if (!kv) { g->nomem = true; return G_STOP; }
+  /* by size descending, then end (identical buffers adjacent), then index */
+  for (size_t i = 0; i < m; i++) { /* (any order keeping identical buffers adjacent is sound) */
+    uint64_t len = SU[L[i]] - SL[L[i]], z = p->size[L[i]], k = ~z;
+    if (g->shortf && z < ((uint64_t)1 << 40)) k = (len << 44) | (((uint64_t)1 << 44) - 1 - z);
+    kv[i] = (hk__plan_kv){k, ((uint64_t)SU[L[i]] << 32) | L[i]};
+  }
+  hk__plan_sort_kv(kv, m);
+  /* counting sort by boundary keeps the size order: S items by their start, U items (those
+   * starting at a) by their end */
+  uint32_t *its = ord, *itu = l2 + fm, *los = lo, *lou = l2 + 2 * fm, *pos = cnt;
+  memset(los, 0, (W + 2) * sizeof *los);
+  memset(lou, 0, (W + 2) * sizeof *lou);
+  for (size_t i = 0; i < m; i++) {
+    uint32_t b = (uint32_t)(kv[i].val & 0xffffffffu);
+    if (SL[b] == wa) lou[SU[b] - wa + 1]++;
+    else los[SL[b] - wa + 1]++;
+  }
+  for (size_t x = 0; x < W; x++) { los[x + 1] += los[x]; lou[x + 1] += lou[x]; }
+  memcpy(pos, los, (W + 1) * sizeof *pos);
+  for (size_t i = 0; i < m; i++) { uint32_t b = (uint32_t)(kv[i].val & 0xffffffffu); if (SL[b] != wa) its[pos[SL[b] - wa]++] = b; }
+  memcpy(pos, lou, (W + 1) * sizeof *pos);
+  uint32_t bpos = UINT32_MAX;
+  for (size_t i = 0; i < m; i++) {
+    uint32_t b = (uint32_t)(kv[i].val & 0xffffffffu);
+    if (SL[b] != wa) continue;
+    if (bpos == UINT32_MAX) bpos = pos[SU[b] - wa]; /* b*: the largest buffer at a */
+    itu[pos[SU[b] - wa]++] = b;
+  }
+  free(kv);
+  if (bpos == UINT32_MAX) return G_FAIL;
+  uint64_t *endsum = u64, *endhash = u64 + (W + 1), *sufs = endhash + (W + 1), *sufu = sufs + m;
+  memset(endsum, 0, (W + 1) * sizeof *endsum);
+  memset(endhash, 0, (W + 1) * sizeof *endhash);
+  uint32_t *endcnt = lou + (W + 2);
+  memset(endcnt, 0, (W + 1) * sizeof *endcnt);
+  for (size_t x = 0; x < W; x++) {
+    uint64_t acc = 0;
+    for (size_t k = los[x + 1]; k-- > los[x];) { acc += p->size[its[k]]; sufs[k] = acc; }
+    acc = 0;
+    for (size_t k = lou[x + 1]; k-- > lou[x];) { acc += p->size[itu[k]]; sufu[k] = acc; }
+  }
+  strip t = {.g = g, .W = (uint32_t)W, .a = wa, .sa = a, .se = e, .sl = SL, .su = SU, .it = {its, itu}, .lo = {los, lou},
+           .suf = {sufs, sufu}, .ch = {ch, ch + m}, .endsum = endsum, .endhash = endhash, .endcnt = endcnt, .bpos = bpos, .l1 = l1,
+           .l2 = l2, .L = L, .m = m, .o = o, .H = H, .setkey = xc ? gmix(key ^ (0x9e3779b97f4a7c15ull * xc)) : key,
+           .xc = xc, .exc = Lx, .nexc = mx};
+  /* the subset-sum answers are keyed by positions, and the enumeration states assume b* chosen:
+   * another order, another key */
+  if (g->shortf) t.setkey = gmix(t.setkey ^ 0x243f6a8885a308d3ull);
+  if (g->thin) bpos = UINT32_MAX;
+  t.bpos = bpos;
+  t.rb = calloc(2 * (W + 1), sizeof *t.rb);
+  t.rw = calloc(2 * (W + 1), sizeof *t.rw);
+  if (!t.rb || !t.rw) { free(t.rb); free(t.rw); t.rb = NULL; t.rw = NULL; } /* (only a slower can) */
+  if (bpos != UINT32_MAX) ch[m + bpos] = 1;
+  if (g->thin) {
+    /* levels: strips of the smallest 4, 8, 16... buffers first */
+    hk__plan_kv *sz = malloc(m * sizeof *sz);
+    if (!sz) { g->nomem = true; r = G_STOP; }
+    else {
+      for (size_t i = 0; i < m; i++) sz[i] = (hk__plan_kv){p->size[L[i]], i};
+      hk__plan_sort_kv(sz, m);
+    }
+    for (size_t cnt = 4; sz && r == G_FAIL; cnt *= 2) {
+      if (cnt > m) cnt = m;
+      t.Q = sz[cnt - 1].key;
+      r = sweep(&t, 1, 0, xa ? ST_EXCL : 0);
+      if (cnt == m) break;
+    }
+    free(sz);
+  } else {
+    t.Q = UINT64_MAX;
+    r = sweep(&t, 1, 0, xa ? ST_EXCL : 0);
+  }
+  if (t.rb)
+    for (size_t i = 0; i < 2 * (W + 1); i++) free(t.rb[i]);
+  free(t.rb);
+  free(t.rw);
+  return r;
+}
+
 static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, uint64_t o, uint64_t H) {
   const hk__plan_prob *p = g->p;
   if (spent(g) || g->depth >= g->max_depth) { g->stop = true; return G_STOP; }
@@ -356,10 +461,10 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
   if (fail_has(g, key)) return G_FAIL;
   size_t W = e - a;
   /* one allocation for this frame: crossing counts, the sorted list, section starts, flags... */
-  size_t words = 4 * (W + 2) + 4 * m;
+  size_t words = 4 * (W + 2) + 6 * m;
   uint32_t *u32 = malloc(words * sizeof *u32);
   uint64_t *u64 = malloc((2 * (W + 1) + 2 * m) * sizeof *u64); /* endsum, endhash, suffix sums */
-  uint8_t *ch = calloc(2 * m + 1, 1);
+  uint8_t *ch = calloc(2 * m + 1 + W, 1);
   if (!u32 || !u64 || !ch) { free(u32); free(u64); free(ch); g->nomem = true; return G_STOP; }
   uint32_t *cnt = u32, *ord = u32 + (W + 2), *lo = ord + m, *l1 = lo + (W + 2), *l2 = l1 + m;
   int r = G_FAIL;
@@ -415,84 +520,42 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
     bool mir = (nr < nl) ^ g->flip;
     const uint32_t *SL = mir ? g->rsl : p->sl, *SU = mir ? g->rsu : p->su;
     uint32_t wa = mir ? (uint32_t)p->nsec - e : a;
-    hk__plan_kv *kv = malloc(m * sizeof *kv);
-    if (!kv) { g->nomem = true; r = G_STOP; goto leave; }
-    /* by size descending, then end (identical buffers adjacent), then index */
-    for (size_t i = 0; i < m; i++) { /* (any order keeping identical buffers adjacent is sound) */
-      uint64_t len = SU[L[i]] - SL[L[i]], z = p->size[L[i]], k = ~z;
-      if (g->shortf && z < ((uint64_t)1 << 40)) k = (len << 44) | (((uint64_t)1 << 44) - 1 - z);
-      kv[i] = (hk__plan_kv){k, ((uint64_t)SU[L[i]] << 32) | L[i]};
-    }
-    hk__plan_sort_kv(kv, m);
-    /* counting sort by boundary keeps the size order: S items by their start, U items (those
-     * starting at a) by their end */
-    uint32_t *its = ord, *itu = l2 + m, *los = lo, *lou = l2 + 2 * m, *pos = cnt;
-    memset(los, 0, (W + 2) * sizeof *los);
-    memset(lou, 0, (W + 2) * sizeof *lou);
-    for (size_t i = 0; i < m; i++) {
-      uint32_t b = (uint32_t)(kv[i].val & 0xffffffffu);
-      if (SL[b] == wa) lou[SU[b] - wa + 1]++;
-      else los[SL[b] - wa + 1]++;
-    }
-    for (size_t x = 0; x < W; x++) { los[x + 1] += los[x]; lou[x + 1] += lou[x]; }
-    memcpy(pos, los, (W + 1) * sizeof *pos);
-    for (size_t i = 0; i < m; i++) { uint32_t b = (uint32_t)(kv[i].val & 0xffffffffu); if (SL[b] != wa) its[pos[SL[b] - wa]++] = b; }
-    memcpy(pos, lou, (W + 1) * sizeof *pos);
-    uint32_t bpos = UINT32_MAX;
-    for (size_t i = 0; i < m; i++) {
-      uint32_t b = (uint32_t)(kv[i].val & 0xffffffffu);
-      if (SL[b] != wa) continue;
-      if (bpos == UINT32_MAX) bpos = pos[SU[b] - wa]; /* b*: the largest buffer at a */
-      itu[pos[SU[b] - wa]++] = b;
-    }
-    free(kv);
-    if (bpos == UINT32_MAX) { r = G_FAIL; goto leave; }
-    uint64_t *endsum = u64, *endhash = u64 + (W + 1), *sufs = endhash + (W + 1), *sufu = sufs + m;
-    memset(endsum, 0, (W + 1) * sizeof *endsum);
-    memset(endhash, 0, (W + 1) * sizeof *endhash);
-    uint32_t *endcnt = lou + (W + 2);
-    memset(endcnt, 0, (W + 1) * sizeof *endcnt);
-    for (size_t x = 0; x < W; x++) {
-      uint64_t acc = 0;
-      for (size_t k = los[x + 1]; k-- > los[x];) { acc += p->size[its[k]]; sufs[k] = acc; }
-      acc = 0;
-      for (size_t k = lou[x + 1]; k-- > lou[x];) { acc += p->size[itu[k]]; sufu[k] = acc; }
-    }
-    strip t = {.g = g, .W = (uint32_t)W, .a = wa, .sa = a, .se = e, .sl = SL, .su = SU, .it = {its, itu}, .lo = {los, lou},
-               .suf = {sufs, sufu}, .ch = {ch, ch + m}, .endsum = endsum, .endhash = endhash, .endcnt = endcnt, .bpos = bpos, .l1 = l1,
-               .l2 = l2, .L = L, .m = m, .o = o, .H = H, .setkey = mir ? gmix(key) : key};
-    /* the subset-sum answers are keyed by positions, and the enumeration states assume b* chosen:
-     * another order, another key */
-    if (g->shortf) t.setkey = gmix(t.setkey ^ 0x243f6a8885a308d3ull);
-    if (g->thin) bpos = UINT32_MAX;
-    t.bpos = bpos;
-    t.rb = calloc(2 * (W + 1), sizeof *t.rb);
-    t.rw = calloc(2 * (W + 1), sizeof *t.rw);
-    if (!t.rb || !t.rw) { free(t.rb); free(t.rw); t.rb = NULL; t.rw = NULL; } /* (only a slower can) */
-    if (bpos != UINT32_MAX) ch[m + bpos] = 1;
-    if (g->thin) {
-      /* levels: strips of the smallest 4, 8, 16... buffers first */
-      hk__plan_kv *sz = malloc(m * sizeof *sz);
-      if (!sz) { g->nomem = true; r = G_STOP; }
-      else {
-        for (size_t i = 0; i < m; i++) sz[i] = (hk__plan_kv){p->size[L[i]], i};
-        hk__plan_sort_kv(sz, m);
+    /* In the cut-first rounds the strip's first time cut xc is chosen before its buffers, nearest
+     * the enumeration's start first: the buffers crossing xc are left out from the start, and B1
+     * must cross every boundary before it (each strip has one first cut, so this is complete and
+     * enumerates no strip twice). Without it, the choices at the boundaries before the cut do not
+     * see that their buffers must end by it: on 400 seed 46 the enumeration died at the boundary
+     * after 20 multi-section and 24 single-section starters whose subsets matched the equation
+     * there, and the generator's strip takes none of the 20 (they cross its cut). */
+    uint32_t *Lf = l2 + 2 * m + 2 * (W + 2), *Lx = Lf + m;
+    uint8_t *done = ch + 2 * m + 1; /* xc exhausted */
+    uint64_t limit = g->limit, sub = GUILLOTINE_CUT_STEPS * (uint64_t)m;
+    for (bool again = true; again && r == G_FAIL;) {
+      /* The cuts share the work: a wrong cut can sink any budget (on 400 seed 46, B1 cut at the
+       * first boundary is b* alone, whose complement took 9M steps without being refuted, while
+       * the generator's cut, the sixth, places the instance in 84k), so each cut gets sub
+       * steps, then those cut short twice as many, and so on. */
+      again = false;
+      for (uint32_t xc = g->cutfirst ? 1 : 0; r == G_FAIL && xc < (g->cutfirst ? W : 1); xc++) {
+        if (done[xc]) continue;
+        size_t mf = 0, mx = 0;
+        bool xa = false; /* a buffer from the enumeration's start crosses xc */
+        for (size_t i = 0; i < m; i++) {
+          uint32_t b = L[i];
+          if (xc && SL[b] - wa < xc && SU[b] - wa > xc) { Lx[mx++] = b; xa |= SL[b] == wa; }
+          else Lf[mf++] = b;
+        }
+        memset(ch, 0, 2 * m + 1);
+        if (g->cutfirst && W > 2 && g->steps + sub < limit) g->limit = g->steps + sub;
+        r = lowest(g, Lf, mf, Lx, mx, xa, m, a, e, o, H, mir ? gmix(key) : key, SL, SU, wa, xc, u32, u64, ch);
+        bool local = r == G_STOP && g->limit < limit && g->steps > g->limit && !g->nomem && g->depth < g->max_depth &&
+                     hk__plan_now() <= g->deadline;
+        g->limit = limit;
+        if (local) { g->stop = false; again = true; r = G_FAIL; }
+        else if (r == G_FAIL) done[xc] = 1;
       }
-      for (size_t cnt = 4; sz && r == G_FAIL; cnt *= 2) {
-        if (cnt > m) cnt = m;
-        t.Q = sz[cnt - 1].key;
-        r = sweep(&t, 1, 0, 0);
-        if (cnt == m) break;
-      }
-      free(sz);
-    } else {
-      t.Q = UINT64_MAX;
-      r = sweep(&t, 1, 0, 0);
+      sub *= 2;
     }
-    if (t.rb)
-      for (size_t i = 0; i < 2 * (W + 1); i++) free(t.rb[i]);
-    free(t.rb);
-    free(t.rw);
   }
 leave:
   g->depth--;
@@ -514,6 +577,7 @@ int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_li
   g.flip = round >> 1 & 1;
   g.large = round & HK_PLAN_GUILLOTINE_LARGE;
   g.shortf = round & HK_PLAN_GUILLOTINE_SHORT;
+  g.cutfirst = round & HK_PLAN_GUILLOTINE_CUT;
   if (g.shortf) g.thin = false; /* (the thin levels need the size order) */
   g.deadline = deadline;
   g.max_depth = 4096; /* each level holds a few small frames: bounded C stack */

@@ -81,10 +81,13 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
   /* First a short round of each of the guillotine search's four variants (guillotine.c): most of
    * the instances it places need a few thousand steps, and the slices below would otherwise
    * come first (its first round used to start after 0.125 s). Then one taking the larger subsets
-   * first at each boundary: alone it places fewer (81 of 400 buffers seeds 1-150 at this budget,
-   * against 119 for round 0), but after the four it adds 2 (seed 70 among them, which nothing
-   * else placed in 4M steps per round). And the thin round so: 2 more of 500 seeds 1-150. */
-  static const unsigned first_rounds[] = {0, 1, 2, 3, HK_PLAN_GUILLOTINE_LARGE, HK_PLAN_GUILLOTINE_LARGE | 1};
+   * first at each boundary and the strip's first time cut chosen before its buffers: alone it
+   * places 127 of 400 buffers seeds 1-150 at this budget (round 0: 119; without the cut first 81),
+   * after the four and the one below it adds 5 (seed 70, which nothing else placed in 4M steps
+   * per round, and 46, which nothing placed before the cut first; without the cut first it added
+   * 2). And the thin round with the larger subsets: 2 more of 500 seeds 1-150 (docs/planner.md). */
+  static const unsigned first_rounds[] = {0, 1, 2, 3, HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT,
+                                          HK_PLAN_GUILLOTINE_LARGE | 1};
   for (unsigned i = 0; guillotine && i < 6 && *best_peak > aim && now < aim_end; i++) {
     int gr = hk__plan_guillotine(p, first_rounds[i], HK_PLAN_GUILLOTINE_FIRST * (uint64_t)p->n, aim_end, best, &st.nodes, &gfail);
     if (gr < 0) { rc = gr; goto out; }

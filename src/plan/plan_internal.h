@@ -129,6 +129,8 @@ HK_PLAN_HIDDEN double hk__plan_now(void);
 /* A round flag: a boundary's items by lifetime, then size (b* round only; complete too; on 400
  * buffers seed 145 it places what the other rounds miss). */
 #define HK_PLAN_GUILLOTINE_SHORT 16u
+/* A round flag: the lowest strip's first time cut is chosen before its buffers (complete too). */
+#define HK_PLAN_GUILLOTINE_CUT 32u
 /* hk_plan's first budget for it, per buffer, in buffers chosen by its enumeration (about 0.12 s
  * on 400 buffers on the shared, loaded machine); it doubles at each round. */
 #define HK_PLAN_GUILLOTINE_WORK 5000

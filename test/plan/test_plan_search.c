@@ -78,11 +78,13 @@ static void run(int trials, bool tight, int *reached, int *refuted) {
     CHECK(hk__plan_make_order(&p, HK__ORDER_SIZE, prio) == HK_OK);
     if (tight) { /* the guillotine search: a packing it returns is at the bound; none exists -> exhausted.
                   * Both orders of strips (round 0: b*'s strip, round 1: thinnest first) are complete,
-                  * and so are round 0 taking the larger subsets first and the one taking the shorter
-                  * buffers first (with the larger subsets), so they must agree. */
-      static const unsigned rounds[4] = {0, 1, HK_PLAN_GUILLOTINE_LARGE, HK_PLAN_GUILLOTINE_SHORT | HK_PLAN_GUILLOTINE_LARGE};
-      int g[4];
-      for (unsigned round = 0; round < 4; round++) {
+                  * and so are round 0 taking the larger subsets first, the one taking the shorter
+                  * buffers first (with the larger subsets) and those choosing the strip's first time
+                  * cut first (b*'s strip with the larger subsets, the thinnest), so they must agree. */
+      static const unsigned rounds[6] = {0, 1, HK_PLAN_GUILLOTINE_LARGE, HK_PLAN_GUILLOTINE_SHORT | HK_PLAN_GUILLOTINE_LARGE,
+                                         HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT, HK_PLAN_GUILLOTINE_CUT | 1};
+      int g[6];
+      for (unsigned round = 0; round < 6; round++) {
         uint64_t goff[16], *tb = NULL, nodes = 0;
         g[round] = hk__plan_guillotine(&p, rounds[round], UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb);
         CHECK_MSG(g[round] == 1 || g[round] == 2, "tight trial %d: guillotine gave %d", t, g[round]);
@@ -90,8 +92,9 @@ static void run(int trials, bool tight, int *reached, int *refuted) {
         if (bf_best > p.lb) CHECK_MSG(g[round] == 2, "tight trial %d: guillotine gave %d, bound unreachable", t, g[round]);
         free(tb);
       }
-      CHECK_MSG(g[0] == g[1] && g[0] == g[2] && g[0] == g[3], "tight trial %d: guillotine rounds 0, 1, large, short gave %d, %d, %d, %d",
-                t, g[0], g[1], g[2], g[3]);
+      CHECK_MSG(g[0] == g[1] && g[0] == g[2] && g[0] == g[3] && g[0] == g[4] && g[0] == g[5],
+                "tight trial %d: guillotine rounds 0, 1, large, short, large cut, thin cut gave %d, %d, %d, %d, %d, %d", t, g[0], g[1],
+                g[2], g[3], g[4], g[5]);
       *g_found += g[0] == 1;
     }
     for (int mode = 0; mode < 2; mode++) {
@@ -187,10 +190,13 @@ static void run_guillotine(void) {
      * buffers from the window's end at their own end, each is placed with under 300k, by the
      * round that takes b*'s strip (0) or the thinnest strips first (1), or the thinnest from the
      * other end (3: round 1 does not place seed 66 with 2M); seed 70 only by b*'s strip with the
-     * larger subsets first (17k steps; rounds 0-3 not with 4M each) */
-    static const struct { uint64_t seed; unsigned round; } hard[7] = {{76, 0}, {138, 0}, {143, 0}, {44, 1}, {109, 1}, {66, 3},
-                                                                      {70, HK_PLAN_GUILLOTINE_LARGE}};
-    for (size_t i = 0; i < 7; i++) {
+     * larger subsets first (17k steps; rounds 0-3 not with 4M each); seed 46 only with the
+     * strip's first time cut chosen first (39k steps; rounds 0-3, 8-11 and 16 not with 4M each:
+     * the subsets of 44 starters before the cut, 20 of which cross it, matched the equation) */
+    static const struct { uint64_t seed; unsigned round; } hard[8] = {
+        {76, 0}, {138, 0}, {143, 0}, {44, 1}, {109, 1}, {66, 3}, {70, HK_PLAN_GUILLOTINE_LARGE},
+        {46, HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT}};
+    for (size_t i = 0; i < 8; i++) {
       CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, hard[i].seed) == 0);
       hk__plan_prob p;
       CHECK(hk__plan_prob_init(&p, b, 400, 0) == HK_OK);
