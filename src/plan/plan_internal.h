@@ -141,6 +141,13 @@ HK_PLAN_HIDDEN double hk__plan_now(void);
 HK_PLAN_HIDDEN int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_limit, double deadline, uint64_t *off,
                                        uint64_t *nodes, uint64_t **fail);
 
+/* The problem with chains of equal-size buffers, each starting where the previous one ends (and
+ * the only one of its size ending or starting there), merged into one buffer (coarsen.c). map[i]
+ * (p->n entries) receives buffer i's buffer in *out; a placement of *out unfolds into one of p
+ * (off[i] = coarse_off[map[i]]) with the same peak. Returns HK_OK, HK_ENOMEM or HK_EINVAL (too
+ * many sections or buffers for its keys: not applied). */
+HK_PLAN_HIDDEN int hk__plan_coarsen(const hk__plan_prob *p, hk__plan_prob *out, uint32_t *map);
+
 /* Above this many non-zero buffers a search node costs too much to be worth it in a second. */
 #define HK_PLAN_SEARCH_MAX 4000
 

@@ -220,6 +220,45 @@ static void run_guillotine(void) {
     free(tb);
     hk__plan_prob_free(&p);
   }
+  { /* seed 38: its coarse problem (chains of equal-size buffers merged, coarsen.c) is placed by
+     * round 3 with 52k steps; the problem itself not by rounds 0-3 with 4M steps each, nor by
+     * any other round tried (24M) */
+    CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, 38) == 0);
+    hk__plan_prob p, c;
+    CHECK(hk__plan_prob_init(&p, b, 400, 0) == HK_OK);
+    static uint32_t map[400];
+    CHECK(hk__plan_coarsen(&p, &c, map) == HK_OK);
+    CHECK(c.n < p.n && c.tight && c.lb == p.lb);
+    uint64_t *tb = NULL, nodes = 0, coff[400];
+    int g = hk__plan_guillotine(&c, 3, 300000, hk__plan_now() + 60, coff, &nodes, &tb);
+    CHECK_MSG(g == 1, "guillotine 400 seed 38 coarse, round 3: gave %d after %llu", g, (unsigned long long)nodes);
+    for (size_t i = 0; i < p.n; i++) off[i] = coff[map[i]];
+    if (g == 1) CHECK(valid(&p, off, p.lb));
+    free(tb);
+    hk__plan_prob_free(&c);
+    hk__plan_prob_free(&p);
+  }
+  { /* coarsening: a chain of three merges into one buffer; where two buffers of one size start at
+     * a boundary (or end), or the alignments differ, nothing merges; totals and bound are kept */
+    hk_plan_buffer w[9] = {{0, 1, 5, 0}, {1, 2, 5, 0}, {2, 4, 5, 0}, /* chain: [0, 4) */
+                           {0, 2, 3, 0}, {2, 3, 3, 0}, {2, 4, 3, 0}, /* two 3s start at 2: no link */
+                           {0, 3, 7, 8}, {3, 4, 7, 0},               /* alignments differ */
+                           {3, 4, 3, 0}};
+    hk__plan_prob p, c;
+    CHECK(hk__plan_prob_init(&p, w, 9, 0) == HK_OK);
+    uint32_t map[9];
+    CHECK(hk__plan_coarsen(&p, &c, map) == HK_OK);
+    CHECK(c.n == 6 && c.lb == p.lb);
+    CHECK(map[0] == map[1] && map[1] == map[2]);
+    CHECK(c.sl[map[0]] == 0 && c.su[map[0]] == c.nsec && c.size[map[0]] == 5);
+    CHECK(map[3] != map[4] && map[3] != map[5] && map[4] != map[5] && map[6] != map[7]);
+    CHECK(map[4] == map[8]); /* [2, 3) and [3, 4), both 3, the only ones there */
+    for (size_t i = 0; i < 9; i++)
+      for (size_t j = i + 1; j < 9; j++)
+        if (map[i] != map[j]) CHECK(map[i] < c.n && map[j] < c.n);
+    hk__plan_prob_free(&c);
+    hk__plan_prob_free(&p);
+  }
   { /* a bound of 2^30 granules (no bitset spans it any more) */
     CHECK(hkgen_perfect(b, NULL, 60, 240, (uint64_t)1 << 30, 1, 5) == 0);
     hk__plan_prob p;
