@@ -33,7 +33,11 @@
  *     one of them. A complete B1 (height c) is solved below c and B \ B1 above it. A round flag
  *     (HK_PLAN_GUILLOTINE_LARGE) tries the larger subsets of a boundary's free side first; another
  *     (HK_PLAN_GUILLOTINE_SHORT) orders a boundary's items by lifetime first (b* is then the
- *     shortest-lived of the largest buffers at a; any strip can be the lowest).
+ *     shortest-lived of the largest buffers at a; any strip can be the lowest). A third
+ *     (HK_PLAN_GUILLOTINE_CUT) chooses B1's first time cut xc before its buffers: those crossing
+ *     xc are left out from the start, B1 must cross every boundary before xc, and the cuts share
+ *     the work (each gets a budget, doubling, so that a wrong cut whose sets are slow to refute
+ *     does not take it all).
  *
  * The search is complete for guillotine packings: an exhausted search proves there is none (not
  * that no perfect packing exists). Sets that failed are remembered by a Zobrist hash (a set

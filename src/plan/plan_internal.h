@@ -117,7 +117,8 @@ HK_PLAN_HIDDEN double hk__plan_now(void);
  * round picks which strip goes lowest (even: the one holding the largest buffer at the window's
  * end; odd: the thinnest first) and, in rounds 2 and 3 of every 4, enumerates from the window's
  * other end; with HK_PLAN_GUILLOTINE_LARGE, it tries the larger subsets at each boundary first,
- * with HK_PLAN_GUILLOTINE_SHORT the shorter-lived buffers; all are complete. Gives up after node_limit nodes or at the
+ * with HK_PLAN_GUILLOTINE_SHORT the shorter-lived buffers, with HK_PLAN_GUILLOTINE_CUT the strip's first
+ * time cut before its buffers; all are complete. Gives up after node_limit nodes or at the
  * deadline; adds its nodes to *nodes. Returns 1 (off[] holds a packing at the bound), 2
  * (exhausted: no guillotine packing exists), 0 (gave up or not applicable: an alignment above 1,
  * a problem that is not tight) or HK_ENOMEM. *fail is its table of failed states: NULL on the
@@ -129,7 +130,8 @@ HK_PLAN_HIDDEN double hk__plan_now(void);
 /* A round flag: a boundary's items by lifetime, then size (b* round only; complete too; on 400
  * buffers seed 145 it places what the other rounds miss). */
 #define HK_PLAN_GUILLOTINE_SHORT 16u
-/* A round flag: the lowest strip's first time cut is chosen before its buffers (complete too). */
+/* A round flag: the lowest strip's first time cut is chosen before its buffers (complete too; on
+ * 400 buffers seed 46 it places what the other rounds miss). */
 #define HK_PLAN_GUILLOTINE_CUT 32u
 /* hk_plan's first budget for it, per buffer, in buffers chosen by its enumeration (about 0.12 s
  * on 400 buffers on the shared, loaded machine); it doubles at each round. */
