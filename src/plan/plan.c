@@ -119,8 +119,8 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
     now = hk__plan_now();
   }
   /* Then the same four on the coarse problem (coarsen.c: chains of equal-size buffers merged):
-   * fewer buffers and boundaries, and so other strips to enumerate; at this budget they place 4
-   * of the 12 instances of 400 buffers seeds 1-150 that the six rounds above miss (seed 38, which
+   * fewer buffers and boundaries, and so other strips to enumerate; at this budget they place 3
+   * of the 9 instances of 400 buffers seeds 1-150 that the six rounds above miss (seed 38, which
    * nothing else placed with 24M steps, among them), none at 500 (docs/planner.md). It proves
    * nothing when it fails, so it runs once. */
   if (guillotine && *best_peak > aim && now < aim_end && (rc = coarse_rounds(p, aim_end, best, &st.nodes)) != HK_OK) {
