@@ -165,7 +165,8 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
   }
   size_t total = hdr_total(hd);
   gc_block *b = block_of_obj(p);
-  if ((__atomic_load_n(&b->flags, __ATOMIC_RELAXED) & F_EVAC) && !(hd & HK_GC_HDR_PINNED)) {
+  /* (The finalization passes are serial and evacuate nothing: no budget, no other thread.) */
+  if (!fin && (__atomic_load_n(&b->flags, __ATOMIC_RELAXED) & F_EVAC) && !(hd & HK_GC_HDR_PINNED)) {
     /* An object of an evacuated block either moves or stays, for every slot that refers to it: a
      * marked one (in place before the phase, or by a serial pass) or a gray one (kept in place by
      * a thread of this phase) stays. */
@@ -208,7 +209,7 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
     }
   }
 in_place:
-  if (!mark_claim(c, p)) {
+  if (fin ? !mark_set(p) : !mark_claim(c, p)) {
     /* A finalizable object already marked may be a dead one this pass kept for its own finalizer
      * before something else dead reached it: full_finalizers takes it off the ready list. */
     if (fin && (hd & HK_GC_HDR_FINALIZABLE)) push_or_die(h, c->reached, p);
@@ -254,6 +255,24 @@ static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, v
 
 static __attribute__((noinline)) void mark_obj_item(mark_ctx *c, void *o) { mark_obj_item_t(c, o, false); }
 static void mark_obj_item_fin(mark_ctx *c, void *o) { mark_obj_item_t(c, o, true); }
+
+/* The finalization pass's trace of a dead finalizable object it has just marked: its children
+ * are marked at once (prefetch_children started their misses records ahead), without
+ * GC_TRACE_WITH's own prefetch loop or a trip through the work list (this pass ran 290
+ * instructions per dead object of the finalizer workload). */
+static inline __attribute__((always_inline)) void fin_trace(mark_ctx *c, void *o) {
+  uintptr_t hd = *hdr_of(o);
+  if (hd & HK_GC_HDR_NOSCAN) return;
+  const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
+  if (!d->trace) {
+    void **w = (void **)o;
+    for (uint64_t m = gc_layout_mask(d, hd); m; m &= m - 1) {
+      unsigned i = (unsigned)__builtin_ctzll(m);
+      if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, true);
+    }
+  }
+  if (d->trace || (d->flags & HK_GC_TYPE_TAIL_POINTERS)) mark_obj_item_fin(c, o); /* (the tail, or the function) */
+}
 
 static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool fin) {
   void **fifo[MARK_FIFO];
@@ -549,7 +568,7 @@ static size_t full_finalizers(mark_ctx *c) {
         continue;
       }
       mark_ref_t(c, &r[i].obj, false, true);
-      GC_TRACE_WITH(h, r[i].obj, &c->v, MARK_VISIT_FIN);
+      fin_trace(c, r[i].obj);
       if (c->work.count) mark_drain_fin(c);
       flist_push_or_die(h, &ready, &r[i]);
     }
