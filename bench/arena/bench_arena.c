@@ -6,7 +6,7 @@
  *            more, restore both; 50,000 requests per run.
  *   pool     fixed 48-byte objects: random alloc/free over 1,024 slots; 2,000,000 operations.
  * Each is run --reps times (after one warm-up); the median CPU ns per allocation (frees and drops included) is printed as TSV: workload,
- * allocator, median, min, max. The ast workload has a floor row with no allocator at all.
+ * allocator, median, min, max. The ast and pool workloads have a floor row with no allocator at all.
  *
  * glibc is called through malloc/free, checked at start to be glibc's own: heapkit must be built
  * with -DHK_OVERRIDE=OFF for this program (run.sh does so in build-arena-bench/), or its malloc
@@ -394,6 +394,19 @@ static void pool_hk_unchecked(void) { pool_hk_mode(false, true); }
 static void pool_hk_shared(void) { pool_hk_mode(true, false); }
 static void pool_malloc(void) { POOL_LOOP(malloc(POOL_SIZE), free) }
 static void pool_mimalloc(void) { POOL_LOOP(mi_malloc_p(POOL_SIZE), mi_free_p) }
+/* The floor: no allocator at all. The free only reads the pointer (an xor into a register: any
+ * free must at least load it), and the allocation takes the next of 1,024 preallocated 48-byte
+ * blocks in turn (one add and one mask), so the loop keeps the same stores and the same 48 KB of
+ * live blocks. What a row pays above this is its allocator; the rest is the workload's own. */
+static _Alignas(64) char pool_floor_buf[(size_t)POOL_LIVE * POOL_SIZE];
+static unsigned pool_floor_next;
+static uintptr_t pool_floor_acc;
+#define FLOOR_ALLOC() (void *)(pool_floor_buf + (size_t)(pool_floor_next++ & (POOL_LIVE - 1)) * POOL_SIZE)
+#define FLOOR_FREE(q) (pool_floor_acc ^= (uintptr_t)(q))
+static void pool_floor(void) {
+  POOL_LOOP(FLOOR_ALLOC(), FLOOR_FREE)
+  sink += pool_floor_acc;
+}
 /* The hand-rolled alternative: a free list over glibc malloc. */
 static void *fl_head;
 static inline void *fl_alloc(void) {
@@ -471,6 +484,7 @@ int main(int argc, char **argv) {
 #ifdef HAVE_TALLOC
       {"pool", "talloc", pool_talloc, pool_ops, 0},
 #endif
+      {"pool", "no allocator (floor)", pool_floor, pool_ops, 0},
   };
   size_t n = sizeof all / sizeof all[0];
   double *t = calloc((size_t)reps, sizeof(double));
