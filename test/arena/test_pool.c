@@ -133,6 +133,8 @@ static void test_typed(void) {
 static void test_stack(void) {
   enum { N = 700000 }; /* 5.6 MB of stack entries: past one 4 MiB stack segment */
   static void *blk[N];
+  hk_stats g0, g1;
+  hk_stats_get(&g0);
   hk_pool *p = hk_pool_new(16);
   int ok = 1;
   for (int i = 0; i < N; i++) ok &= (blk[i] = hk_pool_alloc(p)) != NULL;
@@ -165,6 +167,10 @@ static void test_stack(void) {
   hk_pool_stats_get(p, &st);
   CHECK(st.bad_frees == 0 && st.in_use == 2 && st.carved == 2);
   hk_pool_destroy(p);
+  /* what the pool counted in the page layer's in_use as it grew, moved and trimmed its stack
+   * (header units, entry units) it took back exactly */
+  hk_stats_get(&g1);
+  CHECK(g1.in_use == g0.in_use);
 }
 
 int main(void) {

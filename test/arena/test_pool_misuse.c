@@ -132,6 +132,17 @@ static void case_double_all_free(void) {
   for (int i = 0; i < N; i++) hk_pool_free(p, b[i]);
   bad(p, b[7]);
 }
+/* The deepest slot of a deep stack (262,000 entries, half a 4 MiB stack segment): the inline slot
+ * test must still send its block out of line. The block is of the current segment, so the inline
+ * window passes it; freed first, it holds slot 0. */
+enum { DEEP = 262000 }; /* top not on a page boundary: the free is inline */
+static void case_double_deep_slot(void) {
+  hk_pool *p = hk_pool_new(16);
+  void **b = malloc(DEEP * sizeof *b);
+  for (int i = 0; i < DEEP; i++) b[i] = hk_pool_alloc(p);
+  for (int i = DEEP - 1; i >= 0; i--) hk_pool_free(p, b[i]);
+  bad(p, b[DEEP - 1]);
+}
 /* Blocks of an older segment are outside the inline window: the out-of-line checks catch them. */
 enum { MANY = 100000 }; /* 4.8 MB of 48-byte blocks: two segments */
 static void **many(hk_pool *p) {
@@ -229,6 +240,7 @@ static const mcase cases[] = {
   {"old_segment_double", case_old_segment_double, DBL},
   {"old_segment_interior", case_old_segment_interior, INV},
   {"double_big_stack", case_double_big_stack, DBL},
+  {"double_deep_slot", case_double_deep_slot, DBL},
   {"shared_double", case_shared_double, DBL},
   {"shared_foreign", case_shared_foreign, INV},
   {"hardened_unchecked", case_hardened_unchecked, DBL},
