@@ -62,6 +62,11 @@ for w, rs in rows.items():
             goals.append("arena through a cursor vs the hand-written 64K-block region: %.2fx" % (d["glibc 64K blocks (region)"] / cur))
     if w == "pool" and "glibc malloc/free" in d:
         goals.append("pool alloc+free vs glibc: %.1fx (goal >= 5x)" % (d["glibc malloc/free"] / ref))
+        fl = d.get("no allocator (floor)")
+        if fl:
+            goals.append("the pool workload with no allocator at all (floor) vs glibc: %.1fx, the most any allocator could reach" % (d["glibc malloc/free"] / fl))
+            if ref > fl:
+                goals.append("pool's own cost above the floor: %.2f ns per alloc+free (glibc's: %.2f)" % (ref - fl, d["glibc malloc/free"] - fl))
 lines += ["Goals (reported, not asserted): " + "; ".join(goals) + ".", "",
           "Command: `%s`. The machine is shared and noisy: compare ratios, and min/max show the spread." % cmd, "",
           "![arena benchmark](arena.png)", ""]
