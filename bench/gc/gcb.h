@@ -153,9 +153,10 @@ static void gcb_stats(gcb_gcstats *s) {
   gcb_note("heap_peak_kb=%zu live_kb=%zu promoted_mb=%.1f", st.heap_peak / 1024, st.live_bytes / 1024,
            st.bytes_promoted / 1048576.0);
   if (st.parallel_opened || st.safepoint_wait_ms > 0)
-    gcb_note("par_opened=%llu par_helped=%llu safepoint_wait_ms=%.1f safepoint_wait_max_ms=%.2f",
+    gcb_note("par_opened=%llu par_helped=%llu safepoint_wait_ms=%.1f safepoint_wait_max_ms=%.2f "
+             "safepoint_run_cpu_ms=%.1f",
              (unsigned long long)st.parallel_opened, (unsigned long long)st.parallel_phases, st.safepoint_wait_ms,
-             st.safepoint_wait_max_ms);
+             st.safepoint_wait_max_ms, st.safepoint_run_cpu_ms);
 }
 #endif
 

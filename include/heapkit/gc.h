@@ -398,6 +398,10 @@ typedef struct hk_gc_stats {
   /* Time collectors spent waiting for the other mutators to reach a safepoint (not counted in
    * the pauses): total and longest wait. */
   double safepoint_wait_ms, safepoint_wait_max_ms;
+  /* CPU time the waited-for mutators ran between the stop request and their safepoint: the wait
+   * an idle machine would show (on a busy one the waits above also hold the time a mutator was
+   * descheduled). */
+  double safepoint_run_cpu_ms;
   uint64_t sticky_collections; /* of full_collections: those that marked only what was promoted
                                   since the last complete one (docs/gc.md, sticky marks) */
   hk_gc_pause_stats minor, full, all;

@@ -33,6 +33,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #if UINTPTR_MAX != 0xffffffffffffffffu
 #error "the collector's one-word header layout assumes 64-bit pointers"
@@ -204,6 +205,9 @@ struct hk_gc_mutator {
   gc_flist fin_local;            /* finalizers registered by this thread since the last collection */
   uint64_t stress_count;
   pthread_t thread;
+  clockid_t cpu_clock; /* this thread's CPU clock (valid when cpu_clock_ok) */
+  bool cpu_clock_ok;
+  double stop_cpu_ms; /* its CPU clock when a collector started waiting for it (0: not waited for) */
   int state;
   int in_finalizers;
 };
@@ -293,6 +297,7 @@ struct hk_gc_heap {
   uint64_t finalizers_run, weak_cleared;
   uint64_t par_phases, par_helpers, par_opened;
   double stw_wait_ms, stw_wait_max_ms; /* collectors waiting for the other mutators to park */
+  double stw_run_cpu_ms;               /* the CPU time those mutators ran meanwhile (thread.c) */
   size_t live_bytes, heap_peak;
   gc_pauses pause[2];
   float pause_scratch[GC_PAUSE_RING * 2];

@@ -99,6 +99,7 @@ void hk_gc_stats_get(hk_gc_heap *h, hk_gc_stats *out) {
   out->parallel_opened = h->par_opened;
   out->safepoint_wait_ms = h->stw_wait_ms;
   out->safepoint_wait_max_ms = h->stw_wait_max_ms;
+  out->safepoint_run_cpu_ms = h->stw_run_cpu_ms;
   out->sticky_collections = h->sticky_count;
   static const int minor[1] = {0}, full[1] = {1}, all[2] = {0, 1};
   summarize(h, minor, 1, &out->minor);
@@ -132,9 +133,11 @@ void hk_gc_stats_print(hk_gc_heap *h, int fd) {
   print_pause(fd, "minor", &s.minor);
   print_pause(fd, "full", &s.full);
   if (s.parallel_opened || s.safepoint_wait_ms > 0) {
-    hk__snprintf(buf, sizeof buf, "  parallel phases %lu (helped %lu, %lu helpers); waiting for safepoints %lu us (max %lu us)\n",
+    hk__snprintf(buf, sizeof buf, "  parallel phases %lu (helped %lu, %lu helpers); waiting for safepoints %lu us (max %lu us, "
+                 "%lu us of the waited threads' CPU)\n",
                  (unsigned long)s.parallel_opened, (unsigned long)s.parallel_phases, (unsigned long)s.parallel_helpers,
-                 (unsigned long)(s.safepoint_wait_ms * 1000), (unsigned long)(s.safepoint_wait_max_ms * 1000));
+                 (unsigned long)(s.safepoint_wait_ms * 1000), (unsigned long)(s.safepoint_wait_max_ms * 1000),
+                 (unsigned long)(s.safepoint_run_cpu_ms * 1000));
     hk__write_fd(fd, buf);
   }
 }

@@ -42,6 +42,24 @@ static void gc_wake(hk_gc_heap *h, pthread_cond_t *cv) {
   pthread_cond_broadcast(cv);
 }
 
+/* Time to safepoint, measured in the waited thread's own CPU time: on a machine shared with other
+ * work a wall-clock wait mostly measures the scheduler, not how long a mutator runs without a
+ * safepoint. A clock read is a system call, so only waits are measured: the collector reads each
+ * running mutator's clock when it starts waiting, the mutator its own when it stops running. */
+static double cpu_ms(const hk_gc_mutator *m) {
+  struct timespec ts;
+  if (!m->cpu_clock_ok || clock_gettime(m->cpu_clock, &ts) != 0) return 0; /* (a thread gone) */
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* Heap lock held: m stops running (parks, or leaves for a blocking region or for good). */
+static void stop_cpu_note(hk_gc_heap *h, hk_gc_mutator *m) {
+  if (m->stop_cpu_ms <= 0) return;
+  double now = cpu_ms(m);
+  if (now > m->stop_cpu_ms) h->stw_run_cpu_ms += now - m->stop_cpu_ms;
+  m->stop_cpu_ms = 0;
+}
+
 /* Heap lock held; returns with it held. */
 static void par_help(hk_gc_heap *h, gc_par *job) {
   job->active++;
@@ -58,6 +76,7 @@ static void par_help(hk_gc_heap *h, gc_par *job) {
 void hk__gc_park(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
   hk_assert(m->state == MUT_RUNNING);
+  stop_cpu_note(h, m);
   m->state = MUT_STOPPED;
   h->nrunning--;
   gc_wake(h, &h->cond);
@@ -166,6 +185,8 @@ bool hk__gc_stop_world(hk_gc_mutator *m) {
   if (h->nrunning > 1) {
     /* Measured (it is not in the pause): a mutator busy without safepoints holds everyone up. */
     double t0 = hk__gc_now_ms();
+    for (hk_gc_mutator *o = h->mutators; o; o = o->next)
+      if (o != m && o->state == MUT_RUNNING) o->stop_cpu_ms = cpu_ms(o);
     while (h->nrunning > 1) gc_wait(h, &h->cond);
     double waited = hk__gc_now_ms() - t0;
     h->stw_wait_ms += waited;
@@ -201,6 +222,7 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
     m->heap = h;
     m->fast.stop = &h->stop;
     m->thread = pthread_self();
+    m->cpu_clock_ok = pthread_getcpuclockid(m->thread, &m->cpu_clock) == 0;
     m->state = MUT_RUNNING;
     m->next = h->mutators;
     if (h->mutators) h->mutators->prev = m;
@@ -235,6 +257,7 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   if (m->prev) m->prev->next = m->next;
   else h->mutators = m->next;
   if (m->next) m->next->prev = m->prev;
+  stop_cpu_note(h, m);
   h->nmutators--;
   h->nrunning--;
   gc_wake(h, &h->cond);
@@ -246,6 +269,7 @@ void hk_gc_blocking_begin(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   hk_assert(m->state == MUT_RUNNING);
+  stop_cpu_note(h, m);
   m->state = MUT_BLOCKING;
   h->nrunning--;
   h->nblocking++;

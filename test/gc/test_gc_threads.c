@@ -308,6 +308,12 @@ static bool stop_pending(hk_gc_mutator *m) {
   return __atomic_load_n(((hk_gc_mutator_fast *)m)->stop, __ATOMIC_RELAXED) != 0;
 }
 
+static double thread_cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
 /* A mutator busy without safepoints: the collection another thread asks for waits for it. */
 static void *spinner(void *arg) {
   (void)arg;
@@ -319,6 +325,9 @@ static void *spinner(void *arg) {
   spinner_ready = 1;
   while (!stop_pending(m)) sched_yield();
   stop_seen = 1;
+  /* A computation without safepoints: 20 ms of this thread's CPU, whatever the machine's load. */
+  double c0 = thread_cpu_ms();
+  for (volatile uint64_t x = 1; thread_cpu_ms() - c0 < 20.0;) x = x * 6364136223846793005u + 1;
   while (!spinner_go) sched_yield();
   hk_gc_safepoint(m); /* parks (and may help) until the collection is over */
   hk_gc_thread_unregister(m);
@@ -393,6 +402,10 @@ static int test_register(void) {
   hk_gc_stats s1;
   hk_gc_stats_get(heap, &s1);
   CHECK(s1.safepoint_wait_max_ms >= 25.0 && s1.safepoint_wait_ms >= s1.safepoint_wait_max_ms);
+  /* Of which the spinner ran 20 ms of its own CPU (and yielded the rest): counted apart. */
+  fprintf(stderr, "register: waited %.1f ms, the waited thread ran %.1f ms of CPU meanwhile\n", s1.safepoint_wait_ms,
+          s1.safepoint_run_cpu_ms);
+  CHECK(s1.safepoint_run_cpu_ms >= 19.0 && s1.safepoint_run_cpu_ms <= s1.safepoint_wait_ms + 1.0);
   CHECK(hk_gc_verify(main_m) == HK_OK);
   CHECK(hk_gc_heap_destroy(heap) == HK_OK);
   return check_report("gc.threads_register");
