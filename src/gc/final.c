@@ -101,43 +101,50 @@ static inline bool owned_by_buffer(const hk_gc_mutator *m, const void *obj) {
   return !((uintptr_t)p & 7) && m->tlab_start && p > m->tlab_start && p <= m->fast.cursor;
 }
 
+static int set_finalizer_slow(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data, bool set);
+
 /* A first registration is the common case (finalizer-heavy programs register one per object):
- * it is a store into the thread's own chunk of records, kept until the next collection; the
- * lock is taken once per chunk. Changing or removing a registration is rare and stops the world
- * to find the record. */
+ * it is a store into the thread's own chunk of records, kept until the next collection. The rest
+ * (a new chunk, under the lock; changing or removing a registration, which stops the world to
+ * find the record) is out of line, so that this path saves and restores no registers for it. */
 int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data) {
   if (!m) return HK_EINVAL;
-  hk_gc_heap *h = m->heap;
-  if (!owned_by_buffer(m, obj) && !hk__gc_owns(h, obj)) {
+  if (!owned_by_buffer(m, obj) && !hk__gc_owns(m->heap, obj)) {
     hk__warning("gc: hk_gc_set_finalizer: %p is not an object of this heap", obj);
     return HK_EINVAL;
   }
-  if (fn) {
-    uintptr_t old = __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
-    if (!(old & HK_GC_HDR_FINALIZABLE)) {
-      gc_chunk *c = m->fin_local.top;
-      if (hk_likely(c && c->n < GC_FCAP)) {
-        /* Field by field: a record built on the stack and copied was read back with one 16-byte
-         * load over two 8-byte stores, a failed store forwarding (two thirds of this function's
-         * time on the finalizer benchmark). */
-        gc_final *r = &flist_recs(c)[c->n++];
-        r->obj = obj;
-        r->fn = fn;
-        r->data = data;
-        m->fin_local.count++;
-        return HK_OK;
-      }
-      gc_final rec = {obj, fn, data};
-      gc_lock(h);
-      bool ok = hk__gc_flist_push(h, &m->fin_local, &rec);
-      gc_unlock(h);
-      if (ok) return HK_OK;
-      __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
-      return HK_ENOMEM;
-    }
-  } else if (!(__atomic_load_n(hdr_of(obj), __ATOMIC_RELAXED) & HK_GC_HDR_FINALIZABLE)) {
+  if (!fn) return set_finalizer_slow(m, obj, fn, data, false);
+  uintptr_t old = __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
+  gc_chunk *c = m->fin_local.top;
+  if (hk_likely(!(old & HK_GC_HDR_FINALIZABLE) && c && c->n < GC_FCAP)) {
+    /* Field by field: a record built on the stack and copied was read back with one 16-byte
+     * load over two 8-byte stores, a failed store forwarding (two thirds of this function's
+     * time on the finalizer benchmark). */
+    gc_final *r = &flist_recs(c)[c->n++];
+    r->obj = obj;
+    r->fn = fn;
+    r->data = data;
+    m->fin_local.count++;
     return HK_OK;
   }
+  return set_finalizer_slow(m, obj, fn, data, !(old & HK_GC_HDR_FINALIZABLE));
+}
+
+/* fresh: fn is set and this call set the object's bit (a first registration, its thread's chunk
+ * full). */
+static __attribute__((noinline)) int set_finalizer_slow(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn,
+                                                        void *data, bool fresh) {
+  hk_gc_heap *h = m->heap;
+  if (fresh) {
+    gc_final rec = {obj, fn, data};
+    gc_lock(h);
+    bool ok = hk__gc_flist_push(h, &m->fin_local, &rec);
+    gc_unlock(h);
+    if (ok) return HK_OK;
+    __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
+    return HK_ENOMEM;
+  }
+  if (!fn && !(__atomic_load_n(hdr_of(obj), __ATOMIC_RELAXED) & HK_GC_HDR_FINALIZABLE)) return HK_OK;
   /* Waiting for the world may let another thread's collection move obj: keep it rooted. */
   HK_GC_ROOTS(m, obj);
   gc_lock(h);
