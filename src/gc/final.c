@@ -192,14 +192,29 @@ size_t hk__gc_run_finalizers(hk_gc_mutator *m) {
   for (int i = 0; i < BATCH; i++) slots[i] = &objs[i];
   for (;;) {
     size_t k = 0;
-    gc_final f;
     gc_lock(h);
-    while (k < BATCH && flist_pop(h, &h->final_ready, &f)) {
-      __builtin_prefetch(hdr_of(f.obj), 1); /* typically a cache miss: start them all now */
-      objs[k] = f.obj;
-      fns[k] = f.fn;
-      datas[k] = f.data;
-      k++;
+    /* A batch is the last records of the top chunk (a pop per record cost a third more). */
+    gc_flist *q = &h->final_ready;
+    gc_chunk *c;
+    while ((c = q->top) && !c->n) {
+      q->top = c->prev;
+      hk__gc_chunk_free(h, c);
+    }
+    if (c) {
+      k = c->n < BATCH ? c->n : BATCH;
+      const gc_final *r = flist_recs(c) + (c->n - k);
+      for (size_t i = 0; i < k; i++) {
+        __builtin_prefetch(hdr_of(r[i].obj), 1); /* typically a cache miss: start them all now */
+        objs[i] = r[i].obj;
+        fns[i] = r[i].fn;
+        datas[i] = r[i].data;
+      }
+      c->n -= k;
+      q->count -= k;
+      if (!c->n) {
+        q->top = c->prev;
+        hk__gc_chunk_free(h, c);
+      }
     }
     h->finalizers_run += k;
     gc_unlock(h);
