@@ -74,7 +74,14 @@ static void promote_walk(promote_job *j) {
   __atomic_fetch_add(&j->bytes, bytes, __ATOMIC_RELAXED);
 }
 
-static void promote_help(gc_par *p) { promote_walk((promote_job *)p); }
+/* Nothing is left to claim once a participant's walk returns: the phase is over (else the helper,
+ * back in hk__gc_park, would join it again and again until the collector's last block is done). */
+static void promote_help(gc_par *p) {
+  promote_walk((promote_job *)p);
+  gc_lock(p->heap);
+  p->done = true;
+  gc_unlock(p->heap);
+}
 
 /* Walks every young block (in parallel when there are helpers); returns the bytes of objects. */
 static uint64_t walk_young(hk_gc_heap *h) {
