@@ -215,7 +215,9 @@ in_place:
     if (fin && (hd & HK_GC_HDR_FINALIZABLE)) push_or_die(h, c->reached, p);
     return;
   }
-  lines_mark_shared(p, total, h->epoch);
+  /* A block the finalization passes found unreached usually becomes young, where line marks mean
+   * nothing: stamp_lines marks them for the few that stay mature. */
+  if (!fin || !(b->flags & F_UNREACHED)) lines_mark_shared(p, total, h->epoch);
   c->live += total;
   if (fin) note_kept(c, p, hd, b, total); /* (nothing moves in the finalization passes: p is in b) */
   if (scan && !(hd & HK_GC_HDR_NOSCAN)) mark_scan(c, p, hd);
@@ -407,8 +409,22 @@ static size_t young_budget(const hk_gc_heap *h) {
   return cap > used ? cap - used : 0;
 }
 
+/* The line marks of an F_UNREACHED block that stays mature after all: everything marked there was
+ * marked by the finalization passes, which left its lines unmarked (see mark_ref_t). */
+static void stamp_lines(hk_gc_heap *h, gc_block *b) {
+  gc_seg *s = seg_of_block(b);
+  size_t i = block_no(b);
+  char *start = block_start(b);
+  for (size_t w = 0; w < GC_GRANULES / 64; w++)
+    for (uint64_t bits = s->marks[i][w]; bits; bits &= bits - 1) {
+      void *o = start + (w * 64 + (size_t)__builtin_ctzll(bits) + 1) * HK_GC_GRANULE;
+      lines_mark_shared(o, hdr_total(*hdr_of(o)), h->epoch);
+    }
+}
+
 typedef struct hold_ctx {
   hk_gc_visitor v;
+  hk_gc_heap *h;
   bool young_target; /* a slot points into a block of objects with pointers that may become young */
   bool held;         /* a pointer-free block stays mature */
   size_t held_bytes; /* what finalization kept in those blocks */
@@ -426,6 +442,7 @@ static inline __attribute__((always_inline)) void hold_visit(hk_gc_visitor *v, v
   if (!(b->flags & F_UNREACHED)) return;
   if (b->flags & F_DATA) {
     b->flags &= (uint8_t)~F_UNREACHED;
+    stamp_lines(((hold_ctx *)v)->h, b);
     ((hold_ctx *)v)->held = true;
     ((hold_ctx *)v)->held_bytes += (size_t)b->kept * HK_GC_GRANULE;
     b->kept = 0;
@@ -456,7 +473,7 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes) {
   gc_stack remember = {0};
   void *o;
   while ((o = GC_POP(h, kept))) {
-    hold_ctx hc = {.v = {hold_visit_v}};
+    hold_ctx hc = {.v = {hold_visit_v}, .h = h};
     GC_TRACE_WITH(h, o, &hc.v, HOLD_VISIT);
     held |= hc.held;
     *held_bytes += hc.held_bytes;
@@ -491,6 +508,7 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes) {
         if (!(b->flags & F_UNREACHED)) continue;
         b->flags &= (uint8_t)~F_UNREACHED;
         b->kept = 0;
+        stamp_lines(h, b);
         if (b->flags & F_DATA) continue;
         char *start = block_start(b);
         for (size_t w = 0; w < GC_GRANULES / 64; w++)
