@@ -112,7 +112,8 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
   static const unsigned first_rounds[] = {0, 1, 2, 3, HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT,
                                           HK_PLAN_GUILLOTINE_LARGE | 1};
   for (unsigned i = 0; guillotine && i < 6 && *best_peak > aim && now < aim_end; i++) {
-    int gr = hk__plan_guillotine(p, first_rounds[i], HK_PLAN_GUILLOTINE_FIRST * (uint64_t)p->n, aim_end, best, &st.nodes, &gfail);
+    uint64_t per = first_rounds[i] & HK_PLAN_GUILLOTINE_CUT ? HK_PLAN_GUILLOTINE_CUT_FIRST : HK_PLAN_GUILLOTINE_FIRST;
+    int gr = hk__plan_guillotine(p, first_rounds[i], per * (uint64_t)p->n, aim_end, best, &st.nodes, &gfail);
     if (gr < 0) { rc = gr; goto out; }
     if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
     if (gr == 2) guillotine = false;

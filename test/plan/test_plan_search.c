@@ -220,6 +220,22 @@ static void run_guillotine(void) {
     free(tb);
     hk__plan_prob_free(&p);
   }
+  { /* 500 buffers seed 226: b*'s round with the larger subsets and the first cut first places it
+     * within hk_plan's budget for that round (789 steps per buffer; rounds 0-3 and 32-35 not with
+     * 10000 each) */
+    static hk_plan_buffer b5[500];
+    static uint64_t off5[500];
+    CHECK(hkgen_perfect(b5, NULL, 500, 2000, 500000, 1, 226) == 0);
+    hk__plan_prob p;
+    CHECK(hk__plan_prob_init(&p, b5, 500, 0) == HK_OK);
+    uint64_t *tb = NULL, nodes = 0;
+    int g = hk__plan_guillotine(&p, HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT, HK_PLAN_GUILLOTINE_CUT_FIRST * (uint64_t)500,
+                                hk__plan_now() + 60, off5, &nodes, &tb);
+    CHECK_MSG(g == 1, "guillotine 500 seed 226 round large cut: gave %d after %llu", g, (unsigned long long)nodes);
+    if (g == 1) CHECK(valid(&p, off5, p.lb));
+    free(tb);
+    hk__plan_prob_free(&p);
+  }
   { /* seed 38: its coarse problem (chains of equal-size buffers merged, coarsen.c) is placed by
      * round 3 with 52k steps; the problem itself not by rounds 0-3 with 4M steps each, nor by
      * any other round tried (24M) */
