@@ -266,14 +266,16 @@ static inline __attribute__((always_inline)) void fin_trace(mark_ctx *c, void *o
   uintptr_t hd = *hdr_of(o);
   if (hd & HK_GC_HDR_NOSCAN) return;
   const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
-  if (!d->trace) {
-    void **w = (void **)o;
-    for (uint64_t m = gc_layout_mask(d, hd); m; m &= m - 1) {
-      unsigned i = (unsigned)__builtin_ctzll(m);
-      if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, true);
-    }
+  if (hk_unlikely(d->trace != NULL)) {
+    mark_obj_item_fin(c, o);
+    return;
   }
-  if (d->trace || (d->flags & HK_GC_TYPE_TAIL_POINTERS)) mark_obj_item_fin(c, o); /* (the tail, or the function) */
+  void **w = (void **)o;
+  for (uint64_t m = gc_layout_mask(d, hd); m; m &= m - 1) {
+    unsigned i = (unsigned)__builtin_ctzll(m);
+    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, true);
+  }
+  if (hk_unlikely(d->flags & HK_GC_TYPE_TAIL_POINTERS)) mark_obj_item_fin(c, o); /* (the tail) */
 }
 
 static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool fin) {
@@ -581,7 +583,8 @@ static size_t full_finalizers(mark_ctx *c) {
     for (size_t i = 0; i < ch->n; i++) {
       if (i + FIN_AHEAD < ch->n) __builtin_prefetch(hdr_of(r[i + FIN_AHEAD].obj), 1);
       if (i + FIN_AHEAD / 2 < ch->n) prefetch_children(h, r[i + FIN_AHEAD / 2].obj);
-      if (full_alive(h, &r[i].obj)) { /* kept for another's finalizer: young if its block becomes young */
+      /* (Only a mark test: nothing moves in this pass, and the split updated forwarded records.) */
+      if (fin_marked(h, r[i].obj)) { /* kept for another's finalizer: young if its block becomes young */
         flist_push_or_die(h, unreached_block(r[i].obj) ? &h->final_young : &h->final_old, &r[i]);
         continue;
       }
