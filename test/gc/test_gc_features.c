@@ -139,6 +139,77 @@ static int pos(uint64_t id) {
   return -1;
 }
 
+/* Ordered finalization on a random old graph against a model: with every object dead and the
+ * graph fixed, a finalizable object not yet finalized is ready at a collection exactly when no
+ * finalizable object not yet finalized (itself included) reaches it by a path of one edge or more.
+ * Each full collection must make exactly that set ready, whatever the order of the records. */
+enum { RO_N = 400, RO_K = 3 };
+static void final_order_random(uint32_t seed) {
+  static int adj[RO_N][RO_K];
+  static bool finz[RO_N], done[RO_N], reached[RO_N];
+  static int stack[RO_N * RO_K + RO_N];
+  uint32_t x = seed;
+#define RO_RAND() (x = x * 1664525u + 1013904223u, x >> 8)
+  nlog = 0;
+  {
+    node *holder = NULL, *n = NULL;
+    HK_GC_ROOTS(m, holder, n);
+    holder = new_node(m, 1, RO_N, false);
+    for (int i = 0; i < RO_N; i++) {
+      /* A few large ones (the pass's large-object path). */
+      n = new_node(m, 70000 + (uint64_t)i, i % 37 == 0 ? 1100 : RO_K, false);
+      HK_GC_WRITE(m, holder, kids[i], n);
+    }
+    for (int i = 0; i < RO_N; i++) {
+      node *a = holder->kids[i];
+      for (int k = 0; k < RO_K; k++) {
+        /* Sparse edges, mostly to nearby nodes, so that chains and some cycles form. */
+        int t = RO_RAND() % 4 == 0 ? (int)((unsigned)i + RO_RAND() % 9) % RO_N : -1;
+        adj[i][k] = t;
+        if (t >= 0) HK_GC_WRITE(m, a, kids[k], holder->kids[t]);
+      }
+      finz[i] = RO_RAND() % 5 < 2;
+      done[i] = false;
+      if (finz[i]) CHECK_QUIET(hk_gc_set_finalizer(m, a, fin, (void *)(uintptr_t)a->id) == HK_OK);
+    }
+    hk_gc_collect(m, HK_GC_FULL); /* all old */
+    CHECK(nlog == 0);
+  }
+  int total = 0;
+  for (batch = 1; batch <= 60; batch++) {
+    /* The model's ready set for this collection. */
+    memset(reached, 0, sizeof reached);
+    int sp = 0;
+    for (int g = 0; g < RO_N; g++)
+      if (finz[g] && !done[g])
+        for (int k = 0; k < RO_K; k++)
+          if (adj[g][k] >= 0) stack[sp++] = adj[g][k];
+    while (sp > 0) {
+      int v = stack[--sp];
+      if (reached[v]) continue;
+      reached[v] = true;
+      for (int k = 0; k < RO_K; k++)
+        if (adj[v][k] >= 0 && !reached[adj[v][k]]) stack[sp++] = adj[v][k];
+    }
+    int before = nlog;
+    hk_gc_collect(m, HK_GC_FULL);
+    int expect = 0;
+    for (int i = 0; i < RO_N; i++)
+      if (finz[i] && !done[i] && !reached[i]) {
+        expect++;
+        int at = pos(70000 + (uint64_t)i);
+        CHECK_QUIET(at >= before); /* finalized by this very collection */
+        done[i] = true;
+      }
+    CHECK_QUIET(nlog - before == expect);
+    total += expect;
+    if (!expect && nlog == before) break;
+  }
+  CHECK(nlog == total);
+  CHECK(hk_gc_verify(m) == HK_OK);
+#undef RO_RAND
+}
+
 static void test_final(void) {
   setup(128 << 10, 0);
   /* A chain 1 -> 2 -> 3 -> 4 (each finalizable), old and young variants. */
@@ -277,6 +348,7 @@ static void test_final(void) {
     for (int i = 0; i < nlog; i++) odd &= (log_ids[i] - 50000) % 2 == 1 ? 1 : 0;
     CHECK(odd);
   }
+  for (uint32_t seed = 1; seed <= 4; seed++) final_order_random(seed);
   /* Manual mode: queued, run only on request. */
   CHECK(hk_gc_set_finalizer(m, &nlog, fin, NULL) == HK_EINVAL);
   CHECK(hk_gc_root_remove(h, &resurrected) == HK_OK);
