@@ -371,7 +371,7 @@ static void make_perms(void) {
   }
 }
 
-#define POOL_LOOP(ALLOC, FREE)                                       \
+#define POOL_LOOP_IN(live, ALLOC, FREE)                              \
   for (int s = 0; s < POOL_LIVE; s++) live[s] = ALLOC;               \
   for (int r = 0; r < POOL_OPS / POOL_BATCH; r++) {                  \
     const uint16_t *pm = perm[r % POOL_PERMS];                       \
@@ -379,6 +379,7 @@ static void make_perms(void) {
     for (int i = 0; i < POOL_BATCH; i++) touch(live[pm[i]] = ALLOC, i); \
   }                                                                  \
   for (int s = 0; s < POOL_LIVE; s++) FREE(live[s]);
+#define POOL_LOOP(ALLOC, FREE) POOL_LOOP_IN(live, ALLOC, FREE)
 
 static hk_pool *hkp;
 #define HKP_FREE(q) hk_pool_free(hkp, (q))
@@ -429,8 +430,98 @@ static void pool_talloc(void) {
 }
 #endif
 
+
+/* ---- multi-thread pool workloads --------------------------------------------------------------
+ *   pool2t   two threads run the pool workload at once (each its own 1,024 live objects) on one
+ *            allocator: one shared pool for heapkit.
+ *   xthread  one thread allocates 48-byte objects (writing each) in batches of 4,096 and hands each
+ *            batch through a ring of 4 batches to a second thread, which frees them: every block
+ *            is freed by a thread other than the one that allocated it. 2,000,000 objects.
+ * Time: the threads' CPU time, summed, per alloc+free pair. xthread times only its allocation and
+ * free loops (two clock reads per batch of 4,096), so the waits of the two
+ * threads for each other (they spin with sched_yield) are not counted; a thread blocked on a
+ * mutex is not counted either, so a locked allocator's contention shows only as the CPU it burns. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+static double mt_ns; /* set by the multi-thread workloads: their own CPU time in ns */
+#define XT_OPS 2000000
+#define XT_BATCH 4096
+#define XT_RING 4
+static void *xt_ring[XT_RING][XT_BATCH];
+static atomic_long xt_made, xt_done; /* batches produced, consumed */
+
+#define MT_DEFINE(NAME, ALLOC, FREE)                                           \
+  static void *NAME##_churn_thr(void *arg) {                                   \
+    void *lv[POOL_LIVE];                                                       \
+    double t0 = now_ns();                                                      \
+    POOL_LOOP_IN(lv, ALLOC, FREE)                                              \
+    *(double *)arg = now_ns() - t0;                                            \
+    return NULL;                                                               \
+  }                                                                            \
+  static void NAME##_pool2t(void) {                                            \
+    double t[2];                                                               \
+    pthread_t th;                                                              \
+    pthread_create(&th, NULL, NAME##_churn_thr, &t[1]);                        \
+    NAME##_churn_thr(&t[0]);                                                   \
+    pthread_join(th, NULL);                                                    \
+    mt_ns = t[0] + t[1];                                                       \
+  }                                                                            \
+  static void *NAME##_xt_free_thr(void *arg) {                                 \
+    double spent = 0;                                                          \
+    for (long k = 0; k < XT_OPS / XT_BATCH; k++) {                             \
+      while (atomic_load_explicit(&xt_made, memory_order_acquire) <= k) sched_yield(); \
+      void **bt = xt_ring[k % XT_RING];                                        \
+      double t0 = now_ns();                                                    \
+      for (int i = 0; i < XT_BATCH; i++) FREE(bt[i]);                          \
+      spent += now_ns() - t0;                                                  \
+      atomic_store_explicit(&xt_done, k + 1, memory_order_release);            \
+    }                                                                          \
+    *(double *)arg = spent;                                                    \
+    return NULL;                                                               \
+  }                                                                            \
+  static void NAME##_xthread(void) {                                           \
+    double t[2] = {0, 0};                                                      \
+    pthread_t th;                                                              \
+    atomic_store(&xt_made, 0);                                                 \
+    atomic_store(&xt_done, 0);                                                 \
+    pthread_create(&th, NULL, NAME##_xt_free_thr, &t[1]);                      \
+    for (long k = 0; k < XT_OPS / XT_BATCH; k++) {                             \
+      while (atomic_load_explicit(&xt_done, memory_order_acquire) + XT_RING <= k) sched_yield(); \
+      void **bt = xt_ring[k % XT_RING];                                        \
+      double t0 = now_ns();                                                    \
+      for (int i = 0; i < XT_BATCH; i++) touch(bt[i] = ALLOC, i);              \
+      t[0] += now_ns() - t0;                                                   \
+      atomic_store_explicit(&xt_made, k + 1, memory_order_release);            \
+    }                                                                          \
+    pthread_join(th, NULL);                                                    \
+    mt_ns = t[0] + t[1];                                                       \
+  }
+
+MT_DEFINE(hk, hk_pool_alloc(hkp), HKP_FREE)
+MT_DEFINE(glibc, malloc(POOL_SIZE), free)
+MT_DEFINE(mi, mi_malloc_p(POOL_SIZE), mi_free_p)
+/* The floor: each thread takes the next of its own 2,048 preallocated blocks in turn (more than
+ * ever live at once in either workload), and a free reads the pointer. */
+static __thread _Alignas(64) char mt_floor_buf[(size_t)2048 * POOL_SIZE];
+static __thread unsigned mt_floor_next;
+static __thread uintptr_t mt_floor_acc;
+#define MT_FLOOR_ALLOC() (void *)(mt_floor_buf + (size_t)(mt_floor_next++ & 2047) * POOL_SIZE)
+#define MT_FLOOR_FREE(q) (mt_floor_acc ^= (uintptr_t)(q))
+MT_DEFINE(floor, MT_FLOOR_ALLOC(), MT_FLOOR_FREE)
+static void pool2t_hk(void) {
+  hkp = hk_pool_new_ex(&(hk_pool_options){.block_size = POOL_SIZE, .shared = true});
+  hk_pool2t();
+  hk_pool_destroy(hkp);
+}
+static void xthread_hk(void) {
+  hkp = hk_pool_new_ex(&(hk_pool_options){.block_size = POOL_SIZE, .shared = true});
+  hk_xthread();
+  hk_pool_destroy(hkp);
+}
+
 /* ---- driver ---------------------------------------------------------------------------------- */
-typedef struct bench { const char *workload, *name; void (*fn)(void); double ops; int needs_mi; } bench;
+typedef struct bench { const char *workload, *name; void (*fn)(void); double ops; int needs_mi, mt; } bench;
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -485,6 +576,14 @@ int main(int argc, char **argv) {
       {"pool", "talloc", pool_talloc, pool_ops, 0},
 #endif
       {"pool", "no allocator (floor)", pool_floor, pool_ops, 0},
+      {"pool2t", "heapkit pool (shared)", pool2t_hk, 2.0 * pool_ops, 0, 1},
+      {"pool2t", "glibc malloc/free", glibc_pool2t, 2.0 * pool_ops, 0, 1},
+      {"pool2t", "mimalloc malloc/free", mi_pool2t, 2.0 * pool_ops, 1, 1},
+      {"pool2t", "no allocator (floor)", floor_pool2t, 2.0 * pool_ops, 0, 1},
+      {"xthread", "heapkit pool (shared)", xthread_hk, XT_OPS, 0, 1},
+      {"xthread", "glibc malloc/free", glibc_xthread, XT_OPS, 0, 1},
+      {"xthread", "mimalloc malloc/free", mi_xthread, XT_OPS, 1, 1},
+      {"xthread", "no allocator (floor)", floor_xthread, XT_OPS, 0, 1},
   };
   size_t n = sizeof all / sizeof all[0];
   double *t = calloc((size_t)reps, sizeof(double));
@@ -499,7 +598,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < reps; r++) {
       double t0 = now_ns();
       all[b].fn();
-      t[r] = (now_ns() - t0) / all[b].ops;
+      t[r] = (all[b].mt ? mt_ns : now_ns() - t0) / all[b].ops;
     }
     qsort(t, (size_t)reps, sizeof(double), cmp_double);
     printf("%s\t%s\t%.3f\t%.3f\t%.3f\n", all[b].workload, all[b].name, t[reps / 2], t[0], t[reps - 1]);

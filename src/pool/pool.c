@@ -41,6 +41,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define POOL_MAGIC 0x504f4f4cu /* "POOL" */
@@ -83,6 +84,8 @@ struct hk_pool {
   uint64_t div_m; /* offset / stride == (offset * div_m) >> div_shift for offsets below 4 MiB */
   unsigned div_shift;
   bool shared;
+  size_t dn;                /* shared pools: blocks in the depot (p->stk[0 .. dn)) */
+  struct pcache *caches;    /* shared pools: the thread caches bound to this pool (under cache_lock) */
   bool track; /* annotate every block for ASan/valgrind (kept off the fast path otherwise) */
   uint32_t magic;
   size_t commit_step, retain;
@@ -98,13 +101,17 @@ static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((u
 /* The listed mode's mark (word 1) of a free block. */
 static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->secret ^ (uintptr_t)b; }
 static inline uintptr_t word0(const void *b) { return ((const uintptr_t *)b)[0]; }
-static inline bool slotted(const hk_pool *p) { return !p->listed && !p->unchecked; }
+static inline bool slotted(const hk_pool *p) { return !p->listed && !p->unchecked && !p->shared; }
 /* Where h.top points when the fast paths must not touch a stack (listed pools, no stack yet): a
  * page boundary, after a NULL word. Never written. */
 static _Alignas(4096) void *nil_page[4096 / sizeof(void *) + 1];
 static void **const nil_top = &nil_page[4096 / sizeof(void *)];
-static inline size_t stk_n(const hk_pool *p) { return p->stk ? (size_t)(p->h.top - p->stk) : 0; }
-static inline void stk_set_n(hk_pool *p, size_t n) { p->h.top = p->stk ? p->stk + n : nil_top; }
+/* Shared pools keep their depot's height in dn and h.top at nil_top (every call out of line). */
+static inline size_t stk_n(const hk_pool *p) { return p->shared ? p->dn : p->stk ? (size_t)(p->h.top - p->stk) : 0; }
+static inline void stk_set_n(hk_pool *p, size_t n) {
+  if (p->shared) p->dn = n;
+  else p->h.top = p->stk ? p->stk + n : nil_top;
+}
 /* inv = odd^-1 mod 2^64 maps the multiples of odd onto [0, UINT64_MAX / odd]; the rotation folds
  * the power-of-two factor in: one multiply instead of a division. */
 static inline bool is_multiple(const hk_pool *p, uint64_t off) {
@@ -124,7 +131,8 @@ static inline void set_window(hk_pool *p) {
   p->h.base = (uintptr_t)p->cur->base;
   p->h.nwin = window_n(p);
 }
-static inline size_t nfree(const hk_pool *p) { return p->listed ? p->nlist : stk_n(p); }
+static size_t cached_blocks(const hk_pool *p);
+static inline size_t nfree(const hk_pool *p) { return p->listed ? p->nlist : stk_n(p) + (p->shared ? cached_blocks(p) : 0); }
 /* The segment header, then the NULL word below the first entry (pool.h's inline slot test knows
  * the offset). */
 _Static_assert(sizeof(hk__segment) + sizeof(void *) <= HK__POOL_STACK_OFF && HK__POOL_STACK_OFF % 64 == 0, "stack header");
@@ -239,11 +247,11 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->shared = opt->shared;
   p->track = hk__track_per_alloc();
   /* Debug builds fill freed blocks and tools annotate them, which the inline paths do not. */
-  p->listed = p->shared || p->track || HK_DEBUG >= 1;
-  p->unchecked = !p->listed && opt->unchecked && !opt->checked && hk_option_get(HK_OPT_HARDENED) == 0;
+  p->listed = !p->shared && (p->track || HK_DEBUG >= 1);
+  p->unchecked = !p->listed && !p->shared && opt->unchecked && !opt->checked && hk_option_get(HK_OPT_HARDENED) == 0;
   p->h.top = nil_top;
   p->h.inv = p->inv;
-  p->h.win = p->unchecked ? HK__POOL_UNCHECKED : p->listed ? 0 : p->tz;
+  p->h.win = p->unchecked ? HK__POOL_UNCHECKED : p->listed || p->shared ? 0 : p->tz;
   p->secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
   p->commit_step = opt->commit_step ? hk__align_up(opt->commit_step, 4096) : POOL_DEFAULT_STEP;
   p->retain = opt->retain ? opt->retain : POOL_DEFAULT_RETAIN;
@@ -269,7 +277,7 @@ static hk_cold void *carve(hk_pool *p) {
     pool_seg *ps = p->cur;
     if (ps->carve + p->stride <= ps->commit_end) {
       char *b = ps->carve;
-      ps->carve += p->stride;
+      __atomic_store_n(&ps->carve, b + p->stride, __ATOMIC_RELAXED); /* read unlocked by shared frees */
       p->carved++;
       set_window(p);
       return b;
@@ -362,6 +370,233 @@ static void stk_trim(hk_pool *p, size_t keep) {
   p->stk_slots = (new_off - hdr) / sizeof(void *);
 }
 
+
+/* ---- shared pools: thread caches in front of a locked depot ------------------------------------
+ *
+ * Each thread keeps, per shared pool it uses (PC_WAYS pools at a time), a cache: a stack of up to
+ * PC_CAP free blocks. Allocation pops it and free pushes it with no lock and no atomic
+ * read-modify-write; only an empty cache (refill: up to PC_BATCH blocks from the depot, or carve
+ * up to PC_CARVE) or a full one (flush: its PC_BATCH oldest blocks) takes the pool's lock, and
+ * moves a batch with one memcpy. The depot is the checked mode's stack of pointers (p->stk, height
+ * p->dn), so a transfer never walks blocks.
+ * A free block of a shared pool (cached or in the depot) holds the mark (secret ^ address) in its
+ * first word; allocation clears it. A free finds it set: a double free (see docs/arena.md for why
+ * the mark is trusted without a walk: a live block holds it only if the program wrote the pool's
+ * secret-derived value there itself).
+ * The caches of a pool are on its list (pcache.next/prev), guarded by the global cache_lock, which
+ * is taken before any pool lock: binding and evicting a cache, thread exit, reset (empties every
+ * cache of the pool: its blocks become uncarved), destroy (unbinds every cache) and stats (sum the
+ * cached counts). pool and n are atomics because those run on other threads than the owner; the
+ * owner's accesses are relaxed (plain moves on x86). */
+static hk_cold _Noreturn void double_free(const hk_pool *p, const void *b, const char *why);
+static void check_block(hk_pool *p, const char *b);
+#define PC_CAP 64
+#define PC_BATCH 32
+#define PC_CARVE 16
+#define PC_WAYS 4
+typedef struct pcache {
+  _Atomic(hk_pool *) pool; /* NULL: unbound */
+  _Atomic size_t n;
+  struct pcache *next, *prev;
+  void *b[PC_CAP];
+} pcache;
+typedef struct pcaches {
+  pcache c[PC_WAYS];
+  unsigned clock; /* the next way to evict */
+} pcaches;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static hk_pool *pc_pool; /* a single-threaded pool of pcaches records, under cache_lock */
+static pthread_key_t pc_key;
+static pthread_once_t pc_once = PTHREAD_ONCE_INIT;
+static __thread pcaches *t_pc __attribute__((tls_model("initial-exec")));
+
+static inline size_t pc_n(pcache *c) { return atomic_load_explicit(&c->n, memory_order_relaxed); }
+static inline void pc_set_n(pcache *c, size_t n) { atomic_store_explicit(&c->n, n, memory_order_relaxed); }
+
+static size_t cached_blocks(const hk_pool *p) { /* caller holds cache_lock */
+  size_t n = 0;
+  for (pcache *c = p->caches; c; c = c->next) n += pc_n(c);
+  return n;
+}
+
+/* Moves the k oldest blocks of c to p's depot (under p's lock); false if the depot cannot grow. */
+static hk_cold __attribute__((noinline)) bool pc_flush(hk_pool *p, pcache *c, size_t k) {
+  size_t n = pc_n(c);
+  pthread_mutex_lock(&p->lock);
+  size_t dn = p->dn;
+  if (dn + k > p->stk_slots && stk_grow(p, dn + k) != HK_OK) {
+    pthread_mutex_unlock(&p->lock);
+    return false;
+  }
+  memcpy(p->stk + dn, c->b, k * sizeof(void *));
+  p->dn = dn + k;
+  pthread_mutex_unlock(&p->lock);
+  memmove(c->b, c->b + k, (n - k) * sizeof(void *));
+  pc_set_n(c, n - k);
+  return true;
+}
+
+/* Unbinds c (caller holds cache_lock): its blocks go back to its pool's depot. */
+static void pc_unbind(pcache *c) {
+  hk_pool *p = atomic_load_explicit(&c->pool, memory_order_relaxed);
+  if (!p) return;
+  if (pc_n(c) && !pc_flush(p, c, pc_n(c)))
+    hk__warning("shared pool %p: no memory to take back %zu cached blocks; they are leaked", (void *)p, pc_n(c));
+  pc_set_n(c, 0);
+  if (c->prev) c->prev->next = c->next;
+  else p->caches = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+  atomic_store_explicit(&c->pool, NULL, memory_order_relaxed);
+}
+
+/* Thread exit: every cached block goes back to its pool, and the record to pc_pool. A pool
+ * destroyed before has already unbound the caches (pool == NULL), so nothing here touches it. */
+static void pc_thread_exit(void *arg) {
+  pcaches *t = arg;
+  pthread_mutex_lock(&cache_lock);
+  for (int i = 0; i < PC_WAYS; i++) pc_unbind(&t->c[i]);
+  hk_pool_free(pc_pool, t);
+  pthread_mutex_unlock(&cache_lock);
+  if (t_pc == t) t_pc = NULL;
+}
+static void pc_make_key(void) {
+  if (pthread_key_create(&pc_key, pc_thread_exit) != 0) hk__fatal("cannot create the pool thread-cache key");
+}
+
+/* This thread's cache for p, bound now if it has none (evicting another pool's); NULL if there is
+ * no memory for the thread's record (the caller then takes the lock for one block). */
+static hk_cold __attribute__((noinline)) pcache *pc_bind(hk_pool *p) {
+  pthread_once(&pc_once, pc_make_key);
+  pthread_mutex_lock(&cache_lock);
+  pcaches *t = t_pc;
+  if (!t) {
+    if (!pc_pool) pc_pool = hk_pool_new(sizeof(pcaches));
+    t = pc_pool ? hk_pool_alloc(pc_pool) : NULL;
+    if (!t) {
+      pthread_mutex_unlock(&cache_lock);
+      return NULL;
+    }
+    memset(t, 0, sizeof *t);
+    if (pthread_setspecific(pc_key, t) != 0) {
+      hk_pool_free(pc_pool, t);
+      pthread_mutex_unlock(&cache_lock);
+      return NULL;
+    }
+    t_pc = t;
+  }
+  pcache *c = NULL;
+  for (int i = 0; i < PC_WAYS && !c; i++)
+    if (!atomic_load_explicit(&t->c[i].pool, memory_order_relaxed)) c = &t->c[i];
+  if (!c) {
+    c = &t->c[t->clock++ % PC_WAYS];
+    pc_unbind(c);
+  }
+  c->prev = NULL;
+  c->next = p->caches;
+  if (c->next) c->next->prev = c;
+  p->caches = c;
+  pc_set_n(c, 0);
+  atomic_store_explicit(&c->pool, p, memory_order_relaxed);
+  pthread_mutex_unlock(&cache_lock);
+  return c;
+}
+
+static inline pcache *pc_get(hk_pool *p) {
+  pcaches *t = t_pc;
+  if (hk_likely(t != NULL)) {
+    for (int i = 0; i < PC_WAYS; i++)
+      if (atomic_load_explicit(&t->c[i].pool, memory_order_relaxed) == p) return &t->c[i];
+  }
+  return pc_bind(p);
+}
+
+/* A block from the depot or freshly carved into an empty cache (or straight to the caller when
+ * c is NULL); NULL when memory runs out. */
+static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) {
+  pthread_mutex_lock(&p->lock);
+  size_t dn = p->dn;
+  if (dn) {
+    /* the depot's top (the most recently flushed) ends on top of the cache */
+    size_t k = !c ? 1 : dn < PC_BATCH ? dn : PC_BATCH;
+    void *b = p->stk[dn - 1];
+    if (c) memcpy(c->b, p->stk + dn - k, (k - 1) * sizeof(void *));
+    p->dn = dn - k;
+    pthread_mutex_unlock(&p->lock);
+    if (c) pc_set_n(c, k - 1);
+    return b;
+  }
+  void *b = carve(p), *more[PC_CARVE];
+  size_t k = 0;
+  while (b && c && k < PC_CARVE - 1 && (more[k] = carve(p)) != NULL) k++;
+  pthread_mutex_unlock(&p->lock);
+  for (size_t i = 0; i < k; i++) { /* lowest address on top; each marked free */
+    void *x = more[k - 1 - i];
+    hk__track_peek(x, sizeof(uintptr_t));
+    ((uintptr_t *)x)[0] = mark_of(p, x);
+    hk__track_release(x, sizeof(uintptr_t));
+    c->b[i] = x;
+  }
+  if (c) pc_set_n(c, k);
+  return b;
+}
+
+/* Takes b (checked: a carved block of p) back; under ASan the whole block is poisoned. */
+static void pc_free(hk_pool *p, char *b) {
+  uintptr_t m = mark_of(p, b);
+  if (hk_unlikely(word_open(p, b, 0) == m)) {
+    if (hk_unlikely(p->track)) hk__track_release(b, p->stride);
+    double_free(p, b, "the block is already free");
+  }
+#if HK_DEBUG >= 1
+  memset(b, POOL_FILL_FREED, p->stride);
+#endif
+  ((uintptr_t *)b)[0] = m;
+  if (hk_unlikely(p->track)) hk__track_release(b, p->stride);
+  pcache *c = pc_get(p);
+  if (hk_unlikely(!c)) { /* no thread record: straight to the depot */
+    pthread_mutex_lock(&p->lock);
+    if (p->dn >= p->stk_slots && stk_grow(p, p->dn + 1) != HK_OK) {
+      pthread_mutex_unlock(&p->lock);
+      hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (void *)p, (void *)b);
+      return;
+    }
+    p->stk[p->dn++] = b;
+    pthread_mutex_unlock(&p->lock);
+    return;
+  }
+  size_t n = pc_n(c);
+  if (hk_unlikely(n == PC_CAP)) {
+    if (!pc_flush(p, c, PC_BATCH)) {
+      hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (void *)p, (void *)b);
+      return;
+    }
+    n -= PC_BATCH;
+  }
+  c->b[n] = b;
+  pc_set_n(c, n + 1);
+}
+
+static inline void *pc_alloc(hk_pool *p) {
+  pcache *c = pc_get(p);
+  void *b;
+  size_t n;
+  if (hk_likely(c != NULL) && hk_likely((n = pc_n(c)) != 0)) {
+    b = c->b[n - 1];
+    pc_set_n(c, n - 1);
+  } else {
+    b = pc_refill(p, c);
+    if (!b) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  if (hk_unlikely(p->track)) hk__track_alloc(b, p->stride);
+  ((uintptr_t *)b)[0] = 0; /* no longer free */
+  return b;
+}
+
 /* ---- allocation and free --------------------------------------------------------------------- */
 
 /* Everything the inline hk_pool_alloc does not do: listed pools (shared, annotated, debug),
@@ -371,6 +606,7 @@ void *hk__pool_alloc_slow(hk_pool *p) {
     errno = EINVAL;
     return NULL;
   }
+  if (p->shared) return pc_alloc(p);
   if (!p->listed) {
     size_t n = stk_n(p);
     if (n) {
@@ -425,7 +661,7 @@ static void check_block(hk_pool *p, const char *b) {
     invalid_free(p, b, s && s->kind == HK__SEG_POOL && s->owner ? "a block of another pool" : "not a block of this pool");
   }
   pool_seg *ps = meta_of(s);
-  if (hk_unlikely(b < ps->base || b >= ps->carve || !is_multiple(p, (uint64_t)(b - ps->base)))) {
+  if (hk_unlikely(b < ps->base || b >= __atomic_load_n(&ps->carve, __ATOMIC_RELAXED) || !is_multiple(p, (uint64_t)(b - ps->base)))) {
     invalid_free(p, b, "not the start of a block of this pool");
   }
 }
@@ -440,6 +676,11 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
     return;
   }
   char *b = block;
+  if (p->shared) {
+    check_block(p, b);
+    pc_free(p, b);
+    return;
+  }
   if (!p->listed) {
     check_block(p, b);
     if (slotted(p) && in_slot(p, b)) double_free(p, b, "the block is already free");
@@ -480,6 +721,10 @@ void hk_pool_reset(hk_pool *p) {
     hk__warning("hk_pool_reset(%p): not a live pool; ignored", (void *)p);
     return;
   }
+  /* Shared: every thread's cached blocks become uncarved with the rest (the program must not use
+   * the pool from another thread during the reset, as with any bulk release). */
+  if (p->shared) pthread_mutex_lock(&cache_lock);
+  for (pcache *c = p->caches; c; c = c->next) pc_set_n(c, 0);
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
   for (pool_seg *ps = p->first; ps; ps = ps->next) {
@@ -490,7 +735,7 @@ void hk_pool_reset(hk_pool *p) {
 #endif
       hk__track_release(ps->base, (size_t)(ps->carve - ps->base));
     }
-    ps->carve = ps->base;
+    __atomic_store_n(&ps->carve, ps->base, __ATOMIC_RELAXED);
   }
   p->list = NULL;
   p->nlist = 0;
@@ -522,6 +767,7 @@ void hk_pool_reset(hk_pool *p) {
   }
   hk_assert_expensive(hk__pool_is_valid(p));
   unlock(p);
+  if (p->shared) pthread_mutex_unlock(&cache_lock);
 }
 
 void hk_pool_destroy(hk_pool *p) {
@@ -529,6 +775,17 @@ void hk_pool_destroy(hk_pool *p) {
   if (p->magic != POOL_MAGIC) {
     hk__warning("hk_pool_destroy(%p): not a live pool (destroyed twice?); ignored", (void *)p);
     return;
+  }
+  if (p->shared) { /* the threads' caches forget p (their blocks go with its segments) */
+    pthread_mutex_lock(&cache_lock);
+    for (pcache *c = p->caches, *next; c; c = next) {
+      next = c->next;
+      pc_set_n(c, 0);
+      c->next = c->prev = NULL;
+      atomic_store_explicit(&c->pool, NULL, memory_order_relaxed);
+    }
+    p->caches = NULL;
+    pthread_mutex_unlock(&cache_lock);
   }
   hk_assert_expensive(hk__pool_is_valid(p));
   p->magic = 0;
@@ -554,7 +811,10 @@ bool hk_pool_contains(const hk_pool *p, const void *q) {
   bool live = false;
   if ((const char *)q >= ps->base && (const char *)q < ps->carve) {
     const char *b = ps->base + slot_of(p, (size_t)((const char *)q - ps->base)) * p->stride;
-    if (slotted(p)) {
+    if (p->shared) {
+      live = word_open(p, b, 0) != mark_of(p, b);
+      if (hk_unlikely(p->track) && !live) hk__track_release((char *)b, sizeof(void *));
+    } else if (slotted(p)) {
       live = !in_slot(p, b);
     } else if (!p->listed) {
       live = !on_free_list(p, b);
@@ -586,9 +846,13 @@ bool hk__pool_is_valid(hk_pool *p) {
     if (ps == p->cur) after = true;
     n++;
   }
-  if (p->listed != (p->shared || p->track || HK_DEBUG >= 1)) return false;
+  if (p->listed != (!p->shared && (p->track || HK_DEBUG >= 1))) return false;
   if (p->unchecked != ((p->h.win & HK__POOL_UNCHECKED) != 0)) return false;
-  if (p->listed) {
+  if (p->shared) {
+    if (p->h.top != nil_top || p->h.win || p->list || p->nlist || p->dn > p->stk_slots || p->dn > p->carved) return false;
+    for (size_t i = 0; i < p->dn; i++)
+      if (!is_carved_block(p, p->stk[i]) || word(p, p->stk[i], 0) != mark_of(p, p->stk[i])) return false;
+  } else if (p->listed) {
     if (p->h.top != nil_top || p->h.win || p->stk_seg || p->stk) return false;
     for (const char *f = p->list; f; f = (const char *)word(p, f, 0)) {
       if (++nf > p->carved) return false;
@@ -616,6 +880,7 @@ bool hk__pool_is_valid(hk_pool *p) {
 void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
   memset(out, 0, sizeof *out);
   if (!p || p->magic != POOL_MAGIC) return;
+  if (p->shared) pthread_mutex_lock(&cache_lock); /* nfree counts the threads' cached blocks */
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
   out->block_size = p->stride;
@@ -629,4 +894,5 @@ void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
   out->segments = p->nsegs;
   out->bad_frees = p->bad_frees;
   unlock(p);
+  if (p->shared) pthread_mutex_unlock(&cache_lock);
 }

@@ -15,6 +15,7 @@
 #include <heapkit.h>
 #include "check.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -183,6 +184,59 @@ static void case_shared_foreign(void) {
   sink = local;
   bad(p, &local[1]);
 }
+/* Shared pools keep free blocks in per-thread caches and a depot: a double free is caught wherever
+ * the block is (another thread's cache, the depot after a flush, a batch carved into a cache and
+ * never handed out is not a live block either). */
+static hk_pool *xt_pool;
+static void *xt_block;
+static pthread_mutex_t xt_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t xt_cv = PTHREAD_COND_INITIALIZER;
+static int xt_freed;
+static void *free_in_thread(void *arg) {
+  hk_pool_free(xt_pool, xt_block);
+  pthread_mutex_lock(&xt_m);
+  xt_freed = 1;
+  pthread_cond_broadcast(&xt_cv);
+  while (arg) pthread_cond_wait(&xt_cv, &xt_m); /* arg: stay alive, the block in this thread's cache */
+  pthread_mutex_unlock(&xt_m);
+  return NULL;
+}
+static void double_from_thread(int stay) {
+  xt_pool = hk_pool_new_ex(&(hk_pool_options){.block_size = 40, .shared = true});
+  xt_block = hk_pool_alloc(xt_pool);
+  pthread_t t;
+  pthread_create(&t, NULL, free_in_thread, stay ? (void *)1 : NULL);
+  pthread_mutex_lock(&xt_m);
+  while (!xt_freed) pthread_cond_wait(&xt_cv, &xt_m);
+  pthread_mutex_unlock(&xt_m);
+  if (!stay) pthread_join(t, NULL); /* its cache went back to the depot at its exit */
+  bad(xt_pool, xt_block);
+}
+static void case_shared_double_other_cache(void) { double_from_thread(1); }
+static void case_shared_double_exited(void) { double_from_thread(0); }
+static void case_shared_double_depot(void) {
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 40, .shared = true});
+  enum { N = 1000 }; /* more than a thread cache holds: most go to the depot */
+  static void *b[N];
+  for (int i = 0; i < N; i++) b[i] = hk_pool_alloc(p);
+  for (int i = 0; i < N; i++) hk_pool_free(p, b[i]);
+  bad(p, b[3]);
+}
+static void case_shared_double_cached(void) {
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 40, .shared = true});
+  void *a = hk_pool_alloc(p), *c = hk_pool_alloc(p);
+  sink = c;
+  hk_pool_free(p, a);
+  hk_pool_free(p, hk_pool_alloc(p)); /* a again, from the cache */
+  bad(p, a);
+}
+static void case_shared_never_handed(void) {
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 48, .shared = true});
+  char *a = hk_pool_alloc(p); /* its neighbours were carved into this thread's cache */
+  sink = a;
+  bad(p, a + 48);
+}
+
 /* HEAPKIT_HARDENED=1 (here hk_option_set) overrides .unchecked. */
 static void case_hardened_unchecked(void) {
   hk_option_set(HK_OPT_HARDENED, 1);
@@ -243,6 +297,11 @@ static const mcase cases[] = {
   {"double_deep_slot", case_double_deep_slot, DBL},
   {"shared_double", case_shared_double, DBL},
   {"shared_foreign", case_shared_foreign, INV},
+  {"shared_double_other_cache", case_shared_double_other_cache, DBL},
+  {"shared_double_exited", case_shared_double_exited, DBL},
+  {"shared_double_depot", case_shared_double_depot, DBL},
+  {"shared_double_cached", case_shared_double_cached, DBL},
+  {"shared_never_handed", case_shared_never_handed, DBL},
   {"hardened_unchecked", case_hardened_unchecked, DBL},
   {"interior_16_last", case_interior_16_last, INV},
   {"interior_24_first", case_interior_24_first, INV},
