@@ -32,7 +32,9 @@ for line in open(raw).read().splitlines()[1:]:
     rows.setdefault(w, []).append((name, float(med), float(lo), float(hi)))
 title = {"ast": "AST build-and-drop (50,000 nodes of 16-64 B per tree, dropped whole)",
          "request": "Per-request scratch (30 objects of 16-256 B, nested save/restore)",
-         "pool": "Fixed-size churn (48 B objects, 1,024 live, random free order)"}
+         "pool": "Fixed-size churn (48 B objects, 1,024 live, random free order)",
+         "pool2t": "Two threads churn one shared pool (each as the pool workload; CPU of both threads per pair)",
+         "xthread": "Cross-thread: one thread allocates 48 B objects, another frees them (CPU of both per pair)"}
 lines = ["## Arenas, scratch and pools", "",
          "CPU nanoseconds per allocation (its free or its share of the drop included; thread CPU time, so "
          "time the shared machine gave to other processes is not counted), median of %s runs, all in one process; **x heapkit** is the peer's time over heapkit's (higher = heapkit faster). "
@@ -67,6 +69,9 @@ for w, rs in rows.items():
             goals.append("the pool workload with no allocator at all (floor) vs glibc: %.1fx, the most any allocator could reach" % (d["glibc malloc/free"] / fl))
             if ref > fl:
                 goals.append("pool's own cost above the floor: %.2f ns per alloc+free (glibc's: %.2f)" % (ref - fl, d["glibc malloc/free"] - fl))
+    if w in ("pool2t", "xthread") and "glibc malloc/free" in d:
+        goals.append("%s: shared pool vs glibc %.1fx%s" % (w, d["glibc malloc/free"] / ref,
+                     ", vs mimalloc %.1fx" % (d["mimalloc malloc/free"] / ref) if "mimalloc malloc/free" in d else ""))
 lines += ["Goals (reported, not asserted): " + "; ".join(goals) + ".", "",
           "Command: `%s`. The machine is shared and noisy: compare ratios, and min/max show the spread." % cmd, "",
           "![arena benchmark](arena.png)", ""]

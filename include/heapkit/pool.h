@@ -6,7 +6,11 @@
  * block at once.
  *
  * Threads: a pool is single-threaded (no locking at all) unless created with `.shared = true`,
- * in which case every function may be called from any thread (a lock per pool).
+ * in which case every function may be called from any thread and a block may be freed by another
+ * thread: each thread keeps a small cache of free blocks per shared pool (LIFO per thread), moved
+ * to and from the pool in batches under its lock; a thread's cached blocks go back to the pool
+ * when it exits. A shared pool may be reset or destroyed while other threads hold cached blocks
+ * of it, but not while they call into it.
  *
  * Checking: by default every free is checked in O(1), on the inline fast path: a pointer that is
  * not the start of a block this pool carved (foreign memory, another pool's or malloc's block, an
@@ -35,7 +39,7 @@ typedef struct hk_pool hk_pool;
 typedef struct hk_pool_options {
   size_t block_size;   /* bytes per block, 1..HK_POOL_MAX_BLOCK (at least 16, rounded up to the alignment) */
   size_t align;        /* power of two up to 4096; 0 = 16 */
-  bool shared;         /* thread-safe pool (a lock per pool; every call out of line) */
+  bool shared;         /* thread-safe pool (per-thread caches, a lock per pool; every call out of line) */
   bool checked;        /* no effect: pools are checked unless .unchecked (kept for source compatibility) */
   size_t commit_step;  /* growth step of committed memory; 0 = 64 KiB */
   size_t retain;       /* committed bytes hk_pool_reset keeps for reuse; 0 = 1 MiB */

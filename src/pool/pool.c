@@ -3,7 +3,8 @@
  * Layout of a pool segment: [hk__segment][pool_seg][hk_pool, first segment only][blocks].
  * Blocks are carved lazily: a pool only touches memory it hands out.
  *
- * Three modes, chosen at creation and never mixed:
+ * Four modes, chosen at creation and never mixed (the fourth, shared pools, is described with its
+ * code below: per-thread caches in front of a depot that is the stack of the first two):
  *   checked (the default)  free blocks on a stack of pointers in a segment of its own (kind
  *            HK__SEG_POOL with no owner, so a free of a pointer into it is rejected like any
  *            foreign pointer). The inline paths in pool.h pop and push it and never follow a
@@ -20,11 +21,11 @@
  *   unchecked (.unchecked)  the same stack with nothing checked inline; bad frees that reach
  *            this file (a push at a page boundary of the stack) are still caught when it is
  *            cheap: more frees than blocks carved, a pointer that is not a block.
- *   listed   (shared pools, HK_DEBUG >= 1, ASan/valgrind runs) a LIFO list through the first word
+ *   listed   (HK_DEBUG >= 1, ASan/valgrind runs) a LIFO list through the first word
  *            of each free block, whose second word holds a mark (the secret xor the block's
  *            address) that allocation clears, so a bad free is found in O(1) as above; a marked
  *            block is confirmed free by a walk of the free list. Every call comes here (h.top is
- *            nil_top, h.win 0), which lets a lock guard shared pools and lets ASan/valgrind
+ *            nil_top, h.win 0), which lets ASan/valgrind
  *            annotate and debug builds fill each block. Blocks are therefore at least 16 bytes.
  * A detected bad free is fatal in every mode, with the message hk_free uses for its own.
  * The stack of both stack modes: its committed slots grow, out of line, with the number of blocks
@@ -66,7 +67,8 @@ typedef struct pool_seg {
  * p->cur's carved blocks, nwin 0 while the stack's segment is larger than 4 MiB), n <=
  * carved unless an unchecked pool was misused; h.top == nil_top while there is no stack; list ==
  * NULL. Listed: h.top == nil_top, h.win == 0, the free list has nlist <= carved blocks, each
- * marked. listed == shared || track || HK_DEBUG >= 1. */
+ * marked. listed == !shared && (track || HK_DEBUG >= 1). Shared: h.top == nil_top, h.win == 0,
+ * the depot stk[0 .. dn) holds dn <= carved blocks, each marked (word 0 == mark_of), list empty. */
 struct hk_pool {
   hk_pool_head h; /* first: the inline fast paths read it */
   pool_seg *cur, *first, *last;

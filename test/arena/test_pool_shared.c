@@ -201,6 +201,26 @@ static void test_reset_destroy_with_caches(void) {
   hk_pool_destroy(hpool);
 }
 
+/* ---- ASan: free blocks are poisoned, cached or in the depot ---- */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+static void test_poison(void) {
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 48, .shared = true});
+  enum { N = 200 };
+  char *b[N];
+  for (int i = 0; i < N; i++) b[i] = hk_pool_alloc(p);
+  for (int i = 0; i < N; i++) CHECK_QUIET(!__asan_region_is_poisoned(b[i], 48));
+  for (int i = 0; i < N; i++) hk_pool_free(p, b[i]);
+  for (int i = 0; i < N; i++) CHECK_QUIET(__asan_address_is_poisoned(b[i]) && __asan_address_is_poisoned(b[i] + 47));
+  char *c = hk_pool_alloc(p); /* carved neighbours sit poisoned in the cache too */
+  CHECK(!__asan_region_is_poisoned(c, 48) && __asan_address_is_poisoned(b[N - 2]));
+  hk_pool_free(p, c);
+  hk_pool_destroy(p);
+}
+#else
+static void test_poison(void) {}
+#endif
+
 /* ---- per-thread LIFO: a thread gets back the block it freed last ---- */
 static void test_lifo(void) {
   hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 24, .shared = true});
@@ -235,5 +255,6 @@ int main(void) {
   test_thread_exit();
   test_reset_destroy_with_caches();
   test_lifo();
+  test_poison();
   return check_report("pool.shared");
 }
