@@ -117,9 +117,10 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
        * problem and on its reversal. The instances it places (500 seeds 1-150: 7 placed by the
        * first two slices, 1-19 ms each at load 10) used to wait for the two rounds below and the
        * coarse rounds, 0.1-0.2 s there; the rounds below place 4, the coarse rounds 0-1 (400: 1
-       * and 3), which now wait 2 x 1/64 of the limit (docs/planner.md). */
+       * and 3), which now wait 2 x 1/64 of the limit, at most 2 x 1/64 s (docs/planner.md). */
+      double pre = opt->time_limit < 1 ? opt->time_limit / 64 : 1.0 / 64; /* (a probe: no longer with more time) */
       for (int turn = 0; turn < 2 && !refuted && *best_peak > aim && now < aim_end; turn++) {
-        double d = now + opt->time_limit / 64 < aim_end ? now + opt->time_limit / 64 : aim_end;
+        double d = now + pre < aim_end ? now + pre : aim_end;
         int sr = hk__plan_search(turn ? &rev : p, prio, HK__SEARCH_LB, (unsigned)turn, d, opt->capacity, best, best_peak, &st);
         if (sr < 0) { rc = sr; goto out; }
         refuted = sr == 2;
