@@ -163,15 +163,18 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
        * 141 + 146 (docs/planner.md). */
       uint64_t work = (HK_PLAN_GUILLOTINE_WORK * (uint64_t)p->n) << (turn / 2 < 20 ? turn / 2 : 20);
       int gr = 0;
-      /* Before the first: one round with the shorter-lived buffers first and the larger subsets
-       * (7000 steps per buffer). It places 400 seed 145 (at 0.23 s), which no other round did;
-       * here, not among the short rounds above, it does not delay the instances the first slices
-       * place (as a seventh short round with 10000 per buffer, 500 seeds 1-150 took 4.3 s in all
-       * instead of 2.9 s; here 3.39 s against 3.36 s, docs/planner.md). */
-      if (turn == 1)
+      /* After the first: one round with the shorter-lived buffers first and the larger subsets
+       * (7000 steps per buffer). It placed 400 seed 145 (at 0.23 s), which no other round did
+       * before the coarse rounds (which now place it at 0.06 s); here, not among the short rounds
+       * above, it does not delay the instances the first slices place (as a seventh short round
+       * with 10000 per buffer, 500 seeds 1-150 took 4.3 s in all instead of 2.9 s). It came
+       * before the first rotation round until that delayed 500 seed 116, which the rotation
+       * round places (1.95M steps in all instead of 5.55M: at 0.6 s instead of 0.77-0.84 s, or
+       * not in 1 s, at load 11; docs/planner.md). */
+      gr = hk__plan_guillotine(p, (unsigned)turn / 2, work, aim_end, best, &st.nodes, &gfail);
+      if (turn == 1 && gr == 0 && hk__plan_now() < aim_end)
         gr = hk__plan_guillotine(p, HK_PLAN_GUILLOTINE_SHORT | HK_PLAN_GUILLOTINE_LARGE, 7000 * (uint64_t)p->n, aim_end, best,
                                  &st.nodes, &gfail);
-      if (gr == 0) gr = hk__plan_guillotine(p, (unsigned)turn / 2, work, aim_end, best, &st.nodes, &gfail);
       if (gr < 0) { rc = gr; goto out; }
       if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
       if (gr == 2) guillotine = false; /* exhausted: there is no guillotine packing */
