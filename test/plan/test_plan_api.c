@@ -201,12 +201,19 @@ static void test_perfect_packings(void) {
     /* a short slice of the bottom-up search comes before the guillotine search's rounds with
      * the first cut first and on the coarse problem: 500 seed 106, which only the bottom-up
      * search places (in a few hundred nodes), is placed after the four plain short rounds'
-     * 4 x 125k steps (it took 1.49M steps when the slice came after all the short rounds) */
-    CHECK(hkgen_perfect(b5, NULL, 500, 2000, 500000, 1, 106) == 0);
-    r = plan(b5, 500, o5, 20, 0, 0);
-    CHECK_MSG(r.peak == 500000 && strcmp(r.method, "search") == 0 && r.nodes < 4 * 250 * 500 + 100000,
-              "500 seed 106: peak %llu by %s after %llu steps", (unsigned long long)r.peak, r.method,
-              (unsigned long long)r.nodes);
+     * 4 x 125k steps (it took 1.49M steps when the slice came after all the short rounds). The
+     * slice lasts 1/64 s of wall time and needs ~1 ms: up to three tries on a loaded machine (the
+     * steps before it are deterministic, so the old order fails all three); not in debug builds,
+     * whose search is far slower. */
+#if !defined(HK_PLAN_TEST_SCALE)
+    for (int tries = 0; tries < 3; tries++) {
+      CHECK(hkgen_perfect(b5, NULL, 500, 2000, 500000, 1, 106) == 0);
+      r = plan(b5, 500, o5, 20, 0, 0);
+      CHECK_MSG(r.peak == 500000, "500 seed 106: peak %llu", (unsigned long long)r.peak);
+      if (strcmp(r.method, "search") == 0 && r.nodes < 4 * 250 * 500 + 100000) break;
+      CHECK_MSG(tries < 2, "500 seed 106: placed by %s after %llu steps", r.method, (unsigned long long)r.nodes);
+    }
+#endif
     /* the first rotation round (b*'s, 5000 steps per buffer) comes before the round with the
      * shorter-lived buffers first (7000 per buffer): 500 seed 116, which the rotation round places,
      * took 5.55M steps in all when that round came first, 1.95M now (plus the search's nodes in
