@@ -221,6 +221,39 @@ static void test_poison(void) {
 static void test_poison(void) {}
 #endif
 
+/* ---- more shared pools than a thread has caches (4): evictions flush to the right pool ---- */
+#define NP 6
+static hk_pool *mp[NP];
+static void *many_pools(void *arg) {
+  int id = (int)(intptr_t)arg;
+  unsigned char *b[NP][40];
+  for (int round = 0; round < 50; round++) {
+    for (int k = 0; k < NP; k++)
+      for (int i = 0; i < 40; i++) {
+        b[k][i] = hk_pool_alloc(mp[k]);
+        memset(b[k][i], id * 16 + k, 32);
+      }
+    for (int k = NP - 1; k >= 0; k--)
+      for (int i = 0; i < 40; i++) {
+        for (int j = 0; j < 32; j++) CHECK_QUIET(b[k][i][j] == (unsigned char)(id * 16 + k));
+        hk_pool_free(mp[k], b[k][i]);
+      }
+  }
+  return NULL;
+}
+static void test_many_pools(void) {
+  for (int k = 0; k < NP; k++) mp[k] = hk_pool_new_ex(&(hk_pool_options){.block_size = 32 + 16 * (size_t)k, .shared = true});
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, many_pools, (void *)(intptr_t)i);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  for (int k = 0; k < NP; k++) {
+    hk_pool_stats st;
+    hk_pool_stats_get(mp[k], &st);
+    CHECK(st.in_use == 0 && st.free_blocks == st.carved && st.carved <= 2 * (40 + 64 + 16));
+    hk_pool_destroy(mp[k]);
+  }
+}
+
 /* ---- per-thread LIFO: a thread gets back the block it freed last ---- */
 static void test_lifo(void) {
   hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 24, .shared = true});
@@ -255,6 +288,7 @@ int main(void) {
   test_thread_exit();
   test_reset_destroy_with_caches();
   test_lifo();
+  test_many_pools();
   test_poison();
   return check_report("pool.shared");
 }
