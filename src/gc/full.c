@@ -583,13 +583,32 @@ static size_t full_finalizers(mark_ctx *c) {
     for (size_t i = 0; i < ch->n; i++) {
       if (i + FIN_AHEAD < ch->n) __builtin_prefetch(hdr_of(r[i + FIN_AHEAD].obj), 1);
       if (i + FIN_AHEAD / 2 < ch->n) prefetch_children(h, r[i + FIN_AHEAD / 2].obj);
-      /* (Only a mark test: nothing moves in this pass, and the split updated forwarded records.) */
-      if (fin_marked(h, r[i].obj)) { /* kept for another's finalizer: young if its block becomes young */
-        flist_push_or_die(h, unreached_block(r[i].obj) ? &h->final_young : &h->final_old, &r[i]);
+      void *p = r[i].obj;
+      /* Only a mark test: nothing moves in this pass, and the split updated forwarded records. A
+       * dead object in a block is marked here with the bit found (the common case, not through
+       * mark_ref_t, which would find the word again). */
+      bool marked;
+      if (in_blocks(p)) {
+        uint64_t bit, *w = mark_word(p, &bit);
+        marked = (*w & bit) != 0;
+        if (!marked) {
+          *w |= bit;
+          uintptr_t hd = *hdr_of(p);
+          size_t total = hdr_total(hd);
+          gc_block *b = block_of_obj(p);
+          if (!(b->flags & F_UNREACHED)) lines_mark_shared(p, total, h->epoch);
+          c->live += total;
+          note_kept(c, p, hd, b, total);
+        }
+      } else {
+        marked = large_of(p)->mark == h->epoch;
+        if (!marked) mark_ref_t(c, &r[i].obj, false, true);
+      }
+      if (marked) { /* kept for another's finalizer: young if its block becomes young */
+        flist_push_or_die(h, unreached_block(p) ? &h->final_young : &h->final_old, &r[i]);
         continue;
       }
-      mark_ref_t(c, &r[i].obj, false, true);
-      fin_trace(c, r[i].obj);
+      fin_trace(c, p);
       if (c->work.count) mark_drain_fin(c);
       flist_push_or_die(h, &ready, &r[i]);
     }
