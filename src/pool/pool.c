@@ -433,9 +433,11 @@ static hk_cold __attribute__((noinline)) bool pc_flush(hk_pool *p, pcache *c, si
   }
   memcpy(p->stk + dn, c->b, k * sizeof(void *));
   p->dn = dn + k;
+  /* the count drops under the lock: a stats reader (which holds it) never sees the blocks both in
+   * the depot and in the cache. Only this thread reads c->b, so the move can wait. */
+  pc_set_n(c, n - k);
   pthread_mutex_unlock(&p->lock);
   memmove(c->b, c->b + k, (n - k) * sizeof(void *));
-  pc_set_n(c, n - k);
   return true;
 }
 
@@ -525,8 +527,8 @@ static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) 
     void *b = p->stk[dn - 1];
     if (c) memcpy(c->b, p->stk + dn - k, (k - 1) * sizeof(void *));
     p->dn = dn - k;
+    if (c) pc_set_n(c, k - 1); /* under the lock, as in pc_flush */
     pthread_mutex_unlock(&p->lock);
-    if (c) pc_set_n(c, k - 1);
     return b;
   }
   void *b = carve(p), *more[PC_CARVE];
@@ -886,9 +888,11 @@ void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
   out->block_size = p->stride;
-  out->in_use = p->carved - nfree(p);
+  /* one count: the owners of a shared pool's caches change theirs without our locks */
+  size_t nf = nfree(p);
+  out->in_use = p->carved - nf;
   out->in_use_peak = p->carved > p->peak_before_reset ? p->carved : p->peak_before_reset;
-  out->free_blocks = nfree(p);
+  out->free_blocks = nf;
   out->carved = p->carved;
   out->committed = p->committed;
   out->committed_peak = p->committed_peak;

@@ -268,6 +268,86 @@ static void test_lifo(void) {
   hk_pool_destroy(p);
 }
 
+
+/* ---- statistics read while other threads move blocks between their caches and the depot ----
+ * A flush puts its blocks in the depot under the pool's lock; if the cache's count dropped only
+ * after the unlock, a reader between the two counted those blocks twice (free_blocks > carved,
+ * in_use wrapping around). */
+static hk_pool *spool;
+static atomic_int sdone;
+static void *stats_churn(void *arg) {
+  int id = (int)(intptr_t)arg;
+  unsigned char *b[100];
+  for (int round = 0; round < 3000; round++) {
+    int n = 40 + (round * 7 + id) % 60;
+    for (int i = 0; i < n; i++) {
+      b[i] = hk_pool_alloc(spool);
+      if (b[i]) memset(b[i], id + 1, 24);
+    }
+    for (int i = 0; i < n; i++) {
+      for (int j = 0; j < 24; j++) CHECK_QUIET(b[i][j] == (unsigned char)(id + 1));
+      hk_pool_free(spool, b[i]);
+    }
+  }
+  atomic_fetch_add(&sdone, 1);
+  return NULL;
+}
+static void test_stats_while_busy(void) {
+  spool = hk_pool_new_ex(&(hk_pool_options){.block_size = 24, .shared = true});
+  atomic_store(&sdone, 0);
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, stats_churn, (void *)(intptr_t)i);
+  int bad = 0;
+  while (atomic_load(&sdone) < 2) { /* until both are done */
+    hk_pool_stats st;
+    hk_pool_stats_get(spool, &st);
+    if (st.free_blocks > st.carved || st.in_use > st.carved || st.in_use + st.free_blocks != st.carved) {
+      if (!bad) fprintf(stderr, "stats: carved %zu free %zu in_use %zu\n", st.carved, st.free_blocks, st.in_use);
+      bad++;
+    }
+  }
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  CHECK(bad == 0);
+  hk_pool_stats st;
+  hk_pool_stats_get(spool, &st);
+  CHECK(st.in_use == 0 && st.free_blocks == st.carved);
+  hk_pool_destroy(spool);
+}
+
+/* ---- a pool destroyed while the threads that used it are exiting (their caches unbind on exit):
+ * defined, since none of them uses the pool any more; the destroy and the exits only meet on the
+ * cache lock. Blocks of a second pool, freed by the exiting threads, stay valid. ---- */
+static hk_pool *dpool, *dkeep;
+static atomic_int dused;
+static void *use_then_exit(void *arg) {
+  int id = (int)(intptr_t)arg;
+  void *b[70];
+  for (int i = 0; i < 70; i++) b[i] = hk_pool_alloc(dpool);
+  for (int i = 0; i < 70; i++) hk_pool_free(dpool, b[i]); /* 64 cached, 6 in the depot */
+  unsigned char *k = hk_pool_alloc(dkeep);
+  memset(k, id, 56);
+  atomic_fetch_add(&dused, 1); /* from here on this thread does not touch dpool */
+  for (int j = 0; j < 56; j++) CHECK_QUIET(k[j] == (unsigned char)id);
+  hk_pool_free(dkeep, k);
+  return NULL;
+}
+static void test_destroy_during_exits(void) {
+  dkeep = hk_pool_new_ex(&(hk_pool_options){.block_size = 56, .shared = true});
+  for (int round = 0; round < 30; round++) {
+    dpool = hk_pool_new_ex(&(hk_pool_options){.block_size = 40 + 8 * (size_t)(round % 3), .shared = true});
+    atomic_store(&dused, 0);
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, use_then_exit, (void *)(intptr_t)(i + 1));
+    while (atomic_load(&dused) < 3) sched_yield();
+    hk_pool_destroy(dpool); /* races with the threads' exits */
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+  }
+  hk_pool_stats st;
+  hk_pool_stats_get(dkeep, &st);
+  CHECK(st.in_use == 0 && st.free_blocks == st.carved);
+  hk_pool_destroy(dkeep);
+}
+
 int main(void) {
   pool = hk_pool_new_ex(&(hk_pool_options){.block_size = SIZE, .shared = true});
   CHECK(pool != NULL);
@@ -290,5 +370,7 @@ int main(void) {
   test_lifo();
   test_many_pools();
   test_poison();
+  test_stats_while_busy();
+  test_destroy_during_exits();
   return check_report("pool.shared");
 }
