@@ -348,6 +348,47 @@ static void test_destroy_during_exits(void) {
   hk_pool_destroy(dkeep);
 }
 
+/* ---- a thread's other key destructors may free blocks after the pool's destructor ran: the
+ * thread binds a new cache then, which the next destructor round gives back ---- */
+static hk_pool *kpool;
+static pthread_key_t late_key;
+static void late_free(void *arg) {
+  void **b = arg;
+  for (int i = 0; i < 10; i++) hk_pool_free(kpool, b[i]);
+  free(b);
+}
+static void *free_in_destructor(void *arg) {
+  (void)arg;
+  void **b = malloc(10 * sizeof *b);
+  for (int i = 0; i < 10; i++) b[i] = hk_pool_alloc(kpool); /* binds the pool's key first */
+  pthread_setspecific(late_key, b);
+  return NULL;
+}
+static void test_free_in_key_destructor(void) {
+  kpool = hk_pool_new_ex(&(hk_pool_options){.block_size = 32, .shared = true});
+  void *warm = hk_pool_alloc(kpool); /* the pool's key exists before late_key */
+  hk_pool_free(kpool, warm);
+  CHECK(pthread_key_create(&late_key, late_free) == 0);
+  for (int round = 0; round < 5; round++) {
+    pthread_t t;
+    pthread_create(&t, NULL, free_in_destructor, NULL);
+    pthread_join(t, NULL);
+  }
+  hk_pool_stats st;
+  hk_pool_stats_get(kpool, &st);
+  CHECK(st.in_use == 0 && st.free_blocks == st.carved);
+  /* the blocks came back to the depot: the main thread gets them without carving */
+  size_t carved = st.carved;
+  void *b[40];
+  size_t n = carved < 40 ? carved : 40;
+  for (size_t i = 0; i < n; i++) b[i] = hk_pool_alloc(kpool);
+  hk_pool_stats_get(kpool, &st);
+  CHECK(st.carved == carved);
+  for (size_t i = 0; i < n; i++) hk_pool_free(kpool, b[i]);
+  pthread_key_delete(late_key);
+  hk_pool_destroy(kpool);
+}
+
 int main(void) {
   pool = hk_pool_new_ex(&(hk_pool_options){.block_size = SIZE, .shared = true});
   CHECK(pool != NULL);
@@ -372,5 +413,6 @@ int main(void) {
   test_poison();
   test_stats_while_busy();
   test_destroy_during_exits();
+  test_free_in_key_destructor();
   return check_report("pool.shared");
 }
