@@ -8,10 +8,12 @@
  *   test_gc_threads reserve                two threads building trees: the free blocks their
  *                                          nurseries take again are not given back to the OS
  *   test_gc_threads inplace                one, then two threads building trees promoted in place
- *                                          (the parallel walk arms every barrier bit) */
+ *                                          (the parallel walk arms every barrier bit), then two
+ *                                          with a third registering and unregistering all along */
 #include "gc_test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -523,6 +525,43 @@ static void *inplace_worker(void *arg) {
   return NULL;
 }
 
+/* Threads that come and go while the two workers promote in place: a thread unregistering while
+ * a collection is pending parks first (and may help its walk) and then leaves; one in a blocking
+ * region is not waited for. Their own small trees are checked before they leave. */
+static _Atomic int inplace_workers_left;
+static _Atomic long churned;
+static void *inplace_churner(void *arg) {
+  (void)arg;
+  do { /* at least once, however late this thread starts */
+    hk_gc_mutator *m = hk_gc_thread_register(heap);
+    if (!m) {
+      failures++;
+      break;
+    }
+    {
+      node *t = NULL;
+      HK_GC_ROOTS(m, t);
+      t = tree(m, 6);
+      if (!t || tree_count(t) != 127) failures++;
+      if (churned % 4 == 0) {
+        hk_gc_blocking_begin(m);
+        sched_yield();
+        hk_gc_blocking_end(m);
+      }
+      hk_gc_safepoint(m);
+      if (tree_count(t) != 127) failures++;
+    } /* (the root frame is popped here) */
+    hk_gc_thread_unregister(m);
+    churned++;
+  } while (inplace_workers_left > 0 && !failures);
+  return NULL;
+}
+static void *inplace_worker_counted(void *arg) {
+  inplace_worker(arg);
+  inplace_workers_left--;
+  return NULL;
+}
+
 static int test_inplace(void) {
   hk_gc_options o;
   hk_gc_options_init(&o);
@@ -554,6 +593,24 @@ static int test_inplace(void) {
    * ended before the collector's used to join the same phase again and again, spinning on the
    * heap lock until the collector was done). */
   CHECK(s.parallel_helpers <= s.parallel_opened);
+  /* again, with a third thread registering and unregistering all along */
+  inplace_verified = 0;
+  inplace_workers_left = 2;
+  pthread_t c;
+  CHECK(pthread_create(&c, NULL, inplace_churner, NULL) == 0);
+  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, inplace_worker_counted, (void *)1) == 0);
+  hk_gc_blocking_begin(main_m);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  pthread_join(c, NULL);
+  hk_gc_blocking_end(main_m);
+  hk_gc_stats s2;
+  hk_gc_stats_get(heap, &s2);
+  fprintf(stderr, "inplace with churn: %ld threads came and went, %lu minor collections, %lu of %lu phases helped\n",
+          (long)churned, (unsigned long)(s2.minor_collections - s.minor_collections),
+          (unsigned long)(s2.parallel_phases - s.parallel_phases), (unsigned long)(s2.parallel_opened - s.parallel_opened));
+  CHECK(failures == 0 && inplace_verified == 2 * inplace_rounds && churned > 0);
+  CHECK(s2.bytes_promoted > s.bytes_promoted);
+  CHECK(hk_gc_verify(main_m) == HK_OK);
   CHECK(hk_gc_heap_destroy(heap) == HK_OK);
   return check_report("gc.threads_inplace");
 }
