@@ -71,12 +71,15 @@ static inline void hk__page_flag_clear(hk__page *pg, uint8_t f) {
 
 /* How many remote frees into pg a thread may hold back at a time while pg is in heap h (rfree.c):
  * only pages of a default heap (given back only when their used count is zero, and a held block
- * counts as used) that are not HARDENED (whose owner must see every free), and blocks of at most
- * HK__RBUF_BYTES / 2 (for bigger ones the CAS is cheap next to the block), and of at least 16 bytes
- * (a held chain's head keeps the chain's tail in its second word). 0: none. */
+ * counts as used) that are not HARDENED (whose owner must see every free), and blocks of at least
+ * 16 bytes (a held chain's head keeps the chain's tail in its second word). 0: none. Blocks over
+ * HK__RBUF_BYTES / 2 are not chained (the CAS is cheap next to the block) but kept, up to
+ * HK_SMALL_MAX, in the freeing thread's foreign-block cache for its own next malloc:
+ * HK__RBUF_FOREIGN. */
 static inline uint8_t hk__rbuf_limit(const hk__page *pg, const hk_heap *h) {
   uint32_t bs = pg->block_size;
-  if (h == NULL || !h->is_default || (pg->flags & HK__PAGE_HARDENED) || bs > HK__RBUF_BYTES / 2 || bs < 16) return 0;
+  if (h == NULL || !h->is_default || (pg->flags & HK__PAGE_HARDENED) || bs > HK_SMALL_MAX || bs < 16) return 0;
+  if (bs > HK__RBUF_BYTES / 2) return HK__RBUF_FOREIGN;
   uint32_t n = (HK__RBUF_BYTES + bs - 1) / bs;
   return (uint8_t)(n < HK__RBUF_MAX ? n : HK__RBUF_MAX);
 }
@@ -205,6 +208,19 @@ HK_INTERNAL void hk__free_xthread(hk__page *pg, void *p, hk_heap *h);
 HK_INTERNAL void hk__rbuf_flush(hk__tld *tld);
 HK_INTERNAL extern hk__rbuf hk__rbuf_none;      /* what tld->rbuf starts as: an empty buffer */
 HK_INTERNAL void hk__rbuf_release(hk__tld *tld); /* flush and free the buffer (thread exit) */
+/* malloc of a size class whose foreign-block cache (h->fcache != NULL) may hold a block: the block,
+ * counted, or NULL */
+static inline void *hk__fcache_pop(hk_heap *h, size_t bin) {
+  hk__fcache *fc = h->fcache;
+  size_t i = bin - HK__FC_FIRST_BIN;
+  if (i >= HK__FC_BINS || fc->n[i] == 0) return NULL;
+  hk__block *b = fc->b[i][--fc->n[i]];
+  size_t bs = hk__bin_size(bin);
+  fc->bytes -= (uint32_t)bs;
+  hk__heap_count(h, inuse, (int64_t)bs);
+  hk__heap_count_op(h, mallocs);
+  return b;
+}
 HK_INTERNAL _Noreturn void hk__invalid_free(const void *p, const char *why);
 HK_INTERNAL size_t hk__usable_size(const void *p, const char *who);
 

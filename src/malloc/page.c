@@ -240,7 +240,14 @@ static hk_noinline void *malloc_large(size_t size, hk_heap *h) {
 
 void *hk__malloc_generic(size_t size, hk_heap *h) {
   if (hk_unlikely(h->tld == NULL)) return malloc_first(size);
-  if (hk_likely(size <= HK_MEDIUM_MAX)) return heap_malloc_bin(h, hk__bin_of(size));
+  if (hk_likely(size <= HK_MEDIUM_MAX)) {
+    size_t bin = hk__bin_of(size);
+    if (h->fcache != NULL) {
+      void *p = hk__fcache_pop(h, bin);
+      if (p) return p;
+    }
+    return heap_malloc_bin(h, bin);
+  }
   return malloc_large(size, h);
 }
 

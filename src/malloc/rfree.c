@@ -95,11 +95,71 @@ static hk_noinline void xthread_no_tld(hk__page *pg, void *p, hk_heap *h) {
   hk__free_remote(pg, (hk__block *)p);
 }
 
+/* ---- the foreign-block cache (hk__fcache) ----
+ * A block of 1-16 KiB freed into another thread's page is kept for this thread's next malloc of
+ * its size class, as tcmalloc's thread caches keep every freed block: the freeing thread has just
+ * read it (w_server verifies every block before freeing it), so it is in this core's cache, while
+ * the owner would reuse it only later, maybe on the other core. It also spares the CAS on the
+ * owner's page. Such a block stays counted as used on its page, which therefore stays in use (as
+ * for the remote-free buffer). Only blocks over 1 KiB: smaller ones come through the inline malloc
+ * path, where a test of the cache cost more than it saved (docs/architecture.md), while these come
+ * through hk__malloc_generic anyway. */
+
+_Static_assert(sizeof(hk__fcache) <= 4096, "the foreign-block cache must fit a meta slot");
+
+static inline hk__page *page_of_block(hk__block *b) { return hk__page_of(hk__mseg_of(b), b); }
+
+/* Keeps b (of pg, whose blocks are over HK__RBUF_BYTES / 2) in the default heap h's cache; false
+ * when it cannot (no record to be had, or the cache holds HK__FC_BYTES already). A full size class
+ * hands its oldest block over. */
+static bool fcache_push(hk_heap *h, hk__page *pg, hk__block *b) {
+  hk__fcache *fc = h->fcache;
+  if (fc == NULL) {
+    fc = hk__meta_alloc(sizeof *fc);
+    if (!fc) return false;
+    h->fcache = fc;
+  }
+  uint32_t bs = pg->remote.block_size;
+  size_t i = hk__bin_of(bs) - HK__FC_FIRST_BIN;
+  hk_assert_internal(i < HK__FC_BINS && hk__bin_size(i + HK__FC_FIRST_BIN) == bs);
+  hk__block **st = fc->b[i];
+  for (uint32_t k = 0; k < fc->n[i]; k++)
+    if (st[k] == b) hk__fatal("double free of %p", (void *)b);
+  if (fc->n[i] == HK__FC_DEPTH) {
+    hk__block *old = st[0];
+    for (uint32_t k = 1; k < HK__FC_DEPTH; k++) st[k - 1] = st[k];
+    fc->n[i]--;
+    fc->bytes -= bs;
+    hk__free_remote(page_of_block(old), old);
+  } else if (fc->bytes + bs > HK__FC_BYTES) {
+    return false;
+  }
+  st[fc->n[i]++] = b;
+  fc->bytes += bs;
+  return true;
+}
+
+/* Every block goes to its page (which may be this thread's own by now: adopted). */
+static void fcache_flush(hk_heap *h) {
+  hk__fcache *fc = h->fcache;
+  if (fc == NULL || fc->bytes == 0) return;
+  for (size_t i = 0; i < HK__FC_BINS; i++) {
+    for (uint32_t k = 0; k < fc->n[i]; k++) hk__free_remote(page_of_block(fc->b[i][k]), fc->b[i][k]);
+    fc->n[i] = 0;
+  }
+  fc->bytes = 0;
+}
+
 /* A block that misses the buffer: the page's first block in its slot, the buffer's first use, a
- * repeated free, or a block the buffer does not take (first-class heaps, hardened pages, big
- * blocks: for those the CAS is cheap next to the block). */
-static hk_noinline void xthread_unbuffered(hk__tld *tld, hk__page *pg, hk__block *b, bool bufferable) {
-  if (!bufferable || !push_slow(tld, pg, b)) hk__free_remote(pg, b);
+ * repeated free, or a block the buffer does not take (first-class heaps, hardened pages; big
+ * blocks go to the foreign-block cache, or to their page: for those the CAS is cheap next to the
+ * block). */
+static hk_noinline void xthread_unbuffered(hk__tld *tld, hk__page *pg, hk__block *b, uint32_t limit) {
+  if (limit == HK__RBUF_FOREIGN) {
+    if (!fcache_push(tld->heap_default, pg, b)) hk__free_remote(pg, b);
+    return;
+  }
+  if (limit == 0 || !push_slow(tld, pg, b)) hk__free_remote(pg, b);
 }
 
 /* A thread freeing p that does not own its page (hk_free found another thread id in the segment):
@@ -133,8 +193,8 @@ void hk__free_xthread(hk__page *pg, void *p, hk_heap *h) {
   uint32_t limit = __atomic_load_n(&r->rbuf_limit, __ATOMIC_RELAXED);
   rslot *s = slot_of(tld->rbuf, pg); /* tld->rbuf is never NULL here: hk__rbuf_none at first */
   uintptr_t n; /* blocks of pg the slot holds */
-  if (hk_unlikely(limit == 0 || (n = s->tag - (uintptr_t)pg) >= 64 || s->head == b)) {
-    xthread_unbuffered(tld, pg, b, limit != 0);
+  if (hk_unlikely(limit - 1 >= HK__RBUF_MAX || (n = s->tag - (uintptr_t)pg) >= 64 || s->head == b)) {
+    xthread_unbuffered(tld, pg, b, limit);
     return;
   }
   b->next = (uintptr_t)s->head ^ r->key; /* hk__encode, from the remote line */
@@ -145,6 +205,7 @@ void hk__free_xthread(hk__page *pg, void *p, hk_heap *h) {
 }
 
 void hk__rbuf_flush(hk__tld *tld) {
+  if (tld->heap_default) fcache_flush(tld->heap_default);
   hk__rbuf *rb = tld->rbuf;
   if (rb == NULL || rb == &hk__rbuf_none) return;
   for (size_t i = 0; i < RBUF_SLOTS; i++)
@@ -155,4 +216,9 @@ void hk__rbuf_release(hk__tld *tld) {
   hk__rbuf_flush(tld);
   if (tld->rbuf && tld->rbuf != &hk__rbuf_none) hk__meta_free(tld->rbuf);
   tld->rbuf = &hk__rbuf_none;
+  hk_heap *h = tld->heap_default;
+  if (h && h->fcache) {
+    hk__meta_free(h->fcache);
+    h->fcache = NULL;
+  }
 }

@@ -65,6 +65,24 @@ typedef struct hk__block { uintptr_t next; } hk__block;
  * of one page before handing them over, and no block over HK__RBUF_BYTES / 2 or under 16 bytes. */
 #define HK__RBUF_BYTES 2048
 #define HK__RBUF_MAX 32
+/* remote.rbuf_limit of a page whose blocks (over HK__RBUF_BYTES / 2, up to HK_SMALL_MAX) another
+ * thread's remote free may keep in its foreign-block cache (hk__fcache) instead */
+#define HK__RBUF_FOREIGN 255
+
+/* The foreign-block cache of a default heap (rfree.c): blocks of 1-16 KiB that this thread freed
+ * into other threads' pages, kept (still counted as used on their pages) for this thread's next
+ * malloc of their size class, while the freeing core still has them in its cache. Per size class
+ * a stack of HK__FC_DEPTH, at most HK__FC_BYTES in all; handed over to their pages when the
+ * remote-free buffer is. */
+#define HK__FC_FIRST_BIN 34 /* hk__bin_of(HK__RBUF_BYTES / 2 + 1): 1152-byte blocks */
+#define HK__FC_BINS 32      /* up to hk__bin_of(HK_SMALL_MAX) == 65 */
+#define HK__FC_DEPTH 8
+#define HK__FC_BYTES ((uint32_t)128 << 10)
+typedef struct hk__fcache {
+  uint32_t bytes;               /* block bytes held */
+  uint8_t n[HK__FC_BINS];       /* blocks held per size class */
+  hk__block *b[HK__FC_BINS][HK__FC_DEPTH]; /* [bin - HK__FC_FIRST_BIN][0..n): oldest first */
+} hk__fcache;
 
 /* xthread_free: list of blocks freed by other threads in one word: bits 0-1 the delayed-free state,
  * bits 2-47 the list head (blocks are 8-aligned, user addresses are below 2^48), bits 48-63 the
@@ -99,7 +117,9 @@ typedef struct hk__page_remote {
   uint8_t flags;
   /* remote frees into the page may be held in the freeing thread's buffer (rfree.c), and handed
    * over this many at a time: min(HK__RBUF_MAX, ceil(HK__RBUF_BYTES / block_size)); 0 when they
-   * may not: not in a default heap, HARDENED, or blocks over HK__RBUF_BYTES / 2 (hk__rbuf_limit) */
+   * may not: not in a default heap, HARDENED, or blocks under 16 bytes or over HK_SMALL_MAX;
+   * HK__RBUF_FOREIGN for blocks over HK__RBUF_BYTES / 2, which go to the foreign-block cache
+   * (hk__rbuf_limit) */
   uint8_t rbuf_limit;
 } hk__page_remote;
 
@@ -223,6 +243,7 @@ struct hk_heap_s {
    * check. Set by hk_free after a checked local free, cleared before the thread gives a segment
    * back or abandons its segments (mseg.c), so an entry is always a live segment of this thread. */
   uintptr_t seg_hint[HK__SEG_HINTS];
+  hk__fcache *fcache;  /* default heap only: the foreign-block cache (rfree.c), NULL until used */
 };
 
 #endif

@@ -1161,6 +1161,45 @@ static void sec_rbuf(void) {
   hk_free(fresh);
 }
 
+/* The foreign-block cache (rfree.c): a block of 1-16 KiB that a thread frees into another thread's
+ * page is what that thread's next malloc of its size class returns (it has just had it in its
+ * cache); blocks it still holds reach their pages when it exits; blocks of first-class heaps are
+ * never kept. */
+enum { FC = 4, FC_SIZE = 3000 };
+static void *fc_blocks[FC];
+static void *fc_thread(void *arg) {
+  void **got = arg;
+  for (int i = 0; i < FC; i++) hk_free(fc_blocks[i]);
+  got[0] = hk_malloc(FC_SIZE);
+  got[1] = hk_malloc(FC_SIZE);
+  memset(got[0], 0x33, FC_SIZE);
+  memset(got[1], 0x33, FC_SIZE);
+  hk_free(got[0]);
+  hk_free(got[1]);
+  return NULL; /* exits holding blocks of the main thread's page */
+}
+static void sec_fcache(void) {
+  void *got[2];
+  for (int i = 0; i < FC; i++) memset(fc_blocks[i] = hk_malloc(FC_SIZE), 0x22, FC_SIZE);
+  tu_run_thread(fc_thread, got);
+  EXPECTF(got[0] == fc_blocks[FC - 1] && got[1] == fc_blocks[FC - 2],
+          "a thread's mallocs after freeing another thread's %d-byte blocks returned %p, %p, not the blocks it freed last (%p, %p)",
+          (int)FC_SIZE, got[0], got[1], fc_blocks[FC - 1], fc_blocks[FC - 2]);
+  int held = 0;
+  for (int i = 0; i < FC; i++) held += hk_owns(fc_blocks[i]);
+  EXPECTF(held == 0, "%d of %d blocks freed by an exited thread have not reached their page", held, FC);
+
+  /* a first-class heap's blocks go to their page at once */
+  hk_heap *h = hk_heap_new();
+  CHECK(h != NULL);
+  for (int i = 0; i < FC; i++) memset(fc_blocks[i] = hk_heap_malloc(h, FC_SIZE), 0x22, FC_SIZE);
+  tu_run_thread(fc_thread, got);
+  int reused = 0;
+  for (int i = 0; i < FC; i++) reused += got[0] == fc_blocks[i] || got[1] == fc_blocks[i];
+  EXPECTF(reused == 0, "a thread's malloc returned a block of another thread's first-class heap that it had freed");
+  hk_heap_destroy(h);
+}
+
 /* A thread that allocates and frees in a loop, its allocation list never running dry if every free
  * went on it (see sec_lifo), must still do its periodic work, here handing its remote frees over. */
 static void *rb_loop_thread(void *arg) {
@@ -1524,7 +1563,7 @@ static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak},
-  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"lifo", sec_lifo}, {"page_reuse", sec_page_reuse},
+  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"lifo", sec_lifo}, {"page_reuse", sec_page_reuse},
   {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"cache_oversize", sec_cache_oversize},
   {"env", sec_env},
 };

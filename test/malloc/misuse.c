@@ -82,6 +82,25 @@ static void case_double_remote(void) {
   pthread_create(&t, NULL, remote_double, NULL);
   pthread_join(t, NULL);
 }
+/* The same with a block over 1 KiB, which the freeing thread keeps in its foreign-block cache
+ * (rfree.c): the second free finds it there, with a block freed in between. */
+static void *remote_double_big(void *arg) {
+  (void)arg;
+  void *other = hk_malloc(3000);
+  hk_free(remote_arg);
+  void *mine = hk_malloc(100);
+  hk_free(mine);
+  bad_free(remote_arg);
+  return other;
+}
+static void case_double_remote_big(void) {
+  remote_arg = hk_malloc(3000);
+  void *spare = hk_malloc(3000); /* so that remote_arg's page does not empty */
+  (void)spare;
+  pthread_t t;
+  pthread_create(&t, NULL, remote_double_big, NULL);
+  pthread_join(t, NULL);
+}
 /* Hardened: another thread frees a block and stays alive; the owner's double free must be found,
  * so hardened pages never hold remote frees back in the freeing thread's buffer. */
 static _Atomic int remote_step;
@@ -230,6 +249,7 @@ static const mcase cases[] = {
   {"unaligned_remote", case_unaligned_remote, "heapkit: invalid free of 0x", NULL},
   {"uncarved_remote", case_uncarved_remote, "heapkit: invalid free of 0x", NULL},
   {"double_remote", case_double_remote, "heapkit: double free of 0x", NULL},
+  {"double_remote_big", case_double_remote_big, "heapkit: double free of 0x", NULL},
   {"double_remote_hardened", case_double_remote_hardened, "heapkit: double free of 0x", NULL},
   {"double_small", case_double_small, "heapkit: double free of 0x", NULL},
   {"double_hardened", case_double_hardened, "heapkit: double free of 0x", NULL},
