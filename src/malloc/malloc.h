@@ -213,7 +213,11 @@ HK_INTERNAL void hk__rbuf_release(hk__tld *tld); /* flush and free the buffer (t
 static inline void *hk__fcache_pop(hk_heap *h, size_t bin) {
   hk__fcache *fc = h->fcache;
   size_t i = bin - HK__FC_FIRST_BIN;
-  if (i >= HK__FC_BINS || fc->n[i] == 0) return NULL;
+  if (i >= HK__FC_BINS) return NULL;
+  if (fc->n[i] == 0) {
+    fc->want[i] = 1;
+    return NULL;
+  }
   hk__block *b = fc->b[i][--fc->n[i]];
   size_t bs = hk__bin_size(bin);
   fc->bytes -= (uint32_t)bs;

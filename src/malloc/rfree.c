@@ -110,8 +110,9 @@ _Static_assert(sizeof(hk__fcache) <= 4096, "the foreign-block cache must fit a m
 static inline hk__page *page_of_block(hk__block *b) { return hk__page_of(hk__mseg_of(b), b); }
 
 /* Keeps b (of pg, whose blocks are over HK__RBUF_BYTES / 2) in the default heap h's cache; false
- * when it cannot (no record to be had, or the cache holds HK__FC_BYTES already). A full size class
- * hands its oldest block over. */
+ * when it does not: no record to be had, a class this thread has not allocated since the last
+ * hand-over, or the cache holds HK__FC_BYTES already. A full size class hands its oldest block
+ * over. */
 static bool fcache_push(hk_heap *h, hk__page *pg, hk__block *b) {
   hk__fcache *fc = h->fcache;
   if (fc == NULL) {
@@ -122,6 +123,7 @@ static bool fcache_push(hk_heap *h, hk__page *pg, hk__block *b) {
   uint32_t bs = pg->remote.block_size;
   size_t i = hk__bin_of(bs) - HK__FC_FIRST_BIN;
   hk_assert_internal(i < HK__FC_BINS && hk__bin_size(i + HK__FC_FIRST_BIN) == bs);
+  if (!fc->want[i]) return false;
   hk__block **st = fc->b[i];
   for (uint32_t k = 0; k < fc->n[i]; k++)
     if (st[k] == b) hk__fatal("double free of %p", (void *)b);
@@ -142,10 +144,11 @@ static bool fcache_push(hk_heap *h, hk__page *pg, hk__block *b) {
 /* Every block goes to its page (which may be this thread's own by now: adopted). */
 static void fcache_flush(hk_heap *h) {
   hk__fcache *fc = h->fcache;
-  if (fc == NULL || fc->bytes == 0) return;
+  if (fc == NULL) return;
   for (size_t i = 0; i < HK__FC_BINS; i++) {
     for (uint32_t k = 0; k < fc->n[i]; k++) hk__free_remote(page_of_block(fc->b[i][k]), fc->b[i][k]);
     fc->n[i] = 0;
+    fc->want[i] = 0;
   }
   fc->bytes = 0;
 }

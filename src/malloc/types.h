@@ -81,6 +81,10 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 typedef struct hk__fcache {
   uint32_t bytes;               /* block bytes held */
   uint8_t n[HK__FC_BINS];       /* blocks held per size class */
+  /* per size class: this thread has asked the cache for a block since the last hand-over; only
+   * then are blocks of the class kept (a thread that frees foreign blocks of a class it does not
+   * allocate would only pin their pages) */
+  uint8_t want[HK__FC_BINS];
   hk__block *b[HK__FC_BINS][HK__FC_DEPTH]; /* [bin - HK__FC_FIRST_BIN][0..n): oldest first */
 } hk__fcache;
 

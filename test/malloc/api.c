@@ -1163,12 +1163,15 @@ static void sec_rbuf(void) {
 
 /* The foreign-block cache (rfree.c): a block of 1-16 KiB that a thread frees into another thread's
  * page is what that thread's next malloc of its size class returns (it has just had it in its
- * cache); blocks it still holds reach their pages when it exits; blocks of first-class heaps are
- * never kept. */
+ * cache), once the thread has a cache (made by its first such free) and has allocated blocks of
+ * that class since; blocks it still holds reach their pages when it exits; blocks of first-class
+ * heaps are never kept, nor blocks of classes the thread does not allocate. */
 enum { FC = 4, FC_SIZE = 3000 };
-static void *fc_blocks[FC];
+static void *fc_blocks[FC + 1];
 static void *fc_thread(void *arg) {
   void **got = arg;
+  hk_free(fc_blocks[FC]); /* the thread's first foreign free: it gets a cache */
+  void *own = hk_malloc(FC_SIZE); /* it allocates blocks of the class: the cache keeps them */
   for (int i = 0; i < FC; i++) hk_free(fc_blocks[i]);
   got[0] = hk_malloc(FC_SIZE);
   got[1] = hk_malloc(FC_SIZE);
@@ -1176,26 +1179,46 @@ static void *fc_thread(void *arg) {
   memset(got[1], 0x33, FC_SIZE);
   hk_free(got[0]);
   hk_free(got[1]);
+  hk_free(own);
   return NULL; /* exits holding blocks of the main thread's page */
+}
+/* frees foreign blocks of a class it never allocates */
+static void *fc_consumer(void *arg) {
+  for (int i = 0; i <= FC; i++) hk_free(fc_blocks[i]);
+  atomic_store(&rb_step, 1);
+  rb_wait(2);
+  return arg;
 }
 static void sec_fcache(void) {
   void *got[2];
-  for (int i = 0; i < FC; i++) memset(fc_blocks[i] = hk_malloc(FC_SIZE), 0x22, FC_SIZE);
+  for (int i = 0; i <= FC; i++) memset(fc_blocks[i] = hk_malloc(FC_SIZE), 0x22, FC_SIZE);
   tu_run_thread(fc_thread, got);
   EXPECTF(got[0] == fc_blocks[FC - 1] && got[1] == fc_blocks[FC - 2],
           "a thread's mallocs after freeing another thread's %d-byte blocks returned %p, %p, not the blocks it freed last (%p, %p)",
           (int)FC_SIZE, got[0], got[1], fc_blocks[FC - 1], fc_blocks[FC - 2]);
   int held = 0;
-  for (int i = 0; i < FC; i++) held += hk_owns(fc_blocks[i]);
-  EXPECTF(held == 0, "%d of %d blocks freed by an exited thread have not reached their page", held, FC);
+  for (int i = 0; i <= FC; i++) held += hk_owns(fc_blocks[i]);
+  EXPECTF(held == 0, "%d of %d blocks freed by an exited thread have not reached their page", held, FC + 1);
+
+  /* a thread that only frees them keeps none: they reach their page while it still runs */
+  for (int i = 0; i <= FC; i++) memset(fc_blocks[i] = hk_malloc(FC_SIZE), 0x22, FC_SIZE);
+  atomic_store(&rb_step, 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, fc_consumer, NULL) == 0);
+  rb_wait(1);
+  held = 0;
+  for (int i = 0; i <= FC; i++) held += hk_owns(fc_blocks[i]);
+  EXPECTF(held == 0, "%d of %d blocks freed by a thread that does not allocate their size class are held back", held, FC + 1);
+  atomic_store(&rb_step, 2);
+  pthread_join(t, NULL);
 
   /* a first-class heap's blocks go to their page at once */
   hk_heap *h = hk_heap_new();
   CHECK(h != NULL);
-  for (int i = 0; i < FC; i++) memset(fc_blocks[i] = hk_heap_malloc(h, FC_SIZE), 0x22, FC_SIZE);
+  for (int i = 0; i <= FC; i++) memset(fc_blocks[i] = hk_heap_malloc(h, FC_SIZE), 0x22, FC_SIZE);
   tu_run_thread(fc_thread, got);
   int reused = 0;
-  for (int i = 0; i < FC; i++) reused += got[0] == fc_blocks[i] || got[1] == fc_blocks[i];
+  for (int i = 0; i <= FC; i++) reused += got[0] == fc_blocks[i] || got[1] == fc_blocks[i];
   EXPECTF(reused == 0, "a thread's malloc returned a block of another thread's first-class heap that it had freed");
   hk_heap_destroy(h);
 }

@@ -83,9 +83,12 @@ static void case_double_remote(void) {
   pthread_join(t, NULL);
 }
 /* The same with a block over 1 KiB, which the freeing thread keeps in its foreign-block cache
- * (rfree.c): the second free finds it there, with a block freed in between. */
+ * (rfree.c; once it has one, and has allocated blocks of that size since): the second free finds
+ * it there, with a block freed in between. */
+static void *remote_spare;
 static void *remote_double_big(void *arg) {
   (void)arg;
+  hk_free(remote_spare);
   void *other = hk_malloc(3000);
   hk_free(remote_arg);
   void *mine = hk_malloc(100);
@@ -95,6 +98,7 @@ static void *remote_double_big(void *arg) {
 }
 static void case_double_remote_big(void) {
   remote_arg = hk_malloc(3000);
+  remote_spare = hk_malloc(3000);
   void *spare = hk_malloc(3000); /* so that remote_arg's page does not empty */
   (void)spare;
   pthread_t t;
