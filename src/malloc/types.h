@@ -77,7 +77,7 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 #define HK__FC_FIRST_BIN 34 /* hk__bin_of(HK__RBUF_BYTES / 2 + 1): 1152-byte blocks */
 #define HK__FC_BINS 32      /* up to hk__bin_of(HK_SMALL_MAX) == 65 */
 #define HK__FC_DEPTH 8
-#define HK__FC_BYTES ((uint32_t)128 << 10)
+#define HK__FC_BYTES ((uint32_t)64 << 10)
 typedef struct hk__fcache {
   uint32_t bytes;               /* block bytes held */
   uint8_t n[HK__FC_BINS];       /* blocks held per size class */
