@@ -88,6 +88,7 @@ struct hk_pool {
   bool shared;
   size_t dn;                /* shared pools: blocks in the depot (p->stk[0 .. dn)) */
   struct pcache *caches;    /* shared pools: the thread caches bound to this pool (under cache_lock) */
+  struct hk_pool *snext, *sprev; /* shared pools: the list of live ones (under cache_lock), for fork */
   bool track; /* annotate every block for ASan/valgrind (kept off the fast path otherwise) */
   uint32_t magic;
   size_t commit_step, retain;
@@ -134,6 +135,7 @@ static inline void set_window(hk_pool *p) {
   p->h.nwin = window_n(p);
 }
 static size_t cached_blocks(const hk_pool *p);
+static void pc_link(hk_pool *p);
 static inline size_t nfree(const hk_pool *p) { return p->listed ? p->nlist : stk_n(p) + (p->shared ? cached_blocks(p) : 0); }
 /* The segment header, then the NULL word below the first entry (pool.h's inline slot test knows
  * the offset). */
@@ -258,6 +260,7 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->commit_step = opt->commit_step ? hk__align_up(opt->commit_step, 4096) : POOL_DEFAULT_STEP;
   p->retain = opt->retain ? opt->retain : POOL_DEFAULT_RETAIN;
   pthread_mutex_init(&p->lock, NULL);
+  if (p->shared) pc_link(p);
   ps->seg->owner = p;
   account(p, ps->commit_end - (char *)ps->seg);
   p->reserved = ps->seg->size;
@@ -465,8 +468,36 @@ static void pc_thread_exit(void *arg) {
   pthread_mutex_unlock(&cache_lock);
   if (t_pc == t) t_pc = NULL;
 }
+/* fork: no lock of the shared pools may be held by a thread that does not exist in the child
+ * (a child forked while another thread refilled a cache hung on the pool's lock at its first
+ * refill). Registered after the allocator's handlers, so these locks are taken before its own and
+ * given back after them; a thread holding a pool's lock takes the page layer's locks, never the
+ * reverse. The other threads' caches are lost to the child, as their malloc caches are. */
+static hk_pool *shared_pools; /* under cache_lock */
+static void pc_fork_prepare(void) {
+  pthread_mutex_lock(&cache_lock);
+  for (hk_pool *p = shared_pools; p; p = p->snext) pthread_mutex_lock(&p->lock);
+}
+static void pc_fork_parent(void) {
+  for (hk_pool *p = shared_pools; p; p = p->snext) pthread_mutex_unlock(&p->lock);
+  pthread_mutex_unlock(&cache_lock);
+}
+static void pc_fork_child(void) {
+  for (hk_pool *p = shared_pools; p; p = p->snext) pthread_mutex_init(&p->lock, NULL);
+  pthread_mutex_init(&cache_lock, NULL);
+}
 static void pc_make_key(void) {
   if (pthread_key_create(&pc_key, pc_thread_exit) != 0) hk__fatal("cannot create the pool thread-cache key");
+  if (pthread_atfork(pc_fork_prepare, pc_fork_parent, pc_fork_child) != 0) hk__fatal("cannot register the pools' fork handlers");
+}
+static void pc_link(hk_pool *p) {
+  pthread_once(&pc_once, pc_make_key);
+  pthread_mutex_lock(&cache_lock);
+  p->sprev = NULL;
+  p->snext = shared_pools;
+  if (shared_pools) shared_pools->sprev = p;
+  shared_pools = p;
+  pthread_mutex_unlock(&cache_lock);
 }
 
 /* This thread's cache for p, bound now if it has none (evicting another pool's); NULL if there is
@@ -789,6 +820,9 @@ void hk_pool_destroy(hk_pool *p) {
       atomic_store_explicit(&c->pool, NULL, memory_order_relaxed);
     }
     p->caches = NULL;
+    if (p->sprev) p->sprev->snext = p->snext;
+    else shared_pools = p->snext;
+    if (p->snext) p->snext->sprev = p->sprev;
     pthread_mutex_unlock(&cache_lock);
   }
   hk_assert_expensive(hk__pool_is_valid(p));

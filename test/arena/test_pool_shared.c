@@ -7,6 +7,9 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -389,6 +392,58 @@ static void test_free_in_key_destructor(void) {
   hk_pool_destroy(kpool);
 }
 
+/* ---- fork while another thread works a shared pool: the child uses the pool (its first refill
+ * and flush take the pool's lock, which the other thread may have held at the fork: 4 of 100
+ * children hung before the pools had fork handlers) ---- */
+static hk_pool *fpool;
+static atomic_int fstop;
+static void *fork_churn(void *arg) {
+  (void)arg;
+  void *b[200];
+  while (!atomic_load(&fstop)) {
+    for (int i = 0; i < 200; i++) b[i] = hk_pool_alloc(fpool);
+    for (int i = 0; i < 200; i++) hk_pool_free(fpool, b[i]);
+  }
+  return NULL;
+}
+static void test_fork(void) {
+  fpool = hk_pool_new_ex(&(hk_pool_options){.block_size = 64, .shared = true});
+  hk_pool *other = hk_pool_new_ex(&(hk_pool_options){.block_size = 16, .shared = true}); /* a second one on the list */
+  pthread_t t;
+  pthread_create(&t, NULL, fork_churn, NULL);
+  int hung = 0, bad = 0;
+  for (int f = 0; f < 60; f++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      alarm(5);
+      unsigned char *b[200];
+      for (int i = 0; i < 200; i++) {
+        b[i] = hk_pool_alloc(fpool);
+        if (!b[i]) _exit(2);
+        memset(b[i], i, 64);
+      }
+      for (int i = 0; i < 200; i++) {
+        for (int k = 0; k < 64; k++) if (b[i][k] != (unsigned char)i) _exit(3);
+        hk_pool_free(fpool, b[i]);
+      }
+      hk_pool_free(other, hk_pool_alloc(other));
+      hk_pool_stats st;
+      hk_pool_stats_get(fpool, &st);
+      _exit(st.free_blocks <= st.carved ? 0 : 4);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) hung++;
+    else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+  }
+  atomic_store(&fstop, 1);
+  pthread_join(t, NULL);
+  if (hung || bad) fprintf(stderr, "fork: %d of 60 children hung, %d failed\n", hung, bad);
+  CHECK(hung == 0 && bad == 0);
+  hk_pool_destroy(other);
+  hk_pool_destroy(fpool);
+}
+
 int main(void) {
   pool = hk_pool_new_ex(&(hk_pool_options){.block_size = SIZE, .shared = true});
   CHECK(pool != NULL);
@@ -414,5 +469,6 @@ int main(void) {
   test_stats_while_busy();
   test_destroy_during_exits();
   test_free_in_key_destructor();
+  test_fork();
   return check_report("pool.shared");
 }
