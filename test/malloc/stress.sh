@@ -26,6 +26,7 @@ run stress-64x64KiB "$bin/malloc_stress" 64 $((secs / 2)) 65536 8
 for seed in 11 12 13 14; do run "random-seed$seed" "$bin/malloc_random" 3000000 "$seed" $((1 << (14 + seed % 4 * 2))); done
 run churn-20000 "$bin/malloc_churn" 20000 16 300
 run fork-40 "$bin/malloc_fork" 40 8
+run fcache-threads-2000 "$bin/malloc_fcache_threads" 2000
 run dlopen-32 "$bin/malloc_dlopen" "$lib" hk_malloc hk_free 32
 if [ -x "$bin/malloc_libc" ]; then
   HK_PY_TESTS="test_list test_dict test_set test_unicode test_json test_re test_bytes test_collections test_itertools
