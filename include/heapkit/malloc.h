@@ -45,7 +45,10 @@ HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_heap_malloc(hk_heap *heap, size_
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2, 3) void *hk_heap_calloc(hk_heap *heap, size_t count, size_t size);
 HK_API HK_ALLOC_SIZE(3) void *hk_heap_realloc(hk_heap *heap, void *p, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(3) void *hk_heap_malloc_aligned(hk_heap *heap, size_t alignment, size_t size);
-/* True if p is a live block of this heap (freed blocks as for hk_owns). */
+/* True if p is a live block of this heap (freed blocks as for hk_owns). A block of 1-16 KiB that a
+ * thread's malloc took from its foreign-block cache (a block it had freed into another thread's
+ * page) stays a block of that page's heap: hk_heap_contains of the thread's own default heap is
+ * false for it. */
 HK_API bool hk_heap_contains(const hk_heap *heap, const void *p);
 
 #ifdef __cplusplus
