@@ -15,6 +15,8 @@ for t in weak final pin oom cards misuse; do run env HEAPKIT_GC_STRESS=5 "$B/tes
 run "$B/test_gc_threads" 8 300
 run "$B/test_gc_threads" 2 1000
 run env HEAPKIT_GC_STRESS=50 "$B/test_gc_threads" 4 40
+# the parallel in-place walk with threads coming and going: many runs for many interleavings
+for i in $(seq 30); do run "$B/test_gc_threads" inplace; done
 run "$B/gc_frag" 10000000 300000 0
 run "$B/gc_frag" 3000000 300000 1
 rm -f /tmp/hk_gc_stress.$$
