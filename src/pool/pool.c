@@ -381,7 +381,7 @@ static void stk_trim(hk_pool *p, size_t keep) {
  * Each thread keeps, per shared pool it uses (PC_WAYS pools at a time), a cache: a stack of up to
  * PC_CAP free blocks. Allocation pops it and free pushes it with no lock and no atomic
  * read-modify-write; only an empty cache (refill: up to PC_BATCH blocks from the depot, or carve
- * up to PC_CARVE) or a full one (flush: its PC_BATCH oldest blocks) takes the pool's lock, and
+ * up to PC_CARVE, and at most PC_CARVE_BYTES) or a full one (flush: its PC_BATCH oldest blocks) takes the pool's lock, and
  * moves a batch with one memcpy. The depot is the checked mode's stack of pointers (p->stk, height
  * p->dn), so a transfer never walks blocks.
  * A free block of a shared pool (cached or in the depot) holds the mark (secret ^ address) in its
@@ -398,6 +398,8 @@ static void check_block(hk_pool *p, const char *b);
 #define PC_CAP 64
 #define PC_BATCH 32
 #define PC_CARVE 16
+#define PC_CARVE_BYTES ((size_t)64 << 10) /* a carve batch takes at most this much (one block at least):
+                                             16 blocks of 256 KiB committed 4 MiB for one allocation */
 #define PC_WAYS 4
 typedef struct pcache {
   _Atomic(hk_pool *) pool; /* NULL: unbound */
@@ -564,7 +566,9 @@ static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) 
   }
   void *b = carve(p), *more[PC_CARVE];
   size_t k = 0;
-  while (b && c && k < PC_CARVE - 1 && (more[k] = carve(p)) != NULL) k++;
+  size_t batch = PC_CARVE_BYTES / p->stride;
+  if (batch > PC_CARVE) batch = PC_CARVE;
+  while (b && c && k + 1 < batch && (more[k] = carve(p)) != NULL) k++;
   pthread_mutex_unlock(&p->lock);
   for (size_t i = 0; i < k; i++) { /* lowest address on top; each marked free */
     void *x = more[k - 1 - i];

@@ -444,6 +444,24 @@ static void test_fork(void) {
   hk_pool_destroy(fpool);
 }
 
+/* ---- a carve batch of big blocks: one allocation from a pool of 256 KiB blocks used to carve 16
+ * of them (4 MiB committed; a single-threaded pool commits 320 KiB) ---- */
+static void test_big_blocks(void) {
+  hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = HK_POOL_MAX_BLOCK, .shared = true});
+  void *b = hk_pool_alloc(p);
+  hk_pool_stats st;
+  hk_pool_stats_get(p, &st);
+  CHECK(b != NULL && st.carved == 1 && st.committed < ((size_t)1 << 20));
+  hk_pool_free(p, b);
+  hk_pool_destroy(p);
+  p = hk_pool_new_ex(&(hk_pool_options){.block_size = 4096, .shared = true}); /* 16 of these: 64 KiB */
+  b = hk_pool_alloc(p);
+  hk_pool_stats_get(p, &st);
+  CHECK(st.carved == 16);
+  hk_pool_free(p, b);
+  hk_pool_destroy(p);
+}
+
 int main(void) {
   pool = hk_pool_new_ex(&(hk_pool_options){.block_size = SIZE, .shared = true});
   CHECK(pool != NULL);
@@ -470,5 +488,6 @@ int main(void) {
   test_destroy_during_exits();
   test_free_in_key_destructor();
   test_fork();
+  test_big_blocks();
   return check_report("pool.shared");
 }
