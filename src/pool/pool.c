@@ -47,6 +47,10 @@
 
 #define POOL_MAGIC 0x504f4f4cu /* "POOL" */
 #define POOL_DEFAULT_STEP ((size_t)64 << 10)
+/* shared pools' thread caches (see "shared pools" below) */
+#define PC_CAP 64
+#define PC_CACHE_BYTES ((size_t)256 << 10) /* a cache holds at most this much (two blocks at least):
+                                              64 blocks of 256 KiB kept 16 MiB idle per thread */
 #define POOL_DEFAULT_RETAIN ((size_t)1 << 20)
 #define POOL_FILL_FREED 0xDF
 
@@ -87,6 +91,9 @@ struct hk_pool {
   unsigned div_shift;
   bool shared;
   size_t dn;                /* shared pools: blocks in the depot (p->stk[0 .. dn)) */
+  size_t pc_cap, pc_batch;  /* shared pools: a thread cache's capacity and transfer batch, 2 <= pc_cap
+                               <= PC_CAP, pc_batch = pc_cap / 2, pc_cap * stride <= PC_CACHE_BYTES
+                               unless pc_cap == 2 */
   struct pcache *caches;    /* shared pools: the thread caches bound to this pool (under cache_lock) */
   struct hk_pool *snext, *sprev; /* shared pools: the list of live ones (under cache_lock), for fork */
   bool track; /* annotate every block for ASan/valgrind (kept off the fast path otherwise) */
@@ -249,6 +256,8 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->inv = inv;
   p->lim = UINT64_MAX / stride;
   p->shared = opt->shared;
+  p->pc_cap = PC_CACHE_BYTES / stride < 2 ? 2 : PC_CACHE_BYTES / stride > PC_CAP ? PC_CAP : PC_CACHE_BYTES / stride;
+  p->pc_batch = p->pc_cap / 2;
   p->track = hk__track_per_alloc();
   /* Debug builds fill freed blocks and tools annotate them, which the inline paths do not. */
   p->listed = !p->shared && (p->track || HK_DEBUG >= 1);
@@ -379,9 +388,10 @@ static void stk_trim(hk_pool *p, size_t keep) {
 /* ---- shared pools: thread caches in front of a locked depot ------------------------------------
  *
  * Each thread keeps, per shared pool it uses (PC_WAYS pools at a time), a cache: a stack of up to
- * PC_CAP free blocks. Allocation pops it and free pushes it with no lock and no atomic
- * read-modify-write; only an empty cache (refill: up to PC_BATCH blocks from the depot, or carve
- * up to PC_CARVE, and at most PC_CARVE_BYTES) or a full one (flush: its PC_BATCH oldest blocks) takes the pool's lock, and
+ * p->pc_cap free blocks (PC_CAP, fewer for blocks over 4 KiB: PC_CACHE_BYTES). Allocation pops
+ * it and free pushes it with no lock and no atomic read-modify-write; only an empty cache (refill:
+ * up to p->pc_batch blocks from the depot, or carve up to PC_CARVE, and at most PC_CARVE_BYTES) or
+ * a full one (flush: its p->pc_batch oldest blocks) takes the pool's lock, and
  * moves a batch with one memcpy. The depot is the checked mode's stack of pointers (p->stk, height
  * p->dn), so a transfer never walks blocks.
  * A free block of a shared pool (cached or in the depot) holds the mark (secret ^ address) in its
@@ -395,8 +405,6 @@ static void stk_trim(hk_pool *p, size_t keep) {
  * owner's accesses are relaxed (plain moves on x86). */
 static hk_cold _Noreturn void double_free(const hk_pool *p, const void *b, const char *why);
 static void check_block(hk_pool *p, const char *b);
-#define PC_CAP 64
-#define PC_BATCH 32
 #define PC_CARVE 16
 #define PC_CARVE_BYTES ((size_t)64 << 10) /* a carve batch takes at most this much (one block at least):
                                              16 blocks of 256 KiB committed 4 MiB for one allocation */
@@ -556,7 +564,7 @@ static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) 
   size_t dn = p->dn;
   if (dn) {
     /* the depot's top (the most recently flushed) ends on top of the cache */
-    size_t k = !c ? 1 : dn < PC_BATCH ? dn : PC_BATCH;
+    size_t k = !c ? 1 : dn < p->pc_batch ? dn : p->pc_batch;
     void *b = p->stk[dn - 1];
     if (c) memcpy(c->b, p->stk + dn - k, (k - 1) * sizeof(void *));
     p->dn = dn - k;
@@ -606,12 +614,12 @@ static void pc_free(hk_pool *p, char *b) {
     return;
   }
   size_t n = pc_n(c);
-  if (hk_unlikely(n == PC_CAP)) {
-    if (!pc_flush(p, c, PC_BATCH)) {
+  if (hk_unlikely(n == p->pc_cap)) {
+    if (!pc_flush(p, c, p->pc_batch)) {
       hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (void *)p, (void *)b);
       return;
     }
-    n -= PC_BATCH;
+    n -= p->pc_batch;
   }
   c->b[n] = b;
   pc_set_n(c, n + 1);

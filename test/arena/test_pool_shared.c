@@ -462,6 +462,35 @@ static void test_big_blocks(void) {
   hk_pool_destroy(p);
 }
 
+/* ---- a thread cache of big blocks: a thread that frees 8 blocks of 256 KiB used to keep all of
+ * them (64 per cache: 16 MiB idle per thread); a cache holds at most 256 KiB (two blocks at least),
+ * so another thread gets the rest from the depot without carving ---- */
+static hk_pool *cpool;
+static void *take_six(void *arg) {
+  void **out = arg;
+  for (int i = 0; i < 6; i++) out[i] = hk_pool_alloc(cpool);
+  return NULL;
+}
+static void test_big_cache(void) {
+  cpool = hk_pool_new_ex(&(hk_pool_options){.block_size = HK_POOL_MAX_BLOCK, .shared = true});
+  void *b[8], *got[6];
+  for (int i = 0; i < 8; i++) CHECK((b[i] = hk_pool_alloc(cpool)) != NULL);
+  for (int i = 0; i < 8; i++) hk_pool_free(cpool, b[i]);
+  pthread_t t;
+  pthread_create(&t, NULL, take_six, got);
+  pthread_join(t, NULL);
+  hk_pool_stats st;
+  hk_pool_stats_get(cpool, &st);
+  for (int i = 0; i < 6; i++) {
+    CHECK(got[i] != NULL);
+    hk_pool_free(cpool, got[i]);
+  }
+  hk_pool_stats_get(cpool, &st);
+  if (st.carved != 8) fprintf(stderr, "big cache: carved %zu, expected 8\n", st.carved);
+  CHECK(st.carved == 8 && st.in_use == 0 && st.free_blocks == 8);
+  hk_pool_destroy(cpool);
+}
+
 int main(void) {
   pool = hk_pool_new_ex(&(hk_pool_options){.block_size = SIZE, .shared = true});
   CHECK(pool != NULL);
@@ -489,5 +518,6 @@ int main(void) {
   test_free_in_key_destructor();
   test_fork();
   test_big_blocks();
+  test_big_cache();
   return check_report("pool.shared");
 }
