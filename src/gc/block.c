@@ -18,6 +18,7 @@ static gc_seg *seg_new(hk_gc_heap *h) {
     gc_block *b = &s->blocks[i];
     b->state = B_FREE;
     b->free_lines = GC_LINES;
+    b->owner = 0;
     b->next = h->free_blocks;
     h->free_blocks = b;
   }
@@ -54,6 +55,22 @@ gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data) {
   size_t bytes = hk__gc_heap_bytes(h);
   if (bytes > h->heap_peak) h->heap_peak = bytes;
   return b;
+}
+
+/* Move to the head of the free list one of its first few blocks that the given mutator last used
+ * as a nursery block. A copying minor collection frees both threads' nursery blocks onto one
+ * LIFO list, so without this each thread's next nursery is half the other core's cached lines. */
+void hk__gc_block_prefer(hk_gc_heap *h, uint32_t owner) {
+  gc_block **pp = &h->free_blocks;
+  for (int i = 0; i < 8 && *pp; i++, pp = &(*pp)->next) {
+    gc_block *b = *pp;
+    if (b->owner != owner) continue;
+    if (i == 0) return;
+    *pp = b->next;
+    b->next = h->free_blocks;
+    h->free_blocks = b;
+    return;
+  }
 }
 
 void hk__gc_block_release(hk_gc_heap *h, gc_block *b) {

@@ -89,6 +89,7 @@ typedef struct gc_block {
   uint8_t state;
   uint8_t flags;
   uint16_t kept; /* full.c, F_UNREACHED blocks: granules the finalization passes marked */
+  uint32_t owner; /* nursery blocks: tag of the mutator that last zeroed it (a cache-affinity hint) */
 } gc_block;
 
 /* A segment of blocks. Invariant: blocks[i].state == B_META for i < GC_SEG_META_BLOCKS. */
@@ -400,6 +401,7 @@ HK_INTERNAL void hk__gc_stack_clear(hk_gc_heap *h, gc_stack *s);
 /* block.c */
 /* Not zeroed. */
 HK_INTERNAL gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data);
+HK_INTERNAL void hk__gc_block_prefer(hk_gc_heap *h, uint32_t owner);
 HK_INTERNAL void hk__gc_block_release(hk_gc_heap *h, gc_block *b);
 /* A block in use changes generation in place (pinned survivors, block promotion, blocks made young
  * for finalizers): the per-block collection state goes and the generations' counts follow. The

@@ -7,6 +7,8 @@
  *   test_gc_threads register               a thread registers while a collection is pending
  *   test_gc_threads reserve                two threads building trees: the free blocks their
  *                                          nurseries take again are not given back to the OS
+ *   test_gc_threads affinity               two threads allocating garbage: after a minor collection
+ *                                          each takes back mostly nursery blocks it used itself
  *   test_gc_threads inplace                one, then two threads building trees promoted in place
  *                                          (the parallel walk arms every barrier bit), then two
  *                                          with a third registering and unregistering all along */
@@ -14,6 +16,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -485,6 +488,76 @@ static int test_reserve(void) {
   return check_report("gc.threads_reserve");
 }
 
+/* ---- nursery blocks go back to the thread that used them ------------------------------------- */
+
+/* Which thread last allocated in each 32 KiB block, by address (aliasing across 2 GiB would only
+ * blur the count). */
+static _Atomic uint8_t aff_owner[1 << 16];
+static _Atomic long aff_takes, aff_other;
+static pthread_barrier_t aff_start;
+
+static void *affinity_worker(void *arg) {
+  uint8_t self = (uint8_t)(uintptr_t)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) {
+    failures++;
+    return NULL;
+  }
+  /* Both allocate at once (each blocking until the other is registered and ready). */
+  hk_gc_blocking_begin(m);
+  pthread_barrier_wait(&aff_start);
+  hk_gc_blocking_end(m);
+  uintptr_t last = 0;
+  long takes = 0, other = 0;
+  for (int i = 0; i < 400000 && !failures; i++) {
+    node *n = new_node(m, (uint64_t)i, 2, false); /* garbage: minor collections copy and free */
+    if (!n) {
+      failures++;
+      break;
+    }
+    uintptr_t blk = (uintptr_t)n >> 15;
+    if (blk == last) continue;
+    last = blk;
+    uint8_t was = atomic_exchange(&aff_owner[blk & 0xffff], self);
+    takes++;
+    if (was && was != self) other++;
+  }
+  aff_takes += takes;
+  aff_other += other;
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+
+/* A copying minor collection frees both threads' nursery blocks onto one free list; a thread that
+ * took the next blocks from its head got half of them from the other thread (whose core has their
+ * lines cached): 46% of the nursery blocks of a 2-thread mtbintrees run, 4% with the hint in
+ * hk__gc_block_prefer. */
+static int test_affinity(void) {
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.nursery_size = 1 << 20;
+  o.initial_heap = 1 << 20;
+  hk_gc_mutator *main_m;
+  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
+  register_test_types(heap);
+  pthread_t t[2];
+  CHECK(pthread_barrier_init(&aff_start, NULL, 2) == 0);
+  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, affinity_worker, (void *)(uintptr_t)(i + 1)) == 0);
+  hk_gc_blocking_begin(main_m);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  hk_gc_blocking_end(main_m);
+  pthread_barrier_destroy(&aff_start);
+  hk_gc_stats s;
+  hk_gc_stats_get(heap, &s);
+  fprintf(stderr, "affinity: %lu minor collections, %ld nursery blocks taken, %ld last used by the other thread\n",
+          (unsigned long)s.minor_collections, (long)aff_takes, (long)aff_other);
+  CHECK(failures == 0);
+  CHECK(s.minor_collections >= 10);
+  CHECK(aff_other * 5 < aff_takes);
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  return check_report("gc.threads_affinity");
+}
+
 /* ---- promotion in place, walked in parallel ------------------------------------------------------ */
 
 /* Each thread builds a tree much bigger than its nursery: nearly everything survives, so minor
@@ -622,6 +695,7 @@ int main(int argc, char **argv) {
   }
   if (argc > 1 && !strcmp(argv[1], "register")) return test_register();
   if (argc > 1 && !strcmp(argv[1], "inplace")) return test_inplace();
+  if (argc > 1 && !strcmp(argv[1], "affinity")) return test_affinity();
   if (argc > 1 && !strcmp(argv[1], "reserve")) {
     if (argc > 2) reserve_iters = atoi(argv[2]);
     if (argc > 3) reserve_nursery_kib = atoi(argv[3]);
