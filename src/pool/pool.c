@@ -48,7 +48,7 @@
 #define POOL_MAGIC 0x504f4f4cu /* "POOL" */
 #define POOL_DEFAULT_STEP ((size_t)64 << 10)
 /* shared pools' thread caches (see "shared pools" below) */
-#define PC_CAP 64
+#define PC_CAP 512 /* 64 sent a burst of 256 frees through the depot to the other thread */
 #define PC_CACHE_BYTES ((size_t)256 << 10) /* a cache holds at most this much (two blocks at least):
                                               64 blocks of 256 KiB kept 16 MiB idle per thread */
 #define POOL_DEFAULT_RETAIN ((size_t)1 << 20)
@@ -388,7 +388,7 @@ static void stk_trim(hk_pool *p, size_t keep) {
 /* ---- shared pools: thread caches in front of a locked depot ------------------------------------
  *
  * Each thread keeps, per shared pool it uses (PC_WAYS pools at a time), a cache: a stack of up to
- * p->pc_cap free blocks (PC_CAP, fewer for blocks over 4 KiB: PC_CACHE_BYTES). Allocation pops
+ * p->pc_cap free blocks (PC_CAP, fewer for blocks over 512 bytes: PC_CACHE_BYTES). Allocation pops
  * it and free pushes it with no lock and no atomic read-modify-write; only an empty cache (refill:
  * up to p->pc_batch blocks from the depot, or carve up to PC_CARVE, and at most PC_CARVE_BYTES) or
  * a full one (flush: its p->pc_batch oldest blocks) takes the pool's lock, and
