@@ -45,10 +45,11 @@ HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_heap_malloc(hk_heap *heap, size_
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2, 3) void *hk_heap_calloc(hk_heap *heap, size_t count, size_t size);
 HK_API HK_ALLOC_SIZE(3) void *hk_heap_realloc(hk_heap *heap, void *p, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(3) void *hk_heap_malloc_aligned(hk_heap *heap, size_t alignment, size_t size);
-/* True if p is a live block of this heap (freed blocks as for hk_owns). A block of 1-16 KiB that a
- * thread's malloc took from its foreign-block cache (a block it had freed into another thread's
- * page) stays a block of that page's heap: hk_heap_contains of the thread's own default heap is
- * false for it. */
+/* True if p is a live block of this heap (freed blocks as for hk_owns). The threads' default heaps
+ * count as one: for a default heap, true for any live block that malloc and its family handed
+ * out (a thread's malloc may return a block of another thread's page, kept in its foreign-block
+ * cache, and an exited thread's pages pass to the thread that adopts them). A first-class heap
+ * contains exactly the blocks allocated from it. */
 HK_API bool hk_heap_contains(const hk_heap *heap, const void *p);
 
 #ifdef __cplusplus

@@ -199,7 +199,12 @@ bool hk_heap_contains(const hk_heap *h, const void *p) {
   hk__mseg *seg = hk__mseg_of(p);
   if (seg->base.kind == HK__SEG_LARGE) return seg->base.owner == h || (h->is_default && seg->base.owner == NULL);
   hk__page *pg = hk__page_of(seg, p);
-  return atomic_load_explicit(&pg->heap, memory_order_relaxed) == h;
+  hk_heap *ph = atomic_load_explicit(&pg->heap, memory_order_relaxed);
+  if (ph == h) return true;
+  /* The default heaps are one family, as for large blocks above: a thread's malloc may return a
+   * block of another thread's page (the foreign-block cache, rfree.c), and an exited thread's
+   * pages pass to whichever thread adopts them. First-class heaps stay exact. */
+  return h->is_default && (ph == NULL || ph->is_default);
 }
 
 void hk_collect(bool force) {

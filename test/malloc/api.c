@@ -1177,6 +1177,10 @@ static void *fc_thread(void *arg) {
   got[1] = hk_malloc(FC_SIZE);
   memset(got[0], 0x33, FC_SIZE);
   memset(got[1], 0x33, FC_SIZE);
+  /* what malloc returned is a live block of the thread's default heap, wherever its page is */
+  hk_heap *dh = hk_heap_get_default();
+  EXPECTF(hk_heap_contains(dh, got[0]) && hk_heap_contains(dh, got[1]) && hk_heap_contains(dh, own),
+          "hk_heap_contains(default heap) is false for a block this thread's malloc returned");
   hk_free(got[0]);
   hk_free(got[1]);
   hk_free(own);
