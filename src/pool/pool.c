@@ -91,9 +91,8 @@ struct hk_pool {
   unsigned div_shift;
   bool shared;
   size_t dn;                /* shared pools: blocks in the depot (p->stk[0 .. dn)) */
-  size_t pc_cap, pc_batch;  /* shared pools: a thread cache's capacity and transfer batch, 2 <= pc_cap
-                               <= PC_CAP, pc_batch = pc_cap / 2, pc_cap * stride <= PC_CACHE_BYTES
-                               unless pc_cap == 2 */
+  size_t pc_cap;            /* shared pools: a thread cache's capacity, 2 <= pc_cap <= PC_CAP,
+                               pc_cap * stride <= PC_CACHE_BYTES unless pc_cap == 2 */
   struct pcache *caches;    /* shared pools: the thread caches bound to this pool (under cache_lock) */
   struct hk_pool *snext, *sprev; /* shared pools: the list of live ones (under cache_lock), for fork */
   bool track; /* annotate every block for ASan/valgrind (kept off the fast path otherwise) */
@@ -256,8 +255,8 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->inv = inv;
   p->lim = UINT64_MAX / stride;
   p->shared = opt->shared;
-  p->pc_cap = PC_CACHE_BYTES / stride < 2 ? 2 : PC_CACHE_BYTES / stride > PC_CAP ? PC_CAP : PC_CACHE_BYTES / stride;
-  p->pc_batch = p->pc_cap / 2;
+  size_t cap = PC_CACHE_BYTES / stride;
+  p->pc_cap = cap < 2 ? 2 : cap > PC_CAP ? PC_CAP : cap;
   p->track = hk__track_per_alloc();
   /* Debug builds fill freed blocks and tools annotate them, which the inline paths do not. */
   p->listed = !p->shared && (p->track || HK_DEBUG >= 1);
@@ -390,8 +389,8 @@ static void stk_trim(hk_pool *p, size_t keep) {
  * Each thread keeps, per shared pool it uses (PC_WAYS pools at a time), a cache: a stack of up to
  * p->pc_cap free blocks (PC_CAP, fewer for blocks over 512 bytes: PC_CACHE_BYTES). Allocation pops
  * it and free pushes it with no lock and no atomic read-modify-write; only an empty cache (refill:
- * up to p->pc_batch blocks from the depot, or carve up to PC_CARVE, and at most PC_CARVE_BYTES) or
- * a full one (flush: its p->pc_batch oldest blocks) takes the pool's lock, and
+ * up to pc_batch(p) blocks from the depot, or carve up to PC_CARVE, and at most PC_CARVE_BYTES) or
+ * a full one (flush: its pc_batch(p) oldest blocks) takes the pool's lock, and
  * moves a batch with one memcpy. The depot is the checked mode's stack of pointers (p->stk, height
  * p->dn), so a transfer never walks blocks.
  * A free block of a shared pool (cached or in the depot) holds the mark (secret ^ address) in its
@@ -426,6 +425,8 @@ static pthread_key_t pc_key;
 static pthread_once_t pc_once = PTHREAD_ONCE_INIT;
 static __thread pcaches *t_pc __attribute__((tls_model("initial-exec")));
 
+/* A refill or flush moves half a cache. */
+static inline size_t pc_batch(const hk_pool *p) { return p->pc_cap / 2; }
 static inline size_t pc_n(pcache *c) { return atomic_load_explicit(&c->n, memory_order_relaxed); }
 static inline void pc_set_n(pcache *c, size_t n) { atomic_store_explicit(&c->n, n, memory_order_relaxed); }
 
@@ -564,7 +565,7 @@ static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) 
   size_t dn = p->dn;
   if (dn) {
     /* the depot's top (the most recently flushed) ends on top of the cache */
-    size_t k = !c ? 1 : dn < p->pc_batch ? dn : p->pc_batch;
+    size_t k = !c ? 1 : dn < pc_batch(p) ? dn : pc_batch(p);
     void *b = p->stk[dn - 1];
     if (c) memcpy(c->b, p->stk + dn - k, (k - 1) * sizeof(void *));
     p->dn = dn - k;
@@ -589,6 +590,11 @@ static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) 
   return b;
 }
 
+/* A free whose block cannot be recorded (the free stack cannot grow): warned about, not fatal. */
+static hk_cold void free_leaked(const hk_pool *p, const void *b) {
+  hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (const void *)p, b);
+}
+
 /* Takes b (checked: a carved block of p) back; under ASan the whole block is poisoned. */
 static void pc_free(hk_pool *p, char *b) {
   uintptr_t m = mark_of(p, b);
@@ -606,7 +612,7 @@ static void pc_free(hk_pool *p, char *b) {
     pthread_mutex_lock(&p->lock);
     if (p->dn >= p->stk_slots && stk_grow(p, p->dn + 1) != HK_OK) {
       pthread_mutex_unlock(&p->lock);
-      hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (void *)p, (void *)b);
+      free_leaked(p, b);
       return;
     }
     p->stk[p->dn++] = b;
@@ -615,11 +621,11 @@ static void pc_free(hk_pool *p, char *b) {
   }
   size_t n = pc_n(c);
   if (hk_unlikely(n == p->pc_cap)) {
-    if (!pc_flush(p, c, p->pc_batch)) {
-      hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (void *)p, (void *)b);
+    if (!pc_flush(p, c, pc_batch(p))) {
+      free_leaked(p, b);
       return;
     }
-    n -= p->pc_batch;
+    n -= pc_batch(p);
   }
   c->b[n] = b;
   pc_set_n(c, n + 1);
@@ -734,7 +740,7 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
     size_t n = stk_n(p);
     if (n >= p->carved) double_free(p, b, "more blocks freed than were handed out");
     if (n >= p->stk_slots && stk_grow(p, n + 1) != HK_OK) {
-      hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (void *)p, block);
+      free_leaked(p, block);
       return;
     }
     if (slotted(p)) ((uintptr_t *)b)[0] = (uintptr_t)&p->stk[n];
