@@ -472,7 +472,8 @@ void hk__heap_free_large_blocks(hk_heap *h) {
 void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size) {
   size_t off = (size_t)(seg->large_block - (uint8_t *)seg);
   size_t usable = hk__align_up(size, hk__page_size());
-  if (usable < size || off + usable > seg->base.size) return NULL;
+  /* (not off + usable > size: for a request near SIZE_MAX that sum wraps around) */
+  if (usable < size || usable > seg->base.size - off) return NULL;
   if (usable > seg->large_size) {
     if (hk__segment_commit(&seg->base, off + seg->large_size, usable - seg->large_size, NULL) != HK_OK) return NULL;
   } else if (usable < seg->large_size / 2) {

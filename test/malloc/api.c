@@ -178,6 +178,19 @@ static void sec_huge(void) {
     CHECK(hk_owns(p));
     hk_free(p);
 
+    /* A large block may grow in place in its segment: that size check must not wrap around
+     * either (it did: realloc(p, SIZE_MAX - 4095) of a 10 MiB block returned p, its size now
+     * beyond the address space). */
+    char *q = hk_malloc(10 * MiB);
+    CHECK(q != NULL);
+    tu_fill(q, 10 * MiB);
+    errno = 0;
+    void *r = hk_realloc(q, n);
+    CHECKF(r == NULL && errno == ENOMEM, "realloc(10 MiB block, %zu): %p errno %d", n, r, errno);
+    CHECK(hk_malloc_usable_size(q) >= 10 * MiB && hk_malloc_usable_size(q) < 11 * MiB);
+    CHECK(tu_verify(q, 10 * MiB) == (size_t)-1);
+    hk_free(q);
+
     hk_heap *h = hk_heap_new();
     CHECK(h != NULL);
     errno = 0;
