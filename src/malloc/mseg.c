@@ -2,6 +2,7 @@
  * abandon/adopt cycle that hands the segments of exited threads to live ones. */
 #include "malloc/malloc.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -397,7 +398,9 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   if (align > off) off = align;
   size_t seg_align = align > HK_SEGMENT_SIZE ? align : 0;
   size_t usable = hk__align_up(size, ps);
-  if (usable < size || off + usable < usable) return NULL;
+  /* every failure sets errno: the segment layer's refusals (a block and header over 64 TiB)
+   * do not, and the callers return NULL as they get it */
+  if (usable < size || off + usable < usable) { errno = ENOMEM; return NULL; }
   /* In a HK_LARGE_RESERVE segment the block starts at the second commit unit (256 KiB): the first
    * one holds the header and is never decommitted, so a block inside it would stay resident while
    * the segment is cached. */
@@ -408,10 +411,10 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
     if (off < unit_off) off = unit_off;
   }
   hk__segment *s = hk__segment_alloc_ex(off + usable, reserve, seg_align, HK__SEG_LARGE, sizeof(hk__mseg));
-  if (!s) return NULL;
+  if (!s) { errno = ENOMEM; return NULL; }
   hk__mseg *seg = (hk__mseg *)s;
   bool is_zero = false;
-  if (hk__segment_commit(s, off, usable, &is_zero) != HK_OK) { hk__segment_free(s); return NULL; }
+  if (hk__segment_commit(s, off, usable, &is_zero) != HK_OK) { hk__segment_free(s); errno = ENOMEM; return NULL; }
   seg->base.page_shift = 63;
   seg->base.page_count = 0;
   seg->large_block = (uint8_t *)s + off;
