@@ -265,7 +265,8 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->h.inv = p->inv;
   p->h.win = p->unchecked ? HK__POOL_UNCHECKED : p->listed || p->shared ? 0 : p->tz;
   p->secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
-  p->commit_step = opt->commit_step ? hk__align_up(opt->commit_step, 4096) : POOL_DEFAULT_STEP;
+  /* at most a segment (all a step can commit): rounding a step near SIZE_MAX up wrapped to 0 */
+  p->commit_step = opt->commit_step ? hk__align_up(min_sz(opt->commit_step, HK_SEGMENT_SIZE), 4096) : POOL_DEFAULT_STEP;
   p->retain = opt->retain ? opt->retain : POOL_DEFAULT_RETAIN;
   pthread_mutex_init(&p->lock, NULL);
   if (p->shared) pc_link(p);

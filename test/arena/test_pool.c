@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 static void test_basic(void) {
   hk_pool *p = hk_pool_new(48);
@@ -52,6 +53,36 @@ static void test_bad_input(void) {
   CHECK(hk_pool_alloc(NULL) == NULL && errno == EINVAL);
   hk_pool_destroy(p);
   hk_pool_destroy(NULL);
+}
+
+/* Absurd growth steps and retention are taken (the step is at most a segment): a commit step near
+ * SIZE_MAX wrapped around to 0 when rounded up to the commit unit, and the first carve past the
+ * first unit looped for ever (alarm turns that into a failure). */
+static void test_absurd_options(void) {
+  const size_t steps[] = {SIZE_MAX, SIZE_MAX - 5000, SIZE_MAX / 2 + 1, (size_t)1 << 40, 1};
+  alarm(30);
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    for (int shared = 0; shared < 2; shared++) {
+      hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 64, .commit_step = steps[i], .retain = SIZE_MAX, .shared = shared});
+      CHECK(p != NULL);
+      if (!p) continue;
+      char *last = NULL;
+      for (int k = 0; k < 100000; k++) { /* 6.4 MB: two segments */
+        char *b = hk_pool_alloc(p);
+        CHECK(b != NULL);
+        if (!b) break;
+        memset(b, 0x5a, 64);
+        if (last) hk_pool_free(p, last);
+        last = k % 2 ? b : NULL;
+      }
+      hk_pool_stats st;
+      hk_pool_stats_get(p, &st);
+      CHECK(st.in_use + st.free_blocks == st.carved && st.committed <= st.reserved);
+      hk_pool_reset(p);
+      hk_pool_destroy(p);
+    }
+  }
+  alarm(0);
 }
 
 /* Random alloc/free against a shadow: every live block keeps its stamp, no block is handed out
@@ -188,5 +219,6 @@ int main(void) {
   test_stack();
   test_reset();
   test_typed();
+  test_absurd_options();
   return check_report("pool.single");
 }
