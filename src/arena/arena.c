@@ -30,7 +30,10 @@ hk_arena *hk_arena_new(const hk_arena_options *opt) {
   a->magic = HK__ARENA_MAGIC;
   a->flags = o.flags;
   a->track = !(o.flags & HK_ARENA_NO_POISON) && hk__track_per_alloc();
-  a->commit_step = o.commit_step ? hk__align_up(o.commit_step, 4096) : HK__ARENA_DEFAULT_STEP;
+  /* at most the largest chunk (all a step can commit): rounding a step near SIZE_MAX up to the
+   * commit unit wrapped to 0, and the first commit past the first unit looped for ever */
+  size_t step_max = (size_t)1 << 46;
+  a->commit_step = o.commit_step ? hk__align_up(o.commit_step < step_max ? o.commit_step : step_max, 4096) : HK__ARENA_DEFAULT_STEP;
   a->retain = o.retain ? o.retain : HK__ARENA_DEFAULT_RETAIN;
   a->budget = o.budget;
   a->next_reserve = reserve * 2 < HK__ARENA_MAX_RESERVE ? reserve * 2 : (reserve > HK__ARENA_MAX_RESERVE ? reserve : HK__ARENA_MAX_RESERVE);

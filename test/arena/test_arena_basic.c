@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 static void test_small(void) {
   hk_arena *a = hk_arena_new(NULL);
@@ -122,6 +123,31 @@ static void test_bad_handles(void) {
   /* Double destroy is reported, not a crash (the segment is cached, so the magic is gone). */
 }
 
+/* Absurd growth steps and retention are taken: a commit step near SIZE_MAX wrapped around to 0
+ * when rounded up to the commit unit, and the first allocation past the first unit looped for ever
+ * (alarm turns that into a failure). */
+static void test_absurd_options(void) {
+  const size_t steps[] = {SIZE_MAX, SIZE_MAX - 5000, SIZE_MAX / 2 + 1, (size_t)1 << 40, 1};
+  alarm(30);
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    hk_arena *a = hk_arena_new(&(hk_arena_options){.commit_step = steps[i], .retain = SIZE_MAX});
+    CHECK(a != NULL);
+    if (!a) continue;
+    for (int k = 0; k < 10000; k++) { /* 10 MB: more than the first chunk */
+      char *b = hk_arena_alloc(a, 1000);
+      CHECK(b != NULL);
+      if (!b) break;
+      memset(b, 0x5a, 1000);
+    }
+    hk_arena_stats st;
+    hk_arena_stats_get(a, &st);
+    CHECK(st.allocated >= 10000 * 1000 && st.committed <= st.reserved);
+    hk_arena_reset(a);
+    hk_arena_destroy(a);
+  }
+  alarm(0);
+}
+
 static void test_global_stats(void) {
   hk_arena_stats g0, g1, g2;
   hk_arena_global_stats(&g0);
@@ -148,6 +174,7 @@ int main(void) {
   test_growth();
   test_aligned_and_helpers();
   test_bad_handles();
+  test_absurd_options();
   test_global_stats();
   return check_report("arena.basic");
 }
