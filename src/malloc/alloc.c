@@ -128,7 +128,7 @@ void *hk_pvalloc(size_t size) {
 static void *heap_realloc(hk_heap *h, void *p, size_t size) {
   if (p == NULL) return heap_malloc(h, size);
   if (size == 0) { hk_free(p); return NULL; } /* glibc frees and returns NULL */
-  size_t usable = hk__usable_size(p, "realloc");
+  size_t usable = hk__realloc_usable(p);
   if (size <= usable && (size >= usable / 2 || usable <= 16)) return p;
   if (size > HK_MEDIUM_MAX) { /* only a large block can grow in place: no segment lookup otherwise */
     hk__mseg *seg = (hk__mseg *)hk__segment_find(p);

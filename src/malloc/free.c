@@ -249,23 +249,38 @@ void hk_free_sized(void *p, size_t size) {
   hk_free(p);
 }
 
-size_t hk__usable_size(const void *p, const char *who) {
+/* The bytes usable from p, inside a block. For realloc (whole) p must also be what free accepts:
+ * a block's start (or inside a block of a page that hands out aligned blocks), not free where this
+ * thread can tell (its own page); otherwise an interior pointer of a large block grew the block
+ * in place from that pointer, and a freed block that still held the size came back as it was. */
+static inline size_t usable_size(const void *p, const char *who, bool whole) {
   hk__segment *s = large_segment_of(p);
   if (!s) hk__fatal("%s of %p: not allocated by heapkit", who, p);
   hk__mseg *seg = (hk__mseg *)s;
   if (s->kind == HK__SEG_LARGE) {
     if ((const uint8_t *)p < seg->large_block || (const uint8_t *)p >= seg->large_block + seg->large_size)
       hk__fatal("%s of %p: not an allocated block", who, p);
+    if (whole && (const uint8_t *)p != seg->large_block) hk__fatal("%s of %p: not the start of a block", who, p);
     return seg->large_size - (size_t)((const uint8_t *)p - seg->large_block);
   }
   if (!hk__is_malloc_kind(s)) hk__fatal("%s of %p: %s", who, p, explain(p));
   size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift;
   if (idx >= seg->base.page_count || !seg->pages[idx].in_use) hk__fatal("%s of %p: not an allocated block", who, p);
-  const hk__page *pg = &seg->pages[idx];
+  hk__page *pg = &seg->pages[idx];
   hk__block *b = block_start(pg, p);
   if (!b) hk__fatal("%s of %p: not an allocated block", who, p);
+  if (whole) {
+    if ((const void *)b != p && !(__atomic_load_n(&pg->remote.flags, __ATOMIC_RELAXED) & HK__PAGE_HAS_ALIGNED))
+      hk__fatal("%s of %p: not the start of a block", who, p);
+    if (atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == hk__thread_id() &&
+        maybe_free_block(pg, b, hk__page_carved(pg)) && on_free_list(pg, b))
+      hk__fatal("%s of %p: already freed", who, p);
+  }
   return pg->block_size - (size_t)((const uint8_t *)p - (const uint8_t *)b);
 }
+
+size_t hk__usable_size(const void *p, const char *who) { return usable_size(p, who, false); }
+size_t hk__realloc_usable(const void *p) { return usable_size(p, "realloc", true); }
 
 bool hk_owns(const void *p) {
   hk__segment *s = hk__segment_find(p);

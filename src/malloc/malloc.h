@@ -227,6 +227,8 @@ static inline void *hk__fcache_pop(hk_heap *h, size_t bin) {
 }
 HK_INTERNAL _Noreturn void hk__invalid_free(const void *p, const char *why);
 HK_INTERNAL size_t hk__usable_size(const void *p, const char *who);
+/* realloc's: also fatal unless p is what free would take (a block start, not free) */
+HK_INTERNAL size_t hk__realloc_usable(const void *p);
 
 /* ---- meta records (meta.c) ------------------------------------------------------------------------ */
 HK_INTERNAL void *hk__meta_alloc(size_t size);

@@ -189,6 +189,28 @@ static void case_realloc_interior(void) {
   *shared_addr = (uintptr_t)(p + 8);
   sink = hk_realloc(p + 8, 200);
 }
+/* realloc of an interior pointer of a large block: it grew the block in place from that pointer
+ * (the block's size now counted from its start, the caller told it may write that much from the
+ * interior pointer, past the block's end) and returned the pointer as a success. */
+static void case_realloc_interior_huge(void) {
+  char *p = hk_malloc(10 << 20);
+  *shared_addr = (uintptr_t)(p + 4096);
+  sink = hk_realloc(p + 4096, 12 << 20);
+}
+/* ... and of a small block, to a size its remaining bytes hold: returned as it was. */
+static void case_realloc_interior_fits(void) {
+  char *p = hk_malloc(100);
+  *shared_addr = (uintptr_t)(p + 16);
+  sink = hk_realloc(p + 16, 90);
+}
+/* realloc of a block freed already, to a size it holds: returned, still free (the next malloc
+ * hands it out a second time). */
+static void case_realloc_freed(void) {
+  char *p = hk_malloc(100);
+  hk_free(p);
+  *shared_addr = (uintptr_t)p;
+  sink = hk_realloc(p, 100);
+}
 static void case_usable_size_stack(void) {
   char buf[64];
   sink = buf;
@@ -264,6 +286,9 @@ static const mcase cases[] = {
   {"freed_segment", case_freed_segment, "heapkit: invalid free of 0x", NULL},
   {"realloc_stack", case_realloc_stack, "heapkit: ", NULL},
   {"realloc_interior", case_realloc_interior, "heapkit: ", NULL},
+  {"realloc_interior_huge", case_realloc_interior_huge, "heapkit: realloc of 0x", NULL},
+  {"realloc_interior_fits", case_realloc_interior_fits, "heapkit: realloc of 0x", NULL},
+  {"realloc_freed", case_realloc_freed, "heapkit: realloc of 0x", NULL},
   {"usable_size_stack", case_usable_size_stack, "heapkit: ", NULL},
   {"heap_other_thread", case_heap_other_thread, "heapkit: ", NULL},
   {"heap_destroy_null", case_heap_destroy_null, "heapkit: ", NULL, 1},
