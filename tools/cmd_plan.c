@@ -22,7 +22,8 @@ void hk_tool_plan_usage(FILE *out) {
           "options:\n"
           "  --capacity BYTES     succeed only with peak <= BYTES (suffixes K, M, G, T = powers of 1024);\n"
           "                       the planner stops as soon as it has such a placement\n"
-          "  --time-limit SECONDS time for the exact search after the heuristics (default 1; 0 = none)\n"
+          "  --time-limit SECONDS time for the exact search after the heuristics (default 1; 0 = none;\n"
+          "                       at most 1000000)\n"
           "  --align N            offsets are multiples of N (a power of two) unless a row's align says\n"
           "                       otherwise\n"
           "  --method NAME        auto (default), heuristics, greedy-size, greedy-lifetime, greedy-area\n"
@@ -80,7 +81,7 @@ int hk_tool_plan(int argc, char **argv) {
       } else if (strcmp(name, "--time-limit") == 0) {
         char *end;
         double t = strtod(val, &end);
-        if (end == val || *end || !(t >= 0) || isinf(t) || t > 1e6) return usage_error("--time-limit: '%s' is not a number of seconds >= 0", val);
+        if (end == val || *end || !(t >= 0) || isinf(t) || t > 1e6) return usage_error("--time-limit: '%s' is not a number of seconds from 0 to 1000000", val);
         opt.time_limit = t;
       } else if (strcmp(name, "--align") == 0) {
         unsigned long long v;

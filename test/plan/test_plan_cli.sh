@@ -25,6 +25,7 @@ run "$HK" plan --bogus x.csv; expect 2 "unknown option '--bogus'" "unknown optio
 run "$HK" plan --align 3 x.csv;            expect 2 "--align: '3' is not a power of two" "bad align"
 run "$HK" plan --capacity abc x.csv;       expect 2 "--capacity: 'abc'" "bad capacity"
 run "$HK" plan --time-limit -1 x.csv;      expect 2 "--time-limit" "bad time limit"
+run "$HK" plan --time-limit 2e6 x.csv;     expect 2 "from 0 to 1000000" "time limit over the maximum (said 'not a number >= 0')"
 run "$HK" plan "$tmp/missing.csv";         expect 2 "cannot open" "missing file"
 
 # a small trace: two overlapping 16-byte buffers, one later, one of size 0
