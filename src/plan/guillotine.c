@@ -70,6 +70,16 @@ typedef struct gsrch {
   bool large; /* at each boundary, the larger subsets of the free side first (see freely) */
   bool shortf; /* a boundary's items by lifetime, then size: the shortest first, b* too */
   bool cutfirst; /* the strip's first time cut is chosen before its buffers (see lowest) */
+  bool fluid; /* single-section buffers as per-section amounts (see the fluid section below) */
+  /* fluid rounds: section s's single-section buffers are pb[pst[s]..pst[s+1]) (size descending),
+   * its current pieces pc[pst[s]..pst[s] + pcn[s]) (amounts, each to be made of some of them); a
+   * trail of the changes to undo (tr), the slots of the packing found so far (sl), and lazily the
+   * subset sums of each section's singles (sums) */
+  uint32_t *pst, *pb, *pcn;
+  uint64_t *pc, **sums;
+  struct gtrail { uint32_t s, i; uint64_t old; } *tr;
+  struct gslot { uint32_t s; uint64_t off, amt; } *sl;
+  size_t ntr, ctr, nsl, csl;
   double deadline;
   size_t depth, max_depth;
   bool nomem;
@@ -82,7 +92,119 @@ static inline uint64_t gmix(uint64_t x) {
 static bool fail_has(const gsrch *g, uint64_t k) { return hk__plan_keyset_has(g->fail, g->fmask, k); }
 static void fail_add(gsrch *g, uint64_t k) { hk__plan_keyset_add(g->fail, g->fmask, k); }
 
-static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, uint64_t o, uint64_t H);
+static int solve(gsrch *g, const uint32_t *L, size_t m, const uint64_t *fl, uint32_t a, uint32_t e, uint64_t o, uint64_t H);
+
+/* Fluid rounds (HK_PLAN_GUILLOTINE_FLUID). A buffer living in one section only crosses no
+ * boundary, so the strip equations never need to know which of a section's single-section
+ * buffers a strip takes, only their total: in a fluid round they are not items; each window
+ * carries per section an amount of them (a piece), a strip takes part of it (decided where the
+ * equation of its boundary leaves it: the starters' side is made up by the section's piece), and
+ * a one-section window of pieces alone is a slot. Which buffers make which piece is decided only
+ * at the end (part_dfs, largest first into the pieces, run on every split so that the pieces
+ * stay realisable together). On 400 seed 121 the dense window holds 167 such buffers, whose
+ * subsets matched the equations in a huge number of ways (docs/planner.md). A frame's failure
+ * then depends on the other pieces of its sections, so a fluid round keeps its own table and
+ * never claims exhaustion. */
+static void or_shift(uint64_t *d, const uint64_t *s, size_t words, uint64_t sh);
+static const uint64_t *fl_sums(gsrch *g, uint32_t s);
+static uint64_t fl_hash(uint32_t x, uint64_t v) { return gmix(((uint64_t)(x + 1) << 44) ^ v ^ 0x7f4a7c159e3779b9ull); }
+
+/* Section s's singles pb[j..k) (size descending) into the pieces' room rem[0..np) exactly
+ * (their totals agree); two pieces with the same room are interchangeable, one is tried. asg
+ * (optional) receives each single's piece. Gives up (false) after *budget assignments. */
+static bool part_dfs(const hk__plan_prob *p, const uint32_t *pb, size_t j, size_t k, uint64_t *rem, size_t np, uint32_t *asg,
+                     uint64_t *budget) {
+  if (j == k) return true;
+  uint64_t z = p->size[pb[j]], zmin = p->size[pb[k - 1]];
+  size_t fit = np;
+  for (size_t i = 0; i < np; i++) {
+    if (rem[i] && rem[i] < zmin) return false; /* room no single can fill */
+    if (rem[i] == z) fit = i;
+  }
+  /* a single that fills a piece's room exactly goes there: in any assignment the singles filling
+   * that room (all no larger) can swap with it */
+  for (size_t i = fit < np ? fit : 0; i < np; i++) {
+    if (rem[i] < z || (fit < np && i != fit)) continue;
+    size_t i2 = 0;
+    while (fit == np && i2 < i && rem[i2] != rem[i]) i2++;
+    if (fit == np && i2 < i) continue;
+    if (!*budget) return false;
+    --*budget;
+    rem[i] -= z;
+    if (asg) asg[j] = (uint32_t)i;
+    bool ok = part_dfs(p, pb, j + 1, k, rem, np, asg, budget);
+    rem[i] += z;
+    if (ok) return true;
+  }
+  return false;
+}
+/* (with 20000, 400 seed 121's coarse problem was placed after 2.37M steps, 3-4x slower in time;
+ * with 500, after 1.38M) */
+#define FLUID_PART_BUDGET 500
+
+/* The answers are kept in the table (keyed by the section and its pieces as a multiset: the
+ * same splits come back again and again); the assignments made count as work, one step per 4.
+ * With asg (the final assignment) the budget is large and nothing is kept. */
+static bool fl_realisable(gsrch *g, uint32_t s, uint32_t *asg) {
+  uint32_t b0 = g->pst[s], k = g->pst[s + 1] - b0, np = g->pcn[s];
+  uint64_t *rem = g->pc + g->pst[g->p->nsec] + b0; /* scratch beside the pieces */
+  uint64_t h = gmix(s + 0x51ed2701u), budget = asg ? (uint64_t)1 << 26 : FLUID_PART_BUDGET;
+  for (uint32_t i = 0; i < np; i++) h += gmix(g->pc[b0 + i] ^ 0x2545f4914f6cdd1dull);
+  uint64_t kok = gmix(h ^ 1) | 1, kno = gmix(h ^ 2) | 1;
+  if (!asg && fail_has(g, kok)) return true;
+  if (!asg && fail_has(g, kno)) return false;
+  memcpy(rem, g->pc + b0, np * sizeof *rem);
+  uint64_t b1 = budget;
+  bool ok = part_dfs(g->p, g->pb + b0, 0, k, rem, np, asg, &budget);
+  if (!asg) {
+    g->steps += (b1 - budget) / 4;
+    fail_add(g, ok ? kok : kno);
+  }
+  return ok;
+}
+
+static void fl_undo(gsrch *g, size_t h) {
+  while (g->ntr > h) {
+    struct gtrail e = g->tr[--g->ntr];
+    g->pcn[e.s]--;
+    g->pc[g->pst[e.s] + e.i] = e.old;
+  }
+}
+
+/* Section s's piece f splits into v and f - v (nothing to do when one is empty); false when the
+ * pieces could no longer be made of the section's singles. */
+static bool fl_split(gsrch *g, uint32_t s, uint64_t f, uint64_t v) {
+  if (v == 0 || v == f) return true;
+  uint32_t b0 = g->pst[s], k = g->pst[s + 1] - b0, n = g->pcn[s];
+  if (n >= k) return false; /* every piece needs a single of its own */
+  const uint64_t *bs = fl_sums(g, s); /* each part alone must be a subset sum (most are not) */
+  if (!bs || !(bs[v >> 6] >> (v & 63) & 1) || !(bs[(f - v) >> 6] >> ((f - v) & 63) & 1)) return false;
+  uint64_t *pc = g->pc + b0;
+  uint32_t i = 0;
+  while (i < n && pc[i] != f) i++;
+  if (i == n) return false; /* (cannot happen: the frame's piece is there) */
+  g->tr[g->ntr++] = (struct gtrail){s, i, f};
+  pc[i] = v;
+  pc[n] = f - v;
+  g->pcn[s] = n + 1;
+  if (fl_realisable(g, s, NULL)) return true;
+  fl_undo(g, g->ntr - 1);
+  return false;
+}
+
+/* The subset sums of section s's singles, a bitset over [0, their total] (built on first use). */
+static const uint64_t *fl_sums(gsrch *g, uint32_t s) {
+  if (g->sums[s]) return g->sums[s];
+  uint32_t b0 = g->pst[s], k = g->pst[s + 1] - b0;
+  uint64_t tot = 0;
+  for (uint32_t j = 0; j < k; j++) tot += g->p->size[g->pb[b0 + j]];
+  size_t w = (size_t)(tot >> 6) + 1;
+  uint64_t *r = calloc(w, sizeof *r);
+  if (!r) { g->nomem = true; return NULL; }
+  r[0] = 1;
+  for (uint32_t j = 0; j < k; j++) or_shift(r, r, w, g->p->size[g->pb[b0 + j]]);
+  return g->sums[s] = r;
+}
 
 /* The enumeration of the lowest strip's set B1 (see the file comment). Two kinds of items per
  * boundary x of the window (positions relative to its start a): the buffers starting at x (side
@@ -114,6 +236,13 @@ typedef struct strip {
   uint32_t xc;             /* the strip's first time cut (0: not fixed); the buffers crossing it */
   const uint32_t *exc;     /* were taken out of the items: exc[0..nexc) go above with the rest */
   size_t nexc;
+  /* fluid rounds (NULL otherwise): per section x of the window (enumeration orientation), the
+   * window's piece fl[x], the part gv[x] the strip takes, the section's number fs[x]; section 0's
+   * part is decided at boundary 1 with the U side, section x's (x >= 1) at x with the starters */
+  const uint64_t *fl;
+  uint64_t *gv;
+  const uint32_t *fs;
+  bool mir;
 } strip;
 
 static inline bool same_item(const strip *t, int s, size_t j, size_t k) {
@@ -175,10 +304,25 @@ static int evaluate(strip *t) {
       else t->l2[n2++] = b;
     }
   for (size_t i = 0; i < t->nexc; i++) t->l2[n2++] = t->exc[i];
-  if (c == 0 || c >= t->H || n2 == 0) return G_FAIL;
+  uint64_t *f1 = NULL, *f2 = NULL;
+  if (t->fl) {
+    c += t->gv[0];
+    f1 = malloc(2 * t->W * sizeof *f1);
+    if (!f1) { t->g->nomem = t->g->stop = true; return G_STOP; }
+    f2 = f1 + t->W;
+    for (uint32_t x = 0; x < t->W; x++) {
+      uint32_t xs = t->mir ? t->W - 1 - x : x;
+      f1[xs] = t->gv[x];
+      f2[xs] = t->fl[x] - t->gv[x];
+    }
+  }
+  if (c == 0 || c >= t->H || (n2 == 0 && !t->fl)) { free(f1); return G_FAIL; }
   /* the set above first (l1 and l2 are this frame's: the calls below have their own scratch) */
-  int r = solve(t->g, t->l2, n2, t->sa, t->se, t->o + c, t->H - c);
-  if (r == G_OK) r = solve(t->g, t->l1, n1, t->sa, t->se, t->o, c);
+  size_t h = t->g->ntr, hs = t->g->nsl;
+  int r = solve(t->g, t->l2, n2, f2, t->sa, t->se, t->o + c, t->H - c);
+  if (r == G_OK) r = solve(t->g, t->l1, n1, f1, t->sa, t->se, t->o, c);
+  if (r != G_OK) { fl_undo(t->g, h); t->g->nsl = hs; }
+  free(f1);
   return r;
 }
 
@@ -252,8 +396,13 @@ static int next(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
   size_t u0 = t->lo[1][x], u1 = t->lo[1][x + 1], uend = t->lo[1][t->W], chosen = 0, sn = 0;
   for (size_t k = u0; k < u1; k++) chosen += t->ch[1][k];
   if (chosen < u1 - u0) st |= ST_EXCL;
+  if (t->fl && x == 1 && t->fl[0]) { /* section 0's piece: part of it left out, or part chosen */
+    if (t->gv[0] < t->fl[0]) st |= ST_EXCL;
+    chosen += t->gv[0] > 0;
+  }
   if (chosen) st = (st & ~(uint64_t)ST_PEND) | ST_ANY;
   for (size_t k = t->lo[0][x]; k < t->lo[0][x + 1]; k++) sn += t->ch[0][k];
+  if (t->fl && t->gv[x]) sn++; /* section x's part starts here */
   uint64_t cross = (st / ST_LIVE) - t->endcnt[x]; /* chosen starters crossing x */
   st = (st % ST_LIVE) + (cross + sn) * ST_LIVE;
   if (u1 == uend && (st & ST_PEND)) return G_FAIL; /* none left to cross the passed cut */
@@ -292,6 +441,57 @@ static int exact(strip *t, int s, uint32_t x, size_t k, uint64_t need, uint64_t 
   return G_FAIL;
 }
 
+/* Fluid rounds: section x's part is v (a starter at x ending at x + 1); then the next boundary. */
+static int fluid_at(strip *t, uint32_t x, uint64_t v, uint64_t gone, uint64_t st) {
+  gsrch *g = t->g;
+  size_t h = g->ntr;
+  if (!fl_split(g, t->fs[x], t->fl[x], v)) return G_FAIL;
+  uint64_t z = v ? fl_hash(x, v) : 0;
+  t->gv[x] = v;
+  if (v && x + 1 < t->W) { t->endsum[x + 1] += v; t->endcnt[x + 1]++; t->endhash[x + 1] ^= z; }
+  t->hall ^= z;
+  int r = next(t, x, gone, st);
+  t->hall ^= z;
+  if (v && x + 1 < t->W) { t->endsum[x + 1] -= v; t->endcnt[x + 1]--; t->endhash[x + 1] ^= z; }
+  t->gv[x] = 0;
+  if (r != G_OK) fl_undo(g, h);
+  return r;
+}
+
+/* Fluid rounds, where section x has a piece: the subsets of side s's items at x (positions k..),
+ * with acc their total so far, each completed by section x's part v = base + acc (neg: base -
+ * acc), which must lie in [0, fl[x]]. */
+static int range(strip *t, int s, uint32_t x, size_t k, uint64_t acc, int64_t base, bool neg, uint64_t gone, uint64_t st) {
+  const hk__plan_prob *p = t->g->p;
+  int64_t v = neg ? base - (int64_t)acc : base + (int64_t)acc, f = (int64_t)t->fl[x];
+  if (neg ? v < 0 : v > f) return G_FAIL; /* more items only go further */
+  size_t hi = t->lo[s][x + 1];
+  int64_t rest = k < hi ? (int64_t)t->suf[s][k] : 0;
+  if (neg ? v - rest > f : v + rest < 0) return G_FAIL; /* all the rest would not be enough */
+  bool ok = v >= 0 && v <= f, large = t->g->large;
+  if (ok && !large) {
+    int r = fluid_at(t, x, (uint64_t)v, gone, st);
+    if (t->g->stop) return G_STOP;
+    if (r != G_FAIL) return r;
+  }
+  for (size_t j = k; j < hi; j++) {
+    if (t->ch[s][j] || (j > k && same_item(t, s, j, j - 1) && !t->ch[s][j - 1])) continue;
+    int64_t z = (int64_t)p->size[t->it[s][j]];
+    if (neg ? v - z < 0 : v + z > f) continue;
+    if (spent(t->g)) return G_STOP;
+    choose(t, s, j, true);
+    int r = range(t, s, x, j + 1, acc + (uint64_t)z, base, neg, gone, st);
+    choose(t, s, j, false);
+    if (r != G_FAIL) return r;
+  }
+  if (ok && large) {
+    int r = fluid_at(t, x, (uint64_t)v, gone, st);
+    if (t->g->stop) return G_STOP;
+    return r;
+  }
+  return G_FAIL;
+}
+
 /* Every subset of side s's items at x (positions k..), the smaller ones first (the subsets
  * extending this one after it; before it in the large-first rounds), each completed by an exact
  * subset of the other side: sum(U) + D = sum(S). sum: the chosen ones' total so far (with b* when
@@ -304,9 +504,12 @@ static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t 
   /* the other side must make up: S free -> sum(U) = sum - D; U free -> sum(S) = sum + D */
   uint64_t lhs = s == 0 ? sum : sum + D, rhs = s == 0 ? D + fixed : fixed;
   bool done = t->g->large; /* this subset itself: tried first, or after the loop below */
-  if (!done && lhs >= rhs && lhs - rhs <= avail - fixed) {
+  bool fx = t->fl && x > 0 && t->fl[x]; /* section x's piece makes up part of the starters */
+  uint64_t fmore = fx && s == 1 ? t->fl[x] : 0;
+  if (!done && (fx || (lhs >= rhs && lhs - rhs <= avail - fixed))) {
   this_one:;
-    int r = lhs == rhs ? next(t, x, gone, st) : can(t, o, x, of, lhs - rhs) ? exact(t, o, x, of, lhs - rhs, gone, st) : G_FAIL;
+    int r = fx ? range(t, o, x, of, 0, s == 0 ? (int64_t)rhs - (int64_t)lhs : (int64_t)lhs - (int64_t)rhs, s == 1, gone, st)
+            : lhs == rhs ? next(t, x, gone, st) : can(t, o, x, of, lhs - rhs) ? exact(t, o, x, of, lhs - rhs, gone, st) : G_FAIL;
     if (t->g->stop) return G_STOP;
     if (r != G_FAIL || done) return r;
   }
@@ -314,14 +517,14 @@ static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t 
   for (size_t j = k; j < hi; j++) {
     if (t->ch[s][j] || (j > k && same_item(t, s, j, j - 1) && !t->ch[s][j - 1])) continue;
     uint64_t z = p->size[t->it[s][j]];
-    if (lhs + z > rhs + avail - fixed) continue; /* the other side cannot make up that much */
+    if (lhs + z > rhs + avail - fixed + fmore) continue; /* the other side cannot make up that much */
     if (spent(t->g)) return G_STOP;
     choose(t, s, j, true);
     int r = freely(t, s, x, j + 1, sum + z, D, fixed, gone, st);
     choose(t, s, j, false);
     if (r != G_FAIL) return r;
   }
-  if (done && lhs >= rhs && lhs - rhs <= avail - fixed) goto this_one;
+  if (done && (fx || (lhs >= rhs && lhs - rhs <= avail - fixed))) goto this_one;
   return G_FAIL;
 }
 
@@ -331,6 +534,7 @@ static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t 
 static int sweep(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
   for (; x < t->W; x++) {
     bool items = t->lo[0][x] < t->lo[0][x + 1] || t->lo[1][x] < t->lo[1][x + 1];
+    if (t->fl && (t->fl[x] || (x == 1 && t->fl[0]))) items = true;
     if (items) break;
     if (t->endsum[x]) return G_FAIL; /* chosen buffers end here and nothing can replace them */
   }
@@ -344,14 +548,40 @@ static int sweep(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
   size_t ns = t->lo[0][x + 1] - t->lo[0][x], nu = t->lo[1][x + 1] - t->lo[1][x];
   bool bhere = t->bpos >= t->lo[1][x] && t->bpos < t->lo[1][x + 1];
   int r;
-  if (st & ST_CUT) /* past B1's cut every buffer from a is left out: the starters make up D */
+  if ((st & ST_CUT) && t->fl && t->fl[x]) /* ... with section x's part */
+    r = range(t, 0, x, first(t, 0, x), 0, (int64_t)D, true, gone, st);
+  else if (st & ST_CUT) /* past B1's cut every buffer from a is left out: the starters make up D */
     r = D == 0 ? next(t, x, gone, st) : can(t, 0, x, first(t, 0, x), D) ? exact(t, 0, x, first(t, 0, x), D, gone, st) : G_FAIL;
   else {
     if (bhere) nu--;
     int s = nu < ns; /* enumerate the side with fewer items */
     uint64_t sum = 0;
     if (bhere) { if (s == 1) sum = t->g->p->size[t->it[1][t->bpos]]; else fixed = t->g->p->size[t->it[1][t->bpos]]; }
-    r = freely(t, s, x, first(t, s, x), sum, D, fixed, gone, st);
+    if (t->fl && x == 1 && t->fl[0]) {
+      /* section 0's part v, on the U side: each total its singles can make (folded into D, which
+       * stands on the U side of the equation) */
+      const uint64_t *bs = fl_sums(t->g, t->fs[0]);
+      uint64_t f0 = t->fl[0], nw = (f0 >> 6) + 1;
+      r = bs ? G_FAIL : G_STOP;
+      for (uint64_t i = 0; bs && i < nw && r == G_FAIL; i++) { /* a word of the bitset at a time */
+        uint64_t w = t->g->large ? nw - 1 - i : i, bits = bs[w];
+        if (w == nw - 1 && (f0 & 63) != 63) bits &= ((uint64_t)2 << (f0 & 63)) - 1; /* (up to f0) */
+        if (spent(t->g)) { r = G_STOP; break; }
+        while (bits && r == G_FAIL) {
+          unsigned b = t->g->large ? 63 - (unsigned)__builtin_clzll(bits) : (unsigned)__builtin_ctzll(bits);
+          bits &= ~((uint64_t)1 << b);
+          uint64_t v = w * 64 + b;
+          if (spent(t->g)) { r = G_STOP; break; }
+          size_t h = t->g->ntr;
+          if (!fl_split(t->g, t->fs[0], f0, v)) continue;
+          t->gv[0] = v;
+          r = freely(t, s, x, first(t, s, x), sum, D + v, fixed, gone, st);
+          t->gv[0] = 0;
+          if (r != G_OK) fl_undo(t->g, h);
+        }
+      }
+    } else
+      r = freely(t, s, x, first(t, s, x), sum, D, fixed, gone, st);
   }
   if (r == G_FAIL && t->g->evals == ev) fail_add(t->g, key);
   return r;
@@ -363,7 +593,7 @@ static int sweep(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
  * buffers). */
 static int lowest(gsrch *g, const uint32_t *L, size_t m, const uint32_t *Lx, size_t mx, bool xa, size_t fm, uint32_t a,
                   uint32_t e, uint64_t o, uint64_t H, uint64_t key, const uint32_t *SL, const uint32_t *SU, uint32_t wa,
-                  uint32_t xc, uint32_t *u32, uint64_t *u64, uint8_t *ch) {
+                  uint32_t xc, uint32_t *u32, uint64_t *u64, uint8_t *ch, const uint64_t *fl) {
   const hk__plan_prob *p = g->p;
   size_t W = e - a;
   uint32_t *cnt = u32, *ord = u32 + (W + 2), *lo = ord + fm, *l1 = lo + (W + 2), *l2 = l1 + fm;
@@ -420,6 +650,22 @@ static int lowest(gsrch *g, const uint32_t *L, size_t m, const uint32_t *Lx, siz
   if (g->shortf) t.setkey = gmix(t.setkey ^ 0x243f6a8885a308d3ull);
   if (g->thin) bpos = UINT32_MAX;
   t.bpos = bpos;
+  uint64_t *fbuf = NULL;
+  if (fl) { /* the pieces in the enumeration's orientation */
+    fbuf = malloc(2 * W * sizeof *fbuf + W * sizeof(uint32_t));
+    if (!fbuf) { g->nomem = true; return G_STOP; }
+    uint32_t *fs = (uint32_t *)(fbuf + 2 * W);
+    t.mir = SL != p->sl;
+    for (size_t x = 0; x < W; x++) {
+      size_t xs = t.mir ? W - 1 - x : x;
+      fbuf[x] = fl[xs];
+      fbuf[W + x] = 0;
+      fs[x] = a + (uint32_t)xs;
+    }
+    t.fl = fbuf;
+    t.gv = fbuf + W;
+    t.fs = fs;
+  }
   t.rb = calloc(2 * (W + 1), sizeof *t.rb);
   t.rw = calloc(2 * (W + 1), sizeof *t.rw);
   if (!t.rb || !t.rw) { free(t.rb); free(t.rw); t.rb = NULL; t.rw = NULL; } /* (only a slower can) */
@@ -445,25 +691,40 @@ static int lowest(gsrch *g, const uint32_t *L, size_t m, const uint32_t *Lx, siz
   }
   if (t.rb)
     for (size_t i = 0; i < 2 * (W + 1); i++) free(t.rb[i]);
+  free(fbuf);
   free(t.rb);
   free(t.rw);
   return r;
 }
 
-static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, uint64_t o, uint64_t H) {
+static int solve(gsrch *g, const uint32_t *L, size_t m, const uint64_t *fl, uint32_t a, uint32_t e, uint64_t o, uint64_t H) {
   const hk__plan_prob *p = g->p;
   if (spent(g) || g->depth >= g->max_depth) { g->stop = true; return G_STOP; }
-  if (m == 1) {
+  size_t W = e - a;
+  uint64_t fkey = 0;
+  if (fl) { /* fluid rounds: the window's pieces */
+    for (size_t x = 0; x < W; x++)
+      if (fl[x]) fkey ^= fl_hash(a + (uint32_t)x, fl[x]);
+    if (!fkey) fl = NULL;
+  }
+  if (m == 0) { /* pieces alone: one slot per section, each of the whole height */
+    if (!fl) return G_FAIL;
+    for (size_t x = 0; x < W; x++)
+      if (fl[x] != H) return G_FAIL;
+    for (size_t x = 0; x < W; x++) g->sl[g->nsl++] = (struct gslot){a + (uint32_t)x, o, H};
+    return G_OK;
+  }
+  if (m == 1 && !fl) {
     uint32_t b = L[0];
     if (p->sl[b] != a || p->su[b] != e || p->size[b] != H) return G_FAIL;
     g->off[b] = o;
     return G_OK;
   }
-  uint64_t key = 0;
+  uint64_t key = fkey;
   for (size_t i = 0; i < m; i++) key ^= g->zob[L[i]];
   key = key ? key : 1;
   if (fail_has(g, key)) return G_FAIL;
-  size_t W = e - a;
+  size_t h = g->ntr, hs = g->nsl;
   /* one allocation for this frame: crossing counts, the sorted list, section starts, flags... */
   size_t words = 4 * (W + 2) + 6 * m;
   uint32_t *u32 = malloc(words * sizeof *u32);
@@ -491,7 +752,7 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
         size_t k = 0;
         for (size_t i = 0; i < m; i++)
           if (p->sl[L[i]] >= x0 && p->su[L[i]] <= x1) l1[k++] = L[i];
-        r = solve(g, l1, k, x0, x1, o, H);
+        r = solve(g, l1, k, fl ? fl + (x0 - a) : NULL, x0, x1, o, H);
         if (r != G_OK) break;
         x0 = x1;
       }
@@ -508,7 +769,7 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
       else l1[k++] = b;
     }
     if (k < m) {
-      r = k == 0 ? (s == H ? G_OK : G_FAIL) : s >= H ? G_FAIL : solve(g, l1, k, a, e, o + s, H - s);
+      r = k == 0 && !fl ? (s == H ? G_OK : G_FAIL) : s >= H ? G_FAIL : solve(g, l1, k, fl, a, e, o + s, H - s);
       goto leave;
     }
   }
@@ -551,7 +812,7 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
         }
         memset(ch, 0, 2 * m + 1);
         if (g->cutfirst && W > 2 && g->steps + sub < limit) g->limit = g->steps + sub;
-        r = lowest(g, Lf, mf, Lx, mx, xa, m, a, e, o, H, mir ? gmix(key) : key, SL, SU, wa, xc, u32, u64, ch);
+        r = lowest(g, Lf, mf, Lx, mx, xa, m, a, e, o, H, mir ? gmix(key) : key, SL, SU, wa, xc, u32, u64, ch, fl);
         bool local = r == G_STOP && g->limit < limit && g->steps > g->limit && !g->nomem && g->depth < g->max_depth &&
                      hk__plan_now() <= g->deadline;
         g->limit = limit;
@@ -564,8 +825,79 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, uint32_t a, uint32_t e, 
 leave:
   g->depth--;
   if (r == G_FAIL) fail_add(g, key);
+  if (r != G_OK) { fl_undo(g, h); g->nsl = hs; }
   free(u32); free(u64); free(ch);
   return r;
+}
+
+/* Fluid rounds: the single-section buffers leave the list (all[0..*m) keeps the others) and
+ * become each section's first piece (*fl, by section). Returns 0, HK_ENOMEM, or 3 (none: not
+ * worth a fluid round; the caller returns 0). */
+static int fluid_init(gsrch *g, uint32_t *all, size_t *m, uint64_t **fl) {
+  const hk__plan_prob *p = g->p;
+  size_t ns = p->nsec, k = 0, nsing = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    nsing += p->su[i] - p->sl[i] == 1;
+    if (p->size[i] >= ((uint64_t)1 << 40) || p->lb >= ((uint64_t)1 << 24)) return 3; /* (sort keys, subset-sum bitsets) */
+  }
+  if (nsing == 0) return 3;
+  g->pst = calloc(ns + 1, sizeof *g->pst);
+  g->pb = malloc(nsing * sizeof *g->pb);
+  g->pcn = calloc(ns, sizeof *g->pcn);
+  g->pc = calloc(2 * nsing, sizeof *g->pc);
+  g->tr = malloc((nsing + 1) * sizeof *g->tr);
+  g->sl = malloc((nsing + 1) * sizeof *g->sl);
+  g->sums = calloc(ns, sizeof *g->sums);
+  *fl = calloc(ns, sizeof **fl);
+  hk__plan_kv *kv = malloc(nsing * sizeof *kv);
+  if (!g->pst || !g->pb || !g->pcn || !g->pc || !g->tr || !g->sl || !g->sums || !*fl || !kv) { free(kv); return HK_ENOMEM; }
+  size_t j = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    if (p->su[i] - p->sl[i] != 1) { all[k++] = all[i]; continue; }
+    g->pst[p->sl[i] + 1]++;
+    (*fl)[p->sl[i]] += p->size[i];
+    /* by section, then size descending (ties by index: deterministic) */
+    kv[j++] = (hk__plan_kv){((uint64_t)p->sl[i] << 40) | (((uint64_t)1 << 40) - 1 - p->size[i]), i};
+  }
+  hk__plan_sort_kv(kv, nsing);
+  for (size_t s = 0; s < ns; s++) g->pst[s + 1] += g->pst[s];
+  for (size_t i = 0; i < nsing; i++) g->pb[i] = (uint32_t)(kv[i].val & 0xffffffffu);
+  free(kv);
+  for (size_t s = 0; s < ns; s++)
+    if ((*fl)[s]) { g->pcn[s] = 1; g->pc[g->pst[s]] = (*fl)[s]; }
+  *m = k;
+  return 0;
+}
+
+/* The packing found: each section's singles into its slots (the final pieces, which passed
+ * part_dfs when last split; run again for the assignment), stacked in each slot. */
+static bool fluid_place(gsrch *g) {
+  const hk__plan_prob *p = g->p;
+  size_t nsing = g->pst[p->nsec];
+  uint32_t *asg = malloc((nsing + 1) * sizeof *asg);
+  uint8_t *used = calloc(g->nsl + 1, 1);
+  bool ok = asg && used;
+  for (uint32_t s = 0; ok && s < p->nsec; s++) {
+    uint32_t b0 = g->pst[s], k = g->pst[s + 1] - b0;
+    if (!k) continue;
+    ok = fl_realisable(g, s, asg);
+    uint64_t *top = g->pc + nsing + b0; /* per piece: the next single's offset */
+    for (uint32_t i = 0; ok && i < g->pcn[s]; i++) {
+      size_t q = 0; /* the slot of this piece: one of s's with its amount */
+      while (q < g->nsl && (used[q] || g->sl[q].s != s || g->sl[q].amt != g->pc[b0 + i])) q++;
+      if (q == g->nsl) { ok = false; break; }
+      used[q] = 1;
+      top[i] = g->sl[q].off;
+    }
+    for (uint32_t j = 0; ok && j < k; j++) {
+      uint32_t b = g->pb[b0 + j];
+      g->off[b] = top[asg[j]];
+      top[asg[j]] += p->size[b];
+    }
+  }
+  free(asg); free(used);
+  hk_plan_assert(ok);
+  return ok;
 }
 
 int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_limit, double deadline, uint64_t *off,
@@ -582,7 +914,8 @@ int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_li
   g.large = round & HK_PLAN_GUILLOTINE_LARGE;
   g.shortf = round & HK_PLAN_GUILLOTINE_SHORT;
   g.cutfirst = round & HK_PLAN_GUILLOTINE_CUT;
-  if (g.shortf) g.thin = false; /* (the thin levels need the size order) */
+  g.fluid = round & HK_PLAN_GUILLOTINE_FLUID;
+  if (g.shortf || g.fluid) g.thin = false; /* (the thin levels need the size order and every item) */ /* (the thin levels need the size order and every item) */
   g.deadline = deadline;
   g.max_depth = 4096; /* each level holds a few small frames: bounded C stack */
   g.fmask = GUILLOTINE_TABLE - 1;
@@ -594,15 +927,24 @@ int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_li
   g.rsu = malloc(p->n * sizeof *g.rsu);
   uint32_t *all = malloc(p->n * sizeof *all);
   int rc = HK_ENOMEM;
+  uint64_t *fl = NULL;
   if (g.off && g.zob && g.fail && all && g.rsl && g.rsu) {
     for (size_t i = 0; i < p->n; i++) { g.rsl[i] = (uint32_t)p->nsec - p->su[i]; g.rsu[i] = (uint32_t)p->nsec - p->sl[i]; }
     for (size_t i = 0; i < p->n; i++) { all[i] = (uint32_t)i; g.zob[i] = gmix(i * 0x9E3779B97F4A7C15ull + 0x1234567ull); }
-    int r = solve(&g, all, p->n, 0, (uint32_t)p->nsec, 0, p->lb);
-    if (g.nomem) rc = HK_ENOMEM;
-    else if (r == G_OK) { memcpy(off, g.off, p->n * sizeof *off); rc = 1; }
-    else rc = r == G_FAIL ? 2 : 0;
+    size_t m = p->n;
+    rc = g.fluid ? fluid_init(&g, all, &m, &fl) : 0;
+    if (rc == 0) {
+      int r = solve(&g, all, m, fl, 0, (uint32_t)p->nsec, 0, p->lb);
+      if (g.nomem) rc = HK_ENOMEM;
+      else if (r == G_OK && (!g.fluid || fluid_place(&g))) { memcpy(off, g.off, p->n * sizeof *off); rc = 1; }
+      else rc = r == G_FAIL && !g.fluid ? 2 : 0; /* (a fluid round's failures depend on the context) */
+    } else if (rc == 3)
+      rc = 0;
   }
   if (nodes) *nodes += g.steps;
+  if (g.sums)
+    for (size_t s = 0; s < p->nsec; s++) free(g.sums[s]);
+  free(g.sums); free(g.pst); free(g.pb); free(g.pcn); free(g.pc); free(g.tr); free(g.sl); free(fl);
   free(g.off); free(g.zob); free(g.rsl); free(g.rsu); free(all);
   return rc;
 }

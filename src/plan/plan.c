@@ -54,9 +54,11 @@ int hk_plan_lower_bound(const hk_plan_buffer *bufs, size_t n, uint64_t *out) {
   return HK_OK;
 }
 
-/* Rounds 0-3 of the guillotine search on the coarse problem (see search). Returns 1 when best
+/* Rounds of the guillotine search on the coarse problem (see search), `per` steps per coarse
+ * buffer each, sharing one table (a fluid round has its own: nrounds 1). Returns 1 when best
  * holds a placement at the bound, HK_OK (0) when none was found, or HK_ENOMEM. */
-static int coarse_rounds(const hk__plan_prob *p, double deadline, uint64_t *best, uint64_t *nodes) {
+static int coarse_rounds(const hk__plan_prob *p, const unsigned *rounds, unsigned nrounds, uint64_t per, double deadline,
+                         uint64_t *best, uint64_t *nodes) {
   hk__plan_prob c;
   uint32_t *map = malloc((p->n ? p->n : 1) * sizeof *map);
   if (!map) return HK_ENOMEM;
@@ -64,8 +66,8 @@ static int coarse_rounds(const hk__plan_prob *p, double deadline, uint64_t *best
   if (rc != HK_OK) { free(map); return rc == HK_ENOMEM ? rc : HK_OK; }
   uint64_t *off = malloc((c.n ? c.n : 1) * sizeof *off), *fail = NULL;
   rc = off ? HK_OK : HK_ENOMEM;
-  for (unsigned round = 0; rc == HK_OK && c.n < p->n && round < 4 && hk__plan_now() < deadline; round++) {
-    int gr = hk__plan_guillotine(&c, round, HK_PLAN_GUILLOTINE_FIRST * (uint64_t)c.n, deadline, off, nodes, &fail);
+  for (unsigned i = 0; rc == HK_OK && c.n < p->n && i < nrounds && hk__plan_now() < deadline; i++) {
+    int gr = hk__plan_guillotine(&c, rounds[i], per * (uint64_t)c.n, deadline, off, nodes, &fail);
     if (gr < 0) rc = gr;
     else if (gr == 1) {
       for (size_t i = 0; i < p->n; i++) best[i] = off[map[i]];
@@ -140,12 +142,29 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
    * of the 9 instances of 400 buffers seeds 1-150 that the six rounds above miss (seed 38, which
    * nothing else placed with 24M steps, among them), none at 500 (docs/planner.md). It proves
    * nothing when it fails, so it runs once. */
-  if (guillotine && *best_peak > aim && now < aim_end && (rc = coarse_rounds(p, aim_end, best, &st.nodes)) != HK_OK) {
+  static const unsigned coarse_first[] = {0, 1, 2, 3}, coarse_fluid[] = {HK_PLAN_GUILLOTINE_FLUID};
+  if (guillotine && *best_peak > aim && now < aim_end &&
+      (rc = coarse_rounds(p, coarse_first, 4, HK_PLAN_GUILLOTINE_FIRST, aim_end, best, &st.nodes)) != HK_OK) {
     if (rc < 0) goto out;
     rc = HK_OK;
     *best_peak = p->lb;
     res->method = "guillotine";
   }
+  /* Then one fluid round on the coarse problem (the single-section buffers as amounts per
+   * section, guillotine.c): it places 400 seed 121 (2.1M steps) and 500 seed 109 (2.1M), which
+   * nothing else placed in 1 s (121: not in 30M steps of any round on the problem or its coarse
+   * problem). Where it fails it costs its 7000 steps per coarse buffer, 0.2-0.4 s under load:
+   * the instances the first rotation round places come that much later (400 seed 36 0.21 ->
+   * 0.41-0.48 s, 500 seed 116 0.31 -> 0.63 s); after that round, 121 and 109 would wait for the
+   * slices and it instead (docs/planner.md). */
+  if (guillotine && *best_peak > aim && (now = hk__plan_now()) < aim_end &&
+      (rc = coarse_rounds(p, coarse_fluid, 1, HK_PLAN_GUILLOTINE_FLUID_STEPS, aim_end, best, &st.nodes)) != HK_OK) {
+    if (rc < 0) goto out;
+    rc = HK_OK;
+    *best_peak = p->lb;
+    res->method = "guillotine";
+  }
+  now = hk__plan_now();
   for (int turn = 0; !refuted && *best_peak > aim && now < aim_end; turn++) {
     double d = now + slice < aim_end ? now + slice : aim_end;
     int sr = hk__plan_search(turn & 1 ? &rev : p, prio, HK__SEARCH_LB, (unsigned)turn, d, opt->capacity, best,

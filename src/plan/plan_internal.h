@@ -133,6 +133,15 @@ HK_PLAN_HIDDEN double hk__plan_now(void);
 /* A round flag: the lowest strip's first time cut is chosen before its buffers (complete too; on
  * 400 buffers seed 46 it places what the other rounds miss). */
 #define HK_PLAN_GUILLOTINE_CUT 32u
+/* A round flag: the single-section buffers taken as amounts per section, assigned at the end (b*
+ * rounds only; on 400 buffers seed 121 it places what the other rounds miss). Its failures depend
+ * on the other pieces of a section, so it never returns 2, and it needs a table of its own. */
+#define HK_PLAN_GUILLOTINE_FLUID 64u
+/* hk_plan's budget per coarse buffer for its fluid round on the coarse problem (400 seed 121
+ * needs 6330, 500 seed 109 5706; each step costs ~0.1 us on the shared machine). */
+#ifndef HK_PLAN_GUILLOTINE_FLUID_STEPS
+#define HK_PLAN_GUILLOTINE_FLUID_STEPS 7000
+#endif
 /* hk_plan's first budget for it, per buffer, in buffers chosen by its enumeration (about 0.12 s
  * on 400 buffers on the shared, loaded machine); it doubles at each round. */
 #define HK_PLAN_GUILLOTINE_WORK 5000
