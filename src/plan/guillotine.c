@@ -141,6 +141,8 @@ static bool part_dfs(const hk__plan_prob *p, const uint32_t *pb, size_t j, size_
 /* (with 20000, 400 seed 121's coarse problem was placed after 2.37M steps, 3-4x slower in time;
  * with 500, after 1.38M) */
 #define FLUID_PART_BUDGET 500
+/* at most this many words of subset-sum bitsets (16 MB): above, no fluid round */
+#define FLUID_SUMS_WORDS ((uint64_t)1 << 21)
 
 /* The answers are kept in the table (keyed by the section and its pieces as a multiset: the
  * same splits come back again and again); the assignments made count as work, one step per 4.
@@ -148,7 +150,7 @@ static bool part_dfs(const hk__plan_prob *p, const uint32_t *pb, size_t j, size_
 static bool fl_realisable(gsrch *g, uint32_t s, uint32_t *asg) {
   uint32_t b0 = g->pst[s], k = g->pst[s + 1] - b0, np = g->pcn[s];
   uint64_t *rem = g->pc + g->pst[g->p->nsec] + b0; /* scratch beside the pieces */
-  uint64_t h = gmix(s + 0x51ed2701u), budget = asg ? (uint64_t)1 << 26 : FLUID_PART_BUDGET;
+  uint64_t h = gmix(s + 0x51ed2701u), budget = asg ? (uint64_t)1 << 20 : FLUID_PART_BUDGET;
   for (uint32_t i = 0; i < np; i++) h += gmix(g->pc[b0 + i] ^ 0x2545f4914f6cdd1dull);
   uint64_t kok = gmix(h ^ 1) | 1, kno = gmix(h ^ 2) | 1;
   if (!asg && fail_has(g, kok)) return true;
@@ -863,8 +865,12 @@ static int fluid_init(gsrch *g, uint32_t *all, size_t *m, uint64_t **fl) {
   for (size_t s = 0; s < ns; s++) g->pst[s + 1] += g->pst[s];
   for (size_t i = 0; i < nsing; i++) g->pb[i] = (uint32_t)(kv[i].val & 0xffffffffu);
   free(kv);
-  for (size_t s = 0; s < ns; s++)
+  uint64_t words = 0; /* the subset-sum bitsets, if every section's were built */
+  for (size_t s = 0; s < ns; s++) {
     if ((*fl)[s]) { g->pcn[s] = 1; g->pc[g->pst[s]] = (*fl)[s]; }
+    words += ((*fl)[s] >> 6) + 1;
+  }
+  if (words > FLUID_SUMS_WORDS) return 3;
   *m = k;
   return 0;
 }
