@@ -257,8 +257,29 @@ static void clear_stale_delaying(void) {
       }
 }
 
+/* The parent's other threads do not exist in the child, but a thread the child starts may get one
+ * of their thread pointers (glibc reuses the stacks fork left behind), which is the thread id: it
+ * then took the dead thread's segments for its own, freeing into their pages as their owner and
+ * keeping hints to segments that the dead thread's structures gave back and another thread took
+ * (a local free into that thread's page). Their segments get id 0, as an exited thread's, so
+ * frees into them are remote ones; they are not adopted (their thread may have been halfway
+ * through changing them), and the dead threads' heaps accept no call. */
+static void disown_dead_threads(void) {
+  hk__tld *self = hk__tls_heap->tld;
+  for (hk__tld *t = live_first; t; t = t->next_live) {
+    if (t == self) continue;
+    for (int k = 0; k < 2; k++)
+      for (int full = 0; full < 2; full++)
+        for (hk__mseg *seg = full ? t->full_segs[k].first : t->free_segs[k].first; seg; seg = (hk__mseg *)seg->base.next)
+          atomic_store_explicit(&seg->base.thread_id, 0, memory_order_relaxed);
+    for (hk_heap *h = t->heaps; h; h = h->next) h->thread_id = 0;
+    t->thread_id = 0;
+  }
+}
+
 static void fork_child(void) {
   clear_stale_delaying();
+  disown_dead_threads();
   hk__page_fork_child();
   pthread_mutex_init(&live_lock, NULL);
   hk__mseg_fork_child();

@@ -92,11 +92,73 @@ static void child_work(int depth, unsigned seed) {
   }
 }
 
+/* A thread the child starts may get the thread pointer (heapkit's thread id) of a parent thread
+ * the child does not have: glibc reuses the stacks fork left behind. It must not take that dead
+ * thread's segments for its own. Here it frees all of the dead thread's 16 KiB blocks (which gave
+ * their emptied segments back through the dead thread's structures, leaving the new thread hints
+ * to them), the main thread's next allocations took those segments, and the new thread's frees of
+ * the main thread's blocks went through the stale hints, as local frees into the main thread's
+ * pages (caught by the debug build's assertion on that path; a data race in others). */
+enum { TID_N = 600 }; /* 16 KiB blocks: more than two segments */
+static void *tid_dead[TID_N], *tid_main[TID_N];
+static void *tid_dead_tp;
+static atomic_int tid_step;
+static void tid_wait(int v) { while (atomic_load(&tid_step) < v) usleep(200); }
+static void *tid_parent_thread(void *arg) {
+  (void)arg;
+  tid_dead_tp = __builtin_thread_pointer();
+  for (int i = 0; i < TID_N; i++) CHECK((tid_dead[i] = hk_malloc(16 << 10)) != NULL);
+  atomic_store(&tid_step, 1);
+  tid_wait(2);
+  return NULL;
+}
+static void *tid_child_thread(void *arg) {
+  *(int *)arg = __builtin_thread_pointer() == tid_dead_tp;
+  for (int i = 0; i < TID_N; i++) hk_free(tid_dead[i]);
+  atomic_store(&tid_step, 3);
+  tid_wait(4);
+  for (int i = 0; i < TID_N; i += 2) hk_free(tid_main[i]);
+  hk_free(hk_malloc(16 << 10));
+  return NULL;
+}
+static void reused_thread_id(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, tid_parent_thread, NULL) == 0);
+  tid_wait(1);
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    alarm(60);
+    int reused = 0;
+    pthread_t u;
+    CHECK(pthread_create(&u, NULL, tid_child_thread, &reused) == 0);
+    tid_wait(3);
+    for (int i = 0; i < TID_N; i++) {
+      CHECK((tid_main[i] = hk_malloc(16 << 10)) != NULL);
+      memset(tid_main[i], 0x5a, 16 << 10);
+    }
+    atomic_store(&tid_step, 4);
+    CHECK(pthread_join(u, NULL) == 0);
+    for (int i = 1; i < TID_N; i += 2) hk_free(tid_main[i]);
+    printf("malloc_fork: the child's thread %s the thread pointer of a parent thread\n", reused ? "reused" : "did not reuse");
+    exit(0);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child with a reused thread id: %s %d",
+         WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+  atomic_store(&tid_step, 2);
+  CHECK(pthread_join(t, NULL) == 0);
+  for (int i = 0; i < TID_N; i++) hk_free(tid_dead[i]);
+}
+
 int main(int argc, char **argv) {
   tu_test_name = "malloc_fork";
   int forks = (int)tu_arg(argc, argv, 1, "HK_TEST_FORKS", 8);
   int nthreads = (int)tu_arg(argc, argv, 2, "HK_TEST_THREADS", 4);
   double t0 = tu_now();
+  reused_thread_id();
   pthread_t *t = malloc(sizeof(pthread_t) * nthreads);
   for (int i = 0; i < nthreads; i++) CHECK(pthread_create(&t[i], NULL, allocator_thread, (void *)(uintptr_t)(i + 100)) == 0);
   int failed = 0;
