@@ -151,7 +151,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
     res->method = "guillotine";
   }
   /* Then one fluid round on the coarse problem (the single-section buffers as amounts per
-   * section, guillotine.c): it places 400 seed 121 (2.1M steps) and 500 seed 109 (2.1M), which
+   * section, guillotine.c): it places 400 seed 121 (1.8M steps) and 500 seed 109 (2.1M), which
    * nothing else placed in 1 s (121: not in 30M steps of any round on the problem or its coarse
    * problem). Where it fails it costs its 7000 steps per coarse buffer, 0.2-0.4 s under load:
    * the instances the first rotation round places come that much later (400 seed 36 0.21 ->

@@ -138,7 +138,7 @@ HK_PLAN_HIDDEN double hk__plan_now(void);
  * on the other pieces of a section, so it never returns 2, and it needs a table of its own. */
 #define HK_PLAN_GUILLOTINE_FLUID 64u
 /* hk_plan's budget per coarse buffer for its fluid round on the coarse problem (400 seed 121
- * needs 6330, 500 seed 109 5706; each step costs ~0.1 us on the shared machine). */
+ * needs 5462, 500 seed 109 5635; a failing round, ~2.2M steps on 400 buffers, takes ~0.1 s of CPU). */
 #ifndef HK_PLAN_GUILLOTINE_FLUID_STEPS
 #define HK_PLAN_GUILLOTINE_FLUID_STEPS 7000
 #endif

@@ -234,7 +234,7 @@ static void test_perfect_packings(void) {
     CHECK_MSG(r.peak == 400000 && strcmp(r.method, "guillotine") == 0, "400 seed 145: peak %llu by %s",
               (unsigned long long)r.peak, r.method);
     /* and the fluid round on the coarse problem, after the coarse rounds: 400 seed 121, which
-     * nothing placed in 1 s before (nor the guillotine rounds in 30M steps), in its 2.1M steps,
+     * nothing placed in 1 s before (nor the guillotine rounds in 30M steps), in its 1.8M steps,
      * before the bottom-up search's slices and the rotation rounds: the six short rounds (at most
      * 5 x 250 + 1000 steps per buffer), the two probe slices (2 x 1/64 s), the coarse rounds (4 x
      * 250 per coarse buffer) and it (at most 7000 per coarse buffer) take well under 4.5M */

@@ -268,7 +268,7 @@ static void run_guillotine(void) {
     hk__plan_prob_free(&p);
   }
   { /* seed 121: its coarse problem is placed by the fluid round (single-section buffers as
-     * amounts per section) within hk_plan's budget for it (6330 steps per coarse buffer); round 0
+     * amounts per section) within hk_plan's budget for it (5462 steps per coarse buffer); round 0
      * on it not with that budget (nor any round on the problem or its coarse problem with 30M:
      * the dense window of 243 buffers, 167 of them single-section, docs/planner.md) */
     CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, 121) == 0);
