@@ -206,16 +206,21 @@ void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind) {
 
 /* ---- pinning ------------------------------------------------------------------------------------ */
 
+/* The pin bit is in the word before obj: a pointer that is not an object of the heap (checked
+ * through the segment map, as for finalizers and weak references) is refused, not written. */
+static bool pin_ok(hk_gc_mutator *m, void *obj, const char *fn) {
+  if (!obj) return false;
+  if (m && hk__gc_owns(m->heap, obj)) return true;
+  hk__warning("gc: %s: %p is not an object of this heap", fn, obj);
+  return false;
+}
+
 void hk_gc_pin(hk_gc_mutator *m, void *obj) {
-  (void)m;
-  if (!obj) return;
-  __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_PINNED, __ATOMIC_RELAXED);
+  if (pin_ok(m, obj, "hk_gc_pin")) __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_PINNED, __ATOMIC_RELAXED);
 }
 
 void hk_gc_unpin(hk_gc_mutator *m, void *obj) {
-  (void)m;
-  if (!obj) return;
-  __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_PINNED, __ATOMIC_RELAXED);
+  if (pin_ok(m, obj, "hk_gc_unpin")) __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_PINNED, __ATOMIC_RELAXED);
 }
 
 bool hk_gc_is_pinned(const void *obj) {

@@ -886,6 +886,15 @@ static void test_misuse(void) {
   CHECK(hk_gc_set_finalizer(m, NULL, fin, NULL) == HK_EINVAL);
   CHECK(hk_gc_alloc(m, T_NODE, (size_t)1 << 50) == NULL); /* beyond the object size limit */
   CHECK(hk_gc_thread_register(NULL) == NULL);
+  /* Pinning something that is not an object of the heap is refused with a warning: the pin bit is
+   * in the word before the pointer, which pin and unpin wrote whatever the memory was. */
+  static uint64_t pin_words[4];
+  hk_gc_pin(m, &pin_words[1]);
+  CHECK(pin_words[0] == 0);
+  pin_words[0] = UINT64_MAX;
+  hk_gc_unpin(m, &pin_words[1]);
+  CHECK(pin_words[0] == UINT64_MAX);
+  pin_words[0] = 0;
   /* hk_gc_verify reports a corrupted slot instead of crashing. */
   node *n = new_node(m, 1, 2, false);
   HK_GC_ROOTS(m, n);
