@@ -73,6 +73,12 @@ static bool evac_allowed(mark_ctx *c, size_t total) {
   }
 }
 
+/* In a parallel phase other threads set mark bits (mark_claim) while this one reads them. */
+static inline bool mark_test_shared(const void *obj) {
+  uint64_t bit, *w = mark_word(obj, &bit);
+  return (__atomic_load_n(w, __ATOMIC_RELAXED) & bit) != 0;
+}
+
 static inline bool mark_claim(mark_ctx *c, const void *obj) { /* true if newly marked */
   if (!c->par) return mark_set(obj);
   uint64_t bit, *w = mark_word(obj, &bit);
@@ -170,7 +176,7 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
     /* An object of an evacuated block either moves or stays, for every slot that refers to it: a
      * marked one (in place before the phase, or by a serial pass) or a gray one (kept in place by
      * a thread of this phase) stays. */
-    if (!(hd & HK_GC_HDR_GRAY) && !mark_test(p) && evac_allowed(c, total)) {
+    if (!(hd & HK_GC_HDR_GRAY) && !mark_test_shared(p) && evac_allowed(c, total)) {
       /* Opportunistic evacuation: move out of a sparsely used block while marking. */
       bool data = (hd & HK_GC_HDR_NOSCAN) != 0;
       char *dst = bump_fast(&c->mature[data], total);
