@@ -12,10 +12,32 @@ void hk__gc_trace_object(hk_gc_heap *h, void *obj, hk_gc_visitor *v) {
   GC_TRACE_WITH(h, obj, v, visit_indirect);
 }
 
-void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v) {
+void hk__gc_visit_frames(hk_gc_mutator *m, hk_gc_visitor *v) {
+  for (hk_gc_frame *f = m->fast.frames; f; f = f->prev)
+    for (size_t i = 0; i < f->count; i++) hk_gc_visit(v, f->slots[i]);
+}
+
+/* The mutator list does not change while the world is stopped (registering waits for the
+ * collection, unregistering parks first), so helpers walk it without the lock. */
+hk_gc_mutator *hk__gc_frames_next(hk_gc_heap *h, hk_gc_mutator *self) {
+  if (self && hk__gc_frames_claim(h, self)) return self;
   for (hk_gc_mutator *m = h->mutators; m; m = m->next)
-    for (hk_gc_frame *f = m->fast.frames; f; f = f->prev)
-      for (size_t i = 0; i < f->count; i++) hk_gc_visit(v, f->slots[i]);
+    if (__atomic_load_n(&m->frames_gen, __ATOMIC_RELAXED) != h->frames_gen && hk__gc_frames_claim(h, m)) return m;
+  return NULL;
+}
+
+bool hk__gc_frames_pending(hk_gc_heap *h) {
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
+    if (m->fast.frames && m->frames_gen != h->frames_gen) return true;
+  return false;
+}
+
+void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v) {
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) hk__gc_visit_frames(m, v);
+  hk__gc_visit_other_roots(h, v);
+}
+
+void hk__gc_visit_other_roots(hk_gc_heap *h, hk_gc_visitor *v) {
   for (gc_root *r = h->roots; r; r = r->next) hk_gc_visit(v, r->slot);
   if (h->root_fn) h->root_fn(v, h->root_data);
   FLIST_FOR(&h->final_ready, f) hk_gc_visit(v, &f->obj);

@@ -21,6 +21,7 @@ typedef struct mark_ctx {
   gc_stack *kept;             /* finalization: objects with pointers it marks (see keep_young) */
   gc_stack *reached;          /* finalization: finalizable objects found already marked (see full_finalizers) */
   size_t held;                /* finalization: kept bytes left mature for an old kept object */
+  bool frames;                /* mutators' frames may be left unclaimed: claim them before taking work */
 } mark_ctx;
 
 typedef struct mark_job {
@@ -284,6 +285,18 @@ static inline __attribute__((always_inline)) void fin_trace(mark_ctx *c, void *o
   if (hk_unlikely(d->flags & HK_GC_TYPE_TAIL_POINTERS)) mark_obj_item_fin(c, o); /* (the tail) */
 }
 
+/* Marks from the frames of self (when unclaimed) or else of a mutator nobody has claimed; false
+ * when none is left. */
+static bool mark_frames(mark_ctx *c, hk_gc_mutator *self) {
+  hk_gc_mutator *m = hk__gc_frames_next(c->h, self);
+  if (!m) {
+    c->frames = false;
+    return false;
+  }
+  hk__gc_visit_frames(m, &c->v);
+  return true;
+}
+
 static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool fin) {
   void **fifo[MARK_FIFO];
   unsigned head = 0, n = 0;
@@ -315,6 +328,7 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
       mark_ref_t(c, t, true, fin);
       continue;
     }
+    if (c->frames && mark_frames(c, NULL)) continue;
     if (!c->par || !hk__gc_par_take(c->par, &c->work)) return;
   }
 }
@@ -322,12 +336,13 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
 static void mark_drain(mark_ctx *c) { mark_drain_t(c, false); }
 static void mark_drain_fin(mark_ctx *c) { mark_drain_t(c, true); }
 
-/* A parked mutator's part of a parallel mark. */
-static void mark_help(gc_par *p) {
+/* A parked mutator's part of a parallel mark: its own frames first, then whatever is left. */
+static void mark_help(gc_par *p, hk_gc_mutator *self) {
   mark_job *j = (mark_job *)p;
   hk_gc_heap *h = p->heap;
   gc_bump mature[2] = {{0}}, overflow[2] = {{0}};
-  mark_ctx c = {.v = {mark_visit_v}, .h = h, .mature = mature, .overflow = overflow, .par = p};
+  mark_ctx c = {.v = {mark_visit_v}, .h = h, .mature = mature, .overflow = overflow, .par = p, .frames = true};
+  mark_frames(&c, self);
   mark_drain(&c);
   gc_lock(h);
   for (int i = 0; i < 2; i++) {
@@ -809,10 +824,15 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   h->recyclable[0] = h->recyclable[1] = NULL;
   c.evac_budget = sticky ? 0 : choose_candidates(h, !compact);
 
-  hk__gc_visit_roots(h, &c.v);
+  /* The collector's frames, the other roots and the sticky log here; the other mutators' frames
+   * in the parallel phase when there is one, each thread starting with its own (as in minor.c). */
+  hk__gc_frames_begin(h);
+  c.frames = true;
+  if (h->collector) mark_frames(&c, h->collector);
+  hk__gc_visit_other_roots(h, &c.v);
   if (sticky) sticky_log_drain(&c, true);
   mark_job job = {.evac_left = 0};
-  if (c.work.count > 0 && hk__gc_par_open(h, &job.par, mark_help)) {
+  if ((c.work.count > 0 || hk__gc_frames_pending(h)) && hk__gc_par_open(h, &job.par, mark_help)) {
     job.evac_left = c.evac_budget; /* (helpers run once the lock is released) */
     c.evac_budget = 0;
     c.par = &job.par;
@@ -828,6 +848,7 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   } else {
     mark_drain(&c);
   }
+  hk_assert(!c.frames);
   full_weaks(h);
   /* What finalization keeps alive below is garbage once its finalizers have run: it holds memory
    * until the next full collection, which is what reclaims it, so the heap is not grown for it

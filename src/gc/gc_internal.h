@@ -186,7 +186,8 @@ enum { MUT_RUNNING = 0, MUT_BLOCKING, MUT_STOPPED };
  * on cond; the phase is over when all participants wait at once. */
 typedef struct gc_par {
   hk_gc_heap *heap;
-  void (*help)(struct gc_par *job); /* a helper's part, called without the heap lock */
+  /* A helper's part, called without the heap lock; self is the helper's own mutator. */
+  void (*help)(struct gc_par *job, hk_gc_mutator *self);
   gc_stack pool;                    /* under the heap lock */
   size_t pooled;                    /* pool.count, also read without the lock (atomic) */
   pthread_cond_t cond;
@@ -211,6 +212,7 @@ struct hk_gc_mutator {
   double stop_cpu_ms; /* its CPU clock when a collector started waiting for it (0: not waited for) */
   int state;
   int in_finalizers;
+  unsigned frames_gen; /* == heap->frames_gen: its frames are claimed in this collection (atomic) */
 };
 
 #define GC_PAUSE_RING 4096
@@ -244,6 +246,7 @@ struct hk_gc_heap {
   hk_gc_mutator *collector;
   gc_par *par; /* the collection's parallel phase, while one is open */
   unsigned wake_gen; /* bumped (under lock) by every broadcast: short waits spin on it first */
+  unsigned frames_gen; /* bumped by hk__gc_frames_begin: the mutators' frames are unclaimed */
 
   /* blocks */
   gc_seg *segs;
@@ -452,7 +455,7 @@ HK_INTERNAL void hk__gc_resume_world(hk_gc_mutator *m);
  * could help (run serially then). share: give part of local to waiting participants. take: more
  * work into local, false once the phase is over. Both take the lock themselves. close: with
  * the lock held, after take returned false; waits for the helpers to leave. */
-HK_INTERNAL bool hk__gc_par_open(hk_gc_heap *h, gc_par *job, void (*help)(gc_par *));
+HK_INTERNAL bool hk__gc_par_open(hk_gc_heap *h, gc_par *job, void (*help)(gc_par *, hk_gc_mutator *));
 HK_INTERNAL void hk__gc_par_share(gc_par *job, gc_stack *local);
 HK_INTERNAL bool hk__gc_par_take(gc_par *job, gc_stack *local);
 HK_INTERNAL void hk__gc_par_close(gc_par *job);
@@ -547,6 +550,20 @@ static inline void push_or_die(hk_gc_heap *h, gc_stack *s, void *p) {
 HK_INTERNAL void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind);
 HK_INTERNAL void hk__gc_trace_object(hk_gc_heap *h, void *obj, hk_gc_visitor *v);
 HK_INTERNAL void hk__gc_visit_roots(hk_gc_heap *h, hk_gc_visitor *v);
+/* The roots split for parallel tracing: each participant visits its own mutator's frames first
+ * (its own young objects, in its own cache), then claims the frames nobody has visited yet.
+ * hk__gc_frames_begin (world stopped, lock held) makes every mutator unclaimed; a claim is an
+ * atomic exchange, so each mutator's frames are visited exactly once. */
+HK_INTERNAL void hk__gc_visit_other_roots(hk_gc_heap *h, hk_gc_visitor *v); /* all but the frames */
+HK_INTERNAL void hk__gc_visit_frames(hk_gc_mutator *m, hk_gc_visitor *v);
+static inline void hk__gc_frames_begin(hk_gc_heap *h) { h->frames_gen++; }
+static inline bool hk__gc_frames_claim(hk_gc_heap *h, hk_gc_mutator *m) {
+  return __atomic_exchange_n(&m->frames_gen, h->frames_gen, __ATOMIC_RELAXED) != h->frames_gen;
+}
+/* self first (when not NULL), then any unclaimed mutator; NULL when all are claimed. */
+HK_INTERNAL hk_gc_mutator *hk__gc_frames_next(hk_gc_heap *h, hk_gc_mutator *self);
+/* Some unclaimed mutator has frames (a parallel phase has work even if the collector has none). */
+HK_INTERNAL bool hk__gc_frames_pending(hk_gc_heap *h);
 HK_INTERNAL void hk__gc_minor(hk_gc_heap *h, bool promote_all);
 /* inplace.c: whether the young blocks can be promoted where they are, and doing it (minor.c). */
 #define GC_INPLACE_RUN 3

@@ -76,7 +76,8 @@ static void promote_walk(promote_job *j) {
 
 /* Nothing is left to claim once a participant's walk returns: the phase is over (else the helper,
  * back in hk__gc_park, would join it again and again until the collector's last block is done). */
-static void promote_help(gc_par *p) {
+static void promote_help(gc_par *p, hk_gc_mutator *self) {
+  (void)self;
   promote_walk((promote_job *)p);
   gc_lock(p->heap);
   p->done = true;

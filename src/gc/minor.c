@@ -19,6 +19,7 @@ typedef struct minor_ctx {
   gc_bump *survivor, *mature, *overflow; /* [2] each: the heap's, or a helper's own */
   gc_par *par;          /* in a parallel phase: the heap lock is not held */
   unsigned promote_age; /* 0: promote everything */
+  bool frames;          /* mutators' frames may be left unclaimed: claim them before taking work */
   bool young_found;     /* a visited slot points to a young object after the visit */
   uint64_t copied, promoted;
 } minor_ctx;
@@ -211,6 +212,22 @@ static void scan_remembered(minor_ctx *c, void *o) {
   scan_old(c, o);
 }
 
+/* Visits the frames of self (when unclaimed) or else of a mutator nobody has claimed; false
+ * when none is left. */
+static bool minor_frames(minor_ctx *c, hk_gc_mutator *self) {
+  hk_gc_mutator *m = hk__gc_frames_next(c->h, self);
+  if (!m) {
+    c->frames = false;
+    return false;
+  }
+  for (hk_gc_frame *f = m->fast.frames; f; f = f->prev)
+    for (size_t i = 0; i < f->count; i++) {
+      void **slot = f->slots[i];
+      if (*slot && !((uintptr_t)*slot & 7)) minor_visit(&c->v, slot);
+    }
+  return true;
+}
+
 static void minor_drain(minor_ctx *c) {
   for (;;) {
     void *item;
@@ -232,18 +249,21 @@ static void minor_drain(minor_ctx *c) {
       }
       if (c->par && hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
     }
+    if (c->frames && minor_frames(c, NULL)) continue;
     if (!c->par || !hk__gc_par_take(c->par, &c->work)) return;
   }
 }
 
-/* A parked mutator's part of a parallel minor collection. */
-static void minor_help(gc_par *p) {
+/* A parked mutator's part of a parallel minor collection: its own frames first (the objects it
+ * allocated, in its core's cache; nothing to wait for), then whatever is left. */
+static void minor_help(gc_par *p, hk_gc_mutator *self) {
   minor_job *j = (minor_job *)p;
   hk_gc_heap *h = p->heap;
   gc_bump survivor[2] = {{0}}, mature[2] = {{0}}, overflow[2] = {{0}};
   gc_stack remset = {0};
   minor_ctx c = {.v = {minor_visit_v}, .h = h, .remset = &remset, .survivor = survivor, .mature = mature,
-                 .overflow = overflow, .par = p, .promote_age = j->promote_age};
+                 .overflow = overflow, .par = p, .promote_age = j->promote_age, .frames = true};
+  minor_frames(&c, self);
   minor_drain(&c);
   gc_lock(h);
   for (int i = 0; i < 2; i++) {
@@ -433,7 +453,13 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   h->young = NULL;
   for (gc_block *b = from; b; b = b->next) b->flags |= F_FROM;
 
-  hk__gc_visit_roots(h, &c.v);
+  /* The collector's frames first, then the other roots and the remembered sets (the order of a
+   * serial collection, which decides where copies go); the other mutators' frames in the parallel
+   * phase when there is one, each thread starting with its own. */
+  hk__gc_frames_begin(h);
+  c.frames = true;
+  if (h->collector) minor_frames(&c, h->collector);
+  hk__gc_visit_other_roots(h, &c.v);
   /* Remembered objects: old objects that may point into the young generation. */
   gc_stack old_sets[1] = {h->remset};
   h->remset = (gc_stack){0};
@@ -443,7 +469,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   while ((o = hk__gc_stack_pop(h, &old_sets[0]))) scan_remembered(&c, o);
   hk__gc_stack_clear(h, &old_sets[0]);
   minor_job job = {.promote_age = c.promote_age};
-  if (c.work.count > 0 && hk__gc_par_open(h, &job.par, minor_help)) {
+  if ((c.work.count > 0 || hk__gc_frames_pending(h)) && hk__gc_par_open(h, &job.par, minor_help)) {
     c.par = &job.par;
     gc_unlock(h);
     minor_drain(&c);
@@ -455,6 +481,7 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
   } else {
     minor_drain(&c);
   }
+  hk_assert(!c.frames);
   minor_weaks(h);
   minor_finalizers(&c);
   hk__gc_stack_clear(h, &c.work);

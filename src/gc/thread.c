@@ -61,13 +61,13 @@ static void stop_cpu_note(hk_gc_heap *h, hk_gc_mutator *m) {
 }
 
 /* Heap lock held; returns with it held. */
-static void par_help(hk_gc_heap *h, gc_par *job) {
+static void par_help(hk_gc_heap *h, gc_par *job, hk_gc_mutator *self) {
   job->active++;
   if (!job->helped) h->par_phases++;
   job->helped = true;
   h->par_helpers++;
   gc_unlock(h);
-  job->help(job);
+  job->help(job, self);
   gc_lock(h);
   job->active--;
   gc_wake(h, &job->cond);
@@ -84,7 +84,7 @@ void hk__gc_park(hk_gc_mutator *m) {
     gc_par *job = h->par;
     /* A helper leaves a phase only once it is over, so it joins each phase once. */
     if (job && !job->done) {
-      par_help(h, job);
+      par_help(h, job, m);
       continue;
     }
     gc_wait(h, &h->cond);
@@ -95,7 +95,7 @@ void hk__gc_park(hk_gc_mutator *m) {
 
 /* ---- parallel phases ------------------------------------------------------------------------- */
 
-bool hk__gc_par_open(hk_gc_heap *h, gc_par *job, void (*help)(gc_par *)) {
+bool hk__gc_par_open(hk_gc_heap *h, gc_par *job, void (*help)(gc_par *, hk_gc_mutator *)) {
   memset(job, 0, sizeof *job);
   if (!h->parallel) return false; /* HEAPKIT_GC_PARALLEL=0: every phase runs on the collector */
   bool helpers = false;
@@ -224,6 +224,7 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
     m->thread = pthread_self();
     m->cpu_clock_ok = pthread_getcpuclockid(m->thread, &m->cpu_clock) == 0;
     m->state = MUT_RUNNING;
+    m->frames_gen = h->frames_gen; /* unclaimed at the next collection */
     m->next = h->mutators;
     if (h->mutators) h->mutators->prev = m;
     h->mutators = m;

@@ -9,6 +9,8 @@
  *                                          nurseries take again are not given back to the OS
  *   test_gc_threads affinity               two threads allocating garbage: after a minor collection
  *                                          each takes back mostly nursery blocks it used itself
+ *   test_gc_threads ownframes              two threads with young trees in their frames: a parallel
+ *                                          minor collection copies each tree on its own thread
  *   test_gc_threads inplace                one, then two threads building trees promoted in place
  *                                          (the parallel walk arms every barrier bit), then two
  *                                          with a third registering and unregistering all along */
@@ -565,6 +567,131 @@ static int test_affinity(void) {
   return check_report("gc.threads_affinity");
 }
 
+/* ---- each thread copies the young objects its own frames reach ------------------------------ */
+
+/* Which of the two threads' trees has nodes in each 32 KiB block, by address (bit 1 or 2). */
+static _Atomic uint8_t own_blocks[1 << 16];
+static pthread_barrier_t own_step;
+static _Atomic long own_mixed, own_blocks_seen, own_rounds_helped;
+static _Atomic int own_polling; /* thread 2 polls safepoints in this round (round + 1) */
+#define OWN_ROUNDS 40
+#define OWN_DEPTH 13 /* 16383 nodes of 32 bytes: 512 KiB, in a 4 MiB nursery */
+
+static node *own_tree(hk_gc_mutator *m, int depth, uint64_t self) {
+  node *l = NULL, *r = NULL;
+  HK_GC_ROOTS(m, l, r);
+  if (depth > 0) {
+    l = own_tree(m, depth - 1, self);
+    r = own_tree(m, depth - 1, self);
+    if (!l || !r) return NULL;
+  }
+  node *n = new_node(m, self, 2, false);
+  if (!n) return NULL;
+  n->kids[0] = l;
+  n->kids[1] = r;
+  return n;
+}
+
+static long own_walk(const node *n, uint8_t self) {
+  if (!n) return 0;
+  if (n->id != self || n->nkids != 2) return -(1L << 30);
+  atomic_fetch_or(&own_blocks[((uintptr_t)n >> 15) & 0xffff], self);
+  return 1 + own_walk(n->kids[0], self) + own_walk(n->kids[1], self);
+}
+
+static void *own_worker(void *arg) {
+  uint8_t self = (uint8_t)(uintptr_t)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) {
+    failures++;
+    return NULL;
+  }
+  node *t = NULL;
+  HK_GC_ROOTS(m, t);
+  for (int round = 0; round < OWN_ROUNDS && !failures; round++) {
+    t = own_tree(m, OWN_DEPTH, self);
+    if (!t) {
+      failures++;
+      break;
+    }
+    hk_gc_stats s0, s1;
+    hk_gc_stats_get(heap, &s0);
+    hk_gc_blocking_begin(m);
+    pthread_barrier_wait(&own_step); /* both trees built */
+    hk_gc_blocking_end(m);
+    /* Thread 1 collects; thread 2 waits at safepoints, so it is parked (and spinning) when the
+     * collection's parallel phase opens. */
+    if (self == 1) {
+      while (atomic_load(&own_polling) != round + 1) sched_yield(); /* (not in a blocking region) */
+      hk_gc_collect(m, HK_GC_MINOR);
+    } else {
+      atomic_store(&own_polling, round + 1);
+      do {
+        hk_gc_safepoint(m);
+        hk_gc_stats_get(heap, &s1);
+      } while (s1.minor_collections == s0.minor_collections);
+    }
+    hk_gc_stats_get(heap, &s1);
+    hk_gc_blocking_begin(m);
+    pthread_barrier_wait(&own_step); /* both threads past the collection */
+    hk_gc_blocking_end(m);
+    if (own_walk(t, self) != (2L << OWN_DEPTH) - 1) failures++;
+    t = NULL;
+    hk_gc_blocking_begin(m);
+    if (pthread_barrier_wait(&own_step) == PTHREAD_BARRIER_SERIAL_THREAD) { /* both walked */
+      long mixed = 0, seen = 0;
+      for (size_t i = 0; i < sizeof own_blocks; i++) {
+        uint8_t b = atomic_exchange(&own_blocks[i], 0);
+        seen += b != 0;
+        mixed += b == 3;
+      }
+      own_mixed += mixed;
+      own_blocks_seen += seen;
+      if (s1.parallel_phases > s0.parallel_phases) own_rounds_helped++;
+    }
+    pthread_barrier_wait(&own_step); /* the table is clear */
+    hk_gc_blocking_end(m);
+  }
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+
+/* A minor collection visits the mutators' frames one at a time, each followed by the copying of
+ * what it reaches, and in a parallel phase each thread starts with its own: the young objects a
+ * thread allocated (in its core's cache) are copied by itself. Thread 1 collects while thread 2
+ * waits at safepoints, each with a 512 KiB young tree in its frames; each round counts the blocks
+ * holding nodes of both trees. Each thread copying its own tree (in a helped phase), or the
+ * collector copying one tree after the other (unhelped), leaves one such block per round (where
+ * the second tree starts); before, the collector visited every thread's frames first, so the two
+ * roots were copied side by side, then the trees after them: two per round (80 in 40 rounds, 1-7
+ * rounds helped, load 5-7), now 39-40. */
+static int test_own_frames(void) {
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.nursery_size = 4 << 20;
+  o.initial_heap = 16 << 20;
+  o.flags |= HK_GC_OPT_NO_BLOCK_PROMOTION; /* every minor collection copies */
+  hk_gc_mutator *main_m;
+  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
+  register_test_types(heap);
+  pthread_t t[2];
+  CHECK(pthread_barrier_init(&own_step, NULL, 2) == 0);
+  hk_gc_blocking_begin(main_m);
+  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, own_worker, (void *)(uintptr_t)(i + 1)) == 0);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  hk_gc_blocking_end(main_m);
+  pthread_barrier_destroy(&own_step);
+  fprintf(stderr, "own frames: %d rounds, %ld with a helped phase, %ld blocks of tree nodes, %ld with both threads' nodes\n",
+          OWN_ROUNDS, (long)own_rounds_helped, (long)own_blocks_seen, (long)own_mixed);
+  CHECK(failures == 0);
+  CHECK(own_blocks_seen >= 2 * OWN_ROUNDS);
+  /* (A thread out of work takes some of the other's, which can mix a few more blocks.) */
+  CHECK(own_mixed * 4 <= OWN_ROUNDS * 5);
+  CHECK(hk_gc_verify(main_m) == HK_OK);
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  return check_report("gc.threads_own_frames");
+}
+
 /* ---- promotion in place, walked in parallel ------------------------------------------------------ */
 
 /* Each thread builds a tree much bigger than its nursery: nearly everything survives, so minor
@@ -703,6 +830,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "register")) return test_register();
   if (argc > 1 && !strcmp(argv[1], "inplace")) return test_inplace();
   if (argc > 1 && !strcmp(argv[1], "affinity")) return test_affinity();
+  if (argc > 1 && !strcmp(argv[1], "ownframes")) return test_own_frames();
   if (argc > 1 && !strcmp(argv[1], "reserve")) {
     if (argc > 2) reserve_iters = atoi(argv[2]);
     if (argc > 3) reserve_nursery_kib = atoi(argv[3]);
