@@ -139,6 +139,7 @@ void hk__tld_periodic(hk__tld *tld) {
   tld->now = now;
   hk__rbuf_flush(tld);
   hk__purge_queue_run(&tld->purge, now, false);
+  hk__tld_trim_tails(tld, now);
   hk__page_collect(now, false);
   hk__stats_flush(tld);
   hk__stats_sample_peak(now);

@@ -187,6 +187,9 @@ HK_INTERNAL void hk__mseg_page_free(hk__tld *tld, hk__page *pg);
 HK_INTERNAL void hk__tld_abandon_segments(hk__tld *tld);
 HK_INTERNAL bool hk__tld_adopt_one(hk__tld *tld, int medium); /* medium: 0 small, 1 medium, -1 any */
 HK_INTERNAL void hk__tld_sweep_abandoned(hk__tld *tld);
+/* Give back the resident tails of this thread's in-use pages that no owner has used for a purge
+ * delay (from the periodic work, at most every half purge delay). */
+HK_INTERNAL void hk__tld_trim_tails(hk__tld *tld, int64_t now);
 HK_INTERNAL void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero);
 HK_INTERNAL void hk__heap_free_large_blocks(hk_heap *h);
 HK_INTERNAL void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg);

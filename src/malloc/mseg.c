@@ -170,19 +170,46 @@ static void page_clear(hk__page *pg, int64_t now) {
  * blocks after 10000 threads). Trimming as soon as a page changes hands instead halves RSS there
  * but faults most of it in again (2 k -> 107 k page faults, 0.2 -> 0.5 s of system time). One system call
  * per trimmed page; called where pages change hands: thread exit, adoption, sweeping. */
-static void trim_tail(hk__mseg *seg, hk__page *pg, int64_t now) {
+static void trim_tail(hk__mseg *seg, hk__page *pg, int64_t now, size_t min_tail) {
   long delay = hk__opt(HK_OPT_PURGE_DELAY);
   if (delay < 0 || now - pg->deep_at < delay) return;
   size_t os = hk__page_size();
   size_t keep = hk__align_up(pg->in_use ? hk__page_carved(pg) : EXTENSION, os), end = hk__align_up(pg->touched, os);
-  if (end <= keep) return;
+  if (end <= keep || end - keep < min_tail) return;
   size_t off = HK_PAGES_OFFSET + (size_t)(pg - seg->pages) * ((size_t)1 << seg->base.page_shift);
   hk__segment_reset(&seg->base, off + keep, end - keep);
   pg->touched = (uint32_t)keep;
 }
 
 static void trim_tails(hk__mseg *seg, int64_t now) {
-  for (uint32_t i = 0; i < seg->base.page_count; i++) trim_tail(seg, &seg->pages[i], now);
+  for (uint32_t i = 0; i < seg->base.page_count; i++) trim_tail(seg, &seg->pages[i], now, 0);
+}
+
+/* A live thread's own pages, looked at every half purge delay: an in-use page gives back what is
+ * resident past its carved blocks once no owner has carved that far for a purge delay, as pages
+ * that change hands do (trim_tails), but only a tail of at least TAIL_MIN. Such a tail is what a
+ * page keeps of a size class that used it before and carved deeper than the present one (a free
+ * page is reused while committed, pick_free_page): w_churn, single-threaded, held 2.5 MiB past
+ * carved blocks in in-use pages, of a 27 MiB peak, and nothing gave it back while the thread ran.
+ * Trimming every tail costs page faults when the page's class grows into it again (w_churn 7 K ->
+ * 26 K faults for -1.3 MiB); tails of half a small page or more kept most of the gain for fewer
+ * (17 K faults, -0.8 MiB; docs/architecture.md). Free pages are left to the purge queue. */
+#define TAIL_MIN ((size_t)32 << 10)
+void hk__tld_trim_tails(hk__tld *tld, int64_t now) {
+  long delay = hk__opt(HK_OPT_PURGE_DELAY);
+  if (delay < 0 || now - tld->tails_at < (delay + 1) / 2) return;
+  tld->tails_at = now;
+  for (int k = 0; k < 2; k++) {
+    for (int which = LIST_FREE; which <= LIST_FULL; which++) {
+      hk__seg_list *l = which == LIST_FREE ? &tld->free_segs[k] : &tld->full_segs[k];
+      for (hk__mseg *seg = l->first; seg; seg = (hk__mseg *)seg->base.next) {
+        for (uint32_t i = 0; i < seg->base.page_count; i++) {
+          hk__page *pg = &seg->pages[i];
+          if (pg->in_use && pg->touched >= TAIL_MIN) trim_tail(seg, pg, now, TAIL_MIN);
+        }
+      }
+    }
+  }
 }
 
 /* A segment that changes hands (adopted, or taken from the cache with its page records): free

@@ -206,6 +206,7 @@ struct hk__tld {
   hk__seg_list full_segs[2];
   hk__purge_queue purge;
   int64_t now;               /* clock at the last slow-path check */
+  int64_t tails_at;          /* when hk__tld_trim_tails last looked at this thread's pages */
   uint32_t slow_calls;
   hk__rbuf *rbuf;            /* blocks this thread freed into other threads' pages (rfree.c);
                                 &hk__rbuf_none until the first such block, never NULL */

@@ -1524,6 +1524,75 @@ static void sec_cache_records(void) {
           "segment went through the cache", (size_t)(uintptr_t)out[3] / KiB);
 }
 
+/* A live thread's in-use page gives back what is resident past its carved blocks once no owner has
+ * carved that far for a purge delay (hk__tld_trim_tails): the page of a size class that carves
+ * little, taken after a class that carved the whole page, kept 60 KiB resident for as long as the
+ * thread ran (only thread exit, adoption and sweeping trimmed). The blocks carved stay intact, and
+ * the page grows into the trimmed part afterwards. */
+enum { IT_BIG = 1024, IT_SMALL = 48 };
+static void *idle_tail_thread(void *arg) {
+  int *ok = arg;
+  const size_t page = 64 * KiB;
+  void *big[65];
+  for (int i = 0; i < 65; i++) {
+    CHECK((big[i] = hk_malloc(IT_BIG)) != NULL);
+    memset(big[i], 0x33, IT_BIG);
+  }
+  uintptr_t p1 = (uintptr_t)big[0] & ~(uintptr_t)(page - 1);
+  /* the 1 KiB class keeps a page (the 65th block's), so its emptied first page goes back */
+  for (int i = 0; i < 65; i++)
+    if (big[i] && ((uintptr_t)big[i] & ~(uintptr_t)(page - 1)) == p1) hk_free(big[i]), big[i] = NULL;
+  /* a new class takes the free page, still resident to its end, and carves 4 KiB of it */
+  enum { N = 4000 / IT_SMALL };
+  void *small[N];
+  for (int i = 0; i < N; i++) {
+    CHECK((small[i] = hk_malloc(IT_SMALL)) != NULL);
+    tu_fill(small[i], IT_SMALL);
+  }
+  if (((uintptr_t)small[0] & ~(uintptr_t)(page - 1)) != p1) {
+    fprintf(stderr, "idle_tail: the 48-byte class did not take the freed page (%p, page %p)\n", small[0], (void *)p1);
+    *ok = 0;
+  } else {
+    size_t before = resident_bytes((void *)(p1 + 8 * KiB), page - 8 * KiB);
+    /* allocation slow paths, which run the periodic work, for three purge delays */
+    long delay = hk_option_get(HK_OPT_PURGE_DELAY);
+    double end = tu_now() + (double)(delay * 3 + 50) / 1000;
+    while (tu_now() < end) {
+      void *x = hk_malloc(MiB);
+      CHECK(x != NULL);
+      hk_free(x);
+      usleep(500);
+    }
+    size_t after = resident_bytes((void *)(p1 + 8 * KiB), page - 8 * KiB);
+    EXPECTF(before >= 48 * KiB, "the freed page's tail was not resident to begin with (%zu KiB)", before / KiB);
+    EXPECTF(after == 0, "%zu KiB past the carved blocks of an in-use page still resident after %ld ms unused", after / KiB,
+            delay * 3);
+    *ok = 1;
+  }
+  for (int i = 0; i < N; i++) {
+    CHECKF(tu_verify(small[i], IT_SMALL) == (size_t)-1, "a carved block of the trimmed page lost its contents");
+    hk_free(small[i]);
+  }
+  /* the page grows into the trimmed part again */
+  void *more[1200];
+  for (int i = 0; i < 1200; i++) {
+    CHECK((more[i] = hk_malloc(IT_SMALL)) != NULL);
+    tu_fill(more[i], IT_SMALL);
+  }
+  for (int i = 0; i < 1200; i++) {
+    CHECK(tu_verify(more[i], IT_SMALL) == (size_t)-1);
+    hk_free(more[i]);
+  }
+  for (int i = 0; i < 65; i++) hk_free(big[i]);
+  return NULL;
+}
+static void sec_idle_tail(void) {
+  if (hk_option_get(HK_OPT_PURGE_DELAY) < 0) return; /* never purges */
+  int ok = 0;
+  tu_run_thread(idle_tail_thread, &ok);
+  CHECKF(ok, "the test could not set up its page (see above)");
+}
+
 /* A segment larger than 4 MiB in the segment cache (here an 8 MiB-aligned large block's) must not
  * become a small or medium segment: their pages' commit units hold for 4 MiB segments only, and with
  * an 8 MiB segment's 128 KiB units the purge of a free medium page zeroed half of its in-use
@@ -1621,7 +1690,7 @@ static const section sections[] = {
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"lifo", sec_lifo}, {"page_reuse", sec_page_reuse},
-  {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"cache_oversize", sec_cache_oversize},
+  {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize},
   {"env", sec_env},
 };
 
