@@ -71,6 +71,7 @@ static hk__mseg *mseg_new(hk__tld *tld, int medium) {
     seg->large_block = NULL;
     seg->large_size = 0;
     seg->abandoned_next = NULL;
+    seg->tails = 0;
     for (uint32_t i = 0; i < pages; i++) {
       hk_assert(!seg->pages[i].in_use);
       uint64_t m = page_units(seg, i);
@@ -195,18 +196,36 @@ static void trim_tails(hk__mseg *seg, int64_t now) {
  * 26 K faults for -1.3 MiB); tails of half a small page or more kept most of the gain for fewer
  * (17 K faults, -0.8 MiB; docs/architecture.md). Free pages are left to the purge queue. */
 #define TAIL_MIN ((size_t)32 << 10)
+/* Such tails come only from a free page reused with its resident prefix (hk__mseg_page_alloc), which
+ * marks its segment; the scan visits marked segments only and unmarks those left without one, so a
+ * thread whose pages were all carved fresh (w_peakfree's 1 GiB) pays nothing for it. */
+static void tails_mark(hk__tld *tld, hk__mseg *seg) {
+  if (!seg->tails) seg->tails = 1, tld->tail_segs++;
+}
+static void tails_unmark(hk__tld *tld, hk__mseg *seg) {
+  if (seg->tails) seg->tails = 0, tld->tail_segs--;
+}
+
 void hk__tld_trim_tails(hk__tld *tld, int64_t now) {
   long delay = hk__opt(HK_OPT_PURGE_DELAY);
-  if (delay < 0 || now - tld->tails_at < (delay + 1) / 2) return;
+  if (tld->tail_segs == 0 || delay < 0 || now - tld->tails_at < (delay + 1) / 2) return;
   tld->tails_at = now;
-  for (int k = 0; k < 2; k++) {
-    for (int which = LIST_FREE; which <= LIST_FULL; which++) {
+  size_t os = hk__page_size();
+  uint32_t left = tld->tail_segs;
+  for (int k = 0; k < 2 && left; k++) {
+    for (int which = LIST_FREE; which <= LIST_FULL && left; which++) {
       hk__seg_list *l = which == LIST_FREE ? &tld->free_segs[k] : &tld->full_segs[k];
-      for (hk__mseg *seg = l->first; seg; seg = (hk__mseg *)seg->base.next) {
+      for (hk__mseg *seg = l->first; seg && left; seg = (hk__mseg *)seg->base.next) {
+        if (!seg->tails) continue;
+        left--;
+        bool more = false;
         for (uint32_t i = 0; i < seg->base.page_count; i++) {
           hk__page *pg = &seg->pages[i];
-          if (pg->in_use && pg->touched >= TAIL_MIN) trim_tail(seg, pg, now, TAIL_MIN);
+          if (!pg->in_use || pg->touched < TAIL_MIN) continue;
+          trim_tail(seg, pg, now, TAIL_MIN);
+          if (hk__align_up(pg->touched, os) >= hk__align_up(hk__page_carved(pg), os) + TAIL_MIN) more = true;
         }
+        if (!more) tails_unmark(tld, seg);
       }
     }
   }
@@ -252,6 +271,7 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
   memset(pg, 0, sizeof *pg);
   pg->touched = touched;
   pg->deep_at = deep_at;
+  if (touched >= TAIL_MIN + EXTENSION) tails_mark(tld, seg);
   pg->in_use = 1;
   pg->block_size = (uint32_t)block_size;
   pg->bin = (uint8_t)bin;
@@ -285,6 +305,7 @@ void hk__mseg_page_free(hk__tld *tld, hk__page *pg) {
     hk__seg_list *fl = &tld->free_segs[seg->base.kind == HK__SEG_MEDIUM];
     if (!(seg->list == LIST_FREE && fl->first == seg && seg->base.next == NULL)) {
       list_remove(tld, seg);
+      tails_unmark(tld, seg);
       hk__seg_hint_drop(tld->heap_default, seg);
       hk__segment_free(&seg->base);
       return;
@@ -350,6 +371,7 @@ void hk__tld_abandon_segments(hk__tld *tld) {
       while (l->first) {
         hk__mseg *seg = l->first;
         list_remove(tld, seg);
+        tails_unmark(tld, seg);
         if (seg->used_pages == 0) { hk__segment_free(&seg->base); continue; }
         hk__segment_purge_cancel(&seg->base);
         trim_tails(seg, tld->now);

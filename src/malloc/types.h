@@ -191,6 +191,8 @@ typedef struct hk__mseg {
   uint8_t *large_block;      /* LARGE: the block */
   size_t large_size;         /* LARGE: usable bytes of the block */
   struct hk__mseg *abandoned_next;
+  uint32_t tails;            /* counted in its owner's tld->tail_segs: some in-use page may hold a
+                                resident tail for hk__tld_trim_tails to give back */
   hk__page pages[];
 } hk__mseg;
 
@@ -207,6 +209,7 @@ struct hk__tld {
   hk__purge_queue purge;
   int64_t now;               /* clock at the last slow-path check */
   int64_t tails_at;          /* when hk__tld_trim_tails last looked at this thread's pages */
+  uint32_t tail_segs;        /* owned segments with tails set */
   uint32_t slow_calls;
   hk__rbuf *rbuf;            /* blocks this thread freed into other threads' pages (rfree.c);
                                 &hk__rbuf_none until the first such block, never NULL */
