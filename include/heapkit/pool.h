@@ -108,13 +108,13 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
  * measured cheaper here than the shifts and masks that would unpack a shared one. */
 typedef struct hk_pool_head {
   void **top;
-  uint64_t win; /* rot | HK__POOL_UNCHECKED */
+  uint64_t win; /* rot | HK__POOL_UNCHECKED | nwin << HK__POOL_NWIN_SHIFT */
   uintptr_t base;
   uint64_t inv;
-  uint64_t nwin;
 } hk_pool_head;
 
 #define HK__POOL_UNCHECKED ((uint64_t)0x80)
+#define HK__POOL_NWIN_SHIFT 8
 /* Stack segments are 4 MiB-aligned; the stack's first slot is this far into its segment. */
 #define HK__POOL_SEG_MASK (((uintptr_t)1 << 22) - 1)
 #define HK__POOL_STACK_OFF ((uintptr_t)256)
@@ -137,26 +137,25 @@ static inline void hk_pool_free(hk_pool *p, void *block) {
   if (HK_LIKELY(h != NULL)) {
     void **t = h->top;
     uint64_t win = h->win;
-    if (HK_LIKELY(((uintptr_t)t & 4095) != 0)) {
-      if (HK_LIKELY(!(win & HK__POOL_UNCHECKED))) {
-        uint64_t x = (uint64_t)((uintptr_t)block - h->base) * h->inv;
-        unsigned r = (unsigned)win & 63;
-        x = (x >> r) | (x << ((64 - r) & 63));
-        if (HK_LIKELY(x < h->nwin)) {
-          uintptr_t w, tt = (uintptr_t)t;
-          memcpy(&w, block, sizeof w); /* memcpy: the block may hold any type */
-          if (HK_LIKELY(tt - 1 + HK__POOL_STACK_OFF - w >= (tt & HK__POOL_SEG_MASK))) {
-            memcpy(block, &tt, sizeof tt);
-            *t = block;
-            h->top = t + 1;
-            return;
-          }
+    if (HK_LIKELY(!(win & HK__POOL_UNCHECKED))) {
+      /* no capacity test: the window admits a block only while the stack has a slot for it */
+      uint64_t x = (uint64_t)((uintptr_t)block - h->base) * h->inv;
+      unsigned r = (unsigned)win & 63;
+      x = (x >> r) | (x << ((64 - r) & 63));
+      if (HK_LIKELY(x < (win >> HK__POOL_NWIN_SHIFT))) {
+        uintptr_t w, tt = (uintptr_t)t;
+        memcpy(&w, block, sizeof w); /* memcpy: the block may hold any type */
+        if (HK_LIKELY(tt - 1 + HK__POOL_STACK_OFF - w >= (tt & HK__POOL_SEG_MASK))) {
+          memcpy(block, &tt, sizeof tt);
+          *t = block;
+          h->top = t + 1;
+          return;
         }
-      } else if (HK_LIKELY(block != NULL)) {
-        *t = block;
-        h->top = t + 1;
-        return;
       }
+    } else if (HK_LIKELY(((uintptr_t)t & 4095) != 0 && block != NULL)) {
+      *t = block;
+      h->top = t + 1;
+      return;
     }
   }
   hk__pool_free_slow(p, block);

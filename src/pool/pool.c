@@ -128,17 +128,31 @@ static inline bool is_multiple(const hk_pool *p, uint64_t off) {
   return ((x >> p->tz) | (x << ((64 - p->tz) & 63))) <= p->lim;
 }
 static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
-/* The inline free's window follows the segment blocks are carved from. It is empty while the
- * stack's segment is larger than 4 MiB: the inline slot test only looks at top's 4 MiB-aligned
- * window, so every checked free must then come here. */
+/* The inline free's window follows the segment blocks are carved from. It is empty while there
+ * is no stack, and while the stack's segment is larger than 4 MiB: the inline slot test only looks
+ * at top's 4 MiB-aligned window, so every checked free must then come here.
+ * The inline push has no capacity test: the window admits a free only while the stack has a slot
+ * for it. Between two calls of set_window the stack's height plus the window's live blocks never
+ * grows (an inline free moves a live window block onto the stack; an inline allocation takes one
+ * off, and it is a window block or leaves the count). So the stack can take every inline push if
+ * its committed slots hold that sum when the window is set; the sum is at most the height plus
+ * the window's blocks, and at most the blocks carved (the stack holds each block once). The
+ * stack is committed for the blocks carved (carve, stk_want), so the window is cut to the room
+ * above the height only when that commit failed or the 4 MiB segment cannot hold them. */
+static inline size_t stk_seg_slots(void);
 static inline uint64_t window_n(const hk_pool *p) {
-  if (p->stk_seg && p->stk_seg->size > HK_SEGMENT_SIZE) return 0;
-  return slot_of(p, (size_t)(p->cur->carve - p->cur->base));
+  if (!p->stk_seg || p->stk_seg->size > HK_SEGMENT_SIZE) return 0;
+  uint64_t n = slot_of(p, (size_t)(p->cur->carve - p->cur->base));
+  if (p->carved > p->stk_slots) {
+    size_t h = stk_n(p), room = p->stk_slots > h ? p->stk_slots - h : 0;
+    if (n > room) n = room;
+  }
+  return n;
 }
 static inline void set_window(hk_pool *p) {
   if (!slotted(p)) return;
   p->h.base = (uintptr_t)p->cur->base;
-  p->h.nwin = window_n(p);
+  p->h.win = (p->h.win & (((uint64_t)1 << HK__POOL_NWIN_SHIFT) - 1)) | window_n(p) << HK__POOL_NWIN_SHIFT;
 }
 static size_t cached_blocks(const hk_pool *p);
 static void pc_link(hk_pool *p);
@@ -148,6 +162,8 @@ static inline size_t nfree(const hk_pool *p) { return p->listed ? p->nlist : stk
 _Static_assert(sizeof(hk__segment) + sizeof(void *) <= HK__POOL_STACK_OFF && HK__POOL_STACK_OFF % 64 == 0, "stack header");
 _Static_assert(HK__POOL_SEG_MASK == HK_SEGMENT_MASK, "pool.h assumes 4 MiB segments");
 static inline size_t stk_hdr(void) { return HK__POOL_STACK_OFF; }
+/* Entries a 4 MiB stack segment holds. */
+static inline size_t stk_seg_slots(void) { return (HK_SEGMENT_SIZE - HK__POOL_STACK_OFF) / sizeof(void *); }
 /* Reads word i of block b, which may be poisoned (a free block). */
 static inline uintptr_t word(const hk_pool *p, const void *b, int i) {
   if (hk_unlikely(p->track)) hk__track_peek((const char *)b + i * sizeof(void *), sizeof(void *));
@@ -285,6 +301,8 @@ hk_pool *hk_pool_new(size_t block_size) {
   return hk_pool_new_ex(&o);
 }
 
+static hk_cold int stk_grow(hk_pool *p, size_t need);
+
 /* No free block: carve the next one, committing more or moving to the next segment. */
 static hk_cold void *carve(hk_pool *p) {
   for (;;) {
@@ -293,6 +311,12 @@ static hk_cold void *carve(hk_pool *p) {
       char *b = ps->carve;
       __atomic_store_n(&ps->carve, b + p->stride, __ATOMIC_RELAXED); /* read unlocked by shared frees */
       p->carved++;
+      /* the inline push's room (window_n): commit the stack for the blocks carved, one page-layer
+       * unit (8 K entries) at a time; on Linux committing is bookkeeping, pages are touched only
+       * by the entries written. A failure only narrows the window. */
+      if (hk_unlikely(p->carved > p->stk_slots) && slotted(p) && p->stk_seg && p->stk_seg->size <= HK_SEGMENT_SIZE &&
+          p->stk_slots < stk_seg_slots())
+        (void)stk_grow(p, min_sz(p->carved, stk_seg_slots()));
       set_window(p);
       return b;
     }
@@ -740,13 +764,18 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
     if (slotted(p) && in_slot(p, b)) double_free(p, b, "the block is already free");
     size_t n = stk_n(p);
     if (n >= p->carved) double_free(p, b, "more blocks freed than were handed out");
-    if (n >= p->stk_slots && stk_grow(p, n + 1) != HK_OK) {
-      free_leaked(p, block);
-      return;
+    if (n >= p->stk_slots) {
+      /* a checked pool's first stack is committed for the blocks carved (window_n) */
+      size_t want = slotted(p) && !p->stk_seg ? min_sz(p->carved, stk_seg_slots()) : 0;
+      if (stk_grow(p, want > n + 1 ? want : n + 1) != HK_OK) {
+        free_leaked(p, block);
+        return;
+      }
     }
     if (slotted(p)) ((uintptr_t *)b)[0] = (uintptr_t)&p->stk[n];
     p->stk[n] = b;
     stk_set_n(p, n + 1);
+    set_window(p); /* the height grew: the window's room above it may shrink (window_n) */
     return;
   }
   lock(p);
@@ -797,9 +826,9 @@ void hk_pool_reset(hk_pool *p) {
   if (p->carved > p->peak_before_reset) p->peak_before_reset = p->carved;
   p->carved = 0;
   p->cur = p->first;
-  set_window(p);
   size_t keep = p->retain;
   stk_trim(p, keep);
+  set_window(p);
   keep -= min_sz(keep, stk_committed(p));
   for (pool_seg *ps = p->first, *next; ps; ps = next) {
     next = ps->next;
@@ -928,8 +957,21 @@ bool hk__pool_is_valid(hk_pool *p) {
       if (!is_carved_block(p, p->stk[i])) return false;
       if (slotted(p) && word0(p->stk[i]) != (uintptr_t)&p->stk[i]) return false;
     }
-    if (slotted(p) && (p->h.win != p->tz || p->h.inv != p->inv || p->h.base != (uintptr_t)p->cur->base ||
-                      p->h.nwin != window_n(p))) return false;
+    if (slotted(p)) {
+      uint64_t nwin = p->h.win >> HK__POOL_NWIN_SHIFT;
+      if ((p->h.win & (((uint64_t)1 << HK__POOL_NWIN_SHIFT) - 1)) != p->tz || p->h.inv != p->inv ||
+          p->h.base != (uintptr_t)p->cur->base) return false;
+      /* the window (window_n): every block carved in p->cur while the stack has a slot for every
+       * carved block, else no more than the stack can take: height + live window blocks <= slots */
+      uint64_t all = p->stk_seg && p->stk_seg->size <= HK_SEGMENT_SIZE ? slot_of(p, (size_t)(p->cur->carve - p->cur->base)) : 0;
+      if (nwin > all || (p->carved <= p->stk_slots && nwin != all)) return false;
+      size_t free_in = 0;
+      for (size_t i = 0; i < n; i++) {
+        uint64_t off = (uint64_t)((uintptr_t)p->stk[i] - p->h.base);
+        if ((uintptr_t)p->stk[i] >= p->h.base && off / p->stride < nwin) free_in++;
+      }
+      if (n + (nwin - free_in) > p->stk_slots && nwin) return false;
+    }
   }
   return n == p->nsegs && carved == p->carved;
 }

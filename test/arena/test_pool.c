@@ -204,6 +204,68 @@ static void test_stack(void) {
   CHECK(g1.in_use == g0.in_use);
 }
 
+/* The inline free of a checked pool pushes without a capacity test: its window admits a free only
+ * while the stack has a slot for it. The stack is committed for the blocks carved, so frees past
+ * the stack's first unit (8 K entries) and blocks carved after the stack was made all go on it, in
+ * LIFO order; the stack's commit shows in the statistics (a push past it would not). */
+static void test_stack_room(void) {
+  enum { N = 40000 };
+  static void *blk[N];
+  hk_pool *p = hk_pool_new(16);
+  int ok = 1;
+  for (int i = 0; i < N / 2; i++) ok &= (blk[i] = hk_pool_alloc(p)) != NULL;
+  hk_pool_free(p, blk[0]); /* the stack is made here */
+  ok &= hk_pool_alloc(p) == blk[0];
+  for (int i = N / 2; i < N; i++) ok &= (blk[i] = hk_pool_alloc(p)) != NULL; /* carved with a stack */
+  CHECK(ok);
+  for (int i = 0; i < N; i++) hk_pool_free(p, blk[i]);
+  hk_pool_stats st;
+  hk_pool_stats_get(p, &st);
+  CHECK(st.free_blocks == N && st.in_use == 0 && st.carved == N);
+#if !ALL_LISTED
+  CHECK(st.committed >= (size_t)N * (16 + sizeof(void *))); /* the blocks and a slot for each */
+#endif
+  for (int i = N - 1; i >= 0; i--) ok &= hk_pool_alloc(p) == blk[i];
+  CHECK(ok);
+  hk_pool_destroy(p);
+}
+
+/* A pool with more blocks than a 4 MiB stack segment has slots (524,256): the window of the
+ * segment carved from last is cut to the slots left above the stack's height, so a run of inline
+ * frees that fills the segment's stack hands over to the out-of-line free, which moves the stack;
+ * without the cut the inline push would write past the stack's segment. */
+static void test_stack_window_cut(void) {
+  enum { N = 600000, H = 500000 }; /* 16-byte blocks: about 262,100 per 4 MiB segment */
+  static void *blk[N];
+  static int order[N];
+  hk_pool *p = hk_pool_new(16);
+  int ok = 1;
+  for (int i = 0; i < N; i++) ok &= (blk[i] = hk_pool_alloc(p)) != NULL;
+  CHECK(ok);
+  int s3 = 0, segs = 1; /* the first block of the third segment: where the addresses jump */
+  for (int i = 1; i < N; i++)
+    if ((char *)blk[i] != (char *)blk[i - 1] + 16 && ++segs == 3) s3 = i;
+  CHECK(segs == 3 && s3 > H);
+  /* H blocks of the first two segments (outside the window: out of line), then the third
+   * segment's from its first block up: inline while the stack has room, out of line after */
+  int k = 0;
+  for (int i = 0; i < H; i++) order[k++] = i;
+  for (int i = s3; i < N; i++) order[k++] = i;
+  for (int i = 0; i < k; i++) hk_pool_free(p, blk[order[i]]);
+  hk_pool_stats st;
+  hk_pool_stats_get(p, &st);
+  CHECK(st.free_blocks == (size_t)k && st.in_use == (size_t)(N - k));
+#if !ALL_LISTED
+  CHECK(st.reserved >= ((size_t)3 * 4 + 8) << 20); /* the stack moved to an 8 MiB segment */
+#endif
+  CHECK(hk_pool_contains(p, blk[H + 10]) && !hk_pool_contains(p, blk[N - 1]) && !hk_pool_contains(p, blk[3]));
+  for (int i = k - 1; i >= 0; i--) ok &= hk_pool_alloc(p) == blk[order[i]]; /* most recently freed first */
+  CHECK(ok);
+  hk_pool_stats_get(p, &st);
+  CHECK(st.free_blocks == 0 && st.carved == N);
+  hk_pool_destroy(p);
+}
+
 int main(void) {
   test_basic();
   hk_option_set(HK_OPT_VERBOSE, 0); /* hk_pool_free(NULL, ..) warns */
@@ -217,6 +279,8 @@ int main(void) {
     churn(200000, 4096, 200, unchecked);
   }
   test_stack();
+  test_stack_room();
+  test_stack_window_cut();
   test_reset();
   test_typed();
   test_absurd_options();
