@@ -82,20 +82,20 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
 /* The inline fast paths: a pool starts with this head. Free blocks are on a stack of pointers
  * (the most recently freed on top): allocation pops it, free pushes, and neither chases a pointer
  * through a block. top is the next free slot; the word below the first entry is NULL, so a pop
- * that reads NULL found the stack empty. A push is inline while top is not at a 4 KiB boundary
- * (the stack's committed end is one, so the slot is committed; 1 push in 512 checks out of line).
- * Shared, debug and sanitizer pools, and pools whose stack does not exist yet, point top at a
- * page boundary after a NULL word and keep win 0, so every call goes out of line, and out of line
- * are also carving, stack growth and everything the checks below send there.
+ * that reads NULL found the stack empty. Shared, debug and sanitizer pools point top at a page
+ * boundary after a NULL word and keep win 0, so every call goes out of line, and out of line are
+ * also carving, stack growth and everything the checks below send there.
  *
  * The checks of a (default) checked pool read this head and the block's first word; allocation
  * writes nothing but top:
- *   - window: base and nwin describe the blocks carved in the pool's current segment. With
- *     stride = odd << rot (rot = win & 63) and inv = odd^-1 mod 2^64, x -> rotr(x * inv, rot)
- *     permutes the 64-bit integers and maps each multiple k * stride to k, so every other value
- *     of q - base (wrapped) maps to at least 2^64 / stride: one compare with nwin rejects
- *     foreign, interior, uncarved and below-base pointers before the block is read. Blocks of
- *     the pool's older segments fail it too and are checked out of line.
+ *   - window: base and nwin (win >> HK__POOL_NWIN_SHIFT) describe the blocks carved in the pool's
+ *     current segment. With stride = odd << rot (rot = win & 63) and inv = odd^-1 mod 2^64,
+ *     x -> rotr(x * inv, rot) permutes the 64-bit integers and maps each multiple k * stride to k,
+ *     so every other value of q - base (wrapped) maps to at least 2^64 / stride: one compare with
+ *     nwin rejects foreign, interior, uncarved and below-base pointers before the block is read.
+ *     Blocks of the pool's older segments fail it too and are checked out of line. The window is
+ *     also the push's capacity test: it admits a block only while the stack has a slot for it
+ *     (nwin 0 while there is no stack; src/pool/pool.c, window_n).
  *   - slot: a free block's first word holds the address of its stack slot, and only a free block
  *     is in a slot below top (each block at most once), so "the first word is a slot below top
  *     that holds this block" means free, exactly, whatever a live block holds. The inline free
@@ -104,8 +104,11 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
  *     out of line the slot is read: it holds the block, a double free; it does not (the stale
  *     slot of a block popped and not written since, or data that looks like one), the free goes
  *     on. So allocation need not clear anything.
- * An unchecked pool (win bit 7) pushes without either check. Each field is its own word: loads
- * measured cheaper here than the shifts and masks that would unpack a shared one. */
+ * An unchecked pool (win bit 7) pushes without either check, inline while top is not at a 4 KiB
+ * boundary (the stack's committed end is one; 1 push in 512 checks out of line).
+ * The free's loop is bound by loads and stores, not by instructions (docs/arena.md): nwin shares
+ * the word the rotation is loaded from (one shift instead of a load); base and inv, which the
+ * subtraction and the multiply read from memory directly, keep words of their own. */
 typedef struct hk_pool_head {
   void **top;
   uint64_t win; /* rot | HK__POOL_UNCHECKED | nwin << HK__POOL_NWIN_SHIFT */
@@ -137,7 +140,15 @@ static inline void hk_pool_free(hk_pool *p, void *block) {
   if (HK_LIKELY(h != NULL)) {
     void **t = h->top;
     uint64_t win = h->win;
-    if (HK_LIKELY(!(win & HK__POOL_UNCHECKED))) {
+    /* The unchecked branch first, without a hint: gcc then gives each mode's loop of frees a
+     * compact body (docs/arena.md, Performance). */
+    if (win & HK__POOL_UNCHECKED) {
+      if (HK_LIKELY(((uintptr_t)t & 4095) != 0 && block != NULL)) {
+        *t = block;
+        h->top = t + 1;
+        return;
+      }
+    } else {
       /* no capacity test: the window admits a block only while the stack has a slot for it */
       uint64_t x = (uint64_t)((uintptr_t)block - h->base) * h->inv;
       unsigned r = (unsigned)win & 63;
@@ -152,10 +163,6 @@ static inline void hk_pool_free(hk_pool *p, void *block) {
           return;
         }
       }
-    } else if (HK_LIKELY(((uintptr_t)t & 4095) != 0 && block != NULL)) {
-      *t = block;
-      h->top = t + 1;
-      return;
     }
   }
   hk__pool_free_slow(p, block);

@@ -17,7 +17,8 @@
  *            segment-map checks below, the second are a double free exactly when that slot holds
  *            the block (in_slot: O(1); a stale slot of a block popped and not written since, or
  *            user data that looks like a slot, is not). Everything the fast paths read is in the
- *            head's five words and the block's first word.
+ *            head's four words and the block's first word. The window is the push's capacity
+ *            test too (window_n): the stack is committed for the blocks carved.
  *   unchecked (.unchecked)  the same stack with nothing checked inline; bad frees that reach
  *            this file (a push at a page boundary of the stack) are still caught when it is
  *            cheap: more frees than blocks carved, a pointer that is not a block.
@@ -28,11 +29,13 @@
  *            nil_top, h.win 0), which lets ASan/valgrind
  *            annotate and debug builds fill each block. Blocks are therefore at least 16 bytes.
  * A detected bad free is fatal in every mode, with the message hk_free uses for its own.
- * The stack of both stack modes: its committed slots grow, out of line, with the number of blocks
- * free at once (not with the blocks carved), in steps of one page-layer unit; a stack that
- * outgrows its segment moves to one twice the size. The word below its first entry is NULL (the
- * inline pop's empty test), and its committed end is a page boundary (the inline push's capacity
- * test: cheaper than loading an end pointer, measured; 1 push in 512 comes here).
+ * The stack of both stack modes: its committed slots grow, out of line, in steps of one page-layer
+ * unit, with the number of blocks free at once and, in checked pools, with the blocks carved (up
+ * to its 4 MiB segment; on Linux a commit is bookkeeping, and only the entries written touch
+ * pages); a stack that outgrows its segment moves to one twice the size. The word below its first
+ * entry is NULL (the inline pop's empty test), and its committed end is a page boundary (the
+ * unchecked inline push's capacity test: cheaper than loading an end pointer, measured; 1 push in
+ * 512 comes here).
  * Divisibility by the stride is one multiply (is_multiple), the slot index a multiply
  * and a shift (offsets are below 2^22, so a 33-bit reciprocal is exact).
  */
@@ -67,8 +70,10 @@ typedef struct pool_seg {
  * count nothing but the stack height they need anyway.
  * Invariants (hk__pool_is_valid): carved == sum over segments of (carve - base) / stride.
  * Stack modes: n = h.top - stk <= stk_slots, stk[-1] == NULL, the stack holds n carved blocks of
- * p (each naming its slot in its first word, in checked mode, where h.base and h.nwin describe
- * p->cur's carved blocks, nwin 0 while the stack's segment is larger than 4 MiB), n <=
+ * p (each naming its slot in its first word, in checked mode, where h.base and nwin = h.win >>
+ * HK__POOL_NWIN_SHIFT describe p->cur's first carved blocks: all of them while stk_slots >=
+ * carved, else no more than the stack has room for; nwin 0 while there is no stack or the stack's
+ * segment is larger than 4 MiB), n <=
  * carved unless an unchecked pool was misused; h.top == nil_top while there is no stack; list ==
  * NULL. Listed: h.top == nil_top, h.win == 0, the free list has nlist <= carved blocks, each
  * marked. listed == !shared && (track || HK_DEBUG >= 1). Shared: h.top == nil_top, h.win == 0,
@@ -137,8 +142,9 @@ static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
  * off, and it is a window block or leaves the count). So the stack can take every inline push if
  * its committed slots hold that sum when the window is set; the sum is at most the height plus
  * the window's blocks, and at most the blocks carved (the stack holds each block once). The
- * stack is committed for the blocks carved (carve, stk_want), so the window is cut to the room
- * above the height only when that commit failed or the 4 MiB segment cannot hold them. */
+ * stack is committed for the blocks carved (carve, and the free that makes the stack), so the
+ * window is cut to the room above the height only when that commit failed or the 4 MiB segment
+ * cannot hold them. */
 static inline size_t stk_seg_slots(void);
 static inline uint64_t window_n(const hk_pool *p) {
   if (!p->stk_seg || p->stk_seg->size > HK_SEGMENT_SIZE) return 0;
