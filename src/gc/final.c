@@ -261,14 +261,24 @@ hk_gc_weak *hk_gc_weak_new(hk_gc_mutator *m, void *target) {
 
 void *hk_gc_weak_get(const hk_gc_weak *w) { return w ? w->target : NULL; }
 
+/* A freed handle's links point to itself (no live one's do; a record is zeroed when reused): a
+ * second free of it is refused. It unlinked the handle again through its stale links and put the
+ * record on the free list twice (two later handles shared it, and the list got a cycle that a
+ * collection then walked for ever). */
 void hk_gc_weak_free(hk_gc_mutator *m, hk_gc_weak *w) {
   if (!m || !w) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
+  if (w->prev == w) {
+    gc_unlock(h);
+    hk__warning("gc: hk_gc_weak_free: %p was freed already; ignored", (void *)w);
+    return;
+  }
   if (w->prev) w->prev->next = w->next;
   else h->weaks = w->next;
   if (w->next) w->next->prev = w->prev;
   h->nweak--;
+  w->next = w->prev = w;
   hk__gc_meta_free(h, w, sizeof *w);
   gc_unlock(h);
 }

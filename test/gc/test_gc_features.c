@@ -895,6 +895,27 @@ static void test_misuse(void) {
   hk_gc_unpin(m, &pin_words[1]);
   CHECK(pin_words[0] == UINT64_MAX);
   pin_words[0] = 0;
+  /* A weak handle freed twice: the second free is refused with a warning. It unlinked the handle
+   * again through its stale links and put its record on the free list a second time, so the next
+   * two hk_gc_weak_new returned the same handle. */
+  {
+    node *t1 = new_node(m, 7, 0, false), *t2 = new_node(m, 8, 0, false);
+    HK_GC_ROOTS(m, t1, t2);
+    hk_gc_weak *w0 = hk_gc_weak_new(m, t1);
+    CHECK(w0 != NULL);
+    hk_gc_weak_free(m, w0);
+    hk_gc_weak_free(m, w0);
+    hk_gc_weak *wa = hk_gc_weak_new(m, t1), *wb = hk_gc_weak_new(m, t2);
+    CHECK(wa != NULL && wb != NULL && wa != wb);
+    if (wa != wb) { /* (else the handles' list has a cycle: a collection would walk it for ever) */
+      CHECK(hk_gc_weak_get(wa) == t1 && hk_gc_weak_get(wb) == t2);
+      hk_gc_collect(m, HK_GC_FULL);
+      CHECK(hk_gc_weak_get(wa) == t1 && hk_gc_weak_get(wb) == t2);
+      hk_gc_weak_free(m, wa);
+      hk_gc_weak_free(m, wb);
+      CHECK(hk_gc_verify(m) == HK_OK);
+    }
+  }
   /* hk_gc_verify reports a corrupted slot instead of crashing. */
   node *n = new_node(m, 1, 2, false);
   HK_GC_ROOTS(m, n);
