@@ -238,6 +238,12 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
 void hk_gc_thread_unregister(hk_gc_mutator *m) {
   if (!m) return;
   hk_gc_heap *h = m->heap;
+  /* (an unregistered record has no heap until it is reused: a second unregister unlinked it
+   * again, counted the mutators down twice and freed the record twice) */
+  if (!h) {
+    hk__warning("gc: hk_gc_thread_unregister: %p was unregistered already; ignored", (void *)m);
+    return;
+  }
   if (m->fast.frames) hk__warning("gc: a mutator unregisters with root frames still pushed");
   gc_lock(h);
   if (m->state == MUT_BLOCKING) {
@@ -262,6 +268,7 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   h->nmutators--;
   h->nrunning--;
   gc_wake(h, &h->cond);
+  m->heap = NULL;
   hk__gc_meta_free(h, m, sizeof *m);
   gc_unlock(h);
 }

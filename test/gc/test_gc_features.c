@@ -916,6 +916,29 @@ static void test_misuse(void) {
       CHECK(hk_gc_verify(m) == HK_OK);
     }
   }
+  /* A mutator unregistered twice: the second call is refused with a warning. It unlinked the
+   * record again, counted the heap's mutators and running threads down a second time (the count
+   * wrapped around) and put the record on the free list twice. */
+  {
+    hk_gc_heap *hx;
+    CHECK(hk_gc_heap_create(NULL, &hx, NULL) == HK_OK);
+    hk_gc_mutator *mx = hk_gc_thread_register(hx);
+    CHECK(mx != NULL);
+    hk_gc_thread_unregister(mx);
+    hk_gc_thread_unregister(mx);
+    hk_gc_stats st;
+    hk_gc_stats_get(hx, &st);
+    CHECK(st.mutators == 0);
+    hk_gc_mutator *ma = hk_gc_thread_register(hx), *mb = hk_gc_thread_register(hx);
+    CHECK(ma != NULL && mb != NULL && ma != mb);
+    hk_gc_stats_get(hx, &st);
+    CHECK(st.mutators == 2);
+    if (ma != mb) {
+      hk_gc_thread_unregister(ma);
+      hk_gc_thread_unregister(mb);
+    }
+    CHECK(hk_gc_heap_destroy(hx) == HK_OK);
+  }
   /* hk_gc_verify reports a corrupted slot instead of crashing. */
   node *n = new_node(m, 1, 2, false);
   HK_GC_ROOTS(m, n);
