@@ -217,6 +217,14 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
   }
   gc_lock(h);
   while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) gc_wait(h, &h->cond);
+  /* Once per heap: a second mutator of this thread would count as another running thread that no
+   * safepoint of this one stops, and the next collection would wait for it for ever. */
+  for (hk_gc_mutator *o = h->mutators; o; o = o->next)
+    if (pthread_equal(o->thread, pthread_self())) {
+      gc_unlock(h);
+      hk__warning("gc: hk_gc_thread_register: this thread is registered with heap %p already", (void *)h);
+      return NULL;
+    }
   hk_gc_mutator *m = hk__gc_meta_alloc(h, sizeof *m);
   if (m) {
     m->heap = h;
