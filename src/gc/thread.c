@@ -281,10 +281,17 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   gc_unlock(h);
 }
 
+/* Unpaired calls are refused: a second begin counted the thread out of the running ones twice
+ * (a collection would then not wait for a thread that runs), an end without a begin counted in a
+ * running thread that does not exist (the next collection waited for it for ever). */
 void hk_gc_blocking_begin(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
   gc_lock(h);
-  hk_assert(m->state == MUT_RUNNING);
+  if (m->state != MUT_RUNNING) {
+    gc_unlock(h);
+    hk__warning("gc: hk_gc_blocking_begin: mutator %p is in a blocking region already; ignored", (void *)m);
+    return;
+  }
   stop_cpu_note(h, m);
   m->state = MUT_BLOCKING;
   h->nrunning--;
@@ -296,7 +303,11 @@ void hk_gc_blocking_begin(hk_gc_mutator *m) {
 void hk_gc_blocking_end(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
   gc_lock(h);
-  hk_assert(m->state == MUT_BLOCKING);
+  if (m->state != MUT_BLOCKING) {
+    gc_unlock(h);
+    hk__warning("gc: hk_gc_blocking_end: mutator %p is not in a blocking region; ignored", (void *)m);
+    return;
+  }
   while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) gc_wait(h, &h->cond);
   m->state = MUT_RUNNING;
   h->nblocking--;
