@@ -400,7 +400,8 @@ typedef struct hk_gc_stats {
   double safepoint_wait_ms, safepoint_wait_max_ms;
   /* CPU time the waited-for mutators ran between the stop request and their safepoint: the wait
    * an idle machine would show (on a busy one the waits above also hold the time a mutator was
-   * descheduled). */
+   * descheduled). Waits shorter than about 10 us, and the first 10 us of longer ones, are left
+   * out: measuring them cost more than they last. */
   double safepoint_run_cpu_ms;
   uint64_t sticky_collections; /* of full_collections: those that marked only what was promoted
                                   since the last complete one (docs/gc.md, sticky marks) */
