@@ -278,6 +278,16 @@ struct hk_gc_frame {
 static inline void hk__gc_frame_pop(hk_gc_frame *fr) {
   ((hk_gc_mutator_fast *)fr->mutator)->frames = fr->prev;
 }
+/* gcc 12's -Wdangling-pointer does not see that the cleanup pops the frame before the function
+ * returns, and warned in every function that declares roots and returns a value. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
+static inline void hk__gc_frame_push(hk_gc_frame *fr) { ((hk_gc_mutator_fast *)fr->mutator)->frames = fr; }
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
 #define HK__GC_CAT2(a, b) a##b
 #define HK__GC_CAT(a, b) HK__GC_CAT2(a, b)
 #define HK__GC_NARG(...) HK__GC_NARG_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
@@ -301,7 +311,7 @@ static inline void hk__gc_frame_pop(hk_gc_frame *fr) {
   void **HK__GC_CAT(hk__gc_sl_, id)[] = {HK__GC_CAT(HK__GC_A, HK__GC_NARG(__VA_ARGS__))(__VA_ARGS__)}; \
   hk_gc_frame HK__GC_CAT(hk__gc_fr_, id) __attribute__((cleanup(hk__gc_frame_pop))) = {            \
       ((hk_gc_mutator_fast *)(m))->frames, (m), HK__GC_NARG(__VA_ARGS__), HK__GC_CAT(hk__gc_sl_, id)}; \
-  ((hk_gc_mutator_fast *)(m))->frames = &HK__GC_CAT(hk__gc_fr_, id)
+  hk__gc_frame_push(&HK__GC_CAT(hk__gc_fr_, id))
 
 /* For longjmp-based unwinding. */
 HK_INLINE hk_gc_frame *hk_gc_frames_save(hk_gc_mutator *m) { return ((hk_gc_mutator_fast *)m)->frames; }
