@@ -306,6 +306,9 @@ struct hk_gc_heap {
   gc_pauses pause[2];
   float pause_scratch[GC_PAUSE_RING * 2];
 
+  hk_gc_heap *fork_next, *fork_prev; /* the live heaps (fork.c, under its lock) */
+  bool fork_stopped; /* fork.c stopped the world for a fork (under lock) */
+
   /* registered types; index 0 is never used */
   uint32_t ntypes;
   gc_type types[HK_GC_MAX_TYPES];
@@ -464,6 +467,12 @@ static inline bool gc_par_wanted(const gc_par *job, const gc_stack *local) {
          __atomic_load_n(&job->pooled, __ATOMIC_RELAXED) == 0;
 }
 HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
+/* Heap lock held: m leaves the heap for good (unregistering, or a thread that does not exist in a
+ * forked child). Its remembered objects and finalizers go to the heap. */
+HK_INTERNAL void hk__gc_mutator_drop(hk_gc_mutator *m);
+/* fork.c: the live heaps, so that fork can quiesce them (create / destroy). */
+HK_INTERNAL void hk__gc_fork_track(hk_gc_heap *h);
+HK_INTERNAL void hk__gc_fork_untrack(hk_gc_heap *h);
 
 /* A slot value the collector follows: not NULL and not tagged (an embedder's immediate). */
 static inline bool gc_is_ref(uintptr_t r) { return r && !(r & 7); }

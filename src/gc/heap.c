@@ -72,6 +72,7 @@ int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mu
   h->parallel = hk_option_get(HK_OPT_GC_PARALLEL) != 0;
   h->epoch = 1;
   h->ntypes = 1;
+  hk__gc_fork_track(h);
   *heap_out = h;
   if (mutator_out) {
     *mutator_out = hk_gc_thread_register(h);
@@ -92,11 +93,14 @@ static bool heap_ok(const hk_gc_heap *h, const char *fn) {
 
 int hk_gc_heap_destroy(hk_gc_heap *h) {
   if (!heap_ok(h, "hk_gc_heap_destroy")) return HK_EINVAL;
+  /* off fork's list first: fork takes the list's lock before the heaps' locks */
+  hk__gc_fork_untrack(h);
   gc_lock(h);
   pthread_t self = pthread_self();
   for (hk_gc_mutator *m = h->mutators; m; m = m->next)
     if (!pthread_equal(m->thread, self)) {
       gc_unlock(h);
+      hk__gc_fork_track(h);
       hk__warning("gc: hk_gc_heap_destroy: another thread is still registered");
       return HK_EBUSY;
     }

@@ -278,6 +278,14 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
     h->nrunning++;
   }
   if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_park(m);
+  stop_cpu_note(h, m);
+  hk__gc_mutator_drop(m);
+  gc_wake(h, &h->cond);
+  gc_unlock(h);
+}
+
+void hk__gc_mutator_drop(hk_gc_mutator *m) {
+  hk_gc_heap *h = m->heap;
   if (m->fast.cursor) h->bytes_allocated += (uint64_t)(m->fast.cursor - m->tlab_start);
   if (m->fast.data_cursor) h->bytes_allocated += (uint64_t)(m->fast.data_cursor - m->data_start);
   /* Its remembered objects stay remembered: the heap's own set takes them. */
@@ -289,13 +297,11 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   if (m->prev) m->prev->next = m->next;
   else h->mutators = m->next;
   if (m->next) m->next->prev = m->prev;
-  stop_cpu_note(h, m);
   h->nmutators--;
-  h->nrunning--;
-  gc_wake(h, &h->cond);
+  if (m->state == MUT_BLOCKING) h->nblocking--;
+  else if (m->state == MUT_RUNNING) h->nrunning--;
   m->heap = NULL;
   hk__gc_meta_free(h, m, sizeof *m);
-  gc_unlock(h);
 }
 
 /* Unpaired calls are refused: a second begin counted the thread out of the running ones twice

@@ -1,0 +1,124 @@
+/* fork: a child process gets one thread, the one that forked. Without handlers, a heap's other
+ * registered mutators would still count as running in the child, so its first collection waited
+ * for them for ever; a fork during a collection would leave the heap half collected; and a thread
+ * forked away in the middle of a write barrier (its bit cleared, the object not yet remembered)
+ * would leave an old-to-young pointer that the child's first minor collection misses.
+ *
+ * So every live heap is on a list, and fork stops each heap's world as a collection does:
+ *  - prepare: takes the list's lock; for each heap, lets a running collection end (a forking
+ *    thread that is a running mutator of the heap parks and helps, as at any safepoint), then
+ *    stops the other mutators at their safepoints and keeps the heap's lock;
+ *  - parent: lets them run again and releases the locks;
+ *  - child: drops the mutators of the threads that do not exist there (their frames are roots no
+ *    more; their remembered objects and finalizers go to the heap, as when a thread unregisters),
+ *    and re-initialises the locks.
+ * So fork waits for the heap's other running mutators to reach a safepoint, as a collection does
+ * (threads in a blocking region are not waited for: they promise not to touch the heap).
+ * The allocator registers its handlers when the library loads and these at the first heap, so
+ * these are prepared first and the page layer stays usable while a collection is waited for.
+ * A fork from inside a collection (a root callback, a trace function) is not waited for: the
+ * child gets a heap halfway through one, which is documented as unsupported. */
+#include "gc/gc_internal.h"
+
+static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static hk_gc_heap *heaps;
+static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
+
+static hk_gc_mutator *self_mutator(hk_gc_heap *h) {
+  pthread_t self = pthread_self();
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
+    if (pthread_equal(m->thread, self)) return m;
+  return NULL;
+}
+
+/* Heap lock held: sleep until the next broadcast (a mutator parking or leaving, a collection's end). */
+static void wait_wake(hk_gc_heap *h) {
+  unsigned gen = h->wake_gen;
+  while (h->wake_gen == gen) pthread_cond_wait(&h->cond, &h->lock);
+}
+
+/* Returns with the heap lock held and, unless this thread is collecting it, the world stopped. */
+static void stop_others(hk_gc_heap *h) {
+  gc_lock(h);
+  hk_gc_mutator *self = self_mutator(h);
+  while (h->collecting) {
+    if (self && h->collector == self) return;
+    if (self && self->state == MUT_RUNNING) hk__gc_park(self);
+    else wait_wake(h);
+  }
+  h->collecting = 1;
+  h->collector = NULL;
+  __atomic_store_n(&h->stop, 1, __ATOMIC_RELAXED);
+  h->fork_stopped = true;
+  size_t me = self && self->state == MUT_RUNNING ? 1 : 0;
+  while (h->nrunning > me) wait_wake(h);
+}
+
+/* Heap lock held. */
+static void resume_others(hk_gc_heap *h) {
+  if (!h->fork_stopped) return;
+  h->fork_stopped = false;
+  h->collecting = 0;
+  __atomic_store_n(&h->stop, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->wake_gen, h->wake_gen + 1, __ATOMIC_RELAXED);
+  pthread_cond_broadcast(&h->cond);
+}
+
+static void fork_prepare(void) {
+  pthread_mutex_lock(&heaps_lock);
+  for (hk_gc_heap *h = heaps; h; h = h->fork_next) stop_others(h);
+}
+
+static void fork_parent(void) {
+  for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
+    resume_others(h);
+    gc_unlock(h);
+  }
+  pthread_mutex_unlock(&heaps_lock);
+}
+
+static void fork_child(void) {
+  pthread_t self = pthread_self();
+  for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
+    hk_gc_mutator *m = h->mutators;
+    while (m) {
+      hk_gc_mutator *next = m->next;
+      if (pthread_equal(m->thread, self)) {
+        /* the same thread under another kernel thread id: its CPU clock is a new one */
+        m->cpu_clock_ok = pthread_getcpuclockid(self, &m->cpu_clock) == 0;
+        m->stop_cpu_ms = 0;
+      } else {
+        hk__gc_mutator_drop(m);
+      }
+      m = next;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    resume_others(h); /* (nobody waits: a fresh condition variable) */
+  }
+  pthread_mutex_init(&heaps_lock, NULL);
+}
+
+static void register_handlers(void) {
+  if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+    hk__fatal("gc: cannot register the collector's fork handlers");
+}
+
+void hk__gc_fork_track(hk_gc_heap *h) {
+  pthread_once(&handlers_once, register_handlers);
+  pthread_mutex_lock(&heaps_lock);
+  h->fork_prev = NULL;
+  h->fork_next = heaps;
+  if (heaps) heaps->fork_prev = h;
+  heaps = h;
+  pthread_mutex_unlock(&heaps_lock);
+}
+
+void hk__gc_fork_untrack(hk_gc_heap *h) {
+  pthread_mutex_lock(&heaps_lock);
+  if (h->fork_prev) h->fork_prev->fork_next = h->fork_next;
+  else heaps = h->fork_next;
+  if (h->fork_next) h->fork_next->fork_prev = h->fork_prev;
+  h->fork_next = h->fork_prev = NULL;
+  pthread_mutex_unlock(&heaps_lock);
+}

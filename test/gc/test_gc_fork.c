@@ -1,0 +1,220 @@
+#define _GNU_SOURCE
+/* fork with a collector heap in use by several threads: the child, which has only the forking
+ * thread, must be able to allocate, collect (minor and full), verify, register new threads and
+ * destroy the heap; the parent's threads must go on unharmed.
+ * usage: test_gc_fork mutator|blocking|outsider [forks]
+ *   mutator:  the forking thread is a running mutator of the heap
+ *   blocking: it forks inside a blocking region (as around any blocking system call)
+ *   outsider: it is not registered with the heap at all (a library thread calling popen) */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "gc_test.h"
+
+static hk_gc_heap *heap;
+static atomic_int stop_workers;
+static atomic_int worker_bad; /* (the workers do not CHECK: its counters are the main thread's) */
+static node *global_list; /* a global root: survives in every child */
+#define LIST_LEN 2000
+
+static uint64_t list_sum(const node *n) {
+  uint64_t s = 0, len = 0;
+  for (; n; n = n->nkids ? n->kids[0] : NULL) {
+    s = s * 31 + n->id;
+    len++;
+  }
+  return s ^ (len << 48);
+}
+
+/* A list built so that its nodes are old and their links young (barrier stores), as an
+ * interpreter's mutated structures are. */
+static node *build_list(hk_gc_mutator *m, uint64_t base, size_t len) {
+  node *head = NULL, *n = NULL;
+  HK_GC_ROOTS(m, head, n);
+  for (size_t i = 0; i < len; i++) {
+    n = new_node(m, base + i, 1, i & 1);
+    n->kids[0] = head;
+    head = n;
+  }
+  return head;
+}
+
+/* Garbage, a rooted list rebuilt now and then, old-to-young stores through the barrier, explicit
+ * collections: so that forks fall in every state (allocating, in a barrier, collecting, parked). */
+static void *worker(void *arg) {
+  uint64_t base = (uint64_t)(uintptr_t)arg * 1000000;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) {
+    atomic_store(&worker_bad, 1);
+    return NULL;
+  }
+  {
+    node *keep = NULL, *tmp = NULL;
+    HK_GC_ROOTS(m, keep, tmp);
+    keep = build_list(m, base, 300);
+    uint64_t want = list_sum(keep);
+    hk_gc_collect(m, HK_GC_FULL); /* old now */
+    for (uint64_t round = 0; !atomic_load(&stop_workers); round++) {
+      for (int i = 0; i < 2000; i++) new_blob(m, round, 40);
+      /* replace the second node's successor by a young copy of it (an old-to-young store) */
+      node *second = keep->kids[0];
+      tmp = new_node(m, second->kids[0]->id, 1, false);
+      second = keep->kids[0];
+      tmp->kids[0] = second->kids[0]->kids[0];
+      HK_GC_WRITE(m, second, kids[0], tmp);
+      if (round % 7 == 0) hk_gc_collect(m, round % 21 == 0 ? HK_GC_FULL : HK_GC_MINOR);
+      if (list_sum(keep) != want) {
+        atomic_store(&worker_bad, 2);
+        break;
+      }
+    }
+  }
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+
+__attribute__((unused)) static void *register_in_child(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) return (void *)1;
+  bool ok;
+  {
+    node *l = NULL;
+    HK_GC_ROOTS(m, l);
+    l = build_list(m, 7000000, 500);
+    uint64_t want = list_sum(l);
+    for (int i = 0; i < 20000; i++) new_blob(m, (uint64_t)i, 64);
+    hk_gc_collect(m, HK_GC_FULL);
+    ok = list_sum(l) == want && hk_gc_verify(m) == HK_OK;
+  }
+  hk_gc_thread_unregister(m);
+  return ok ? NULL : (void *)1;
+}
+
+/* In the child: returns the exit status (0 good). A hang (the bug this guards against: the first
+ * collection waited for the parent's threads) ends by SIGALRM. */
+static int child_main(hk_gc_mutator *m, uint64_t global_want, uint64_t local_want, node **local) {
+  alarm(20);
+  int bad = 0;
+  bool own = m == NULL;
+  if (own) m = hk_gc_thread_register(heap); /* the outsider registers now */
+  if (!m) return 10;
+  hk_gc_stats st;
+  hk_gc_stats_get(heap, &st);
+  if (st.mutators != 1) bad |= 1; /* the parent's other threads are gone */
+  for (int i = 0; i < 50000; i++) new_blob(m, (uint64_t)i, 48); /* minor collections */
+  hk_gc_collect(m, HK_GC_MINOR);
+  hk_gc_collect(m, HK_GC_FULL);
+  if (hk_gc_verify(m) != HK_OK) bad |= 2;
+  if (list_sum(global_list) != global_want) bad |= 4;
+  if (local && list_sum(*local) != local_want) bad |= 8;
+  void *r = (void *)1;
+#if defined(__SANITIZE_THREAD__)
+  /* TSan cannot follow a thread of the child that gets a dead thread's pthread id ("dup thread"):
+   * no new thread there */
+  r = NULL;
+#else
+  pthread_t t;
+  hk_gc_blocking_begin(m); /* the new thread collects: a waiting thread must not hold it up */
+  if (pthread_create(&t, NULL, register_in_child, NULL) == 0) pthread_join(t, &r);
+  hk_gc_blocking_end(m);
+#endif
+  if (r != NULL) bad |= 16;
+  if (own) hk_gc_thread_unregister(m);
+  if (hk_gc_heap_destroy(heap) != HK_OK) bad |= 32;
+  return bad;
+}
+
+/* m: the waiting thread's mutator, if it is one (it waits in a blocking region). */
+static void check_child(hk_gc_mutator *m, pid_t pid) {
+  int status = 0;
+  CHECK(pid > 0);
+  if (pid <= 0) return;
+  if (m) hk_gc_blocking_begin(m);
+  pid_t got = waitpid(pid, &status, 0);
+  if (m) hk_gc_blocking_end(m);
+  CHECK(got == pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fprintf(stderr, "child %d: %s %d\n", (int)pid, WIFEXITED(status) ? "exit" : "signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+typedef struct outsider_arg {
+  int forks;
+  uint64_t global_want;
+} outsider_arg;
+
+static void *outsider(void *arg) {
+  outsider_arg *o = arg;
+  for (int i = 0; i < o->forks; i++) {
+    usleep(2000);
+    pid_t pid = fork();
+    if (pid == 0) _exit(child_main(NULL, o->global_want, 0, NULL));
+    check_child(NULL, pid);
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "mutator";
+  int forks = argc > 2 ? atoi(argv[2]) : 20;
+  hk_gc_mutator *m;
+  CHECK(hk_gc_heap_create(NULL, &heap, &m) == HK_OK);
+  register_test_types(heap);
+  CHECK(hk_gc_root_add(heap, (void **)&global_list) == HK_OK);
+  global_list = build_list(m, 5000000, LIST_LEN);
+  uint64_t global_want = list_sum(global_list);
+  node *local = NULL;
+  HK_GC_ROOTS(m, local);
+  local = build_list(m, 6000000, LIST_LEN);
+  uint64_t local_want = list_sum(local);
+
+  pthread_t w[2];
+  for (uintptr_t i = 0; i < 2; i++) CHECK(pthread_create(&w[i], NULL, worker, (void *)(i + 1)) == 0);
+  if (!strcmp(mode, "outsider")) {
+    outsider_arg o = {forks, global_want};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, outsider, &o) == 0);
+    /* meanwhile this thread keeps allocating: it must be stopped at a safepoint for each fork */
+    while (pthread_tryjoin_np(t, NULL) != 0) {
+      for (int i = 0; i < 500; i++) new_blob(m, (uint64_t)i, 32);
+      hk_gc_safepoint(m);
+    }
+  } else {
+    bool blocking = !strcmp(mode, "blocking");
+    for (int i = 0; i < forks; i++) {
+      for (int k = 0; k < 3000; k++) new_blob(m, (uint64_t)k, 40);
+      if (blocking) hk_gc_blocking_begin(m);
+      pid_t pid = fork();
+      if (pid == 0) {
+        if (blocking) hk_gc_blocking_end(m);
+        _exit(child_main(m, global_want, local_want, &local));
+      }
+      if (blocking) hk_gc_blocking_end(m);
+      check_child(m, pid);
+    }
+  }
+  atomic_store(&stop_workers, 1);
+  hk_gc_blocking_begin(m);
+  for (int i = 0; i < 2; i++) pthread_join(w[i], NULL);
+  hk_gc_blocking_end(m);
+  CHECK(atomic_load(&worker_bad) == 0);
+  /* the parent's heap is intact after all these forks */
+  hk_gc_collect(m, HK_GC_FULL);
+  CHECK(hk_gc_verify(m) == HK_OK);
+  CHECK(list_sum(global_list) == global_want);
+  CHECK(list_sum(local) == local_want);
+  hk_gc_stats st;
+  hk_gc_stats_get(heap, &st);
+  CHECK(st.mutators == 1);
+  global_list = NULL;
+  local = NULL;
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  return check_report("test_gc_fork");
+}
