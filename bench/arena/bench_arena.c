@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "pool_perms.h"
 #ifdef HAVE_TALLOC
 #include <talloc.h>
 #endif
@@ -55,7 +57,6 @@ static double now_ns(void) {
 static uint16_t ast_size[AST_NODES];
 static uint16_t req_size[30];
 
-static void make_perms(void);
 static void make_inputs(void) {
   uint32_t x = 2463534242u;
 #define NEXT (x ^= x << 13, x ^= x >> 17, x ^= x << 5, x)
@@ -349,27 +350,8 @@ static void req_talloc(void) {
  * 1,024 live objects; each round frees 256 of them (chosen by one of 64 precomputed random
  * permutations) and allocates 256 replacements, so the free order is random but the loop has no
  * data-dependent branches that would dominate the measurement. */
-#define POOL_LIVE 1024
-#define POOL_BATCH 256
-#define POOL_PERMS 64
-static uint16_t perm[POOL_PERMS][POOL_BATCH];
 static void *live[POOL_LIVE];
 
-static void make_perms(void) {
-  uint32_t x = 88172645u;
-  uint16_t all[POOL_LIVE];
-  for (int k = 0; k < POOL_PERMS; k++) {
-    for (int i = 0; i < POOL_LIVE; i++) all[i] = (uint16_t)i;
-    for (int i = 0; i < POOL_BATCH; i++) {
-      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-      int j = i + (int)(x % (uint32_t)(POOL_LIVE - i));
-      uint16_t t = all[i];
-      all[i] = all[j];
-      all[j] = t;
-      perm[k][i] = all[i];
-    }
-  }
-}
 
 #define POOL_LOOP_IN(live, ALLOC, FREE)                              \
   for (int s = 0; s < POOL_LIVE; s++) live[s] = ALLOC;               \

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "pool_perms.h"
+
 #ifndef PAD
 #define PAD 0
 #endif
@@ -20,11 +22,7 @@
 #define STR(x) STR_(x)
 #define POOL_OPS 2000000
 #define POOL_SIZE 48
-#define POOL_LIVE 1024
-#define POOL_BATCH 256
-#define POOL_PERMS 64
 
-static uint16_t perm[POOL_PERMS][POOL_BATCH];
 static void *live[POOL_LIVE];
 static hk_pool *hkp;
 
@@ -34,22 +32,6 @@ static double now_ns(void) {
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-/* the same permutations as bench_arena.c */
-static void make_perms(void) {
-  uint32_t x = 88172645u;
-  uint16_t all[POOL_LIVE];
-  for (int k = 0; k < POOL_PERMS; k++) {
-    for (int i = 0; i < POOL_LIVE; i++) all[i] = (uint16_t)i;
-    for (int i = 0; i < POOL_BATCH; i++) {
-      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-      int j = i + (int)(x % (uint32_t)(POOL_LIVE - i));
-      uint16_t t = all[i];
-      all[i] = all[j];
-      all[j] = t;
-      perm[k][i] = all[i];
-    }
-  }
-}
 
 static inline void touch(void *p, int i) { ((uint32_t *)p)[0] = (uint32_t)i; }
 
