@@ -344,6 +344,33 @@ def main():
             th_rows.append([n, fmt_mb(warm), fmt_mb(end), fmt_r(end / warm if warm else None)])
     th_header = ["allocator", "RSS after 10% of threads MiB", "RSS at end MiB", "end / warm"]
 
+    # ---- issue 2's goals, computed from the figures above (reported, never asserted) ---------------
+    goals = []
+    if "heapkit" in names and peers and complete:
+        gt = {n: gm[(n, "time")] for n in names}
+        fastest = min(peers, key=lambda n: gt[n])
+        goals.append("time geomean %.2fx the fastest peer's (%s; goal <= 1: %s)" %
+                     (gt["heapkit"] / gt[fastest], fastest, "met" if gt["heapkit"] <= gt[fastest] else "NOT met"))
+        if "mimalloc" in peers:
+            r = gt["heapkit"] / gt["mimalloc"]
+            goals.append("time geomean %.2fx mimalloc's (goal <= 0.95: %s)" % (r, "met" if r <= 0.95 else "NOT met"))
+        worst = max(((cell(w, "heapkit", "time") / min(cell(w, p, "time") for p in peers), w,
+                      min(peers, key=lambda p: cell(w, p, "time"))) for w in complete))
+        goals.append("slowest workload against its fastest peer: %s %.2fx %s (goal <= 1.2: %s)" %
+                     (worst[1], worst[0], worst[2], "met" if worst[0] <= 1.2 else "NOT met"))
+        if "mimalloc" in peers:
+            r = gm[("heapkit", "rss")] / gm[("mimalloc", "rss")]
+            goals.append("peak RSS geomean %.2fx mimalloc's (goal <= 0.9: %s)" % (r, "met" if r <= 0.9 else "NOT met"))
+    if "heapkit" in names and any(w == "peakfree" for w, *_ in workloads) and not results[("peakfree", "heapkit")]["fail"]:
+        f1 = kvmed("peakfree", "heapkit", "frac_1s")
+        if f1 is not None:
+            goals.append("peak-then-free: %.0f%% of the peak 1 s after the free (goal < 20%%: %s)" %
+                         (100 * f1, "met" if f1 < 0.2 else "NOT met"))
+    if "heapkit" in names and any(w == "threads" for w, *_ in workloads) and not results[("threads", "heapkit")]["fail"]:
+        warm, end = kvmed("threads", "heapkit", "rss_warm_kb"), kvmed("threads", "heapkit", "rss_end_kb")
+        if warm and end:
+            goals.append("thread churn: RSS at the end %.2fx that after the first tenth of the threads (goal: flat)" % (end / warm))
+
     # Spread of the repetitions: on a shared machine some cells are noisy, and the reader should know
     # which ones before trusting a ratio built on them.
     noisy = []
@@ -362,6 +389,8 @@ def main():
     if ratio_rows:
         print("\nheapkit / peer (below 1 = heapkit faster or smaller)")
         print(text_table(ratio_header, ratio_rows))
+    if goals:
+        print("\nissue 2 goals: " + "; ".join(goals))
     print("\npeak-then-free")
     print(text_table(pf_header, pf_rows))
     print("\nthread churn RSS")
@@ -398,6 +427,8 @@ def main():
     if ratio_rows:
         md.append("\nheapkit's ratio to each peer (below 1: heapkit is faster or uses less memory):\n")
         md.append(md_table(ratio_header, ratio_rows))
+        if goals:
+            md.append("\nAgainst the goals of issue 2 (reported, never asserted): " + "; ".join(goals) + ".")
     else:
         md.append("\nheapkit: %s.\n" % skipped.get("heapkit", "not run"))
         md.append("Ratio to %s (time, then RSS):\n" % ref)
