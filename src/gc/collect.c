@@ -19,11 +19,17 @@ void hk__gc_visit_frames(hk_gc_mutator *m, hk_gc_visitor *v) {
 
 /* The mutator list does not change while the world is stopped (registering waits for the
  * collection, unregistering parks first), so helpers walk it without the lock. */
-hk_gc_mutator *hk__gc_frames_next(hk_gc_heap *h, hk_gc_mutator *self) {
+static hk_gc_mutator *frames_next(hk_gc_heap *h, hk_gc_mutator *self) {
   if (self && hk__gc_frames_claim(h, self)) return self;
   for (hk_gc_mutator *m = h->mutators; m; m = m->next)
     if (__atomic_load_n(&m->frames_gen, __ATOMIC_RELAXED) != h->frames_gen && hk__gc_frames_claim(h, m)) return m;
   return NULL;
+}
+
+bool hk__gc_frames_visit_next(hk_gc_heap *h, hk_gc_mutator *self, hk_gc_visitor *v) {
+  hk_gc_mutator *m = frames_next(h, self);
+  if (m) hk__gc_visit_frames(m, v);
+  return m != NULL;
 }
 
 bool hk__gc_frames_pending(hk_gc_heap *h) {
@@ -72,5 +78,5 @@ void hk__gc_collect_locked(hk_gc_mutator *m, hk_gc_kind kind) {
   hk__page_collect(hk__clock_ms(), false);
   /* Debug level 3: the whole heap is checked after every collection. */
   hk_assert_expensive(hk__gc_verify_stopped(h) == HK_OK);
-  hk__gc_resume_world(m);
+  hk__gc_resume_world(m->heap);
 }

@@ -174,7 +174,7 @@ done:
     gc_final rec = {obj, fn, data};
     if (!hk__gc_flist_push(h, obj_young(obj) ? &h->final_young : &h->final_old, &rec)) rc = HK_ENOMEM;
   }
-  hk__gc_resume_world(m);
+  hk__gc_resume_world(m->heap);
   gc_unlock(h);
   return rc;
 }

@@ -24,44 +24,28 @@ static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk_gc_heap *heaps;
 static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
 
-static hk_gc_mutator *self_mutator(hk_gc_heap *h) {
-  pthread_t self = pthread_self();
-  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
-    if (pthread_equal(m->thread, self)) return m;
-  return NULL;
-}
-
-/* Heap lock held: sleep until the next broadcast (a mutator parking or leaving, a collection's end). */
-static void wait_wake(hk_gc_heap *h) {
-  unsigned gen = h->wake_gen;
-  while (h->wake_gen == gen) pthread_cond_wait(&h->cond, &h->lock);
-}
-
 /* Returns with the heap lock held and, unless this thread is collecting it, the world stopped. */
 static void stop_others(hk_gc_heap *h) {
   gc_lock(h);
-  hk_gc_mutator *self = self_mutator(h);
+  hk_gc_mutator *self = hk__gc_mutator_of_self(h);
   while (h->collecting) {
     if (self && h->collector == self) return;
     if (self && self->state == MUT_RUNNING) hk__gc_park(self);
-    else wait_wake(h);
+    else hk__gc_wait(h, &h->cond); /* (a collection ends with a broadcast) */
   }
   h->collecting = 1;
   h->collector = NULL;
   __atomic_store_n(&h->stop, 1, __ATOMIC_RELAXED);
   h->fork_stopped = true;
   size_t me = self && self->state == MUT_RUNNING ? 1 : 0;
-  while (h->nrunning > me) wait_wake(h);
+  while (h->nrunning > me) hk__gc_wait(h, &h->cond); /* (every park broadcasts) */
 }
 
 /* Heap lock held. */
 static void resume_others(hk_gc_heap *h) {
   if (!h->fork_stopped) return;
   h->fork_stopped = false;
-  h->collecting = 0;
-  __atomic_store_n(&h->stop, 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&h->wake_gen, h->wake_gen + 1, __ATOMIC_RELAXED);
-  pthread_cond_broadcast(&h->cond);
+  hk__gc_resume_world(h);
 }
 
 static void fork_prepare(void) {
@@ -78,19 +62,15 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
-  pthread_t self = pthread_self();
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
-    hk_gc_mutator *m = h->mutators;
-    while (m) {
-      hk_gc_mutator *next = m->next;
-      if (pthread_equal(m->thread, self)) {
-        /* the same thread under another kernel thread id: its CPU clock is a new one */
-        m->cpu_clock_ok = pthread_getcpuclockid(self, &m->cpu_clock) == 0;
-        m->stop_cpu_ms = 0;
-      } else {
-        hk__gc_mutator_drop(m);
-      }
-      m = next;
+    hk_gc_mutator *self = hk__gc_mutator_of_self(h);
+    for (hk_gc_mutator *m = h->mutators, *next; m; m = next) {
+      next = m->next;
+      if (m != self) hk__gc_mutator_drop(m);
+    }
+    if (self) { /* the same thread under another kernel thread id: its CPU clock is a new one */
+      self->cpu_clock_ok = pthread_getcpuclockid(pthread_self(), &self->cpu_clock) == 0;
+      self->stop_cpu_ms = 0;
     }
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cond, NULL);

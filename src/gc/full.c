@@ -288,13 +288,9 @@ static inline __attribute__((always_inline)) void fin_trace(mark_ctx *c, void *o
 /* Marks from the frames of self (when unclaimed) or else of a mutator nobody has claimed; false
  * when none is left. */
 static bool mark_frames(mark_ctx *c, hk_gc_mutator *self) {
-  hk_gc_mutator *m = hk__gc_frames_next(c->h, self);
-  if (!m) {
-    c->frames = false;
-    return false;
-  }
-  hk__gc_visit_frames(m, &c->v);
-  return true;
+  if (hk__gc_frames_visit_next(c->h, self, &c->v)) return true;
+  c->frames = false;
+  return false;
 }
 
 static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool fin) {

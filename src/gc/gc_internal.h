@@ -453,7 +453,7 @@ HK_INTERNAL void hk__gc_cards_free(hk_gc_heap *h, gc_large *l);
 
 /* thread.c: stop the world (returns false if another thread collected meanwhile). */
 HK_INTERNAL bool hk__gc_stop_world(hk_gc_mutator *m);
-HK_INTERNAL void hk__gc_resume_world(hk_gc_mutator *m);
+HK_INTERNAL void hk__gc_resume_world(hk_gc_heap *h);
 /* Parallel phases (world stopped). open: with the heap lock held; false when no parked mutator
  * could help (run serially then). share: give part of local to waiting participants. take: more
  * work into local, false once the phase is over. Both take the lock themselves. close: with
@@ -467,6 +467,11 @@ static inline bool gc_par_wanted(const gc_par *job, const gc_stack *local) {
          __atomic_load_n(&job->pooled, __ATOMIC_RELAXED) == 0;
 }
 HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
+/* Heap lock held; returns with it held after the next broadcast on cv (spinning a little first);
+ * the caller re-checks its condition. */
+HK_INTERNAL void hk__gc_wait(hk_gc_heap *h, pthread_cond_t *cv);
+/* Heap lock held: the calling thread's mutator of h, or NULL. */
+HK_INTERNAL hk_gc_mutator *hk__gc_mutator_of_self(hk_gc_heap *h);
 /* Heap lock held: m leaves the heap for good (unregistering, or a thread that does not exist in a
  * forked child). Its remembered objects and finalizers go to the heap. */
 HK_INTERNAL void hk__gc_mutator_drop(hk_gc_mutator *m);
@@ -569,8 +574,9 @@ static inline void hk__gc_frames_begin(hk_gc_heap *h) { h->frames_gen++; }
 static inline bool hk__gc_frames_claim(hk_gc_heap *h, hk_gc_mutator *m) {
   return __atomic_exchange_n(&m->frames_gen, h->frames_gen, __ATOMIC_RELAXED) != h->frames_gen;
 }
-/* self first (when not NULL), then any unclaimed mutator; NULL when all are claimed. */
-HK_INTERNAL hk_gc_mutator *hk__gc_frames_next(hk_gc_heap *h, hk_gc_mutator *self);
+/* Visits the frames of self (when not NULL and unclaimed), else of any unclaimed mutator; false
+ * when all are claimed. */
+HK_INTERNAL bool hk__gc_frames_visit_next(hk_gc_heap *h, hk_gc_mutator *self, hk_gc_visitor *v);
 /* Some unclaimed mutator has frames (a parallel phase has work even if the collector has none). */
 HK_INTERNAL bool hk__gc_frames_pending(hk_gc_heap *h);
 HK_INTERNAL void hk__gc_minor(hk_gc_heap *h, bool promote_all);

@@ -215,17 +215,9 @@ static void scan_remembered(minor_ctx *c, void *o) {
 /* Visits the frames of self (when unclaimed) or else of a mutator nobody has claimed; false
  * when none is left. */
 static bool minor_frames(minor_ctx *c, hk_gc_mutator *self) {
-  hk_gc_mutator *m = hk__gc_frames_next(c->h, self);
-  if (!m) {
-    c->frames = false;
-    return false;
-  }
-  for (hk_gc_frame *f = m->fast.frames; f; f = f->prev)
-    for (size_t i = 0; i < f->count; i++) {
-      void **slot = f->slots[i];
-      if (*slot && !((uintptr_t)*slot & 7)) minor_visit(&c->v, slot);
-    }
-  return true;
+  if (hk__gc_frames_visit_next(c->h, self, &c->v)) return true;
+  c->frames = false;
+  return false;
 }
 
 static void minor_drain(minor_ctx *c) {

@@ -32,7 +32,7 @@ static inline void cpu_relax(void) {
 }
 
 /* Heap lock held; returns with it held; the caller re-checks its condition. */
-static void gc_wait(hk_gc_heap *h, pthread_cond_t *cv) {
+void hk__gc_wait(hk_gc_heap *h, pthread_cond_t *cv) {
   unsigned gen = h->wake_gen;
   gc_unlock(h);
   for (int i = 0; i < GC_SPIN && __atomic_load_n(&h->wake_gen, __ATOMIC_RELAXED) == gen; i++) cpu_relax();
@@ -90,7 +90,7 @@ void hk__gc_park(hk_gc_mutator *m) {
       par_help(h, job, m);
       continue;
     }
-    gc_wait(h, &h->cond);
+    hk__gc_wait(h, &h->cond);
   }
   m->state = MUT_RUNNING;
   h->nrunning++;
@@ -117,7 +117,7 @@ bool hk__gc_par_open(hk_gc_heap *h, gc_par *job, void (*help)(gc_par *, hk_gc_mu
 void hk__gc_par_close(gc_par *job) {
   hk_gc_heap *h = job->heap;
   hk_assert(job->done);
-  while (job->active > 1) gc_wait(h, &job->cond);
+  while (job->active > 1) hk__gc_wait(h, &job->cond);
   h->par = NULL;
   hk__gc_stack_clear(h, &job->pool);
   pthread_cond_destroy(&job->cond);
@@ -168,7 +168,7 @@ bool hk__gc_par_take(gc_par *job, gc_stack *local) {
       gc_wake(h, &job->cond);
       break;
     }
-    gc_wait(h, &job->cond);
+    hk__gc_wait(h, &job->cond);
     __atomic_store_n(&job->idle, job->idle - 1, __ATOMIC_RELAXED);
   }
   gc_unlock(h);
@@ -204,7 +204,7 @@ bool hk__gc_stop_world(hk_gc_mutator *m) {
     if (h->nrunning > 1)
       for (hk_gc_mutator *o = h->mutators; o; o = o->next)
         if (o != m && o->state == MUT_RUNNING) o->stop_cpu_ms = cpu_ms(o);
-    while (h->nrunning > 1) gc_wait(h, &h->cond);
+    while (h->nrunning > 1) hk__gc_wait(h, &h->cond);
     double waited = hk__gc_now_ms() - t0;
     h->stw_wait_ms += waited;
     if (waited > h->stw_wait_max_ms) h->stw_wait_max_ms = waited;
@@ -212,8 +212,7 @@ bool hk__gc_stop_world(hk_gc_mutator *m) {
   return true;
 }
 
-void hk__gc_resume_world(hk_gc_mutator *m) {
-  hk_gc_heap *h = m->heap;
+void hk__gc_resume_world(hk_gc_heap *h) {
   h->collecting = 0;
   h->collector = NULL;
   __atomic_store_n(&h->stop, 0, __ATOMIC_RELAXED);
@@ -227,21 +226,27 @@ void hk_gc_safepoint_slow(hk_gc_mutator *m) {
   gc_unlock(h);
 }
 
+hk_gc_mutator *hk__gc_mutator_of_self(hk_gc_heap *h) {
+  pthread_t self = pthread_self();
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
+    if (pthread_equal(m->thread, self)) return m;
+  return NULL;
+}
+
 hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
   if (!h || h->h.magic != GC_MAGIC || h->h.role != ROLE_HEAP) {
     hk__warning("gc: hk_gc_thread_register: not a heap");
     return NULL;
   }
   gc_lock(h);
-  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) gc_wait(h, &h->cond);
+  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_wait(h, &h->cond);
   /* Once per heap: a second mutator of this thread would count as another running thread that no
    * safepoint of this one stops, and the next collection would wait for it for ever. */
-  for (hk_gc_mutator *o = h->mutators; o; o = o->next)
-    if (pthread_equal(o->thread, pthread_self())) {
-      gc_unlock(h);
-      hk__warning("gc: hk_gc_thread_register: this thread is registered with heap %p already", (void *)h);
-      return NULL;
-    }
+  if (hk__gc_mutator_of_self(h)) {
+    gc_unlock(h);
+    hk__warning("gc: hk_gc_thread_register: this thread is registered with heap %p already", (void *)h);
+    return NULL;
+  }
   hk_gc_mutator *m = hk__gc_meta_alloc(h, sizeof *m);
   if (m) {
     m->heap = h;
@@ -272,7 +277,7 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   if (m->fast.frames) hk__warning("gc: a mutator unregisters with root frames still pushed");
   gc_lock(h);
   if (m->state == MUT_BLOCKING) {
-    while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) gc_wait(h, &h->cond);
+    while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_wait(h, &h->cond);
     m->state = MUT_RUNNING;
     h->nblocking--;
     h->nrunning++;
@@ -331,7 +336,7 @@ void hk_gc_blocking_end(hk_gc_mutator *m) {
     hk__warning("gc: hk_gc_blocking_end: mutator %p is not in a blocking region; ignored", (void *)m);
     return;
   }
-  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) gc_wait(h, &h->cond);
+  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_wait(h, &h->cond);
   m->state = MUT_RUNNING;
   h->nblocking--;
   h->nrunning++;

@@ -194,7 +194,7 @@ int hk_gc_verify(hk_gc_mutator *m) {
   gc_lock(h);
   while (!hk__gc_stop_world(m)) {}
   int rc = hk__gc_verify_stopped(h);
-  hk__gc_resume_world(m);
+  hk__gc_resume_world(m->heap);
   gc_unlock(h);
   return rc;
 }

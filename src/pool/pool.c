@@ -145,7 +145,6 @@ static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
  * stack is committed for the blocks carved (carve, and the free that makes the stack), so the
  * window is cut to the room above the height only when that commit failed or the 4 MiB segment
  * cannot hold them. */
-static inline size_t stk_seg_slots(void);
 static inline uint64_t window_n(const hk_pool *p) {
   if (!p->stk_seg || p->stk_seg->size > HK_SEGMENT_SIZE) return 0;
   uint64_t n = slot_of(p, (size_t)(p->cur->carve - p->cur->base));

@@ -272,14 +272,30 @@ static void *churn(void *arg) {
   return NULL;
 }
 
+/* A heap with the test types, in `heap`; returns the main thread's mutator. */
+static hk_gc_mutator *test_heap(const hk_gc_options *o) {
+  hk_gc_mutator *main_m = NULL;
+  CHECK(hk_gc_heap_create(o, &heap, &main_m) == HK_OK);
+  register_test_types(heap);
+  return main_m;
+}
+
+/* Runs fn in two threads (argument 1, then 2) and joins them, the main thread's mutator in a
+ * blocking region meanwhile so that their collections need not wait for it. */
+static void run_two(hk_gc_mutator *main_m, void *(*fn)(void *)) {
+  pthread_t t[2];
+  hk_gc_blocking_begin(main_m);
+  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, fn, (void *)(uintptr_t)(i + 1)) == 0);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  hk_gc_blocking_end(main_m);
+}
+
 static int test_parallel(int nthreads) {
   hk_gc_options o;
   hk_gc_options_init(&o);
   o.nursery_size = 256 << 10;
   o.initial_heap = 2 << 20;
-  hk_gc_mutator *main_m;
-  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
-  register_test_types(heap);
+  hk_gc_mutator *main_m = test_heap(&o);
   pthread_t t[64], ch;
   if (nthreads > 64) nthreads = 64;
   for (int i = 0; i < nthreads; i++) CHECK(pthread_create(&t[i], NULL, par_worker, (void *)(uintptr_t)(i + 1)) == 0);
@@ -469,16 +485,10 @@ static int test_reserve(void) {
   hk_gc_options_init(&o);
   o.nursery_size = (size_t)reserve_nursery_kib << 10;
   o.initial_heap = 1 << 20;
-  hk_gc_mutator *main_m;
-  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
-  register_test_types(heap);
+  hk_gc_mutator *main_m = test_heap(&o);
   hk_stats before, after;
   hk_stats_get(&before);
-  pthread_t t[2];
-  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, reserve_worker, NULL) == 0);
-  hk_gc_blocking_begin(main_m);
-  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-  hk_gc_blocking_end(main_m);
+  run_two(main_m, reserve_worker);
   hk_stats_get(&after);
   hk_gc_stats s;
   hk_gc_stats_get(heap, &s);
@@ -541,15 +551,9 @@ static int test_affinity(void) {
   hk_gc_options_init(&o);
   o.nursery_size = 1 << 20;
   o.initial_heap = 1 << 20;
-  hk_gc_mutator *main_m;
-  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
-  register_test_types(heap);
-  pthread_t t[2];
+  hk_gc_mutator *main_m = test_heap(&o);
   CHECK(pthread_barrier_init(&aff_start, NULL, 2) == 0);
-  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, affinity_worker, (void *)(uintptr_t)(i + 1)) == 0);
-  hk_gc_blocking_begin(main_m);
-  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-  hk_gc_blocking_end(main_m);
+  run_two(main_m, affinity_worker);
   pthread_barrier_destroy(&aff_start);
   hk_gc_stats s;
   hk_gc_stats_get(heap, &s);
@@ -673,15 +677,9 @@ static int test_own_frames(void) {
   o.nursery_size = 4 << 20;
   o.initial_heap = 16 << 20;
   o.flags |= HK_GC_OPT_NO_BLOCK_PROMOTION; /* every minor collection copies */
-  hk_gc_mutator *main_m;
-  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
-  register_test_types(heap);
-  pthread_t t[2];
+  hk_gc_mutator *main_m = test_heap(&o);
   CHECK(pthread_barrier_init(&own_step, NULL, 2) == 0);
-  hk_gc_blocking_begin(main_m);
-  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, own_worker, (void *)(uintptr_t)(i + 1)) == 0);
-  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-  hk_gc_blocking_end(main_m);
+  run_two(main_m, own_worker);
   pthread_barrier_destroy(&own_step);
   fprintf(stderr, "own frames: %d rounds, %ld with a helped phase, %ld blocks of tree nodes, %ld with both threads' nodes\n",
           OWN_ROUNDS, (long)own_rounds_helped, (long)own_blocks_seen, (long)own_mixed);
@@ -719,9 +717,7 @@ static int test_short_waits(void) {
   hk_gc_options o;
   hk_gc_options_init(&o);
   o.nursery_size = 256 << 10;
-  hk_gc_mutator *main_m;
-  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
-  register_test_types(heap);
+  hk_gc_mutator *main_m = test_heap(&o);
   pthread_t t;
   hk_gc_blocking_begin(main_m);
   CHECK(pthread_create(&t, NULL, sw_poller, NULL) == 0);
@@ -826,18 +822,12 @@ static int test_inplace(void) {
   hk_gc_options o;
   hk_gc_options_init(&o);
   o.nursery_size = 512 << 10; /* 16 blocks: enough for a parallel walk */
-  hk_gc_mutator *main_m;
-  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
-  register_test_types(heap);
+  hk_gc_mutator *main_m = test_heap(&o);
   heap_main = main_m;
   inplace_worker(NULL); /* one thread: the walk runs serially */
   hk_gc_stats s1;
   hk_gc_stats_get(heap, &s1);
-  pthread_t t[2];
-  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, inplace_worker, (void *)1) == 0);
-  hk_gc_blocking_begin(main_m);
-  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-  hk_gc_blocking_end(main_m);
+  run_two(main_m, inplace_worker);
   hk_gc_stats s;
   hk_gc_stats_get(heap, &s);
   fprintf(stderr, "inplace: %lu minor collections, %lu KiB copied, %lu KiB promoted, %lu of %lu phases helped "
@@ -856,7 +846,7 @@ static int test_inplace(void) {
   /* again, with a third thread registering and unregistering all along */
   inplace_verified = 0;
   inplace_workers_left = 2;
-  pthread_t c;
+  pthread_t t[2], c;
   CHECK(pthread_create(&c, NULL, inplace_churner, NULL) == 0);
   for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, inplace_worker_counted, (void *)1) == 0);
   hk_gc_blocking_begin(main_m);
@@ -896,9 +886,7 @@ int main(int argc, char **argv) {
   hk_gc_options_init(&o);
   o.nursery_size = 1 << 20;
   o.initial_heap = 4 << 20;
-  hk_gc_mutator *main_m;
-  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
-  register_test_types(heap);
+  hk_gc_mutator *main_m = test_heap(&o);
   for (int wave = 0; wave < 2; wave++) {
     pthread_t t[64];
     for (int i = 0; i < nthreads && i < 64; i++)
