@@ -60,6 +60,23 @@ static bool restore_should_trim(hk_arena *a, size_t allocated) {
   return slack > allowance || hk__arena_cur(a)->next != NULL;
 }
 
+/* A stale mark can pass the position checks below when the arena has since reached its position
+ * again. Restoring it would keep the m.cleanups oldest records while releasing the memory of those
+ * that were registered after the earlier restore (and lie past m.pos): the next allocations would
+ * overwrite them and destroy would call garbage. A live mark's kept records were all allocated
+ * before it was saved, so the newest one lies before (c, pos) unless the mark is stale. Records
+ * outside the chunks (a replay arena's planned block) are not judged. */
+static bool kept_cleanups_before(const hk_arena *a, const hk__arena_chunk *c, const char *pos, size_t keep) {
+  const hk__arena_cleanup *q = a->cleanups;
+  for (size_t n = a->ncleanups; q && n > keep; n--) q = q->next;
+  if (!q) return true;
+  const char *p = (const char *)q;
+  if (p >= c->base && p < c->limit) return p < pos;
+  for (const hk__arena_chunk *x = c->next; x; x = x->next)
+    if (p >= x->base && p < x->limit) return false;
+  return true;
+}
+
 void hk_arena_restore(hk_arena *a, hk_arena_mark m) {
   if (!a || a->magic != HK__ARENA_MAGIC) {
     hk__warning("hk_arena_restore(%p): not a live arena; ignored", (void *)a);
@@ -73,7 +90,7 @@ void hk_arena_restore(hk_arena *a, hk_arena_mark m) {
   while (c && c != (hk__arena_chunk *)m.chunk && c != cur) c = c->next;
   char *pos = hk__arena_pos(a);
   if (c != (hk__arena_chunk *)m.chunk || m.pos < c->base || m.pos > c->limit || (c == cur && m.pos > pos) ||
-      m.cleanups > a->ncleanups) {
+      m.cleanups > a->ncleanups || !kept_cleanups_before(a, c, m.pos, m.cleanups)) {
     hk__warning("hk_arena_restore(%p): the mark was already released by an earlier restore or reset; ignored",
                 (void *)a);
     return;

@@ -180,9 +180,36 @@ static void test_debug_fill(void) {
 #endif
 }
 
+/* A stale mark whose position the arena has reached again: m2 was released by the restore of m1,
+ * then a cleanup was registered past m2's position. Restoring m2 would keep that cleanup's record
+ * while releasing its memory: the next allocation overwrote it and destroy called garbage (a
+ * segfault in review). It is refused as stale, and the cleanup runs once, at destroy. */
+static int stale_ran[3];
+static void stale_note(void *arg) { stale_ran[(long)arg]++; }
+static void test_stale_mark_reached_again(void) {
+  hk_arena *a = hk_arena_new(NULL);
+  hk_arena_mark m1 = hk_arena_save(a);
+  hk_arena_defer(a, stale_note, (void *)1);
+  hk_arena_mark m2 = hk_arena_save(a);
+  hk_arena_restore(a, m1);
+  CHECK(stale_ran[1] == 1);
+  hk_arena_alloc(a, 64);
+  CHECK(hk_arena_defer(a, stale_note, (void *)2) == HK_OK);
+  hk_arena_stats before, after;
+  hk_arena_stats_get(a, &before);
+  hk_arena_restore(a, m2); /* stale: reported and ignored */
+  hk_arena_stats_get(a, &after);
+  CHECK(after.allocated == before.allocated && after.cleanups == 1);
+  memset(hk_arena_alloc(a, 256), 0x41, 256);
+  CHECK(stale_ran[2] == 0);
+  hk_arena_destroy(a);
+  CHECK(stale_ran[1] == 1 && stale_ran[2] == 1);
+}
+
 int main(void) {
   test_debug_fill();
   test_nested_save_points();
+  test_stale_mark_reached_again();
   test_save_across_chunks();
   test_cleanups();
   test_children();
