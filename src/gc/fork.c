@@ -94,6 +94,40 @@ void hk__gc_fork_track(hk_gc_heap *h) {
   pthread_mutex_unlock(&heaps_lock);
 }
 
+/* A thread that exits while registered: its mutator counted as a running thread that no safepoint
+ * would stop again, so the next collection waited for it for ever, the heap could not be destroyed
+ * (HK_EBUSY) and a new thread that got the dead one's pthread_t could not register. Its mutators
+ * are unregistered at its exit instead. The heaps it is registered with are alive (a heap with
+ * another thread's mutator is not destroyed), and the list's lock keeps them so while this runs. */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void thread_exit(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&heaps_lock);
+  for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
+    gc_lock(h);
+    hk_gc_mutator *m = hk__gc_mutator_of_self(h);
+    if (m) {
+      hk__warning("gc: a thread exits while registered with heap %p; its mutator %p is unregistered", (void *)h,
+                  (void *)m);
+      m->fast.frames = NULL; /* (on the stack that is going away) */
+      hk__gc_unregister_locked(m);
+    }
+    gc_unlock(h);
+  }
+  pthread_mutex_unlock(&heaps_lock);
+}
+
+static void make_exit_key(void) {
+  if (pthread_key_create(&exit_key, thread_exit) != 0) hk__fatal("gc: cannot create the thread-exit key");
+}
+
+void hk__gc_thread_exit_watch(void) {
+  pthread_once(&exit_once, make_exit_key);
+  if (!pthread_getspecific(exit_key)) pthread_setspecific(exit_key, (void *)1);
+}
+
 void hk__gc_fork_untrack(hk_gc_heap *h) {
   pthread_mutex_lock(&heaps_lock);
   if (h->fork_prev) h->fork_prev->fork_next = h->fork_next;

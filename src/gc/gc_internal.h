@@ -475,9 +475,14 @@ HK_INTERNAL hk_gc_mutator *hk__gc_mutator_of_self(hk_gc_heap *h);
 /* Heap lock held: m leaves the heap for good (unregistering, or a thread that does not exist in a
  * forked child). Its remembered objects and finalizers go to the heap. */
 HK_INTERNAL void hk__gc_mutator_drop(hk_gc_mutator *m);
+/* Heap lock held: m unregisters (hk_gc_thread_unregister, or its thread's exit). */
+HK_INTERNAL void hk__gc_unregister_locked(hk_gc_mutator *m);
 /* fork.c: the live heaps, so that fork can quiesce them (create / destroy). */
 HK_INTERNAL void hk__gc_fork_track(hk_gc_heap *h);
 HK_INTERNAL void hk__gc_fork_untrack(hk_gc_heap *h);
+/* fork.c: the calling thread has registered: at its exit, its mutators left registered are
+ * unregistered (with a warning). */
+HK_INTERNAL void hk__gc_thread_exit_watch(void);
 
 /* A slot value the collector follows: not NULL and not tagged (an embedder's immediate). */
 static inline bool gc_is_ref(uintptr_t r) { return r && !(r & 7); }

@@ -262,6 +262,7 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
     h->nrunning++;
   }
   gc_unlock(h);
+  if (m) hk__gc_thread_exit_watch();
   return m;
 }
 
@@ -276,6 +277,12 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   }
   if (m->fast.frames) hk__warning("gc: a mutator unregisters with root frames still pushed");
   gc_lock(h);
+  hk__gc_unregister_locked(m);
+  gc_unlock(h);
+}
+
+void hk__gc_unregister_locked(hk_gc_mutator *m) {
+  hk_gc_heap *h = m->heap;
   if (m->state == MUT_BLOCKING) {
     while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_wait(h, &h->cond);
     m->state = MUT_RUNNING;
@@ -286,7 +293,6 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   stop_cpu_note(h, m);
   hk__gc_mutator_drop(m);
   gc_wake(h, &h->cond);
-  gc_unlock(h);
 }
 
 void hk__gc_mutator_drop(hk_gc_mutator *m) {

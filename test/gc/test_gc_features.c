@@ -868,6 +868,13 @@ static void test_oom(void) {
 
 /* ---- misuse: clear errors, no crash --------------------------------------------------------------- */
 
+/* registers with the heap, allocates, and exits without unregistering */
+static void *register_and_exit(void *heap) {
+  hk_gc_mutator *mm = hk_gc_thread_register(heap);
+  if (mm && !hk_gc_alloc(mm, T_NODE, 16)) fprintf(stderr, "allocation failed\n");
+  return mm;
+}
+
 /* registers with the heap and unregisters; returns the mutator's address */
 static void *register_once(void *heap) {
   hk_gc_mutator *mm = hk_gc_thread_register(heap);
@@ -957,6 +964,27 @@ static void test_misuse(void) {
     CHECK(again == NULL);
     if (again) hk_gc_thread_unregister(again);
     hk_gc_collect(m, HK_GC_FULL);
+  }
+  /* A thread that exits while registered is unregistered at its exit, with a warning: its mutator
+   * counted as a running thread that no safepoint would ever stop, so the next collection waited
+   * for ever (alarm turns that into a failure) and the heap could never be destroyed (HK_EBUSY). */
+  {
+    hk_gc_heap *hx;
+    hk_gc_mutator *mx;
+    CHECK(hk_gc_heap_create(NULL, &hx, &mx) == HK_OK);
+    register_test_types(hx);
+    pthread_t other;
+    alarm(20);
+    for (int i = 0; i < 3; i++) {
+      CHECK(pthread_create(&other, NULL, register_and_exit, hx) == 0);
+      CHECK(pthread_join(other, NULL) == 0);
+    }
+    hk_gc_collect(mx, HK_GC_FULL);
+    alarm(0);
+    hk_gc_stats st;
+    hk_gc_stats_get(hx, &st);
+    CHECK(st.mutators == 1);
+    CHECK(hk_gc_heap_destroy(hx) == HK_OK);
   }
   /* Unpaired blocking calls are refused with a warning: an end without a begin counted a running
    * thread that does not exist, and the next collection waited for it for ever (alarm turns that
