@@ -46,6 +46,12 @@ void hk__arena_chunk_init(hk_arena *a, hk__arena_chunk *c, hk__segment *seg, siz
 
 /* Budgets: charging walks from the arena to the root; the first arena whose limit would be passed
  * is asked (through its release callback) to free memory, and the walk is retried. */
+/* Set while this thread runs a release callback. A callback that allocated from an arena under
+ * the same budget (a sibling, say) hit that budget again, called itself again, and so on until the
+ * stack overflowed: release callbacks do not nest, a commit from inside one that passes a budget
+ * fails at once. */
+static __thread bool t_releasing;
+
 int hk__arena_charge(hk_arena *a, size_t n) {
   for (int tries = 0;; tries++) {
     hk_arena *failed = NULL;
@@ -62,8 +68,11 @@ int hk__arena_charge(hk_arena *a, size_t n) {
     if (!failed) return HK_OK;
     for (hk_arena *y = a; y != failed; y = y->parent)
       atomic_fetch_sub_explicit(&y->tree_committed, n, memory_order_relaxed);
-    if (tries >= HK__ARENA_RELEASE_RETRIES || !failed->release) return HK_ENOMEM;
-    if (!failed->release(failed, n, failed->release_arg)) return HK_ENOMEM;
+    if (tries >= HK__ARENA_RELEASE_RETRIES || !failed->release || t_releasing) return HK_ENOMEM;
+    t_releasing = true;
+    int retry = failed->release(failed, n, failed->release_arg);
+    t_releasing = false;
+    if (!retry) return HK_ENOMEM;
   }
 }
 

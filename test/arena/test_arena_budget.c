@@ -93,6 +93,29 @@ static void test_release_success(void) {
   hk_arena_destroy(the_parent);
 }
 
+/* A release callback that allocates from a sibling under the same budget: that commit passes the
+ * budget too, and called the callback again, recursively, until the stack overflowed (a segfault
+ * in review). Callbacks do not nest: the inner commit fails, the callback sees NULL. */
+static hk_arena *sibling;
+static int nested_calls, nested_null;
+static int release_allocates(hk_arena *a, size_t need, void *arg) {
+  (void)a, (void)need, (void)arg;
+  nested_calls++;
+  if (hk_arena_alloc(sibling, 256 << 10) == NULL) nested_null++;
+  return 0;
+}
+
+static void test_release_nested(void) {
+  hk_arena *p = hk_arena_new(&(hk_arena_options){.budget = 1 * MiB, .release = release_allocates});
+  hk_arena *a = hk_arena_new(&(hk_arena_options){.parent = p});
+  sibling = hk_arena_new(&(hk_arena_options){.parent = p});
+  int n = 0;
+  while (n < 100 && hk_arena_alloc(a, 64 << 10)) n++;
+  CHECK(n > 0 && n < 100);
+  CHECK(nested_calls == 1 && nested_null == 1);
+  hk_arena_destroy(p);
+}
+
 static jmp_buf oom_jump;
 static size_t oom_size;
 static void *oom_handler(hk_arena *a, size_t size, void *arg) {
@@ -130,6 +153,7 @@ int main(void) {
   test_hard_limit();
   test_inherited();
   test_release_success();
+  test_release_nested();
   test_oom_handler();
   return check_report("arena.budget");
 }
