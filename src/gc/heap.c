@@ -97,13 +97,21 @@ int hk_gc_heap_destroy(hk_gc_heap *h) {
   hk__gc_fork_untrack(h);
   gc_lock(h);
   pthread_t self = pthread_self();
-  for (hk_gc_mutator *m = h->mutators; m; m = m->next)
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
     if (!pthread_equal(m->thread, self)) {
       gc_unlock(h);
       hk__gc_fork_track(h);
       hk__warning("gc: hk_gc_heap_destroy: another thread is still registered");
       return HK_EBUSY;
     }
+    /* (the finalizer loop would go on walking the destroyed heap's records) */
+    if (m->in_finalizers) {
+      gc_unlock(h);
+      hk__gc_fork_track(h);
+      hk__warning("gc: hk_gc_heap_destroy: called from a finalizer of this heap; nothing destroyed");
+      return HK_EBUSY;
+    }
+  }
   while (h->large) hk__gc_large_free(h, h->large);
   while (h->segs) {
     gc_seg *s = h->segs;

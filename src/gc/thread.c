@@ -275,6 +275,11 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
     hk__warning("gc: hk_gc_thread_unregister: %p was unregistered already; ignored", (void *)m);
     return;
   }
+  /* (the finalizer loop goes on with the mutator: it went on with a freed one, then crashed) */
+  if (m->in_finalizers) {
+    hk__warning("gc: hk_gc_thread_unregister: %p is running finalizers (called from a finalizer?); ignored", (void *)m);
+    return;
+  }
   if (m->fast.frames) hk__warning("gc: a mutator unregisters with root frames still pushed");
   gc_lock(h);
   hk__gc_unregister_locked(m);

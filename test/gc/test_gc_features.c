@@ -868,6 +868,17 @@ static void test_oom(void) {
 
 /* ---- misuse: clear errors, no crash --------------------------------------------------------------- */
 
+/* finalizers that unregister their own mutator or destroy their own heap */
+static int fin_destroy_rc = 12345, fin_unregs;
+static void fin_misuse(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)obj;
+  if (data) fin_destroy_rc = hk_gc_heap_destroy(hk_gc_mutator_heap(mm));
+  else {
+    hk_gc_thread_unregister(mm);
+    fin_unregs++;
+  }
+}
+
 /* registers with the heap, allocates, and exits without unregistering */
 static void *register_and_exit(void *heap) {
   hk_gc_mutator *mm = hk_gc_thread_register(heap);
@@ -984,6 +995,27 @@ static void test_misuse(void) {
     hk_gc_stats st;
     hk_gc_stats_get(hx, &st);
     CHECK(st.mutators == 1);
+    CHECK(hk_gc_heap_destroy(hx) == HK_OK);
+  }
+  /* A finalizer that unregisters the mutator running it, or destroys its heap, is refused with a
+   * warning: the finalizer loop went on with the freed mutator (the next finalizer's unregister
+   * was refused, then a segfault) or walked the destroyed heap's records. */
+  for (int destroy = 0; destroy < 2; destroy++) {
+    hk_gc_heap *hx;
+    hk_gc_mutator *mx;
+    CHECK(hk_gc_heap_create(NULL, &hx, &mx) == HK_OK);
+    register_test_types(hx);
+    fin_destroy_rc = 12345; /* (under HEAPKIT_GC_STRESS finalizers run inside the loop too) */
+    fin_unregs = 0;
+    for (int i = 0; i < 40; i++) CHECK(hk_gc_set_finalizer(mx, new_node(mx, (uint64_t)i, 0, false), fin_misuse, destroy ? hx : NULL) == HK_OK);
+    hk_gc_collect(mx, HK_GC_MINOR);
+    hk_gc_collect(mx, HK_GC_FULL);
+    if (destroy) CHECK(fin_destroy_rc == HK_EBUSY);
+    else CHECK(fin_unregs == 40);
+    hk_gc_stats st;
+    hk_gc_stats_get(hx, &st);
+    CHECK(st.mutators == 1 && st.finalizers_run == 40);
+    CHECK(hk_gc_verify(mx) == HK_OK);
     CHECK(hk_gc_heap_destroy(hx) == HK_OK);
   }
   /* Unpaired blocking calls are refused with a warning: an end without a begin counted a running
