@@ -7,6 +7,10 @@
  *                                               generator seeds FIRST..FIRST+SEEDS-1 (default 1)
  *   bench_plan speed REPS N                     greedy-by-size on N model-like buffers
  *
+ * Lines: name n lower_bound baseline_peak baseline_s heapkit_peak heapkit_s method optimal
+ * heapkit_cpu_s (medians over REPS; the times are of the planning call alone). HK_PLAN_BASELINE=0
+ * skips the baseline (its columns are then 0): on Y_1 it takes 10-20 s.
+ *
  * The baseline is a plain greedy-by-size planner written here, independent of the library:
  * buffers by decreasing size, each put in the smallest gap between the already-placed buffers
  * that overlap it in time (found by scanning all of them), as TFLite's planner does. */
@@ -20,6 +24,14 @@
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU time of this process: on a loaded machine the wall time says more about the other
+ * processes than about the planner. */
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -88,7 +100,7 @@ static int check(const hk_plan_buffer *b, size_t n, const uint64_t *off, const c
 static int measure(const char *name, const hk_plan_buffer *b, size_t n, int reps, double tl, int run_base) {
   uint64_t *off = malloc((n ? n : 1) * sizeof *off);
   uint64_t hp[32], bp[32], lb = 0;
-  double ht[32], bt[32];
+  double ht[32], bt[32], hc[32];
   const char *method = "";
   int optimal = 0, bad = 0;
   hk_plan_lower_bound(b, n, &lb);
@@ -103,9 +115,10 @@ static int measure(const char *name, const hk_plan_buffer *b, size_t n, int reps
     hk_plan_options_init(&o);
     o.time_limit = tl;
     hk_plan_result res;
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     if (hk_plan(b, n, &o, off, &res) != HK_OK) { fprintf(stderr, "bench_plan: hk_plan failed on %s\n", name); return 1; }
     ht[r] = now() - t0;
+    hc[r] = cpu_now() - c0;
     hp[r] = res.peak;
     method = res.method;
     optimal = res.optimal;
@@ -113,8 +126,8 @@ static int measure(const char *name, const hk_plan_buffer *b, size_t n, int reps
   }
   uint64_t bpm = run_base ? med_u(bp, reps) : 0;
   double btm = run_base ? med_d(bt, reps) : 0;
-  printf("%s %zu %llu %llu %.4f %llu %.4f %s %d\n", name, n, (unsigned long long)lb, (unsigned long long)bpm, btm,
-         (unsigned long long)med_u(hp, reps), med_d(ht, reps), method, optimal);
+  printf("%s %zu %llu %llu %.4f %llu %.4f %s %d %.4f\n", name, n, (unsigned long long)lb, (unsigned long long)bpm, btm,
+         (unsigned long long)med_u(hp, reps), med_d(ht, reps), method, optimal, med_d(hc, reps));
   free(off);
   return bad;
 }
@@ -132,7 +145,8 @@ int main(int argc, char **argv) {
       hk_plan_csv_error e;
       if (hk_plan_csv_load(argv[i], &t, &e) != HK_OK) { fprintf(stderr, "%s:%zu: %s\n", argv[i], e.line, e.message); return 2; }
       const char *base = strrchr(argv[i], '/');
-      bad |= measure(base ? base + 1 : argv[i], t.buffers, t.count, reps, tl, 1);
+      const char *nb = getenv("HK_PLAN_BASELINE");
+      bad |= measure(base ? base + 1 : argv[i], t.buffers, t.count, reps, tl, !(nb && strcmp(nb, "0") == 0));
       hk_plan_trace_free(&t);
       fflush(stdout);
     }

@@ -54,12 +54,12 @@ fi
 if want speed; then "$BIN" speed "$REPS" 100000 >"$tmp/speed" || status=1; fi
 
 # ---- tables ----------------------------------------------------------------------------------
-# traces line: name n lb base_peak base_s hk_peak hk_s method optimal
+# traces line: name n lb base_peak base_s hk_peak hk_s method optimal hk_cpu_s
 awk '{ bo = 100 * ($4 - $3) / $3; ho = 100 * ($6 - $3) / $3;
        printf "| %s | %d | %.3f%% | %.3f | %.3f%% | %.3f | %s%s |\n", $1, $2, bo, $5, ho, $7, $8, ($9 ? ", optimal" : "") }' \
   "$tmp/traces" >"$tmp/traces.md"
 awk '{ printf "%s %.4f %.4f\n", $1, 100 * ($4 - $3) / $3, 100 * ($6 - $3) / $3 }' "$tmp/traces" >"$tmp/traces.dat"
-# tight line: tight-N-seed n lb base_peak base_s hk_peak hk_s method optimal
+# tight line: tight-N-seed n lb base_peak base_s hk_peak hk_s method optimal hk_cpu_s
 awk '{ n = $2; if (!(n in cnt)) sz[++ns] = n; cnt[n]++; if ($6 == $3) hk[n]++; if ($4 == $3) bl[n]++; bo[n] += 100 * ($4 - $3) / $3;
        ho[n] += 100 * ($6 - $3) / $3; t[n, cnt[n]] = $7; if ($7 > mx[n]) mx[n] = $7 }
      END { for (k = 1; k <= ns; k++) { n = sz[k];
