@@ -13,9 +13,20 @@ static const struct { hk__plan_order o; bool best_fit; } portfolio[] = {
   {HK__ORDER_PEAK, true}, {HK__ORDER_CONFLICT, true}, {HK__ORDER_LIFETIME, true}, {HK__ORDER_AREA, true},
   {HK__ORDER_LIFETIME, false}, {HK__ORDER_AREA, false},
 };
-/* Big problems run only the first three (size, conflict, long-first: the winners on model
- * traces) and give the rest of the time to the squeaky wheel. */
-#define BIG_PORTFOLIO 3
+/* Big problems run only three first-fit orders (the winners on model traces) and give the rest to
+ * the squeaky wheel. Conflict first: on Y_1 (62k buffers) it reaches the bound at once, and each
+ * run there costs ~0.15 s of CPU, so on a loaded machine the size order ahead of it used to leave
+ * Y_1 at +0.36% (or at the skyline's +26%) when the time ran out. */
+static const hk__plan_order big_portfolio[] = {HK__ORDER_CONFLICT, HK__ORDER_SIZE, HK__ORDER_LONG_FIRST};
+#define BIG_PORTFOLIO (sizeof big_portfolio / sizeof *big_portfolio)
+
+/* The squeaky wheel's blame for ending above the bound and for living at the loaded section. */
+#ifndef HK__SQUEAKY_ABOVE
+#define HK__SQUEAKY_ABOVE 1
+#endif
+#ifndef HK__SQUEAKY_HOT
+#define HK__SQUEAKY_HOT 2
+#endif
 
 static bool good_enough(const hk__plan_run *r) {
   return r->best_peak <= r->p->lb || (r->opt->capacity && r->best_peak <= r->opt->capacity);
@@ -31,11 +42,24 @@ static void consider(hk__plan_run *r, const uint32_t *order, bool best_fit, cons
   r->method = method;
 }
 
-/* Squeaky wheel: after each run every buffer that ends above the bound gets two points of blame,
- * every buffer live at the most loaded section under the peak-setting buffer one (the waste that
+/* Work so far (the greedy's deterministic clock plus the squeaky wheel's own sorting). */
+static uint64_t spent(const hk__plan_run *r, const hk__plan_greedy *g) { return hk__plan_greedy_work(g) + r->work_extra; }
+
+/* Would one more run that costs what the last one did (`last`) pass `share` of the work budget?
+ * Never with no budget. */
+static bool over_budget(const hk__plan_run *r, const hk__plan_greedy *g, uint64_t last, double share) {
+  return r->work_limit && (double)(spent(r, g) + last) > share * (double)r->work_limit;
+}
+
+/* Squeaky wheel: after each run every buffer that ends above the bound gets one point of blame,
+ * every buffer live at the most loaded section under the peak-setting buffer two (the waste that
  * lifts the peak is usually there); the next run places buffers by decreasing blame, ties in the
  * best heuristic's order. Blame accumulates, so the order keeps moving instead of settling on a
- * fixed point. Runs until the deadline or the bound. */
+ * fixed point. The weights were the other way round (two for ending above the bound, one for the
+ * loaded section) until pangu_2.6B needed 17 rounds with them (0.5 s of CPU, which a loaded machine
+ * does not give it in 1 s) and needs 2 with these; on 37 generated model-like traces of
+ * 5000-20000 buffers neither is ahead (docs/planner.md). Runs until the bound, the work budget
+ * (deterministic: the same result on a loaded machine) or, as an outer bound, the deadline. */
 static int squeaky(hk__plan_run *r, hk__plan_greedy *g) {
   const hk__plan_prob *p = r->p;
   uint32_t *blame = calloc(p->n, sizeof *blame);
@@ -47,19 +71,22 @@ static int squeaky(hk__plan_run *r, hk__plan_greedy *g) {
   for (size_t x = 1; x <= p->nsec; x++) load[x] += load[x - 1]; /* unsigned wrap-around gives exact sums */
   memcpy(r->cur, r->best, p->n * sizeof *r->cur);
   rc = HK_OK;
-  while (!good_enough(r)) {
+  uint64_t last = 0;
+  while (!good_enough(r) && !over_budget(r, g, last, 1.0)) {
     double start = hk__plan_now();
+    uint64_t before = spent(r, g);
     uint32_t top = 0;
     for (uint32_t i = 1; i < p->n; i++) if (r->cur[i] + p->size[i] > r->cur[top] + p->size[top]) top = i;
     uint32_t hot = p->sl[top];
     for (uint32_t x = p->sl[top]; x < p->su[top]; x++) if (load[x] > load[hot]) hot = x;
     for (size_t i = 0; i < p->n; i++) {
       uint32_t b = r->best_order[i];
-      if (r->cur[b] + p->size[b] > p->lb) blame[b] += 2;
-      if (p->sl[b] <= hot && hot < p->su[b]) blame[b]++;
+      if (r->cur[b] + p->size[b] > p->lb) blame[b] += HK__SQUEAKY_ABOVE;
+      if (p->sl[b] <= hot && hot < p->su[b]) blame[b] += HK__SQUEAKY_HOT;
       kv[i] = (hk__plan_kv){((uint64_t)(UINT32_MAX - blame[b]) << 32) | i, b};
     }
     hk__plan_sort_kv(kv, p->n);
+    r->work_extra += 4 * (uint64_t)p->n; /* the blame pass and the sort, ~5% of a run */
     for (size_t i = 0; i < p->n; i++) r->order[i] = (uint32_t)kv[i].val;
     int gr = hk__plan_greedy_run(g, r->order, r->best_fit, r->deadline, r->cur);
     if (gr < 0) { rc = gr; goto out; }
@@ -70,6 +97,7 @@ static int squeaky(hk__plan_run *r, hk__plan_greedy *g) {
       memcpy(r->best, r->cur, p->n * sizeof *r->best);
       r->method = "greedy-squeaky";
     }
+    last = spent(r, g) - before;
     double now = hk__plan_now();
     if (now + (now - start) > r->deadline) break;
   }
@@ -101,20 +129,25 @@ int hk__plan_heuristics(hk__plan_run *r) {
   if (opt->method == HK_PLAN_GREEDY_SIZE) only = HK__ORDER_SIZE;
   if (opt->method == HK_PLAN_GREEDY_LIFETIME) only = HK__ORDER_LIFETIME;
   if (opt->method == HK_PLAN_GREEDY_AREA) only = HK__ORDER_AREA;
-  size_t ran = 0;
-  for (size_t h = 0; h < sizeof portfolio / sizeof *portfolio && !good_enough(r); h++) {
-    hk__plan_order o = portfolio[h].o;
-    if (only != HK__ORDER__COUNT && (o != only || !portfolio[h].best_fit)) continue;
-    if (autom && r->big && ran == BIG_PORTFOLIO) break;
+  bool big = autom && r->big;
+  size_t count = big ? BIG_PORTFOLIO : sizeof portfolio / sizeof *portfolio;
+  uint64_t last = 0;
+  for (size_t h = 0; h < count && !good_enough(r); h++) {
+    hk__plan_order o = big ? big_portfolio[h] : portfolio[h].o;
+    bool best_fit = big ? false : portfolio[h].best_fit;
+    if (only != HK__ORDER__COUNT && (o != only || !best_fit)) continue;
+    /* Another run only if, at the last one's cost, it ends within the work budget (60% of it on
+     * small problems: the search gets the rest). */
+    if (h > 0 && over_budget(r, g, last, big ? 1.0 : 0.6)) break;
     double start = hk__plan_now();
+    uint64_t before = spent(r, g);
     if (hk__plan_make_order(p, o, r->order) != HK_OK) goto out;
-    int gr = hk__plan_greedy_run(g, r->order, portfolio[h].best_fit, r->deadline, r->cur);
+    int gr = hk__plan_greedy_run(g, r->order, best_fit, r->deadline, r->cur);
     if (gr < 0) goto out;
     if (gr == HK__PLAN_LATE) break; /* out of time: keep what we have */
-    ran++;
-    consider(r, r->order, portfolio[h].best_fit, hk__plan_order_name(o, portfolio[h].best_fit));
-    /* small problems: another heuristic only if, at this pace, it ends within 60% of the limit
-     * (the search gets the rest) */
+    last = spent(r, g) - before;
+    consider(r, r->order, best_fit, hk__plan_order_name(o, best_fit));
+    /* the outer bound, in wall time: on small problems the same 60% at this pace */
     double now = hk__plan_now();
     if (autom && !r->big && opt->time_limit > 0 && now - r->t0 + (now - start) > 0.6 * opt->time_limit) break;
   }

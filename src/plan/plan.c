@@ -238,6 +238,7 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
     .p = &p, .opt = &opt, .t0 = t0, .best_peak = 0, .best_fit = true, .method = "none",
     .deadline = opt.method == HK_PLAN_AUTO && opt.time_limit > 0 ? t0 + opt.time_limit : 0,
     .big = p.n > HK_PLAN_SEARCH_MAX,
+    .work_limit = opt.method == HK_PLAN_AUTO && opt.time_limit > 0 ? (uint64_t)(opt.time_limit * HK_PLAN_WORK_PER_S) + 1 : 0,
   };
   r.best = malloc(m * sizeof *r.best);
   r.cur = malloc(m * sizeof *r.cur);

@@ -89,6 +89,9 @@ HK_PLAN_HIDDEN hk__plan_greedy *hk__plan_greedy_new(const hk__plan_prob *p);
 HK_PLAN_HIDDEN void hk__plan_greedy_free(hk__plan_greedy *g);
 HK_PLAN_HIDDEN int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order, bool best_fit,
                                        double deadline, uint64_t *off);
+/* The work done by every run of g so far (buffers placed plus occupied runs visited): a
+ * deterministic clock, about proportional to the time (HK_PLAN_WORK_PER_S per second). */
+HK_PLAN_HIDDEN uint64_t hk__plan_greedy_work(const hk__plan_greedy *g);
 /* hk__plan_greedy_run returns this (positive) when it passed the deadline (0 = none) unfinished. */
 #define HK__PLAN_LATE 1
 
@@ -168,11 +171,22 @@ HK_PLAN_HIDDEN int hk__plan_coarsen(const hk__plan_prob *p, hk__plan_prob *out, 
 /* Above this many non-zero buffers a search node costs too much to be worth it in a second. */
 #define HK_PLAN_SEARCH_MAX 4000
 
+/* The heuristics' work budget per second of time limit, in the greedy's units
+ * (hk__plan_greedy_work): about two thirds of what one core of the machine it was measured on does
+ * in a second (40-60M on the model traces at load 4), so that on a quiet or moderately loaded
+ * machine the budget, not the clock, ends the heuristic phase and the result does not depend on
+ * the load; the wall-clock limit stays the outer bound. */
+#ifndef HK_PLAN_WORK_PER_S
+#define HK_PLAN_WORK_PER_S 30000000.0
+#endif
+
 /* One hk_plan call's working state, shared by the heuristics driver and plan.c. */
 typedef struct hk__plan_run {
   const hk__plan_prob *p;
   const hk_plan_options *opt;
   double t0, deadline;  /* deadline: when heuristic runs must stop (0 = never) */
+  uint64_t work_limit;  /* the heuristics' budget in greedy work (0 = none): time_limit x HK_PLAN_WORK_PER_S */
+  uint64_t work_extra;  /* work done outside the greedy runs (the squeaky wheel's sorts) */
   bool big;             /* too big to search */
   uint64_t *best, *cur; /* offsets: best so far, scratch */
   uint32_t *order, *prio, *best_order; /* scratch order, size order, order that gave best */
