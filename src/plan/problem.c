@@ -11,10 +11,27 @@ void hk__plan_assert_fail(const char *expr, const char *file, int line) {
   abort();
 }
 
+/* The planner's clock. Built with -DHK_PLAN_CPU_CLOCK=1 (a knob for measurements, not for users)
+ * it is the calling thread's CPU time divided by the environment's HK_PLAN_CPU_SHARE (default 1):
+ * a run then behaves as on a machine where it gets that share of a core, whatever the real load
+ * (docs/planner.md, *Under load*). */
+#ifndef HK_PLAN_CPU_CLOCK
+#define HK_PLAN_CPU_CLOCK 0
+#endif
 double hk__plan_now(void) {
   struct timespec ts;
+#if HK_PLAN_CPU_CLOCK
+  static double share; /* (measurement builds only: read once, racy but idempotent) */
+  if (!share) {
+    const char *e = getenv("HK_PLAN_CPU_SHARE");
+    share = e && atof(e) > 0 ? atof(e) : 1.0;
+  }
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9) / share;
+#else
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+#endif
 }
 
 /* Quicksort on (key, val) pairs, ascending by key then val. Hand-written because the greedy
