@@ -57,9 +57,10 @@ static bool over_budget(const hk__plan_run *r, const hk__plan_greedy *g, uint64_
  * best heuristic's order. Blame accumulates, so the order keeps moving instead of settling on a
  * fixed point. The weights were the other way round (two for ending above the bound, one for the
  * loaded section) until pangu_2.6B needed 17 rounds with them (0.5 s of CPU, which a loaded machine
- * does not give it in 1 s) and needs 2 with these; on 37 generated model-like traces of
- * 5000-20000 buffers neither is ahead (docs/planner.md). Runs until the bound, the work budget
- * (deterministic: the same result on a loaded machine) or, as an outer bound, the deadline. */
+ * does not give it in 1 s) and needs 2 with these; on 36 generated traces of 5000-20000 buffers
+ * neither is ahead (docs/planner.md, *Under load*). Runs until the bound, the work budget
+ * (deterministic: on a loaded machine the same rounds, unless the clock strikes first) or, as an
+ * outer bound, the deadline. */
 static int squeaky(hk__plan_run *r, hk__plan_greedy *g) {
   const hk__plan_prob *p = r->p;
   uint32_t *blame = calloc(p->n, sizeof *blame);
