@@ -21,8 +21,9 @@
 #include <string.h>
 
 typedef struct ivset { hk__plan_kv *v; uint32_t n, cap; } ivset; /* key = start, val = end */
-/* k-way merge cursor over the sorted sets of one query */
-typedef struct cursor { const hk__plan_kv *at, *end; } cursor;
+/* k-way merge cursor over the sorted sets of one query; key caches at->key, so that the heap
+ * compares without loading the runs (that load was most of the sift's cost) */
+typedef struct cursor { uint64_t key; const hk__plan_kv *at, *end; } cursor;
 
 struct hk__plan_greedy {
   const hk__plan_prob *p;
@@ -32,6 +33,8 @@ struct hk__plan_greedy {
   uint8_t *used;   /* used[x]: x is a canonical node of some buffer, so its isect set is read */
   uint32_t *nodes; /* scratch: node ids of one query */
   cursor *heap;    /* scratch: one cursor per non-empty set of one query */
+  uint32_t *mark;  /* mark[x] == epoch: x is a canonical node of the buffer being placed */
+  uint32_t epoch;
   uint64_t work;   /* placements (weighted) + runs taken from the merge, over every run: a
                     * clock that does not depend on the machine's speed or load */
 };
@@ -47,7 +50,7 @@ void hk__plan_greedy_free(hk__plan_greedy *g) {
   if (!g) return;
   for (size_t i = 0; g->cov && i < 2 * g->P; i++) free(g->cov[i].v);
   for (size_t i = 0; g->isect && i < 2 * g->P; i++) free(g->isect[i].v);
-  free(g->cov); free(g->isect); free(g->used); free(g->nodes); free(g->heap);
+  free(g->cov); free(g->isect); free(g->used); free(g->nodes); free(g->heap); free(g->mark);
   free(g);
 }
 
@@ -62,7 +65,8 @@ hk__plan_greedy *hk__plan_greedy_new(const hk__plan_prob *p) {
   g->nodes = malloc(256 * sizeof *g->nodes);
   g->heap = malloc(256 * sizeof *g->heap);
   g->used = calloc(2 * g->P, 1);
-  if (!g->cov || !g->isect || !g->nodes || !g->heap || !g->used) {
+  g->mark = calloc(2 * g->P, sizeof *g->mark);
+  if (!g->cov || !g->isect || !g->nodes || !g->heap || !g->used || !g->mark) {
     hk__plan_greedy_free(g);
     return NULL;
   }
@@ -115,15 +119,18 @@ static int ivset_add(ivset *s, uint64_t a, uint64_t b) {
   return HK_OK;
 }
 
+/* (moves the hole down instead of swapping: one write per level) */
 static inline void sift_down(cursor *h, size_t n, size_t i) {
+  cursor t = h[i];
   for (;;) {
-    size_t l = 2 * i + 1, m = i;
-    if (l < n && h[l].at->key < h[m].at->key) m = l;
-    if (l + 1 < n && h[l + 1].at->key < h[m].at->key) m = l + 1;
-    if (m == i) return;
-    cursor t = h[i]; h[i] = h[m]; h[m] = t;
+    size_t l = 2 * i + 1, m = l;
+    if (l >= n) break;
+    if (l + 1 < n && h[l + 1].key < h[l].key) m = l + 1;
+    if (h[m].key >= t.key) break;
+    h[i] = h[m];
     i = m;
   }
+  h[i] = t;
 }
 
 static inline uint64_t align_up64(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
@@ -138,19 +145,23 @@ int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order, bool best_fit
     size_t lq = p->sl[b] + g->P, rq = p->su[b] + g->P;
     size_t ncan = 0, nh = 0;
     /* canonical nodes: their isect sets */
+    if (++g->epoch == 0) { /* (wrapped: forget the old marks) */
+      memset(g->mark, 0, 2 * g->P * sizeof *g->mark);
+      g->epoch = 1;
+    }
     for (size_t l = lq, r = rq; l < r; l >>= 1, r >>= 1) {
-      if (l & 1) g->nodes[ncan++] = (uint32_t)l++;
-      if (r & 1) g->nodes[ncan++] = (uint32_t)--r;
+      if (l & 1) { g->mark[l] = g->epoch; g->nodes[ncan++] = (uint32_t)l++; }
+      if (r & 1) { g->mark[--r] = g->epoch; g->nodes[ncan++] = (uint32_t)r; }
     }
     for (size_t c = 0; c < ncan; c++) {
       const ivset *st = &g->isect[g->nodes[c]];
-      if (st->n) g->heap[nh++] = (cursor){st->v, st->v + st->n};
+      if (st->n) g->heap[nh++] = (cursor){st->v[0].key, st->v, st->v + st->n};
     }
     /* boundary paths: their cov sets (the two paths share their upper part) */
     for (size_t x = lq, y = rq - 1; x >= 1; x >>= 1, y >>= 1) {
       const ivset *sx = &g->cov[x], *sy = &g->cov[y];
-      if (sx->n) g->heap[nh++] = (cursor){sx->v, sx->v + sx->n};
-      if (y != x && sy->n) g->heap[nh++] = (cursor){sy->v, sy->v + sy->n};
+      if (sx->n) g->heap[nh++] = (cursor){sx->v[0].key, sx->v, sx->v + sx->n};
+      if (y != x && sy->n) g->heap[nh++] = (cursor){sy->v[0].key, sy->v, sy->v + sy->n};
     }
     for (size_t i = nh; i-- > 0;) sift_down(g->heap, nh, i);
     /* sweep the gaps between occupied ranges, in offset order */
@@ -176,6 +187,7 @@ int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order, bool best_fit
         h->at += hi;
       }
       if (h->at == h->end) g->heap[0] = g->heap[--nh];
+      else h->key = h->at->key;
       sift_down(g->heap, nh, 0);
       if (o > cur) {
         uint64_t xo = align_up64(cur, a);
@@ -194,8 +206,7 @@ int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order, bool best_fit
     for (size_t c = 0; c < ncan; c++)
       if (ivset_add(&g->isect[g->nodes[c]], at, at + size) != HK_OK) return HK_ENOMEM;
     for (size_t x = lq, y = rq - 1; x >= 1; x >>= 1, y >>= 1) {
-      bool xc = false, yc = false; /* canonical nodes already got theirs */
-      for (size_t c = 0; c < ncan; c++) { xc |= g->nodes[c] == x; yc |= g->nodes[c] == y; }
+      bool xc = g->mark[x] == g->epoch, yc = g->mark[y] == g->epoch; /* canonical nodes already got theirs */
       if (!xc && g->used[x] && ivset_add(&g->isect[x], at, at + size) != HK_OK) return HK_ENOMEM;
       if (y != x && !yc && g->used[y] && ivset_add(&g->isect[y], at, at + size) != HK_OK) return HK_ENOMEM;
     }
