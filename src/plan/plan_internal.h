@@ -173,11 +173,11 @@ HK_PLAN_HIDDEN int hk__plan_coarsen(const hk__plan_prob *p, hk__plan_prob *out, 
 
 /* The heuristics' work budget per second of time limit, in the greedy's units
  * (hk__plan_greedy_work): about two thirds of what one core of the machine it was measured on does
- * in a second (40-60M on the model traces at load 4), so that on a quiet or moderately loaded
+ * in a second (52-68M on the model traces' greedy runs), so that on a quiet or moderately loaded
  * machine the budget, not the clock, ends the heuristic phase and the result does not depend on
  * the load; the wall-clock limit stays the outer bound. */
 #ifndef HK_PLAN_WORK_PER_S
-#define HK_PLAN_WORK_PER_S 30000000.0
+#define HK_PLAN_WORK_PER_S 40000000.0
 #endif
 
 /* One hk_plan call's working state, shared by the heuristics driver and plan.c. */
