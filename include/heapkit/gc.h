@@ -85,7 +85,8 @@ typedef struct hk_gc_weak hk_gc_weak;       /* a weak reference handle */
  * letting them become unreachable) or raising the limit (hk_gc_heap_set_limit): the collector
  * collects again and retries once more per call. Return 0 to give up: the allocation returns NULL.
  * Runs on the allocating thread, with the world running; it may call hk_gc_* functions but must
- * not allocate from the heap. */
+ * not allocate from the heap (an allocation in it that passes the limit returns NULL without
+ * calling it again). */
 typedef int (*hk_gc_oom_fn)(hk_gc_heap *heap, size_t request, void *data);
 
 enum {

@@ -199,9 +199,13 @@ static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *colle
     }
     hk_gc_oom_fn fn = h->opts.oom;
     void *data = h->opts.oom_data;
-    if (!fn) return false;
+    /* (an allocation inside the callback that passes the limit called it again, recursively,
+     * each level collecting twice: it ran for minutes toward a stack overflow) */
+    if (!fn || m->in_oom) return false;
     gc_unlock(h);
+    m->in_oom = 1;
     int retry = fn(h, request, data);
+    m->in_oom = 0;
     gc_lock(h);
     if (!retry) return false;
     full_done = 1;

@@ -212,6 +212,7 @@ struct hk_gc_mutator {
   double stop_cpu_ms; /* its CPU clock when a collector started waiting for it (0: not waited for) */
   int state;
   int in_finalizers;
+  int in_oom;          /* running the heap's OOM callback: an allocation in it does not call it again */
   unsigned frames_gen; /* == heap->frames_gen: its frames are claimed in this collection (atomic) */
 };
 

@@ -868,6 +868,18 @@ static void test_oom(void) {
 
 /* ---- misuse: clear errors, no crash --------------------------------------------------------------- */
 
+/* an OOM callback that allocates from its heap (which is at its limit) */
+static hk_gc_mutator *oom_m;
+static int oom_calls, oom_depth, oom_max_depth;
+static int oom_allocates(hk_gc_heap *hh, size_t request, void *data) {
+  (void)hh, (void)request, (void)data;
+  oom_calls++;
+  if (++oom_depth > oom_max_depth) oom_max_depth = oom_depth;
+  (void)new_node(oom_m, 1, 0, false);
+  oom_depth--;
+  return oom_calls < 3;
+}
+
 /* finalizers that unregister their own mutator or destroy their own heap */
 static int fin_destroy_rc = 12345, fin_unregs;
 static void fin_misuse(hk_gc_mutator *mm, void *obj, void *data) {
@@ -995,6 +1007,35 @@ static void test_misuse(void) {
     hk_gc_stats st;
     hk_gc_stats_get(hx, &st);
     CHECK(st.mutators == 1);
+    CHECK(hk_gc_heap_destroy(hx) == HK_OK);
+  }
+  /* An OOM callback that allocates from the heap at its limit: that allocation called the callback
+   * again, recursively, each level collecting twice (it ran for minutes toward a stack overflow;
+   * alarm turns that into a failure). It now returns NULL without calling the callback. */
+  {
+    hk_gc_options o;
+    hk_gc_options_init(&o);
+    o.max_heap = 1 << 20;
+    o.oom = oom_allocates;
+    hk_gc_heap *hx;
+    CHECK(hk_gc_heap_create(&o, &hx, &oom_m) == HK_OK);
+    register_test_types(hx);
+    alarm(60);
+    {
+      node *list = NULL;
+      HK_GC_ROOTS(oom_m, list);
+      for (int i = 0; i < 1000000; i++) {
+        node *n = new_node(oom_m, (uint64_t)i, 1, false);
+        if (!n) break;
+        n->kids[0] = list;
+        list = n;
+      }
+      alarm(0);
+      /* (under HEAPKIT_GC_STRESS the inner allocation may find room after the collections) */
+      if (oom_max_depth != 1) fprintf(stderr, "oom callback: %d calls, depth %d\n", oom_calls, oom_max_depth);
+      CHECK(oom_calls >= 1 && oom_max_depth == 1);
+      CHECK(hk_gc_verify(oom_m) == HK_OK);
+    }
     CHECK(hk_gc_heap_destroy(hx) == HK_OK);
   }
   /* A finalizer that unregisters the mutator running it, or destroys its heap, is refused with a
