@@ -24,6 +24,8 @@ void hk_tool_plan_usage(FILE *out) {
           "                       the planner stops as soon as it has such a placement\n"
           "  --time-limit SECONDS time for the exact search after the heuristics (default 1; 0 = none;\n"
           "                       at most 1000000)\n"
+          "  --cpu-time           count the time limit in CPU time, not wall time: the same placement\n"
+          "                       however loaded the machine is (the run may take longer)\n"
           "  --align N            offsets are multiples of N (a power of two) unless a row's align says\n"
           "                       otherwise\n"
           "  --method NAME        auto (default), heuristics, greedy-size, greedy-lifetime, greedy-area\n"
@@ -51,7 +53,7 @@ int hk_tool_plan(int argc, char **argv) {
   hk_plan_options opt;
   hk_plan_options_init(&opt);
   const char *in_path = NULL, *out_path = NULL;
-  bool quiet = false, verify = false, options_done = false;
+  bool quiet = false, verify = false, cpu_time = false, options_done = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
@@ -60,6 +62,7 @@ int hk_tool_plan(int argc, char **argv) {
       if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { hk_tool_plan_usage(stdout); return HK_TOOL_OK; }
       if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) { quiet = true; continue; }
       if (strcmp(a, "--verify") == 0) { verify = true; continue; }
+      if (strcmp(a, "--cpu-time") == 0) { cpu_time = true; continue; }
       /* options with a value: "--name value" or "--name=value" */
       static const char *const with_value[] = {"--capacity", "--time-limit", "--align", "--method", "--output", "-o"};
       const char *name = NULL;
@@ -115,6 +118,7 @@ int hk_tool_plan(int argc, char **argv) {
   uint64_t *off = malloc((t.count ? t.count : 1) * sizeof *off);
   if (!off) { fprintf(stderr, "heapkit plan: out of memory\n"); hk_plan_trace_free(&t); return HK_TOOL_ERROR; }
   hk_plan_result res;
+  opt.cpu_time = cpu_time;
   rc = hk_plan(t.buffers, t.count, &opt, off, &res);
   int status = HK_TOOL_OK;
   if (rc != HK_OK) {

@@ -9,7 +9,8 @@
  *
  * Lines: name n lower_bound baseline_peak baseline_s heapkit_peak heapkit_s method optimal
  * heapkit_cpu_s (medians over REPS; the times are of the planning call alone). HK_PLAN_BASELINE=0
- * skips the baseline (its columns are then 0): on Y_1 it takes 10-20 s.
+ * skips the baseline (its columns are then 0): on Y_1 it takes 10-20 s. HK_PLAN_CPU_TIME=1 sets
+ * hk_plan_options.cpu_time (the limit in CPU time).
  *
  * The baseline is a plain greedy-by-size planner written here, independent of the library:
  * buffers by decreasing size, each put in the smallest gap between the already-placed buffers
@@ -114,6 +115,8 @@ static int measure(const char *name, const hk_plan_buffer *b, size_t n, int reps
     hk_plan_options o;
     hk_plan_options_init(&o);
     o.time_limit = tl;
+    const char *ct = getenv("HK_PLAN_CPU_TIME");
+    o.cpu_time = ct && strcmp(ct, "1") == 0;
     hk_plan_result res;
     double t0 = now(), c0 = cpu_now();
     if (hk_plan(b, n, &o, off, &res) != HK_OK) { fprintf(stderr, "bench_plan: hk_plan failed on %s\n", name); return 1; }

@@ -41,11 +41,16 @@ typedef struct hk_plan_options {
   /* 0: no limit, minimise the peak. Otherwise a budget: the planner stops as soon as it has a
    * placement with peak <= capacity (it does not minimise further). */
   uint64_t capacity;
-  /* Seconds the search may run (wall clock); 0 = heuristics only. Default 1.0. */
+  /* Seconds the call may run (wall clock, or CPU time with cpu_time); 0 = heuristics only.
+   * Default 1.0. The heuristics also stop at a work budget derived from it, deterministic. */
   double time_limit;
   /* Alignment for buffers whose own align is 0: 0 or 1 = none, else a power of two. */
   uint64_t align;
   hk_plan_method method;
+  /* Count time_limit in the calling thread's CPU time instead of wall time: the result no longer
+   * depends on how loaded the machine is (what another process takes from it does not count),
+   * but the call can take longer than time_limit in wall time. Default false. */
+  bool cpu_time;
 } hk_plan_options;
 
 typedef struct hk_plan_result {

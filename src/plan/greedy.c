@@ -139,7 +139,7 @@ int hk__plan_greedy_run(hk__plan_greedy *g, const uint32_t *order, bool best_fit
   const hk__plan_prob *p = g->p;
   for (size_t i = 0; i < 2 * g->P; i++) g->cov[i].n = g->isect[i].n = 0;
   for (size_t oi = 0; oi < p->n; oi++) {
-    if (deadline > 0 && (oi & 255) == 255 && hk__plan_now() > deadline) return HK__PLAN_LATE;
+    if (deadline > 0 && (oi & 255) == 255 && hk__plan_clock(p) > deadline) return HK__PLAN_LATE;
     uint32_t b = order[oi];
     uint64_t size = p->size[b], a = p->align[b];
     size_t lq = p->sl[b] + g->P, rq = p->su[b] + g->P;

@@ -279,7 +279,7 @@ static void or_shift(uint64_t *d, const uint64_t *s, size_t words, uint64_t sh) 
 static bool spent(gsrch *g) {
   if (g->stop) return true;
   /* (the clock every 4096 calls: steps also grows by the fluid rounds' partition work) */
-  if (++g->steps > g->limit || ((++g->calls & 4095) == 0 && hk__plan_now() > g->deadline)) g->stop = true;
+  if (++g->steps > g->limit || ((++g->calls & 4095) == 0 && hk__plan_clock(g->p) > g->deadline)) g->stop = true;
   return g->stop;
 }
 
@@ -819,7 +819,7 @@ static int solve(gsrch *g, const uint32_t *L, size_t m, const uint64_t *fl, uint
         if (g->cutfirst && W > 2 && g->steps + sub < limit) g->limit = g->steps + sub;
         r = lowest(g, Lf, mf, Lx, mx, xa, m, a, e, o, H, mir ? gmix(key) : key, SL, SU, wa, xc, u32, u64, ch, fl);
         bool local = r == G_STOP && g->limit < limit && g->steps > g->limit && !g->nomem && g->depth < g->max_depth &&
-                     hk__plan_now() <= g->deadline;
+                     hk__plan_clock(p) <= g->deadline;
         g->limit = limit;
         if (local) { g->stop = false; again = true; r = G_FAIL; }
         else if (r == G_FAIL) done[xc] = 1;

@@ -74,7 +74,7 @@ static int squeaky(hk__plan_run *r, hk__plan_greedy *g) {
   rc = HK_OK;
   uint64_t last = 0;
   while (!good_enough(r) && !over_budget(r, g, last, 1.0)) {
-    double start = hk__plan_now();
+    double start = hk__plan_clock(p);
     uint64_t before = spent(r, g);
     uint32_t top = 0;
     for (uint32_t i = 1; i < p->n; i++) if (r->cur[i] + p->size[i] > r->cur[top] + p->size[top]) top = i;
@@ -99,7 +99,7 @@ static int squeaky(hk__plan_run *r, hk__plan_greedy *g) {
       r->method = "greedy-squeaky";
     }
     last = spent(r, g) - before;
-    double now = hk__plan_now();
+    double now = hk__plan_clock(p);
     if (now + (now - start) > r->deadline) break;
   }
 out:
@@ -140,7 +140,7 @@ int hk__plan_heuristics(hk__plan_run *r) {
     /* Another run only if, at the last one's cost, it ends within the work budget (60% of it on
      * small problems: the search gets the rest). */
     if (h > 0 && over_budget(r, g, last, big ? 1.0 : 0.6)) break;
-    double start = hk__plan_now();
+    double start = hk__plan_clock(p);
     uint64_t before = spent(r, g);
     if (hk__plan_make_order(p, o, r->order) != HK_OK) goto out;
     int gr = hk__plan_greedy_run(g, r->order, best_fit, r->deadline, r->cur);
@@ -149,7 +149,7 @@ int hk__plan_heuristics(hk__plan_run *r) {
     last = spent(r, g) - before;
     consider(r, r->order, best_fit, hk__plan_order_name(o, best_fit));
     /* the outer bound, in wall time: on small problems the same 60% at this pace */
-    double now = hk__plan_now();
+    double now = hk__plan_clock(p);
     if (autom && !r->big && opt->time_limit > 0 && now - r->t0 + (now - start) > 0.6 * opt->time_limit) break;
   }
   if (autom && r->big && r->deadline > 0 && !good_enough(r) && squeaky(r, g) != HK_OK) goto out;

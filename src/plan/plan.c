@@ -64,9 +64,10 @@ static int coarse_rounds(const hk__plan_prob *p, const unsigned *rounds, unsigne
   if (!map) return HK_ENOMEM;
   int rc = hk__plan_coarsen(p, &c, map);
   if (rc != HK_OK) { free(map); return rc == HK_ENOMEM ? rc : HK_OK; }
+  c.cpu_clock = p->cpu_clock;
   uint64_t *off = malloc((c.n ? c.n : 1) * sizeof *off), *fail = NULL;
   rc = off ? HK_OK : HK_ENOMEM;
-  for (unsigned i = 0; rc == HK_OK && c.n < p->n && i < nrounds && hk__plan_now() < deadline; i++) {
+  for (unsigned i = 0; rc == HK_OK && c.n < p->n && i < nrounds && hk__plan_clock(p) < deadline; i++) {
     int gr = hk__plan_guillotine(&c, rounds[i], per * (uint64_t)c.n, deadline, off, nodes, &fail);
     if (gr < 0) rc = gr;
     else if (gr == 1) {
@@ -88,7 +89,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
   hk__plan_prob rev;
   if (hk__plan_prob_reverse(p, &rev) != HK_OK) return HK_ENOMEM;
   hk__plan_search_stats st = {0};
-  double deadline = t0 + opt->time_limit, now = hk__plan_now();
+  double deadline = t0 + opt->time_limit, now = hk__plan_clock(p);
   double aim_end = now + (deadline - now) * (p->tight ? 0.9 : 0.5);
   /* On tight problems the first slices are shorter: the running time there depends strongly on
    * the orientation (with slices of a quarter, many instances were placed at 0.26 s, just after
@@ -126,7 +127,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
         int sr = hk__plan_search(turn ? &rev : p, prio, HK__SEARCH_LB, (unsigned)turn, d, opt->capacity, best, best_peak, &st);
         if (sr < 0) { rc = sr; goto out; }
         refuted = sr == 2;
-        now = hk__plan_now();
+        now = hk__plan_clock(p);
       }
       if (refuted || *best_peak <= aim || now >= aim_end) break;
     }
@@ -135,7 +136,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
     if (gr < 0) { rc = gr; goto out; }
     if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
     if (gr == 2) guillotine = false;
-    now = hk__plan_now();
+    now = hk__plan_clock(p);
   }
   /* Then the same four on the coarse problem (coarsen.c: chains of equal-size buffers merged):
    * fewer buffers and boundaries, and so other strips to enumerate; at this budget they place 3
@@ -157,14 +158,14 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
    * the instances the first rotation round places come that much later (400 seed 36 0.21 ->
    * 0.41-0.48 s, 500 seed 116 0.31 -> 0.63 s); after that round, 121 and 109 would wait for the
    * slices and it instead (docs/planner.md). */
-  if (guillotine && *best_peak > aim && (now = hk__plan_now()) < aim_end &&
+  if (guillotine && *best_peak > aim && (now = hk__plan_clock(p)) < aim_end &&
       (rc = coarse_rounds(p, coarse_fluid, 1, HK_PLAN_GUILLOTINE_FLUID_STEPS, aim_end, best, &st.nodes)) != HK_OK) {
     if (rc < 0) goto out;
     rc = HK_OK;
     *best_peak = p->lb;
     res->method = "guillotine";
   }
-  now = hk__plan_now();
+  now = hk__plan_clock(p);
   for (int turn = 0; !refuted && *best_peak > aim && now < aim_end; turn++) {
     double d = now + slice < aim_end ? now + slice : aim_end;
     int sr = hk__plan_search(turn & 1 ? &rev : p, prio, HK__SEARCH_LB, (unsigned)turn, d, opt->capacity, best,
@@ -172,7 +173,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
     if (sr < 0) { rc = sr; goto out; }
     refuted = sr == 2;
     if (turn & 1) slice *= 2;
-    now = hk__plan_now();
+    now = hk__plan_clock(p);
     if ((turn & 1) && guillotine && *best_peak > aim && now < aim_end) {
       /* After each pair of slices: a round of the guillotine search (guillotine.c), with a work
        * budget doubling at each round (the rounds resume from the failures the earlier ones
@@ -191,13 +192,13 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
        * round places (1.95M steps in all instead of 5.55M: at 0.6 s instead of 0.77-0.84 s, or
        * not in 1 s, at load 11; docs/planner.md). */
       gr = hk__plan_guillotine(p, (unsigned)turn / 2, work, aim_end, best, &st.nodes, &gfail);
-      if (turn == 1 && gr == 0 && hk__plan_now() < aim_end)
+      if (turn == 1 && gr == 0 && hk__plan_clock(p) < aim_end)
         gr = hk__plan_guillotine(p, HK_PLAN_GUILLOTINE_SHORT | HK_PLAN_GUILLOTINE_LARGE, 7000 * (uint64_t)p->n, aim_end, best,
                                  &st.nodes, &gfail);
       if (gr < 0) { rc = gr; goto out; }
       if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
       if (gr == 2) guillotine = false; /* exhausted: there is no guillotine packing */
-      now = hk__plan_now();
+      now = hk__plan_clock(p);
     }
   }
   if (*best_peak > aim && !(refuted && opt->capacity)) {
@@ -216,9 +217,10 @@ out:
 
 int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in, uint64_t *offsets,
             hk_plan_result *res) {
-  double t0 = hk__plan_now();
+  double w0 = hk__plan_now(), c0 = hk__plan_cpu_now(); /* (res->seconds is wall time either way) */
   hk_plan_options opt;
   if (opt_in) opt = *opt_in; else hk_plan_options_init(&opt);
+  double t0 = opt.cpu_time ? c0 : w0; /* the deadlines' clock (hk__plan_clock) */
   hk_plan_result dummy;
   if (!res) res = &dummy;
   memset(res, 0, sizeof *res);
@@ -232,6 +234,7 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
 
   hk__plan_prob p;
   if ((rc = hk__plan_prob_init(&p, bufs, n, opt.align)) != HK_OK) return rc;
+  p.cpu_clock = opt.cpu_time;
   res->lower_bound = p.lb;
   size_t m = p.n ? p.n : 1;
   hk__plan_run r = {
@@ -269,6 +272,6 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
 out:
   free(r.best); free(r.cur); free(r.order); free(r.prio); free(r.best_order);
   hk__plan_prob_free(&p);
-  res->seconds = hk__plan_now() - t0;
+  res->seconds = hk__plan_now() - w0;
   return rc;
 }

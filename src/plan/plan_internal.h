@@ -56,6 +56,7 @@ typedef struct hk__plan_prob {
   uint64_t lb;       /* lower bound */
   uint64_t gran;     /* gcd of sizes and alignments: offsets move in these steps */
   bool tight;        /* every section holds exactly lb: a placement at the bound wastes nothing */
+  bool cpu_clock;    /* deadlines are in the calling thread's CPU time (hk_plan_options.cpu_time) */
 } hk__plan_prob;
 
 /* Build the problem from the caller's buffers (validated already). Returns HK_OK or HK_ENOMEM. */
@@ -114,6 +115,10 @@ HK_PLAN_HIDDEN int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio,
  * on each, so alternating them cuts the heavy tail of its running time. */
 HK_PLAN_HIDDEN int hk__plan_prob_reverse(const hk__plan_prob *p, hk__plan_prob *out);
 HK_PLAN_HIDDEN double hk__plan_now(void);
+/* The calling thread's CPU time, and the clock p's deadlines are in: hk__plan_now(), or the
+ * thread's CPU time when p->cpu_clock (hk_plan_options.cpu_time). */
+HK_PLAN_HIDDEN double hk__plan_cpu_now(void);
+HK_PLAN_HIDDEN double hk__plan_clock(const hk__plan_prob *p);
 
 /* Top-down search for a guillotine packing at the lower bound of a tight problem (guillotine.c):
  * time cuts, full-width buffers, then the lowest strip's set by subset sums at each boundary. The

@@ -34,6 +34,14 @@ double hk__plan_now(void) {
 #endif
 }
 
+double hk__plan_cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double hk__plan_clock(const hk__plan_prob *p) { return p->cpu_clock ? hk__plan_cpu_now() : hk__plan_now(); }
+
 /* Quicksort on (key, val) pairs, ascending by key then val. Hand-written because the greedy
  * placement sorts millions of tiny arrays and qsort's indirect comparator dominates there. */
 static inline bool kv_less(const hk__plan_kv *a, const hk__plan_kv *b) {

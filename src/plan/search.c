@@ -503,7 +503,7 @@ static int dfs(srch *s, size_t depth, size_t lb, size_t le, bool fast) {
   }
   if (cnt == 0) { s->wn = wn0; return next_window(s, depth); }
   /* limits only here: never cut off a completed window */
-  if ((++s->nodes & 255) == 0 && hk__plan_now() > s->deadline) { s->timeout = true; s->wn = wn0; return HK_OK; }
+  if ((++s->nodes & 255) == 0 && hk__plan_clock(s->p) > s->deadline) { s->timeout = true; s->wn = wn0; return HK_OK; }
   if (s->nodes >= s->node_limit) { s->limited = true; s->wn = wn0; return HK_OK; }
   uint64_t key = 0;
   if (s->nwaste == 0 && (s->perfect || s->npend == 0)) {
@@ -749,11 +749,11 @@ int hk__plan_search(const hk__plan_prob *p, const uint32_t *prio, hk__plan_searc
    * at the same key each time: longest first, largest first, then random (seeded by the turn,
    * so successive calls explore differently). Pass 1 is one complete branch and bound from the best known
    * peak down; finishing it proves optimality. Pass 0 gets half of the time. */
-  double now = hk__plan_now();
+  double now = hk__plan_clock(p);
   double split = mode == HK__SEARCH_BOTH ? now + (deadline - now) / 2 : deadline;
   uint64_t rng = (0x2545F4914F6CDD1Dull ^ n) + 0x9E3779B97F4A7C15ull * turn;
   bool lb_refuted = false;
-  for (int restart = 0; mode != HK__SEARCH_BB && !s.done && !lb_refuted && hk__plan_now() < split; restart++) {
+  for (int restart = 0; mode != HK__SEARCH_BB && !s.done && !lb_refuted && hk__plan_clock(p) < split; restart++) {
     for (size_t i = 0; i < n; i++) {
       uint64_t k;
       if (restart == 0 && turn < 2) k = ~p->len[i];

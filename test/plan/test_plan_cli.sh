@@ -73,6 +73,8 @@ run "$HK" plan "$tmp/m6.csv"; expect 2 "m6.csv:2: expected 4 fields, found 3" "m
 # a perfect packing (bound = 1000) cut by hand: placed at the bound
 printf 'id,lower,upper,size\na,0,10,600\nb,0,5,400\nc,5,10,150\nd,5,8,250\ne,8,10,250\n' >"$tmp/p.csv"
 run "$HK" plan --verify "$tmp/p.csv"; expect 0 "lower bound 1000, peak 1000" "perfect packing"
+run "$HK" plan --cpu-time --time-limit 0.5 --verify "$tmp/p.csv"; expect 0 "lower bound 1000, peak 1000" "--cpu-time"
+run "$HK" plan --help; grep -q -- "--cpu-time" "$tmp/out" || fail "plan --help lacks --cpu-time"
 
 if [ "$fails" -ne 0 ]; then echo "test_plan_cli: $fails failures"; exit 1; fi
 echo "test_plan_cli: all checks passed"
