@@ -422,7 +422,9 @@ bool hk__tld_adopt_one(hk__tld *tld, int medium) {
     if (!pg->in_use) continue;
     bool last = seg->used_pages == 1;
     hk__page_place(tld->heap_default, pg);
-    if (last && !pg->in_use) break; /* the segment may be gone */
+    /* The only in-use page left: placing it may have freed the segment, so pg must not be read
+     * (it was: a segfault once the segment was unmapped, HEAPKIT_SEGMENT_CACHE=0; malloc.adopt_empty). */
+    if (last) break;
   }
   return true;
 }
