@@ -150,6 +150,8 @@ HK_INTERNAL void hk__arena_trace_close(hk_arena *a, size_t from_seq);
 HK_INTERNAL void hk__arena_trace_free(hk_arena *a);
 HK_INTERNAL int hk__arena_replay_init(hk_arena *a, const char *path);
 HK_INTERNAL void *hk__arena_replay_next(hk_arena *a, size_t size, size_t align);
+/* A restore or reset released the allocations from from_seq on. */
+HK_INTERNAL void hk__arena_replay_close(hk_arena *a, size_t from_seq);
 HK_INTERNAL void hk__arena_replay_free(hk_arena *a);
 HK_INTERNAL void hk__arena_replay_stats(const hk_arena *a, size_t *hits, size_t *misses);
 HK_INTERNAL bool hk__arena_replay_contains(const hk_arena *a, const void *p);

@@ -32,6 +32,7 @@ size_t hk__arena_restore_to(hk_arena *a, hk__arena_chunk *c, char *pos, size_t c
   hk__arena_sync_stats(a);
   hk__arena_run_cleanups(a, cleanups);
   if (a->trace) hk__arena_trace_close(a, seq);
+  if (a->replay) hk__arena_replay_close(a, seq);
   hk__arena_chunk *cur = hk__arena_cur(a);
   char *curpos = hk__arena_pos(a);
   for (hk__arena_chunk *x = c;; x = x->next) {

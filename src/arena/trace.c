@@ -190,16 +190,30 @@ int hk_arena_trace_write(const hk_arena *a, const char *path) {
 
 typedef struct plan_entry {
   uint64_t offset, size; /* size UINT64_MAX: no entry with this id */
+  uint64_t upper;        /* the planned end of its lifetime (UINT64_MAX: the plan has no upper column) */
 } plan_entry;
 
-/* Layout of the replay segment: [hk__segment][hk__arena_replay][table: n entries][block: peak bytes]. */
+/* The allocations served from the plan and not released yet, in id order (a restore releases a
+ * suffix of them), each with the smallest planned upper among it and those below it. */
+typedef struct live_entry {
+  uint64_t id, min_upper;
+} live_entry;
+
+/* Layout of the replay segment: [hk__segment][hk__arena_replay][table: n entries][live: n entries]
+ * [block: peak bytes].
+ * The plan shares offsets between allocations whose planned lifetimes are disjoint, so a served
+ * allocation that outlives its planned upper (the run released it later than the recorded one, or
+ * never) overlaps those planned after it: from the first allocation at which a served one is still
+ * live past its planned upper, the run is off the plan and every allocation is a miss. */
 struct hk__arena_replay {
   hk__segment *seg;
   plan_entry *table;
-  size_t n;
+  live_entry *live;
+  size_t n, nlive;
   char *block;
   size_t peak;
   size_t hits, misses;
+  bool off_plan;
 };
 
 static size_t replay_hdr(void) {
@@ -310,6 +324,7 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
   const char *le = memchr(line, '\n', (size_t)(end - line));
   if (!le) le = end;
   int c_id = column(line, le, "id"), c_size = column(line, le, "size"), c_off = column(line, le, "offset");
+  int c_up = column(line, le, "upper"); /* optional: without it lifetimes are not checked */
   if (c_id < 0 || c_size < 0 || c_off < 0) {
     hk__warning("arena replay: %s line %zu: the header needs the columns id, size and offset", path, header_line);
     goto out;
@@ -320,14 +335,14 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
       const char *e = memchr(s, '\n', (size_t)(end - s));
       if (!e) e = end;
       const char *fs, *fe;
-      uint64_t id, size, off;
+      uint64_t id, size, off, up = UINT64_MAX;
       const char *q = s;
       while (q < e && (*q == ' ' || *q == '\r' || *q == '\t')) q++;
       bool blank = q == e || *q == '#'; /* blank lines and # comments are skipped */
       if (!blank) {
         if (!field(s, e, c_id, &fs, &fe) || !parse_u64(fs, fe, &id) || !field(s, e, c_size, &fs, &fe) ||
             !parse_u64(fs, fe, &size) || !field(s, e, c_off, &fs, &fe) || !parse_u64(fs, fe, &off) ||
-            id >= MAX_PLAN_ENTRIES || size > ((uint64_t)1 << 40) || off > ((uint64_t)1 << 40)) {
+            (c_up >= 0 && (!field(s, e, c_up, &fs, &fe) || !parse_u64(fs, fe, &up))) || id >= MAX_PLAN_ENTRIES || size > ((uint64_t)1 << 40) || off > ((uint64_t)1 << 40)) {
           hk__warning("arena replay: %s line %zu: expected non-negative integers id, size, offset", path, lineno + 1);
           goto out;
         }
@@ -342,13 +357,14 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
           }
           r->table[id].offset = off;
           r->table[id].size = size;
+          r->table[id].upper = up;
         }
       }
       s = e < end ? e + 1 : end;
     }
     if (pass == 0) {
       size_t n = rows ? (size_t)max_id + 1 : 0;
-      size_t block_off = hk__align_up(replay_hdr() + n * sizeof(plan_entry), 4096);
+      size_t block_off = hk__align_up(replay_hdr() + n * (sizeof(plan_entry) + sizeof(live_entry)), 4096);
       size_t total = block_off + (size_t)peak;
       seg = hk__segment_alloc(total, HK_SEGMENT_SIZE, HK__SEG_ARENA, replay_hdr());
       if (!seg || hk__segment_commit(seg, 0, total, NULL) != HK_OK) {
@@ -360,6 +376,7 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
       memset(r, 0, sizeof *r);
       r->seg = seg;
       r->table = (plan_entry *)((char *)seg + replay_hdr());
+      r->live = (live_entry *)(r->table + n);
       r->n = n;
       for (size_t i = 0; i < n; i++) r->table[i].size = UINT64_MAX;
       r->block = (char *)seg + block_off;
@@ -381,15 +398,24 @@ void *hk__arena_replay_next(hk_arena *a, size_t size, size_t align) {
   hk__arena_replay *r = a->replay;
   size_t k = a->seq;
   size_t n = hk__arena_round(size);
-  if (k < r->n && r->table[k].size != UINT64_MAX && n <= r->table[k].size) {
+  if (!r->off_plan && r->nlive && r->live[r->nlive - 1].min_upper <= k) r->off_plan = true;
+  if (!r->off_plan && k < r->n && r->table[k].size != UINT64_MAX && n <= r->table[k].size) {
     char *p = r->block + r->table[k].offset;
     if ((uintptr_t)p % align == 0) {
+      uint64_t up = r->table[k].upper;
+      if (r->nlive && r->live[r->nlive - 1].min_upper < up) up = r->live[r->nlive - 1].min_upper;
+      r->live[r->nlive++] = (live_entry){k, up}; /* (ids only grow: at most n entries) */
       r->hits++;
       return p;
     }
   }
   r->misses++;
   return NULL;
+}
+
+void hk__arena_replay_close(hk_arena *a, size_t from_seq) {
+  hk__arena_replay *r = a->replay;
+  while (r->nlive && r->live[r->nlive - 1].id >= from_seq) r->nlive--;
 }
 
 void hk__arena_replay_free(hk_arena *a) {

@@ -101,6 +101,48 @@ static void test_hand_checked(void) {
   hk_arena_destroy(rep);
 }
 
+/* A run whose lifetimes leave the plan: allocations 0 and 1 share offset 0 because the recorded
+ * run released 0 (a restore) before allocating 1. A run that keeps 0 alive got 1 at the same
+ * address: two live allocations overlapped. Once a live allocation outlives its planned interval,
+ * the rest of the run is bump-allocated (misses); a run that follows the plan still gets it. */
+static void test_replay_lifetimes(void) {
+  spit(path("arena_plan2.csv"),
+       "id,lower,upper,size,offset\n"
+       "0,0,1,64,0\n"
+       "1,1,2,64,0\n"
+       "2,2,3,64,0\n");
+  hk_arena_stats st;
+  /* follows the plan */
+  hk_arena *rep = hk_arena_new(&(hk_arena_options){.replay_path = path("arena_plan2.csv")});
+  CHECK(rep != NULL);
+  if (!rep) return;
+  hk_arena_mark m = hk_arena_save(rep);
+  char *a = hk_arena_alloc(rep, 64);
+  hk_arena_restore(rep, m);
+  char *b = hk_arena_alloc(rep, 64);
+  hk_arena_stats_get(rep, &st);
+  CHECK(a == b && st.replay_hits == 2 && st.replay_misses == 0);
+  hk_arena_destroy(rep);
+  /* keeps allocation 0 alive */
+  rep = hk_arena_new(&(hk_arena_options){.replay_path = path("arena_plan2.csv")});
+  CHECK(rep != NULL);
+  if (!rep) return;
+  a = hk_arena_alloc(rep, 64);
+  memset(a, 'a', 64);
+  b = hk_arena_alloc(rep, 64);
+  CHECK(b != NULL && (b >= a + 64 || b + 64 <= a));
+  if (b) memset(b, 'b', 64);
+  CHECK(a[0] == 'a' && a[63] == 'a');
+  m = hk_arena_save(rep);
+  char *c = hk_arena_alloc(rep, 64);
+  CHECK(c != NULL && (c >= a + 64 || c + 64 <= a));
+  hk_arena_restore(rep, m);
+  hk_arena_stats_get(rep, &st);
+  CHECK(st.replay_hits == 1 && st.replay_misses == 2);
+  hk_arena_destroy(rep);
+  remove(path("arena_plan2.csv"));
+}
+
 /* A trace longer than its first 4 MiB segment of records (131,000 of them) moves to a larger one. */
 static void test_long_trace(void) {
   enum { N = 200000 };
@@ -227,6 +269,7 @@ int main(int argc, char **argv) {
   if (argc > 2) snprintf(dir, sizeof dir, "%s", argv[2]);
   test_hand_checked();
   test_bad_plans();
+  test_replay_lifetimes();
   test_long_trace();
   if (argc > 1 && argv[1][0] && access(argv[1], X_OK) == 0) test_cli(argv[1]);
   else printf("arena.trace: no heapkit tool given; the CLI round trip was not run\n");
