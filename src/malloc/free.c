@@ -119,6 +119,10 @@ static hk_noinline void free_generic(void *p) {
   }
   if ((pg->flags & HK__PAGE_HARDENED) || maybe_free_block(pg, b, hk__page_carved(pg))) check_double_free(pg, b);
   hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+  if (pg->flags & HK__PAGE_HOT) {
+    hk__page_free_hot(h, pg, b);
+    return;
+  }
   hk__heap_count_op(h, frees);
   hk__page_free_local(pg, b);
 }
@@ -153,8 +157,30 @@ static hk_noinline void free_suspect(void *p) {
   hk__block *b = (hk__block *)p;
   check_double_free(pg, b);
   hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+  if (pg->flags & HK__PAGE_HOT) {
+    hk__page_free_hot(h, pg, b);
+    return;
+  }
   hk__heap_count_op(h, frees);
   hk__page_free_local(pg, b);
+}
+
+/* hk_free of p in a page whose only flag is HOT (a class over HK_DIRECT_MAX), in a segment among
+ * the thread's hints: one of its malloc segments, the page index in range. Without free_generic's
+ * segment and thread checks. */
+static hk_noinline void free_hot(void *p) {
+  hk__page *pg = hk__page_of(hk__mseg_of(p), p);
+  size_t off = (uintptr_t)p - (uintptr_t)pg->start;
+  uint32_t carved = hk__page_carved(pg);
+  if (hk_unlikely(off >= carved || off * pg->div_check >= pg->div_check)) {
+    free_generic(p); /* reports it */
+    return;
+  }
+  hk__block *b = (hk__block *)p;
+  if (hk_unlikely(maybe_free_block(pg, b, carved))) check_double_free(pg, b);
+  hk_heap *h = hk__tls_heap;
+  hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+  hk__page_free_hot(h, pg, b);
 }
 
 /* A local free in a malloc segment that is not among the thread's hints yet: it becomes one, and
@@ -214,7 +240,8 @@ void hk_free(void *p) {
   size_t off = (uintptr_t)p - (uintptr_t)pg->start;
   /* fast_end is 0 in a page with flags */
   if (hk_unlikely(off >= pg->fast_end || off * pg->div_check >= pg->div_check)) {
-    free_generic(p);
+    if (pg->flags == HK__PAGE_HOT) free_hot(p);
+    else free_generic(p);
     return;
   }
   hk__block *b = (hk__block *)p;

@@ -52,6 +52,7 @@ void hk__process_init(void) {
 }
 
 void hk__heap_init(hk_heap *h, hk__tld *tld) {
+  hk_assert(hk__bin_of(HK_DIRECT_MAX) == HK__HOT_FIRST_BIN - 1 && hk__bin_of(HK_DIRECT_MAX + 1) == HK__HOT_FIRST_BIN);
   for (size_t i = 0; i < HK_DIRECT_SLOTS; i++) h->direct[i] = &hk__page_empty;
   for (size_t i = 1; i <= HK_BIN_MAX; i++) h->queues[i].block_size = hk__bin_size(i);
   h->tld = tld;

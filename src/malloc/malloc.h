@@ -84,9 +84,19 @@ static inline uint8_t hk__rbuf_limit(const hk__page *pg, const hk_heap *h) {
   return (uint8_t)(n < HK__RBUF_MAX ? n : HK__RBUF_MAX);
 }
 
+/* Whether pg, of heap h, is HK__PAGE_HOT: a class over HK_DIRECT_MAX in a default heap. Only
+ * default heaps, so that a local free into a hot page (which comes through the thread's default
+ * heap) knows the page's heap without loading it from the remote line. */
+static inline bool hk__page_wants_hot(const hk__page *pg, const hk_heap *h) {
+  return h != NULL && h->is_default && pg->block_size > HK_DIRECT_MAX;
+}
+
 /* Every change of a page's heap goes through here, so that remote.rbuf_limit says whether remote
- * frees into it may be buffered (rfree.c). Owner only, block_size and flags already set. */
+ * frees into it may be buffered (rfree.c), and the HOT flag whether its local frees make it the
+ * heap's hot page. Owner only, block_size and the other flags already set. */
 static inline void hk__page_set_heap(hk__page *pg, hk_heap *h) {
+  if (hk__page_wants_hot(pg, h)) hk__page_flag_set(pg, HK__PAGE_HOT);
+  else if (pg->flags & HK__PAGE_HOT) hk__page_flag_clear(pg, HK__PAGE_HOT);
   __atomic_store_n(&pg->remote.rbuf_limit, hk__rbuf_limit(pg, h), __ATOMIC_RELAXED);
   atomic_store_explicit(&pg->heap, h, memory_order_release);
 }
@@ -171,6 +181,9 @@ HK_INTERNAL void *hk__malloc_generic(size_t size, hk_heap *h); /* size first: ma
 HK_INTERNAL void *hk__heap_malloc_bin(hk_heap *h, size_t bin);
 HK_INTERNAL void hk__mpage_collect(hk__page *pg);
 HK_INTERNAL void hk__page_free_local(hk__page *pg, hk__block *b);   /* slow local free */
+/* local free into a HK__PAGE_HOT page of h, the calling thread's default heap; counts the free as
+ * hk_free's fast path does */
+HK_INTERNAL void hk__page_free_hot(hk_heap *h, hk__page *pg, hk__block *b);
 HK_INTERNAL void hk__page_retire(hk_heap *h, hk__page *pg);
 HK_INTERNAL void hk__page_queue_push(hk_heap *h, hk__page_queue *q, hk__page *pg);
 HK_INTERNAL void hk__page_queue_remove(hk_heap *h, hk__page_queue *q, hk__page *pg);

@@ -52,6 +52,8 @@
 #define HK_DIRECT_SLOTS (HK_DIRECT_MAX / 8 + 1)
 #define HK_BIN_MAX 81                    /* bins 1..81 hold size classes 8 .. 64 KiB */
 #define HK_BIN_FULL (HK_BIN_MAX + 1)     /* queue of pages with no free block */
+#define HK__HOT_FIRST_BIN 34             /* hk__bin_of(HK_DIRECT_MAX + 1): classes with a hot page */
+#define HK__HOT_BINS (HK_BIN_MAX + 1 - HK__HOT_FIRST_BIN)
 #define HK_MAX_ALLOC ((size_t)1 << 46)   /* larger requests fail with ENOMEM */
 
 typedef struct hk__block { uintptr_t next; } hk__block;
@@ -60,6 +62,9 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 #define HK__PAGE_IN_FULL 1     /* in the heap's full queue; a free must move it back */
 #define HK__PAGE_HAS_ALIGNED 2 /* some block was handed out at an offset inside it */
 #define HK__PAGE_HARDENED 4    /* HEAPKIT_HARDENED: every free searches the free lists */
+#define HK__PAGE_HOT 8         /* blocks over HK_DIRECT_MAX: a local free makes the page its heap's
+                                  hot page of the class (hk__page_free_hot), so these frees leave the
+                                  fast path (free.c, free_flagged) */
 
 /* The remote-free buffer (rfree.c) holds less than HK__RBUF_BYTES (and at most HK__RBUF_MAX blocks)
  * of one page before handing them over, and no block over HK__RBUF_BYTES / 2 or under 16 bytes. */
@@ -252,6 +257,11 @@ struct hk_heap_s {
    * back or abandons its segments (mseg.c), so an entry is always a live segment of this thread. */
   uintptr_t seg_hint[HK__SEG_HINTS];
   hk__fcache *fcache;  /* default heap only: the foreign-block cache (rfree.c), NULL until used */
+  /* hot[bin - HK__HOT_FIRST_BIN]: the page of that class (over HK_DIRECT_MAX) that took this
+   * heap's last local free of the class, or NULL; malloc of the class pops from it first when it
+   * has a free block (page.c, heap_malloc_bin). A page of this heap, in its bin queue or the full
+   * queue: cleared when the page leaves the heap (hk__page_retire, hk__heap_release_pages). */
+  hk__page *hot[HK__HOT_BINS];
 };
 
 #endif

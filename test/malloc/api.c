@@ -1352,6 +1352,63 @@ static void sec_page_reuse(void) {
   EXPECTF(in_a >= 300, "%d of 500 blocks came from the page with 1300 free blocks (the rest: a page growing)", in_a);
 }
 
+/* A block over 1 KiB that its thread frees is what the next malloc of its size class returns,
+ * whatever page holds it (page.c, hk__page_free_hot): those classes have a few blocks per page, and
+ * the first page of the queue handed out blocks freed long ago. In a fresh thread: four pages and a
+ * half of each class filled, then, many times, a block of an earlier page freed and the next
+ * malloc of its size checked; then a page emptied entirely (given back to its segment) while it was
+ * the hot page, and a first-class heap's blocks, which the default heap must never hand out. */
+static void *hot_thread(void *arg) {
+  static const size_t hot_sizes[] = {1025, 1500, 3000, 9000, 20000, 40000, 65536};
+  int *wrong = arg;
+  enum { MAXN = 4 * 64 + 40 };
+  void *p[MAXN];
+  for (size_t i = 0; i < sizeof hot_sizes / sizeof hot_sizes[0]; i++) {
+    size_t n = hot_sizes[i], page = n > 16 * KiB ? 128 * KiB : 64 * KiB, per = page / n;
+    size_t cnt = 4 * per + per / 2 + 1;
+    if (cnt > MAXN) cnt = MAXN;
+    for (size_t k = 0; k < cnt; k++) memset(p[k] = hk_malloc(n), 0x11, n);
+    uint64_t r = 12345;
+    for (int round = 0; round < 50; round++) {
+      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      size_t k = (size_t)(r >> 33) % (cnt - per); /* not in the last page, the first of its queue */
+      void *old = p[k];
+      hk_free(old);
+      void *q = hk_malloc(n);
+      if (q != old && !(*wrong)++) fprintf(stderr, "malloc(%zu) after free(%p) gave %p\n", n, old, q);
+      memset(p[k] = q, 0x22, n);
+    }
+    /* the hot page emptied: it goes back to its segment, and later mallocs must not use it */
+    uintptr_t pg0 = (uintptr_t)p[0] & ~(uintptr_t)(page - 1);
+    for (size_t k = 0; k < cnt; k++)
+      if (((uintptr_t)p[k] & ~(uintptr_t)(page - 1)) == pg0) { hk_free(p[k]); p[k] = NULL; }
+    for (size_t k = 0; k < cnt; k++) {
+      if (p[k]) continue;
+      memset(p[k] = hk_malloc(n), 0x33, n);
+      if (!hk_owns(p[k]) && !(*wrong)++) fprintf(stderr, "malloc(%zu) gave %p, not a heapkit block\n", n, p[k]);
+    }
+    for (size_t k = 0; k < cnt; k++) hk_free(p[k]);
+  }
+  /* a first-class heap's blocks stay with it */
+  hk_heap *h2 = hk_heap_new();
+  void *a[8];
+  for (int k = 0; k < 8; k++) memset(a[k] = hk_heap_malloc(h2, 3000), 0x44, 3000);
+  hk_free(a[3]);
+  void *d = hk_malloc(3000);
+  if (d == a[3] && !(*wrong)++) fprintf(stderr, "the default heap handed out a first-class heap's block\n");
+  void *e = hk_heap_malloc(h2, 3000);
+  if (e != a[3] && !(*wrong)++) fprintf(stderr, "hk_heap_malloc after free(%p) gave %p\n", a[3], e);
+  hk_free(d);
+  hk_heap_destroy(h2);
+  return arg;
+}
+
+static void sec_hot_page(void) {
+  int wrong = 0;
+  tu_run_thread(hot_thread, &wrong);
+  EXPECTF(wrong == 0, "%d mallocs over 1 KiB did not return the block their thread freed last", wrong);
+}
+
 /* fork from a thread that holds remote frees: the child works, and the blocks reach their pages */
 static void sec_rbuf_fork(void) {
   rb_alloc(NULL);
@@ -1689,7 +1746,7 @@ static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak},
-  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"lifo", sec_lifo}, {"page_reuse", sec_page_reuse},
+  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"lifo", sec_lifo}, {"hot_page", sec_hot_page}, {"page_reuse", sec_page_reuse},
   {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize},
   {"env", sec_env},
 };
