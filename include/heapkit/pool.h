@@ -122,6 +122,23 @@ typedef struct hk_pool_head {
 #define HK__POOL_SEG_MASK (((uintptr_t)1 << 22) - 1)
 #define HK__POOL_STACK_OFF ((uintptr_t)256)
 
+/* The checked free's store of the slot address into the block. Under gcc it goes through a type
+ * of its own, which gcc's type-based alias analysis knows cannot be a field of the head: in a loop
+ * of frees gcc then loads win, base and inv once (and again after an out-of-line call) instead of
+ * on every free, as a memcpy store, which may write anything, makes it do (docs/arena.md,
+ * Performance). The store is valid C (memory with no declared type takes the type it is written
+ * with, until the program writes the block again), and gcc never uses types to move a store
+ * across another store or across an earlier load, so the program's own accesses to the block keep
+ * their order around it; the read stays a memcpy. Other compilers get the memcpy. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER)
+typedef struct hk__pool_slot_word {
+  uintptr_t slot;
+} hk__pool_slot_word;
+#define HK__POOL_SET_SLOT(block, v) (((hk__pool_slot_word *)(block))->slot = (v))
+#else
+#define HK__POOL_SET_SLOT(block, v) memcpy((block), &(v), sizeof(uintptr_t))
+#endif
+
 static inline void *hk_pool_alloc(hk_pool *p) {
   hk_pool_head *h = (hk_pool_head *)p;
   if (HK_LIKELY(h != NULL)) {
@@ -140,6 +157,10 @@ static inline void hk_pool_free(hk_pool *p, void *block) {
   if (HK_LIKELY(h != NULL)) {
     void **t = h->top;
     uint64_t win = h->win;
+    /* read here, in either mode, so that gcc can keep them in registers across a loop of frees
+     * (HK__POOL_SET_SLOT); in the checked branch only, it loads them on every free */
+    uintptr_t base = h->base;
+    uint64_t inv = h->inv;
     /* The unchecked branch first, without a hint: gcc then gives each mode's loop of frees a
      * compact body (docs/arena.md, Performance). */
     if (win & HK__POOL_UNCHECKED) {
@@ -150,14 +171,14 @@ static inline void hk_pool_free(hk_pool *p, void *block) {
       }
     } else {
       /* no capacity test: the window admits a block only while the stack has a slot for it */
-      uint64_t x = (uint64_t)((uintptr_t)block - h->base) * h->inv;
+      uint64_t x = (uint64_t)((uintptr_t)block - base) * inv;
       unsigned r = (unsigned)win & 63;
       x = (x >> r) | (x << ((64 - r) & 63));
       if (HK_LIKELY(x < (win >> HK__POOL_NWIN_SHIFT))) {
         uintptr_t w, tt = (uintptr_t)t;
         memcpy(&w, block, sizeof w); /* memcpy: the block may hold any type */
         if (HK_LIKELY(tt - 1 + HK__POOL_STACK_OFF - w >= (tt & HK__POOL_SEG_MASK))) {
-          memcpy(block, &tt, sizeof tt);
+          HK__POOL_SET_SLOT(block, tt);
           *t = block;
           h->top = t + 1;
           return;
