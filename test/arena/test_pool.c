@@ -286,8 +286,62 @@ static void test_stack_window_cut(void) {
   hk_pool_destroy(p);
 }
 
+/* The checked free writes the slot word into the block through a type of its own (pool.h,
+ * HK__POOL_SET_SLOT, under gcc), right next to the program's own accesses to the block when the
+ * calls are inlined: a value read before the free must be the program's, and a value written after
+ * the block comes back (LIFO: the same block) must be what memory holds, whatever its type. A
+ * compiler that moved the slot store across either access would fail here. */
+struct two_ptrs {
+  void *next, *prev;
+};
+static __attribute__((noinline)) uint64_t word_at(const void *b) {
+  uint64_t w;
+  memcpy(&w, b, sizeof w);
+  return w;
+}
+static void test_slot_word_types(void) {
+  hk_pool *p = hk_pool_new(48);
+  int ok = 1;
+  void *keep = hk_pool_alloc(p); /* one live block, so the stack is not empty below */
+  for (uint64_t i = 1; i <= 100000; i++) {
+    uint64_t *u = hk_pool_alloc(p);
+    *u = i;
+    uint64_t seen = *u;                 /* read before the free */
+    hk_pool_free(p, u);
+    ok &= seen == i;
+    double *d = hk_pool_alloc(p);       /* the same block */
+    ok &= (void *)d == (void *)u;
+    *d = (double)i + 0.5;               /* another type, written right after the slot store */
+    double dd;
+    memcpy(&dd, d, sizeof dd);
+    ok &= dd == (double)i + 0.5;
+    uint64_t raw;
+    memcpy(&raw, &dd, sizeof raw);
+    ok &= word_at(d) == raw;
+    hk_pool_free(p, d);
+    struct two_ptrs *t = hk_pool_alloc(p);
+    t->next = keep;                     /* a pointer-typed first word */
+    t->prev = NULL;
+    ok &= word_at(t) == (uint64_t)(uintptr_t)keep;
+    uint32_t *h = (uint32_t *)t;
+    hk_pool_free(p, t);
+    uint32_t *h2 = hk_pool_alloc(p);
+    ok &= h2 == h;
+    h2[0] = (uint32_t)i;                /* half the word: the other half keeps the slot's bits */
+    ok &= (uint32_t)word_at(h2) == (uint32_t)i;
+    hk_pool_free(p, h2);
+  }
+  CHECK(ok);
+  hk_pool_stats st;
+  hk_pool_stats_get(p, &st);
+  CHECK(st.in_use == 1 && st.free_blocks == st.carved - 1);
+  hk_pool_free(p, keep);
+  hk_pool_destroy(p);
+}
+
 int main(void) {
   test_basic();
+  test_slot_word_types();
   hk_option_set(HK_OPT_VERBOSE, 0); /* hk_pool_free(NULL, ..) warns */
   test_bad_input();
   hk_option_set(HK_OPT_VERBOSE, 1);
