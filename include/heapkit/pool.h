@@ -83,8 +83,9 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
  * (the most recently freed on top): allocation pops it, free pushes, and neither chases a pointer
  * through a block. top is the next free slot; the word below the first entry is NULL, so a pop
  * that reads NULL found the stack empty. Shared, debug and sanitizer pools point top at a page
- * boundary after a NULL word and keep win 0, so every call goes out of line, and out of line are
- * also carving, stack growth and everything the checks below send there.
+ * boundary after a NULL word and keep win at the unchecked flag alone (the inline free's cheapest
+ * way out: the flag, then top's page boundary), so every call goes out of line, and out of line
+ * are also carving, stack growth and everything the checks below send there.
  *
  * The checks of a (default) checked pool read this head and the block's first word; allocation
  * writes nothing but top:

@@ -26,7 +26,7 @@
  *            of each free block, whose second word holds a mark (the secret xor the block's
  *            address) that allocation clears, so a bad free is found in O(1) as above; a marked
  *            block is confirmed free by a walk of the free list. Every call comes here (h.top is
- *            nil_top, h.win 0), which lets ASan/valgrind
+ *            nil_top, h.win the unchecked flag alone), which lets ASan/valgrind
  *            annotate and debug builds fill each block. Blocks are therefore at least 16 bytes.
  * A detected bad free is fatal in every mode, with the message hk_free uses for its own.
  * The stack of both stack modes: its committed slots grow, out of line, in steps of one page-layer
@@ -75,8 +75,9 @@ typedef struct pool_seg {
  * carved, else no more than the stack has room for; nwin 0 while there is no stack or the stack's
  * segment is larger than 4 MiB), n <=
  * carved unless an unchecked pool was misused; h.top == nil_top while there is no stack; list ==
- * NULL. Listed: h.top == nil_top, h.win == 0, the free list has nlist <= carved blocks, each
- * marked. listed == !shared && (track || HK_DEBUG >= 1). Shared: h.top == nil_top, h.win == 0,
+ * NULL. Listed: h.top == nil_top, h.win == HK__POOL_UNCHECKED, the free list has nlist <= carved blocks, each
+ * marked. listed == !shared && (track || HK_DEBUG >= 1). Shared: h.top == nil_top,
+ * h.win == HK__POOL_UNCHECKED,
  * the depot stk[0 .. dn) holds dn <= carved blocks, each marked (word 0 == mark_of), list empty. */
 struct hk_pool {
   hk_pool_head h; /* first: the inline fast paths read it */
@@ -284,7 +285,9 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->unchecked = !p->listed && !p->shared && opt->unchecked && !opt->checked && hk_option_get(HK_OPT_HARDENED) == 0;
   p->h.top = nil_top;
   p->h.inv = p->inv;
-  p->h.win = p->unchecked ? HK__POOL_UNCHECKED : p->listed || p->shared ? 0 : p->tz;
+  /* listed and shared pools: the flag alone, so the inline free tests it and top's page boundary
+   * (nil_top is one) and calls out, without the checked branch's window */
+  p->h.win = p->unchecked || p->listed || p->shared ? HK__POOL_UNCHECKED : p->tz;
   p->secret = (ps->seg->cookie | 1) * (uintptr_t)0x9E3779B97F4A7C15ull;
   /* at most a segment (all a step can commit): rounding a step near SIZE_MAX up wrapped to 0 */
   p->commit_step = opt->commit_step ? hk__align_up(min_sz(opt->commit_step, HK_SEGMENT_SIZE), 4096) : POOL_DEFAULT_STEP;
@@ -938,13 +941,13 @@ bool hk__pool_is_valid(hk_pool *p) {
     n++;
   }
   if (p->listed != (!p->shared && (p->track || HK_DEBUG >= 1))) return false;
-  if (p->unchecked != ((p->h.win & HK__POOL_UNCHECKED) != 0)) return false;
+  if ((p->unchecked || p->listed || p->shared) != ((p->h.win & HK__POOL_UNCHECKED) != 0)) return false;
   if (p->shared) {
-    if (p->h.top != nil_top || p->h.win || p->list || p->nlist || p->dn > p->stk_slots || p->dn > p->carved) return false;
+    if (p->h.top != nil_top || p->h.win != HK__POOL_UNCHECKED || p->list || p->nlist || p->dn > p->stk_slots || p->dn > p->carved) return false;
     for (size_t i = 0; i < p->dn; i++)
       if (!is_carved_block(p, p->stk[i]) || word(p, p->stk[i], 0) != mark_of(p, p->stk[i])) return false;
   } else if (p->listed) {
-    if (p->h.top != nil_top || p->h.win || p->stk_seg || p->stk) return false;
+    if (p->h.top != nil_top || p->h.win != HK__POOL_UNCHECKED || p->stk_seg || p->stk) return false;
     for (const char *f = p->list; f; f = (const char *)word(p, f, 0)) {
       if (++nf > p->carved) return false;
       hk__segment *s = hk__segment_of(f);
