@@ -108,8 +108,8 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
  * An unchecked pool (win bit 7) pushes without either check, inline while top is not at a 4 KiB
  * boundary (the stack's committed end is one; 1 push in 512 checks out of line).
  * The free's loop is bound by loads and stores, not by instructions (docs/arena.md): nwin shares
- * the word the rotation is loaded from (one shift instead of a load); base and inv, which the
- * subtraction and the multiply read from memory directly, keep words of their own. */
+ * the word the rotation is loaded from (one shift instead of a load), and under gcc a loop of
+ * checked frees loads win, base and inv once, not on every free (HK__POOL_SET_SLOT below). */
 typedef struct hk_pool_head {
   void **top;
   uint64_t win; /* rot | HK__POOL_UNCHECKED | nwin << HK__POOL_NWIN_SHIFT */
