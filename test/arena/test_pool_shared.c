@@ -259,9 +259,14 @@ static void test_many_pools(void) {
   }
 }
 
+/* The pool's invariant check (src/pool/pool.c, through the static library): a shared pool's
+ * head sends every call out of line (top at nil_top, win at the unchecked flag alone). */
+bool hk__pool_is_valid(hk_pool *p);
+
 /* ---- per-thread LIFO: a thread gets back the block it freed last ---- */
 static void test_lifo(void) {
   hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 24, .shared = true});
+  CHECK(hk__pool_is_valid(p));
   void *a = hk_pool_alloc(p), *b = hk_pool_alloc(p), *c = hk_pool_alloc(p);
   hk_pool_free(p, a);
   hk_pool_free(p, c);
@@ -270,6 +275,7 @@ static void test_lifo(void) {
   CHECK(hk_pool_contains(p, a) && hk_pool_contains(p, b));
   hk_pool_free(p, a);
   CHECK(!hk_pool_contains(p, a));
+  CHECK(hk__pool_is_valid(p));
   hk_pool_destroy(p);
 }
 
