@@ -211,6 +211,14 @@ static void case_realloc_freed(void) {
   *shared_addr = (uintptr_t)p;
   sink = hk_realloc(p, 100);
 }
+/* ... and of a block over 1 KiB (a hot page's, which realloc looks up through the segment hints) */
+static void case_realloc_freed_big(void) {
+  char *keep = hk_malloc(3000), *p = hk_malloc(3000);
+  sink = keep;
+  hk_free(p);
+  *shared_addr = (uintptr_t)p;
+  sink = hk_realloc(p, 2000);
+}
 static void case_usable_size_stack(void) {
   char buf[64];
   sink = buf;
@@ -289,6 +297,7 @@ static const mcase cases[] = {
   {"realloc_interior_huge", case_realloc_interior_huge, "heapkit: realloc of 0x", NULL},
   {"realloc_interior_fits", case_realloc_interior_fits, "heapkit: realloc of 0x", NULL},
   {"realloc_freed", case_realloc_freed, "heapkit: realloc of 0x", NULL},
+  {"realloc_freed_big", case_realloc_freed_big, "heapkit: realloc of 0x", NULL},
   {"usable_size_stack", case_usable_size_stack, "heapkit: ", NULL},
   {"heap_other_thread", case_heap_other_thread, "heapkit: ", NULL},
   {"heap_destroy_null", case_heap_destroy_null, "heapkit: ", NULL, 1},
