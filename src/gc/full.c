@@ -140,7 +140,7 @@ static inline __attribute__((always_inline)) void note_kept(mark_ctx *c, void *p
                                                             size_t total) {
   if (b && (b->flags & F_UNREACHED)) {
     b->kept = (uint16_t)(b->kept + total / HK_GC_GRANULE);
-    if (hd & HK_GC_HDR_BARRIER) *hdr_of(p) = hd & ~HK_GC_HDR_BARRIER;
+    if (hd & (HK_GC_HDR_BARRIER | GC_HDR_LEAF)) *hdr_of(p) = hd & ~(HK_GC_HDR_BARRIER | GC_HDR_LEAF);
     return;
   }
   if (!(hd & HK_GC_HDR_NOSCAN) && !gc_stack_push(c->h, c->kept, p))
@@ -150,8 +150,10 @@ static inline __attribute__((always_inline)) void note_kept(mark_ctx *c, void *p
 /* Mark the object *slot refers to (evacuating it first when its block is a candidate); scan: queue
  * its slots (false: its children are known to be marked). fin: the finalization passes, which note
  * what they mark (a compile-time constant: the main marking pays nothing for it). */
-static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void **slot, bool scan, bool fin) {
+static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void **slot, bool scan, bool fin,
+                                                              bool ser) {
   hk_gc_heap *h = c->h;
+  const bool serial = ser || fin; /* known at compile time: no other thread marks */
   void *p = *slot;
   uintptr_t hd = __atomic_load_n(hdr_of(p), __ATOMIC_ACQUIRE);
   if (!in_blocks(p)) {
@@ -188,7 +190,7 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
       }
       memcpy(dst, hdr_of(p), total);
       uintptr_t fwd = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
-      if (!c->par) {
+      if (serial || !c->par) {
         *hdr_of(p) = fwd;
       } else if (!__atomic_compare_exchange_n(hdr_of(p), &hd, fwd, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         /* Another thread moved it first, or keeps it in place (gray): ours is left unmarked,
@@ -203,7 +205,7 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
       p = dst + HK_GC_GRANULE;
       *slot = p;
       c->evacuated += total;
-    } else if (c->par && !(hd & HK_GC_HDR_GRAY) &&
+    } else if (!serial && c->par && !(hd & HK_GC_HDR_GRAY) &&
                !__atomic_compare_exchange_n(hdr_of(p), &hd, hd | HK_GC_HDR_GRAY, false, __ATOMIC_ACQ_REL,
                                             __ATOMIC_ACQUIRE) &&
                (hd & HK_GC_HDR_FORWARDED)) {
@@ -216,7 +218,7 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
     }
   }
 in_place:
-  if (fin ? !mark_set(p) : !mark_claim(c, p)) {
+  if (serial ? !mark_set(p) : !mark_claim(c, p)) {
     /* A finalizable object already marked may be a dead one this pass kept for its own finalizer
      * before something else dead reached it: full_finalizers takes it off the ready list. */
     if (fin && (hd & HK_GC_HDR_FINALIZABLE)) push_or_die(h, c->reached, p);
@@ -227,16 +229,16 @@ in_place:
   if (!fin || !(b->flags & F_UNREACHED)) lines_mark_shared(p, total, h->epoch);
   c->live += total;
   if (fin) note_kept(c, p, hd, b, total); /* (nothing moves in the finalization passes: p is in b) */
-  if (scan && !(hd & HK_GC_HDR_NOSCAN)) mark_scan(c, p, hd);
+  if (scan && !(hd & HK_GC_HDR_NOSCAN) && !gc_hdr_leaf(hd)) mark_scan(c, p, hd);
 }
 
-#define mark_ref(c, slot, scan) mark_ref_t((c), (slot), (scan), false)
+#define mark_ref(c, slot, scan) mark_ref_t((c), (slot), (scan), false, false)
 
 static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, void **slot) {
   mark_ref((mark_ctx *)v, slot, true);
 }
 static inline __attribute__((always_inline)) void mark_visit_fin(hk_gc_visitor *v, void **slot) {
-  mark_ref_t((mark_ctx *)v, slot, true, true);
+  mark_ref_t((mark_ctx *)v, slot, true, true, true);
 }
 
 static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }
@@ -258,7 +260,7 @@ static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, v
   size_t n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
   for (size_t i = d->tail_start; i < n; i++) {
     if (i + TAIL_AHEAD < n && gc_is_ref((uintptr_t)w[i + TAIL_AHEAD])) __builtin_prefetch(hdr_of(w[i + TAIL_AHEAD]));
-    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin);
+    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin, fin);
   }
 }
 
@@ -280,7 +282,7 @@ static inline __attribute__((always_inline)) void fin_trace(mark_ctx *c, void *o
   void **w = (void **)o;
   for (uint64_t m = gc_layout_mask(d, hd); m; m &= m - 1) {
     unsigned i = (unsigned)__builtin_ctzll(m);
-    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, true);
+    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, true, true);
   }
   if (hk_unlikely(d->flags & HK_GC_TYPE_TAIL_POINTERS)) mark_obj_item_fin(c, o); /* (the tail) */
 }
@@ -293,7 +295,8 @@ static bool mark_frames(mark_ctx *c, hk_gc_mutator *self) {
   return false;
 }
 
-static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool fin) {
+/* ser: no parallel phase (known at compile time; the finalization passes are always serial). */
+static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool fin, bool ser) {
   void **fifo[MARK_FIFO];
   unsigned head = 0, n = 0;
   for (;;) {
@@ -313,15 +316,15 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
         void **t = fifo[head];
         fifo[head] = s;
         head = (head + 1) % MARK_FIFO;
-        mark_ref_t(c, t, true, fin);
+        mark_ref_t(c, t, true, fin, ser);
       }
-      if (c->par && hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
+      if (!ser && c->par && hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
     }
     if (n) {
       void **t = fifo[head];
       head = (head + 1) % MARK_FIFO;
       n--;
-      mark_ref_t(c, t, true, fin);
+      mark_ref_t(c, t, true, fin, ser);
       continue;
     }
     if (c->frames && mark_frames(c, NULL)) continue;
@@ -329,8 +332,13 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
   }
 }
 
-static void mark_drain(mark_ctx *c) { mark_drain_t(c, false); }
-static void mark_drain_fin(mark_ctx *c) { mark_drain_t(c, true); }
+/* A collection with one mutator (or none parked to help) marks without the parallel phase's
+ * atomics and checks. */
+static void mark_drain(mark_ctx *c) {
+  if (c->par) mark_drain_t(c, false, false);
+  else mark_drain_t(c, false, true);
+}
+static void mark_drain_fin(mark_ctx *c) { mark_drain_t(c, true, true); }
 
 /* A parked mutator's part of a parallel mark: its own frames first, then whatever is left. */
 static void mark_help(gc_par *p, hk_gc_mutator *self) {
@@ -534,7 +542,7 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes) {
           for (uint64_t bits = s->marks[i][w]; bits; bits &= bits - 1) {
             void *o = start + (w * 64 + (size_t)__builtin_ctzll(bits) + 1) * HK_GC_GRANULE;
             if (*hdr_of(o) & HK_GC_HDR_NOSCAN) continue;
-            *hdr_of(o) |= HK_GC_HDR_BARRIER;
+            *hdr_of(o) = gc_hdr_rearm(*hdr_of(o));
             if (bytes) remember_old(h, o);
           }
       }
@@ -619,7 +627,7 @@ static size_t full_finalizers(mark_ctx *c) {
         }
       } else {
         marked = large_of(p)->mark == h->epoch;
-        if (!marked) mark_ref_t(c, &r[i].obj, false, true);
+        if (!marked) mark_ref_t(c, &r[i].obj, false, true, true);
       }
       if (marked) { /* kept for another's finalizer: young if its block becomes young */
         flist_push_or_die(h, unreached_block(p) ? &h->final_young : &h->final_old, &r[i]);

@@ -38,7 +38,7 @@ static void rearm(hk_gc_heap *h, void *o) {
     if (l->cards) memset(l->cards, 0, l->card_words * sizeof(uint64_t));
     l->queued = 0;
   }
-  if (!(*hdr_of(o) & HK_GC_HDR_NOSCAN)) *hdr_of(o) |= HK_GC_HDR_BARRIER;
+  if (!(*hdr_of(o) & HK_GC_HDR_NOSCAN)) *hdr_of(o) = gc_hdr_rearm(*hdr_of(o));
 }
 
 /* Arms the barrier bits of a young block's objects; returns the bytes they take. */
@@ -46,7 +46,7 @@ static uint64_t walk_block(gc_block *b) {
   char *start = block_start(b), *p = start, *end = start + GC_BLOCK_SIZE;
   if (!(b->flags & F_DATA)) {
     for (uintptr_t hd; p < end && (hd = *(uintptr_t *)p) != 0; p += hdr_total(hd))
-      if (!(hd & HK_GC_HDR_NOSCAN)) *(uintptr_t *)p = hd | HK_GC_HDR_BARRIER;
+      if (!(hd & HK_GC_HDR_NOSCAN)) *(uintptr_t *)p = gc_hdr_rearm(hd);
   } else {
     for (uintptr_t hd; p < end && (hd = *(uintptr_t *)p) != 0;) p += hdr_total(hd);
   }

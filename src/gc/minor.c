@@ -118,7 +118,7 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
     dst = bump_fast(&c->mature[data], total);
     if (!dst) dst = ctx_alloc(c, true, total, data);
     /* An old object without young fields has its barrier armed (as scan_old would do). */
-    nh = hdr_with_age(hd, 0) | (data || refs ? 0 : HK_GC_HDR_BARRIER);
+    nh = hdr_with_age(hd, 0) | (data || refs ? 0 : HK_GC_HDR_BARRIER | GC_HDR_LEAF);
   } else {
     dst = bump_fast(&c->survivor[data], total);
     if (!dst) dst = ctx_alloc(c, false, total, data);
@@ -202,7 +202,7 @@ static void scan_old(minor_ctx *c, void *o) {
     *hdr_of(o) &= ~HK_GC_HDR_BARRIER; /* the world is stopped: no atomics needed */
     ctx_push(c, c->remset, o);
   } else {
-    *hdr_of(o) |= HK_GC_HDR_BARRIER;
+    *hdr_of(o) = gc_hdr_rearm(*hdr_of(o));
   }
 }
 

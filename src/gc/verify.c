@@ -54,6 +54,8 @@ static void verify_visit(hk_gc_visitor *v, void **slot) {
     return fail(c, "pointer-free object of a type that has pointers", p);
   bool young = is_young(p);
   if (young && (hd & HK_GC_HDR_BARRIER)) return fail(c, "young object with its barrier bit set", p);
+  if (!young && !large && gc_hdr_leaf(hd) && gc_has_refs(h, p, hd))
+    return fail(c, "old object with the leaf hint holds a pointer", p);
   if (young && c->referrer_old && (*hdr_of(c->referrer) & HK_GC_HDR_BARRIER) &&
       !(obj_is_large(c->referrer) && large_card_dirty(large_of(c->referrer), c->referrer, slot)))
     return fail(c, "old object points to a young one but is not remembered", p);

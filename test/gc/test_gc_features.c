@@ -1408,6 +1408,54 @@ static void test_promote_aged(void) {
   teardown();
 }
 
+/* The leaf hint (gc_internal.h): a pair promoted with both slots empty is marked by full
+ * collections without reading its slots, while its barrier bit stays set. A pointer stored into it
+ * later (through the barrier) must be traced: the minor collections that scan it and arm its
+ * barrier again drop the hint, else the full collections below free the children (and
+ * hk_gc_verify reports an old object with the leaf hint that holds a pointer). */
+static void test_leaf_hint(void) {
+  setup(256 << 10, 0);
+  hk_gc_type_desc d = {.name = "pair", .size = sizeof(pair), .pointer_mask = 0x6};
+  CHECK(hk_gc_type_register(h, &d, &T_PAIR) == HK_OK);
+  enum { NL = 500 };
+  node *holder = NULL;
+  pair *leaf = NULL, *kid = NULL;
+  HK_GC_ROOTS(m, holder, leaf, kid);
+  holder = new_node(m, 1, NL, false);
+  for (int i = 0; i < NL; i++) {
+    leaf = new_pair((uint64_t)i, NULL, NULL);
+    HK_GC_WRITE(m, holder, kids[i], (node *)leaf);
+    churn(4); /* mostly garbage: the minor collections copy, they do not promote blocks in place */
+  }
+  for (int k = 0; k < 3; k++) {
+    churn(2000);
+    hk_gc_collect(m, HK_GC_MINOR); /* promoted by copying: leaves */
+  }
+  for (int i = 0; i < NL; i++) {
+    kid = new_pair(1000000 + (uint64_t)i, NULL, NULL);
+    leaf = (pair *)holder->kids[i];
+    HK_GC_WRITE(m, leaf, left, kid);
+  }
+  leaf = kid = NULL;
+  for (int k = 0; k < 3; k++) {
+    churn(2000);
+    hk_gc_collect(m, HK_GC_MINOR); /* the kids promoted, the leaves' barrier bits armed again */
+    CHECK(hk_gc_verify(m) == HK_OK);
+  }
+  for (int k = 0; k < 2; k++) {
+    hk_gc_collect(m, HK_GC_FULL);
+    churn(20000); /* promoted or not, garbage that would take the lines of freed kids */
+    hk_gc_collect(m, HK_GC_FULL);
+  }
+  int bad = 0;
+  for (int i = 0; i < NL; i++) {
+    pair *l = (pair *)holder->kids[i];
+    if (l->id != (uint64_t)i || !l->left || l->left->id != 1000000 + (uint64_t)i || l->left->left || l->right) bad++;
+  }
+  CHECK(bad == 0);
+  teardown();
+}
+
 /* Sticky marks: after a full collection, a collection due by the growth policy marks only what was
  * promoted since. Objects reachable only through an object the full collection marked (stored
  * into it later, through the barrier) must survive it. */
@@ -1472,6 +1520,7 @@ static void test_promote(void) {
   test_sticky(0);
   test_sticky(HK_GC_OPT_NO_BLOCK_PROMOTION);
   test_sticky(HK_GC_OPT_NO_STICKY);
+  test_leaf_hint();
 }
 
 int main(int argc, char **argv) {
