@@ -151,7 +151,7 @@ static inline __attribute__((always_inline)) void note_kept(mark_ctx *c, void *p
  * its slots (false: its children are known to be marked). fin: the finalization passes, which note
  * what they mark (a compile-time constant: the main marking pays nothing for it). */
 static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void **slot, bool scan, bool fin,
-                                                              bool ser) {
+                                                              bool ser, bool evac) {
   hk_gc_heap *h = c->h;
   const bool serial = ser || fin; /* known at compile time: no other thread marks */
   void *p = *slot;
@@ -175,7 +175,7 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
   size_t total = hdr_total(hd);
   gc_block *b = block_of_obj(p);
   /* (The finalization passes are serial and evacuate nothing: no budget, no other thread.) */
-  if (!fin && (__atomic_load_n(&b->flags, __ATOMIC_RELAXED) & F_EVAC) && !(hd & HK_GC_HDR_PINNED)) {
+  if (!fin && evac && (__atomic_load_n(&b->flags, __ATOMIC_RELAXED) & F_EVAC) && !(hd & HK_GC_HDR_PINNED)) {
     /* An object of an evacuated block either moves or stays, for every slot that refers to it: a
      * marked one (in place before the phase, or by a serial pass) or a gray one (kept in place by
      * a thread of this phase) stays. */
@@ -232,13 +232,13 @@ in_place:
   if (scan && !(hd & HK_GC_HDR_NOSCAN) && !gc_hdr_leaf(hd)) mark_scan(c, p, hd);
 }
 
-#define mark_ref(c, slot, scan) mark_ref_t((c), (slot), (scan), false, false)
+#define mark_ref(c, slot, scan) mark_ref_t((c), (slot), (scan), false, false, true)
 
 static inline __attribute__((always_inline)) void mark_visit(hk_gc_visitor *v, void **slot) {
   mark_ref((mark_ctx *)v, slot, true);
 }
 static inline __attribute__((always_inline)) void mark_visit_fin(hk_gc_visitor *v, void **slot) {
-  mark_ref_t((mark_ctx *)v, slot, true, true, true);
+  mark_ref_t((mark_ctx *)v, slot, true, true, true, false);
 }
 
 static void mark_visit_v(hk_gc_visitor *v, void **slot) { mark_visit(v, slot); }
@@ -260,7 +260,7 @@ static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, v
   size_t n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
   for (size_t i = d->tail_start; i < n; i++) {
     if (i + TAIL_AHEAD < n && gc_is_ref((uintptr_t)w[i + TAIL_AHEAD])) __builtin_prefetch(hdr_of(w[i + TAIL_AHEAD]));
-    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin, fin);
+    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin, fin, !fin);
   }
 }
 
@@ -282,7 +282,7 @@ static inline __attribute__((always_inline)) void fin_trace(mark_ctx *c, void *o
   void **w = (void **)o;
   for (uint64_t m = gc_layout_mask(d, hd); m; m &= m - 1) {
     unsigned i = (unsigned)__builtin_ctzll(m);
-    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, true, true);
+    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, true, true, false);
   }
   if (hk_unlikely(d->flags & HK_GC_TYPE_TAIL_POINTERS)) mark_obj_item_fin(c, o); /* (the tail) */
 }
@@ -295,8 +295,9 @@ static bool mark_frames(mark_ctx *c, hk_gc_mutator *self) {
   return false;
 }
 
-/* ser: no parallel phase (known at compile time; the finalization passes are always serial). */
-static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool fin, bool ser) {
+/* ser: no parallel phase (known at compile time; the finalization passes are always serial);
+ * evac: there may be objects to evacuate (else no block's F_EVAC flag is read). */
+static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool fin, bool ser, bool evac) {
   void **fifo[MARK_FIFO];
   unsigned head = 0, n = 0;
   for (;;) {
@@ -316,7 +317,7 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
         void **t = fifo[head];
         fifo[head] = s;
         head = (head + 1) % MARK_FIFO;
-        mark_ref_t(c, t, true, fin, ser);
+        mark_ref_t(c, t, true, fin, ser, evac);
       }
       if (!ser && c->par && hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
     }
@@ -324,7 +325,7 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
       void **t = fifo[head];
       head = (head + 1) % MARK_FIFO;
       n--;
-      mark_ref_t(c, t, true, fin, ser);
+      mark_ref_t(c, t, true, fin, ser, evac);
       continue;
     }
     if (c->frames && mark_frames(c, NULL)) continue;
@@ -333,12 +334,15 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
 }
 
 /* A collection with one mutator (or none parked to help) marks without the parallel phase's
- * atomics and checks. */
+ * atomics and checks, and without looking for candidate blocks when it has no budget to copy
+ * their objects (a serial marker without budget leaves them in place anyway): a sticky
+ * collection, or one due by the growth policy under a limit its copies would not fit below. */
 static void mark_drain(mark_ctx *c) {
-  if (c->par) mark_drain_t(c, false, false);
-  else mark_drain_t(c, false, true);
+  if (c->par) mark_drain_t(c, false, false, true);
+  else if (c->evac_budget) mark_drain_t(c, false, true, true);
+  else mark_drain_t(c, false, true, false);
 }
-static void mark_drain_fin(mark_ctx *c) { mark_drain_t(c, true, true); }
+static void mark_drain_fin(mark_ctx *c) { mark_drain_t(c, true, true, false); }
 
 /* A parked mutator's part of a parallel mark: its own frames first, then whatever is left. */
 static void mark_help(gc_par *p, hk_gc_mutator *self) {
@@ -627,7 +631,7 @@ static size_t full_finalizers(mark_ctx *c) {
         }
       } else {
         marked = large_of(p)->mark == h->epoch;
-        if (!marked) mark_ref_t(c, &r[i].obj, false, true, true);
+        if (!marked) mark_ref_t(c, &r[i].obj, false, true, true, false);
       }
       if (marked) { /* kept for another's finalizer: young if its block becomes young */
         flist_push_or_die(h, unreached_block(p) ? &h->final_young : &h->final_old, &r[i]);
