@@ -181,7 +181,7 @@ typedef struct hk_gc_mutator_fast {
  *   bit 2      gray: collector-internal (an old object logged for the next sticky collection;
  *              meant for incremental quad-color marking later)
  *   bit 3      pinned       bit 4  has a finalizer     bit 5  pointer-free
- *   bits 6-7   age (minor collections survived)
+ *   bits 6-7   age (minor collections survived; in an old object, collector-internal hints)
  *   bits 8-23  type         bits 24-63  size in 8-byte granules, header included */
 #define HK_GC_HDR_FORWARDED ((uintptr_t)1 << 0)
 #define HK_GC_HDR_BARRIER ((uintptr_t)1 << 1)
