@@ -2,10 +2,68 @@
 #include "arena/arena_internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #define ALL_FLAGS (HK_ARENA_CONCURRENT | HK_ARENA_TRACE | HK_ARENA_NO_POISON)
 
+
+/* A concurrent arena is used by several threads at once, so a fork could copy its lock held (a
+ * thread growing it, or in a budget callback, which runs under it) into the child, whose first
+ * allocation that needed the lock then waited for ever. Like the shared pools, concurrent arenas
+ * are on a list, and fork handlers hold every one's lock across the fork (registered at the first
+ * one: after the allocator's, so these are prepared first and the page layer stays usable while a
+ * holder finishes). */
+static pthread_mutex_t conc_lock = PTHREAD_MUTEX_INITIALIZER;
+static hk_arena *conc_arenas;
+static pthread_once_t conc_once = PTHREAD_ONCE_INIT;
+
+/* A lock holder may be in a budget callback that destroys another concurrent arena (allowed), which
+ * takes conc_lock: so the arenas' locks are only tried, and when one is busy everything is let go
+ * and taken again. */
+static void conc_prepare(void) {
+  for (;;) {
+    pthread_mutex_lock(&conc_lock);
+    hk_arena *busy = NULL;
+    for (hk_arena *a = conc_arenas; a; a = a->conc_next)
+      if (pthread_mutex_trylock(&a->lock) != 0) {
+        busy = a;
+        break;
+      }
+    if (!busy) return;
+    for (hk_arena *a = conc_arenas; a != busy; a = a->conc_next) pthread_mutex_unlock(&a->lock);
+    pthread_mutex_unlock(&conc_lock);
+    sched_yield();
+  }
+}
+static void conc_parent(void) {
+  for (hk_arena *a = conc_arenas; a; a = a->conc_next) pthread_mutex_unlock(&a->lock);
+  pthread_mutex_unlock(&conc_lock);
+}
+static void conc_child(void) {
+  for (hk_arena *a = conc_arenas; a; a = a->conc_next) pthread_mutex_init(&a->lock, NULL);
+  pthread_mutex_init(&conc_lock, NULL);
+}
+static void conc_register(void) {
+  if (pthread_atfork(conc_prepare, conc_parent, conc_child) != 0) hk__fatal("cannot register the arenas' fork handlers");
+}
+
+static void conc_link(hk_arena *a) {
+  pthread_once(&conc_once, conc_register);
+  pthread_mutex_lock(&conc_lock);
+  a->conc_prev = NULL;
+  a->conc_next = conc_arenas;
+  if (conc_arenas) conc_arenas->conc_prev = a;
+  conc_arenas = a;
+  pthread_mutex_unlock(&conc_lock);
+}
+static void conc_unlink(hk_arena *a) {
+  pthread_mutex_lock(&conc_lock);
+  if (a->conc_prev) a->conc_prev->conc_next = a->conc_next;
+  else conc_arenas = a->conc_next;
+  if (a->conc_next) a->conc_next->conc_prev = a->conc_prev;
+  pthread_mutex_unlock(&conc_lock);
+}
 
 hk_arena *hk_arena_new(const hk_arena_options *opt) {
   hk_arena_options o = {0};
@@ -43,12 +101,14 @@ hk_arena *hk_arena_new(const hk_arena_options *opt) {
   a->oom = o.oom ? o.oom : (o.parent ? o.parent->oom : NULL);
   a->oom_arg = o.oom ? o.oom_arg : (o.parent ? o.parent->oom_arg : NULL);
   pthread_mutex_init(&a->lock, NULL);
+  if (o.flags & HK_ARENA_CONCURRENT) conc_link(a);
   hk__arena_chunk_init(a, c, seg, hdr);
   a->first = a->last = c;
   atomic_store_explicit(&a->cur, c, memory_order_release);
   size_t hdr_commit = (size_t)(hk__chunk_commit_end(c) - s0);
   /* The arena's own metadata counts against its budget and its ancestors'. */
   if (hk__arena_charge(a, hdr_commit) != HK_OK) {
+    if (o.flags & HK_ARENA_CONCURRENT) conc_unlink(a);
     hk__track_forget(c->base, (size_t)(c->poisoned_end - c->base));
     hk__segment_free(seg);
     errno = ENOMEM;
@@ -102,6 +162,7 @@ void hk__arena_destroy_any(hk_arena *a) {
   atomic_fetch_sub_explicit(&hk__arena_g.allocated, a->synced_alloc, memory_order_relaxed);
   atomic_fetch_sub_explicit(&hk__arena_g.arenas, 1, memory_order_relaxed);
   a->magic = 0;
+  if (a->flags & HK_ARENA_CONCURRENT) conc_unlink(a);
   pthread_mutex_destroy(&a->lock);
   while (a->last != a->first) hk__arena_chunk_free(a, a->last);
   hk__arena_chunk_free(a, a->first); /* frees a */

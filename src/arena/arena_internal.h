@@ -84,6 +84,7 @@ struct hk_arena {
   pthread_mutex_t lock; /* concurrent mode: growth, cleanups; always: the children list */
 
   hk_arena *region_prev; /* region stack link */
+  hk_arena *conc_next, *conc_prev; /* concurrent arenas: the list fork's handlers lock (arena.c) */
   hk__arena_trace *trace;
   hk__arena_replay *replay;
   size_t seq; /* allocations so far (tracing and replay) */
