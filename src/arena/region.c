@@ -107,13 +107,21 @@ void hk_region_pop(hk_arena *r) {
     hk__warning("hk_region_pop(%p): not a region on this thread's stack; ignored", (void *)r);
     return;
   }
-  for (;;) {
-    hk_arena *top = t->top;
-    t->top = top->region_prev;
+  /* Off the stack first, then released: the cleanups a release runs may push and pop regions. They
+   * found the stack half popped, and one that popped an outer region being popped made this loop
+   * go on below r (a segfault in review); now such a pop finds its region gone and is ignored. */
+  x = t->top;
+  t->top = r->region_prev;
+  for (hk_arena *y = x;; y = y->region_prev) {
     t->depth--;
-    top->region_prev = NULL;
-    region_release(t, top);
-    if (top == r) break;
+    if (y == r) break;
+  }
+  for (;;) {
+    hk_arena *next = x == r ? NULL : x->region_prev;
+    x->region_prev = NULL;
+    region_release(t, x);
+    if (!next) break;
+    x = next;
   }
 }
 

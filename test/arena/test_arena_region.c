@@ -144,8 +144,40 @@ static void test_scratch(void) {
   CHECK(hk_arena_alloc(used[0], 16) != NULL);
 }
 
+/* Cleanups that use the region stack while a pop runs them: one that pops an outer region being
+ * popped already (found the stack half popped: the pop went on below its region, a segfault in
+ * review), one that pushes and pops a region of its own. */
+static hk_arena *outer_region;
+static int nested_ok;
+static void pop_outer(void *arg) {
+  (void)arg;
+  hk_region_pop(outer_region); /* being popped: not on the stack any more, ignored */
+}
+static void push_pop(void *arg) {
+  (void)arg;
+  hk_arena *r = hk_region_push();
+  nested_ok += r != NULL && hk_region_alloc(16) != NULL;
+  hk_region_pop(r);
+}
+static void test_pop_from_cleanup(void) {
+  hk_arena *base = hk_region_push();
+  size_t d0 = hk_region_depth();
+  outer_region = hk_region_push();
+  hk_arena *inner = hk_region_push();
+  CHECK(hk_arena_defer(inner, pop_outer, NULL) == HK_OK);
+  CHECK(hk_arena_defer(inner, push_pop, NULL) == HK_OK);
+  hk_region_pop(outer_region);
+  CHECK(hk_region_depth() == d0 && hk_region_top() == base);
+  CHECK(nested_ok == 1);
+  hk_arena *a = hk_region_push(), *b = hk_region_push();
+  CHECK(a != NULL && b != NULL && a != b && a != base && b != base);
+  hk_region_pop(base);
+  CHECK(hk_region_depth() == d0 - 1);
+}
+
 int main(void) {
   test_region_stack();
+  test_pop_from_cleanup();
   test_thread_exit();
   test_scratch();
   return check_report("arena.region");
