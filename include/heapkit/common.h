@@ -47,7 +47,8 @@ HK_API const char *hk_strerror(int code);
 typedef enum hk_option {
   HK_OPT_SHOW_STATS,     /* HEAPKIT_SHOW_STATS: print statistics at exit (default 0) */
   HK_OPT_VERBOSE,        /* HEAPKIT_VERBOSE: 0 quiet, 1 warnings, 2 trace of OS calls (default 1) */
-  HK_OPT_PURGE_DELAY,    /* HEAPKIT_PURGE_DELAY: ms before unused memory returns to the OS; -1 never (default 100) */
+  HK_OPT_PURGE_DELAY,    /* HEAPKIT_PURGE_DELAY: ms before unused memory returns to the OS; -1 never (default 100;
+                          * below -1 reads as -1, above 2^40 as 2^40) */
   HK_OPT_PURGE_FREE,     /* HEAPKIT_PURGE_FREE: purge with MADV_FREE instead of MADV_DONTNEED (default 0) */
   HK_OPT_HUGE_PAGES,     /* HEAPKIT_HUGE_PAGES: ask for transparent huge pages on segments (default 0) */
   HK_OPT_SEGMENT_CACHE,  /* HEAPKIT_SEGMENT_CACHE: empty 4 MiB segments kept reserved for reuse (default 32) */

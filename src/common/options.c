@@ -27,6 +27,18 @@ static const char *const opt_names[HK_OPT__COUNT] = {
 
 static _Atomic int options_state; /* 0 unread, 1 reading, 2 read */
 
+/* The purge delay is added to clock readings and multiplied (src/page/segment.c, src/malloc): a
+ * value near LONG_MAX overflowed those (undefined behaviour, caught by UBSan). Past 2^40 ms (35
+ * years) it means never anyway. */
+#define HK_PURGE_DELAY_MAX ((long)1 << 40)
+static long clamp(int opt, long x) {
+  if (opt == HK_OPT_PURGE_DELAY) {
+    if (x > HK_PURGE_DELAY_MAX) return HK_PURGE_DELAY_MAX;
+    if (x < -1) return -1;
+  }
+  return x;
+}
+
 void hk__options_init(void) {
   int expected = 0;
   if (atomic_load_explicit(&options_state, memory_order_acquire) == 2) return;
@@ -41,7 +53,7 @@ void hk__options_init(void) {
     if (!v || !*v) continue;
     char *end;
     long x = strtol(v, &end, 10);
-    if (*end == 0) hk__options[i] = x;
+    if (*end == 0) hk__options[i] = clamp(i, x);
     else if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on")) hk__options[i] = 1;
     else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off")) hk__options[i] = 0;
     else hk__warning("ignoring %s=%s: not an integer", var, v);
@@ -58,7 +70,7 @@ long hk_option_get(hk_option opt) {
 void hk_option_set(hk_option opt, long value) {
   if ((unsigned)opt >= HK_OPT__COUNT) return;
   hk__options_init();
-  hk__options[opt] = value;
+  hk__options[opt] = clamp((int)opt, value);
 }
 
 int64_t hk__clock_ms(void) {
