@@ -12,8 +12,8 @@
  * thread growing it, or in a budget callback, which runs under it) into the child, whose first
  * allocation that needed the lock then waited for ever. Like the shared pools, concurrent arenas
  * are on a list, and fork handlers hold every one's lock across the fork (registered at the first
- * one: after the allocator's, so these are prepared first and the page layer stays usable while a
- * holder finishes). */
+ * one or the first collector heap: after the allocator's, so these are prepared first and the page
+ * layer stays usable while a holder finishes). */
 static pthread_mutex_t conc_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk_arena *conc_arenas;
 static pthread_once_t conc_once = PTHREAD_ONCE_INIT;
@@ -48,8 +48,13 @@ static void conc_register(void) {
   if (pthread_atfork(conc_prepare, conc_parent, conc_child) != 0) hk__fatal("cannot register the arenas' fork handlers");
 }
 
+/* The collector registers these before its own (src/gc/fork.c), so that its prepare handler runs
+ * first: registered later, these ran first and held the arenas' locks while the collector waited
+ * for a mutator blocked on one of them (a deadlock of the forking parent). */
+void hk__arena_fork_register(void) { pthread_once(&conc_once, conc_register); }
+
 static void conc_link(hk_arena *a) {
-  pthread_once(&conc_once, conc_register);
+  hk__arena_fork_register();
   pthread_mutex_lock(&conc_lock);
   a->conc_prev = NULL;
   a->conc_next = conc_arenas;

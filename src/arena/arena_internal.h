@@ -130,6 +130,8 @@ HK_INTERNAL void hk__arena_account_commit(hk_arena *a, ptrdiff_t bytes);
 HK_INTERNAL bool hk__arena_chunk_is_valid(const hk_arena *a, const hk__arena_chunk *c);
 
 /* arena.c */
+/* Registers the fork handlers of the concurrent arenas (once; the collector calls it first). */
+HK_INTERNAL void hk__arena_fork_register(void);
 HK_INTERNAL bool hk__arena_is_valid(const hk_arena *a);
 HK_INTERNAL size_t hk__arena_allocated(const hk_arena *a);
 HK_INTERNAL size_t hk__arena_sync_stats(hk_arena *a);

@@ -79,7 +79,13 @@ static void fork_child(void) {
   pthread_mutex_init(&heaps_lock, NULL);
 }
 
+/* (defined in src/arena/arena.c) */
+HK_INTERNAL void hk__arena_fork_register(void);
+
 static void register_handlers(void) {
+  /* The concurrent arenas' handlers first, so that ours are prepared before theirs: theirs hold
+   * the arenas' locks, and a mutator blocked on one of them would never reach its safepoint. */
+  hk__arena_fork_register();
   if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
     hk__fatal("gc: cannot register the collector's fork handlers");
 }

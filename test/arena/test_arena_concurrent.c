@@ -131,8 +131,56 @@ static int test_fork(void) {
   return check_report("arena.concurrent_fork");
 }
 
+/* The same beside a collector: a thread that is a mutator of a heap allocates from the concurrent
+ * arena (at its budget, the slow callback under the arena's lock) and from the heap. With the
+ * arenas' fork handlers registered after the collector's (the heap first), theirs ran first and
+ * held the arena's lock while the collector's waited for that mutator, blocked on it: the parent
+ * hung at its fork (alarm turns that into a failure). */
+static hk_gc_heap *fork_heap;
+static hk_gc_type fork_type;
+static void *gc_fork_worker(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(fork_heap);
+  CHECK(m != NULL);
+  while (!atomic_load(&fork_stop)) {
+    hk_arena_alloc(forked, 100000);
+    for (int i = 0; i < 10; i++) CHECK_QUIET(hk_gc_alloc(m, fork_type, 32) != NULL);
+  }
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+static int test_fork_gc(void) {
+  hk_gc_mutator *m;
+  CHECK(hk_gc_heap_create(NULL, &fork_heap, &m) == HK_OK); /* the collector's handlers first */
+  hk_gc_type_desc d = {.name = "data", .flags = HK_GC_TYPE_NO_POINTERS};
+  CHECK(hk_gc_type_register(fork_heap, &d, &fork_type) == HK_OK);
+  forked = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .budget = 2 << 20, .release = slow_release});
+  CHECK(forked != NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, gc_fork_worker, NULL);
+  alarm(30);
+  int ok = 0;
+  for (int k = 0; k < 200; k++) {
+    hk_gc_blocking_begin(m); /* (fork waits for running mutators: this one is not going to poll) */
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    hk_gc_blocking_end(m);
+    int st = 0;
+    waitpid(p, &st, 0);
+    ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+  alarm(0);
+  CHECK(ok == 200);
+  atomic_store(&fork_stop, 1);
+  pthread_join(t, NULL);
+  hk_arena_destroy(forked);
+  CHECK(hk_gc_heap_destroy(fork_heap) == HK_OK);
+  return check_report("arena.concurrent_fork_gc");
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return test_fork();
+  if (argc > 1 && strcmp(argv[1], "fork_gc") == 0) return test_fork_gc();
   shared = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .commit_step = 4096});
   CHECK(shared != NULL);
   for (int round = 0; round < 2; round++) {
