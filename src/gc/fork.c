@@ -79,13 +79,16 @@ static void fork_child(void) {
   pthread_mutex_init(&heaps_lock, NULL);
 }
 
-/* (defined in src/arena/arena.c) */
+/* (defined in src/arena/arena.c and src/pool/pool.c) */
 HK_INTERNAL void hk__arena_fork_register(void);
+HK_INTERNAL void hk__pool_fork_register(void);
 
 static void register_handlers(void) {
-  /* The concurrent arenas' handlers first, so that ours are prepared before theirs: theirs hold
-   * the arenas' locks, and a mutator blocked on one of them would never reach its safepoint. */
+  /* The concurrent arenas' and shared pools' handlers first, so that ours are prepared before
+   * theirs: theirs hold the arenas' and pools' locks, and a mutator blocked on one of them would
+   * never reach its safepoint. */
   hk__arena_fork_register();
+  hk__pool_fork_register();
   if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
     hk__fatal("gc: cannot register the collector's fork handlers");
 }
@@ -98,40 +101,6 @@ void hk__gc_fork_track(hk_gc_heap *h) {
   if (heaps) heaps->fork_prev = h;
   heaps = h;
   pthread_mutex_unlock(&heaps_lock);
-}
-
-/* A thread that exits while registered: its mutator counted as a running thread that no safepoint
- * would stop again, so the next collection waited for it for ever, the heap could not be destroyed
- * (HK_EBUSY) and a new thread that got the dead one's pthread_t could not register. Its mutators
- * are unregistered at its exit instead. The heaps it is registered with are alive (a heap with
- * another thread's mutator is not destroyed), and the list's lock keeps them so while this runs. */
-static pthread_key_t exit_key;
-static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
-
-static void thread_exit(void *arg) {
-  (void)arg;
-  pthread_mutex_lock(&heaps_lock);
-  for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
-    gc_lock(h);
-    hk_gc_mutator *m = hk__gc_mutator_of_self(h);
-    if (m) {
-      hk__warning("gc: a thread exits while registered with heap %p; its mutator %p is unregistered", (void *)h,
-                  (void *)m);
-      m->fast.frames = NULL; /* (on the stack that is going away) */
-      hk__gc_unregister_locked(m);
-    }
-    gc_unlock(h);
-  }
-  pthread_mutex_unlock(&heaps_lock);
-}
-
-static void make_exit_key(void) {
-  if (pthread_key_create(&exit_key, thread_exit) != 0) hk__fatal("gc: cannot create the thread-exit key");
-}
-
-void hk__gc_thread_exit_watch(void) {
-  pthread_once(&exit_once, make_exit_key);
-  if (!pthread_getspecific(exit_key)) pthread_setspecific(exit_key, (void *)1);
 }
 
 void hk__gc_fork_untrack(hk_gc_heap *h) {

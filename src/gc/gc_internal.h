@@ -201,6 +201,7 @@ struct hk_gc_mutator {
   hk_gc_mutator_fast fast; /* first: the inline paths cast m to this */
   hk_gc_heap *heap;
   hk_gc_mutator *next, *prev;
+  hk_gc_mutator *self_next; /* its thread's other mutators (thread.c: t_mutators), owner thread only */
   char *tlab_start, *data_start; /* for counting allocated bytes */
   char *real_limit, *real_data_limit; /* the buffers' ends (fast.limit is lowered in stress mode) */
   gc_stack remset;               /* old objects whose barrier bit this thread cleared */
@@ -492,9 +493,9 @@ HK_INTERNAL void hk__gc_unregister_locked(hk_gc_mutator *m);
 /* fork.c: the live heaps, so that fork can quiesce them (create / destroy). */
 HK_INTERNAL void hk__gc_fork_track(hk_gc_heap *h);
 HK_INTERNAL void hk__gc_fork_untrack(hk_gc_heap *h);
-/* fork.c: the calling thread has registered: at its exit, its mutators left registered are
- * unregistered (with a warning). */
-HK_INTERNAL void hk__gc_thread_exit_watch(void);
+/* Heap lock held, h being destroyed by the calling thread: its mutators of h (the only ones left)
+ * leave the thread's list of mutators. */
+HK_INTERNAL void hk__gc_self_forget(hk_gc_heap *h);
 
 /* A slot value the collector follows: not NULL and not tagged (an embedder's immediate). */
 static inline bool gc_is_ref(uintptr_t r) { return r && !(r & 7); }

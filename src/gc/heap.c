@@ -112,6 +112,7 @@ int hk_gc_heap_destroy(hk_gc_heap *h) {
       return HK_EBUSY;
     }
   }
+  hk__gc_self_forget(h);
   while (h->large) hk__gc_large_free(h, h->large);
   while (h->segs) {
     gc_seg *s = h->segs;

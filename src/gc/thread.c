@@ -233,6 +233,52 @@ hk_gc_mutator *hk__gc_mutator_of_self(hk_gc_heap *h) {
   return NULL;
 }
 
+/* A thread that exits while registered: its mutator counted as a running thread that no safepoint
+ * would stop again, so the next collection waited for it for ever, the heap could not be destroyed
+ * (HK_EBUSY) and a new thread that got the dead one's pthread_t could not register. Its mutators
+ * are unregistered at its exit instead (with a warning). They are found through the thread's own
+ * list, not the list of heaps: the exit must take no lock a fork holds while it waits for this
+ * thread to park (walking the heaps under fork's lock hung such a fork: gc.fork_exiting). The
+ * heaps are alive: a heap with another thread's mutator is not destroyed. */
+static __thread hk_gc_mutator *t_mutators;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void self_unlink(hk_gc_mutator *m) {
+  for (hk_gc_mutator **p = &t_mutators; *p; p = &(*p)->self_next)
+    if (*p == m) {
+      *p = m->self_next;
+      return;
+    }
+}
+
+void hk__gc_self_forget(hk_gc_heap *h) {
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) self_unlink(m);
+}
+
+static void thread_exit(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m;
+  while ((m = t_mutators) != NULL) {
+    hk_gc_heap *h = m->heap;
+    gc_lock(h);
+    hk__warning("gc: a thread exits while registered with heap %p; its mutator %p is unregistered", (void *)h,
+                (void *)m);
+    m->fast.frames = NULL; /* (on the stack that is going away) */
+    hk__gc_unregister_locked(m); /* (off t_mutators) */
+    gc_unlock(h);
+  }
+}
+
+static void make_exit_key(void) {
+  if (pthread_key_create(&exit_key, thread_exit) != 0) hk__fatal("gc: cannot create the thread-exit key");
+}
+
+static void exit_watch(void) {
+  pthread_once(&exit_once, make_exit_key);
+  if (!pthread_getspecific(exit_key)) pthread_setspecific(exit_key, (void *)1);
+}
+
 hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
   if (!h || h->h.magic != GC_MAGIC || h->h.role != ROLE_HEAP) {
     hk__warning("gc: hk_gc_thread_register: not a heap");
@@ -260,9 +306,11 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
     h->mutators = m;
     h->nmutators++;
     h->nrunning++;
+    m->self_next = t_mutators;
+    t_mutators = m;
   }
   gc_unlock(h);
-  if (m) hk__gc_thread_exit_watch();
+  if (m) exit_watch();
   return m;
 }
 
@@ -302,6 +350,8 @@ void hk__gc_unregister_locked(hk_gc_mutator *m) {
 
 void hk__gc_mutator_drop(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
+  /* (in a forked child the dropped mutators are other threads': on no list of this thread's) */
+  if (pthread_equal(m->thread, pthread_self())) self_unlink(m);
   if (m->fast.cursor) h->bytes_allocated += (uint64_t)(m->fast.cursor - m->tlab_start);
   if (m->fast.data_cursor) h->bytes_allocated += (uint64_t)(m->fast.data_cursor - m->data_start);
   /* Its remembered objects stay remembered: the heap's own set takes them. */

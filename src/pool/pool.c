@@ -534,6 +534,13 @@ static void pc_make_key(void) {
   if (pthread_key_create(&pc_key, pc_thread_exit) != 0) hk__fatal("cannot create the pool thread-cache key");
   if (pthread_atfork(pc_fork_prepare, pc_fork_parent, pc_fork_child) != 0) hk__fatal("cannot register the pools' fork handlers");
 }
+/* The collector registers these before its own (src/gc/fork.c), so that its prepare handler runs
+ * first: registered later (a shared pool made after a collector heap), these ran first and held
+ * the pools' locks while the collector waited for a mutator blocked on one of them (the forking
+ * parent hung: gc.fork_pool). */
+HK_INTERNAL void hk__pool_fork_register(void);
+void hk__pool_fork_register(void) { pthread_once(&pc_once, pc_make_key); }
+
 static void pc_link(hk_pool *p) {
   pthread_once(&pc_once, pc_make_key);
   pthread_mutex_lock(&cache_lock);

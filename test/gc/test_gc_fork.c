@@ -2,10 +2,16 @@
 /* fork with a collector heap in use by several threads: the child, which has only the forking
  * thread, must be able to allocate, collect (minor and full), verify, register new threads and
  * destroy the heap; the parent's threads must go on unharmed.
- * usage: test_gc_fork mutator|blocking|outsider [forks]
+ * usage: test_gc_fork mutator|blocking|outsider|pool|exiting [forks]
  *   mutator:  the forking thread is a running mutator of the heap
  *   blocking: it forks inside a blocking region (as around any blocking system call)
- *   outsider: it is not registered with the heap at all (a library thread calling popen) */
+ *   outsider: it is not registered with the heap at all (a library thread calling popen)
+ *   pool:     a running mutator, while the workers also churn a shared pool created after the
+ *             heap (the pools' fork handlers were registered after the collector's, so they ran
+ *             first: a worker blocked on a pool lock they held never reached its safepoint)
+ *   exiting:  a running mutator, while other threads register and exit without unregistering
+ *             (each exit unregisters them with a warning; a fork waiting for such a thread to
+ *             park while it waited for the fork's lock to unregister hung the parent) */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -21,6 +27,18 @@ static atomic_int stop_workers;
 static atomic_int worker_bad; /* (the workers do not CHECK: its counters are the main thread's) */
 static node *global_list; /* a global root: survives in every child */
 #define LIST_LEN 2000
+
+static hk_pool *shared_pool; /* mode pool: churned by the workers between allocations */
+
+/* More blocks than a thread's cache holds, so that every round refills and flushes under the pool's
+ * lock. */
+static void pool_churn(void) {
+  void *b[256];
+  for (int i = 0; i < 256; i++) b[i] = hk_pool_alloc(shared_pool);
+  for (int i = 0; i < 256; i++)
+    if (b[i]) hk_pool_free(shared_pool, b[i]);
+    else atomic_store(&worker_bad, 1);
+}
 
 static uint64_t list_sum(const node *n) {
   uint64_t s = 0, len = 0;
@@ -61,6 +79,7 @@ static void *worker(void *arg) {
     hk_gc_collect(m, HK_GC_FULL); /* old now */
     for (uint64_t round = 0; !atomic_load(&stop_workers); round++) {
       for (int i = 0; i < 2000; i++) new_blob(m, round, 40);
+      if (shared_pool) pool_churn();
       /* replace the second node's successor by a young copy of it (an old-to-young store) */
       node *second = keep->kids[0];
       tmp = new_node(m, second->kids[0]->id, 1, false);
@@ -163,6 +182,35 @@ static void *outsider(void *arg) {
   return NULL;
 }
 
+/* Threads that register, allocate and exit registered, one after another until told to stop. */
+static atomic_int stop_exiters;
+static atomic_long exited;
+
+static void *exiter(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) {
+    atomic_store(&worker_bad, 1);
+    return NULL;
+  }
+  for (int i = 0; i < 200; i++) new_blob(m, (uint64_t)i, 24);
+  atomic_fetch_add(&exited, 1);
+  return NULL; /* registered: unregistered at its exit */
+}
+
+static void *exiters(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop_exiters)) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, exiter, NULL) != 0) {
+      atomic_store(&worker_bad, 1);
+      break;
+    }
+    pthread_join(t, NULL);
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "mutator";
   int forks = argc > 2 ? atoi(argv[2]) : 20;
@@ -177,8 +225,14 @@ int main(int argc, char **argv) {
   local = build_list(m, 6000000, LIST_LEN);
   uint64_t local_want = list_sum(local);
 
-  pthread_t w[2];
+  pthread_t w[2], ex;
+  bool exiting = !strcmp(mode, "exiting");
+  if (!strcmp(mode, "pool")) {
+    shared_pool = hk_pool_new_ex(&(hk_pool_options){.block_size = 48, .shared = true});
+    CHECK(shared_pool != NULL);
+  }
   for (uintptr_t i = 0; i < 2; i++) CHECK(pthread_create(&w[i], NULL, worker, (void *)(i + 1)) == 0);
+  if (exiting) CHECK(pthread_create(&ex, NULL, exiters, NULL) == 0);
   if (!strcmp(mode, "outsider")) {
     outsider_arg o = {forks, global_want};
     pthread_t t;
@@ -203,7 +257,13 @@ int main(int argc, char **argv) {
     }
   }
   atomic_store(&stop_workers, 1);
+  atomic_store(&stop_exiters, 1);
   hk_gc_blocking_begin(m);
+  if (exiting) {
+    pthread_join(ex, NULL);
+    fprintf(stderr, "%ld threads exited registered\n", atomic_load(&exited));
+    CHECK(atomic_load(&exited) > 0);
+  }
   for (int i = 0; i < 2; i++) pthread_join(w[i], NULL);
   hk_gc_blocking_end(m);
   CHECK(atomic_load(&worker_bad) == 0);
@@ -218,5 +278,6 @@ int main(int argc, char **argv) {
   global_list = NULL;
   local = NULL;
   CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  if (shared_pool) hk_pool_destroy(shared_pool);
   return check_report("test_gc_fork");
 }
