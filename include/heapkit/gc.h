@@ -100,7 +100,8 @@ typedef struct hk_gc_options {
   size_t initial_heap;      /* first full collection when the mature+large heap reaches this (default 8 MiB);
                                the growth policy's floor, raised to max_heap / 2 when that is more (at
                                most 4x the most live data seen) */
-  size_t max_heap;          /* hard limit on the whole heap, nursery included; 0 = no limit */
+  size_t max_heap;          /* hard limit on the whole heap, nursery included; 0 = no limit; the
+                               nursery is clamped to an eighth of it */
   size_t nursery_size;      /* bytes allocated between minor collections (default 4 MiB); the
                                collector shrinks it while much of it survives (short pauses) */
   unsigned growth_percent;  /* next full collection at live * (100 + growth) / 100 (default 70) */
@@ -114,7 +115,9 @@ typedef struct hk_gc_options {
 HK_API void hk_gc_options_init(hk_gc_options *o);
 
 /* Create a heap. When mutator_out is not NULL the calling thread is registered too. Returns
- * HK_OK, HK_EINVAL (bad options: promote_age > 3, max_heap below the nursery size) or HK_ENOMEM. */
+ * HK_OK, HK_EINVAL (bad options: promote_age > 3, a max_heap under 4 blocks of 32 KiB, growth_percent
+ * over 10000) or HK_ENOMEM. The nursery is clamped to at most an eighth of max_heap (at least one
+ * block), not refused. */
 HK_API int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mutator **mutator_out);
 /* Destroy a heap and every object in it. Finalizers do not run. All mutators other than the
  * caller's must have unregistered; returns HK_EBUSY otherwise (and destroys nothing). */

@@ -78,7 +78,7 @@ HK_API int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *
                    uint64_t *offsets, hk_plan_result *res);
 
 /* The lower bound alone, in O(n log n). Returns HK_OK, HK_EINVAL (empty interval, *out untouched)
- * or HK_EOVERFLOW (the total size overflows 64 bits) or HK_ENOMEM. */
+ * or HK_EOVERFLOW (the sizes and alignments sum past 2^63, as for hk_plan) or HK_ENOMEM. */
 HK_API int hk_plan_lower_bound(const hk_plan_buffer *bufs, size_t n, uint64_t *out);
 
 /* Check a placement: every offset aligned, no two buffers that overlap in time overlap in memory,
