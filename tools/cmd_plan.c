@@ -4,6 +4,7 @@
  * error. Messages go to stderr, the placement to stdout or -o. */
 #include "commands.h"
 
+#include <errno.h>
 #include <heapkit.h>
 #include <inttypes.h>
 #include <math.h>
@@ -153,7 +154,7 @@ int hk_tool_plan(int argc, char **argv) {
   }
   FILE *o = stdout;
   if (out_path && !(o = fopen(out_path, "w"))) {
-    fprintf(stderr, "heapkit plan: cannot write %s\n", out_path);
+    fprintf(stderr, "heapkit plan: cannot write %s: %s\n", out_path, strerror(errno));
     status = HK_TOOL_ERROR;
     goto out;
   }

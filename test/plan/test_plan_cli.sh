@@ -76,5 +76,22 @@ run "$HK" plan --verify "$tmp/p.csv"; expect 0 "lower bound 1000, peak 1000" "pe
 run "$HK" plan --cpu-time --time-limit 0.5 --verify "$tmp/p.csv"; expect 0 "lower bound 1000, peak 1000" "--cpu-time"
 run "$HK" plan --help; grep -q -- "--cpu-time" "$tmp/out" || fail "plan --help lacks --cpu-time"
 
+# files and paths that do not work: each a clear message and the documented status (review)
+run "$HK" help frobnicate;                 expect 2 "unknown command 'frobnicate'" "help of an unknown command"
+run "$HK" plan "$tmp/t.csv" --align;       expect 2 "option --align needs a value" "option value missing"
+run "$HK" plan --method fastest "$tmp/t.csv"; expect 2 "--method: unknown method 'fastest'" "unknown method"
+run "$HK" plan a.csv b.csv;                expect 2 "more than one input file ('b.csv')" "two inputs"
+run "$HK" plan "$tmp";                     expect 2 "Is a directory" "a directory as input"
+if [ "$(id -u)" -ne 0 ]; then
+  cp "$tmp/t.csv" "$tmp/locked.csv"; chmod 000 "$tmp/locked.csv"
+  run "$HK" plan "$tmp/locked.csv";        expect 2 "cannot open: Permission denied" "unreadable input"
+fi
+run "$HK" plan -o "$tmp/no/such/dir/o.csv" "$tmp/t.csv"; expect 3 "cannot write $tmp/no/such/dir/o.csv: No such file or directory" "output in a missing directory"
+run "$HK" plan -o "$tmp" "$tmp/t.csv";     expect 3 "cannot write $tmp: Is a directory" "output path is a directory"
+if [ -w /dev/full ]; then
+  run "$HK" plan "$tmp/t.csv" -o /dev/full; expect 3 "write error on /dev/full" "full device"
+  "$HK" plan "$tmp/t.csv" >/dev/full 2>"$tmp/err"; rc=$?; err=$(cat "$tmp/err"); expect 3 "write error on stdout" "stdout on a full device"
+fi
+
 if [ "$fails" -ne 0 ]; then echo "test_plan_cli: $fails failures"; exit 1; fi
 echo "test_plan_cli: all checks passed"
