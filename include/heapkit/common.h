@@ -43,7 +43,9 @@ typedef enum hk_error {
 HK_API const char *hk_strerror(int code);
 
 /* Runtime options. Each is read once from the environment variable named in the comment
- * (the value is an integer) and can be changed later with hk_option_set. */
+ * (the value is an integer; true/yes/on and false/no/off read as 1 and 0; anything else, or a
+ * number beyond a long except for the purge delay, keeps the default with a warning, which
+ * HEAPKIT_VERBOSE=0 silences) and can be changed later with hk_option_set. */
 typedef enum hk_option {
   HK_OPT_SHOW_STATS,     /* HEAPKIT_SHOW_STATS: print statistics at exit (default 0) */
   HK_OPT_VERBOSE,        /* HEAPKIT_VERBOSE: 0 quiet, 1 warnings, 2 trace of OS calls (default 1) */
@@ -75,7 +77,7 @@ typedef struct hk_stats {
   size_t segments_cached;  /* empty segments kept for reuse */
   size_t segments_abandoned; /* segments of exited threads not yet adopted */
   size_t malloc_count;     /* allocations since start (all threads that have exited or flushed) */
-  size_t free_count;
+  size_t free_count;       /* frees, counted as malloc_count is; a hk_heap_destroy counts each block it frees */
   size_t huge_count;       /* live blocks served by their own segment */
   size_t purged;           /* bytes returned to the OS by purging, cumulative */
   size_t threads;          /* threads with a live heap */

@@ -2,6 +2,7 @@
  * allocate, so this is safe from inside the first malloc call. */
 #include "common/internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -46,18 +47,25 @@ void hk__options_init(void) {
     while (atomic_load_explicit(&options_state, memory_order_acquire) != 2) {}
     return;
   }
-  for (int i = 0; i < HK_OPT__COUNT; i++) {
+  int saved_errno = errno;
+  for (int k = 0; k < HK_OPT__COUNT; k++) {
+    /* VERBOSE first: HEAPKIT_VERBOSE=0 silences the warnings about the others too */
+    int i = k == 0 ? HK_OPT_VERBOSE : k == HK_OPT_VERBOSE ? 0 : k;
     char var[64] = "HEAPKIT_";
     strcat(var, opt_names[i]);
     const char *v = getenv(var);
     if (!v || !*v) continue;
     char *end;
+    errno = 0;
     long x = strtol(v, &end, 10);
-    if (*end == 0) hk__options[i] = clamp(i, x);
+    /* beyond a long, strtol saturates: only the purge delay has a documented range to clamp to */
+    if (*end == 0 && end != v && errno == ERANGE && i != HK_OPT_PURGE_DELAY) hk__warning("ignoring %s=%s: out of range", var, v);
+    else if (*end == 0 && end != v) hk__options[i] = clamp(i, x);
     else if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on")) hk__options[i] = 1;
     else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off")) hk__options[i] = 0;
     else hk__warning("ignoring %s=%s: not an integer", var, v);
   }
+  errno = saved_errno;
   atomic_store_explicit(&options_state, 2, memory_order_release);
 }
 

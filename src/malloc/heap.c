@@ -117,7 +117,7 @@ static void thread_done(void *arg) {
     hk__heap_release_pages(h, NULL);
     if (h != &r->heap) {
       /* blocks of a first-class heap outlive its thread; its large blocks just stop being tracked */
-      for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
+      hk__heap_disown_large_blocks(h);
       hk__stats_flush_heap(h);
       h->magic = 0;
       hk__meta_free(h);
@@ -187,7 +187,7 @@ void hk_heap_delete(hk_heap *h) {
   check_owner(h, "hk_heap_delete");
   if (h->is_default) hk__fatal("hk_heap_delete: cannot delete a thread's default heap");
   hk__heap_release_pages(h, h->tld->heap_default);
-  for (hk__segment *s = h->large_first; s; s = s->next) s->owner = NULL;
+  hk__heap_disown_large_blocks(h);
   hk__stats_flush_heap(h);
   heap_unlink(h);
   h->magic = 0;
@@ -277,6 +277,14 @@ static void disown_dead_threads(void) {
     for (hk_heap *h = t->heaps; h; h = h->next) h->thread_id = 0;
     t->thread_id = 0;
   }
+  /* The dead threads leave the live list, which is the statistics' list of threads (the child
+   * counted the parent's threads for ever): their pending counters go to the globals first, so
+   * what their blocks hold stays counted. Their records stay (their pages point to their heaps). */
+  for (hk__tld *t = live_first; t; t = t->next_live)
+    if (t != self)
+      for (hk_heap *h = t->heaps; h; h = h->next) hk__stats_flush_heap(h);
+  live_first = self;
+  if (self) self->prev_live = self->next_live = NULL;
 }
 
 static void fork_child(void) {

@@ -205,6 +205,7 @@ HK_INTERNAL void hk__tld_sweep_abandoned(hk__tld *tld);
 HK_INTERNAL void hk__tld_trim_tails(hk__tld *tld, int64_t now);
 HK_INTERNAL void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero);
 HK_INTERNAL void hk__heap_free_large_blocks(hk_heap *h);
+HK_INTERNAL void hk__heap_disown_large_blocks(hk_heap *h);
 HK_INTERNAL void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg);
 HK_INTERNAL void hk__large_free(hk__mseg *seg, void *p);
 HK_INTERNAL void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size);

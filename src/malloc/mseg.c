@@ -429,19 +429,22 @@ bool hk__tld_adopt_one(hk__tld *tld, int medium) {
   return true;
 }
 
-void hk__mseg_fork_prepare(void) { pthread_mutex_lock(&abandoned_lock); }
-void hk__mseg_fork_parent(void) { pthread_mutex_unlock(&abandoned_lock); }
-void hk__mseg_fork_child(void) { pthread_mutex_init(&abandoned_lock, NULL); }
+/* The lists of first-class heaps' large blocks and those blocks' owner fields. One lock for all
+ * heaps, not one in each: a thread freeing a large block reads its owner and must lock the list
+ * while that heap may be deleted, or its thread exit, on another thread (which clear every owner
+ * and free the heap): with the lock in the heap, the free locked and unlinked from a freed heap
+ * record (maybe a new heap's by then), and the unlocked walk that cleared the owners could follow
+ * the link of a segment being freed. Such frees are rare: large blocks of first-class heaps only. */
+static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void hk__mseg_fork_prepare(void) { pthread_mutex_lock(&abandoned_lock); pthread_mutex_lock(&large_lock); }
+void hk__mseg_fork_parent(void) { pthread_mutex_unlock(&large_lock); pthread_mutex_unlock(&abandoned_lock); }
+void hk__mseg_fork_child(void) { pthread_mutex_init(&large_lock, NULL); pthread_mutex_init(&abandoned_lock, NULL); }
 
 /* ---- large blocks: one segment each ----------------------------------------------------------------------
  * Not owned by any thread: any thread frees one by giving the segment back. The segment's spare
  * reservation lets realloc grow the block in place. */
 
-static void large_lock(hk_heap *h) {
-  int expected = 0;
-  while (!atomic_compare_exchange_weak_explicit(&h->large_lock, &expected, 1, memory_order_acquire, memory_order_relaxed)) expected = 0;
-}
-static void large_unlock(hk_heap *h) { atomic_store_explicit(&h->large_lock, 0, memory_order_release); }
 
 void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   size_t ps = hk__page_size();
@@ -473,13 +476,13 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   if (zero && !is_zero) memset(seg->large_block, 0, usable);
   /* a first-class heap keeps its large blocks on a list, so destroying it frees them too */
   if (!h->is_default) {
-    s->owner = h;
-    large_lock(h);
+    pthread_mutex_lock(&large_lock);
+    __atomic_store_n(&s->owner, h, __ATOMIC_RELAXED);
     s->prev = NULL;
     s->next = h->large_first;
     if (h->large_first) h->large_first->prev = s;
     h->large_first = s;
-    large_unlock(h);
+    pthread_mutex_unlock(&large_lock);
   }
   hk__heap_count(h, inuse, (int64_t)usable);
   hk__heap_count_op(h, mallocs);
@@ -487,12 +490,25 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   return seg->large_block;
 }
 
-static void large_unlink(hk_heap *owner, hk__segment *s) {
-  large_lock(owner);
-  if (s->prev) s->prev->next = s->next;
-  else owner->large_first = s->next;
-  if (s->next) s->next->prev = s->prev;
-  large_unlock(owner);
+/* Takes s off its heap's list if it is still on one. */
+static void large_unlink(hk__segment *s) {
+  pthread_mutex_lock(&large_lock);
+  hk_heap *owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+  if (owner) {
+    if (s->prev) s->prev->next = s->next;
+    else owner->large_first = s->next;
+    if (s->next) s->next->prev = s->prev;
+  }
+  pthread_mutex_unlock(&large_lock);
+}
+
+/* hk_heap_delete and thread exit: the heap's large blocks live on, owned by no heap. */
+void hk__heap_disown_large_blocks(hk_heap *h) {
+  pthread_mutex_lock(&large_lock);
+  /* (release: a free that reads NULL skips the lock and then writes the segment) */
+  for (hk__segment *s = h->large_first; s; s = s->next) __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
+  h->large_first = NULL;
+  pthread_mutex_unlock(&large_lock);
 }
 
 void hk__large_free(hk__mseg *seg, void *p) {
@@ -504,19 +520,22 @@ void hk__large_free(hk__mseg *seg, void *p) {
   } else {
     hk__stats_global_add(-(int64_t)seg->large_size, 0, 1);
   }
-  if (seg->base.owner) large_unlink(seg->base.owner, &seg->base);
+  /* (owner is set before the block is handed out and cleared only under the lock) */
+  if (__atomic_load_n(&seg->base.owner, __ATOMIC_ACQUIRE)) large_unlink(&seg->base);
   atomic_fetch_sub_explicit(&hk__huge_live, 1, memory_order_relaxed);
   hk__segment_free(&seg->base);
 }
 
 void hk__heap_free_large_blocks(hk_heap *h) {
-  large_lock(h);
+  pthread_mutex_lock(&large_lock);
   hk__segment *s = h->large_first;
   h->large_first = NULL;
-  large_unlock(h);
+  for (hk__segment *x = s; x; x = x->next) __atomic_store_n(&x->owner, NULL, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&large_lock);
   while (s) {
     hk__segment *next = s->next;
     hk__heap_count(h, inuse, -(int64_t)((hk__mseg *)s)->large_size);
+    hk__heap_count_op(h, frees);
     atomic_fetch_sub_explicit(&hk__huge_live, 1, memory_order_relaxed);
     hk__segment_free(s);
     s = next;

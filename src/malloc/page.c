@@ -376,7 +376,10 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
       } else {
         hk__mpage_collect(pg);
         if (h->destroying || pg->used == 0) {
-          if (h->destroying) hk__heap_count(h, inuse, -(int64_t)pg->used * pg->block_size);
+          if (h->destroying) { /* its live blocks are freed with it: counted as frees too */
+            hk__heap_count(h, inuse, -(int64_t)pg->used * pg->block_size);
+            hk__heap_count(h, frees, (int64_t)pg->used);
+          }
           hk__mseg_page_free(h->tld, pg);
         } else {
           hk__page_set_heap(pg, NULL);

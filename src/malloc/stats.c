@@ -77,6 +77,10 @@ void hk__stats_flush(hk__tld *tld) {
 
 void hk_stats_get(hk_stats *out) {
   hk__process_init();
+  /* the calling thread's first-class heaps are summed only once flushed: flush them (its own, so
+   * it may), or their allocations since the last slow path were missing from its own figures */
+  hk__tld *self = hk__tls_heap->tld;
+  if (self) hk__stats_flush(self);
   *out = (hk_stats){0};
   hk__page_stats(out);
   sums s;
@@ -120,8 +124,10 @@ void hk_stats_print(int fd) {
   line(fd, "in use           ", s.in_use);
   line(fd, "in use peak      ", s.in_use_peak);
   count(fd, "large blocks     ", s.huge_count);
-  unsigned frag100 = (unsigned)(s.fragmentation * 100.0 + 0.5);
-  hk__snprintf(buf, sizeof buf, "  fragmentation     %u.%u%u (committed / in use)\n", frag100 / 100, frag100 / 10 % 10, frag100 % 10);
+  /* in integers: the ratio has no bound (one small block beside a full segment cache), and a
+   * double beyond UINT_MAX converted to unsigned is undefined (it printed garbage) */
+  size_t frag100 = s.in_use ? (size_t)(((unsigned __int128)s.committed * 100 + s.in_use / 2) / s.in_use) : 0;
+  hk__snprintf(buf, sizeof buf, "  fragmentation     %zu.%zu%zu (committed / in use)\n", frag100 / 100, frag100 / 10 % 10, frag100 % 10);
   hk__write_fd(fd, buf);
   count(fd, "segments         ", s.segments);
   count(fd, "segments cached  ", s.segments_cached);

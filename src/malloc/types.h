@@ -234,7 +234,7 @@ struct hk_heap_s {
   bool is_default;
   bool destroying;
   uint32_t magic;
-  _Atomic int large_lock;                 /* guards large_first (first-class heaps only) */
+  int large_unused;                       /* was a lock of large_first (now one for all heaps, mseg.c): kept for the layout */
   /* Counters, written only by the owner and read racily by statistics. No two that one operation
    * writes are next to each other: gcc would otherwise update a pair with one 16-byte load and
    * store, and that load cannot be forwarded from the two 8-byte stores of the operation before

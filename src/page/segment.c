@@ -252,6 +252,9 @@ static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exac
 static bool cache_put(hk__segment *s) {
   long limit = hk__opt(HK_OPT_SEGMENT_CACHE);
   if (s->size > CACHE_MAX_SIZE || limit <= 0) return false;
+  /* (saturated: from 2^42 slots up the product wrapped around, to 0 at 2^42, and the cache
+   * purged every segment as it came in) */
+  size_t dirty_max = (unsigned long)limit > SIZE_MAX / CACHE_DIRTY_PER_SLOT ? SIZE_MAX : (size_t)limit * CACHE_DIRTY_PER_SLOT;
   if (limit > CACHE_SLOTS) limit = CACHE_SLOTS;
   int64_t now = hk__clock_ms();
   pthread_mutex_lock(&cache_lock);
@@ -275,7 +278,7 @@ static bool cache_put(hk__segment *s) {
       dirty += (size_t)__builtin_popcountll(cache[i].seg->commit_mask) * cache[i].seg->unit;
       if (oldest < 0 || cache[i].freed_at < cache[oldest].freed_at) oldest = i;
     }
-    if (dirty <= (size_t)hk__opt(HK_OPT_SEGMENT_CACHE) * CACHE_DIRTY_PER_SLOT || oldest < 0) break;
+    if (dirty <= dirty_max || oldest < 0) break;
     decommit_units(cache[oldest].seg, ~(uint64_t)0);
     cache[oldest].purged = true;
   }

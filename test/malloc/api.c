@@ -1717,6 +1717,249 @@ static void sec_cache_oversize(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Counts around first-class heaps against a model: every block allocated is counted once by
+ * malloc_count and once by free_count when it goes, whether the program frees it (this thread,
+ * another thread) or hk_heap_destroy frees it with its heap; in_use comes back to where it was.
+ * Before the fix destroy's blocks never reached free_count, so malloc_count - free_count drifted
+ * up by every block a destroyed heap held. */
+static void sec_stats_heaps(void) {
+  enum { N = 3000, BIG = 3 };
+  static void *blk[N + BIG];
+  static size_t sz[N + BIG];
+  hk_stats s0, s1, s2;
+  /* a thread first, so that glibc's thread start (its allocations, kept with the cached stack)
+   * is not counted in the rounds */
+  xfree_arg none = {blk, sz, 0};
+  tu_run_thread(xfree_thread, &none);
+  hk_collect(true);
+  hk_stats_get(&s0);
+  for (int round = 0; round < 2; round++) {
+    hk_heap *h = hk_heap_new();
+    CHECK(h != NULL);
+    for (int i = 0; i < N + BIG; i++) {
+      sz[i] = i >= N ? 5 * MiB : (size_t)(i % 3 == 0 ? 48 : i % 3 == 1 ? 3000 : 40000);
+      blk[i] = hk_heap_malloc(h, sz[i]);
+      CHECK(blk[i] != NULL);
+      tu_fill(blk[i], sz[i]);
+    }
+    /* half of them (every other, one large block among them) freed by another thread, a few here */
+    xfree_arg xa = {blk, sz, N + BIG};
+    tu_run_thread(xfree_thread, &xa);
+    int freed = (N + BIG + 1) / 2;
+    for (int i = 1; i < 200; i += 2) { hk_free(blk[i]); freed++; }
+    hk_stats_get(&s1);
+    if (s0.counters)
+      EXPECTF(s1.malloc_count - s1.free_count == s0.malloc_count - s0.free_count + (size_t)(N + BIG - freed),
+              "round %d: %zu live blocks counted, %d in the heap", round, (s1.malloc_count - s1.free_count) - (s0.malloc_count - s0.free_count),
+              N + BIG - freed);
+    if (round == 0) hk_heap_destroy(h);
+    else { /* the blocks a deleted heap leaves live on, then go one by one */
+      hk_heap_delete(h);
+      for (int i = 0; i < N + BIG; i++)
+        if (blk[i] && !(i & 1 && i < 200)) hk_free(blk[i]);
+    }
+    hk_stats_get(&s2);
+    if (s0.counters) {
+      EXPECTF(s2.malloc_count - s0.malloc_count == s2.free_count - s0.free_count,
+              "round %d: %zu mallocs but %zu frees after the heap's blocks went", round, s2.malloc_count - s0.malloc_count,
+              s2.free_count - s0.free_count);
+      EXPECTF(s2.in_use == s0.in_use, "round %d: in_use %zu -> %zu", round, s0.in_use, s2.in_use);
+    }
+    s0 = s2;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* A first-class heap's large blocks freed by another thread while the heap is deleted, or its
+ * thread exits (both keep the blocks alive and clear their owner). The owner's walk clearing the
+ * owners took no lock, and a free that had read the owner locked and unlinked from the heap record
+ * after it was freed: ThreadSanitizer reports the race on the old code (label tsan); in other
+ * builds it could follow a freed segment's link (segfault, with no segment cache). */
+enum { LR_ROUNDS = 200, LR_BLOCKS = 24 };
+static void *lr_slot[LR_ROUNDS][LR_BLOCKS];
+static _Atomic int lr_posted;
+
+static void *lr_freer(void *arg) {
+  (void)arg;
+  for (int r = 0; r < LR_ROUNDS; r++)
+    for (int i = 0; i < LR_BLOCKS; i++) {
+      while (atomic_load_explicit(&lr_posted, memory_order_acquire) <= r * LR_BLOCKS + i) {}
+      void *p = lr_slot[r][i];
+      CHECK(*(volatile uint64_t *)p == (uint64_t)(r * LR_BLOCKS + i));
+      hk_free(p);
+    }
+  return NULL;
+}
+
+static void *lr_owner(void *arg) {
+  int r = (int)(intptr_t)arg;
+  hk_heap *h = hk_heap_new();
+  CHECK(h != NULL);
+  for (int i = 0; i < LR_BLOCKS; i++) {
+    uint64_t *p = hk_heap_malloc(h, 128 * KiB + (size_t)i * 4096);
+    CHECK(p != NULL);
+    *p = (uint64_t)(r * LR_BLOCKS + i);
+    lr_slot[r][i] = p;
+    atomic_fetch_add_explicit(&lr_posted, 1, memory_order_release);
+  }
+  if (r % 2 == 0) hk_heap_delete(h); /* odd rounds: the thread exits with the heap */
+  return NULL;
+}
+
+static void sec_heaps_large_race(void) {
+  long cache = hk_option_get(HK_OPT_SEGMENT_CACHE);
+  hk_option_set(HK_OPT_SEGMENT_CACHE, 0); /* freed segments are unmapped at once */
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, lr_freer, NULL) == 0);
+  for (int r = 0; r < LR_ROUNDS; r++) {
+    if (r % 2 == 0) lr_owner((void *)(intptr_t)r);
+    else {
+      pthread_t o;
+      CHECK(pthread_create(&o, NULL, lr_owner, (void *)(intptr_t)r) == 0);
+      CHECK(pthread_join(o, NULL) == 0);
+    }
+  }
+  CHECK(pthread_join(t, NULL) == 0);
+  hk_option_set(HK_OPT_SEGMENT_CACHE, cache);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* hk_stats_print's fragmentation line matches hk_stats.fragmentation however large the ratio: it
+ * was converted to an unsigned int as a hundredfold, undefined beyond 42,949,672.95 (printed as
+ * garbage): here one 8-byte block in use beside about 480 MiB committed in cached segments. */
+static void sec_stats_print_frag(void) {
+  hk_option_set(HK_OPT_PURGE_DELAY, -1);
+  hk_option_set(HK_OPT_SEGMENT_CACHE, 256);
+  enum { BIG = 8 };
+  void *big[BIG];
+  for (int i = 0; i < BIG; i++) CHECK((big[i] = hk_malloc(60 * MiB)) != NULL); /* committed, never touched */
+  void *one = hk_malloc(8);
+  for (int i = 0; i < BIG; i++) hk_free(big[i]);
+  hk_stats st;
+  hk_stats_get(&st);
+  char path[] = "/tmp/hk_frag_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  unlink(path);
+  hk_stats_print(fd);
+  char buf[4096];
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  close(fd);
+  CHECK(n > 0);
+  buf[n] = 0;
+  const char *f = strstr(buf, "fragmentation");
+  CHECK(f != NULL);
+  double printed = strtod(f + strlen("fragmentation"), NULL);
+  if (st.fragmentation < 1e6) fprintf(stderr, "malloc_api stats_print_frag: only %.0f (in use %zu, committed %zu): not the case tested\n", st.fragmentation, st.in_use, st.committed);
+  EXPECTF(printed > st.fragmentation * 0.999 - 0.01 && printed < st.fragmentation * 1.001 + 0.01,
+          "printed fragmentation %.2f, hk_stats says %.2f (in use %zu, committed %zu)", printed, st.fragmentation, st.in_use, st.committed);
+  hk_free(one);
+  hk_option_set(HK_OPT_SEGMENT_CACHE, 32);
+  hk_option_set(HK_OPT_PURGE_DELAY, 100);
+  hk_collect(true);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* A huge HEAPKIT_SEGMENT_CACHE means "cache as much as it can": the cache's bound on resident memory
+ * (slots x 4 MiB) wrapped around from 2^42 slots up, to 0 at exactly 2^42, and every segment put in
+ * the cache was decommitted at once (as with a cache of 0 bytes). A freed 8 MiB block's segment
+ * must stay committed in the cache until the purge delay (set long here). */
+static void sec_cache_huge_option(void) {
+  hk_option_set(HK_OPT_PURGE_DELAY, 100000);
+  for (int k = 0; k < 2; k++) {
+    long slots = k == 0 ? 32 : 1L << 42;
+    hk_option_set(HK_OPT_SEGMENT_CACHE, slots);
+    void *b = hk_malloc(8 * MiB);
+    CHECK(b != NULL);
+    memset(b, 1, 8 * MiB);
+    hk_stats a, z;
+    hk_stats_get(&a);
+    hk_free(b);
+    hk_stats_get(&z);
+    EXPECTF(z.committed + 4 * MiB > a.committed, "HEAPKIT_SEGMENT_CACHE=%ld: committed %zu -> %zu as an 8 MiB block was freed (its segment purged at once)",
+            slots, a.committed, z.committed);
+  }
+  hk_option_set(HK_OPT_SEGMENT_CACHE, 32);
+  hk_option_set(HK_OPT_PURGE_DELAY, 100);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Statistics across fork: the parent's other threads do not exist in the child, so the child counts
+ * only its own threads; what they had allocated is still in the child's memory, so in_use and the
+ * counts carry over exactly (their pending per-thread counters included). The thread below keeps
+ * its counters pending (no slow path flushes them after its first allocations of each class)
+ * and stays alive, blocked, across the fork. Before the fix the child reported the parent's
+ * threads as its own for ever. */
+enum { SF_BLOCKS = 100 };
+static pthread_mutex_t sf_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sf_cond = PTHREAD_COND_INITIALIZER;
+static int sf_state; /* 1 the thread has allocated, 2 it may free and exit */
+static void *sf_blocks[SF_BLOCKS];
+
+static void *sf_thread(void *arg) {
+  (void)arg;
+  for (int i = 0; i < SF_BLOCKS; i++) sf_blocks[i] = stamp(hk_malloc(1000));
+  pthread_mutex_lock(&sf_lock);
+  sf_state = 1;
+  pthread_cond_broadcast(&sf_cond);
+  while (sf_state != 2) pthread_cond_wait(&sf_cond, &sf_lock);
+  pthread_mutex_unlock(&sf_lock);
+  for (int i = 0; i < SF_BLOCKS; i++) hk_free(sf_blocks[i]);
+  return NULL;
+}
+
+static void *sf_child_thread(void *arg) {
+  (void)arg;
+  hk_free(stamp(hk_malloc(100)));
+  return NULL;
+}
+
+static void sec_stats_fork(void) {
+  hk_free(stamp(hk_malloc(16))); /* this thread has its heap */
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, sf_thread, NULL) == 0);
+  pthread_mutex_lock(&sf_lock);
+  while (sf_state != 1) pthread_cond_wait(&sf_cond, &sf_lock);
+  pthread_mutex_unlock(&sf_lock);
+  hk_stats p;
+  hk_stats_get(&p);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    hk_stats c, d;
+    hk_stats_get(&c);
+    int bad = 0;
+    if (c.threads + 1 != p.threads) { fprintf(stderr, "child: threads %zu, parent had %zu (one of them not here)\n", c.threads, p.threads); bad = 1; }
+    if (c.counters && (c.in_use != p.in_use || c.malloc_count != p.malloc_count || c.free_count != p.free_count)) {
+      fprintf(stderr, "child: in_use %zu mallocs %zu frees %zu, parent at fork %zu %zu %zu\n", c.in_use, c.malloc_count,
+              c.free_count, p.in_use, p.malloc_count, p.free_count);
+      bad = 1;
+    }
+    /* the dead thread's blocks are freed by the child: in use goes down by exactly their size */
+    size_t u = hk_malloc_usable_size(sf_blocks[0]);
+    for (int i = 0; i < SF_BLOCKS; i++) hk_free(sf_blocks[i]);
+    tu_run_thread(sf_child_thread, NULL);
+    hk_stats_get(&d);
+    if (d.threads != c.threads) { fprintf(stderr, "child: threads %zu after a thread came and went, %zu before\n", d.threads, c.threads); bad = 1; }
+    if (d.counters && (d.free_count != c.free_count + SF_BLOCKS + 1 || d.malloc_count != c.malloc_count + 1 ||
+                       d.in_use + SF_BLOCKS * u != c.in_use)) {
+      fprintf(stderr, "child: frees %zu -> %zu, mallocs %zu -> %zu, in_use %zu -> %zu (freed %d blocks of %zu)\n", c.free_count,
+              d.free_count, c.malloc_count, d.malloc_count, c.in_use, d.in_use, (int)SF_BLOCKS, u);
+      bad = 1;
+    }
+    _exit(bad);
+  }
+  int st = 0;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  EXPECTF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's statistics were wrong (status %d)", st);
+  pthread_mutex_lock(&sf_lock);
+  sf_state = 2;
+  pthread_cond_broadcast(&sf_cond);
+  pthread_mutex_unlock(&sf_lock);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* Options come from HEAPKIT_* variables (ctest sets HEAPKIT_PURGE_DELAY=77 HEAPKIT_HARDENED=1
  * HEAPKIT_SHOW_STATS=1 for this section; the statistics printed at exit are checked by ctest). */
 static void sec_env(void) {
@@ -1734,6 +1977,10 @@ static void sec_env(void) {
     EXPECTF(hk_option_get(vars[i].opt) == want, "%s=%s but hk_option_get gives %ld", vars[i].var, v,
             hk_option_get(vars[i].opt));
   }
+  /* a number beyond a long keeps the default (ctest's env_range sets HEAPKIT_GC_STRESS so) */
+  const char *gs = getenv("HEAPKIT_GC_STRESS");
+  if (gs && strlen(gs) > 19) EXPECTF(hk_option_get(HK_OPT_GC_STRESS) == 0, "HEAPKIT_GC_STRESS=%s read as %ld", gs, hk_option_get(HK_OPT_GC_STRESS));
+  if (gs) seen++;
   CHECKF(seen > 0, "run with some HEAPKIT_* variables set");
   /* hardened mode on: ordinary use still works; the purge paths see the delay */
   for (int i = 0; i < 10000; i++) hk_free(hk_malloc((size_t)i % 3000));
@@ -1752,7 +1999,7 @@ typedef struct section {
 static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
-  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak},
+  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"lifo", sec_lifo}, {"hot_page", sec_hot_page}, {"page_reuse", sec_page_reuse},
   {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize},
   {"env", sec_env},
