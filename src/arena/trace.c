@@ -245,7 +245,12 @@ static hk__segment *read_file(const char *path, size_t *len, char **text) {
   while (got < size) {
     ssize_t r = read(fd, buf + got, size - got);
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
+    if (r < 0) { /* a directory opens, then fails here: it read as an empty file ("the header needs...") */
+      hk__segment_free(seg);
+      close(fd);
+      return NULL;
+    }
+    if (r == 0) break;
     got += (size_t)r;
   }
   close(fd);
@@ -342,8 +347,14 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
       if (!blank) {
         if (!field(s, e, c_id, &fs, &fe) || !parse_u64(fs, fe, &id) || !field(s, e, c_size, &fs, &fe) ||
             !parse_u64(fs, fe, &size) || !field(s, e, c_off, &fs, &fe) || !parse_u64(fs, fe, &off) ||
-            (c_up >= 0 && (!field(s, e, c_up, &fs, &fe) || !parse_u64(fs, fe, &up))) || id >= MAX_PLAN_ENTRIES || size > ((uint64_t)1 << 40) || off > ((uint64_t)1 << 40)) {
+            (c_up >= 0 && (!field(s, e, c_up, &fs, &fe) || !parse_u64(fs, fe, &up)))) {
           hk__warning("arena replay: %s line %zu: expected non-negative integers id, size, offset", path, lineno + 1);
+          goto out;
+        }
+        /* (these said "expected non-negative integers" too, of a valid integer) */
+        if (id >= MAX_PLAN_ENTRIES || size > ((uint64_t)1 << 40) || off > ((uint64_t)1 << 40)) {
+          hk__warning("arena replay: %s line %zu: %s beyond the replay's limit (ids below 2^24, sizes and offsets up to 2^40)",
+                      path, lineno + 1, id >= MAX_PLAN_ENTRIES ? "id" : size > ((uint64_t)1 << 40) ? "size" : "offset");
           goto out;
         }
         if (pass == 0) {

@@ -192,6 +192,35 @@ static void test_bad_plans(void) {
   }
   errno = 0;
   CHECK(hk_arena_new(&(hk_arena_options){.replay_path = path("does-not-exist.csv")}) == NULL && errno == EINVAL);
+  /* the message names what is wrong: a directory is unreadable (it read as an empty file: "the
+   * header needs the columns"), an id past the limit is not "expected non-negative integers" */
+  static const struct { const char *text, *want; } said[] = {
+      {NULL, "cannot read"},
+      {"id,lower,upper,size,offset\n16777216,0,1,16,0\n", "line 2: id beyond the replay's limit"},
+      {"id,lower,upper,size,offset\n0,0,1,1099511627777,0\n", "line 2: size beyond the replay's limit"},
+  };
+  for (size_t i = 0; i < sizeof said / sizeof said[0]; i++) {
+    const char *p = said[i].text ? path("arena_bad.csv") : path("");
+    if (said[i].text) spit(p, said[i].text);
+    int saved = dup(2), fd = open(path("arena_msg.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(saved >= 0 && fd >= 0 && dup2(fd, 2) == 2);
+    errno = 0;
+    hk_arena *a = hk_arena_new(&(hk_arena_options){.replay_path = p});
+    int e = errno;
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    char msg[512] = {0};
+    FILE *f = fopen(path("arena_msg.txt"), "r");
+    CHECK(f != NULL);
+    size_t n = fread(msg, 1, sizeof msg - 1, f);
+    fclose(f);
+    msg[n] = 0;
+    CHECK(a == NULL && e == EINVAL);
+    if (!strstr(msg, said[i].want)) fprintf(stderr, "replay of %s: message '%s', wanted '%s'\n", p, msg, said[i].want);
+    CHECK(strstr(msg, said[i].want) != NULL);
+  }
+  remove(path("arena_msg.txt"));
   hk_arena *plain = hk_arena_new(NULL);
   CHECK(hk_arena_trace_write(plain, path("x.csv")) == HK_EINVAL);
   hk_arena_destroy(plain);
