@@ -43,6 +43,9 @@ HK_API void hk_heap_delete(hk_heap *heap);
 HK_API hk_heap *hk_heap_get_default(void);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_heap_malloc(hk_heap *heap, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2, 3) void *hk_heap_calloc(hk_heap *heap, size_t count, size_t size);
+/* p may be a block of any heap (or of malloc); when it fits in place it is returned and stays in
+ * the heap it belongs to (so goes with that heap's hk_heap_destroy); a block that moves is
+ * allocated from heap. */
 HK_API HK_ALLOC_SIZE(3) void *hk_heap_realloc(hk_heap *heap, void *p, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(3) void *hk_heap_malloc_aligned(hk_heap *heap, size_t alignment, size_t size);
 /* True if p is a live block of this heap (freed blocks as for hk_owns). The threads' default heaps

@@ -462,6 +462,18 @@ static void sec_realloc(void) {
     (void)prev;
   }
   hk_heap_destroy(h);
+
+  /* Across heaps (malloc.h): a block that fits stays where it is, in its own heap; one that moves
+   * goes to the heap named. */
+  hk_heap *h1 = hk_heap_new(), *h2 = hk_heap_new();
+  p = hk_heap_malloc(h1, 100);
+  q = hk_heap_realloc(h2, p, 90);
+  CHECK(q == p && hk_heap_contains(h1, q) && !hk_heap_contains(h2, q));
+  q = hk_heap_realloc(h2, q, 5000);
+  CHECK(q != NULL && hk_heap_contains(h2, q) && !hk_heap_contains(h1, q));
+  hk_heap_destroy(h1);
+  CHECK(hk_heap_contains(h2, q));
+  hk_heap_destroy(h2);
 }
 
 /* ------------------------------------------------------------------------------------------- */
