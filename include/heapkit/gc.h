@@ -139,7 +139,9 @@ typedef struct hk_gc_type_desc {
   const char *name;        /* for messages and hk_gc_verify reports */
   size_t size;             /* fixed payload size in bytes, or 0 for variable-sized types */
   /* Visit every pointer-holding slot: call hk_gc_visit(v, &field) for each. Must not allocate,
-   * must not read other heap objects (they may be half-moved), must be deterministic. */
+   * must not read other heap objects (they may be half-moved), must be deterministic. Calls into
+   * the collector from here (or from size_of, or the root callback) are refused with a warning:
+   * see docs/gc.md, Errors. */
   void (*trace)(void *obj, hk_gc_visitor *v);
   /* Payload size of a variable-sized object, computed from its contents. Optional: the collector
    * records each object's size in its header; when given, hk_gc_verify checks the two agree. */

@@ -340,6 +340,8 @@ static void *large_alloc(hk_gc_mutator *m, hk_gc_type type, size_t size, bool da
 }
 
 void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data) {
+  /* (in a collection's callbacks the buffers are retired, so every allocation comes here) */
+  if (gc_reentered(data ? "hk_gc_alloc_data" : "hk_gc_alloc", "returns NULL")) return NULL;
   hk_gc_heap *h = m->heap;
   if (type == 0 || type >= __atomic_load_n(&h->ntypes, __ATOMIC_ACQUIRE) || !h->types[type].used) {
     hk__warning("gc: allocation with type %u, which is not registered", (unsigned)type);

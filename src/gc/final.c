@@ -109,6 +109,9 @@ static int set_finalizer_slow(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn
  * find the record) is out of line, so that this path saves and restores no registers for it. */
 int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data) {
   if (!m) return HK_EINVAL;
+  /* (checked on the fast path too: a record added after the collection took the thread's ones
+   * would keep the object's old address if the collection moves it) */
+  if (gc_reentered("hk_gc_set_finalizer", "returns HK_EBUSY")) return HK_EBUSY;
   if (!owned_by_buffer(m, obj) && !hk__gc_owns(m->heap, obj)) {
     hk__warning("gc: hk_gc_set_finalizer: %p is not an object of this heap", obj);
     return HK_EINVAL;
@@ -235,12 +238,15 @@ size_t hk__gc_run_finalizers(hk_gc_mutator *m) {
   return n;
 }
 
-size_t hk_gc_run_finalizers(hk_gc_mutator *m) { return m ? hk__gc_run_finalizers(m) : 0; }
+size_t hk_gc_run_finalizers(hk_gc_mutator *m) {
+  if (!m || gc_reentered("hk_gc_run_finalizers", "returns 0")) return 0;
+  return hk__gc_run_finalizers(m);
+}
 
 /* ---- weak references ---------------------------------------------------------------------------- */
 
 hk_gc_weak *hk_gc_weak_new(hk_gc_mutator *m, void *target) {
-  if (!m) return NULL;
+  if (!m || gc_reentered("hk_gc_weak_new", "returns NULL")) return NULL;
   hk_gc_heap *h = m->heap;
   if (target && ((uintptr_t)target & 7) == 0 && !hk__gc_owns(h, target)) {
     hk__warning("gc: hk_gc_weak_new: %p is not an object of this heap", target);
@@ -266,7 +272,7 @@ void *hk_gc_weak_get(const hk_gc_weak *w) { return w ? w->target : NULL; }
  * record on the free list twice (two later handles shared it, and the list got a cycle that a
  * collection then walked for ever). */
 void hk_gc_weak_free(hk_gc_mutator *m, hk_gc_weak *w) {
-  if (!m || !w) return;
+  if (!m || !w || gc_reentered("hk_gc_weak_free", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   if (w->prev == w) {

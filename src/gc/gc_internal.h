@@ -483,6 +483,21 @@ HK_INTERNAL void hk__gc_park(hk_gc_mutator *m);
 /* Heap lock held; returns with it held after the next broadcast on cv (spinning a little first);
  * the caller re-checks its condition. */
 HK_INTERNAL void hk__gc_wait(hk_gc_heap *h, pthread_cond_t *cv);
+/* Re-entry (thread.c). While a thread runs a collection or a verification of a heap, as its
+ * collector or as a helper of a parallel phase, the embedder's callbacks it calls (trace
+ * functions, size_of, the root callback) must not call back into the collector: the collector
+ * holds the heap's lock (a call that takes it waits for ever) or, in a parallel phase, a call that
+ * waits for the collection to end waits for itself. hk__gc_t_busy is that heap (else NULL), and
+ * every entry point that takes the lock or may wait checks it first, on its slow path only, and
+ * refuses the call with a warning. Any heap: a collection of another heap started from a callback
+ * would wait for the threads parked in this one. Finalizers run after the collection, not busy. */
+extern __thread hk_gc_heap *hk__gc_t_busy __attribute__((tls_model("initial-exec"), visibility("hidden")));
+HK_INTERNAL hk_cold void hk__gc_reentry_warn(const char *fn, const char *result);
+static inline bool gc_reentered(const char *fn, const char *result) {
+  if (hk_likely(!hk__gc_t_busy)) return false;
+  hk__gc_reentry_warn(fn, result);
+  return true;
+}
 /* Heap lock held: the calling thread's mutator of h, or NULL. */
 HK_INTERNAL hk_gc_mutator *hk__gc_mutator_of_self(hk_gc_heap *h);
 /* Heap lock held: m leaves the heap for good (unregistering, or a thread that does not exist in a

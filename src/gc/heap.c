@@ -52,6 +52,7 @@ int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mu
   if (!heap_out) return HK_EINVAL;
   *heap_out = NULL;
   if (mutator_out) *mutator_out = NULL;
+  if (gc_reentered("hk_gc_heap_create", "returns HK_EBUSY")) return HK_EBUSY;
   hk_gc_options o;
   int rc = normalize(opts, &o);
   if (rc != HK_OK) return rc;
@@ -93,6 +94,7 @@ static bool heap_ok(const hk_gc_heap *h, const char *fn) {
 
 int hk_gc_heap_destroy(hk_gc_heap *h) {
   if (!heap_ok(h, "hk_gc_heap_destroy")) return HK_EINVAL;
+  if (gc_reentered("hk_gc_heap_destroy", "nothing destroyed (HK_EBUSY)")) return HK_EBUSY;
   /* off fork's list first: fork takes the list's lock before the heaps' locks */
   hk__gc_fork_untrack(h);
   gc_lock(h);
@@ -132,7 +134,7 @@ int hk_gc_heap_destroy(hk_gc_heap *h) {
 }
 
 void hk_gc_heap_set_limit(hk_gc_heap *h, size_t max_heap) {
-  if (!heap_ok(h, "hk_gc_heap_set_limit")) return;
+  if (!heap_ok(h, "hk_gc_heap_set_limit") || gc_reentered("hk_gc_heap_set_limit", "ignored")) return;
   gc_lock(h);
   h->max_heap = max_heap;
   h->opts.max_heap = max_heap;
@@ -144,7 +146,7 @@ void hk_gc_heap_set_limit(hk_gc_heap *h, size_t max_heap) {
 }
 
 void hk_gc_set_oom_handler(hk_gc_heap *h, hk_gc_oom_fn fn, void *data) {
-  if (!heap_ok(h, "hk_gc_set_oom_handler")) return;
+  if (!heap_ok(h, "hk_gc_set_oom_handler") || gc_reentered("hk_gc_set_oom_handler", "ignored")) return;
   gc_lock(h);
   h->opts.oom = fn;
   h->opts.oom_data = data;
@@ -158,6 +160,7 @@ int hk_gc_type_register(hk_gc_heap *h, const hk_gc_type_desc *d, hk_gc_type *out
     return HK_EINVAL;
   }
   if (d->size > HK_GC_MAX_SMALL * 1024) return HK_EINVAL;
+  if (gc_reentered("hk_gc_type_register", "returns HK_EBUSY")) return HK_EBUSY;
   gc_lock(h);
   if (h->ntypes >= HK_GC_MAX_TYPES) {
     gc_unlock(h);
@@ -174,6 +177,7 @@ int hk_gc_type_register(hk_gc_heap *h, const hk_gc_type_desc *d, hk_gc_type *out
 
 int hk_gc_root_add(hk_gc_heap *h, void **slot) {
   if (!heap_ok(h, "hk_gc_root_add") || !slot) return HK_EINVAL;
+  if (gc_reentered("hk_gc_root_add", "returns HK_EBUSY")) return HK_EBUSY;
   gc_lock(h);
   gc_root *r = hk__gc_meta_alloc(h, sizeof *r);
   if (r) {
@@ -187,6 +191,7 @@ int hk_gc_root_add(hk_gc_heap *h, void **slot) {
 
 int hk_gc_root_remove(hk_gc_heap *h, void **slot) {
   if (!heap_ok(h, "hk_gc_root_remove") || !slot) return HK_EINVAL;
+  if (gc_reentered("hk_gc_root_remove", "returns HK_EBUSY")) return HK_EBUSY;
   int rc = HK_EINVAL;
   gc_lock(h);
   for (gc_root **pp = &h->roots; *pp; pp = &(*pp)->next)
@@ -202,7 +207,7 @@ int hk_gc_root_remove(hk_gc_heap *h, void **slot) {
 }
 
 void hk_gc_set_root_callback(hk_gc_heap *h, hk_gc_roots_fn fn, void *data) {
-  if (!heap_ok(h, "hk_gc_set_root_callback")) return;
+  if (!heap_ok(h, "hk_gc_set_root_callback") || gc_reentered("hk_gc_set_root_callback", "ignored")) return;
   gc_lock(h);
   h->root_fn = fn;
   h->root_data = data;
@@ -210,6 +215,7 @@ void hk_gc_set_root_callback(hk_gc_heap *h, hk_gc_roots_fn fn, void *data) {
 }
 
 void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind) {
+  if (gc_reentered("hk_gc_collect", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   hk__gc_collect_locked(m, kind);

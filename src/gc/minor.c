@@ -336,6 +336,7 @@ void hk__gc_cards_free(hk_gc_heap *h, gc_large *l) {
  * barrier bit and gets the slot's card marked (the object is queued once per minor cycle);
  * anything else is remembered whole, as by hk_gc_write_barrier. */
 void hk_gc_write_barrier_slot_slow(hk_gc_mutator *m, void *obj, void *slot) {
+  if (gc_reentered("hk_gc_write_barrier_slot", "nothing remembered")) return;
   hk_gc_heap *h = m->heap;
   if (in_blocks(obj) || h->types[hdr_type(*hdr_of(obj))].d.trace) {
     hk_gc_write_barrier_slow(m, obj);

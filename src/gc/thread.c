@@ -63,6 +63,13 @@ static void stop_cpu_note(hk_gc_heap *h, hk_gc_mutator *m) {
   m->stop_cpu_ms = 0;
 }
 
+__thread hk_gc_heap *hk__gc_t_busy;
+
+void hk__gc_reentry_warn(const char *fn, const char *result) {
+  hk__warning("gc: %s called from a trace function, size function or root callback during a collection of heap %p; %s",
+              fn, (void *)hk__gc_t_busy, result);
+}
+
 /* Heap lock held; returns with it held. */
 static void par_help(hk_gc_heap *h, gc_par *job, hk_gc_mutator *self) {
   job->active++;
@@ -70,7 +77,10 @@ static void par_help(hk_gc_heap *h, gc_par *job, hk_gc_mutator *self) {
   job->helped = true;
   h->par_helpers++;
   gc_unlock(h);
+  hk_gc_heap *busy = hk__gc_t_busy;
+  hk__gc_t_busy = h; /* (a helper runs trace functions too) */
   job->help(job, self);
+  hk__gc_t_busy = busy;
   gc_lock(h);
   job->active--;
   gc_wake(h, &job->cond);
@@ -184,6 +194,7 @@ bool hk__gc_stop_world(hk_gc_mutator *m) {
   }
   h->collecting = 1;
   h->collector = m;
+  hk__gc_t_busy = h; /* until hk__gc_resume_world, which this thread calls */
   __atomic_store_n(&h->stop, 1, __ATOMIC_RELAXED);
   if (h->nrunning > 1) {
     /* Measured (it is not in the pause): a mutator busy without safepoints holds everyone up. */
@@ -215,11 +226,13 @@ bool hk__gc_stop_world(hk_gc_mutator *m) {
 void hk__gc_resume_world(hk_gc_heap *h) {
   h->collecting = 0;
   h->collector = NULL;
+  hk__gc_t_busy = NULL;
   __atomic_store_n(&h->stop, 0, __ATOMIC_RELAXED);
   gc_wake(h, &h->cond);
 }
 
 void hk_gc_safepoint_slow(hk_gc_mutator *m) {
+  if (gc_reentered("hk_gc_safepoint", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_park(m);
@@ -284,6 +297,7 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
     hk__warning("gc: hk_gc_thread_register: not a heap");
     return NULL;
   }
+  if (gc_reentered("hk_gc_thread_register", "returns NULL")) return NULL;
   gc_lock(h);
   while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_wait(h, &h->cond);
   /* Once per heap: a second mutator of this thread would count as another running thread that no
@@ -316,6 +330,7 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
 
 void hk_gc_thread_unregister(hk_gc_mutator *m) {
   if (!m) return;
+  if (gc_reentered("hk_gc_thread_unregister", "ignored")) return;
   hk_gc_heap *h = m->heap;
   /* (an unregistered record has no heap until it is reused: a second unregister unlinked it
    * again, counted the mutators down twice and freed the record twice) */
@@ -374,6 +389,7 @@ void hk__gc_mutator_drop(hk_gc_mutator *m) {
  * (a collection would then not wait for a thread that runs), an end without a begin counted in a
  * running thread that does not exist (the next collection waited for it for ever). */
 void hk_gc_blocking_begin(hk_gc_mutator *m) {
+  if (gc_reentered("hk_gc_blocking_begin", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   if (m->state != MUT_RUNNING) {
@@ -390,6 +406,7 @@ void hk_gc_blocking_begin(hk_gc_mutator *m) {
 }
 
 void hk_gc_blocking_end(hk_gc_mutator *m) {
+  if (gc_reentered("hk_gc_blocking_end", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   if (m->state != MUT_BLOCKING) {
@@ -409,6 +426,9 @@ hk_gc_heap *hk_gc_mutator_heap(const hk_gc_mutator *m) { return m ? m->heap : NU
 /* The barrier's slow path: obj is old and not yet remembered. Clearing the bit atomically makes
  * sure exactly one thread records it. */
 void hk_gc_write_barrier_slow(hk_gc_mutator *m, void *obj) {
+  /* (the object keeps its barrier bit, so the heap's invariant holds; the store itself is the
+   * embedder's: a young pointer stored now is not remembered, which hk_gc_verify reports) */
+  if (gc_reentered("hk_gc_write_barrier", "nothing remembered")) return;
   uintptr_t old = __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_BARRIER, __ATOMIC_RELAXED);
   if (!(old & HK_GC_HDR_BARRIER)) return;
   gc_chunk *c = m->remset.top;

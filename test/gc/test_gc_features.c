@@ -1,5 +1,5 @@
 /* Weak references, finalizer order, pinning, the heap limit with the OOM callback, and misuse.
- * usage: test_gc_features weak|final|pin|oom|misuse */
+ * usage: test_gc_features weak|final|pin|oom|misuse|reenter|... */
 #include "gc_test.h"
 #include <pthread.h>
 #include <unistd.h>
@@ -1523,6 +1523,233 @@ static void test_promote(void) {
   test_leaf_hint();
 }
 
+/* ---- re-entry: callbacks that call the collector during a collection ---------------------------- */
+
+/* A trace function, a size function or a root callback that calls into the collector while a
+ * collection (or hk_gc_verify) runs: the collector holds the heap's lock, or in a parallel phase
+ * waits for the helper that made the call, so each of these calls waited for ever (alarm turns
+ * that into a failure). Each is now refused with a warning and a result that says so. */
+enum { RE_OFF = 0, RE_COLLECT, RE_VERIFY };
+static int re_mode;           /* what the callbacks do (only while armed) */
+static hk_gc_heap *re_h;
+static hk_gc_type T_RE;       /* node layout, traced by re_trace, sized by re_size */
+static node *re_old;          /* an old object (its barrier bit set) */
+static hk_gc_weak *re_weak;
+static __thread hk_gc_mutator *re_self; /* the calling thread's mutator, as an embedder keeps it */
+static __thread bool re_helper;         /* a thread other than the collecting one */
+static int re_root_calls, re_root_bad, re_trace_calls, re_trace_bad, re_size_calls, re_size_bad;
+static int re_helper_traces;  /* trace calls made on the helper thread (atomic) */
+static int re_barrier_checked;
+
+#define RE_MODE() __atomic_load_n(&re_mode, __ATOMIC_RELAXED)
+#define RE_SET(x) __atomic_store_n(&re_mode, (x), __ATOMIC_RELAXED)
+/* A few objects call into the collector (each refused call prints a warning): on the collecting
+ * thread one in 64 of those numbered below 200, on the helper thread (which traces few) one in 16. */
+static bool re_calls(const void *obj) {
+  uint64_t id = ((const node *)obj)->id;
+  return re_helper ? id % 16 == 0 : id < 200 && id % 64 == 0;
+}
+static void re_trace(void *obj, hk_gc_visitor *v) {
+  node_trace(obj, v);
+  if (!RE_MODE() || !re_calls(obj)) return;
+  if (re_helper) __atomic_fetch_add(&re_helper_traces, 1, __ATOMIC_RELAXED);
+  else re_trace_calls++;
+  int bad = 0;
+  if (RE_MODE() == RE_COLLECT && hk_gc_alloc(re_self, T_NODE, 16) != NULL) bad++; /* (verify keeps the buffers) */
+  if (hk_gc_alloc(re_self, T_NODE, 100000) != NULL) bad++; /* (large: always the slow path) */
+  hk_gc_safepoint(re_self);
+  hk_gc_collect(re_self, HK_GC_MINOR);
+  if (bad) __atomic_fetch_add(&re_trace_bad, bad, __ATOMIC_RELAXED);
+}
+
+static size_t re_size(const void *obj) {
+  if (RE_MODE() && !re_helper && re_calls(obj)) {
+    re_size_calls++;
+    hk_gc_collect(re_self, HK_GC_FULL);
+    if (hk_gc_verify(re_self) != HK_EBUSY) re_size_bad++;
+    if (hk_gc_alloc(re_self, T_NODE, 100000) != NULL) re_size_bad++;
+  }
+  return node_size(obj);
+}
+
+static void re_fin(hk_gc_mutator *mm, void *obj, void *data) { (void)mm, (void)obj, (void)data; }
+
+static void re_roots(hk_gc_visitor *v, void *data) {
+  (void)v, (void)data;
+  if (!RE_MODE()) return;
+  re_root_calls++;
+  int bad = 0;
+  hk_gc_mutator *mm = re_self;
+  if (RE_MODE() == RE_COLLECT) {
+    bad += hk_gc_alloc(mm, T_NODE, 16) != NULL;
+    bad += hk_gc_alloc_data(mm, T_BLOB, 16) != NULL;
+    /* A minor collection does not move old objects: the barrier's slow path is refused and the
+     * object keeps its bit (nothing was remembered). */
+    if (__atomic_load_n(&((uintptr_t *)re_old)[-1], __ATOMIC_RELAXED) & HK_GC_HDR_BARRIER) {
+      hk_gc_write_barrier(mm, re_old);
+      hk_gc_write_barrier_slot(mm, re_old, &re_old->kids[0]);
+      bad += !(__atomic_load_n(&((uintptr_t *)re_old)[-1], __ATOMIC_RELAXED) & HK_GC_HDR_BARRIER);
+      re_barrier_checked++;
+    }
+  }
+  bad += hk_gc_alloc(mm, T_NODE, 100000) != NULL;
+  hk_gc_safepoint(mm);
+  hk_gc_collect(mm, HK_GC_MINOR);
+  hk_gc_collect(mm, HK_GC_FULL);
+  bad += hk_gc_verify(mm) != HK_EBUSY;
+  bad += hk_gc_run_finalizers(mm) != 0;
+  static void *slot;
+  bad += hk_gc_root_add(re_h, &slot) != HK_EBUSY;
+  bad += hk_gc_root_remove(re_h, &slot) != HK_EBUSY;
+  bad += hk_gc_weak_new(mm, NULL) != NULL;
+  hk_gc_weak_free(mm, re_weak); /* (ignored: still usable after the collection) */
+  bad += hk_gc_set_finalizer(mm, re_old, re_fin, NULL) != HK_EBUSY;
+  hk_gc_type t;
+  hk_gc_type_desc d = {.name = "late", .size = 8};
+  bad += hk_gc_type_register(re_h, &d, &t) != HK_EBUSY;
+  hk_gc_stats st;
+  hk_gc_stats_get(re_h, &st);
+  bad += st.mutators != 0; /* (refused: all zero) */
+  bad += hk_gc_thread_register(re_h) != NULL;
+  hk_gc_blocking_begin(mm);
+  hk_gc_blocking_end(mm);
+  hk_gc_thread_unregister(mm);
+  hk_gc_heap_set_limit(re_h, 1);
+  hk_gc_set_oom_handler(re_h, NULL, NULL);
+  hk_gc_set_root_callback(re_h, NULL, NULL);
+  bad += hk_gc_heap_destroy(re_h) != HK_EBUSY;
+  hk_gc_heap *hx = NULL;
+  bad += hk_gc_heap_create(NULL, &hx, NULL) != HK_EBUSY;
+  re_root_bad += bad;
+}
+
+/* The second thread: polls safepoints (so it parks, and helps the collections with their trace
+ * functions) until told to stop. */
+static int re_stop, re_started;
+static void *re_thread(void *arg) {
+  re_self = hk_gc_thread_register(arg);
+  re_helper = true;
+  __atomic_store_n(&re_started, 1, __ATOMIC_RELEASE);
+  if (!re_self) return NULL;
+  while (!__atomic_load_n(&re_stop, __ATOMIC_ACQUIRE)) hk_gc_safepoint(re_self);
+  hk_gc_thread_unregister(re_self);
+  return NULL;
+}
+
+/* A finalizer may still allocate and collect (it runs after the collection). */
+static int re_fin_allocs;
+static void re_fin_alloc(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)obj, (void)data;
+  if (new_node(mm, 5, 1, true)) re_fin_allocs++;
+  hk_gc_collect(mm, HK_GC_MINOR);
+}
+
+static void test_reenter(void) {
+  hk_gc_mutator *mm;
+  /* (every full collection marks everything, every minor one copies: the trace functions run) */
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.flags = HK_GC_OPT_NO_STICKY | HK_GC_OPT_NO_BLOCK_PROMOTION;
+  CHECK(hk_gc_heap_create(&o, &re_h, &mm) == HK_OK);
+  re_self = mm;
+  register_test_types(re_h);
+  hk_gc_type_desc d = {.name = "reenter", .trace = re_trace, .size_of = re_size};
+  CHECK(hk_gc_type_register(re_h, &d, &T_RE) == HK_OK);
+  hk_gc_set_root_callback(re_h, re_roots, NULL);
+  node *list = NULL, *n = NULL;
+  HK_GC_ROOTS(mm, list, n, re_old);
+  re_old = new_node(mm, 1, 1, false);
+  hk_gc_collect(mm, HK_GC_FULL);
+  hk_gc_collect(mm, HK_GC_FULL);
+  for (int i = 0; i < 200; i++) {
+    n = hk_gc_alloc(mm, T_RE, sizeof(node) + sizeof(void *));
+    CHECK_QUIET(n != NULL);
+    if (!n) break;
+    n->id = (uint64_t)i;
+    n->nkids = 1;
+    n->kids[0] = list;
+    list = n;
+  }
+  re_weak = hk_gc_weak_new(mm, list);
+  CHECK(re_weak != NULL);
+  alarm(30);
+  /* one thread: the collector holds the heap's lock while the callbacks run */
+  RE_SET(RE_COLLECT);
+  hk_gc_collect(mm, HK_GC_MINOR);
+  hk_gc_collect(mm, HK_GC_FULL);
+  RE_SET(RE_VERIFY);
+  CHECK(hk_gc_verify(mm) == HK_OK);
+  RE_SET(RE_OFF);
+  alarm(0);
+  CHECK(re_root_calls >= 3 && re_root_bad == 0);
+  CHECK(re_trace_calls > 0 && re_trace_bad == 0);
+  CHECK(re_size_calls > 0 && re_size_bad == 0);
+  if (!re_barrier_checked) fprintf(stderr, "reenter: the old object was remembered already; barrier not checked\n");
+  /* every refused call left the heap as it was */
+  hk_gc_stats st;
+  hk_gc_stats_get(re_h, &st);
+  CHECK(st.mutators == 1);
+  CHECK(hk_gc_weak_get(re_weak) == list);
+  hk_gc_weak_free(mm, re_weak);
+  re_weak = NULL;
+  int k = 0;
+  for (node *x = list; x; x = x->kids[0], k++) CHECK_QUIET(x->id == (uint64_t)(199 - k));
+  CHECK(k == 200);
+  CHECK(hk_gc_verify(mm) == HK_OK);
+
+  /* two threads: the parked one helps with the trace functions (a parallel phase), with the lock
+   * released; a call from a helper waited for the collection it was helping. 2000 chains of 10
+   * (a holder's slots give the phase work to share). */
+  enum { RE_CHAINS = 2000, RE_LEN = 10 };
+  node *holder = new_node(mm, 1, RE_CHAINS, false);
+  HK_GC_ROOTS(mm, holder);
+  for (int i = 0; i < RE_CHAINS; i++)
+    for (int j = 0; j < RE_LEN; j++) {
+      n = hk_gc_alloc(mm, T_RE, sizeof(node) + sizeof(void *));
+      CHECK_QUIET(n != NULL);
+      if (!n) break;
+      n->id = (uint64_t)(i * RE_LEN + j);
+      n->nkids = 1;
+      n->kids[0] = holder->kids[i];
+      HK_GC_WRITE(mm, holder, kids[i], n);
+    }
+  pthread_t other;
+  __atomic_store_n(&re_stop, 0, __ATOMIC_RELAXED);
+  CHECK(pthread_create(&other, NULL, re_thread, re_h) == 0);
+  while (!__atomic_load_n(&re_started, __ATOMIC_ACQUIRE)) hk_gc_safepoint(mm);
+  int bad_before = re_root_bad;
+  alarm(60);
+  for (int r = 0; r < 20; r++) {
+    RE_SET(RE_COLLECT);
+    hk_gc_collect(mm, r ? HK_GC_FULL : HK_GC_MINOR);
+    RE_SET(RE_OFF);
+  }
+  __atomic_store_n(&re_stop, 1, __ATOMIC_RELEASE);
+  CHECK(pthread_join(other, NULL) == 0);
+  alarm(0);
+  CHECK(re_root_bad == bad_before && re_trace_bad == 0);
+  fprintf(stderr, "reenter: %d trace calls on the helper thread\n", __atomic_load_n(&re_helper_traces, __ATOMIC_RELAXED));
+  for (int i = 0; i < RE_CHAINS; i++) {
+    int len = 0;
+    for (node *x = holder->kids[i]; x; x = x->kids[0], len++) CHECK_QUIET(x->id == (uint64_t)(i * RE_LEN + RE_LEN - 1 - len));
+    CHECK_QUIET(len == RE_LEN);
+  }
+  CHECK(hk_gc_verify(mm) == HK_OK);
+
+  /* finalizers run after the collection: they may allocate and collect */
+  re_fin_allocs = 0;
+  for (int i = 0; i < 10; i++) CHECK_QUIET(hk_gc_set_finalizer(mm, new_node(mm, (uint64_t)i, 0, false), re_fin_alloc, NULL) == HK_OK);
+  alarm(30);
+  hk_gc_collect(mm, HK_GC_MINOR);
+  hk_gc_collect(mm, HK_GC_FULL);
+  alarm(0);
+  CHECK(re_fin_allocs == 10);
+  list = n = re_old = holder = NULL;
+  CHECK(hk_gc_verify(mm) == HK_OK);
+  hk_gc_set_root_callback(re_h, NULL, NULL);
+  CHECK(hk_gc_heap_destroy(re_h) == HK_OK);
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -1551,6 +1778,7 @@ int main(int argc, char **argv) {
     CHECK(hk_gc_heap_destroy(h) == HK_OK);
     CHECK(hk_gc_heap_destroy(h2) == HK_OK);
   }
+  if (all || !strcmp(what, "reenter")) test_reenter();
   if (all || !strcmp(what, "misuse")) {
     test_misuse();
     CHECK(hk_gc_heap_destroy(h) == HK_OK);
