@@ -257,13 +257,7 @@ void hk_free(void *p) {
    * run dry now and then, since the slow path does the thread's periodic work (hands its
    * remote-free buffer over, collects its pages' remote frees, purges). After that, local_free.
    * hk__lifo_take also counts the free for the statistics. */
-  if (hk_likely(hk__lifo_take(h))) {
-    b->next = hk__encode(pg, pg->free);
-    pg->free = b;
-  } else {
-    b->next = hk__encode(pg, pg->local_free);
-    pg->local_free = b;
-  }
+  hk__page_push_local(h, pg, b);
   if (hk_unlikely(--pg->used == 0)) {
     hk__page_retire(h, pg);
     return;

@@ -144,6 +144,19 @@ static inline bool hk__lifo_take(hk_heap *h) {
 #else
 static inline bool hk__lifo_take(hk_heap *h) { return --h->lifo_left >= 0; }
 #endif
+
+/* A local free's push: on the allocation list while the LIFO budget lasts (hk_free says why),
+ * then on local_free. */
+static inline void hk__page_push_local(hk_heap *h, hk__page *pg, hk__block *b) {
+  if (hk_likely(hk__lifo_take(h))) {
+    b->next = hk__encode(pg, pg->free);
+    pg->free = b;
+  } else {
+    b->next = hk__encode(pg, pg->local_free);
+    pg->local_free = b;
+  }
+}
+
 /* Frees through h not yet flushed (racy when another thread reads them, like every counter). */
 static inline int64_t hk__heap_frees(const hk_heap *h) {
   return __atomic_load_n(&h->frees, __ATOMIC_RELAXED) + __atomic_load_n(&h->lifo_base, __ATOMIC_RELAXED) -

@@ -282,13 +282,7 @@ void hk__page_free_local(hk__page *pg, hk__block *b) {
  * did as well for the slow path but touched three other page descriptors per free. The LIFO
  * budget bounds it as in hk_free. */
 void hk__page_free_hot(hk_heap *h, hk__page *pg, hk__block *b) {
-  if (hk_likely(hk__lifo_take(h))) {
-    b->next = hk__encode(pg, pg->free);
-    pg->free = b;
-  } else {
-    b->next = hk__encode(pg, pg->local_free);
-    pg->local_free = b;
-  }
+  hk__page_push_local(h, pg, b);
   pg->used--;
   hk_assert_internal(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h);
   if (pg->flags & HK__PAGE_IN_FULL) page_unfull(h, pg);
