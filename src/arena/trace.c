@@ -158,7 +158,7 @@ int hk_arena_trace_write(const hk_arena *a, const char *path) {
   if (t->broken) return HK_ENOMEM;
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    hk__warning("hk_arena_trace_write: cannot open %s for writing", path);
+    hk__warning("hk_arena_trace_write: cannot open %s for writing: %s", path, strerror(errno));
     return HK_EPERM;
   }
   outbuf o; /* on the stack: thread-local storage must stay tiny (the library may be dlopen'ed) */

@@ -176,6 +176,25 @@ static void test_long_trace(void) {
   remove(path("arena_long.csv"));
 }
 
+/* stderr into arena_msg.txt until stderr_back, which reads what was written into msg. */
+static int stderr_to_file(void) {
+  int saved = dup(2), fd = open(path("arena_msg.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  CHECK(saved >= 0 && fd >= 0 && dup2(fd, 2) == 2);
+  if (fd >= 0) close(fd);
+  return saved;
+}
+static void stderr_back(int saved, char *msg, size_t cap) {
+  dup2(saved, 2);
+  close(saved);
+  msg[0] = 0;
+  FILE *f = fopen(path("arena_msg.txt"), "r");
+  CHECK(f != NULL);
+  if (!f) return;
+  size_t n = fread(msg, 1, cap - 1, f);
+  fclose(f);
+  msg[n] = 0;
+}
+
 static void test_bad_plans(void) {
   const char *bad[] = {
       "id,lower,upper,size\n0,0,1,16\n",            /* no offset column */
@@ -202,20 +221,12 @@ static void test_bad_plans(void) {
   for (size_t i = 0; i < sizeof said / sizeof said[0]; i++) {
     const char *p = said[i].text ? path("arena_bad.csv") : path("");
     if (said[i].text) spit(p, said[i].text);
-    int saved = dup(2), fd = open(path("arena_msg.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    CHECK(saved >= 0 && fd >= 0 && dup2(fd, 2) == 2);
+    int saved = stderr_to_file();
     errno = 0;
     hk_arena *a = hk_arena_new(&(hk_arena_options){.replay_path = p});
     int e = errno;
-    dup2(saved, 2);
-    close(saved);
-    close(fd);
-    char msg[512] = {0};
-    FILE *f = fopen(path("arena_msg.txt"), "r");
-    CHECK(f != NULL);
-    size_t n = fread(msg, 1, sizeof msg - 1, f);
-    fclose(f);
-    msg[n] = 0;
+    char msg[512];
+    stderr_back(saved, msg, sizeof msg);
     CHECK(a == NULL && e == EINVAL);
     if (!strstr(msg, said[i].want)) fprintf(stderr, "replay of %s: message '%s', wanted '%s'\n", p, msg, said[i].want);
     CHECK(strstr(msg, said[i].want) != NULL);
@@ -225,7 +236,13 @@ static void test_bad_plans(void) {
   CHECK(hk_arena_trace_write(plain, path("x.csv")) == HK_EINVAL);
   hk_arena_destroy(plain);
   hk_arena *rec = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_TRACE});
-  CHECK(hk_arena_trace_write(rec, "/nonexistent-dir/x.csv") == HK_EPERM);
+  int saved = stderr_to_file();
+  int rc = hk_arena_trace_write(rec, "/nonexistent-dir/x.csv");
+  char msg[512];
+  stderr_back(saved, msg, sizeof msg);
+  CHECK(rc == HK_EPERM);
+  /* the message gives the reason, as the CLI's does */
+  CHECK(strstr(msg, "cannot open /nonexistent-dir/x.csv for writing: No such file or directory") != NULL);
   hk_arena_destroy(rec);
 }
 
