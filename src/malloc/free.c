@@ -102,6 +102,18 @@ void hk__free_remote_list(hk__page *pg, hk__block *head, hk__block *tail, uint32
   }
 }
 
+/* The end of every local free off the fast path, once b is known to be a live block of pg, a page
+ * of h (the calling thread's default heap): counted, and pushed as its page wants. */
+static void free_local_checked(hk_heap *h, hk__page *pg, hk__block *b) {
+  hk__heap_count(h, inuse, -(int64_t)pg->block_size);
+  if (pg->flags & HK__PAGE_HOT) {
+    hk__page_free_hot(h, pg, b);
+    return;
+  }
+  hk__heap_count_op(h, frees);
+  hk__page_free_local(pg, b);
+}
+
 /* What the owner's fast path does not handle: a page with flags, a pointer that is not a carved
  * block start. It takes only p, so that the fast path computes no arguments for it. */
 static hk_noinline void free_generic(void *p) {
@@ -118,13 +130,7 @@ static hk_noinline void free_generic(void *p) {
     return;
   }
   if ((pg->flags & HK__PAGE_HARDENED) || maybe_free_block(pg, b, hk__page_carved(pg))) check_double_free(pg, b);
-  hk__heap_count(h, inuse, -(int64_t)pg->block_size);
-  if (pg->flags & HK__PAGE_HOT) {
-    hk__page_free_hot(h, pg, b);
-    return;
-  }
-  hk__heap_count_op(h, frees);
-  hk__page_free_local(pg, b);
+  free_local_checked(h, pg, b);
 }
 
 /* The segment of a large block: in its first 4 MiB unless it was aligned to 4 MiB or more. */
@@ -151,18 +157,10 @@ static hk_noinline void free_other(void *p) {
 
 /* A local free of a block whose first word looks like a free-list link: maybe a double free. */
 static hk_noinline void free_suspect(void *p) {
-  hk_heap *h = hk__tls_heap;
-  (void)h; /* without HK_STATS the counters are no-ops */
   hk__page *pg = hk__page_of(hk__mseg_of(p), p);
   hk__block *b = (hk__block *)p;
   check_double_free(pg, b);
-  hk__heap_count(h, inuse, -(int64_t)pg->block_size);
-  if (pg->flags & HK__PAGE_HOT) {
-    hk__page_free_hot(h, pg, b);
-    return;
-  }
-  hk__heap_count_op(h, frees);
-  hk__page_free_local(pg, b);
+  free_local_checked(hk__tls_heap, pg, b);
 }
 
 /* hk_free of p in a page whose only flag is HOT (a class over HK_DIRECT_MAX), in a segment among
@@ -178,9 +176,7 @@ static hk_noinline void free_hot(void *p) {
   }
   hk__block *b = (hk__block *)p;
   if (hk_unlikely(maybe_free_block(pg, b, carved))) check_double_free(pg, b);
-  hk_heap *h = hk__tls_heap;
-  hk__heap_count(h, inuse, -(int64_t)pg->block_size);
-  hk__page_free_hot(h, pg, b);
+  free_local_checked(hk__tls_heap, pg, b); /* (HOT: the hot-page push) */
 }
 
 /* A local free in a malloc segment that is not among the thread's hints yet: it becomes one, and
