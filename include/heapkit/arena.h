@@ -49,7 +49,8 @@ typedef struct hk_arena_options {
   void *release_arg;
   hk_arena_oom_fn oom;          /* failure handler; NULL = return NULL (inherited from the parent) */
   void *oom_arg;
-  const char *replay_path;      /* CSV with id,lower,upper,size,offset: serve the allocations from planned offsets */
+  const char *replay_path;      /* CSV with id,lower,upper,size,offset: serve the allocations from planned offsets
+                                   (every row ends with a newline; the peak offset+size fits in physical memory) */
 } hk_arena_options;
 
 /* A save point. Plain data: copy it freely; it is valid until the arena is restored to an earlier

@@ -188,9 +188,13 @@ int hk_arena_trace_write(const hk_arena *a, const char *path) {
 
 /* ---- replay -------------------------------------------------------------------------------------- */
 
+/* One planned allocation. The table holds one entry per row, sorted by id: its size follows the
+ * file, not the largest id (an id near 2^24 in a direct table took 640 MiB). Ids are the
+ * allocation sequence numbers the run reaches in increasing order, so a cursor finds each entry. */
 typedef struct plan_entry {
-  uint64_t offset, size; /* size UINT64_MAX: no entry with this id */
-  uint64_t upper;        /* the planned end of its lifetime (UINT64_MAX: the plan has no upper column) */
+  uint64_t id, offset, size;
+  uint64_t upper; /* the planned end of its lifetime (UINT64_MAX: the plan has no upper column) */
+  uint64_t line;  /* for the duplicate-id message */
 } plan_entry;
 
 /* The allocations served from the plan and not released yet, in id order (a restore releases a
@@ -210,6 +214,7 @@ struct hk__arena_replay {
   plan_entry *table;
   live_entry *live;
   size_t n, nlive;
+  size_t next; /* the first entry whose id the run has not passed */
   char *block;
   size_t peak;
   size_t hits, misses;
@@ -276,6 +281,12 @@ static bool field(const char *s, const char *e, int i, const char **fs, const ch
   return true;
 }
 
+static size_t nfields(const char *s, const char *e) {
+  size_t n = 1;
+  for (; s < e; s++) n += *s == ',';
+  return n;
+}
+
 static bool parse_u64(const char *s, const char *e, uint64_t *out) {
   if (s == e) return false;
   uint64_t v = 0;
@@ -298,10 +309,47 @@ static int column(const char *s, const char *e, const char *name) {
   return -1;
 }
 
-#define MAX_PLAN_ENTRIES ((uint64_t)1 << 24)
+/* The largest plan the replay takes: its block (the largest offset + size) is committed whole when
+ * the arena is created, so it must fit in the machine's memory, and no arena chunk is larger than
+ * 2^46 bytes (hk__arena_next_chunk). */
+#define MAX_REPLAY_BLOCK ((uint64_t)1 << 46)
+static uint64_t replay_block_limit(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return MAX_REPLAY_BLOCK;
+  uint64_t mem = (uint64_t)pages * (uint64_t)page;
+  return mem < MAX_REPLAY_BLOCK ? mem : MAX_REPLAY_BLOCK;
+}
 
-/* Two passes over the text: the first finds the number of ids and the peak, the second fills the
- * table in the final segment. Errors name the file and the line. */
+/* Heap sort by id, in place (no malloc; rows in id order, as the recorder and `heapkit plan` write
+ * them, skip it). */
+static void sift(plan_entry *t, size_t i, size_t n) {
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= n) return;
+    if (c + 1 < n && t[c + 1].id > t[c].id) c++;
+    if (t[c].id <= t[i].id) return;
+    plan_entry x = t[i];
+    t[i] = t[c];
+    t[c] = x;
+    i = c;
+  }
+}
+
+static void sort_by_id(plan_entry *t, size_t n) {
+  size_t i = 1;
+  while (i < n && t[i - 1].id <= t[i].id) i++;
+  if (i >= n) return;
+  for (i = n / 2; i-- > 0;) sift(t, i, n);
+  for (size_t end = n; end-- > 1;) {
+    plan_entry x = t[0];
+    t[0] = t[end];
+    t[end] = x;
+    sift(t, 0, end);
+  }
+}
+
+/* Two passes over the text: the first checks every row and finds the number of rows and the peak,
+ * the second fills the table in the final segment. Errors name the file and the line. */
 int hk__arena_replay_init(hk_arena *a, const char *path) {
   size_t len = 0;
   char *text = NULL;
@@ -311,7 +359,7 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
     return HK_EINVAL;
   }
   int rc = HK_EINVAL;
-  uint64_t max_id = 0, peak = 0, rows = 0;
+  uint64_t peak = 0, rows = 0, limit = replay_block_limit();
   hk__segment *seg = NULL;
   hk__arena_replay *r = NULL;
   const char *end = text + len, *line = text;
@@ -330,6 +378,7 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
   if (!le) le = end;
   int c_id = column(line, le, "id"), c_size = column(line, le, "size"), c_off = column(line, le, "offset");
   int c_up = column(line, le, "upper"); /* optional: without it lifetimes are not checked */
+  size_t ncols = nfields(line, le);
   if (c_id < 0 || c_size < 0 || c_off < 0) {
     hk__warning("arena replay: %s line %zu: the header needs the columns id, size and offset", path, header_line);
     goto out;
@@ -344,6 +393,21 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
       const char *q = s;
       while (q < e && (*q == ' ' || *q == '\r' || *q == '\t')) q++;
       bool blank = q == e || *q == '#'; /* blank lines and # comments are skipped */
+      if (!blank && pass == 0) {
+        /* A file cut short (a copy or a write that stopped) ends inside a row, often inside a
+         * number, which parsed as a smaller valid value: a wrong offset or size served
+         * memory that overlaps another allocation's. Every row ends with a newline. */
+        if (e == end) {
+          hk__warning("arena replay: %s line %zu: the file ends inside this row (no newline after it): is the plan "
+                      "cut short?", path, lineno + 1);
+          goto out;
+        }
+        if (nfields(s, e) != ncols) {
+          hk__warning("arena replay: %s line %zu: expected %zu fields as in the header, found %zu", path, lineno + 1,
+                      ncols, nfields(s, e));
+          goto out;
+        }
+      }
       if (!blank) {
         if (!field(s, e, c_id, &fs, &fe) || !parse_u64(fs, fe, &id) || !field(s, e, c_size, &fs, &fe) ||
             !parse_u64(fs, fe, &size) || !field(s, e, c_off, &fs, &fe) || !parse_u64(fs, fe, &off) ||
@@ -351,30 +415,24 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
           hk__warning("arena replay: %s line %zu: expected non-negative integers id, size, offset", path, lineno + 1);
           goto out;
         }
-        /* (these said "expected non-negative integers" too, of a valid integer) */
-        if (id >= MAX_PLAN_ENTRIES || size > ((uint64_t)1 << 40) || off > ((uint64_t)1 << 40)) {
-          hk__warning("arena replay: %s line %zu: %s beyond the replay's limit (ids below 2^24, sizes and offsets up to 2^40)",
-                      path, lineno + 1, id >= MAX_PLAN_ENTRIES ? "id" : size > ((uint64_t)1 << 40) ? "size" : "offset");
+        if (size > limit || off > limit - size) {
+          hk__warning("arena replay: %s line %zu: %s %llu bytes is more than a replay block can hold (%llu bytes: the "
+                      "block is committed whole when the arena is created, so it must fit in the machine's memory, "
+                      "and at most 2^46)", path, lineno + 1, size > limit ? "size" : "offset + size =",
+                      (unsigned long long)(size > limit ? size : off + size), (unsigned long long)limit);
           goto out;
         }
         if (pass == 0) {
-          if (id > max_id) max_id = id;
           if (off + size > peak) peak = off + size;
           rows++;
         } else {
-          if (r->table[id].size != UINT64_MAX) {
-            hk__warning("arena replay: %s line %zu: duplicate id %lu", path, lineno + 1, (unsigned long)id);
-            goto out_seg;
-          }
-          r->table[id].offset = off;
-          r->table[id].size = size;
-          r->table[id].upper = up;
+          r->table[r->n++] = (plan_entry){id, off, size, up, lineno + 1};
         }
       }
       s = e < end ? e + 1 : end;
     }
     if (pass == 0) {
-      size_t n = rows ? (size_t)max_id + 1 : 0;
+      size_t n = (size_t)rows;
       size_t block_off = hk__align_up(replay_hdr() + n * (sizeof(plan_entry) + sizeof(live_entry)), 4096);
       size_t total = block_off + (size_t)peak;
       seg = hk__segment_alloc(total, HK_SEGMENT_SIZE, HK__SEG_ARENA, replay_hdr());
@@ -388,12 +446,19 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
       r->seg = seg;
       r->table = (plan_entry *)((char *)seg + replay_hdr());
       r->live = (live_entry *)(r->table + n);
-      r->n = n;
-      for (size_t i = 0; i < n; i++) r->table[i].size = UINT64_MAX;
       r->block = (char *)seg + block_off;
       r->peak = (size_t)peak;
     }
   }
+  sort_by_id(r->table, r->n);
+  for (size_t i = 1; i < r->n; i++)
+    if (r->table[i].id == r->table[i - 1].id) {
+      uint64_t l1 = r->table[i - 1].line, l2 = r->table[i].line;
+      hk__warning("arena replay: %s line %llu: duplicate id %llu (first on line %llu)", path,
+                  (unsigned long long)(l1 > l2 ? l1 : l2), (unsigned long long)r->table[i].id,
+                  (unsigned long long)(l1 < l2 ? l1 : l2));
+      goto out_seg;
+    }
   if (a->track) hk__track_release(r->block, r->peak);
   a->replay = r;
   rc = HK_OK;
@@ -410,12 +475,14 @@ void *hk__arena_replay_next(hk_arena *a, size_t size, size_t align) {
   size_t k = a->seq;
   size_t n = hk__arena_round(size);
   if (!r->off_plan && r->nlive && r->live[r->nlive - 1].min_upper <= k) r->off_plan = true;
-  if (!r->off_plan && k < r->n && r->table[k].size != UINT64_MAX && n <= r->table[k].size) {
-    char *p = r->block + r->table[k].offset;
+  while (r->next < r->n && r->table[r->next].id < k) r->next++; /* (k only grows) */
+  const plan_entry *pe = r->next < r->n && r->table[r->next].id == k ? &r->table[r->next] : NULL;
+  if (!r->off_plan && pe && n <= pe->size) {
+    char *p = r->block + pe->offset;
     if ((uintptr_t)p % align == 0) {
-      uint64_t up = r->table[k].upper;
+      uint64_t up = pe->upper;
       if (r->nlive && r->live[r->nlive - 1].min_upper < up) up = r->live[r->nlive - 1].min_upper;
-      r->live[r->nlive++] = (live_entry){k, up}; /* (ids only grow: at most n entries) */
+      r->live[r->nlive++] = (live_entry){k, up}; /* (ids only grow: each entry is served once, at most n) */
       r->hits++;
       return p;
     }
