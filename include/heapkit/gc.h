@@ -348,7 +348,8 @@ HK_INLINE void hk_gc_visit(hk_gc_visitor *v, void **slot) {
 /* ---- pinning, weak references, finalizers ------------------------------------------------------ */
 
 /* While pinned an object never moves (pins do not nest: one unpin undoes any number of pins).
- * Pinning is not a root: a pinned object still dies when unreachable. */
+ * Pinning is not a root: a pinned object still dies when unreachable. Not from a trace, size or
+ * root callback during a collection (refused with a warning, ignored). */
 HK_API void hk_gc_pin(hk_gc_mutator *m, void *obj);
 HK_API void hk_gc_unpin(hk_gc_mutator *m, void *obj);
 HK_API bool hk_gc_is_pinned(const void *obj);

@@ -234,11 +234,15 @@ static bool pin_ok(hk_gc_mutator *m, void *obj, const char *fn) {
   return false;
 }
 
+/* From a callback during a collection the object may be a forwarded copy (its header word the new
+ * address): refused, as the other entry points are. */
 void hk_gc_pin(hk_gc_mutator *m, void *obj) {
+  if (gc_reentered("hk_gc_pin", "ignored")) return;
   if (pin_ok(m, obj, "hk_gc_pin")) __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_PINNED, __ATOMIC_RELAXED);
 }
 
 void hk_gc_unpin(hk_gc_mutator *m, void *obj) {
+  if (gc_reentered("hk_gc_unpin", "ignored")) return;
   if (pin_ok(m, obj, "hk_gc_unpin")) __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_PINNED, __ATOMIC_RELAXED);
 }
 

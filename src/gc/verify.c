@@ -196,7 +196,20 @@ int hk_gc_verify(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   while (!hk__gc_stop_world(m)) {}
+  /* Not a collection: the buffers stay. The calling thread's are hidden meanwhile, so that an
+   * allocation from a callback takes the slow path, which refuses it as in a collection (it
+   * succeeded from the buffer before). */
+  hk_gc_mutator_fast *f = (hk_gc_mutator_fast *)hk__gc_mutator_of_self(h), saved;
+  if (f) {
+    saved = *f;
+    f->limit = f->cursor;
+    f->data_limit = f->data_cursor;
+  }
   int rc = hk__gc_verify_stopped(h);
+  if (f) {
+    f->limit = saved.limit;
+    f->data_limit = saved.data_limit;
+  }
   hk__gc_resume_world(m->heap);
   gc_unlock(h);
   return rc;
