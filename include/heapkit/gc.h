@@ -141,7 +141,7 @@ typedef struct hk_gc_type_desc {
   /* Visit every pointer-holding slot: call hk_gc_visit(v, &field) for each. Must not allocate,
    * must not read other heap objects (they may be half-moved), must be deterministic. Calls into
    * the collector from here (or from size_of, or the root callback) are refused with a warning:
-   * see docs/gc.md, Errors. */
+   * see docs/gc.md, Errors. fork from here is not supported (the child may only exec or _exit). */
   void (*trace)(void *obj, hk_gc_visitor *v);
   /* Payload size of a variable-sized object, computed from its contents. Optional: the collector
    * records each object's size in its header; when given, hk_gc_verify checks the two agree. */

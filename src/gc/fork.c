@@ -16,8 +16,12 @@
  * (threads in a blocking region are not waited for: they promise not to touch the heap).
  * The allocator registers its handlers when the library loads and these at the first heap, so
  * these are prepared first and the page layer stays usable while a collection is waited for.
- * A fork from inside a collection (a root callback, a trace function) is not waited for: the
- * child gets a heap halfway through one, which is documented as unsupported. */
+ * A fork from inside a collection or hk_gc_verify (a root callback, a trace or size function, on
+ * the collecting thread or a helper) cannot stop the world: this thread holds the heap's lock or
+ * is part of the phase a stop would wait for (it hung, waiting for itself). It is documented as
+ * unsupported: the handlers warn and leave every heap alone for that fork, the parent's
+ * collection goes on, and the child, whose heaps are halfway through the collection, may only
+ * exec or _exit (as POSIX asks of the child of a multi-threaded process). */
 #include "gc/gc_internal.h"
 
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,12 +52,25 @@ static void resume_others(hk_gc_heap *h) {
   hk__gc_resume_world(h);
 }
 
+static __thread bool fork_skipped; /* this thread's fork came from a collection's callback */
+
 static void fork_prepare(void) {
+  if (hk__gc_t_busy) {
+    fork_skipped = true;
+    hk__warning("gc: fork called from a trace function, size function or root callback during a collection of "
+                "heap %p: unsupported; the collector's heaps are left as they are, and the child may only exec or _exit",
+                (void *)hk__gc_t_busy);
+    return;
+  }
   pthread_mutex_lock(&heaps_lock);
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) stop_others(h);
 }
 
 static void fork_parent(void) {
+  if (fork_skipped) {
+    fork_skipped = false;
+    return;
+  }
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
     resume_others(h);
     gc_unlock(h);
@@ -62,6 +79,10 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
+  if (fork_skipped) {
+    fork_skipped = false;
+    return;
+  }
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
     hk_gc_mutator *self = hk__gc_mutator_of_self(h);
     for (hk_gc_mutator *m = h->mutators, *next; m; m = next) {

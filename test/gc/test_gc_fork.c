@@ -11,7 +11,10 @@
  *             first: a worker blocked on a pool lock they held never reached its safepoint)
  *   exiting:  a running mutator, while other threads register and exit without unregistering
  *             (each exit unregisters them with a warning; a fork waiting for such a thread to
- *             park while it waited for the fork's lock to unregister hung the parent) */
+ *             park while it waited for the fork's lock to unregister hung the parent)
+ *   callback: the heap's root callback forks during collections and hk_gc_verify (unsupported:
+ *             the child may only exec or _exit; the fork waited for the heap's lock, which its
+ *             own thread held, for ever): the parent's collection goes on, the child exits */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -211,6 +214,30 @@ static void *exiters(void *arg) {
   return NULL;
 }
 
+/* mode callback: the root callback forks once per armed collection; the child only exits. */
+static atomic_int fork_armed;
+static pid_t callback_child;
+static void forking_roots(hk_gc_visitor *v, void *data) {
+  (void)v, (void)data;
+  if (!atomic_exchange(&fork_armed, 0)) return;
+  pid_t pid = fork();
+  if (pid == 0) _exit(42);
+  callback_child = pid;
+}
+
+static void callback_fork(hk_gc_mutator *m, int round) {
+  callback_child = -1;
+  atomic_store(&fork_armed, 1);
+  alarm(60);
+  if (round % 3 == 2) CHECK_QUIET(hk_gc_verify(m) == HK_OK);
+  else hk_gc_collect(m, round % 3 ? HK_GC_FULL : HK_GC_MINOR);
+  alarm(0);
+  CHECK_QUIET(callback_child > 0);
+  int status = 0;
+  CHECK_QUIET(callback_child > 0 && waitpid(callback_child, &status, 0) == callback_child);
+  CHECK_QUIET(WIFEXITED(status) && WEXITSTATUS(status) == 42);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "mutator";
   int forks = argc > 2 ? atoi(argv[2]) : 20;
@@ -242,6 +269,13 @@ int main(int argc, char **argv) {
       for (int i = 0; i < 500; i++) new_blob(m, (uint64_t)i, 32);
       hk_gc_safepoint(m);
     }
+  } else if (!strcmp(mode, "callback")) {
+    hk_gc_set_root_callback(heap, forking_roots, NULL);
+    for (int i = 0; i < forks; i++) {
+      for (int k = 0; k < 3000; k++) new_blob(m, (uint64_t)k, 40);
+      callback_fork(m, i);
+    }
+    hk_gc_set_root_callback(heap, NULL, NULL);
   } else {
     bool blocking = !strcmp(mode, "blocking");
     for (int i = 0; i < forks; i++) {
