@@ -2,9 +2,11 @@
  * mallopt. The operators are defined here in C under their mangled names so libheapkit.so does not
  * depend on libstdc++; on failure they use the C++ runtime's new-handler and bad_alloc through weak
  * references, which resolve only in processes that have libstdc++ loaded. */
+#define _GNU_SOURCE /* dladdr, RTLD_NEXT */
 #include "malloc/malloc.h"
 
 #if HK_OVERRIDE
+#include <dlfcn.h>
 #include <errno.h>
 
 #define HK_EXPORT __attribute__((visibility("default")))
@@ -13,7 +15,48 @@ typedef void (*hk__new_handler)(void);
 extern hk__new_handler _ZSt15get_new_handlerv(void) __attribute__((weak));
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
 
+typedef struct nothrow_t nothrow_t;
+HK_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const nothrow_t *t);
+HK_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const nothrow_t *t);
+
+/* The C++ runtime's own definition of a nothrow operator new (ours interposes it): the runtime
+ * defines it as a try { operator new } catch (...) { return nullptr; } around the throwing form,
+ * which is ours. Found through the object that defines get_new_handler, else the next object
+ * after ours; NULL when neither is another definition (a statically linked runtime). */
+static void *runtime_nothrow_new(const char *name, void *own) {
+  void *f = NULL;
+  Dl_info di;
+  if (dladdr((void *)_ZSt15get_new_handlerv, &di) && di.dli_fname) {
+    void *lib = dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (lib) {
+      f = dlsym(lib, name);
+      dlclose(lib);
+    }
+  }
+  if (f == NULL || f == own) f = dlsym(RTLD_NEXT, name);
+  return f == own ? NULL : f;
+}
+
+static const char nothrow_tag; /* the std::nothrow argument: its value is not read */
+#define NOTHROW_ARG ((const nothrow_t *)&nothrow_tag)
+
 static hk_noinline void *new_fail(size_t size, size_t align, bool nothrow) {
+  /* A nothrow form must return NULL when the new-handler throws std::bad_alloc, as handlers are
+   * meant to when they cannot free memory; C cannot catch it, and it ended the process (the
+   * caller, expecting no exception from a noexcept operator, has no handler: std::terminate). So
+   * with a handler installed, the runtime's nothrow form runs the handler loop, through our
+   * throwing form, inside its catch. */
+  if (nothrow && _ZSt15get_new_handlerv && _ZSt15get_new_handlerv()) {
+    if (align) {
+      void *(*f)(size_t, size_t, const nothrow_t *) = (void *(*)(size_t, size_t, const nothrow_t *))
+          runtime_nothrow_new("_ZnwmSt11align_val_tRKSt9nothrow_t", (void *)_ZnwmSt11align_val_tRKSt9nothrow_t);
+      if (f) return f(size, align, NOTHROW_ARG);
+    } else {
+      void *(*f)(size_t, const nothrow_t *) =
+          (void *(*)(size_t, const nothrow_t *))runtime_nothrow_new("_ZnwmRKSt9nothrow_t", (void *)_ZnwmRKSt9nothrow_t);
+      if (f) return f(size, NOTHROW_ARG);
+    }
+  }
   for (;;) {
     hk__new_handler handler = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
     if (!handler) {
@@ -37,7 +80,6 @@ static hk_forceinline void *new_aligned(size_t size, size_t align, bool nothrow)
   return hk_likely(p != NULL) ? p : new_fail(size, align, nothrow);
 }
 
-typedef struct nothrow_t nothrow_t;
 HK_EXPORT void *_Znwm(size_t n) { return new_impl(n, false); }
 HK_EXPORT void *_Znam(size_t n) { return new_impl(n, false); }
 HK_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const nothrow_t *t) { (void)t; return new_impl(n, true); }

@@ -165,6 +165,23 @@ int main(int argc, char **argv) {
   CHECK(::operator new(opaque(SIZE_MAX / 2), std::nothrow) == nullptr);
   CHECK(::operator new[](opaque(SIZE_MAX / 2), std::nothrow) == nullptr);
   CHECK(::operator new(opaque(SIZE_MAX / 2), std::align_val_t{256}, std::nothrow) == nullptr);
+  // A handler that throws std::bad_alloc, as [new.handler] says one that cannot free memory does:
+  // a nothrow form returns nullptr, as libstdc++'s does (the exception ended the process: the
+  // caller of a noexcept operator has no handler for it, so std::terminate).
+  handler_calls = 0;
+  std::set_new_handler([] { handler_calls++; throw std::bad_alloc(); });
+  CHECK(::operator new(opaque(SIZE_MAX / 2), std::nothrow) == nullptr && handler_calls == 1);
+  CHECK(::operator new[](opaque(SIZE_MAX / 2), std::nothrow) == nullptr && handler_calls == 2);
+  CHECK(::operator new(opaque(SIZE_MAX / 2), std::align_val_t{256}, std::nothrow) == nullptr && handler_calls == 3);
+  CHECK(::operator new[](opaque(SIZE_MAX / 2), std::align_val_t{64}, std::nothrow) == nullptr && handler_calls == 4);
+  threw = false;
+  try {
+    sink = ::operator new(opaque(SIZE_MAX / 2));
+  } catch (const std::bad_alloc &) {
+    threw = true;
+  }
+  CHECK(threw && handler_calls == 5);
+  std::set_new_handler(nullptr);
   ::operator delete(nullptr);
   ::operator delete[](nullptr);
   ::operator delete(nullptr, std::align_val_t{64});
