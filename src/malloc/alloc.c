@@ -107,10 +107,11 @@ void *hk_aligned_alloc(size_t align, size_t size) {
 }
 
 void *hk_memalign(size_t align, size_t size) {
-  /* glibc rounds a non-power-of-two alignment up; EINVAL only beyond reason */
+  /* glibc rounds a non-power-of-two alignment up; EINVAL only past SIZE_MAX / 2 + 1, as glibc
+   * (from 2^62 + 1 up to there it rounds to 2^63, which fails with ENOMEM) */
   if (align == 0) align = 1;
   if (!hk__is_pow2(align)) {
-    if (align > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
+    if (align > ((size_t)1 << 63)) { errno = EINVAL; return NULL; }
     align = (size_t)1 << (64 - __builtin_clzll(align));
   }
   return heap_malloc_aligned(hk__tls_heap, align, size);

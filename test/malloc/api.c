@@ -558,6 +558,16 @@ static void sec_align(void) {
   CHECK(p != NULL || errno == EINVAL);
   hk_free(p);
 
+  /* memalign's errno as glibc's: EINVAL only past SIZE_MAX / 2 + 1; below, a non-power of two is
+   * rounded up, to 2^63 at most, and that fails with ENOMEM (it was EINVAL from 2^62 + 1) */
+  const size_t big_align[] = {((size_t)1 << 62) + 1, SIZE_MAX / 2, SIZE_MAX / 2 + 1};
+  for (size_t i = 0; i < sizeof big_align / sizeof big_align[0]; i++) {
+    errno = 0;
+    CHECKF(hk_memalign(opaque(big_align[i]), 16) == NULL && errno == ENOMEM, "memalign(%zu) errno %d", big_align[i], errno);
+  }
+  errno = 0;
+  CHECKF(hk_memalign(opaque(SIZE_MAX / 2 + 2), 16) == NULL && errno == EINVAL, "memalign(SIZE_MAX / 2 + 2) errno %d", errno);
+
   /* A power-of-two alignment too large to ever satisfy. */
   errno = 0;
   CHECK(hk_aligned_alloc((size_t)1 << 62, 16) == NULL && (errno == ENOMEM || errno == EINVAL));
