@@ -4,6 +4,7 @@
 #include "page/stats.h"
 #include "os/os.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -221,6 +222,16 @@ void hk__page_collect(int64_t now, bool force) {
   pthread_mutex_unlock(&cache_lock);
 }
 
+/* Releases every cached segment; false if there was none. */
+static bool cache_release_all(void) {
+  if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return false;
+  pthread_mutex_lock(&cache_lock);
+  bool any = cache_count > 0;
+  cache_age(hk__clock_ms(), true);
+  pthread_mutex_unlock(&cache_lock);
+  return any;
+}
+
 static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exact) {
   if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return NULL;
   pthread_mutex_lock(&cache_lock);
@@ -329,7 +340,14 @@ hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk_
     s->from_cache = init_header(s, size, kind, header_size) ? 2 : 1;
   } else {
     void *p;
-    if (hk__os_reserve(size, align, accounted, &p) != HK_OK) return NULL;
+    /* Refused by the OS while the cache holds segments: their address space may be what is missing
+     * (a process under RLIMIT_AS that freed 200 MiB of large blocks could not get 150 MiB back, as
+     * the cached segments kept it reserved): release them all and ask once more. */
+    int saved_errno = errno;
+    if (hk__os_reserve(size, align, accounted, &p) != HK_OK) {
+      if (!cache_release_all() || hk__os_reserve(size, align, accounted, &p) != HK_OK) return NULL;
+      errno = saved_errno; /* (the allocation succeeds: errno as it was) */
+    }
     s = p;
     s->commit_mask = 0;
     s->dirty_mask = 0;

@@ -1,0 +1,54 @@
+/* The allocator under an address-space limit (RLIMIT_AS, `ulimit -v`: batch schedulers, sandboxes).
+ * The limit is set to the address space in use plus LIMIT_MIB, then:
+ *   cache  10 blocks of 20 MiB are allocated, touched and freed, then 150 MiB is asked for: the
+ *          freed blocks' segments, kept in the segment cache, held the address space, and the
+ *          request failed (glibc's succeeds); now the cache is released when the OS refuses.
+ * Usage: malloc_rlimit cache. Not under sanitizers (their shadow memory needs the address space). */
+#include <heapkit.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define LIMIT_MIB 300
+#define MiB ((size_t)1 << 20)
+
+static size_t vsize(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  CHECK(f != NULL);
+  unsigned long pages = 0;
+  CHECK(fscanf(f, "%lu", &pages) == 1);
+  fclose(f);
+  return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void limit(void) {
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max = vsize() + LIMIT_MIB * MiB;
+  CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
+}
+
+static void sec_cache(void) {
+  void *b[10];
+  for (int i = 0; i < 10; i++) {
+    b[i] = hk_malloc(20 * MiB);
+    CHECKF(b[i] != NULL, "20 MiB block %d: errno %d", i, errno);
+    memset(b[i], 1, 20 * MiB);
+  }
+  for (int i = 0; i < 10; i++) hk_free(b[i]);
+  errno = 0;
+  void *p = hk_malloc(150 * MiB);
+  CHECKF(p != NULL, "150 MiB after freeing 200 MiB, with %d MiB of address space: errno %d", LIMIT_MIB, errno);
+  memset(p, 2, 150 * MiB);
+  hk_free(p);
+}
+
+int main(int argc, char **argv) {
+  tu_test_name = "malloc_rlimit";
+  CHECK(argc > 1);
+  hk_free(hk_malloc(16)); /* the thread's first segment before the limit */
+  limit();
+  if (strcmp(argv[1], "cache") == 0) sec_cache();
+  else CHECKF(0, "unknown section %s", argv[1]);
+  return 0;
+}
