@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* ---- per-thread segment lists (doubly linked through base.next/prev) ------------------------------ */
 
@@ -446,6 +447,21 @@ void hk__mseg_fork_child(void) { pthread_mutex_init(&large_lock, NULL); pthread_
  * reservation lets realloc grow the block in place. */
 
 
+/* How many large blocks may have a HK_LARGE_RESERVE segment at once: HK_LARGE_RESERVE_LIVE, fewer
+ * under an address-space limit (RLIMIT_AS, read at the first large block), so that those segments
+ * take at most a sixteenth of it: otherwise 18 blocks of 100 KiB exhausted a 300 MiB limit. */
+static size_t reserve_live_max(void) {
+  static _Atomic size_t max; /* the value + 1; 0 unread */
+  size_t m = atomic_load_explicit(&max, memory_order_relaxed);
+  if (hk_likely(m != 0)) return m - 1;
+  m = HK_LARGE_RESERVE_LIVE;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 16 / HK_LARGE_RESERVE < m)
+    m = (size_t)(rl.rlim_cur / 16 / HK_LARGE_RESERVE);
+  atomic_store_explicit(&max, m + 1, memory_order_relaxed);
+  return m;
+}
+
 void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   size_t ps = hk__page_size();
   size_t off = HK_LARGE_OFFSET;
@@ -458,13 +474,19 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   /* In a HK_LARGE_RESERVE segment the block starts at the second commit unit (256 KiB): the first
    * one holds the header and is never decommitted, so a block inside it would stay resident while
    * the segment is cached. */
-  size_t unit_off = HK_LARGE_RESERVE / HK_SEGMENT_UNITS, reserve = 0;
+  size_t unit_off = HK_LARGE_RESERVE / HK_SEGMENT_UNITS, reserve = 0, plain_off = off;
   if (seg_align == 0 && (off > unit_off ? off : unit_off) + usable <= HK_LARGE_RESERVE &&
-      atomic_load_explicit(&hk__huge_live, memory_order_relaxed) < HK_LARGE_RESERVE_LIVE) {
+      atomic_load_explicit(&hk__huge_live, memory_order_relaxed) < reserve_live_max()) {
     reserve = HK_LARGE_RESERVE;
     if (off < unit_off) off = unit_off;
   }
+  int saved_errno = errno;
   hk__segment *s = hk__segment_alloc_ex(off + usable, reserve, seg_align, HK__SEG_LARGE, sizeof(hk__mseg));
+  if (!s && reserve) { /* the spare room refused (address space short): the block alone */
+    off = plain_off;
+    s = hk__segment_alloc_ex(off + usable, 0, seg_align, HK__SEG_LARGE, sizeof(hk__mseg));
+    if (s) errno = saved_errno;
+  }
   if (!s) { errno = ENOMEM; return NULL; }
   hk__mseg *seg = (hk__mseg *)s;
   bool is_zero = false;

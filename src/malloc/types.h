@@ -41,7 +41,8 @@
  * held (w_large peak RSS 121 -> 96 MiB, page faults 31k -> 25k). */
 #define HK_LARGE_RESERVE ((size_t)16 << 20)
 /* ... while fewer large blocks than this are live, so the address space that costs stays under
- * 1 GiB (RLIMIT_AS users, strict overcommit); past it, blocks get segments of their own size. */
+ * 1 GiB (strict overcommit; under RLIMIT_AS fewer, mseg.c: reserve_live_max); past it, blocks get
+ * segments of their own size. */
 #define HK_LARGE_RESERVE_LIVE 64
 /* Local frees pushed on the allocation list between two allocation slow paths (free.c): bounds how
  * long a thread that allocates and frees in a loop goes without its periodic work. */

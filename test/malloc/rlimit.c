@@ -3,7 +3,11 @@
  *   cache  10 blocks of 20 MiB are allocated, touched and freed, then 150 MiB is asked for: the
  *          freed blocks' segments, kept in the segment cache, held the address space, and the
  *          request failed (glibc's succeeds); now the cache is released when the OS refuses.
- * Usage: malloc_rlimit cache. Not under sanitizers (their shadow memory needs the address space). */
+ *   large  blocks of 100 KiB until malloc fails: each took a 16 MiB segment (the spare room for
+ *          realloc in place) while fewer than 64 were live, so 18 of them (1.8 MiB) exhausted
+ *          300 MiB; now the spare room is taken only while it stays within a sixteenth of the
+ *          limit, and a refused reservation is retried without it.
+ * Usage: malloc_rlimit cache|large. Not under sanitizers (their shadow memory needs the address space). */
 #include <heapkit.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -43,12 +47,29 @@ static void sec_cache(void) {
   hk_free(p);
 }
 
+#define MAXB 4096
+static void *blocks[MAXB];
+
+static void sec_large(void) {
+  int n = 0;
+  while (n < MAXB && (blocks[n] = hk_malloc(100 << 10)) != NULL) memset(blocks[n++], 3, 100 << 10);
+  /* a 4 MiB segment each (the segment size) leaves room for about 70; glibc fits ~2900 */
+  CHECKF(n >= 50, "only %d blocks of 100 KiB within %d MiB of address space", n, LIMIT_MIB);
+  for (int i = 0; i < n; i++) hk_free(blocks[i]);
+  /* and the memory is there again for one big block (the cache gives its segments back) */
+  void *p = hk_malloc(200 * MiB);
+  CHECKF(p != NULL, "200 MiB after freeing %d blocks: errno %d", n, errno);
+  hk_free(p);
+  printf("malloc_rlimit: %d blocks of 100 KiB within %d MiB\n", n, LIMIT_MIB);
+}
+
 int main(int argc, char **argv) {
   tu_test_name = "malloc_rlimit";
   CHECK(argc > 1);
   hk_free(hk_malloc(16)); /* the thread's first segment before the limit */
   limit();
   if (strcmp(argv[1], "cache") == 0) sec_cache();
+  else if (strcmp(argv[1], "large") == 0) sec_large();
   else CHECKF(0, "unknown section %s", argv[1]);
   return 0;
 }
