@@ -54,7 +54,11 @@ typedef enum hk_option {
   HK_OPT_PURGE_FREE,     /* HEAPKIT_PURGE_FREE: purge with MADV_FREE instead of MADV_DONTNEED (default 0) */
   HK_OPT_HUGE_PAGES,     /* HEAPKIT_HUGE_PAGES: ask for transparent huge pages on segments (default 0) */
   HK_OPT_SEGMENT_CACHE,  /* HEAPKIT_SEGMENT_CACHE: empty 4 MiB segments kept reserved for reuse (default 32) */
-  HK_OPT_HARDENED,       /* HEAPKIT_HARDENED: full double-free scan on every free (default 0) */
+  HK_OPT_HARDENED,       /* HEAPKIT_HARDENED: full double-free scan on every free (default 0). Switching it on
+                          * with hk_option_set once the allocator has set up a page (in a program that uses
+                          * heapkit as its malloc: always, before main) is refused with HK_EBUSY and a
+                          * warning: those pages' frees would stay unchecked. Off is always accepted (pages
+                          * set up while it was on stay checked). */
   HK_OPT_GC_STRESS,      /* HEAPKIT_GC_STRESS: the collector collects every N allocations (default 0 = off) */
   HK_OPT_GC_TRACE,       /* HEAPKIT_GC_TRACE: 1 a line per full collection on stderr, 2 also per minor (default 0) */
   HK_OPT_GC_PARALLEL,    /* HEAPKIT_GC_PARALLEL: 0 = threads parked for a collection do not help with it (default 1) */
@@ -62,7 +66,8 @@ typedef enum hk_option {
 } hk_option;
 
 HK_API long hk_option_get(hk_option opt);
-HK_API void hk_option_set(hk_option opt, long value);
+/* HK_OK; HK_EINVAL for an unknown option; HK_EBUSY for HK_OPT_HARDENED (above). */
+HK_API int hk_option_set(hk_option opt, long value);
 
 /* Statistics of the page layer and the general allocator. All sizes in bytes. */
 typedef struct hk_stats {

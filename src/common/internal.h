@@ -60,6 +60,13 @@ HK_INTERNAL void hk__write_fd(int fd, const char *s);
 HK_INTERNAL void hk__options_init(void);
 HK_INTERNAL extern long hk__options[HK_OPT__COUNT];
 static inline long hk__opt(hk_option o) { return hk__options[o]; }
+/* Non-zero once a malloc page has been set up: from then on hk_option_set refuses to switch hardened
+ * mode on (options.c). A page's set-up calls hk__opt_page_hardened. */
+HK_INTERNAL extern int hk__pages_set_up;
+static inline bool hk__opt_page_hardened(void) {
+  if (!__atomic_load_n(&hk__pages_set_up, __ATOMIC_SEQ_CST)) __atomic_store_n(&hk__pages_set_up, 1, __ATOMIC_SEQ_CST);
+  return __atomic_load_n(&hk__options[HK_OPT_HARDENED], __ATOMIC_SEQ_CST) != 0;
+}
 
 /* Monotonic milliseconds, cheap (vDSO). */
 HK_INTERNAL int64_t hk__clock_ms(void);

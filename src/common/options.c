@@ -75,10 +75,31 @@ long hk_option_get(hk_option opt) {
   return hk__options[opt];
 }
 
-void hk_option_set(hk_option opt, long value) {
-  if ((unsigned)opt >= HK_OPT__COUNT) return;
+int hk__pages_set_up;
+
+/* Hardened mode is a property each malloc page takes when it is set up (it routes the page's frees
+ * to the checked path and keeps its remote frees out of the buffers); marking the pages already set
+ * up from another thread would race with their owners' writes of the same flags. So switching it on
+ * once any page exists would leave those pages' frees unchecked, which the caller cannot see: it
+ * is refused instead. The store, then the load of hk__pages_set_up, pairs with the page set-up's
+ * store of it, then its load of the option (all sequentially consistent): either the set-up sees
+ * the option on, or this sees the page. */
+int hk_option_set(hk_option opt, long value) {
+  if ((unsigned)opt >= HK_OPT__COUNT) return HK_EINVAL;
   hk__options_init();
-  hk__options[opt] = clamp((int)opt, value);
+  long v = clamp((int)opt, value);
+  if (opt == HK_OPT_HARDENED && v != 0 && __atomic_load_n(&hk__options[opt], __ATOMIC_SEQ_CST) == 0) {
+    __atomic_store_n(&hk__options[opt], v, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&hk__pages_set_up, __ATOMIC_SEQ_CST)) {
+      __atomic_store_n(&hk__options[opt], 0, __ATOMIC_SEQ_CST);
+      hk__warning("hk_option_set(HK_OPT_HARDENED, %ld): refused: the allocator has set up pages already, and their "
+                  "frees would stay unchecked; set HEAPKIT_HARDENED=1 in the environment to check every free", value);
+      return HK_EBUSY;
+    }
+    return HK_OK;
+  }
+  __atomic_store_n(&hk__options[opt], v, __ATOMIC_SEQ_CST);
+  return HK_OK;
 }
 
 int64_t hk__clock_ms(void) {

@@ -280,7 +280,7 @@ hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size) {
   pg->start = (uint8_t *)seg + off;
   pg->key = page_key(seg, idx);
   pg->is_zero = is_zero;
-  if (hk__opt(HK_OPT_HARDENED)) hk__page_flag_set(pg, HK__PAGE_HARDENED);
+  if (hk__opt_page_hardened()) hk__page_flag_set(pg, HK__PAGE_HARDENED);
   pg->div_check = hk__div_check(block_size);
   pg->remote.start = pg->start;
   pg->remote.key = pg->key;

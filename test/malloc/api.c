@@ -2013,6 +2013,23 @@ static void sec_env(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Hardened mode switched on at run time applied only to pages set up afterwards: the frees of the
+ * pages that existed stayed unchecked, and nothing told the caller. Once a page exists it is now
+ * refused (HK_EBUSY, a warning, the option stays off); off is always accepted. */
+static void sec_hardened_late(void) {
+  if (hk_option_get(HK_OPT_HARDENED)) return; /* (HEAPKIT_HARDENED=1 given: nothing to switch on) */
+  void *p = hk_malloc(48); /* a page set up */
+  EXPECTF(hk_option_set(HK_OPT_HARDENED, 1) == HK_EBUSY, "hardened mode switched on after the first page");
+  EXPECTF(hk_option_get(HK_OPT_HARDENED) == 0, "the refused option reads %ld", hk_option_get(HK_OPT_HARDENED));
+  hk_free(p);
+  EXPECT(hk_option_set(HK_OPT_HARDENED, 0) == HK_OK);
+  EXPECT(hk_option_set(HK_OPT__COUNT, 1) == HK_EINVAL);
+  long delay = hk_option_get(HK_OPT_PURGE_DELAY);
+  EXPECT(hk_option_set(HK_OPT_PURGE_DELAY, delay + 1) == HK_OK && hk_option_get(HK_OPT_PURGE_DELAY) == delay + 1);
+  hk_option_set(HK_OPT_PURGE_DELAY, delay);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 typedef struct section {
   const char *name;
   void (*fn)(void);
@@ -2022,7 +2039,7 @@ static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option},
-  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"lifo", sec_lifo}, {"hot_page", sec_hot_page}, {"page_reuse", sec_page_reuse},
+  {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"lifo", sec_lifo}, {"hot_page", sec_hot_page}, {"page_reuse", sec_page_reuse}, {"hardened_late", sec_hardened_late},
   {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize},
   {"env", sec_env},
 };

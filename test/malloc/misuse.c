@@ -8,7 +8,8 @@
  * Other bad input to the API (realloc or usable size of a foreign pointer, a heap used from another
  * thread, destroyed twice or NULL) must also end with one "heapkit: ..." line and SIGABRT.
  *
- * Usage: malloc_misuse [case]   (no argument: every case)
+ * Usage: malloc_misuse [case|hardened]   (no argument: every case; hardened: the cases that need
+ * HEAPKIT_HARDENED=1, which must be set in the environment)
  * Built with HK_TEST_OVERRIDE=1 when the library exports the libc names, to cover free() too. */
 #define _GNU_SOURCE
 #include <heapkit.h>
@@ -116,7 +117,6 @@ static void *remote_free_and_wait(void *arg) {
   return NULL;
 }
 static void case_double_remote_hardened(void) {
-  hk_option_set(HK_OPT_HARDENED, 1);
   void *p = hk_malloc(48);
   remote_arg = p;
   pthread_t t;
@@ -133,7 +133,6 @@ static void case_double_small(void) {
 }
 static void case_double_after_other(void) {
   /* a double free with other traffic in between, detected at least in hardened mode */
-  hk_option_set(HK_OPT_HARDENED, 1);
   void *p = hk_malloc(200), *q = hk_malloc(200);
   hk_free(p);
   void *r = hk_malloc(1000);
@@ -142,7 +141,6 @@ static void case_double_after_other(void) {
   bad_free(p);
 }
 static void case_double_hardened(void) {
-  hk_option_set(HK_OPT_HARDENED, 1);
   void *p = hk_malloc(32);
   hk_free(p);
   bad_free(p);
@@ -268,6 +266,8 @@ typedef struct mcase {
   const char *prefix;  /* the message must start with this */
   const char *alt;     /* or with this (NULL: no alternative) */
   int no_addr;         /* 1: the message need not name an address */
+  int hardened;        /* 1: needs HEAPKIT_HARDENED=1 from the start (malloc.misuse_hardened); switching it on
+                        * with hk_option_set after the first page is refused */
 } mcase;
 
 static const mcase cases[] = {
@@ -284,10 +284,10 @@ static const mcase cases[] = {
   {"uncarved_remote", case_uncarved_remote, "heapkit: invalid free of 0x", NULL},
   {"double_remote", case_double_remote, "heapkit: double free of 0x", NULL},
   {"double_remote_big", case_double_remote_big, "heapkit: double free of 0x", NULL},
-  {"double_remote_hardened", case_double_remote_hardened, "heapkit: double free of 0x", NULL},
+  {"double_remote_hardened", case_double_remote_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_small", case_double_small, "heapkit: double free of 0x", NULL},
-  {"double_hardened", case_double_hardened, "heapkit: double free of 0x", NULL},
-  {"double_after_other", case_double_after_other, "heapkit: double free of 0x", NULL},
+  {"double_hardened", case_double_hardened, "heapkit: double free of 0x", NULL, 0, 1},
+  {"double_after_other", case_double_after_other, "heapkit: double free of 0x", NULL, 0, 1},
   /* the segment of a freed huge block may already be gone: then the pointer is simply invalid */
   {"double_huge", case_double_huge, "heapkit: double free of 0x", "heapkit: invalid free of 0x"},
   {"double_heap", case_double_heap, "heapkit: double free of 0x", NULL},
@@ -371,7 +371,13 @@ int main(int argc, char **argv) {
   hk_free(hk_malloc(1));
   int fails = 0, ran = 0;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
+    bool hardened_only = argc > 1 && !strcmp(argv[1], "hardened");
+    if (argc > 1 && !hardened_only && strcmp(argv[1], cases[i].name) != 0) continue;
+    if (hardened_only && !cases[i].hardened) continue;
+    if (cases[i].hardened && !hk_option_get(HK_OPT_HARDENED)) {
+      printf("skip %-20s needs HEAPKIT_HARDENED=1 (malloc.misuse_hardened)\n", cases[i].name);
+      continue;
+    }
     fails += run_case(&cases[i]);
     ran++;
   }
