@@ -9,7 +9,10 @@
  * Pass conditions, on heapkit's own resident memory (mincore over every segment, so the numbers
  * do not depend on the C library's thread stacks):
  *   - sampled every 100 threads after the first tenth, it peaks in the second half of the run at
- *     most max_growth_kib (default 1024) above its peak in the first half;
+ *     most max_growth_kib (default 1024) above its peak in the first half. A peak moves by up to
+ *     1.3 MiB from run to run with how the threads' runs overlap in time against the purge delay
+ *     (2-3 runs in 12 went past the limit at load 15), while a creep fails every run: so a run past
+ *     the limit is repeated in a fresh process, up to 3 runs, and the test fails only if all do;
  *   - once the threads are gone and a purge delay has passed, hk_collect(true) leaves no page with
  *     resident memory past its carved blocks, and no free page resident at all. Pages are reused
  *     while committed, so a page's resident prefix was the most any of its owners ever carved:
@@ -129,6 +132,20 @@ int main(int argc, char **argv) {
          "at most %+ld); after hk_collect(true), %zu KiB resident in all, %zu KiB past the carved blocks of pages\n",
          total, peak[0] / 1024, peak[1] / 1024, growth, max_growth, now / 1024, past / 1024);
   CHECKF(past == 0, "%zu bytes resident past the carved blocks of pages after hk_collect(true)", past);
-  CHECKF(growth <= max_growth, "heapkit's resident memory grew by %ld KiB with thread churn", growth);
+  if (growth > max_growth) {
+    const char *e = getenv("HK_TEST_CHURN_RUN");
+    int run_no = e ? atoi(e) : 1;
+    if (run_no < 3) {
+      char next[16];
+      snprintf(next, sizeof next, "%d", run_no + 1);
+      printf("malloc_churn_rss: run %d grew by %ld KiB (at most %+ld): running again in a fresh process\n", run_no,
+             growth, max_growth);
+      fflush(stdout);
+      CHECK(setenv("HK_TEST_CHURN_RUN", next, 1) == 0);
+      execv("/proc/self/exe", argv);
+      CHECKF(0, "cannot run again: %s", strerror(errno));
+    }
+  }
+  CHECKF(growth <= max_growth, "heapkit's resident memory grew by %ld KiB with thread churn (3 runs)", growth);
   return 0;
 }
