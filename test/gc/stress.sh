@@ -18,7 +18,7 @@ run env HEAPKIT_GC_STRESS=50 "$B/test_gc_threads" 4 40
 # the parallel in-place walk with threads coming and going: many runs for many interleavings
 for i in $(seq 30); do run "$B/test_gc_threads" inplace; done
 # forks falling at every point of the other threads' work (allocating, in a barrier, collecting)
-for t in mutator blocking outsider pool exiting; do run "$B/test_gc_fork" "$t" 300; done
+for t in mutator blocking outsider pool exiting callback; do run "$B/test_gc_fork" "$t" 300; done
 run env HEAPKIT_GC_STRESS=20 "$B/test_gc_fork" mutator 100
 run "$B/gc_frag" 10000000 300000 0
 run "$B/gc_frag" 3000000 300000 1
