@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/resource.h>
 
 /* ---- per-thread segment lists (doubly linked through base.next/prev) ------------------------------ */
 
@@ -451,15 +450,8 @@ void hk__mseg_fork_child(void) { pthread_mutex_init(&large_lock, NULL); pthread_
  * under an address-space limit (RLIMIT_AS, read at the first large block), so that those segments
  * take at most a sixteenth of it: otherwise 18 blocks of 100 KiB exhausted a 300 MiB limit. */
 static size_t reserve_live_max(void) {
-  static _Atomic size_t max; /* the value + 1; 0 unread */
-  size_t m = atomic_load_explicit(&max, memory_order_relaxed);
-  if (hk_likely(m != 0)) return m - 1;
-  m = HK_LARGE_RESERVE_LIVE;
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 16 / HK_LARGE_RESERVE < m)
-    m = (size_t)(rl.rlim_cur / 16 / HK_LARGE_RESERVE);
-  atomic_store_explicit(&max, m + 1, memory_order_relaxed);
-  return m;
+  size_t limit = hk__page_as_limit();
+  return limit == 0 || limit / 16 / HK_LARGE_RESERVE >= HK_LARGE_RESERVE_LIVE ? HK_LARGE_RESERVE_LIVE : limit / 16 / HK_LARGE_RESERVE;
 }
 
 void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {

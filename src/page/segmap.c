@@ -15,7 +15,8 @@ void hk__segmap_set(hk__segment *s, bool on) {
   uint64_t bit = (uint64_t)1 << (idx % 64);
   if (on) {
     atomic_fetch_or_explicit(&segmap[idx / 64], bit, memory_order_release);
-    size_t chunks = s->size >> HK_SEGMENT_SHIFT, cur = atomic_load(&segmap_max_chunks);
+    /* (rounded up: a large block's segment under an address-space limit is not a multiple of 4 MiB) */
+    size_t chunks = (s->size + HK_SEGMENT_MASK) >> HK_SEGMENT_SHIFT, cur = atomic_load(&segmap_max_chunks);
     while (chunks > cur && !atomic_compare_exchange_weak(&segmap_max_chunks, &cur, chunks)) {}
   } else {
     atomic_fetch_and_explicit(&segmap[idx / 64], ~bit, memory_order_release);

@@ -1,7 +1,8 @@
 /* The page layer: every byte heapkit holds lives in a segment.
  *
  * Glossary
- *   segment  a reservation of HK_SEGMENT_SIZE (4 MiB) or a multiple of it, aligned to 4 MiB, with
+ *   segment  a reservation of HK_SEGMENT_SIZE (4 MiB) or a multiple of it (a large block's under an
+ *            address-space limit: a multiple of 64 OS pages, hk__segment_alloc_ex), aligned to 4 MiB, with
  *            this header at its start. The header is the out-of-line metadata of everything in the
  *            segment: clients put their own metadata (page descriptors, arena state) right after it
  *            and never inside the blocks they hand out.
@@ -19,7 +20,8 @@
  * before then (hk__segment_commit) cancels the purge for free.
  *
  * Invariants (checked by hk__segment_is_valid):
- *   - (uintptr_t)seg % HK_SEGMENT_SIZE == 0, size % HK_SEGMENT_SIZE == 0, segmap bit of seg set.
+ *   - (uintptr_t)seg % HK_SEGMENT_SIZE == 0, size % HK_SEGMENT_SIZE == 0 (LARGE: size % (64 OS
+ *     pages) == 0), segmap bit of seg set.
  *   - purge_mask ⊆ commit_mask; purge_mask != 0 ⇔ the segment is on a purge queue.
  *   - header units (those covering [0, header_size)) are always committed and never purged.
  */
@@ -92,7 +94,10 @@ static inline bool hk__seg_keeps_header(int kind) { return kind == HK__SEG_SMALL
  * 64 KiB ones then covered half of the neighbouring page, which a purge zeroed while in use. */
 static inline bool hk__seg_exact_size(int kind) { return kind == HK__SEG_SMALL || kind == HK__SEG_MEDIUM; }
 
-/* Reserve a segment of at least size bytes (rounded up to a multiple of 4 MiB), aligned to
+/* The address-space limit (RLIMIT_AS) as read at the first call, or 0 when there is none. */
+HK_INTERNAL size_t hk__page_as_limit(void);
+/* Reserve a segment of at least size bytes (rounded up to a multiple of 4 MiB; for LARGE under an
+ * address-space limit, of 64 OS pages), aligned to
  * max(align, 4 MiB). The first header_size bytes are committed and zero (except the client header
  * of a kind that keeps it through the cache: from_cache == 2, see hk__seg_keeps_header); the rest
  * is reserved, uncommitted. Returns NULL if the OS refuses. Thread-safe. */

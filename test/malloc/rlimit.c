@@ -6,8 +6,11 @@
  *   large  blocks of 100 KiB until malloc fails: each took a 16 MiB segment (the spare room for
  *          realloc in place) while fewer than 64 were live, so 18 of them (1.8 MiB) exhausted
  *          300 MiB; now the spare room is taken only while it stays within a sixteenth of the
- *          limit, and a refused reservation is retried without it.
- * Usage: malloc_rlimit cache|large. Not under sanitizers (their shadow memory needs the address space). */
+ *          limit, and a refused reservation is retried without it. Then each took a 4 MiB segment
+ *          (72 blocks); under a limit a large block's segment is now its size rounded to 256 KiB
+ *          (about 1100 blocks; glibc about 2900).
+ *   lookup interior pointers of a large block whose segment is not a multiple of 4 MiB.
+ * Usage: malloc_rlimit cache|large|lookup. Not under sanitizers (their shadow memory needs the address space). */
 #include <heapkit.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -53,14 +56,28 @@ static void *blocks[MAXB];
 static void sec_large(void) {
   int n = 0;
   while (n < MAXB && (blocks[n] = hk_malloc(100 << 10)) != NULL) memset(blocks[n++], 3, 100 << 10);
-  /* a 4 MiB segment each (the segment size) leaves room for about 70; glibc fits ~2900 */
-  CHECKF(n >= 50, "only %d blocks of 100 KiB within %d MiB of address space", n, LIMIT_MIB);
+  /* 256 KiB of address space each leaves room for about 1100 (4 MiB each: 72); glibc fits ~2900 */
+  CHECKF(n >= 800, "only %d blocks of 100 KiB within %d MiB of address space", n, LIMIT_MIB);
   for (int i = 0; i < n; i++) hk_free(blocks[i]);
   /* and the memory is there again for one big block (the cache gives its segments back) */
   void *p = hk_malloc(200 * MiB);
   CHECKF(p != NULL, "200 MiB after freeing %d blocks: errno %d", n, errno);
   hk_free(p);
   printf("malloc_rlimit: %d blocks of 100 KiB within %d MiB\n", n, LIMIT_MIB);
+}
+
+/* A large block's segment that is not a multiple of 4 MiB: interior pointers past its last whole
+ * 4 MiB were not found (hk_owns false, malloc_usable_size "not allocated by heapkit"). */
+static void sec_lookup(void) {
+  size_t n = 100 * MiB + 100 * 1024;
+  unsigned char *p = hk_malloc(n);
+  CHECK(p != NULL);
+  for (size_t off = 0; off < n; off += 1 * MiB + 12345) {
+    CHECKF(hk_owns(p + off), "hk_owns(p + %zu) false", off);
+    CHECKF(hk_malloc_usable_size(p + off) >= n - off, "usable(p + %zu) = %zu", off, hk_malloc_usable_size(p + off));
+  }
+  CHECK(hk_owns(p + n - 1) && hk_malloc_usable_size(p + n - 1) >= 1);
+  hk_free(p);
 }
 
 int main(int argc, char **argv) {
@@ -70,6 +87,7 @@ int main(int argc, char **argv) {
   limit();
   if (strcmp(argv[1], "cache") == 0) sec_cache();
   else if (strcmp(argv[1], "large") == 0) sec_large();
+  else if (strcmp(argv[1], "lookup") == 0) sec_lookup();
   else CHECKF(0, "unknown section %s", argv[1]);
   return 0;
 }
