@@ -31,7 +31,7 @@ void hk_tool_plan_usage(FILE *out) {
           "                       otherwise\n"
           "  --method NAME        auto (default), heuristics, greedy-size, greedy-lifetime, greedy-area\n"
           "  --verify             check the placement with the independent validator before writing it\n"
-          "  -o, --output FILE    write the placement to FILE instead of stdout\n"
+          "  -o, --output FILE    write the placement to FILE instead of stdout ('-': stdout)\n"
           "  -q, --quiet          no report on stderr (errors are still printed)\n"
           "\n"
           "exit status: 0 placed, 1 no placement within the capacity found in the time limit,\n"
@@ -98,7 +98,8 @@ int hk_tool_plan(int argc, char **argv) {
         if (k == sizeof methods / sizeof *methods) return usage_error("--method: unknown method '%s'", val);
         opt.method = methods[k].m;
       } else {
-        out_path = val;
+        /* '-' is stdout, as '-' for the input is stdin (it made a file named '-') */
+        out_path = strcmp(val, "-") == 0 ? NULL : val;
       }
       continue;
     }

@@ -37,6 +37,12 @@ grep -q "optimal" "$tmp/err" || fail "no optimality report: $err"
 grep -qE '^C,6,9,32,0$' "$tmp/out" || fail "C should be at 0: $out"
 run "$HK" plan --verify -o "$tmp/o.csv" "$tmp/t.csv"; expect 0 "peak 32" "-o"
 [ -z "$out" ] || fail "-o still wrote to stdout"
+# -o - is stdout, as the input '-' is stdin (it wrote a file named '-')
+pushd "$tmp" >/dev/null
+run "$HK" plan -o - "$tmp/t.csv"; expect 0 "peak 32" "-o -"
+printf '%s\n' "$out" | grep -q '^A,0,4,16,' || fail "-o -: placement not on stdout: $out"
+[ ! -e "$tmp/-" ] || fail "-o - wrote a file named '-'"
+popd >/dev/null
 grep -q '^A,0,4,16,' "$tmp/o.csv" || fail "-o file content"
 run "$HK" plan -q - <"$tmp/t.csv"; expect 0 "" "stdin"; [ -z "$err" ] || fail "-q printed: $err"
 # the output is itself a valid input (the offset column is accepted)
