@@ -40,11 +40,10 @@ int main(int argc, char **argv) {
   for (long i = 0; i < count; i++) {
     buf = GCB_ALLOC_ATOMIC(T_BUFFER, 64);
     ((long *)buf)[0] = i;
-    h = GCB_ALLOC(T_HANDLE, sizeof(handle));
+    h = gcb_alloc_finalized(T_HANDLE, sizeof(handle), (void *)(intptr_t)i);
     h->buffer = buf;
     h->id = i;
     h->magic = MAGIC;
-    gcb_register_finalizer(h, (void *)(intptr_t)i);
     GCB_WRITE_INDEX(ring, i % window, h);
   }
   h = NULL;

@@ -132,6 +132,10 @@ static void gcb_fin_trampoline(hk_gc_mutator *m, void *obj, void *data) { gcb_fi
 static void gcb_register_finalizer(void *obj, void *data) {
   if (hk_gc_set_finalizer(gcb_m, obj, gcb_fin_trampoline, data) != HK_OK) gcb_oom_exit();
 }
+/* An object and its finalizer in one call (Boehm: GC_MALLOC, then GC_REGISTER_FINALIZER). */
+static void *gcb_alloc_finalized(gcb_type type, size_t size, void *data) {
+  return gcb_check(hk_gc_alloc_finalized(gcb_m, type, size, gcb_fin_trampoline, data));
+}
 static void gcb_run_finalizers(void) { hk_gc_run_finalizers(gcb_m); }
 
 typedef struct gcb_gcstats {
@@ -208,6 +212,11 @@ static void gcb_collect(void) { GC_gcollect(); }
 static void gcb_fin_trampoline(void *obj, void *data) { gcb_finalizer(obj, data); }
 static void gcb_register_finalizer(void *obj, void *data) {
   GC_REGISTER_FINALIZER(obj, gcb_fin_trampoline, data, NULL, NULL);
+}
+static void *gcb_alloc_finalized(gcb_type type, size_t size, void *data) {
+  void *p = GCB_ALLOC(type, size);
+  gcb_register_finalizer(p, data);
+  return p;
 }
 static void gcb_run_finalizers(void) { GC_invoke_finalizers(); }
 

@@ -372,6 +372,22 @@ HK_API void hk_gc_weak_free(hk_gc_mutator *m, hk_gc_weak *w);
  * (safepoint). */
 typedef void (*hk_gc_finalizer_fn)(hk_gc_mutator *m, void *obj, void *data);
 HK_API int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data);
+/* hk_gc_alloc and hk_gc_set_finalizer(m, obj, fn, data) in one call (a safepoint), with the
+ * same result, and cheaper: a new object needs no checks, and no other thread can see it yet.
+ * NULL when the allocation fails, or when there is no memory for the record (then the object is
+ * garbage and its finalizer never runs). hk_gc_alloc_data_finalized: the same with
+ * hk_gc_alloc_data. */
+HK_API int hk__gc_finalizer_fresh(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data);
+HK_INLINE HK_MALLOC_LIKE void *hk_gc_alloc_finalized(hk_gc_mutator *m, hk_gc_type type, size_t size,
+                                                     hk_gc_finalizer_fn fn, void *data) {
+  void *p = hk_gc_alloc(m, type, size);
+  return HK_LIKELY(p != NULL) && HK_LIKELY(hk__gc_finalizer_fresh(m, p, fn, data) == HK_OK) ? p : NULL;
+}
+HK_INLINE HK_MALLOC_LIKE void *hk_gc_alloc_data_finalized(hk_gc_mutator *m, hk_gc_type type, size_t size,
+                                                          hk_gc_finalizer_fn fn, void *data) {
+  void *p = hk_gc_alloc_data(m, type, size);
+  return HK_LIKELY(p != NULL) && HK_LIKELY(hk__gc_finalizer_fresh(m, p, fn, data) == HK_OK) ? p : NULL;
+}
 /* Run the queued finalizers now (the normal way with HK_GC_OPT_MANUAL_FINALIZERS). Returns how
  * many ran. Not reentrant: a nested call from a finalizer returns 0. */
 HK_API size_t hk_gc_run_finalizers(hk_gc_mutator *m);

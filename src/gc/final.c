@@ -133,6 +133,25 @@ int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void
   return set_finalizer_slow(m, obj, fn, data, !(old & HK_GC_HDR_FINALIZABLE));
 }
 
+/* hk_gc_alloc_finalized's registration, for an object m has just allocated (no other thread can
+ * see it yet): a plain header update, no ownership or re-entry checks (the allocation did them:
+ * in a collection's callbacks every allocation takes the slow path, which refuses). 0 or
+ * HK_ENOMEM. */
+int hk__gc_finalizer_fresh(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data) {
+  if (!fn) return HK_OK;
+  *hdr_of(obj) |= HK_GC_HDR_FINALIZABLE;
+  gc_chunk *c = m->fin_local.top;
+  if (hk_likely(c && c->n < GC_FCAP)) {
+    gc_final *r = &flist_recs(c)[c->n++];
+    r->obj = obj;
+    r->fn = fn;
+    r->data = data;
+    m->fin_local.count++;
+    return HK_OK;
+  }
+  return set_finalizer_slow(m, obj, fn, data, true);
+}
+
 /* fresh: fn is set and this call set the object's bit (a first registration, its thread's chunk
  * full). */
 static __attribute__((noinline)) int set_finalizer_slow(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn,

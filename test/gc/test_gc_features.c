@@ -669,6 +669,107 @@ typedef struct pair {
   uint64_t id;
   struct pair *left, *right;
 } pair;
+/* hk_gc_alloc_finalized / hk_gc_alloc_data_finalized: the same registrations as
+ * hk_gc_set_finalizer, the same order, every finalizer exactly once (also past a full chunk of
+ * records, the out-of-line path), a NULL finalizer registers nothing, and set_finalizer changes or
+ * removes one made this way. */
+enum { NAF = 9000 };
+static unsigned char af_runs[NAF];
+static int af_bad;
+static void fin_af(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)mm;
+  uint64_t id = (uint64_t)(uintptr_t)data;
+  const blob *b = obj;
+  const node *n = obj;
+  bool ok = id < NAF && (id % 3 == 2 ? b->id == id && b->len == 8 && b->bytes[7] == blob_byte(id, 7) : n->id == id);
+  if (!ok) af_bad++;
+  else af_runs[id]++;
+}
+static void fin_af_other(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)mm, (void)obj, (void)data;
+  af_bad += 1000; /* replaced below: must never run */
+}
+static bool hdr_finalizable(const void *obj) { return (((const uintptr_t *)obj)[-1] & HK_GC_HDR_FINALIZABLE) != 0; }
+
+static void test_final_alloc(void) {
+  setup(128 << 10, 0);
+  /* The chain 1 -> 2 -> 3 -> 4 of test_final, old and young, registered at allocation. */
+  for (int variant = 0; variant < 2; variant++) {
+    nlog = 0;
+    node *head = NULL;
+    {
+      HK_GC_ROOTS(m, head);
+      for (uint64_t id = 4; id >= 1; id--) {
+        uint64_t nid = id + 100 * (uint64_t)variant;
+        node *n = hk_gc_alloc_finalized(m, id & 1 ? T_NODE_TRACED : T_NODE, sizeof(node) + sizeof(void *), fin,
+                                        (void *)(uintptr_t)nid);
+        CHECK(n != NULL && hdr_finalizable(n));
+        n->id = nid;
+        n->nkids = 1;
+        n->kids[0] = head;
+        head = n;
+      }
+      if (variant == 0) hk_gc_collect(m, HK_GC_FULL);
+      CHECK(hk_gc_verify(m) == HK_OK);
+      CHECK(nlog == 0);
+      head = NULL;
+    }
+    for (batch = 1; batch <= 6; batch++) hk_gc_collect(m, variant == 0 ? HK_GC_FULL : HK_GC_MINOR);
+    if (variant == 1)
+      for (; batch <= 10; batch++) hk_gc_collect(m, HK_GC_FULL);
+    uint64_t base = 100 * (uint64_t)variant;
+    CHECK(nlog == 4);
+    CHECK(pos(base + 1) >= 0 && pos(base + 1) < pos(base + 2) && pos(base + 2) < pos(base + 3) && pos(base + 3) < pos(base + 4));
+    CHECK(batch_of[pos(base + 1)] < batch_of[pos(base + 2)]);
+  }
+  /* Many at once (more than a chunk of records between two collections), nodes and pointer-free
+   * blobs, some kept in a rooted ring until the end, some dropped at once. */
+  memset(af_runs, 0, sizeof af_runs);
+  af_bad = 0;
+  node *ring = NULL, *keep = NULL, *plain = NULL;
+  {
+    HK_GC_ROOTS(m, ring, keep, plain);
+    ring = new_node(m, 0, 64, false);
+    for (uint64_t id = 0; id < NAF; id++) {
+      void *o;
+      if (id % 3 == 2) {
+        blob *b = hk_gc_alloc_data_finalized(m, T_BLOB, sizeof(blob) + 8, fin_af, (void *)(uintptr_t)id);
+        CHECK_QUIET(b != NULL);
+        b->id = id;
+        b->len = 8;
+        for (uint64_t i = 0; i < 8; i++) b->bytes[i] = blob_byte(id, i);
+        o = b;
+      } else {
+        node *n = hk_gc_alloc_finalized(m, id % 3 ? T_NODE_TRACED : T_NODE, sizeof(node), fin_af, (void *)(uintptr_t)id);
+        CHECK_QUIET(n != NULL);
+        n->id = id;
+        o = n;
+      }
+      CHECK_QUIET(hdr_finalizable(o));
+      hk_gc_write_barrier(m, ring);
+      ring->kids[id % 64] = o;
+      if (id == 4000) keep = o; /* re-registered below with another finalizer, then removed */
+    }
+    CHECK(hk_gc_set_finalizer(m, keep, fin_af_other, NULL) == HK_OK);
+    CHECK(hk_gc_set_finalizer(m, keep, NULL, NULL) == HK_OK);
+    CHECK(!hdr_finalizable(keep));
+    /* NULL: a plain object, nothing registered. */
+    plain = hk_gc_alloc_finalized(m, T_NODE, sizeof(node), NULL, NULL);
+    CHECK(plain != NULL && !hdr_finalizable(plain));
+    CHECK(hk_gc_verify(m) == HK_OK);
+    ring = keep = plain = NULL;
+  }
+  for (int i = 0; i < 4; i++) {
+    hk_gc_collect(m, i & 1 ? HK_GC_FULL : HK_GC_MINOR);
+    hk_gc_run_finalizers(m);
+  }
+  CHECK(af_bad == 0);
+  int once = 0;
+  for (uint64_t id = 0; id < NAF; id++) once += af_runs[id] == (id == 4000 ? 0 : 1);
+  CHECK(once == NAF);
+  teardown();
+}
+
 static hk_gc_type T_PAIR;
 static int pair_fin_runs, pair_fin_bad;
 
@@ -1631,6 +1732,7 @@ static void re_roots(hk_gc_visitor *v, void *data) {
   bad += hk_gc_weak_new(mm, NULL) != NULL;
   hk_gc_weak_free(mm, re_weak); /* (ignored: still usable after the collection) */
   bad += hk_gc_set_finalizer(mm, re_old, re_fin, NULL) != HK_EBUSY;
+  bad += hk_gc_alloc_finalized(mm, T_NODE, sizeof(node), re_fin, NULL) != NULL;
   hk_gc_type t;
   hk_gc_type_desc d = {.name = "late", .size = 8};
   bad += hk_gc_type_register(re_h, &d, &t) != HK_EBUSY;
@@ -1791,6 +1893,7 @@ int main(int argc, char **argv) {
     test_final_kept(true, true);
     test_final_limit();
     test_final_in_place();
+    test_final_alloc();
     test_mask_marking();
   }
   if (all || !strcmp(what, "pin")) test_pin();
