@@ -233,7 +233,10 @@ static bool cache_release_all(void) {
   return any;
 }
 
-static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exact) {
+/* large: the request is a LARGE segment's; only those take a cached segment that is not a
+ * multiple of 4 MiB (a large block's under an address-space limit): for a pool or an arena one
+ * broke the segment invariant (size % 4 MiB), and a debug build's check stopped the process. */
+static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exact, bool large) {
   if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return NULL;
   pthread_mutex_lock(&cache_lock);
   /* Best fit by size; among equal sizes, the one whose resident memory best matches the request
@@ -244,6 +247,7 @@ static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exac
   for (int i = 0; i < cache_count; i++) {
     hk__segment *s = cache[i].seg;
     if (s->size < size || s->size > (exact ? size : size * 2 + HK_SEGMENT_SIZE) || ((uintptr_t)s & (align - 1))) continue;
+    if (!large && (s->size & HK_SEGMENT_MASK)) continue;
     size_t resident = (size_t)__builtin_popcountll(s->commit_mask) * s->unit;
     size_t miss = resident > need ? resident - need : need - resident;
     if (best < 0 || s->size < cache[best].seg->size ||
@@ -352,7 +356,7 @@ hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk_
   size = hk__align_up(size, step);
   if (align < HK_SEGMENT_SIZE) align = HK_SEGMENT_SIZE;
   if (!hk__is_pow2(align) || header_size == 0 || header_size > size) return NULL;
-  hk__segment *s = cache_take(size, need, align, hk__seg_exact_size(kind));
+  hk__segment *s = cache_take(size, need, align, hk__seg_exact_size(kind), kind == HK__SEG_LARGE);
   if (s) {
     size = s->size;
     s->from_cache = init_header(s, size, kind, header_size) ? 2 : 1;

@@ -10,7 +10,8 @@
  *          (72 blocks); under a limit a large block's segment is now its size rounded to 256 KiB
  *          (about 1100 blocks; glibc about 2900).
  *   lookup interior pointers of a large block whose segment is not a multiple of 4 MiB.
- * Usage: malloc_rlimit cache|large|lookup. Not under sanitizers (their shadow memory needs the address space). */
+ *   reuse  such a segment, cached, is not taken for a pool's or an arena's segment.
+ * Usage: malloc_rlimit cache|large|lookup|reuse. Not under sanitizers (their shadow memory needs the address space). */
 #include <heapkit.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -80,6 +81,23 @@ static void sec_lookup(void) {
   hk_free(p);
 }
 
+/* A freed large block's segment that is not a multiple of 4 MiB, in the cache, must not serve a
+ * pool's or an arena's 4 MiB request (it did: a debug build stopped at the segment check). */
+static void sec_reuse(void) {
+  void *a = hk_malloc(5 * MiB), *b = hk_malloc(5 * MiB); /* the first may get a 16 MiB segment */
+  CHECK(a && b);
+  hk_free(a);
+  hk_free(b);
+  hk_pool *pool = hk_pool_new(64);
+  CHECK(pool != NULL);
+  for (int i = 0; i < 1000; i++) CHECK(hk_pool_alloc(pool) != NULL);
+  hk_pool_destroy(pool);
+  hk_arena *ar = hk_arena_new(NULL);
+  CHECK(ar != NULL);
+  for (int i = 0; i < 1000; i++) CHECK(hk_arena_alloc(ar, 1000) != NULL);
+  hk_arena_destroy(ar);
+}
+
 int main(int argc, char **argv) {
   tu_test_name = "malloc_rlimit";
   CHECK(argc > 1);
@@ -88,6 +106,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "cache") == 0) sec_cache();
   else if (strcmp(argv[1], "large") == 0) sec_large();
   else if (strcmp(argv[1], "lookup") == 0) sec_lookup();
+  else if (strcmp(argv[1], "reuse") == 0) sec_reuse();
   else CHECKF(0, "unknown section %s", argv[1]);
   return 0;
 }
