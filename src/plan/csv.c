@@ -138,6 +138,8 @@ int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
     const char *q = text;
     while (*q == ' ' || *q == '\t') q++;
     if (*q == 0 || *q == '#') continue;
+    char head[64]; /* the header as written, for its error message: split cuts it at the commas */
+    if (!have_header) snip(text, head, sizeof head);
     size_t k = split(text, fields, 16);
     if (!have_header) {
       if (k > 16) { rc = err_at(err, lineno, HK_EINVAL, "header has %zu columns; at most 16 are supported", k); break; }
@@ -150,9 +152,8 @@ int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
       if (rc != HK_OK) break;
       for (int c = COL_ID; c <= COL_SIZE; c++)
         if (col[c] < 0) {
-          char b[64];
           rc = err_at(err, lineno, HK_EINVAL, "header lacks column '%s' (expected id,lower,upper,size; got '%s')",
-                      col_names[c], snip(fields[0], b, sizeof b));
+                      col_names[c], head);
           break;
         }
       if (rc != HK_OK) break;

@@ -57,6 +57,8 @@ int main(void) {
   bad("", 1, "no header");
   bad("# only a comment\n", 1, "no header");
   bad("id,lower,upper\na,0,1\n", 1, "header lacks column 'size'");
+  /* the message quotes the header line, not only its first field (it said "got 'id'") */
+  bad("id,lower,upper\na,0,1\n", 1, "got 'id,lower,upper'");
   bad("0,0,4,16\n", 1, "header lacks column 'id'");
   bad("id,lower,upper,size,size\n", 1, "names column 'size' twice");
   bad("id,lower,upper,size\na,0,4,16\nb,0,4\n", 3, "expected 4 fields, found 3");
