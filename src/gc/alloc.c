@@ -153,15 +153,43 @@ void hk__gc_large_free(hk_gc_heap *h, gc_large *l) {
 
 /* ---- the mutator's slow path -------------------------------------------------------------------- */
 
+/* A nursery buffer is zeroed GC_ZERO_AHEAD bytes at a time, just before its cursor gets there
+ * (the fast path's limit is the end of the zeroed part, the slow path zeroes the next piece), so
+ * the mutator writes its objects into lines still in its L1: zeroing the whole 32 KiB block when
+ * it was handed out filled this core's whole L1 at once, ahead of objects written much later
+ * (docs/gc.md, "Zeroing the nursery as it is used"). */
+#define GC_ZERO_AHEAD ((size_t)4096)
+
+static void zero_ahead(char **zeroed, char *need) {
+  char *to = (char *)(((uintptr_t)need + GC_ZERO_AHEAD - 1) & ~(uintptr_t)(GC_ZERO_AHEAD - 1));
+  memset(*zeroed, 0, (size_t)(to - *zeroed)); /* (blocks are GC_ZERO_AHEAD-aligned) */
+  *zeroed = to;
+}
+
+/* Counts a buffer's bytes and ends it: past the zeroed part the block holds what its last use
+ * left, and the in-place walk (inplace.c) stops at the first zero header, so a zero word goes at
+ * the cursor. */
+static void buffer_close(hk_gc_heap *h, hk_gc_mutator *m, bool data) {
+  char *cur = data ? m->fast.data_cursor : m->fast.cursor;
+  if (!cur) return;
+  h->bytes_allocated += (uint64_t)(cur - (data ? m->data_start : m->tlab_start));
+  if (cur < (data ? m->real_data_limit : m->real_limit)) *(uintptr_t *)(void *)cur = 0;
+  if (data) {
+    m->fast.data_cursor = m->fast.data_limit = m->real_data_limit = m->data_start = m->zero_data_limit = NULL;
+  } else {
+    m->fast.cursor = m->fast.limit = m->real_limit = m->tlab_start = m->zero_limit = NULL;
+  }
+}
+
+void hk__gc_buffers_close(hk_gc_mutator *m) {
+  buffer_close(m->heap, m, false);
+  buffer_close(m->heap, m, true);
+}
+
 /* Hand the mutator's buffers back before a collection: the bytes used are counted, the blocks
  * stay young (they are evacuated with the rest of the nursery). */
 void hk__gc_retire_tlabs(hk_gc_heap *h) {
-  for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
-    if (m->fast.cursor) h->bytes_allocated += (uint64_t)(m->fast.cursor - m->tlab_start);
-    if (m->fast.data_cursor) h->bytes_allocated += (uint64_t)(m->fast.data_cursor - m->data_start);
-    m->fast.cursor = m->fast.limit = m->real_limit = m->tlab_start = NULL;
-    m->fast.data_cursor = m->fast.data_limit = m->real_data_limit = m->data_start = NULL;
-  }
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) hk__gc_buffers_close(m);
 }
 
 /* Make room for bytes more under the heap limit: a full collection, then the embedder's OOM
@@ -242,13 +270,7 @@ static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected)
       *collected = true;
       continue;
     }
-    if (data && m->fast.data_cursor) {
-      h->bytes_allocated += (uint64_t)(m->fast.data_cursor - m->data_start);
-      m->fast.data_cursor = m->fast.data_limit = m->real_data_limit = m->data_start = NULL;
-    } else if (!data && m->fast.cursor) {
-      h->bytes_allocated += (uint64_t)(m->fast.cursor - m->tlab_start);
-      m->fast.cursor = m->fast.limit = m->real_limit = m->tlab_start = NULL;
-    }
+    buffer_close(h, m, data);
     if (h->young_since_gc >= hk__gc_nursery_target(h)) {
       hk__gc_collect_locked(m, HK_GC_MINOR);
       *collected = true;
@@ -275,17 +297,16 @@ static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected)
     b->next = h->young;
     h->young = b;
     h->young_since_gc++;
+    /* Nothing is zeroed yet: the allocations do it (zero_ahead), outside the lock. */
     char *start = block_start(b);
     if (data) {
-      m->data_start = m->fast.data_cursor = start;
-      m->real_data_limit = m->fast.data_limit = start + GC_BLOCK_SIZE;
+      m->data_start = m->fast.data_cursor = m->fast.data_limit = m->zero_data_limit = start;
+      m->real_data_limit = start + GC_BLOCK_SIZE;
     } else {
-      m->tlab_start = m->fast.cursor = start;
-      m->real_limit = m->fast.limit = start + GC_BLOCK_SIZE;
+      m->tlab_start = m->fast.cursor = m->fast.limit = m->zero_limit = start;
+      m->real_limit = start + GC_BLOCK_SIZE;
     }
     gc_unlock(h);
-    /* Zeroing outside the lock: nobody else can see this block before our next safepoint. */
-    memset(start, 0, GC_BLOCK_SIZE);
     return true;
   }
   gc_unlock(h);
@@ -339,7 +360,32 @@ static void *large_alloc(hk_gc_mutator *m, hk_gc_type type, size_t size, bool da
   return p;
 }
 
+static hk_noinline void *alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data);
+
+/* Most calls only find the zeroed part of the buffer used up: they zero the next piece
+ * (zero_ahead) and allocate, without the frame and checks of the rest of the slow path. */
 void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data) {
+  hk_gc_heap *h = m->heap;
+  char **cur = data ? &m->fast.data_cursor : &m->fast.cursor;
+  char **limit = data ? &m->fast.data_limit : &m->fast.limit;
+  char **zeroed = data ? &m->zero_data_limit : &m->zero_limit;
+  char *p = *cur, *end = data ? m->real_data_limit : m->real_limit;
+  size_t total = gc_total_of(size);
+  /* (in a collection's callbacks the buffers are retired: p is NULL; in stress mode every
+   * allocation takes the full path, to be counted) */
+  if (!p || size > HK_GC_MAX_SMALL || total > (size_t)(end - p) || h->stress > 0 || type == 0 ||
+      type >= __atomic_load_n(&h->ntypes, __ATOMIC_ACQUIRE) || !h->types[type].used ||
+      (data && !(h->types[type].d.flags & HK_GC_TYPE_NO_POINTERS)))
+    return alloc_slow(m, type, size, data);
+  hk_assert_internal(hk__gc_mutator_is_valid(m));
+  if (p + total > *zeroed) zero_ahead(zeroed, p + total);
+  *cur = p + total;
+  *limit = *zeroed;
+  *(uintptr_t *)(void *)p = hdr_make(total, type, data ? HK_GC_HDR_NOSCAN : 0);
+  return p + HK_GC_GRANULE;
+}
+
+static void *alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data) {
   /* (in a collection's callbacks the buffers are retired, so every allocation comes here) */
   if (gc_reentered(data ? "hk_gc_alloc_data" : "hk_gc_alloc", "returns NULL")) return NULL;
   hk_gc_heap *h = m->heap;
@@ -361,13 +407,15 @@ void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data)
   for (;;) {
     char **cur = data ? &m->fast.data_cursor : &m->fast.cursor;
     char *lim = data ? m->real_data_limit : m->real_limit;
+    char **zeroed = data ? &m->zero_data_limit : &m->zero_limit;
     if (*cur && total <= (size_t)(lim - *cur)) {
       char *p = *cur;
+      if (p + total > *zeroed) zero_ahead(zeroed, p + total);
       *cur = p + total;
       *(uintptr_t *)p = hdr_make(total, type, data ? HK_GC_HDR_NOSCAN : 0);
       /* In stress mode every allocation comes here, so it can be counted. */
-      if (data) m->fast.data_limit = h->stress > 0 ? *cur : lim;
-      else m->fast.limit = h->stress > 0 ? *cur : lim;
+      if (data) m->fast.data_limit = h->stress > 0 ? *cur : *zeroed;
+      else m->fast.limit = h->stress > 0 ? *cur : *zeroed;
       return p + HK_GC_GRANULE;
     }
     bool collected = false;

@@ -162,9 +162,10 @@ bool hk__gc_block_is_valid(const gc_block *b) {
   return true;
 }
 
-static bool buffer_ok(const char *start, const char *cursor, const char *limit, const char *fast_limit, bool data) {
-  if (!cursor) return !start && !limit;
-  if (!start || cursor < start || cursor > limit || fast_limit > limit) return false;
+static bool buffer_ok(const char *start, const char *cursor, const char *limit, const char *fast_limit,
+                      const char *zeroed, bool data) {
+  if (!cursor) return !start && !limit && !zeroed;
+  if (!start || cursor < start || cursor > limit || fast_limit > zeroed || cursor > zeroed || zeroed > limit) return false;
   if ((size_t)(limit - start) != GC_BLOCK_SIZE || ((uintptr_t)start & (GC_BLOCK_SIZE - 1))) return false;
   const gc_block *b = &((gc_seg *)seghdr_of(start))->blocks[block_index(start)];
   return b->state == B_YOUNG && ((b->flags & F_DATA) != 0) == data;
@@ -173,6 +174,6 @@ static bool buffer_ok(const char *start, const char *cursor, const char *limit, 
 bool hk__gc_mutator_is_valid(const hk_gc_mutator *m) {
   if (!m || !m->heap || m->heap->h.magic != GC_MAGIC || m->fast.stop != &m->heap->stop) return false;
   if (m->state != MUT_RUNNING && m->state != MUT_BLOCKING && m->state != MUT_STOPPED) return false;
-  return buffer_ok(m->tlab_start, m->fast.cursor, m->real_limit, m->fast.limit, false) &&
-         buffer_ok(m->data_start, m->fast.data_cursor, m->real_data_limit, m->fast.data_limit, true);
+  return buffer_ok(m->tlab_start, m->fast.cursor, m->real_limit, m->fast.limit, m->zero_limit, false) &&
+         buffer_ok(m->data_start, m->fast.data_cursor, m->real_data_limit, m->fast.data_limit, m->zero_data_limit, true);
 }

@@ -204,6 +204,7 @@ struct hk_gc_mutator {
   hk_gc_mutator *self_next; /* its thread's other mutators (thread.c: t_mutators), owner thread only */
   char *tlab_start, *data_start; /* for counting allocated bytes */
   char *real_limit, *real_data_limit; /* the buffers' ends (fast.limit is lowered in stress mode) */
+  char *zero_limit, *zero_data_limit; /* the buffers are zeroed up to here (alloc.c: zero_ahead) */
   gc_stack remset;               /* old objects whose barrier bit this thread cleared */
   gc_flist fin_local;            /* finalizers registered by this thread since the last collection */
   uint64_t stress_count;
@@ -459,6 +460,7 @@ HK_INTERNAL size_t hk__gc_threshold_floor(const hk_gc_heap *h);
 HK_INTERNAL size_t hk__gc_nursery_reserve(const hk_gc_heap *h);
 HK_INTERNAL void hk__gc_bump_reset(gc_bump *b);
 HK_INTERNAL void hk__gc_retire_tlabs(hk_gc_heap *h);
+HK_INTERNAL void hk__gc_buffers_close(hk_gc_mutator *m);
 HK_INTERNAL void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data);
 HK_INTERNAL void hk__gc_large_free(hk_gc_heap *h, gc_large *l);
 /* minor.c: a large object's card table goes before the object does. */

@@ -12,8 +12,10 @@
  * GC_INPLACE_RUN collections in a row (a copying one then measures survival again, so a structure
  * that has just died costs at most that many nurseries of garbage promoted).
  *
- * A young block's objects are contiguous from its start and the rest of a nursery block is zero
- * (blocks are zeroed when handed out), so the walk stops at the first zero header. Survivor
+ * A young block's objects are contiguous from its start and end at a zero word: the allocation
+ * buffer is zeroed ahead of its cursor, and closing it writes a zero word at the cursor when that
+ * is where the zeroed part ended (alloc.c, buffer_close), so the walk stops at the first zero
+ * header. Survivor
  * blocks are not zeroed: with any of them in the young generation, minor collections copy.
  *
  * Young finalizable objects are promoted with their blocks (their records go to the old list

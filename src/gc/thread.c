@@ -367,8 +367,7 @@ void hk__gc_mutator_drop(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
   /* (in a forked child the dropped mutators are other threads': on no list of this thread's) */
   if (pthread_equal(m->thread, pthread_self())) self_unlink(m);
-  if (m->fast.cursor) h->bytes_allocated += (uint64_t)(m->fast.cursor - m->tlab_start);
-  if (m->fast.data_cursor) h->bytes_allocated += (uint64_t)(m->fast.data_cursor - m->data_start);
+  hk__gc_buffers_close(m);
   /* Its remembered objects stay remembered: the heap's own set takes them. */
   void *o;
   while ((o = hk__gc_stack_pop(h, &m->remset)))
