@@ -106,6 +106,14 @@ void hk_arena_reset(hk_arena *a) {
     hk__warning("hk_arena_reset(%p): not a live arena; ignored", (void *)a);
     return;
   }
+  /* A scratch arena may hold outer scopes' memory, and the first one holds the thread's own
+   * record of its regions and scratch arenas: a reset released it, and the next scope read freed
+   * memory. Scratch memory is released by hk_scratch_end only (as destroy is refused). */
+  if (a->role == HK__ROLE_SCRATCH) {
+    hk__warning("hk_arena_reset(%p): this arena belongs to the scratch set of its thread; use hk_scratch_end; ignored",
+                (void *)a);
+    return;
+  }
   hk__arena_restore_to(a, a->first, a->first->base, 0, 0);
   hk__arena_trim(a);
   hk_assert_expensive(hk__arena_is_valid(a));
