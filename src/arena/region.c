@@ -40,6 +40,9 @@ static void destroy_owned(hk_arena *a) {
 }
 
 static void region_release(thread_arenas *t, hk_arena *r) {
+  /* A pop ends the region: its children go with it (a reset would leave them alive in the cached
+   * region until thread exit, while a region destroyed because the cache was full took them). */
+  while (r->first_child) hk__arena_destroy_any(r->first_child);
   if (t->ncache < REGION_CACHE) {
     hk_arena_reset(r);
     t->cache[t->ncache++] = r;

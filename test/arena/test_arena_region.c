@@ -197,10 +197,28 @@ static void test_scratch_reset(void) {
   }
 }
 
+/* A child of a region outlived the region's pop when the popped region went to the cache (it was
+ * destroyed, cleanups run, only when the cache was full): its cleanups ran at thread exit, and the
+ * next push got a region that still had it. A pop now destroys the regions' children. */
+static void test_region_child(void) {
+  hk_arena *r = hk_region_push();
+  hk_arena *c = hk_arena_new(&(hk_arena_options){.parent = r});
+  CHECK(c != NULL && hk_arena_parent(c) == r);
+  CHECK(hk_arena_defer(c, count_cleanup, NULL) == HK_OK);
+  hk_arena_stats g0, g1;
+  hk_arena_global_stats(&g0);
+  cleaned = 0;
+  hk_region_pop(r);
+  CHECK(cleaned == 1);
+  hk_arena_global_stats(&g1);
+  CHECK(g1.arenas == g0.arenas - 1);
+}
+
 int main(void) {
   test_region_stack();
   test_pop_from_cleanup();
   test_scratch_reset();
+  test_region_child();
   test_thread_exit();
   test_scratch();
   return check_report("arena.region");
