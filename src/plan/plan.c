@@ -215,6 +215,14 @@ out:
   return rc;
 }
 
+/* The heuristics' work budget for a time limit. Saturates: past ~4.6e11 s the product does not
+ * fit 64 bits, and the conversion gave 0 (a budget of 1 unit: the heuristics stopped after their
+ * first run). */
+static uint64_t work_budget(double time_limit) {
+  double w = time_limit * HK_PLAN_WORK_PER_S;
+  return w < 0x1p63 ? (uint64_t)w + 1 : UINT64_MAX;
+}
+
 int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in, uint64_t *offsets,
             hk_plan_result *res) {
   double w0 = hk__plan_now(), c0 = hk__plan_cpu_now(); /* (res->seconds is wall time either way) */
@@ -241,7 +249,7 @@ int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt_in,
     .p = &p, .opt = &opt, .t0 = t0, .best_peak = 0, .best_fit = true, .method = "none",
     .deadline = opt.method == HK_PLAN_AUTO && opt.time_limit > 0 ? t0 + opt.time_limit : 0,
     .big = p.n > HK_PLAN_SEARCH_MAX,
-    .work_limit = opt.method == HK_PLAN_AUTO && opt.time_limit > 0 ? (uint64_t)(opt.time_limit * HK_PLAN_WORK_PER_S) + 1 : 0,
+    .work_limit = opt.method == HK_PLAN_AUTO && opt.time_limit > 0 ? work_budget(opt.time_limit) : 0,
   };
   r.best = malloc(m * sizeof *r.best);
   r.cur = malloc(m * sizeof *r.cur);

@@ -348,11 +348,37 @@ static double now(void) {
 }
 #define RUN(f) do { double t_ = now(); f(); printf("  %-30s %.2f s\n", #f, now() - t_); } while (0)
 
+/* A time limit past ~4.6e11 s overflowed the heuristics' work budget (time x 40M units, converted
+ * to 64 bits: 1 unit), so the heuristics stopped after their first run and the search took over:
+ * a "practically unlimited" time gave another placement than a long one, or searched for ever
+ * for a capacity the heuristics reach. The budget now saturates. */
+static void test_huge_time_limit(void) {
+  size_t n = 2000;
+  hk_plan_buffer *b = malloc(n * sizeof *b);
+  uint64_t *off = malloc(n * sizeof *off);
+  hkgen_rng g = {7};
+  for (size_t i = 0; i < n; i++) {
+    uint64_t l = hkgen_below(&g, 5000);
+    b[i] = (hk_plan_buffer){l, l + 1 + hkgen_below(&g, 300), 16 * (1 + hkgen_below(&g, 1000)), 0};
+  }
+  hk_plan_result r0 = plan(b, n, off, 0, 0, 0); /* every heuristic, no search */
+  double limits[] = {1e6, 1e12, 1e300};
+  for (int k = 0; k < 3; k++) {
+    hk_plan_result r = plan(b, n, off, limits[k], r0.peak, 0);
+    CHECK_MSG(r.fits && r.peak == r0.peak && strcmp(r.method, r0.method) == 0,
+              "time limit %g: peak %llu by %s, the heuristics alone %llu by %s", limits[k],
+              (unsigned long long)r.peak, r.method, (unsigned long long)r0.peak, r0.method);
+  }
+  free(b);
+  free(off);
+}
+
 int main(void) {
   RUN(test_lower_bound);
   RUN(test_zero_and_empty);
   RUN(test_alignment);
   RUN(test_errors);
+  RUN(test_huge_time_limit);
   RUN(test_validator);
   RUN(test_validator_random);
   RUN(test_perfect_packings);
