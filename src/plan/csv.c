@@ -163,7 +163,11 @@ int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
       continue;
     }
     if (k != nf) {
-      rc = err_at(err, lineno, HK_EINVAL, "expected %zu fields, found %zu", nf, k);
+      /* a quoted id with a comma in it splits into one field too many: say why */
+      if ((size_t)col[COL_ID] < k && (size_t)col[COL_ID] < 16 && fields[col[COL_ID]][0] == '"')
+        rc = err_at(err, lineno, HK_EINVAL, "quoted fields are not supported (ids cannot contain commas)");
+      else
+        rc = err_at(err, lineno, HK_EINVAL, "expected %zu fields, found %zu", nf, k);
       break;
     }
     if (out->count == cap) {

@@ -73,7 +73,10 @@ int main(void) {
   bad("id,lower,upper,size\na,7,5,16\n", 2, "empty interval [7, 5)");
   bad("id,lower,upper,size\na,0,4,16\nb,0,4,16\na,1,2,3\n", 4, "duplicate id 'a' (first on line 2)");
   bad("id,lower,upper,size\n,0,4,16\n", 2, "column 'id' is empty");
-  bad("id,lower,upper,size\n\"a,b\",0,4,16\n", 2, "expected 4 fields");
+  /* (said "expected 4 fields, found 5" before: the quote message never showed for a comma) */
+  bad("id,lower,upper,size\n\"a,b\",0,4,16\n", 2, "quoted fields are not supported (ids cannot contain commas)");
+  bad("lower,id,upper,size\n0,\"a,b\",4,16\n", 2, "quoted fields are not supported");
+  bad("id,lower,upper,size\n\"a\",0,4\n", 2, "quoted fields are not supported");
   bad("id,lower,upper,size,align\na,0,4,16,3\n", 2, "not a power of two");
   /* many ids: the duplicate table grows */
   {
