@@ -319,7 +319,9 @@ static void after_collection(hk_gc_mutator *m) {
 
 static void *large_alloc(hk_gc_mutator *m, hk_gc_type type, size_t size, bool data) {
   hk_gc_heap *h = m->heap;
-  if (size > ((size_t)1 << 44)) {
+  /* The header's size field holds 40 bits of granules, header included: 8 TiB - 8 bytes. (The
+   * limit was 16 TiB: from 8 TiB on the field wrapped, so the object read as empty.) */
+  if (size > ((size_t)1 << (64 - HK_GC_HDR_SIZE_SHIFT + 3)) - 2 * HK_GC_GRANULE) {
     hk__warning("gc: allocation of %zu bytes is beyond the collector's object size limit", size);
     return NULL;
   }
