@@ -244,7 +244,14 @@ void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align, bool locked)
         int rc = hk__arena_commit_to(a, c, (char *)e);
         if (rc == HK_OK) hk__arena_sync_stats(a);
         if (!locked) hk__arena_unlock(a);
-        if (rc != HK_OK) return NULL; /* the claim stays unused until the next restore */
+        if (rc != HK_OK) {
+          /* Give the refused claim back unless another thread claimed past it (then it stays
+           * unused until the next restore): left in place, it made every later allocation lie
+           * past it and fail too, however small, and allocated counted it. */
+          uintptr_t mine = e;
+          atomic_compare_exchange_strong_explicit(&c->pos, &mine, old, memory_order_relaxed, memory_order_relaxed);
+          return NULL;
+        }
       }
       return (void *)p;
     }
