@@ -90,7 +90,7 @@ HK_API void hk_arena_destroy(hk_arena *a);
  * share. */
 HK_API void *hk__arena_alloc_slow(hk_arena *a, size_t size, size_t align);
 static inline void *hk_arena_alloc(hk_arena *a, size_t size);
-/* align must be a power of two; otherwise NULL with errno EINVAL. */
+/* align must be a power of two up to 4 MiB; otherwise NULL with errno EINVAL. */
 static inline void *hk_arena_alloc_aligned(hk_arena *a, size_t size, size_t align);
 /* count * size zeroed bytes, aligned to max(align, 16); NULL with errno ENOMEM when count * size
  * overflows (or as hk_arena_alloc), EINVAL when align is not a power of two. */
@@ -121,8 +121,9 @@ HK_API hk_arena *hk_arena_parent(const hk_arena *a);
 
 /* Writes the trace of an HK_ARENA_TRACE arena as CSV `id,lower,upper,size` (docs/planner.md):
  * allocation k has id k and lives in [lower, upper) measured in allocation events; buffers still
- * live are closed at the current time. HK_OK, HK_EINVAL (not a tracing arena) or HK_EPERM (the
- * file could not be written). */
+ * live are closed at the current time. HK_OK, HK_EINVAL (not a tracing arena), HK_ENOMEM (the
+ * trace was abandoned: a record could not be stored, with a warning then) or HK_EPERM (the file
+ * could not be written). */
 HK_API int hk_arena_trace_write(const hk_arena *a, const char *path);
 
 /* ---- regions: a thread-local stack of arenas (letregion) ---------------------------------------- */
