@@ -396,7 +396,8 @@ HK_API size_t hk_gc_run_finalizers(hk_gc_mutator *m);
 
 typedef enum hk_gc_kind { HK_GC_MINOR = 0, HK_GC_FULL = 1 } hk_gc_kind;
 /* Collect now (safepoint). A minor collection evacuates the nursery; a full one also marks the
- * mature and large spaces. Finalizers made ready run before it returns (unless manual). */
+ * mature and large spaces. Finalizers made ready run before it returns (unless manual). A NULL
+ * mutator or another kind is ignored with a warning. */
 HK_API void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind);
 
 /* Walk everything reachable and check the heap's invariants: every slot points to a valid object

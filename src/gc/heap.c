@@ -216,6 +216,10 @@ void hk_gc_set_root_callback(hk_gc_heap *h, hk_gc_roots_fn fn, void *data) {
 
 void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind) {
   if (gc_reentered("hk_gc_collect", "ignored")) return;
+  if (!m || (kind != HK_GC_MINOR && kind != HK_GC_FULL)) {
+    hk__warning("gc: hk_gc_collect: %s (ignored)", m ? "unknown kind (HK_GC_MINOR or HK_GC_FULL)" : "NULL mutator");
+    return;
+  }
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   hk__gc_collect_locked(m, kind);

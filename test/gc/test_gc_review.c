@@ -1,5 +1,7 @@
 /* API edges found in review, one case per argument: usage test_gc_review CASE.
- *   objsize: the largest object the header's size field can describe. */
+ *   objsize: the largest object the header's size field can describe;
+ *   collect_args: hk_gc_collect with a NULL mutator (segfault) or an unknown kind (ran a minor
+ *   collection) is ignored with a warning. */
 #include "gc_test.h"
 
 #include <stdio.h>
@@ -48,9 +50,24 @@ static void test_objsize(void) {
   teardown();
 }
 
+static void test_collect_args(void) {
+  setup();
+  hk_gc_stats before, after;
+  hk_gc_stats_get(h, &before);
+  hk_gc_collect(NULL, HK_GC_FULL);
+  hk_gc_collect(m, (hk_gc_kind)7);
+  hk_gc_stats_get(h, &after);
+  CHECK(after.minor_collections == before.minor_collections && after.full_collections == before.full_collections);
+  hk_gc_collect(m, HK_GC_MINOR);
+  hk_gc_stats_get(h, &after);
+  CHECK(after.minor_collections == before.minor_collections + 1);
+  teardown();
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
   if (all || !strcmp(what, "objsize")) test_objsize();
+  if (all || !strcmp(what, "collect_args")) test_collect_args();
   return check_report("test_gc_review");
 }
