@@ -72,13 +72,15 @@ HK_API void hk_plan_options_init(hk_plan_options *opt);
  * Returns HK_OK when a placement was computed; check res->fits against a capacity.
  * HK_EINVAL: an empty interval (lower >= upper), an alignment that is not a power of two, a NULL
  *            pointer with n > 0, or a negative time limit (res->bad_index names the buffer).
- * HK_EOVERFLOW: offsets could exceed 2^63 (the sizes and alignments sum past it).
+ * HK_EOVERFLOW: offsets could exceed 2^63: a buffer's size or alignment is 2^62 or more, or the
+ *              sizes and alignments sum past 2^63 (res->bad_index names the buffer where it
+ *              happened), or n is 2^32 - 1 or more.
  * HK_ENOMEM: scratch memory could not be allocated. On error offsets are left unspecified. */
 HK_API int hk_plan(const hk_plan_buffer *bufs, size_t n, const hk_plan_options *opt,
                    uint64_t *offsets, hk_plan_result *res);
 
 /* The lower bound alone, in O(n log n). Returns HK_OK, HK_EINVAL (empty interval, *out untouched)
- * or HK_EOVERFLOW (the sizes and alignments sum past 2^63, as for hk_plan) or HK_ENOMEM. */
+ * or HK_EOVERFLOW (as for hk_plan) or HK_ENOMEM. */
 HK_API int hk_plan_lower_bound(const hk_plan_buffer *bufs, size_t n, uint64_t *out);
 
 /* Check a placement: every offset aligned, no two buffers that overlap in time overlap in memory,
