@@ -46,9 +46,12 @@ static void *heap_calloc(hk_heap *h, size_t count, size_t size) {
   if (hk_unlikely(hk__mul_overflow(count, size, &total))) { errno = ENOMEM; return NULL; }
   if (total > HK_MEDIUM_MAX) {
     /* large blocks know whether their memory is fresh from the OS: no need to clear it */
-    hk_heap *hh = h->tld ? h : hk__heap_get();
     if (total >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
-    return hk__large_alloc(hh, total, 0, true);
+    if (h->tld == NULL) {
+      if (h == &hk__heap_done) return hk__malloc_late(total, 0, true);
+      if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
+    }
+    return hk__large_alloc(h, total, 0, true);
   }
   void *p = heap_malloc(h, total);
   if (hk_likely(p)) memset(p, 0, total);
@@ -69,7 +72,10 @@ static void *heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
   if (size == 0) size = 1;
   if (size >= HK_MAX_ALLOC || align >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
   if (align <= HK_MEDIUM_MAX && size <= HK_MEDIUM_MAX) {
-    if (h->tld == NULL) h = hk__heap_get();
+    if (h->tld == NULL) {
+      if (h == &hk__heap_done) return hk__malloc_late(size, align, false);
+      if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
+    }
     if (size < align) size = align;
     for (size_t bin = hk__bin_of(size), n = 0; bin <= HK_BIN_MAX && n < 8; bin++, n++) {
       if (hk__bin_size(bin) % align == 0) return hk__heap_malloc_bin(h, bin);
@@ -83,8 +89,25 @@ static void *heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
       return a;
     }
   }
-  if (h->tld == NULL) h = hk__heap_get();
+  if (h->tld == NULL) {
+    if (h == &hk__heap_done) return hk__malloc_late(size, align, false);
+    if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
+  }
   return hk__large_alloc(h, size, align, false);
+}
+
+/* The thread's exit destructor has run (a later pthread key destructor allocates): the block comes
+ * from a record made for this call and given up at once (hk__heap_late_begin), so it stays valid and
+ * any thread may free it, while nothing of the thread outlives the call. Not fast (a record, likely
+ * an adoption and an abandon), but such calls are few. errno is the allocation's. */
+hk_noinline void *hk__malloc_late(size_t size, size_t align, bool zero) {
+  hk_heap *h = hk__heap_late_begin();
+  if (!h) { errno = ENOMEM; return NULL; }
+  void *p = align ? heap_malloc_aligned(h, align, size) : zero ? heap_calloc(h, 1, size) : heap_malloc(h, size);
+  int e = errno;
+  hk__heap_late_end(h);
+  errno = e;
+  return p;
 }
 
 void *hk_heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {

@@ -3,6 +3,7 @@
 #include "malloc/malloc.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -84,9 +85,7 @@ void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg) {
   pthread_mutex_unlock(&live_lock);
 }
 
-hk_heap *hk__heap_get(void) {
-  hk_heap *h = hk__tls_heap;
-  if (hk_likely(h->tld != NULL)) return h;
+static thread_rec *record_new(void) {
   hk__process_init();
   thread_rec *r = hk__meta_alloc(sizeof *r);
   if (!r) return NULL;
@@ -100,9 +99,19 @@ hk_heap *hk__heap_get(void) {
   tld->heap_default = &r->heap;
   tld->heaps = &r->heap;
   hk__tls_heap = &r->heap;
-  /* after the TLS pointer is set: if pthread_setspecific allocates, it finds a working heap */
+  return r;
+}
+
+hk_heap *hk__heap_get(void) {
+  hk_heap *h = hk__tls_heap;
+  if (hk_likely(h->tld != NULL)) return h;
+  thread_rec *r = record_new();
+  if (!r) return NULL;
+  /* after the TLS pointer is set: if pthread_setspecific allocates, it finds a working heap. (After
+   * the thread's exit, from a later key destructor, this makes glibc run the destructors another
+   * round if one is left: the malloc family does not come here then, see hk__heap_late_begin.) */
   pthread_setspecific(thread_key, r);
-  live_add(tld);
+  live_add(&r->tld);
   return &r->heap;
 }
 
@@ -132,6 +141,21 @@ static void thread_done(void *arg) {
   hk__tls_heap = &hk__heap_done;
   hk__meta_free(r);
 }
+
+/* A malloc after the thread's exit destructor ran (from another key's destructor, in the same
+ * round or a later one) gets a record for that call alone, without the key: thread_done gives it
+ * up as soon as the block is taken (hk__heap_late_end), so its segments are abandoned like any
+ * exited thread's and other threads adopt them and free the block. Setting the key instead would
+ * have glibc call thread_done in the next round, but there is none after the last
+ * (PTHREAD_DESTRUCTOR_ITERATIONS): that record and its segments stayed for ever. */
+hk_heap *hk__heap_late_begin(void) {
+  thread_rec *r = record_new();
+  if (!r) return NULL;
+  live_add(&r->tld);
+  return &r->heap;
+}
+
+void hk__heap_late_end(hk_heap *h) { thread_done((char *)h - offsetof(thread_rec, heap)); }
 
 void hk__tld_periodic(hk__tld *tld) {
   if ((++tld->slow_calls & 7) != 0) return;

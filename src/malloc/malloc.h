@@ -185,6 +185,11 @@ HK_INTERNAL void hk__stats_sample_peak(int64_t now);
 
 /* ---- heaps and threads (heap.c) ------------------------------------------------------------------ */
 HK_INTERNAL hk_heap *hk__heap_get(void);          /* the default heap, initialising the thread */
+/* After the thread's exit destructor (a later pthread key destructor allocating): a thread record
+ * for one allocation, given up at once as at thread exit (heap.c); and the allocation (alloc.c). */
+HK_INTERNAL hk_heap *hk__heap_late_begin(void);
+HK_INTERNAL void hk__heap_late_end(hk_heap *h);
+HK_INTERNAL void *hk__malloc_late(size_t size, size_t align, bool zero);
 HK_INTERNAL void hk__heap_init(hk_heap *h, hk__tld *tld);
 HK_INTERNAL void hk__process_init(void);
 HK_INTERNAL void hk__tld_periodic(hk__tld *tld);  /* purge, cache aging, adoption; cheap when idle */

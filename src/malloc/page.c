@@ -234,9 +234,10 @@ static hk_forceinline void *heap_malloc_bin(hk_heap *h, size_t bin) {
 
 void *hk__heap_malloc_bin(hk_heap *h, size_t bin) { return heap_malloc_bin(h, bin); }
 
-/* The thread's first allocation, and large blocks: out of hk__malloc_generic, so that its common
+/* The thread's first allocation (or one after its exit), and large blocks: out of hk__malloc_generic, so that its common
  * case (a size above HK_DIRECT_MAX served from the first page of its queue) saves no registers. */
 static hk_noinline void *malloc_first(size_t size) {
+  if (hk__tls_heap == &hk__heap_done) return hk__malloc_late(size, 0, false);
   hk_heap *h = hk__heap_get();
   if (!h) { errno = ENOMEM; return NULL; }
   return hk__malloc_generic(size, h);
