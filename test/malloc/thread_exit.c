@@ -15,7 +15,14 @@
 #include "testutil.h"
 
 #define POOL 4096
+#if defined(__SANITIZE_THREAD__)
+/* TSan finishes a thread in the last round (its own key's destructor, older than ours): a mutex
+ * locked after that crashes inside TSan (a segfault in its MutexPreLock), in this test's code as in
+ * the library's. So under TSan the destructors allocate in rounds 1-3. */
+#define ROUNDS (PTHREAD_DESTRUCTOR_ITERATIONS - 1)
+#else
 #define ROUNDS PTHREAD_DESTRUCTOR_ITERATIONS
+#endif
 
 static pthread_key_t key;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
