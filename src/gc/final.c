@@ -103,6 +103,17 @@ static inline bool owned_by_buffer(const hk_gc_mutator *m, const void *obj) {
 
 static int set_finalizer_slow(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data, bool set);
 
+/* A first registration into the thread's chunk c (not full). Field by field: a record built on
+ * the stack and copied was read back with one 16-byte load over two 8-byte stores, a failed store
+ * forwarding (two thirds of hk_gc_set_finalizer's time on the finalizer benchmark). */
+static hk_forceinline void fin_push(hk_gc_mutator *m, gc_chunk *c, void *obj, hk_gc_finalizer_fn fn, void *data) {
+  gc_final *r = &flist_recs(c)[c->n++];
+  r->obj = obj;
+  r->fn = fn;
+  r->data = data;
+  m->fin_local.count++;
+}
+
 /* A first registration is the common case (finalizer-heavy programs register one per object):
  * it is a store into the thread's own chunk of records, kept until the next collection. The rest
  * (a new chunk, under the lock; changing or removing a registration, which stops the world to
@@ -120,14 +131,7 @@ int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void
   uintptr_t old = __atomic_fetch_or(hdr_of(obj), HK_GC_HDR_FINALIZABLE, __ATOMIC_RELAXED);
   gc_chunk *c = m->fin_local.top;
   if (hk_likely(!(old & HK_GC_HDR_FINALIZABLE) && c && c->n < GC_FCAP)) {
-    /* Field by field: a record built on the stack and copied was read back with one 16-byte
-     * load over two 8-byte stores, a failed store forwarding (two thirds of this function's
-     * time on the finalizer benchmark). */
-    gc_final *r = &flist_recs(c)[c->n++];
-    r->obj = obj;
-    r->fn = fn;
-    r->data = data;
-    m->fin_local.count++;
+    fin_push(m, c, obj, fn, data);
     return HK_OK;
   }
   return set_finalizer_slow(m, obj, fn, data, !(old & HK_GC_HDR_FINALIZABLE));
@@ -142,11 +146,7 @@ int hk__gc_finalizer_fresh(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, v
   *hdr_of(obj) |= HK_GC_HDR_FINALIZABLE;
   gc_chunk *c = m->fin_local.top;
   if (hk_likely(c && c->n < GC_FCAP)) {
-    gc_final *r = &flist_recs(c)[c->n++];
-    r->obj = obj;
-    r->fn = fn;
-    r->data = data;
-    m->fin_local.count++;
+    fin_push(m, c, obj, fn, data);
     return HK_OK;
   }
   return set_finalizer_slow(m, obj, fn, data, true);
