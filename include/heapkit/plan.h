@@ -110,7 +110,10 @@ typedef struct hk_plan_csv_error {
  * HK_ENOMEM, or HK_EPERM (the file could not be opened or read). On error *out is empty. */
 HK_API int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err);
 HK_API int hk_plan_csv_load(const char *path, hk_plan_trace *out, hk_plan_csv_error *err);
-/* Write id,lower,upper,size[,align],offset lines (align only if the trace had it). */
+/* Write id,lower,upper,size[,align],offset lines (align only if the trace had it). Returns HK_OK,
+ * HK_EPERM (a write error), or HK_EINVAL, with nothing written, for NULL arguments or an id that
+ * would not read back as itself: empty, or with a comma, CR or LF, a leading '"' or '#', or a
+ * space or tab at either end (ids built in code; ids read from a file always qualify). */
 HK_API int hk_plan_csv_write(FILE *out, const hk_plan_trace *t, const uint64_t *offsets);
 HK_API void hk_plan_trace_free(hk_plan_trace *t);
 

@@ -240,8 +240,18 @@ int hk_plan_csv_load(const char *path, hk_plan_trace *out, hk_plan_csv_error *er
   return rc;
 }
 
+/* An id the reader gives back unchanged: not empty, no comma or line break (they split the row),
+ * no leading quote (refused) or '#' (a comment line), no space or tab at either end (trimmed). */
+static bool id_writable(const char *id) {
+  if (!id || !*id || *id == '"' || *id == '#' || strpbrk(id, ",\n\r")) return false;
+  size_t n = strlen(id);
+  return !(id[0] == ' ' || id[0] == '\t' || id[n - 1] == ' ' || id[n - 1] == '\t');
+}
+
 int hk_plan_csv_write(FILE *out, const hk_plan_trace *t, const uint64_t *offsets) {
-  if (!out || !t || (t->count && !offsets)) return HK_EINVAL;
+  if (!out || !t || (t->count && (!offsets || !t->ids || !t->buffers))) return HK_EINVAL;
+  for (size_t i = 0; i < t->count; i++)
+    if (!id_writable(t->ids[i])) return HK_EINVAL; /* nothing written: the file would not read back */
   fprintf(out, t->has_align ? "id,lower,upper,size,align,offset\n" : "id,lower,upper,size,offset\n");
   for (size_t i = 0; i < t->count; i++) {
     const hk_plan_buffer *b = &t->buffers[i];

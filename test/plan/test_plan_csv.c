@@ -48,6 +48,35 @@ int main(void) {
   CHECK(parse(buf, &t, &e) == HK_OK && t.count == 1 && t.offsets[0] == 48);
   hk_plan_trace_free(&t);
   free(buf);
+  /* ids that would not read back are refused, nothing written (an id with a comma made a file
+   * with a row of 5 fields) */
+  {
+    const char *ids_bad[] = {"a,b", "a\nb", "a\rb", "\"q", "#c", "", " a", "a\t", NULL};
+    for (size_t k = 0; k < sizeof ids_bad / sizeof ids_bad[0]; k++) {
+      char *idp = (char *)ids_bad[k];
+      hk_plan_buffer b1 = {.lower = 0, .upper = 1, .size = 8};
+      hk_plan_trace bt = {.buffers = &b1, .ids = &idp, .count = 1};
+      uint64_t o = 0;
+      buf = NULL;
+      len = 0;
+      w = open_memstream(&buf, &len);
+      CHECK_MSG(hk_plan_csv_write(w, &bt, &o) == HK_EINVAL, "id %zu accepted", k);
+      fclose(w);
+      CHECK(len == 0);
+      free(buf);
+    }
+    char *good = "a b#\"";
+    hk_plan_buffer b1 = {.lower = 0, .upper = 1, .size = 8};
+    hk_plan_trace bt = {.buffers = &b1, .ids = &good, .count = 1};
+    uint64_t o = 0;
+    buf = NULL;
+    w = open_memstream(&buf, &len);
+    CHECK(hk_plan_csv_write(w, &bt, &o) == HK_OK);
+    fclose(w);
+    CHECK(parse(buf, &t, &e) == HK_OK && t.count == 1 && strcmp(t.ids[0], good) == 0);
+    hk_plan_trace_free(&t);
+    free(buf);
+  }
   /* large values */
   CHECK(parse("id,lower,upper,size\nbig,0,18446744073709551615,18446744073709551615\n", &t, &e) == HK_OK);
   CHECK(t.buffers[0].upper == UINT64_MAX && t.buffers[0].size == UINT64_MAX);
