@@ -40,6 +40,8 @@ typedef enum hk_error {
   HK_EBUSY = -5,     /* the object is in a state that forbids the operation */
 } hk_error;
 
+/* A static string naming an hk_error code; "unknown heapkit error" for any other value (errno
+ * values such as hk_posix_memalign's included). Never NULL. */
 HK_API const char *hk_strerror(int code);
 
 /* Runtime options. Each is read once from the environment variable named in the comment
@@ -93,7 +95,8 @@ typedef struct hk_stats {
 } hk_stats;
 
 HK_API void hk_stats_get(hk_stats *out);
-/* Print statistics as text to the file descriptor (2 for stderr). Never allocates. */
+/* Print statistics as text to the file descriptor (2 for stderr), with write(2), plus the
+ * process's resident set size. Never allocates. */
 HK_API void hk_stats_print(int fd);
 
 /* Return memory that has been unused for the purge delay (or all unused memory if force) to the OS. */

@@ -13,13 +13,21 @@ HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(1, 2) void *hk_calloc(size_t count, size_t s
 HK_API HK_ALLOC_SIZE(2) void *hk_realloc(void *p, size_t size);
 HK_API HK_ALLOC_SIZE(2, 3) void *hk_reallocarray(void *p, size_t count, size_t size);
 HK_API void hk_free(void *p);
+/* hk_free(p): size is ignored (the page knows the block's size). A wrong size is not detected, in
+ * any build, and does no harm. C++ sized operator delete comes here. */
 HK_API void hk_free_sized(void *p, size_t size);
+/* 0, or EINVAL (alignment not a power of two or not a multiple of sizeof(void *)) or ENOMEM:
+ * errno values, not hk_error codes; *out is untouched on failure. */
 HK_API int hk_posix_memalign(void **out, size_t alignment, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_aligned_alloc(size_t alignment, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_memalign(size_t alignment, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(1) void *hk_valloc(size_t size);
+/* size rounded up to whole OS pages (0 gives one page), page-aligned; NULL with ENOMEM when the
+ * rounding overflows. */
 HK_API HK_MALLOC_LIKE void *hk_pvalloc(size_t size);
 HK_API size_t hk_malloc_usable_size(const void *p);
+/* Copies from hk_malloc (strndup: at most n bytes, always terminated); NULL with ENOMEM. s must
+ * not be NULL, as in libc. */
 HK_API HK_MALLOC_LIKE char *hk_strdup(const char *s);
 HK_API HK_MALLOC_LIKE char *hk_strndup(const char *s, size_t n);
 
@@ -40,6 +48,8 @@ typedef struct hk_heap_s hk_heap;
 HK_API hk_heap *hk_heap_new(void);
 HK_API void hk_heap_destroy(hk_heap *heap);
 HK_API void hk_heap_delete(hk_heap *heap);
+/* The calling thread's default heap (the one malloc uses), set up on first use; NULL when its
+ * record cannot be allocated. Allocate from it on this thread only; never destroy or delete it. */
 HK_API hk_heap *hk_heap_get_default(void);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_heap_malloc(hk_heap *heap, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2, 3) void *hk_heap_calloc(hk_heap *heap, size_t count, size_t size);
@@ -52,7 +62,8 @@ HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(3) void *hk_heap_malloc_aligned(hk_heap *hea
  * count as one: for a default heap, true for any live block that malloc and its family handed
  * out (a thread's malloc may return a block of another thread's page, kept in its foreign-block
  * cache, and an exited thread's pages pass to the thread that adopts them). A first-class heap
- * contains exactly the blocks allocated from it. */
+ * contains exactly the blocks allocated from it. The handle is not checked (unlike the other
+ * hk_heap_* calls): a NULL heap gives false, and any thread may ask about any live heap. */
 HK_API bool hk_heap_contains(const hk_heap *heap, const void *p);
 
 #ifdef __cplusplus

@@ -262,7 +262,7 @@ void hk_free(void *p) {
 }
 
 void hk_free_sized(void *p, size_t size) {
-  (void)size; /* the page knows the size; a mismatch is not checked in release builds */
+  (void)size; /* the page knows the size; a mismatch is not checked (in any build) and does no harm */
   hk_free(p);
 }
 
