@@ -111,7 +111,7 @@ typedef struct hk_gc_options {
   void *oom_data;
 } hk_gc_options;
 
-/* Fill *o with the defaults (a zeroed struct also means "defaults" field by field). */
+/* Fill *o with the defaults (a zeroed struct also means "defaults" field by field). NULL is ignored. */
 HK_API void hk_gc_options_init(hk_gc_options *o);
 
 /* Create a heap. When mutator_out is not NULL the calling thread is registered too. Returns
@@ -166,6 +166,7 @@ HK_API void hk_gc_thread_unregister(hk_gc_mutator *m);
  * collect; it must not touch heap objects or call hk_gc_* other than blocking_end. */
 HK_API void hk_gc_blocking_begin(hk_gc_mutator *m);
 HK_API void hk_gc_blocking_end(hk_gc_mutator *m);
+/* The heap m is registered with; NULL for a NULL m (the handle is not otherwise checked). */
 HK_API hk_gc_heap *hk_gc_mutator_heap(const hk_gc_mutator *m);
 
 /* ---- the inline fast paths ---------------------------------------------------------------------- */
@@ -205,6 +206,7 @@ HK_API void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, in
 HK_API void hk_gc_write_barrier_slow(hk_gc_mutator *m, void *obj);
 HK_API void hk_gc_write_barrier_slot_slow(hk_gc_mutator *m, void *obj, void *slot);
 HK_API void hk_gc_safepoint_slow(hk_gc_mutator *m);
+/* (The *_slow functions are the out-of-line halves of the inline paths; not for direct calls.) */
 
 HK_INLINE void *hk__gc_bump(hk_gc_mutator *m, char **cursor, char *limit, hk_gc_type type,
                             size_t size, uintptr_t flags, int data) {
@@ -352,11 +354,14 @@ HK_INLINE void hk_gc_visit(hk_gc_visitor *v, void **slot) {
  * root callback during a collection (refused with a warning, ignored). */
 HK_API void hk_gc_pin(hk_gc_mutator *m, void *obj);
 HK_API void hk_gc_unpin(hk_gc_mutator *m, void *obj);
+/* False for NULL. obj is not checked (unlike hk_gc_pin): it must be an object of a heap; the
+ * answer holds between safepoints. */
 HK_API bool hk_gc_is_pinned(const void *obj);
 
 /* A weak reference: hk_gc_weak_get returns the target, updated when it moves, or NULL once the
  * target is no longer strongly reachable (cleared before finalizers of the collection run). NULL
- * on out of memory. Handles are not heap objects: free them with hk_gc_weak_free. */
+ * on out of memory. Handles are not heap objects: free them with hk_gc_weak_free.
+ * hk_gc_weak_get(NULL) is NULL. */
 HK_API hk_gc_weak *hk_gc_weak_new(hk_gc_mutator *m, void *target);
 HK_API void *hk_gc_weak_get(const hk_gc_weak *w);
 HK_API void hk_gc_weak_free(hk_gc_mutator *m, hk_gc_weak *w);
@@ -395,9 +400,11 @@ HK_API size_t hk_gc_run_finalizers(hk_gc_mutator *m);
 /* ---- collection, verification, statistics ------------------------------------------------------- */
 
 typedef enum hk_gc_kind { HK_GC_MINOR = 0, HK_GC_FULL = 1 } hk_gc_kind;
-/* Collect now (safepoint). A minor collection evacuates the nursery; a full one also marks the
- * mature and large spaces. Finalizers made ready run before it returns (unless manual). A NULL
- * mutator or another kind is ignored with a warning. */
+/* Collect now (safepoint). A minor collection evacuates the nursery, and is followed by a full
+ * one in the same stop when the mature space's estimate has passed the full-collection threshold
+ * (both are counted); a full one also marks the mature and large spaces, completely (never
+ * sticky). Finalizers made ready run before it returns (unless manual). A NULL mutator or another
+ * kind is ignored with a warning. */
 HK_API void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind);
 
 /* Walk everything reachable and check the heap's invariants: every slot points to a valid object
@@ -442,7 +449,8 @@ typedef struct hk_gc_stats {
   hk_gc_pause_stats minor, full, all;
 } hk_gc_stats;
 HK_API void hk_gc_stats_get(hk_gc_heap *heap, hk_gc_stats *out);
-/* Print the statistics as text to fd (2 = stderr). */
+/* Print the statistics as text to fd (2 = stderr), with write(2); never allocates. A NULL or
+ * foreign heap prints zeros, as hk_gc_stats_get fills them. */
 HK_API void hk_gc_stats_print(hk_gc_heap *heap, int fd);
 
 #ifdef __cplusplus
