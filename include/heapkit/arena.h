@@ -117,6 +117,8 @@ HK_API void hk_arena_stats_get(const hk_arena *a, hk_arena_stats *out);
 HK_API void hk_arena_global_stats(hk_arena_stats *out);
 /* True if p points into memory this arena currently has handed out (not after its bump pointer). */
 HK_API bool hk_arena_contains(const hk_arena *a, const void *p);
+/* The arena given as opt.parent at creation; NULL without one (regions and scratch arenas), for a
+ * NULL a, or for a handle that is not a live arena (while its memory is still mapped). */
 HK_API hk_arena *hk_arena_parent(const hk_arena *a);
 
 /* Writes the trace of an HK_ARENA_TRACE arena as CSV `id,lower,upper,size` (docs/planner.md):
