@@ -5,7 +5,7 @@ PREFIX  ?= /usr/local
 CMAKE   ?= cmake
 export HEAPKIT_ROOT := $(CURDIR)
 
-.PHONY: all test bench stress install clean debug asan ubsan tsan deps
+.PHONY: all test bench stress install clean debug asan ubsan tsan
 
 all:
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
