@@ -210,3 +210,9 @@ HK_ALIAS(__libc_malloc, hk_malloc)
 HK_ALIAS(__libc_calloc, hk_calloc)
 HK_ALIAS(__libc_realloc, hk_realloc)
 HK_ALIAS(__libc_memalign, hk_memalign)
+/* glibc 2.36 exports these too (`nm -D libc.so.6 | grep __libc_`); programs that call them directly
+ * would otherwise get a glibc block that our free cannot take. (__libc_reallocarray is
+ * GLIBC_PRIVATE, but an interposed unversioned definition still binds its callers.) */
+HK_ALIAS(__libc_valloc, hk_valloc)
+HK_ALIAS(__libc_pvalloc, hk_pvalloc)
+HK_ALIAS(__libc_reallocarray, hk_reallocarray)

@@ -1,0 +1,98 @@
+/* glibc's extensions to the malloc surface, as exported by the preload library: mallinfo/mallinfo2,
+ * malloc_trim's answer and the __libc_* entry points.
+ *
+ * Usage: LD_PRELOAD=<lib.so> malloc_glibc_ext <lib.so> mallinfo|trim|libc
+ * This program is not linked with heapkit: without the preload (or with a library that leaves a
+ * name to glibc) every name below resolves into glibc and the checks fail. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+#include "heapkit/common.h"
+#include "testutil.h"
+
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* mallinfo: its int form is tested too */
+
+/* glibc exports these but declares none of them */
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+
+static const char *lib_base;
+static bool (*owns)(const void *);
+
+static void *resolve(const char *name) {
+  void *f = dlsym(RTLD_DEFAULT, name);
+  Dl_info di;
+  CHECKF(f && dladdr(f, &di) && di.dli_fname, "%s not found", name);
+  CHECKF(strstr(di.dli_fname, lib_base) != NULL, "%s resolves to %s, not the preloaded library", name, di.dli_fname);
+  return f;
+}
+
+static void check_ours(void *p, size_t n, const char *what) {
+  CHECKF(p != NULL, "%s(%zu) failed", what, n);
+  CHECKF(owns(p), "%s(%zu) = %p is not a heapkit block", what, n, p);
+  memset(p, 0xab, n);
+}
+
+static void test_libc(void) {
+  const char *names[] = {"__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign",
+                         "__libc_valloc", "__libc_pvalloc", "__libc_reallocarray"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) resolve(names[i]);
+  long ps = sysconf(_SC_PAGESIZE);
+  const size_t sizes[] = {1, 100, 5000, 300000, (size_t)8 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    /* each __libc_ block freed by free, and each plain block freed by __libc_free */
+    void *p = __libc_malloc(n);
+    check_ours(p, n, "__libc_malloc");
+    free(p);
+    p = malloc(n);
+    check_ours(p, n, "malloc");
+    __libc_free(p);
+    p = __libc_calloc(n, 1);
+    CHECK(p != NULL && ((unsigned char *)p)[n - 1] == 0);
+    check_ours(p, n, "__libc_calloc");
+    free(p);
+    p = calloc(1, n);
+    check_ours(p, n, "calloc");
+    p = __libc_realloc(p, n * 2);
+    check_ours(p, n * 2, "__libc_realloc");
+    __libc_free(p);
+    p = __libc_memalign(256, n);
+    check_ours(p, n, "__libc_memalign");
+    CHECK((uintptr_t)p % 256 == 0);
+    free(p);
+    p = __libc_valloc(n);
+    check_ours(p, n, "__libc_valloc");
+    CHECK((uintptr_t)p % (uintptr_t)ps == 0);
+    free(p);
+    p = __libc_pvalloc(n);
+    check_ours(p, n, "__libc_pvalloc");
+    CHECK((uintptr_t)p % (uintptr_t)ps == 0 && malloc_usable_size(p) % (size_t)ps == 0);
+    free(p);
+    void *(*rarr)(void *, size_t, size_t) = (void *(*)(void *, size_t, size_t))resolve("__libc_reallocarray");
+    p = rarr(NULL, n, 2);
+    check_ours(p, n * 2, "__libc_reallocarray");
+    __libc_free(p);
+    p = malloc(16);
+    CHECK(rarr(p, SIZE_MAX / 2, 3) == NULL); /* overflow: p stays valid */
+    __libc_free(p);
+  }
+}
+
+int main(int argc, char **argv) {
+  tu_test_name = "malloc_glibc_ext";
+  CHECKF(argc > 2, "usage: LD_PRELOAD=<lib> %s <lib> mallinfo|trim|libc", argv[0]);
+  lib_base = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
+  owns = (bool (*)(const void *))resolve("hk_owns");
+  if (!strcmp(argv[2], "libc")) test_libc();
+  else CHECKF(false, "unknown section %s", argv[2]);
+  return 0;
+}
