@@ -179,6 +179,7 @@ static inline void hk__lifo_reset(hk_heap *h) {
 }
 HK_INTERNAL void hk__stats_flush_heap(hk_heap *h);
 HK_INTERNAL extern _Atomic size_t hk__huge_live; /* live blocks in their own segment */
+HK_INTERNAL extern _Atomic size_t hk__huge_bytes; /* and their committed block bytes (for mallinfo) */
 HK_INTERNAL void hk__stats_global_add(int64_t inuse, int64_t mallocs, int64_t frees);
 /* Raise the in-use peak from a full sum; once per millisecond `now` at most (one caller does it). */
 HK_INTERNAL void hk__stats_sample_peak(int64_t now);

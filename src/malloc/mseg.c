@@ -501,6 +501,7 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
   hk__heap_count(h, inuse, (int64_t)usable);
   hk__heap_count_op(h, mallocs);
   atomic_fetch_add_explicit(&hk__huge_live, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hk__huge_bytes, usable, memory_order_relaxed);
   return seg->large_block;
 }
 
@@ -537,6 +538,7 @@ void hk__large_free(hk__mseg *seg, void *p) {
   /* (owner is set before the block is handed out and cleared only under the lock) */
   if (__atomic_load_n(&seg->base.owner, __ATOMIC_ACQUIRE)) large_unlink(&seg->base);
   atomic_fetch_sub_explicit(&hk__huge_live, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&hk__huge_bytes, seg->large_size, memory_order_relaxed);
   hk__segment_free(&seg->base);
 }
 
@@ -551,6 +553,7 @@ void hk__heap_free_large_blocks(hk_heap *h) {
     hk__heap_count(h, inuse, -(int64_t)((hk__mseg *)s)->large_size);
     hk__heap_count_op(h, frees);
     atomic_fetch_sub_explicit(&hk__huge_live, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&hk__huge_bytes, ((hk__mseg *)s)->large_size, memory_order_relaxed);
     hk__segment_free(s);
     s = next;
   }
@@ -571,6 +574,8 @@ void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size) {
   hk_heap *h = hk__tls_heap;
   if (h->tld) hk__heap_count(h, inuse, (int64_t)usable - (int64_t)seg->large_size);
   else hk__stats_global_add((int64_t)usable - (int64_t)seg->large_size, 0, 0);
+  /* (modular: the size_t sum comes out right whichever way the block changed) */
+  atomic_fetch_add_explicit(&hk__huge_bytes, usable - seg->large_size, memory_order_relaxed);
   seg->large_size = usable;
   return p;
 }

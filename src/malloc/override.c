@@ -103,6 +103,45 @@ HK_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const noth
 HK_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const nothrow_t *t) { (void)a; (void)t; hk_free(p); }
 
 /* glibc extensions some programs call: trimming returns unused memory now; options are accepted. */
+
+/* glibc <malloc.h>'s layouts, field for field (declared here so the library builds against C
+ * libraries without mallinfo2). The mapping onto heapkit's statistics is in docs/architecture.md. */
+struct hk__mallinfo2 { size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; };
+struct hk__mallinfo { int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; };
+HK_EXPORT struct hk__mallinfo2 mallinfo2(void);
+HK_EXPORT struct hk__mallinfo mallinfo(void);
+HK_EXPORT struct hk__mallinfo __libc_mallinfo(void);
+
+HK_EXPORT struct hk__mallinfo2 mallinfo2(void) {
+  hk_stats s;
+  hk_stats_get(&s);
+  /* glibc counts mmapped chunks only in hblks/hblkhd, not in arena/uordblks: so do we with the
+   * blocks in their own segment */
+  size_t huge = atomic_load_explicit(&hk__huge_bytes, memory_order_relaxed);
+  size_t arena = s.committed > huge ? s.committed - huge : 0;
+  size_t used = s.in_use > huge ? s.in_use - huge : 0;
+  if (used > arena) used = arena; /* the counters are sampled apart: keep arena = used + free */
+  struct hk__mallinfo2 m = {0};
+  m.arena = arena;
+  m.hblks = s.huge_count;
+  m.hblkhd = huge;
+  m.uordblks = used;
+  m.fordblks = arena - used;
+  return m;
+}
+
+/* glibc 2.36 fills mallinfo from mallinfo2 by plain assignment: a figure past INT_MAX keeps its low
+ * 32 bits (two 3 GiB blocks: hblkhd 6442459136 in mallinfo2, -2147475456 in mallinfo). Same here,
+ * through uint32_t so the conversion is GCC's documented modulo one. */
+static int low32(size_t v) { return (int)(uint32_t)v; }
+
+HK_EXPORT struct hk__mallinfo mallinfo(void) {
+  struct hk__mallinfo2 m = mallinfo2();
+  return (struct hk__mallinfo){low32(m.arena), low32(m.ordblks), low32(m.smblks), low32(m.hblks), low32(m.hblkhd),
+                               low32(m.usmblks), low32(m.fsmblks), low32(m.uordblks), low32(m.fordblks), low32(m.keepcost)};
+}
+HK_EXPORT struct hk__mallinfo __libc_mallinfo(void) { return mallinfo(); }
+
 HK_EXPORT int malloc_trim(size_t pad) { (void)pad; hk_collect(true); return 1; }
 HK_EXPORT int mallopt(int param, int value) { (void)param; (void)value; return 1; }
 #endif

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 static _Atomic int64_t g_inuse, g_inuse_peak, g_mallocs, g_frees;
-_Atomic size_t hk__huge_live;
+_Atomic size_t hk__huge_live, hk__huge_bytes;
 
 static void raise_peak(int64_t v) {
   int64_t cur = atomic_load_explicit(&g_inuse_peak, memory_order_relaxed);

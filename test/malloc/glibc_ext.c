@@ -23,6 +23,7 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 extern void *__libc_valloc(size_t);
 extern void *__libc_pvalloc(size_t);
+extern struct mallinfo __libc_mallinfo(void);
 
 static const char *lib_base;
 static bool (*owns)(const void *);
@@ -41,9 +42,62 @@ static void check_ours(void *p, size_t n, const char *what) {
   memset(p, 0xab, n);
 }
 
+static bool stats_counted(void) {
+  void (*get)(hk_stats *) = (void (*)(hk_stats *))resolve("hk_stats_get");
+  hk_stats s;
+  get(&s);
+  return s.counters;
+}
+
+static void consistent(struct mallinfo2 m) {
+  CHECKF(m.arena == m.uordblks + m.fordblks, "arena %zu != uordblks %zu + fordblks %zu", m.arena, m.uordblks, m.fordblks);
+  CHECK(m.usmblks == 0);
+}
+
+static void test_mallinfo(void) {
+  resolve("mallinfo");
+  resolve("mallinfo2");
+  resolve("__libc_mallinfo");
+  enum { N = 20000, SZ = 200 };
+  static void *blocks[N];
+  struct mallinfo2 m0 = mallinfo2();
+  consistent(m0);
+  for (int i = 0; i < N; i++) check_ours(blocks[i] = malloc(SZ), SZ, "malloc");
+  struct mallinfo2 m1 = mallinfo2();
+  consistent(m1);
+  CHECKF(m1.arena >= (size_t)N * SZ, "arena %zu after allocating %d x %d bytes", m1.arena, N, SZ);
+  if (stats_counted()) {
+    size_t grew = m1.uordblks - m0.uordblks;
+    /* block sizes: 200 bytes round up to a size class at most 25% larger */
+    CHECKF(m1.uordblks > m0.uordblks && grew >= (size_t)N * SZ && grew <= (size_t)N * SZ * 5 / 4,
+           "uordblks grew by %zu after allocating %d x %d bytes", grew, N, SZ);
+  }
+  /* a block served by its own segment counts in hblks/hblkhd only */
+  size_t big = (size_t)64 << 20;
+  void *b = malloc(big);
+  check_ours(b, 4096, "malloc");
+  struct mallinfo2 m2 = mallinfo2();
+  consistent(m2);
+  CHECKF(m2.hblks == m1.hblks + 1, "hblks %zu -> %zu after a 64 MiB block", m1.hblks, m2.hblks);
+  CHECKF(m2.hblkhd >= m1.hblkhd + big && m2.hblkhd <= m1.hblkhd + big + 65536, "hblkhd %zu -> %zu after a 64 MiB block",
+         m1.hblkhd, m2.hblkhd);
+  CHECKF(m2.uordblks < m1.uordblks + big / 4, "uordblks %zu -> %zu: the 64 MiB block was counted there", m1.uordblks,
+         m2.uordblks);
+  /* the int form: the same figures while they fit */
+  struct mallinfo mi = mallinfo(), ml = __libc_mallinfo();
+  CHECK(mi.hblks == (int)m2.hblks && mi.hblkhd == (int)m2.hblkhd && ml.hblkhd == mi.hblkhd);
+  CHECK(mi.arena > 0 && mi.uordblks > 0 && mi.usmblks == 0);
+  free(b);
+  for (int i = 0; i < N; i++) free(blocks[i]);
+  struct mallinfo2 m3 = mallinfo2();
+  consistent(m3);
+  CHECK(m3.hblks == m1.hblks && m3.hblkhd == m1.hblkhd);
+  if (stats_counted()) CHECKF(m3.uordblks < m1.uordblks - (size_t)N * SZ / 2, "uordblks %zu after freeing (%zu before)", m3.uordblks, m1.uordblks);
+}
+
 static void test_libc(void) {
   const char *names[] = {"__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign",
-                         "__libc_valloc", "__libc_pvalloc", "__libc_reallocarray"};
+                         "__libc_valloc", "__libc_pvalloc", "__libc_reallocarray", "__libc_mallinfo"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) resolve(names[i]);
   long ps = sysconf(_SC_PAGESIZE);
   const size_t sizes[] = {1, 100, 5000, 300000, (size_t)8 << 20};
@@ -92,7 +146,8 @@ int main(int argc, char **argv) {
   CHECKF(argc > 2, "usage: LD_PRELOAD=<lib> %s <lib> mallinfo|trim|libc", argv[0]);
   lib_base = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
   owns = (bool (*)(const void *))resolve("hk_owns");
-  if (!strcmp(argv[2], "libc")) test_libc();
+  if (!strcmp(argv[2], "mallinfo")) test_mallinfo();
+  else if (!strcmp(argv[2], "libc")) test_libc();
   else CHECKF(false, "unknown section %s", argv[2]);
   return 0;
 }
