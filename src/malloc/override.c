@@ -142,6 +142,17 @@ HK_EXPORT struct hk__mallinfo mallinfo(void) {
 }
 HK_EXPORT struct hk__mallinfo __libc_mallinfo(void) { return mallinfo(); }
 
-HK_EXPORT int malloc_trim(size_t pad) { (void)pad; hk_collect(true); return 1; }
+/* glibc: 1 if memory was given back to the system, else 0. Here: whether the forced collection
+ * purged pages or released segments (the page layer's purge total rose or its committed bytes
+ * fell). Another thread's release in between also counts, which only makes a 1 less precise.
+ * pad is ignored: heapkit keeps no top chunk to leave padding in. */
+HK_EXPORT int malloc_trim(size_t pad) {
+  (void)pad;
+  hk_stats before, after;
+  hk__page_stats(&before);
+  hk_collect(true);
+  hk__page_stats(&after);
+  return after.purged > before.purged || after.committed < before.committed;
+}
 HK_EXPORT int mallopt(int param, int value) { (void)param; (void)value; return 1; }
 #endif

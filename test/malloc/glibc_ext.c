@@ -95,6 +95,18 @@ static void test_mallinfo(void) {
   if (stats_counted()) CHECKF(m3.uordblks < m1.uordblks - (size_t)N * SZ / 2, "uordblks %zu after freeing (%zu before)", m3.uordblks, m1.uordblks);
 }
 
+static void test_trim(void) {
+  resolve("malloc_trim");
+  malloc_trim(0);
+  CHECKF(malloc_trim(0) == 0, "malloc_trim returned 1 with nothing to release");
+  enum { N = 16384, SZ = 4000 };
+  static void *blocks[N];
+  for (int i = 0; i < N; i++) check_ours(blocks[i] = malloc(SZ), SZ, "malloc");
+  for (int i = 0; i < N; i++) free(blocks[i]);
+  CHECKF(malloc_trim(0) == 1, "malloc_trim returned 0 after freeing %d x %d bytes", N, SZ);
+  CHECKF(malloc_trim(0) == 0, "malloc_trim returned 1 twice in a row");
+}
+
 static void test_libc(void) {
   const char *names[] = {"__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign",
                          "__libc_valloc", "__libc_pvalloc", "__libc_reallocarray", "__libc_mallinfo"};
@@ -147,6 +159,7 @@ int main(int argc, char **argv) {
   lib_base = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
   owns = (bool (*)(const void *))resolve("hk_owns");
   if (!strcmp(argv[2], "mallinfo")) test_mallinfo();
+  else if (!strcmp(argv[2], "trim")) test_trim();
   else if (!strcmp(argv[2], "libc")) test_libc();
   else CHECKF(false, "unknown section %s", argv[2]);
   return 0;
