@@ -322,5 +322,7 @@ static void fork_child(void) {
 
 __attribute__((constructor)) static void heapkit_load(void) {
   hk__process_init();
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  /* Without them a child forked while another thread held a lock would hang at its first malloc:
+   * stop at once with the reason, as the pools, arenas and collector do (ENOMEM at load). */
+  if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) hk__fatal("cannot register the allocator's fork handlers");
 }
