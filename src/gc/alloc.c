@@ -166,6 +166,16 @@ static void zero_ahead(char **zeroed, char *need) {
   *zeroed = to;
 }
 
+/* Allocates total bytes (room checked) at the buffer's cursor, zeroing ahead as needed; the
+ * caller sets the fast path's limit. */
+static hk_forceinline void *buffer_bump(char **cur, char **zeroed, size_t total, hk_gc_type type, bool data) {
+  char *p = *cur;
+  if (p + total > *zeroed) zero_ahead(zeroed, p + total);
+  *cur = p + total;
+  *(uintptr_t *)(void *)p = hdr_make(total, type, data ? HK_GC_HDR_NOSCAN : 0);
+  return p + HK_GC_GRANULE;
+}
+
 /* Counts a buffer's bytes and ends it: past the zeroed part the block holds what its last use
  * left, and the in-place walk (inplace.c) stops at the first zero header, so a zero word goes at
  * the cursor. */
@@ -380,11 +390,9 @@ void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data)
       (data && !(h->types[type].d.flags & HK_GC_TYPE_NO_POINTERS)))
     return alloc_slow(m, type, size, data);
   hk_assert_internal(hk__gc_mutator_is_valid(m));
-  if (p + total > *zeroed) zero_ahead(zeroed, p + total);
-  *cur = p + total;
+  void *obj = buffer_bump(cur, zeroed, total, type, data);
   *limit = *zeroed;
-  *(uintptr_t *)(void *)p = hdr_make(total, type, data ? HK_GC_HDR_NOSCAN : 0);
-  return p + HK_GC_GRANULE;
+  return obj;
 }
 
 static void *alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data) {
@@ -411,14 +419,11 @@ static void *alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data
     char *lim = data ? m->real_data_limit : m->real_limit;
     char **zeroed = data ? &m->zero_data_limit : &m->zero_limit;
     if (*cur && total <= (size_t)(lim - *cur)) {
-      char *p = *cur;
-      if (p + total > *zeroed) zero_ahead(zeroed, p + total);
-      *cur = p + total;
-      *(uintptr_t *)p = hdr_make(total, type, data ? HK_GC_HDR_NOSCAN : 0);
+      void *obj = buffer_bump(cur, zeroed, total, type, data);
       /* In stress mode every allocation comes here, so it can be counted. */
       if (data) m->fast.data_limit = h->stress > 0 ? *cur : *zeroed;
       else m->fast.limit = h->stress > 0 ? *cur : *zeroed;
-      return p + HK_GC_GRANULE;
+      return obj;
     }
     bool collected = false;
     bool ok = refill(m, data, size, &collected);

@@ -71,11 +71,11 @@ static void *heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
   if (align <= 8 || (align <= 16 && size > 8)) return heap_malloc(h, size);
   if (size == 0) size = 1;
   if (size >= HK_MAX_ALLOC || align >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
+  if (h->tld == NULL) { /* (both ways below need the thread's heap) */
+    if (h == &hk__heap_done) return hk__malloc_late(size, align, false);
+    if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
+  }
   if (align <= HK_MEDIUM_MAX && size <= HK_MEDIUM_MAX) {
-    if (h->tld == NULL) {
-      if (h == &hk__heap_done) return hk__malloc_late(size, align, false);
-      if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
-    }
     if (size < align) size = align;
     for (size_t bin = hk__bin_of(size), n = 0; bin <= HK_BIN_MAX && n < 8; bin++, n++) {
       if (hk__bin_size(bin) % align == 0) return hk__heap_malloc_bin(h, bin);
@@ -88,10 +88,6 @@ static void *heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
       if (a != p) hk__page_flag_set(hk__page_of(hk__mseg_of(p), p), HK__PAGE_HAS_ALIGNED);
       return a;
     }
-  }
-  if (h->tld == NULL) {
-    if (h == &hk__heap_done) return hk__malloc_late(size, align, false);
-    if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
   }
   return hk__large_alloc(h, size, align, false);
 }
