@@ -51,7 +51,7 @@ static void *heap_calloc(hk_heap *h, size_t count, size_t size) {
       if (h == &hk__heap_done) return hk__malloc_late(total, 0, true);
       if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
     }
-    return hk__large_alloc(h, total, 0, true);
+    return hk__large_alloc(h, total, 0, true, false);
   }
   void *p = heap_malloc(h, total);
   if (hk_likely(p)) memset(p, 0, total);
@@ -89,7 +89,7 @@ static void *heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
       return a;
     }
   }
-  return hk__large_alloc(h, size, align, false);
+  return hk__large_alloc(h, size, align, false, false);
 }
 
 /* The thread's exit destructor has run (a later pthread key destructor allocates): the block comes
@@ -145,6 +145,17 @@ void *hk_pvalloc(size_t size) {
   return heap_malloc_aligned(hk__tls_heap, ps, rounded);
 }
 
+/* A large block that realloc must move to grow: with room to double in place (hk__large_alloc). */
+static hk_noinline void *heap_malloc_grown(hk_heap *h, size_t size) {
+  if (size >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
+  if (h->tld == NULL) { /* (a thread whose first call is this realloc) */
+    if (h == &hk__heap_done) return hk__malloc_late(size, 0, false);
+    if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
+  }
+  hk__tld_periodic(h->tld);
+  return hk__large_alloc(h, size, 0, false, true);
+}
+
 static void *heap_realloc(hk_heap *h, void *p, size_t size) {
   if (p == NULL) return heap_malloc(h, size);
   if (size == 0) { hk_free(p); return NULL; } /* glibc frees and returns NULL */
@@ -155,6 +166,13 @@ static void *heap_realloc(hk_heap *h, void *p, size_t size) {
     if (seg->base.kind == HK__SEG_LARGE) {
       void *q = hk__large_realloc_inplace(seg, p, size);
       if (q) return q;
+      if (size > usable) {
+        q = heap_malloc_grown(h, size);
+        if (!q) return NULL; /* p stays valid, as C requires */
+        memcpy(q, p, usable);
+        hk_free(p);
+        return q;
+      }
     }
   }
   void *q = heap_malloc(h, size);

@@ -222,7 +222,8 @@ HK_INTERNAL void hk__tld_sweep_abandoned(hk__tld *tld);
 /* Give back the resident tails of this thread's in-use pages that no owner has used for a purge
  * delay (from the periodic work, at most every half purge delay). */
 HK_INTERNAL void hk__tld_trim_tails(hk__tld *tld, int64_t now);
-HK_INTERNAL void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero);
+/* room: reserve room for the block to double in place (realloc growing a block it had to move) */
+HK_INTERNAL void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero, bool room);
 HK_INTERNAL void hk__heap_free_large_blocks(hk_heap *h);
 HK_INTERNAL void hk__heap_disown_large_blocks(hk_heap *h);
 HK_INTERNAL void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg);

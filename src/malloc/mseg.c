@@ -454,7 +454,7 @@ static size_t reserve_live_max(void) {
   return limit == 0 || limit / 16 / HK_LARGE_RESERVE >= HK_LARGE_RESERVE_LIVE ? HK_LARGE_RESERVE_LIVE : limit / 16 / HK_LARGE_RESERVE;
 }
 
-void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
+void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero, bool room) {
   size_t ps = hk__page_size();
   size_t off = HK_LARGE_OFFSET;
   if (align > off) off = align;
@@ -472,6 +472,11 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero) {
     reserve = HK_LARGE_RESERVE;
     if (off < unit_off) off = unit_off;
   }
+  /* realloc moving a block to grow it: room to double in place (address space until touched).
+   * Reserved up to the next 4 MiB only, a block grown in small steps moved every 4 MiB, each move
+   * copying all of it (512 MiB in 64 KiB steps: 48 s, glibc 0.07 s). Under an address-space limit,
+   * not: the room would be taken from the limit. */
+  if (room && seg_align == 0 && hk__page_as_limit() == 0 && off + 2 * usable > reserve) reserve = off + 2 * usable;
   int saved_errno = errno;
   hk__segment *s = hk__segment_alloc_ex(off + usable, reserve, seg_align, HK__SEG_LARGE, sizeof(hk__mseg));
   if (!s && reserve) { /* the spare room refused (address space short): the block alone */

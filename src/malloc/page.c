@@ -246,7 +246,7 @@ static hk_noinline void *malloc_first(size_t size) {
 static hk_noinline void *malloc_large(size_t size, hk_heap *h) {
   if (size >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
   hk__tld_periodic(h->tld);
-  return hk__large_alloc(h, size, 0, false);
+  return hk__large_alloc(h, size, 0, false, false);
 }
 
 void *hk__malloc_generic(size_t size, hk_heap *h) {

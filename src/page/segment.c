@@ -344,7 +344,11 @@ hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk_
   hk__page_init();
   if (size == 0 || size > ((size_t)1 << 46)) return NULL;
   size_t need = size;
-  bool accounted = kind == HK__SEG_LARGE && reserve <= size;
+  /* A large block's segment is accounted even with spare room (realloc's, hk__large_alloc), so the
+   * OS still refuses a block it could never back. For the 16 MiB segments of small large blocks it
+   * changes nothing: the heuristic (mode 0) refuses only one mapping beyond RAM + swap, mode 1
+   * never refuses, and mode 2 ignores MAP_NORESERVE. */
+  bool accounted = kind == HK__SEG_LARGE;
   if (reserve > size) size = reserve;
   /* Under an address-space limit a large block's segment reserves what the block needs, in steps
    * of 64 OS pages (a unit stays whole pages), still 4 MiB-aligned: the rest of its 4 MiB is left
