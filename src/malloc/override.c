@@ -1,6 +1,6 @@
-/* The rest of the drop-in surface: C++ operator new/delete in every form, and glibc's malloc_trim /
- * mallopt. The operators are defined here in C under their mangled names so libheapkit.so does not
- * depend on libstdc++; on failure they use the C++ runtime's new-handler and bad_alloc through weak
+/* The rest of the drop-in surface: C++ operator new/delete in every form, and glibc's mallinfo,
+ * malloc_trim, mallopt, malloc_stats and malloc_info. The operators are defined here in C under
+ * their mangled names so libheapkit.so does not depend on libstdc++; on failure they use the C++ runtime's new-handler and bad_alloc through weak
  * references, which resolve only in processes that have libstdc++ loaded. */
 #define _GNU_SOURCE /* dladdr, RTLD_NEXT */
 #include "malloc/malloc.h"
@@ -8,6 +8,7 @@
 #if HK_OVERRIDE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 
 #define HK_EXPORT __attribute__((visibility("default")))
 
@@ -155,4 +156,41 @@ HK_EXPORT int malloc_trim(size_t pad) {
   return after.purged > before.purged || after.committed < before.committed;
 }
 HK_EXPORT int mallopt(int param, int value) { (void)param; (void)value; return 1; }
+
+/* malloc_stats and malloc_info, in glibc's formats, from the figures mallinfo2 gives (left to glibc,
+ * they described glibc's own heap, which nothing under heapkit uses: every figure 0). heapkit keeps
+ * no peak of the blocks in their own segments: the "max mmap" lines and the totals' "max" are the
+ * current count, the committed peak. */
+HK_EXPORT void malloc_stats(void);
+HK_EXPORT int malloc_info(int options, FILE *fp);
+
+HK_EXPORT void malloc_stats(void) {
+  struct hk__mallinfo2 m = mallinfo2();
+  char buf[512];
+  /* (snprintf of integers does not allocate; glibc also writes to stderr) */
+  int n = snprintf(buf, sizeof buf,
+                   "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\nTotal (incl. mmap):\n"
+                   "system bytes     = %10zu\nin use bytes     = %10zu\nmax mmap regions = %10zu\nmax mmap bytes   = %10zu\n",
+                   m.arena, m.uordblks, m.arena + m.hblkhd, m.uordblks + m.hblkhd, m.hblks, m.hblkhd);
+  if (n > 0) hk__write_fd(2, buf);
+}
+
+HK_EXPORT int malloc_info(int options, FILE *fp) {
+  if (options != 0) return EINVAL; /* glibc: the only defined value is 0 */
+  struct hk__mallinfo2 m = mallinfo2();
+  hk_stats s;
+  hk_stats_get(&s);
+  size_t huge = m.hblkhd, peak = s.committed_peak > huge ? s.committed_peak - huge : 0;
+  if (peak < m.arena) peak = m.arena;
+  fprintf(fp,
+          "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+          "<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n<system type=\"current\" size=\"%zu\"/>\n"
+          "<system type=\"max\" size=\"%zu\"/>\n<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+          "</heap>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n"
+          "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n<system type=\"current\" size=\"%zu\"/>\n"
+          "<system type=\"max\" size=\"%zu\"/>\n<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+          "</malloc>\n",
+          m.fordblks, m.arena, peak, m.arena, m.arena, m.fordblks, m.hblks, m.hblkhd, m.arena, peak, m.arena, m.arena);
+  return 0;
+}
 #endif

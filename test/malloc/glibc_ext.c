@@ -1,7 +1,7 @@
 /* glibc's extensions to the malloc surface, as exported by the preload library: mallinfo/mallinfo2,
- * malloc_trim's answer and the __libc_* entry points.
+ * malloc_trim's answer, the __libc_* entry points, malloc_stats and malloc_info.
  *
- * Usage: LD_PRELOAD=<lib.so> malloc_glibc_ext <lib.so> mallinfo|trim|libc
+ * Usage: LD_PRELOAD=<lib.so> malloc_glibc_ext <lib.so> mallinfo|trim|libc|info
  * This program is not linked with heapkit: without the preload (or with a library that leaves a
  * name to glibc) every name below resolves into glibc and the checks fail. */
 #define _GNU_SOURCE
@@ -173,14 +173,71 @@ static void test_libc(void) {
   }
 }
 
+/* malloc_stats and malloc_info describe heapkit's heap (glibc's, under the preload, had nothing in
+ * it: every figure 0). */
+static size_t xml_size(const char *xml, const char *key) {
+  const char *k = strstr(xml, key);
+  CHECKF(k != NULL, "malloc_info: no %s in %s", key, xml);
+  const char *v = strstr(k, "size=\"");
+  CHECK(v != NULL);
+  return strtoull(v + 6, NULL, 10);
+}
+
+static void test_info(void) {
+  resolve("malloc_stats");
+  resolve("malloc_info");
+  enum { N = 5000, SZ = 1000 };
+  static void *blocks[N];
+  for (int i = 0; i < N; i++) check_ours(blocks[i] = malloc(SZ), SZ, "malloc");
+  void *big = malloc((size_t)32 << 20);
+  check_ours(big, 4096, "malloc");
+  struct mallinfo2 m = mallinfo2();
+  /* malloc_info: XML in glibc's layout, to a FILE */
+  char *xml = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&xml, &len);
+  CHECK(f != NULL);
+  CHECK(malloc_info(0, f) == 0);
+  fclose(f);
+  CHECKF(strncmp(xml, "<malloc version=\"1\">\n", strlen("<malloc version=\"1\">\n")) == 0 && strstr(xml, "</malloc>\n") != NULL, "malloc_info: %s", xml);
+  size_t cur = xml_size(xml, "<system type=\"current\"");
+  CHECKF(cur >= (size_t)N * SZ && cur <= m.arena * 2, "malloc_info: system current %zu, mallinfo2 arena %zu", cur, m.arena);
+  size_t mm = xml_size(xml, "<total type=\"mmap\"");
+  CHECKF(mm >= ((size_t)32 << 20), "malloc_info: mmap size %zu with a 32 MiB block live", mm);
+  free(xml);
+  errno = 0;
+  CHECK(malloc_info(1, stdout) == EINVAL);
+  /* malloc_stats: glibc's lines on stderr, through a pipe */
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  int saved = dup(2);
+  dup2(fds[1], 2);
+  malloc_stats();
+  dup2(saved, 2);
+  close(fds[1]);
+  char out[2048] = {0};
+  ssize_t got = read(fds[0], out, sizeof out - 1);
+  close(fds[0]);
+  CHECKF(got > 0 && strncmp(out, "Arena 0:\nsystem bytes     = ", strlen("Arena 0:\nsystem bytes     = ")) == 0, "malloc_stats printed: %s", out);
+  const char *t = strstr(out, "Total (incl. mmap):\nsystem bytes     = ");
+  CHECKF(t != NULL, "malloc_stats printed: %s", out);
+  size_t total = strtoull(t + strlen("Total (incl. mmap):\nsystem bytes     = "), NULL, 10);
+  CHECKF(total >= (size_t)N * SZ + ((size_t)32 << 20), "malloc_stats: total system bytes %zu", total);
+  const char *u = strstr(out, "in use bytes     = ");
+  CHECKF(u != NULL && strtoull(u + strlen("in use bytes     = "), NULL, 10) > 0, "malloc_stats printed: %s", out);
+  free(big);
+  for (int i = 0; i < N; i++) free(blocks[i]);
+}
+
 int main(int argc, char **argv) {
   tu_test_name = "malloc_glibc_ext";
-  CHECKF(argc > 2, "usage: LD_PRELOAD=<lib> %s <lib> mallinfo|trim|libc", argv[0]);
+  CHECKF(argc > 2, "usage: LD_PRELOAD=<lib> %s <lib> mallinfo|trim|libc|info", argv[0]);
   lib_base = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
   owns = (bool (*)(const void *))resolve("hk_owns");
   if (!strcmp(argv[2], "mallinfo")) test_mallinfo();
   else if (!strcmp(argv[2], "trim")) test_trim();
   else if (!strcmp(argv[2], "libc")) test_libc();
+  else if (!strcmp(argv[2], "info")) test_info();
   else CHECKF(false, "unknown section %s", argv[2]);
   return 0;
 }
