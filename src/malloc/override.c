@@ -1,7 +1,8 @@
 /* The rest of the drop-in surface: C++ operator new/delete in every form, and glibc's mallinfo,
  * malloc_trim, mallopt, malloc_stats and malloc_info. The operators are defined here in C under
- * their mangled names so libheapkit.so does not depend on libstdc++; on failure they use the C++ runtime's new-handler and bad_alloc through weak
- * references, which resolve only in processes that have libstdc++ loaded. */
+ * their mangled names so libheapkit.so does not depend on libstdc++; on failure they use the C++
+ * runtime's new-handler and bad_alloc through weak references, which resolve only in processes
+ * that have libstdc++ loaded. */
 #define _GNU_SOURCE /* dladdr, RTLD_NEXT */
 #include "malloc/malloc.h"
 
