@@ -47,6 +47,42 @@ static hk_noinline void check_double_free(hk__page *pg, hk__block *b) {
   if (on_free_list(pg, b)) hk__fatal("double free of %p", (void *)b);
 }
 
+/* HEAPKIT_HARDENED: the owner collects pg's remote frees (count blocks from head). Each must be a
+ * block that is not free: not on the page's lists, not twice in the chain. Without this a block
+ * freed by two threads, or by its owner and then another thread, went back on the free list twice
+ * (a cycle: malloc handed out the same block again and again), and the count check of
+ * hk__mpage_collect sees it only when the page has no other block in use. One bit per block on the
+ * stack (at most 8192 blocks: 8-byte blocks in a 64 KiB page); hardened pages only. */
+#define HK__CHECK_BLOCKS_MAX (((size_t)1 << HK_MEDIUM_PAGE_SHIFT) / 16)
+hk_noinline void hk__check_remote_frees(const hk__page *pg, const hk__block *head, uint32_t count) {
+  uint64_t seen[HK__CHECK_BLOCKS_MAX / 64] = {0};
+  uint32_t bs = pg->block_size, cap = pg->capacity;
+  if (cap > HK__CHECK_BLOCKS_MAX) return; /* (cannot happen: see above) */
+  const hk__block *lists[2] = {pg->free, pg->local_free};
+  for (int l = 0; l < 2; l++) {
+    uint32_t n = 0;
+    for (const hk__block *x = lists[l]; x && n < cap; x = hk__decode(pg, x->next), n++) {
+      size_t off = (size_t)((const uint8_t *)x - pg->start);
+      if (off >= (size_t)cap * bs || off % bs) break; /* (a link overwritten after free: not checked here) */
+      seen[off / bs / 64] |= (uint64_t)1 << (off / bs % 64);
+    }
+  }
+  const hk__block *x = head;
+  for (uint32_t n = 0; n < count; n++, x = hk__decode(pg, x->next)) {
+    size_t off = (size_t)((const uint8_t *)x - pg->start);
+    if (off >= (size_t)cap * bs || off % bs) hk__fatal("corrupted free list in page %p (a block freed by another thread is not one of its blocks)", (const void *)pg);
+    uint64_t bit = (uint64_t)1 << (off / bs % 64);
+    if (seen[off / bs / 64] & bit) hk__fatal("double free of %p (freed by another thread, found when its page collected that free)", (const void *)x);
+    seen[off / bs / 64] |= bit;
+  }
+}
+
+/* HEAPKIT_HARDENED: b, freed by another thread into a full page, came to the owner through its
+ * heap's delayed-free list (not the page's remote list): the same check. */
+hk_noinline void hk__check_delayed_free(const hk__page *pg, const hk__block *b) {
+  if (on_free_list(pg, b)) hk__fatal("double free of %p (freed by another thread, found when its page collected that free)", (const void *)b);
+}
+
 /* end: the page's carved bytes (fast_end where the page has no flags) */
 static inline bool maybe_free_block(const hk__page *pg, const hk__block *b, uint32_t end) {
   uintptr_t n = b->next ^ pg->key;

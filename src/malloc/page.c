@@ -125,6 +125,7 @@ void hk__mpage_collect(hk__page *pg) {
     hk__block *head = hk__tf_ptr(tf);
     uint32_t count = hk__tf_count(tf);
     if (hk_unlikely(count > pg->used)) hk__fatal("corrupted free list in page %p (more blocks freed than allocated)", (void *)pg);
+    if (hk_unlikely(pg->flags & HK__PAGE_HARDENED)) hk__check_remote_frees(pg, head, count);
     pg->used -= count;
     if (pg->free == NULL) {
       pg->free = head; /* the common case: no walk over blocks other cores just wrote */
@@ -318,7 +319,9 @@ void hk__heap_drain_delayed(hk_heap *h) {
   while (b) {
     hk__block *next = (hk__block *)b->next;
     hk__mseg *seg = hk__mseg_of(b);
-    hk__page_free_local(hk__page_of(seg, b), b);
+    hk__page *pg = hk__page_of(seg, b);
+    if (hk_unlikely(pg->flags & HK__PAGE_HARDENED)) hk__check_delayed_free(pg, b);
+    hk__page_free_local(pg, b);
     b = next;
   }
 }
@@ -355,6 +358,7 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
   while (b) {
     hk__block *next = (hk__block *)b->next;
     hk__page *pg = hk__page_of(hk__mseg_of(b), b);
+    if (hk_unlikely(pg->flags & HK__PAGE_HARDENED)) hk__check_delayed_free(pg, b);
     b->next = hk__encode(pg, pg->local_free);
     pg->local_free = b;
     pg->used--;

@@ -126,6 +126,46 @@ static void case_double_remote_hardened(void) {
   atomic_store(&remote_step, 2);
   pthread_join(t, NULL);
 }
+/* Hardened: a block freed by its owner and then by another thread, or by two other threads, is found
+ * when the owner collects the page's remote frees (its next allocations of that size). Before, the
+ * block went on the free list twice and malloc handed it out again and again (a cycle). */
+static void *remote_free_only(void *arg) { (void)arg; bad_free(remote_arg); return NULL; }
+static void alloc_until_collected(void) {
+  for (int i = 0; i < 100000; i++) sink = hk_malloc(48);
+}
+static void case_double_local_remote_hardened(void) {
+  void *keep = hk_malloc(48), *p = hk_malloc(48); /* keep: the page stays in use */
+  (void)keep;
+  hk_free(p);
+  remote_arg = p;
+  pthread_t t;
+  pthread_create(&t, NULL, remote_free_only, NULL);
+  pthread_join(t, NULL);
+  alloc_until_collected();
+}
+static void case_double_two_remote_hardened(void) {
+  void *keep = hk_malloc(48), *p = hk_malloc(48);
+  (void)keep;
+  remote_arg = p;
+  for (int k = 0; k < 2; k++) {
+    pthread_t t;
+    pthread_create(&t, NULL, remote_free_only, NULL);
+    pthread_join(t, NULL);
+  }
+  alloc_until_collected();
+}
+/* The same when the page was full: the other thread's free goes to the owner's heap (delayed-free
+ * list), which put it on the page's free list a second time. */
+static void case_double_delayed_hardened(void) {
+  static void *blocks[4000]; /* more than a 64 KiB page of 48-byte blocks: the first page is full */
+  for (int i = 0; i < 4000; i++) blocks[i] = hk_malloc(48);
+  hk_free(blocks[0]);
+  remote_arg = blocks[0];
+  pthread_t t;
+  pthread_create(&t, NULL, remote_free_only, NULL);
+  pthread_join(t, NULL);
+  alloc_until_collected();
+}
 static void case_double_small(void) {
   void *p = hk_malloc(48);
   hk_free(p);
@@ -285,6 +325,9 @@ static const mcase cases[] = {
   {"double_remote", case_double_remote, "heapkit: double free of 0x", NULL},
   {"double_remote_big", case_double_remote_big, "heapkit: double free of 0x", NULL},
   {"double_remote_hardened", case_double_remote_hardened, "heapkit: double free of 0x", NULL, 0, 1},
+  {"double_local_remote_hardened", case_double_local_remote_hardened, "heapkit: double free of 0x", NULL, 0, 1},
+  {"double_two_remote_hardened", case_double_two_remote_hardened, "heapkit: double free of 0x", NULL, 0, 1},
+  {"double_delayed_hardened", case_double_delayed_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_small", case_double_small, "heapkit: double free of 0x", NULL},
   {"double_hardened", case_double_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_after_other", case_double_after_other, "heapkit: double free of 0x", NULL, 0, 1},
