@@ -111,10 +111,11 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
    * places 127 of 400 buffers seeds 1-150 at this budget (round 0: 119; without the cut first 81),
    * after the four and the one below it adds 5 (seed 70, which nothing else placed in 4M steps
    * per round, and 46, which nothing placed before the cut first; without the cut first it added
-   * 2). And the thin round with the larger subsets: 2 more of 500 seeds 1-150 (docs/planner.md). */
-  static const unsigned first_rounds[] = {0, 1, 2, 3, HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT,
-                                          HK_PLAN_GUILLOTINE_LARGE | 1};
-  for (unsigned i = 0; guillotine && i < 6 && *best_peak > aim && now < aim_end; i++) {
+   * 2). And the thin round with the larger subsets: 2 more of 500 seeds 1-150, and the thin one
+   * with the larger subsets and the first cut first (400 seed 381: 16 steps per buffer; it took
+   * 0.74 s of CPU before, docs/planner.md). */
+  static const unsigned first_rounds[] = HK_PLAN_FIRST_ROUNDS;
+  for (unsigned i = 0; guillotine && i < sizeof first_rounds / sizeof *first_rounds && *best_peak > aim && now < aim_end; i++) {
     if (i == 4) {
       /* Between the four plain rounds and the rest: a short slice of the bottom-up search on the
        * problem and on its reversal. The instances it places (500 seeds 1-150: 7 placed by the
@@ -131,7 +132,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
       }
       if (refuted || *best_peak <= aim || now >= aim_end) break;
     }
-    uint64_t per = first_rounds[i] & HK_PLAN_GUILLOTINE_CUT ? HK_PLAN_GUILLOTINE_CUT_FIRST : HK_PLAN_GUILLOTINE_FIRST;
+    uint64_t per = i == 4 ? HK_PLAN_GUILLOTINE_CUT_FIRST : HK_PLAN_GUILLOTINE_FIRST;
     int gr = hk__plan_guillotine(p, first_rounds[i], per * (uint64_t)p->n, aim_end, best, &st.nodes, &gfail);
     if (gr < 0) { rc = gr; goto out; }
     if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
@@ -172,7 +173,10 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
                              best_peak, &st);
     if (sr < 0) { rc = sr; goto out; }
     refuted = sr == 2;
-    if (turn & 1) slice *= 2;
+    /* (on tight problems the second pair stays as short as the first: the guillotine rounds after
+     * the first pair take longer since the tier, and 500 seeds 319 and 320, which the second
+     * rotation round places, came at 0.85 s of CPU instead of 0.7, docs/planner.md) */
+    if ((turn & 1) && !(guillotine && turn == 1)) slice *= 2;
     now = hk__plan_clock(p);
     if ((turn & 1) && guillotine && *best_peak > aim && now < aim_end) {
       /* After each pair of slices: a round of the guillotine search (guillotine.c), with a work
@@ -183,18 +187,34 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
        * 141 + 146 (docs/planner.md). */
       uint64_t work = (HK_PLAN_GUILLOTINE_WORK * (uint64_t)p->n) << (turn / 2 < 20 ? turn / 2 : 20);
       int gr = 0;
-      /* After the first: one round with the shorter-lived buffers first and the larger subsets
-       * (7000 steps per buffer). It placed 400 seed 145 (at 0.23 s), which no other round did
-       * before the coarse rounds (which now place it at 0.06 s); here, not among the short rounds
-       * above, it does not delay the instances the first slices place (as a seventh short round
-       * with 10000 per buffer, 500 seeds 1-150 took 4.3 s in all instead of 2.9 s). It came
-       * before the first rotation round until that delayed 500 seed 116, which the rotation
-       * round places (1.95M steps in all instead of 5.55M: at 0.6 s instead of 0.77-0.84 s, or
-       * not in 1 s, at load 11; docs/planner.md). */
-      gr = hk__plan_guillotine(p, (unsigned)turn / 2, work, aim_end, best, &st.nodes, &gfail);
-      if (turn == 1 && gr == 0 && hk__plan_clock(p) < aim_end)
-        gr = hk__plan_guillotine(p, HK_PLAN_GUILLOTINE_SHORT | HK_PLAN_GUILLOTINE_LARGE, 7000 * (uint64_t)p->n, aim_end, best,
+      /* Before the first: a tier of six variants with a modest budget each (HK_PLAN_TIER_ROUNDS;
+       * round 0 is among them, and the rotation round gets what is left of its 5000 per buffer);
+       * after it: b*'s strip from the other end with the larger subsets and the first cut first,
+       * and the coarse problem's b* round from the other end with the larger subsets (each placed
+       * by no other round: 400 seeds 253 and 342, not placed in 4 s before). A round's running
+       * time is heavy-tailed and which variant is quick depends on the instance, so several
+       * variants at 1000 steps per buffer place more than one at 5000: over 400 seeds 1-400, 500
+       * seeds 1-350, 300 seeds 1-300, 100 and 200 seeds 1-150 and 400 seeds 1001-1100, 4 more
+       * placed in 1 s of CPU and none lost. These replaced a round with the shorter-lived buffers
+       * first (7000 steps per buffer), which placed 400 seed 145 before the coarse rounds did
+       * (docs/planner.md). */
+      if (turn == 1) {
+        static const unsigned tier[] = HK_PLAN_TIER_ROUNDS;
+        for (unsigned i = 0; i < sizeof tier / sizeof *tier && gr == 0 && hk__plan_clock(p) < aim_end; i++)
+          gr = hk__plan_guillotine(p, tier[i], HK_PLAN_TIER_STEPS * (uint64_t)p->n, aim_end, best, &st.nodes, &gfail);
+      }
+      if (gr == 0 && hk__plan_clock(p) < aim_end)
+        gr = hk__plan_guillotine(p, (unsigned)turn / 2, turn == 1 ? work - HK_PLAN_TIER_STEPS * (uint64_t)p->n : work, aim_end, best,
                                  &st.nodes, &gfail);
+      if (turn == 1 && gr == 0 && hk__plan_clock(p) < aim_end)
+        gr = hk__plan_guillotine(p, HK_PLAN_FLIP_CUT_ROUND, HK_PLAN_FLIP_CUT_STEPS * (uint64_t)p->n, aim_end, best, &st.nodes,
+                                 &gfail);
+      if (turn == 1 && gr == 0 && hk__plan_clock(p) < aim_end) {
+        static const unsigned coarse_flip[] = {HK_PLAN_COARSE_FLIP_ROUND};
+        int cr = coarse_rounds(p, coarse_flip, 1, HK_PLAN_COARSE_FLIP_STEPS, aim_end, best, &st.nodes);
+        if (cr < 0) { rc = cr; goto out; }
+        if (cr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
+      }
       if (gr < 0) { rc = gr; goto out; }
       if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
       if (gr == 2) guillotine = false; /* exhausted: there is no guillotine packing */

@@ -163,6 +163,30 @@ HK_PLAN_HIDDEN double hk__plan_clock(const hk__plan_prob *p);
 #ifndef HK_PLAN_GUILLOTINE_CUT_FIRST
 #define HK_PLAN_GUILLOTINE_CUT_FIRST 1000
 #endif
+/* hk_plan's short rounds, in this order, before anything else: HK_PLAN_GUILLOTINE_FIRST steps per
+ * buffer each, but HK_PLAN_GUILLOTINE_CUT_FIRST for the fifth (the bottom-up search's probe slices
+ * come before it). The last one (the thin strips with the larger subsets and the first cut first)
+ * places 400 seed 381 in 16 steps per buffer, which waited 0.74 s of CPU for a rotation round. */
+#define HK_PLAN_FIRST_ROUNDS                                                                                   \
+  {0, 1, 2, 3, HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT, HK_PLAN_GUILLOTINE_LARGE | 1,                 \
+   HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT | 1}
+/* After the bottom-up search's first pair of slices: a tier of rounds with HK_PLAN_TIER_STEPS per
+ * buffer each (one table), then the first rotation round (round 0, HK_PLAN_GUILLOTINE_WORK per
+ * buffer less the tier's), then HK_PLAN_FLIP_CUT_ROUND with HK_PLAN_FLIP_CUT_STEPS per buffer, then
+ * HK_PLAN_COARSE_FLIP_ROUND on the coarse problem with HK_PLAN_COARSE_FLIP_STEPS per coarse buffer
+ * (a table of its own). The running time of one round is heavy-tailed and which variant is quick
+ * differs from instance to instance (docs/planner.md: 400 seed 253 is placed by the flip-cut round
+ * in 4190 steps per buffer alone, 1680 after the rounds before it, by no other round in 10000; 342 only by the coarse round, 8739 per
+ * coarse buffer), so many variants with a modest budget each beat one variant with a large one. */
+#define HK_PLAN_TIER_ROUNDS                                                                                    \
+  {0, 1, 2, 3, HK_PLAN_GUILLOTINE_CUT | 1, HK_PLAN_GUILLOTINE_CUT | HK_PLAN_GUILLOTINE_LARGE | 2}
+#ifndef HK_PLAN_TIER_STEPS
+#define HK_PLAN_TIER_STEPS 1000
+#endif
+#define HK_PLAN_FLIP_CUT_ROUND (HK_PLAN_GUILLOTINE_CUT | HK_PLAN_GUILLOTINE_LARGE | 2)
+#define HK_PLAN_FLIP_CUT_STEPS 2500
+#define HK_PLAN_COARSE_FLIP_ROUND (HK_PLAN_GUILLOTINE_LARGE | 2)
+#define HK_PLAN_COARSE_FLIP_STEPS 10000
 HK_PLAN_HIDDEN int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_limit, double deadline, uint64_t *off,
                                        uint64_t *nodes, uint64_t **fail);
 
