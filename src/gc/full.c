@@ -246,6 +246,21 @@ static void mark_visit_fin_v(hk_gc_visitor *v, void **slot) { mark_visit_fin(v, 
 #define MARK_VISIT(v, slot) mark_visit((v), (slot))
 #define MARK_VISIT_FIN(v, slot) mark_visit_fin((v), (slot))
 
+#define TAIL_DRAIN 64
+/* The slots the last TAIL_DRAIN elements of a tail queued (above base), marked while the
+ * prefetches mark_scan started for them are fresh; an object item stops it (mark_drain takes it). */
+static inline __attribute__((always_inline)) void tail_drain(mark_ctx *c, size_t base) {
+  while (c->work.count > base) {
+    void *item = gc_stack_pop(&c->work);
+    if (!item) return;
+    if ((uintptr_t)item & ITEM_OBJ) {
+      ctx_push(c, item);
+      return;
+    }
+    mark_ref_t(c, (void **)item, true, false, false, true);
+  }
+}
+
 /* A whole-object item (see ITEM_OBJ): run its trace function, or mark its tail. Each element is
  * marked at once (a leaf needs no work item at all) and only queues its own slots, so this never
  * recurses. */
@@ -258,9 +273,11 @@ static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, v
   }
   void **w = (void **)o;
   size_t n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
+  size_t base = c->work.count;
   for (size_t i = d->tail_start; i < n; i++) {
     if (i + TAIL_AHEAD < n && gc_is_ref((uintptr_t)w[i + TAIL_AHEAD])) __builtin_prefetch(hdr_of(w[i + TAIL_AHEAD]));
     if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin, fin, !fin);
+    if (!fin && (i & (TAIL_DRAIN - 1)) == TAIL_DRAIN - 1) tail_drain(c, base);
   }
 }
 

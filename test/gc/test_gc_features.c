@@ -1324,6 +1324,73 @@ static void test_cards(void) {
   teardown();
 }
 
+/* A large array's tail is marked in runs of 64 elements, each run's queued slots marked before the
+ * next run, while their prefetches are fresh (full.c's tail_drain); a child queued whole (a node
+ * with a tail, a traced node) stops a run and is left for the work list. One large array holding
+ * every kind of element in random order (empty, an immediate, a blob, a node with a tail, a traced
+ * node, a chain), each reachable only through it, checked after full collections, one of them
+ * evacuating. */
+#define NTAIL 20000
+static bool tail_elem_ok(const node *e, size_t i, unsigned kind) {
+  switch (kind) {
+  case 0: return e == NULL;
+  case 1: return (uintptr_t)e == (i << 4 | 1);
+  case 2: return ((const blob *)e)->id == i && blob_ok((const blob *)e);
+  case 3:
+  case 4:
+    return e->id == i && e->nkids == 2 && e->kids[0] && ((const blob *)e->kids[0])->id == i + 1 &&
+           blob_ok((const blob *)e->kids[0]) && e->kids[1] && e->kids[1]->id == i + 2 && e->kids[1]->nkids == 0;
+  default:
+    for (uint64_t d = 0; d < 3; d++, e = e->kids[0])
+      if (!e || e->id != i + d || e->nkids != 1) return false;
+    return e == NULL;
+  }
+}
+static void test_tail_marking(void) {
+  setup(256 << 10, 0);
+  static unsigned char kinds[NTAIL];
+  node *arr = NULL, *e = NULL, *k = NULL;
+  HK_GC_ROOTS(m, arr, e, k);
+  arr = new_node(m, 1, NTAIL, false); /* 160 KB: a large object traced by its tail */
+  CHECK(arr != NULL);
+  hk_gc_collect(m, HK_GC_FULL);
+  for (size_t i = 0; i < NTAIL; i++) {
+    unsigned kind = (unsigned)(rnd() % 6);
+    kinds[i] = (unsigned char)kind;
+    e = k = NULL;
+    if (kind == 1) e = (node *)(uintptr_t)(i << 4 | 1);
+    else if (kind == 2) e = (node *)new_blob(m, i, 24);
+    else if (kind == 3 || kind == 4) {
+      e = new_node(m, i, 2, kind == 4);
+      k = (node *)new_blob(m, i + 1, 40);
+      HK_GC_WRITE(m, e, kids[0], k);
+      k = new_node(m, i + 2, 0, false);
+      HK_GC_WRITE(m, e, kids[1], k);
+    } else if (kind == 5) {
+      for (uint64_t d = 3; d-- > 0;) {
+        node *n = new_node(m, i + d, 1, false);
+        CHECK_QUIET(n != NULL);
+        HK_GC_WRITE(m, n, kids[0], e);
+        e = n;
+      }
+    }
+    CHECK_QUIET(kind < 2 || e != NULL);
+    HK_GC_WRITE(m, arr, kids[i], e);
+  }
+  e = k = NULL;
+  for (int round = 0; round < 4; round++) {
+    churn(3000);
+    hk_gc_collect(m, round == 2 ? HK_GC_MINOR : HK_GC_FULL);
+    CHECK_QUIET(hk_gc_verify(m) == HK_OK);
+    size_t bad = 0;
+    for (size_t i = 0; i < NTAIL; i++) bad += !tail_elem_ok(arr->kids[i], i, kinds[i]);
+    CHECK(bad == 0);
+  }
+  arr = NULL;
+  hk_gc_collect(m, HK_GC_FULL);
+  teardown();
+}
+
 /* ---- adaptive nursery ---------------------------------------------------------------------------- */
 
 /* While most of the nursery survives, a minor collection's pause is its survivors: the nursery
@@ -1985,7 +2052,10 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "stats")) test_stats();
   if (all || !strcmp(what, "nursery")) test_nursery();
   if (all || !strcmp(what, "growth")) test_growth();
-  if (all || !strcmp(what, "cards")) test_cards();
+  if (all || !strcmp(what, "cards")) {
+    test_cards();
+    test_tail_marking();
+  }
   if (all || !strcmp(what, "promote")) test_promote();
   if (all || !strcmp(what, "zeroed")) test_zeroed();
   if (all || !strcmp(what, "heaps")) {
