@@ -2,6 +2,7 @@
  * first GC_SEG_META_BLOCKS blocks hold its tables (block descriptors, line marks, mark bits), so
  * the blocks themselves carry no metadata. Callers hold the heap lock. */
 #include "gc/gc_internal.h"
+#include "os/os.h"
 
 #define USABLE_PER_SEG (GC_BLOCKS_PER_SEG - GC_SEG_META_BLOCKS)
 
@@ -37,7 +38,16 @@ gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data) {
   gc_block *b = h->free_blocks;
   gc_seg *s = seg_of_block(b);
   size_t off = block_no(b) * GC_BLOCK_SIZE;
-  if (hk__segment_commit(&s->h.base, off, GC_BLOCK_SIZE, NULL) != HK_OK) return NULL;
+  bool fresh = false;
+  if (hk__segment_commit(&s->h.base, off, GC_BLOCK_SIZE, &fresh) != HK_OK) return NULL;
+  /* A block is written whole soon after it is taken (a nursery's zeroing, promotion's copies): on
+   * memory the process never touched (or gave back), fault in the page layer's unit around it
+   * (64 KiB, this block and its neighbour) in one call rather than a page fault per 4 KiB. The
+   * finalizer benchmark faulted in 29 MB page by page: 8-10% of its CPU time in the kernel. */
+  if (fresh) {
+    size_t unit = s->h.base.unit, at = off & ~(unit - 1);
+    (void)hk__os_populate((char *)s + at, unit);
+  }
   gc_unpoison((char *)s + off, GC_BLOCK_SIZE);
   hk_assert_internal(hk__gc_block_is_valid(b) && b->state == B_FREE);
   h->free_blocks = b->next;
