@@ -1328,8 +1328,9 @@ static void test_cards(void) {
  * next run, while their prefetches are fresh (full.c's tail_drain); a child queued whole (a node
  * with a tail, a traced node) stops a run and is left for the work list. One large array holding
  * every kind of element in random order (empty, an immediate, a blob, a node with a tail, a traced
- * node, a chain), each reachable only through it, checked after full collections, one of them
- * evacuating. */
+ * node, a chain), each reachable only through it, checked after full collections (explicit ones
+ * evacuate) and a minor one. Under the stress mode (a collection every few allocations) 2 000
+ * elements, still a large object. */
 #define NTAIL 20000
 static bool tail_elem_ok(const node *e, size_t i, unsigned kind) {
   switch (kind) {
@@ -1351,10 +1352,12 @@ static void test_tail_marking(void) {
   static unsigned char kinds[NTAIL];
   node *arr = NULL, *e = NULL, *k = NULL;
   HK_GC_ROOTS(m, arr, e, k);
-  arr = new_node(m, 1, NTAIL, false); /* 160 KB: a large object traced by its tail */
+  const bool stress = hk_option_get(HK_OPT_GC_STRESS) > 0;
+  const size_t nt = stress ? 2000 : NTAIL;
+  arr = new_node(m, 1, nt, false); /* 160 KB (16 KB): a large object traced by its tail */
   CHECK(arr != NULL);
   hk_gc_collect(m, HK_GC_FULL);
-  for (size_t i = 0; i < NTAIL; i++) {
+  for (size_t i = 0; i < nt; i++) {
     unsigned kind = (unsigned)(rnd() % 6);
     kinds[i] = (unsigned char)kind;
     e = k = NULL;
@@ -1379,11 +1382,11 @@ static void test_tail_marking(void) {
   }
   e = k = NULL;
   for (int round = 0; round < 4; round++) {
-    churn(3000);
+    churn(stress ? 100 : 3000);
     hk_gc_collect(m, round == 2 ? HK_GC_MINOR : HK_GC_FULL);
     CHECK_QUIET(hk_gc_verify(m) == HK_OK);
     size_t bad = 0;
-    for (size_t i = 0; i < NTAIL; i++) bad += !tail_elem_ok(arr->kids[i], i, kinds[i]);
+    for (size_t i = 0; i < nt; i++) bad += !tail_elem_ok(arr->kids[i], i, kinds[i]);
     CHECK(bad == 0);
   }
   arr = NULL;
