@@ -25,6 +25,12 @@ bool hk__gc_owns(hk_gc_heap *h, const void *obj) {
   return b->state == B_YOUNG || b->state == B_MATURE;
 }
 
+/* hk__gc_owns and an object's start (gc_hdr_plausible): for the entry points that write into or
+ * keep an object the program names. */
+bool hk__gc_is_object(hk_gc_heap *h, const void *obj) {
+  return hk__gc_owns(h, obj) && gc_hdr_plausible(h, obj, obj_is_large(obj));
+}
+
 static bool obj_young(const void *obj) {
   return seghdr_of(hdr_of(obj))->role == ROLE_BLOCKS && block_of_obj(obj)->state == B_YOUNG;
 }
@@ -123,8 +129,8 @@ int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void
   /* (checked on the fast path too: a record added after the collection took the thread's ones
    * would keep the object's old address if the collection moves it) */
   if (gc_reentered("hk_gc_set_finalizer", "returns HK_EBUSY")) return HK_EBUSY;
-  if (!owned_by_buffer(m, obj) && !hk__gc_owns(m->heap, obj)) {
-    hk__warning("gc: hk_gc_set_finalizer: %p is not an object of this heap", obj);
+  if (owned_by_buffer(m, obj) ? !gc_hdr_plausible(m->heap, obj, false) : !hk__gc_is_object(m->heap, obj)) {
+    hk__warning("gc: hk_gc_set_finalizer: %p is not an object of this heap (or not an object's start)", obj);
     return HK_EINVAL;
   }
   if (!fn) return set_finalizer_slow(m, obj, fn, data, false);
@@ -267,8 +273,8 @@ size_t hk_gc_run_finalizers(hk_gc_mutator *m) {
 hk_gc_weak *hk_gc_weak_new(hk_gc_mutator *m, void *target) {
   if (!m || gc_reentered("hk_gc_weak_new", "returns NULL")) return NULL;
   hk_gc_heap *h = m->heap;
-  if (target && ((uintptr_t)target & 7) == 0 && !hk__gc_owns(h, target)) {
-    hk__warning("gc: hk_gc_weak_new: %p is not an object of this heap", target);
+  if (target && ((uintptr_t)target & 7) == 0 && !hk__gc_is_object(h, target)) {
+    hk__warning("gc: hk_gc_weak_new: %p is not an object of this heap (or not an object's start)", target);
     return NULL;
   }
   gc_lock(h);

@@ -673,6 +673,26 @@ static inline void flist_push_or_die(hk_gc_heap *h, gc_flist *l, const gc_final 
   if (!hk__gc_flist_push(h, l, f)) hk__fatal("gc: out of memory for the finalizer records");
 }
 HK_INTERNAL bool hk__gc_owns(hk_gc_heap *h, const void *obj);
+HK_INTERNAL bool hk__gc_is_object(hk_gc_heap *h, const void *obj);
+
+/* Could the word before obj (in one of h's blocks, or a large object when large) be an object's
+ * header? A pointer into a small object's middle lies in a heap block too, but the word before
+ * it is the object's data: a word with bit 0 set reads as forwarded at the next collection, and
+ * a pin or a finalizer would set a bit in the program's data. The collector keeps no map of
+ * where objects start (and a mature block cannot be walked: its holes are refilled over dead
+ * objects), so the word is checked as a header: not forwarded, a registered type, a size of at
+ * least the header that stays within the block. An address, a double, text and an integer
+ * below 2^24 all fail (the size field is the word's top 40 bits: zero, or far past a 32 KiB
+ * block); a word built to look like a header (an integer from 2^24 to 2^36 whose bits 8-23 name
+ * a registered type) passes. Used by hk_gc_set_finalizer, hk_gc_weak_new, hk_gc_pin/unpin. */
+static inline bool gc_hdr_plausible(hk_gc_heap *h, const void *obj, bool large) {
+  uintptr_t hd = *hdr_of(obj);
+  /* type in 1 .. ntypes-1 (registered: ntypes is published after the slot is filled) */
+  bool typed = hdr_type(hd) - 1u < __atomic_load_n(&h->ntypes, __ATOMIC_RELAXED) - 1u;
+  /* 1 .. (granules left in the block) granules, header included */
+  size_t g = (size_t)(hd >> HK_GC_HDR_SIZE_SHIFT), at = ((uintptr_t)hdr_of(obj) & (GC_BLOCK_SIZE - 1)) / HK_GC_GRANULE;
+  return !(hd & HK_GC_HDR_FORWARDED) && typed && g - 1 < (large ? SIZE_MAX : GC_GRANULES - at);
+}
 HK_INTERNAL size_t hk__gc_run_finalizers(hk_gc_mutator *m);
 /* World stopped: move the mutators' new finalizer entries to the heap's young/old lists. */
 HK_INTERNAL void hk__gc_merge_finalizers(hk_gc_heap *h);

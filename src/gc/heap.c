@@ -230,11 +230,12 @@ void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind) {
 /* ---- pinning ------------------------------------------------------------------------------------ */
 
 /* The pin bit is in the word before obj: a pointer that is not an object of the heap (checked
- * through the segment map, as for finalizers and weak references) is refused, not written. */
+ * through the segment map, as for finalizers and weak references) or not an object's start
+ * (gc_hdr_plausible) is refused, not written. */
 static bool pin_ok(hk_gc_mutator *m, void *obj, const char *fn) {
   if (!obj) return false;
-  if (m && hk__gc_owns(m->heap, obj)) return true;
-  hk__warning("gc: %s: %p is not an object of this heap", fn, obj);
+  if (m && hk__gc_is_object(m->heap, obj)) return true;
+  hk__warning("gc: %s: %p is not an object of this heap (or not an object's start)", fn, obj);
   return false;
 }
 
