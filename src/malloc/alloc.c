@@ -27,8 +27,11 @@ static hk_forceinline void *heap_malloc(hk_heap *h, size_t size) {
 
 void *hk_malloc(size_t size) { return heap_malloc(hk__tls_heap, size); }
 
-/* First-class heaps allocate only on their own thread; a stale or foreign handle ends the process. */
+/* First-class heaps allocate only on their own thread; a stale or foreign handle ends the process.
+ * hk__heap_done is hk_heap_get_default's handle after the thread's exit: on that thread its calls
+ * take the late path (hk__malloc_late), as malloc's do. */
 static hk_noinline void heap_misuse(const hk_heap *h, const char *who) {
+  if (h == &hk__heap_done && hk__tls_heap == &hk__heap_done) return;
   if (h == NULL) hk__fatal("%s: NULL heap", who);
   if (h->magic != HK__HEAP_MAGIC) hk__fatal("%s: %p is not a live heap (destroyed already?)", who, (const void *)h);
   hk__fatal("%s: heap %p belongs to another thread", who, (const void *)h);

@@ -85,6 +85,10 @@ void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg) {
   pthread_mutex_unlock(&live_lock);
 }
 
+/* The record that holds the first-class heaps made after the thread's exit (hk_heap_new from a
+ * later key destructor), NULL otherwise. */
+static __thread thread_rec *late_heaps_rec;
+
 static thread_rec *record_new(void) {
   hk__process_init();
   thread_rec *r = hk__meta_alloc(sizeof *r);
@@ -139,6 +143,7 @@ static void thread_done(void *arg) {
   hk__stats_sample_peak(tld->now);
   r->heap.magic = 0;
   hk__tls_heap = &hk__heap_done;
+  if (late_heaps_rec == r) late_heaps_rec = NULL;
   hk__meta_free(r);
 }
 
@@ -173,8 +178,32 @@ void hk__tld_periodic(hk__tld *tld) {
 
 /* ---- first-class heaps ---------------------------------------------------------------------------- */
 
+/* hk_heap_new after the thread's exit (from a later key destructor): the heap needs a record that
+ * outlives the call, but a record whose key is set in glibc's last destructor round was never
+ * given back. So the record holds only first-class heaps (the thread's malloc and
+ * hk_heap_get_default keep the late path, hk__heap_done) and is given up when its last heap is
+ * destroyed or deleted (heap_gone); the key is set as well, so that a heap left alive is
+ * released at the next round as any thread's heaps are at its exit, when there is one. */
+static hk_heap *late_heaps_default(void) {
+  if (late_heaps_rec) return &late_heaps_rec->heap;
+  hk_heap *def = hk__heap_late_begin();
+  if (!def) return NULL;
+  late_heaps_rec = (thread_rec *)((char *)def - offsetof(thread_rec, heap));
+  hk__tls_heap = &hk__heap_done;
+  pthread_setspecific(thread_key, late_heaps_rec);
+  return def;
+}
+
+/* A first-class heap was destroyed or deleted: the last one of a late record gives it up. */
+static void heap_gone(hk__tld *tld) {
+  thread_rec *r = late_heaps_rec;
+  if (!r || tld != &r->tld || tld->heaps != &r->heap || r->heap.next) return;
+  pthread_setspecific(thread_key, NULL);
+  hk__heap_late_end(&r->heap);
+}
+
 hk_heap *hk_heap_new(void) {
-  hk_heap *def = hk__heap_get();
+  hk_heap *def = hk__tls_heap == &hk__heap_done ? late_heaps_default() : hk__heap_get();
   if (!def) return NULL;
   hk_heap *h = hk__meta_alloc(sizeof *h);
   if (!h) { errno = ENOMEM; return NULL; }
@@ -191,6 +220,7 @@ static void heap_unlink(hk_heap *h) {
 
 static void check_owner(hk_heap *h, const char *who) {
   if (h == NULL) hk__fatal("%s: NULL heap", who);
+  if (h == &hk__heap_done && hk__tls_heap == h) return; /* the default heap after exit: refused below */
   if (h->magic != HK__HEAP_MAGIC) hk__fatal("%s: %p is not a live heap (destroyed already?)", who, (void *)h);
   if (h->thread_id != hk__thread_id()) hk__fatal("%s: heap %p belongs to another thread", who, (void *)h);
 }
@@ -204,7 +234,9 @@ void hk_heap_destroy(hk_heap *h) {
   hk__stats_flush_heap(h);
   heap_unlink(h);
   h->magic = 0;
+  hk__tld *tld = h->tld;
   hk__meta_free(h);
+  heap_gone(tld);
 }
 
 void hk_heap_delete(hk_heap *h) {
@@ -215,10 +247,15 @@ void hk_heap_delete(hk_heap *h) {
   hk__stats_flush_heap(h);
   heap_unlink(h);
   h->magic = 0;
+  hk__tld *tld = h->tld;
   hk__meta_free(h);
+  heap_gone(tld);
 }
 
-hk_heap *hk_heap_get_default(void) { return hk__heap_get(); }
+/* After the thread's exit (a later key destructor) the handle is hk__heap_done, whose calls take
+ * the late path as malloc does (hk__malloc_late): a record set up here, with the key, was never
+ * given back when made in glibc's last destructor round. */
+hk_heap *hk_heap_get_default(void) { return hk__tls_heap == &hk__heap_done ? &hk__heap_done : hk__heap_get(); }
 
 bool hk_heap_contains(const hk_heap *h, const void *p) {
   if (!h || !hk_owns(p)) return false;

@@ -97,12 +97,51 @@ static void allocate_some(int seed) {
   hk_free(d);
 }
 
+/* Mode "heaps": the destructors also allocate through hk_heap_get_default's handle and through
+ * two first-class heaps (one destroyed, one deleted: its blocks stay, freed by other threads).
+ * Both calls made a record with the key set, which stayed for ever when made in the last round
+ * (threads 101 of 1, segments 103 of 3 with 100 threads). */
+static bool heaps_mode;
+
+static void use_heaps(int seed) {
+  hk_heap *d = hk_heap_get_default();
+  CHECK(d != NULL);
+  size_t s = 100 + (size_t)seed % 8;
+  void *p = hk_heap_malloc(d, s);
+  CHECK(hk_heap_contains(d, p));
+  put(p, s);
+  p = hk_heap_calloc(d, 10, 30);
+  CHECK(p != NULL && ((unsigned char *)p)[299] == 0);
+  put(p, 300);
+  p = hk_heap_malloc_aligned(d, 4096, 300);
+  CHECK(p != NULL && (uintptr_t)p % 4096 == 0);
+  put(p, 300);
+  p = hk_heap_realloc(d, hk_heap_malloc(d, 10), 70000);
+  put(p, 70000);
+  CHECK(hk_heap_get_default() == d);
+  hk_heap *x = hk_heap_new(), *y = hk_heap_new();
+  CHECK(x != NULL && y != NULL && x != y);
+  for (size_t i = 0; i < 3; i++) {
+    static const size_t sizes[] = {64, 20000, 300000};
+    void *a = hk_heap_malloc(x, sizes[i]);
+    CHECK(a != NULL && hk_heap_contains(x, a));
+    memset(a, 1, sizes[i]);
+    void *b = hk_heap_malloc(y, sizes[i]);
+    CHECK(b != NULL && hk_heap_contains(y, b));
+    put(b, sizes[i]);
+  }
+  hk_heap_destroy(x);
+  hk_free(hk_malloc(48));
+  hk_heap_delete(y);
+}
+
 static void late(void *arg) {
   int *round = arg;
   ++*round;
   int m = atomic_load(&max_round);
   while (m < *round && !atomic_compare_exchange_weak(&max_round, &m, *round)) {}
   allocate_some(*round);
+  if (heaps_mode) use_heaps(*round);
   take(12);
   if (*round < ROUNDS) CHECK(pthread_setspecific(key, round) == 0);
   else free(round); /* (the process's malloc: the library itself when it overrides it) */
@@ -121,6 +160,7 @@ static void *worker(void *arg) {
 int main(int argc, char **argv) {
   tu_test_name = "malloc_thread_exit";
   int threads = argc > 1 ? atoi(argv[1]) : 100;
+  heaps_mode = argc > 2 && !strcmp(argv[2], "heaps");
   int batch = 8;
   CHECK(pthread_key_create(&key, late) == 0);
   /* the main thread's own record and segments first: they are part of the base */
