@@ -286,7 +286,11 @@ static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected)
       *collected = true;
       continue;
     }
-    if (!room_for(m, GC_BLOCK_SIZE, request, collected)) break;
+    /* Twice: a young block counts once more as its copy reserve (room_for counts young blocks
+     * twice). Asked for once, a heap whose objects all survive took its last nursery block with
+     * no room left to copy it: the minor collection that promoted it passed the limit by that
+     * block (docs/gc.md, Heap limit). */
+    if (!room_for(m, 2 * GC_BLOCK_SIZE, request, collected)) break;
     if (data ? m->fast.data_cursor : m->fast.cursor) { /* a finalizer room_for ran refilled it */
       gc_unlock(h);
       return true;
