@@ -213,7 +213,7 @@ void *hk__arena_alloc_slow(hk_arena *a, size_t size, size_t align) {
       return (void *)p;
     }
     if (p + n <= (uintptr_t)c->limit) {
-      if (hk__arena_commit_to(a, c, (char *)(p + n)) != HK_OK) return hk__arena_fail(a, size, ENOMEM);
+      if (hk__arena_commit_to(a, c, (char *)p, (char *)(p + n)) != HK_OK) return hk__arena_fail(a, size, ENOMEM);
       a->head.end = hk__chunk_commit_end(c);
       hk__arena_sync_stats(a);
       hk_assert_expensive(hk__arena_is_valid(a));
@@ -241,7 +241,7 @@ void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align, bool locked)
     if (!full) {
       if (e > (uintptr_t)hk__chunk_commit_end(c)) {
         if (!locked) hk__arena_lock(a);
-        int rc = hk__arena_commit_to(a, c, (char *)e);
+        int rc = hk__arena_commit_to(a, c, (char *)p, (char *)e);
         if (rc == HK_OK) hk__arena_sync_stats(a);
         if (!locked) hk__arena_unlock(a);
         if (rc != HK_OK) {
@@ -274,7 +274,8 @@ void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align) {
   }
   if (serial) hk__arena_unlock(a);
   if (!p) return hk__arena_fail(a, size, ENOMEM);
-  hk__track_alloc(p, size);
+  if (hk_likely(size <= HK__ARENA_TRACK_MAX)) hk__track_alloc(p, size);
+  else hk__track_unpoison_large(p, size, false);
   return p;
 }
 

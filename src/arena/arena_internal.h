@@ -110,12 +110,21 @@ static inline void hk__arena_unlock(hk_arena *a) {
   if (a->flags & HK_ARENA_CONCURRENT) pthread_mutex_unlock(&a->lock);
 }
 
+/* ASan keeps a shadow byte per 8 bytes, written when a range is poisoned: poisoning a block's
+ * whole committed range made a 100 GB arena allocation take 12 GB of resident shadow and 27 s
+ * (a 1 TiB one ran the machine out of memory). So a block's own bytes are never poisoned when
+ * its claim commits them (its allocation unpoisons them next anyway), and any one poisoning or
+ * debug fill covers at most this much: committed memory further ahead of the allocation that
+ * committed it, and released memory further into a released range, stay addressable (an access
+ * there is not reported). 1 GiB: 128 MiB of shadow. */
+#define HK__ARENA_TRACK_MAX ((size_t)1 << 30)
+
 /* chunk.c: chunks, commit, budgets, trimming. */
 HK_INTERNAL size_t hk__arena_header_size(bool with_arena);
 HK_INTERNAL void hk__arena_chunk_init(hk_arena *a, hk__arena_chunk *c, hk__segment *seg, size_t hdr);
-/* Makes the current position able to take [p, end): commits more of c, or NULL-returns failure
- * (budget after the release callback, or the OS). 0 on success. */
-HK_INTERNAL int hk__arena_commit_to(hk_arena *a, hk__arena_chunk *c, char *end);
+/* Makes the current position able to take the claim [from, end): commits more of c, or
+ * NULL-returns failure (budget after the release callback, or the OS). 0 on success. */
+HK_INTERNAL int hk__arena_commit_to(hk_arena *a, hk__arena_chunk *c, char *from, char *end);
 /* Moves allocation to a chunk after the current one with at least need usable bytes. */
 HK_INTERNAL int hk__arena_next_chunk(hk_arena *a, size_t need);
 HK_INTERNAL void hk__arena_chunk_free(hk_arena *a, hk__arena_chunk *c);

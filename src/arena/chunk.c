@@ -15,6 +15,14 @@ size_t hk__arena_header_size(bool with_arena) {
 
 static inline bool poisoning(const hk_arena *a) { return a->track; }
 
+
+/* Poisons [from, to), at most HK__ARENA_TRACK_MAX of it. */
+static void release_capped(char *from, char *to) {
+  if (to <= from) return;
+  size_t n = (size_t)(to - from);
+  hk__track_release(from, n < HK__ARENA_TRACK_MAX ? n : HK__ARENA_TRACK_MAX);
+}
+
 static void atomic_max(_Atomic size_t *x, size_t v) {
   size_t old = atomic_load_explicit(x, memory_order_relaxed);
   while (old < v && !atomic_compare_exchange_weak_explicit(x, &old, v, memory_order_relaxed, memory_order_relaxed)) {
@@ -41,7 +49,7 @@ void hk__arena_chunk_init(hk_arena *a, hk__arena_chunk *c, hk__segment *seg, siz
   c->poisoned_end = ce;
   seg->owner = a;
   /* The rest of the header unit is usable now; it is poisoned until handed out. */
-  if (poisoning(a)) hk__track_release(c->base, (size_t)(ce - c->base));
+  if (poisoning(a)) release_capped(c->base, ce);
 }
 
 /* Budgets: charging walks from the arena to the root; the first arena whose limit would be passed
@@ -80,7 +88,7 @@ void hk__arena_uncharge(hk_arena *a, size_t n) {
   for (hk_arena *x = a; x; x = x->parent) atomic_fetch_sub_explicit(&x->tree_committed, n, memory_order_relaxed);
 }
 
-int hk__arena_commit_to(hk_arena *a, hk__arena_chunk *c, char *end) {
+int hk__arena_commit_to(hk_arena *a, hk__arena_chunk *c, char *from, char *end) {
   char *ce = hk__chunk_commit_end(c);
   if (end <= ce) return HK_OK;
   hk_assert(end <= c->limit);
@@ -95,7 +103,14 @@ int hk__arena_commit_to(hk_arena *a, hk__arena_chunk *c, char *end) {
     hk__arena_uncharge(a, n);
     return HK_ENOMEM;
   }
-  if (poisoning(a)) hk__track_release(ce, n);
+  if (poisoning(a)) {
+    /* Not the claim [from, end) itself, but its last granule (the rounding past the requested
+     * size: the allocation unpoisons exactly what was asked for). Before it: padding or other
+     * threads' claims, which unpoison theirs once they see this commit. */
+    char *own = end - HK_ARENA_ALIGN > from ? end - HK_ARENA_ALIGN : from;
+    release_capped(ce, from < ce ? ce : from);
+    release_capped(own < ce ? ce : own, s0 + new_off);
+  }
   if (s0 + new_off > c->poisoned_end) c->poisoned_end = s0 + new_off;
   hk__arena_account_commit(a, (ptrdiff_t)n);
   atomic_store_explicit(&c->commit_end, (uintptr_t)(s0 + new_off), memory_order_release);
@@ -157,7 +172,7 @@ void hk__arena_chunk_free(hk_arena *a, hk__arena_chunk *c) {
   else a->last = c->prev;
   hk__segment *seg = c->seg;
   size_t committed = (size_t)(hk__chunk_commit_end(c) - (char *)seg);
-  if (c->poisoned_end > c->base) hk__track_forget(c->base, (size_t)(c->poisoned_end - c->base));
+  if (c->poisoned_end > c->base) hk__track_unpoison_large(c->base, (size_t)(c->poisoned_end - c->base), true);
   hk__arena_uncharge(a, committed);
   hk__arena_account_commit(a, -(ptrdiff_t)committed);
   a->reserved -= seg->size;
@@ -171,6 +186,7 @@ void hk__arena_chunk_free(hk_arena *a, hk__arena_chunk *c) {
 void hk__arena_release_range(hk_arena *a, char *from, char *to) {
   if (to <= from) return;
   size_t n = (size_t)(to - from);
+  if (n > HK__ARENA_TRACK_MAX) n = HK__ARENA_TRACK_MAX; /* (filling the rest would make it resident) */
 #if HK_DEBUG >= 1
   if (poisoning(a)) hk__track_forget(from, n);
   memset(from, HK_ARENA_FILL_FREED, n);

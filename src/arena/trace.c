@@ -459,7 +459,7 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
                   (unsigned long long)(l1 < l2 ? l1 : l2));
       goto out_seg;
     }
-  if (a->track) hk__track_release(r->block, r->peak);
+  if (a->track) hk__track_release(r->block, r->peak < HK__ARENA_TRACK_MAX ? r->peak : HK__ARENA_TRACK_MAX);
   a->replay = r;
   rc = HK_OK;
   goto out;
@@ -500,7 +500,7 @@ void hk__arena_replay_free(hk_arena *a) {
   hk__arena_replay *r = a->replay;
   if (!r) return;
   a->replay = NULL;
-  hk__track_forget(r->block, r->peak);
+  hk__track_unpoison_large(r->block, r->peak, true);
   hk__segment_free(r->seg);
 }
 
