@@ -14,6 +14,21 @@ HK_INTERNAL void hk__segmap_set(hk__segment *s, bool on);
 
 /* ---- units ---------------------------------------------------------------------------------- */
 
+/* A segment's commit unit: a 64th of it (HK_SEGMENT_UNITS), except in a large block's segment of
+ * fewer than 64 OS pages (under an address-space limit, hk__segment_alloc_ex): one OS page, and
+ * fewer than 64 units. */
+static size_t unit_for(size_t size) {
+  size_t ps = hk__os_page_size();
+  return size % (HK_SEGMENT_UNITS * ps) == 0 ? size / HK_SEGMENT_UNITS : ps;
+}
+
+/* The size steps of a segment of this kind and size. */
+static size_t size_step(hk__seg_kind kind, size_t size) {
+  size_t ps = hk__os_page_size();
+  if (kind != HK__SEG_LARGE) return HK_SEGMENT_SIZE;
+  return size < HK_SEGMENT_UNITS * ps ? ps : HK_SEGMENT_UNITS * ps;
+}
+
 static inline uint64_t units_mask(size_t first, size_t count) {
   if (count == 0) return 0;
   uint64_t m = count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1);
@@ -315,7 +330,7 @@ static bool init_header(hk__segment *s, size_t size, hk__seg_kind kind, size_t h
   if (!keep && clear > sizeof *s) memset((uint8_t *)s + sizeof *s, 0, clear - sizeof *s);
   memset(s, 0, sizeof *s);
   s->size = size;
-  s->unit = size / HK_SEGMENT_UNITS;
+  s->unit = unit_for(size);
   s->header_size = header_size;
   s->commit_mask = commit;
   s->dirty_mask = dirty;
@@ -351,12 +366,14 @@ hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk_
   bool accounted = kind == HK__SEG_LARGE;
   if (reserve > size) size = reserve;
   /* Under an address-space limit a large block's segment reserves what the block needs, in steps
-   * of 64 OS pages (a unit stays whole pages), still 4 MiB-aligned: the rest of its 4 MiB is left
-   * unreserved. Rounded to 4 MiB, every block just over 64 KiB cost 4 MiB of the limit (a 1 GiB
-   * limit failed python's 1700 blocks of 100-200 KiB). Without a limit, 4 MiB: consecutive
-   * reservations of such sizes come back aligned from the OS, with no realignment. */
+   * of 64 OS pages (a unit stays whole pages), or of one page under 64 pages (then a unit is a
+   * page: unit_for), still 4 MiB-aligned: the rest of its 4 MiB is left unreserved. Rounded to
+   * 4 MiB, every block just over 64 KiB cost 4 MiB of the limit (a 1 GiB limit failed python's
+   * 1700 blocks of 100-200 KiB); rounded to 64 pages, 256 KiB (2.5x glibc's address space for
+   * blocks of 100 KiB). Without a limit, 4 MiB: consecutive reservations of such sizes come back
+   * aligned from the OS, with no realignment. */
   size_t step = HK_SEGMENT_SIZE;
-  if (kind == HK__SEG_LARGE && hk__page_as_limit() != 0) step = HK_SEGMENT_UNITS * hk__os_page_size();
+  if (kind == HK__SEG_LARGE && hk__page_as_limit() != 0) step = size_step(kind, size);
   size = hk__align_up(size, step);
   if (align < HK_SEGMENT_SIZE) align = HK_SEGMENT_SIZE;
   if (!hk__is_pow2(align) || header_size == 0 || header_size > size) return NULL;
@@ -406,8 +423,7 @@ void hk__segment_free(hk__segment *s) {
 
 bool hk__segment_is_valid(const hk__segment *s) {
   if (!s || ((uintptr_t)s & HK_SEGMENT_MASK)) return false;
-  size_t step = s->kind == HK__SEG_LARGE ? HK_SEGMENT_UNITS * hk__os_page_size() : HK_SEGMENT_SIZE;
-  if (s->size == 0 || s->size % step || s->unit != s->size / HK_SEGMENT_UNITS) return false;
+  if (s->size == 0 || s->size % size_step(s->kind, s->size) || s->unit != unit_for(s->size)) return false;
   if (!hk__segmap_contains((uintptr_t)s)) return false;
   if ((s->purge_mask & ~s->commit_mask) != 0) return false;
   if ((s->purge_mask != 0) != (s->purge_queue != NULL) && s->purge_mask != 0) return false;

@@ -57,7 +57,7 @@ struct hk__segment {
   uintptr_t cookie;           /* random per segment: free-list encoding keys derive from it */
   size_t size;                /* reserved bytes */
   size_t header_size;         /* bytes at the start that hold this struct and client metadata */
-  size_t unit;                /* size / HK_SEGMENT_UNITS */
+  size_t unit;                /* size / HK_SEGMENT_UNITS; a page in a large segment under 64 pages */
   uint64_t commit_mask;       /* units that may be resident */
   uint64_t purge_mask;        /* committed units to return to the OS at purge_expire */
   uint64_t dirty_mask;        /* committed units that may hold non-zero bytes */

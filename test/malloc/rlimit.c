@@ -7,8 +7,9 @@
  *          realloc in place) while fewer than 64 were live, so 18 of them (1.8 MiB) exhausted
  *          300 MiB; now the spare room is taken only while it stays within a sixteenth of the
  *          limit, and a refused reservation is retried without it. Then each took a 4 MiB segment
- *          (72 blocks); under a limit a large block's segment is now its size rounded to 256 KiB
- *          (about 1100 blocks; glibc about 2900).
+ *          (72 blocks); under a limit a large block's segment was then its size rounded to 256 KiB
+ *          (about 1100 blocks), and now, under 64 OS pages, to a page (104 KiB: about 2800;
+ *          glibc about 2900).
  *   lookup interior pointers of a large block whose segment is not a multiple of 4 MiB.
  *   reuse  such a segment, cached, is not taken for a pool's or an arena's segment.
  * Usage: malloc_rlimit cache|large|lookup|reuse. Not under sanitizers (their shadow memory needs the address space). */
@@ -57,8 +58,9 @@ static void *blocks[MAXB];
 static void sec_large(void) {
   int n = 0;
   while (n < MAXB && (blocks[n] = hk_malloc(100 << 10)) != NULL) memset(blocks[n++], 3, 100 << 10);
-  /* 256 KiB of address space each leaves room for about 1100 (4 MiB each: 72); glibc fits ~2900 */
-  CHECKF(n >= 800, "only %d blocks of 100 KiB within %d MiB of address space", n, LIMIT_MIB);
+  /* 104 KiB of address space each leaves room for about 2800 (256 KiB: 1100; 4 MiB: 72); glibc
+   * fits ~2900 */
+  CHECKF(n >= 2400, "only %d blocks of 100 KiB within %d MiB of address space", n, LIMIT_MIB);
   for (int i = 0; i < n; i++) hk_free(blocks[i]);
   /* and the memory is there again for one big block (the cache gives its segments back) */
   void *p = hk_malloc(200 * MiB);
