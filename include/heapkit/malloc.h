@@ -49,7 +49,9 @@ HK_API hk_heap *hk_heap_new(void);
 HK_API void hk_heap_destroy(hk_heap *heap);
 HK_API void hk_heap_delete(hk_heap *heap);
 /* The calling thread's default heap (the one malloc uses), set up on first use; NULL when its
- * record cannot be allocated. Allocate from it on this thread only; never destroy or delete it. */
+ * record cannot be allocated. Allocate from it on this thread only; never destroy or delete it.
+ * After the thread's exit (from a later pthread key destructor) a handle whose calls allocate as
+ * malloc does then, each block from a record given up at once. */
 HK_API hk_heap *hk_heap_get_default(void);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2) void *hk_heap_malloc(hk_heap *heap, size_t size);
 HK_API HK_MALLOC_LIKE HK_ALLOC_SIZE(2, 3) void *hk_heap_calloc(hk_heap *heap, size_t count, size_t size);
