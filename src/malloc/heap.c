@@ -357,9 +357,26 @@ static void fork_child(void) {
   hk__meta_fork_child();
 }
 
+/* pthread_atfork is not in libc.so but in glibc's libc_nonshared.a, whose members the linker puts
+ * after every object, at the very end of .text: its one call at load faulted in the last 64 KiB
+ * window of the library's code (docs/architecture.md, "Start-up footprint"). It only forwards to
+ * libc's exported __register_atfork with the caller's DSO handle, which matters only for unloading
+ * the handlers at dlclose, and this library is never unloaded (-z nodelete): call that directly. */
+#if defined(__GLIBC__)
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
+#define hk__atfork(p, pa, c) __register_atfork(p, pa, c, NULL)
+#else
+#define hk__atfork(p, pa, c) pthread_atfork(p, pa, c)
+#endif
+
+/* The library's DT_FINI (-Wl,-fini=, CMakeLists.txt) instead of crti's empty _fini, which the
+ * linker also places at the end of .text: at exit it faulted in that last window too. */
+void hk__fini_none(void);
+void hk__fini_none(void) {}
+
 __attribute__((constructor)) static void heapkit_load(void) {
   hk__process_init();
   /* Without them a child forked while another thread held a lock would hang at its first malloc:
    * stop at once with the reason, as the pools, arenas and collector do (ENOMEM at load). */
-  if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) hk__fatal("cannot register the allocator's fork handlers");
+  if (hk__atfork(fork_prepare, fork_parent, fork_child) != 0) hk__fatal("cannot register the allocator's fork handlers");
 }

@@ -10,6 +10,17 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+/* A plain bit count rather than __builtin_popcountll, which without -mpopcnt calls libgcc's
+ * __popcountdi2: that is linked after every object, at the end of .text, and its one call at
+ * start-up faulted in the last 64 KiB window of the library's code (docs/architecture.md,
+ * "Start-up footprint"). */
+static inline unsigned popcount64(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555u);
+  x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fu;
+  return (unsigned)((x * 0x0101010101010101u) >> 56);
+}
+
 HK_INTERNAL void hk__segmap_set(hk__segment *s, bool on);
 
 /* ---- units ---------------------------------------------------------------------------------- */
@@ -67,7 +78,7 @@ static void decommit_units(hk__segment *s, uint64_t m) {
     hk__os_decommit((uint8_t *)s + (size_t)first * s->unit, (size_t)count * s->unit, mode);
     left &= ~units_mask((size_t)first, (size_t)count);
   }
-  size_t bytes = (size_t)__builtin_popcountll(m) * s->unit;
+  size_t bytes = (size_t)popcount64(m) * s->unit;
   s->commit_mask &= ~m;
   s->purge_mask &= ~m;
   if (mode == HK__OS_DONTNEED) s->dirty_mask &= ~m;
@@ -93,7 +104,7 @@ int hk__segment_commit(hk__segment *s, size_t off, size_t len, bool *is_zero) {
     int rc = hk__os_commit((uint8_t *)s + (size_t)first * s->unit, (size_t)(last - first + 1) * s->unit);
     if (rc != HK_OK) return rc;
     s->commit_mask |= fresh;
-    hk__pstat_committed((ptrdiff_t)((size_t)__builtin_popcountll(fresh) * s->unit));
+    hk__pstat_committed((ptrdiff_t)((size_t)popcount64(fresh) * s->unit));
   }
   s->purge_mask &= ~m;
   s->dirty_mask |= m;
@@ -190,7 +201,7 @@ static uintptr_t cookie_seed;
 
 static void release(hk__segment *s) {
   size_t size = s->size;
-  hk__pstat_committed(-(ptrdiff_t)((size_t)__builtin_popcountll(s->commit_mask) * s->unit));
+  hk__pstat_committed(-(ptrdiff_t)((size_t)popcount64(s->commit_mask) * s->unit));
   hk__pstat_add(&hk__pstats.reserved, -(ptrdiff_t)size);
   hk__segmap_set(s, false);
   hk__os_release(s, size);
@@ -263,7 +274,7 @@ static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exac
     hk__segment *s = cache[i].seg;
     if (s->size < size || s->size > (exact ? size : size * 2 + HK_SEGMENT_SIZE) || ((uintptr_t)s & (align - 1))) continue;
     if (!large && (s->size & HK_SEGMENT_MASK)) continue;
-    size_t resident = (size_t)__builtin_popcountll(s->commit_mask) * s->unit;
+    size_t resident = (size_t)popcount64(s->commit_mask) * s->unit;
     size_t miss = resident > need ? resident - need : need - resident;
     if (best < 0 || s->size < cache[best].seg->size ||
         (s->size == cache[best].seg->size && (miss < best_miss || (miss == best_miss && cache[i].freed_at > cache[best].freed_at)))) {
@@ -306,7 +317,7 @@ static bool cache_put(hk__segment *s) {
     int oldest = -1;
     for (int i = 0; i < cache_count; i++) {
       if (cache[i].purged) continue;
-      dirty += (size_t)__builtin_popcountll(cache[i].seg->commit_mask) * cache[i].seg->unit;
+      dirty += (size_t)popcount64(cache[i].seg->commit_mask) * cache[i].seg->unit;
       if (oldest < 0 || cache[i].freed_at < cache[oldest].freed_at) oldest = i;
     }
     if (dirty <= dirty_max || oldest < 0) break;
