@@ -686,7 +686,8 @@ HK_INTERNAL bool hk__gc_is_object(hk_gc_heap *h, const void *obj);
  * block); a word built to look like a header (an integer from 2^24 to 2^36 whose bits 8-23 name
  * a registered type) passes. Used by hk_gc_set_finalizer, hk_gc_weak_new, hk_gc_pin/unpin. */
 static inline bool gc_hdr_plausible(hk_gc_heap *h, const void *obj, bool large) {
-  uintptr_t hd = *hdr_of(obj);
+  /* (atomically: another thread's hk_gc_pin/unpin or finalizer may be changing a flag bit) */
+  uintptr_t hd = __atomic_load_n(hdr_of(obj), __ATOMIC_RELAXED);
   /* type in 1 .. ntypes-1 (registered: ntypes is published after the slot is filled) */
   bool typed = hdr_type(hd) - 1u < __atomic_load_n(&h->ntypes, __ATOMIC_RELAXED) - 1u;
   /* 1 .. (granules left in the block) granules, header included */
