@@ -378,6 +378,11 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
   if (!le) le = end;
   int c_id = column(line, le, "id"), c_size = column(line, le, "size"), c_off = column(line, le, "offset");
   int c_up = column(line, le, "upper"); /* optional: without it lifetimes are not checked */
+  /* Optional too: the block is aligned to the largest alignment the plan names (up to a
+   * segment), so an offset that is a multiple of its row's alignment gives an aligned pointer.
+   * A page was all it had before: allocations aligned above 4096 all missed. */
+  int c_al = column(line, le, "align");
+  uint64_t block_align = 4096;
   size_t ncols = nfields(line, le);
   if (c_id < 0 || c_size < 0 || c_off < 0) {
     hk__warning("arena replay: %s line %zu: the header needs the columns id, size and offset", path, header_line);
@@ -415,6 +420,10 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
           hk__warning("arena replay: %s line %zu: expected non-negative integers id, size, offset", path, lineno + 1);
           goto out;
         }
+        uint64_t al;
+        if (pass == 0 && c_al >= 0 && field(s, e, c_al, &fs, &fe) && parse_u64(fs, fe, &al) && al > block_align &&
+            (al & (al - 1)) == 0 && al <= HK_SEGMENT_SIZE)
+          block_align = al;
         if (size > limit || off > limit - size) {
           hk__warning("arena replay: %s line %zu: %s %llu bytes is more than a replay block can hold (%llu bytes: the "
                       "block is committed whole when the arena is created, so it must fit in the machine's memory, "
@@ -433,10 +442,13 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
     }
     if (pass == 0) {
       size_t n = (size_t)rows;
-      size_t block_off = hk__align_up(replay_hdr() + n * (sizeof(plan_entry) + sizeof(live_entry)), 4096);
+      size_t table_end = replay_hdr() + n * (sizeof(plan_entry) + sizeof(live_entry));
+      size_t block_off = hk__align_up(table_end, (size_t)block_align);
       size_t total = block_off + (size_t)peak;
       seg = hk__segment_alloc(total, HK_SEGMENT_SIZE, HK__SEG_ARENA, replay_hdr());
-      if (!seg || hk__segment_commit(seg, 0, total, NULL) != HK_OK) {
+      /* (the gap an alignment leaves between the table and the block is not committed) */
+      if (!seg || hk__segment_commit(seg, 0, table_end, NULL) != HK_OK ||
+          hk__segment_commit(seg, block_off, total - block_off, NULL) != HK_OK) {
         rc = HK_ENOMEM;
         goto out_seg;
       }
