@@ -159,7 +159,9 @@ HK_API int hk_gc_type_register(hk_gc_heap *heap, const hk_gc_type_desc *desc, hk
 /* ---- mutators (threads) -------------------------------------------------------------------------- */
 
 /* Register the calling thread with heap (safepoint: may wait for a running collection). NULL when
- * out of memory. A thread may register with several heaps, once per heap. */
+ * out of memory. A thread may register with several heaps, once per heap; it then keeps its
+ * mutators of the heaps it is not using in a blocking region (a collection of a heap waits for
+ * each of its running mutators: docs/gc.md, The embedder's duties, item 5). */
 HK_API hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *heap);
 /* Unregister: the mutator's buffers are handed back; its root frames must be empty. */
 HK_API void hk_gc_thread_unregister(hk_gc_mutator *m);
