@@ -3,7 +3,7 @@
  * Values are machine words. A heap object is an 8-byte aligned pointer (low three bits clear) into
  * the GC heap; every other word with one of the low three bits set is an immediate the collector
  * ignores, so integers and constants cost no allocation and need no tracing:
- *   ...xxx1   fixnum (62-bit two's complement, shifted left by one)
+ *   ...xxx1   fixnum (63-bit two's complement, shifted left by one)
  *   ...x110   constants: #f, #t, the unspecified value, "unbound", end of file
  *   ...x010   a primitive procedure (index into the primitive table)
  *   NULL      the empty list

@@ -5,9 +5,10 @@
  *
  * --gc-line prints one machine-readable line of collector statistics to stderr at exit (used by
  * bench/gc/runner.py).
- * Exit status: 0, 1 when any form raised an error, 2 for bad usage or a heap that cannot be
- * created, 3 when --verify found a corrupt heap. */
+ * Exit status: 0, 1 when any form raised an error, 2 for bad usage, a file that cannot be opened
+ * or read, or a heap that cannot be created, 3 when --verify found a corrupt heap. */
 #include "lisp.h"
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -168,7 +169,15 @@ int main(int argc, char **argv) {
         status = 2;
         break;
       }
+      errno = 0;
       status = run(f, 0, verify);
+      /* A read error looks like the end of the file to the reader: a directory (which opens)
+       * ran as an empty program with status 0. */
+      if (status == 0 && ferror(f)) {
+        fflush(stdout);
+        fprintf(stderr, "lisp: cannot read %s: %s\n", argv[i], strerror(errno ? errno : EIO));
+        status = 2;
+      }
       if (f != stdin) fclose(f);
     }
   }
