@@ -139,11 +139,11 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--gc-line") == 0) gc_line = 1;
     else if (strncmp(a, "--max-heap=", 11) == 0) {
       unsigned long v = strtoul(a + 11, &end, 10);
-      if (*end || !v) return usage();
+      if (*end || !v || v > (SIZE_MAX >> 20)) return usage(); /* (2^44 MiB wrapped to 0: no limit) */
       o.max_heap = (size_t)v << 20;
     } else if (strncmp(a, "--nursery=", 10) == 0) {
       unsigned long v = strtoul(a + 10, &end, 10);
-      if (*end || !v) return usage();
+      if (*end || !v || v > (SIZE_MAX >> 10)) return usage();
       o.nursery_size = (size_t)v << 10;
     } else if (a[0] == '-' && a[1]) return usage();
     else { first = i; break; }
