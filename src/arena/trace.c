@@ -376,6 +376,17 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
   }
   const char *le = memchr(line, '\n', (size_t)(end - line));
   if (!le) le = end;
+  /* CR-only line ends make the file one line, which passed as a header with no rows when an
+   * unknown column came last (every allocation then missed): a CR inside the header is refused. */
+  const char *te = le, *cr = NULL;
+  while (te > line && te[-1] == '\r') te--; /* (CRLF) */
+  for (const char *c = line; c < te && !cr; c++)
+    if (*c == '\r') cr = c;
+  if (cr) {
+    hk__warning("arena replay: %s line %zu: carriage return inside the line: lines must end in LF or CRLF", path,
+                header_line);
+    goto out;
+  }
   int c_id = column(line, le, "id"), c_size = column(line, le, "size"), c_off = column(line, le, "offset");
   int c_up = column(line, le, "upper"); /* optional: without it lifetimes are not checked */
   /* Optional too: the block is aligned to the largest alignment the plan names (up to a

@@ -132,6 +132,14 @@ int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
     size_t len = (size_t)got;
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
     if (memchr(line, 0, len)) { rc = err_at(err, lineno, HK_EINVAL, "NUL byte in line"); break; }
+    /* A file with CR-only line ends reads as one line: with an optional column last it passed as
+     * a header, and the trace came back empty. No field may hold a CR (ids with one are refused
+     * by hk_plan_csv_write too). */
+    if (memchr(line, '\r', len)) {
+      rc = err_at(err, lineno, HK_EINVAL, "carriage return inside the line: lines must end in LF or CRLF (a file with "
+                  "CR-only line ends?)");
+      break;
+    }
     char *text = line;
     if (lineno == 1 && (unsigned char)text[0] == 0xEF && (unsigned char)text[1] == 0xBB && (unsigned char)text[2] == 0xBF)
       text += 3; /* UTF-8 byte-order mark */

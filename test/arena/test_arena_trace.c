@@ -280,6 +280,9 @@ static void test_bad_plans(void) {
       {"id,lower,upper,size,offset\n0,0,1,64,0\n1,1,2,64,6", "line 3: the file ends inside this row"},
       {"id,lower,upper,size,offset\n0,0,1,64,0\n1,1,2,64", "line 3: the file ends inside this row"},
       {"id,lower,upper,size,offset\n0,0,1,16,0,7\n", "line 2: expected 5 fields as in the header, found 6"},
+      /* CR-only line ends: the file is one line; with an unknown column last it passed as a
+       * header with no rows, and every allocation missed (review) */
+      {"id,offset,size,site\r0,0,16,x\r1,16,16,y\r", "line 1: carriage return inside the line"},
       {"id,lower,upper,size,offset\n3,0,1,16,0\n1,0,1,16,0\n3,1,2,16,16\n", "line 4: duplicate id 3 (first on line 2)"},
       /* sizes and offsets past what the block can be (it is committed whole): 2^40 was taken */
       {"id,lower,upper,size,offset\n0,0,1,99999999999999999,0\n", "line 2: size 99999999999999999 bytes is more than a replay block can hold"},

@@ -107,6 +107,15 @@ int main(void) {
   bad("lower,id,upper,size\n0,\"a,b\",4,16\n", 2, "quoted fields are not supported");
   bad("id,lower,upper,size\n\"a\",0,4\n", 2, "quoted fields are not supported");
   bad("id,lower,upper,size,align\na,0,4,16,3\n", 2, "not a power of two");
+  /* CR-only line ends (classic Mac, "CSV (Macintosh)" exports): the whole file is one line. With
+   * an optional column last, that line passed as a header and the trace came back empty, rc 0
+   * (review; the CLI then wrote an empty plan with exit 0). A CR inside a line is refused. */
+  bad("id,lower,upper,size,align\ra,0,2,5,16\rb,1,3,5,16\r", 1, "carriage return inside the line");
+  bad("id,lower,upper,size\ra,0,2,5\r", 1, "lines must end in LF or CRLF");
+  bad("id,lower,upper,size\na,0,2,5\rb,0,2,5\n", 2, "carriage return inside the line");
+  /* (CRLF and stray CRs before the LF stay accepted) */
+  CHECK(parse("id,lower,upper,size\r\na,0,2,5\r\r\n", &t, &e) == HK_OK && t.count == 1);
+  hk_plan_trace_free(&t);
   /* many ids: the duplicate table grows */
   {
     size_t n = 5000, cap = 64 * n, used = 0;
