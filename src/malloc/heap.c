@@ -360,11 +360,15 @@ static void fork_child(void) {
 /* pthread_atfork is not in libc.so but in glibc's libc_nonshared.a, whose members the linker puts
  * after every object, at the very end of .text: its one call at load faulted in the last 64 KiB
  * window of the library's code (docs/architecture.md, "Start-up footprint"). It only forwards to
- * libc's exported __register_atfork with the caller's DSO handle, which matters only for unloading
- * the handlers at dlclose, and this library is never unloaded (-z nodelete): call that directly. */
+ * libc's exported __register_atfork with the caller's DSO handle: so does this, with the handle
+ * (crtbegin's __dso_handle, data), since dlclose drops the handlers registered with it. The shared
+ * library is never unloaded (-z nodelete), but the static one may be linked into a plugin: with no
+ * handle, a fork after the plugin's dlclose called its unmapped prepare handler
+ * (malloc.atfork_dlclose: SIGSEGV). */
 #if defined(__GLIBC__)
 extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
-#define hk__atfork(p, pa, c) __register_atfork(p, pa, c, NULL)
+extern void *__dso_handle __attribute__((weak, visibility("hidden")));
+#define hk__atfork(p, pa, c) __register_atfork(p, pa, c, &__dso_handle == NULL ? NULL : __dso_handle)
 #else
 #define hk__atfork(p, pa, c) pthread_atfork(p, pa, c)
 #endif
