@@ -35,8 +35,9 @@ HK_INTERNAL int hk__os_protect(void *addr, size_t size, hk__os_prot prot);
 /* Transparent-huge-page hint for a range: on != 0 asks for huge pages, 0 asks for none. */
 HK_INTERNAL int hk__os_huge_hint(void *addr, size_t size, int on);
 /* Fault in a committed range for writing in one call (Linux 5.14's MADV_POPULATE_WRITE) instead of
- * one page fault per page: for memory about to be written whole. HK_EINVAL where unsupported (then
- * every later call returns at once); the range is unchanged either way. */
+ * one page fault per page: for memory about to be written whole. A refusal other than a lack of
+ * memory (an old kernel's EINVAL, a sandbox's EPERM) switches it off: later calls return HK_EINVAL at
+ * once. errno is left as it was; the range is unchanged either way. */
 HK_INTERNAL int hk__os_populate(void *addr, size_t size);
 /* Resident set size of this process in bytes, or 0 if unknown (for tests and stats). */
 HK_INTERNAL size_t hk__os_rss(void);

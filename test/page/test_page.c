@@ -3,6 +3,7 @@
 #include "os/os.h"
 #include "../check.h"
 
+#include <errno.h>
 #include <string.h>
 
 static void test_alloc_lookup(void) {
@@ -126,6 +127,13 @@ static void test_os(void) {
   CHECK(hk__os_decommit(p, ps, HK__OS_FREE) == HK_OK);
   CHECK(hk__os_release(p, ps * 3) == HK_OK);
   CHECK(hk__os_rss() > 0);
+  /* populate is a hint: a refusal (here an unaligned address, EINVAL) keeps the caller's errno and
+   * switches the call off for good, as an old kernel's or a sandbox's answer would */
+  CHECK(hk__os_reserve(ps * 2, 0, true, &p) == HK_OK);
+  errno = 1234;
+  CHECK(hk__os_populate((char *)p + 1, ps) == HK_EINVAL && errno == 1234);
+  CHECK(hk__os_populate(p, ps) == HK_EINVAL && errno == 1234);
+  CHECK(hk__os_release(p, ps * 2) == HK_OK);
 }
 
 int main(void) {
