@@ -183,6 +183,9 @@ HK_PLAN_HIDDEN double hk__plan_clock(const hk__plan_prob *p);
 #ifndef HK_PLAN_TIER_STEPS
 #define HK_PLAN_TIER_STEPS 1000
 #endif
+/* The first rotation round gets HK_PLAN_GUILLOTINE_WORK less the tier's share per buffer: an
+ * override at build time must leave it something (a larger tier would wrap that budget around). */
+_Static_assert(HK_PLAN_TIER_STEPS < HK_PLAN_GUILLOTINE_WORK, "HK_PLAN_TIER_STEPS must be below HK_PLAN_GUILLOTINE_WORK");
 #define HK_PLAN_FLIP_CUT_ROUND (HK_PLAN_GUILLOTINE_CUT | HK_PLAN_GUILLOTINE_LARGE | 2)
 #define HK_PLAN_FLIP_CUT_STEPS 2500
 #define HK_PLAN_COARSE_FLIP_ROUND (HK_PLAN_GUILLOTINE_LARGE | 2)
