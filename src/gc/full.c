@@ -22,6 +22,7 @@ typedef struct mark_ctx {
   gc_stack *reached;          /* finalization: finalizable objects found already marked (see full_finalizers) */
   size_t held;                /* finalization: kept bytes left mature for an old kept object */
   bool frames;                /* mutators' frames may be left unclaimed: claim them before taking work */
+  gc_stack aside;             /* long tails tail_obj met, until the outer tail is done */
 } mark_ctx;
 
 typedef struct mark_job {
@@ -247,18 +248,68 @@ static void mark_visit_fin_v(hk_gc_visitor *v, void **slot) { mark_visit_fin(v, 
 #define MARK_VISIT_FIN(v, slot) mark_visit_fin((v), (slot))
 
 #define TAIL_DRAIN 64
+/* An object item tail_drain met: a traced object is traced, a tail of at most TAIL_DRAIN elements
+ * marked, both here (they only queue slots: this never recurses); a longer tail is set aside on
+ * c->aside, given back to the work list when the outer tail is done (its own drains run then). */
+static void tail_obj(mark_ctx *c, void *item) {
+  void *o = (void *)((uintptr_t)item & ~ITEM_OBJ);
+  uintptr_t hd = *hdr_of(o);
+  const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
+  if (d->trace) {
+    d->trace(o, &c->v);
+    return;
+  }
+  void **w = (void **)o;
+  size_t n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
+  if (n > d->tail_start + TAIL_DRAIN) {
+    ctx_lock(c);
+    push_or_die(c->h, &c->aside, item);
+    ctx_unlock(c);
+    return;
+  }
+  for (size_t i = d->tail_start; i < n; i++)
+    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, false, false, true);
+}
+
+/* tail_drain's rare cases, out of line: item is NULL at an emptied chunk (the pop is taken below
+ * it), or an object item (tail_obj). Pushing an object item back and stopping, as tail_drain did,
+ * left every slot below it queued: with an array of nodes pointing to small arrays each drain
+ * marked two slots per run of 64 elements. Returns a slot above base, or NULL. */
+static __attribute__((noinline)) void *tail_drain_slow(mark_ctx *c, void *item, size_t base) {
+  for (;;) {
+    if (!item) {
+      ctx_lock(c);
+      item = hk__gc_stack_pop(c->h, &c->work);
+      ctx_unlock(c);
+      if (!item) return NULL;
+    }
+    if (!((uintptr_t)item & ITEM_OBJ)) return item;
+    tail_obj(c, item);
+    if (c->work.count <= base) return NULL;
+    item = gc_stack_pop(&c->work);
+  }
+}
+
 /* The slots the last TAIL_DRAIN elements of a tail queued (above base), marked while the
- * prefetches mark_scan started for them are fresh; an object item stops it (mark_drain takes it). */
+ * prefetches mark_scan started for them are fresh. */
 static inline __attribute__((always_inline)) void tail_drain(mark_ctx *c, size_t base) {
   while (c->work.count > base) {
     void *item = gc_stack_pop(&c->work);
-    if (!item) return;
-    if ((uintptr_t)item & ITEM_OBJ) {
-      ctx_push(c, item);
-      return;
+    if (hk_unlikely(!item || ((uintptr_t)item & ITEM_OBJ))) {
+      item = tail_drain_slow(c, item, base);
+      if (!item) return;
     }
     mark_ref_t(c, (void **)item, true, false, false, true);
   }
+}
+
+/* Gives the long tails tail_obj set aside back to the work list. */
+static __attribute__((noinline)) void tail_unaside(mark_ctx *c) {
+  ctx_lock(c);
+  void *item;
+  while ((item = hk__gc_stack_pop(c->h, &c->aside))) push_or_die(c->h, &c->work, item);
+  hk__gc_stack_clear(c->h, &c->aside);
+  ctx_unlock(c);
 }
 
 /* A whole-object item (see ITEM_OBJ): run its trace function, or mark its tail. Each element is
@@ -279,6 +330,7 @@ static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, v
     if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin, fin, !fin);
     if (!fin && (i & (TAIL_DRAIN - 1)) == TAIL_DRAIN - 1) tail_drain(c, base);
   }
+  if (!fin && hk_unlikely(c->aside.top)) tail_unaside(c);
 }
 
 static __attribute__((noinline)) void mark_obj_item(mark_ctx *c, void *o) { mark_obj_item_t(c, o, false); }
