@@ -1325,10 +1325,10 @@ static void test_cards(void) {
 }
 
 /* A large array's tail is marked in runs of 64 elements, each run's queued slots marked before the
- * next run, while their prefetches are fresh (full.c's tail_drain); a child queued whole (a node
- * with a tail, a traced node) stops a run and is left for the work list. One large array holding
- * every kind of element in random order (empty, an immediate, a blob, a node with a tail, a traced
- * node, a chain), each reachable only through it, checked after full collections (explicit ones
+ * next run, while their prefetches are fresh (full.c's tail_drain); a child queued whole met there is
+ * marked in place (a node with a short tail, a traced node) or set aside until the array is done
+ * (a node with 100 kids). One large array holding every kind of element in random order (empty, an
+ * immediate, a blob, a node with 2 or 100 kids, a traced node, a chain), each reachable only through it, checked after full collections (explicit ones
  * evacuate) and a minor one. Under the stress mode (a collection every few allocations) 2 000
  * elements, still a large object. */
 #define NTAIL 20000
@@ -1339,8 +1339,12 @@ static bool tail_elem_ok(const node *e, size_t i, unsigned kind) {
   case 2: return ((const blob *)e)->id == i && blob_ok((const blob *)e);
   case 3:
   case 4:
-    return e->id == i && e->nkids == 2 && e->kids[0] && ((const blob *)e->kids[0])->id == i + 1 &&
-           blob_ok((const blob *)e->kids[0]) && e->kids[1] && e->kids[1]->id == i + 2 && e->kids[1]->nkids == 0;
+  case 6: {
+    const uint64_t nk = kind == 6 ? 100 : 2;
+    return e->id == i && e->nkids == nk && e->kids[0] && ((const blob *)e->kids[0])->id == i + 1 &&
+           blob_ok((const blob *)e->kids[0]) && e->kids[nk - 1] && e->kids[nk - 1]->id == i + 2 &&
+           e->kids[nk - 1]->nkids == 0;
+  }
   default:
     for (uint64_t d = 0; d < 3; d++, e = e->kids[0])
       if (!e || e->id != i + d || e->nkids != 1) return false;
@@ -1358,17 +1362,18 @@ static void test_tail_marking(void) {
   CHECK(arr != NULL);
   hk_gc_collect(m, HK_GC_FULL);
   for (size_t i = 0; i < nt; i++) {
-    unsigned kind = (unsigned)(rnd() % 6);
+    unsigned kind = (unsigned)(rnd() % 7);
     kinds[i] = (unsigned char)kind;
     e = k = NULL;
     if (kind == 1) e = (node *)(uintptr_t)(i << 4 | 1);
     else if (kind == 2) e = (node *)new_blob(m, i, 24);
-    else if (kind == 3 || kind == 4) {
-      e = new_node(m, i, 2, kind == 4);
+    else if (kind == 3 || kind == 4 || kind == 6) {
+      const size_t nk = kind == 6 ? 100 : 2; /* 100: longer than a run, set aside (tail_obj) */
+      e = new_node(m, i, nk, kind == 4);
       k = (node *)new_blob(m, i + 1, 40);
       HK_GC_WRITE(m, e, kids[0], k);
       k = new_node(m, i + 2, 0, false);
-      HK_GC_WRITE(m, e, kids[1], k);
+      HK_GC_WRITE(m, e, kids[nk - 1], k);
     } else if (kind == 5) {
       for (uint64_t d = 3; d-- > 0;) {
         node *n = new_node(m, i + d, 1, false);
