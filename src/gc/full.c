@@ -248,26 +248,35 @@ static void mark_visit_fin_v(hk_gc_visitor *v, void **slot) { mark_visit_fin(v, 
 #define MARK_VISIT_FIN(v, slot) mark_visit_fin((v), (slot))
 
 #define TAIL_DRAIN 64
+/* A whole-object item: a traced object has its trace function run here (true); otherwise the
+ * pointer tail to mark is words [*start, *n) of o (false). */
+static inline __attribute__((always_inline)) bool obj_trace_or_tail(mark_ctx *c, void *o, size_t *start, size_t *n) {
+  uintptr_t hd = *hdr_of(o);
+  const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
+  if (d->trace) {
+    d->trace(o, &c->v);
+    return true;
+  }
+  *start = d->tail_start;
+  *n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
+  return false;
+}
+
 /* An object item tail_drain met: a traced object is traced, a tail of at most TAIL_DRAIN elements
  * marked, both here (they only queue slots: this never recurses); a longer tail is set aside on
  * c->aside, given back to the work list when the outer tail is done (its own drains run then). */
 static void tail_obj(mark_ctx *c, void *item) {
   void *o = (void *)((uintptr_t)item & ~ITEM_OBJ);
-  uintptr_t hd = *hdr_of(o);
-  const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
-  if (d->trace) {
-    d->trace(o, &c->v);
-    return;
-  }
+  size_t start, n;
+  if (obj_trace_or_tail(c, o, &start, &n)) return;
   void **w = (void **)o;
-  size_t n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
-  if (n > d->tail_start + TAIL_DRAIN) {
+  if (n > start + TAIL_DRAIN) {
     ctx_lock(c);
     push_or_die(c->h, &c->aside, item);
     ctx_unlock(c);
     return;
   }
-  for (size_t i = d->tail_start; i < n; i++)
+  for (size_t i = start; i < n; i++)
     if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, false, false, true);
 }
 
@@ -316,16 +325,11 @@ static __attribute__((noinline)) void tail_unaside(mark_ctx *c) {
  * marked at once (a leaf needs no work item at all) and only queues its own slots, so this never
  * recurses. */
 static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, void *o, bool fin) {
-  uintptr_t hd = *hdr_of(o);
-  const hk_gc_type_desc *d = &c->h->types[hdr_type(hd)].d;
-  if (d->trace) {
-    d->trace(o, &c->v);
-    return;
-  }
+  size_t start, n;
+  if (obj_trace_or_tail(c, o, &start, &n)) return;
   void **w = (void **)o;
-  size_t n = (hdr_total(hd) - HK_GC_GRANULE) / sizeof(void *);
   size_t base = c->work.count;
-  for (size_t i = d->tail_start; i < n; i++) {
+  for (size_t i = start; i < n; i++) {
     if (i + TAIL_AHEAD < n && gc_is_ref((uintptr_t)w[i + TAIL_AHEAD])) __builtin_prefetch(hdr_of(w[i + TAIL_AHEAD]));
     if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin, fin, !fin);
     if (!fin && (i & (TAIL_DRAIN - 1)) == TAIL_DRAIN - 1) tail_drain(c, base);
