@@ -47,15 +47,8 @@ void *hk_heap_malloc(hk_heap *h, size_t size) {
 static void *heap_calloc(hk_heap *h, size_t count, size_t size) {
   size_t total;
   if (hk_unlikely(hk__mul_overflow(count, size, &total))) { errno = ENOMEM; return NULL; }
-  if (total > HK_MEDIUM_MAX) {
-    /* large blocks know whether their memory is fresh from the OS: no need to clear it */
-    if (total >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
-    if (h->tld == NULL) {
-      if (h == &hk__heap_done) return hk__malloc_late(total, 0, true);
-      if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
-    }
-    return hk__large_alloc(h, total, 0, true, false);
-  }
+  /* large blocks know whether their memory is fresh from the OS: no need to clear it */
+  if (total > HK_MEDIUM_MAX) return hk__malloc_large(total, h, HK__LARGE_ZERO);
   void *p = heap_malloc(h, total);
   if (hk_likely(p)) memset(p, 0, total);
   return p;
@@ -148,17 +141,6 @@ void *hk_pvalloc(size_t size) {
   return heap_malloc_aligned(hk__tls_heap, ps, rounded);
 }
 
-/* A large block that realloc must move to grow: with room to double in place (hk__large_alloc). */
-static hk_noinline void *heap_malloc_grown(hk_heap *h, size_t size) {
-  if (size >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
-  if (h->tld == NULL) { /* (a thread whose first call is this realloc) */
-    if (h == &hk__heap_done) return hk__malloc_late(size, 0, false);
-    if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
-  }
-  hk__tld_periodic(h->tld);
-  return hk__large_alloc(h, size, 0, false, true);
-}
-
 static void *heap_realloc(hk_heap *h, void *p, size_t size) {
   if (p == NULL) return heap_malloc(h, size);
   if (size == 0) { hk_free(p); return NULL; } /* glibc frees and returns NULL */
@@ -170,7 +152,7 @@ static void *heap_realloc(hk_heap *h, void *p, size_t size) {
       void *q = hk__large_realloc_inplace(seg, p, size);
       if (q) return q;
       if (size > usable) {
-        q = heap_malloc_grown(h, size);
+        q = hk__malloc_large(size, h, HK__LARGE_TICK | HK__LARGE_ROOM); /* with room to double in place */
         if (!q) return NULL; /* p stays valid, as C requires */
         memcpy(q, p, usable);
         hk_free(p);

@@ -198,6 +198,12 @@ HK_INTERNAL void hk__tld_periodic(hk__tld *tld);  /* purge, cache aging, adoptio
 /* ---- pages (page.c) ------------------------------------------------------------------------------ */
 HK_INTERNAL void *hk__malloc_generic(size_t size, hk_heap *h); /* size first: malloc's fast path keeps it in place */
 HK_INTERNAL void *hk__heap_malloc_bin(hk_heap *h, size_t bin);
+/* A large block (over HK_MEDIUM_MAX): the size cap, the thread's heap readied or the late path,
+ * then hk__large_alloc. h may be hk__heap_empty or hk__heap_done. */
+#define HK__LARGE_ZERO 1u  /* cleared (calloc) */
+#define HK__LARGE_ROOM 2u  /* room to double in place (realloc moving a block to grow it) */
+#define HK__LARGE_TICK 4u  /* the thread's periodic work first (malloc, realloc; not calloc) */
+HK_INTERNAL void *hk__malloc_large(size_t size, hk_heap *h, unsigned flags);
 HK_INTERNAL void hk__mpage_collect(hk__page *pg);
 HK_INTERNAL void hk__page_free_local(hk__page *pg, hk__block *b);   /* slow local free */
 /* local free into a HK__PAGE_HOT page of h, the calling thread's default heap; counts the free as

@@ -244,10 +244,18 @@ static hk_noinline void *malloc_first(size_t size) {
   return hk__malloc_generic(size, h);
 }
 
-static hk_noinline void *malloc_large(size_t size, hk_heap *h) {
+/* A block over HK_MEDIUM_MAX, for malloc (from hk__malloc_generic, h ready), calloc and realloc's
+ * move with room to double (h maybe not ready: a thread whose first call this is, or one after
+ * its exit, which takes the late path without the room). HK__LARGE_TICK: the thread's periodic
+ * work first, as every allocation slow path but calloc's does. */
+hk_noinline void *hk__malloc_large(size_t size, hk_heap *h, unsigned flags) {
   if (size >= HK_MAX_ALLOC) { errno = ENOMEM; return NULL; }
-  hk__tld_periodic(h->tld);
-  return hk__large_alloc(h, size, 0, false, false);
+  if (h->tld == NULL) {
+    if (h == &hk__heap_done) return hk__malloc_late(size, 0, (flags & HK__LARGE_ZERO) != 0);
+    if ((h = hk__heap_get()) == NULL) { errno = ENOMEM; return NULL; }
+  }
+  if (flags & HK__LARGE_TICK) hk__tld_periodic(h->tld);
+  return hk__large_alloc(h, size, 0, (flags & HK__LARGE_ZERO) != 0, (flags & HK__LARGE_ROOM) != 0);
 }
 
 void *hk__malloc_generic(size_t size, hk_heap *h) {
@@ -260,7 +268,7 @@ void *hk__malloc_generic(size_t size, hk_heap *h) {
     }
     return heap_malloc_bin(h, bin);
   }
-  return malloc_large(size, h);
+  return hk__malloc_large(size, h, HK__LARGE_TICK);
 }
 
 /* ---- freeing ------------------------------------------------------------------------------------------ */
