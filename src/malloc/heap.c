@@ -33,6 +33,12 @@ typedef struct thread_rec {
 _Static_assert(sizeof(thread_rec) <= 4096, "thread record must fit a meta slot");
 
 static pthread_key_t thread_key;
+/* Whether thread_key is still ours: false for good once the object holding this copy of the
+ * allocator is unloaded (plugin_unload), after which the key number may be another library's. */
+static _Atomic bool key_live;
+static void key_set(void *value) {
+  if (atomic_load_explicit(&key_live, memory_order_acquire)) pthread_setspecific(thread_key, value);
+}
 static _Atomic int process_state; /* 0 none, 1 initialising, 2 ready */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk__tld *live_first;
@@ -46,6 +52,7 @@ void hk__process_init(void) {
     hk__options_init();
     hk__page_init();
     if (pthread_key_create(&thread_key, thread_done) != 0) hk__fatal("cannot create the thread-exit key");
+    atomic_store_explicit(&key_live, true, memory_order_release);
     atomic_store_explicit(&process_state, 2, memory_order_release);
   } else {
     while (atomic_load_explicit(&process_state, memory_order_acquire) != 2) {}
@@ -114,7 +121,7 @@ hk_heap *hk__heap_get(void) {
   /* after the TLS pointer is set: if pthread_setspecific allocates, it finds a working heap. (After
    * the thread's exit, from a later key destructor, this makes glibc run the destructors another
    * round if one is left: the malloc family does not come here then, see hk__heap_late_begin.) */
-  pthread_setspecific(thread_key, r);
+  key_set(r);
   live_add(&r->tld);
   return &r->heap;
 }
@@ -190,7 +197,7 @@ static hk_heap *late_heaps_default(void) {
   if (!def) return NULL;
   late_heaps_rec = (thread_rec *)((char *)def - offsetof(thread_rec, heap));
   hk__tls_heap = &hk__heap_done;
-  pthread_setspecific(thread_key, late_heaps_rec);
+  key_set(late_heaps_rec);
   return def;
 }
 
@@ -198,7 +205,7 @@ static hk_heap *late_heaps_default(void) {
 static void heap_gone(hk__tld *tld) {
   thread_rec *r = late_heaps_rec;
   if (!r || tld != &r->tld || tld->heaps != &r->heap || r->heap.next) return;
-  pthread_setspecific(thread_key, NULL);
+  key_set(NULL);
   hk__heap_late_end(&r->heap);
 }
 
@@ -365,12 +372,38 @@ static void fork_child(void) {
  * library is never unloaded (-z nodelete), but the static one may be linked into a plugin: with no
  * handle, a fork after the plugin's dlclose called its unmapped prepare handler
  * (malloc.atfork_dlclose: SIGSEGV). */
+extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 #if defined(__GLIBC__)
 extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
-extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 #define hk__atfork(p, pa, c) __register_atfork(p, pa, c, &__dso_handle == NULL ? NULL : __dso_handle)
 #else
 #define hk__atfork(p, pa, c) pthread_atfork(p, pa, c)
+#endif
+
+/* A plugin (a shared object that links libheapkit.a) being unloaded (dlclose): glibc would still call
+ * the thread-exit key's destructor, thread_done, in the unmapped code at the exit of every thread
+ * that used the plugin's allocator (malloc.key_dlclose: SIGSEGV). So the key goes with the code:
+ * it is deleted (no destructor runs for it any more) and never set again, since its number may
+ * become another library's. The threads' records, with the pages and segments their heaps hold,
+ * stay as they are, leaked knowingly: only this object's code could free their blocks, and the
+ * host may still use blocks the plugin handed it, so they cannot be given back, and nothing of
+ * this copy runs any more to adopt them. Not even the unloading thread's record is given up: the
+ * object's other destructors, which may run after this one, may still allocate or use a heap of
+ * that thread. The empty segments of the segment cache, which nothing can take any more, go back
+ * to the OS. dlclose requires that no thread runs the object's code, and a thread-exit destructor
+ * is such code: a thread exiting during the dlclose is the caller's race. A destructor rather
+ * than __cxa_atexit with __dso_handle: the same moment (dlclose, or exit for an object never
+ * unloaded) with no call at load. Not in an executable (__dso_handle is NULL there: exit ends
+ * every thread anyway), nor in libheapkit.so, which is never unloaded (-z nodelete,
+ * HK_NODELETE). */
+#if !defined(HK_NODELETE) || !HK_NODELETE
+__attribute__((destructor)) static void plugin_unload(void) {
+  if (&__dso_handle == NULL || __dso_handle == NULL) return;
+  if (atomic_load_explicit(&process_state, memory_order_acquire) != 2) return;
+  atomic_store_explicit(&key_live, false, memory_order_release);
+  pthread_key_delete(thread_key);
+  hk__page_collect(hk__clock_ms(), true);
+}
 #endif
 
 /* The library's DT_FINI (-Wl,-fini=, CMakeLists.txt) instead of crti's empty _fini, which the
