@@ -47,6 +47,20 @@ static hk_noinline void check_double_free(hk__page *pg, hk__block *b) {
   if (on_free_list(pg, b)) hk__fatal("double free of %p", (void *)b);
 }
 
+/* HEAPKIT_HARDENED: a block another thread freed into pg while pg was full waits on the delayed-free
+ * list of pg's heap (a heap of this thread, which alone takes blocks off it; other threads only
+ * push, each block linked before it is published), not on pg's lists. Without this look the
+ * owner's free of such a block passed the search, overwrote its link in that list, and a block of
+ * a class over 1 KiB went to the hot page, so the next malloc handed it out while the list still
+ * held it: the drain then followed the overwritten link (SIGSEGV, misuse case
+ * double_delayed_local_hardened) or freed a live block. Hardened pages only. */
+static void check_delayed_list(const hk__page *pg, const hk__block *b) {
+  hk_heap *h = atomic_load_explicit(&((hk__page *)pg)->heap, memory_order_relaxed);
+  if (h == NULL) return;
+  for (const hk__block *x = atomic_load_explicit(&h->delayed_free, memory_order_acquire); x; x = (const hk__block *)x->next)
+    if (x == b) hk__fatal("double free of %p (freed by another thread before, found on its heap's delayed-free list)", (const void *)b);
+}
+
 /* HEAPKIT_HARDENED: the owner collects pg's remote frees (count blocks from head). Each must be a
  * block that is not free: not on the page's lists, not twice in the chain. Without this a block
  * freed by two threads, or by its owner and then another thread, went back on the free list twice
@@ -165,7 +179,12 @@ static hk_noinline void free_generic(void *p) {
     hk__free_xthread(pg, p, h);
     return;
   }
-  if ((pg->flags & HK__PAGE_HARDENED) || maybe_free_block(pg, b, hk__page_carved(pg))) check_double_free(pg, b);
+  if (pg->flags & HK__PAGE_HARDENED) {
+    check_double_free(pg, b);
+    check_delayed_list(pg, b);
+  } else if (maybe_free_block(pg, b, hk__page_carved(pg))) {
+    check_double_free(pg, b);
+  }
   free_local_checked(h, pg, b);
 }
 

@@ -130,6 +130,7 @@ static void case_double_remote_hardened(void) {
  * when the owner collects the page's remote frees (its next allocations of that size). Before, the
  * block went on the free list twice and malloc handed it out again and again (a cycle). */
 static void *remote_free_only(void *arg) { (void)arg; bad_free(remote_arg); return NULL; }
+static void *remote_free_only_quiet(void *arg) { (void)arg; hk_free(remote_arg); return NULL; }
 static void alloc_until_collected(void) {
   for (int i = 0; i < 100000; i++) sink = hk_malloc(48);
 }
@@ -165,6 +166,60 @@ static void case_double_delayed_hardened(void) {
   pthread_create(&t, NULL, remote_free_only, NULL);
   pthread_join(t, NULL);
   alloc_until_collected();
+}
+/* Hardened: another thread frees a block and stays alive (so nothing of it is handed over by its
+ * exit), then a third thread frees the block again. Outside hardened mode the first free parks the
+ * block in the first thread's remote-free buffer (48 bytes) or foreign-block cache (3000 bytes,
+ * once that thread has a cache and wants the class), where neither the third thread nor the
+ * owner looks: the owner collects the second free, finds the block on none of its lists, and hands
+ * it out again while it is still parked. Hardened pages are never parked (remote.rbuf_limit is 0):
+ * both frees reach the page, and the owner finds the second when it collects them. (Checked: with
+ * hk__rbuf_limit ignoring HARDENED, both cases run to the end unreported.) */
+static size_t parked_size;
+static void *parked_spare;
+static void *remote_park_and_wait(void *arg) {
+  (void)arg;
+  if (parked_size > 1024) {
+    hk_free(parked_spare);                      /* the foreign-block cache is set up */
+    void *mine = hk_malloc(parked_size);        /* a miss in it: the class is wanted */
+    sink = mine;
+  }
+  hk_free(remote_arg);
+  atomic_store(&remote_step, 1);
+  while (atomic_load(&remote_step) != 2) usleep(1000);
+  return NULL;
+}
+static void double_parked(size_t size) {
+  parked_size = size;
+  void *keep = hk_malloc(size); /* the page stays in use */
+  (void)keep;
+  remote_arg = hk_malloc(size);
+  parked_spare = hk_malloc(size);
+  pthread_t t, t2;
+  pthread_create(&t, NULL, remote_park_and_wait, NULL);
+  while (atomic_load(&remote_step) != 1) usleep(1000);
+  pthread_create(&t2, NULL, remote_free_only, NULL); /* bad_free(remote_arg) */
+  pthread_join(t2, NULL);
+  for (int i = 0; i < 20000; i++) sink = hk_malloc(size); /* collects the page's remote frees */
+  atomic_store(&remote_step, 2);
+  pthread_join(t, NULL);
+}
+static void case_double_rbuf_hardened(void) { double_parked(48); }
+static void case_double_fcache_hardened(void) { double_parked(3000); }
+/* Hardened: the same hand-over to the owner's heap, then the owner frees the block itself. A class
+ * over 1 KiB: the owner's free puts the block on its page's allocation list (a hot page), so the
+ * next malloc hands it out. Before, the owner's search did not look at the heap's delayed-free
+ * list: the free passed, overwrote the block's link in that list, and the drain at the next
+ * allocation slow path followed it (SIGSEGV) or freed the live block. */
+static void case_double_delayed_local_hardened(void) {
+  static void *blocks[400]; /* 3000-byte blocks, 21 to a 64 KiB page: the first pages are full */
+  for (int i = 0; i < 400; i++) blocks[i] = hk_malloc(3000);
+  remote_arg = blocks[0];
+  pthread_t t;
+  pthread_create(&t, NULL, remote_free_only_quiet, NULL);
+  pthread_join(t, NULL);
+  bad_free(blocks[0]);
+  for (int i = 0; i < 1000; i++) sink = hk_malloc(3000);
 }
 static void case_double_small(void) {
   void *p = hk_malloc(48);
@@ -328,6 +383,9 @@ static const mcase cases[] = {
   {"double_local_remote_hardened", case_double_local_remote_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_two_remote_hardened", case_double_two_remote_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_delayed_hardened", case_double_delayed_hardened, "heapkit: double free of 0x", NULL, 0, 1},
+  {"double_rbuf_hardened", case_double_rbuf_hardened, "heapkit: double free of 0x", NULL, 0, 1},
+  {"double_fcache_hardened", case_double_fcache_hardened, "heapkit: double free of 0x", NULL, 0, 1},
+  {"double_delayed_local_hardened", case_double_delayed_local_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_small", case_double_small, "heapkit: double free of 0x", NULL},
   {"double_hardened", case_double_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_after_other", case_double_after_other, "heapkit: double free of 0x", NULL, 0, 1},
