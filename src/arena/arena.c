@@ -152,8 +152,12 @@ hk_arena *hk_arena_new(const hk_arena_options *opt) {
 }
 
 void hk__arena_destroy_any(hk_arena *a) {
-  while (a->first_child) hk__arena_destroy_any(a->first_child);
-  hk__arena_run_cleanups(a, 0);
+  /* A cleanup may make a child of a: repeated until none is left (children first and cleanups
+   * once left such a child alive with a dangling parent, its cleanups never run). */
+  do {
+    while (a->first_child) hk__arena_destroy_any(a->first_child);
+    hk__arena_run_cleanups(a, 0);
+  } while (a->first_child);
   hk__arena_trace_free(a);
   hk__arena_replay_free(a);
   hk_arena *p = a->parent;

@@ -45,6 +45,11 @@ static void region_release(thread_arenas *t, hk_arena *r) {
   while (r->first_child) hk__arena_destroy_any(r->first_child);
   if (t->ncache < REGION_CACHE) {
     hk_arena_reset(r);
+    /* (a cleanup the reset ran may have made one: a region is cached without children) */
+    while (r->first_child) {
+      while (r->first_child) hk__arena_destroy_any(r->first_child);
+      hk_arena_reset(r);
+    }
     t->cache[t->ncache++] = r;
   } else {
     destroy_owned(r);

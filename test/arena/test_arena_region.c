@@ -214,11 +214,32 @@ static void test_region_child(void) {
   CHECK(g1.arenas == g0.arenas - 1);
 }
 
+/* A cleanup run by a pop that makes a child of the region being popped: the pop destroyed the
+ * children before the reset ran the cleanups, so that child stayed in the cached region and the
+ * next push got a region that still had it (its cleanups ran at a later pop or thread exit). */
+static void make_region_child(void *arg) {
+  hk_arena *c = hk_arena_new(&(hk_arena_options){.parent = (hk_arena *)arg});
+  CHECK(c != NULL);
+  if (c) CHECK(hk_arena_defer(c, count_cleanup, NULL) == HK_OK);
+}
+static void test_region_child_from_cleanup(void) {
+  hk_arena_stats g0, g1;
+  hk_arena *r = hk_region_push();
+  hk_arena_global_stats(&g0);
+  CHECK(hk_arena_defer(r, make_region_child, r) == HK_OK);
+  cleaned = 0;
+  hk_region_pop(r);
+  CHECK(cleaned == 1);
+  hk_arena_global_stats(&g1);
+  CHECK(g1.arenas == g0.arenas);
+}
+
 int main(void) {
   test_region_stack();
   test_pop_from_cleanup();
   test_scratch_reset();
   test_region_child();
+  test_region_child_from_cleanup();
   test_thread_exit();
   test_scratch();
   return check_report("arena.region");

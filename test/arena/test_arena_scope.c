@@ -206,6 +206,43 @@ static void test_stale_mark_reached_again(void) {
   CHECK(stale_ran[1] == 1 && stale_ran[2] == 1);
 }
 
+/* A cleanup that runs while its arena is destroyed and makes a child of that arena (a logger
+ * taking a scratch child, say): destroy ran the children first and the cleanups after, so that
+ * child was never destroyed: its cleanups never ran, its memory leaked and its parent pointer
+ * dangled (a later destroy of it locked the freed parent's mutex). Destroy now repeats until
+ * neither children nor cleanups are left. */
+static int late_child_cleaned;
+static void late_child_note(void *arg) { (void)arg; late_child_cleaned++; }
+static void make_late_child(void *arg) {
+  hk_arena *c = hk_arena_new(&(hk_arena_options){.parent = (hk_arena *)arg});
+  CHECK(c != NULL);
+  if (!c) return;
+  CHECK(hk_arena_alloc(c, 100) != NULL);
+  CHECK(hk_arena_defer(c, late_child_note, NULL) == HK_OK);
+}
+static void test_child_made_by_cleanup(void) {
+  hk_arena_stats g0, g1;
+  hk_arena_global_stats(&g0);
+  hk_arena *a = hk_arena_new(NULL);
+  CHECK(hk_arena_defer(a, make_late_child, a) == HK_OK);
+  late_child_cleaned = 0;
+  hk_arena_destroy(a);
+  hk_arena_global_stats(&g1);
+  CHECK(late_child_cleaned == 1);
+  CHECK(g1.arenas == g0.arenas);
+  /* the same through a restore: the child made by the cleanup is a's and lives on; destroy takes it */
+  a = hk_arena_new(NULL);
+  hk_arena_mark m = hk_arena_save(a);
+  CHECK(hk_arena_defer(a, make_late_child, a) == HK_OK);
+  late_child_cleaned = 0;
+  hk_arena_restore(a, m);
+  CHECK(late_child_cleaned == 0);
+  hk_arena_destroy(a);
+  hk_arena_global_stats(&g1);
+  CHECK(late_child_cleaned == 1);
+  CHECK(g1.arenas == g0.arenas);
+}
+
 int main(void) {
   test_debug_fill();
   test_nested_save_points();
@@ -214,5 +251,6 @@ int main(void) {
   test_cleanups();
   test_children();
   test_retention();
+  test_child_made_by_cleanup();
   return check_report("arena.scope");
 }
