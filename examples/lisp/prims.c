@@ -181,15 +181,24 @@ static val p_apply(val *a, int n) {
 
 /* ---- predicates ---- */
 
+/* depth counts the C recursion (cars and vector items) only: counting the cdrs too made a list of
+ * more than 10,000 elements "nested too deeply". A cycle through the cdrs is found by a pointer
+ * moving at half speed along each list (nothing here allocates, so nothing moves); only two
+ * circular lists make an error: against a proper one the walk ends where that one does. */
 int lisp_equal(val x, val y, int depth) {
   if (depth > 10000) lisp_error("equal?: structure nested too deeply (circular?)");
-  for (;;) {
+  val sx = x, sy = y;
+  int cx = 0, cy = 0;
+  for (unsigned long steps = 0;; steps++) {
     if (x == y) return 1;
     if (is_pair(x) && is_pair(y)) {
       if (!lisp_equal(CAR(x), CAR(y), depth + 1)) return 0;
       x = CDR(x);
       y = CDR(y);
-      depth++;
+      if (steps & 1) sx = CDR(sx), sy = CDR(sy);
+      cx |= x == sx && is_pair(x);
+      cy |= y == sy && is_pair(y);
+      if (cx && cy) lisp_error("equal?: circular lists");
       continue;
     }
     if (is_string(x) && is_string(y))

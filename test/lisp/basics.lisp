@@ -53,3 +53,12 @@
 ; deep tail calls run in constant stack
 (define (count-down n) (if (= n 0) 'done (count-down (- n 1))))
 (display (count-down 100000)) (newline)
+; equal? on lists longer than its nesting limit (10,000): the length is not nesting
+(define (iota-list n acc) (if (= n 0) acc (iota-list (- n 1) (cons n acc))))
+(define long-a (iota-list 10001 '()))
+(define long-b (iota-list 10001 '()))
+(display (equal? long-a long-b))
+(define (last-pair l) (if (null? (cdr l)) l (last-pair (cdr l))))
+(set-car! (last-pair long-b) 0)
+(display (equal? long-a long-b))
+(newline)
