@@ -97,13 +97,16 @@ static val read_atom(lisp_reader *r, int c) {
   }
   unread_char(r, c);
   tok[n] = 0;
+  /* A NUL byte in the token: strcmp and strtoll stop at it, so "12<NUL>ab" read as 12. Such a
+   * token is a symbol (named by all its bytes, as strings keep theirs). */
+  int nul = memchr(tok, 0, n) != NULL;
   if (tok[0] == '#') {
-    if (strcmp(tok, "#t") == 0) return LISP_TRUE;
-    if (strcmp(tok, "#f") == 0) return LISP_FALSE;
+    if (!nul && strcmp(tok, "#t") == 0) return LISP_TRUE;
+    if (!nul && strcmp(tok, "#f") == 0) return LISP_FALSE;
     lisp_error("line %d: unknown syntax %s", r->line, tok);
   }
   int64_t v;
-  if (parse_integer(tok, r->line, &v)) return make_fixnum(v);
+  if (!nul && parse_integer(tok, r->line, &v)) return make_fixnum(v);
   return intern(tok, n);
 }
 
