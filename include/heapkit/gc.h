@@ -121,7 +121,9 @@ HK_API void hk_gc_options_init(hk_gc_options *o);
  * one block), not refused. */
 HK_API int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mutator **mutator_out);
 /* Destroy a heap and every object in it. Finalizers do not run. All mutators other than the
- * caller's must have unregistered; returns HK_EBUSY otherwise (and destroys nothing). */
+ * caller's must have unregistered; returns HK_EBUSY otherwise (and destroys nothing). Call it
+ * after the caller's HK_GC_ROOTS blocks have ended: the pop at the end of a block writes into
+ * the mutator, which the destroy freed. */
 HK_API int hk_gc_heap_destroy(hk_gc_heap *heap);
 /* Change the hard limit (0 = none). Takes effect at the next allocation slow path. */
 HK_API void hk_gc_heap_set_limit(hk_gc_heap *heap, size_t max_heap);
