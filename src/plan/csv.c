@@ -199,6 +199,13 @@ int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
     const char *id = fields[col[COL_ID]];
     if (!*id) { rc = err_at(err, lineno, HK_EINVAL, "column 'id' is empty"); break; }
     if (*id == '"') { rc = err_at(err, lineno, HK_EINVAL, "quoted fields are not supported (ids cannot contain commas)"); break; }
+    /* (possible only in a later column: the first one's '#' makes a comment line) */
+    if (*id == '#') {
+      char b2[64];
+      rc = err_at(err, lineno, HK_EINVAL, "column 'id': '%s' starts with '#', which would read back as a comment line",
+                  snip(id, b2, sizeof b2));
+      break;
+    }
     if ((rc = parse_u64(fields[col[COL_LOWER]], &b.lower, "lower", lineno, err)) != HK_OK) break;
     if ((rc = parse_u64(fields[col[COL_UPPER]], &b.upper, "upper", lineno, err)) != HK_OK) break;
     if ((rc = parse_u64(fields[col[COL_SIZE]], &b.size, "size", lineno, err)) != HK_OK) break;

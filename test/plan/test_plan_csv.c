@@ -107,6 +107,10 @@ int main(void) {
   bad("lower,id,upper,size\n0,\"a,b\",4,16\n", 2, "quoted fields are not supported");
   bad("id,lower,upper,size\n\"a\",0,4\n", 2, "quoted fields are not supported");
   bad("id,lower,upper,size,align\na,0,4,16,3\n", 2, "not a power of two");
+  /* An id that starts with '#' in a column after the first: read, but the written plan (id first)
+   * would have made its row a comment, so hk_plan_csv_write refused the trace and `heapkit plan`
+   * failed with "write error on stdout", exit 3 (review). Refused where it is read. */
+  bad("lower,upper,size,id\n0,2,10,#x\n", 2, "column 'id': '#x' starts with '#'");
   /* CR-only line ends (classic Mac, "CSV (Macintosh)" exports): the whole file is one line. With
    * an optional column last, that line passed as a header and the trace came back empty, rc 0
    * (review; the CLI then wrote an empty plan with exit 0). A CR inside a line is refused. */
