@@ -300,15 +300,15 @@ static __attribute__((noinline)) void *tail_drain_slow(mark_ctx *c, void *item, 
 }
 
 /* The slots the last TAIL_DRAIN elements of a tail queued (above base), marked while the
- * prefetches mark_scan started for them are fresh. */
-static inline __attribute__((always_inline)) void tail_drain(mark_ctx *c, size_t base) {
+ * prefetches mark_scan started for them are fresh. ser, evac: as mark_drain_t's. */
+static inline __attribute__((always_inline)) void tail_drain(mark_ctx *c, size_t base, bool ser, bool evac) {
   while (c->work.count > base) {
     void *item = gc_stack_pop(&c->work);
     if (hk_unlikely(!item || ((uintptr_t)item & ITEM_OBJ))) {
       item = tail_drain_slow(c, item, base);
       if (!item) return;
     }
-    mark_ref_t(c, (void **)item, true, false, false, true);
+    mark_ref_t(c, (void **)item, true, false, ser, evac);
   }
 }
 
@@ -323,22 +323,30 @@ static __attribute__((noinline)) void tail_unaside(mark_ctx *c) {
 
 /* A whole-object item (see ITEM_OBJ): run its trace function, or mark its tail. Each element is
  * marked at once (a leaf needs no work item at all) and only queues its own slots, so this never
- * recurses. */
-static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, void *o, bool fin) {
+ * recurses. ser, evac: as mark_drain_t's, one copy per variant of the marking (the tail of a large
+ * array is most of the marking on some heaps: the finalizer benchmark's ring). */
+static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, void *o, bool fin, bool ser,
+                                                                   bool evac) {
   size_t start, n;
   if (obj_trace_or_tail(c, o, &start, &n)) return;
   void **w = (void **)o;
   size_t base = c->work.count;
   for (size_t i = start; i < n; i++) {
     if (i + TAIL_AHEAD < n && gc_is_ref((uintptr_t)w[i + TAIL_AHEAD])) __builtin_prefetch(hdr_of(w[i + TAIL_AHEAD]));
-    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin, fin, !fin);
-    if (!fin && (i & (TAIL_DRAIN - 1)) == TAIL_DRAIN - 1) tail_drain(c, base);
+    if (gc_is_ref((uintptr_t)w[i])) mark_ref_t(c, &w[i], true, fin, ser, evac);
+    if (!fin && (i & (TAIL_DRAIN - 1)) == TAIL_DRAIN - 1) tail_drain(c, base, ser, evac);
   }
   if (!fin && hk_unlikely(c->aside.top)) tail_unaside(c);
 }
 
-static __attribute__((noinline)) void mark_obj_item(mark_ctx *c, void *o) { mark_obj_item_t(c, o, false); }
-static void mark_obj_item_fin(mark_ctx *c, void *o) { mark_obj_item_t(c, o, true); }
+static __attribute__((noinline)) void mark_obj_item(mark_ctx *c, void *o) { mark_obj_item_t(c, o, false, false, true); }
+static __attribute__((noinline)) void mark_obj_item_se(mark_ctx *c, void *o) {
+  mark_obj_item_t(c, o, false, true, true);
+}
+static __attribute__((noinline)) void mark_obj_item_s(mark_ctx *c, void *o) {
+  mark_obj_item_t(c, o, false, true, false);
+}
+static void mark_obj_item_fin(mark_ctx *c, void *o) { mark_obj_item_t(c, o, true, true, false); }
 
 /* The finalization pass's trace of a dead finalizable object it has just marked: its children
  * are marked at once (prefetch_children started their misses records ahead), without
@@ -379,7 +387,9 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
       if ((uintptr_t)item & ITEM_OBJ) {
         void *o = (void *)((uintptr_t)item & ~ITEM_OBJ);
         if (fin) mark_obj_item_fin(c, o);
-        else mark_obj_item(c, o);
+        else if (!ser) mark_obj_item(c, o);
+        else if (evac) mark_obj_item_se(c, o);
+        else mark_obj_item_s(c, o);
       } else {
         void **s = (void **)item;
         __builtin_prefetch(hdr_of(*s));
