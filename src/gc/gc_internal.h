@@ -261,6 +261,7 @@ struct hk_gc_heap {
   size_t young_since_gc; /* nursery blocks handed out since the last minor collection */
   bool high_survival;    /* the last minor collection kept more than a third of the nursery */
   unsigned inplace_left; /* minor collections that may still promote the young blocks in place */
+  unsigned inplace_run;  /* the last run granted (0: the last copying minor collection kept little) */
   size_t survivor_blocks; /* survivor blocks taken since the last copying minor collection */
   size_t kept_young_blocks; /* made young by the last full collection for finalizers (full.c), until
                                the next minor collection frees them */
@@ -629,6 +630,9 @@ HK_INTERNAL bool hk__gc_frames_pending(hk_gc_heap *h);
 HK_INTERNAL void hk__gc_minor(hk_gc_heap *h, bool promote_all);
 /* inplace.c: whether the young blocks can be promoted where they are, and doing it (minor.c). */
 #define GC_INPLACE_RUN 3
+/* Runs double up to this while the nurseries are full of finalizable objects that all survive
+ * (minor.c, next_inplace_run). */
+#define GC_INPLACE_RUN_MAX 24
 HK_INTERNAL bool hk__gc_promote_blocks_ok(const hk_gc_heap *h);
 HK_INTERNAL void hk__gc_promote_blocks(hk_gc_heap *h, bool promote_all);
 /* compact: evacuate every block the budget allows (an explicit collection, or one forced by the

@@ -561,7 +561,7 @@ static void test_final_kept(bool manual, bool limit) {
 
 /* Young finalizable objects do not keep a nursery that all survives from being promoted in place
  * (inplace.c): their records go to the old list as they are. Each chain node owns a finalizable
- * leaf (all survive: the probe node of rounds 3-7 stays where it was allocated in most of them);
+ * leaf (all survive: the probe node of rounds 3-10 stays where it was allocated in most of them);
  * in the last rounds every third step also makes a finalizable leaf that dies at once (in a
  * nursery promoted in place it is found dead by a full collection, in a copied one by the minor
  * collection). Once the chain is dropped every leaf is finalized exactly once, seeing its own id.
@@ -609,7 +609,7 @@ static void test_final_in_place(void) {
         keep = x;
         hk_gc_stats_get(h, &st);
       }
-      if (round >= 3 && round < 8) {
+      if (round >= 3) {
         if (probe == at) stayed++;
         else moved++;
       }
@@ -628,6 +628,81 @@ static void test_final_in_place(void) {
   CHECK(pf_bad == 0);
   int once = 0;
   for (uint64_t k = 0; k < fid; k++) once += pf_runs[k] == 1;
+  CHECK(once == (int)fid);
+  teardown();
+}
+
+/* Nurseries full of finalizable objects that all survive (handles to resources, as in
+ * bench/gc/finalizers.c) are promoted in place in runs that double, up to 24, between the copying
+ * minor collections that measure survival, instead of runs of 3 (minor.c, next_inplace_run): of
+ * rounds 5-29 the old code copied 7, now 2. Once finalizable objects die young (from round 30 a
+ * tenth of each nursery) the run in progress ends and copying collections measure again (rounds
+ * 35-59: 14 copied, all 25 before, where a nursery a tenth dead is never promoted in place). A
+ * probe node allocated at the start of each nursery is still where it was after that nursery's
+ * minor collection unless it copied. Every handle is finalized exactly once afterwards, each
+ * seeing its own id, and hk_gc_verify is clean. */
+#define NLR 300000
+static unsigned char lr_runs[NLR];
+static int lr_bad;
+static void fin_lr(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)mm;
+  uint64_t id = (uint64_t)(uintptr_t)data;
+  if (id >= NLR || ((node *)obj)->id != id) lr_bad++;
+  else lr_runs[id]++;
+}
+
+static void test_final_long_runs(void) {
+  setup(256 << 10, 0);
+  bool stress = hk_option_get(HK_OPT_GC_STRESS) > 0;
+  hk_gc_stats st;
+  node *keep = NULL, *probe = NULL, *leaf = NULL;
+  int moved[2] = {0, 0}, n = 0;
+  uint64_t fid = 0;
+  memset(lr_runs, 0, sizeof lr_runs);
+  lr_bad = 0;
+  {
+    HK_GC_ROOTS(m, keep, probe, leaf);
+    for (int round = 0; round < 60 && fid + 2 < NLR; round++) {
+      int phase = round >= 30; /* 1: every third step also makes a handle that dies at once */
+      hk_gc_stats_get(h, &st);
+      uint64_t minors = st.minor_collections;
+      probe = new_node(m, (uint64_t)n++, 4, false);
+      CHECK_QUIET(probe != NULL);
+      probe->kids[0] = keep;
+      keep = probe;
+      node *at = probe;
+      while (st.minor_collections == minors && fid + 2 < NLR) {
+        leaf = new_node(m, fid, 0, false);
+        CHECK_QUIET(leaf && hk_gc_set_finalizer(m, leaf, fin_lr, (void *)(uintptr_t)fid) == HK_OK);
+        fid++;
+        if (phase && fid % 3 == 0) {
+          node *d = new_node(m, fid, 0, false);
+          CHECK_QUIET(d && hk_gc_set_finalizer(m, d, fin_lr, (void *)(uintptr_t)fid) == HK_OK);
+          fid++;
+        }
+        node *x = new_node(m, (uint64_t)n++, 4, false);
+        CHECK_QUIET(x != NULL);
+        x->kids[0] = keep;
+        x->kids[1] = leaf;
+        keep = x;
+        hk_gc_stats_get(h, &st);
+      }
+      if (round % 30 >= 5) moved[phase] += probe != at;
+    }
+    CHECK(hk_gc_verify(m) == HK_OK);
+    int i = n;
+    for (node *x = keep; x; x = x->kids[0]) {
+      CHECK_QUIET(x->id == (uint64_t)--i && x->nkids == 4);
+      CHECK_QUIET(x->kids[1] == NULL || (x->kids[1]->nkids == 0 && x->kids[1]->id < fid));
+    }
+    CHECK(i == 0);
+    keep = probe = leaf = NULL;
+  }
+  if (!stress) CHECK(moved[0] <= 2 && moved[1] >= 5);
+  for (int k = 0; k < 3; k++) hk_gc_collect(m, HK_GC_FULL);
+  CHECK(lr_bad == 0);
+  int once = 0;
+  for (uint64_t k = 0; k < fid; k++) once += lr_runs[k] == 1;
   CHECK(once == (int)fid);
   teardown();
 }
@@ -2049,6 +2124,7 @@ int main(int argc, char **argv) {
     test_final_kept(true, true);
     test_final_limit();
     test_final_in_place();
+    test_final_long_runs();
     test_final_alloc();
     test_mask_marking();
   }
