@@ -10,7 +10,9 @@
  * that starts a full one (everything is promoted and then marked anyway), and while the last
  * copying minor collection kept at least seven eighths of its nursery, for at most
  * GC_INPLACE_RUN collections in a row (a copying one then measures survival again, so a structure
- * that has just died costs at most that many nurseries of garbage promoted).
+ * that has just died costs at most that many nurseries of garbage promoted; up to
+ * GC_INPLACE_RUN_MAX for nurseries full of finalizable objects that all survive, minor.c's
+ * next_inplace_run).
  *
  * A young block's objects are contiguous from its start and end at a zero word: the allocation
  * buffer is zeroed ahead of its cursor, and closing it writes a zero word at the cursor when that
