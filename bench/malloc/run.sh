@@ -64,7 +64,7 @@ if [ $quick = 1 ]; then
     --command "bash bench/malloc/run.sh --quick"
 fi
 cmd="bash bench/malloc/run.sh"
-for v in HK_BENCH_REPS HK_BENCH_SCALE HK_BENCH_WORKLOADS HK_BENCH_ALLOCS HK_BENCH_EXTRA HK_BENCH_BUILD; do
+for v in HK_BENCH_REPS HK_BENCH_THREADED_REPS HK_BENCH_SCALE HK_BENCH_WORKLOADS HK_BENCH_ALLOCS HK_BENCH_EXTRA HK_BENCH_BUILD; do
   [ -n "${!v:-}" ] && cmd="$v=${!v} $cmd"
 done
 exec $py bench/malloc/runner.py --bindir "$bindir" --heapkit-status "$hk_status" \

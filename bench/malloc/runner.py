@@ -3,8 +3,9 @@
 
 Called by bench/malloc/run.sh once the workloads and build/libheapkit.so are built. For each workload
 and each repetition it runs every allocator once, in an order rotated per repetition so that a noisy
-moment does not always land on the same allocator. Each child is timed (wall clock) and its peak RSS
-taken from wait4's rusage. A child whose exit status, output or checksum is wrong is a FAIL for that
+moment does not always land on the same allocator. Each child is timed (wall clock), and its CPU time
+(user+sys, all threads), context switches and peak RSS are taken from wait4's rusage. The threaded
+workloads whose wall time depends on thread placement get more repetitions (--threaded-reps). A child whose exit status, output or checksum is wrong is a FAIL for that
 allocator and workload and is not timed.
 """
 import argparse
@@ -52,6 +53,10 @@ WORKLOADS = [
      "for 1.5 s sampling RSS every 100 ms; time = allocate+free phases only"),
 ]
 
+# Workloads whose wall time depends on where the scheduler puts their threads on a shared 2-core
+# machine (README.md, "Threaded workloads"): they get --threaded-reps repetitions.
+THREADED = {"xthread-pc", "xthread-ring"}
+
 # name, candidate shared objects (first that exists wins); None = no preload (the C library's malloc)
 PEERS = [
     ("glibc", None),
@@ -90,7 +95,8 @@ def exports_malloc(path):
 
 def run_once(spawn, binary, args, preload, timeout):
     """Run one child through the spawn launcher (see spawn.c for why); return a dict with ok, why,
-    wall, rss_kb, out, err, status and the key=value pairs of the workload's OK line."""
+    wall, cpu (user+sys), user, sys, nvcsw, nivcsw, rss_kb, out, err, status and the key=value
+    pairs of the workload's OK line."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     cmd = [spawn, str(timeout), preload or "-", binary] + args
@@ -100,11 +106,15 @@ def run_once(spawn, binary, args, preload, timeout):
         out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
     except subprocess.TimeoutExpired as e:
         out, err = "", "launcher hung"
-    res = {"wall": None, "rss_kb": None, "out": out.strip(), "err": "", "status": None, "ok": False,
-           "why": ""}
-    m = re.search(r"\nspawn: status=(\d+) wall=([0-9.]+) maxrss_kb=(\d+) timeout=(\d)\s*$", err)
+    res = {"wall": None, "cpu": None, "user": None, "sys": None, "nvcsw": None, "nivcsw": None,
+           "rss_kb": None, "out": out.strip(), "err": "", "status": None, "ok": False, "why": ""}
+    m = re.search(r"\nspawn: status=(\d+) wall=([0-9.]+) maxrss_kb=(\d+) timeout=(\d) user=([0-9.]+) "
+                  r"sys=([0-9.]+) nvcsw=(\d+) nivcsw=(\d+)\s*$", err)
     if m:
         res["status"], res["wall"], res["rss_kb"] = int(m.group(1)), float(m.group(2)), int(m.group(3))
+        res["user"], res["sys"] = float(m.group(5)), float(m.group(6))
+        res["cpu"] = res["user"] + res["sys"]
+        res["nvcsw"], res["nivcsw"] = int(m.group(7)), int(m.group(8))
         err = err[:m.start()]
     res["err"] = err.strip()
     lines = [l for l in out.splitlines() if l.strip()]
@@ -139,6 +149,11 @@ def fmt_t(x):
     return "—" if x is None else ("%.3f" % x if x < 10 else "%.2f" % x)
 
 
+def spread(xs):
+    """[min, median, max] of a list, or None"""
+    return [min(xs), median(xs), max(xs)] if xs else None
+
+
 def fmt_mb(kb):
     return "—" if kb is None else ("%.1f" % (kb / 1024.0) if kb < 1024 * 100 else "%.0f" % (kb / 1024.0))
 
@@ -166,6 +181,10 @@ def main():
     ap.add_argument("--heapkit", default=os.path.join(ROOT, "build", "libheapkit.so"))
     ap.add_argument("--heapkit-status", default="", help="why heapkit is missing, if it is")
     ap.add_argument("--reps", type=int, default=int(os.environ.get("HK_BENCH_REPS", "5")))
+    ap.add_argument("--threaded-reps", type=int,
+                    default=int(os.environ["HK_BENCH_THREADED_REPS"]) if os.environ.get("HK_BENCH_THREADED_REPS") else None,
+                    help="repetitions for the workloads whose wall time depends on thread placement "
+                         "(%s; default: --reps + 4)" % ", ".join(sorted(THREADED)))
     ap.add_argument("--scale", type=float, default=float(os.environ.get("HK_BENCH_SCALE", "1")))
     ap.add_argument("--only", default=os.environ.get("HK_BENCH_WORKLOADS", ""),
                     help="comma-separated workload names")
@@ -178,6 +197,8 @@ def main():
     a = ap.parse_args()
 
     reps = max(1, a.reps)
+    treps = max(1, a.threaded_reps if a.threaded_reps is not None else reps + 4)
+    wreps = lambda w: treps if w in THREADED else reps
     workloads = [w for w in WORKLOADS if not a.only or w[0] in a.only.split(",")]
     allocs, skipped = [], {}
     for name, libs in PEERS:
@@ -224,7 +245,7 @@ def main():
         args = ["%g" % a.scale] + wargs
         for n in names:
             results[(wname, n)] = {"runs": [], "fail": None}
-        for rep in range(reps):
+        for rep in range(wreps(wname)):
             order = names[rep % len(names):] + names[:rep % len(names)]
             for n in order:
                 r = results[(wname, n)]
@@ -253,7 +274,9 @@ def main():
             runs = r["runs"]
             r["time"] = median([float(x["kv"]["time_s"]) if "time_s" in x["kv"] else x["wall"] for x in runs])
             r["rss"] = median([x["rss_kb"] for x in runs])
-        cells = ["%s %s/%sM" % (n, fmt_t(results[(wname, n)]["time"]), fmt_mb(results[(wname, n)]["rss"]))
+            r["cpu"] = median([x["cpu"] for x in runs])
+        cells = ["%s %s/%s/%sM" % (n, fmt_t(results[(wname, n)]["time"]), fmt_t(results[(wname, n)]["cpu"]),
+                                    fmt_mb(results[(wname, n)]["rss"]))
                  if not results[(wname, n)]["fail"] else "%s FAIL" % n for n in names]
         print("  %-13s %s" % (wname, "  ".join(cells)), flush=True)
     elapsed = time.time() - t_start
@@ -265,11 +288,12 @@ def main():
         return None if (r is None or r["fail"]) else r[key]
 
     # ---- per-workload table: time and RSS for each allocator --------------------------------------
-    header = ["workload"] + ["%s s" % n for n in shown] + ["%s MiB" % n for n in shown]
+    header = ["workload"] + ["%s s" % n for n in shown] + ["%s cpu s" % n for n in shown] + \
+        ["%s MiB" % n for n in shown]
     rows = []
     for w, *_ in workloads:
         row = [w]
-        for key, f in (("time", fmt_t), ("rss", fmt_mb)):
+        for key, f in (("time", fmt_t), ("cpu", fmt_t), ("rss", fmt_mb)):
             for n in shown:
                 if n in skipped:
                     row.append("n/a")
@@ -281,9 +305,9 @@ def main():
 
     # geometric means over the workloads every shown allocator completed, so they compare like with like
     complete = [w for w, *_ in workloads if all(cell(w, n, "time") is not None for n in names)]
-    gm = {(n, key): geomean([cell(w, n, key) for w in complete]) for n in names for key in ("time", "rss")}
+    gm = {(n, key): geomean([cell(w, n, key) for w in complete]) for n in names for key in ("time", "cpu", "rss")}
     row = ["geomean (%d)" % len(complete)]
-    for key, f in (("time", fmt_t), ("rss", fmt_mb)):
+    for key, f in (("time", fmt_t), ("cpu", fmt_t), ("rss", fmt_mb)):
         for n in shown:
             row.append("n/a" if n in skipped else f(gm[(n, key)]))
     rows.append(row)
@@ -294,7 +318,7 @@ def main():
     if "heapkit" in names:
         for w, *_ in workloads + [("geomean",)]:
             row = [w]
-            for key in ("time", "rss"):
+            for key in ("time", "cpu", "rss"):
                 for p in peers:
                     if w == "geomean":
                         hk = geomean([cell(x, "heapkit", key) / cell(x, p, key) for x in complete]) if complete else None
@@ -303,7 +327,8 @@ def main():
                     h, q = cell(w, "heapkit", key), cell(w, p, key)
                     row.append("FAIL" if h is None else fmt_r(h / q) if q else "—")
             ratio_rows.append(row)
-    ratio_header = ["heapkit ÷"] + ["%s time" % p for p in peers] + ["%s RSS" % p for p in peers]
+    ratio_header = ["heapkit ÷"] + ["%s time" % p for p in peers] + ["%s cpu" % p for p in peers] + \
+        ["%s RSS" % p for p in peers]
 
     # ---- ratios to the reference allocator, for the charts and for a heapkit-less table -------------
     ref = "mimalloc" if "mimalloc" in names else "glibc"
@@ -358,6 +383,11 @@ def main():
                       min(peers, key=lambda p: cell(w, p, "time"))) for w in complete))
         goals.append("slowest workload against its fastest peer: %s %.2fx %s (goal <= 1.2: %s)" %
                      (worst[1], worst[0], worst[2], "met" if worst[0] <= 1.2 else "NOT met"))
+        # the same by CPU time, which the threaded workloads' thread placement disturbs far less
+        worst = max(((cell(w, "heapkit", "cpu") / min(cell(w, p, "cpu") for p in peers), w,
+                      min(peers, key=lambda p: cell(w, p, "cpu"))) for w in complete))
+        goals.append("by CPU time: %s %.2fx %s (%s)" %
+                     (worst[1], worst[0], worst[2], "<= 1.2" if worst[0] <= 1.2 else "above 1.2"))
         if "mimalloc" in peers:
             r = gm[("heapkit", "rss")] / gm[("mimalloc", "rss")]
             goals.append("peak RSS geomean %.2fx mimalloc's (goal <= 0.9: %s)" % (r, "met" if r <= 0.9 else "NOT met"))
@@ -378,14 +408,32 @@ def main():
         for n in names:
             r = results[(w, n)]
             ts = [float(x["kv"]["time_s"]) if "time_s" in x["kv"] else x["wall"] for x in r["runs"]]
+            r["time_spread"] = spread(ts)
+            r["cpu_spread"] = spread([x["cpu"] for x in r["runs"]])
             if len(ts) >= 3 and r["time"] and (max(ts) - min(ts)) / r["time"] > 0.25:
                 noisy.append("%s/%s %.0f%%" % (w, n, 100 * (max(ts) - min(ts)) / r["time"]))
+
+    # The threaded workloads, min/median/max of every allocator: their medians are the least sure.
+    thr = [w for w, *_ in workloads if w in THREADED]
+    thr_header = ["workload"] + ["%s wall min/med/max" % n for n in names] + ["%s cpu min/med/max" % n for n in names]
+    thr_rows = []
+    for w in thr:
+        row = [w]
+        for key in ("time_spread", "cpu_spread"):
+            for n in names:
+                sp = results[(w, n)].get(key)
+                row.append("FAIL" if results[(w, n)]["fail"] else "—" if not sp else "/".join(fmt_t(x) for x in sp))
+        thr_rows.append(row)
 
     # ---- print --------------------------------------------------------------------------------------
     fails = [(w, n, results[(w, n)]["fail"]) for w, *_ in workloads for n in names if results[(w, n)]["fail"]]
     print()
-    print("median of %d runs, time in seconds (wall; peakfree: allocate+free phases), peak RSS in MiB" % reps)
+    print("median of %d runs (%s: %d), time in seconds (wall; peakfree: allocate+free phases), cpu = user+sys "
+          "seconds of the whole child, peak RSS in MiB" % (reps, ", ".join(thr) or "threaded", treps))
     print(text_table(header, rows))
+    if thr_rows:
+        print("\nthreaded workloads, spread of the %d runs (seconds)" % treps)
+        print(text_table(thr_header, thr_rows))
     if ratio_rows:
         print("\nheapkit / peer (below 1 = heapkit faster or smaller)")
         print(text_table(ratio_header, ratio_rows))
@@ -412,11 +460,13 @@ def main():
         pass
     md = []
     md.append("## General allocator (malloc)\n")
-    md.append("Command: `%s` (from the repository root; %d repetitions, scale %g)." % (a.command, reps, a.scale))
+    md.append("Command: `%s` (from the repository root; %d repetitions, %d for %s; scale %g)."
+              % (a.command, reps, treps, ", ".join(sorted(THREADED)), a.scale))
     md.append("Run on %s UTC, %d cores (%s), load average %.1f at start, %.0f s in all. Each workload is "
               "a standalone program calling plain malloc/free/realloc/calloc; heapkit and the peers are "
               "swapped in with `LD_PRELOAD` (glibc: none) and run interleaved in one invocation. Figures "
-              "are medians; time is wall-clock of the whole child, RSS is its peak (`wait4` ru_maxrss). "
+              "are medians; time is wall-clock of the whole child, cpu its user+sys time (all threads, "
+              "`wait4` rusage), RSS its peak (ru_maxrss). "
               "Every workload verifies the contents of each block before freeing it and prints a "
               "checksum that must match across allocators, or it is reported as FAIL and not timed."
               % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), os.cpu_count(), cpu, load0, elapsed))
@@ -424,6 +474,11 @@ def main():
     md.append(md_table(header, rows))
     md.append("")
     md.append("Geometric means are over the %d workloads every allocator completed." % len(complete))
+    if thr_rows:
+        md.append("\nThe threaded workloads' wall time also depends on whether the scheduler runs their threads "
+                  "side by side or by turns on one core (see `bench/malloc/README.md`); their CPU time much "
+                  "less. Spread of the %d runs, min/median/max seconds:\n" % treps)
+        md.append(md_table(thr_header, thr_rows))
     if ratio_rows:
         md.append("\nheapkit's ratio to each peer (below 1: heapkit is faster or uses less memory):\n")
         md.append(md_table(ratio_header, ratio_rows))
@@ -457,9 +512,14 @@ def main():
     with open(os.path.join(a.outdir, "malloc.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
-    raw = {"reps": reps, "scale": a.scale, "allocators": dict(allocs), "skipped": skipped,
-           "results": {"%s/%s" % k: {"fail": v["fail"], "time": v.get("time"), "rss_kb": v.get("rss"),
-                                     "runs": [{"wall": x["wall"], "rss_kb": x["rss_kb"], "kv": x["kv"]}
+    raw = {"reps": reps, "threaded_reps": treps, "threaded": sorted(THREADED), "scale": a.scale,
+           "allocators": dict(allocs), "skipped": skipped,
+           "results": {"%s/%s" % k: {"fail": v["fail"], "time": v.get("time"), "cpu": v.get("cpu"),
+                                     "rss_kb": v.get("rss"), "time_spread": v.get("time_spread"),
+                                     "cpu_spread": v.get("cpu_spread"),
+                                     "runs": [{"wall": x["wall"], "cpu": x["cpu"], "user": x["user"],
+                                               "sys": x["sys"], "nvcsw": x["nvcsw"], "nivcsw": x["nivcsw"],
+                                               "rss_kb": x["rss_kb"], "kv": x["kv"]}
                                               for x in v["runs"]]}
                        for k, v in results.items()}}
     with open(os.path.join(a.outdir, "malloc_raw.json"), "w") as f:

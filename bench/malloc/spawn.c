@@ -8,6 +8,11 @@
  * Usage: spawn TIMEOUT_S PRELOAD|- PROGRAM ARGS...
  * The workload's stdout and stderr pass through. The launcher then prints one last line on stderr:
  *   spawn: status=<exit code or 128+signal> wall=<seconds> maxrss_kb=<KiB> timeout=<0|1>
+ *          user=<seconds> sys=<seconds> nvcsw=<n> nivcsw=<n>
+ * (on one line): CPU time and voluntary/involuntary context switches of the workload, all its
+ * threads, from the same wait4 rusage. CPU time is what the threaded workloads are compared on
+ * besides wall time: on a shared 2-core machine their wall time also depends on where the
+ * scheduler puts the threads (see README.md).
  * PRELOAD is set as LD_PRELOAD for the workload only ("-" = none, LD_PRELOAD removed). */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -58,7 +63,9 @@ int main(int argc, char **argv) {
   alarm(0);
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-  fprintf(stderr, "\nspawn: status=%d wall=%.6f maxrss_kb=%ld timeout=%d\n", code, wall, ru.ru_maxrss,
-          (int)timed_out);
+  fprintf(stderr, "\nspawn: status=%d wall=%.6f maxrss_kb=%ld timeout=%d user=%.6f sys=%.6f nvcsw=%ld nivcsw=%ld\n",
+          code, wall, ru.ru_maxrss, (int)timed_out,
+          (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6,
+          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6, ru.ru_nvcsw, ru.ru_nivcsw);
   return 0;
 }
