@@ -8,7 +8,8 @@
 #   bash bench/malloc/run.sh --quick    smoke check: 1 repetition at small sizes; results go to
 #                                       build-mbench/quick/ so they never replace the real ones
 #   bash bench/malloc/run.sh --build-only   compile the workloads only
-# Environment: HK_BENCH_REPS (default 5), HK_BENCH_SCALE (default 1), HK_BENCH_WORKLOADS and
+# Environment: HK_BENCH_REPS (default 5), HK_BENCH_THREADED_REPS (default HK_BENCH_REPS + 4, for
+# xthread-pc and xthread-ring), HK_BENCH_SCALE (default 1), HK_BENCH_WORKLOADS and
 # HK_BENCH_ALLOCS (comma-separated subsets), HK_BENCH_EXTRA (more allocators to compare, as
 # name=/path/lib.so,...), HK_BENCH_BUILD (heapkit's build directory, default build), CC (default gcc). bench/malloc/selftest.sh checks that a broken allocator
 # is reported as FAIL.
