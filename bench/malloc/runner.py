@@ -33,9 +33,10 @@ WORKLOADS = [
      "(LIFO), a 64K-entry table replaced at random"),
     ("xthread-pc", "w_xthread", ["pc"],
      "producer thread allocates 16 B-4 KiB blocks, consumer thread verifies and frees them, "
-     "through a 1024-entry bounded queue"),
+     "through a 1024-entry bounded queue (indices published every 64 blocks, a waiting side sleeps)"),
     ("xthread-ring", "w_xthread", ["ring"],
-     "4 threads in a ring: each allocates for its successor and frees its predecessor's blocks"),
+     "4 threads in a ring: each allocates for its successor and frees its predecessor's blocks, "
+     "same queues"),
     ("server", "w_server", ["8"],
      "8 workers: private working sets (larson-like) plus object exchange through 4096 shared slots "
      "(xmalloc-like), half the frees cross-thread; 16 B-8 KiB"),
@@ -383,11 +384,17 @@ def main():
                       min(peers, key=lambda p: cell(w, p, "time"))) for w in complete))
         goals.append("slowest workload against its fastest peer: %s %.2fx %s (goal <= 1.2: %s)" %
                      (worst[1], worst[0], worst[2], "met" if worst[0] <= 1.2 else "NOT met"))
-        # the same by CPU time, which the threaded workloads' thread placement disturbs far less
-        worst = max(((cell(w, "heapkit", "cpu") / min(cell(w, p, "cpu") for p in peers), w,
-                      min(peers, key=lambda p: cell(w, p, "cpu"))) for w in complete))
-        goals.append("by CPU time: %s %.2fx %s (%s)" %
-                     (worst[1], worst[0], worst[2], "<= 1.2" if worst[0] <= 1.2 else "above 1.2"))
+        # The same by CPU time, which waiting and the threaded workloads' thread placement disturb far
+        # less. Workloads that time a phase themselves (peakfree: time_s) are left out: their CPU time
+        # covers the whole child, the untimed phase included.
+        cw = [w for w in complete
+              if not any("time_s" in x["kv"] for n in names for x in results[(w, n)]["runs"])]
+        if cw:
+            worst = max(((cell(w, "heapkit", "cpu") / min(cell(w, p, "cpu") for p in peers), w,
+                          min(peers, key=lambda p: cell(w, p, "cpu"))) for w in cw))
+            goals.append("by CPU time (without %s): %s %.2fx %s (%s)" %
+                         (", ".join(w for w in complete if w not in cw) or "none", worst[1], worst[0],
+                          worst[2], "<= 1.2" if worst[0] <= 1.2 else "above 1.2"))
         if "mimalloc" in peers:
             r = gm[("heapkit", "rss")] / gm[("mimalloc", "rss")]
             goals.append("peak RSS geomean %.2fx mimalloc's (goal <= 0.9: %s)" % (r, "met" if r <= 0.9 else "NOT met"))
@@ -475,9 +482,10 @@ def main():
     md.append("")
     md.append("Geometric means are over the %d workloads every allocator completed." % len(complete))
     if thr_rows:
-        md.append("\nThe threaded workloads' wall time also depends on whether the scheduler runs their threads "
-                  "side by side or by turns on one core (see `bench/malloc/README.md`); their CPU time much "
-                  "less. Spread of the %d runs, min/median/max seconds:\n" % treps)
+        md.append("\nThe threaded workloads' wall time also depends on the machine's load and on whether the "
+                  "scheduler runs their threads side by side or by turns on one core; their CPU time does not "
+                  "count waiting, but a block freed on another core still costs more than on the same one "
+                  "(see `bench/malloc/README.md`). Spread of the %d runs, min/median/max seconds:\n" % treps)
         md.append(md_table(thr_header, thr_rows))
     if ratio_rows:
         md.append("\nheapkit's ratio to each peer (below 1: heapkit is faster or uses less memory):\n")
