@@ -68,6 +68,19 @@ static inline bool hk__opt_page_hardened(void) {
   return __atomic_load_n(&hk__options[HK_OPT_HARDENED], __ATOMIC_SEQ_CST) != 0;
 }
 
+/* A copy of the library linked into a shared object that may be unloaded (a plugin that links
+ * libheapkit.a; crtbeginS's __dso_handle points to itself, an executable's is NULL): each
+ * thread-exit key then goes with the object's code, from a destructor of the object (the allocator's
+ * in src/malloc/heap.c, plugin_unload, where the decision is explained). Not in libheapkit.so,
+ * which is never unloaded (-z nodelete, HK_NODELETE), so that it has no such destructor at all. */
+#if defined(HK_NODELETE) && HK_NODELETE
+#define HK_UNLOADABLE 0
+#else
+#define HK_UNLOADABLE 1
+extern void *__dso_handle __attribute__((weak, visibility("hidden")));
+static inline bool hk__in_unloadable_object(void) { return &__dso_handle != NULL && __dso_handle != NULL; }
+#endif
+
 /* Monotonic milliseconds, cheap (vDSO). */
 HK_INTERNAL int64_t hk__clock_ms(void);
 

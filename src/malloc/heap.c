@@ -372,8 +372,10 @@ static void fork_child(void) {
  * library is never unloaded (-z nodelete), but the static one may be linked into a plugin: with no
  * handle, a fork after the plugin's dlclose called its unmapped prepare handler
  * (malloc.atfork_dlclose: SIGSEGV). */
-extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 #if defined(__GLIBC__)
+#if !HK_UNLOADABLE
+extern void *__dso_handle __attribute__((weak, visibility("hidden")));
+#endif
 extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
 #define hk__atfork(p, pa, c) __register_atfork(p, pa, c, &__dso_handle == NULL ? NULL : __dso_handle)
 #else
@@ -395,10 +397,11 @@ extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (
  * than __cxa_atexit with __dso_handle: the same moment (dlclose, or exit for an object never
  * unloaded) with no call at load. Not in an executable (__dso_handle is NULL there: exit ends
  * every thread anyway), nor in libheapkit.so, which is never unloaded (-z nodelete,
- * HK_NODELETE). */
-#if !defined(HK_NODELETE) || !HK_NODELETE
+ * HK_NODELETE). The pools' and the region stack's keys go the same way (src/pool/pool.c,
+ * src/arena/region.c). */
+#if HK_UNLOADABLE
 __attribute__((destructor)) static void plugin_unload(void) {
-  if (&__dso_handle == NULL || __dso_handle == NULL) return;
+  if (!hk__in_unloadable_object()) return;
   if (atomic_load_explicit(&process_state, memory_order_acquire) != 2) return;
   atomic_store_explicit(&key_live, false, memory_order_release);
   pthread_key_delete(thread_key);

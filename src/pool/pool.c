@@ -455,6 +455,7 @@ typedef struct pcaches {
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk_pool *pc_pool; /* a single-threaded pool of pcaches records, under cache_lock */
 static pthread_key_t pc_key;
+static _Atomic bool pc_key_live; /* false again for good once the object holding this copy is unloaded */
 static pthread_once_t pc_once = PTHREAD_ONCE_INIT;
 static __thread pcaches *t_pc __attribute__((tls_model("initial-exec")));
 
@@ -532,8 +533,18 @@ static void pc_fork_child(void) {
 }
 static void pc_make_key(void) {
   if (pthread_key_create(&pc_key, pc_thread_exit) != 0) hk__fatal("cannot create the pool thread-cache key");
+  atomic_store_explicit(&pc_key_live, true, memory_order_release);
   if (pthread_atfork(pc_fork_prepare, pc_fork_parent, pc_fork_child) != 0) hk__fatal("cannot register the pools' fork handlers");
 }
+#if HK_UNLOADABLE
+/* A plugin that links libheapkit.a being unloaded: the key goes with the code, or a thread with a
+ * cache exiting afterwards called pc_thread_exit in the unmapped code (malloc.key_dlclose). Its
+ * cached blocks and record stay where they are (src/malloc/heap.c, plugin_unload); a cache bound
+ * later (the object's remaining destructors) is not, and such a thread takes the pool's lock. */
+__attribute__((destructor)) static void pc_unload(void) {
+  if (hk__in_unloadable_object() && atomic_exchange_explicit(&pc_key_live, false, memory_order_acq_rel)) pthread_key_delete(pc_key);
+}
+#endif
 /* The collector registers these before its own (src/gc/fork.c), so that its prepare handler runs
  * first: registered later (a shared pool made after a collector heap), these ran first and held
  * the pools' locks while the collector waited for a mutator blocked on one of them (the forking
@@ -565,7 +576,7 @@ static hk_cold __attribute__((noinline)) pcache *pc_bind(hk_pool *p) {
       return NULL;
     }
     memset(t, 0, sizeof *t);
-    if (pthread_setspecific(pc_key, t) != 0) {
+    if (!atomic_load_explicit(&pc_key_live, memory_order_acquire) || pthread_setspecific(pc_key, t) != 0) {
       hk_pool_free(pc_pool, t);
       pthread_mutex_unlock(&cache_lock);
       return NULL;

@@ -1,5 +1,6 @@
 /* A plugin that links the static library (malloc.key_dlclose): each thread that calls it gets a
- * thread record of the plugin's own copy of the allocator, with the thread-exit key set. */
+ * thread record of the plugin's own copy of the allocator, with the thread-exit key set; with
+ * keep, also a cache of a shared pool and a region stack, whose thread-exit keys are set too. */
 #include <heapkit.h>
 #include <string.h>
 
@@ -23,6 +24,14 @@ int key_plugin_use(int keep) {
     }
     kept[n++] = hk_malloc(1 << 20);
     for (int i = 0; i < n; i++) if (!kept[i]) return 0;
+    static hk_pool *pool;
+    if (!pool) pool = hk_pool_new_ex(&(hk_pool_options){.block_size = 64, .shared = true});
+    void *b = pool ? hk_pool_alloc(pool) : NULL; /* binds this thread's cache of the pool */
+    if (!b) return 0;
+    hk_pool_free(pool, b);
+    hk_arena *r = hk_region_push();              /* this thread's region stack */
+    if (!r || !hk_region_alloc(32)) return 0;
+    hk_region_pop(r);
   }
   return 1;
 }
