@@ -10,7 +10,10 @@
  * (hk__plan_guillotine, deterministic: BUDGET steps, default 2M, per round) on that window alone,
  * on each strip of 20 buffers or more alone, and on the window without each strip of 10 buffers
  * or more (or b*'s), for the rounds hk_plan uses. "OK@s": placed in s steps; "-": budget spent;
- * "EXH": no guillotine packing. HK_ANATOMY_ROUND=i runs only the i-th round of the list. Every
+ * "EXH": no guillotine packing. HK_ANATOMY_ROUND=i runs only the i-th round of the list.
+ * HK_ANATOMY_BAND=LO,HI solves only the window's buffers that the generator placed within [LO, HI)
+ * (a union of adjacent strips, e.g. two); HK_ANATOMY_GROUP=1 merges the buffers of each lifetime of
+ * what is solved into one (the packings that keep them together). Every
  * generated packing is guillotine by construction (each split cuts one piece in two); a window
  * with no cut at all would be reported as NON-GUILLOTINE. */
 #define HK_INTERNAL_TEST 1
@@ -18,6 +21,7 @@
 #include "../../test/plan/gen.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const unsigned rounds[] = {0, 1, 2, 3, HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT, HK_PLAN_GUILLOTINE_CUT | 1,
                                   HK_PLAN_FLIP_CUT_ROUND, HK_PLAN_COARSE_FLIP_ROUND};
@@ -34,6 +38,16 @@ static void solve_alone(const char *tag, const uint32_t *idx, size_t m) {
   uint64_t *off = malloc(m * sizeof *off);
   hk__plan_prob p;
   for (size_t i = 0; i < m; i++) b[i] = B[idx[i]];
+  if (getenv("HK_ANATOMY_GROUP")) {
+    size_t g = 0;
+    for (size_t i = 0; i < m; i++) {
+      size_t j = 0;
+      while (j < g && !(b[j].lower == b[i].lower && b[j].upper == b[i].upper)) j++;
+      if (j == g) b[g++] = b[i]; else b[j].size += b[i].size;
+    }
+    printf("  [grouped %zu -> %zu]", m, g);
+    m = g;
+  }
   if (!b || !off || hk__plan_prob_init(&p, b, m, 0) != HK_OK) { printf("  %s: out of memory\n", tag); exit(1); }
   printf("  %s: %zu buffers, %zu sections, height %llu:", tag, m, p.nsec, (unsigned long long)p.lb);
   const char *only = getenv("HK_ANATOMY_ROUND");
@@ -110,7 +124,16 @@ int main(int argc, char **argv) {
     printf(" %zu/%llu%s", c, (unsigned long long)(v[k] - o), has ? "*" : "");
   }
   printf("\n");
-  solve_alone("window", win, m);
+  const char *band = getenv("HK_ANATOMY_BAND"); /* "LO,HI": only the window's buffers placed in [LO, HI) */
+  if (band) {
+    uint64_t blo = (uint64_t)atoll(band), bhi = strchr(band, ',') ? (uint64_t)atoll(strchr(band, ',') + 1) : UINT64_MAX;
+    size_t c = 0;
+    for (size_t i = 0; i < m; i++)
+      if (O[win[i]] >= blo && top[win[i]] <= bhi) sub[c++] = win[i];
+    solve_alone("band", sub, c);
+    nh = 0; /* (nothing else) */
+  } else
+    solve_alone("window", win, m);
   for (size_t k = 0, o = 0; k < nh && nh > 1; o = v[k++]) {
     size_t c = 0, d = 0;
     bool has = false;
