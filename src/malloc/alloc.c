@@ -11,6 +11,12 @@ static hk_forceinline void *heap_malloc_small(hk_heap *h, size_t size) {
   if (hk_unlikely(b == NULL)) return hk__malloc_generic(size, h);
   hk__block *next = hk__decode(pg, b->next);
   pg->free = next;
+  /* The link must not outlive the pop: free and realloc take a first word that decodes to an
+   * address in the page as a possible double free and search the page's free lists. A block whose
+   * first word the program never wrote in full (a short string, the start of an aligned block
+   * handed out from its middle) kept its link, and every free or realloc of it walked thousands
+   * of blocks. Zero decodes to the page key, never into the page. */
+  b->next = 0;
   /* the next block is likely cold (another thread freed it, or it was freed long ago): start
    * fetching it now, for writing, since the caller will write this one and the next pop reads it */
   __builtin_prefetch(next, 1, 3);

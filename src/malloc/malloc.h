@@ -265,6 +265,7 @@ static inline void *hk__fcache_pop(hk_heap *h, size_t bin) {
     return NULL;
   }
   hk__block *b = fc->b[i][--fc->n[i]];
+  b->next = 0; /* (as heap_malloc_small: no free-list link in a block handed out) */
   size_t bs = hk__bin_size(bin);
   fc->bytes -= (uint32_t)bs;
   hk__heap_count(h, inuse, (int64_t)bs);

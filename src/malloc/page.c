@@ -149,6 +149,7 @@ void hk__mpage_collect(hk__page *pg) {
 static hk_forceinline void *page_pop(hk_heap *h, hk__page *pg) {
   hk__block *b = pg->free;
   pg->free = hk__decode(pg, b->next);
+  b->next = 0; /* see heap_malloc_small */
   __builtin_prefetch(pg->free, 1, 3); /* as in heap_malloc_small */
   pg->used++;
   hk__heap_count(h, inuse, pg->block_size);
