@@ -39,6 +39,7 @@ if [ -x "$bin/malloc_libc" ]; then
   HK_SORT_LINES=4000000 run preload-sortawk "$here/preload_sortawk.sh" "$lib"
   run preload-gcc "$here/preload_gcc.sh" "$lib"
   HK_REDIS_COMMANDS=300000 run preload-redis "$here/preload_redis.sh" "$lib"
+  HK_PERL_KEYS=1000000 run preload-perl "$here/preload_perl.sh" "$lib"
 fi
 [ ${#failed[@]} -gt 0 ] && printf 'malloc stress FAILED: %s\n' "${failed[@]}"
 echo "malloc stress: $pass passed, $fail failed"
