@@ -711,7 +711,10 @@ HK_INTERNAL int hk__gc_verify_stopped(hk_gc_heap *h);
 HK_INTERNAL void hk__gc_pause_record(hk_gc_heap *h, int kind, double ms);
 HK_INTERNAL double hk__gc_now_ms(void);
 
-static inline void gc_lock(hk_gc_heap *h) { pthread_mutex_lock(&h->lock); }
+HK_INTERNAL void hk__gc_lock_slow(hk_gc_heap *h);
+static inline void gc_lock(hk_gc_heap *h) {
+  if (hk_unlikely(pthread_mutex_trylock(&h->lock) != 0)) hk__gc_lock_slow(h);
+}
 static inline void gc_unlock(hk_gc_heap *h) { pthread_mutex_unlock(&h->lock); }
 
 #endif
