@@ -121,9 +121,10 @@ HK_API void hk_gc_options_init(hk_gc_options *o);
  * one block), not refused. */
 HK_API int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mutator **mutator_out);
 /* Destroy a heap and every object in it. Finalizers do not run. All mutators other than the
- * caller's must have unregistered; returns HK_EBUSY otherwise (and destroys nothing). Call it
- * after the caller's HK_GC_ROOTS blocks have ended: the pop at the end of a block writes into
- * the mutator, which the destroy freed. */
+ * caller's must have unregistered; returns HK_EBUSY otherwise (and destroys nothing). It may be
+ * called inside the caller's HK_GC_ROOTS blocks: their frames are detached from the freed
+ * mutator, so the pops at the ends of the blocks are harmless (their variables then point into
+ * freed memory, as any pointer into the heap does). */
 HK_API int hk_gc_heap_destroy(hk_gc_heap *heap);
 /* Change the hard limit (0 = none). Takes effect at the next allocation slow path. */
 HK_API void hk_gc_heap_set_limit(hk_gc_heap *heap, size_t max_heap);
@@ -165,7 +166,9 @@ HK_API int hk_gc_type_register(hk_gc_heap *heap, const hk_gc_type_desc *desc, hk
  * mutators of the heaps it is not using in a blocking region (a collection of a heap waits for
  * each of its running mutators: docs/gc.md, The embedder's duties, item 5). */
 HK_API hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *heap);
-/* Unregister: the mutator's buffers are handed back; its root frames must be empty. */
+/* Unregister: the mutator's buffers are handed back. Its root frames should be empty (a warning
+ * otherwise: the variables of open blocks stop being roots); called by the mutator's thread inside
+ * its HK_GC_ROOTS blocks, their pops are harmless, as for hk_gc_heap_destroy. */
 HK_API void hk_gc_thread_unregister(hk_gc_mutator *m);
 /* Around a blocking call: while "blocking" the mutator counts as stopped, so other threads can
  * collect; it must not touch heap objects or call hk_gc_* other than blocking_end. */

@@ -283,8 +283,23 @@ static void self_unlink(hk_gc_mutator *m) {
     }
 }
 
+/* The pops still pending in this thread's open HK_GC_ROOTS blocks of a mutator that goes away
+ * (hk_gc_heap_destroy or hk_gc_thread_unregister inside them: 13 of the collector's own tests did)
+ * store into their frame's mutator. The record is freed, or reused by the next registration, so
+ * those frames are pointed at this thread's sink instead, where the stores do no harm; the
+ * inline push and pop stay a single store each. Only the owner thread pops them, so the sink is
+ * per thread (no data race between two threads doing this). */
+static __thread hk_gc_mutator_fast t_frames_sink;
+
+static void frames_orphan(hk_gc_frame *fr, const hk_gc_mutator *m) {
+  for (; fr && fr->mutator == m; fr = fr->prev) fr->mutator = (hk_gc_mutator *)&t_frames_sink;
+}
+
 void hk__gc_self_forget(hk_gc_heap *h) {
-  for (hk_gc_mutator *m = h->mutators; m; m = m->next) self_unlink(m);
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
+    self_unlink(m);
+    frames_orphan(m->fast.frames, m);
+  }
 }
 
 static void thread_exit(void *arg) {
@@ -361,10 +376,15 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
     hk__warning("gc: hk_gc_thread_unregister: %p is running finalizers (called from a finalizer?); ignored", (void *)m);
     return;
   }
-  if (m->fast.frames) hk__warning("gc: a mutator unregisters with root frames still pushed");
+  hk_gc_frame *open = m->fast.frames;
+  if (open) hk__warning("gc: a mutator unregisters with root frames still pushed");
+  /* (another thread's frames are on a stack that thread may be changing) */
+  bool own = pthread_equal(m->thread, pthread_self());
   gc_lock(h);
   hk__gc_unregister_locked(m);
   gc_unlock(h);
+  /* (after: a collection the unregistration parks for still scans these frames) */
+  if (own) frames_orphan(open, m);
 }
 
 void hk__gc_unregister_locked(hk_gc_mutator *m) {

@@ -1,7 +1,9 @@
 /* API edges found in review, one case per argument: usage test_gc_review CASE.
  *   objsize: the largest object the header's size field can describe;
  *   collect_args: hk_gc_collect with a NULL mutator (segfault) or an unknown kind (ran a minor
- *   collection) is ignored with a warning. */
+ *   collection) is ignored with a warning;
+ *   destroy_in_roots, unregister_in_roots: hk_gc_heap_destroy / hk_gc_thread_unregister inside
+ *   the caller's HK_GC_ROOTS blocks (the blocks' pops wrote into the freed mutator record). */
 #include "gc_test.h"
 
 #include <stdio.h>
@@ -64,10 +66,66 @@ static void test_collect_args(void) {
   teardown();
 }
 
+/* Destroy inside two nested HK_GC_ROOTS blocks. The inner block's pop stored its previous frame
+ * into the destroyed heap's mutator record. Segments are cached, so a heap created right after
+ * takes the same memory and usually the same record: its new mutator found a dead heap's frame
+ * as its innermost one (and under ASan without reuse, the store is a use after free). */
+static void test_destroy_in_roots(void) {
+  hk_gc_heap *h1, *h2 = NULL;
+  hk_gc_mutator *m1, *m2 = NULL;
+  CHECK(hk_gc_heap_create(NULL, &h1, &m1) == HK_OK);
+  {
+    void *a = NULL;
+    HK_GC_ROOTS(m1, a);
+    {
+      void *b = NULL;
+      HK_GC_ROOTS(m1, b);
+      CHECK(hk_gc_heap_destroy(h1) == HK_OK);
+      CHECK(hk_gc_heap_create(NULL, &h2, &m2) == HK_OK);
+    }
+    if (m2 != m1) fprintf(stderr, "destroy_in_roots: the new mutator is not the old record (%p, %p)\n", (void *)m2, (void *)m1);
+    CHECK(hk_gc_frames_save(m2) == NULL);
+    void *c = NULL;
+    HK_GC_ROOTS(m2, c);
+    register_test_types(h2);
+    c = new_node(m2, 1, 0, false);
+    hk_gc_collect(m2, HK_GC_FULL);
+    CHECK(c && ((node *)c)->id == 1);
+  }
+  CHECK(hk_gc_frames_save(m2) == NULL);
+  CHECK(hk_gc_verify(m2) == HK_OK);
+  CHECK(hk_gc_heap_destroy(h2) == HK_OK);
+}
+
+/* The same with hk_gc_thread_unregister: the record went back to the heap's free list and the next
+ * registration took it, so the pending pop wrote a dead frame into a live mutator. */
+static void test_unregister_in_roots(void) {
+  setup();
+  hk_gc_mutator *m1 = m, *m2 = NULL;
+  {
+    void *a = NULL;
+    HK_GC_ROOTS(m1, a);
+    {
+      void *b = NULL;
+      HK_GC_ROOTS(m1, b);
+      hk_gc_thread_unregister(m1);
+      m2 = hk_gc_thread_register(h);
+      CHECK(m2 != NULL);
+    }
+    if (m2 != m1) fprintf(stderr, "unregister_in_roots: the new mutator is not the old record\n");
+    CHECK(hk_gc_frames_save(m2) == NULL);
+  }
+  CHECK(hk_gc_frames_save(m2) == NULL);
+  m = m2;
+  teardown();
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
   if (all || !strcmp(what, "objsize")) test_objsize();
   if (all || !strcmp(what, "collect_args")) test_collect_args();
+  if (all || !strcmp(what, "destroy_in_roots")) test_destroy_in_roots();
+  if (all || !strcmp(what, "unregister_in_roots")) test_unregister_in_roots();
   return check_report("test_gc_review");
 }
