@@ -559,6 +559,68 @@ static void test_final_kept(bool manual, bool limit) {
   teardown();
 }
 
+/* The finalizable chain of test_final_in_place and test_final_long_runs: each chain node owns a
+ * finalizable leaf, the finalizer checks that it sees its own id, and counts its runs. */
+#define NCHAIN 300000
+static unsigned char chain_runs[NCHAIN];
+static int chain_bad;
+static void fin_chain(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)mm;
+  uint64_t id = (uint64_t)(uintptr_t)data;
+  if (id >= NCHAIN || ((node *)obj)->id != id) chain_bad++;
+  else chain_runs[id]++;
+}
+/* One nursery of the chain: a probe node, then chain nodes with their leaves (ids from *fid, fewer
+ * than cap) until a minor collection runs; with dying, every third step also makes a finalizable
+ * node that dies at once. keep, probe, leaf: the caller's HK_GC_ROOTS variables. Returns whether
+ * the probe moved (that collection copied its nursery). */
+static bool fin_chain_nursery(node **keep, node **probe, node **leaf, int *n, uint64_t *fid, uint64_t cap,
+                              bool dying) {
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  uint64_t minors = st.minor_collections;
+  *probe = new_node(m, (uint64_t)(*n)++, 4, false);
+  CHECK_QUIET(*probe != NULL);
+  (*probe)->kids[0] = *keep;
+  *keep = *probe;
+  node *at = *probe;
+  while (st.minor_collections == minors && *fid + 2 < cap) {
+    *leaf = new_node(m, *fid, 0, false);
+    CHECK_QUIET(*leaf && hk_gc_set_finalizer(m, *leaf, fin_chain, (void *)(uintptr_t)*fid) == HK_OK);
+    (*fid)++;
+    if (dying && *fid % 3 == 0) {
+      node *d = new_node(m, *fid, 0, false);
+      CHECK_QUIET(d && hk_gc_set_finalizer(m, d, fin_chain, (void *)(uintptr_t)*fid) == HK_OK);
+      (*fid)++;
+    }
+    node *x = new_node(m, (uint64_t)(*n)++, 4, false);
+    CHECK_QUIET(x != NULL);
+    x->kids[0] = *keep;
+    x->kids[1] = *leaf;
+    *keep = x;
+    hk_gc_stats_get(h, &st);
+  }
+  return *probe != at;
+}
+/* After the rounds, still inside the roots' block: the heap verifies and the chain is whole. */
+static void fin_chain_check(node *keep, int n, uint64_t fid) {
+  CHECK(hk_gc_verify(m) == HK_OK);
+  int i = n;
+  for (node *x = keep; x; x = x->kids[0]) {
+    CHECK_QUIET(x->id == (uint64_t)--i && x->nkids == 4);
+    CHECK_QUIET(x->kids[1] == NULL || (x->kids[1]->nkids == 0 && x->kids[1]->id < fid));
+  }
+  CHECK(i == 0);
+}
+/* Once the chain is dropped: every finalizable object (fid of them) is finalized exactly once. */
+static void fin_chain_finalized(uint64_t fid) {
+  for (int k = 0; k < 3; k++) hk_gc_collect(m, HK_GC_FULL);
+  CHECK(chain_bad == 0);
+  int once = 0;
+  for (uint64_t k = 0; k < fid; k++) once += chain_runs[k] == 1;
+  CHECK(once == (int)fid);
+}
+
 /* Young finalizable objects do not keep a nursery that all survives from being promoted in place
  * (inplace.c): their records go to the old list as they are. Each chain node owns a finalizable
  * leaf (all survive: the probe node of rounds 3-10 stays where it was allocated in most of them);
@@ -566,69 +628,29 @@ static void test_final_kept(bool manual, bool limit) {
  * nursery promoted in place it is found dead by a full collection, in a copied one by the minor
  * collection). Once the chain is dropped every leaf is finalized exactly once, seeing its own id.
  * Before, any young finalizable object made minor collections copy: the probe always moved. */
-#define NPF 60000
-static unsigned char pf_runs[NPF];
-static int pf_bad;
-static void fin_pf(hk_gc_mutator *mm, void *obj, void *data) {
-  (void)mm;
-  uint64_t id = (uint64_t)(uintptr_t)data;
-  if (id >= NPF || ((node *)obj)->id != id) pf_bad++;
-  else pf_runs[id]++;
-}
 static void test_final_in_place(void) {
   setup(256 << 10, 0);
   bool stress = hk_option_get(HK_OPT_GC_STRESS) > 0;
-  hk_gc_stats st;
   node *keep = NULL, *probe = NULL, *leaf = NULL;
   int moved = 0, stayed = 0, n = 0;
   uint64_t fid = 0;
-  memset(pf_runs, 0, sizeof pf_runs);
-  pf_bad = 0;
+  const uint64_t cap = 60000;
+  memset(chain_runs, 0, sizeof chain_runs);
+  chain_bad = 0;
   {
     HK_GC_ROOTS(m, keep, probe, leaf);
-    for (int round = 0; round < 11 && fid + 2 < NPF; round++) {
-      hk_gc_stats_get(h, &st);
-      uint64_t minors = st.minor_collections;
-      probe = new_node(m, (uint64_t)n++, 4, false);
-      probe->kids[0] = keep;
-      keep = probe;
-      node *at = probe;
-      while (st.minor_collections == minors && fid + 2 < NPF) {
-        leaf = new_node(m, fid, 0, false);
-        CHECK_QUIET(leaf && hk_gc_set_finalizer(m, leaf, fin_pf, (void *)(uintptr_t)fid) == HK_OK);
-        fid++;
-        if (round >= 8 && fid % 3 == 0) { /* dies at once */
-          node *d = new_node(m, fid, 0, false);
-          CHECK_QUIET(d && hk_gc_set_finalizer(m, d, fin_pf, (void *)(uintptr_t)fid) == HK_OK);
-          fid++;
-        }
-        node *x = new_node(m, (uint64_t)n++, 4, false);
-        CHECK_QUIET(x != NULL);
-        x->kids[0] = keep;
-        x->kids[1] = leaf;
-        keep = x;
-        hk_gc_stats_get(h, &st);
-      }
+    for (int round = 0; round < 11 && fid + 2 < cap; round++) {
+      bool mv = fin_chain_nursery(&keep, &probe, &leaf, &n, &fid, cap, round >= 8);
       if (round >= 3) {
-        if (probe == at) stayed++;
-        else moved++;
+        if (mv) moved++;
+        else stayed++;
       }
     }
-    CHECK(hk_gc_verify(m) == HK_OK);
-    int i = n;
-    for (node *x = keep; x; x = x->kids[0]) {
-      CHECK_QUIET(x->id == (uint64_t)--i && x->nkids == 4);
-      CHECK_QUIET(x->kids[1] == NULL || x->kids[1]->nkids == 0);
-    }
-    CHECK(i == 0);
+    fin_chain_check(keep, n, fid);
     keep = probe = leaf = NULL;
   }
   if (!stress) CHECK(stayed >= 3 && moved >= 1);
-  for (int k = 0; k < 3; k++) hk_gc_collect(m, HK_GC_FULL);
-  CHECK(pf_bad == 0);
-  int once = 0;
-  for (uint64_t k = 0; k < fid; k++) once += pf_runs[k] == 1;
-  CHECK(once == (int)fid);
+  fin_chain_finalized(fid);
   teardown();
 }
 
@@ -641,69 +663,26 @@ static void test_final_in_place(void) {
  * probe node allocated at the start of each nursery is still where it was after that nursery's
  * minor collection unless it copied. Every handle is finalized exactly once afterwards, each
  * seeing its own id, and hk_gc_verify is clean. */
-#define NLR 300000
-static unsigned char lr_runs[NLR];
-static int lr_bad;
-static void fin_lr(hk_gc_mutator *mm, void *obj, void *data) {
-  (void)mm;
-  uint64_t id = (uint64_t)(uintptr_t)data;
-  if (id >= NLR || ((node *)obj)->id != id) lr_bad++;
-  else lr_runs[id]++;
-}
-
 static void test_final_long_runs(void) {
   setup(256 << 10, 0);
   bool stress = hk_option_get(HK_OPT_GC_STRESS) > 0;
-  hk_gc_stats st;
   node *keep = NULL, *probe = NULL, *leaf = NULL;
   int moved[2] = {0, 0}, n = 0;
   uint64_t fid = 0;
-  memset(lr_runs, 0, sizeof lr_runs);
-  lr_bad = 0;
+  memset(chain_runs, 0, sizeof chain_runs);
+  chain_bad = 0;
   {
     HK_GC_ROOTS(m, keep, probe, leaf);
-    for (int round = 0; round < 60 && fid + 2 < NLR; round++) {
+    for (int round = 0; round < 60 && fid + 2 < NCHAIN; round++) {
       int phase = round >= 30; /* 1: every third step also makes a handle that dies at once */
-      hk_gc_stats_get(h, &st);
-      uint64_t minors = st.minor_collections;
-      probe = new_node(m, (uint64_t)n++, 4, false);
-      CHECK_QUIET(probe != NULL);
-      probe->kids[0] = keep;
-      keep = probe;
-      node *at = probe;
-      while (st.minor_collections == minors && fid + 2 < NLR) {
-        leaf = new_node(m, fid, 0, false);
-        CHECK_QUIET(leaf && hk_gc_set_finalizer(m, leaf, fin_lr, (void *)(uintptr_t)fid) == HK_OK);
-        fid++;
-        if (phase && fid % 3 == 0) {
-          node *d = new_node(m, fid, 0, false);
-          CHECK_QUIET(d && hk_gc_set_finalizer(m, d, fin_lr, (void *)(uintptr_t)fid) == HK_OK);
-          fid++;
-        }
-        node *x = new_node(m, (uint64_t)n++, 4, false);
-        CHECK_QUIET(x != NULL);
-        x->kids[0] = keep;
-        x->kids[1] = leaf;
-        keep = x;
-        hk_gc_stats_get(h, &st);
-      }
-      if (round % 30 >= 5) moved[phase] += probe != at;
+      bool mv = fin_chain_nursery(&keep, &probe, &leaf, &n, &fid, NCHAIN, phase);
+      if (round % 30 >= 5) moved[phase] += mv;
     }
-    CHECK(hk_gc_verify(m) == HK_OK);
-    int i = n;
-    for (node *x = keep; x; x = x->kids[0]) {
-      CHECK_QUIET(x->id == (uint64_t)--i && x->nkids == 4);
-      CHECK_QUIET(x->kids[1] == NULL || (x->kids[1]->nkids == 0 && x->kids[1]->id < fid));
-    }
-    CHECK(i == 0);
+    fin_chain_check(keep, n, fid);
     keep = probe = leaf = NULL;
   }
   if (!stress) CHECK(moved[0] <= 2 && moved[1] >= 5);
-  for (int k = 0; k < 3; k++) hk_gc_collect(m, HK_GC_FULL);
-  CHECK(lr_bad == 0);
-  int once = 0;
-  for (uint64_t k = 0; k < fid; k++) once += lr_runs[k] == 1;
-  CHECK(once == (int)fid);
+  fin_chain_finalized(fid);
   teardown();
 }
 
