@@ -202,12 +202,19 @@ void hk__gc_retire_tlabs(hk_gc_heap *h) {
   for (hk_gc_mutator *m = h->mutators; m; m = m->next) hk__gc_buffers_close(m);
 }
 
+/* A handler that answers "retry" without releasing anything looped for ever (about 4400 calls a
+ * second, a full collection each); arenas stop after 16 retries too. */
+#define GC_OOM_STALLED_RETRIES 16
+
 /* Make room for bytes more under the heap limit: a full collection, then the embedder's OOM
- * handler as long as it asks to retry. Heap lock held; the handler runs without it. */
+ * handler as long as it asks to retry and its retries make progress. Heap lock held; the handler
+ * runs without it. */
 static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *collected) {
   hk_gc_heap *h = m->heap;
   int full_done = 0; /* two: the second one can evacuate what the first freed room for */
   bool minor_done = false, fin_done = false;
+  int stalled = 0; /* retries in a row after which the heap got no smaller and the limit stayed */
+  size_t last_used = SIZE_MAX, last_max = 0;
   for (;;) {
     /* The young blocks count twice: a collection may have to copy all of them before it frees
      * them, and the limit holds during collections too. */
@@ -240,6 +247,15 @@ static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *colle
     /* (an allocation inside the callback that passes the limit called it again, recursively,
      * each level collecting twice: it ran for minutes toward a stack overflow) */
     if (!fn || m->in_oom) return false;
+    size_t used = hk__gc_heap_bytes(h) + h->blocks_young * GC_BLOCK_SIZE;
+    if (used < last_used || h->max_heap != last_max) stalled = 0;
+    else if (++stalled >= GC_OOM_STALLED_RETRIES) {
+      hk__warning("gc: the OOM callback asked to retry %d times in a row without the heap getting smaller or its "
+                  "limit changing; the allocation of %zu bytes fails", stalled, request);
+      return false;
+    }
+    last_used = used;
+    last_max = h->max_heap;
     gc_unlock(h);
     m->in_oom = 1;
     int retry = fn(h, request, data);

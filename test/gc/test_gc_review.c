@@ -3,7 +3,9 @@
  *   collect_args: hk_gc_collect with a NULL mutator (segfault) or an unknown kind (ran a minor
  *   collection) is ignored with a warning;
  *   destroy_in_roots, unregister_in_roots: hk_gc_heap_destroy / hk_gc_thread_unregister inside
- *   the caller's HK_GC_ROOTS blocks (the blocks' pops wrote into the freed mutator record). */
+ *   the caller's HK_GC_ROOTS blocks (the blocks' pops wrote into the freed mutator record);
+ *   oom_stalled: an OOM callback that always answers "retry" without releasing anything (called
+ *   for ever). */
 #include "gc_test.h"
 
 #include <stdio.h>
@@ -120,6 +122,63 @@ static void test_unregister_in_roots(void) {
   teardown();
 }
 
+/* A full heap and an OOM callback that asks to retry without releasing anything: it was called
+ * for ever (about 4400 calls a second). The callback gives up by itself at its 1000th call, so the
+ * old code fails here instead of hanging. A callback that raises the limit a little per call
+ * makes progress: it is called as often as it needs. */
+static node *held; /* a global root */
+static int oom_calls;
+static size_t oom_limit;
+static int oom_stall(hk_gc_heap *hh, size_t request, void *data) {
+  (void)hh, (void)request, (void)data;
+  return ++oom_calls < 1000;
+}
+static int oom_raise(hk_gc_heap *hh, size_t request, void *data) {
+  (void)request, (void)data;
+  oom_limit += 64u << 10;
+  hk_gc_heap_set_limit(hh, oom_limit);
+  return ++oom_calls < 1000;
+}
+
+static void test_oom_stalled(void) {
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.max_heap = oom_limit = 8u << 20;
+  CHECK(hk_gc_heap_create(&o, &h, &m) == HK_OK);
+  register_test_types(h);
+  CHECK(hk_gc_root_add(h, (void **)&held) == HK_OK);
+  int n = 0;
+  for (node *e; n < 100 && (e = new_node(m, (uint64_t)n, 32 * 1024, false)) != NULL; n++) {
+    e->kids[0] = held;
+    held = e;
+  }
+  CHECK(n > 8 && n < 100);
+  hk_gc_set_oom_handler(h, oom_stall, NULL);
+  oom_calls = 0;
+  CHECK(hk_gc_alloc_data(m, T_BLOB, 1u << 20) == NULL); /* a large object */
+  fprintf(stderr, "oom_stalled: large request: %d calls\n", oom_calls);
+  CHECK(oom_calls >= 16 && oom_calls < 1000);
+  /* Small objects, rooted, until the blocks run out. */
+  oom_calls = 0;
+  for (long i = 0; i < 10000000; i++) {
+    node *e = new_node(m, 1, 1, false);
+    if (!e) break;
+    e->kids[0] = held;
+    held = e;
+  }
+  fprintf(stderr, "oom_stalled: small requests: %d calls\n", oom_calls);
+  CHECK(oom_calls >= 16 && oom_calls < 1000);
+  /* Progress: 2 MiB more in 64 KiB steps. */
+  hk_gc_set_oom_handler(h, oom_raise, NULL);
+  oom_calls = 0;
+  CHECK(hk_gc_alloc_data(m, T_BLOB, 2u << 20) != NULL);
+  fprintf(stderr, "oom_stalled: raising the limit: %d calls\n", oom_calls);
+  CHECK(oom_calls > 16 && oom_calls < 1000);
+  held = NULL;
+  CHECK(hk_gc_root_remove(h, (void **)&held) == HK_OK);
+  teardown();
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -127,5 +186,6 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "collect_args")) test_collect_args();
   if (all || !strcmp(what, "destroy_in_roots")) test_destroy_in_roots();
   if (all || !strcmp(what, "unregister_in_roots")) test_unregister_in_roots();
+  if (all || !strcmp(what, "oom_stalled")) test_oom_stalled();
   return check_report("test_gc_review");
 }
