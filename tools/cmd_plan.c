@@ -90,6 +90,9 @@ int hk_tool_plan(int argc, char **argv) {
       } else if (strcmp(name, "--align") == 0) {
         unsigned long long v;
         if (hk_tool_parse_bytes(val, &v) != 0 || v == 0 || (v & (v - 1))) return usage_error("--align: '%s' is not a power of two", val);
+        /* (hk_plan refuses an alignment of 2^62 or more with HK_EOVERFLOW, which was reported
+         * as 'sizes too large') */
+        if (v >= (1ull << 62)) return usage_error("--align: '%s' is too large (at most 2^61: offsets must stay below 2^63)", val);
         opt.align = v;
       } else if (strcmp(name, "--method") == 0) {
         size_t k;
@@ -124,7 +127,9 @@ int hk_tool_plan(int argc, char **argv) {
   rc = hk_plan(t.buffers, t.count, &opt, off, &res);
   int status = HK_TOOL_OK;
   if (rc != HK_OK) {
-    if (rc == HK_EOVERFLOW && res.bad_index != SIZE_MAX)
+    if (rc == HK_EOVERFLOW && res.bad_index != SIZE_MAX && t.buffers[res.bad_index].align >= (1ull << 62))
+      fprintf(stderr, "heapkit plan: %s: alignment too large (at most 2^61): offsets could exceed 2^63 (at id '%s')\n", shown, t.ids[res.bad_index]);
+    else if (rc == HK_EOVERFLOW && res.bad_index != SIZE_MAX)
       fprintf(stderr, "heapkit plan: %s: sizes too large: offsets could exceed 2^63 (at id '%s')\n", shown, t.ids[res.bad_index]);
     else
       fprintf(stderr, "heapkit plan: %s: %s\n", shown, rc == HK_ENOMEM ? "out of memory" : "invalid request");

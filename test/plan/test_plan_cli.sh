@@ -23,6 +23,13 @@ run "$HK" frobnicate;         expect 2 "unknown command 'frobnicate'" "unknown c
 run "$HK" plan;               expect 2 "missing input file" "no input"
 run "$HK" plan --bogus x.csv; expect 2 "unknown option '--bogus'" "unknown option"
 run "$HK" plan --align 3 x.csv;            expect 2 "--align: '3' is not a power of two" "bad align"
+# (an alignment hk_plan refuses was reported as 'sizes too large')
+printf 'id,lower,upper,size\na,0,1,8\n' > "$tmp/one.csv"
+run "$HK" plan --align 9223372036854775808 "$tmp/one.csv"; expect 2 "--align: '9223372036854775808' is too large" "align 2^63"
+run "$HK" plan --align 4611686018427387904 "$tmp/one.csv"; expect 2 "--align: '4611686018427387904' is too large" "align 2^62"
+run "$HK" plan --align 2305843009213693952 "$tmp/one.csv"; expect 0 "" "align 2^61"
+printf 'id,lower,upper,size,align\na,0,1,8,4611686018427387904\n' > "$tmp/rowal.csv"
+run "$HK" plan "$tmp/rowal.csv"; expect 2 "alignment too large (at most 2^61)" "align column 2^62"
 run "$HK" plan --capacity abc x.csv;       expect 2 "--capacity: 'abc'" "bad capacity"
 run "$HK" plan --time-limit -1 x.csv;      expect 2 "--time-limit" "bad time limit"
 run "$HK" plan --time-limit 2e6 x.csv;     expect 2 "from 0 to 1000000" "time limit over the maximum (said 'not a number >= 0')"
