@@ -316,13 +316,29 @@ static void thread_exit(void *arg) {
   }
 }
 
+static _Atomic bool exit_key_live; /* false again for good once the object holding this copy is unloaded */
+
 static void make_exit_key(void) {
   if (pthread_key_create(&exit_key, thread_exit) != 0) hk__fatal("gc: cannot create the thread-exit key");
+  atomic_store_explicit(&exit_key_live, true, memory_order_release);
 }
+
+#if HK_UNLOADABLE
+/* A plugin that links libheapkit.a being unloaded: the key goes with the code, or a thread still
+ * registered with one of its heaps and exiting afterwards called thread_exit in the unmapped code
+ * (malloc.key_dlclose). Such a mutator stays registered and its heap stays as it is (only the
+ * unloaded code could collect or destroy it; src/malloc/heap.c, plugin_unload). */
+__attribute__((destructor)) static void gc_key_unload(void) {
+  if (hk__in_unloadable_object() && atomic_exchange_explicit(&exit_key_live, false, memory_order_acq_rel))
+    pthread_key_delete(exit_key);
+}
+#endif
 
 static void exit_watch(void) {
   pthread_once(&exit_once, make_exit_key);
-  if (!pthread_getspecific(exit_key)) pthread_setspecific(exit_key, (void *)1);
+  /* (never set again once deleted: its number may be another library's key by then) */
+  if (atomic_load_explicit(&exit_key_live, memory_order_acquire) && !pthread_getspecific(exit_key))
+    pthread_setspecific(exit_key, (void *)1);
 }
 
 hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {

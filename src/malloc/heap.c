@@ -397,8 +397,8 @@ extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (
  * than __cxa_atexit with __dso_handle: the same moment (dlclose, or exit for an object never
  * unloaded) with no call at load. Not in an executable (__dso_handle is NULL there: exit ends
  * every thread anyway), nor in libheapkit.so, which is never unloaded (-z nodelete,
- * HK_NODELETE). The pools' and the region stack's keys go the same way (src/pool/pool.c,
- * src/arena/region.c). */
+ * HK_NODELETE). The pools', the region stack's and the collector's keys go the same way
+ * (src/pool/pool.c, src/arena/region.c, src/gc/thread.c). */
 #if HK_UNLOADABLE
 __attribute__((destructor)) static void plugin_unload(void) {
   if (!hk__in_unloadable_object()) return;

@@ -1,7 +1,8 @@
 /* malloc.key_dlclose: a shared object that links libheapkit_static.a is used by two threads (with
- * live blocks, a first-class heap, a shared pool's cache and a region stack in one of them), then
- * unloaded while both threads are alive; then the other thread exits. The allocator's, the pools'
- * and the regions' thread-exit keys must go with the object's code: before, glibc called their
+ * live blocks, a first-class heap, a shared pool's cache, a region stack and a registration with a
+ * collected heap in one of them), then unloaded while both threads are alive; then the other thread
+ * exits. The allocator's, the pools', the regions' and the collector's thread-exit keys must go
+ * with the object's code: before, glibc called their
  * destructors in the unmapped code at that thread's exit (SIGSEGV).
  * Afterwards a key the host creates (likely the same key number) must work as a key of its own:
  * its destructor is called once, with its value. Usage: malloc_key_dlclose path/to/plugin.so */

@@ -1,6 +1,7 @@
 /* A plugin that links the static library (malloc.key_dlclose): each thread that calls it gets a
  * thread record of the plugin's own copy of the allocator, with the thread-exit key set; with
- * keep, also a cache of a shared pool and a region stack, whose thread-exit keys are set too. */
+ * keep, also a cache of a shared pool, a region stack and a mutator of a collected heap (left
+ * registered), whose thread-exit keys are set too. */
 #include <heapkit.h>
 #include <string.h>
 
@@ -32,6 +33,10 @@ int key_plugin_use(int keep) {
     hk_arena *r = hk_region_push();              /* this thread's region stack */
     if (!r || !hk_region_alloc(32)) return 0;
     hk_region_pop(r);
+    /* registered with a collected heap, and left registered: the collector's thread-exit key */
+    hk_gc_heap *gh;
+    hk_gc_mutator *m;
+    if (hk_gc_heap_create(NULL, &gh, &m) != HK_OK || !m) return 0;
   }
   return 1;
 }
