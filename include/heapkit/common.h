@@ -83,7 +83,9 @@ typedef struct hk_stats {
   size_t segments;         /* live segments (all kinds) */
   size_t segments_cached;  /* empty segments kept for reuse */
   size_t segments_abandoned; /* segments of exited threads not yet adopted */
-  size_t malloc_count;     /* allocations since start (all threads that have exited or flushed) */
+  size_t malloc_count;     /* allocations since start (all threads that have exited or flushed); this,
+                            * free_count, the peaks and purged never go down from one call to the
+                            * next (docs/architecture.md, What hk_stats_get promises) */
   size_t free_count;       /* frees, counted as malloc_count is; a hk_heap_destroy counts each block it frees */
   size_t huge_count;       /* live blocks served by their own segment */
   size_t purged;           /* bytes returned to the OS by purging, cumulative */

@@ -172,10 +172,31 @@ static inline void hk__lifo_fold(hk_heap *h) {
   (void)h;
 #endif
 }
+/* Owner only, around a move of counts between the counters (slow paths): a reader of another
+ * thread's counters (hk_stats_get) retries while one is under way, or it saw a count twice (lifo_base
+ * reset before lifo_left: up to HK__LIFO_FREES frees) or not at all. A seqlock: the fences are free
+ * on x86. */
+static inline void hk__stats_seq_begin(hk_heap *h) {
+#if HK_STATS
+  __atomic_store_n(&h->stats_seq, h->stats_seq + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+#else
+  (void)h;
+#endif
+}
+static inline void hk__stats_seq_end(hk_heap *h) {
+#if HK_STATS
+  __atomic_store_n(&h->stats_seq, h->stats_seq + 1, __ATOMIC_RELEASE);
+#else
+  (void)h;
+#endif
+}
 static inline void hk__lifo_reset(hk_heap *h) {
+  hk__stats_seq_begin(h);
   hk__lifo_fold(h);
   __atomic_store_n(&h->lifo_left, (int64_t)HK__LIFO_FREES, __ATOMIC_RELAXED);
   __atomic_store_n(&h->lifo_base, (int64_t)HK__LIFO_FREES, __ATOMIC_RELAXED);
+  hk__stats_seq_end(h);
 }
 HK_INTERNAL void hk__stats_flush_heap(hk_heap *h);
 HK_INTERNAL extern _Atomic size_t hk__huge_live; /* live blocks in their own segment */

@@ -235,7 +235,10 @@ struct hk_heap_s {
   bool is_default;
   bool destroying;
   uint32_t magic;
-  int large_unused;                       /* was a lock of large_first (now one for all heaps, mseg.c): kept for the layout */
+  /* Odd while the owner moves counts between the counters below (hk__lifo_reset, hk__stats_flush_heap):
+   * a reader retries, so that it never sees a count in two places (stats.c). Where a lock of
+   * large_first was (the layout is kept). */
+  unsigned stats_seq;
   /* Counters, written only by the owner and read racily by statistics. No two that one operation
    * writes are next to each other: gcc would otherwise update a pair with one 16-byte load and
    * store, and that load cannot be forwarded from the two 8-byte stores of the operation before

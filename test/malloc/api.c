@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -930,6 +931,53 @@ static void sec_stats_peak(void) {
   EXPECTF(s1.in_use_peak <= limit, "in_use_peak %zu after %d workers of %d KiB each (start: in use %zu, peak %zu)",
           s1.in_use_peak, PEAK_WORKERS, PEAK_BLOCKS * PEAK_SIZE >> 10, s0.in_use, s0.in_use_peak);
   EXPECTF(s1.in_use <= s0.in_use + MiB, "in_use %zu -> %zu", s0.in_use, s1.in_use);
+}
+
+/* 4 threads malloc and free each other's blocks (through a shared ring of slots) while this
+ * thread samples hk_stats_get: the cumulative counters must never go down between two samples.
+ * Before, a sample that raced a thread's flush of its pending counts into the totals missed them
+ * (malloc_count 73 187, then 68 914). */
+#define MONO_THREADS 4
+#define MONO_SLOTS 4096
+static _Atomic(void *) mono_ring[MONO_SLOTS];
+static atomic_bool mono_stop;
+static void *mono_worker(void *arg) {
+  unsigned x = (unsigned)(uintptr_t)arg * 2654435761u + 1;
+  while (!atomic_load_explicit(&mono_stop, memory_order_relaxed)) {
+    x = x * 1103515245u + 12345u;
+    size_t sz = 16 + (x >> 16) % 2000;
+    void *p = hk_malloc(sz);
+    CHECK(p != NULL);
+    *(char *)p = 1;
+    void *old = atomic_exchange(&mono_ring[(x >> 4) % MONO_SLOTS], p);
+    if (old) hk_free(old); /* often another thread's block */
+  }
+  return NULL;
+}
+
+static void sec_stats_monotonic(void) {
+  pthread_t t[MONO_THREADS];
+  for (int i = 0; i < MONO_THREADS; i++) CHECK(pthread_create(&t[i], NULL, mono_worker, (void *)(uintptr_t)(i + 1)) == 0);
+  hk_stats a, b;
+  hk_stats_get(&a);
+  long samples = 1000000, bad = 0;
+  time_t until = time(NULL) + 60; /* (slow builds: fewer samples) */
+  for (long i = 0; i < samples && bad < 5; i++) {
+    if ((i & 4095) == 0 && time(NULL) > until) samples = i;
+    hk_stats_get(&b);
+    if (b.malloc_count < a.malloc_count || b.free_count < a.free_count || b.in_use_peak < a.in_use_peak ||
+        b.committed_peak < a.committed_peak || b.purged < a.purged) {
+      fprintf(stderr, "sample %ld: malloc_count %zu -> %zu, free_count %zu -> %zu, in_use_peak %zu -> %zu, "
+              "committed_peak %zu -> %zu, purged %zu -> %zu\n", i, a.malloc_count, b.malloc_count, a.free_count,
+              b.free_count, a.in_use_peak, b.in_use_peak, a.committed_peak, b.committed_peak, a.purged, b.purged);
+      bad++;
+    }
+    a = b;
+  }
+  atomic_store(&mono_stop, true);
+  for (int i = 0; i < MONO_THREADS; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  for (int i = 0; i < MONO_SLOTS; i++) hk_free(atomic_exchange(&mono_ring[i], NULL));
+  EXPECTF(bad == 0, "%ld samples of %ld saw a cumulative counter go down", bad, samples);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -2117,7 +2165,7 @@ typedef struct section {
 static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"realloc_linear", sec_realloc_linear}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
-  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option},
+  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_monotonic", sec_stats_monotonic}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"handout_link", sec_handout_link}, {"lifo", sec_lifo}, {"hot_page", sec_hot_page}, {"page_reuse", sec_page_reuse}, {"hardened_late", sec_hardened_late},
   {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize},
   {"env", sec_env},
