@@ -159,6 +159,10 @@ static inline void hk__page_push_local(hk_heap *h, hk__page *pg, hk__block *b) {
 
 /* Frees through h not yet flushed (racy when another thread reads them, like every counter). */
 static inline int64_t hk__heap_frees(const hk_heap *h) {
+#if !HK_STATS
+  (void)h; /* (lifo_left still counts down: it is the fast path's budget) */
+  return 0;
+#endif
   return __atomic_load_n(&h->frees, __ATOMIC_RELAXED) + __atomic_load_n(&h->lifo_base, __ATOMIC_RELAXED) -
          __atomic_load_n(&h->lifo_left, __ATOMIC_RELAXED);
 }
