@@ -182,15 +182,23 @@ static inline void hk__lifo_fold(hk_heap *h) {
  * on x86. */
 static inline void hk__stats_seq_begin(hk_heap *h) {
 #if HK_STATS
+#if defined(__SANITIZE_THREAD__) /* (TSan does not model fences: an RMW that orders the same) */
+  __atomic_fetch_add(&h->stats_seq, 1, __ATOMIC_ACQ_REL);
+#else
   __atomic_store_n(&h->stats_seq, h->stats_seq + 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
 #else
   (void)h;
 #endif
 }
 static inline void hk__stats_seq_end(hk_heap *h) {
 #if HK_STATS
+#if defined(__SANITIZE_THREAD__)
+  __atomic_fetch_add(&h->stats_seq, 1, __ATOMIC_RELEASE); /* (a reader's RMW writes it too) */
+#else
   __atomic_store_n(&h->stats_seq, h->stats_seq + 1, __ATOMIC_RELEASE);
+#endif
 #else
   (void)h;
 #endif

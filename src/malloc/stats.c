@@ -42,8 +42,13 @@ static void add_tld(hk__tld *t, void *arg) {
     inuse = __atomic_load_n(&h->inuse, __ATOMIC_RELAXED);
     mallocs = __atomic_load_n(&h->mallocs, __ATOMIC_RELAXED);
     frees = hk__heap_frees(h);
+#if defined(__SANITIZE_THREAD__) /* (TSan does not model fences: an RMW that orders the same) */
+    unsigned again = __atomic_fetch_add(&h->stats_seq, 0, __ATOMIC_ACQ_REL);
+#else
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (((seq & 1) == 0 && __atomic_load_n(&h->stats_seq, __ATOMIC_RELAXED) == seq) || tries >= 1000) break;
+    unsigned again = __atomic_load_n(&h->stats_seq, __ATOMIC_RELAXED);
+#endif
+    if (((seq & 1) == 0 && again == seq) || tries >= 1000) break;
     if (tries >= 10) sched_yield();
   }
   s->inuse += inuse;
