@@ -31,7 +31,7 @@ typedef struct thread_arenas {
 } thread_arenas;
 
 static __thread thread_arenas *t_arenas;
-static pthread_key_t exit_key;
+static hk__tkey exit_key; /* unloaded with a plugin that links this copy (region_unload) */
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 static void destroy_owned(hk_arena *a) {
@@ -74,16 +74,13 @@ static void thread_exit(void *arg) {
   destroy_owned(home);
 }
 
-static _Atomic bool exit_key_live; /* false again for good once the object holding this copy is unloaded */
-static void make_key(void) {
-  if (pthread_key_create(&exit_key, thread_exit) == 0) atomic_store_explicit(&exit_key_live, true, memory_order_release);
-}
+static void make_key(void) { (void)hk__tkey_create(&exit_key, thread_exit); }
 #if HK_UNLOADABLE
 /* A plugin that links libheapkit.a being unloaded: the key goes with the code, or a thread with
  * regions exiting afterwards called thread_exit in the unmapped code (malloc.key_dlclose). Its
  * regions and scratch arenas stay (src/malloc/heap.c, plugin_unload, explains why). */
 __attribute__((destructor)) static void region_unload(void) {
-  if (hk__in_unloadable_object() && atomic_exchange_explicit(&exit_key_live, false, memory_order_acq_rel)) pthread_key_delete(exit_key);
+  hk__tkey_unload(&exit_key);
 }
 #endif
 
@@ -101,7 +98,7 @@ static thread_arenas *me(void) {
   }
   t->scratch[0] = home;
   pthread_once(&exit_once, make_key);
-  if (atomic_load_explicit(&exit_key_live, memory_order_acquire)) pthread_setspecific(exit_key, (void *)1);
+  (void)hk__tkey_set(&exit_key, (void *)1);
   t_arenas = t;
   return t;
 }

@@ -7,7 +7,9 @@
 #endif
 
 #include <heapkit.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -79,6 +81,40 @@ static inline bool hk__opt_page_hardened(void) {
 #define HK_UNLOADABLE 1
 extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 static inline bool hk__in_unloadable_object(void) { return &__dso_handle != NULL && __dso_handle != NULL; }
+#endif
+
+/* A thread-exit key that goes with the object holding this copy of the library: every thread key
+ * of the library (the allocator's, the pools', the region stack's, the collector's) is one of
+ * these. hk__tkey_unload, from a destructor of the object, deletes it once (so no destructor runs
+ * in the unmapped code: malloc.key_dlclose), and it is never set again, since its number may be
+ * another library's by then. Only slow paths touch it (a thread's first use, thread exit). */
+typedef struct hk__tkey {
+  pthread_key_t key;
+  _Atomic bool live; /* created, and not unloaded */
+} hk__tkey;
+
+/* 0, or pthread_key_create's error. */
+static inline int hk__tkey_create(hk__tkey *k, void (*dtor)(void *)) {
+  int e = pthread_key_create(&k->key, dtor);
+  if (e == 0) atomic_store_explicit(&k->live, true, memory_order_release);
+  return e;
+}
+/* 0 when set; non-zero when the key was never created, is unloaded, or pthread refused. */
+static inline int hk__tkey_set(hk__tkey *k, const void *value) {
+  if (!atomic_load_explicit(&k->live, memory_order_acquire)) return -1;
+  return pthread_setspecific(k->key, value);
+}
+/* NULL once unloaded (or never created). */
+static inline void *hk__tkey_get(hk__tkey *k) {
+  return atomic_load_explicit(&k->live, memory_order_acquire) ? pthread_getspecific(k->key) : NULL;
+}
+#if HK_UNLOADABLE
+/* From a destructor of the object: in a plugin being unloaded, the key goes; in an executable
+ * (exit ends every thread anyway) nothing happens. */
+static inline void hk__tkey_unload(hk__tkey *k) {
+  if (hk__in_unloadable_object() && atomic_exchange_explicit(&k->live, false, memory_order_acq_rel))
+    pthread_key_delete(k->key);
+}
 #endif
 
 /* Monotonic milliseconds, cheap (vDSO). */

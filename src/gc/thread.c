@@ -272,7 +272,7 @@ hk_gc_mutator *hk__gc_mutator_of_self(hk_gc_heap *h) {
  * thread to park (walking the heaps under fork's lock hung such a fork: gc.fork_exiting). The
  * heaps are alive: a heap with another thread's mutator is not destroyed. */
 static __thread hk_gc_mutator *t_mutators;
-static pthread_key_t exit_key;
+static hk__tkey exit_key; /* unloaded with a plugin that links this copy (gc_key_unload) */
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 static void self_unlink(hk_gc_mutator *m) {
@@ -316,11 +316,8 @@ static void thread_exit(void *arg) {
   }
 }
 
-static _Atomic bool exit_key_live; /* false again for good once the object holding this copy is unloaded */
-
 static void make_exit_key(void) {
-  if (pthread_key_create(&exit_key, thread_exit) != 0) hk__fatal("gc: cannot create the thread-exit key");
-  atomic_store_explicit(&exit_key_live, true, memory_order_release);
+  if (hk__tkey_create(&exit_key, thread_exit) != 0) hk__fatal("gc: cannot create the thread-exit key");
 }
 
 #if HK_UNLOADABLE
@@ -329,16 +326,14 @@ static void make_exit_key(void) {
  * (malloc.key_dlclose). Such a mutator stays registered and its heap stays as it is (only the
  * unloaded code could collect or destroy it; src/malloc/heap.c, plugin_unload). */
 __attribute__((destructor)) static void gc_key_unload(void) {
-  if (hk__in_unloadable_object() && atomic_exchange_explicit(&exit_key_live, false, memory_order_acq_rel))
-    pthread_key_delete(exit_key);
+  hk__tkey_unload(&exit_key);
 }
 #endif
 
 static void exit_watch(void) {
   pthread_once(&exit_once, make_exit_key);
   /* (never set again once deleted: its number may be another library's key by then) */
-  if (atomic_load_explicit(&exit_key_live, memory_order_acquire) && !pthread_getspecific(exit_key))
-    pthread_setspecific(exit_key, (void *)1);
+  if (!hk__tkey_get(&exit_key)) (void)hk__tkey_set(&exit_key, (void *)1);
 }
 
 hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {

@@ -32,13 +32,8 @@ typedef struct thread_rec {
 } thread_rec;
 _Static_assert(sizeof(thread_rec) <= 4096, "thread record must fit a meta slot");
 
-static pthread_key_t thread_key;
-/* Whether thread_key is still ours: false for good once the object holding this copy of the
- * allocator is unloaded (plugin_unload), after which the key number may be another library's. */
-static _Atomic bool key_live;
-static void key_set(void *value) {
-  if (atomic_load_explicit(&key_live, memory_order_acquire)) pthread_setspecific(thread_key, value);
-}
+static hk__tkey thread_key; /* unloaded with a plugin that links this copy (plugin_unload) */
+static void key_set(void *value) { (void)hk__tkey_set(&thread_key, value); }
 static _Atomic int process_state; /* 0 none, 1 initialising, 2 ready */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk__tld *live_first;
@@ -51,8 +46,7 @@ void hk__process_init(void) {
   if (atomic_compare_exchange_strong(&process_state, &expected, 1)) {
     hk__options_init();
     hk__page_init();
-    if (pthread_key_create(&thread_key, thread_done) != 0) hk__fatal("cannot create the thread-exit key");
-    atomic_store_explicit(&key_live, true, memory_order_release);
+    if (hk__tkey_create(&thread_key, thread_done) != 0) hk__fatal("cannot create the thread-exit key");
     atomic_store_explicit(&process_state, 2, memory_order_release);
   } else {
     while (atomic_load_explicit(&process_state, memory_order_acquire) != 2) {}
@@ -403,8 +397,7 @@ extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (
 __attribute__((destructor)) static void plugin_unload(void) {
   if (!hk__in_unloadable_object()) return;
   if (atomic_load_explicit(&process_state, memory_order_acquire) != 2) return;
-  atomic_store_explicit(&key_live, false, memory_order_release);
-  pthread_key_delete(thread_key);
+  hk__tkey_unload(&thread_key);
   hk__page_collect(hk__clock_ms(), true);
 }
 #endif

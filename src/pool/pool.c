@@ -454,8 +454,7 @@ typedef struct pcaches {
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk_pool *pc_pool; /* a single-threaded pool of pcaches records, under cache_lock */
-static pthread_key_t pc_key;
-static _Atomic bool pc_key_live; /* false again for good once the object holding this copy is unloaded */
+static hk__tkey pc_key; /* unloaded with a plugin that links this copy (pc_unload) */
 static pthread_once_t pc_once = PTHREAD_ONCE_INIT;
 static __thread pcaches *t_pc __attribute__((tls_model("initial-exec")));
 
@@ -532,8 +531,7 @@ static void pc_fork_child(void) {
   pthread_mutex_init(&cache_lock, NULL);
 }
 static void pc_make_key(void) {
-  if (pthread_key_create(&pc_key, pc_thread_exit) != 0) hk__fatal("cannot create the pool thread-cache key");
-  atomic_store_explicit(&pc_key_live, true, memory_order_release);
+  if (hk__tkey_create(&pc_key, pc_thread_exit) != 0) hk__fatal("cannot create the pool thread-cache key");
   if (pthread_atfork(pc_fork_prepare, pc_fork_parent, pc_fork_child) != 0) hk__fatal("cannot register the pools' fork handlers");
 }
 #if HK_UNLOADABLE
@@ -542,7 +540,7 @@ static void pc_make_key(void) {
  * cached blocks and record stay where they are (src/malloc/heap.c, plugin_unload); a cache bound
  * later (the object's remaining destructors) is not, and such a thread takes the pool's lock. */
 __attribute__((destructor)) static void pc_unload(void) {
-  if (hk__in_unloadable_object() && atomic_exchange_explicit(&pc_key_live, false, memory_order_acq_rel)) pthread_key_delete(pc_key);
+  hk__tkey_unload(&pc_key);
 }
 #endif
 /* The collector registers these before its own (src/gc/fork.c), so that its prepare handler runs
@@ -576,7 +574,7 @@ static hk_cold __attribute__((noinline)) pcache *pc_bind(hk_pool *p) {
       return NULL;
     }
     memset(t, 0, sizeof *t);
-    if (!atomic_load_explicit(&pc_key_live, memory_order_acquire) || pthread_setspecific(pc_key, t) != 0) {
+    if (hk__tkey_set(&pc_key, t) != 0) {
       hk_pool_free(pc_pool, t);
       pthread_mutex_unlock(&cache_lock);
       return NULL;
