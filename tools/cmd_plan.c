@@ -124,8 +124,17 @@ int hk_tool_plan(int argc, char **argv) {
   if (!off) { fprintf(stderr, "heapkit plan: out of memory\n"); hk_plan_trace_free(&t); return HK_TOOL_ERROR; }
   hk_plan_result res;
   opt.cpu_time = cpu_time;
-  rc = hk_plan(t.buffers, t.count, &opt, off, &res);
   int status = HK_TOOL_OK;
+  /* A capacity below the lower bound is refused before planning: nothing is written on exit 1,
+   * and hk_plan would spend the whole time limit on the best placement it can find. */
+  uint64_t lb;
+  if (opt.capacity && hk_plan_lower_bound(t.buffers, t.count, &lb) == HK_OK && opt.capacity < lb) {
+    fprintf(stderr, "heapkit plan: no placement within capacity %" PRIu64 ": the lower bound is %" PRIu64
+                    " (that much is live at one time)\n", opt.capacity, lb);
+    status = HK_TOOL_FAIL;
+    goto out;
+  }
+  rc = hk_plan(t.buffers, t.count, &opt, off, &res);
   if (rc != HK_OK) {
     if (rc == HK_EOVERFLOW && res.bad_index != SIZE_MAX && t.buffers[res.bad_index].align >= (1ull << 62))
       fprintf(stderr, "heapkit plan: %s: alignment too large (at most 2^61): offsets could exceed 2^63 (at id '%s')\n", shown, t.ids[res.bad_index]);
@@ -173,8 +182,8 @@ int hk_tool_plan(int argc, char **argv) {
     goto out;
   }
   if (!quiet)
-    fprintf(stderr, "heapkit plan: %zu buffers, lower bound %" PRIu64 ", peak %" PRIu64 " (+%.3f%%), %s, %.3f s (%s)\n",
-            t.count, res.lower_bound, res.peak, over, res.optimal ? "optimal" : "not proven optimal", res.seconds,
+    fprintf(stderr, "heapkit plan: %zu buffer%s, lower bound %" PRIu64 ", peak %" PRIu64 " (+%.3f%%), %s, %.3f s (%s)\n",
+            t.count, t.count == 1 ? "" : "s", res.lower_bound, res.peak, over, res.optimal ? "optimal" : "not proven optimal", res.seconds,
             res.method);
 out:
   free(off);

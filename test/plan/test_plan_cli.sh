@@ -58,6 +58,15 @@ run "$HK" plan "$tmp/o.csv"; expect 0 "peak 32" "re-plan output"
 run "$HK" plan --capacity 32 "$tmp/t.csv"; expect 0 "peak 32" "capacity = bound"
 run "$HK" plan --capacity 31 -o "$tmp/none.csv" "$tmp/t.csv"; expect 1 "no placement within capacity 31" "capacity < bound"
 [ ! -e "$tmp/none.csv" ] || fail "output written despite exit 1"
+# a capacity below the lower bound is answered at once, whatever the time limit: nothing is
+# written on exit 1, so a placement is not worth computing (it ran the heuristics for the whole
+# limit: a squeaky wheel over 5000 buffers that never reach the bound, as here, until the limit)
+awk 'BEGIN { srand(7); print "id,lower,upper,size"; for (i = 0; i < 5000; i++) { l = int(rand() * 1000);
+  printf "b%d,%d,%d,%d\n", i, l, l + 1 + int(rand() * rand() * 1000), int(exp(rand() * 12)) } }' >"$tmp/big.csv"
+run timeout 60 "$HK" plan --capacity 1 --time-limit 1000000 "$tmp/big.csv"
+expect 1 "no placement within capacity 1: the lower bound is" "capacity < bound, long time limit"
+# one buffer: the report says "1 buffer"
+run "$HK" plan "$tmp/one.csv"; expect 0 "heapkit plan: 1 buffer, lower bound 8, peak 8" "one buffer"
 # above the bound but impossible because of alignment: proven by the search
 printf 'id,lower,upper,size\nA,0,4,3\nB,0,4,3\n' >"$tmp/al.csv"
 run "$HK" plan --align 8 --capacity 8 "$tmp/al.csv"; expect 1 "no placement within capacity 8 exists (proven" "capacity refuted"
