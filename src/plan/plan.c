@@ -54,10 +54,10 @@ int hk_plan_lower_bound(const hk_plan_buffer *bufs, size_t n, uint64_t *out) {
   return HK_OK;
 }
 
-/* Rounds of the guillotine search on the coarse problem (see search), `per` steps per coarse
- * buffer each, sharing one table (a fluid round has its own: nrounds 1). Returns 1 when best
+/* Rounds of the guillotine search on the coarse problem (see search), per[i] steps per coarse
+ * buffer for rounds[i], sharing one table (a fluid round has its own: nrounds 1). Returns 1 when best
  * holds a placement at the bound, HK_OK (0) when none was found, or HK_ENOMEM. */
-static int coarse_rounds(const hk__plan_prob *p, const unsigned *rounds, unsigned nrounds, uint64_t per, double deadline,
+static int coarse_rounds(const hk__plan_prob *p, const unsigned *rounds, unsigned nrounds, const uint64_t *per, double deadline,
                          uint64_t *best, uint64_t *nodes) {
   hk__plan_prob c;
   uint32_t *map = malloc((p->n ? p->n : 1) * sizeof *map);
@@ -68,7 +68,7 @@ static int coarse_rounds(const hk__plan_prob *p, const unsigned *rounds, unsigne
   uint64_t *off = malloc((c.n ? c.n : 1) * sizeof *off), *fail = NULL;
   rc = off ? HK_OK : HK_ENOMEM;
   for (unsigned i = 0; rc == HK_OK && c.n < p->n && i < nrounds && hk__plan_clock(p) < deadline; i++) {
-    int gr = hk__plan_guillotine(&c, rounds[i], per * (uint64_t)c.n, deadline, off, nodes, &fail);
+    int gr = hk__plan_guillotine(&c, rounds[i], per[i] * (uint64_t)c.n, deadline, off, nodes, &fail);
     if (gr < 0) rc = gr;
     else if (gr == 1) {
       for (size_t i = 0; i < p->n; i++) best[i] = off[map[i]];
@@ -145,8 +145,11 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
    * nothing else placed with 24M steps, among them), none at 500 (docs/planner.md). It proves
    * nothing when it fails, so it runs once. */
   static const unsigned coarse_first[] = {0, 1, 2, 3}, coarse_fluid[] = {HK_PLAN_GUILLOTINE_FLUID};
+  static const uint64_t first_per[] = {HK_PLAN_GUILLOTINE_FIRST, HK_PLAN_GUILLOTINE_FIRST, HK_PLAN_GUILLOTINE_FIRST,
+                                       HK_PLAN_GUILLOTINE_FIRST},
+                        fluid_per[] = {HK_PLAN_GUILLOTINE_FLUID_STEPS};
   if (guillotine && *best_peak > aim && now < aim_end &&
-      (rc = coarse_rounds(p, coarse_first, 4, HK_PLAN_GUILLOTINE_FIRST, aim_end, best, &st.nodes)) != HK_OK) {
+      (rc = coarse_rounds(p, coarse_first, 4, first_per, aim_end, best, &st.nodes)) != HK_OK) {
     if (rc < 0) goto out;
     rc = HK_OK;
     *best_peak = p->lb;
@@ -160,7 +163,7 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
    * 0.41-0.48 s, 500 seed 116 0.31 -> 0.63 s); after that round, 121 and 109 would wait for the
    * slices and it instead (docs/planner.md). */
   if (guillotine && *best_peak > aim && (now = hk__plan_clock(p)) < aim_end &&
-      (rc = coarse_rounds(p, coarse_fluid, 1, HK_PLAN_GUILLOTINE_FLUID_STEPS, aim_end, best, &st.nodes)) != HK_OK) {
+      (rc = coarse_rounds(p, coarse_fluid, 1, fluid_per, aim_end, best, &st.nodes)) != HK_OK) {
     if (rc < 0) goto out;
     rc = HK_OK;
     *best_peak = p->lb;
@@ -210,8 +213,9 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
         gr = hk__plan_guillotine(p, HK_PLAN_FLIP_CUT_ROUND, HK_PLAN_FLIP_CUT_STEPS * (uint64_t)p->n, aim_end, best, &st.nodes,
                                  &gfail);
       if (turn == 1 && gr == 0 && hk__plan_clock(p) < aim_end) {
-        static const unsigned coarse_flip[] = {HK_PLAN_COARSE_FLIP_ROUND};
-        int cr = coarse_rounds(p, coarse_flip, 1, HK_PLAN_COARSE_FLIP_STEPS, aim_end, best, &st.nodes);
+        static const unsigned coarse_flip[] = {HK_PLAN_COARSE_FLIP_ROUND, HK_PLAN_FLIP_CUT_ROUND};
+        static const uint64_t flip_per[] = {HK_PLAN_COARSE_FLIP_STEPS, HK_PLAN_COARSE_FLIP_CUT_STEPS};
+        int cr = coarse_rounds(p, coarse_flip, 2, flip_per, aim_end, best, &st.nodes);
         if (cr < 0) { rc = cr; goto out; }
         if (cr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
       }

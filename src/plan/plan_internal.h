@@ -190,6 +190,12 @@ _Static_assert(HK_PLAN_TIER_STEPS < HK_PLAN_GUILLOTINE_WORK, "HK_PLAN_TIER_STEPS
 #define HK_PLAN_FLIP_CUT_STEPS 2500
 #define HK_PLAN_COARSE_FLIP_ROUND (HK_PLAN_GUILLOTINE_LARGE | 2)
 #define HK_PLAN_COARSE_FLIP_STEPS 10000
+/* ... and after it, in its table, HK_PLAN_FLIP_CUT_ROUND on the coarse problem: 400 seed 1065,
+ * which nothing else placed with 8000-10000 steps per buffer, in 2084 steps per coarse buffer
+ * (docs/planner.md). */
+#ifndef HK_PLAN_COARSE_FLIP_CUT_STEPS
+#define HK_PLAN_COARSE_FLIP_CUT_STEPS 2500
+#endif
 HK_PLAN_HIDDEN int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_limit, double deadline, uint64_t *off,
                                        uint64_t *nodes, uint64_t **fail);
 

@@ -439,6 +439,27 @@ static void run_schedule(void) {
   free(tb);
   hk__plan_prob_free(&c);
   hk__plan_prob_free(&p);
+  /* 400 seed 1065: neither the problem's rounds nor the coarse flip round place it; the flip-cut
+   * round on the coarse problem, after the coarse flip round in its table, does (2084 steps per
+   * coarse buffer; docs/planner.md). The coarse rounds as hk_plan runs them after the tier. */
+  CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, 1065) == 0);
+  CHECK(hk__plan_prob_init(&p, b, 400, 0) == HK_OK);
+  CHECK(schedule(&p, false, off) == 0);
+  CHECK(hk__plan_coarsen(&p, &c, map) == HK_OK);
+  static const unsigned flip[] = {HK_PLAN_COARSE_FLIP_ROUND, HK_PLAN_FLIP_CUT_ROUND};
+  static const uint64_t flip_per[] = {HK_PLAN_COARSE_FLIP_STEPS, HK_PLAN_COARSE_FLIP_CUT_STEPS};
+  tb = NULL;
+  g = 0;
+  for (size_t i = 0; g == 0 && i < 2; i++) {
+    g = hk__plan_guillotine(&c, flip[i], flip_per[i] * c.n, hk__plan_now() + 600, coff, &nodes, &tb);
+    CHECK_MSG(i == 1 || g == 0, "400 seed 1065: the coarse flip round alone gave %d", g);
+  }
+  CHECK_MSG(g == 1, "400 seed 1065 coarse flip-cut round: gave %d", g);
+  for (size_t i = 0; i < p.n; i++) off[i] = coff[map[i]];
+  if (g == 1) CHECK(valid(&p, off, p.lb));
+  free(tb);
+  hk__plan_prob_free(&c);
+  hk__plan_prob_free(&p);
 }
 
 int main(void) {
