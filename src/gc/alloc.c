@@ -185,6 +185,8 @@ static void buffer_close(hk_gc_heap *h, hk_gc_mutator *m, bool data) {
   h->bytes_allocated += (uint64_t)(cur - (data ? m->data_start : m->tlab_start));
   if (cur < (data ? m->real_data_limit : m->real_limit)) *(uintptr_t *)(void *)cur = 0;
   if (data) {
+    /* What the in-place walk would count by reading every header of the block (inplace.c). */
+    block_of_obj(m->data_start + HK_GC_GRANULE)->fill = (uint16_t)((size_t)(cur - m->data_start) / HK_GC_GRANULE);
     m->fast.data_cursor = m->fast.data_limit = m->real_data_limit = m->data_start = m->zero_data_limit = NULL;
   } else {
     m->fast.cursor = m->fast.limit = m->real_limit = m->tlab_start = m->zero_limit = NULL;

@@ -58,6 +58,7 @@ gc_block *hk__gc_block_take(hk_gc_heap *h, int state, bool data) {
   b->flags = data ? F_DATA : 0;
   b->free_lines = 0;
   b->holes = 0;
+  b->fill = 0;
   memset(s->marks[block_no(b)], 0, sizeof s->marks[0]);
   if (state == B_YOUNG) h->blocks_young++;
   else h->blocks_mature++;

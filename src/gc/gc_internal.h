@@ -90,6 +90,7 @@ typedef struct gc_block {
   uint8_t flags;
   uint16_t kept; /* full.c, F_UNREACHED blocks: granules the finalization passes marked */
   uint32_t owner; /* nursery blocks: tag of the mutator that last zeroed it (a cache-affinity hint) */
+  uint16_t fill;  /* young pointer-free blocks: granules its buffer used when closed (inplace.c); 0 unknown */
 } gc_block;
 
 /* A segment of blocks. Invariant: blocks[i].state == B_META for i < GC_SEG_META_BLOCKS. */
