@@ -40,6 +40,28 @@ static long clamp(int opt, long x) {
   return x;
 }
 
+/* The value as the warning shows it: control bytes as \xHH and at most 64 bytes, so a value with
+ * a newline (or a terminal escape) cannot split or forge the one-line message, and a long one
+ * cannot push the reason (": not an integer") out of the message buffer. */
+static const char *shown(const char *v, char *buf, size_t cap) {
+  static const char hex[] = "0123456789abcdef";
+  size_t n = 0, i = 0;
+  for (; v[i] && i < 64 && n + 5 < cap; i++) {
+    unsigned char c = (unsigned char)v[i];
+    if (c < 0x20 || c == 0x7f) {
+      buf[n++] = '\\';
+      buf[n++] = 'x';
+      buf[n++] = hex[c >> 4];
+      buf[n++] = hex[c & 15];
+    } else {
+      buf[n++] = (char)c;
+    }
+  }
+  if (v[i] && n + 4 <= cap) memcpy(buf + n, "...", 3), n += 3;
+  buf[n] = 0;
+  return buf;
+}
+
 void hk__options_init(void) {
   int expected = 0;
   if (atomic_load_explicit(&options_state, memory_order_acquire) == 2) return;
@@ -59,11 +81,13 @@ void hk__options_init(void) {
     errno = 0;
     long x = strtol(v, &end, 10);
     /* beyond a long, strtol saturates: only the purge delay has a documented range to clamp to */
-    if (*end == 0 && end != v && errno == ERANGE && i != HK_OPT_PURGE_DELAY) hk__warning("ignoring %s=%s: out of range", var, v);
+    char b[64 * 4 + 4];
+    if (*end == 0 && end != v && errno == ERANGE && i != HK_OPT_PURGE_DELAY)
+      hk__warning("ignoring %s=%s: out of range", var, shown(v, b, sizeof b));
     else if (*end == 0 && end != v) hk__options[i] = clamp(i, x);
     else if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on")) hk__options[i] = 1;
     else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off")) hk__options[i] = 0;
-    else hk__warning("ignoring %s=%s: not an integer", var, v);
+    else hk__warning("ignoring %s=%s: not an integer", var, shown(v, b, sizeof b));
   }
   errno = saved_errno;
   atomic_store_explicit(&options_state, 2, memory_order_release);
