@@ -348,6 +348,105 @@ static void sort_by_id(plan_entry *t, size_t n) {
   }
 }
 
+/* The plan gives buffers whose planned lifetimes [id, upper) are disjoint the same memory, and the
+ * replay serves it as written: two rows live together at overlapping offsets (a hand-edited or
+ * corrupted offset that still parses) made the second allocation overwrite the first, silently.
+ * A sweep in id order over the rows with a size and a lifetime finds the first such pair: the rows
+ * live at the current id are kept in a treap ordered by offset (pairwise disjoint, else the sweep
+ * has already stopped), so only the neighbours of a new row can overlap it; a min-heap by upper
+ * retires them. (A sorted array took a memmove per row: quadratic when offsets come in
+ * decreasing order.) Scratch memory comes from a temporary segment (no malloc). */
+typedef struct sweep_node {
+  uint64_t off, end;
+  uint32_t left, right, prio, row; /* children: node index + 1, 0 for none */
+} sweep_node;
+typedef struct sweep_exp { uint64_t upper, off; } sweep_exp;
+
+/* Splits treap t into the nodes with off < key (*l) and the others (*r). */
+static void treap_split(sweep_node *nd, uint32_t t, uint64_t key, uint32_t *l, uint32_t *r) {
+  if (!t) { *l = *r = 0; return; }
+  if (nd[t - 1].off < key) {
+    *l = t;
+    treap_split(nd, nd[t - 1].right, key, &nd[t - 1].right, r);
+  } else {
+    *r = t;
+    treap_split(nd, nd[t - 1].left, key, l, &nd[t - 1].left);
+  }
+}
+
+/* Joins treaps l and r, every key of l below every key of r. */
+static uint32_t treap_merge(sweep_node *nd, uint32_t l, uint32_t r) {
+  if (!l || !r) return l ? l : r;
+  if (nd[l - 1].prio > nd[r - 1].prio) {
+    nd[l - 1].right = treap_merge(nd, nd[l - 1].right, r);
+    return l;
+  }
+  nd[r - 1].left = treap_merge(nd, l, nd[r - 1].left);
+  return r;
+}
+
+/* Returns the index of the row that overlaps an earlier one and sets *other, or SIZE_MAX; sets
+ * *oom when there is no memory for the sweep. */
+static size_t plan_overlap(const plan_entry *t, size_t n, size_t *other, bool *oom) {
+  size_t hdr = hk__align_up(sizeof(hk__segment), 64);
+  size_t bytes = n * (sizeof(sweep_node) + sizeof(sweep_exp));
+  *oom = false;
+  if (n < 2) return SIZE_MAX;
+  hk__segment *seg = hk__segment_alloc(hdr + bytes, HK_SEGMENT_SIZE, HK__SEG_ARENA, hdr);
+  if (!seg || hk__segment_commit(seg, hdr, bytes, NULL) != HK_OK) {
+    if (seg) hk__segment_free(seg);
+    *oom = true;
+    return SIZE_MAX;
+  }
+  sweep_node *nd = (sweep_node *)((char *)seg + hdr);
+  sweep_exp *heap = (sweep_exp *)(nd + n);
+  size_t nheap = 0, found = SIZE_MAX;
+  uint32_t root = 0, nodes = 0, rng = 2463534242u;
+  for (size_t i = 0; i < n && found == SIZE_MAX; i++) {
+    const plan_entry *e = &t[i];
+    if (e->size == 0 || e->upper <= e->id) continue; /* never live, or no memory */
+    while (nheap && heap[0].upper <= e->id) { /* retire the rows whose lifetime ended */
+      uint64_t off = heap[0].off;
+      heap[0] = heap[--nheap];
+      for (size_t k = 0;;) { /* sift down */
+        size_t c = 2 * k + 1;
+        if (c >= nheap) break;
+        if (c + 1 < nheap && heap[c + 1].upper < heap[c].upper) c++;
+        if (heap[k].upper <= heap[c].upper) break;
+        sweep_exp x = heap[k]; heap[k] = heap[c]; heap[c] = x;
+        k = c;
+      }
+      uint32_t l, mid, r; /* offsets are distinct among live rows, and below 2^46 */
+      treap_split(nd, root, off, &l, &mid);
+      treap_split(nd, mid, off + 1, &mid, &r);
+      root = treap_merge(nd, l, r);
+    }
+    uint64_t end = e->offset + e->size; /* (offset + size was checked against the block limit) */
+    uint32_t below = 0, above = 0; /* the live rows with the largest off <= e's, the smallest > e's */
+    for (uint32_t x = root; x;) {
+      if (nd[x - 1].off <= e->offset) below = x, x = nd[x - 1].right;
+      else above = x, x = nd[x - 1].left;
+    }
+    if (below && nd[below - 1].end > e->offset) found = i, *other = nd[below - 1].row;
+    else if (above && nd[above - 1].off < end) found = i, *other = nd[above - 1].row;
+    else {
+      rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5;
+      nd[nodes] = (sweep_node){e->offset, end, 0, 0, rng, (uint32_t)i};
+      uint32_t l, r;
+      treap_split(nd, root, e->offset, &l, &r);
+      root = treap_merge(nd, treap_merge(nd, l, ++nodes), r);
+      size_t k = nheap++; /* sift up */
+      heap[k] = (sweep_exp){e->upper, e->offset};
+      while (k && heap[(k - 1) / 2].upper > heap[k].upper) {
+        sweep_exp x = heap[k]; heap[k] = heap[(k - 1) / 2]; heap[(k - 1) / 2] = x;
+        k = (k - 1) / 2;
+      }
+    }
+  }
+  hk__segment_free(seg);
+  return found;
+}
+
 /* Two passes over the text: the first checks every row and finds the number of rows and the peak,
  * the second fills the table in the final segment. Errors name the file and the line. */
 int hk__arena_replay_init(hk_arena *a, const char *path) {
@@ -482,6 +581,24 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
                   (unsigned long long)(l1 < l2 ? l1 : l2));
       goto out_seg;
     }
+  if (c_up >= 0) {
+    size_t j = 0;
+    bool oom;
+    size_t i = plan_overlap(r->table, r->n, &j, &oom);
+    if (oom) {
+      rc = HK_ENOMEM;
+      goto out_seg;
+    }
+    if (i != SIZE_MAX) {
+      const plan_entry *x = &r->table[i], *y = &r->table[j];
+      hk__warning("arena replay: %s line %llu: id %llu at offsets [%llu, %llu) overlaps id %llu (line %llu) at "
+                  "[%llu, %llu), and both are live at %llu: not a valid plan", path, (unsigned long long)x->line,
+                  (unsigned long long)x->id, (unsigned long long)x->offset, (unsigned long long)(x->offset + x->size),
+                  (unsigned long long)y->id, (unsigned long long)y->line, (unsigned long long)y->offset,
+                  (unsigned long long)(y->offset + y->size), (unsigned long long)x->id);
+      goto out_seg;
+    }
+  }
   if (a->track) hk__track_release(r->block, r->peak < HK__ARENA_TRACK_MAX ? r->peak : HK__ARENA_TRACK_MAX);
   a->replay = r;
   rc = HK_OK;

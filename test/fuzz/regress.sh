@@ -28,6 +28,19 @@ options_long)
   HEAPKIT_GC_STRESS=$v "$b/test/fuzz/fuzz_options" >/dev/null 2>"$tmp/err"; rc=$?
   expect_rc $rc 0
   expect_err "heapkit: ignoring HEAPKIT_GC_STRESS=${v:0:64}...: out of range\n" ;;
+replay_overlap)
+  # Two rows live together at overlapping offsets: the second allocation was served over the first
+  # (fuzz_replay exit 3, "live allocation 0 overwritten"). Now the arena refuses the plan.
+  cp "$cases/replay_overlap.csv" "$tmp/plan.csv"
+  "$b/test/fuzz/fuzz_replay" replay "$tmp/plan.csv" 3 >/dev/null 2>"$tmp/err"; rc=$?
+  expect_rc $rc 1
+  expect_err "heapkit: arena replay: $tmp/plan.csv line 3: id 1 at offsets [7600, 7776) overlaps id 0 (line 2) at [7600, 8048), and both are live at 1: not a valid plan\n" ;;
+replay_touching)
+  # Not overlaps: adjacent offsets, a lifetime ending where the next one starts, an empty row.
+  cp "$cases/replay_touching.csv" "$tmp/plan.csv"
+  "$b/test/fuzz/fuzz_replay" replay "$tmp/plan.csv" 3 >/dev/null 2>"$tmp/err"; rc=$?
+  expect_rc $rc 0
+  expect_err '' ;;
 *)
   echo "regress.sh: unknown case '$case_name'"; exit 2 ;;
 esac
