@@ -35,6 +35,17 @@ replay_overlap)
   "$b/test/fuzz/fuzz_replay" replay "$tmp/plan.csv" 3 >/dev/null 2>"$tmp/err"; rc=$?
   expect_rc $rc 1
   expect_err "heapkit: arena replay: $tmp/plan.csv line 3: id 1 at offsets [7600, 7776) overlaps id 0 (line 2) at [7600, 8048), and both are live at 1: not a valid plan\n" ;;
+replay_overlap_many)
+  # 2,000 rows live together at offsets in scrambled order (valid: accepted), then one more row
+  # half over row 1000's memory: found among them, whatever the order the rows came in.
+  awk 'BEGIN { print "id,lower,upper,size,offset"; for (i = 0; i < 2000; i++) print i "," i ",5000,16," (i * 7919 % 2000) * 16 }' > "$tmp/plan.csv"
+  "$b/test/fuzz/fuzz_replay" replay "$tmp/plan.csv" 3 >/dev/null 2>"$tmp/err"; rc=$?
+  expect_rc $rc 0
+  expect_err ''
+  echo "2000,2000,5000,16,16008" >> "$tmp/plan.csv"
+  "$b/test/fuzz/fuzz_replay" replay "$tmp/plan.csv" 3 >/dev/null 2>"$tmp/err"; rc=$?
+  expect_rc $rc 1
+  expect_err "heapkit: arena replay: $tmp/plan.csv line 2002: id 2000 at offsets [16008, 16024) overlaps id 1000 (line 1002) at [16000, 16016), and both are live at 2000: not a valid plan\n" ;;
 replay_touching)
   # Not overlaps: adjacent offsets, a lifetime ending where the next one starts, an empty row.
   cp "$cases/replay_touching.csv" "$tmp/plan.csv"
