@@ -12,7 +12,7 @@ Targets:
 
 Every run: no signal, no sanitizer report, no timeout. Same seed and iteration count, same inputs.
   fuzz.py --build DIR [--targets plan,replay,lisp,options] [--seed N] [--iterations N]
-          [--seconds S] [--keep DIR]
+          [--seconds S] [--keep DIR] [--traces DIR]
 --iterations is per target; --seconds (per target) stops earlier (for the long run only: the
 smoke test is bounded by iterations, so it is deterministic). Failing inputs go to --keep
 (default: a temporary directory, printed). Exit 0 when nothing failed, 1 otherwise.
@@ -172,6 +172,12 @@ def plan_seeds(r):
         lo = rng.randrange(100)
         rows.append(b"%d,%d,%d,%d,%d" % (i, lo, lo + rng.randint(1, 30), rng.randrange(5000), 1 << rng.randrange(8)))
     seeds.append(b"\n".join(rows) + b"\n")
+    for d in r.args.traces or []:  # the benchmarks' model traces (small ones: each run reads the whole file)
+        for name in sorted(os.listdir(d)):
+            path = os.path.join(d, name)
+            if name.endswith(".csv") and os.path.getsize(path) <= 64 << 10:
+                with open(path, "rb") as f:
+                    seeds.append(f.read())
     trace = os.path.join(r.work, "seed-trace.csv")
     if r.run([r.replay_bin, "record", trace, "3"])[0] == 0:
         with open(trace, "rb") as f:
@@ -402,6 +408,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=0)
     ap.add_argument("--timeout", type=float, default=10)
     ap.add_argument("--keep")
+    ap.add_argument("--traces", action="append", help="a directory of CSV traces to add to the plan seeds")
     args = ap.parse_args()
     r = Runner(args)
     b = os.path.abspath(args.build)

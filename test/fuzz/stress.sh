@@ -10,6 +10,8 @@ BUILD=${BUILD:-build}
 cmake -S . -B "$BUILD" >/dev/null && cmake --build "$BUILD" -j2 --target heapkit_tool hk_lisp fuzz_replay fuzz_options >/dev/null || {
   echo "fuzz stress: build failed"; exit 1; }
 seed=${HK_FUZZ_SEED:-$(date +%s)}
+traces=()  # the planner benchmark's model traces (issue 5), when present, as more plan seeds
+[ -d ../shared/planner-traces ] && traces=(--traces ../shared/planner-traces)
 echo "fuzz stress: seed $seed"
 exec python3 test/fuzz/fuzz.py --build "$BUILD" --seed "$seed" --iterations 1000000 \
-  --seconds "${HK_FUZZ_SECONDS:-60}" --keep "${HK_FUZZ_KEEP:-$BUILD/fuzz-failures}"
+  --seconds "${HK_FUZZ_SECONDS:-60}" --keep "${HK_FUZZ_KEEP:-$BUILD/fuzz-failures}" ${traces[@]+"${traces[@]}"}
