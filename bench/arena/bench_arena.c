@@ -372,6 +372,18 @@ static void pool_hk_mode(bool shared, bool unchecked) {
 }
 /* The default pool (inline paths, every free checked), the same pool opted out of the checks
  * (.unchecked), and a shared (locked, every call out of line) pool. */
+/* The same pools through a cursor (pool.h): the stack's top stays in registers in the loops. */
+static void pool_hk_cursor_mode(bool unchecked) {
+  hkp = hk_pool_new_ex(&(hk_pool_options){.block_size = POOL_SIZE, .unchecked = unchecked});
+  hk_pool_cursor c = hk_pool_cursor_open(hkp);
+#define HKC_FREE(q) hk_pool_cursor_free(&c, (q))
+  POOL_LOOP(hk_pool_cursor_alloc(&c), HKC_FREE)
+#undef HKC_FREE
+  hk_pool_cursor_close(&c);
+  hk_pool_destroy(hkp);
+}
+static void pool_hk_cursor(void) { pool_hk_cursor_mode(false); }
+static void pool_hk_cursor_unchecked(void) { pool_hk_cursor_mode(true); }
 static void pool_hk(void) { pool_hk_mode(false, false); }
 static void pool_hk_unchecked(void) { pool_hk_mode(false, true); }
 static void pool_hk_shared(void) { pool_hk_mode(true, false); }
@@ -550,6 +562,8 @@ int main(int argc, char **argv) {
       {"request", "mimalloc heap (region)", req_mi_heap, req_ops, 1},
       {"pool", "heapkit pool", pool_hk, pool_ops, 0},
       {"pool", "heapkit pool (unchecked)", pool_hk_unchecked, pool_ops, 0},
+      {"pool", "heapkit pool (cursor)", pool_hk_cursor, pool_ops, 0},
+      {"pool", "heapkit pool (cursor, unchecked)", pool_hk_cursor_unchecked, pool_ops, 0},
       {"pool", "heapkit pool (shared)", pool_hk_shared, pool_ops, 0},
       {"pool", "glibc malloc/free", pool_malloc, pool_ops, 0},
       {"pool", "mimalloc malloc/free", pool_mimalloc, pool_ops, 1},

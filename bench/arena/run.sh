@@ -64,6 +64,8 @@ for w, rs in rows.items():
             goals.append("arena through a cursor vs the hand-written 64K-block region: %.2fx" % (d["glibc 64K blocks (region)"] / cur))
     if w == "pool" and "glibc malloc/free" in d:
         goals.append("pool alloc+free vs glibc: %.1fx (goal >= 5x)" % (d["glibc malloc/free"] / ref))
+        pc = d.get("heapkit pool (cursor)")
+        if pc: goals.append("pool through a cursor vs glibc: %.1fx" % (d["glibc malloc/free"] / pc))
         fl = d.get("no allocator (floor)")
         if fl:
             goals.append("the pool workload with no allocator at all (floor) vs glibc: %.1fx, the most any allocator could reach" % (d["glibc malloc/free"] / fl))

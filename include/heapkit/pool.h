@@ -190,6 +190,102 @@ static inline void hk_pool_free(hk_pool *p, void *block) {
   hk__pool_free_slow(p, block);
 }
 
+/* ---- cursors: the stack's top in the caller's registers ------------------------------------------
+ * hk_pool_alloc and hk_pool_free keep the stack's top in the pool, so each call loads it and stores
+ * it back, and the next call's load waits for that store (a store-to-load forwarding, 4-5 cycles
+ * on Intel cores: docs/arena.md, Performance); no compiler keeps it in a register across a loop,
+ * because the out-of-line paths may move it. A cursor is a local copy of the head that the
+ * compiler can keep in registers (pass it to nothing but these four functions), exactly as
+ * hk_arena_cursor does for arenas:
+ *
+ *   hk_pool_cursor c = hk_pool_cursor_open(p);
+ *   for (...) { hk_pool_cursor_free(&c, old[i]); new[i] = hk_pool_cursor_alloc(&c); }
+ *   hk_pool_cursor_close(&c);
+ *
+ * The blocks handed out and every check are exactly those of hk_pool_alloc and hk_pool_free (the
+ * same inline code on the copy: LIFO, a bad free ends the process); every out-of-line call writes
+ * the copy's top back to the pool first and takes the pool's head back after. Between open and
+ * close, use the pool only through the cursor (one cursor at a time, on one thread): the pool's
+ * own functions would not see its top. Shared, listed (debug, sanitizer) pools and a NULL or
+ * dead pool give a cursor whose every call goes out of line, where it behaves as hk_pool_alloc
+ * and hk_pool_free (a shared pool may have one cursor per thread). close writes the top back; a
+ * closed cursor still works, every call out of line, as hk_pool_alloc/hk_pool_free on its pool. */
+typedef struct hk_pool_cursor {
+  void **top;
+  uint64_t win; /* as hk_pool_head; HK__POOL_DETACHED: closed (or never attached), nothing to write back */
+  uintptr_t base;
+  uint64_t inv;
+  hk_pool *pool;
+} hk_pool_cursor;
+
+#define HK__POOL_DETACHED ((uint64_t)0x40)
+
+/* Internal: each writes top back to p when the cursor is attached to a live stack-mode pool, does
+ * what its name says, and returns the head the cursor goes on with (p's, or one that sends every
+ * call out of line). By value, so that the cursor's address never escapes. */
+HK_API hk_pool_head hk__pool_cursor_attach(hk_pool *p);
+HK_API hk_pool_head hk__pool_cursor_alloc_slow(hk_pool *p, void **top, uint64_t win, void **out);
+HK_API hk_pool_head hk__pool_cursor_free_slow(hk_pool *p, void **top, uint64_t win, void *block);
+HK_API hk_pool_head hk__pool_cursor_detach(hk_pool *p, void **top, uint64_t win);
+
+static inline void hk__pool_cursor_set(hk_pool_cursor *c, hk_pool_head h) {
+  c->top = h.top;
+  c->win = h.win;
+  c->base = h.base;
+  c->inv = h.inv;
+}
+
+static inline hk_pool_cursor hk_pool_cursor_open(hk_pool *p) {
+  hk_pool_cursor c;
+  c.pool = p;
+  hk__pool_cursor_set(&c, hk__pool_cursor_attach(p));
+  return c;
+}
+
+static inline void *hk_pool_cursor_alloc(hk_pool_cursor *c) {
+  void **t = c->top;
+  void *b = t[-1];
+  if (HK_LIKELY(b != NULL)) {
+    c->top = t - 1;
+    return b;
+  }
+  void *nb; /* not b: its address would keep b in memory on the fast path too */
+  hk__pool_cursor_set(c, hk__pool_cursor_alloc_slow(c->pool, t, c->win, &nb));
+  return nb;
+}
+
+/* The checks of hk_pool_free, on the cursor's copy of the head. */
+static inline void hk_pool_cursor_free(hk_pool_cursor *c, void *block) {
+  void **t = c->top;
+  uint64_t win = c->win;
+  if (win & HK__POOL_UNCHECKED) {
+    if (HK_LIKELY(((uintptr_t)t & 4095) != 0 && block != NULL)) {
+      *t = block;
+      c->top = t + 1;
+      return;
+    }
+  } else {
+    uint64_t x = (uint64_t)((uintptr_t)block - c->base) * c->inv;
+    unsigned r = (unsigned)win & 63;
+    x = (x >> r) | (x << ((64 - r) & 63));
+    if (HK_LIKELY(x < (win >> HK__POOL_NWIN_SHIFT))) {
+      uintptr_t w, tt = (uintptr_t)t;
+      memcpy(&w, block, sizeof w);
+      if (HK_LIKELY(tt - 1 + HK__POOL_STACK_OFF - w >= (tt & HK__POOL_SEG_MASK))) {
+        HK__POOL_SET_SLOT(block, tt);
+        *t = block;
+        c->top = t + 1;
+        return;
+      }
+    }
+  }
+  hk__pool_cursor_set(c, hk__pool_cursor_free_slow(c->pool, t, win, block));
+}
+
+static inline void hk_pool_cursor_close(hk_pool_cursor *c) {
+  hk__pool_cursor_set(c, hk__pool_cursor_detach(c->pool, c->top, c->win));
+}
+
 /* Typed helpers: a pool of T, blocks typed as T. */
 #define HK_POOL_NEW(T) \
   hk_pool_new_ex(&(hk_pool_options){.block_size = sizeof(T), .align = __alignof__(T)})

@@ -821,6 +821,48 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
   unlock(p);
 }
 
+/* ---- cursors (pool.h) ----------------------------------------------------------------------------
+ * A cursor is a copy of the head in the caller's registers. While it is attached, the pool's
+ * h.top is stale: every call that comes here writes the cursor's top back first (only into a live
+ * stack-mode pool: shared and listed pools keep nil_top, which the inline paths send here, and
+ * several threads may hold cursors of a shared pool) and hands the head back after. A detached
+ * cursor (closed, or opened on something that is not a live pool) gets a head that sends every
+ * call here, and goes through the pool's own functions. */
+static const hk_pool_head cursor_detached = {&nil_page[4096 / sizeof(void *)], HK__POOL_UNCHECKED | HK__POOL_DETACHED, 0, 0};
+
+static inline bool live(const hk_pool *p) { return p && p->magic == POOL_MAGIC; }
+/* Writes top back; true when the cursor is attached to a live pool (then p->h is its next head). */
+static bool cursor_sync(hk_pool *p, void **top, uint64_t win) {
+  if ((win & HK__POOL_DETACHED) || !live(p)) return false;
+  if (!p->shared && !p->listed) p->h.top = top;
+  return true;
+}
+
+hk_pool_head hk__pool_cursor_attach(hk_pool *p) { return live(p) ? p->h : cursor_detached; }
+
+hk_pool_head hk__pool_cursor_alloc_slow(hk_pool *p, void **top, uint64_t win, void **out) {
+  if (!cursor_sync(p, top, win)) {
+    *out = hk_pool_alloc(p);
+    return cursor_detached;
+  }
+  *out = hk__pool_alloc_slow(p);
+  return p->h;
+}
+
+hk_pool_head hk__pool_cursor_free_slow(hk_pool *p, void **top, uint64_t win, void *block) {
+  if (!cursor_sync(p, top, win)) {
+    hk_pool_free(p, block);
+    return cursor_detached;
+  }
+  hk__pool_free_slow(p, block);
+  return p->h;
+}
+
+hk_pool_head hk__pool_cursor_detach(hk_pool *p, void **top, uint64_t win) {
+  cursor_sync(p, top, win);
+  return cursor_detached;
+}
+
 /* Bulk release: every block becomes uncarved again; retention as for arenas (the free stack's
  * committed memory counts against it first). */
 void hk_pool_reset(hk_pool *p) {

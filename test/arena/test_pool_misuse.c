@@ -172,6 +172,43 @@ static void case_double_big_stack(void) {
   for (int i = 0; i < BIG; i++) hk_pool_free(p, b[i]);
   bad(p, b[BIG / 3]);
 }
+/* Through a cursor (pool.h): the same inline checks on the cursor's copy of the head. */
+static void case_cursor_double(void) {
+  hk_pool *p = pool48();
+  hk_pool_cursor c = hk_pool_cursor_open(p);
+  void *keep = hk_pool_cursor_alloc(&c), *b = hk_pool_cursor_alloc(&c);
+  sink = keep;
+  hk_pool_cursor_free(&c, b);
+  *shared_addr = (uintptr_t)b;
+  hk_pool_cursor_free(&c, b);
+}
+static void case_cursor_double_deep(void) {
+  hk_pool *p = pool48();
+  hk_pool_cursor c = hk_pool_cursor_open(p);
+  enum { N = 3000 };
+  static void *v[N];
+  for (int i = 0; i < N; i++) v[i] = hk_pool_cursor_alloc(&c);
+  for (int i = 0; i < N; i++) hk_pool_cursor_free(&c, v[i]);
+  *shared_addr = (uintptr_t)v[0];
+  hk_pool_cursor_free(&c, v[0]);
+}
+static void case_cursor_interior(void) {
+  hk_pool *p = pool48();
+  hk_pool_cursor c = hk_pool_cursor_open(p);
+  char *b = hk_pool_cursor_alloc(&c);
+  hk_pool_cursor_free(&c, hk_pool_cursor_alloc(&c));
+  *shared_addr = (uintptr_t)(b + 16);
+  hk_pool_cursor_free(&c, b + 16);
+}
+static void case_cursor_closed_double(void) {
+  hk_pool *p = pool48();
+  hk_pool_cursor c = hk_pool_cursor_open(p);
+  void *b = hk_pool_cursor_alloc(&c);
+  hk_pool_cursor_free(&c, b);
+  hk_pool_cursor_close(&c);
+  *shared_addr = (uintptr_t)b;
+  hk_pool_cursor_free(&c, b);
+}
 static void case_shared_double(void) {
   hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 40, .shared = true});
   void *a = hk_pool_alloc(p);
@@ -295,6 +332,10 @@ static const mcase cases[] = {
   {"old_segment_interior", case_old_segment_interior, INV},
   {"double_big_stack", case_double_big_stack, DBL},
   {"double_deep_slot", case_double_deep_slot, DBL},
+  {"cursor_double", case_cursor_double, DBL},
+  {"cursor_double_deep", case_cursor_double_deep, DBL},
+  {"cursor_interior", case_cursor_interior, INV},
+  {"cursor_closed_double", case_cursor_closed_double, DBL},
   {"shared_double", case_shared_double, DBL},
   {"shared_foreign", case_shared_foreign, INV},
   {"shared_double_other_cache", case_shared_double_other_cache, DBL},
