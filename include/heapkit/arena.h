@@ -50,7 +50,9 @@ typedef struct hk_arena_options {
   hk_arena_oom_fn oom;          /* failure handler; NULL = return NULL (inherited from the parent) */
   void *oom_arg;
   const char *replay_path;      /* CSV with id,lower,upper,size,offset: serve the allocations from planned offsets
-                                   (every row ends with a newline; the peak offset+size fits in physical memory) */
+                                   (every row ends with a newline; the peak offset+size fits in physical memory;
+                                   rows live at the same time must not overlap in memory: with an upper
+                                   column, hk_arena_new checks it and fails with EINVAL) */
 } hk_arena_options;
 
 /* A save point. Plain data: copy it freely; it is valid until the arena is restored to an earlier
@@ -80,7 +82,7 @@ typedef struct hk_arena_stats {
 /* ---- arenas ------------------------------------------------------------------------------------ */
 
 /* A new arena, or NULL with errno set (ENOMEM: no memory or the parent's budget is exhausted;
- * EINVAL: contradictory options or an unreadable replay file). */
+ * EINVAL: contradictory options, or a replay file that cannot be read or is not a valid plan). */
 HK_API hk_arena *hk_arena_new(const hk_arena_options *opt);
 /* Runs the children's destruction, then the pending cleanups (LIFO), then returns all memory. */
 HK_API void hk_arena_destroy(hk_arena *a);
