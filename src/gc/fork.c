@@ -64,6 +64,7 @@ static void fork_prepare(void) {
   }
   pthread_mutex_lock(&heaps_lock);
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) stop_others(h);
+  hk__gc_self_fork_prepare(); /* (a leaf lock: last) */
 }
 
 static void fork_parent(void) {
@@ -71,6 +72,7 @@ static void fork_parent(void) {
     fork_skipped = false;
     return;
   }
+  hk__gc_self_fork_parent();
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
     resume_others(h);
     gc_unlock(h);
@@ -83,6 +85,7 @@ static void fork_child(void) {
     fork_skipped = false;
     return;
   }
+  hk__gc_self_fork_child();
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
     hk_gc_mutator *self = hk__gc_mutator_of_self(h);
     for (hk_gc_mutator *m = h->mutators, *next; m; m = next) {

@@ -202,7 +202,8 @@ struct hk_gc_mutator {
   hk_gc_mutator_fast fast; /* first: the inline paths cast m to this */
   hk_gc_heap *heap;
   hk_gc_mutator *next, *prev;
-  hk_gc_mutator *self_next; /* its thread's other mutators (thread.c: t_mutators), owner thread only */
+  hk_gc_mutator *self_next; /* its thread's other mutators (thread.c: t_mutators, under self_lock) */
+  hk_gc_mutator **self_head; /* its owner thread's list; NULL once taken off it (self_claim) */
   char *tlab_start, *data_start; /* for counting allocated bytes */
   char *real_limit, *real_data_limit; /* the buffers' ends (fast.limit is lowered in stress mode) */
   char *zero_limit, *zero_data_limit; /* the buffers are zeroed up to here (alloc.c: zero_ahead) */
@@ -515,6 +516,9 @@ HK_INTERNAL void hk__gc_fork_untrack(hk_gc_heap *h);
 /* Heap lock held, h being destroyed by the calling thread: its mutators of h (the only ones left)
  * leave the thread's list of mutators. */
 HK_INTERNAL void hk__gc_self_forget(hk_gc_heap *h);
+HK_INTERNAL void hk__gc_self_fork_prepare(void);
+HK_INTERNAL void hk__gc_self_fork_parent(void);
+HK_INTERNAL void hk__gc_self_fork_child(void);
 
 /* A slot value the collector follows: not NULL and not tagged (an embedder's immediate). */
 static inline bool gc_is_ref(uintptr_t r) { return r && !(r & 7); }

@@ -270,18 +270,44 @@ hk_gc_mutator *hk__gc_mutator_of_self(hk_gc_heap *h) {
  * are unregistered at its exit instead (with a warning). They are found through the thread's own
  * list, not the list of heaps: the exit must take no lock a fork holds while it waits for this
  * thread to park (walking the heaps under fork's lock hung such a fork: gc.fork_exiting). The
- * heaps are alive: a heap with another thread's mutator is not destroyed. */
+ * heaps are alive: a heap with another thread's mutator is not destroyed.
+ *
+ * Another thread may unregister a thread's mutator too, so the lists are changed under self_lock,
+ * and whoever takes a mutator off its owner's list (self_claim) is the one that unregisters it:
+ * the owner's exit then never sees it. (The record used to stay on the owner's list after such an
+ * unregister, and the owner's exit unregistered the freed record again: SIGSEGV on its NULL heap,
+ * or, once another registration had reused it, that thread's live mutator;
+ * gc.review_unregister_other.) self_lock is a leaf: nothing else is taken while it is held, so it
+ * may be taken under a heap's lock (registration) and by fork's prepare handler. */
 static __thread hk_gc_mutator *t_mutators;
+static pthread_mutex_t self_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk__tkey exit_key; /* unloaded with a plugin that links this copy (gc_key_unload) */
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
-static void self_unlink(hk_gc_mutator *m) {
-  for (hk_gc_mutator **p = &t_mutators; *p; p = &(*p)->self_next)
+/* self_lock held: take m off its owner's list; false if it is not on it (claimed already). */
+static bool self_unlink_locked(hk_gc_mutator *m) {
+  if (!m->self_head) return false;
+  for (hk_gc_mutator **p = m->self_head; *p; p = &(*p)->self_next)
     if (*p == m) {
       *p = m->self_next;
-      return;
+      break;
     }
+  m->self_head = NULL;
+  m->self_next = NULL;
+  return true;
 }
+
+static bool self_claim(hk_gc_mutator *m) {
+  pthread_mutex_lock(&self_lock);
+  bool ok = self_unlink_locked(m);
+  pthread_mutex_unlock(&self_lock);
+  return ok;
+}
+
+/* fork: the lists must not be in the middle of a change in the child (fork.c). */
+void hk__gc_self_fork_prepare(void) { pthread_mutex_lock(&self_lock); }
+void hk__gc_self_fork_parent(void) { pthread_mutex_unlock(&self_lock); }
+void hk__gc_self_fork_child(void) { pthread_mutex_init(&self_lock, NULL); }
 
 /* The pops still pending in this thread's open HK_GC_ROOTS blocks of a mutator that goes away
  * (hk_gc_heap_destroy or hk_gc_thread_unregister inside them: 13 of the collector's own tests did)
@@ -296,22 +322,26 @@ static void frames_orphan(hk_gc_frame *fr, const hk_gc_mutator *m) {
 }
 
 void hk__gc_self_forget(hk_gc_heap *h) {
-  for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
-    self_unlink(m);
-    frames_orphan(m->fast.frames, m);
-  }
+  pthread_mutex_lock(&self_lock);
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) (void)self_unlink_locked(m);
+  pthread_mutex_unlock(&self_lock);
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) frames_orphan(m->fast.frames, m);
 }
 
 static void thread_exit(void *arg) {
   (void)arg;
-  hk_gc_mutator *m;
-  while ((m = t_mutators) != NULL) {
-    hk_gc_heap *h = m->heap;
+  for (;;) {
+    pthread_mutex_lock(&self_lock);
+    hk_gc_mutator *m = t_mutators;
+    if (m) (void)self_unlink_locked(m);
+    pthread_mutex_unlock(&self_lock);
+    if (!m) break;
+    hk_gc_heap *h = m->heap; /* (registered, so its heap cannot be destroyed meanwhile) */
     gc_lock(h);
     hk__warning("gc: a thread exits while registered with heap %p; its mutator %p is unregistered", (void *)h,
                 (void *)m);
     m->fast.frames = NULL; /* (on the stack that is going away) */
-    hk__gc_unregister_locked(m); /* (off t_mutators) */
+    hk__gc_unregister_locked(m);
     gc_unlock(h);
   }
 }
@@ -364,8 +394,11 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
     h->mutators = m;
     h->nmutators++;
     h->nrunning++;
+    pthread_mutex_lock(&self_lock);
+    m->self_head = &t_mutators;
     m->self_next = t_mutators;
     t_mutators = m;
+    pthread_mutex_unlock(&self_lock);
   }
   gc_unlock(h);
   if (m) exit_watch();
@@ -385,6 +418,12 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   /* (the finalizer loop goes on with the mutator: it went on with a freed one, then crashed) */
   if (m->in_finalizers) {
     hk__warning("gc: hk_gc_thread_unregister: %p is running finalizers (called from a finalizer?); ignored", (void *)m);
+    return;
+  }
+  /* (taken off its owner's list first: whoever does is the one that unregisters it, so a second
+   * unregister racing with this one, or the owner's exit, leaves it alone) */
+  if (!self_claim(m)) {
+    hk__warning("gc: hk_gc_thread_unregister: %p was unregistered already; ignored", (void *)m);
     return;
   }
   hk_gc_frame *open = m->fast.frames;
@@ -414,8 +453,8 @@ void hk__gc_unregister_locked(hk_gc_mutator *m) {
 
 void hk__gc_mutator_drop(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
-  /* (in a forked child the dropped mutators are other threads': on no list of this thread's) */
-  if (pthread_equal(m->thread, pthread_self())) self_unlink(m);
+  /* (off its owner's list already: self_claim; in a forked child the dropped mutators are the
+   * other threads', on lists of threads that do not exist there) */
   hk__gc_buffers_close(m);
   /* Its remembered objects stay remembered: the heap's own set takes them. */
   void *o;

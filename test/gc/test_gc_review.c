@@ -5,10 +5,15 @@
  *   destroy_in_roots, unregister_in_roots: hk_gc_heap_destroy / hk_gc_thread_unregister inside
  *   the caller's HK_GC_ROOTS blocks (the blocks' pops wrote into the freed mutator record);
  *   oom_stalled: an OOM callback that always answers "retry" without releasing anything (called
- *   for ever). */
+ *   for ever);
+ *   unregister_other: a thread's mutator unregistered by another thread, then the thread exits
+ *   (its exit unregistered the freed record again: SIGSEGV, or another thread's mutator that
+ *   had reused the record). */
 #include "gc_test.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 
 static hk_gc_heap *h;
 static hk_gc_mutator *m;
@@ -179,6 +184,80 @@ static void test_oom_stalled(void) {
   teardown();
 }
 
+/* Another thread's mutator unregistered (documented: "an unregister by another thread than the
+ * mutator's does not touch its frames"). The record stayed on its owner thread's list of
+ * mutators, which that thread's exit walks: the exit read the freed record and locked a NULL heap
+ * (SIGSEGV), or, once a third thread's registration had reused the record, silently unregistered
+ * that thread's live mutator. Both orders are checked: the worker exits before and after the
+ * reuse. */
+static int uo_phase; /* 1: worker registered and blocking; 2: worker may exit; 3: reuser may go on */
+static hk_gc_mutator *uo_worker_m, *uo_reuser_m;
+static void uo_wait(int phase) {
+  while (__atomic_load_n(&uo_phase, __ATOMIC_ACQUIRE) < phase) usleep(500);
+}
+static void *uo_worker(void *arg) {
+  (void)arg;
+  uo_worker_m = hk_gc_thread_register(h);
+  CHECK_QUIET(uo_worker_m != NULL);
+  for (int i = 0; i < 1000; i++) (void)new_node(uo_worker_m, (uint64_t)i, 1, false);
+  hk_gc_blocking_begin(uo_worker_m); /* idle: the main thread unregisters it meanwhile */
+  __atomic_store_n(&uo_phase, 1, __ATOMIC_RELEASE);
+  uo_wait(2);
+  return NULL; /* exits with no mutator of its own left */
+}
+static void *uo_reuser(void *arg) {
+  (void)arg;
+  uo_reuser_m = hk_gc_thread_register(h); /* usually the record the worker had */
+  CHECK_QUIET(uo_reuser_m != NULL);
+  hk_gc_blocking_begin(uo_reuser_m);
+  __atomic_store_n(&uo_phase, 2, __ATOMIC_RELEASE);
+  uo_wait(3);
+  hk_gc_blocking_end(uo_reuser_m);
+  node *keep = NULL;
+  HK_GC_ROOTS(uo_reuser_m, keep);
+  for (int i = 0; i < 20000; i++) {
+    node *n = new_node(uo_reuser_m, (uint64_t)i, 1, false);
+    n->kids[0] = i % 100 ? keep : NULL;
+    keep = n;
+  }
+  CHECK_QUIET(keep && keep->id == 19999);
+  return NULL;
+}
+
+static void test_unregister_other(void) {
+  for (int reuse = 0; reuse < 2; reuse++) {
+    setup();
+    uo_phase = 0;
+    pthread_t w, r;
+    CHECK(pthread_create(&w, NULL, uo_worker, NULL) == 0);
+    uo_wait(1);
+    hk_gc_thread_unregister(uo_worker_m);
+    hk_gc_stats st;
+    hk_gc_stats_get(h, &st);
+    CHECK(st.mutators == 1);
+    if (reuse) {
+      CHECK(pthread_create(&r, NULL, uo_reuser, NULL) == 0);
+      uo_wait(2);
+      if (uo_reuser_m != uo_worker_m) fprintf(stderr, "unregister_other: the record was not reused\n");
+    } else {
+      __atomic_store_n(&uo_phase, 2, __ATOMIC_RELEASE);
+    }
+    hk_gc_blocking_begin(m);
+    CHECK(pthread_join(w, NULL) == 0); /* the worker's exit */
+    hk_gc_blocking_end(m);
+    hk_gc_stats_get(h, &st);
+    CHECK(st.mutators == (reuse ? 2u : 1u)); /* the reuser's mutator is still registered */
+    if (reuse) {
+      __atomic_store_n(&uo_phase, 3, __ATOMIC_RELEASE);
+      hk_gc_blocking_begin(m);
+      CHECK(pthread_join(r, NULL) == 0); /* exits registered: unregistered then, with a warning */
+      hk_gc_blocking_end(m);
+    }
+    hk_gc_collect(m, HK_GC_FULL);
+    teardown();
+  }
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -187,5 +266,6 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "destroy_in_roots")) test_destroy_in_roots();
   if (all || !strcmp(what, "unregister_in_roots")) test_unregister_in_roots();
   if (all || !strcmp(what, "oom_stalled")) test_oom_stalled();
+  if (all || !strcmp(what, "unregister_other")) test_unregister_other();
   return check_report("test_gc_review");
 }
