@@ -89,7 +89,8 @@ typedef struct hk_gc_weak hk_gc_weak;       /* a weak reference handle */
  * calling it again, with a warning: release enough per call to free whole blocks.
  * Runs on the allocating thread, with the world running; it may call hk_gc_* functions but must
  * not allocate from the heap (an allocation in it that passes the limit returns NULL without
- * calling it again). */
+ * calling it again); unregistering the allocating mutator or destroying the heap from it is
+ * refused with a warning (the allocation goes on with them). */
 typedef int (*hk_gc_oom_fn)(hk_gc_heap *heap, size_t request, void *data);
 
 enum {

@@ -106,11 +106,13 @@ int hk_gc_heap_destroy(hk_gc_heap *h) {
       hk__warning("gc: hk_gc_heap_destroy: another thread is still registered");
       return HK_EBUSY;
     }
-    /* (the finalizer loop would go on walking the destroyed heap's records) */
-    if (m->in_finalizers) {
+    /* (the finalizer loop would go on walking the destroyed heap's records, the allocation that
+     * called the OOM callback with the destroyed heap) */
+    if (m->in_finalizers || m->in_oom) {
       gc_unlock(h);
       hk__gc_fork_track(h);
-      hk__warning("gc: hk_gc_heap_destroy: called from a finalizer of this heap; nothing destroyed");
+      hk__warning("gc: hk_gc_heap_destroy: called from %s of this heap; nothing destroyed",
+                  m->in_finalizers ? "a finalizer" : "the OOM callback");
       return HK_EBUSY;
     }
   }

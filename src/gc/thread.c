@@ -420,6 +420,11 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
     hk__warning("gc: hk_gc_thread_unregister: %p is running finalizers (called from a finalizer?); ignored", (void *)m);
     return;
   }
+  /* (the same for the allocation that called the OOM callback: it went on with the freed record) */
+  if (m->in_oom) {
+    hk__warning("gc: hk_gc_thread_unregister: %p is running the OOM callback (called from it?); ignored", (void *)m);
+    return;
+  }
   /* (taken off its owner's list first: whoever does is the one that unregisters it, so a second
    * unregister racing with this one, or the owner's exit, leaves it alone) */
   if (!self_claim(m)) {

@@ -8,7 +8,10 @@
  *   for ever);
  *   unregister_other: a thread's mutator unregistered by another thread, then the thread exits
  *   (its exit unregistered the freed record again: SIGSEGV, or another thread's mutator that
- *   had reused the record). */
+ *   had reused the record);
+ *   oom_unregister: the OOM callback unregisters the allocating mutator or destroys its heap
+ *   (documented: it "may call hk_gc_* functions"): the allocation went on with the freed mutator
+ *   or heap (SIGSEGV, or a silent use of the destroyed heap). */
 #include "gc_test.h"
 
 #include <pthread.h>
@@ -258,6 +261,49 @@ static void test_unregister_other(void) {
   }
 }
 
+/* The OOM callback runs in the middle of an allocation's slow path, which goes on with the
+ * mutator and the heap when it returns: unregistering that mutator or destroying the heap from it
+ * is refused (with a warning), as from a finalizer. */
+static int ou_calls, ou_destroy_rc;
+static int oom_unregister(hk_gc_heap *hh, size_t request, void *data) {
+  (void)request, (void)data;
+  ou_calls++;
+  hk_gc_thread_unregister(m); /* ignored */
+  ou_destroy_rc = hk_gc_heap_destroy(hh); /* HK_EBUSY */
+  return 0;
+}
+
+static void test_oom_unregister(void) {
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.max_heap = 2u << 20;
+  o.oom = oom_unregister;
+  CHECK(hk_gc_heap_create(&o, &h, &m) == HK_OK);
+  register_test_types(h);
+  held = NULL;
+  CHECK(hk_gc_root_add(h, (void **)&held) == HK_OK);
+  bool failed = false;
+  for (int i = 0; i < 1000000 && !failed; i++) {
+    node *e = new_node(m, (uint64_t)i, 1, false);
+    if (!e) failed = true;
+    else {
+      e->kids[0] = held;
+      held = e;
+    }
+  }
+  CHECK(failed && ou_calls == 1);
+  CHECK(ou_destroy_rc == HK_EBUSY);
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  CHECK(st.mutators == 1);
+  CHECK(held && held->kids[0] && held->kids[0]->id + 1 == held->id);
+  held = NULL;
+  CHECK(hk_gc_root_remove(h, (void **)&held) == HK_OK);
+  hk_gc_collect(m, HK_GC_FULL);
+  CHECK(new_node(m, 1, 1, false) != NULL); /* the heap works on */
+  teardown();
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -267,5 +313,6 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "unregister_in_roots")) test_unregister_in_roots();
   if (all || !strcmp(what, "oom_stalled")) test_oom_stalled();
   if (all || !strcmp(what, "unregister_other")) test_unregister_other();
+  if (all || !strcmp(what, "oom_unregister")) test_oom_unregister();
   return check_report("test_gc_review");
 }
