@@ -372,8 +372,8 @@ HK_API bool hk_gc_is_pinned(const void *obj);
 
 /* A weak reference: hk_gc_weak_get returns the target, updated when it moves, or NULL once the
  * target is no longer strongly reachable (cleared before finalizers of the collection run). NULL
- * on out of memory. Handles are not heap objects: free them with hk_gc_weak_free.
- * hk_gc_weak_get(NULL) is NULL. */
+ * on out of memory. Handles are not heap objects: free them with hk_gc_weak_free, with a mutator
+ * of the handle's heap (another heap's is refused with a warning). hk_gc_weak_get(NULL) is NULL. */
 HK_API hk_gc_weak *hk_gc_weak_new(hk_gc_mutator *m, void *target);
 HK_API void *hk_gc_weak_get(const hk_gc_weak *w);
 HK_API void hk_gc_weak_free(hk_gc_mutator *m, hk_gc_weak *w);

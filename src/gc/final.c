@@ -296,9 +296,22 @@ void *hk_gc_weak_get(const hk_gc_weak *w) { return w ? w->target : NULL; }
  * second free of it is refused. It unlinked the handle again through its stale links and put the
  * record on the free list twice (two later handles shared it, and the list got a cycle that a
  * collection then walked for ever). */
+/* A handle is a record of its heap's metadata segments: freed through another heap's mutator, it
+ * was unlinked through that heap's list head and went on that heap's free list, so its own heap's
+ * list kept the freed record, which the other heap's next handle took (a collection then walked a
+ * cycle for ever). Checked through the page layer's segment map, so any pointer is safe. */
+static bool weak_of_heap(const hk_gc_heap *h, const hk_gc_weak *w) {
+  hk__segment *s = hk__segment_of(w);
+  return s && s->kind == HK__SEG_GC && s->owner == h && ((const gc_seghdr *)s)->role == ROLE_META;
+}
+
 void hk_gc_weak_free(hk_gc_mutator *m, hk_gc_weak *w) {
   if (!m || !w || gc_reentered("hk_gc_weak_free", "ignored")) return;
   hk_gc_heap *h = m->heap;
+  if (!weak_of_heap(h, w)) {
+    hk__warning("gc: hk_gc_weak_free: %p is not a weak reference of this mutator's heap; ignored", (void *)w);
+    return;
+  }
   gc_lock(h);
   if (w->prev == w) {
     gc_unlock(h);

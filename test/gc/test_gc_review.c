@@ -11,10 +11,13 @@
  *   had reused the record);
  *   oom_unregister: the OOM callback unregisters the allocating mutator or destroys its heap
  *   (documented: it "may call hk_gc_* functions"): the allocation went on with the freed mutator
- *   or heap (SIGSEGV, or a silent use of the destroyed heap). */
+ *   or heap (SIGSEGV, or a silent use of the destroyed heap);
+ *   weak_free_foreign: hk_gc_weak_free with a mutator of another heap than the handle's (it
+ *   was unlinked from the wrong heap's list: the next collection looped for ever). */
 #include "gc_test.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -304,6 +307,62 @@ static void test_oom_unregister(void) {
   teardown();
 }
 
+/* Two heaps, a handle of heap 1 freed with heap 2's mutator: the handle was unlinked through heap
+ * 2's list head and its record put on heap 2's free list, so heap 1's list kept the freed record
+ * and heap 2's next handle reused it: the collections of heap 1 then walked a cycle for ever. The
+ * free is refused with a warning now, and the handle stays valid. (An alarm ends the old code's
+ * endless loop: the test fails instead of hanging.) */
+static void alarm_fail(int sig) {
+  (void)sig;
+  static const char msg[] = "weak_free_foreign: a collection did not finish in 30 s\n";
+  (void)!write(2, msg, sizeof msg - 1);
+  _exit(1);
+}
+
+static void test_weak_free_foreign(void) {
+  hk_gc_heap *h1, *h2;
+  hk_gc_mutator *m1, *m2;
+  CHECK(hk_gc_heap_create(NULL, &h1, &m1) == HK_OK);
+  CHECK(hk_gc_heap_create(NULL, &h2, &m2) == HK_OK);
+  register_test_types(h1);
+  register_test_types(h2);
+  signal(SIGALRM, alarm_fail);
+  alarm(30);
+  {
+    node *a = NULL, *b = NULL;
+    HK_GC_ROOTS(m1, a);
+    HK_GC_ROOTS(m2, b);
+    a = new_node(m1, 1, 0, false);
+    b = new_node(m2, 2, 0, false);
+    hk_gc_weak *w1 = hk_gc_weak_new(m1, a), *w2 = hk_gc_weak_new(m2, b);
+    CHECK(w1 && w2);
+    hk_gc_weak_free(m2, w1); /* the wrong heap's mutator: refused */
+    hk_gc_weak *w3 = hk_gc_weak_new(m2, b); /* (took w1's record on the old code) */
+    CHECK(w3 != w1);
+    hk_gc_collect(m1, HK_GC_FULL);
+    hk_gc_collect(m2, HK_GC_FULL);
+    CHECK(hk_gc_weak_get(w1) == a && hk_gc_weak_get(w2) == b && hk_gc_weak_get(w3) == b);
+    CHECK(hk_gc_verify(m1) == HK_OK && hk_gc_verify(m2) == HK_OK);
+    a = b = NULL;
+    hk_gc_collect(m1, HK_GC_FULL);
+    hk_gc_collect(m2, HK_GC_FULL);
+    CHECK(hk_gc_weak_get(w1) == NULL && hk_gc_weak_get(w2) == NULL && hk_gc_weak_get(w3) == NULL);
+    hk_gc_weak_free(m1, w1);
+    hk_gc_weak_free(m2, w2);
+    hk_gc_weak_free(m2, w3);
+    hk_gc_stats st;
+    hk_gc_collect(m1, HK_GC_FULL);
+    hk_gc_collect(m2, HK_GC_FULL);
+    hk_gc_stats_get(h1, &st);
+    CHECK(st.weak_cleared == 1);
+    hk_gc_stats_get(h2, &st);
+    CHECK(st.weak_cleared == 2);
+  }
+  alarm(0);
+  CHECK(hk_gc_heap_destroy(h1) == HK_OK);
+  CHECK(hk_gc_heap_destroy(h2) == HK_OK);
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -314,5 +373,6 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "oom_stalled")) test_oom_stalled();
   if (all || !strcmp(what, "unregister_other")) test_unregister_other();
   if (all || !strcmp(what, "oom_unregister")) test_oom_unregister();
+  if (all || !strcmp(what, "weak_free_foreign")) test_weak_free_foreign();
   return check_report("test_gc_review");
 }
