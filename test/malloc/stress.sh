@@ -40,6 +40,17 @@ if [ -x "$bin/malloc_libc" ]; then
   run preload-gcc "$here/preload_gcc.sh" "$lib"
   HK_REDIS_COMMANDS=300000 run preload-redis "$here/preload_redis.sh" "$lib"
   HK_PERL_KEYS=1000000 run preload-perl "$here/preload_perl.sh" "$lib"
+  HK_CXX_N=2000000 run preload-cmake "$here/preload_cmake.sh" "$lib"
+  HK_SHELL_N=6000 run preload-shell "$here/preload_shell.sh" "$lib"
+  HK_OPENSSL_LINES=1000000 run preload-openssl "$here/preload_openssl.sh" "$lib"
+  HK_LUA_N=3000000 run preload-lua "$here/preload_lua.sh" "$lib"
+  HK_RUBY_N=1000000 run preload-ruby "$here/preload_ruby.sh" "$lib"
+  HK_TCL_N=1000000 run preload-tcl "$here/preload_tcl.sh" "$lib"
+  # the forking and interpreter programs again with the runtime options that unmap at once
+  HEAPKIT_SEGMENT_CACHE=0 HEAPKIT_PURGE_DELAY=0 HEAPKIT_PURGE_FREE=1 HK_SHELL_N=3000 \
+    run preload-shell-nocache "$here/preload_shell.sh" "$lib"
+  HEAPKIT_SEGMENT_CACHE=0 HEAPKIT_PURGE_DELAY=0 HEAPKIT_PURGE_FREE=1 run preload-ruby-nocache "$here/preload_ruby.sh" "$lib"
+  HEAPKIT_HARDENED=1 run preload-lua-hardened "$here/preload_lua.sh" "$lib"
 fi
 [ ${#failed[@]} -gt 0 ] && printf 'malloc stress FAILED: %s\n' "${failed[@]}"
 echo "malloc stress: $pass passed, $fail failed"
