@@ -272,6 +272,12 @@ HK_INTERNAL void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg);
 HK_INTERNAL void hk__large_free(hk__mseg *seg, void *p);
 HK_INTERNAL void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size);
 HK_INTERNAL size_t hk__abandoned_count(void);
+/* The ownerless budget (mseg.c): what the free pages of segments no live thread owns (abandoned,
+ * and malloc's in the segment cache) may keep resident once a thread has exited; past it, the
+ * pages given back longest ago are decommitted at once. Pages given back within the grace period
+ * (a sixteenth of the purge delay) are left to the delay: the next threads reuse them. */
+#define HK__OWNERLESS_BUDGET ((size_t)2 << 20)
+static inline int64_t hk__ownerless_grace(void) { return hk__opt(HK_OPT_PURGE_DELAY) / 16; }
 HK_INTERNAL void hk__mseg_fork_prepare(void);
 HK_INTERNAL void hk__mseg_fork_parent(void);
 HK_INTERNAL void hk__mseg_fork_child(void);

@@ -320,14 +320,31 @@ void hk__mseg_page_free(hk__tld *tld, hk__page *pg) {
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk__mseg *abandoned, *abandoned_tail;
 static _Atomic size_t abandoned_count;
+/* What the free pages of the abandoned segments may hold resident: the sum of their idle fields.
+ * A segment on the list changes only under the lock (remote frees touch its pages' thread-free
+ * lists, never a page's in_use or the commit masks), so each idle stays exact while it is there. */
+static _Atomic size_t abandoned_idle;
+
+/* What the free pages of seg may hold resident: the touched prefix of each committed free page. */
+static size_t idle_bytes(const hk__mseg *seg) {
+  size_t n = 0;
+  for (uint32_t i = 0; i < seg->base.page_count; i++) {
+    const hk__page *pg = &seg->pages[i];
+    uint64_t m = page_units(seg, i);
+    if (!pg->in_use && (seg->base.commit_mask & m) == m) n += pg->touched;
+  }
+  return n;
+}
 
 static void abandoned_push(hk__mseg *seg) {
   seg->abandoned_next = NULL;
+  seg->idle = idle_bytes(seg);
   pthread_mutex_lock(&abandoned_lock);
   if (abandoned_tail) abandoned_tail->abandoned_next = seg;
   else abandoned = seg;
   abandoned_tail = seg;
   atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&abandoned_idle, seg->idle, memory_order_relaxed);
   pthread_mutex_unlock(&abandoned_lock);
 }
 
@@ -347,10 +364,120 @@ static hk__mseg *abandoned_take(int kind, bool wait) {
     else abandoned = seg->abandoned_next;
     if (abandoned_tail == seg) abandoned_tail = prev;
     atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&abandoned_idle, seg->idle, memory_order_relaxed);
+    seg->idle = 0;
   }
   pthread_mutex_unlock(&abandoned_lock);
   if (seg) seg->abandoned_next = NULL;
   return seg;
+}
+
+/* Ages in buckets of powers of two milliseconds: 0, 1, 2-3, 4-7, ... */
+#define AGE_BUCKETS 24
+static unsigned age_bucket(int64_t age) {
+  if (age <= 0) return 0;
+  unsigned b = 64 - (unsigned)__builtin_clzll((uint64_t)age);
+  return b < AGE_BUCKETS ? b : AGE_BUCKETS - 1;
+}
+
+/* Segments looked at by one trim (from the oldest abandoned): bounds its cost when thousands of
+ * segments are abandoned; sweeping moves the ones it visits to the end of the list. */
+#define TRIM_SCAN 256
+
+/* Whether page idx of seg is free, committed and unused for at least the grace period, and so
+ * may be decommitted to keep the budget: pages given back in the last few milliseconds are those
+ * the next threads take again (w_threads: a wave of 4 threads gives back 2.2-3.3 MiB that the next
+ * wave reuses; decommitting them costs a page fault per 4 KiB for every wave). */
+static bool trimmable(const hk__mseg *seg, uint32_t idx, int64_t now) {
+  const hk__page *pg = &seg->pages[idx];
+  uint64_t m = page_units(seg, idx);
+  return !pg->in_use && pg->touched != 0 && (seg->base.commit_mask & m) == m && now - pg->freed_at >= hk__ownerless_grace();
+}
+
+/* One pass of the budget over the ownerless segments: first the ages of their trimmable pages,
+ * then the decommit of the oldest, down to the budget. */
+typedef struct trim_pass {
+  int64_t now;
+  size_t total;               /* what the free pages of the segments seen may hold resident */
+  size_t hist[AGE_BUCKETS];   /* of that, trimmable, by age */
+  unsigned cut;               /* pages of this age bucket and older go, */
+  size_t partial;             /* and of the bucket below, this much (the first pages met) */
+} trim_pass;
+
+static void seg_hist(const hk__mseg *seg, trim_pass *t) {
+  for (uint32_t i = 0; i < seg->base.page_count; i++)
+    if (trimmable(seg, i, t->now)) t->hist[age_bucket(t->now - seg->pages[i].freed_at)] += seg->pages[i].touched;
+}
+
+/* Decommits the pages of seg that the pass chose; returns what they may have held resident. */
+static size_t seg_trim(hk__mseg *seg, trim_pass *t) {
+  uint64_t units = 0;
+  size_t bytes = 0;
+  for (uint32_t i = 0; i < seg->base.page_count; i++) {
+    if (!trimmable(seg, i, t->now)) continue;
+    const hk__page *pg = &seg->pages[i];
+    unsigned b = age_bucket(t->now - pg->freed_at);
+    if (b + 1 < t->cut) continue;
+    if (b + 1 == t->cut) {
+      if (t->partial == 0) continue;
+      t->partial -= t->partial < pg->touched ? t->partial : pg->touched;
+    }
+    units |= page_units(seg, i);
+    bytes += pg->touched;
+  }
+  if (units) hk__segment_decommit_units(&seg->base, units);
+  return bytes;
+}
+
+/* Cached segments that were malloc's small or medium ones keep their page records (segment.h,
+ * hk__seg_keeps_header); every page of one is free. */
+static bool cached_mseg(const hk__segment *s) {
+  return (s->cached_kind == HK__SEG_SMALL || s->cached_kind == HK__SEG_MEDIUM) && s->size == HK_SEGMENT_SIZE && s->page_count != 0;
+}
+static void cached_hist(hk__segment *s, void *arg) {
+  if (!cached_mseg(s)) return;
+  trim_pass *t = arg;
+  t->total += idle_bytes((hk__mseg *)s);
+  seg_hist((hk__mseg *)s, t);
+}
+static void cached_trim(hk__segment *s, void *arg) {
+  if (cached_mseg(s)) seg_trim((hk__mseg *)s, arg);
+}
+
+/* The ownerless budget (HK__OWNERLESS_BUDGET, malloc.h): keeps the free pages of segments no live
+ * thread owns (abandoned, and malloc's in the segment cache) within it, decommitting at once the
+ * pages given back longest ago, but none given back within the grace period. Called at thread
+ * exit, after the thread's segments were abandoned or cached. Before, such pages waited for a
+ * purge delay: the adopters' settle_free_pages purges only the pages unused for a whole delay, so
+ * under thread churn the resident free pages were the union of those that all threads of the last
+ * delay had used (w_threads: 1-2 MiB older than 4 ms on top of the 2.2-3.3 MiB that each wave of
+ * 4 threads gives back and the next wave reuses). */
+static void ownerless_trim(int64_t now) {
+  if (hk__opt(HK_OPT_PURGE_DELAY) < 0) return; /* memory is never purged */
+  size_t budget = HK__OWNERLESS_BUDGET;
+  trim_pass t = {.now = now};
+  pthread_mutex_lock(&abandoned_lock);
+  hk__segment_cache_visit(cached_hist, &t);
+  t.total += atomic_load_explicit(&abandoned_idle, memory_order_relaxed);
+  if (t.total > budget) {
+    size_t excess = t.total - budget;
+    int n = 0;
+    for (hk__mseg *seg = abandoned; seg && n < TRIM_SCAN; seg = seg->abandoned_next, n++)
+      if (seg->idle) seg_hist(seg, &t);
+    t.cut = AGE_BUCKETS;
+    size_t older = 0;
+    while (t.cut > 0 && older + t.hist[t.cut - 1] < excess) older += t.hist[--t.cut];
+    t.partial = t.cut > 0 ? excess - older : 0;
+    n = 0;
+    for (hk__mseg *seg = abandoned; seg && n < TRIM_SCAN; seg = seg->abandoned_next, n++) {
+      if (!seg->idle) continue;
+      size_t bytes = seg_trim(seg, &t);
+      seg->idle -= bytes;
+      atomic_fetch_sub_explicit(&abandoned_idle, bytes, memory_order_relaxed);
+    }
+    hk__segment_cache_visit(cached_trim, &t);
+  }
+  pthread_mutex_unlock(&abandoned_lock);
 }
 
 /* Sweeping visits the oldest; it never waits for the lock. */
@@ -381,6 +508,7 @@ void hk__tld_abandon_segments(hk__tld *tld) {
       }
     }
   }
+  ownerless_trim(tld->now);
 }
 
 /* Sweeping: take one abandoned segment, collect the frees other threads made into its pages,

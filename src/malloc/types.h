@@ -199,6 +199,8 @@ typedef struct hk__mseg {
   struct hk__mseg *abandoned_next;
   uint32_t tails;            /* counted in its owner's tld->tail_segs: some in-use page may hold a
                                 resident tail for hk__tld_trim_tails to give back */
+  size_t idle;               /* abandoned: what its free pages may hold resident, counted in the
+                                ownerless budget (mseg.c) */
   hk__page pages[];
 } hk__mseg;
 

@@ -330,6 +330,14 @@ static bool cache_put(hk__segment *s) {
   return true;
 }
 
+void hk__segment_cache_visit(void (*fn)(hk__segment *s, void *arg), void *arg) {
+  if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return;
+  pthread_mutex_lock(&cache_lock);
+  for (int i = 0; i < cache_count; i++)
+    if (hk__seg_keeps_header(cache[i].seg->cached_kind)) fn(cache[i].seg, arg);
+  pthread_mutex_unlock(&cache_lock);
+}
+
 /* ---- alloc / free ----------------------------------------------------------------------------- */
 
 /* Returns whether the client header was kept (hk__seg_keeps_header). */

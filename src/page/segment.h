@@ -155,6 +155,11 @@ HK_INTERNAL void hk__page_stats(hk_stats *out);
 HK_INTERNAL void hk__page_inuse_add(ptrdiff_t delta);
 HK_INTERNAL size_t hk__page_inuse(void);
 
+/* Calls fn on every segment in the cache whose client header survives it (hk__seg_keeps_header of
+ * its cached_kind), under the cache's lock: the client may read its records there and decommit
+ * units (hk__segment_decommit_units), and must not call back into the cache. */
+HK_INTERNAL void hk__segment_cache_visit(void (*fn)(hk__segment *s, void *arg), void *arg);
+
 /* Age the cache of empty segments: decommit after the purge delay, release later. Called from
  * clients' slow paths (cheap when nothing is due); force releases everything cached. */
 HK_INTERNAL void hk__page_collect(int64_t now, bool force);
