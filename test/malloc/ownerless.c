@@ -11,7 +11,13 @@
  *              abandoned segments hold at most the budget;
  *   cached     the same with every block freed, so the segments go to the segment cache;
  *   young      nothing is decommitted within the grace period: right after the first thread
- *              exits, its free pages are all still resident (the next threads reuse them).
+ *              exits, its free pages are all still resident (the next threads reuse them);
+ *   cache_exit a thread exit also ages the segment cache: an 8 MiB block freed into it, and a
+ *              thread that exits once the cache's purge is due (purge delay 50 ms here: due
+ *              after 100 ms) leaving a block behind, leave none of the 8 MiB resident. Before,
+ *              the cache was aged only on allocation slow paths (every 8th) and when a segment
+ *              came into it, so an idle process kept such memory (64 MiB of freed 2 MiB blocks,
+ *              with a thread exiting 200 ms after the free).
  * The purge delay is set to 2 s so that nothing here is purged by the delay itself; the checks
  * are on heapkit's own records (commit masks and page records) and on mincore, never on timing
  * (the only wait is a sleep that makes the pages at least as old as the grace period).
@@ -131,13 +137,45 @@ static void run(const char *sec) {
   }
 }
 
+static void *leaving_thread(void *arg) {
+  CHECK((*(void **)arg = hk_malloc(16)) != NULL);
+  return NULL;
+}
+
+static void cache_exit(void) {
+  CHECK(hk_option_set(HK_OPT_PURGE_DELAY, 50) == HK_OK);
+  hk_collect(true);
+  size_t n = 8 * MiB;
+  uint8_t *p = hk_malloc(n);
+  CHECK(p != NULL);
+  memset(p, 0x5a, n);
+  hk_free(p); /* its segment goes to the cache, resident */
+  size_t before = resident(p, n);
+  CHECKF(before >= n / 2, "the freed block's segment is not resident in the cache (%zu KiB)", before / KiB);
+  usleep(150 * 1000); /* the cache purges a segment 100 ms after it came in (purge delay 50 ms) */
+  /* a thread that leaves its block behind: its segment is abandoned, not cached (putting a segment
+   * into the cache ages it too) */
+  void *left = NULL;
+  tu_run_thread(leaving_thread, &left);
+  size_t after = resident(p, n);
+  printf("ownerless cache_exit: a freed 8 MiB block: %zu KiB resident in the cache, %zu KiB after a thread's exit 150 ms later\n",
+         before / KiB, after / KiB);
+  CHECKF(after == 0, "%zu KiB of a segment cached for longer than its purge delay still resident after a thread exit", after / KiB);
+  hk_free(left);
+}
+
 int main(int argc, char **argv) {
   tu_test_name = "malloc_ownerless";
   const char *sec = argc > 1 ? argv[1] : "abandoned";
-  CHECK(strcmp(sec, "abandoned") == 0 || strcmp(sec, "cached") == 0 || strcmp(sec, "young") == 0);
+  CHECK(strcmp(sec, "abandoned") == 0 || strcmp(sec, "cached") == 0 || strcmp(sec, "young") == 0 ||
+        strcmp(sec, "cache_exit") == 0);
   void *warm = hk_malloc(16); /* the allocator is set up, so the option can be set */
-  CHECK(hk_option_set(HK_OPT_PURGE_DELAY, DELAY_MS) == HK_OK);
-  run(sec);
+  if (strcmp(sec, "cache_exit") == 0) {
+    cache_exit();
+  } else {
+    CHECK(hk_option_set(HK_OPT_PURGE_DELAY, DELAY_MS) == HK_OK);
+    run(sec);
+  }
   hk_free(warm);
   return 0;
 }
