@@ -264,6 +264,9 @@ HK_INTERNAL void hk__tld_trim_tails(hk__tld *tld, int64_t now);
 /* HEAPKIT_HARDENED: the remote frees a page's owner collects are blocks not free already (free.c) */
 HK_INTERNAL void hk__check_remote_frees(const hk__page *pg, const hk__block *head, uint32_t count);
 HK_INTERNAL void hk__check_delayed_free(const hk__page *pg, const hk__block *b); /* one, handed over to its heap */
+/* Blocks the double-free search of free.c has stepped over, all threads (tests bound it:
+ * malloc.hardened_cost) */
+HK_INTERNAL extern uint64_t hk__free_search_steps;
 /* room: reserve room for the block to double in place (realloc growing a block it had to move) */
 HK_INTERNAL void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero, bool room);
 HK_INTERNAL void hk__heap_free_large_blocks(hk_heap *h);

@@ -62,7 +62,7 @@ typedef struct hk__block { uintptr_t next; } hk__block;
 /* Page flags; the fast free path tests flags == 0. */
 #define HK__PAGE_IN_FULL 1     /* in the heap's full queue; a free must move it back */
 #define HK__PAGE_HAS_ALIGNED 2 /* some block was handed out at an offset inside it */
-#define HK__PAGE_HARDENED 4    /* HEAPKIT_HARDENED: every free searches the free lists */
+#define HK__PAGE_HARDENED 4    /* HEAPKIT_HARDENED: every free is checked for a double free */
 #define HK__PAGE_HOT 8         /* blocks over HK_DIRECT_MAX: a local free makes the page its heap's
                                   hot page of the class (hk__page_free_hot), so these frees leave the
                                   fast path (free.c, free_flagged) */
