@@ -27,23 +27,13 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "resident.h"
 
 #define WAVE 4
 #define PER 256
 #define LEFT 8
 
 typedef struct job { pthread_t t; uint64_t id; void *left[LEFT]; } job;
-
-static size_t resident(const void *p, size_t len) {
-  static unsigned char vec[1024];
-  size_t os = (size_t)sysconf(_SC_PAGESIZE), r = 0;
-  for (size_t off = 0; off < len; off += sizeof vec * os) {
-    size_t n = (len - off) / os < sizeof vec ? (len - off) / os : sizeof vec;
-    CHECK(mincore((uint8_t *)p + off, n * os, vec) == 0);
-    for (size_t i = 0; i < n; i++) r += vec[i] & 1;
-  }
-  return r * os;
-}
 
 /* Heapkit's resident bytes (all segments), and those of small and medium pages past their carved
  * blocks (all of a free page). Only the calling thread may be running. */

@@ -30,23 +30,13 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "resident.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 #define BLOCK KiB
 #define TOUCH (6 * MiB)
 #define DELAY_MS 16000 /* a grace period of 1 s: longer than the first thread takes, even at HK_DEBUG=3 */
-
-static size_t resident(const void *p, size_t len) {
-  static unsigned char vec[1024];
-  size_t os = (size_t)sysconf(_SC_PAGESIZE), r = 0;
-  for (size_t off = 0; off < len; off += sizeof vec * os) {
-    size_t n = (len - off) / os < sizeof vec ? (len - off) / os : sizeof vec;
-    CHECK(mincore((uint8_t *)p + off, n * os, vec) == 0);
-    for (size_t i = 0; i < n; i++) r += vec[i] & 1;
-  }
-  return r * os;
-}
 
 /* Over the segments no live thread owns: what their free pages hold resident (mincore) and what
  * heapkit's records say they may hold (the touched prefix of each committed free page). */
