@@ -213,9 +213,10 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
         gr = hk__plan_guillotine(p, HK_PLAN_FLIP_CUT_ROUND, HK_PLAN_FLIP_CUT_STEPS * (uint64_t)p->n, aim_end, best, &st.nodes,
                                  &gfail);
       if (turn == 1 && gr == 0 && hk__plan_clock(p) < aim_end) {
-        static const unsigned coarse_flip[] = {HK_PLAN_COARSE_FLIP_ROUND, HK_PLAN_FLIP_CUT_ROUND};
-        static const uint64_t flip_per[] = {HK_PLAN_COARSE_FLIP_STEPS, HK_PLAN_COARSE_FLIP_CUT_STEPS};
-        int cr = coarse_rounds(p, coarse_flip, 2, flip_per, aim_end, best, &st.nodes);
+        static const unsigned coarse_flip[] = HK_PLAN_COARSE_FLIP_ROUNDS;
+        static const uint64_t flip_per[] = HK_PLAN_COARSE_FLIP_PER;
+        _Static_assert(sizeof coarse_flip / sizeof coarse_flip[0] == sizeof flip_per / sizeof flip_per[0], "one budget per round");
+        int cr = coarse_rounds(p, coarse_flip, sizeof coarse_flip / sizeof coarse_flip[0], flip_per, aim_end, best, &st.nodes);
         if (cr < 0) { rc = cr; goto out; }
         if (cr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
       }

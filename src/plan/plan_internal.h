@@ -196,6 +196,11 @@ _Static_assert(HK_PLAN_TIER_STEPS < HK_PLAN_GUILLOTINE_WORK, "HK_PLAN_TIER_STEPS
 #ifndef HK_PLAN_COARSE_FLIP_CUT_STEPS
 #define HK_PLAN_COARSE_FLIP_CUT_STEPS 2500
 #endif
+/* The coarse rounds hk_plan runs after the tier, in one table, with their steps per coarse
+ * buffer: one list for plan.c and for test_plan_search, so that the test checks the schedule
+ * hk_plan runs and not a copy of it. */
+#define HK_PLAN_COARSE_FLIP_ROUNDS {HK_PLAN_COARSE_FLIP_ROUND, HK_PLAN_FLIP_CUT_ROUND}
+#define HK_PLAN_COARSE_FLIP_PER {HK_PLAN_COARSE_FLIP_STEPS, HK_PLAN_COARSE_FLIP_CUT_STEPS}
 HK_PLAN_HIDDEN int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_limit, double deadline, uint64_t *off,
                                        uint64_t *nodes, uint64_t **fail);
 
