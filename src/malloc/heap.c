@@ -168,6 +168,7 @@ void hk__tld_periodic(hk__tld *tld) {
   int64_t now = hk__clock_ms();
   if (now == tld->now) return;
   tld->now = now;
+  if (tld->large_kept && now - tld->large_kept_at >= hk__opt(HK_OPT_PURGE_DELAY)) hk__tld_large_release(tld, true);
   hk__rbuf_flush(tld);
   hk__purge_queue_run(&tld->purge, now, false);
   hk__tld_trim_tails(tld, now);
@@ -277,6 +278,7 @@ void hk_collect(bool force) {
   if (h->tld) {
     hk__tld *tld = h->tld;
     tld->now = now;
+    hk__tld_large_release(tld, force);
     hk__rbuf_flush(tld);
     for (hk_heap *x = tld->heaps; x; x = x->next) {
       if (atomic_load_explicit(&x->delayed_free, memory_order_relaxed)) hk__heap_drain_delayed(x);
@@ -338,6 +340,7 @@ static void disown_dead_threads(void) {
           atomic_store_explicit(&seg->base.thread_id, 0, memory_order_relaxed);
     for (hk_heap *h = t->heaps; h; h = h->next) h->thread_id = 0;
     t->thread_id = 0;
+    hk__tld_large_release(t, false);
   }
   /* The dead threads leave the live list, which is the statistics' list of threads (the child
    * counted the parent's threads for ever): their pending counters go to the globals first, so
@@ -350,9 +353,9 @@ static void disown_dead_threads(void) {
 }
 
 static void fork_child(void) {
+  hk__page_fork_child(); /* first: the dead threads' kept large segments go to the cache */
   clear_stale_delaying();
   disown_dead_threads();
-  hk__page_fork_child();
   pthread_mutex_init(&live_lock, NULL);
   hk__mseg_fork_child();
   hk__meta_fork_child();

@@ -491,6 +491,7 @@ size_t hk__abandoned_count(void) { return atomic_load_explicit(&abandoned_count,
  * for a purge delay. In-use pages lose their resident tail past their carved blocks (trim_tail):
  * whoever adopts them has no use for it before the blocks carved already are free. */
 void hk__tld_abandon_segments(hk__tld *tld) {
+  hk__tld_large_release(tld, false);
   if (tld->heap_default) hk__seg_hints_clear(tld->heap_default);
   for (int k = 0; k < 2; k++) {
     for (int which = LIST_FREE; which <= LIST_FULL; which++) {
@@ -586,6 +587,54 @@ static size_t reserve_live_max(void) {
   return limit == 0 || limit / 16 / HK_LARGE_RESERVE >= HK_LARGE_RESERVE_LIVE ? HK_LARGE_RESERVE_LIVE : limit / 16 / HK_LARGE_RESERVE;
 }
 
+/* The thread's last freed large block's segment, kept empty for its next large malloc: a program
+ * that mallocs and frees one large block in a loop took the segment from the shared segment cache
+ * and gave it back every time (its mutex, the cache's ageing, the header set up again, the commit
+ * bookkeeping): 980 instructions a pair, glibc 330 (docs/architecture.md, "Performance cliffs
+ * checked"). Only blocks of up to KEEP_MAX, so that what a thread pins is small: the block stays
+ * committed while kept, until the thread's next large malloc, a purge delay (hk__tld_periodic),
+ * hk_collect or malloc_trim, or its exit. Not with a purge delay of 0 (memory goes back at once),
+ * without a segment cache, or under an address-space limit (a kept reservation would be missing
+ * when the cache is emptied to retry a refused reservation). */
+#define KEEP_MAX ((size_t)1 << 20)
+
+static bool large_keep(hk__tld *tld, hk__mseg *seg) {
+  if (seg->large_size > KEEP_MAX || hk__opt(HK_OPT_PURGE_DELAY) <= 0 || hk__opt(HK_OPT_SEGMENT_CACHE) <= 0 || hk__page_as_limit() != 0) return false;
+  hk__mseg *old = tld->large_kept;
+  hk__segment_park(&seg->base);
+  tld->large_kept = seg;
+  tld->large_kept_at = tld->now;
+  if (old) {
+    hk__segment_unpark(&old->base);
+    hk__segment_free(&old->base);
+  }
+  return true;
+}
+
+void hk__tld_large_release(hk__tld *tld, bool idle) {
+  hk__mseg *seg = tld->large_kept;
+  if (!seg) return;
+  tld->large_kept = NULL;
+  hk__segment_unpark(&seg->base);
+  /* (the cache would keep it resident for a purge delay more) */
+  if (idle) hk__segment_decommit_units(&seg->base, ~(uint64_t)0);
+  hk__segment_free(&seg->base);
+}
+
+static void *large_hand_out(hk_heap *h, hk__mseg *seg);
+
+/* A kept segment serves a request of at most its block's size and more than half of it, as
+ * realloc keeps a block in place (the block keeps its size), and not one with spare room. */
+static void *large_reuse(hk_heap *h, size_t usable, size_t align, bool zero, bool room) {
+  hk__tld *tld = h->tld;
+  hk__mseg *seg = tld ? tld->large_kept : NULL;
+  if (!seg || room || usable > seg->large_size || usable <= seg->large_size / 2 || ((uintptr_t)seg->large_block & (align - 1)) != 0) return NULL;
+  tld->large_kept = NULL;
+  hk__segment_unpark(&seg->base);
+  if (zero) memset(seg->large_block, 0, usable);
+  return large_hand_out(h, seg);
+}
+
 void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero, bool room) {
   size_t ps = hk__page_size();
   size_t off = HK_LARGE_OFFSET;
@@ -595,6 +644,8 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero, bool roo
   /* every failure sets errno: the segment layer's refusals (a block and header over 64 TiB)
    * do not, and the callers return NULL as they get it */
   if (usable < size || off + usable < usable) { errno = ENOMEM; return NULL; }
+  void *kept = large_reuse(h, usable, align ? align : 1, zero, room);
+  if (kept) return kept;
   /* In a HK_LARGE_RESERVE segment the block starts at the second commit unit (256 KiB): the first
    * one holds the header and is never decommitted, so a block inside it would stay resident while
    * the segment is cached. */
@@ -625,6 +676,12 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero, bool roo
   seg->large_block = (uint8_t *)s + off;
   seg->large_size = usable;
   if (zero && !is_zero) memset(seg->large_block, 0, usable);
+  return large_hand_out(h, seg);
+}
+
+static void *large_hand_out(hk_heap *h, hk__mseg *seg) {
+  hk__segment *s = &seg->base;
+  size_t usable = seg->large_size;
   /* a first-class heap keeps its large blocks on a list, so destroying it frees them too */
   if (!h->is_default) {
     pthread_mutex_lock(&large_lock);
@@ -676,6 +733,7 @@ void hk__large_free(hk__mseg *seg, void *p) {
   if (__atomic_load_n(&seg->base.owner, __ATOMIC_ACQUIRE)) large_unlink(&seg->base);
   atomic_fetch_sub_explicit(&hk__huge_live, 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&hk__huge_bytes, seg->large_size, memory_order_relaxed);
+  if (h->tld && large_keep(h->tld, seg)) return;
   hk__segment_free(&seg->base);
 }
 

@@ -219,6 +219,9 @@ struct hk__tld {
   int64_t tails_at;          /* when hk__tld_trim_tails last looked at this thread's pages */
   uint32_t tail_segs;        /* owned segments with tails set */
   uint32_t slow_calls;
+  struct hk__mseg *large_kept; /* the segment of the last large block this thread freed, empty
+                                  and parked (hk__segment_park) for its next large malloc */
+  int64_t large_kept_at;       /* tld->now when it was kept */
   hk__rbuf *rbuf;            /* blocks this thread freed into other threads' pages (rfree.c);
                                 &hk__rbuf_none until the first such block, never NULL */
   struct hk__tld *next_live, *prev_live;

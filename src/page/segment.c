@@ -440,6 +440,21 @@ void hk__segment_free(hk__segment *s) {
   if (!cache_put(s)) release(s);
 }
 
+void hk__segment_park(hk__segment *s) {
+  hk__segment_purge_cancel(s);
+  hk__pstat_add(&hk__pstats.segments, -1);
+  hk__pstat_add(&hk__pstats.cached, 1);
+  s->cached_kind = s->kind;
+  s->kind = HK__SEG_NONE;
+  s->owner = NULL;
+}
+
+void hk__segment_unpark(hk__segment *s) {
+  s->kind = s->cached_kind;
+  hk__pstat_add(&hk__pstats.cached, -1);
+  hk__pstat_add(&hk__pstats.segments, 1);
+}
+
 bool hk__segment_is_valid(const hk__segment *s) {
   if (!s || ((uintptr_t)s & HK_SEGMENT_MASK)) return false;
   if (s->size == 0 || s->size % size_step(s->kind, s->size) || s->unit != unit_for(s->size)) return false;

@@ -110,6 +110,11 @@ HK_INTERNAL hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_
 /* Give a segment back: kept in a small cache for reuse (decommitted after the purge delay) or
  * released. Removes it from its purge queue first. Thread-safe. */
 HK_INTERNAL void hk__segment_free(hk__segment *s);
+/* An empty segment its client keeps for itself instead of freeing it (malloc's per-thread large
+ * segment, mseg.c): counted as cached, and its kind cleared, so a lookup of an address inside sees
+ * a freed segment as it would in the cache. unpark makes it live again with its old kind. */
+HK_INTERNAL void hk__segment_park(hk__segment *s);
+HK_INTERNAL void hk__segment_unpark(hk__segment *s);
 
 /* Make [off, off+len) usable (rounded out to units). Cancels any pending purge there. *is_zero, if
  * given, is set when every byte of the range is known to read zero.

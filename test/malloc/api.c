@@ -2008,6 +2008,63 @@ static void sec_medium_loop(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* malloc/free of one large block (just over 64 KiB) in a loop: every free gave the block's segment
+ * to the shared segment cache and every malloc took it back (its mutex, ageing, header set-up):
+ * 980 instructions a pair, glibc 330 (docs/architecture.md, "Performance cliffs checked"). Now the
+ * freeing thread keeps the segment for its next large malloc: another thread's malloc does not
+ * get it (before, it did: the cache handed out the segment freed last), the thread's own next
+ * malloc does, and its exit gives it to the cache. */
+static pthread_barrier_t lk_bar;
+static void *lk_freed, *lk_again;
+static void *large_keep_thread(void *arg) {
+  (void)arg;
+  void *p = hk_malloc(100 * KiB + 16);
+  CHECK(p != NULL);
+  memset(p, 1, 100 * KiB + 16);
+  hk_free(p);
+  lk_freed = p;
+  pthread_barrier_wait(&lk_bar); /* the main thread mallocs */
+  pthread_barrier_wait(&lk_bar);
+  void *q = hk_malloc(100 * KiB);
+  CHECK(q != NULL);
+  lk_again = q;
+  hk_free(q);
+  return NULL;
+}
+static void sec_large_loop(void) {
+  hk_option_set(HK_OPT_PURGE_DELAY, 10000);
+  hk_collect(true); /* the main thread keeps nothing of earlier sections */
+  pthread_t t;
+  CHECK(pthread_barrier_init(&lk_bar, NULL, 2) == 0);
+  CHECK(pthread_create(&t, NULL, large_keep_thread, NULL) == 0);
+  pthread_barrier_wait(&lk_bar);
+  void *m = hk_malloc(100 * KiB + 16);
+  CHECK(m != NULL);
+  EXPECTF(m != lk_freed, "another thread's malloc took the segment of the block a thread just freed (%p)", m);
+  pthread_barrier_wait(&lk_bar);
+  CHECK(pthread_join(t, NULL) == 0);
+  pthread_barrier_destroy(&lk_bar);
+  EXPECTF(lk_again == lk_freed, "the thread's next large malloc got %p, not its freed block's segment %p", lk_again, lk_freed);
+  /* its exit gave the segment to the cache: the only cached one with the block's memory resident */
+  void *n = hk_malloc(100 * KiB + 16);
+  CHECK(n != NULL);
+  EXPECTF(n == lk_freed, "after the thread's exit a malloc got %p, not the segment it kept (%p)", n, lk_freed);
+  /* the kept block counts as a cached segment, not in use; hk_collect gives it to the cache */
+  hk_stats a, z;
+  hk_free(n);
+  hk_stats_get(&a);
+  hk_collect(false);
+  hk_stats_get(&z);
+  EXPECTF(z.segments_cached == a.segments_cached && z.segments == a.segments, "hk_collect: cached %zu -> %zu, segments %zu -> %zu", a.segments_cached, z.segments_cached, a.segments, z.segments);
+  void *r = hk_malloc(100 * KiB + 16);
+  EXPECTF(r == lk_freed, "after hk_collect a malloc got %p, not the released segment %p", r, lk_freed);
+  hk_free(r);
+  hk_free(m);
+  hk_option_set(HK_OPT_PURGE_DELAY, 100);
+  hk_collect(true);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* hk_stats_print's fragmentation line matches hk_stats.fragmentation however large the ratio: it
  * was converted to an unsigned int as a hundredfold, undefined beyond 42,949,672.95 (printed as
  * garbage): here one 8-byte block in use beside about 480 MiB committed in cached segments. */
@@ -2202,7 +2259,7 @@ static const section sections[] = {
   {"realloc", sec_realloc}, {"realloc_linear", sec_realloc_linear}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
   {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_monotonic", sec_stats_monotonic}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"handout_link", sec_handout_link}, {"lifo", sec_lifo}, {"hot_page", sec_hot_page}, {"page_reuse", sec_page_reuse}, {"hardened_late", sec_hardened_late},
-  {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize}, {"medium_loop", sec_medium_loop},
+  {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize}, {"medium_loop", sec_medium_loop}, {"large_loop", sec_large_loop},
   {"env", sec_env},
 };
 
