@@ -142,6 +142,7 @@ static void thread_done(void *arg) {
   live_remove(tld);
   hk__stats_flush(tld);
   hk__stats_sample_peak(tld->now);
+  hk__tld_large_release(tld, false); /* (in case a large block was freed since the segments went) */
   r->heap.magic = 0;
   hk__tls_heap = &hk__heap_done;
   if (late_heaps_rec == r) late_heaps_rec = NULL;
