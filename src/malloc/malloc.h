@@ -256,7 +256,8 @@ HK_INTERNAL bool hk__heap_is_valid(const hk_heap *h);
 HK_INTERNAL hk__page *hk__mseg_page_alloc(hk_heap *h, size_t block_size);
 HK_INTERNAL void hk__mseg_page_free(hk__tld *tld, hk__page *pg);
 HK_INTERNAL void hk__tld_abandon_segments(hk__tld *tld);
-/* The thread's kept large segment goes to the segment cache (mseg.c); decommitted first when idle. */
+/* The thread's kept large segment goes to the segment cache (mseg.c); decommitted first when idle
+ * or kept for a purge delay already (by tld->now). */
 HK_INTERNAL void hk__tld_large_release(hk__tld *tld, bool idle);
 HK_INTERNAL bool hk__tld_adopt_one(hk__tld *tld, int medium); /* medium: 0 small, 1 medium, -1 any */
 HK_INTERNAL void hk__tld_sweep_abandoned(hk__tld *tld);

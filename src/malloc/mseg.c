@@ -614,6 +614,8 @@ static bool large_keep(hk__tld *tld, hk__mseg *seg) {
 void hk__tld_large_release(hk__tld *tld, bool idle) {
   hk__mseg *seg = tld->large_kept;
   if (!seg) return;
+  long delay = hk__opt(HK_OPT_PURGE_DELAY);
+  if (delay >= 0 && tld->now - tld->large_kept_at >= delay) idle = true;
   tld->large_kept = NULL;
   hk__segment_unpark(&seg->base);
   /* (the cache would keep it resident for a purge delay more) */
@@ -624,11 +626,17 @@ void hk__tld_large_release(hk__tld *tld, bool idle) {
 static void *large_hand_out(hk_heap *h, hk__mseg *seg);
 
 /* A kept segment serves a request of at most its block's size and more than half of it, as
- * realloc keeps a block in place (the block keeps its size), and not one with spare room. */
+ * realloc keeps a block in place (the block keeps its size), and not one with spare room. For any
+ * other request it goes to the cache first, where the request may take it as before (a 10 MiB
+ * block reuses a freed 100 KiB block's 16 MiB segment: malloc.api.footprint). */
 static void *large_reuse(hk_heap *h, size_t usable, size_t align, bool zero, bool room) {
   hk__tld *tld = h->tld;
   hk__mseg *seg = tld ? tld->large_kept : NULL;
-  if (!seg || room || usable > seg->large_size || usable <= seg->large_size / 2 || ((uintptr_t)seg->large_block & (align - 1)) != 0) return NULL;
+  if (!seg) return NULL;
+  if (room || usable > seg->large_size || usable <= seg->large_size / 2 || ((uintptr_t)seg->large_block & (align - 1)) != 0) {
+    hk__tld_large_release(tld, false);
+    return NULL;
+  }
   tld->large_kept = NULL;
   hk__segment_unpark(&seg->base);
   if (zero) memset(seg->large_block, 0, usable);
