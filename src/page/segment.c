@@ -429,24 +429,26 @@ hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk_
   return s;
 }
 
-void hk__segment_free(hk__segment *s) {
-  hk_assert_internal(hk__segment_is_valid(s));
+/* A segment leaves its client (freed or parked): off its purge queue and the live count, and its
+ * kind cleared (kept in cached_kind), so a lookup of an address inside sees a freed segment. */
+static void leave_client(hk__segment *s) {
   hk__segment_purge_cancel(s);
   hk__pstat_add(&hk__pstats.segments, -1);
-  atomic_store_explicit(&s->thread_id, 0, memory_order_relaxed);
   s->cached_kind = s->kind;
   s->kind = HK__SEG_NONE;
   s->owner = NULL;
+}
+
+void hk__segment_free(hk__segment *s) {
+  hk_assert_internal(hk__segment_is_valid(s));
+  atomic_store_explicit(&s->thread_id, 0, memory_order_relaxed);
+  leave_client(s);
   if (!cache_put(s)) release(s);
 }
 
 void hk__segment_park(hk__segment *s) {
-  hk__segment_purge_cancel(s);
-  hk__pstat_add(&hk__pstats.segments, -1);
+  leave_client(s);
   hk__pstat_add(&hk__pstats.cached, 1);
-  s->cached_kind = s->kind;
-  s->kind = HK__SEG_NONE;
-  s->owner = NULL;
 }
 
 void hk__segment_unpark(hk__segment *s) {
