@@ -159,7 +159,8 @@ HK_API void hk_scratch_end(hk_scratch s);
 
 /* ---- the inline fast path ------------------------------------------------------------------------
  * An arena starts with these two pointers. When the rounded request ends before end, the
- * allocation is an add and a compare on cur (the rounding folds away for constant sizes);
+ * allocation is an add and a compare on cur (the rounding folds away for constant sizes), and a
+ * prefetch of the memory a little further on (HK__ARENA_PREFETCH);
  * everything else (growth, budgets, concurrent mode, tracing, sanitizer annotations, which keep
  * cur == end == NULL so that the compare always fails) goes to hk__arena_alloc_slow. cur is
  * always 16-aligned. */
@@ -176,6 +177,20 @@ typedef struct hk_arena_head {
 /* size rounded up to HK_ARENA_ALIGN (the caller keeps size <= HK__ARENA_FAST_MAX, or checks). */
 static inline size_t hk__arena_round(size_t size) { return (size + (HK_ARENA_ALIGN - 1)) & ~(size_t)(HK_ARENA_ALIGN - 1); }
 
+/* How far past the new cur hk_arena_alloc prefetches (for writing) the memory the next allocations
+ * will hand out. A loop that allocates and writes fresh memory waits for those lines (their
+ * read-for-ownership) with the store of cur queued behind its own writes; prefetched, they are in
+ * L1 when written. Measured on the Intel host of 2026-12-07 (docs/arena.md, Performance): the AST
+ * workload 2.48 -> 2.16 ns per node, 256 to 1024 bytes all alike. A prefetch never faults, so
+ * one past the chunk's committed end is harmless. */
+#define HK__ARENA_PREFETCH 512
+#if defined(__GNUC__) || defined(__clang__)
+/* q is an integer: the address may lie past the chunk, where pointer arithmetic would not be C */
+#define HK__ARENA_PREFETCH_AT(q) __builtin_prefetch((const void *)((q) + HK__ARENA_PREFETCH), 1, 3)
+#else
+#define HK__ARENA_PREFETCH_AT(q) ((void)0)
+#endif
+
 static inline void *hk_arena_alloc(hk_arena *a, size_t size) {
   hk_arena_head *h = (hk_arena_head *)a;
   if (HK_LIKELY(h != NULL)) {
@@ -183,6 +198,7 @@ static inline void *hk_arena_alloc(hk_arena *a, size_t size) {
     uintptr_t np = p + hk__arena_round(size);
     if (HK_LIKELY(size <= HK__ARENA_FAST_MAX && np < (uintptr_t)h->end)) {
       h->cur = (char *)np;
+      HK__ARENA_PREFETCH_AT(np);
       return (void *)p;
     }
   }
