@@ -187,11 +187,20 @@ void hk__purge_queue_run(hk__purge_queue *q, int64_t now, bool force) {
  * and go, and large blocks that are freed and allocated again, cost no system call. A cached
  * segment's memory is decommitted after ten purge delays (a freed segment is often reused at once,
  * and re-faulting a whole segment costs more than ten pages would), and the segment itself released
- * after a second or when the cache is full. */
+ * after a second or when the cache is full.
+ *
+ * A burst of frees that empties more segments than the cache keeps (a program freeing most of a
+ * large peak) does not give them back one by one inside the free: the surplus stays in the slots,
+ * up to CACHE_SLOTS and CACHE_BURST_DIRTY resident bytes, and is released by the aging once it is
+ * a cache purge delay old (100 ms by default), as the rest of the cache is purged. Releasing 900 MiB
+ * in the free itself was most of heapkit's time in w_peakfree's free phase (the kernel's unmapping;
+ * docs/architecture.md, *peakfree: the free phase*). Not with a purge delay of 0 or -1: there the
+ * cache's bound holds at once, as before. */
 
 #define CACHE_SLOTS 256
 #define CACHE_MAX_SIZE ((size_t)64 << 20)
 #define CACHE_DIRTY_PER_SLOT ((size_t)4 << 20)
+#define CACHE_BURST_DIRTY ((size_t)CACHE_SLOTS * CACHE_DIRTY_PER_SLOT)
 
 typedef struct cache_entry { hk__segment *seg; int64_t freed_at; bool purged; } cache_entry;
 static cache_entry cache[CACHE_SLOTS];
@@ -214,12 +223,44 @@ static void cache_remove_at(int i) {
   hk__pstat_add(&hk__pstats.cached, -1);
 }
 
+/* How long a cached segment stays resident: a whole segment is worth keeping resident a little
+ * longer than a page, but not much: freeing most of a large peak must show in the RSS well within a
+ * second. */
+static int64_t cache_purge_after(void) {
+  long delay = hk__opt(HK_OPT_PURGE_DELAY);
+  return delay < 0 ? INT64_MAX : (delay * 10 < 100 ? delay * 10 : (delay < 100 ? 100 : delay));
+}
+
+/* The cache's bound on segments (HEAPKIT_SEGMENT_CACHE, at most CACHE_SLOTS; 0: no cache). */
+static long cache_limit(void) {
+  long limit = hk__opt(HK_OPT_SEGMENT_CACHE);
+  return limit <= 0 ? 0 : limit > CACHE_SLOTS ? CACHE_SLOTS : limit;
+}
+
+static int cache_oldest(void) {
+  int oldest = -1;
+  for (int i = 0; i < cache_count; i++)
+    if (oldest < 0 || cache[i].freed_at < cache[oldest].freed_at) oldest = i;
+  return oldest;
+}
+
+/* Release the oldest segments beyond the cache's bound once they are purge_after old (a burst's
+ * surplus, see above); the cache lock is held. */
+static void cache_trim_surplus(int64_t now, int64_t purge_after) {
+  long limit = cache_limit();
+  while (cache_count > limit) {
+    int oldest = cache_oldest();
+    if (now - cache[oldest].freed_at < purge_after) break;
+    hk__segment *s = cache[oldest].seg;
+    cache_remove_at(oldest);
+    release(s);
+  }
+}
+
 /* Purge and release what has aged; the cache lock is held. */
 static void cache_age(int64_t now, bool force) {
   long delay = hk__opt(HK_OPT_PURGE_DELAY);
-  /* a whole segment is worth keeping resident a little longer than a page, but not much: freeing
-   * most of a large peak must show in the RSS well within a second */
-  int64_t purge_after = delay < 0 ? INT64_MAX : (delay * 10 < 100 ? delay * 10 : (delay < 100 ? 100 : delay));
+  int64_t purge_after = cache_purge_after();
   int64_t release_after = delay < 0 ? INT64_MAX : (delay * 10 < 1000 ? 1000 : delay * 10);
   for (int i = 0; i < cache_count;) {
     cache_entry *e = &cache[i];
@@ -235,6 +276,7 @@ static void cache_age(int64_t now, bool force) {
     }
     i++;
   }
+  cache_trim_surplus(now, purge_after);
 }
 
 static int64_t cache_last_age;
@@ -298,13 +340,18 @@ static bool cache_put(hk__segment *s) {
    * purged every segment as it came in) */
   size_t dirty_max = (unsigned long)limit > SIZE_MAX / CACHE_DIRTY_PER_SLOT ? SIZE_MAX : (size_t)limit * CACHE_DIRTY_PER_SLOT;
   if (limit > CACHE_SLOTS) limit = CACHE_SLOTS;
+  /* a burst's surplus waits for the aging (see above), with a finite, non-zero purge delay only */
+  int64_t purge_after = cache_purge_after();
+  bool burst = purge_after > 0 && purge_after != INT64_MAX;
+  if (burst) {
+    limit = CACHE_SLOTS;
+    if (dirty_max < CACHE_BURST_DIRTY) dirty_max = CACHE_BURST_DIRTY;
+  }
   int64_t now = hk__clock_ms();
   pthread_mutex_lock(&cache_lock);
   cache_age(now, false);
   if (cache_count >= limit) { /* evict the oldest */
-    int oldest = 0;
-    for (int i = 1; i < cache_count; i++)
-      if (cache[i].freed_at < cache[oldest].freed_at) oldest = i;
+    int oldest = cache_oldest();
     hk__segment *old = cache[oldest].seg;
     cache_remove_at(oldest);
     release(old);

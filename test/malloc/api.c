@@ -2125,6 +2125,43 @@ static void sec_cache_huge_option(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* A burst of frees that empties more segments than the segment cache keeps (w_peakfree frees 90% of
+ * a 1 GiB peak) leaves the surplus to the cache's aging, a cache purge delay later, instead of
+ * unmapping each segment inside its free (before: every segment beyond HEAPKIT_SEGMENT_CACHE was
+ * released at once, so at most 32 were cached right after the frees); and the aging, run by later
+ * activity, then gives all of it back (the RSS goal of w_peakfree). */
+static void sec_cache_burst(void) {
+  enum { N = 48, BLOCK = 3 << 20 };
+  hk_option_set(HK_OPT_SEGMENT_CACHE, 32);
+  hk_collect(true); /* an empty cache */
+  hk_option_set(HK_OPT_PURGE_DELAY, 1000); /* the cache keeps a segment resident for 1 s */
+  void *b[N];
+  for (int i = 0; i < N; i++) {
+    CHECK((b[i] = hk_malloc(BLOCK)) != NULL);
+    memset(b[i], 1, BLOCK);
+  }
+  hk_stats a, z;
+  hk_stats_get(&a);
+  for (int i = 0; i < N; i++) hk_free(b[i]);
+  hk_stats_get(&z);
+  EXPECTF(z.segments_cached >= N && z.reserved + 4 * MiB > a.reserved,
+          "right after the frees of %d blocks of %d MiB: %zu segments cached, reserved %zu -> %zu MiB (released inside the free)",
+          N, BLOCK >> 20, z.segments_cached, a.reserved >> 20, z.reserved >> 20);
+  EXPECTF(z.committed + 4 * MiB > a.committed, "committed %zu -> %zu MiB right after the frees (purged inside the free)",
+          a.committed >> 20, z.committed >> 20);
+  /* a cache purge delay later (100 ms at a purge delay of 50), activity gives all of it back */
+  hk_option_set(HK_OPT_PURGE_DELAY, 50);
+  usleep(150 * 1000);
+  hk_collect(false);
+  hk_stats_get(&z);
+  EXPECTF(z.segments_cached <= 32, "%zu segments cached after the cache purge delay (bound 32)", z.segments_cached);
+  EXPECTF(z.committed + (size_t)N * BLOCK * 9 / 10 <= a.committed, "committed %zu -> %zu MiB after the cache purge delay",
+          a.committed >> 20, z.committed >> 20);
+  hk_option_set(HK_OPT_PURGE_DELAY, 100);
+  hk_collect(true);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* Statistics across fork: the parent's other threads do not exist in the child, so the child counts
  * only its own threads; what they had allocated is still in the child's memory, so in_use and the
  * counts carry over exactly (their pending per-thread counters included). The thread below keeps
@@ -2257,7 +2294,7 @@ typedef struct section {
 static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"realloc_linear", sec_realloc_linear}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
-  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_monotonic", sec_stats_monotonic}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option},
+  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_monotonic", sec_stats_monotonic}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option}, {"cache_burst", sec_cache_burst},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"handout_link", sec_handout_link}, {"lifo", sec_lifo}, {"hot_page", sec_hot_page}, {"page_reuse", sec_page_reuse}, {"hardened_late", sec_hardened_late},
   {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize}, {"medium_loop", sec_medium_loop}, {"large_loop", sec_large_loop},
   {"env", sec_env},
