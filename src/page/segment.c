@@ -194,8 +194,8 @@ void hk__purge_queue_run(hk__purge_queue *q, int64_t now, bool force) {
  * up to CACHE_SLOTS and CACHE_BURST_DIRTY resident bytes, and is released by the aging once it is
  * a cache purge delay old (100 ms by default), as the rest of the cache is purged. Releasing 900 MiB
  * in the free itself was most of heapkit's time in w_peakfree's free phase (the kernel's unmapping;
- * docs/architecture.md, *peakfree: the free phase*). Not with a purge delay of 0 or -1: there the
- * cache's bound holds at once, as before. */
+ * docs/architecture.md, *`peakfree` and `server` at the edge of 1.2x*). Not with a purge delay of 0
+ * or -1: there the cache's bound holds at once, as before. */
 
 #define CACHE_SLOTS 256
 #define CACHE_MAX_SIZE ((size_t)64 << 20)
