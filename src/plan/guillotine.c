@@ -72,6 +72,7 @@ typedef struct gsrch {
   bool shortf; /* a boundary's items by lifetime, then size: the shortest first, b* too */
   bool cutfirst; /* the strip's first time cut is chosen before its buffers (see lowest) */
   bool fluid; /* single-section buffers as per-section amounts (see the fluid section below) */
+  bool few; /* the lowest strip: the one with the fewest buffers first (levels of a cap on its count) */
   /* fluid rounds: section s's single-section buffers are pb[pst[s]..pst[s+1]) (size descending),
    * its current pieces pc[pst[s]..pst[s] + pcn[s]) (amounts, each to be made of some of them); a
    * trail of the changes to undo (tr), the slots of the packing found so far (sl), and lazily the
@@ -247,6 +248,7 @@ typedef struct strip {
   uint64_t *gv;
   const uint32_t *fs;
   bool mir;
+  uint32_t nch, kcap; /* buffers chosen, and at most this many (the few rounds' level) */
 } strip;
 
 static inline bool same_item(const strip *t, int s, size_t j, size_t k) {
@@ -285,6 +287,7 @@ static bool spent(gsrch *g) {
 
 static void choose(strip *t, int s, size_t k, bool on) {
   t->ch[s][k] = on;
+  t->nch += on ? 1u : (uint32_t)-1;
   if (s == 1) return;
   const hk__plan_prob *p = t->g->p;
   uint32_t b = t->it[0][k], x = t->su[b] - t->a;
@@ -374,7 +377,7 @@ static bool can(strip *t, int s, uint32_t x, size_t k, uint64_t need) {
     r += (k - t->lo[s][x]) * w;
     return need < (uint64_t)w * 64 && (r[need >> 6] >> (need & 63) & 1);
   }
-  uint64_t key = gmix(t->setkey ^ gmix(need * 0x9E3779B97F4A7C15ull ^ ((uint64_t)x << 40) ^ ((uint64_t)k << 8) ^ (0x5bd1e995u + (unsigned)s + 2u * t->g->thin)));
+  uint64_t key = gmix(t->setkey ^ gmix(need * 0x9E3779B97F4A7C15ull ^ ((uint64_t)x << 40) ^ ((uint64_t)k << 8) ^ (0x5bd1e995u + (unsigned)s + 2u * (t->bpos == UINT32_MAX))));
   key = key ? key : 1;
   if (fail_has(t->g, key)) return false;
   for (size_t j = k; j < hi && t->suf[s][j] >= need; j++) {
@@ -429,6 +432,7 @@ static int next(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
 static int exact(strip *t, int s, uint32_t x, size_t k, uint64_t need, uint64_t gone, uint64_t st) {
   const hk__plan_prob *p = t->g->p;
   if (need == 0) return next(t, x, gone, st);
+  if (t->nch >= t->kcap) return G_FAIL;
   size_t hi = t->lo[s][x + 1];
   for (size_t j = k; j < hi; j++) {
     if (t->suf[s][j] < need) break;
@@ -483,6 +487,7 @@ static int range(strip *t, int s, uint32_t x, size_t k, uint64_t acc, int64_t ba
     if (t->ch[s][j] || (j > k && same_item(t, s, j, j - 1) && !t->ch[s][j - 1])) continue;
     int64_t z = (int64_t)p->size[t->it[s][j]];
     if (neg ? v - z < 0 : v + z > f) continue;
+    if (t->nch >= t->kcap) break;
     if (spent(t->g)) return G_STOP;
     choose(t, s, j, true);
     int r = range(t, s, x, j + 1, acc + (uint64_t)z, base, neg, gone, st);
@@ -523,6 +528,7 @@ static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t 
     if (t->ch[s][j] || (j > k && same_item(t, s, j, j - 1) && !t->ch[s][j - 1])) continue;
     uint64_t z = p->size[t->it[s][j]];
     if (lhs + z > rhs + avail - fixed + fmore) continue; /* the other side cannot make up that much */
+    if (t->nch >= t->kcap) break;
     if (spent(t->g)) return G_STOP;
     choose(t, s, j, true);
     int r = freely(t, s, x, j + 1, sum + z, D, fixed, gone, st);
@@ -545,6 +551,8 @@ static int sweep(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
   }
   if (x >= t->W) return (st & ST_EXCL) && (st & ST_CUT) ? evaluate(t) : G_FAIL;
   uint64_t key = gmix(t->setkey ^ gmix((t->hall ^ gone) + x * 0x9E3779B97F4A7C15ull + (st % ST_LIVE)) ^ gmix(t->Q));
+  if (t->g->few) /* (b* is not chosen, and the count left bounds what follows) */
+    key = gmix(key ^ ((uint64_t)(t->kcap == UINT32_MAX ? 0 : t->kcap - t->nch + 1) << 20) ^ 0x6a09e667f3bcc909ull);
   key = key ? key : 1;
   if (fail_has(t->g, key)) return G_FAIL;
   uint64_t ev = t->g->evals;
@@ -653,8 +661,9 @@ static int lowest(gsrch *g, const uint32_t *L, size_t m, const uint32_t *Lx, siz
   /* the subset-sum answers are keyed by positions, and the enumeration states assume b* chosen:
    * another order, another key */
   if (g->shortf) t.setkey = gmix(t.setkey ^ 0x243f6a8885a308d3ull);
-  if (g->thin) bpos = UINT32_MAX;
+  if (g->thin || g->few) bpos = UINT32_MAX;
   t.bpos = bpos;
+  t.kcap = UINT32_MAX;
   uint64_t *fbuf = NULL;
   if (fl) { /* the pieces in the enumeration's orientation */
     fbuf = malloc(2 * W * sizeof *fbuf + W * sizeof(uint32_t));
@@ -690,6 +699,15 @@ static int lowest(gsrch *g, const uint32_t *L, size_t m, const uint32_t *Lx, siz
       if (cnt == m) break;
     }
     free(sz);
+  } else if (g->few) {
+    /* levels: strips of at most 2, 3, 4, 6, 8, 12... buffers first, then any */
+    t.Q = UINT64_MAX;
+    for (uint32_t cap = 2; r == G_FAIL; cap = cap < 4 ? cap + 1 : cap + cap / 2) {
+      t.kcap = cap >= m ? UINT32_MAX : cap;
+      t.nch = 0;
+      r = sweep(&t, 1, 0, xa ? ST_EXCL : 0);
+      if (t.kcap == UINT32_MAX) break;
+    }
   } else {
     t.Q = UINT64_MAX;
     r = sweep(&t, 1, 0, xa ? ST_EXCL : 0);
@@ -928,6 +946,8 @@ int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_li
   g.shortf = round & HK_PLAN_GUILLOTINE_SHORT;
   g.cutfirst = round & HK_PLAN_GUILLOTINE_CUT;
   g.fluid = round & HK_PLAN_GUILLOTINE_FLUID;
+  g.few = round & HK_PLAN_GUILLOTINE_FEW;
+  if (g.few) g.thin = false;
   if (g.shortf || g.fluid) g.thin = false; /* (the thin levels need the size order and every item) */ /* (the thin levels need the size order and every item) */
   g.deadline = deadline;
   g.max_depth = 4096; /* each level holds a few small frames: bounded C stack */

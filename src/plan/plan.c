@@ -219,6 +219,9 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
         int cr = coarse_rounds(p, coarse_flip, sizeof coarse_flip / sizeof coarse_flip[0], flip_per, aim_end, best, &st.nodes);
         if (cr < 0) { rc = cr; goto out; }
         if (cr == 1) { *best_peak = p->lb; res->method = "guillotine"; }
+        else if (hk__plan_clock(p) < aim_end)
+          /* the fewest-buffers round (HK_PLAN_FEW_ROUND): the strips of few buffers first */
+          gr = hk__plan_guillotine(p, HK_PLAN_FEW_ROUND, HK_PLAN_FEW_STEPS * (uint64_t)p->n, aim_end, best, &st.nodes, &gfail);
       }
       if (gr < 0) { rc = gr; goto out; }
       if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }

@@ -145,6 +145,9 @@ HK_PLAN_HIDDEN double hk__plan_clock(const hk__plan_prob *p);
  * rounds only; on 400 buffers seed 121 it places what the other rounds miss). Its failures depend
  * on the other pieces of a section, so it never returns 2, and it needs a table of its own. */
 #define HK_PLAN_GUILLOTINE_FLUID 64u
+/* A round flag: the lowest strip is the one with the fewest buffers, by levels of a cap on their
+ * count (complete: the last level has none). */
+#define HK_PLAN_GUILLOTINE_FEW 128u
 /* hk_plan's budget per coarse buffer for its fluid round on the coarse problem (400 seed 121
  * needs 5462, 500 seed 109 5635; a failing round, ~2.2M steps on 400 buffers, takes ~0.1 s of CPU). */
 #ifndef HK_PLAN_GUILLOTINE_FLUID_STEPS
@@ -201,6 +204,12 @@ _Static_assert(HK_PLAN_TIER_STEPS < HK_PLAN_GUILLOTINE_WORK, "HK_PLAN_TIER_STEPS
  * hk_plan runs and not a copy of it. */
 #define HK_PLAN_COARSE_FLIP_ROUNDS {HK_PLAN_COARSE_FLIP_ROUND, HK_PLAN_FLIP_CUT_ROUND}
 #define HK_PLAN_COARSE_FLIP_PER {HK_PLAN_COARSE_FLIP_STEPS, HK_PLAN_COARSE_FLIP_CUT_STEPS}
+/* ... and, when the coarse rounds fail too, the round with the fewest-buffers strips first
+ * (HK_PLAN_GUILLOTINE_FEW) with HK_PLAN_FEW_STEPS per buffer. */
+#define HK_PLAN_FEW_ROUND HK_PLAN_GUILLOTINE_FEW
+#ifndef HK_PLAN_FEW_STEPS
+#define HK_PLAN_FEW_STEPS 8000
+#endif
 HK_PLAN_HIDDEN int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_limit, double deadline, uint64_t *off,
                                        uint64_t *nodes, uint64_t **fail);
 

@@ -96,6 +96,18 @@ static void run(int trials, bool tight, int *reached, int *refuted) {
                 "tight trial %d: guillotine rounds 0, 1, large, short, large cut, thin cut gave %d, %d, %d, %d, %d, %d", t, g[0], g[1],
                 g[2], g[3], g[4], g[5]);
       *g_found += g[0] == 1;
+      /* the fewest-buffers rounds are complete too: alone, with the larger subsets and the first
+       * cut first from the other end, and after round 0 in its table (its dead enumeration states
+       * assume b* chosen: the few rounds key theirs apart) */
+      for (unsigned f = 0; f < 3; f++) {
+        uint64_t goff[16], *tb = NULL, nodes = 0;
+        if (f == 2) CHECK(hk__plan_guillotine(&p, 0, UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb) == g[0]);
+        unsigned r = HK_PLAN_GUILLOTINE_FEW | (f == 1 ? HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT | 2 : 0);
+        int gf = hk__plan_guillotine(&p, r, UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb);
+        if (gf == 1) CHECK(valid(&p, goff, p.lb));
+        CHECK_MSG(gf == g[0], "tight trial %d: fewest-buffers round %u (%u) gave %d, round 0 %d", t, r, f, gf, g[0]);
+        free(tb);
+      }
       /* the fluid rounds (single-section buffers as amounts per section): a packing they return
        * is valid and at the bound; they never claim exhaustion (their failures depend on the
        * other pieces of a section); on these trials they find one wherever the others do (two
@@ -405,6 +417,36 @@ static int schedule(const hk__plan_prob *p, bool old, uint64_t *off) {
  * hk_plan did not place in 1 s of CPU before, and 400 seed 342, whose coarse problem only the
  * coarse flip round places (8739 steps per coarse buffer; every other round on the problem or
  * its coarse problem not with 10000 per buffer). */
+/* 400 seed 1045: neither the rounds of schedule() nor any of the 64 combinations of the round flags
+ * on its coarse problem place it (10000 steps per coarse buffer); its dense window's right first
+ * strip is b*'s, whose complement (191 buffers) every round fails to split. The fewest-buffers
+ * round, after schedule()'s rounds in their table as in hk_plan, places it within its budget
+ * (1.8M steps alone: strips of at most 13 buffers in the window, 42 in the complement;
+ * docs/planner.md). */
+static void run_few(void) {
+  static hk_plan_buffer b[400];
+  static uint64_t off[400];
+  static const unsigned first[] = HK_PLAN_FIRST_ROUNDS, tier[] = HK_PLAN_TIER_ROUNDS;
+  CHECK(hkgen_perfect(b, NULL, 400, 1600, 400000, 1, 1045) == 0);
+  hk__plan_prob p;
+  CHECK(hk__plan_prob_init(&p, b, 400, 0) == HK_OK);
+  uint64_t *tb = NULL, nodes = 0, n = p.n;
+  double far = hk__plan_now() + 600;
+  int g = 0;
+  for (size_t i = 0; g == 0 && i < sizeof first / sizeof *first; i++)
+    g = hk__plan_guillotine(&p, first[i], (i == 4 ? HK_PLAN_GUILLOTINE_CUT_FIRST : HK_PLAN_GUILLOTINE_FIRST) * n, far, off, &nodes, &tb);
+  for (size_t i = 0; g == 0 && i < sizeof tier / sizeof *tier; i++)
+    g = hk__plan_guillotine(&p, tier[i], HK_PLAN_TIER_STEPS * n, far, off, &nodes, &tb);
+  if (g == 0) g = hk__plan_guillotine(&p, 0, (HK_PLAN_GUILLOTINE_WORK - HK_PLAN_TIER_STEPS) * n, far, off, &nodes, &tb);
+  if (g == 0) g = hk__plan_guillotine(&p, HK_PLAN_FLIP_CUT_ROUND, HK_PLAN_FLIP_CUT_STEPS * n, far, off, &nodes, &tb);
+  CHECK_MSG(g == 0, "400 seed 1045: the rounds before the fewest-buffers round gave %d", g);
+  g = hk__plan_guillotine(&p, HK_PLAN_FEW_ROUND, HK_PLAN_FEW_STEPS * n, far, off, &nodes, &tb);
+  CHECK_MSG(g == 1, "400 seed 1045: the fewest-buffers round gave %d", g);
+  if (g == 1) CHECK(valid(&p, off, p.lb));
+  free(tb);
+  hk__plan_prob_free(&p);
+}
+
 static void run_schedule(void) {
   static hk_plan_buffer b[500];
   static uint64_t off[500];
@@ -464,6 +506,7 @@ static void run_schedule(void) {
 }
 
 int main(void) {
+  run_few();
   run_schedule();
   run_guillotine();
   run_perfect();
