@@ -2,12 +2,17 @@
  * few hundred blocks and leaving a few behind for the main thread to free after it has exited, as a
  * thread-per-request server or a thread pool that recycles its workers does. Whatever per-thread
  * state the allocator keeps must be reclaimed or reused, and blocks freed after their owner exited
- * must be reusable: RSS should stay flat. Reports RSS once warm and at the end. The warm sample is
- * taken at the later of the first tenth of the threads and WARM_MS of wall time, the same for every
+ * must be reusable: RSS should stay flat. Reports RSS once warm and at the end. The warm level is
+ * taken from the later of the first tenth of the threads and WARM_MS of wall time, the same for every
  * allocator, so that end / warm compares two steady states: an allocator that gives memory back
  * after a delay (heapkit's purge delay, 100 ms) reaches its plateau only after that delay, and
  * the first tenth of 10000 threads comes about 40 ms into the run (README.md, "Thread churn").
- * A run too short to reach WARM_MS takes the sample at the first tenth (warm_ms= tells which).
+ * A run too short to reach WARM_MS takes the warm window at the first tenth (warm_ms= tells which).
+ * Both levels are medians of one sample per wave over a window of WINDOW_DIV-th of the threads:
+ * with threads exiting every few tens of microseconds, RSS read at one instant swings by a third
+ * from one wave to the next (how much sits in caches at that instant), so a single pair of samples
+ * could not tell 1.12 from 1.00. The end window is the last WINDOW_DIV-th of the threads and ends
+ * with the sample after the last frees; that final sample is printed too (rss_final_kb).
  * Usage: w_threads [scale] */
 #include "wl.h"
 #include <pthread.h>
@@ -16,6 +21,19 @@
 #define PER 256      /* blocks each thread allocates */
 #define LEFT 8       /* of which it leaves this many behind */
 #define WARM_MS 200  /* the warm sample comes no earlier than this: two of heapkit's purge delays */
+#define WINDOW_DIV 20 /* each level is the median over this fraction of the threads */
+#define MAXS 4096
+
+static int cmp_long(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return (x > y) - (x < y);
+}
+
+static long median(long *v, int n) {
+  if (n <= 0) return -1;
+  qsort(v, (size_t)n, sizeof *v, cmp_long);
+  return v[n / 2];
+}
 
 typedef struct job { pthread_t t; uint64_t id; void *left[LEFT]; size_t leftn[LEFT]; uint64_t sum; } job;
 
@@ -51,7 +69,11 @@ int main(int argc, char **argv) {
   double scale = wl_scale(argc, argv);
   long nthreads = wl_scaled(scale, 10000);
   long warm_at = nthreads / 10;
-  long rss_warm = -1, rss_tenth = -1, rss_max = 0;
+  long window = nthreads / WINDOW_DIV > WAVE ? nthreads / WINDOW_DIV : WAVE;
+  long end_from = nthreads - window;
+  static long warm_s[MAXS], tenth_s[MAXS], end_s[MAXS];
+  int warm_n = 0, tenth_n = 0, end_n = 0;
+  long warm_started = -1, rss_max = 0;
   double t0 = wl_now(), warm_ms = -1;
   uint64_t sum = 0;
   job jobs[WAVE];
@@ -75,20 +97,35 @@ int main(int argc, char **argv) {
     for (int i = 0; i < k; i++) { sum = wl_mix(sum, jobs[i].sum); prev[i] = jobs[i]; }
     have_prev = k;
     if (started + k >= warm_at) {
-      if (rss_tenth < 0) rss_tenth = wl_rss_kb();
+      long r = wl_rss_kb();
+      if (started + k < warm_at + window && tenth_n < MAXS) tenth_s[tenth_n++] = r;
       double ms = (wl_now() - t0) * 1e3;
-      if (rss_warm < 0 && ms >= WARM_MS) rss_warm = wl_rss_kb(), warm_ms = ms;
+      if (warm_started < 0 && ms >= WARM_MS) warm_started = started, warm_ms = ms;
+      if (warm_started >= 0 && started < warm_started + window && warm_n < MAXS) warm_s[warm_n++] = r;
+      if (started + k > end_from && end_n < MAXS - 1) end_s[end_n++] = r;
+      if (r > rss_max) rss_max = r;
+    } else if (started % 256 == 0) {
+      long r = wl_rss_kb();
+      if (r > rss_max) rss_max = r;
     }
-    if (started % 256 == 0) { long r = wl_rss_kb(); if (r > rss_max) rss_max = r; }
   }
   for (int i = 0; i < have_prev; i++)
     for (int m = 0; m < LEFT; m++) {
       wl_verify(prev[i].left[m], prev[i].leftn[m], prev[i].id * PER + (uint64_t)m * (PER / LEFT));
       free(prev[i].left[m]);
     }
-  long rss_end = wl_rss_kb();
-  if (rss_warm < 0) rss_warm = rss_tenth; /* (warm_ms=-1: the run ended before WARM_MS) */
-  printf("OK checksum=%016llx threads=%ld rss_warm_kb=%ld rss_end_kb=%ld rss_max_kb=%ld rss_tenth_kb=%ld warm_ms=%.0f\n",
-         (unsigned long long)sum, nthreads, rss_warm, rss_end, rss_max > rss_end ? rss_max : rss_end, rss_tenth, warm_ms);
+  long rss_final = wl_rss_kb();
+  end_s[end_n++] = rss_final;
+  /* A warm window cut short by the end of the run keeps what it has; none at all (warm_ms=-1: the
+   * run ended before WARM_MS) falls back to the tenth's window. */
+  int use_tenth = warm_n == 0;
+  long rss_tenth = median(tenth_s, tenth_n);
+  long rss_warm = use_tenth ? rss_tenth : median(warm_s, warm_n);
+  long rss_end = median(end_s, end_n);
+  if (use_tenth) warm_ms = -1;
+  printf("OK checksum=%016llx threads=%ld rss_warm_kb=%ld rss_end_kb=%ld rss_final_kb=%ld rss_max_kb=%ld "
+         "rss_tenth_kb=%ld warm_ms=%.0f samples=%d/%d\n",
+         (unsigned long long)sum, nthreads, rss_warm, rss_end, rss_final,
+         rss_max > rss_final ? rss_max : rss_final, rss_tenth, warm_ms, use_tenth ? tenth_n : warm_n, end_n);
   return 0;
 }
