@@ -191,8 +191,8 @@ void hk__purge_queue_run(hk__purge_queue *q, int64_t now, bool force) {
  *
  * A burst of frees that empties more segments than the cache keeps (a program freeing most of a
  * large peak) does not give them back one by one inside the free: the surplus stays in the slots,
- * up to CACHE_SLOTS and CACHE_BURST_DIRTY resident bytes, and is released by the aging once it is
- * a cache purge delay old (100 ms by default), as the rest of the cache is purged. Releasing 900 MiB
+ * up to CACHE_SLOTS and CACHE_BURST_DIRTY resident bytes, and is released by the aging a cache
+ * purge delay (100 ms by default) after the burst, as the rest of the cache is purged. Releasing 900 MiB
  * in the free itself was most of heapkit's time in w_peakfree's free phase (the kernel's unmapping;
  * docs/architecture.md, *`peakfree` and `server` at the edge of 1.2x*). Not with a purge delay of 0
  * or -1: there the cache's bound holds at once, as before. */
@@ -257,10 +257,17 @@ static void cache_trim_surplus(int64_t now, int64_t purge_after) {
   }
 }
 
-/* Purge and release what has aged; the cache lock is held. */
+/* When the last segment came into the cache. */
+static int64_t cache_last_put;
+
+/* Purge and release what has aged; the cache lock is held. While a burst is on (the cache over its
+ * bound, and the last segment came in less than a cache purge delay ago) nothing is aged: by wall
+ * time alone, a burst of frees that outlasts the delay (a loaded machine, a large peak) gave its
+ * first segments back inside the free again. The hard bounds of cache_put still hold. */
 static void cache_age(int64_t now, bool force) {
   long delay = hk__opt(HK_OPT_PURGE_DELAY);
   int64_t purge_after = cache_purge_after();
+  if (!force && cache_count > cache_limit() && now - cache_last_put < purge_after) return;
   int64_t release_after = delay < 0 ? INT64_MAX : (delay * 10 < 1000 ? 1000 : delay * 10);
   for (int i = 0; i < cache_count;) {
     cache_entry *e = &cache[i];
@@ -357,6 +364,7 @@ static bool cache_put(hk__segment *s) {
     release(old);
   }
   cache[cache_count] = (cache_entry){s, now, false};
+  cache_last_put = now;
   __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
   /* Bound the resident memory the cache holds: beyond CACHE_DIRTY_MAX, purge the oldest now. */
   for (;;) {
