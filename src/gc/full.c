@@ -134,6 +134,15 @@ static inline __attribute__((always_inline)) void mark_scan(mark_ctx *c, void *p
   if (d->flags & HK_GC_TYPE_TAIL_POINTERS) ctx_push(c, (void *)((uintptr_t)p | ITEM_OBJ));
 }
 
+/* A block's kept count (F_UNREACHED blocks, granules the finalization passes marked) with this bit:
+ * the passes also kept objects there without reading or marking them. Only a pointer-free block
+ * holding no finalizable object gets it (mark_ref_t): nothing in it can reach anything or be
+ * finalized, so its objects need no mark for the ordering rule, and the block either becomes young
+ * whole (keep_young: the next minor collection frees what no finalizer resurrected) or stays
+ * mature with all its lines used (hold_lines) until the next complete collection. Their bytes are
+ * estimated by the block's used lines (kept_bytes). */
+#define KEPT_UNREAD 0x8000u
+
 /* Finalization notes what it keeps alive in the mature space that may hold pointers (see
  * keep_young). What it keeps in an F_UNREACHED block becomes young: the block counts it, and its
  * barrier bit goes now, while the header is in the cache (keep_young read every such header
@@ -157,6 +166,16 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
   hk_gc_heap *h = c->h;
   const bool serial = ser || fin; /* known at compile time: no other thread marks */
   void *p = *slot;
+  if (fin && in_blocks(p)) {
+    /* A pointer-free block nothing live reached, holding no finalizable object (F_FINAL): what
+     * the pass keeps there needs no mark, only the block (see KEPT_UNREAD). The object itself is
+     * not read: on the finalizer benchmark each dead handle's buffer was a cache miss here. */
+    gc_block *b = block_of_obj(p);
+    if ((b->flags & (F_DATA | F_UNREACHED | F_FINAL)) == (F_DATA | F_UNREACHED)) {
+      b->kept |= KEPT_UNREAD;
+      return;
+    }
+  }
   uintptr_t hd = __atomic_load_n(hdr_of(p), __ATOMIC_ACQUIRE);
   if (!in_blocks(p)) {
     gc_large *l = large_of(p);
@@ -537,12 +556,34 @@ static void stamp_lines(hk_gc_heap *h, gc_block *b) {
     }
 }
 
+/* The bytes finalization kept in an F_UNREACHED block: the granules it marked, or for objects it
+ * kept unread (KEPT_UNREAD) the block's used lines as the last sweep counted them (all of them for
+ * a block promoted in place since), an upper bound; *unread gets that estimate. */
+static size_t kept_bytes(const gc_block *b, size_t *unread) {
+  size_t n = (size_t)(b->kept & ~KEPT_UNREAD) * HK_GC_GRANULE;
+  if (b->kept & KEPT_UNREAD) {
+    size_t e = (GC_LINES - (size_t)b->free_lines) * GC_LINE_SIZE;
+    *unread += e;
+    n += e;
+  }
+  return n;
+}
+
+/* The line marks of an F_UNREACHED block that stays mature: from its mark bits (stamp_lines), or
+ * all of them when it holds objects kept unread, which have none: the block is held whole until
+ * the next complete collection. */
+static void hold_lines(hk_gc_heap *h, gc_block *b) {
+  if (b->kept & KEPT_UNREAD) memset(seg_of_block(b)->lines[block_no(b)], h->epoch, GC_LINES);
+  else stamp_lines(h, b);
+}
+
 typedef struct hold_ctx {
   hk_gc_visitor v;
   hk_gc_heap *h;
   bool young_target; /* a slot points into a block of objects with pointers that may become young */
   bool held;         /* a pointer-free block stays mature */
   size_t held_bytes; /* what finalization kept in those blocks */
+  size_t unread;     /* of which estimated (kept_bytes) */
 } hold_ctx;
 
 /* A slot of a kept object that stays old. A pointer-free block it points into stays mature: that
@@ -557,9 +598,9 @@ static inline __attribute__((always_inline)) void hold_visit(hk_gc_visitor *v, v
   if (!(b->flags & F_UNREACHED)) return;
   if (b->flags & F_DATA) {
     b->flags &= (uint8_t)~F_UNREACHED;
-    stamp_lines(((hold_ctx *)v)->h, b);
+    hold_lines(((hold_ctx *)v)->h, b);
     ((hold_ctx *)v)->held = true;
-    ((hold_ctx *)v)->held_bytes += (size_t)b->kept * HK_GC_GRANULE;
+    ((hold_ctx *)v)->held_bytes += kept_bytes(b, &((hold_ctx *)v)->unread);
     b->kept = 0;
   } else {
     ((hold_ctx *)v)->young_target = true;
@@ -579,8 +620,9 @@ static void hold_visit_v(hk_gc_visitor *v, void **slot) { hold_visit(v, slot); }
  * mature space that may point into them (kept, so reached from nothing live) is remembered,
  * unless all it reaches there is pointer-free (hold_visit). Nothing live points into them.
  * Returns the bytes of kept objects made young; *held_bytes gets those left in pointer-free
- * blocks held mature (garbage too once the finalizers have run). */
-static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes) {
+ * blocks held mature (garbage too once the finalizers have run). Both include the estimates for
+ * objects kept unread, which *unread gets as well (kept_bytes). */
+static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes, size_t *unread) {
   size_t bytes = 0, budget = young_budget(h);
   bool skipped = false, held = false;
   /* The kept objects that stay old (note_kept): those pointing into pointer blocks that may
@@ -592,6 +634,7 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes) {
     GC_TRACE_WITH(h, o, &hc.v, HOLD_VISIT);
     held |= hc.held;
     *held_bytes += hc.held_bytes;
+    *unread += hc.unread;
     if (hc.young_target) push_or_die(h, &remember, o);
   }
   for (gc_seg *s = h->segs; s; s = s->next)
@@ -603,7 +646,7 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes) {
         continue;
       }
       b->flags &= (uint8_t)~F_UNREACHED;
-      size_t n = (size_t)b->kept * HK_GC_GRANULE;
+      size_t n = kept_bytes(b, unread);
       b->kept = 0;
       if (!n) continue; /* garbage only: the sweep frees it */
       memset(s->marks[i], 0, sizeof s->marks[i]);
@@ -622,8 +665,9 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes) {
         gc_block *b = &s->blocks[i];
         if (!(b->flags & F_UNREACHED)) continue;
         b->flags &= (uint8_t)~F_UNREACHED;
+        kept_bytes(b, unread); /* (counted live: it stays) */
+        hold_lines(h, b);
         b->kept = 0;
-        stamp_lines(h, b);
         if (b->flags & F_DATA) continue;
         char *start = block_start(b);
         for (size_t w = 0; w < GC_GRANULES / 64; w++)
@@ -682,7 +726,12 @@ static size_t full_finalizers(mark_ctx *c) {
     prev = ch->prev;
     gc_final *r = flist_recs(ch);
     size_t n = ch->n, live = 0;
-    for (size_t i = 0; i < n; i++) live += full_alive(h, &r[i].obj);
+    for (size_t i = 0; i < n; i++) {
+      bool alive = full_alive(h, &r[i].obj);
+      live += alive;
+      /* (for the finalization pass: a block that may hold a finalizable object it must mark) */
+      if (!alive && in_blocks(r[i].obj)) block_of_obj(r[i].obj)->flags |= F_FINAL;
+    }
     /* One header per chunk (its records' objects were made together and tend to be alike): an
      * estimate of the finalizable bytes still live, for the sticky decision (hk__gc_full). */
     if (live == n && n) c->fin_live += live * hdr_total(*hdr_of(r[0].obj));
@@ -765,7 +814,9 @@ static size_t full_finalizers(mark_ctx *c) {
   c->kept = NULL;
   c->reached = NULL;
   c->v.visit = mark_visit_v;
-  size_t young = keep_young(h, &kept, &c->held);
+  size_t unread = 0;
+  size_t young = keep_young(h, &kept, &c->held, &unread);
+  c->live += unread; /* (estimated as kept, so that live_bytes stays what the roots reached) */
   hk__gc_stack_clear(h, &kept);
   return young;
 }
@@ -826,7 +877,7 @@ static void sweep(hk_gc_heap *h) {
     for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
       gc_block *b = &s->blocks[i];
       if (b->state != B_MATURE) continue;
-      b->flags &= (uint8_t)~(F_EVAC | F_CUR);
+      b->flags &= (uint8_t)~(F_EVAC | F_CUR | F_FINAL);
       unsigned live = 0, holes = 0;
       bool in_hole = false;
       /* Eight line marks at a time: most runs are all used or all free. */

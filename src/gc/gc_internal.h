@@ -80,6 +80,7 @@ enum {
   F_CUR = 16,   /* an allocator is bumping through it */
   F_COLD = 32,  /* free block beyond the reserve: may be returned to the OS (sweep only) */
   F_UNREACHED = 64, /* full collection: mature block with nothing marked from the roots (full.c) */
+  F_FINAL = 128, /* full collection: mature block holding a dead finalizable object (full.c) */
 };
 
 typedef struct gc_block {
@@ -88,7 +89,7 @@ typedef struct gc_block {
   uint16_t holes;
   uint8_t state;
   uint8_t flags;
-  uint16_t kept; /* full.c, F_UNREACHED blocks: granules the finalization passes marked */
+  uint16_t kept; /* full.c, F_UNREACHED blocks: granules the finalization passes marked (KEPT_UNREAD) */
   uint32_t owner; /* nursery blocks: tag of the mutator that last zeroed it (a cache-affinity hint) */
   uint16_t fill;  /* young pointer-free blocks: granules its buffer used when closed (inplace.c); 0 unknown */
 } gc_block;

@@ -773,6 +773,82 @@ static void test_final_ring_sticky(void) {
   teardown();
 }
 
+/* The finalization pass keeps what a dead finalizable object reaches in a pointer-free block that
+ * nothing live reached without reading it (full.c, KEPT_UNREAD), unless the block holds a dead
+ * finalizable object itself: a pointer-free object with its own finalizer (hk_gc_alloc_data_finalized)
+ * that a dead finalizable node reaches must wait for the node's finalizer, at a later collection.
+ * Old handles (node: kids[0] such a blob, kids[1] for even ids a plain blob), alone in their blocks,
+ * all dead at one full collection: every node is finalized by it, no blob with it; each blob by a
+ * later one, intact. Fails if the pass skips the finalizable blobs too (they are finalized with
+ * their nodes). */
+enum { NU = 4000, UB = 40 };
+static unsigned char unread_batch[2 * NU];
+static int unread_bad, unread_cur;
+static void fin_unread(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)mm;
+  uint64_t id = (uint64_t)(uintptr_t)data;
+  if (id >= 2 * NU || unread_batch[id]) {
+    unread_bad++;
+    return;
+  }
+  unread_batch[id] = (unsigned char)unread_cur;
+  if (id < NU) {
+    const node *n = obj;
+    const blob *b = (const blob *)n->kids[0], *p = (const blob *)n->kids[1];
+    if (n->id != id || !b || b->id != id + NU || !blob_ok(b) || unread_batch[id + NU]) unread_bad++;
+    if (id % 2 == 0 && (!p || p->id != id || p->len != UB || !blob_ok(p))) unread_bad++;
+  } else {
+    const blob *b = obj;
+    if (b->id != id || b->len != UB || !blob_ok(b) || !unread_batch[id - NU] || unread_batch[id - NU] >= unread_cur) unread_bad++;
+  }
+}
+static void test_final_unread(void) {
+  setup(128 << 10, 0);
+  memset(unread_batch, 0, sizeof unread_batch);
+  unread_bad = 0;
+  unread_cur = 1;
+  node *table = NULL, *n = NULL;
+  blob *b = NULL, *p = NULL;
+  HK_GC_ROOTS(m, table, n, b, p);
+  table = new_node(m, 0, NU, false); /* large: outside the blocks */
+  for (uint64_t id = 0; id < NU; id++) {
+    b = hk_gc_alloc_data_finalized(m, T_BLOB, sizeof(blob) + UB, fin_unread, (void *)(uintptr_t)(id + NU));
+    CHECK_QUIET(b != NULL);
+    b->id = id + NU;
+    b->len = UB;
+    for (uint64_t i = 0; i < UB; i++) b->bytes[i] = blob_byte(id + NU, i);
+    p = id % 2 == 0 ? new_blob(m, id, UB) : NULL;
+    n = hk_gc_alloc_finalized(m, T_NODE, sizeof(node) + 2 * sizeof(void *), fin_unread, (void *)(uintptr_t)id);
+    CHECK_QUIET(n != NULL);
+    n->id = id;
+    n->nkids = 2;
+    n->kids[0] = (node *)b; /* fresh: no barrier */
+    n->kids[1] = (node *)p;
+    HK_GC_WRITE(m, table, kids[id], n);
+  }
+  n = NULL;
+  b = p = NULL;
+  hk_gc_collect(m, HK_GC_FULL); /* all old */
+  int before = 0;
+  for (int i = 0; i < 2 * NU; i++) before += unread_batch[i] != 0;
+  CHECK(before == 0);
+  for (int i = 0; i < NU; i++) table->kids[i] = NULL;
+  hk_gc_collect(m, HK_GC_FULL);
+  int nodes = 0, blobs = 0;
+  for (int i = 0; i < NU; i++) nodes += unread_batch[i] == 1, blobs += unread_batch[NU + i] != 0;
+  CHECK(nodes == NU);
+  CHECK(blobs == 0);
+  for (int i = 0; i < 3; i++) {
+    unread_cur = 2 + i;
+    hk_gc_collect(m, HK_GC_FULL);
+  }
+  for (int i = 0; i < NU; i++) blobs += unread_batch[NU + i] >= 2;
+  CHECK(blobs == NU);
+  CHECK(unread_bad == 0);
+  table = NULL;
+  teardown();
+}
+
 /* Full marking of types traced by a pointer mask (the slots are queued one by one and marked
  * through a prefetch FIFO), with evacuation: a tree survives explicit full collections that move
  * it, and dead finalizable objects whose child is in an evacuated block see that child intact in
@@ -2147,6 +2223,7 @@ int main(int argc, char **argv) {
     test_final_in_place();
     test_final_long_runs();
     test_final_alloc();
+    test_final_unread();
     test_mask_marking();
   }
   if (all || !strcmp(what, "pin")) test_pin();
