@@ -169,9 +169,11 @@ static inline __attribute__((always_inline)) void mark_ref_t(mark_ctx *c, void *
   if (fin && in_blocks(p)) {
     /* A pointer-free block nothing live reached, holding no finalizable object (F_FINAL): what
      * the pass keeps there needs no mark, only the block (see KEPT_UNREAD). The object itself is
-     * not read: on the finalizer benchmark each dead handle's buffer was a cache miss here. */
+     * not read: on the finalizer benchmark each dead handle's buffer was a cache miss here. Not
+     * in an evacuated block: its live objects moved out (so nothing is marked there), and a slot
+     * to one of them is updated below. */
     gc_block *b = block_of_obj(p);
-    if ((b->flags & (F_DATA | F_UNREACHED | F_FINAL)) == (F_DATA | F_UNREACHED)) {
+    if ((b->flags & (F_DATA | F_UNREACHED | F_FINAL | F_EVAC)) == (F_DATA | F_UNREACHED)) {
       b->kept |= KEPT_UNREAD;
       return;
     }
@@ -562,7 +564,7 @@ static void stamp_lines(hk_gc_heap *h, gc_block *b) {
 static size_t kept_bytes(const gc_block *b, size_t *unread) {
   size_t n = (size_t)(b->kept & ~KEPT_UNREAD) * HK_GC_GRANULE;
   if (b->kept & KEPT_UNREAD) {
-    size_t e = (GC_LINES - (size_t)b->free_lines) * GC_LINE_SIZE;
+    size_t e = (GC_LINES - (size_t)(b->free_lines < GC_LINES ? b->free_lines : GC_LINES - 1)) * GC_LINE_SIZE;
     *unread += e;
     n += e;
   }
@@ -647,8 +649,9 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes, size
       }
       b->flags &= (uint8_t)~F_UNREACHED;
       size_t n = kept_bytes(b, unread);
+      bool any = b->kept != 0;
       b->kept = 0;
-      if (!n) continue; /* garbage only: the sweep frees it */
+      if (!any) continue; /* garbage only: the sweep frees it */
       memset(s->marks[i], 0, sizeof s->marks[i]);
       gc_block_retype(h, b, B_YOUNG);
       b->next = h->young;
