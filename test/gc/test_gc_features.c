@@ -849,6 +849,68 @@ static void test_final_unread(void) {
   teardown();
 }
 
+/* The same skip must not take a block chosen for evacuation: its live objects moved out, so it
+ * looks unreached, and a dead finalizable node's slot to one of them must follow it. Live blobs
+ * (rooted) among garbage blobs, so their blocks are sparse; an explicit full collection evacuates
+ * them while it finds the nodes that point to them dead: each node's finalizer must see the blob's
+ * new address. Fails (the finalizers see the old copies) if the skip ignores F_EVAC. */
+enum { NE = 3000, NEG = 7 };
+static node *evac_live;
+static int evac_runs, evac_bad;
+static void fin_evac(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)mm;
+  const node *n = obj;
+  uint64_t id = (uint64_t)(uintptr_t)data;
+  evac_runs++;
+  if (id >= NE || n->id != id || n->kids[0] != evac_live->kids[id] || !blob_ok((const blob *)n->kids[0])) evac_bad++;
+}
+static void test_final_unread_evac(void) {
+  setup(128 << 10, 0);
+  const bool stress = hk_option_get(HK_OPT_GC_STRESS) != 0;
+  evac_runs = evac_bad = 0;
+  node *fins = NULL, *holder = NULL, *n = NULL;
+  blob *b = NULL;
+  CHECK(hk_gc_root_add(h, (void **)&evac_live) == HK_OK);
+  HK_GC_ROOTS(m, fins, holder, n, b);
+  evac_live = new_node(m, 1, NE, false); /* large: outside the blocks */
+  fins = new_node(m, 2, NE, false);
+  holder = new_node(m, 3, NE * NEG, false);
+  for (uint64_t id = 0; id < NE; id++) {
+    b = new_blob(m, id, 24);
+    HK_GC_WRITE(m, evac_live, kids[id], (node *)b);
+    for (int g = 0; g < NEG; g++) {
+      blob *gb = new_blob(m, 0, 24);
+      HK_GC_WRITE(m, holder, kids[id * NEG + g], (node *)gb);
+    }
+    n = hk_gc_alloc_finalized(m, T_NODE, sizeof(node) + sizeof(void *), fin_evac, (void *)(uintptr_t)id);
+    CHECK_QUIET(n != NULL);
+    n->id = id;
+    n->nkids = 1;
+    n->kids[0] = (node *)evac_live->kids[id]; /* fresh: no barrier */
+    HK_GC_WRITE(m, fins, kids[id], n);
+  }
+  n = NULL;
+  b = NULL;
+  hk_gc_collect(m, HK_GC_FULL); /* everything old */
+  for (int i = 0; i < NE * NEG; i++) holder->kids[i] = NULL;
+  hk_gc_collect(m, HK_GC_FULL); /* the garbage's lines are free: the blobs' blocks are sparse */
+  CHECK(evac_runs == 0);
+  hk_gc_stats st;
+  hk_gc_stats_get(h, &st);
+  uint64_t evacuated0 = st.bytes_evacuated;
+  for (int i = 0; i < NE; i++) fins->kids[i] = NULL;
+  hk_gc_collect(m, HK_GC_FULL); /* an explicit collection evacuates them; the nodes are dead */
+  hk_gc_stats_get(h, &st);
+  if (!stress) CHECK(st.bytes_evacuated > evacuated0);
+  CHECK(evac_runs == NE);
+  CHECK(evac_bad == 0);
+  for (int i = 0; i < NE; i++) CHECK_QUIET(blob_ok((blob *)evac_live->kids[i]) && ((blob *)evac_live->kids[i])->id == (uint64_t)i);
+  CHECK(hk_gc_root_remove(h, (void **)&evac_live) == HK_OK);
+  evac_live = NULL;
+  fins = holder = NULL;
+  teardown();
+}
+
 /* Full marking of types traced by a pointer mask (the slots are queued one by one and marked
  * through a prefetch FIFO), with evacuation: a tree survives explicit full collections that move
  * it, and dead finalizable objects whose child is in an evacuated block see that child intact in
@@ -2224,6 +2286,7 @@ int main(int argc, char **argv) {
     test_final_long_runs();
     test_final_alloc();
     test_final_unread();
+    test_final_unread_evac();
     test_mask_marking();
   }
   if (all || !strcmp(what, "pin")) test_pin();
