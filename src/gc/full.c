@@ -22,6 +22,7 @@ typedef struct mark_ctx {
   gc_stack *reached;          /* finalization: finalizable objects found already marked (see full_finalizers) */
   size_t held;                /* finalization: kept bytes left mature for an old kept object */
   size_t fin_live;            /* finalization: estimated bytes of the live old finalizable objects */
+  bool held_whole;            /* finalization: a block of objects kept unread stayed mature (hold_lines) */
   bool frames;                /* mutators' frames may be left unclaimed: claim them before taking work */
   gc_stack aside;             /* long tails tail_obj met, until the outer tail is done */
 } mark_ctx;
@@ -573,10 +574,14 @@ static size_t kept_bytes(const gc_block *b, size_t *unread) {
 
 /* The line marks of an F_UNREACHED block that stays mature: from its mark bits (stamp_lines), or
  * all of them when it holds objects kept unread, which have none: the block is held whole until
- * the next complete collection. */
-static void hold_lines(hk_gc_heap *h, gc_block *b) {
-  if (b->kept & KEPT_UNREAD) memset(seg_of_block(b)->lines[block_no(b)], h->epoch, GC_LINES);
-  else stamp_lines(h, b);
+ * the next complete collection (*whole: hk__gc_full makes the next one complete). */
+static void hold_lines(hk_gc_heap *h, gc_block *b, bool *whole) {
+  if (b->kept & KEPT_UNREAD) {
+    memset(seg_of_block(b)->lines[block_no(b)], h->epoch, GC_LINES);
+    *whole = true;
+  } else {
+    stamp_lines(h, b);
+  }
 }
 
 typedef struct hold_ctx {
@@ -586,6 +591,7 @@ typedef struct hold_ctx {
   bool held;         /* a pointer-free block stays mature */
   size_t held_bytes; /* what finalization kept in those blocks */
   size_t unread;     /* of which estimated (kept_bytes) */
+  bool whole;        /* a block of objects kept unread among them (hold_lines) */
 } hold_ctx;
 
 /* A slot of a kept object that stays old. A pointer-free block it points into stays mature: that
@@ -600,7 +606,7 @@ static inline __attribute__((always_inline)) void hold_visit(hk_gc_visitor *v, v
   if (!(b->flags & F_UNREACHED)) return;
   if (b->flags & F_DATA) {
     b->flags &= (uint8_t)~F_UNREACHED;
-    hold_lines(((hold_ctx *)v)->h, b);
+    hold_lines(((hold_ctx *)v)->h, b, &((hold_ctx *)v)->whole);
     ((hold_ctx *)v)->held = true;
     ((hold_ctx *)v)->held_bytes += kept_bytes(b, &((hold_ctx *)v)->unread);
     b->kept = 0;
@@ -624,7 +630,7 @@ static void hold_visit_v(hk_gc_visitor *v, void **slot) { hold_visit(v, slot); }
  * Returns the bytes of kept objects made young; *held_bytes gets those left in pointer-free
  * blocks held mature (garbage too once the finalizers have run). Both include the estimates for
  * objects kept unread, which *unread gets as well (kept_bytes). */
-static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes, size_t *unread) {
+static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes, size_t *unread, bool *whole) {
   size_t bytes = 0, budget = young_budget(h);
   bool skipped = false, held = false;
   /* The kept objects that stay old (note_kept): those pointing into pointer blocks that may
@@ -637,6 +643,7 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes, size
     held |= hc.held;
     *held_bytes += hc.held_bytes;
     *unread += hc.unread;
+    *whole |= hc.whole;
     if (hc.young_target) push_or_die(h, &remember, o);
   }
   for (gc_seg *s = h->segs; s; s = s->next)
@@ -669,7 +676,7 @@ static size_t keep_young(hk_gc_heap *h, gc_stack *kept, size_t *held_bytes, size
         if (!(b->flags & F_UNREACHED)) continue;
         b->flags &= (uint8_t)~F_UNREACHED;
         kept_bytes(b, unread); /* (counted live: it stays) */
-        hold_lines(h, b);
+        hold_lines(h, b, whole);
         b->kept = 0;
         if (b->flags & F_DATA) continue;
         char *start = block_start(b);
@@ -818,7 +825,7 @@ static size_t full_finalizers(mark_ctx *c) {
   c->reached = NULL;
   c->v.visit = mark_visit_v;
   size_t unread = 0;
-  size_t young = keep_young(h, &kept, &c->held, &unread);
+  size_t young = keep_young(h, &kept, &c->held, &unread, &c->held_whole);
   c->live += unread; /* (estimated as kept, so that live_bytes stays what the roots reached) */
   hk__gc_stack_clear(h, &kept);
   return young;
@@ -1067,6 +1074,13 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
    * sticky attempt, after the first complete collection, marked 9.4 MB, freed nothing and cost a
    * full collection more: 15 -> 14 without it, -2.6% instructions). */
   if (!sticky && c.fin_live > room / 8) h->sticky_ok = false;
+  /* A block of objects kept unread held mature has no mark bits: a sticky collection would take it
+   * as unreached, though an object a finalizer resurrected may point into it (the resurrected
+   * object was marked here, so a sticky collection would not trace it), and could make it young
+   * for what it keeps there, the next minor collection freeing the resurrected object's child. A
+   * complete collection traces the resurrected object from the roots. (The finalizer benchmark
+   * holds some each time, but its collections are complete anyway: fin_live above.) */
+  if (c.held_whole) h->sticky_ok = false;
   hk__gc_release_free_segments(h, hk__gc_free_reserve(h));
   h->full_count++;
   if (h->trace)
