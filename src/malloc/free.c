@@ -333,6 +333,15 @@ void hk_free_sized(void *p, size_t size) {
  * thread can tell (its own page); otherwise an interior pointer of a large block grew the block
  * in place from that pointer, and a freed block that still held the size came back as it was. */
 static inline size_t usable_size(const void *p, const char *who, bool whole) {
+  /* A live large block starts on a page (hk__large_tag): its segment's header is not read. Other
+   * pointers skip the look-up: a small block's segment header is read anyway. */
+  uint64_t tag = ((uintptr_t)p & 4095) == 0 ? hk__segtag_get(p) : 0;
+  if (tag) {
+    const uint8_t *block = (const uint8_t *)((uintptr_t)p & ~(uintptr_t)HK_SEGMENT_MASK) + hk__large_tag_off(tag);
+    size_t size = hk__large_tag_size(tag);
+    if ((const uint8_t *)p >= block && (const uint8_t *)p < block + size && (!whole || (const uint8_t *)p == block))
+      return size - (size_t)((const uint8_t *)p - block);
+  }
   hk__segment *s = large_segment_of(p);
   if (!s) hk__fatal("%s of %p: not allocated by heapkit", who, p);
   hk__mseg *seg = (hk__mseg *)s;

@@ -272,6 +272,12 @@ HK_INTERNAL void hk__check_delayed_free(const hk__page *pg, const hk__block *b);
 HK_INTERNAL extern uint64_t hk__free_search_steps;
 /* room: reserve room for the block to double in place (realloc growing a block it had to move) */
 HK_INTERNAL void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero, bool room);
+/* A live large block's segment tag (segment.h, hk__segtag_get), so that malloc_usable_size does not
+ * read the segment's header: the block's size (whole pages) with its offset in the segment in
+ * 4 KiB units in the low 12 bits; none (0) for a block 4 MiB or more into its segment (aligned so). */
+static inline uint64_t hk__large_tag(size_t off, size_t size) { return off < HK_SEGMENT_SIZE ? (uint64_t)size | (off >> 12) : 0; }
+static inline size_t hk__large_tag_size(uint64_t tag) { return (size_t)(tag & ~(uint64_t)0xfff); }
+static inline size_t hk__large_tag_off(uint64_t tag) { return (size_t)(tag & 0xfff) << 12; }
 HK_INTERNAL void hk__heap_free_large_blocks(hk_heap *h);
 HK_INTERNAL void hk__heap_disown_large_blocks(hk_heap *h);
 HK_INTERNAL void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg);

@@ -683,6 +683,8 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero, bool roo
   seg->base.page_count = 0;
   seg->large_block = (uint8_t *)s + off;
   seg->large_size = usable;
+  seg->large_tag = hk__segtag_slot(s);
+  seg->large_tag_value = hk__large_tag(off, usable);
   if (zero && !is_zero) memset(seg->large_block, 0, usable);
   return large_hand_out(h, seg);
 }
@@ -700,6 +702,7 @@ static void *large_hand_out(hk_heap *h, hk__mseg *seg) {
     h->large_first = s;
     pthread_mutex_unlock(&large_lock);
   }
+  atomic_store_explicit(seg->large_tag, seg->large_tag_value, memory_order_relaxed);
   hk__heap_count(h, inuse, (int64_t)usable);
   hk__heap_count_op(h, mallocs);
   atomic_fetch_add_explicit(&hk__huge_live, 1, memory_order_relaxed);
@@ -731,6 +734,7 @@ void hk__heap_disown_large_blocks(hk_heap *h) {
 void hk__large_free(hk__mseg *seg, void *p) {
   (void)p;
   hk_heap *h = hk__tls_heap;
+  atomic_store_explicit(seg->large_tag, 0, memory_order_relaxed);
   if (h->tld) {
     hk__heap_count(h, inuse, -(int64_t)seg->large_size);
     hk__heap_count_op(h, frees);
@@ -753,6 +757,7 @@ void hk__heap_free_large_blocks(hk_heap *h) {
   pthread_mutex_unlock(&large_lock);
   while (s) {
     hk__segment *next = s->next;
+    atomic_store_explicit(((hk__mseg *)s)->large_tag, 0, memory_order_relaxed);
     hk__heap_count(h, inuse, -(int64_t)((hk__mseg *)s)->large_size);
     hk__heap_count_op(h, frees);
     atomic_fetch_sub_explicit(&hk__huge_live, 1, memory_order_relaxed);
@@ -780,5 +785,7 @@ void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size) {
   /* (modular: the size_t sum comes out right whichever way the block changed) */
   atomic_fetch_add_explicit(&hk__huge_bytes, usable - seg->large_size, memory_order_relaxed);
   seg->large_size = usable;
+  seg->large_tag_value = hk__large_tag(off, usable);
+  atomic_store_explicit(seg->large_tag, seg->large_tag_value, memory_order_relaxed);
   return p;
 }

@@ -2,6 +2,7 @@
  * lazily committed .bss), set while a segment starts there. It lets free() recognise any pointer
  * heapkit never handed out, wild ones included, with one load and no access to the pointer. */
 #include "page/segment.h"
+#include "os/os.h"
 
 #define SEGMAP_BITS HK__SEGMAP_BITS
 #define segmap hk__segmap
@@ -35,4 +36,32 @@ hk__segment *hk__segment_find(const void *p) {
     }
   }
   return NULL;
+}
+
+_Atomic(_Atomic uint64_t *) hk__segtag_dir[HK__SEGMAP_BITS >> HK__SEGTAG_LEAF_SHIFT];
+static _Atomic uint64_t segtag_nowhere;
+
+_Atomic uint64_t *hk__segtag_slot(const hk__segment *s) {
+  uintptr_t idx = (uintptr_t)s >> HK_SEGMENT_SHIFT;
+  _Atomic(_Atomic uint64_t *) *dir = &hk__segtag_dir[idx >> HK__SEGTAG_LEAF_SHIFT];
+  _Atomic uint64_t *leaf = atomic_load_explicit(dir, memory_order_acquire);
+  if (!leaf) {
+    size_t bytes = HK__SEGTAG_LEAF * sizeof(uint64_t);
+    void *p;
+    bytes = hk__align_up(bytes, hk__os_page_size());
+    if (hk__os_reserve(bytes, 0, false, &p) != HK_OK) return &segtag_nowhere;
+    if (hk__os_commit(p, bytes) != HK_OK) {
+      hk__os_release(p, bytes);
+      return &segtag_nowhere;
+    }
+    _Atomic uint64_t *expected = NULL;
+    /* (two threads may make the leaf at once: the loser gives its copy back) */
+    if (atomic_compare_exchange_strong_explicit(dir, &expected, (_Atomic uint64_t *)p, memory_order_acq_rel, memory_order_acquire)) {
+      leaf = p;
+    } else {
+      hk__os_release(p, bytes);
+      leaf = expected;
+    }
+  }
+  return &leaf[idx & (HK__SEGTAG_LEAF - 1)];
 }

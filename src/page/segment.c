@@ -487,6 +487,7 @@ hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk_
 /* A segment leaves its client (freed or parked): off its purge queue and the live count, and its
  * kind cleared (kept in cached_kind), so a lookup of an address inside sees a freed segment. */
 static void leave_client(hk__segment *s) {
+  hk_assert_internal(hk__segtag_get(s) == 0); /* (its client cleared its tag) */
   hk__segment_purge_cancel(s);
   hk__pstat_add(&hk__pstats.segments, -1);
   s->cached_kind = s->kind;
