@@ -171,6 +171,10 @@ void hk__arena_destroy_any(hk_arena *a) {
   atomic_fetch_sub_explicit(&hk__arena_g.allocated, a->synced_alloc, memory_order_relaxed);
   atomic_fetch_sub_explicit(&hk__arena_g.arenas, 1, memory_order_relaxed);
   a->magic = 0;
+  /* (the inline path reads only these: left as they were, an allocation through the destroyed
+   * handle bumped on in the freed chunk, which the page layer may hand to another client; now it
+   * calls out, and the slow path refuses a dead arena while the memory is still mapped) */
+  a->head.cur = a->head.end = NULL;
   if (a->flags & HK_ARENA_CONCURRENT) conc_unlink(a);
   pthread_mutex_destroy(&a->lock);
   while (a->last != a->first) hk__arena_chunk_free(a, a->last);
@@ -355,6 +359,7 @@ size_t hk__arena_sync_stats(hk_arena *a) {
 }
 
 void hk_arena_stats_get(const hk_arena *a, hk_arena_stats *out) {
+  if (!out) return;
   memset(out, 0, sizeof *out);
   if (!a || a->magic != HK__ARENA_MAGIC) return;
   out->allocated = hk__arena_allocated(a);
@@ -370,6 +375,7 @@ void hk_arena_stats_get(const hk_arena *a, hk_arena_stats *out) {
 }
 
 void hk_arena_global_stats(hk_arena_stats *out) {
+  if (!out) return;
   memset(out, 0, sizeof *out);
   out->allocated = atomic_load_explicit(&hk__arena_g.allocated, memory_order_relaxed);
   out->committed = atomic_load_explicit(&hk__arena_g.committed, memory_order_relaxed);

@@ -399,6 +399,7 @@ static hk_noinline void *alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t si
 /* Most calls only find the zeroed part of the buffer used up: they zero the next piece
  * (zero_ahead) and allocate, without the frame and checks of the rest of the slow path. */
 void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data) {
+  if (gc_mutator_dead(m, data ? "hk_gc_alloc_data" : "hk_gc_alloc", "returns NULL")) return NULL;
   hk_gc_heap *h = m->heap;
   char **cur = data ? &m->fast.data_cursor : &m->fast.cursor;
   char **limit = data ? &m->fast.data_limit : &m->fast.limit;

@@ -125,7 +125,7 @@ static hk_forceinline void fin_push(hk_gc_mutator *m, gc_chunk *c, void *obj, hk
  * (a new chunk, under the lock; changing or removing a registration, which stops the world to
  * find the record) is out of line, so that this path saves and restores no registers for it. */
 int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void *data) {
-  if (!m) return HK_EINVAL;
+  if (gc_mutator_dead(m, "hk_gc_set_finalizer", "returns HK_EINVAL")) return HK_EINVAL;
   /* (checked on the fast path too: a record added after the collection took the thread's ones
    * would keep the object's old address if the collection moves it) */
   if (gc_reentered("hk_gc_set_finalizer", "returns HK_EBUSY")) return HK_EBUSY;
@@ -264,14 +264,16 @@ size_t hk__gc_run_finalizers(hk_gc_mutator *m) {
 }
 
 size_t hk_gc_run_finalizers(hk_gc_mutator *m) {
-  if (!m || gc_reentered("hk_gc_run_finalizers", "returns 0")) return 0;
+  if (gc_reentered("hk_gc_run_finalizers", "returns 0") || gc_mutator_dead(m, "hk_gc_run_finalizers", "returns 0"))
+    return 0;
   return hk__gc_run_finalizers(m);
 }
 
 /* ---- weak references ---------------------------------------------------------------------------- */
 
 hk_gc_weak *hk_gc_weak_new(hk_gc_mutator *m, void *target) {
-  if (!m || gc_reentered("hk_gc_weak_new", "returns NULL")) return NULL;
+  if (gc_reentered("hk_gc_weak_new", "returns NULL") || gc_mutator_dead(m, "hk_gc_weak_new", "returns NULL"))
+    return NULL;
   hk_gc_heap *h = m->heap;
   if (target && ((uintptr_t)target & 7) == 0 && !hk__gc_is_object(h, target)) {
     hk__warning("gc: hk_gc_weak_new: %p is not an object of this heap (or not an object's start)", target);
@@ -306,7 +308,7 @@ static bool weak_of_heap(const hk_gc_heap *h, const hk_gc_weak *w) {
 }
 
 void hk_gc_weak_free(hk_gc_mutator *m, hk_gc_weak *w) {
-  if (!m || !w || gc_reentered("hk_gc_weak_free", "ignored")) return;
+  if (!w || gc_reentered("hk_gc_weak_free", "ignored") || gc_mutator_dead(m, "hk_gc_weak_free", "ignored")) return;
   hk_gc_heap *h = m->heap;
   if (!weak_of_heap(h, w)) {
     hk__warning("gc: hk_gc_weak_free: %p is not a weak reference of this mutator's heap; ignored", (void *)w);

@@ -504,6 +504,20 @@ static inline bool gc_reentered(const char *fn, const char *result) {
   hk__gc_reentry_warn(fn, result);
   return true;
 }
+/* A NULL mutator, or one unregistered already (an unregistered record's heap is NULL until a
+ * registration reuses it; hk_gc_heap_destroy clears its mutators' too): the entry points refuse
+ * it with a warning instead of following the NULL heap (a SIGSEGV in hk_gc_blocking_begin, in the
+ * allocation slow path). The inline paths cannot check: an unregistered record's buffers are
+ * left so that every inline allocation calls out (hk__gc_mutator_disarm). */
+HK_INTERNAL hk_cold void hk__gc_dead_mutator_warn(const hk_gc_mutator *m, const char *fn, const char *result);
+static inline bool gc_mutator_dead(const hk_gc_mutator *m, const char *fn, const char *result) {
+  if (hk_likely(m != NULL && m->heap != NULL)) return false;
+  hk__gc_dead_mutator_warn(m, fn, result);
+  return true;
+}
+/* m leaves its heap (its record freed, or about to be): the inline allocation paths of a stale
+ * handle then find no room and call out, and its safepoint poll reads a flag that is never set. */
+HK_INTERNAL void hk__gc_mutator_disarm(hk_gc_mutator *m);
 /* Heap lock held: the calling thread's mutator of h, or NULL. */
 HK_INTERNAL hk_gc_mutator *hk__gc_mutator_of_self(hk_gc_heap *h);
 /* Heap lock held: m leaves the heap for good (unregistering, or a thread that does not exist in a

@@ -117,6 +117,12 @@ int hk_gc_heap_destroy(hk_gc_heap *h) {
     }
   }
   hk__gc_self_forget(h);
+  /* (their records go with the metadata below: a stale handle's inline allocation bumped on in
+   * the freed nursery block, whose segment the page layer may hand to another client) */
+  for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
+    m->fast.cursor = NULL;
+    hk__gc_mutator_disarm(m);
+  }
   while (h->large) hk__gc_large_free(h, h->large);
   while (h->segs) {
     gc_seg *s = h->segs;
@@ -222,6 +228,7 @@ void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind) {
     hk__warning("gc: hk_gc_collect: %s (ignored)", m ? "unknown kind (HK_GC_MINOR or HK_GC_FULL)" : "NULL mutator");
     return;
   }
+  if (gc_mutator_dead(m, "hk_gc_collect", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   hk__gc_collect_locked(m, kind);
@@ -235,8 +242,8 @@ void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind) {
  * through the segment map, as for finalizers and weak references) or not an object's start
  * (gc_hdr_plausible) is refused, not written. */
 static bool pin_ok(hk_gc_mutator *m, void *obj, const char *fn) {
-  if (!obj) return false;
-  if (m && hk__gc_is_object(m->heap, obj)) return true;
+  if (!obj || gc_mutator_dead(m, fn, "ignored")) return false;
+  if (hk__gc_is_object(m->heap, obj)) return true;
   hk__warning("gc: %s: %p is not an object of this heap (or not an object's start)", fn, obj);
   return false;
 }

@@ -345,6 +345,7 @@ static __attribute__((noinline)) void barrier_slot_mark(hk_gc_mutator *m, void *
  * (cards_make), and only a collection frees it. */
 void hk_gc_write_barrier_slot_slow(hk_gc_mutator *m, void *obj, void *slot) {
   if (gc_reentered("hk_gc_write_barrier_slot", "nothing remembered")) return;
+  if (gc_mutator_dead(m, "hk_gc_write_barrier_slot", "nothing remembered")) return;
   if (!in_blocks(obj)) {
     gc_large *l = large_of(obj);
     const uint64_t *cards = __atomic_load_n(&l->cards, __ATOMIC_ACQUIRE);

@@ -249,8 +249,26 @@ void hk__gc_resume_world(hk_gc_heap *h) {
   gc_wake(h, &h->cond);
 }
 
+void hk__gc_dead_mutator_warn(const hk_gc_mutator *m, const char *fn, const char *result) {
+  if (!m) hk__warning("gc: %s: NULL mutator; %s", fn, result);
+  else hk__warning("gc: %s: mutator %p is not registered (unregistered already, or its heap destroyed?); %s", fn,
+                   (const void *)m, result);
+}
+
+void hk__gc_mutator_disarm(hk_gc_mutator *m) {
+  static const int never_stop = 0;
+  /* (word 0, the cursor, may hold the record's free-list link: hk__gc_meta_free. A limit equal to
+   * it leaves no room, where a NULL limit left 2^64 - link bytes: an allocation through a stale
+   * handle wrote a header into the next free record and returned a pointer into it) */
+  m->fast.limit = m->fast.cursor;
+  m->fast.data_cursor = m->fast.data_limit = NULL;
+  m->fast.stop = &never_stop;
+  m->heap = NULL;
+}
+
 void hk_gc_safepoint_slow(hk_gc_mutator *m) {
   if (gc_reentered("hk_gc_safepoint", "ignored")) return;
+  if (gc_mutator_dead(m, "hk_gc_safepoint", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_park(m);
@@ -475,6 +493,7 @@ void hk__gc_mutator_drop(hk_gc_mutator *m) {
   else if (m->state == MUT_RUNNING) h->nrunning--;
   m->heap = NULL;
   hk__gc_meta_free(h, m, sizeof *m);
+  hk__gc_mutator_disarm(m);
 }
 
 /* Unpaired calls are refused: a second begin counted the thread out of the running ones twice
@@ -482,6 +501,7 @@ void hk__gc_mutator_drop(hk_gc_mutator *m) {
  * running thread that does not exist (the next collection waited for it for ever). */
 void hk_gc_blocking_begin(hk_gc_mutator *m) {
   if (gc_reentered("hk_gc_blocking_begin", "ignored")) return;
+  if (gc_mutator_dead(m, "hk_gc_blocking_begin", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   if (m->state != MUT_RUNNING) {
@@ -499,6 +519,7 @@ void hk_gc_blocking_begin(hk_gc_mutator *m) {
 
 void hk_gc_blocking_end(hk_gc_mutator *m) {
   if (gc_reentered("hk_gc_blocking_end", "ignored")) return;
+  if (gc_mutator_dead(m, "hk_gc_blocking_end", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   if (m->state != MUT_BLOCKING) {
@@ -521,6 +542,7 @@ void hk_gc_write_barrier_slow(hk_gc_mutator *m, void *obj) {
   /* (the object keeps its barrier bit, so the heap's invariant holds; the store itself is the
    * embedder's: a young pointer stored now is not remembered, which hk_gc_verify reports) */
   if (gc_reentered("hk_gc_write_barrier", "nothing remembered")) return;
+  if (gc_mutator_dead(m, "hk_gc_write_barrier", "nothing remembered")) return;
   uintptr_t old = __atomic_fetch_and(hdr_of(obj), ~HK_GC_HDR_BARRIER, __ATOMIC_RELAXED);
   if (!(old & HK_GC_HDR_BARRIER)) return;
   gc_chunk *c = m->remset.top;

@@ -112,6 +112,7 @@ static size_t never_lower(_Atomic size_t *hw, size_t v) {
 }
 
 void hk_stats_get(hk_stats *out) {
+  if (!out) return; /* (as the other clients' *_stats_get) */
   hk__process_init();
   /* the calling thread's first-class heaps are summed only once flushed: flush them (its own, so
    * it may), or their allocations since the last slow path were missing from its own figures */

@@ -1043,6 +1043,7 @@ bool hk__pool_is_valid(hk_pool *p) {
 }
 
 void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
+  if (!out) return;
   memset(out, 0, sizeof *out);
   if (!p || p->magic != POOL_MAGIC) return;
   if (p->shared) pthread_mutex_lock(&cache_lock); /* nfree counts the threads' cached blocks */

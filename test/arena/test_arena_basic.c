@@ -121,6 +121,25 @@ static void test_bad_handles(void) {
   hk_arena_stats_get(NULL, &st);
   CHECK(st.allocated == 0 && st.committed == 0);
   /* Double destroy is reported, not a crash (the segment is cached, so the magic is gone). */
+  /* So is an allocation through a destroyed arena, inline or by cursor: it bumped on in the freed
+   * chunk (returning memory the page layer may hand to another client). */
+  hk_arena *d = hk_arena_new(NULL);
+  CHECK(d != NULL && hk_arena_alloc(d, 16) != NULL);
+  hk_arena_destroy(d);
+  errno = 0;
+  CHECK(hk_arena_alloc(d, 16) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(hk_arena_alloc_aligned(d, 16, 64) == NULL && errno == EINVAL);
+  hk_arena_cursor c = hk_arena_cursor_open(d);
+  errno = 0;
+  CHECK(hk_arena_cursor_alloc(&c, 16) == NULL && errno == EINVAL);
+  hk_arena_cursor_close(&c);
+  /* NULL for the statistics' destination is ignored (it was written through) */
+  hk_arena_stats_get(NULL, NULL);
+  hk_arena *e = hk_arena_new(NULL);
+  hk_arena_stats_get(e, NULL);
+  hk_arena_global_stats(NULL);
+  hk_arena_destroy(e);
 }
 
 /* Absurd growth steps and retention are taken: a commit step near SIZE_MAX wrapped around to 0

@@ -13,7 +13,12 @@
  *   (documented: it "may call hk_gc_* functions"): the allocation went on with the freed mutator
  *   or heap (SIGSEGV, or a silent use of the destroyed heap);
  *   weak_free_foreign: hk_gc_weak_free with a mutator of another heap than the handle's (it
- *   was unlinked from the wrong heap's list: the next collection looped for ever). */
+ *   was unlinked from the wrong heap's list: the next collection looped for ever);
+ *   unregistered_use: the calls of a mutator unregistered already (an allocation through it
+ *   returned a pointer into another freed mutator record, writing a header over its free-list
+ *   link; hk_gc_blocking_begin/end and the other slow paths followed its NULL heap: SIGSEGV);
+ *   destroyed_use: an allocation through the mutator of a destroyed heap (it went on bumping in
+ *   the freed nursery block). */
 #include "gc_test.h"
 
 #include <pthread.h>
@@ -363,6 +368,64 @@ static void test_weak_free_foreign(void) {
   CHECK(hk_gc_heap_destroy(h2) == HK_OK);
 }
 
+static hk_gc_mutator *exiting_mutator;
+static void *register_and_exit(void *arg) {
+  exiting_mutator = hk_gc_thread_register((hk_gc_heap *)arg);
+  return NULL; /* (its exit unregisters it: the first record on the free list) */
+}
+
+static void test_unregistered_use(void) {
+  setup();
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, register_and_exit, h) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECK(exiting_mutator != NULL);
+  hk_gc_thread_unregister(m); /* its record's first word now links to exiting_mutator's */
+  CHECK(hk_gc_alloc(m, T_NODE, sizeof(node)) == NULL);
+  CHECK(hk_gc_alloc(m, T_NODE, 4 * HK_GC_LARGE_THRESHOLD) == NULL);
+  CHECK(hk_gc_alloc_data(m, T_BLOB, 64) == NULL);
+  hk_gc_blocking_begin(m);
+  hk_gc_blocking_end(m);
+  hk_gc_blocking_begin(NULL);
+  hk_gc_blocking_end(NULL);
+  hk_gc_safepoint(m);
+  hk_gc_collect(m, HK_GC_FULL);
+  CHECK(hk_gc_verify(m) == HK_EINVAL);
+  CHECK(hk_gc_weak_new(m, NULL) == NULL);
+  CHECK(hk_gc_run_finalizers(m) == 0);
+  CHECK(hk_gc_mutator_heap(m) == NULL);
+  /* The heap is intact: two registrations take the two freed records, in order. */
+  hk_gc_mutator *m1 = hk_gc_thread_register(h);
+  CHECK(m1 == m);
+  hk_gc_thread_unregister(m1);
+  m1 = hk_gc_thread_register(h);
+  hk_gc_mutator *m2 = NULL;
+  CHECK(pthread_create(&t, NULL, register_and_exit, h) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  m2 = exiting_mutator;
+  CHECK(m1 != NULL && m2 != NULL && m2 != m1);
+  m = m1;
+  {
+    node *a = NULL;
+    HK_GC_ROOTS(m, a);
+    for (int i = 0; i < 20000; i++) a = new_node(m, (uint64_t)i, 0, false);
+    hk_gc_collect(m, HK_GC_FULL);
+    CHECK(a && a->id == 19999);
+  }
+  teardown();
+}
+
+static void test_destroyed_use(void) {
+  setup();
+  CHECK(new_node(m, 1, 0, false) != NULL); /* a nursery buffer is open */
+  CHECK(hk_gc_heap_destroy(h) == HK_OK);
+  /* The record is in the destroyed heap's metadata: still mapped here (the page layer caches
+   * freed segments), and nothing reused it. */
+  CHECK(hk_gc_alloc(m, T_NODE, sizeof(node)) == NULL);
+  CHECK(hk_gc_alloc_data(m, T_BLOB, 64) == NULL);
+  hk_gc_safepoint(m);
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -374,5 +437,7 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "unregister_other")) test_unregister_other();
   if (all || !strcmp(what, "oom_unregister")) test_oom_unregister();
   if (all || !strcmp(what, "weak_free_foreign")) test_weak_free_foreign();
+  if (all || !strcmp(what, "unregistered_use")) test_unregistered_use();
+  if (all || !strcmp(what, "destroyed_use")) test_destroyed_use();
   return check_report("test_gc_review");
 }
