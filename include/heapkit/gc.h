@@ -235,8 +235,10 @@ HK_INLINE void *hk__gc_bump(hk_gc_mutator *m, char **cursor, char *limit, hk_gc_
   return hk_gc_alloc_slow(m, type, size, data);
 }
 
-/* Allocate a zeroed object of type with size payload bytes (safepoint). NULL only when the heap
- * limit is reached and the OOM callback gives up. */
+/* Allocate a zeroed object of type with size payload bytes (safepoint). NULL when the heap limit
+ * is reached and the OOM callback gives up, or when the system refuses a large object even after a
+ * full collection (one bigger than RAM + swap, under Linux's default overcommit heuristic, as
+ * malloc's); and for misuse (docs/gc.md, Errors). */
 HK_INLINE HK_MALLOC_LIKE void *hk_gc_alloc(hk_gc_mutator *m, hk_gc_type type, size_t size) {
   hk_gc_mutator_fast *f = (hk_gc_mutator_fast *)m;
   return hk__gc_bump(m, &f->cursor, f->limit, type, size, 0, 0);

@@ -127,10 +127,15 @@ int hk__arena_next_chunk(hk_arena *a, size_t need) {
     size_t hdr = hk__arena_header_size(false);
     if (need > ((size_t)1 << 46)) return HK_ENOMEM;
     size_t reserve = a->next_reserve;
-    if (hdr + need > reserve) reserve = hk__align_up(hdr + need, HK_SEGMENT_SIZE);
+    bool oversized = hdr + need > reserve;
+    if (oversized) reserve = hk__align_up(hdr + need, HK_SEGMENT_SIZE);
     size_t hdr_commit = hk__align_up(hdr, reserve / HK_SEGMENT_UNITS);
     if (hk__arena_charge(a, hdr_commit) != HK_OK) return HK_ENOMEM;
-    hk__segment *seg = hk__segment_alloc(reserve, HK_SEGMENT_SIZE, HK__SEG_ARENA, hdr);
+    /* (a chunk for one oversized allocation is that allocation: hk_arena_alloc of 64 GiB on a
+     * 24 GiB machine succeeded, where malloc fails, and hk_arena_calloc's memset of it brought the
+     * OOM killer) */
+    hk__segment *seg = oversized ? hk__segment_alloc_block(reserve, HK_SEGMENT_SIZE, HK__SEG_ARENA, hdr)
+                                 : hk__segment_alloc(reserve, HK_SEGMENT_SIZE, HK__SEG_ARENA, hdr);
     if (!seg) {
       hk__arena_uncharge(a, hdr_commit);
       return HK_ENOMEM;

@@ -106,7 +106,9 @@ void *hk__gc_survivor_alloc_in(hk_gc_heap *h, gc_bump *a, size_t total, bool dat
 /* ---- large objects ------------------------------------------------------------------------------ */
 
 void *hk__gc_large_alloc(hk_gc_heap *h, unsigned type, size_t total, bool data) {
-  gc_large *l = (gc_large *)hk__segment_alloc(GC_LARGE_OFF + total, 0, HK__SEG_GC_LARGE, GC_LARGE_OFF);
+  /* (accounted: the OS refuses an object it could never back, as malloc's; a 64 GiB object on a
+   * 24 GiB machine was handed out, and its first touch brought the OOM killer) */
+  gc_large *l = (gc_large *)hk__segment_alloc_block(GC_LARGE_OFF + total, 0, HK__SEG_GC_LARGE, GC_LARGE_OFF);
   if (!l) return NULL;
   bool zero = false;
   if (hk__segment_commit(&l->h.base, GC_LARGE_OFF, total, &zero) != HK_OK) {

@@ -429,15 +429,11 @@ size_t hk__page_as_limit(void) {
   return l;
 }
 
-hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size) {
+static hk__segment *segment_alloc(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size,
+                                  bool accounted) {
   hk__page_init();
   if (size == 0 || size > ((size_t)1 << 46)) return NULL;
   size_t need = size;
-  /* A large block's segment is accounted even with spare room (realloc's, hk__large_alloc), so the
-   * OS still refuses a block it could never back. For the 16 MiB segments of small large blocks it
-   * changes nothing: the heuristic (mode 0) refuses only one mapping beyond RAM + swap, mode 1
-   * never refuses, and mode 2 ignores MAP_NORESERVE. */
-  bool accounted = kind == HK__SEG_LARGE;
   if (reserve > size) size = reserve;
   /* Under an address-space limit a large block's segment reserves what the block needs, in steps
    * of 64 OS pages (a unit stays whole pages), or of one page under 64 pages (then a unit is a
@@ -482,6 +478,18 @@ hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk_
   hk__pstat_add(&hk__pstats.segments, 1);
   hk_assert_internal(hk__segment_is_valid(s));
   return s;
+}
+
+/* A large block's segment is accounted even with spare room (realloc's, hk__large_alloc), so the
+ * OS still refuses a block it could never back. For the 16 MiB segments of small large blocks it
+ * changes nothing: the heuristic (mode 0) refuses only one mapping beyond RAM + swap, mode 1
+ * never refuses, and mode 2 ignores MAP_NORESERVE. */
+hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size) {
+  return segment_alloc(size, reserve, align, kind, header_size, kind == HK__SEG_LARGE);
+}
+
+hk__segment *hk__segment_alloc_block(size_t size, size_t align, hk__seg_kind kind, size_t header_size) {
+  return segment_alloc(size, 0, align, kind, header_size, true);
 }
 
 /* A segment leaves its client (freed or parked): off its purge queue and the live count, and its

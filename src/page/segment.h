@@ -107,6 +107,11 @@ HK_INTERNAL hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_ki
  * clients used of them. The OS is asked to account (overcommit check, see hk__os_reserve) only a
  * LARGE segment reserved at its own size. */
 HK_INTERNAL hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size);
+/* hk__segment_alloc for a segment that backs one block of the client's user (a collector's large
+ * object, an arena chunk sized for one oversized allocation): accounted as a LARGE segment is, so
+ * that the OS refuses a block it could never back (ENOMEM, as malloc does) instead of handing out
+ * memory whose first touch brings the OOM killer. */
+HK_INTERNAL hk__segment *hk__segment_alloc_block(size_t size, size_t align, hk__seg_kind kind, size_t header_size);
 /* Give a segment back: kept in a small cache for reuse (decommitted after the purge delay) or
  * released. Removes it from its purge queue first. Thread-safe. */
 HK_INTERNAL void hk__segment_free(hk__segment *s);

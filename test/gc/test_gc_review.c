@@ -18,7 +18,9 @@
  *   returned a pointer into another freed mutator record, writing a header over its free-list
  *   link; hk_gc_blocking_begin/end and the other slow paths followed its NULL heap: SIGSEGV);
  *   destroyed_use: an allocation through the mutator of a destroyed heap (it went on bumping in
- *   the freed nursery block). */
+ *   the freed nursery block);
+ *   beyond_memory: a large object bigger than RAM + swap (handed out, where malloc fails; its first
+ *   touch brought the OOM killer). */
 #include "gc_test.h"
 
 #include <pthread.h>
@@ -426,6 +428,25 @@ static void test_destroyed_use(void) {
   hk_gc_safepoint(m);
 }
 
+static void test_beyond_memory(void) {
+  int mode;
+  size_t mem = check_machine_memory(&mode);
+  if (mode != 0 || mem == 0 || mem > ((size_t)1 << 42)) {
+    printf("beyond_memory: overcommit mode %d, %zu bytes of RAM+swap: nothing to check\n", mode, mem);
+    return;
+  }
+  setup();
+  CHECK(hk_gc_alloc_data(m, T_BLOB, mem * 2) == NULL);
+  CHECK(hk_gc_alloc(m, T_NODE, mem * 2) == NULL);
+  blob *b = hk_gc_alloc_data(m, T_BLOB, sizeof(blob) + (64 << 20)); /* one the machine can back */
+  CHECK(b != NULL);
+  if (b) {
+    b->len = 64 << 20;
+    memset(b->bytes, 1, 64 << 20);
+  }
+  teardown();
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
@@ -439,5 +460,6 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "weak_free_foreign")) test_weak_free_foreign();
   if (all || !strcmp(what, "unregistered_use")) test_unregistered_use();
   if (all || !strcmp(what, "destroyed_use")) test_destroyed_use();
+  if (all || !strcmp(what, "beyond_memory")) test_beyond_memory();
   return check_report("test_gc_review");
 }
