@@ -174,7 +174,9 @@ HK_API hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *heap);
  * otherwise: the variables of open blocks stop being roots); called by the mutator's thread inside
  * its HK_GC_ROOTS blocks, their pops are harmless, as for hk_gc_heap_destroy. Another thread may
  * unregister it while its own thread does not use it (say, idle in a blocking region, which it
- * must not end then); its thread's exit then leaves it alone. */
+ * must not end then); its thread's exit then leaves it alone. Later calls through m (or through a
+ * mutator of a destroyed heap) are refused with a warning until a registration reuses its record
+ * (docs/gc.md, Errors). */
 HK_API void hk_gc_thread_unregister(hk_gc_mutator *m);
 /* Around a blocking call: while "blocking" the mutator counts as stopped, so other threads can
  * collect; it must not touch heap objects or call hk_gc_* other than blocking_end. */

@@ -537,7 +537,8 @@ int hk__arena_replay_init(hk_arena *a, const char *path) {
         if (size > limit || off > limit - size) {
           hk__warning("arena replay: %s line %zu: %s %llu bytes is more than a replay block can hold (%llu bytes: the "
                       "block is committed whole when the arena is created, so it must fit in the machine's memory, "
-                      "and at most 2^46)", path, lineno + 1, size > limit ? "size" : "offset + size =",
+                      "and at most 2^46)", path, lineno + 1,
+                      size > limit ? "size" : off + size < off ? "offset + size = 2^64 +" : "offset + size =",
                       (unsigned long long)(size > limit ? size : off + size), (unsigned long long)limit);
           goto out;
         }

@@ -289,6 +289,8 @@ static void test_bad_plans(void) {
       /* sizes and offsets past what the block can be (it is committed whole): 2^40 was taken */
       {"id,lower,upper,size,offset\n0,0,1,99999999999999999,0\n", "line 2: size 99999999999999999 bytes is more than a replay block can hold"},
       {"id,lower,upper,size,offset\n0,0,1,16,0\n1,0,1,64,1099511627712\n", "line 3: offset + size = 1099511627776 bytes is more than a replay block can hold"},
+      /* a sum past 2^64 was refused, but reported wrapped: "offset + size = 0 bytes" (review) */
+      {"id,lower,upper,size,offset\n0,0,1,16,18446744073709551600\n", "line 2: offset + size = 2^64 + 0 bytes is more than a replay block can hold"},
   };
   bool big_machine = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) >= ((uint64_t)1 << 40);
   for (size_t i = 0; i < sizeof said / sizeof said[0]; i++) {

@@ -45,8 +45,9 @@ static void teardown(void) {
  * The limit was 16 TiB, so an object from 8 TiB on was allocated (the address space is reserved,
  * not committed) with a size field that wrapped: hk_gc_object_size 0, hk_gc_verify failed, and a
  * collection scanned none of its slots. Such requests return NULL now. The largest size that
- * fits may still be refused by the system (a sanitizer's or a strict overcommit's): NULL is
- * accepted for it, a wrong size is not. */
+ * fits may still be refused by the system (a sanitizer's or a strict overcommit's, and, since
+ * large objects are reserved with accounting, the default heuristic's on a machine with less than
+ * 8 TiB of RAM + swap: beyond_memory): NULL is accepted for it, a wrong size is not. */
 static void test_objsize(void) {
   setup();
   hk_gc_type raw, arr;
