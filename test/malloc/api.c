@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "../machine.h"
 
 /* Sizes past PTRDIFF_MAX are the point of several checks below. */
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
@@ -112,27 +113,12 @@ static void sec_malloc(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- */
-/* RAM + swap in bytes, and the kernel's overcommit mode; 0 when unknown. */
-static size_t machine_memory(int *mode) {
-  *mode = -1;
-  FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
-  if (f) { if (fscanf(f, "%d", mode) != 1) *mode = -1; fclose(f); }
-  f = fopen("/proc/meminfo", "r");
-  if (!f) return 0;
-  char key[64];
-  unsigned long long kb, total = 0;
-  while (fscanf(f, "%63s %llu kB", key, &kb) == 2)
-    if (strcmp(key, "MemTotal:") == 0 || strcmp(key, "SwapTotal:") == 0) total += kb;
-  fclose(f);
-  return (size_t)total << 10;
-}
-
 /* A block larger than the machine could ever back fails at once with ENOMEM, as with glibc, when
  * the kernel uses its default overcommit heuristic (mode 0) - instead of succeeding and letting
  * the OOM killer end the process when it is touched. */
 static void sec_beyond_memory(void) {
   int mode;
-  size_t mem = machine_memory(&mode);
+  size_t mem = check_machine_memory(&mode);
   if (mode != 0 || mem == 0 || mem > ((size_t)1 << 44)) {
     printf("beyond_memory: overcommit mode %d, %zu bytes of RAM+swap: nothing to check\n", mode, mem);
     return;
