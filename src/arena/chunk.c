@@ -44,7 +44,7 @@ void hk__arena_chunk_init(hk_arena *a, hk__arena_chunk *c, hk__segment *seg, siz
   c->base = s0 + hdr;
   c->limit = s0 + seg->size;
   atomic_store_explicit(&c->pos, (uintptr_t)c->base, memory_order_relaxed);
-  char *ce = s0 + hk__align_up(hdr, seg->unit);
+  char *ce = s0 + hk__round_up(hdr, seg->unit);
   atomic_store_explicit(&c->commit_end, (uintptr_t)ce, memory_order_release);
   c->poisoned_end = ce;
   seg->owner = a;
@@ -94,8 +94,8 @@ int hk__arena_commit_to(hk_arena *a, hk__arena_chunk *c, char *from, char *end) 
   hk_assert(end <= c->limit);
   char *s0 = (char *)c->seg;
   size_t unit = c->seg->unit;
-  size_t step = hk__align_up(a->commit_step > unit ? a->commit_step : unit, unit);
-  size_t new_off = hk__align_up((size_t)(end - s0), step);
+  size_t step = hk__round_up(a->commit_step > unit ? a->commit_step : unit, unit);
+  size_t new_off = hk__round_up((size_t)(end - s0), step);
   if (new_off > c->seg->size) new_off = c->seg->size;
   size_t old_off = (size_t)(ce - s0), n = new_off - old_off;
   if (hk__arena_charge(a, n) != HK_OK) return HK_ENOMEM;
@@ -129,7 +129,7 @@ int hk__arena_next_chunk(hk_arena *a, size_t need) {
     size_t reserve = a->next_reserve;
     bool oversized = hdr + need > reserve;
     if (oversized) reserve = hk__align_up(hdr + need, HK_SEGMENT_SIZE);
-    size_t hdr_commit = hk__align_up(hdr, reserve / HK_SEGMENT_UNITS);
+    size_t hdr_commit = hk__round_up(hdr, reserve / HK_SEGMENT_UNITS);
     if (hk__arena_charge(a, hdr_commit) != HK_OK) return HK_ENOMEM;
     /* (a chunk for one oversized allocation is that allocation: hk_arena_alloc of 64 GiB on a
      * 24 GiB machine succeeded, where malloc fails, and hk_arena_calloc's memset of it brought the
@@ -221,7 +221,7 @@ void hk__arena_trim(hk_arena *a) {
       continue;
     }
     char *s0 = (char *)c->seg;
-    size_t new_off = hk__align_up((size_t)(c->base + want - s0), c->seg->unit);
+    size_t new_off = hk__round_up((size_t)(c->base + want - s0), c->seg->unit);
     if (s0 + new_off < ce) {
       size_t n = (size_t)(ce - (s0 + new_off));
       hk__segment_decommit(c->seg, new_off, n);

@@ -44,7 +44,7 @@ static hk__arena_trace *trace_alloc_seg(size_t size) {
   t->seg = seg;
   t->recs = (trace_rec *)((char *)seg + hdr);
   t->cap = (seg->size - hdr) / sizeof(trace_rec);
-  t->committed_recs = (hk__align_up(hdr, seg->unit) - hdr) / sizeof(trace_rec);
+  t->committed_recs = (hk__round_up(hdr, seg->unit) - hdr) / sizeof(trace_rec);
   return t;
 }
 
@@ -79,7 +79,7 @@ static bool trace_grow(hk_arena *a) {
   }
   if (t->n >= t->committed_recs) {
     size_t off = trace_hdr() + t->committed_recs * sizeof(trace_rec);
-    size_t len = hk__align_up(off + 1, t->seg->unit) - off;
+    size_t len = hk__round_up(off + 1, t->seg->unit) - off;
     if (hk__segment_commit(t->seg, off, len, NULL) != HK_OK) return false;
     t->committed_recs += len / sizeof(trace_rec);
   }

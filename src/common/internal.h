@@ -122,6 +122,11 @@ HK_INTERNAL int64_t hk__clock_ms(void);
 
 static inline size_t hk__align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline size_t hk__align_down(size_t n, size_t a) { return n & ~(a - 1); }
+/* n rounded up to a multiple of a, any a > 0: a segment's commit unit is a 64th of its size, and
+ * an arena chunk or pool segment sized for one big request (68 MiB, say) has a unit that is no
+ * power of two, which hk__align_up's mask silently got wrong (a commit end between units, or
+ * below the request). */
+static inline size_t hk__round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 static inline int hk__is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 static inline int hk__mul_overflow(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
 

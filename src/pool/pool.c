@@ -222,7 +222,7 @@ static pool_seg *seg_new(hk_pool *p, size_t stride, size_t align, bool with_pool
   ps->seg = s;
   ps->base = ps->carve = s0 + hdr;
   ps->limit = ps->base + ((HK_SEGMENT_SIZE - hdr) / stride) * stride;
-  ps->commit_end = ps->poisoned_end = s0 + hk__align_up(hdr, s->unit);
+  ps->commit_end = ps->poisoned_end = s0 + hk__round_up(hdr, s->unit);
   if (ps->commit_end > ps->base) hk__track_release(ps->base, (size_t)(ps->commit_end - ps->base));
   if (p) {
     s->owner = p;
@@ -331,8 +331,8 @@ static hk_cold void *carve(hk_pool *p) {
     if (ps->carve + p->stride <= ps->limit) {
       char *s0 = (char *)ps->seg;
       size_t unit = ps->seg->unit;
-      size_t step = hk__align_up(p->commit_step > unit ? p->commit_step : unit, unit);
-      size_t new_off = hk__align_up((size_t)(ps->carve + p->stride - s0), step);
+      size_t step = hk__round_up(p->commit_step > unit ? p->commit_step : unit, unit);
+      size_t new_off = hk__round_up((size_t)(ps->carve + p->stride - s0), step);
       if (new_off > ps->seg->size) new_off = ps->seg->size;
       size_t old_off = (size_t)(ps->commit_end - s0);
       if (hk__segment_commit(ps->seg, old_off, new_off - old_off, NULL) != HK_OK) return NULL;
@@ -357,7 +357,7 @@ static hk_cold void *carve(hk_pool *p) {
 /* ---- the free stack of checked and unchecked pools ------------------------------------------- */
 
 static size_t stk_committed(const hk_pool *p) {
-  return p->stk_seg ? hk__align_up(stk_hdr() + p->stk_slots * sizeof(void *), p->stk_seg->unit) : 0;
+  return p->stk_seg ? hk__round_up(stk_hdr() + p->stk_slots * sizeof(void *), p->stk_seg->unit) : 0;
 }
 
 /* Room for at least `need` entries: commit the next unit(s) of the stack's segment, or move the
@@ -366,7 +366,7 @@ static hk_cold int stk_grow(hk_pool *p, size_t need) {
   size_t hdr = stk_hdr(), bytes = hdr + need * sizeof(void *);
   hk__segment *s = p->stk_seg;
   if (s && bytes <= s->size) {
-    size_t old_off = stk_committed(p), new_off = hk__align_up(bytes, s->unit);
+    size_t old_off = stk_committed(p), new_off = hk__round_up(bytes, s->unit);
     if (hk__segment_commit(s, old_off, new_off - old_off, NULL) != HK_OK) return HK_ENOMEM;
     account(p, (ptrdiff_t)(new_off - old_off));
     p->stk_slots = (new_off - hdr) / sizeof(void *);
@@ -377,7 +377,7 @@ static hk_cold int stk_grow(hk_pool *p, size_t need) {
   hk__segment *ns = hk__segment_alloc(size, HK_SEGMENT_SIZE, HK__SEG_POOL, hdr);
   if (!ns) return HK_ENOMEM;
   ns->owner = NULL; /* not a block segment of any pool: frees into it are rejected */
-  size_t first = hk__align_up(hdr, ns->unit), want = hk__align_up(bytes, ns->unit);
+  size_t first = hk__round_up(hdr, ns->unit), want = hk__round_up(bytes, ns->unit);
   if (want > first && hk__segment_commit(ns, first, want - first, NULL) != HK_OK) {
     hk__segment_free(ns);
     return HK_ENOMEM;
@@ -409,7 +409,7 @@ static void stk_trim(hk_pool *p, size_t keep) {
   if (!s) return;
   size_t hdr = stk_hdr(), old_off = stk_committed(p);
   size_t new_off = hk__align_down(keep, s->unit);
-  if (new_off < hk__align_up(hdr, s->unit)) new_off = hk__align_up(hdr, s->unit);
+  if (new_off < hk__round_up(hdr, s->unit)) new_off = hk__round_up(hdr, s->unit);
   if (new_off >= old_off) return;
   hk__segment_decommit(s, new_off, old_off - new_off);
   account(p, -(ptrdiff_t)(old_off - new_off));
@@ -906,7 +906,7 @@ void hk_pool_reset(hk_pool *p) {
       continue;
     }
     char *s0 = (char *)ps->seg;
-    size_t new_off = hk__align_up((size_t)(ps->base + want - s0), ps->seg->unit);
+    size_t new_off = hk__round_up((size_t)(ps->base + want - s0), ps->seg->unit);
     if (s0 + new_off < ps->commit_end) {
       size_t n = (size_t)(ps->commit_end - (s0 + new_off));
       hk__segment_decommit(ps->seg, new_off, n);
