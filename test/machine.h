@@ -20,4 +20,17 @@ static inline size_t check_machine_memory(int *mode) {
   fclose(f);
   return (size_t)total << 10;
 }
+
+/* RAM + swap when a block of twice that must fail (overcommit mode 0, and no more than max bytes,
+ * so that twice it is still a request the page layer considers); otherwise 0, with the reason
+ * printed under the test's name. */
+static inline size_t check_memory_to_exceed(const char *test, size_t max) {
+  int mode;
+  size_t mem = check_machine_memory(&mode);
+  if (mode != 0 || mem == 0 || mem > max) {
+    printf("%s: overcommit mode %d, %zu bytes of RAM+swap: nothing to check\n", test, mode, mem);
+    return 0;
+  }
+  return mem;
+}
 #endif

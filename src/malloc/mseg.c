@@ -684,7 +684,6 @@ void *hk__large_alloc(hk_heap *h, size_t size, size_t align, bool zero, bool roo
   seg->large_block = (uint8_t *)s + off;
   seg->large_size = usable;
   seg->large_tag = hk__segtag_slot(s);
-  seg->large_tag_value = hk__large_tag(off, usable);
   if (zero && !is_zero) memset(seg->large_block, 0, usable);
   return large_hand_out(h, seg);
 }
@@ -702,7 +701,8 @@ static void *large_hand_out(hk_heap *h, hk__mseg *seg) {
     h->large_first = s;
     pthread_mutex_unlock(&large_lock);
   }
-  atomic_store_explicit(seg->large_tag, seg->large_tag_value, memory_order_relaxed);
+  atomic_store_explicit(seg->large_tag, hk__large_tag((size_t)(seg->large_block - (uint8_t *)seg), usable),
+                        memory_order_relaxed);
   hk__heap_count(h, inuse, (int64_t)usable);
   hk__heap_count_op(h, mallocs);
   atomic_fetch_add_explicit(&hk__huge_live, 1, memory_order_relaxed);
@@ -785,7 +785,6 @@ void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size) {
   /* (modular: the size_t sum comes out right whichever way the block changed) */
   atomic_fetch_add_explicit(&hk__huge_bytes, usable - seg->large_size, memory_order_relaxed);
   seg->large_size = usable;
-  seg->large_tag_value = hk__large_tag(off, usable);
-  atomic_store_explicit(seg->large_tag, seg->large_tag_value, memory_order_relaxed);
+  atomic_store_explicit(seg->large_tag, hk__large_tag(off, usable), memory_order_relaxed);
   return p;
 }

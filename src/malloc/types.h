@@ -196,8 +196,7 @@ typedef struct hk__mseg {
   uint32_t list;             /* which tld list it is on (0 none, 1 has free pages, 2 full) */
   uint8_t *large_block;      /* LARGE: the block */
   size_t large_size;         /* LARGE: usable bytes of the block */
-  _Atomic uint64_t *large_tag; /* LARGE: the segment's tag word (hk__segtag_slot) */
-  uint64_t large_tag_value;  /* LARGE: what it holds while the block is live (hk__large_tag) */
+  _Atomic uint64_t *large_tag; /* LARGE: the segment's tag word (hk__segtag_slot): hk__large_tag of the block while it is live */
   struct hk__mseg *abandoned_next;
   uint32_t tails;            /* counted in its owner's tld->tail_segs: some in-use page may hold a
                                 resident tail for hk__tld_trim_tails to give back */

@@ -193,12 +193,8 @@ static void test_global_stats(void) {
  * reserved as address space only: hk_arena_alloc of twice RAM + swap succeeded, and
  * hk_arena_calloc's memset of it brought the OOM killer. */
 static void test_beyond_memory(void) {
-  int mode;
-  size_t mem = check_machine_memory(&mode);
-  if (mode != 0 || mem == 0 || mem > ((size_t)1 << 44)) {
-    printf("beyond_memory: overcommit mode %d, %zu bytes of RAM+swap: nothing to check\n", mode, mem);
-    return;
-  }
+  size_t mem = check_memory_to_exceed("beyond_memory", (size_t)1 << 44);
+  if (!mem) return;
   hk_arena *a = hk_arena_new(NULL);
   CHECK(a != NULL);
   errno = 0;

@@ -430,12 +430,8 @@ static void test_destroyed_use(void) {
 }
 
 static void test_beyond_memory(void) {
-  int mode;
-  size_t mem = check_machine_memory(&mode);
-  if (mode != 0 || mem == 0 || mem > ((size_t)1 << 42)) {
-    printf("beyond_memory: overcommit mode %d, %zu bytes of RAM+swap: nothing to check\n", mode, mem);
-    return;
-  }
+  size_t mem = check_memory_to_exceed("beyond_memory", (size_t)1 << 42);
+  if (!mem) return;
   setup();
   CHECK(hk_gc_alloc_data(m, T_BLOB, mem * 2) == NULL);
   CHECK(hk_gc_alloc(m, T_NODE, mem * 2) == NULL);

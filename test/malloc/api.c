@@ -117,12 +117,8 @@ static void sec_malloc(void) {
  * the kernel uses its default overcommit heuristic (mode 0) - instead of succeeding and letting
  * the OOM killer end the process when it is touched. */
 static void sec_beyond_memory(void) {
-  int mode;
-  size_t mem = check_machine_memory(&mode);
-  if (mode != 0 || mem == 0 || mem > ((size_t)1 << 44)) {
-    printf("beyond_memory: overcommit mode %d, %zu bytes of RAM+swap: nothing to check\n", mode, mem);
-    return;
-  }
+  size_t mem = check_memory_to_exceed("beyond_memory", (size_t)1 << 44);
+  if (!mem) return;
   size_t n = mem * 2;
   errno = 0;
   void *p = hk_malloc(n);
