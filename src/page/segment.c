@@ -257,17 +257,30 @@ static void cache_trim_surplus(int64_t now, int64_t purge_after) {
   }
 }
 
-/* When the last segment came into the cache. */
-static int64_t cache_last_put;
+/* When the last segment came into the cache, and when the aging last ran to the end. */
+static int64_t cache_last_put, cache_last_full_age;
+
+/* How long a burst may hold off the aging: CACHE_HOLD_DELAYS cache purge delays (500 ms by
+ * default) since the aging last ran, that is at most since the burst began (a segment coming into
+ * a cache within its bound runs it). A burst is told from a steady stream of frees only by how long
+ * it lasts: w_peakfree's free of 1 GiB takes 0.05-0.13 s of wall time, 0.3-0.5 s on a machine
+ * loaded 15 deep, while a server freeing a segment every 50 ms held the surplus for as long as it
+ * ran (up to 1 GiB resident). With the cap, the aging runs at least once every hold, so a cached
+ * segment is purged at most a hold plus a cache purge delay after it came in, and what a steady
+ * stream keeps resident is what it frees in that time. */
+#define CACHE_HOLD_DELAYS 5
 
 /* Purge and release what has aged; the cache lock is held. While a burst is on (the cache over its
- * bound, and the last segment came in less than a cache purge delay ago) nothing is aged: by wall
- * time alone, a burst of frees that outlasts the delay (a loaded machine, a large peak) gave its
- * first segments back inside the free again. The hard bounds of cache_put still hold. */
+ * bound, the last segment in less than a cache purge delay ago, and the aging last run less than a
+ * hold ago) nothing is aged: by wall time alone, a burst of frees that outlasts the delay (a loaded
+ * machine, a large peak) gave its first segments back inside the free again. The hard bounds of
+ * cache_put still hold. */
 static void cache_age(int64_t now, bool force) {
   long delay = hk__opt(HK_OPT_PURGE_DELAY);
   int64_t purge_after = cache_purge_after();
-  if (!force && cache_count > cache_limit() && now - cache_last_put < purge_after) return;
+  int64_t hold = purge_after > INT64_MAX / CACHE_HOLD_DELAYS ? INT64_MAX : purge_after * CACHE_HOLD_DELAYS;
+  if (!force && cache_count > cache_limit() && now - cache_last_put < purge_after && now - cache_last_full_age < hold) return;
+  cache_last_full_age = now;
   int64_t release_after = delay < 0 ? INT64_MAX : (delay * 10 < 1000 ? 1000 : delay * 10);
   for (int i = 0; i < cache_count;) {
     cache_entry *e = &cache[i];

@@ -2141,30 +2141,72 @@ static void sec_cache_burst(void) {
   EXPECTF(z.committed + (size_t)N * BLOCK * 9 / 10 <= a.committed, "committed %zu -> %zu MiB after the cache purge delay",
           a.committed >> 20, z.committed >> 20);
   /* A burst that lasts longer than the cache purge delay (on a loaded machine w_peakfree's free
-   * phase took 0.3-0.5 s of wall time) is still a burst: a segment every 20 ms for about 1 s, with
-   * the cache purge delay 100 ms. Aged by wall time alone, the surplus was released and purged by
-   * the frees that came later (33 cached, committed 156 -> 23 MiB). The first 32 are no burst yet
-   * (the cache within its bound ages as always): they may be purged. */
+   * phase took 0.3-0.5 s of wall time) is still a burst: a segment every 20 ms, with the cache
+   * purge delay 100 ms, the last 16 beyond the cache's bound in about 0.3 s. Aged by wall time
+   * alone, the surplus was released and purged by the frees that came later (33 cached, committed
+   * 156 -> 23 MiB). The first 32 are no burst yet (the cache within its bound ages as always):
+   * they may be purged. A burst beyond the bound is held for at most 5 cache purge delays (0.5 s,
+   * cache_stream below), so the check is made only when the machine let the frees beyond the
+   * bound come within 0.4 s. */
   hk_collect(true);
   for (int i = 0; i < N; i++) {
     CHECK((b[i] = hk_malloc(BLOCK)) != NULL);
     memset(b[i], 1, BLOCK);
   }
   hk_stats_get(&a);
+  double over_from = 0, over_to = 0;
   for (int i = 0; i < N; i++) {
+    if (i == 32) over_from = tu_now();
     hk_free(b[i]);
+    if (i == N - 1) over_to = tu_now();
     usleep(20 * 1000);
   }
   hk_stats_get(&z);
-  EXPECTF(z.segments_cached >= N && z.committed + 32 * (size_t)BLOCK + 4 * MiB > a.committed,
-          "after a burst of %d frees 20 ms apart: %zu segments cached, committed %zu -> %zu MiB (given back inside the burst)",
-          N, z.segments_cached, a.committed >> 20, z.committed >> 20);
+  if (over_to - over_from < 0.4)
+    EXPECTF(z.segments_cached >= N && z.committed + 32 * (size_t)BLOCK + 4 * MiB > a.committed,
+            "after a burst of %d frees 20 ms apart: %zu segments cached, committed %zu -> %zu MiB (given back inside the burst)",
+            N, z.segments_cached, a.committed >> 20, z.committed >> 20);
+  else
+    fprintf(stderr, "cache_burst: the frees beyond the bound took %.3f s (a loaded machine): the burst check is skipped\n",
+            over_to - over_from);
   usleep(150 * 1000);
   hk_collect(false);
   hk_stats_get(&z);
   EXPECTF(z.segments_cached <= 32 && z.committed + (size_t)N * BLOCK * 9 / 10 <= a.committed,
           "a cache purge delay after the burst: %zu segments cached, committed %zu -> %zu MiB", z.segments_cached, a.committed >> 20, z.committed >> 20);
   hk_option_set(HK_OPT_PURGE_DELAY, 100);
+  hk_collect(true);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* A steady stream of segment frees is no burst: a block of 2 MiB freed every 20 ms for 2 s (a
+ * server giving back large blocks slowly), nothing allocated in between. The burst surplus held the
+ * aging off for as long as the segments kept coming less than a cache purge delay (100 ms) apart:
+ * every segment stayed cached and committed until the stream stopped (before the fix, after 100
+ * frees: 100 cached, about 70 blocks' worth still committed, growing by one a free up to 256
+ * segments and 1 GiB). The hold is now at most 5 cache purge delays since the aging last ran, so
+ * what stays committed is at most the blocks freed within the last hold plus a cache purge delay
+ * (0.6 s: 31 frees at 20 ms or more apart; a loaded machine only spaces them further). Committed
+ * bytes are the page layer's accounting, so the blocks need not be touched. */
+static void sec_cache_stream(void) {
+  enum { N = 100, BLOCK = 2 << 20 };
+  hk_option_set(HK_OPT_SEGMENT_CACHE, 32);
+  hk_option_set(HK_OPT_PURGE_DELAY, 100);
+  hk_collect(true);
+  void *b[N];
+  for (int i = 0; i < N; i++) CHECK((b[i] = hk_malloc(BLOCK)) != NULL);
+  hk_stats a, z;
+  hk_stats_get(&a);
+  for (int i = 0; i < N; i++) {
+    hk_free(b[i]);
+    usleep(20 * 1000);
+  }
+  hk_stats_get(&z);
+  /* (a.committed holds every block; the freed ones still committed are what the cache holds) */
+  size_t held = z.committed > a.committed - (size_t)N * BLOCK ? z.committed - (a.committed - (size_t)N * BLOCK) : 0;
+  EXPECTF(held <= 50 * (size_t)BLOCK, "after %d frees 20 ms apart, %zu MiB of the freed %d MiB still committed (bound %d MiB), %zu segments cached",
+          N, held >> 20, N * (BLOCK >> 20), 50 * (BLOCK >> 20), z.segments_cached);
+  EXPECTF(z.segments_cached <= 80, "after %d frees 20 ms apart, %zu segments cached (bound 80)", N, z.segments_cached);
   hk_collect(true);
 }
 
@@ -2301,7 +2343,7 @@ typedef struct section {
 static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"realloc_linear", sec_realloc_linear}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
-  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_monotonic", sec_stats_monotonic}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option}, {"cache_burst", sec_cache_burst},
+  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_monotonic", sec_stats_monotonic}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option}, {"cache_burst", sec_cache_burst}, {"cache_stream", sec_cache_stream},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"handout_link", sec_handout_link}, {"lifo", sec_lifo}, {"hot_page", sec_hot_page}, {"page_reuse", sec_page_reuse}, {"hardened_late", sec_hardened_late},
   {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize}, {"medium_loop", sec_medium_loop}, {"large_loop", sec_large_loop},
   {"env", sec_env},
