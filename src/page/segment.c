@@ -192,7 +192,8 @@ void hk__purge_queue_run(hk__purge_queue *q, int64_t now, bool force) {
  * A burst of frees that empties more segments than the cache keeps (a program freeing most of a
  * large peak) does not give them back one by one inside the free: the surplus stays in the slots,
  * up to CACHE_SLOTS and CACHE_BURST_DIRTY resident bytes, and is released by the aging a cache
- * purge delay (100 ms by default) after the burst, as the rest of the cache is purged. Releasing 900 MiB
+ * purge delay (100 ms by default) after the burst (or at most CACHE_HOLD_DELAYS delays into it,
+ * cache_age), as the rest of the cache is purged. Releasing 900 MiB
  * in the free itself was most of heapkit's time in w_peakfree's free phase (the kernel's unmapping;
  * docs/architecture.md, *`peakfree` and `server` at the edge of 1.2x*). Not with a purge delay of 0
  * or -1: there the cache's bound holds at once, as before. */
@@ -263,9 +264,9 @@ static int64_t cache_last_put, cache_last_full_age;
 /* How long a burst may hold off the aging: CACHE_HOLD_DELAYS cache purge delays (500 ms by
  * default) since the aging last ran, that is at most since the burst began (a segment coming into
  * a cache within its bound runs it). A burst is told from a steady stream of frees only by how long
- * it lasts: w_peakfree's free of 1 GiB takes 0.05-0.13 s of wall time, 0.3-0.5 s on a machine
- * loaded 15 deep, while a server freeing a segment every 50 ms held the surplus for as long as it
- * ran (up to 1 GiB resident). With the cap, the aging runs at least once every hold, so a cached
+ * it lasts: w_peakfree's free of 1 GiB takes 0.05-0.13 s of wall time, also on a machine loaded
+ * 15 deep, while a server freeing a segment every 50 ms held the surplus for as long as it ran (up
+ * to 1 GiB resident; malloc.api.cache_stream). With the cap, the aging runs at least once every hold, so a cached
  * segment is purged at most a hold plus a cache purge delay after it came in, and what a steady
  * stream keeps resident is what it frees in that time. */
 #define CACHE_HOLD_DELAYS 5
