@@ -159,8 +159,9 @@ typedef struct hk_gc_type_desc {
   unsigned flags;          /* HK_GC_TYPE_* */
 } hk_gc_type_desc;
 
-/* Register a type; *out gets its id. Returns HK_EINVAL for a NULL desc or contradictory flags
- * (NO_POINTERS with a trace function or layout), HK_ENOMEM when HK_GC_MAX_TYPES is reached. */
+/* Register a type; *out gets its id. Returns HK_EINVAL for a NULL desc, contradictory flags
+ * (NO_POINTERS with a trace function or layout), a flag bit that is no HK_GC_TYPE_* value, or a size
+ * over HK_GC_MAX_SMALL * 1024; HK_ENOMEM when HK_GC_MAX_TYPES is reached. */
 HK_API int hk_gc_type_register(hk_gc_heap *heap, const hk_gc_type_desc *desc, hk_gc_type *out);
 
 /* ---- mutators (threads) -------------------------------------------------------------------------- */

@@ -167,7 +167,18 @@ int hk_gc_type_register(hk_gc_heap *h, const hk_gc_type_desc *d, hk_gc_type *out
     hk__warning("gc: type '%s': HK_GC_TYPE_NO_POINTERS with a trace function or a pointer layout", d->name ? d->name : "?");
     return HK_EINVAL;
   }
-  if (d->size > HK_GC_MAX_SMALL * 1024) return HK_EINVAL;
+  /* an unknown bit is a flag of a newer heapkit or garbage: registering as if it were absent
+   * would trace the type differently from what the caller asked */
+  unsigned known = HK_GC_TYPE_NO_POINTERS | HK_GC_TYPE_TAIL_POINTERS;
+  if (d->flags & ~known) {
+    hk__warning("gc: type '%s': unknown flags 0x%x", d->name ? d->name : "?", d->flags & ~known);
+    return HK_EINVAL;
+  }
+  if (d->size > HK_GC_MAX_SMALL * 1024) {
+    hk__warning("gc: type '%s': size %zu is over the limit of %zu bytes for a fixed-size type", d->name ? d->name : "?",
+                d->size, (size_t)HK_GC_MAX_SMALL * 1024);
+    return HK_EINVAL;
+  }
   if (gc_reentered("hk_gc_type_register", "returns HK_EBUSY")) return HK_EBUSY;
   gc_lock(h);
   if (h->ntypes >= HK_GC_MAX_TYPES) {

@@ -1248,6 +1248,13 @@ static void test_misuse(void) {
   hk_gc_type_desc d = {.name = "bad", .flags = HK_GC_TYPE_NO_POINTERS, .pointer_mask = 1};
   CHECK(hk_gc_type_register(h, &d, &bad) == HK_EINVAL);
   CHECK(hk_gc_type_register(h, NULL, &bad) == HK_EINVAL);
+  /* unknown flag bits are refused (they were accepted and ignored before review, 2026-12-07) */
+  hk_gc_type_desc unk = {.name = "unknown_flags", .size = 16, .flags = 1u << 7};
+  CHECK(hk_gc_type_register(h, &unk, &bad) == HK_EINVAL);
+  unk.flags = HK_GC_TYPE_NO_POINTERS | (1u << 31);
+  CHECK(hk_gc_type_register(h, &unk, &bad) == HK_EINVAL);
+  unk.flags = HK_GC_TYPE_NO_POINTERS;
+  CHECK(hk_gc_type_register(h, &unk, &bad) == HK_OK);
   CHECK(hk_gc_alloc(m, 999, 16) == NULL);           /* unregistered type */
   CHECK(hk_gc_alloc_data(m, T_NODE, 16) == NULL);   /* pointer type in the pointer-free entry */
   int x;
