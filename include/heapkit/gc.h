@@ -120,7 +120,7 @@ HK_API void hk_gc_options_init(hk_gc_options *o);
 
 /* Create a heap. When mutator_out is not NULL the calling thread is registered too. Returns
  * HK_OK, HK_EINVAL (bad options: promote_age > 3, a max_heap under 4 blocks of 32 KiB, growth_percent
- * over 10000; a NULL heap_out), HK_ENOMEM, or HK_EBUSY when called from a trace, size or root
+ * over 10000, a flag bit that is no HK_GC_OPT_* value; a NULL heap_out), HK_ENOMEM, or HK_EBUSY when called from a trace, size or root
  * callback during a collection. The nursery is clamped to at most an eighth of max_heap (at least
  * one block), not refused. */
 HK_API int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, hk_gc_mutator **mutator_out);

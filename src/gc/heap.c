@@ -25,6 +25,11 @@ static int normalize(const hk_gc_options *in, hk_gc_options *o) {
   if (o->nursery_size < GC_BLOCK_SIZE) o->nursery_size = GC_BLOCK_SIZE;
   if (o->max_heap && o->max_heap < 4 * GC_BLOCK_SIZE) return HK_EINVAL;
   if (o->growth_percent > 10000) return HK_EINVAL;
+  unsigned known = HK_GC_OPT_MANUAL_FINALIZERS | HK_GC_OPT_NO_EVACUATION | HK_GC_OPT_NO_STICKY | HK_GC_OPT_NO_BLOCK_PROMOTION;
+  if (o->flags & ~known) {
+    hk__warning("gc: hk_gc_heap_create: unknown flags 0x%x", o->flags & ~known);
+    return HK_EINVAL;
+  }
   return HK_OK;
 }
 

@@ -1243,6 +1243,10 @@ static void test_misuse(void) {
   o.promote_age = 7;
   CHECK(hk_gc_heap_create(&o, &h, &m) == HK_EINVAL);
   CHECK(hk_gc_heap_create(NULL, NULL, NULL) == HK_EINVAL);
+  hk_gc_options_init(&o);
+  o.flags = HK_GC_OPT_NO_STICKY | (1u << 20); /* an unknown flag bit (accepted before review, 2026-12-07) */
+  h = NULL;
+  CHECK(hk_gc_heap_create(&o, &h, &m) == HK_EINVAL && h == NULL);
   setup(128 << 10, 0);
   hk_gc_type bad;
   hk_gc_type_desc d = {.name = "bad", .flags = HK_GC_TYPE_NO_POINTERS, .pointer_mask = 1};
