@@ -76,8 +76,17 @@ static hk_forceinline void *new_impl(size_t size, bool nothrow) {
   void *p = hk_malloc(size);
   return hk_likely(p != NULL) ? p : new_fail(size, 0, nothrow);
 }
+/* An alignment that is not a power of two breaks operator new's precondition: libstdc++'s own forms
+ * throw std::bad_alloc (without calling the new-handler) and its nothrow forms return nullptr, so a
+ * program that catches it keeps working when heapkit is preloaded. Without a C++ runtime nothing can
+ * throw: the process ends. */
+static hk_noinline void *new_bad_align(size_t align, bool nothrow) {
+  if (nothrow) return NULL;
+  if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
+  hk__fatal("operator new: alignment %zu is not a power of two", align);
+}
 static hk_forceinline void *new_aligned(size_t size, size_t align, bool nothrow) {
-  if (!hk__is_pow2(align)) { if (nothrow) return NULL; hk__fatal("operator new: alignment %zu is not a power of two", align); }
+  if (!hk__is_pow2(align)) return new_bad_align(align, nothrow);
   void *p = hk_aligned_alloc(align, size ? size : 1);
   return hk_likely(p != NULL) ? p : new_fail(size, align, nothrow);
 }
@@ -157,6 +166,9 @@ HK_EXPORT int malloc_trim(size_t pad) {
   return after.purged > before.purged || after.committed < before.committed;
 }
 HK_EXPORT int mallopt(int param, int value) { (void)param; (void)value; return 1; }
+/* glibc exports mallopt under this name too (the other __libc_ names are in alloc.c and free.c) */
+HK_EXPORT int __libc_mallopt(int param, int value);
+HK_EXPORT int __libc_mallopt(int param, int value) { return mallopt(param, value); }
 
 /* malloc_stats and malloc_info, in glibc's formats, from the figures mallinfo2 gives (left to glibc,
  * they described glibc's own heap, which nothing under heapkit uses: every figure 0). heapkit keeps

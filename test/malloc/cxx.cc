@@ -181,6 +181,31 @@ int main(int argc, char **argv) {
     threw = true;
   }
   CHECK(threw && handler_calls == 5);
+  // An alignment that is not a power of two (operator new's precondition broken): libstdc++'s own
+  // forms throw std::bad_alloc without calling the handler and its nothrow forms return nullptr;
+  // heapkit's ended the process ("heapkit: operator new: alignment 48 is not a power of two") before
+  // review, 2026-12-07.
+  handler_calls = 0;
+  const size_t bad_aligns[] = {0, 3, 48, 4097};
+  for (size_t a : bad_aligns) {
+    threw = false;
+    try {
+      sink = ::operator new(16, std::align_val_t{opaque(a)});
+    } catch (const std::bad_alloc &) {
+      threw = true;
+    }
+    CHECK(threw);
+    threw = false;
+    try {
+      sink = ::operator new[](16, std::align_val_t{opaque(a)});
+    } catch (const std::bad_alloc &) {
+      threw = true;
+    }
+    CHECK(threw);
+    CHECK(::operator new(16, std::align_val_t{opaque(a)}, std::nothrow) == nullptr);
+    CHECK(::operator new[](16, std::align_val_t{opaque(a)}, std::nothrow) == nullptr);
+  }
+  CHECK(handler_calls == 0);
   std::set_new_handler(nullptr);
   ::operator delete(nullptr);
   ::operator delete[](nullptr);
