@@ -117,6 +117,24 @@ static inline void hk__tkey_unload(hk__tkey *k) {
 }
 #endif
 
+/* The allocator's process-wide locks (the page layer's segment cache, the meta records, the
+ * abandoned and large segment lists, the thread list) are held across fork by its prepare handler.
+ * glibc runs prepare handlers last-registered first and the parent and child ones first-registered
+ * first, and a library initialised before heapkit (a program's own library, under LD_PRELOAD)
+ * registers its handlers first: its prepare handler runs after heapkit's has taken the locks, its
+ * parent and child ones before heapkit's release them. One that allocates (glibc's malloc allows
+ * it: glibc takes its own locks after every handler) waited for a lock its own thread held: the
+ * fork hung. While the forking thread holds them, hk__fork_holder is its thread pointer, and the
+ * hk__glock calls on those locks do nothing on that thread: nothing else can run inside them. */
+HK_INTERNAL extern _Atomic uintptr_t hk__fork_holder;
+static inline bool hk__fork_holds(void) {
+  uintptr_t t = atomic_load_explicit(&hk__fork_holder, memory_order_relaxed);
+  return hk_unlikely(t != 0) && t == (uintptr_t)__builtin_thread_pointer();
+}
+static inline void hk__glock(pthread_mutex_t *m) { if (!hk__fork_holds()) pthread_mutex_lock(m); }
+static inline void hk__gunlock(pthread_mutex_t *m) { if (!hk__fork_holds()) pthread_mutex_unlock(m); }
+static inline int hk__gtrylock(pthread_mutex_t *m) { return hk__fork_holds() ? 0 : pthread_mutex_trylock(m); }
+
 /* Monotonic milliseconds, cheap (vDSO). */
 HK_INTERNAL int64_t hk__clock_ms(void);
 

@@ -64,26 +64,26 @@ void hk__heap_init(hk_heap *h, hk__tld *tld) {
 }
 
 static void live_add(hk__tld *tld) {
-  pthread_mutex_lock(&live_lock);
+  hk__glock(&live_lock);
   tld->prev_live = NULL;
   tld->next_live = live_first;
   if (live_first) live_first->prev_live = tld;
   live_first = tld;
-  pthread_mutex_unlock(&live_lock);
+  hk__gunlock(&live_lock);
 }
 
 static void live_remove(hk__tld *tld) {
-  pthread_mutex_lock(&live_lock);
+  hk__glock(&live_lock);
   if (tld->prev_live) tld->prev_live->next_live = tld->next_live;
   else live_first = tld->next_live;
   if (tld->next_live) tld->next_live->prev_live = tld->prev_live;
-  pthread_mutex_unlock(&live_lock);
+  hk__gunlock(&live_lock);
 }
 
 void hk__tld_foreach(void (*fn)(hk__tld *, void *), void *arg) {
-  pthread_mutex_lock(&live_lock);
+  hk__glock(&live_lock);
   for (hk__tld *t = live_first; t; t = t->next_live) fn(t, arg);
-  pthread_mutex_unlock(&live_lock);
+  hk__gunlock(&live_lock);
 }
 
 /* The record that holds the first-class heaps made after the thread's exit (hk_heap_new from a
@@ -302,8 +302,11 @@ static void fork_prepare(void) {
   hk__mseg_fork_prepare();
   pthread_mutex_lock(&live_lock);
   hk__page_fork_prepare();
+  /* the handlers registered before ours run next, and may allocate: internal.h, hk__fork_holder */
+  atomic_store_explicit(&hk__fork_holder, (uintptr_t)__builtin_thread_pointer(), memory_order_relaxed);
 }
 static void fork_parent(void) {
+  atomic_store_explicit(&hk__fork_holder, 0, memory_order_relaxed);
   hk__page_fork_parent();
   pthread_mutex_unlock(&live_lock);
   hk__mseg_fork_parent();
@@ -354,6 +357,7 @@ static void disown_dead_threads(void) {
 }
 
 static void fork_child(void) {
+  atomic_store_explicit(&hk__fork_holder, 0, memory_order_relaxed);
   hk__page_fork_child(); /* first: the dead threads' kept large segments go to the cache */
   clear_stale_delaying();
   disown_dead_threads();

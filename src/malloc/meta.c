@@ -14,31 +14,31 @@ static size_t meta_next; /* next uncarved offset in meta_seg */
 
 void *hk__meta_alloc(size_t size) {
   if (size > META_SLOT) hk__fatal("internal: meta record of %zu bytes", size);
-  pthread_mutex_lock(&meta_lock);
+  hk__glock(&meta_lock);
   void *p = meta_free_list;
   if (p) {
     meta_free_list = *(void **)p;
   } else {
     if (!meta_seg || meta_next + META_SLOT > meta_seg->size) {
       hk__segment *s = hk__segment_alloc(HK_SEGMENT_SIZE, 0, HK__SEG_META, META_SLOT);
-      if (!s) { pthread_mutex_unlock(&meta_lock); return NULL; }
+      if (!s) { hk__gunlock(&meta_lock); return NULL; }
       meta_seg = s;
       meta_next = META_SLOT;
     }
-    if (hk__segment_commit(meta_seg, meta_next, META_SLOT, NULL) != HK_OK) { pthread_mutex_unlock(&meta_lock); return NULL; }
+    if (hk__segment_commit(meta_seg, meta_next, META_SLOT, NULL) != HK_OK) { hk__gunlock(&meta_lock); return NULL; }
     p = (uint8_t *)meta_seg + meta_next;
     meta_next += META_SLOT;
   }
-  pthread_mutex_unlock(&meta_lock);
+  hk__gunlock(&meta_lock);
   __builtin_memset(p, 0, META_SLOT);
   return p;
 }
 
 void hk__meta_free(void *p) {
-  pthread_mutex_lock(&meta_lock);
+  hk__glock(&meta_lock);
   *(void **)p = meta_free_list;
   meta_free_list = p;
-  pthread_mutex_unlock(&meta_lock);
+  hk__gunlock(&meta_lock);
 }
 
 void hk__meta_fork_prepare(void) { pthread_mutex_lock(&meta_lock); }

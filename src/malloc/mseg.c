@@ -339,21 +339,21 @@ static size_t idle_bytes(const hk__mseg *seg) {
 static void abandoned_push(hk__mseg *seg) {
   seg->abandoned_next = NULL;
   seg->idle = idle_bytes(seg);
-  pthread_mutex_lock(&abandoned_lock);
+  hk__glock(&abandoned_lock);
   if (abandoned_tail) abandoned_tail->abandoned_next = seg;
   else abandoned = seg;
   abandoned_tail = seg;
   atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&abandoned_idle, seg->idle, memory_order_relaxed);
-  pthread_mutex_unlock(&abandoned_lock);
+  hk__gunlock(&abandoned_lock);
 }
 
 /* Unlink the first abandoned segment accepted by `want` (kind < 0: any) among the first few. */
 #define ADOPT_SCAN 32
 static hk__mseg *abandoned_take(int kind, bool wait) {
   if (atomic_load_explicit(&abandoned_count, memory_order_relaxed) == 0) return NULL;
-  if (wait) pthread_mutex_lock(&abandoned_lock);
-  else if (pthread_mutex_trylock(&abandoned_lock) != 0) return NULL;
+  if (wait) hk__glock(&abandoned_lock);
+  else if (hk__gtrylock(&abandoned_lock) != 0) return NULL;
   hk__mseg *prev = NULL, *seg = abandoned;
   for (int n = 0; seg && kind >= 0; n++, prev = seg, seg = seg->abandoned_next) {
     if (n == ADOPT_SCAN) { seg = NULL; break; }
@@ -367,7 +367,7 @@ static hk__mseg *abandoned_take(int kind, bool wait) {
     atomic_fetch_sub_explicit(&abandoned_idle, seg->idle, memory_order_relaxed);
     seg->idle = 0;
   }
-  pthread_mutex_unlock(&abandoned_lock);
+  hk__gunlock(&abandoned_lock);
   if (seg) seg->abandoned_next = NULL;
   return seg;
 }
@@ -456,7 +456,7 @@ static void ownerless_trim(int64_t now) {
   if (hk__opt(HK_OPT_PURGE_DELAY) < 0) return; /* memory is never purged */
   size_t budget = HK__OWNERLESS_BUDGET;
   trim_pass t = {.now = now};
-  pthread_mutex_lock(&abandoned_lock);
+  hk__glock(&abandoned_lock);
   hk__segment_cache_visit(cached_hist, &t);
   t.total += atomic_load_explicit(&abandoned_idle, memory_order_relaxed);
   if (t.total > budget) {
@@ -477,7 +477,7 @@ static void ownerless_trim(int64_t now) {
     }
     hk__segment_cache_visit(cached_trim, &t);
   }
-  pthread_mutex_unlock(&abandoned_lock);
+  hk__gunlock(&abandoned_lock);
 }
 
 /* Sweeping visits the oldest; it never waits for the lock. */
@@ -693,13 +693,13 @@ static void *large_hand_out(hk_heap *h, hk__mseg *seg) {
   size_t usable = seg->large_size;
   /* a first-class heap keeps its large blocks on a list, so destroying it frees them too */
   if (!h->is_default) {
-    pthread_mutex_lock(&large_lock);
+    hk__glock(&large_lock);
     __atomic_store_n(&s->owner, h, __ATOMIC_RELAXED);
     s->prev = NULL;
     s->next = h->large_first;
     if (h->large_first) h->large_first->prev = s;
     h->large_first = s;
-    pthread_mutex_unlock(&large_lock);
+    hk__gunlock(&large_lock);
   }
   atomic_store_explicit(seg->large_tag, hk__large_tag((size_t)(seg->large_block - (uint8_t *)seg), usable),
                         memory_order_relaxed);
@@ -712,23 +712,23 @@ static void *large_hand_out(hk_heap *h, hk__mseg *seg) {
 
 /* Takes s off its heap's list if it is still on one. */
 static void large_unlink(hk__segment *s) {
-  pthread_mutex_lock(&large_lock);
+  hk__glock(&large_lock);
   hk_heap *owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
   if (owner) {
     if (s->prev) s->prev->next = s->next;
     else owner->large_first = s->next;
     if (s->next) s->next->prev = s->prev;
   }
-  pthread_mutex_unlock(&large_lock);
+  hk__gunlock(&large_lock);
 }
 
 /* hk_heap_delete and thread exit: the heap's large blocks live on, owned by no heap. */
 void hk__heap_disown_large_blocks(hk_heap *h) {
-  pthread_mutex_lock(&large_lock);
+  hk__glock(&large_lock);
   /* (release: a free that reads NULL skips the lock and then writes the segment) */
   for (hk__segment *s = h->large_first; s; s = s->next) __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
   h->large_first = NULL;
-  pthread_mutex_unlock(&large_lock);
+  hk__gunlock(&large_lock);
 }
 
 void hk__large_free(hk__mseg *seg, void *p) {
@@ -750,11 +750,11 @@ void hk__large_free(hk__mseg *seg, void *p) {
 }
 
 void hk__heap_free_large_blocks(hk_heap *h) {
-  pthread_mutex_lock(&large_lock);
+  hk__glock(&large_lock);
   hk__segment *s = h->large_first;
   h->large_first = NULL;
   for (hk__segment *x = s; x; x = x->next) __atomic_store_n(&x->owner, NULL, __ATOMIC_RELAXED);
-  pthread_mutex_unlock(&large_lock);
+  hk__gunlock(&large_lock);
   while (s) {
     hk__segment *next = s->next;
     atomic_store_explicit(((hk__mseg *)s)->large_tag, 0, memory_order_relaxed);

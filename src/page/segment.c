@@ -305,20 +305,20 @@ static int64_t cache_last_age;
 /* Called from clients' slow paths: ages the cache at most once per millisecond. */
 void hk__page_collect(int64_t now, bool force) {
   if (!force && (now == __atomic_load_n(&cache_last_age, __ATOMIC_RELAXED) || __atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0)) return;
-  if (force) pthread_mutex_lock(&cache_lock);
-  else if (pthread_mutex_trylock(&cache_lock) != 0) return;
+  if (force) hk__glock(&cache_lock);
+  else if (hk__gtrylock(&cache_lock) != 0) return;
   __atomic_store_n(&cache_last_age, now, __ATOMIC_RELAXED);
   cache_age(now, force);
-  pthread_mutex_unlock(&cache_lock);
+  hk__gunlock(&cache_lock);
 }
 
 /* Releases every cached segment; false if there was none. */
 static bool cache_release_all(void) {
   if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return false;
-  pthread_mutex_lock(&cache_lock);
+  hk__glock(&cache_lock);
   bool any = cache_count > 0;
   cache_age(hk__clock_ms(), true);
-  pthread_mutex_unlock(&cache_lock);
+  hk__gunlock(&cache_lock);
   return any;
 }
 
@@ -327,7 +327,7 @@ static bool cache_release_all(void) {
  * broke the segment invariant (size % 4 MiB), and a debug build's check stopped the process. */
 static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exact, bool large) {
   if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return NULL;
-  pthread_mutex_lock(&cache_lock);
+  hk__glock(&cache_lock);
   /* Best fit by size; among equal sizes, the one whose resident memory best matches the request
    * (resident memory beyond the request would be pinned by the new block, and memory short of it
    * costs page faults); then the most recently freed. */
@@ -350,7 +350,7 @@ static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exac
     s = cache[best].seg;
     cache_remove_at(best);
   }
-  pthread_mutex_unlock(&cache_lock);
+  hk__gunlock(&cache_lock);
   return s;
 }
 
@@ -369,7 +369,7 @@ static bool cache_put(hk__segment *s) {
     if (dirty_max < CACHE_BURST_DIRTY) dirty_max = CACHE_BURST_DIRTY;
   }
   int64_t now = hk__clock_ms();
-  pthread_mutex_lock(&cache_lock);
+  hk__glock(&cache_lock);
   cache_age(now, false);
   if (cache_count >= limit) { /* evict the oldest */
     int oldest = cache_oldest();
@@ -395,16 +395,16 @@ static bool cache_put(hk__segment *s) {
   }
   hk__pstat_add(&hk__pstats.cached, 1);
   if (hk__opt(HK_OPT_PURGE_DELAY) == 0) { decommit_units(s, ~(uint64_t)0); cache[cache_count - 1].purged = true; }
-  pthread_mutex_unlock(&cache_lock);
+  hk__gunlock(&cache_lock);
   return true;
 }
 
 void hk__segment_cache_visit(void (*fn)(hk__segment *s, void *arg), void *arg) {
   if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return;
-  pthread_mutex_lock(&cache_lock);
+  hk__glock(&cache_lock);
   for (int i = 0; i < cache_count; i++)
     if (hk__seg_keeps_header(cache[i].seg->cached_kind)) fn(cache[i].seg, arg);
-  pthread_mutex_unlock(&cache_lock);
+  hk__gunlock(&cache_lock);
 }
 
 /* ---- alloc / free ----------------------------------------------------------------------------- */
