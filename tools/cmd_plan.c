@@ -24,7 +24,8 @@ void hk_tool_plan_usage(FILE *out) {
           "  --capacity BYTES     succeed only with peak <= BYTES (suffixes K, M, G, T = powers of 1024);\n"
           "                       the planner stops as soon as it has such a placement\n"
           "  --time-limit SECONDS time for the whole run: the heuristics, then the exact search in what\n"
-          "                       is left (default 1; 0 = heuristics only, no search; at most 1000000)\n"
+          "                       is left (default 1; 0 = heuristics only, no search; at most 1000000;\n"
+          "                       --method auto only: the other methods always finish their runs)\n"
           "  --cpu-time           count the time limit in CPU time, not wall time: the same placement\n"
           "                       however loaded the machine is (the run may take longer)\n"
           "  --align N            offsets are multiples of N (a power of two) unless a row's align says\n"
@@ -54,7 +55,8 @@ int hk_tool_plan(int argc, char **argv) {
   hk_plan_options opt;
   hk_plan_options_init(&opt);
   const char *in_path = NULL, *out_path = NULL;
-  bool quiet = false, verify = false, cpu_time = false, options_done = false;
+  bool quiet = false, verify = false, cpu_time = false, options_done = false, time_limit_given = false;
+  const char *method_name = "auto";
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
@@ -84,9 +86,13 @@ int hk_tool_plan(int argc, char **argv) {
         opt.capacity = v;
       } else if (strcmp(name, "--time-limit") == 0) {
         char *end;
-        double t = strtod(val, &end);
-        if (end == val || *end || !(t >= 0) || isinf(t) || t > 1e6) return usage_error("--time-limit: '%s' is not a number of seconds from 0 to 1000000", val);
+        /* plain decimal only: strtod alone also reads hex floats ("0x10" was 16 s), "infinity"
+         * and leading blanks */
+        bool plain = val[0] != 0 && strspn(val, "0123456789.eE+-") == strlen(val);
+        double t = plain ? strtod(val, &end) : 0;
+        if (!plain || end == val || *end || !(t >= 0) || isinf(t) || t > 1e6) return usage_error("--time-limit: '%s' is not a number of seconds from 0 to 1000000", val);
         opt.time_limit = t;
+        time_limit_given = true;
       } else if (strcmp(name, "--align") == 0) {
         unsigned long long v;
         if (hk_tool_parse_bytes(val, &v) != 0 || v == 0 || (v & (v - 1))) return usage_error("--align: '%s' is not a power of two", val);
@@ -100,7 +106,10 @@ int hk_tool_plan(int argc, char **argv) {
           if (strcmp(val, methods[k].name) == 0) break;
         if (k == sizeof methods / sizeof *methods) return usage_error("--method: unknown method '%s'", val);
         opt.method = methods[k].m;
+        method_name = methods[k].name;
       } else {
+        /* (fopen("") failed only after planning, reported as an internal error, exit 3) */
+        if (!*val) return usage_error("%s: empty file name", name);
         /* '-' is stdout, as '-' for the input is stdin (it made a file named '-') */
         out_path = strcmp(val, "-") == 0 ? NULL : val;
       }
@@ -110,6 +119,10 @@ int hk_tool_plan(int argc, char **argv) {
     in_path = a;
   }
   if (!in_path) return usage_error("%s", "missing input file IN.csv");
+  /* hk_plan bounds only HK_PLAN_AUTO by the time limit; the other methods always finish their runs,
+   * so a limit given with one of them would be silently ignored */
+  if (time_limit_given && opt.method != HK_PLAN_AUTO)
+    return usage_error("--time-limit applies only to --method auto (the method '%s' always finishes its runs)", method_name);
 
   hk_plan_trace t;
   hk_plan_csv_error err;

@@ -34,6 +34,20 @@ run "$HK" plan --capacity abc x.csv;       expect 2 "--capacity: 'abc'" "bad cap
 run "$HK" plan --time-limit -1 x.csv;      expect 2 "--time-limit" "bad time limit"
 run "$HK" plan --time-limit 2e6 x.csv;     expect 2 "from 0 to 1000000" "time limit over the maximum (said 'not a number >= 0')"
 run "$HK" plan "$tmp/missing.csv";         expect 2 "cannot open" "missing file"
+# strtod also reads hex floats, "infinity", leading blanks: 0x10 was taken as 16 s
+run "$HK" plan --time-limit 0x10 "$tmp/one.csv";  expect 2 "--time-limit: '0x10'" "hex time limit"
+run "$HK" plan --time-limit ' 1' "$tmp/one.csv";  expect 2 "--time-limit: ' 1'" "time limit with a leading blank"
+run "$HK" plan --time-limit 1e-3 "$tmp/one.csv";  expect 0 "" "time limit with an exponent"
+run "$HK" plan --time-limit .5 "$tmp/one.csv";    expect 0 "" "time limit .5"
+# an empty output name is bad usage (it was 'cannot write : No such file or directory', exit 3)
+run "$HK" plan -o '' "$tmp/one.csv";             expect 2 "-o: empty file name" "-o ''"
+run "$HK" plan --output= "$tmp/one.csv";         expect 2 "empty file name" "--output="
+# the time limit bounds --method auto only; the other methods always finish their runs, so a
+# limit given with one of them is refused rather than silently ignored
+run "$HK" plan --method heuristics --time-limit 0.5 "$tmp/one.csv"; expect 2 "--time-limit applies only to --method auto" "heuristics + time limit"
+run "$HK" plan --time-limit 0.5 --method greedy-size "$tmp/one.csv"; expect 2 "--time-limit applies only to --method auto" "greedy + time limit"
+run "$HK" plan --method heuristics "$tmp/one.csv"; expect 0 "" "heuristics alone"
+run "$HK" plan --method auto --time-limit 0.5 "$tmp/one.csv"; expect 0 "" "auto + time limit"
 
 # a small trace: two overlapping 16-byte buffers, one later, one of size 0
 printf 'id,lower,upper,size\nA,0,4,16\nB,2,6,16\nC,6,9,32\nZ,0,9,0\n' >"$tmp/t.csv"
