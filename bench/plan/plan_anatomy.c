@@ -11,6 +11,7 @@
  * on each strip of 20 buffers or more alone, and on the window without each strip of 10 buffers
  * or more (or b*'s), for the rounds hk_plan uses. "OK@s": placed in s steps; "-": budget spent;
  * "EXH": no guillotine packing. HK_ANATOMY_ROUND=i runs only the i-th round of the list.
+ * HK_ANATOMY_RAW=r runs round r (any combination of the round flags) instead of the list.
  * HK_ANATOMY_BAND=LO,HI solves only the window's buffers that the generator placed within [LO, HI)
  * (a union of adjacent strips, e.g. two); HK_ANATOMY_GROUP=1 merges the buffers of each lifetime of
  * what is solved into one (the packings that keep them together). Every
@@ -50,12 +51,14 @@ static void solve_alone(const char *tag, const uint32_t *idx, size_t m) {
   }
   if (!b || !off || hk__plan_prob_init(&p, b, m, 0) != HK_OK) { printf("  %s: out of memory\n", tag); exit(1); }
   printf("  %s: %zu buffers, %zu sections, height %llu:", tag, m, p.nsec, (unsigned long long)p.lb);
-  const char *only = getenv("HK_ANATOMY_ROUND");
+  const char *only = getenv("HK_ANATOMY_ROUND"), *raw = getenv("HK_ANATOMY_RAW");
   for (size_t r = 0; r < sizeof rounds / sizeof *rounds; r++) {
     if (only && (size_t)atoi(only) != r) continue;
+    if (raw && r > 0) break;
+    unsigned round = raw ? (unsigned)atoi(raw) : rounds[r];
     uint64_t *tb = NULL, steps = 0;
-    int g = hk__plan_guillotine(&p, rounds[r], budget, hk__plan_now() + 600, off, &steps, &tb);
-    printf(" r%u=%s%llu", rounds[r], g == 1 ? "OK@" : g == 2 ? "EXH@" : "-", (unsigned long long)steps);
+    int g = hk__plan_guillotine(&p, round, budget, hk__plan_now() + 600, off, &steps, &tb);
+    printf(" r%u=%s%llu", round, g == 1 ? "OK@" : g == 2 ? "EXH@" : "-", (unsigned long long)steps);
     free(tb);
   }
   printf("\n");
