@@ -102,7 +102,8 @@ hk_noinline void hk__check_delayed_free(const hk__page *pg, const hk__block *b) 
   if (on_free_list(pg, b)) hk__fatal("double free of %p (freed by another thread, found when its page collected that free)", (const void *)b);
 }
 
-/* end: the page's carved bytes (fast_end where the page has no flags) */
+/* end: the page's carved bytes, or more (the fast path takes the largest page's size, an
+ * immediate: only a live block whose first word decodes past the carved blocks costs a search) */
 static inline bool maybe_free_block(const hk__page *pg, const hk__block *b, uint32_t end) {
   uintptr_t n = b->next ^ pg->key;
   return n == 0 || n - (uintptr_t)pg->start < end; /* free-list blocks are carved ones */
@@ -169,10 +170,17 @@ static void free_local_checked(hk_heap *h, hk__page *pg, hk__block *b) {
   hk__page_free_local(pg, b);
 }
 
+static hk_noinline void free_other(void *p);
+
 /* What the owner's fast path does not handle: a page with flags, a pointer that is not a carved
  * block start. It takes only p, so that the fast path computes no arguments for it. */
 static hk_noinline void free_generic(void *p) {
   hk__mseg *seg = hk__mseg_of(p);
+  /* (the fast path sends a pointer into the header or past the last page here: hk__mseg.guard) */
+  if (((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift >= seg->base.page_count) {
+    free_other(p);
+    return;
+  }
   hk__page *pg = hk__page_of(seg, p);
   if (!pg->in_use) hk__invalid_free(p, "not an allocated block");
   hk__block *b = block_start(pg, p);
@@ -232,7 +240,7 @@ static hk_noinline void free_hot(void *p) {
   hk__page *pg = hk__page_of(hk__mseg_of(p), p);
   size_t off = (uintptr_t)p - (uintptr_t)pg->start;
   uint32_t carved = hk__page_carved(pg);
-  if (hk_unlikely(off >= carved || off * pg->div_check >= pg->div_check)) {
+  if (hk_unlikely(!hk__page_is_block(pg, off))) {
     free_generic(p); /* reports it */
     return;
   }
@@ -284,26 +292,23 @@ void hk_free(void *p) {
   }
   hk_assert_internal(hk__is_malloc_kind(&seg->base) &&
                      atomic_load_explicit(&seg->base.thread_id, memory_order_relaxed) == h->thread_id);
-  /* the first 64 KiB hold the header: rel wraps around for p there */
-  size_t rel = (uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET;
-  size_t idx = rel >> seg->base.page_shift;
-  if (hk_unlikely(idx >= seg->base.page_count)) {
-    free_other(p);
-    return;
-  }
-  hk__page *pg = &seg->pages[idx];
+  /* Signed: -1 for p in the first 64 KiB (the header), and at most page_count (the last 64 KiB of
+   * a medium segment): the descriptors there (hk__mseg.guard, pages[page_count]) have fast_lim 0,
+   * so such a p fails the block test below with no bound compare of its own. */
+  intptr_t idx = (intptr_t)((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift;
+  hk__page *pg = (hk__page *)((uintptr_t)seg->pages + (uintptr_t)idx * sizeof(hk__page));
   /* one register for pg: otherwise gcc computes it twice, once for a call and once as
    * seg + idx * 192 with the fields at offsets past the segment header */
   __asm__("" : "+r"(pg));
-  size_t off = (uintptr_t)p - (uintptr_t)pg->start;
-  /* fast_end is 0 in a page with flags */
-  if (hk_unlikely(off >= pg->fast_end || off * pg->div_check >= pg->div_check)) {
+  size_t off = (uintptr_t)p - (uintptr_t)pg->start; /* below the page size: hk__page_is_block holds */
+  /* A carved block start, in a page with no flags (fast_lim is 0 otherwise): one compare */
+  if (hk_unlikely(off * pg->div_check >= pg->fast_lim)) {
     if (pg->flags == HK__PAGE_HOT) free_hot(p);
     else free_generic(p);
     return;
   }
   hk__block *b = (hk__block *)p;
-  if (hk_unlikely(maybe_free_block(pg, b, pg->fast_end))) {
+  if (hk_unlikely(maybe_free_block(pg, b, (uint32_t)1 << HK_MEDIUM_PAGE_SHIFT))) {
     free_suspect(p);
     return;
   }
@@ -380,7 +385,7 @@ size_t hk__realloc_usable(const void *p) {
       const hk__page *pg = &seg->pages[idx];
       size_t off = (uintptr_t)p - (uintptr_t)pg->start;
       uint32_t end = hk__page_carved(pg); /* 0 for a page not in use */
-      if (off < end && off * pg->div_check < pg->div_check && !maybe_free_block(pg, p, end)) return pg->block_size;
+      if (hk__page_is_block(pg, off) && !maybe_free_block(pg, p, end)) return pg->block_size;
     }
   }
   return usable_size(p, "realloc", true);

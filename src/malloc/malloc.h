@@ -21,7 +21,9 @@ static inline size_t hk__bin_size(size_t bin) {
 
 /* The page's constants for "is off a block start" (owner, hk_free) and "which block holds off"
  * (remote frees, pointer checks); see hk__page. */
-static inline uint64_t hk__div_check(size_t block_size) { return UINT64_MAX / block_size + 1; }
+static inline uint64_t hk__div_check(size_t block_size) {
+  return (uint64_t)(((unsigned __int128)1 << 64) / block_size) + 1; /* floor + 1, also for powers of two */
+}
 static inline uint64_t hk__div_magic(size_t block_size) { return (((uint64_t)1 << 40) / block_size) + 1; }
 
 /* ---- segment hints (hk_heap.seg_hint) ---- */
@@ -55,16 +57,22 @@ static inline uintptr_t hk__encode(const hk__page *pg, const hk__block *b) { ret
 /* ---- page flags: written by the owner only, read by any thread that validates a pointer ---------- */
 #define HK__PAGE_REMOTE_FLAGS (HK__PAGE_HAS_ALIGNED | HK__PAGE_HARDENED) /* copied to remote.flags */
 static inline uint32_t hk__page_carved(const hk__page *pg) { return pg->capacity * pg->block_size; }
-static inline void hk__page_fast_end(hk__page *pg) { pg->fast_end = pg->flags ? 0 : hk__page_carved(pg); }
+/* off (below 2^32) is the start of a carved block of pg iff off * pg->div_check < hk__page_lim(pg)
+ * (see hk__page.div_check) */
+static inline uint64_t hk__page_lim(const hk__page *pg) {
+  return (uint64_t)pg->capacity * (uint64_t)(pg->block_size * pg->div_check); /* capacity * e */
+}
+static inline bool hk__page_is_block(const hk__page *pg, size_t off) { return off * pg->div_check < hk__page_lim(pg); }
+static inline void hk__page_fast_lim(hk__page *pg) { pg->fast_lim = pg->flags ? 0 : hk__page_lim(pg); }
 static inline void hk__page_flag_set(hk__page *pg, uint8_t f) {
   __atomic_store_n(&pg->flags, (uint8_t)(pg->flags | f), __ATOMIC_RELAXED);
-  hk__page_fast_end(pg);
+  hk__page_fast_lim(pg);
   if (f & HK__PAGE_REMOTE_FLAGS)
     __atomic_store_n(&pg->remote.flags, (uint8_t)(pg->remote.flags | (f & HK__PAGE_REMOTE_FLAGS)), __ATOMIC_RELAXED);
 }
 static inline void hk__page_flag_clear(hk__page *pg, uint8_t f) {
   __atomic_store_n(&pg->flags, (uint8_t)(pg->flags & ~f), __ATOMIC_RELAXED);
-  hk__page_fast_end(pg);
+  hk__page_fast_lim(pg);
   if (f & HK__PAGE_REMOTE_FLAGS)
     __atomic_store_n(&pg->remote.flags, (uint8_t)(pg->remote.flags & ~(f & HK__PAGE_REMOTE_FLAGS)), __ATOMIC_RELAXED);
 }

@@ -48,7 +48,7 @@ static uint64_t page_units(const hk__mseg *seg, uint32_t idx) {
 }
 
 static size_t header_size(uint32_t pages) {
-  return hk__align_up(sizeof(hk__mseg) + pages * sizeof(hk__page), 4096);
+  return hk__align_up(sizeof(hk__mseg) + (pages + 1) * sizeof(hk__page), 4096); /* + pages[pages]: hk__mseg.guard */
 }
 
 static void settle_free_pages(hk__tld *tld, hk__mseg *seg);
@@ -61,6 +61,9 @@ static hk__mseg *mseg_new(hk__tld *tld, int medium) {
   seg->base.page_shift = medium ? HK_MEDIUM_PAGE_SHIFT : HK_SMALL_PAGE_SHIFT;
   seg->base.page_count = pages;
   bool kept = s->from_cache == 2;
+  /* the descriptors hk_free may read for a pointer outside the pages (hk__mseg.guard) */
+  memset(&seg->guard, 0, sizeof seg->guard);
+  memset(&seg->pages[pages], 0, sizeof seg->pages[pages]);
   if (kept) {
     /* Our header as the segment's last owner left it (segment.h, hk__seg_keeps_header): the
      * segment went to the cache empty, so every descriptor is cleared but for the records

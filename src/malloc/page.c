@@ -110,7 +110,7 @@ static void page_extend(hk__page *pg, int64_t now) {
   /* other threads read carved when they validate a pointer (free, malloc_usable_size) */
   uint32_t carved = pg->capacity * bs;
   __atomic_store_n(&pg->remote.carved, carved, __ATOMIC_RELAXED);
-  hk__page_fast_end(pg);
+  hk__page_fast_lim(pg);
   /* the page's resident prefix is in use again as far as it goes (see trim_tail in mseg.c) */
   if (carved + EXTEND_BYTES >= pg->touched) {
     if (carved > pg->touched) pg->touched = carved;
@@ -410,7 +410,7 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
 bool hk__page_is_valid(const hk__page *pg) {
   if (!pg->in_use) return pg->free == NULL && pg->local_free == NULL && pg->used == 0;
   uint32_t carved = hk__page_carved(pg);
-  if (pg->capacity > pg->reserved || pg->fast_end != (pg->flags ? 0 : carved)) return false;
+  if (pg->capacity > pg->reserved || pg->fast_lim != (pg->flags ? 0 : hk__page_lim(pg))) return false;
   const hk__page_remote *r = &pg->remote;
   if (pg->div_check != hk__div_check(pg->block_size) || r->div_magic != hk__div_magic(pg->block_size)) return false;
   if (r->start != pg->start || r->key != pg->key || r->block_size != pg->block_size ||

@@ -135,7 +135,7 @@ typedef struct hk__page_remote {
 
 /* Invariants (hk__page_is_valid):
  *   in_use ⇒ capacity ≤ reserved, used + |free| + |local_free| == capacity,
- *            fast_end == (flags ? 0 : capacity * block_size)
+ *            fast_lim == (flags ? 0 : hk__page_lim(pg))
  *            (blocks on xthread_free still count as used until collected),
  *            every free-list block lies in [start, start + capacity*block_size) at a block boundary,
  *            remote holds the same start, key, block_size, carved and remote flags,
@@ -156,14 +156,15 @@ typedef struct __attribute__((aligned(64))) hk__page {
   uint8_t is_zero;           /* the blocks beyond capacity read zero */
   uint8_t bin;
   uint32_t capacity;         /* blocks carved so far */
-  uint32_t reserved;         /* blocks that fit */
-  uint32_t fast_end;         /* carved bytes (capacity * block_size: offsets below are real blocks)
-                                while flags == 0, else 0, so that the fast free path's bound check
-                                also sends pages with flags to the slow path (hk__page_carved) */
   uint8_t *start;
-  uint64_t div_check;        /* ceil(2^64 / block_size): for off < 2^32, off is a multiple of block_size iff
-                                off * div_check mod 2^64 < div_check (Lemire, Kaser and Kurz 2019), one
-                                multiplication where floor-and-multiply-back took two (remote.div_magic) */
+  /* div_check = floor(2^64 / block_size) + 1 and e = block_size * div_check mod 2^64, 1 <= e <= block_size:
+   * for an offset off below 2^32, off * div_check mod 2^64 is k * e when off = k * block_size and at
+   * least div_check (over 2^47) otherwise (Lemire, Kaser and Kurz 2019, with the +1 that keeps e
+   * nonzero for powers of two), so "off is the start of a carved block" is one multiplication and
+   * one compare: off * div_check < capacity * e (hk__page_lim) */
+  uint64_t div_check;
+  uint64_t fast_lim;         /* hk__page_lim while flags == 0, else 0, so that the fast free path's one
+                                compare also sends pages with flags to the slow path */
   /* ---- second cache line: what other threads read and write (remote frees, pointer checks) */
   _Atomic uintptr_t xthread_free __attribute__((aligned(64)));
   _Atomic(hk_heap *) heap;
@@ -172,6 +173,7 @@ typedef struct __attribute__((aligned(64))) hk__page {
   /* ---- third cache line: the owner's queue links and bookkeeping, written when pages move */
   struct hk__page *next __attribute__((aligned(64)));
   struct hk__page *prev;
+  uint32_t reserved;         /* blocks that fit */
   int64_t retire_at;         /* when an empty page kept in its queue was last emptied */
   /* The three fields that outlive the page's use (mseg.c keeps them when it clears a page): */
   int64_t freed_at;          /* !in_use: when the page was last given back to its segment */
@@ -179,7 +181,7 @@ typedef struct __attribute__((aligned(64))) hk__page {
   uint32_t touched;          /* bytes from start that may be resident: the most any owner carved
                                 since the memory was last given back to the OS */
 } hk__page;
-_Static_assert(__builtin_offsetof(hk__page, div_check) + 8 <= 64, "owner-side page fields must fit one cache line");
+_Static_assert(__builtin_offsetof(hk__page, fast_lim) + 8 <= 64, "owner-side page fields must fit one cache line");
 _Static_assert(__builtin_offsetof(hk__page, in_use) < 128, "remote-side page fields must fit one cache line");
 _Static_assert(sizeof(hk__page) == 192, "page descriptors are three cache lines");
 
@@ -202,6 +204,12 @@ typedef struct hk__mseg {
                                 resident tail for hk__tld_trim_tails to give back */
   size_t idle;               /* abandoned: what its free pages may hold resident, counted in the
                                 ownerless budget (mseg.c) */
+  /* The fast free path takes the page index of p as (p - seg - HK_PAGES_OFFSET) >> page_shift with
+   * an arithmetic shift: -1 for p in the header, and page_count for p in the last 64 KiB of a MEDIUM
+   * segment (31.5 pages of 128 KiB). Both descriptors there, guard and pages[page_count] (the header
+   * holds one more descriptor than pages), stay zeroed, so their fast_lim of 0 sends such a
+   * pointer to the checks of free_generic with no bound compare on the fast path. */
+  hk__page guard;
   hk__page pages[];
 } hk__mseg;
 

@@ -74,6 +74,34 @@ static void case_uncarved_remote(void) {
   char *p = hk_malloc(96);
   free_in_thread(p + 96 * 1000);
 }
+/* Local frees of pointers outside any carved block of a segment this thread frees into (the second
+ * free takes hk_free's fast path: the segment is among its hints after the first): hk_free finds
+ * the page index of these without a bound compare (hk__mseg.guard). */
+static uintptr_t hinted_segment(size_t size) {
+  char *p = hk_malloc(size), *q = hk_malloc(size);
+  sink = p;
+  hk_free(q);
+  return (uintptr_t)p & ~(uintptr_t)((4u << 20) - 1);
+}
+static void case_header_local(void) { bad_free((void *)(hinted_segment(48) + 4096)); }
+static void case_header_medium_local(void) { bad_free((void *)(hinted_segment(20000) + 4096)); }
+/* a medium segment holds 31.5 pages of 128 KiB: its last 64 KiB are no page's */
+static void case_medium_tail_local(void) { bad_free((void *)(hinted_segment(20000) + (4u << 20) - (32u << 10))); }
+static void case_uncarved_local(void) {
+  char *p = hk_malloc(96);
+  hk_free(hk_malloc(96));
+  bad_free(p + 96 * 600); /* (a 64 KiB page holds 682 such blocks; 42 are carved at first) */
+}
+static void case_uncarved_pow2_local(void) {
+  char *p = hk_malloc(64);
+  hk_free(hk_malloc(64));
+  bad_free(p + 64 * 900); /* (1024 in the page, 64 carved at first) */
+}
+static void case_interior_pow2_local(void) {
+  char *p = hk_malloc(64);
+  hk_free(hk_malloc(64));
+  bad_free(p + 32);
+}
 /* A thread frees another thread's block twice in a row: the second free finds it at the head of
  * its remote-free buffer (the first is not on the page's lists yet). */
 static void *remote_double(void *arg) { (void)arg; hk_free(remote_arg); bad_free(remote_arg); return NULL; }
@@ -374,6 +402,12 @@ static const mcase cases[] = {
   {"mmap", case_mmap, "heapkit: invalid free of 0x", NULL},
   {"wild", case_wild, "heapkit: invalid free of 0x", NULL},
   {"unaligned", case_unaligned, "heapkit: invalid free of 0x", NULL},
+  {"header_local", case_header_local, "heapkit: invalid free of 0x", NULL},
+  {"header_medium_local", case_header_medium_local, "heapkit: invalid free of 0x", NULL},
+  {"medium_tail_local", case_medium_tail_local, "heapkit: invalid free of 0x", NULL},
+  {"uncarved_local", case_uncarved_local, "heapkit: invalid free of 0x", NULL},
+  {"uncarved_pow2_local", case_uncarved_pow2_local, "heapkit: invalid free of 0x", NULL},
+  {"interior_pow2_local", case_interior_pow2_local, "heapkit: invalid free of 0x", NULL},
   {"interior_remote", case_interior_remote, "heapkit: invalid free of 0x", NULL},
   {"unaligned_remote", case_unaligned_remote, "heapkit: invalid free of 0x", NULL},
   {"uncarved_remote", case_uncarved_remote, "heapkit: invalid free of 0x", NULL},
