@@ -102,6 +102,13 @@ static void case_interior_pow2_local(void) {
   hk_free(hk_malloc(64));
   bad_free(p + 32);
 }
+/* an interior pointer of a block in a page of the full queue (its frees leave the fast path) */
+static void case_interior_full_local(void) {
+  char *first = hk_malloc(64);
+  hk_free(hk_malloc(64));
+  for (int i = 0; i < 1100; i++) sink = hk_malloc(64); /* (1024 blocks in a page) */
+  bad_free(first + 16);
+}
 /* A thread frees another thread's block twice in a row: the second free finds it at the head of
  * its remote-free buffer (the first is not on the page's lists yet). */
 static void *remote_double(void *arg) { (void)arg; hk_free(remote_arg); bad_free(remote_arg); return NULL; }
@@ -408,6 +415,7 @@ static const mcase cases[] = {
   {"uncarved_local", case_uncarved_local, "heapkit: invalid free of 0x", NULL},
   {"uncarved_pow2_local", case_uncarved_pow2_local, "heapkit: invalid free of 0x", NULL},
   {"interior_pow2_local", case_interior_pow2_local, "heapkit: invalid free of 0x", NULL},
+  {"interior_full_local", case_interior_full_local, "heapkit: invalid free of 0x", NULL},
   {"interior_remote", case_interior_remote, "heapkit: invalid free of 0x", NULL},
   {"unaligned_remote", case_unaligned_remote, "heapkit: invalid free of 0x", NULL},
   {"uncarved_remote", case_uncarved_remote, "heapkit: invalid free of 0x", NULL},
