@@ -166,8 +166,15 @@ static void free_local_checked(hk_heap *h, hk__page *pg, hk__block *b) {
     hk__page_free_hot(h, pg, b);
     return;
   }
-  hk__heap_count_op(h, frees);
-  hk__page_free_local(pg, b);
+  if (pg->flags & HK__PAGE_HARDENED) {
+    /* on local_free, where the block stays until the allocation list runs dry: a later free of it
+     * by another thread is then found when the page collects that free (hk__check_remote_frees);
+     * on the allocation list the next malloc would hand it out first */
+    hk__heap_count_op(h, frees);
+    hk__page_free_local(pg, b);
+    return;
+  }
+  hk__page_free_owned(h, pg, b);
 }
 
 static hk_noinline void free_other(void *p);

@@ -246,7 +246,10 @@ HK_INTERNAL void *hk__heap_malloc_bin(hk_heap *h, size_t bin);
 #define HK__LARGE_TICK 4u  /* the thread's periodic work first (malloc, realloc; not calloc) */
 HK_INTERNAL void *hk__malloc_large(size_t size, hk_heap *h, unsigned flags);
 HK_INTERNAL void hk__mpage_collect(hk__page *pg);
-HK_INTERNAL void hk__page_free_local(hk__page *pg, hk__block *b);   /* slow local free */
+HK_INTERNAL void hk__page_free_local(hk__page *pg, hk__block *b);   /* a delayed free, handed to its heap */
+/* local free off hk_free's fast path, into a page that is not HK__PAGE_HOT; h: the calling thread's
+ * default heap, which counts the free as hk_free's fast path does */
+HK_INTERNAL void hk__page_free_owned(hk_heap *h, hk__page *pg, hk__block *b);
 /* local free into a HK__PAGE_HOT page of h, the calling thread's default heap; counts the free as
  * hk_free's fast path does */
 HK_INTERNAL void hk__page_free_hot(hk_heap *h, hk__page *pg, hk__block *b);
