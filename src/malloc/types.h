@@ -149,8 +149,9 @@ typedef struct __attribute__((aligned(64))) hk__page {
   hk__block *free;           /* allocation list */
   uint32_t used;
   uint32_t block_size;
-  hk__block *local_free;     /* owner frees past the LIFO budget or through the slow path (most go
-                                on free, see hk_free), moved to free when free runs dry */
+  hk__block *local_free;     /* owner frees past the LIFO budget, into hardened pages, or handed
+                                over through the delayed-free list (most go on free, see hk_free),
+                                moved to free when free runs dry */
   uintptr_t key;             /* free-list encoding key */
   uint8_t flags;
   uint8_t is_zero;           /* the blocks beyond capacity read zero */
