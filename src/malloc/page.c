@@ -279,8 +279,11 @@ void hk__page_free_local(hk__page *pg, hk__block *b) {
   pg->local_free = b;
   pg->used--;
   if (pg->flags & HK__PAGE_IN_FULL) page_unfull(atomic_load_explicit(&pg->heap, memory_order_relaxed), pg);
-  if (pg->used == 0) hk__page_retire(NULL, pg);
-  hk_assert_expensive(!pg->in_use || hk__page_is_valid(pg));
+  if (pg->used == 0) {
+    hk__page_retire(NULL, pg); /* may release the segment, pg with it: not read after */
+    return;
+  }
+  hk_assert_expensive(hk__page_is_valid(pg));
 }
 
 /* A local free off hk_free's fast path (b already checked; h: the freeing thread's default heap,
@@ -293,8 +296,11 @@ void hk__page_free_owned(hk_heap *h, hk__page *pg, hk__block *b) {
   hk__page_push_local(h, pg, b);
   pg->used--;
   if (pg->flags & HK__PAGE_IN_FULL) page_unfull(atomic_load_explicit(&pg->heap, memory_order_relaxed), pg);
-  if (pg->used == 0) hk__page_retire(NULL, pg);
-  hk_assert_expensive(!pg->in_use || hk__page_is_valid(pg));
+  if (pg->used == 0) {
+    hk__page_retire(NULL, pg); /* may release the segment, pg with it: not read after */
+    return;
+  }
+  hk_assert_expensive(hk__page_is_valid(pg));
 }
 
 /* A local free of a block over HK_DIRECT_MAX (b already checked; h: the freeing thread's default
@@ -311,9 +317,12 @@ void hk__page_free_hot(hk_heap *h, hk__page *pg, hk__block *b) {
   pg->used--;
   hk_assert_internal(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h);
   if (pg->flags & HK__PAGE_IN_FULL) page_unfull(h, pg);
-  if (pg->used == 0) hk__page_retire(NULL, pg); /* clears hot if the page goes */
-  else h->hot[pg->bin - HK__HOT_FIRST_BIN] = pg;
-  hk_assert_expensive(!pg->in_use || hk__page_is_valid(pg));
+  if (pg->used == 0) {
+    hk__page_retire(NULL, pg); /* clears hot if the page goes; may release pg's segment */
+    return;
+  }
+  h->hot[pg->bin - HK__HOT_FIRST_BIN] = pg;
+  hk_assert_expensive(hk__page_is_valid(pg));
 }
 
 /* An empty page goes back to its segment, unless it is the only page of a small or medium size
