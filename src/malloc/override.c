@@ -1,8 +1,9 @@
 /* The rest of the drop-in surface: C++ operator new/delete in every form, and glibc's mallinfo,
  * malloc_trim, mallopt, malloc_stats and malloc_info. The operators are defined here in C under
  * their mangled names so libheapkit.so does not depend on libstdc++; on failure they use the C++
- * runtime's new-handler and bad_alloc through weak references, which resolve only in processes
- * that have libstdc++ loaded. */
+ * runtime's new-handler and bad_alloc through weak references, which resolve in processes that
+ * have the runtime loaded at start, or through a look-up of the runtime loaded later
+ * (cxx_runtime_find). */
 #define _GNU_SOURCE /* dladdr, RTLD_NEXT */
 #include "malloc/malloc.h"
 
@@ -21,14 +22,45 @@ typedef struct nothrow_t nothrow_t;
 HK_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const nothrow_t *t);
 HK_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const nothrow_t *t);
 
+/* The C++ runtime's new-handler getter and bad_alloc thrower. The weak references are resolved when
+ * the library is loaded: a C program (python3, say) that loads a C++ plugin later has them NULL
+ * for good, and the plugin's failed operator new ended the process ("operator new(N): out of
+ * memory") instead of throwing std::bad_alloc, its new-handler never called. So on a failure with
+ * either missing, the runtime is looked up among the loaded objects by its soname (not kept: the
+ * plugin, and the runtime with it, may be unloaded before the next failure). */
+typedef struct cxx_runtime {
+  hk__new_handler (*get_new_handler)(void);
+  void (*throw_bad_alloc)(void);
+} cxx_runtime;
+
+static cxx_runtime cxx_runtime_find(void) {
+  cxx_runtime rt = {_ZSt15get_new_handlerv, _ZSt17__throw_bad_allocv};
+  static const char *const sonames[] = {"libstdc++.so.6", "libc++.so.1", "libc++abi.so.1"};
+  for (size_t i = 0; i < sizeof sonames / sizeof sonames[0] && !(rt.get_new_handler && rt.throw_bad_alloc); i++) {
+    void *lib = dlopen(sonames[i], RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) continue;
+    if (!rt.get_new_handler) rt.get_new_handler = (hk__new_handler(*)(void))dlsym(lib, "_ZSt15get_new_handlerv");
+    if (!rt.throw_bad_alloc) rt.throw_bad_alloc = (void (*)(void))dlsym(lib, "_ZSt17__throw_bad_allocv");
+    dlclose(lib); /* (NOLOAD took a reference of its own; the objects that loaded it keep theirs) */
+  }
+  return rt;
+}
+
+static hk_noinline void throw_bad_alloc(const cxx_runtime *rt) {
+  if (rt->throw_bad_alloc) {
+    rt->throw_bad_alloc();
+    __builtin_unreachable();
+  }
+}
+
 /* The C++ runtime's own definition of a nothrow operator new (ours interposes it): the runtime
  * defines it as a try { operator new } catch (...) { return nullptr; } around the throwing form,
  * which is ours. Found through the object that defines get_new_handler, else the next object
  * after ours; NULL when neither is another definition (a statically linked runtime). */
-static void *runtime_nothrow_new(const char *name, void *own) {
+static void *runtime_nothrow_new(const cxx_runtime *rt, const char *name, void *own) {
   void *f = NULL;
   Dl_info di;
-  if (dladdr((void *)_ZSt15get_new_handlerv, &di) && di.dli_fname) {
+  if (dladdr((void *)rt->get_new_handler, &di) && di.dli_fname) {
     void *lib = dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
     if (lib) {
       f = dlsym(lib, name);
@@ -48,22 +80,23 @@ static hk_noinline void *new_fail(size_t size, size_t align, bool nothrow) {
    * caller, expecting no exception from a noexcept operator, has no handler: std::terminate). So
    * with a handler installed, the runtime's nothrow form runs the handler loop, through our
    * throwing form, inside its catch. */
-  if (nothrow && _ZSt15get_new_handlerv && _ZSt15get_new_handlerv()) {
+  cxx_runtime rt = cxx_runtime_find();
+  if (nothrow && rt.get_new_handler && rt.get_new_handler()) {
     if (align) {
       void *(*f)(size_t, size_t, const nothrow_t *) = (void *(*)(size_t, size_t, const nothrow_t *))
-          runtime_nothrow_new("_ZnwmSt11align_val_tRKSt9nothrow_t", (void *)_ZnwmSt11align_val_tRKSt9nothrow_t);
+          runtime_nothrow_new(&rt, "_ZnwmSt11align_val_tRKSt9nothrow_t", (void *)_ZnwmSt11align_val_tRKSt9nothrow_t);
       if (f) return f(size, align, NOTHROW_ARG);
     } else {
       void *(*f)(size_t, const nothrow_t *) =
-          (void *(*)(size_t, const nothrow_t *))runtime_nothrow_new("_ZnwmRKSt9nothrow_t", (void *)_ZnwmRKSt9nothrow_t);
+          (void *(*)(size_t, const nothrow_t *))runtime_nothrow_new(&rt, "_ZnwmRKSt9nothrow_t", (void *)_ZnwmRKSt9nothrow_t);
       if (f) return f(size, NOTHROW_ARG);
     }
   }
   for (;;) {
-    hk__new_handler handler = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
+    hk__new_handler handler = rt.get_new_handler ? rt.get_new_handler() : NULL;
     if (!handler) {
       if (nothrow) return NULL;
-      if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
+      throw_bad_alloc(&rt);
       hk__fatal("operator new(%zu): out of memory", size);
     }
     handler();
@@ -82,7 +115,8 @@ static hk_forceinline void *new_impl(size_t size, bool nothrow) {
  * throw: the process ends. */
 static hk_noinline void *new_bad_align(size_t align, bool nothrow) {
   if (nothrow) return NULL;
-  if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
+  cxx_runtime rt = cxx_runtime_find();
+  throw_bad_alloc(&rt);
   hk__fatal("operator new: alignment %zu is not a power of two", align);
 }
 static hk_forceinline void *new_aligned(size_t size, size_t align, bool nothrow) {
