@@ -110,6 +110,8 @@ static void gcb_init(size_t budget) {
   if (getenv("GCB_NURSERY")) o.nursery_size = (size_t)strtoull(getenv("GCB_NURSERY"), NULL, 0);
   /* HK_GC_OPT_* bits, for comparing variants (e.g. GCB_GC_FLAGS=4: no sticky marks). */
   if (getenv("GCB_GC_FLAGS")) o.flags = (unsigned)strtoul(getenv("GCB_GC_FLAGS"), NULL, 0);
+  /* growth_percent, for measuring the full collections / peak RSS trade (docs/gc.md). */
+  if (getenv("GCB_GROWTH")) o.growth_percent = (unsigned)strtoul(getenv("GCB_GROWTH"), NULL, 0);
   int rc = hk_gc_heap_create(&o, &gcb_heap, &gcb_m);
   if (rc != HK_OK) {
     fprintf(stderr, "gcb: hk_gc_heap_create: %s\n", hk_strerror(rc));
