@@ -64,13 +64,11 @@ HK_API hk_pool *hk_pool_new(size_t block_size);
 HK_API hk_pool *hk_pool_new_ex(const hk_pool_options *opt);
 /* A block, or NULL (errno ENOMEM) when memory runs out. Contents are undefined. */
 static inline void *hk_pool_alloc(hk_pool *p);
-HK_API void *hk__pool_alloc_slow(hk_pool *p);
 /* A zeroed block. */
 HK_API void *hk_pool_zalloc(hk_pool *p);
 /* NULL is ignored. A pointer that is not a live block of p ends the process with a message; in a
  * pool created with .unchecked it is undefined behaviour (caught only when it is cheap to). */
 static inline void hk_pool_free(hk_pool *p, void *block);
-HK_API void hk__pool_free_slow(hk_pool *p, void *block);
 /* Frees every block at once; keeps `retain` committed bytes and returns the rest. */
 HK_API void hk_pool_reset(hk_pool *p);
 HK_API void hk_pool_destroy(hk_pool *p);
@@ -111,7 +109,9 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
  * the word the rotation is loaded from (one shift instead of a load), and under gcc a loop of
  * checked frees loads win, base and inv once, not on every free (HK__POOL_SET_SLOT below). */
 typedef struct hk_pool_head {
-  void **top;
+  uintptr_t top; /* a void **: an integer, because a program's stores of pointers (into its own
+                    arrays of blocks) may write a pointer field as far as gcc's type-based alias
+                    analysis knows, and top would be loaded again after each */
   uint64_t win; /* rot | HK__POOL_UNCHECKED | nwin << HK__POOL_NWIN_SHIFT */
   uintptr_t base;
   uint64_t inv;
@@ -140,54 +140,96 @@ typedef struct hk__pool_slot_word {
 #define HK__POOL_SET_SLOT(block, v) memcpy((block), &(v), sizeof(uintptr_t))
 #endif
 
-static inline void *hk_pool_alloc(hk_pool *p) {
-  hk_pool_head *h = (hk_pool_head *)p;
-  if (HK_LIKELY(h != NULL)) {
-    void **t = h->top;
-    void *b = t[-1];
-    if (HK_LIKELY(b != NULL)) {
-      h->top = t - 1;
-      return b;
+/* The out-of-line paths of hk_pool_alloc and hk_pool_free. Each returns the top the inline code
+ * stores into the head it used (hk__pool_head_of: the pool's, read again after the call, or this
+ * thread's dummy head's), with the block for an allocation (NULL, errno set, on failure).
+ * `leaf`: they never call back into the caller's translation unit (no callbacks, no user hooks),
+ * so gcc knows they cannot change the caller's own static variables (a pool handle kept in one,
+ * as the benchmark does, stays in a register). A change that makes them call user code must drop
+ * the attribute. */
+#if defined(__has_attribute)
+#if __has_attribute(leaf)
+#define HK__POOL_LEAF __attribute__((leaf))
+#endif
+#endif
+#ifndef HK__POOL_LEAF
+#define HK__POOL_LEAF
+#endif
+typedef struct hk__pool_got {
+  void *block;
+  void **top;
+} hk__pool_got;
+HK_API hk__pool_got hk__pool_alloc_slow(hk_pool *p) HK__POOL_LEAF;
+HK_API void **hk__pool_free_slow(hk_pool *p, void *block) HK__POOL_LEAF;
+
+/* The head the inline paths use: the pool's own, or, for NULL and shared pools (whose handle
+ * carries HK__POOL_SHARED_TAG), this thread's dummy head (top at a page boundary after a NULL
+ * word, win the unchecked flag: every call out of line). A select, not a branch: every path of
+ * the inline functions then ends in one store of top to the same head, and gcc keeps top in a
+ * register across a loop of calls (docs/arena.md, Performance). Per thread, because that store
+ * also runs after every out-of-line call, and a shared pool's head written by every thread (even
+ * with the value it holds) would be a data race. */
+#define HK__POOL_SHARED_TAG ((uintptr_t)1)
+#if defined(__GNUC__)
+HK_API extern __thread hk_pool_head hk__pool_thread_head __attribute__((tls_model("initial-exec")));
+#else
+HK_API extern _Thread_local hk_pool_head hk__pool_thread_head;
+#endif
+static inline hk_pool_head *hk__pool_head_of(hk_pool *p) {
+  uintptr_t u = (uintptr_t)p;
+  return (u & HK__POOL_SHARED_TAG) || u == 0 ? &hk__pool_thread_head : (hk_pool_head *)p;
+}
+
+/* The checked or unchecked push of hk_pool_free and hk_pool_cursor_free: the new top, or NULL
+ * when the free must go out of line. */
+static inline void **hk__pool_push(void **t, uint64_t win, uintptr_t base, uint64_t inv, void *block) {
+  /* The unchecked branch first, without a hint: gcc then gives each mode's loop of frees a
+   * compact body (docs/arena.md, Performance). */
+  if (win & HK__POOL_UNCHECKED) {
+    if (HK_LIKELY(((uintptr_t)t & 4095) != 0 && block != NULL)) {
+      *t = block;
+      return t + 1;
+    }
+  } else {
+    /* no capacity test: the window admits a block only while the stack has a slot for it */
+    uint64_t x = (uint64_t)((uintptr_t)block - base) * inv;
+    unsigned r = (unsigned)win & 63;
+    x = (x >> r) | (x << ((64 - r) & 63));
+    if (HK_LIKELY(x < (win >> HK__POOL_NWIN_SHIFT))) {
+      uintptr_t w, tt = (uintptr_t)t;
+      memcpy(&w, block, sizeof w); /* memcpy: the block may hold any type */
+      if (HK_LIKELY(tt - 1 + HK__POOL_STACK_OFF - w >= (tt & HK__POOL_SEG_MASK))) {
+        HK__POOL_SET_SLOT(block, tt);
+        *t = block;
+        return t + 1;
+      }
     }
   }
-  return hk__pool_alloc_slow(p);
+  return (void **)0;
+}
+
+static inline void *hk_pool_alloc(hk_pool *p) {
+  hk_pool_head *h = hk__pool_head_of(p);
+  void **t = (void **)h->top;
+  void *b = t[-1];
+  if (HK_LIKELY(b != NULL)) {
+    t = t - 1;
+  } else {
+    hk__pool_got g = hk__pool_alloc_slow(p);
+    b = g.block;
+    t = g.top;
+  }
+  h->top = (uintptr_t)t; /* on every path (above) */
+  return b;
 }
 
 static inline void hk_pool_free(hk_pool *p, void *block) {
-  hk_pool_head *h = (hk_pool_head *)p;
-  if (HK_LIKELY(h != NULL)) {
-    void **t = h->top;
-    uint64_t win = h->win;
-    /* read here, in either mode, so that gcc can keep them in registers across a loop of frees
-     * (HK__POOL_SET_SLOT); in the checked branch only, it loads them on every free */
-    uintptr_t base = h->base;
-    uint64_t inv = h->inv;
-    /* The unchecked branch first, without a hint: gcc then gives each mode's loop of frees a
-     * compact body (docs/arena.md, Performance). */
-    if (win & HK__POOL_UNCHECKED) {
-      if (HK_LIKELY(((uintptr_t)t & 4095) != 0 && block != NULL)) {
-        *t = block;
-        h->top = t + 1;
-        return;
-      }
-    } else {
-      /* no capacity test: the window admits a block only while the stack has a slot for it */
-      uint64_t x = (uint64_t)((uintptr_t)block - base) * inv;
-      unsigned r = (unsigned)win & 63;
-      x = (x >> r) | (x << ((64 - r) & 63));
-      if (HK_LIKELY(x < (win >> HK__POOL_NWIN_SHIFT))) {
-        uintptr_t w, tt = (uintptr_t)t;
-        memcpy(&w, block, sizeof w); /* memcpy: the block may hold any type */
-        if (HK_LIKELY(tt - 1 + HK__POOL_STACK_OFF - w >= (tt & HK__POOL_SEG_MASK))) {
-          HK__POOL_SET_SLOT(block, tt);
-          *t = block;
-          h->top = t + 1;
-          return;
-        }
-      }
-    }
-  }
-  hk__pool_free_slow(p, block);
+  hk_pool_head *h = hk__pool_head_of(p);
+  /* win, base and inv read here, in either mode, so that gcc can keep them in registers across a
+   * loop of frees (HK__POOL_SET_SLOT) */
+  void **t = hk__pool_push((void **)h->top, h->win, h->base, h->inv, block);
+  if (HK_UNLIKELY(t == (void **)0)) t = hk__pool_free_slow(p, block);
+  h->top = (uintptr_t)t; /* on every path (above) */
 }
 
 /* ---- cursors: the stack's top in the caller's registers ------------------------------------------
@@ -229,7 +271,7 @@ HK_API hk_pool_head hk__pool_cursor_free_slow(hk_pool *p, void **top, uint64_t w
 HK_API hk_pool_head hk__pool_cursor_detach(hk_pool *p, void **top, uint64_t win);
 
 static inline void hk__pool_cursor_set(hk_pool_cursor *c, hk_pool_head h) {
-  c->top = h.top;
+  c->top = (void **)h.top;
   c->win = h.win;
   c->base = h.base;
   c->inv = h.inv;
@@ -256,30 +298,12 @@ static inline void *hk_pool_cursor_alloc(hk_pool_cursor *c) {
 
 /* The checks of hk_pool_free, on the cursor's copy of the head. */
 static inline void hk_pool_cursor_free(hk_pool_cursor *c, void *block) {
-  void **t = c->top;
-  uint64_t win = c->win;
-  if (win & HK__POOL_UNCHECKED) {
-    if (HK_LIKELY(((uintptr_t)t & 4095) != 0 && block != NULL)) {
-      *t = block;
-      c->top = t + 1;
-      return;
-    }
-  } else {
-    uint64_t x = (uint64_t)((uintptr_t)block - c->base) * c->inv;
-    unsigned r = (unsigned)win & 63;
-    x = (x >> r) | (x << ((64 - r) & 63));
-    if (HK_LIKELY(x < (win >> HK__POOL_NWIN_SHIFT))) {
-      uintptr_t w, tt = (uintptr_t)t;
-      memcpy(&w, block, sizeof w);
-      if (HK_LIKELY(tt - 1 + HK__POOL_STACK_OFF - w >= (tt & HK__POOL_SEG_MASK))) {
-        HK__POOL_SET_SLOT(block, tt);
-        *t = block;
-        c->top = t + 1;
-        return;
-      }
-    }
+  void **t = hk__pool_push(c->top, c->win, c->base, c->inv, block);
+  if (HK_LIKELY(t != (void **)0)) {
+    c->top = t;
+    return;
   }
-  hk__pool_cursor_set(c, hk__pool_cursor_free_slow(c->pool, t, win, block));
+  hk__pool_cursor_set(c, hk__pool_cursor_free_slow(c->pool, c->top, c->win, block));
 }
 
 static inline void hk_pool_cursor_close(hk_pool_cursor *c) {

@@ -112,6 +112,8 @@ static inline size_t seg_meta_off(void) { return hk__align_up(sizeof(hk__segment
 static inline pool_seg *meta_of(hk__segment *s) { return (pool_seg *)((char *)s + seg_meta_off()); }
 static inline void lock(hk_pool *p) { if (p->shared) pthread_mutex_lock(&p->lock); }
 static inline void unlock(hk_pool *p) { if (p->shared) pthread_mutex_unlock(&p->lock); }
+/* The stack's top (pool.h keeps it as an integer: see hk_pool_head). */
+static inline void **htop(const hk_pool *p) { return (void **)p->h.top; }
 static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->div_m) >> p->div_shift); }
 /* The listed mode's mark (word 1) of a free block. */
 static inline uintptr_t mark_of(const hk_pool *p, const void *b) { return p->secret ^ (uintptr_t)b; }
@@ -121,11 +123,23 @@ static inline bool slotted(const hk_pool *p) { return !p->listed && !p->unchecke
  * page boundary, after a NULL word. Never written. */
 static _Alignas(4096) void *nil_page[4096 / sizeof(void *) + 1];
 static void **const nil_top = &nil_page[4096 / sizeof(void *)];
+/* The inline paths' head for NULL and shared pools (pool.h, hk__pool_head_of): nil_top and the
+ * unchecked flag send every call here, and what the calls return for it is nil_top again. */
+__thread hk_pool_head hk__pool_thread_head __attribute__((tls_model("initial-exec"))) = {
+    (uintptr_t)&nil_page[4096 / sizeof(void *)], HK__POOL_UNCHECKED, 0, 0};
+/* A shared pool's handle is its address with HK__POOL_SHARED_TAG set (pool.h): every entry point
+ * takes the handle off first, and messages name the handle the program holds. */
+static inline hk_pool *untag(const hk_pool *p) { return (hk_pool *)((uintptr_t)p & ~HK__POOL_SHARED_TAG); }
+static inline bool live(const hk_pool *p) { return p && p->magic == POOL_MAGIC; }
+static inline bool tagged(const hk_pool *p) { return ((uintptr_t)p & HK__POOL_SHARED_TAG) != 0; }
+static inline const void *handle_of(const hk_pool *p) {
+  return (const void *)((uintptr_t)p | (p->shared ? HK__POOL_SHARED_TAG : 0));
+}
 /* Shared pools keep their depot's height in dn and h.top at nil_top (every call out of line). */
-static inline size_t stk_n(const hk_pool *p) { return p->shared ? p->dn : p->stk ? (size_t)(p->h.top - p->stk) : 0; }
+static inline size_t stk_n(const hk_pool *p) { return p->shared ? p->dn : p->stk ? (size_t)(htop(p) - p->stk) : 0; }
 static inline void stk_set_n(hk_pool *p, size_t n) {
   if (p->shared) p->dn = n;
-  else p->h.top = p->stk ? p->stk + n : nil_top;
+  else p->h.top = (uintptr_t)(p->stk ? p->stk + n : nil_top);
 }
 /* inv = odd^-1 mod 2^64 maps the multiples of odd onto [0, UINT64_MAX / odd]; the rotation folds
  * the power-of-two factor in: one multiply instead of a division. */
@@ -187,13 +201,13 @@ static inline uintptr_t word_open(const hk_pool *p, const void *b, int i) {
  * each once. */
 static bool in_slot(const hk_pool *p, const void *b) {
   uintptr_t w = word0(b), lo = (uintptr_t)p->stk;
-  return p->stk && w >= lo && w < (uintptr_t)p->h.top && (w - lo) % sizeof(void *) == 0 && *(void *const *)w == b;
+  return p->stk && w >= lo && w < (uintptr_t)htop(p) && (w - lo) % sizeof(void *) == 0 && *(void *const *)w == b;
 }
 /* True if b is free: the slow confirmation behind a matching mark, or a scan of the stack
  * (unchecked). */
 static hk_cold bool on_free_list(const hk_pool *p, const void *b) {
   if (!p->listed) {
-    for (void **e = p->stk, **top = p->h.top; p->stk && e < top; e++)
+    for (void **e = p->stk, **top = htop(p); p->stk && e < top; e++)
       if (*e == b) return true;
     return false;
   }
@@ -283,7 +297,7 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   /* Debug builds fill freed blocks and tools annotate them, which the inline paths do not. */
   p->listed = !p->shared && (p->track || HK_DEBUG >= 1);
   p->unchecked = !p->listed && !p->shared && opt->unchecked && !opt->checked && hk_option_get(HK_OPT_HARDENED) == 0;
-  p->h.top = nil_top;
+  p->h.top = (uintptr_t)nil_top;
   p->h.inv = p->inv;
   /* listed and shared pools: the flag alone, so the inline free tests it and top's page boundary
    * (nil_top is one) and calls out, without the checked branch's window */
@@ -300,7 +314,7 @@ hk_pool *hk_pool_new_ex(const hk_pool_options *opt) {
   p->nsegs = 1;
   p->cur = p->first = p->last = ps;
   set_window(p);
-  return p;
+  return p->shared ? (hk_pool *)((uintptr_t)p | HK__POOL_SHARED_TAG) : p;
 }
 
 hk_pool *hk_pool_new(size_t block_size) {
@@ -493,7 +507,7 @@ static void pc_unbind(pcache *c) {
   hk_pool *p = atomic_load_explicit(&c->pool, memory_order_relaxed);
   if (!p) return;
   if (pc_n(c) && !pc_flush(p, c, pc_n(c)))
-    hk__warning("shared pool %p: no memory to take back %zu cached blocks; they are leaked", (void *)p, pc_n(c));
+    hk__warning("shared pool %p: no memory to take back %zu cached blocks; they are leaked", handle_of(p), pc_n(c));
   pc_set_n(c, 0);
   if (c->prev) c->prev->next = c->next;
   else p->caches = c->next;
@@ -641,11 +655,11 @@ static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) 
 
 /* A free whose block cannot be recorded (the free stack cannot grow): warned about, not fatal. */
 static hk_cold void free_leaked(const hk_pool *p, const void *b) {
-  hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", (const void *)p, b);
+  hk__warning("hk_pool_free(%p, %p): no memory to record the free block; it is leaked", handle_of(p), b);
 }
 
 /* Takes b (checked: a carved block of p) back; under ASan the whole block is poisoned. */
-static void pc_free(hk_pool *p, char *b) {
+static inline __attribute__((always_inline)) void pc_free(hk_pool *p, char *b) {
   uintptr_t m = mark_of(p, b);
   if (hk_unlikely(word_open(p, b, 0) == m)) {
     if (hk_unlikely(p->track)) hk__track_release(b, p->stride);
@@ -702,8 +716,8 @@ static inline void *pc_alloc(hk_pool *p) {
 /* ---- allocation and free --------------------------------------------------------------------- */
 
 /* Everything the inline hk_pool_alloc does not do: listed pools (shared, annotated, debug),
- * and carving. */
-void *hk__pool_alloc_slow(hk_pool *p) {
+ * and carving. p is untagged. */
+static void *alloc_slow(hk_pool *p) {
   if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
     errno = EINVAL;
     return NULL;
@@ -740,6 +754,28 @@ void *hk__pool_alloc_slow(hk_pool *p) {
   return b;
 }
 
+/* The top the inline paths store after a call with handle h into the head they used
+ * (hk__pool_head_of): this thread's dummy head keeps nil_top; a pool's own head gets what it holds
+ * now (for a dead pool, what destroy left there: the store changes nothing). */
+static inline void **top_after(const hk_pool *h) { return !h || tagged(h) ? nil_top : htop(h); }
+
+hk__pool_got hk__pool_alloc_slow(hk_pool *h) {
+  hk__pool_got g;
+  if (tagged(h)) { /* shared pools first: every call of theirs comes here */
+    hk_pool *p = untag(h);
+    if (hk_likely(live(p))) g.block = pc_alloc(p);
+    else {
+      errno = EINVAL;
+      g.block = NULL;
+    }
+    g.top = nil_top;
+    return g;
+  }
+  g.block = alloc_slow(h);
+  g.top = top_after(h);
+  return g;
+}
+
 void *hk_pool_zalloc(hk_pool *p) {
   void *b = hk_pool_alloc(p);
   if (b) memset(b, 0, hk_pool_block_size(p));
@@ -749,10 +785,10 @@ void *hk_pool_zalloc(hk_pool *p) {
 /* Bad frees are fatal, as in hk_free: the program has lost track of its memory, and going on
  * would hand one block out twice or corrupt a block in use. */
 static hk_cold _Noreturn void invalid_free(const hk_pool *p, const void *b, const char *why) {
-  hk__fatal("invalid free of %p to pool %p (%s)", b, (const void *)p, why);
+  hk__fatal("invalid free of %p to pool %p (%s)", b, handle_of(p), why);
 }
 static hk_cold _Noreturn void double_free(const hk_pool *p, const void *b, const char *why) {
-  hk__fatal("double free of %p to pool %p (%s)", b, (const void *)p, why);
+  hk__fatal("double free of %p to pool %p (%s)", b, handle_of(p), why);
 }
 
 /* The checks every free that comes here passes: the pointer is the start of a carved block of p
@@ -770,19 +806,17 @@ static void check_block(hk_pool *p, const char *b) {
 
 /* Everything the inline hk_pool_free does not take: listed pools, a full stack, frees outside the
  * window or of a block whose first word may name a slot below top, and the frees of an unchecked pool that would leave more blocks
- * free than were carved. */
-void hk__pool_free_slow(hk_pool *p, void *block) {
+ * free than were carved. h is the program's handle. */
+static void free_slow(hk_pool *h, void *block) {
   if (!block) return;
+  hk_pool *p = untag(h);
   if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
-    hk__warning("hk_pool_free(%p, %p): not a live pool; ignored", (void *)p, block);
+    hk__warning("hk_pool_free(%p, %p): not a live pool; ignored", (void *)h, block);
     return;
   }
   char *b = block;
-  if (p->shared) {
-    check_block(p, b);
-    pc_free(p, b);
-    return;
-  }
+  if (hk_unlikely(p->shared)) /* a shared pool's untagged address: never handed out */
+    invalid_free(p, b, "the pool's address without its shared tag");
   if (!p->listed) {
     check_block(p, b);
     if (slotted(p) && in_slot(p, b)) double_free(p, b, "the block is already free");
@@ -821,6 +855,17 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
   unlock(p);
 }
 
+void **hk__pool_free_slow(hk_pool *h, void *block) {
+  hk_pool *p = untag(h);
+  if (tagged(h) && hk_likely(block != NULL) && hk_likely(live(p))) { /* shared pools first */
+    check_block(p, block);
+    pc_free(p, block);
+    return nil_top;
+  }
+  free_slow(h, block);
+  return top_after(h);
+}
+
 /* ---- cursors (pool.h) ----------------------------------------------------------------------------
  * A cursor is a copy of the head in the caller's registers. While it is attached, the pool's
  * h.top is stale: every call that comes here writes the cursor's top back first (only into a live
@@ -828,46 +873,52 @@ void hk__pool_free_slow(hk_pool *p, void *block) {
  * several threads may hold cursors of a shared pool) and hands the head back after. A detached
  * cursor (closed, or opened on something that is not a live pool) gets a head that sends every
  * call here, and goes through the pool's own functions. */
-static const hk_pool_head cursor_detached = {&nil_page[4096 / sizeof(void *)], HK__POOL_UNCHECKED | HK__POOL_DETACHED, 0, 0};
+static const hk_pool_head cursor_detached = {(uintptr_t)&nil_page[4096 / sizeof(void *)], HK__POOL_UNCHECKED | HK__POOL_DETACHED, 0, 0};
 
-static inline bool live(const hk_pool *p) { return p && p->magic == POOL_MAGIC; }
-/* Writes top back; true when the cursor is attached to a live pool (then p->h is its next head). */
+/* Writes top back; true when the cursor is attached to a live pool (then p->h is its next head).
+ * p is untagged. */
 static bool cursor_sync(hk_pool *p, void **top, uint64_t win) {
   if ((win & HK__POOL_DETACHED) || !live(p)) return false;
-  if (!p->shared && !p->listed) p->h.top = top;
+  if (!p->shared && !p->listed) p->h.top = (uintptr_t)top;
   return true;
 }
 
-hk_pool_head hk__pool_cursor_attach(hk_pool *p) { return live(p) ? p->h : cursor_detached; }
+hk_pool_head hk__pool_cursor_attach(hk_pool *h) {
+  hk_pool *p = untag(h);
+  return live(p) ? p->h : cursor_detached;
+}
 
-hk_pool_head hk__pool_cursor_alloc_slow(hk_pool *p, void **top, uint64_t win, void **out) {
+hk_pool_head hk__pool_cursor_alloc_slow(hk_pool *h, void **top, uint64_t win, void **out) {
+  hk_pool *p = untag(h);
   if (!cursor_sync(p, top, win)) {
-    *out = hk_pool_alloc(p);
+    *out = hk_pool_alloc(h);
     return cursor_detached;
   }
-  *out = hk__pool_alloc_slow(p);
+  *out = hk__pool_alloc_slow(p).block;
   return p->h;
 }
 
-hk_pool_head hk__pool_cursor_free_slow(hk_pool *p, void **top, uint64_t win, void *block) {
+hk_pool_head hk__pool_cursor_free_slow(hk_pool *h, void **top, uint64_t win, void *block) {
+  hk_pool *p = untag(h);
   if (!cursor_sync(p, top, win)) {
-    hk_pool_free(p, block);
+    hk_pool_free(h, block);
     return cursor_detached;
   }
-  hk__pool_free_slow(p, block);
+  (void)hk__pool_free_slow(h, block);
   return p->h;
 }
 
-hk_pool_head hk__pool_cursor_detach(hk_pool *p, void **top, uint64_t win) {
-  cursor_sync(p, top, win);
+hk_pool_head hk__pool_cursor_detach(hk_pool *h, void **top, uint64_t win) {
+  cursor_sync(untag(h), top, win);
   return cursor_detached;
 }
 
 /* Bulk release: every block becomes uncarved again; retention as for arenas (the free stack's
  * committed memory counts against it first). */
-void hk_pool_reset(hk_pool *p) {
+void hk_pool_reset(hk_pool *h) {
+  hk_pool *p = untag(h);
   if (!p || p->magic != POOL_MAGIC) {
-    hk__warning("hk_pool_reset(%p): not a live pool; ignored", (void *)p);
+    hk__warning("hk_pool_reset(%p): not a live pool; ignored", (void *)h);
     return;
   }
   /* Shared: every thread's cached blocks become uncarved with the rest (the program must not use
@@ -919,10 +970,11 @@ void hk_pool_reset(hk_pool *p) {
   if (p->shared) pthread_mutex_unlock(&cache_lock);
 }
 
-void hk_pool_destroy(hk_pool *p) {
+void hk_pool_destroy(hk_pool *h) {
+  hk_pool *p = untag(h);
   if (!p) return;
   if (p->magic != POOL_MAGIC) {
-    hk__warning("hk_pool_destroy(%p): not a live pool (destroyed twice?); ignored", (void *)p);
+    hk__warning("hk_pool_destroy(%p): not a live pool (destroyed twice?); ignored", (void *)h);
     return;
   }
   if (p->shared) { /* the threads' caches forget p (their blocks go with its segments) */
@@ -941,6 +993,10 @@ void hk_pool_destroy(hk_pool *p) {
   }
   hk_assert_expensive(hk__pool_is_valid(p));
   p->magic = 0;
+  /* every later inline call goes out of line, where the dead pool is refused (its top pointed into
+   * the freed stack: an allocation handed out a block of the dead pool, a free pushed into it) */
+  p->h.top = (uintptr_t)nil_top;
+  p->h.win = HK__POOL_UNCHECKED;
   pthread_mutex_destroy(&p->lock);
   if (p->stk_seg) {
     account(p, -(ptrdiff_t)stk_committed(p));
@@ -951,9 +1007,13 @@ void hk_pool_destroy(hk_pool *p) {
   seg_free(p, p->first);
 }
 
-size_t hk_pool_block_size(const hk_pool *p) { return p && p->magic == POOL_MAGIC ? p->stride : 0; }
+size_t hk_pool_block_size(const hk_pool *h) {
+  const hk_pool *p = untag(h);
+  return p && p->magic == POOL_MAGIC ? p->stride : 0;
+}
 
-bool hk_pool_contains(const hk_pool *p, const void *q) {
+bool hk_pool_contains(const hk_pool *h, const void *q) {
+  const hk_pool *p = untag(h);
   if (!p || p->magic != POOL_MAGIC || !q) return false;
   hk__segment *s = hk__segment_of(q);
   if (!s || s->kind != HK__SEG_POOL || s->owner != (void *)p) return false;
@@ -987,7 +1047,8 @@ static bool is_carved_block(const hk_pool *p, const void *b) {
   return (const char *)b >= ps->base && (const char *)b < ps->carve && is_multiple(p, (uint64_t)((const char *)b - ps->base));
 }
 
-bool hk__pool_is_valid(hk_pool *p) {
+bool hk__pool_is_valid(hk_pool *h) {
+  hk_pool *p = untag(h);
   size_t carved = 0, n = 0, nf = 0;
   bool after = false;
   for (pool_seg *ps = p->first; ps; ps = ps->next) {
@@ -1001,11 +1062,11 @@ bool hk__pool_is_valid(hk_pool *p) {
   if (p->listed != (!p->shared && (p->track || HK_DEBUG >= 1))) return false;
   if ((p->unchecked || p->listed || p->shared) != ((p->h.win & HK__POOL_UNCHECKED) != 0)) return false;
   if (p->shared) {
-    if (p->h.top != nil_top || p->h.win != HK__POOL_UNCHECKED || p->list || p->nlist || p->dn > p->stk_slots || p->dn > p->carved) return false;
+    if (htop(p) != nil_top || p->h.win != HK__POOL_UNCHECKED || p->list || p->nlist || p->dn > p->stk_slots || p->dn > p->carved) return false;
     for (size_t i = 0; i < p->dn; i++)
       if (!is_carved_block(p, p->stk[i]) || word(p, p->stk[i], 0) != mark_of(p, p->stk[i])) return false;
   } else if (p->listed) {
-    if (p->h.top != nil_top || p->h.win != HK__POOL_UNCHECKED || p->stk_seg || p->stk) return false;
+    if (htop(p) != nil_top || p->h.win != HK__POOL_UNCHECKED || p->stk_seg || p->stk) return false;
     for (const char *f = p->list; f; f = (const char *)word(p, f, 0)) {
       if (++nf > p->carved) return false;
       hk__segment *s = hk__segment_of(f);
@@ -1017,8 +1078,8 @@ bool hk__pool_is_valid(hk_pool *p) {
     size_t n = stk_n(p);
     if (n > p->carved || n > p->stk_slots) return false;
     if (p->stk_seg && (p->stk != (void **)((char *)p->stk_seg + stk_hdr()) || p->stk[-1] != NULL)) return false;
-    if (!p->stk_seg && (p->stk || p->stk_slots || p->h.top != nil_top)) return false;
-    if (p->stk && (p->h.top < p->stk || (n == 0) != (p->h.top[-1] == NULL))) return false;
+    if (!p->stk_seg && (p->stk || p->stk_slots || htop(p) != nil_top)) return false;
+    if (p->stk && (htop(p) < p->stk || (n == 0) != (htop(p)[-1] == NULL))) return false;
     for (size_t i = 0; i < n; i++) {
       if (!is_carved_block(p, p->stk[i])) return false;
       if (slotted(p) && word0(p->stk[i]) != (uintptr_t)&p->stk[i]) return false;
@@ -1042,7 +1103,8 @@ bool hk__pool_is_valid(hk_pool *p) {
   return n == p->nsegs && carved == p->carved;
 }
 
-void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out) {
+void hk_pool_stats_get(hk_pool *h, hk_pool_stats *out) {
+  hk_pool *p = untag(h);
   if (!out) return;
   memset(out, 0, sizeof *out);
   if (!p || p->magic != POOL_MAGIC) return;

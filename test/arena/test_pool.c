@@ -5,6 +5,7 @@
 #include "check.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +60,81 @@ static void test_bad_input(void) {
   CHECK(hk_pool_alloc(NULL) == NULL && errno == EINVAL);
   hk_pool_destroy(p);
   hk_pool_destroy(NULL);
+}
+
+/* stderr into a pipe (opened before the pool is made: nothing may allocate memory between the
+ * destroy and the calls, or the page layer could hand the dead pool's segment to malloc). */
+static int stderr_saved, stderr_pipe[2];
+static void stderr_capture(void) {
+  fflush(stderr);
+  CHECK(pipe(stderr_pipe) == 0);
+  stderr_saved = dup(2);
+  dup2(stderr_pipe[1], 2);
+}
+static bool stderr_release_has(const char *want) {
+  dup2(stderr_saved, 2);
+  close(stderr_saved);
+  close(stderr_pipe[1]);
+  char buf[4096];
+  ssize_t n = read(stderr_pipe[0], buf, sizeof buf - 1);
+  close(stderr_pipe[0]);
+  buf[n > 0 ? n : 0] = 0;
+  return strstr(buf, want) != NULL;
+}
+
+/* A destroyed pool refuses every call while its memory is still mapped (the page layer keeps the
+ * segment cached): before 2026-12-07 its head kept the stack's top and window, so in release
+ * builds hk_pool_alloc handed out a block of the dead pool from its freed stack, and a free of one
+ * of its live blocks was pushed into that freed stack without a word. Debug and sanitizer builds
+ * list every pool, whose calls always went out of line. */
+static void test_destroyed(void) {
+  for (int unchecked = 0; unchecked < 2; unchecked++) {
+    stderr_capture();
+    hk_pool *p = hk_pool_new_ex(&(hk_pool_options){.block_size = 48, .unchecked = unchecked});
+    void *a = hk_pool_alloc(p), *b = hk_pool_alloc(p), *c = hk_pool_alloc(p);
+    hk_pool_free(p, a);
+    hk_pool_free(p, b);
+    hk_pool_destroy(p);
+    errno = 0;
+    void *x = hk_pool_alloc(p);
+    int e = errno;
+    hk_pool_free(p, c); /* warned about and ignored */
+    errno = 0;
+    void *y = hk_pool_alloc(p);
+    int e2 = errno;
+    bool warned = stderr_release_has("not a live pool; ignored");
+    CHECK(a && b && c);
+    CHECK(x == NULL && e == EINVAL);
+    CHECK(warned);
+    CHECK(y == NULL && e2 == EINVAL);
+  }
+}
+
+/* NULL and shared pools run the inline paths on this thread's dummy head (pool.h,
+ * hk__pool_head_of), which every call writes back: it must stay a head that sends every call out
+ * of line (top at a page boundary after a NULL word, the unchecked flag alone). */
+static void test_thread_head(void) {
+  hk_option_set(HK_OPT_VERBOSE, 0); /* hk_pool_free(NULL, ..) warns */
+  hk_pool *s = hk_pool_new_ex(&(hk_pool_options){.block_size = 48, .shared = true});
+  CHECK(s != NULL);
+  void *b[600];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 600; i++) CHECK_QUIET((b[i] = hk_pool_alloc(s)) != NULL);
+    for (int i = 0; i < 600; i++) hk_pool_free(s, b[i]);
+    errno = 0;
+    CHECK(hk_pool_alloc(NULL) == NULL && errno == EINVAL);
+    hk_pool_free(NULL, b[0]);
+  }
+  CHECK(hk_pool_alloc(s) == b[599]); /* LIFO per thread */
+  CHECK(hk_pool_block_size(s) == 48 && hk_pool_contains(s, b[599]) && !hk_pool_contains(s, b[598]));
+  CHECK(hk__pool_is_valid(s));
+  const hk_pool_head *h = &hk__pool_thread_head;
+  CHECK(h->top % 4096 == 0 && ((void **)h->top)[-1] == NULL && h->win == HK__POOL_UNCHECKED);
+  hk_pool_destroy(s);
+  errno = 0;
+  CHECK(hk_pool_alloc(s) == NULL && errno == EINVAL); /* a dead shared pool too */
+  CHECK(h->top % 4096 == 0 && ((void **)h->top)[-1] == NULL && h->win == HK__POOL_UNCHECKED);
+  hk_option_set(HK_OPT_VERBOSE, 1);
 }
 
 /* Absurd growth steps and retention are taken (the step is at most a segment): a commit step near
@@ -359,5 +435,7 @@ int main(void) {
   test_reset();
   test_typed();
   test_absurd_options();
+  test_destroyed();
+  test_thread_head();
   return check_report("pool.single");
 }
