@@ -59,7 +59,9 @@ typedef struct hk_pool_stats {
   size_t bad_frees;      /* always 0: a detected bad free ends the process (kept for source compatibility) */
 } hk_pool_stats;
 
-/* NULL with errno EINVAL (size 0 or above HK_POOL_MAX_BLOCK, bad alignment) or ENOMEM. */
+/* NULL with errno EINVAL (size 0 or above HK_POOL_MAX_BLOCK, bad alignment) or ENOMEM. A handle
+ * is opaque: a shared pool's is odd (HK__POOL_SHARED_TAG below), so do not keep flags in its low
+ * bits. */
 HK_API hk_pool *hk_pool_new(size_t block_size);
 HK_API hk_pool *hk_pool_new_ex(const hk_pool_options *opt);
 /* A block, or NULL (errno ENOMEM) when memory runs out. Contents are undefined. */
@@ -80,10 +82,13 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
 /* The inline fast paths: a pool starts with this head. Free blocks are on a stack of pointers
  * (the most recently freed on top): allocation pops it, free pushes, and neither chases a pointer
  * through a block. top is the next free slot; the word below the first entry is NULL, so a pop
- * that reads NULL found the stack empty. Shared, debug and sanitizer pools point top at a page
+ * that reads NULL found the stack empty. Debug and sanitizer pools, destroyed pools and this
+ * thread's dummy head (NULL and shared pools: hk__pool_head_of below) point top at a page
  * boundary after a NULL word and keep win at the unchecked flag alone (the inline free's cheapest
  * way out: the flag, then top's page boundary), so every call goes out of line, and out of line
- * are also carving, stack growth and everything the checks below send there.
+ * are also carving, stack growth and everything the checks below send there. Every path of the
+ * inline functions ends in one store of top (an out-of-line call returns the top to store), so
+ * that gcc keeps top in a register across a loop of calls; only the store stays on every call.
  *
  * The checks of a (default) checked pool read this head and the block's first word; allocation
  * writes nothing but top:
@@ -106,8 +111,9 @@ HK_API void hk_pool_stats_get(hk_pool *p, hk_pool_stats *out);
  * An unchecked pool (win bit 7) pushes without either check, inline while top is not at a 4 KiB
  * boundary (the stack's committed end is one; 1 push in 512 checks out of line).
  * The free's loop is bound by loads and stores, not by instructions (docs/arena.md): nwin shares
- * the word the rotation is loaded from (one shift instead of a load), and under gcc a loop of
- * checked frees loads win, base and inv once, not on every free (HK__POOL_SET_SLOT below). */
+ * the word the rotation is loaded from (one shift instead of a load), and the block's slot word
+ * is written through a type of its own (HK__POOL_SET_SLOT below) so that it cannot be the head's
+ * words for gcc. */
 typedef struct hk_pool_head {
   uintptr_t top; /* a void **: an integer, because a program's stores of pointers (into its own
                     arrays of blocks) may write a pointer field as far as gcc's type-based alias
@@ -233,12 +239,13 @@ static inline void hk_pool_free(hk_pool *p, void *block) {
 }
 
 /* ---- cursors: the stack's top in the caller's registers ------------------------------------------
- * hk_pool_alloc and hk_pool_free keep the stack's top in the pool, so each call loads it and stores
- * it back, and the next call's load waits for that store (a store-to-load forwarding, 4-5 cycles
- * on Intel cores: docs/arena.md, Performance); no compiler keeps it in a register across a loop,
- * because the out-of-line paths may move it. A cursor is a local copy of the head that the
- * compiler can keep in registers (pass it to nothing but these four functions), exactly as
- * hk_arena_cursor does for arenas:
+ * hk_pool_alloc and hk_pool_free store the stack's top into the pool on every call (under gcc
+ * they keep it in a register across a loop, but the store stays: docs/arena.md, Performance),
+ * and clang 14 also loads it again on every call, so that the next call's load waits for
+ * the last store (a store-to-load forwarding, 4-5 cycles on Intel cores). A cursor is a local
+ * copy of the head that the compiler can keep in registers (pass it to nothing but these four
+ * functions), stored back only by out-of-line calls and close, exactly as hk_arena_cursor does
+ * for arenas:
  *
  *   hk_pool_cursor c = hk_pool_cursor_open(p);
  *   for (...) { hk_pool_cursor_free(&c, old[i]); new[i] = hk_pool_cursor_alloc(&c); }

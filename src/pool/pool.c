@@ -448,7 +448,10 @@ static void stk_trim(hk_pool *p, size_t keep) {
  * is taken before any pool lock: binding and evicting a cache, thread exit, reset (empties every
  * cache of the pool: its blocks become uncarved), destroy (unbinds every cache) and stats (sum the
  * cached counts). pool and n are atomics because those run on other threads than the owner; the
- * owner's accesses are relaxed (plain moves on x86). */
+ * owner's accesses are relaxed (plain moves on x86).
+ * A shared pool's handle is its address with HK__POOL_SHARED_TAG set: the inline paths (pool.h)
+ * then run on the calling thread's dummy head, never on the pool's, which they would otherwise
+ * write after every call from every thread (a data race: pool.shared under TSan reports it). */
 static hk_cold _Noreturn void double_free(const hk_pool *p, const void *b, const char *why);
 static void check_block(hk_pool *p, const char *b);
 #define PC_CARVE 16
