@@ -214,7 +214,22 @@ static inline void **hk__pool_push(void **t, uint64_t win, uintptr_t base, uint6
   return (void **)0;
 }
 
-static inline void *hk_pool_alloc(hk_pool *p) {
+/* gcc 12 with -fsanitize=undefined at -O2 tests the thread's dummy head's address for NULL with
+ * the flags of an unrelated earlier test (seen after `errno = 0`), and reports a null member
+ * access that cannot happen (pool.single under UBSan, 2026-12-07); h is never NULL
+ * (hk__pool_head_of). These two functions are left out of UBSan (no_sanitize("null") alone did
+ * not stop the report); an opaque-asm workaround cost 1.7 ns per pair (4.1 vs 2.4 ns). No effect
+ * without the sanitizer. */
+#if defined(__has_attribute)
+#if __has_attribute(no_sanitize)
+#define HK__POOL_NO_NULL_CHECK __attribute__((no_sanitize("undefined")))
+#endif
+#endif
+#ifndef HK__POOL_NO_NULL_CHECK
+#define HK__POOL_NO_NULL_CHECK
+#endif
+
+HK__POOL_NO_NULL_CHECK static inline void *hk_pool_alloc(hk_pool *p) {
   hk_pool_head *h = hk__pool_head_of(p);
   void **t = (void **)h->top;
   void *b = t[-1];
@@ -229,7 +244,7 @@ static inline void *hk_pool_alloc(hk_pool *p) {
   return b;
 }
 
-static inline void hk_pool_free(hk_pool *p, void *block) {
+HK__POOL_NO_NULL_CHECK static inline void hk_pool_free(hk_pool *p, void *block) {
   hk_pool_head *h = hk__pool_head_of(p);
   /* win, base and inv read here, in either mode, so that gcc can keep them in registers across a
    * loop of frees (HK__POOL_SET_SLOT) */
