@@ -274,16 +274,24 @@ void *hk__malloc_generic(size_t size, hk_heap *h) {
 
 /* ---- freeing ------------------------------------------------------------------------------------------ */
 
+/* The end of every local free off the fast path (pg->used already counts the free): the page
+ * leaves the full queue, and goes when it is empty. False when it went: hk__page_retire may release
+ * the segment and pg's descriptor with it, so the caller must not read pg after (an HK_DEBUG=3
+ * check after the retire read unmapped memory with HEAPKIT_SEGMENT_CACHE=0). */
+static bool page_after_free(hk__page *pg) {
+  if (pg->flags & HK__PAGE_IN_FULL) page_unfull(atomic_load_explicit(&pg->heap, memory_order_relaxed), pg);
+  if (pg->used == 0) {
+    hk__page_retire(NULL, pg); /* clears the heap's hot page of the class if it was pg */
+    return false;
+  }
+  return true;
+}
+
 void hk__page_free_local(hk__page *pg, hk__block *b) {
   b->next = hk__encode(pg, pg->local_free);
   pg->local_free = b;
   pg->used--;
-  if (pg->flags & HK__PAGE_IN_FULL) page_unfull(atomic_load_explicit(&pg->heap, memory_order_relaxed), pg);
-  if (pg->used == 0) {
-    hk__page_retire(NULL, pg); /* may release the segment, pg with it: not read after */
-    return;
-  }
-  hk_assert_expensive(hk__page_is_valid(pg));
+  if (page_after_free(pg)) hk_assert_expensive(hk__page_is_valid(pg));
 }
 
 /* A local free off hk_free's fast path (b already checked; h: the freeing thread's default heap,
@@ -295,12 +303,7 @@ void hk__page_free_local(hk__page *pg, hk__block *b) {
 void hk__page_free_owned(hk_heap *h, hk__page *pg, hk__block *b) {
   hk__page_push_local(h, pg, b);
   pg->used--;
-  if (pg->flags & HK__PAGE_IN_FULL) page_unfull(atomic_load_explicit(&pg->heap, memory_order_relaxed), pg);
-  if (pg->used == 0) {
-    hk__page_retire(NULL, pg); /* may release the segment, pg with it: not read after */
-    return;
-  }
-  hk_assert_expensive(hk__page_is_valid(pg));
+  if (page_after_free(pg)) hk_assert_expensive(hk__page_is_valid(pg));
 }
 
 /* A local free of a block over HK_DIRECT_MAX (b already checked; h: the freeing thread's default
@@ -313,14 +316,10 @@ void hk__page_free_owned(hk_heap *h, hk__page *pg, hk__block *b) {
  * did as well for the slow path but touched three other page descriptors per free. The LIFO
  * budget bounds it as in hk_free. */
 void hk__page_free_hot(hk_heap *h, hk__page *pg, hk__block *b) {
+  hk_assert_internal(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h);
   hk__page_push_local(h, pg, b);
   pg->used--;
-  hk_assert_internal(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h);
-  if (pg->flags & HK__PAGE_IN_FULL) page_unfull(h, pg);
-  if (pg->used == 0) {
-    hk__page_retire(NULL, pg); /* clears hot if the page goes; may release pg's segment */
-    return;
-  }
+  if (!page_after_free(pg)) return;
   h->hot[pg->bin - HK__HOT_FIRST_BIN] = pg;
   hk_assert_expensive(hk__page_is_valid(pg));
 }
