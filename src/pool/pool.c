@@ -721,7 +721,7 @@ static inline void *pc_alloc(hk_pool *p) {
 /* Everything the inline hk_pool_alloc does not do: listed pools (shared, annotated, debug),
  * and carving. p is untagged. */
 static void *alloc_slow(hk_pool *p) {
-  if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
+  if (hk_unlikely(!live(p))) {
     errno = EINVAL;
     return NULL;
   }
@@ -813,7 +813,7 @@ static void check_block(hk_pool *p, const char *b) {
 static void free_slow(hk_pool *h, void *block) {
   if (!block) return;
   hk_pool *p = untag(h);
-  if (hk_unlikely(!p || p->magic != POOL_MAGIC)) {
+  if (hk_unlikely(!live(p))) {
     hk__warning("hk_pool_free(%p, %p): not a live pool; ignored", (void *)h, block);
     return;
   }
@@ -920,7 +920,7 @@ hk_pool_head hk__pool_cursor_detach(hk_pool *h, void **top, uint64_t win) {
  * committed memory counts against it first). */
 void hk_pool_reset(hk_pool *h) {
   hk_pool *p = untag(h);
-  if (!p || p->magic != POOL_MAGIC) {
+  if (!live(p)) {
     hk__warning("hk_pool_reset(%p): not a live pool; ignored", (void *)h);
     return;
   }
@@ -1012,12 +1012,12 @@ void hk_pool_destroy(hk_pool *h) {
 
 size_t hk_pool_block_size(const hk_pool *h) {
   const hk_pool *p = untag(h);
-  return p && p->magic == POOL_MAGIC ? p->stride : 0;
+  return live(p) ? p->stride : 0;
 }
 
 bool hk_pool_contains(const hk_pool *h, const void *q) {
   const hk_pool *p = untag(h);
-  if (!p || p->magic != POOL_MAGIC || !q) return false;
+  if (!live(p) || !q) return false;
   hk__segment *s = hk__segment_of(q);
   if (!s || s->kind != HK__SEG_POOL || s->owner != (void *)p) return false;
   hk_pool *mp = (hk_pool *)p;
@@ -1110,7 +1110,7 @@ void hk_pool_stats_get(hk_pool *h, hk_pool_stats *out) {
   hk_pool *p = untag(h);
   if (!out) return;
   memset(out, 0, sizeof *out);
-  if (!p || p->magic != POOL_MAGIC) return;
+  if (!live(p)) return;
   if (p->shared) pthread_mutex_lock(&cache_lock); /* nfree counts the threads' cached blocks */
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
