@@ -73,6 +73,7 @@ typedef struct gsrch {
   bool cutfirst; /* the strip's first time cut is chosen before its buffers (see lowest) */
   bool fluid; /* single-section buffers as per-section amounts (see the fluid section below) */
   bool few; /* the lowest strip: the one with the fewest buffers first (levels of a cap on its count) */
+  bool height; /* thin rounds: levels of a cap on the strip's height, not of the buffers' count */
   /* fluid rounds: section s's single-section buffers are pb[pst[s]..pst[s+1]) (size descending),
    * its current pieces pc[pst[s]..pst[s] + pcn[s]) (amounts, each to be made of some of them); a
    * trail of the changes to undo (tr), the slots of the packing found so far (sl), and lazily the
@@ -249,6 +250,7 @@ typedef struct strip {
   const uint32_t *fs;
   bool mir;
   uint32_t nch, kcap; /* buffers chosen, and at most this many (the few rounds' level) */
+  uint64_t usum, hcap;     /* the chosen U items' total (B1's height so far), at most hcap */
 } strip;
 
 static inline bool same_item(const strip *t, int s, size_t j, size_t k) {
@@ -288,7 +290,7 @@ static bool spent(gsrch *g) {
 static void choose(strip *t, int s, size_t k, bool on) {
   t->ch[s][k] = on;
   t->nch += on ? 1u : (uint32_t)-1;
-  if (s == 1) return;
+  if (s == 1) { uint64_t z = t->g->p->size[t->it[1][k]]; if (on) t->usum += z; else t->usum -= z; return; }
   const hk__plan_prob *p = t->g->p;
   uint32_t b = t->it[0][k], x = t->su[b] - t->a;
   if (x < t->W) {
@@ -439,6 +441,7 @@ static int exact(strip *t, int s, uint32_t x, size_t k, uint64_t need, uint64_t 
     if (t->ch[s][j] || (j > k && same_item(t, s, j, j - 1) && !t->ch[s][j - 1])) continue;
     uint64_t z = p->size[t->it[s][j]];
     if (z > need) continue;
+    if (s == 1 && t->usum + z > t->hcap) continue;
     if (spent(t->g)) return G_STOP;
     if (!can(t, s, x, j + 1, need - z)) continue;
     if (t->g->stop) return G_STOP;
@@ -487,6 +490,7 @@ static int range(strip *t, int s, uint32_t x, size_t k, uint64_t acc, int64_t ba
     if (t->ch[s][j] || (j > k && same_item(t, s, j, j - 1) && !t->ch[s][j - 1])) continue;
     int64_t z = (int64_t)p->size[t->it[s][j]];
     if (neg ? v - z < 0 : v + z > f) continue;
+    if (s == 1 && t->usum + (uint64_t)z > t->hcap) continue;
     if (t->nch >= t->kcap) break;
     if (spent(t->g)) return G_STOP;
     choose(t, s, j, true);
@@ -528,6 +532,7 @@ static int freely(strip *t, int s, uint32_t x, size_t k, uint64_t sum, uint64_t 
     if (t->ch[s][j] || (j > k && same_item(t, s, j, j - 1) && !t->ch[s][j - 1])) continue;
     uint64_t z = p->size[t->it[s][j]];
     if (lhs + z > rhs + avail - fixed + fmore) continue; /* the other side cannot make up that much */
+    if (s == 1 && t->usum + z > t->hcap) continue;
     if (t->nch >= t->kcap) break;
     if (spent(t->g)) return G_STOP;
     choose(t, s, j, true);
@@ -551,6 +556,8 @@ static int sweep(strip *t, uint32_t x, uint64_t gone, uint64_t st) {
   }
   if (x >= t->W) return (st & ST_EXCL) && (st & ST_CUT) ? evaluate(t) : G_FAIL;
   uint64_t key = gmix(t->setkey ^ gmix((t->hall ^ gone) + x * 0x9E3779B97F4A7C15ull + (st % ST_LIVE)) ^ gmix(t->Q));
+  if (t->hcap != UINT64_MAX) /* (what B1 may still take from a depends on its height so far) */
+    key = gmix(key ^ gmix(t->usum + 0x3c6ef372fe94f82bull));
   if (t->g->few) /* (b* is not chosen, and the count left bounds what follows) */
     key = gmix(key ^ ((uint64_t)(t->kcap == UINT32_MAX ? 0 : t->kcap - t->nch + 1) << 20) ^ 0x6a09e667f3bcc909ull);
   key = key ? key : 1;
@@ -664,6 +671,7 @@ static int lowest(gsrch *g, const uint32_t *L, size_t m, const uint32_t *Lx, siz
   if (g->thin || g->few) bpos = UINT32_MAX;
   t.bpos = bpos;
   t.kcap = UINT32_MAX;
+  t.hcap = UINT64_MAX;
   uint64_t *fbuf = NULL;
   if (fl) { /* the pieces in the enumeration's orientation */
     fbuf = malloc(2 * W * sizeof *fbuf + W * sizeof(uint32_t));
@@ -684,7 +692,17 @@ static int lowest(gsrch *g, const uint32_t *L, size_t m, const uint32_t *Lx, siz
   t.rw = calloc(2 * (W + 1), sizeof *t.rw);
   if (!t.rb || !t.rw) { free(t.rb); free(t.rw); t.rb = NULL; t.rw = NULL; } /* (only a slower can) */
   if (bpos != UINT32_MAX) ch[m + bpos] = 1;
-  if (g->thin) {
+  if (g->thin && g->height) {
+    /* levels: strips at most 1, 2, 4... high first (of buffers up to that size), then any (the
+     * last level's Q is H, no limit: UINT64_MAX would key its states as a b* round's) */
+    for (uint64_t cap = 1; r == G_FAIL; cap *= 2) {
+      bool last = cap >= H;
+      t.Q = last ? H : cap;
+      t.hcap = last ? UINT64_MAX : cap;
+      r = sweep(&t, 1, 0, xa ? ST_EXCL : 0);
+      if (last) break;
+    }
+  } else if (g->thin) {
     /* levels: strips of the smallest 4, 8, 16... buffers first */
     hk__plan_kv *sz = malloc(m * sizeof *sz);
     if (!sz) { g->nomem = true; r = G_STOP; }
@@ -947,8 +965,9 @@ int hk__plan_guillotine(const hk__plan_prob *p, unsigned round, uint64_t node_li
   g.cutfirst = round & HK_PLAN_GUILLOTINE_CUT;
   g.fluid = round & HK_PLAN_GUILLOTINE_FLUID;
   g.few = round & HK_PLAN_GUILLOTINE_FEW;
+  g.height = round & HK_PLAN_GUILLOTINE_HEIGHT;
   if (g.few) g.thin = false;
-  if (g.shortf || g.fluid) g.thin = false; /* (the thin levels need the size order and every item) */ /* (the thin levels need the size order and every item) */
+  if (g.shortf || g.fluid) g.thin = false; /* (the thin levels need the size order and every item) */
   g.deadline = deadline;
   g.max_depth = 4096; /* each level holds a few small frames: bounded C stack */
   /* a fluid round has a table of its own (see above), smaller: 512 KB instead of 2 MB, it stays

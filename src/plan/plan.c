@@ -230,6 +230,9 @@ static int search(const hk__plan_prob *p, const uint32_t *prio, const hk_plan_op
         else if (hk__plan_clock(p) < aim_end)
           /* the fewest-buffers round (HK_PLAN_FEW_ROUND): the strips of few buffers first */
           gr = hk__plan_guillotine(p, HK_PLAN_FEW_ROUND, HK_PLAN_FEW_STEPS * (uint64_t)p->n, aim_end, best, &st.nodes, &gfail);
+        if (cr != 1 && gr == 0 && hk__plan_clock(p) < aim_end)
+          /* the height round (HK_PLAN_HEIGHT_ROUND): the thinnest strips by height first */
+          gr = hk__plan_guillotine(p, HK_PLAN_HEIGHT_ROUND, HK_PLAN_HEIGHT_STEPS * (uint64_t)p->n, aim_end, best, &st.nodes, &gfail);
       }
       if (gr < 0) { rc = gr; goto out; }
       if (gr == 1) { *best_peak = p->lb; res->method = "guillotine"; }

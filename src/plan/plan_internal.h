@@ -148,6 +148,10 @@ HK_PLAN_HIDDEN double hk__plan_clock(const hk__plan_prob *p);
 /* A round flag: the lowest strip is the one with the fewest buffers, by levels of a cap on their
  * count (complete: the last level has none). */
 #define HK_PLAN_GUILLOTINE_FEW 128u
+/* A round flag for the thin rounds: their levels cap the strip's height (1, 2, 4... then none; a
+ * level takes only buffers up to its cap), not the number of smallest buffers it may take
+ * (complete: the last level has no cap). */
+#define HK_PLAN_GUILLOTINE_HEIGHT 256u
 /* hk_plan's budget per coarse buffer for its fluid round on the coarse problem (400 seed 121
  * needs 5462, 500 seed 109 5635; a failing round, ~2.2M steps on 400 buffers, takes ~0.1 s of CPU). */
 #ifndef HK_PLAN_GUILLOTINE_FLUID_STEPS
@@ -214,6 +218,12 @@ _Static_assert(HK_PLAN_TIER_STEPS < HK_PLAN_GUILLOTINE_WORK, "HK_PLAN_TIER_STEPS
 #define HK_PLAN_FLUID_CUT_ROUND (HK_PLAN_GUILLOTINE_FLUID | HK_PLAN_GUILLOTINE_CUT | HK_PLAN_GUILLOTINE_LARGE)
 #ifndef HK_PLAN_FLUID_CUT_STEPS
 #define HK_PLAN_FLUID_CUT_STEPS 1500
+#endif
+/* ... and, when that fails too, the thin round with height levels (HK_PLAN_GUILLOTINE_HEIGHT),
+ * HK_PLAN_HEIGHT_STEPS per buffer. */
+#define HK_PLAN_HEIGHT_ROUND (HK_PLAN_GUILLOTINE_HEIGHT | 1u)
+#ifndef HK_PLAN_HEIGHT_STEPS
+#define HK_PLAN_HEIGHT_STEPS 3000
 #endif
 #ifndef HK_PLAN_FEW_STEPS
 #define HK_PLAN_FEW_STEPS 8000

@@ -108,6 +108,21 @@ static void run(int trials, bool tight, int *reached, int *refuted) {
         CHECK_MSG(gf == g[0], "tight trial %d: fewest-buffers round %u (%u) gave %d, round 0 %d", t, r, f, gf, g[0]);
         free(tb);
       }
+      /* the height rounds (thin rounds with levels of a cap on the strip's height) are complete:
+       * alone, with the larger subsets and the first cut first from the other end, and after
+       * rounds 0 and 1 in their table (the last level, with no cap, must not take their states) */
+      for (unsigned f = 0; f < 3; f++) {
+        uint64_t goff[16], *tb = NULL, nodes = 0;
+        if (f == 2) {
+          CHECK(hk__plan_guillotine(&p, 0, UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb) == g[0]);
+          CHECK(hk__plan_guillotine(&p, 1, UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb) == g[0]);
+        }
+        unsigned r = HK_PLAN_HEIGHT_ROUND | (f == 1 ? HK_PLAN_GUILLOTINE_LARGE | HK_PLAN_GUILLOTINE_CUT | 2 : 0);
+        int gf = hk__plan_guillotine(&p, r, UINT64_MAX, hk__plan_now() + 10, goff, &nodes, &tb);
+        if (gf == 1) CHECK(valid(&p, goff, p.lb));
+        CHECK_MSG(gf == g[0], "tight trial %d: height round %u (%u) gave %d, round 0 %d", t, r, f, gf, g[0]);
+        free(tb);
+      }
       /* the fluid rounds (single-section buffers as amounts per section): a packing they return
        * is valid and at the bound; they never claim exhaustion (their failures depend on the
        * other pieces of a section); on these trials they find one wherever the others do (two
@@ -477,6 +492,47 @@ static void run_fluid_cut(void) {
   CHECK(hk_plan_validate(b, 300, off, 0, 0, msg, sizeof msg) == HK_OK);
 }
 
+/* 300 seed 1105: no round of schedule() places it, nor the fewest-buffers round, nor hk_plan with
+ * 4 s of CPU before the height round (HK_PLAN_HEIGHT_ROUND: the thin round whose levels cap the
+ * strip's height, 1, 2, 4..., not the number of smallest buffers it may take). Its dense window
+ * (190 buffers in 6 sections, 123 of them single-section) is 31 strips of the generator's
+ * packing; the height round places it within its budget (642k steps alone), the thin round with
+ * the same budget does not (docs/planner.md). Then hk_plan itself, with the limit in CPU time. */
+static void run_height(void) {
+  static hk_plan_buffer b[300];
+  static uint64_t off[300];
+  CHECK(hkgen_perfect(b, NULL, 300, 1200, 300000, 1, 1105) == 0);
+  hk__plan_prob p;
+  CHECK(hk__plan_prob_init(&p, b, 300, 0) == HK_OK);
+  CHECK(schedule(&p, false, off) == 0);
+  uint64_t *tb = NULL, nodes = 0, n = p.n;
+  double far = hk__plan_now() + 600;
+  int g = hk__plan_guillotine(&p, HK_PLAN_FEW_ROUND, HK_PLAN_FEW_STEPS * n, far, off, &nodes, &tb);
+  CHECK_MSG(g == 0, "300 seed 1105: the fewest-buffers round gave %d", g);
+  free(tb);
+  tb = NULL;
+  g = hk__plan_guillotine(&p, 1, HK_PLAN_HEIGHT_STEPS * n, far, off, &nodes, &tb);
+  CHECK_MSG(g == 0, "300 seed 1105: the thin round gave %d", g);
+  free(tb);
+  tb = NULL;
+  nodes = 0;
+  g = hk__plan_guillotine(&p, HK_PLAN_HEIGHT_ROUND, HK_PLAN_HEIGHT_STEPS * n, far, off, &nodes, &tb);
+  CHECK_MSG(g == 1, "300 seed 1105: the height round gave %d after %llu steps", g, (unsigned long long)nodes);
+  if (g == 1) CHECK(valid(&p, off, p.lb));
+  free(tb);
+  hk__plan_prob_free(&p);
+  hk_plan_options opt;
+  hk_plan_options_init(&opt);
+  opt.cpu_time = true;
+  opt.time_limit = 4;
+  hk_plan_result res;
+  CHECK(hk_plan(b, 300, &opt, off, &res) == HK_OK);
+  CHECK_MSG(res.peak == res.lower_bound, "300 seed 1105: hk_plan peak %llu, bound %llu (%s, %.2f s)", (unsigned long long)res.peak,
+            (unsigned long long)res.lower_bound, res.method, res.seconds);
+  char msg[200];
+  CHECK(hk_plan_validate(b, 300, off, 0, 0, msg, sizeof msg) == HK_OK);
+}
+
 static void run_schedule(void) {
   static hk_plan_buffer b[500];
   static uint64_t off[500];
@@ -538,6 +594,7 @@ static void run_schedule(void) {
 int main(void) {
   run_few();
   run_fluid_cut();
+  run_height();
   run_schedule();
   run_guillotine();
   run_perfect();
