@@ -15,6 +15,14 @@
  * one or the first collector heap: after the allocator's, so these are prepared first and the page
  * layer stays usable while a holder finishes). */
 static pthread_mutex_t conc_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A program's or library's fork handlers registered before these (which are registered at the
+ * first concurrent arena or collector heap) run their prepare handler after conc_prepare and their
+ * parent and child ones before conc_parent and conc_child: one that used a concurrent arena waited
+ * for a lock its own thread held (arena.concurrent_atfork hung). So, as the allocator's
+ * (internal.h, hk__fork_holder), the arenas' locks are skipped on the forking thread while these
+ * handlers hold them; a concurrent arena made in that window is linked locked, one destroyed in it
+ * unlocked first, so that conc_parent's unlocks stay paired. */
+_Atomic uintptr_t hk__arena_holder;
 static hk_arena *conc_arenas;
 static pthread_once_t conc_once = PTHREAD_ONCE_INIT;
 
@@ -30,17 +38,22 @@ static void conc_prepare(void) {
         busy = a;
         break;
       }
-    if (!busy) return;
+    if (!busy) {
+      hk__hold(&hk__arena_holder, true);
+      return;
+    }
     for (hk_arena *a = conc_arenas; a != busy; a = a->conc_next) pthread_mutex_unlock(&a->lock);
     pthread_mutex_unlock(&conc_lock);
     sched_yield();
   }
 }
 static void conc_parent(void) {
+  hk__hold(&hk__arena_holder, false);
   for (hk_arena *a = conc_arenas; a; a = a->conc_next) pthread_mutex_unlock(&a->lock);
   pthread_mutex_unlock(&conc_lock);
 }
 static void conc_child(void) {
+  hk__hold(&hk__arena_holder, false);
   for (hk_arena *a = conc_arenas; a; a = a->conc_next) pthread_mutex_init(&a->lock, NULL);
   pthread_mutex_init(&conc_lock, NULL);
 }
@@ -55,19 +68,21 @@ void hk__arena_fork_register(void) { pthread_once(&conc_once, conc_register); }
 
 static void conc_link(hk_arena *a) {
   hk__arena_fork_register();
-  pthread_mutex_lock(&conc_lock);
+  hk__hlock(&hk__arena_holder, &conc_lock);
   a->conc_prev = NULL;
   a->conc_next = conc_arenas;
   if (conc_arenas) conc_arenas->conc_prev = a;
   conc_arenas = a;
-  pthread_mutex_unlock(&conc_lock);
+  if (hk__holds(&hk__arena_holder)) pthread_mutex_lock(&a->lock); /* (a fork handler's arena) */
+  hk__hunlock(&hk__arena_holder, &conc_lock);
 }
 static void conc_unlink(hk_arena *a) {
-  pthread_mutex_lock(&conc_lock);
+  hk__hlock(&hk__arena_holder, &conc_lock);
   if (a->conc_prev) a->conc_prev->conc_next = a->conc_next;
   else conc_arenas = a->conc_next;
   if (a->conc_next) a->conc_next->conc_prev = a->conc_prev;
-  pthread_mutex_unlock(&conc_lock);
+  if (hk__holds(&hk__arena_holder)) pthread_mutex_unlock(&a->lock); /* (destroyed by a fork handler) */
+  hk__hunlock(&hk__arena_holder, &conc_lock);
 }
 
 hk_arena *hk_arena_new(const hk_arena_options *opt) {
@@ -133,11 +148,11 @@ hk_arena *hk_arena_new(const hk_arena_options *opt) {
   }
   if (o.parent) {
     hk_arena *p = o.parent;
-    pthread_mutex_lock(&p->lock);
+    hk__arena_list_lock(p);
     a->next_sibling = p->first_child;
     if (p->first_child) p->first_child->prev_sibling = a;
     p->first_child = a;
-    pthread_mutex_unlock(&p->lock);
+    hk__arena_list_unlock(p);
   }
   int rc = HK_OK;
   if (o.flags & HK_ARENA_TRACE) rc = hk__arena_trace_init(a);
@@ -162,11 +177,11 @@ void hk__arena_destroy_any(hk_arena *a) {
   hk__arena_replay_free(a);
   hk_arena *p = a->parent;
   if (p) {
-    pthread_mutex_lock(&p->lock);
+    hk__arena_list_lock(p);
     if (a->prev_sibling) a->prev_sibling->next_sibling = a->next_sibling;
     else p->first_child = a->next_sibling;
     if (a->next_sibling) a->next_sibling->prev_sibling = a->prev_sibling;
-    pthread_mutex_unlock(&p->lock);
+    hk__arena_list_unlock(p);
   }
   atomic_fetch_sub_explicit(&hk__arena_g.allocated, a->synced_alloc, memory_order_relaxed);
   atomic_fetch_sub_explicit(&hk__arena_g.arenas, 1, memory_order_relaxed);

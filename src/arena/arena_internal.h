@@ -103,11 +103,22 @@ static inline hk__arena_chunk *hk__arena_cur(const hk_arena *a) {
 static inline char *hk__arena_pos(const hk_arena *a) {
   return a->slow_only ? (char *)hk__chunk_pos(hk__arena_cur(a)) : a->head.cur;
 }
+/* The concurrent arenas' locks are held across a fork by the thread that forks (arena.c). */
+HK_INTERNAL extern _Atomic uintptr_t hk__arena_holder;
 static inline void hk__arena_lock(hk_arena *a) {
-  if (a->flags & HK_ARENA_CONCURRENT) pthread_mutex_lock(&a->lock);
+  if (a->flags & HK_ARENA_CONCURRENT) hk__hlock(&hk__arena_holder, &a->lock);
 }
 static inline void hk__arena_unlock(hk_arena *a) {
-  if (a->flags & HK_ARENA_CONCURRENT) pthread_mutex_unlock(&a->lock);
+  if (a->flags & HK_ARENA_CONCURRENT) hk__hunlock(&hk__arena_holder, &a->lock);
+}
+/* The children list's lock, which every arena has: held across a fork only for concurrent ones. */
+static inline void hk__arena_list_lock(hk_arena *a) {
+  if (a->flags & HK_ARENA_CONCURRENT) hk__arena_lock(a);
+  else pthread_mutex_lock(&a->lock);
+}
+static inline void hk__arena_list_unlock(hk_arena *a) {
+  if (a->flags & HK_ARENA_CONCURRENT) hk__arena_unlock(a);
+  else pthread_mutex_unlock(&a->lock);
 }
 
 /* ASan keeps a shadow byte per 8 bytes, written when a range is poisoned: poisoning a block's

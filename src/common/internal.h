@@ -127,10 +127,22 @@ static inline void hk__tkey_unload(hk__tkey *k) {
  * fork hung. While the forking thread holds them, hk__fork_holder is its thread pointer, and the
  * hk__glock calls on those locks do nothing on that thread: nothing else can run inside them. */
 HK_INTERNAL extern _Atomic uintptr_t hk__fork_holder;
-static inline bool hk__fork_holds(void) {
-  uintptr_t t = atomic_load_explicit(&hk__fork_holder, memory_order_relaxed);
+/* The same for every group of locks a fork handler of heapkit holds across the fork (the shared
+ * pools', the concurrent arenas'): each group has its own holder, set by its prepare handler once
+ * it holds the group's locks and cleared by its parent and child handlers before they let them go,
+ * so a lock is skipped only while its own group is held (the groups' handlers are registered at
+ * different times, and between them other threads of the parent run: a group released already is
+ * taken as usual). */
+static inline bool hk__holds(_Atomic uintptr_t *holder) {
+  uintptr_t t = atomic_load_explicit(holder, memory_order_relaxed);
   return hk_unlikely(t != 0) && t == (uintptr_t)__builtin_thread_pointer();
 }
+static inline void hk__hold(_Atomic uintptr_t *holder, bool on) {
+  atomic_store_explicit(holder, on ? (uintptr_t)__builtin_thread_pointer() : 0, memory_order_relaxed);
+}
+static inline void hk__hlock(_Atomic uintptr_t *holder, pthread_mutex_t *m) { if (!hk__holds(holder)) pthread_mutex_lock(m); }
+static inline void hk__hunlock(_Atomic uintptr_t *holder, pthread_mutex_t *m) { if (!hk__holds(holder)) pthread_mutex_unlock(m); }
+static inline bool hk__fork_holds(void) { return hk__holds(&hk__fork_holder); }
 static inline void hk__glock(pthread_mutex_t *m) { if (!hk__fork_holds()) pthread_mutex_lock(m); }
 static inline void hk__gunlock(pthread_mutex_t *m) { if (!hk__fork_holds()) pthread_mutex_unlock(m); }
 static inline int hk__gtrylock(pthread_mutex_t *m) { return hk__fork_holds() ? 0 : pthread_mutex_trylock(m); }

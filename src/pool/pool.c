@@ -110,8 +110,12 @@ struct hk_pool {
 
 static inline size_t seg_meta_off(void) { return hk__align_up(sizeof(hk__segment), 64); }
 static inline pool_seg *meta_of(hk__segment *s) { return (pool_seg *)((char *)s + seg_meta_off()); }
-static inline void lock(hk_pool *p) { if (p->shared) pthread_mutex_lock(&p->lock); }
-static inline void unlock(hk_pool *p) { if (p->shared) pthread_mutex_unlock(&p->lock); }
+/* The shared pools' locks are held across a fork by the thread that forks (pc_fork_prepare). */
+static _Atomic uintptr_t pc_holder;
+static inline void plock(pthread_mutex_t *m) { hk__hlock(&pc_holder, m); }
+static inline void punlock(pthread_mutex_t *m) { hk__hunlock(&pc_holder, m); }
+static inline void lock(hk_pool *p) { if (p->shared) plock(&p->lock); }
+static inline void unlock(hk_pool *p) { if (p->shared) punlock(&p->lock); }
 /* The stack's top (pool.h keeps it as an integer: see hk_pool_head). */
 static inline void **htop(const hk_pool *p) { return (void **)p->h.top; }
 static inline size_t slot_of(const hk_pool *p, size_t off) { return (size_t)(((uint64_t)off * p->div_m) >> p->div_shift); }
@@ -489,10 +493,10 @@ static size_t cached_blocks(const hk_pool *p) { /* caller holds cache_lock */
 /* Moves the k oldest blocks of c to p's depot (under p's lock); false if the depot cannot grow. */
 static hk_cold __attribute__((noinline)) bool pc_flush(hk_pool *p, pcache *c, size_t k) {
   size_t n = pc_n(c);
-  pthread_mutex_lock(&p->lock);
+  plock(&p->lock);
   size_t dn = p->dn;
   if (dn + k > p->stk_slots && stk_grow(p, dn + k) != HK_OK) {
-    pthread_mutex_unlock(&p->lock);
+    punlock(&p->lock);
     return false;
   }
   memcpy(p->stk + dn, c->b, k * sizeof(void *));
@@ -500,7 +504,7 @@ static hk_cold __attribute__((noinline)) bool pc_flush(hk_pool *p, pcache *c, si
   /* the count drops under the lock: a stats reader (which holds it) never sees the blocks both in
    * the depot and in the cache. Only this thread reads c->b, so the move can wait. */
   pc_set_n(c, n - k);
-  pthread_mutex_unlock(&p->lock);
+  punlock(&p->lock);
   memmove(c->b, c->b + k, (n - k) * sizeof(void *));
   return true;
 }
@@ -523,27 +527,36 @@ static void pc_unbind(pcache *c) {
  * destroyed before has already unbound the caches (pool == NULL), so nothing here touches it. */
 static void pc_thread_exit(void *arg) {
   pcaches *t = arg;
-  pthread_mutex_lock(&cache_lock);
+  plock(&cache_lock);
   for (int i = 0; i < PC_WAYS; i++) pc_unbind(&t->c[i]);
   hk_pool_free(pc_pool, t);
-  pthread_mutex_unlock(&cache_lock);
+  punlock(&cache_lock);
   if (t_pc == t) t_pc = NULL;
 }
 /* fork: no lock of the shared pools may be held by a thread that does not exist in the child
  * (a child forked while another thread refilled a cache hung on the pool's lock at its first
  * refill). Registered after the allocator's handlers, so these locks are taken before its own and
  * given back after them; a thread holding a pool's lock takes the page layer's locks, never the
- * reverse. The other threads' caches are lost to the child, as their malloc caches are. */
+ * reverse. The other threads' caches are lost to the child, as their malloc caches are.
+ * These handlers are registered at the first shared pool, usually after a program's or library's
+ * own: those run their prepare handlers after this one and their parent and child ones before
+ * these, and one that used a shared pool waited for a lock its own thread held (pool.shared_atfork
+ * hung). So, as the allocator's (internal.h, hk__fork_holder), the pools' locks are skipped on the
+ * forking thread while these handlers hold them (pc_holder); a pool made in that window is linked
+ * locked, and one destroyed in it unlocked first, so the parent handler's unlocks stay paired. */
 static hk_pool *shared_pools; /* under cache_lock */
 static void pc_fork_prepare(void) {
   pthread_mutex_lock(&cache_lock);
   for (hk_pool *p = shared_pools; p; p = p->snext) pthread_mutex_lock(&p->lock);
+  hk__hold(&pc_holder, true);
 }
 static void pc_fork_parent(void) {
+  hk__hold(&pc_holder, false);
   for (hk_pool *p = shared_pools; p; p = p->snext) pthread_mutex_unlock(&p->lock);
   pthread_mutex_unlock(&cache_lock);
 }
 static void pc_fork_child(void) {
+  hk__hold(&pc_holder, false);
   for (hk_pool *p = shared_pools; p; p = p->snext) pthread_mutex_init(&p->lock, NULL);
   pthread_mutex_init(&cache_lock, NULL);
 }
@@ -569,31 +582,32 @@ void hk__pool_fork_register(void) { pthread_once(&pc_once, pc_make_key); }
 
 static void pc_link(hk_pool *p) {
   pthread_once(&pc_once, pc_make_key);
-  pthread_mutex_lock(&cache_lock);
+  plock(&cache_lock);
   p->sprev = NULL;
   p->snext = shared_pools;
   if (shared_pools) shared_pools->sprev = p;
   shared_pools = p;
-  pthread_mutex_unlock(&cache_lock);
+  if (hk__holds(&pc_holder)) pthread_mutex_lock(&p->lock); /* (a fork handler's pool) */
+  punlock(&cache_lock);
 }
 
 /* This thread's cache for p, bound now if it has none (evicting another pool's); NULL if there is
  * no memory for the thread's record (the caller then takes the lock for one block). */
 static hk_cold __attribute__((noinline)) pcache *pc_bind(hk_pool *p) {
   pthread_once(&pc_once, pc_make_key);
-  pthread_mutex_lock(&cache_lock);
+  plock(&cache_lock);
   pcaches *t = t_pc;
   if (!t) {
     if (!pc_pool) pc_pool = hk_pool_new(sizeof(pcaches));
     t = pc_pool ? hk_pool_alloc(pc_pool) : NULL;
     if (!t) {
-      pthread_mutex_unlock(&cache_lock);
+      punlock(&cache_lock);
       return NULL;
     }
     memset(t, 0, sizeof *t);
     if (hk__tkey_set(&pc_key, t) != 0) {
       hk_pool_free(pc_pool, t);
-      pthread_mutex_unlock(&cache_lock);
+      punlock(&cache_lock);
       return NULL;
     }
     t_pc = t;
@@ -611,7 +625,7 @@ static hk_cold __attribute__((noinline)) pcache *pc_bind(hk_pool *p) {
   p->caches = c;
   pc_set_n(c, 0);
   atomic_store_explicit(&c->pool, p, memory_order_relaxed);
-  pthread_mutex_unlock(&cache_lock);
+  punlock(&cache_lock);
   return c;
 }
 
@@ -627,7 +641,7 @@ static inline pcache *pc_get(hk_pool *p) {
 /* A block from the depot or freshly carved into an empty cache (or straight to the caller when
  * c is NULL); NULL when memory runs out. */
 static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) {
-  pthread_mutex_lock(&p->lock);
+  plock(&p->lock);
   size_t dn = p->dn;
   if (dn) {
     /* the depot's top (the most recently flushed) ends on top of the cache */
@@ -636,7 +650,7 @@ static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) 
     if (c) memcpy(c->b, p->stk + dn - k, (k - 1) * sizeof(void *));
     p->dn = dn - k;
     if (c) pc_set_n(c, k - 1); /* under the lock, as in pc_flush */
-    pthread_mutex_unlock(&p->lock);
+    punlock(&p->lock);
     return b;
   }
   void *b = carve(p), *more[PC_CARVE];
@@ -644,7 +658,7 @@ static hk_cold __attribute__((noinline)) void *pc_refill(hk_pool *p, pcache *c) 
   size_t batch = PC_CARVE_BYTES / p->stride;
   if (batch > PC_CARVE) batch = PC_CARVE;
   while (b && c && k + 1 < batch && (more[k] = carve(p)) != NULL) k++;
-  pthread_mutex_unlock(&p->lock);
+  punlock(&p->lock);
   for (size_t i = 0; i < k; i++) { /* lowest address on top; each marked free */
     void *x = more[k - 1 - i];
     hk__track_peek(x, sizeof(uintptr_t));
@@ -675,14 +689,14 @@ static inline __attribute__((always_inline)) void pc_free(hk_pool *p, char *b) {
   if (hk_unlikely(p->track)) hk__track_release(b, p->stride);
   pcache *c = pc_get(p);
   if (hk_unlikely(!c)) { /* no thread record: straight to the depot */
-    pthread_mutex_lock(&p->lock);
+    plock(&p->lock);
     if (p->dn >= p->stk_slots && stk_grow(p, p->dn + 1) != HK_OK) {
-      pthread_mutex_unlock(&p->lock);
+      punlock(&p->lock);
       free_leaked(p, b);
       return;
     }
     p->stk[p->dn++] = b;
-    pthread_mutex_unlock(&p->lock);
+    punlock(&p->lock);
     return;
   }
   size_t n = pc_n(c);
@@ -926,7 +940,7 @@ void hk_pool_reset(hk_pool *h) {
   }
   /* Shared: every thread's cached blocks become uncarved with the rest (the program must not use
    * the pool from another thread during the reset, as with any bulk release). */
-  if (p->shared) pthread_mutex_lock(&cache_lock);
+  if (p->shared) plock(&cache_lock);
   for (pcache *c = p->caches; c; c = c->next) pc_set_n(c, 0);
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
@@ -970,7 +984,7 @@ void hk_pool_reset(hk_pool *h) {
   }
   hk_assert_expensive(hk__pool_is_valid(p));
   unlock(p);
-  if (p->shared) pthread_mutex_unlock(&cache_lock);
+  if (p->shared) punlock(&cache_lock);
 }
 
 void hk_pool_destroy(hk_pool *h) {
@@ -981,7 +995,7 @@ void hk_pool_destroy(hk_pool *h) {
     return;
   }
   if (p->shared) { /* the threads' caches forget p (their blocks go with its segments) */
-    pthread_mutex_lock(&cache_lock);
+    plock(&cache_lock);
     for (pcache *c = p->caches, *next; c; c = next) {
       next = c->next;
       pc_set_n(c, 0);
@@ -992,7 +1006,8 @@ void hk_pool_destroy(hk_pool *h) {
     if (p->sprev) p->sprev->snext = p->snext;
     else shared_pools = p->snext;
     if (p->snext) p->snext->sprev = p->sprev;
-    pthread_mutex_unlock(&cache_lock);
+    if (hk__holds(&pc_holder)) pthread_mutex_unlock(&p->lock); /* (destroyed by a fork handler) */
+    punlock(&cache_lock);
   }
   hk_assert_expensive(hk__pool_is_valid(p));
   p->magic = 0;
@@ -1111,7 +1126,7 @@ void hk_pool_stats_get(hk_pool *h, hk_pool_stats *out) {
   if (!out) return;
   memset(out, 0, sizeof *out);
   if (!live(p)) return;
-  if (p->shared) pthread_mutex_lock(&cache_lock); /* nfree counts the threads' cached blocks */
+  if (p->shared) plock(&cache_lock); /* nfree counts the threads' cached blocks */
   lock(p);
   hk_assert_expensive(hk__pool_is_valid(p));
   out->block_size = p->stride;
@@ -1127,5 +1142,5 @@ void hk_pool_stats_get(hk_pool *h, hk_pool_stats *out) {
   out->segments = p->nsegs;
   out->bad_frees = p->bad_frees;
   unlock(p);
-  if (p->shared) pthread_mutex_unlock(&cache_lock);
+  if (p->shared) punlock(&cache_lock);
 }

@@ -178,9 +178,73 @@ static int test_fork_gc(void) {
   return check_report("arena.concurrent_fork_gc");
 }
 
+/* Fork handlers that use a concurrent arena, registered before the arenas' own (which are
+ * registered at the first concurrent arena): glibc runs prepare handlers last-registered first and
+ * the others first-registered first, so these ran while the arenas' handlers held every concurrent
+ * arena's lock, and the first commit waited for a lock its own thread held: the fork hung (alarm
+ * turns that into a failure). They commit (a block past the committed end), make a child of the
+ * arena and another concurrent arena and destroy both, while another thread allocates from it. */
+static hk_arena *aarena;
+static int aruns[3]; /* prepare, parent, child */
+static void atfork_use(int which) {
+  if (!aarena) return;
+  unsigned char *b = hk_arena_alloc(aarena, 300000);
+  if (!b) abort();
+  memset(b, which + 1, 300000);
+  hk_arena *c = hk_arena_new(&(hk_arena_options){.parent = aarena});
+  hk_arena *d = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT});
+  if (!c || !d || !hk_arena_alloc(c, 100) || !hk_arena_alloc(d, 100000)) abort();
+  hk_arena_destroy(c);
+  hk_arena_destroy(d);
+  if (b[299999] != which + 1) abort();
+  aruns[which]++;
+}
+static void atfork_prepare(void) { atfork_use(0); }
+static void atfork_parent(void) { atfork_use(1); }
+static void atfork_child(void) { atfork_use(2); }
+/* Commits in the handlers' arena (a bounded amount), then waits in a budget callback of another
+ * one, under its lock, again and again. */
+static void *atfork_worker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 1000 && !atomic_load(&fork_stop); i++) hk_arena_alloc(aarena, 70000);
+  while (!atomic_load(&fork_stop)) hk_arena_alloc(forked, 100000);
+  return NULL;
+}
+static int test_atfork(void) {
+  CHECK(pthread_atfork(atfork_prepare, atfork_parent, atfork_child) == 0);
+  alarm(30);
+  aarena = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT}); /* the arenas' handlers now */
+  forked = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .budget = 2 << 20, .release = slow_release});
+  CHECK(aarena != NULL && forked != NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, atfork_worker, NULL);
+  int bad = 0;
+  for (int k = 0; k < 20; k++) {
+    pid_t p = fork();
+    if (p == 0) {
+      alarm(10);
+      if (aruns[2] != 1) _exit(2);
+      atfork_use(2); /* and again, after every handler */
+      _exit(0);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+  }
+  atomic_store(&fork_stop, 1);
+  pthread_join(t, NULL);
+  alarm(0);
+  CHECK(bad == 0);
+  CHECK(aruns[0] == 20 && aruns[1] == 20 && aruns[2] == 0);
+  hk_arena_destroy(aarena);
+  hk_arena_destroy(forked);
+  return check_report("arena.concurrent_atfork");
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return test_fork();
   if (argc > 1 && strcmp(argv[1], "fork_gc") == 0) return test_fork_gc();
+  if (argc > 1 && strcmp(argv[1], "atfork") == 0) return test_atfork();
   shared = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .commit_step = 4096});
   CHECK(shared != NULL);
   for (int round = 0; round < 2; round++) {

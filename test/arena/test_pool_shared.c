@@ -452,6 +452,74 @@ static void test_fork(void) {
   hk_pool_destroy(fpool);
 }
 
+/* ---- fork handlers that use a shared pool, registered before the pools' own (which are registered
+ * at the first shared pool): glibc runs prepare handlers last-registered first and the others
+ * first-registered first, so these ran while the pools' handlers held every pool's lock, and the
+ * first refill waited for a lock its own thread held: the fork hung (alarm turns that into a
+ * failure). They refill and flush (more blocks than a thread cache holds), read the statistics,
+ * and make and destroy another shared pool, while a second thread churns the same pool. ---- */
+static hk_pool *apool;
+static int aruns[3]; /* prepare, parent, child */
+static void atfork_use(int which) {
+  if (!apool) return;
+  unsigned char *b[300];
+  for (int i = 0; i < 300; i++) {
+    b[i] = hk_pool_alloc(apool);
+    if (!b[i]) abort();
+    memset(b[i], i, 64);
+  }
+  for (int i = 0; i < 300; i++) {
+    if (b[i][63] != (unsigned char)i) abort();
+    hk_pool_free(apool, b[i]);
+  }
+  hk_pool_stats st;
+  hk_pool_stats_get(apool, &st);
+  if (st.free_blocks > st.carved) abort();
+  hk_pool *tmp = hk_pool_new_ex(&(hk_pool_options){.block_size = 32, .shared = true});
+  if (!tmp) abort();
+  hk_pool_free(tmp, hk_pool_alloc(tmp));
+  hk_pool_destroy(tmp);
+  aruns[which]++;
+}
+static void atfork_prepare(void) { atfork_use(0); }
+static void atfork_parent(void) { atfork_use(1); }
+static void atfork_child(void) { atfork_use(2); }
+static int test_atfork(void) {
+  CHECK(pthread_atfork(atfork_prepare, atfork_parent, atfork_child) == 0);
+  alarm(30);
+  apool = hk_pool_new_ex(&(hk_pool_options){.block_size = 64, .shared = true}); /* the pools' handlers now */
+  fpool = apool;
+  pthread_t t;
+  pthread_create(&t, NULL, fork_churn, NULL);
+  int bad = 0;
+  for (int f = 0; f < 20; f++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      alarm(10);
+      if (aruns[2] != 1) _exit(2);
+      atfork_use(2); /* and again, after every handler */
+      hk_pool *other = hk_pool_new_ex(&(hk_pool_options){.block_size = 16, .shared = true});
+      hk_pool_free(other, hk_pool_alloc(other));
+      hk_pool_destroy(other);
+      _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+  }
+  atomic_store(&fstop, 1);
+  pthread_join(t, NULL);
+  alarm(0);
+  CHECK(bad == 0);
+  CHECK(aruns[0] == 20 && aruns[1] == 20 && aruns[2] == 0);
+  hk_pool_stats st;
+  hk_pool_stats_get(apool, &st);
+  CHECK(st.in_use == 0);
+  hk_pool_destroy(apool);
+  apool = NULL;
+  return check_report("pool.shared_atfork");
+}
+
 /* ---- a carve batch of big blocks: one allocation from a pool of 256 KiB blocks used to carve 16
  * of them (4 MiB committed; a single-threaded pool commits 320 KiB) ---- */
 static void test_big_blocks(void) {
@@ -499,7 +567,8 @@ static void test_big_cache(void) {
   hk_pool_destroy(cpool);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "atfork") == 0) return test_atfork();
   pool = hk_pool_new_ex(&(hk_pool_options){.block_size = SIZE, .shared = true});
   CHECK(pool != NULL);
   pthread_t t[THREADS];
