@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 hk_heap hk__heap_empty = {
     .direct = {[0 ... HK_DIRECT_SLOTS - 1] = &hk__page_empty},
@@ -295,7 +296,10 @@ void hk_collect(bool force) {
 
 /* The calling thread's buffered remote frees go to their pages first, so the child starts without
  * any (the other threads' buffers are lost with those threads in the child, as their caches are). */
+_Atomic int hk__fork_parent_pid;
+
 static void fork_prepare(void) {
+  atomic_store_explicit(&hk__fork_parent_pid, (int)getpid(), memory_order_relaxed);
   hk_heap *h = hk__tls_heap;
   if (h->tld) hk__rbuf_flush(h->tld);
   hk__meta_fork_prepare();

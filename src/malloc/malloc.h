@@ -257,6 +257,9 @@ HK_INTERNAL void hk__page_retire(hk_heap *h, hk__page *pg);
 HK_INTERNAL void hk__page_queue_push(hk_heap *h, hk__page_queue *q, hk__page *pg);
 HK_INTERNAL void hk__page_queue_remove(hk_heap *h, hk__page_queue *q, hk__page *pg);
 HK_INTERNAL void hk__page_set_delay(hk__page *pg, uintptr_t state, bool override_never);
+/* The process that forked, set by the allocator's prepare handler: between the fork and the
+ * allocator's child handler, a process other than this one is the child (hk__page_set_delay). */
+HK_INTERNAL extern _Atomic int hk__fork_parent_pid;
 HK_INTERNAL void hk__heap_drain_delayed(hk_heap *h);
 HK_INTERNAL void hk__heap_release_pages(hk_heap *h, hk_heap *into); /* into == NULL: abandon/destroy */
 HK_INTERNAL void hk__page_place(hk_heap *h, hk__page *pg);          /* put an adopted page in a queue */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <unistd.h>
 
 hk__page hk__page_empty;
 
@@ -60,11 +61,20 @@ static void queue_to_front(hk_heap *h, hk__page_queue *q, hk__page *pg) {
 
 /* ---- delayed-free state ------------------------------------------------------------------------------ */
 
+/* A hand-over in flight at a fork: the freer does not exist in the child, where the allocator's
+ * child handler clears the state (heap.c, clear_stale_delaying). The child handlers registered
+ * before it run first, on the forking thread (which holds the allocator's locks: hk__fork_holds),
+ * and one that emptied or filled such a page waited for the hand-over for ever
+ * (malloc.fork_delaying). In the child, the forking thread is alone until then: the state is stale. */
+static hk_cold bool delaying_stale(void) {
+  return hk__fork_holds() && getpid() != atomic_load_explicit(&hk__fork_parent_pid, memory_order_relaxed);
+}
+
 void hk__page_set_delay(hk__page *pg, uintptr_t state, bool override_never) {
   uintptr_t tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed), nt;
   for (;;) {
     uintptr_t cur = tf & HK__DELAY_MASK;
-    if (cur == HK__DELAYING) { /* a remote freer is handing a block to the heap: let it finish */
+    if (cur == HK__DELAYING && !delaying_stale()) { /* a remote freer is handing a block to the heap: let it finish */
       sched_yield();
       tf = atomic_load_explicit(&pg->xthread_free, memory_order_relaxed);
       continue;
