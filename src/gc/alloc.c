@@ -295,7 +295,7 @@ static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected)
   bool os_retry = false;
   gc_lock(h);
   for (;;) {
-    if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+    if (gc_stopped(h)) {
       hk__gc_park(m);
       *collected = true;
       continue;
@@ -364,7 +364,7 @@ static void *large_alloc(hk_gc_mutator *m, hk_gc_type type, size_t size, bool da
   void *p = NULL;
   gc_lock(h);
   for (;;) {
-    if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+    if (gc_stopped(h)) {
       hk__gc_park(m);
       collected = true;
       continue;

@@ -25,12 +25,14 @@
 #include "gc/gc_internal.h"
 
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+_Atomic uintptr_t hk__gc_holder;
 static hk_gc_heap *heaps;
 static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
 
 /* Returns with the heap lock held and, unless this thread is collecting it, the world stopped. */
 static void stop_others(hk_gc_heap *h) {
   gc_lock(h);
+  h->fork_locked = true;
   hk_gc_mutator *self = hk__gc_mutator_of_self(h);
   while (h->collecting) {
     if (self && h->collector == self) return;
@@ -65,6 +67,7 @@ static void fork_prepare(void) {
   pthread_mutex_lock(&heaps_lock);
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) stop_others(h);
   hk__gc_self_fork_prepare(); /* (a leaf lock: last) */
+  hk__hold(&hk__gc_holder, true); /* (gc_internal.h, gc_fork_owns) */
 }
 
 static void fork_parent(void) {
@@ -72,8 +75,11 @@ static void fork_parent(void) {
     fork_skipped = false;
     return;
   }
+  hk__hold(&hk__gc_holder, false);
   hk__gc_self_fork_parent();
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
+    if (!h->fork_locked) continue; /* (made by a fork handler) */
+    h->fork_locked = false;
     resume_others(h);
     gc_unlock(h);
   }
@@ -85,8 +91,10 @@ static void fork_child(void) {
     fork_skipped = false;
     return;
   }
+  hk__hold(&hk__gc_holder, false);
   hk__gc_self_fork_child();
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) {
+    h->fork_locked = false;
     hk_gc_mutator *self = hk__gc_mutator_of_self(h);
     for (hk_gc_mutator *m = h->mutators, *next; m; m = next) {
       next = m->next;
@@ -119,19 +127,19 @@ static void register_handlers(void) {
 
 void hk__gc_fork_track(hk_gc_heap *h) {
   pthread_once(&handlers_once, register_handlers);
-  pthread_mutex_lock(&heaps_lock);
+  hk__hlock(&hk__gc_holder, &heaps_lock);
   h->fork_prev = NULL;
   h->fork_next = heaps;
   if (heaps) heaps->fork_prev = h;
   heaps = h;
-  pthread_mutex_unlock(&heaps_lock);
+  hk__hunlock(&hk__gc_holder, &heaps_lock);
 }
 
 void hk__gc_fork_untrack(hk_gc_heap *h) {
-  pthread_mutex_lock(&heaps_lock);
+  hk__hlock(&hk__gc_holder, &heaps_lock);
   if (h->fork_prev) h->fork_prev->fork_next = h->fork_next;
   else heaps = h->fork_next;
   if (h->fork_next) h->fork_next->fork_prev = h->fork_prev;
   h->fork_next = h->fork_prev = NULL;
-  pthread_mutex_unlock(&heaps_lock);
+  hk__hunlock(&hk__gc_holder, &heaps_lock);
 }

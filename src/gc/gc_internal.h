@@ -315,6 +315,7 @@ struct hk_gc_heap {
 
   hk_gc_heap *fork_next, *fork_prev; /* the live heaps (fork.c, under its lock) */
   bool fork_stopped; /* fork.c stopped the world for a fork (under lock) */
+  bool fork_locked;  /* fork.c's prepare handler holds the lock (a heap made after it does not) */
 
   /* registered types; index 0 is never used */
   uint32_t ntypes;
@@ -731,10 +732,26 @@ HK_INTERNAL int hk__gc_verify_stopped(hk_gc_heap *h);
 HK_INTERNAL void hk__gc_pause_record(hk_gc_heap *h, int kind, double ms);
 HK_INTERNAL double hk__gc_now_ms(void);
 
+/* fork.c: the forking thread while the collector's fork handlers hold the heaps (their locks,
+ * their worlds stopped): a fork handler registered before the collector's runs then, on that
+ * thread, and may use a heap (fork.c). gc_fork_owns(h): this thread is that thread and h is one
+ * of the heaps the fork stopped; its lock is not taken again, its stop does not park this thread,
+ * and a collection takes the stopped world over. (Only the holder reads fork_stopped then: the
+ * holder is tested first.) */
+HK_INTERNAL extern _Atomic uintptr_t hk__gc_holder;
+static inline bool gc_fork_owns(const hk_gc_heap *h) { return hk__holds(&hk__gc_holder) && h->fork_stopped; }
+/* h's world is stopped for this thread (a collection or a fork waits for it to park). */
+static inline bool gc_stopped(const hk_gc_heap *h) {
+  return __atomic_load_n(&h->stop, __ATOMIC_RELAXED) && !gc_fork_owns(h);
+}
+
 HK_INTERNAL void hk__gc_lock_slow(hk_gc_heap *h);
 static inline void gc_lock(hk_gc_heap *h) {
   if (hk_unlikely(pthread_mutex_trylock(&h->lock) != 0)) hk__gc_lock_slow(h);
 }
-static inline void gc_unlock(hk_gc_heap *h) { pthread_mutex_unlock(&h->lock); }
+static inline void gc_unlock(hk_gc_heap *h) {
+  if (hk_unlikely(gc_fork_owns(h))) return;
+  pthread_mutex_unlock(&h->lock);
+}
 
 #endif

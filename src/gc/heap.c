@@ -100,6 +100,11 @@ static bool heap_ok(const hk_gc_heap *h, const char *fn) {
 int hk_gc_heap_destroy(hk_gc_heap *h) {
   if (!heap_ok(h, "hk_gc_heap_destroy")) return HK_EINVAL;
   if (gc_reentered("hk_gc_heap_destroy", "nothing destroyed (HK_EBUSY)")) return HK_EBUSY;
+  if (gc_fork_owns(h)) { /* (its lock and its stopped world belong to the fork until it is done) */
+    hk__warning("gc: hk_gc_heap_destroy: called from a fork handler during a fork that holds heap %p; nothing destroyed",
+                (void *)h);
+    return HK_EBUSY;
+  }
   /* off fork's list first: fork takes the list's lock before the heaps' locks */
   hk__gc_fork_untrack(h);
   gc_lock(h);

@@ -42,6 +42,7 @@ static inline void cpu_relax(void) {
 #define GC_LOCK_SPIN 2000
 
 void hk__gc_lock_slow(hk_gc_heap *h) {
+  if (gc_fork_owns(h)) return; /* (held since the fork's prepare handler) */
   for (int i = 0; i < GC_LOCK_SPIN; i++) {
     cpu_relax();
     if (pthread_mutex_trylock(&h->lock) == 0) return;
@@ -111,7 +112,7 @@ void hk__gc_park(hk_gc_mutator *m) {
   m->state = MUT_STOPPED;
   h->nrunning--;
   gc_wake(h, &h->cond);
-  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+  while (gc_stopped(h)) {
     gc_par *job = h->par;
     /* A helper leaves a phase only once it is over, so it joins each phase once. */
     if (job && !job->done) {
@@ -205,6 +206,12 @@ bool hk__gc_par_take(gc_par *job, gc_stack *local) {
 
 bool hk__gc_stop_world(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
+  if (h->collecting && gc_fork_owns(h)) {
+    /* A fork handler's collection on the forking thread: the fork stopped the world already. */
+    h->collector = m;
+    hk__gc_t_busy = h;
+    return true;
+  }
   if (h->collecting) {
     /* Someone else is collecting (it is waiting for us): let it, and report that we did not. */
     hk__gc_park(m);
@@ -242,6 +249,11 @@ bool hk__gc_stop_world(hk_gc_mutator *m) {
 }
 
 void hk__gc_resume_world(hk_gc_heap *h) {
+  if (gc_fork_owns(h)) { /* (the world stays stopped for the fork) */
+    h->collector = NULL;
+    hk__gc_t_busy = NULL;
+    return;
+  }
   h->collecting = 0;
   h->collector = NULL;
   hk__gc_t_busy = NULL;
@@ -271,7 +283,7 @@ void hk_gc_safepoint_slow(hk_gc_mutator *m) {
   if (gc_mutator_dead(m, "hk_gc_safepoint", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
-  if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_park(m);
+  if (gc_stopped(h)) hk__gc_park(m);
   gc_unlock(h);
 }
 
@@ -316,9 +328,9 @@ static bool self_unlink_locked(hk_gc_mutator *m) {
 }
 
 static bool self_claim(hk_gc_mutator *m) {
-  pthread_mutex_lock(&self_lock);
+  hk__hlock(&hk__gc_holder, &self_lock);
   bool ok = self_unlink_locked(m);
-  pthread_mutex_unlock(&self_lock);
+  hk__hunlock(&hk__gc_holder, &self_lock);
   return ok;
 }
 
@@ -340,19 +352,19 @@ static void frames_orphan(hk_gc_frame *fr, const hk_gc_mutator *m) {
 }
 
 void hk__gc_self_forget(hk_gc_heap *h) {
-  pthread_mutex_lock(&self_lock);
+  hk__hlock(&hk__gc_holder, &self_lock);
   for (hk_gc_mutator *m = h->mutators; m; m = m->next) (void)self_unlink_locked(m);
-  pthread_mutex_unlock(&self_lock);
+  hk__hunlock(&hk__gc_holder, &self_lock);
   for (hk_gc_mutator *m = h->mutators; m; m = m->next) frames_orphan(m->fast.frames, m);
 }
 
 static void thread_exit(void *arg) {
   (void)arg;
   for (;;) {
-    pthread_mutex_lock(&self_lock);
+    hk__hlock(&hk__gc_holder, &self_lock);
     hk_gc_mutator *m = t_mutators;
     if (m) (void)self_unlink_locked(m);
-    pthread_mutex_unlock(&self_lock);
+    hk__hunlock(&hk__gc_holder, &self_lock);
     if (!m) break;
     hk_gc_heap *h = m->heap; /* (registered, so its heap cannot be destroyed meanwhile) */
     gc_lock(h);
@@ -391,7 +403,7 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
   }
   if (gc_reentered("hk_gc_thread_register", "returns NULL")) return NULL;
   gc_lock(h);
-  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_wait(h, &h->cond);
+  while (gc_stopped(h)) hk__gc_wait(h, &h->cond);
   /* Once per heap: a second mutator of this thread would count as another running thread that no
    * safepoint of this one stops, and the next collection would wait for it for ever. */
   if (hk__gc_mutator_of_self(h)) {
@@ -412,11 +424,11 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
     h->mutators = m;
     h->nmutators++;
     h->nrunning++;
-    pthread_mutex_lock(&self_lock);
+    hk__hlock(&hk__gc_holder, &self_lock);
     m->self_head = &t_mutators;
     m->self_next = t_mutators;
     t_mutators = m;
-    pthread_mutex_unlock(&self_lock);
+    hk__hunlock(&hk__gc_holder, &self_lock);
   }
   gc_unlock(h);
   if (m) exit_watch();
@@ -463,12 +475,12 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
 void hk__gc_unregister_locked(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
   if (m->state == MUT_BLOCKING) {
-    while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_wait(h, &h->cond);
+    while (gc_stopped(h)) hk__gc_wait(h, &h->cond);
     m->state = MUT_RUNNING;
     h->nblocking--;
     h->nrunning++;
   }
-  if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_park(m);
+  if (gc_stopped(h)) hk__gc_park(m);
   stop_cpu_note(h, m);
   hk__gc_mutator_drop(m);
   gc_wake(h, &h->cond);
@@ -527,7 +539,7 @@ void hk_gc_blocking_end(hk_gc_mutator *m) {
     hk__warning("gc: hk_gc_blocking_end: mutator %p is not in a blocking region; ignored", (void *)m);
     return;
   }
-  while (__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) hk__gc_wait(h, &h->cond);
+  while (gc_stopped(h)) hk__gc_wait(h, &h->cond);
   m->state = MUT_RUNNING;
   h->nblocking--;
   h->nrunning++;

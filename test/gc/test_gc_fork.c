@@ -12,6 +12,11 @@
  *   exiting:  a running mutator, while other threads register and exit without unregistering
  *             (each exit unregisters them with a warning; a fork waiting for such a thread to
  *             park while it waited for the fork's lock to unregister hung the parent)
+ *   atfork:   a running mutator, with fork handlers registered before the collector's (before the
+ *             first heap) that use the heap on the forking thread: allocate (minor collections),
+ *             collect, verify (the collector's prepare handler had stopped the world and held the
+ *             heap's lock: the first allocation slow path waited for itself, the fork hung), and
+ *             make, use and destroy a heap of their own
  *   callback: the heap's root callback forks during collections and hk_gc_verify (unsupported:
  *             the child may only exec or _exit; the fork waited for the heap's lock, which its
  *             own thread held, for ever): the parent's collection goes on, the child exits */
@@ -238,10 +243,48 @@ static void callback_fork(hk_gc_mutator *m, int round) {
   CHECK_QUIET(WIFEXITED(status) && WEXITSTATUS(status) == 42);
 }
 
+/* mode atfork: the handlers, on the forking thread (its mutator: atfork_m) */
+static hk_gc_mutator *atfork_m;
+static uint64_t atfork_want;
+static int atfork_runs[3]; /* prepare, parent, child */
+static void atfork_use(int which) {
+  hk_gc_mutator *m = atfork_m;
+  if (!m) return;
+  alarm(30);
+  {
+    node *l = NULL;
+    HK_GC_ROOTS(m, l);
+    l = build_list(m, 8000000, 300);
+    uint64_t want = list_sum(l);
+    for (int i = 0; i < 30000; i++) new_blob(m, (uint64_t)i, 48); /* refills, minor collections */
+    hk_gc_collect(m, which == 0 ? HK_GC_MINOR : HK_GC_FULL);
+    if (hk_gc_verify(m) != HK_OK || list_sum(l) != want || list_sum(global_list) != atfork_want) abort();
+    hk_gc_stats st;
+    hk_gc_stats_get(heap, &st);
+  }
+  /* a heap of the handler's own, made and destroyed during the fork */
+  hk_gc_heap *h2;
+  hk_gc_mutator *m2;
+  if (hk_gc_heap_create(NULL, &h2, &m2) != HK_OK) abort();
+  hk_gc_type_desc d = {.name = "bytes", .flags = HK_GC_TYPE_NO_POINTERS};
+  hk_gc_type t2;
+  if (hk_gc_type_register(h2, &d, &t2) != HK_OK) abort();
+  for (int i = 0; i < 5000; i++)
+    if (!hk_gc_alloc_data(m2, t2, 40)) abort();
+  hk_gc_collect(m2, HK_GC_FULL);
+  if (hk_gc_heap_destroy(h2) != HK_OK) abort();
+  atfork_runs[which]++;
+}
+static void atfork_prepare(void) { atfork_use(0); }
+static void atfork_parent(void) { atfork_use(1); }
+static void atfork_child(void) { atfork_use(2); }
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "mutator";
   int forks = argc > 2 ? atoi(argv[2]) : 20;
   hk_gc_mutator *m;
+  bool atfork = !strcmp(mode, "atfork");
+  if (atfork) CHECK(pthread_atfork(atfork_prepare, atfork_parent, atfork_child) == 0); /* before the collector's */
   CHECK(hk_gc_heap_create(NULL, &heap, &m) == HK_OK);
   register_test_types(heap);
   CHECK(hk_gc_root_add(heap, (void **)&global_list) == HK_OK);
@@ -281,8 +324,15 @@ int main(int argc, char **argv) {
     for (int i = 0; i < forks; i++) {
       for (int k = 0; k < 3000; k++) new_blob(m, (uint64_t)k, 40);
       if (blocking) hk_gc_blocking_begin(m);
+      if (atfork) {
+        atfork_want = global_want;
+        atfork_m = m;
+      }
       pid_t pid = fork();
+      atfork_m = NULL;
+      alarm(0);
       if (pid == 0) {
+        if (atfork && atfork_runs[2] != 1) _exit(50);
         if (blocking) hk_gc_blocking_end(m);
         _exit(child_main(m, global_want, local_want, &local));
       }
@@ -309,6 +359,7 @@ int main(int argc, char **argv) {
   hk_gc_stats st;
   hk_gc_stats_get(heap, &st);
   CHECK(st.mutators == 1);
+  if (atfork) CHECK(atfork_runs[0] == forks && atfork_runs[1] == forks && atfork_runs[2] == 0);
   global_list = NULL;
   local = NULL;
   CHECK(hk_gc_heap_destroy(heap) == HK_OK);
