@@ -128,11 +128,11 @@ static inline void hk__tkey_unload(hk__tkey *k) {
  * hk__glock calls on those locks do nothing on that thread: nothing else can run inside them. */
 HK_INTERNAL extern _Atomic uintptr_t hk__fork_holder;
 /* The same for every group of locks a fork handler of heapkit holds across the fork (the shared
- * pools', the concurrent arenas'): each group has its own holder, set by its prepare handler once
- * it holds the group's locks and cleared by its parent and child handlers before they let them go,
- * so a lock is skipped only while its own group is held (the groups' handlers are registered at
- * different times, and between them other threads of the parent run: a group released already is
- * taken as usual). */
+ * pools', the concurrent arenas', the collector heaps'): each group has its own holder, set by its
+ * prepare handler once it holds the group's locks and cleared by its parent and child handlers
+ * before they let them go, so a lock is skipped only while its own group is held (the groups'
+ * handlers are registered at different times, and between them other threads of the parent run:
+ * a group released already is taken as usual). */
 static inline bool hk__holds(_Atomic uintptr_t *holder) {
   uintptr_t t = atomic_load_explicit(holder, memory_order_relaxed);
   return hk_unlikely(t != 0) && t == (uintptr_t)__builtin_thread_pointer();
