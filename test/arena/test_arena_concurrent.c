@@ -203,11 +203,16 @@ static void atfork_prepare(void) { atfork_use(0); }
 static void atfork_parent(void) { atfork_use(1); }
 static void atfork_child(void) { atfork_use(2); }
 /* Commits in the handlers' arena (a bounded amount), then waits in a budget callback of another
- * one, under its lock, again and again. */
+ * one, under its lock, again and again. (With no pause between the callbacks the lock was free
+ * for a few instructions at a time, and the arenas' prepare handler, which only tries the locks,
+ * waited for seconds in the debug build.) */
 static void *atfork_worker(void *arg) {
   (void)arg;
   for (int i = 0; i < 1000 && !atomic_load(&fork_stop); i++) hk_arena_alloc(aarena, 70000);
-  while (!atomic_load(&fork_stop)) hk_arena_alloc(forked, 100000);
+  while (!atomic_load(&fork_stop)) {
+    hk_arena_alloc(forked, 100000);
+    usleep(100);
+  }
   return NULL;
 }
 static int test_atfork(void) {
