@@ -749,9 +749,12 @@ HK_INTERNAL void hk__gc_lock_slow(hk_gc_heap *h);
 static inline void gc_lock(hk_gc_heap *h) {
   if (hk_unlikely(pthread_mutex_trylock(&h->lock) != 0)) hk__gc_lock_slow(h);
 }
+HK_INTERNAL void hk__gc_unlock_slow(hk_gc_heap *h);
 static inline void gc_unlock(hk_gc_heap *h) {
-  if (hk_unlikely(gc_fork_owns(h))) return;
-  pthread_mutex_unlock(&h->lock);
+  /* (the fork's test out of line: inline in the marking loop's parallel-phase unlock, bintrees 16
+   * ran 0.15% more instructions than before under callgrind, 0.17% fewer with this) */
+  if (hk_unlikely(atomic_load_explicit(&hk__gc_holder, memory_order_relaxed) != 0)) hk__gc_unlock_slow(h);
+  else pthread_mutex_unlock(&h->lock);
 }
 
 #endif

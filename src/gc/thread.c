@@ -50,6 +50,10 @@ void hk__gc_lock_slow(hk_gc_heap *h) {
   pthread_mutex_lock(&h->lock);
 }
 
+void hk__gc_unlock_slow(hk_gc_heap *h) {
+  if (!gc_fork_owns(h)) pthread_mutex_unlock(&h->lock);
+}
+
 /* Heap lock held; returns with it held; the caller re-checks its condition. */
 void hk__gc_wait(hk_gc_heap *h, pthread_cond_t *cv) {
   unsigned gen = h->wake_gen;
