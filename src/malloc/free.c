@@ -240,10 +240,10 @@ static hk_noinline void free_suspect(void *p) {
   free_local_checked(hk__tls_heap, pg, b);
 }
 
-/* hk_free of p in a page whose flags are HOT (a class over HK_DIRECT_MAX) or IN_FULL or both, in a
- * segment among the thread's hints: one of its malloc segments, the page index in range. Without
- * free_generic's segment, page and thread checks (frees into full pages came through them: w_tiny
- * 0.1, 59 K of them). */
+/* hk_free of p in a page whose flags are HOT (a class over HK_DIRECT_MAX), maybe with IN_FULL (a full
+ * page with no other flag takes the fast path: hk__page.full_bias), in a segment among the
+ * thread's hints: one of its malloc segments, the page index in range. Without free_generic's
+ * segment, page and thread checks. */
 static hk_noinline void free_owned_flagged(void *p) {
   hk__page *pg = hk__page_of(hk__mseg_of(p), p);
   size_t off = (uintptr_t)p - (uintptr_t)pg->start;

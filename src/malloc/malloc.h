@@ -63,7 +63,16 @@ static inline uint64_t hk__page_lim(const hk__page *pg) {
   return (uint64_t)pg->capacity * (uint64_t)(pg->block_size * pg->div_check); /* capacity * e */
 }
 static inline bool hk__page_is_block(const hk__page *pg, size_t off) { return off * pg->div_check < hk__page_lim(pg); }
-static inline void hk__page_fast_lim(hk__page *pg) { pg->fast_lim = pg->flags ? 0 : hk__page_lim(pg); }
+/* A page of the full queue with no other flag keeps its frees on the fast path: its used count is
+ * lowered by full_bias (hk__page.full_bias), so that the fast path's `--used == 0` fires once
+ * hk__page_full_bias(capacity) of its blocks are free (hk__page_retire then brings it back). */
+static inline uint32_t hk__page_full_bias(uint32_t capacity) {
+  uint32_t k = capacity / 16;
+  return k > 32 ? 32 : k == 0 ? 1 : k;
+}
+static inline void hk__page_fast_lim(hk__page *pg) {
+  pg->fast_lim = (pg->flags && pg->full_bias == 0) ? 0 : hk__page_lim(pg);
+}
 static inline void hk__page_flag_set(hk__page *pg, uint8_t f) {
   __atomic_store_n(&pg->flags, (uint8_t)(pg->flags | f), __ATOMIC_RELAXED);
   hk__page_fast_lim(pg);

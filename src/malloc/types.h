@@ -134,15 +134,16 @@ typedef struct hk__page_remote {
 } hk__page_remote;
 
 /* Invariants (hk__page_is_valid):
- *   in_use ⇒ capacity ≤ reserved, used + |free| + |local_free| == capacity,
- *            fast_lim == (flags ? 0 : hk__page_lim(pg))
+ *   in_use ⇒ capacity ≤ reserved, used + full_bias + |free| + |local_free| == capacity,
+ *            fast_lim == (flags && !full_bias ? 0 : hk__page_lim(pg)),
+ *            full_bias != 0 ⇔ flags == IN_FULL, and then 0 < used ≤ hk__page_full_bias(capacity)
  *            (blocks on xthread_free still count as used until collected),
  *            every free-list block lies in [start, start + capacity*block_size) at a block boundary,
  *            remote holds the same start, key, block_size, carved and remote flags,
  *            div_check and remote.div_magic are those of block_size,
  *            and remote.rbuf_limit == hk__rbuf_limit(page, heap);
  *   flags & IN_FULL ⇔ the page is in its heap's full queue;
- *   !in_use ⇒ free == local_free == NULL and used == 0. */
+ *   !in_use ⇒ free == local_free == NULL and used == full_bias == 0. */
 typedef struct __attribute__((aligned(64))) hk__page {
   /* ---- first cache line: the owner's fast paths (malloc pops, local frees); only the owner
    * reads or writes it */
@@ -175,6 +176,11 @@ typedef struct __attribute__((aligned(64))) hk__page {
   struct hk__page *next __attribute__((aligned(64)));
   struct hk__page *prev;
   uint32_t reserved;         /* blocks that fit */
+  /* In the full queue with no other flag: subtracted from used, so that the owner's frees stay on
+   * hk_free's fast path and its `--used == 0` brings the page back once
+   * hk__page_full_bias(capacity) blocks are free (page.c, page_bias). 0 otherwise. */
+  uint32_t full_bias;
+  uint32_t full_seq;         /* its queue's full_seq when it last went full */
   int64_t retire_at;         /* when an empty page kept in its queue was last emptied */
   /* The three fields that outlive the page's use (mseg.c keeps them when it clears a page): */
   int64_t freed_at;          /* !in_use: when the page was last given back to its segment */
@@ -188,7 +194,8 @@ _Static_assert(sizeof(hk__page) == 192, "page descriptors are three cache lines"
 
 typedef struct hk__page_queue {
   hk__page *first, *last;
-  size_t block_size;
+  uint32_t block_size;
+  uint32_t full_seq;         /* pages of the class sent to the full queue (page.c, page_to_full) */
 } hk__page_queue;
 
 /* A malloc segment: the page-layer header, then ours. */
