@@ -20,7 +20,12 @@ void *hk__meta_alloc(size_t size) {
     meta_free_list = *(void **)p;
   } else {
     if (!meta_seg || meta_next + META_SLOT > meta_seg->size) {
-      hk__segment *s = hk__segment_alloc(HK_SEGMENT_SIZE, 0, HK__SEG_META, META_SLOT);
+      /* Under an address-space limit (`ulimit -v`) 64 slots at a time: a whole segment was 4 MiB of
+       * the limit for the one or two records of a single-threaded program (the page layer sizes
+       * the segment to the request). Read now: a program may set the limit after its first
+       * malloc. */
+      size_t bytes = hk__page_as_limit_now() != 0 ? 64 * META_SLOT : HK_SEGMENT_SIZE;
+      hk__segment *s = hk__segment_alloc(bytes, 0, HK__SEG_META, META_SLOT);
       if (!s) { hk__gunlock(&meta_lock); return NULL; }
       meta_seg = s;
       meta_next = META_SLOT;

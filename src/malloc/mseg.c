@@ -40,7 +40,7 @@ static void list_push(hk__tld *tld, hk__mseg *seg, uint32_t which) {
 
 /* The units of page idx. */
 static uint64_t page_units(const hk__mseg *seg, uint32_t idx) {
-  hk_assert(seg->base.size == HK_SEGMENT_SIZE); /* the units below hold for that size only (hk__seg_exact_size) */
+  hk_assert(seg->base.unit == HK_SEGMENT_SIZE / HK_SEGMENT_UNITS); /* the units below hold for that unit only (hk__seg_exact_size) */
   size_t page_size = (size_t)1 << seg->base.page_shift;
   size_t per = page_size / seg->base.unit, first_unit = HK_PAGES_OFFSET / seg->base.unit;
   uint64_t one = per >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << per) - 1);
@@ -53,9 +53,19 @@ static size_t header_size(uint32_t pages) {
 
 static void settle_free_pages(hk__tld *tld, hk__mseg *seg);
 
+/* A small or medium segment of all its pages, or under an address-space limit (`ulimit -v`) of
+ * the first half, quarter, ... of them (hk__segment_alloc_pages): the header is laid out for every
+ * page, so the descriptors past page_count are zero, as the guards are, and a free of a pointer
+ * there fails the block test as one into the header does. */
+static hk__segment *mseg_reserve(int medium, uint32_t *pages) {
+  *pages = medium ? HK_MEDIUM_PAGES : HK_SMALL_PAGES;
+  return hk__segment_alloc_pages(HK_PAGES_OFFSET, (size_t)1 << (medium ? HK_MEDIUM_PAGE_SHIFT : HK_SMALL_PAGE_SHIFT), pages,
+                                 medium ? HK__SEG_MEDIUM : HK__SEG_SMALL, header_size(*pages));
+}
+
 static hk__mseg *mseg_new(hk__tld *tld, int medium) {
-  uint32_t pages = medium ? HK_MEDIUM_PAGES : HK_SMALL_PAGES;
-  hk__segment *s = hk__segment_alloc(HK_SEGMENT_SIZE, 0, medium ? HK__SEG_MEDIUM : HK__SEG_SMALL, header_size(pages));
+  uint32_t pages;
+  hk__segment *s = mseg_reserve(medium, &pages);
   if (!s) return NULL;
   hk__mseg *seg = (hk__mseg *)s;
   seg->base.page_shift = medium ? HK_MEDIUM_PAGE_SHIFT : HK_SMALL_PAGE_SHIFT;

@@ -216,7 +216,9 @@ typedef struct hk__mseg {
    * an arithmetic shift: -1 for p in the header, and page_count for p in the last 64 KiB of a MEDIUM
    * segment (31.5 pages of 128 KiB). Both descriptors there, guard and pages[page_count] (the header
    * holds one more descriptor than pages), stay zeroed, so their fast_lim of 0 sends such a
-   * pointer to the checks of free_generic with no bound compare on the fast path. */
+   * pointer to the checks of free_generic with no bound compare on the fast path. A segment of
+   * fewer pages (under an address-space limit, mseg_reserve) has the header of a whole one, and
+   * the descriptors past page_count, up to the guard, stay zeroed the same way. */
   hk__page guard;
   hk__page pages[];
 } hk__mseg;

@@ -1,6 +1,7 @@
-/* The segment map: one bit per 4 MiB of a 48-bit address space (8 MiB of zero-initialised,
- * lazily committed .bss), set while a segment starts there. It lets free() recognise any pointer
- * heapkit never handed out, wild ones included, with one load and no access to the pointer. */
+/* The segment map: one bit per 4 MiB of the user address space (HK__VA_BITS: 4 MiB of
+ * zero-initialised, lazily committed .bss on x86-64, 8 MiB elsewhere), set while a segment starts
+ * there. It lets free() recognise any pointer heapkit never handed out, wild ones included, with
+ * one load and no access to the pointer. */
 #include "page/segment.h"
 #include "os/os.h"
 
@@ -12,7 +13,7 @@ static _Atomic size_t segmap_max_chunks = 1; /* largest segment seen, in 4 MiB c
 HK_INTERNAL void hk__segmap_set(hk__segment *s, bool on);
 void hk__segmap_set(hk__segment *s, bool on) {
   uintptr_t idx = (uintptr_t)s >> HK_SEGMENT_SHIFT;
-  if (idx >= SEGMAP_BITS) hk__fatal("segment at %p is outside the 48-bit address space", (void *)s);
+  if (idx >= SEGMAP_BITS) hk__fatal("segment at %p is outside the %d-bit address space", (void *)s, HK__VA_BITS);
   uint64_t bit = (uint64_t)1 << (idx % 64);
   if (on) {
     atomic_fetch_or_explicit(&segmap[idx / 64], bit, memory_order_release);

@@ -25,19 +25,30 @@ HK_INTERNAL void hk__segmap_set(hk__segment *s, bool on);
 
 /* ---- units ---------------------------------------------------------------------------------- */
 
-/* A segment's commit unit: a 64th of it (HK_SEGMENT_UNITS), except in a large block's segment of
- * fewer than 64 OS pages (under an address-space limit, hk__segment_alloc_ex): one OS page, and
- * fewer than 64 units. */
+/* A segment's commit unit: a 64th of it (HK_SEGMENT_UNITS) rounded up to whole OS pages. For a
+ * multiple of 64 pages (every segment without an address-space limit) that is the 64th; a segment
+ * sized to its contents under a limit (a large block's or the metadata's, segment_alloc) has up to
+ * 64 units of that size: one page under 64 pages. Rounding such a segment to 64 pages instead cost a
+ * 1 MiB block 1.25 MiB of the limit. */
 static size_t unit_for(size_t size) {
-  size_t ps = hk__os_page_size();
-  return size % (HK_SEGMENT_UNITS * ps) == 0 ? size / HK_SEGMENT_UNITS : ps;
+  size_t ps = hk__os_page_size(), pages = (size + ps - 1) / ps;
+  return (pages + HK_SEGMENT_UNITS - 1) / HK_SEGMENT_UNITS * ps;
 }
+
+/* Kinds whose segment is sized to what it holds under an address-space limit: a large block's and
+ * the thread records' (whose 4 MiB was most of what a small program's malloc took of the limit). */
+static bool sized_to_fit(int kind) { return kind == HK__SEG_LARGE || kind == HK__SEG_META; }
+
+/* Malloc's small and medium segments (hk__seg_exact_size) compute their pages' units for 64 KiB
+ * ones, so theirs are 64 KiB whatever the size: 4 MiB, or under an address-space limit a prefix of
+ * it, a multiple of 64 KiB (mseg.c asks for one when the OS refuses a whole segment). */
+#define FIXED_UNIT (HK_SEGMENT_SIZE / HK_SEGMENT_UNITS)
+static size_t kind_unit(int kind, size_t size) { return hk__seg_exact_size(kind) ? FIXED_UNIT : unit_for(size); }
 
 /* The size steps of a segment of this kind and size. */
 static size_t size_step(hk__seg_kind kind, size_t size) {
-  size_t ps = hk__os_page_size();
-  if (kind != HK__SEG_LARGE) return HK_SEGMENT_SIZE;
-  return size < HK_SEGMENT_UNITS * ps ? ps : HK_SEGMENT_UNITS * ps;
+  if (hk__seg_exact_size(kind)) return size < HK_SEGMENT_SIZE ? FIXED_UNIT : HK_SEGMENT_SIZE;
+  return sized_to_fit(kind) ? unit_for(size) : HK_SEGMENT_SIZE;
 }
 
 static inline uint64_t units_mask(size_t first, size_t count) {
@@ -325,7 +336,7 @@ static bool cache_release_all(void) {
 /* large: the request is a LARGE segment's; only those take a cached segment that is not a
  * multiple of 4 MiB (a large block's under an address-space limit): for a pool or an arena one
  * broke the segment invariant (size % 4 MiB), and a debug build's check stopped the process. */
-static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exact, bool large) {
+static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exact, bool large, int kind) {
   if (__atomic_load_n(&cache_count, __ATOMIC_RELAXED) == 0) return NULL;
   hk__glock(&cache_lock);
   /* Best fit by size; among equal sizes, the one whose resident memory best matches the request
@@ -336,7 +347,10 @@ static hk__segment *cache_take(size_t size, size_t need, size_t align, bool exac
   for (int i = 0; i < cache_count; i++) {
     hk__segment *s = cache[i].seg;
     if (s->size < size || s->size > (exact ? size : size * 2 + HK_SEGMENT_SIZE) || ((uintptr_t)s & (align - 1))) continue;
-    if (!large && (s->size & HK_SEGMENT_MASK)) continue;
+    if (!large && (s->size & HK_SEGMENT_MASK) && !exact) continue;
+    /* (a part of a small or medium segment has 64 KiB units whatever its size; a large block's of
+     * the same size would not, and the segment's commit mask would mean other bytes) */
+    if (s->unit != kind_unit(kind, s->size)) continue;
     size_t resident = (size_t)popcount64(s->commit_mask) * s->unit;
     size_t miss = resident > need ? resident - need : need - resident;
     if (best < 0 || s->size < cache[best].seg->size ||
@@ -418,7 +432,7 @@ static bool init_header(hk__segment *s, size_t size, hk__seg_kind kind, size_t h
   if (!keep && clear > sizeof *s) memset((uint8_t *)s + sizeof *s, 0, clear - sizeof *s);
   memset(s, 0, sizeof *s);
   s->size = size;
-  s->unit = unit_for(size);
+  s->unit = kind_unit(kind, size);
   s->header_size = header_size;
   s->commit_mask = commit;
   s->dirty_mask = dirty;
@@ -443,28 +457,40 @@ size_t hk__page_as_limit(void) {
   return l;
 }
 
+size_t hk__page_as_limit_now(void) {
+  struct rlimit rl;
+  return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (size_t)rl.rlim_cur : 0;
+}
+
+/* cached_only: a segment from the cache or NULL, no reservation. */
 static hk__segment *segment_alloc(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size,
-                                  bool accounted) {
+                                  bool accounted, bool cached_only) {
   hk__page_init();
   if (size == 0 || size > ((size_t)1 << 46)) return NULL;
   size_t need = size;
   if (reserve > size) size = reserve;
-  /* Under an address-space limit a large block's segment reserves what the block needs, in steps
-   * of 64 OS pages (a unit stays whole pages), or of one page under 64 pages (then a unit is a
-   * page: unit_for), still 4 MiB-aligned: the rest of its 4 MiB is left unreserved. Rounded to
-   * 4 MiB, every block just over 64 KiB cost 4 MiB of the limit (a 1 GiB limit failed python's
-   * 1700 blocks of 100-200 KiB); rounded to 64 pages, 256 KiB (2.5x glibc's address space for
-   * blocks of 100 KiB). Without a limit, 4 MiB: consecutive reservations of such sizes come back
-   * aligned from the OS, with no realignment. */
+  /* Under an address-space limit a large block's segment (and the metadata's) reserves what it
+   * needs, rounded to its commit unit (a 64th of it in whole pages: unit_for), still 4 MiB-aligned:
+   * the rest of its 4 MiB is left unreserved. Rounded to 4 MiB, every block just over 64 KiB cost
+   * 4 MiB of the limit (a 1 GiB limit failed python's 1700 blocks of 100-200 KiB); rounded to 64
+   * pages, 256 KiB (2.5x glibc's address space for blocks of 100 KiB), and a 1 MiB block 1.25 MiB.
+   * Without a limit, 4 MiB: consecutive reservations of such sizes come back aligned from the OS,
+   * with no realignment. */
   size_t step = HK_SEGMENT_SIZE;
-  if (kind == HK__SEG_LARGE && hk__page_as_limit() != 0) step = size_step(kind, size);
-  size = hk__align_up(size, step);
+  /* (the metadata and malloc's small and medium segments ask for less than 4 MiB only under a
+   * limit, which their clients read when they reserve: hk__page_as_limit, read at the first large
+   * block, is not read here for them) */
+  if (kind == HK__SEG_META || hk__seg_exact_size(kind) || (kind == HK__SEG_LARGE && hk__page_as_limit() != 0))
+    step = size_step(kind, size);
+  size = hk__round_up(size, step);
   if (align < HK_SEGMENT_SIZE) align = HK_SEGMENT_SIZE;
   if (!hk__is_pow2(align) || header_size == 0 || header_size > size) return NULL;
-  hk__segment *s = cache_take(size, need, align, hk__seg_exact_size(kind), kind == HK__SEG_LARGE);
+  hk__segment *s = cache_take(size, need, align, hk__seg_exact_size(kind), kind == HK__SEG_LARGE, kind);
   if (s) {
     size = s->size;
     s->from_cache = init_header(s, size, kind, header_size) ? 2 : 1;
+  } else if (cached_only) {
+    return NULL;
   } else {
     void *p;
     /* Refused by the OS while the cache holds segments: their address space may be what is missing
@@ -499,11 +525,35 @@ static hk__segment *segment_alloc(size_t size, size_t reserve, size_t align, hk_
  * changes nothing: the heuristic (mode 0) refuses only one mapping beyond RAM + swap, mode 1
  * never refuses, and mode 2 ignores MAP_NORESERVE. */
 hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size) {
-  return segment_alloc(size, reserve, align, kind, header_size, kind == HK__SEG_LARGE);
+  return segment_alloc(size, reserve, align, kind, header_size, kind == HK__SEG_LARGE, false);
 }
 
 hk__segment *hk__segment_alloc_block(size_t size, size_t align, hk__seg_kind kind, size_t header_size) {
-  return segment_alloc(size, 0, align, kind, header_size, true);
+  return segment_alloc(size, 0, align, kind, header_size, true, false);
+}
+
+/* Whole segments only, under an address-space limit the last up to 4 MiB of it could not be had,
+ * and a program holding a few pages' worth of blocks still took 4 MiB per segment: python3 building
+ * a list of 100 000 strings holds 2-3 MiB of blocks in one small and one medium segment, 8 MiB of a
+ * limit it runs under at 20 MB with glibc. The limit is read here, when a segment is reserved (a
+ * system call next to the reservation's), not from the cache of hk__page_as_limit: a program that
+ * sets it after its first malloc gets what it set. */
+hk__segment *hk__segment_alloc_pages(size_t head, size_t page, uint32_t *pages, hk__seg_kind kind, size_t header_size) {
+  uint32_t n = *pages;
+  hk__segment *s = segment_alloc(head + (size_t)n * page, 0, 0, kind, header_size, false, true);
+  if (s) return s;
+  size_t limit = hk__page_as_limit_now();
+  while (limit != 0 && n > 1 && head + (size_t)n * page > limit / 16) n /= 2;
+  int saved = errno;
+  for (;; n /= 2) {
+    s = segment_alloc(head + (size_t)n * page, 0, 0, kind, header_size, false, false);
+    if (s || n == 1) break;
+  }
+  if (s) {
+    errno = saved; /* (a refusal on the way does not show in a successful malloc's errno) */
+    *pages = n;
+  }
+  return s;
 }
 
 /* A segment leaves its client (freed or parked): off its purge queue and the live count, and its
@@ -537,7 +587,8 @@ void hk__segment_unpark(hk__segment *s) {
 
 bool hk__segment_is_valid(const hk__segment *s) {
   if (!s || ((uintptr_t)s & HK_SEGMENT_MASK)) return false;
-  if (s->size == 0 || s->size % size_step(s->kind, s->size) || s->unit != unit_for(s->size)) return false;
+  if (s->size == 0 || s->size % size_step(s->kind, s->size) || s->unit != kind_unit(s->kind, s->size)) return false;
+  if (hk__seg_exact_size(s->kind) && s->size > HK_SEGMENT_SIZE) return false;
   if (!hk__segmap_contains((uintptr_t)s)) return false;
   if ((s->purge_mask & ~s->commit_mask) != 0) return false;
   if ((s->purge_mask != 0) != (s->purge_queue != NULL) && s->purge_mask != 0) return false;

@@ -1,8 +1,9 @@
 /* The page layer: every byte heapkit holds lives in a segment.
  *
  * Glossary
- *   segment  a reservation of HK_SEGMENT_SIZE (4 MiB) or a multiple of it (a large block's under an
- *            address-space limit: a multiple of 64 OS pages, hk__segment_alloc_ex), aligned to 4 MiB, with
+ *   segment  a reservation of HK_SEGMENT_SIZE (4 MiB) or a multiple of it (under an address-space
+ *            limit a large block's or the metadata's: a multiple of its unit, hk__segment_alloc_ex;
+ *            malloc's small and medium ones: a prefix, hk__segment_alloc_pages), aligned to 4 MiB, with
  *            this header at its start. The header is the out-of-line metadata of everything in the
  *            segment: clients put their own metadata (page descriptors, arena state) right after it
  *            and never inside the blocks they hand out.
@@ -20,8 +21,9 @@
  * before then (hk__segment_commit) cancels the purge for free.
  *
  * Invariants (checked by hk__segment_is_valid):
- *   - (uintptr_t)seg % HK_SEGMENT_SIZE == 0, size % HK_SEGMENT_SIZE == 0 (LARGE: size % (64 OS
- *     pages) == 0), segmap bit of seg set.
+ *   - (uintptr_t)seg % HK_SEGMENT_SIZE == 0, size % HK_SEGMENT_SIZE == 0 (LARGE, META: size % unit
+ *     == 0; SMALL, MEDIUM: size % 64 KiB == 0, size <= HK_SEGMENT_SIZE, unit 64 KiB), segmap bit of
+ *     seg set.
  *   - purge_mask ⊆ commit_mask; purge_mask != 0 ⇔ the segment is on a purge queue.
  *   - header units (those covering [0, header_size)) are always committed and never purged.
  */
@@ -57,7 +59,8 @@ struct hk__segment {
   uintptr_t cookie;           /* random per segment: free-list encoding keys derive from it */
   size_t size;                /* reserved bytes */
   size_t header_size;         /* bytes at the start that hold this struct and client metadata */
-  size_t unit;                /* size / HK_SEGMENT_UNITS; a page in a large segment under 64 pages */
+  size_t unit;                /* size / HK_SEGMENT_UNITS rounded up to whole OS pages (segment.c, unit_for);
+                                 64 KiB in malloc's small and medium segments of any size */
   uint64_t commit_mask;       /* units that may be resident */
   uint64_t purge_mask;        /* committed units to return to the OS at purge_expire */
   uint64_t dirty_mask;        /* committed units that may hold non-zero bytes */
@@ -87,17 +90,21 @@ struct hk__segment {
  * kind gets a zeroed header. */
 static inline bool hk__seg_keeps_header(int kind) { return kind == HK__SEG_SMALL || kind == HK__SEG_MEDIUM; }
 
-/* Kinds laid out for exactly HK_SEGMENT_SIZE: malloc's small and medium segments cut pages at fixed
+/* Kinds laid out for HK_SEGMENT_SIZE: malloc's small and medium segments cut pages at fixed
  * offsets and compute each page's commit units from them, which holds only while a unit is
- * HK_SEGMENT_SIZE / HK_SEGMENT_UNITS. The cache gives them only segments of that size: an 8 MiB
+ * HK_SEGMENT_SIZE / HK_SEGMENT_UNITS (also in a prefix of such a segment, which they get under an
+ * address-space limit: hk__segment_alloc_pages). The cache gives them only segments of the size
+ * they ask for and with that unit: an 8 MiB
  * segment (a large block's, cached) has 128 KiB units, and a medium page's units computed for
  * 64 KiB ones then covered half of the neighbouring page, which a purge zeroed while in use. */
 static inline bool hk__seg_exact_size(int kind) { return kind == HK__SEG_SMALL || kind == HK__SEG_MEDIUM; }
 
 /* The address-space limit (RLIMIT_AS) as read at the first call, or 0 when there is none. */
 HK_INTERNAL size_t hk__page_as_limit(void);
+/* The same, read now (a system call): for decisions made next to a reservation. */
+HK_INTERNAL size_t hk__page_as_limit_now(void);
 /* Reserve a segment of at least size bytes (rounded up to a multiple of 4 MiB; for LARGE under an
- * address-space limit, of 64 OS pages), aligned to
+ * address-space limit, of its unit: a 64th of it in whole pages), aligned to
  * max(align, 4 MiB). The first header_size bytes are committed and zero (except the client header
  * of a kind that keeps it through the cache: from_cache == 2, see hk__seg_keeps_header); the rest
  * is reserved, uncommitted. Returns NULL if the OS refuses. Thread-safe. */
@@ -107,6 +114,12 @@ HK_INTERNAL hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_ki
  * clients used of them. The OS is asked to account (overcommit check, see hk__os_reserve) only a
  * LARGE segment reserved at its own size. */
 HK_INTERNAL hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size);
+/* A segment of head + n * page bytes (head + *pages * page is HK_SEGMENT_SIZE) for a kind laid out
+ * in pages after a head (hk__seg_exact_size): whole (n = *pages) when the cache has one or the OS
+ * grants it; under an address-space limit at most a 16th of the limit, and when the OS refuses,
+ * n halved down to 1: the rest of its 4 MiB stays unreserved. *pages gets n. Units stay
+ * HK_SEGMENT_SIZE / HK_SEGMENT_UNITS (the client computes its pages' units for those). */
+HK_INTERNAL hk__segment *hk__segment_alloc_pages(size_t head, size_t page, uint32_t *pages, hk__seg_kind kind, size_t header_size);
 /* hk__segment_alloc for a segment that backs one block of the client's user (a collector's large
  * object, an arena chunk sized for one oversized allocation): accounted as a LARGE segment is, so
  * that the OS refuses a block it could never back (ENOMEM, as malloc does) instead of handing out
@@ -142,8 +155,17 @@ HK_INTERNAL void hk__purge_queue_run(hk__purge_queue *q, int64_t now, bool force
 /* Take s off its purge queue, leaving its pending ranges committed. */
 HK_INTERNAL void hk__segment_purge_cancel(hk__segment *s);
 
+/* The user address space the segment map covers. x86-64 gives a process addresses below 2^47
+ * (with 5-level paging, above only to an mmap that asks for such an address, which heapkit never
+ * does): a map for 48 bits was 8 MiB of .bss, half of it for addresses no process gets, and .bss
+ * counts against an address-space limit (`ulimit -v`) whether touched or not. */
+#if defined(__x86_64__)
+#define HK__VA_BITS 47
+#else
+#define HK__VA_BITS 48
+#endif
 /* Segment of a pointer in the first 4 MiB of a segment, or NULL when no segment starts there. */
-#define HK__SEGMAP_BITS ((size_t)1 << (48 - HK_SEGMENT_SHIFT))
+#define HK__SEGMAP_BITS ((size_t)1 << (HK__VA_BITS - HK_SEGMENT_SHIFT))
 HK_INTERNAL extern _Atomic uint64_t hk__segmap[HK__SEGMAP_BITS / 64];
 static inline bool hk__segmap_contains(uintptr_t base) {
   uintptr_t idx = base >> HK_SEGMENT_SHIFT;
