@@ -538,15 +538,23 @@ hk__segment *hk__segment_alloc_block(size_t size, size_t align, hk__seg_kind kin
  * limit it runs under at 20 MB with glibc. The limit is read here, when a segment is reserved (a
  * system call next to the reservation's), not from the cache of hk__page_as_limit: a program that
  * sets it after its first malloc gets what it set. */
+/* All the pages: the whole HK_SEGMENT_SIZE, also when the pages leave its end unused (a medium
+ * segment's last 64 KiB). Sized to its pages, every medium segment was 4032 KiB without any limit:
+ * it no longer took a cached small segment nor gave its own to one, and each reservation came back
+ * from the OS unaligned (the aligning over-reservation, three more system calls). */
+static size_t pages_bytes(size_t head, size_t page, uint32_t n, uint32_t all) {
+  return n == all ? HK_SEGMENT_SIZE : head + (size_t)n * page;
+}
+
 hk__segment *hk__segment_alloc_pages(size_t head, size_t page, uint32_t *pages, hk__seg_kind kind, size_t header_size) {
-  uint32_t n = *pages;
-  hk__segment *s = segment_alloc(head + (size_t)n * page, 0, 0, kind, header_size, false, true);
+  uint32_t all = *pages, n = all;
+  hk__segment *s = segment_alloc(HK_SEGMENT_SIZE, 0, 0, kind, header_size, false, true);
   if (s) return s;
   size_t limit = hk__page_as_limit_now();
-  while (limit != 0 && n > 1 && head + (size_t)n * page > limit / 16) n /= 2;
+  while (limit != 0 && n > 1 && pages_bytes(head, page, n, all) > limit / 16) n /= 2;
   int saved = errno;
   for (;; n /= 2) {
-    s = segment_alloc(head + (size_t)n * page, 0, 0, kind, header_size, false, false);
+    s = segment_alloc(pages_bytes(head, page, n, all), 0, 0, kind, header_size, false, false);
     if (s || n == 1) break;
   }
   if (s) {

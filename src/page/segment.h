@@ -114,7 +114,8 @@ HK_INTERNAL hk__segment *hk__segment_alloc(size_t size, size_t align, hk__seg_ki
  * clients used of them. The OS is asked to account (overcommit check, see hk__os_reserve) only a
  * LARGE segment reserved at its own size. */
 HK_INTERNAL hk__segment *hk__segment_alloc_ex(size_t size, size_t reserve, size_t align, hk__seg_kind kind, size_t header_size);
-/* A segment of head + n * page bytes (head + *pages * page is HK_SEGMENT_SIZE) for a kind laid out
+/* A segment of head + n * page bytes (head + *pages * page is at most HK_SEGMENT_SIZE; with
+ * n = *pages, HK_SEGMENT_SIZE) for a kind laid out
  * in pages after a head (hk__seg_exact_size): whole (n = *pages) when the cache has one or the OS
  * grants it; under an address-space limit at most a 16th of the limit, and when the OS refuses,
  * n halved down to 1: the rest of its 4 MiB stays unreserved. *pages gets n. Units stay

@@ -4,7 +4,8 @@
  * 2026-12-07) a power-of-two class had e = 0, so its limit was 0 and no block passed. Also: real
  * pages of every class get the limit as fast_lim, and a segment's descriptors outside its pages
  * (hk__mseg.guard, pages[page_count]) keep fast_lim 0, since hk_free reads them for pointers into
- * the header or a medium segment's last 64 KiB.
+ * the header or a medium segment's last 64 KiB. Without an address-space limit each segment is
+ * a whole HK_SEGMENT_SIZE.
  * Linked with the static library: it reads page descriptors. */
 #define _GNU_SOURCE
 #include "malloc/malloc.h"
@@ -47,6 +48,9 @@ int main(void) {
     keep[bin] = hk_malloc(bs);
     CHECK(keep[bin] != NULL);
     hk__mseg *seg = hk__mseg_of(keep[bin]);
+    /* without an address-space limit every small and medium segment is a whole one (a medium
+     * one was 4032 KiB, its pages' bytes, and could not take a cached small segment) */
+    CHECK(seg->base.size == HK_SEGMENT_SIZE);
     hk__page *pg = hk__page_of(seg, keep[bin]);
     CHECK(pg->block_size == bs);
     CHECK(pg->fast_lim == (pg->flags ? 0 : hk__page_lim(pg)));
