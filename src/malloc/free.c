@@ -309,7 +309,8 @@ void hk_free(void *p) {
    * seg + idx * 192 with the fields at offsets past the segment header */
   __asm__("" : "+r"(pg));
   size_t off = (uintptr_t)p - (uintptr_t)pg->start; /* below the page size: hk__page_is_block holds */
-  /* A carved block start, in a page with no flags (fast_lim is 0 otherwise): one compare */
+  /* A carved block start, in a page with no flags or a biased full one (fast_lim is 0 otherwise:
+   * hk__page_fast_lim): one compare */
   if (hk_unlikely(off * pg->div_check >= pg->fast_lim)) {
     /* (not the guard descriptors: they have no flags) */
     if (pg->flags != 0 && (pg->flags & ~(HK__PAGE_HOT | HK__PAGE_IN_FULL)) == 0) free_owned_flagged(p);

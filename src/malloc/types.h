@@ -165,8 +165,9 @@ typedef struct __attribute__((aligned(64))) hk__page {
    * nonzero for powers of two), so "off is the start of a carved block" is one multiplication and
    * one compare: off * div_check < capacity * e (hk__page_lim) */
   uint64_t div_check;
-  uint64_t fast_lim;         /* hk__page_lim while flags == 0, else 0, so that the fast free path's one
-                                compare also sends pages with flags to the slow path */
+  uint64_t fast_lim;         /* hk__page_lim while flags == 0 or the page is biased (full_bias), else 0,
+                                so that the fast free path's one compare also sends the other pages
+                                with flags to the slow path */
   /* ---- second cache line: what other threads read and write (remote frees, pointer checks) */
   _Atomic uintptr_t xthread_free __attribute__((aligned(64)));
   _Atomic(hk_heap *) heap;
