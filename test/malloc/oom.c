@@ -19,14 +19,6 @@
 
 static void *blocks[MAXB];
 
-static size_t vm_size(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long pages = 0;
-  CHECK(f && fscanf(f, "%lu", &pages) == 1);
-  fclose(f);
-  return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Allocates blocks of n bytes until the allocator says no; returns how many it got. */
 static int fill_up(size_t n, int kind) {
   int count = 0;
@@ -62,7 +54,7 @@ static void check_and_free(int count, size_t n) {
 
 static void child(size_t headroom) {
   hk_free(hk_malloc(1)); /* initialise before the limit */
-  size_t limit = vm_size() + headroom;
+  size_t limit = tu_vm_size() + headroom;
   struct rlimit rl = {limit, limit};
   CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
   const size_t sizes[] = {3 * MiB, 200 << 10, 20 << 10, 1000, 9 * MiB};

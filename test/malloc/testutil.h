@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* After a moving realloc the old address is still used, as a number: it seeds the pattern the
  * block was filled with. */
@@ -137,6 +138,15 @@ static inline double tu_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The process's address space in bytes (/proc/self/statm's first field): what RLIMIT_AS counts. */
+static inline size_t tu_vm_size(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  CHECK(f && fscanf(f, "%lu", &pages) == 1);
+  fclose(f);
+  return pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* Integer parameter from argv[i] or the environment, else the default. */

@@ -33,14 +33,6 @@
 
 extern char **environ;
 
-static size_t vm_size(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long pages = 0;
-  CHECK(f && fscanf(f, "%lu", &pages) == 1);
-  fclose(f);
-  return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Allocates blocks of n bytes (chained through their first word) until malloc says no. */
 static int child(size_t n) {
   void *head = NULL;
@@ -114,7 +106,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "-child") == 0) {
     size_t n = (size_t)strtoull(argv[2], NULL, 10);
     if (n == 0) { /* the address space of this program at start */
-      printf("%zu\n", vm_size());
+      printf("%zu\n", tu_vm_size());
       return 0;
     }
     return child(n);

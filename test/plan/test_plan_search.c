@@ -462,6 +462,20 @@ static void run_few(void) {
   hk__plan_prob_free(&p);
 }
 
+/* hk_plan itself places the n buffers of seed at the bound within 4 s of CPU, validated. */
+static void check_hk_plan_at_bound(const hk_plan_buffer *b, size_t n, unsigned seed, uint64_t *off) {
+  hk_plan_options opt;
+  hk_plan_options_init(&opt);
+  opt.cpu_time = true;
+  opt.time_limit = 4;
+  hk_plan_result res;
+  CHECK(hk_plan(b, n, &opt, off, &res) == HK_OK);
+  CHECK_MSG(res.peak == res.lower_bound, "%zu seed %u: hk_plan peak %llu, bound %llu (%s, %.2f s)", n, seed,
+            (unsigned long long)res.peak, (unsigned long long)res.lower_bound, res.method, res.seconds);
+  char msg[200];
+  CHECK(hk_plan_validate(b, n, off, 0, 0, msg, sizeof msg) == HK_OK);
+}
+
 /* 300 seed 1130: no round of schedule() places it, nor hk_plan with 4 s of CPU before the fluid
  * cut round (HK_PLAN_FLUID_CUT_ROUND: the single-section buffers as amounts, the first cut first,
  * the larger subsets first), which places it in 1199 steps per buffer on the problem, in a table
@@ -480,16 +494,7 @@ static void run_fluid_cut(void) {
   if (g == 1) CHECK(valid(&p, off, p.lb));
   free(tb);
   hk__plan_prob_free(&p);
-  hk_plan_options opt;
-  hk_plan_options_init(&opt);
-  opt.cpu_time = true;
-  opt.time_limit = 4;
-  hk_plan_result res;
-  CHECK(hk_plan(b, 300, &opt, off, &res) == HK_OK);
-  CHECK_MSG(res.peak == res.lower_bound, "300 seed 1130: hk_plan peak %llu, bound %llu (%s, %.2f s)", (unsigned long long)res.peak,
-            (unsigned long long)res.lower_bound, res.method, res.seconds);
-  char msg[200];
-  CHECK(hk_plan_validate(b, 300, off, 0, 0, msg, sizeof msg) == HK_OK);
+  check_hk_plan_at_bound(b, 300, 1130, off);
 }
 
 /* 300 seed 1105: no round of schedule() places it, nor the fewest-buffers round, nor hk_plan with
@@ -521,16 +526,7 @@ static void run_height(void) {
   if (g == 1) CHECK(valid(&p, off, p.lb));
   free(tb);
   hk__plan_prob_free(&p);
-  hk_plan_options opt;
-  hk_plan_options_init(&opt);
-  opt.cpu_time = true;
-  opt.time_limit = 4;
-  hk_plan_result res;
-  CHECK(hk_plan(b, 300, &opt, off, &res) == HK_OK);
-  CHECK_MSG(res.peak == res.lower_bound, "300 seed 1105: hk_plan peak %llu, bound %llu (%s, %.2f s)", (unsigned long long)res.peak,
-            (unsigned long long)res.lower_bound, res.method, res.seconds);
-  char msg[200];
-  CHECK(hk_plan_validate(b, 300, off, 0, 0, msg, sizeof msg) == HK_OK);
+  check_hk_plan_at_bound(b, 300, 1105, off);
 }
 
 static void run_schedule(void) {
