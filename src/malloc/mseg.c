@@ -738,8 +738,12 @@ static void large_unlink(hk__segment *s) {
 /* hk_heap_delete and thread exit: the heap's large blocks live on, owned by no heap. */
 void hk__heap_disown_large_blocks(hk_heap *h) {
   hk__glock(&large_lock);
-  /* (release: a free that reads NULL skips the lock and then writes the segment) */
-  for (hk__segment *s = h->large_first; s; s = s->next) __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
+  /* (release: a free that reads NULL skips the lock and then gives the segment back, so its link
+   * is read before: a segment disowned may already be another owner's; malloc.heap_delete_remote) */
+  for (hk__segment *s = h->large_first, *next; s; s = next) {
+    next = s->next;
+    __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
+  }
   h->large_first = NULL;
   hk__gunlock(&large_lock);
 }
