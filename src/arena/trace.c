@@ -618,7 +618,9 @@ void *hk__arena_replay_next(hk_arena *a, size_t size, size_t align) {
   if (!r->off_plan && r->nlive && r->live[r->nlive - 1].min_upper <= k) r->off_plan = true;
   while (r->next < r->n && r->table[r->next].id < k) r->next++; /* (k only grows) */
   const plan_entry *pe = r->next < r->n && r->table[r->next].id == k ? &r->table[r->next] : NULL;
-  if (!r->off_plan && pe && n <= pe->size) {
+  /* (a row whose planned lifetime is empty, upper <= id, is left out of the plan's overlap check:
+   * serving it could land on a live allocation, so it is a miss; fuzz.regress.replay_dead_row) */
+  if (!r->off_plan && pe && n <= pe->size && pe->upper > k) {
     char *p = r->block + pe->offset;
     if ((uintptr_t)p % align == 0) {
       uint64_t up = pe->upper;
