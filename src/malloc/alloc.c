@@ -87,7 +87,7 @@ static void *heap_malloc_aligned(hk_heap *h, size_t align, size_t size) {
       uint8_t *p = hk__heap_malloc_bin(h, hk__bin_of(over));
       if (!p) return NULL;
       uint8_t *a = (uint8_t *)hk__align_up((uintptr_t)p, align);
-      if (a != p) hk__page_flag_set(hk__page_of(hk__mseg_of(p), p), HK__PAGE_HAS_ALIGNED);
+      if (a != p) hk__page_flag_set(hk__page_at(p), HK__PAGE_HAS_ALIGNED);
       return a;
     }
   }

@@ -234,7 +234,7 @@ static hk_noinline void free_other(void *p) {
 
 /* A local free of a block whose first word looks like a free-list link: maybe a double free. */
 static hk_noinline void free_suspect(void *p) {
-  hk__page *pg = hk__page_of(hk__mseg_of(p), p);
+  hk__page *pg = hk__page_at(p);
   hk__block *b = (hk__block *)p;
   check_double_free(pg, b);
   free_local_checked(hk__tls_heap, pg, b);
@@ -245,7 +245,7 @@ static hk_noinline void free_suspect(void *p) {
  * thread's hints: one of its malloc segments, the page index in range. Without free_generic's
  * segment, page and thread checks. */
 static hk_noinline void free_owned_flagged(void *p) {
-  hk__page *pg = hk__page_of(hk__mseg_of(p), p);
+  hk__page *pg = hk__page_at(p);
   size_t off = (uintptr_t)p - (uintptr_t)pg->start;
   uint32_t carved = hk__page_carved(pg);
   if (hk_unlikely(!hk__page_is_block(pg, off))) {

@@ -70,9 +70,10 @@ static inline uint32_t hk__page_full_bias(uint32_t capacity) {
   uint32_t k = capacity / 16;
   return k > 32 ? 32 : k == 0 ? 1 : k;
 }
-static inline void hk__page_fast_lim(hk__page *pg) {
-  pg->fast_lim = (pg->flags && pg->full_bias == 0) ? 0 : hk__page_lim(pg);
+static inline uint64_t hk__page_fast_lim_of(const hk__page *pg) {
+  return (pg->flags && pg->full_bias == 0) ? 0 : hk__page_lim(pg);
 }
+static inline void hk__page_fast_lim(hk__page *pg) { pg->fast_lim = hk__page_fast_lim_of(pg); }
 static inline void hk__page_flag_set(hk__page *pg, uint8_t f) {
   __atomic_store_n(&pg->flags, (uint8_t)(pg->flags | f), __ATOMIC_RELAXED);
   hk__page_fast_lim(pg);
@@ -124,6 +125,8 @@ static inline hk__page *hk__page_of(const hk__mseg *seg, const void *p) {
   size_t idx = ((uintptr_t)p - (uintptr_t)seg - HK_PAGES_OFFSET) >> seg->base.page_shift;
   return (hk__page *)&seg->pages[idx];
 }
+/* p's page descriptor, p inside a small or medium segment */
+static inline hk__page *hk__page_at(const void *p) { return hk__page_of(hk__mseg_of(p), p); }
 static inline bool hk__is_malloc_kind(const hk__segment *s) {
   return s->kind == HK__SEG_SMALL || s->kind == HK__SEG_MEDIUM;
 }

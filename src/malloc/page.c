@@ -440,7 +440,7 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
   hk__block *b = atomic_exchange_explicit(&h->delayed_free, NULL, memory_order_acquire);
   while (b) {
     hk__block *next = (hk__block *)b->next;
-    hk__page *pg = hk__page_of(hk__mseg_of(b), b);
+    hk__page *pg = hk__page_at(b);
     if (hk_unlikely(pg->flags & HK__PAGE_HARDENED)) hk__check_delayed_free(pg, b);
     b->next = hk__encode(pg, pg->local_free);
     pg->local_free = b;
@@ -482,7 +482,7 @@ void hk__heap_release_pages(hk_heap *h, hk_heap *into) {
 bool hk__page_is_valid(const hk__page *pg) {
   if (!pg->in_use) return pg->free == NULL && pg->local_free == NULL && pg->used == 0 && pg->full_bias == 0;
   uint32_t carved = hk__page_carved(pg);
-  if (pg->capacity > pg->reserved || pg->fast_lim != ((pg->flags && !pg->full_bias) ? 0 : hk__page_lim(pg))) return false;
+  if (pg->capacity > pg->reserved || pg->fast_lim != hk__page_fast_lim_of(pg)) return false;
   if ((pg->full_bias != 0) != (pg->flags == HK__PAGE_IN_FULL) ||
       (pg->full_bias != 0 && (pg->used == 0 || pg->used > hk__page_full_bias(pg->capacity)))) return false;
   const hk__page_remote *r = &pg->remote;

@@ -107,7 +107,7 @@ static hk_noinline void xthread_no_tld(hk__page *pg, void *p, hk_heap *h) {
 
 _Static_assert(sizeof(hk__fcache) <= 4096, "the foreign-block cache must fit a meta slot");
 
-static inline hk__page *page_of_block(hk__block *b) { return hk__page_of(hk__mseg_of(b), b); }
+static inline hk__page *page_of_block(hk__block *b) { return hk__page_at(b); }
 
 /* Keeps b (of pg, whose blocks are over HK__RBUF_BYTES / 2) in the default heap h's cache; false
  * when it does not: no record to be had, a class this thread has not allocated since the last

@@ -19,8 +19,6 @@
 #define SIZE 48
 #define MAX 8192
 
-static hk__page *page_of(void *p) { return hk__page_of(hk__mseg_of(p), p); }
-
 static void *blocks[MAX];
 static int nblocks;
 static hk__page *full_page;
@@ -31,7 +29,7 @@ static void child_handler(void) {
   if (!full_page) return;
   alarm(10);
   for (int i = 0; i < nblocks; i++)
-    if (blocks[i] && page_of(blocks[i]) == full_page) {
+    if (blocks[i] && hk__page_at(blocks[i]) == full_page) {
       hk_free(blocks[i]);
       blocks[i] = NULL;
     }
@@ -45,13 +43,13 @@ __attribute__((constructor(101))) static void register_first(void) {
 int main(void) {
   tu_test_name = "malloc_fork_delaying";
   blocks[nblocks++] = hk_malloc(SIZE);
-  hk__page *p1 = page_of(blocks[0]), *p2 = NULL;
+  hk__page *p1 = hk__page_at(blocks[0]), *p2 = NULL;
   /* fill p1, and a block of a second page so that p1, once empty, is not its class's only page
    * (which would be kept, not retired) */
   while (nblocks < MAX && !p2) {
     blocks[nblocks] = hk_malloc(SIZE);
     CHECK(blocks[nblocks] != NULL);
-    hk__page *pg = page_of(blocks[nblocks++]);
+    hk__page *pg = hk__page_at(blocks[nblocks++]);
     if (pg != p1) p2 = pg;
   }
   CHECK(p2 != NULL && (p1->flags & HK__PAGE_IN_FULL));

@@ -18,7 +18,6 @@
 #define SIZE 48
 #define MAX 16384
 
-static hk__page *page_of(void *p) { return hk__page_of(hk__mseg_of(p), p); }
 static void *b[MAX];
 static int n;
 static void *last_freed;
@@ -29,7 +28,7 @@ static hk__page *fill_next_page(hk__page **have, int k) {
   while (n < MAX) {
     b[n] = hk_malloc(SIZE);
     CHECK(b[n] != NULL);
-    hk__page *pg = page_of(b[n++]);
+    hk__page *pg = hk__page_at(b[n++]);
     bool old = false;
     for (int i = 0; i < k; i++) old |= pg == have[i];
     if (!old) p = pg;
@@ -42,7 +41,7 @@ static hk__page *fill_next_page(hk__page **have, int k) {
 /* free count blocks of pg, the ones handed out last first */
 static void free_of(hk__page *pg, int count) {
   for (int i = n - 1; i >= 0 && count > 0; i--)
-    if (b[i] && page_of(b[i]) == pg) {
+    if (b[i] && hk__page_at(b[i]) == pg) {
       hk_free(b[i]);
       last_freed = b[i];
       b[i] = NULL;
@@ -63,13 +62,13 @@ int main(void) {
   hk_heap *h = hk_heap_get_default();
   b[n++] = hk_malloc(SIZE);
   hk_free(hk_malloc(SIZE)); /* (the segment among the thread's hints: the next frees take the fast path) */
-  hk__page *pages[4] = {page_of(b[0])};
+  hk__page *pages[4] = {hk__page_at(b[0])};
   /* p1 full, p2 dry (p1 went to the full queue when p2 was taken); then p2 full, p3 dry */
   pages[1] = fill_next_page(pages, 1);
   CHECK(in_full_queue(pages[0]) && !in_full_queue(pages[1]));
   hk__page *p1 = pages[0], *p2 = pages[1];
   b[n++] = hk_malloc(SIZE); /* (p2 goes to the full queue, p3 is taken) */
-  hk__page *p3 = page_of(b[n - 1]);
+  hk__page *p3 = hk__page_at(b[n - 1]);
   CHECK(p3 != p1 && p3 != p2 && in_full_queue(p2));
   pages[2] = p3;
   CHECK(fill_next_page(pages, 2) == p3); /* (n stays below MAX: p3 is the third page) */
@@ -95,7 +94,7 @@ int main(void) {
   for (uint32_t i = 0; i < k; i++) {
     CHECK(n < MAX);
     b[n] = hk_malloc(SIZE);
-    CHECK(page_of(b[n]) == p2 && (i > 0 || b[n] == want));
+    CHECK(hk__page_at(b[n]) == p2 && (i > 0 || b[n] == want));
     n++;
   }
   uint32_t extra = h->tld->slow_calls - slow;
@@ -104,15 +103,15 @@ int main(void) {
 
   /* (4) p2 is dry again; the next malloc sends it to the full queue and takes p1 */
   b[n++] = hk_malloc(SIZE);
-  CHECK(page_of(b[n - 1]) == p1 && in_full_queue(p2));
+  CHECK(hk__page_at(b[n - 1]) == p1 && in_full_queue(p2));
   while (p1->free) {
     CHECK(n < MAX);
     b[n++] = hk_malloc(SIZE);
-    CHECK(page_of(b[n - 1]) == p1);
+    CHECK(hk__page_at(b[n - 1]) == p1);
   }
   void *victim = NULL;
   for (int i = 0; i < n && !victim; i++)
-    if (b[i] && page_of(b[i]) == p2) { victim = b[i]; b[i] = NULL; }
+    if (b[i] && hk__page_at(b[i]) == p2) { victim = b[i]; b[i] = NULL; }
   CHECK(victim != NULL);
   pthread_t t;
   CHECK(pthread_create(&t, NULL, remote_free, victim) == 0);

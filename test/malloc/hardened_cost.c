@@ -23,12 +23,12 @@ int main(void) {
     CHECK(b[i] != NULL);
     memset(b[i], 0x5a, 48);
   }
-  hk__page *pg = hk__page_of(hk__mseg_of(b[N / 2]), b[N / 2]);
+  hk__page *pg = hk__page_at(b[N / 2]);
   CHECK(pg->flags & HK__PAGE_HARDENED);
   /* every other block free: the live ones have free neighbours, the page ~N/2 free blocks */
   int freed = 0;
   for (int i = 0; i < N; i += 2)
-    if (hk__page_of(hk__mseg_of(b[i]), b[i]) == pg) {
+    if (hk__page_at(b[i]) == pg) {
       hk_free(b[i]);
       b[i] = NULL;
       freed++;
@@ -38,7 +38,7 @@ int main(void) {
   int rounds = 0;
   for (int r = 0; r < ROUNDS; r++) {
     int i = 1 + 2 * (r % (N / 2));
-    if (b[i] == NULL || hk__page_of(hk__mseg_of(b[i]), b[i]) != pg) continue;
+    if (b[i] == NULL || hk__page_at(b[i]) != pg) continue;
     hk_free(b[i]); /* a live block (its first word the program's data) beside free ones */
     b[i] = hk_malloc(48);
     CHECK(b[i] != NULL);
