@@ -143,8 +143,8 @@ static inline void hk__hold(_Atomic uintptr_t *holder, bool on) {
 static inline void hk__hlock(_Atomic uintptr_t *holder, pthread_mutex_t *m) { if (!hk__holds(holder)) pthread_mutex_lock(m); }
 static inline void hk__hunlock(_Atomic uintptr_t *holder, pthread_mutex_t *m) { if (!hk__holds(holder)) pthread_mutex_unlock(m); }
 static inline bool hk__fork_holds(void) { return hk__holds(&hk__fork_holder); }
-static inline void hk__glock(pthread_mutex_t *m) { if (!hk__fork_holds()) pthread_mutex_lock(m); }
-static inline void hk__gunlock(pthread_mutex_t *m) { if (!hk__fork_holds()) pthread_mutex_unlock(m); }
+static inline void hk__glock(pthread_mutex_t *m) { hk__hlock(&hk__fork_holder, m); }
+static inline void hk__gunlock(pthread_mutex_t *m) { hk__hunlock(&hk__fork_holder, m); }
 static inline int hk__gtrylock(pthread_mutex_t *m) { return hk__fork_holds() ? 0 : pthread_mutex_trylock(m); }
 
 /* Monotonic milliseconds, cheap (vDSO). */
