@@ -3,6 +3,7 @@
  * when not built with AddressSanitizer. */
 #include <heapkit.h>
 #include "check.h"
+#include "child.h"
 
 #include <string.h>
 #include <sys/wait.h>
@@ -60,24 +61,9 @@ static void case_control(void) { /* no misuse: must exit 0 */
 }
 
 static int run(const char *name, void (*fn)(void), int expect_death) {
-  int pfd[2];
-  if (pipe(pfd) != 0) return 0;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pfd[1], 2);
-    close(pfd[0]);
-    fn();
-    _exit(0);
-  }
-  close(pfd[1]);
   static char out[1 << 16];
-  size_t len = 0;
-  ssize_t r;
-  while ((r = read(pfd[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)r;
-  out[len] = 0;
-  close(pfd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  int status = check_child_run(fn, out, sizeof out);
+  if (status == -1) return 0;
   int died = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   int reported = strstr(out, "use-after-poison") != NULL;
   int ok = expect_death ? (died && reported) : (!died && !reported);

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <heapkit.h>
 #include "check.h"
+#include "child.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -355,38 +356,12 @@ static const mcase cases[] = {
 };
 
 static int run_case(const mcase *c) {
-  int pfd[2];
-  if (pipe(pfd) != 0) return 1;
   *shared_addr = 0;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) return 1;
-  if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    close(pfd[0]);
-    dup2(pfd[1], 2);
-    c->fn();
-    _exit(0); /* survived the misuse: the parent reports it */
-  }
-  close(pfd[1]);
-  char out[4096];
-  size_t len = 0;
-  ssize_t k;
-  while (len < sizeof out - 1 && (k = read(pfd[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)k;
-  out[len] = 0;
-  close(pfd[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  char why[512] = "";
-  int lines = 0;
-  for (size_t i = 0; i < len; i++) lines += out[i] == '\n';
-  if (len && out[len - 1] != '\n') lines++;
-  if (!WIFSIGNALED(st)) snprintf(why, sizeof why, "exited with status %d instead of SIGABRT", WEXITSTATUS(st));
-  else if (WTERMSIG(st) != SIGABRT) snprintf(why, sizeof why, "killed by signal %d instead of SIGABRT", WTERMSIG(st));
-  else if (strncmp(out, c->prefix, strlen(c->prefix)) != 0) snprintf(why, sizeof why, "message does not start with \"%s\"", c->prefix);
-  else if (lines != 1) snprintf(why, sizeof why, "message is %d lines, expected one", lines);
-  else if (!strstr(out, " to pool 0x")) snprintf(why, sizeof why, "message does not name the pool");
+  char out[4096], why[512];
+  int st = check_child_run(c->fn, out, sizeof out);
+  check_child_aborted(st, out, c->prefix, NULL, why, sizeof why);
+  if (why[0]) {
+  } else if (!strstr(out, " to pool 0x")) snprintf(why, sizeof why, "message does not name the pool");
   else {
     unsigned long long a = strtoull(strstr(out, "0x"), NULL, 16);
     if (a != (unsigned long long)*shared_addr)

@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "block.h"
 
 #define LEFTOVER 4096
 static _Atomic(uint64_t *) leftover[LEFTOVER];
@@ -29,22 +29,7 @@ static size_t rss_bytes(void) {
   return res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static uint64_t *make_block(tu_rng *r) {
-  size_t n = 16 + tu_powerlaw_size(r, 256 << 10);
-  uint64_t *b = hk_malloc(n);
-  CHECK(b != NULL);
-  b[0] = n;
-  b[1] = ~(uint64_t)n ^ (uint64_t)(uintptr_t)b;
-  tu_fill(b + 2, n - 16);
-  return b;
-}
-
-static void drop_block(uint64_t *b) {
-  size_t n = b[0];
-  CHECKF(b[1] == (~(uint64_t)n ^ (uint64_t)(uintptr_t)b), "block %p header corrupt", (void *)b);
-  CHECKF(tu_verify(b + 2, n - 16) == (size_t)-1, "block %p (%zu bytes) corrupt", (void *)b, n);
-  hk_free(b);
-}
+static uint64_t *make_block(tu_rng *r) { return tu_block_new(16 + tu_powerlaw_size(r, 256 << 10)); }
 
 static void *short_lived(void *arg) {
   tu_rng r;
@@ -52,7 +37,7 @@ static void *short_lived(void *arg) {
   uint64_t *mine[64] = {0};
   for (int i = 0; i < ops_per_thread; i++) {
     int k = (int)tu_below(&r, 64);
-    if (mine[k]) drop_block(mine[k]);
+    if (mine[k]) tu_block_free(mine[k]);
     mine[k] = make_block(&r);
   }
   /* Leave a few blocks for later threads; free the rest here. */
@@ -60,9 +45,9 @@ static void *short_lived(void *arg) {
     if (!mine[k]) continue;
     if (k < 4) {
       uint64_t *old = atomic_exchange(&leftover[tu_below(&r, LEFTOVER)], mine[k]);
-      if (old) drop_block(old);
+      if (old) tu_block_free(old);
     } else {
-      drop_block(mine[k]);
+      tu_block_free(mine[k]);
     }
   }
   return NULL;
@@ -119,7 +104,7 @@ int main(int argc, char **argv) {
 
   for (int i = 0; i < LEFTOVER; i++) {
     uint64_t *b = atomic_exchange(&leftover[i], NULL);
-    if (b) drop_block(b);
+    if (b) tu_block_free(b);
   }
   hk_collect(true);
   hk_stats s1;

@@ -12,35 +12,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "block.h"
 
 #define NSLOTS 1024
 static _Atomic(uint64_t *) slots[NSLOTS];
 static atomic_int stop;
 
-static uint64_t *make_block(tu_rng *r) {
-  size_t n = 16 + tu_powerlaw_size(r, tu_below(r, 50) ? 64 << 10 : 6 << 20);
-  uint64_t *b = hk_malloc(n);
-  CHECK(b != NULL);
-  b[0] = n;
-  b[1] = ~(uint64_t)n ^ (uint64_t)(uintptr_t)b;
-  tu_fill(b + 2, n - 16);
-  return b;
-}
-
-static void drop_block(uint64_t *b) {
-  size_t n = b[0];
-  CHECKF(b[1] == (~(uint64_t)n ^ (uint64_t)(uintptr_t)b), "block %p header corrupt", (void *)b);
-  CHECKF(tu_verify(b + 2, n - 16) == (size_t)-1, "block %p (%zu bytes) corrupt", (void *)b, n);
-  hk_free(b);
-}
+static uint64_t *make_block(tu_rng *r) { return tu_block_new(16 + tu_powerlaw_size(r, tu_below(r, 50) ? 64 << 10 : 6 << 20)); }
 
 static void *allocator_thread(void *arg) {
   tu_rng r;
   tu_seed(&r, (uintptr_t)arg);
   while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
     uint64_t *old = atomic_exchange(&slots[tu_below(&r, NSLOTS)], make_block(&r));
-    if (old) drop_block(old);
+    if (old) tu_block_free(old);
   }
   return NULL;
 }
@@ -52,11 +37,11 @@ static void child_work(int depth, unsigned seed) {
   /* Inherited blocks: their owner threads do not exist here. Verify and free a third of them. */
   for (int i = 0; i < NSLOTS; i += 3) {
     uint64_t *b = atomic_exchange(&slots[i], NULL);
-    if (b) drop_block(b);
+    if (b) tu_block_free(b);
   }
   for (int i = 0; i < 4000; i++) {
     uint64_t *old = atomic_exchange(&slots[tu_below(&r, NSLOTS)], make_block(&r));
-    if (old) drop_block(old);
+    if (old) tu_block_free(old);
   }
   char *c = hk_calloc(1000, 1000);
   CHECK(c && tu_all_zero(c, 1000000));
@@ -88,7 +73,7 @@ static void child_work(int depth, unsigned seed) {
   }
   for (int i = 0; i < NSLOTS; i++) {
     uint64_t *b = atomic_exchange(&slots[i], NULL);
-    if (b) drop_block(b);
+    if (b) tu_block_free(b);
   }
 }
 
@@ -186,7 +171,7 @@ int main(int argc, char **argv) {
   free(t);
   for (int i = 0; i < NSLOTS; i++) {
     uint64_t *b = atomic_exchange(&slots[i], NULL);
-    if (b) drop_block(b);
+    if (b) tu_block_free(b);
   }
   CHECKF(failed == 0, "%d of %d forked children failed", failed, forks);
   printf("malloc_fork: %d forks with %d allocating threads, children forked again: ok (%.2f s)\n", forks, nthreads,

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "../child.h"
 
 /* The misuse below is the point of this file. */
 #pragma GCC diagnostic ignored "-Wpragmas"
@@ -452,43 +453,13 @@ static const mcase cases[] = {
 };
 
 static int run_case(const mcase *c) {
-  int pfd[2];
-  CHECK(pipe(pfd) == 0);
   *shared_addr = 0;
-  fflush(NULL);
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    close(pfd[0]);
-    dup2(pfd[1], 2);
-    c->fn();
-    _exit(0); /* survived the misuse: the parent reports it */
-  }
-  close(pfd[1]);
-  char out[4096];
-  size_t len = 0;
-  ssize_t k;
-  while ((k = read(pfd[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)k;
-  out[len] = 0;
-  close(pfd[0]);
-  int st;
-  CHECK(waitpid(pid, &st, 0) == pid);
-
-  char why[512] = "";
-  int lines = 0;
-  for (size_t i = 0; i < len; i++) lines += out[i] == '\n';
-  if (len && out[len - 1] != '\n') lines++;
-  const char *pre = NULL;
-  if (strncmp(out, c->prefix, strlen(c->prefix)) == 0) pre = c->prefix;
-  else if (c->alt && strncmp(out, c->alt, strlen(c->alt)) == 0) pre = c->alt;
-
-  if (!WIFSIGNALED(st)) snprintf(why, sizeof why, "exited with status %d instead of SIGABRT", WEXITSTATUS(st));
-  else if (WTERMSIG(st) != SIGABRT) snprintf(why, sizeof why, "killed by signal %d instead of SIGABRT", WTERMSIG(st));
-  else if (!pre) snprintf(why, sizeof why, "message does not start with \"%s\"", c->prefix);
-  else if (lines != 1) snprintf(why, sizeof why, "message is %d lines, expected one", lines);
-  else if (c->no_addr) {
+  char out[4096], why[512];
+  int st = check_child_run(c->fn, out, sizeof out);
+  CHECK(st != -1);
+  check_child_aborted(st, out, c->prefix, c->alt, why, sizeof why);
+  if (why[0]) {
+  } else if (c->no_addr) {
   } else if (!strstr(out, "0x")) snprintf(why, sizeof why, "message does not name the address");
   else {
     /* the first address in the message is the pointer that was passed */

@@ -12,7 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "testutil.h"
+#include "block.h"
 
 #define NSLOTS 8192
 
@@ -22,22 +22,12 @@ static double deadline;
 static unsigned long long seed;
 static _Atomic long total_ops, total_xfree;
 
-static uint64_t *make_block(size_t n) {
-  if (n < 16) n = 16;
-  uint64_t *b = hk_malloc(n);
-  CHECKF(b != NULL, "malloc(%zu)", n);
-  b[0] = n;
-  b[1] = ~(uint64_t)n ^ (uint64_t)(uintptr_t)b;
-  tu_fill((char *)b + 16, n - 16);
-  return b;
-}
+static uint64_t *make_block(size_t n) { return tu_block_new(n < 16 ? 16 : n); }
 
 static void check_block(const uint64_t *b, const char *why) {
-  size_t n = b[0];
-  CHECKF(b[1] == (~(uint64_t)n ^ (uint64_t)(uintptr_t)b), "block %p header corrupt before %s (size word %zu)", (void *)b, why, n);
-  CHECKF(n <= max_size + 16 && hk_malloc_usable_size(b) >= n, "block %p: size %zu, usable %zu", (void *)b, n, hk_malloc_usable_size(b));
-  size_t bad = tu_verify((const char *)b + 16, n - 16);
-  CHECKF(bad == (size_t)-1, "block %p (%zu bytes) corrupt at offset %zu before %s", (void *)b, n, bad + 16, why);
+  tu_block_check(b, why);
+  CHECKF(b[0] <= max_size + 16 && hk_malloc_usable_size(b) >= b[0], "block %p: size %zu, usable %zu", (void *)b,
+         (size_t)b[0], hk_malloc_usable_size(b));
 }
 
 static void *worker(void *arg) {
