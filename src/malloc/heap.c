@@ -229,12 +229,8 @@ static void check_owner(hk_heap *h, const char *who) {
   if (h->thread_id != hk__thread_id()) hk__fatal("%s: heap %p belongs to another thread", who, (void *)h);
 }
 
-void hk_heap_destroy(hk_heap *h) {
-  check_owner(h, "hk_heap_destroy");
-  if (h->is_default) hk__fatal("hk_heap_destroy: cannot destroy a thread's default heap");
-  h->destroying = true;
-  hk__heap_release_pages(h, NULL);
-  hk__heap_free_large_blocks(h);
+/* The end of destroy and delete, once the heap holds no pages or large blocks of its own. */
+static void heap_retire(hk_heap *h) {
   hk__stats_flush_heap(h);
   heap_unlink(h);
   h->magic = 0;
@@ -243,17 +239,21 @@ void hk_heap_destroy(hk_heap *h) {
   heap_gone(tld);
 }
 
+void hk_heap_destroy(hk_heap *h) {
+  check_owner(h, "hk_heap_destroy");
+  if (h->is_default) hk__fatal("hk_heap_destroy: cannot destroy a thread's default heap");
+  h->destroying = true;
+  hk__heap_release_pages(h, NULL);
+  hk__heap_free_large_blocks(h);
+  heap_retire(h);
+}
+
 void hk_heap_delete(hk_heap *h) {
   check_owner(h, "hk_heap_delete");
   if (h->is_default) hk__fatal("hk_heap_delete: cannot delete a thread's default heap");
   hk__heap_release_pages(h, h->tld->heap_default);
   hk__heap_disown_large_blocks(h);
-  hk__stats_flush_heap(h);
-  heap_unlink(h);
-  h->magic = 0;
-  hk__tld *tld = h->tld;
-  hk__meta_free(h);
-  heap_gone(tld);
+  heap_retire(h);
 }
 
 /* After the thread's exit (a later key destructor) the handle is hk__heap_done, whose calls take
