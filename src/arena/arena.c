@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #define ALL_FLAGS (HK_ARENA_CONCURRENT | HK_ARENA_TRACE | HK_ARENA_NO_POISON)
 
@@ -27,10 +28,54 @@ static hk_arena *conc_arenas;
 static pthread_once_t conc_once = PTHREAD_ONCE_INIT;
 
 /* A lock holder may be in a budget callback that destroys another concurrent arena (allowed), which
- * takes conc_lock: so the arenas' locks are only tried, and when one is busy everything is let go
- * and taken again. */
+ * takes conc_lock (after the arena's lock), or that allocates from another concurrent arena (taking
+ * its lock after the first): so the arenas' locks are only tried under conc_lock, and when one is
+ * busy everything is let go and taken again. Tried again at once (a yield), that needed every
+ * arena free at the same instant, and beside threads that hold them nearly all the time (a budget
+ * callback that sleeps, a hot loop committing) the fork waited seconds or for ever
+ * (arena.concurrent_fork_busy). So, while a fork is being prepared (hk__arena_forking), a thread that
+ * lets go of a concurrent arena's lock says so (conc_released, which the forker sleeps on instead
+ * of yielding) and, holding no other concurrent arena's lock, keeps out of the arenas for a moment
+ * (at most HK__ARENA_FORK_PAUSE_MS, until the fork is prepared): the forker's wait is one critical
+ * section per busy arena. The pause is bounded because the pausing thread may hold a lock of its
+ * own that a holder's callback waits for; the forker never blocks on an arena's lock, so it needs
+ * no hold on an arena that may be destroyed meanwhile. */
+_Atomic unsigned hk__arena_forking;
+static pthread_mutex_t conc_wlock = PTHREAD_MUTEX_INITIALIZER; /* a leaf: nothing is taken under it */
+static pthread_cond_t conc_wcond;
+static unsigned long conc_released; /* under conc_wlock */
+_Thread_local unsigned hk__arena_held;
+#define HK__ARENA_FORK_PAUSE_MS 10
+
+void hk__arena_released(void) {
+  pthread_mutex_lock(&conc_wlock);
+  conc_released++;
+  pthread_cond_broadcast(&conc_wcond);
+  pthread_mutex_unlock(&conc_wlock);
+  if (hk__arena_held) return;
+  int64_t until = hk__clock_ms() + HK__ARENA_FORK_PAUSE_MS;
+  while (atomic_load(&hk__arena_forking) && hk__clock_ms() < until) sched_yield();
+}
+
+static unsigned long conc_released_now(void) {
+  pthread_mutex_lock(&conc_wlock);
+  unsigned long n = conc_released;
+  pthread_mutex_unlock(&conc_wlock);
+  return n;
+}
+
+static void conc_wcond_init(void) {
+  pthread_condattr_t at;
+  pthread_condattr_init(&at);
+  pthread_condattr_setclock(&at, CLOCK_MONOTONIC);
+  pthread_cond_init(&conc_wcond, &at);
+  pthread_condattr_destroy(&at);
+}
+
 static void conc_prepare(void) {
+  atomic_fetch_add(&hk__arena_forking, 1);
   for (;;) {
+    unsigned long seen = conc_released_now(); /* (before the try: a release during it is not missed) */
     pthread_mutex_lock(&conc_lock);
     hk_arena *busy = NULL;
     for (hk_arena *a = conc_arenas; a; a = a->conc_next)
@@ -40,11 +85,19 @@ static void conc_prepare(void) {
       }
     if (!busy) {
       hk__hold(&hk__arena_holder, true);
+      atomic_fetch_sub(&hk__arena_forking, 1);
       return;
     }
     for (hk_arena *a = conc_arenas; a != busy; a = a->conc_next) pthread_mutex_unlock(&a->lock);
     pthread_mutex_unlock(&conc_lock);
-    sched_yield();
+    /* until a lock is let go (a timeout too, in case it went by a path that does not say so) */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += HK__ARENA_FORK_PAUSE_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&conc_wlock);
+    while (conc_released == seen && pthread_cond_timedwait(&conc_wcond, &conc_wlock, &ts) == 0) {}
+    pthread_mutex_unlock(&conc_wlock);
   }
 }
 static void conc_parent(void) {
@@ -56,8 +109,14 @@ static void conc_child(void) {
   hk__hold(&hk__arena_holder, false);
   for (hk_arena *a = conc_arenas; a; a = a->conc_next) pthread_mutex_init(&a->lock, NULL);
   pthread_mutex_init(&conc_lock, NULL);
+  /* (another thread of the parent may have been preparing a fork of its own) */
+  atomic_store(&hk__arena_forking, 0);
+  pthread_mutex_init(&conc_wlock, NULL);
+  pthread_cond_destroy(&conc_wcond);
+  conc_wcond_init();
 }
 static void conc_register(void) {
+  conc_wcond_init();
   if (pthread_atfork(conc_prepare, conc_parent, conc_child) != 0) hk__fatal("cannot register the arenas' fork handlers");
 }
 

@@ -105,11 +105,23 @@ static inline char *hk__arena_pos(const hk_arena *a) {
 }
 /* The concurrent arenas' locks are held across a fork by the thread that forks (arena.c). */
 HK_INTERNAL extern _Atomic uintptr_t hk__arena_holder;
+/* While a fork is being prepared, a thread that lets go of a concurrent arena's lock tells the
+ * forker and, holding no other (hk__arena_held), stays out of the arenas for a moment (arena.c). */
+HK_INTERNAL extern _Thread_local unsigned hk__arena_held;
+HK_INTERNAL extern _Atomic unsigned hk__arena_forking;
+HK_INTERNAL void hk__arena_released(void);
 static inline void hk__arena_lock(hk_arena *a) {
-  if (a->flags & HK_ARENA_CONCURRENT) hk__hlock(&hk__arena_holder, &a->lock);
+  if (a->flags & HK_ARENA_CONCURRENT) {
+    hk__hlock(&hk__arena_holder, &a->lock);
+    hk__arena_held++;
+  }
 }
 static inline void hk__arena_unlock(hk_arena *a) {
-  if (a->flags & HK_ARENA_CONCURRENT) hk__hunlock(&hk__arena_holder, &a->lock);
+  if (a->flags & HK_ARENA_CONCURRENT) {
+    hk__arena_held--;
+    hk__hunlock(&hk__arena_holder, &a->lock);
+    if (hk_unlikely(atomic_load_explicit(&hk__arena_forking, memory_order_relaxed) != 0)) hk__arena_released();
+  }
 }
 /* The children list's lock, which every arena has: held across a fork only for concurrent ones. */
 static inline void hk__arena_list_lock(hk_arena *a) {

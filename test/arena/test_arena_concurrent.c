@@ -246,10 +246,60 @@ static int test_atfork(void) {
   return check_report("arena.concurrent_atfork");
 }
 
+/* fork while threads hold concurrent arenas' locks nearly all the time (each in a budget callback
+ * that sleeps, under its arena's lock, with a moment's gap between calls): the prepare handler only
+ * tried the locks and, when one was busy, let all go, yielded and tried again, so it needed every
+ * arena free at the same instant and the fork waited for ever (alarm turns that into a failure; no
+ * timing is judged, only that every fork completes). */
+static hk_arena *busy_arenas[2];
+static int sleepy_release(hk_arena *a, size_t need, void *arg) {
+  (void)a, (void)need, (void)arg;
+  usleep(1000);
+  return 0;
+}
+static void *busy_worker(void *arg) {
+  hk_arena *a = busy_arenas[(intptr_t)arg];
+  while (!atomic_load(&fork_stop)) hk_arena_alloc(a, 100000); /* at the budget: the callback, then NULL */
+  return NULL;
+}
+static int test_fork_busy(void) {
+  alarm(120);
+  for (int i = 0; i < 2; i++) {
+    busy_arenas[i] = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .budget = 2 << 20, .release = sleepy_release});
+    CHECK(busy_arenas[i] != NULL);
+  }
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, busy_worker, (void *)(intptr_t)i);
+  usleep(20000); /* (both at their budgets) */
+  int forks = 0, bad = 0;
+  for (int k = 0; k < 20; k++) {
+    pid_t p = fork();
+    if (p == 0) {
+      alarm(10);
+      /* each takes its arena's lock to commit (and fails at the budget): usable in the child */
+      (void)hk_arena_alloc(busy_arenas[0], 100000);
+      (void)hk_arena_alloc(busy_arenas[1], 100000);
+      _exit(0);
+    }
+    CHECK(p > 0);
+    int st = 0;
+    waitpid(p, &st, 0);
+    forks++;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+  }
+  alarm(0);
+  CHECK(forks == 20 && bad == 0);
+  atomic_store(&fork_stop, 1);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 2; i++) hk_arena_destroy(busy_arenas[i]);
+  return check_report("arena.concurrent_fork_busy");
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return test_fork();
   if (argc > 1 && strcmp(argv[1], "fork_gc") == 0) return test_fork_gc();
   if (argc > 1 && strcmp(argv[1], "atfork") == 0) return test_atfork();
+  if (argc > 1 && strcmp(argv[1], "fork_busy") == 0) return test_fork_busy();
   shared = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .commit_step = 4096});
   CHECK(shared != NULL);
   for (int round = 0; round < 2; round++) {
