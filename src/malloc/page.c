@@ -423,6 +423,11 @@ void hk__page_place(hk_heap *h, hk__page *pg) {
     queue_append(h, &h->queues[HK_BIN_FULL], pg);
     hk__page_flag_set(pg, HK__PAGE_IN_FULL);
     page_bias(pg);
+    /* Not the class's last full page here (its blocks were handed out by its old heap): a sequence
+     * this heap's count has passed, so it comes back to the end of its queue. It kept its old
+     * heap's, and when that equalled this heap's count it came back to the front
+     * (malloc.full_page_adopted). */
+    pg->full_seq = h->queues[pg->bin].full_seq - 1;
     hk__page_set_delay(pg, HK__USE_DELAYED, false);
   }
 }

@@ -8,6 +8,10 @@
  * blocks were handed out last, so they are the ones a LIFO program frees next, still in the
  * cache); an older full page joins the end. (4) A block another thread frees into a full page
  * brings the page back at once (its further remote frees are collected only from the bin queue).
+ * (5) A full page adopted from an exited thread's heap joins the end of its queue when it comes
+ * back: its blocks were handed out by the other thread. It kept the full_seq of its old heap, and
+ * when that equalled the adopting heap's count (here: each heap sent one page of the class to the
+ * full queue) it went to the front as if it had gone full last (`full_page adopted`).
  * Counts the thread's slow paths (tld->slow_calls). Linked with the static library: it reads page
  * descriptors and the thread's record. */
 #define _GNU_SOURCE
@@ -57,8 +61,66 @@ static void *remote_free(void *p) {
   return NULL;
 }
 
-int main(void) {
+/* (5): thread A fills a page, which goes to the full queue when A takes its next page, and exits
+ * with every block allocated; thread B adopts A's segment at its first malloc, sends a page of its
+ * own to the full queue, then frees enough of A's full page to bring it back. */
+static hk__page *adopted_page;
+static void *thread_a(void *arg) {
+  (void)arg;
+  b[n++] = hk_malloc(SIZE);
+  adopted_page = hk__page_at(b[0]);
+  while (n < MAX) { /* until the page has gone to the full queue */
+    b[n] = hk_malloc(SIZE);
+    CHECK(b[n] != NULL);
+    n++;
+    if (in_full_queue(adopted_page)) break;
+  }
+  CHECK(in_full_queue(adopted_page) && adopted_page->full_seq == 1);
+  return NULL;
+}
+static void *thread_b(void *arg) {
+  (void)arg;
+  hk_heap *h = hk_heap_get_default();
+  hk__page *pa = adopted_page;
+  void *first = hk_malloc(SIZE); /* (adopts A's segment: no segment of its own yet) */
+  CHECK(first != NULL && atomic_load(&pa->heap) == h && in_full_queue(pa));
+  hk__page_queue *q = &h->queues[pa->bin];
+  void *mine[MAX];
+  int m = 0;
+  hk__page *own = NULL;
+  while (m < MAX && !own) { /* until a page other than A's goes to the full queue */
+    mine[m] = hk_malloc(SIZE);
+    CHECK(mine[m] != NULL);
+    m++;
+    for (hk__page *x = h->queues[HK_BIN_FULL].first; x; x = x->next)
+      if (x != pa && x->bin == pa->bin) own = x;
+  }
+  CHECK(own != NULL && q->full_seq == 1); /* (A sent its page to the full queue as its heap's first: full_seq 1) */
+  free_of(pa, (int)hk__page_full_bias(pa->capacity));
+  CHECKF(!in_full_queue(pa) && q->first != pa && q->last == pa, "the adopted page came back to the %s of its queue",
+         q->first == pa ? "front" : "middle");
+  /* and the page that went full last in this heap still comes back to the front */
+  int freed = 0;
+  for (int i = m - 1; i >= 0 && freed < (int)hk__page_full_bias(own->capacity); i--)
+    if (mine[i] && hk__page_at(mine[i]) == own) { hk_free(mine[i]); mine[i] = NULL; freed++; }
+  CHECK(!in_full_queue(own) && q->first == own && hk__heap_is_valid(h));
+  for (int i = 0; i < m; i++) hk_free(mine[i]);
+  hk_free(first);
+  for (int i = 0; i < n; i++) hk_free(b[i]);
+  return NULL;
+}
+
+static int adopted(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, thread_a, NULL) == 0 && pthread_join(t, NULL) == 0);
+  CHECK(pthread_create(&t, NULL, thread_b, NULL) == 0 && pthread_join(t, NULL) == 0);
+  printf("ok\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
   tu_test_name = "malloc_full_page";
+  if (argc > 1 && strcmp(argv[1], "adopted") == 0) return adopted();
   hk_heap *h = hk_heap_get_default();
   b[n++] = hk_malloc(SIZE);
   hk_free(hk_malloc(SIZE)); /* (the segment among the thread's hints: the next frees take the fast path) */
