@@ -788,7 +788,11 @@ void *hk__large_realloc_inplace(hk__mseg *seg, void *p, size_t size) {
   size_t off = (size_t)(seg->large_block - (uint8_t *)seg);
   size_t usable = hk__align_up(size, hk__page_size());
   /* (not off + usable > size: for a request near SIZE_MAX that sum wraps around) */
-  if (usable < size || usable > seg->base.size - off) return NULL;
+  if (usable < size) return NULL;
+  /* Past the segment's end: under an address-space limit, where the segment has no spare room,
+   * its reservation grows in place when the address space after it is free. */
+  if (usable > seg->base.size - off && (hk__page_as_limit() == 0 || hk__segment_extend(&seg->base, off + usable) != HK_OK))
+    return NULL;
   if (usable > seg->large_size) {
     if (hk__segment_commit(&seg->base, off + seg->large_size, usable - seg->large_size, NULL) != HK_OK) return NULL;
   } else if (usable < seg->large_size / 2) {

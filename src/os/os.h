@@ -29,6 +29,11 @@ HK_INTERNAL size_t hk__os_page_size(void);
  * glibc); otherwise the reservation is address space only (MAP_NORESERVE). */
 HK_INTERNAL int hk__os_reserve(size_t size, size_t align, bool accounted, void **out);
 HK_INTERNAL int hk__os_release(void *addr, size_t size);
+/* Extend the reservation [addr, addr + size) in place by more bytes: the address space right after
+ * it, reserved as hk__os_reserve would (accounted the same way), or HK_ENOMEM when any of it is
+ * taken, over a limit, or the kernel cannot map at a fixed place without replacing. Nothing changes
+ * on failure. The two ranges are one reservation afterwards (released together). */
+HK_INTERNAL int hk__os_extend(void *addr, size_t size, size_t more, bool accounted);
 HK_INTERNAL int hk__os_commit(void *addr, size_t size);
 HK_INTERNAL int hk__os_decommit(void *addr, size_t size, hk__os_decommit_mode mode);
 HK_INTERNAL int hk__os_protect(void *addr, size_t size, hk__os_prot prot);

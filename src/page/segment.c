@@ -129,6 +129,45 @@ void hk__segment_decommit(hk__segment *s, size_t off, size_t len) {
   if (s->purge_mask == 0 && s->purge_queue) hk__segment_purge_cancel(s);
 }
 
+/* The units of m (of old_unit bytes) as units of new_unit bytes, rounded outward. */
+static uint64_t remask(uint64_t m, size_t old_unit, size_t new_unit) {
+  uint64_t r = 0;
+  while (m) {
+    int first = __builtin_ctzll(m);
+    uint64_t shifted = m >> first;
+    int count = (~shifted == 0) ? 64 - first : __builtin_ctzll(~shifted);
+    size_t lo = (size_t)first * old_unit, hi = lo + (size_t)count * old_unit;
+    r |= units_mask(lo / new_unit, (hi - 1) / new_unit - lo / new_unit + 1);
+    m &= ~units_mask((size_t)first, (size_t)count);
+  }
+  return r;
+}
+
+/* Realloc of a large block under an address-space limit, where its segment has no spare room:
+ * before, every growth past the segment's end moved (copied) the block, and the old and new blocks
+ * together stopped it near half the limit (malloc.rlimit.grow). */
+int hk__segment_extend(hk__segment *s, size_t size) {
+  hk_assert_internal(hk__segment_is_valid(s));
+  if (size <= s->size) return HK_OK;
+  if (s->kind != HK__SEG_LARGE || s->purge_mask != 0 || size > ((size_t)1 << 46)) return HK_ENOMEM;
+  size = hk__round_up(size, size_step(s->kind, size));
+  size_t unit = kind_unit(s->kind, size);
+  if (hk__os_extend(s, s->size, size - s->size, true) != HK_OK) return HK_ENOMEM;
+  uint64_t commit = remask(s->commit_mask, s->unit, unit);
+  hk__pstat_committed((ptrdiff_t)((size_t)popcount64(commit) * unit) - (ptrdiff_t)((size_t)popcount64(s->commit_mask) * s->unit));
+  hk__pstat_add(&hk__pstats.reserved, (ptrdiff_t)(size - s->size));
+  s->commit_mask = commit;
+  s->dirty_mask = remask(s->dirty_mask, s->unit, unit);
+  /* (the header's units grow with the unit: past header_size they may now hold the block) */
+  if (unit != s->unit) s->header_tail_clean = 0;
+  if (hk__opt(HK_OPT_HUGE_PAGES)) hk__os_huge_hint((uint8_t *)s + s->size, size - s->size, 1);
+  s->unit = unit;
+  s->size = size;
+  hk__segmap_set(s, true); /* (the largest segment's size, for interior lookups) */
+  hk_assert_internal(hk__segment_is_valid(s));
+  return HK_OK;
+}
+
 void hk__segment_reset(hk__segment *s, size_t off, size_t len) {
   size_t ps = hk__os_page_size();
   size_t lo = hk__align_up(off, ps), hi = (off + len) & ~(ps - 1);

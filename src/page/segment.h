@@ -142,6 +142,11 @@ HK_INTERNAL void hk__segment_unpark(hk__segment *s);
 HK_INTERNAL int hk__segment_commit(hk__segment *s, size_t off, size_t len, bool *is_zero);
 /* Return [off, off+len) (rounded in to whole units) to the OS now. */
 HK_INTERNAL void hk__segment_decommit(hk__segment *s, size_t off, size_t len);
+/* Grow a large block's segment in place to at least size bytes (rounded to its new unit), when the
+ * address space right after it can be had: HK_OK, or HK_ENOMEM with the segment unchanged. Its
+ * commit unit grows with it (a 64th of the size); what was committed or dirty stays so, rounded out
+ * to the new units. Only a segment with no pending purge, kinds sized to fit (LARGE). */
+HK_INTERNAL int hk__segment_extend(hk__segment *s, size_t size);
 /* Give back the physical pages inside [off, off+len) (rounded in to OS pages) and keep the range
  * committed: for the unused part of a unit that is partly in use. Its bytes read zero or keep their
  * contents (HEAPKIT_PURGE_FREE) until written. Same serialisation as commit. */

@@ -12,6 +12,12 @@
  *          glibc about 2900).
  *   lookup interior pointers of a large block whose segment is not a multiple of 4 MiB.
  *   reuse  such a segment, cached, is not taken for a pool's or an arena's segment.
+ *   grow   realloc growing one block by 2 MiB + 4 KiB a step until it fails: the block's segment
+ *          had no spare room under a limit, so every step moved it (a copy of all of it, and the
+ *          old and new blocks together stopped it near half the limit); now its reservation is
+ *          extended in place when the address space after it is free. Most steps keep the pointer,
+ *          the contents stay, and the step that passes the limit returns NULL with ENOMEM and the
+ *          old block intact.
  * Usage: malloc_rlimit cache|large|lookup|reuse. Not under sanitizers (their shadow memory needs the address space). */
 #include <heapkit.h>
 #include <sys/resource.h>
@@ -100,6 +106,41 @@ static void sec_reuse(void) {
   hk_arena_destroy(ar);
 }
 
+/* one byte per 4 KiB page, from the page's offset: written as the block grows, checked at every step */
+static unsigned char mark(size_t off) { return (unsigned char)((off >> 12) * 31 + 7); }
+static void check_marks(const unsigned char *p, size_t n) {
+  for (size_t off = 0; off < n; off += 4096) CHECKF(p[off] == mark(off), "byte %zu of %zu lost", off, n);
+}
+
+static void sec_grow(void) {
+  size_t step = 2 * MiB + 4096, n = step;
+  unsigned char *p = hk_malloc(n);
+  CHECK(p != NULL);
+  for (size_t off = 0; off < n; off += 4096) p[off] = mark(off);
+  int steps = 0, moves = 0;
+  for (;;) {
+    errno = 0;
+    unsigned char *q = hk_realloc(p, n + step);
+    if (!q) {
+      CHECKF(errno == ENOMEM, "realloc to %zu MiB failed with errno %d", (n + step) / MiB, errno);
+      check_marks(p, n); /* the old block intact */
+      break;
+    }
+    steps++;
+    if (q != p) moves++;
+    p = q;
+    check_marks(p, n);
+    for (size_t off = n; off < n + step; off += 4096) p[off] = mark(off);
+    n += step;
+    CHECK(steps < 1000);
+  }
+  printf("malloc_rlimit: grew to %zu MiB in %d steps, %d moves, within %d MiB\n", n / MiB, steps, moves, LIMIT_MIB);
+  /* moving at every step, the old and new blocks together stopped it near half the limit */
+  CHECKF(n > LIMIT_MIB * MiB * 2 / 3, "stopped at %zu MiB of %d", n / MiB, LIMIT_MIB);
+  CHECKF(moves * 4 <= steps, "%d moves in %d steps", moves, steps);
+  hk_free(p);
+}
+
 int main(int argc, char **argv) {
   tu_test_name = "malloc_rlimit";
   CHECK(argc > 1);
@@ -109,6 +150,7 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "large") == 0) sec_large();
   else if (strcmp(argv[1], "lookup") == 0) sec_lookup();
   else if (strcmp(argv[1], "reuse") == 0) sec_reuse();
+  else if (strcmp(argv[1], "grow") == 0) sec_grow();
   else CHECKF(0, "unknown section %s", argv[1]);
   return 0;
 }
