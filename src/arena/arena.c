@@ -52,7 +52,8 @@ void hk__arena_released(void) {
   conc_released++;
   pthread_cond_broadcast(&conc_wcond);
   pthread_mutex_unlock(&conc_wlock);
-  if (hk__arena_held) return;
+  /* (nor on a thread whose fork holds the arenas: its own handlers, while another thread prepares) */
+  if (hk__arena_held || hk__holds(&hk__arena_holder)) return;
   int64_t until = hk__clock_ms() + HK__ARENA_FORK_PAUSE_MS;
   while (atomic_load(&hk__arena_forking) && hk__clock_ms() < until) sched_yield();
 }
@@ -112,8 +113,7 @@ static void conc_child(void) {
   /* (another thread of the parent may have been preparing a fork of its own) */
   atomic_store(&hk__arena_forking, 0);
   pthread_mutex_init(&conc_wlock, NULL);
-  pthread_cond_destroy(&conc_wcond);
-  conc_wcond_init();
+  conc_wcond_init(); /* (not destroyed first: a destroy waits for the parent's waiters, gone here) */
 }
 static void conc_register(void) {
   conc_wcond_init();
