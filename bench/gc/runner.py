@@ -19,6 +19,9 @@ WORKLOADS = [
     ("quadtree", [], "quad tree of 87k nodes; 400k subtree replacements into old nodes + short-lived query lists"),
 ]
 
+# Workloads with a variant that registers no finalizer (finalizers.c: count window finalize=0).
+NOFIN_ARGS = {"finalizers": ["1000000", "100000", "0"]}
+
 
 def run_one(exe, args, timeout):
     t0 = time.time()
@@ -132,15 +135,29 @@ def main():
         for f in factors:
             budget = int(live * f)
             runs = {gc: [] for gc in gcs}
+            # The finalizer workload also runs without finalizers (finalize=0: the same objects,
+            # ring and collections), interleaved with its runs, so that what finalization itself
+            # costs each collector (with - without) can be read apart from the rest of the work.
+            nofin_args = NOFIN_ARGS.get(name)
+            runs_nofin = {gc: [] for gc in gcs}
             for rep in range(a.reps):
                 for gc in (gcs if rep % 2 == 0 else list(reversed(gcs))):
-                    r = run_one(os.path.join(a.bindir, f"gcb_{name}_{gc}"), [str(budget)] + args, a.timeout)
+                    exe = os.path.join(a.bindir, f"gcb_{name}_{gc}")
+                    r = run_one(exe, [str(budget)] + args, a.timeout)
                     runs[gc].append(r)
                     print(f"  {name:10s} {f:>4}x {gc:8s} rep {rep + 1}: {r.get('status')} cpu={r.get('cpu_s', '-')} "
                           f"rss_kb={r.get('rss_kb', '-')} p95={r.get('p95_ms', '-')}", file=sys.stderr, flush=True)
-            results.append({"workload": name, "desc": desc.format(depth=a.depth), "live": live, "factor": f,
-                            "budget": budget, "args": args, "runs": runs,
-                            "summary": {gc: summarize(runs[gc]) for gc in gcs}})
+                    if nofin_args:
+                        r = run_one(exe, [str(budget)] + nofin_args, a.timeout)
+                        runs_nofin[gc].append(r)
+                        print(f"  {name:10s} {f:>4}x {gc:8s} rep {rep + 1} without finalizers: {r.get('status')} "
+                              f"cpu={r.get('cpu_s', '-')} rss_kb={r.get('rss_kb', '-')}", file=sys.stderr, flush=True)
+            row = {"workload": name, "desc": desc.format(depth=a.depth), "live": live, "factor": f,
+                   "budget": budget, "args": args, "runs": runs, "summary": {gc: summarize(runs[gc]) for gc in gcs}}
+            if nofin_args:
+                row["runs_nofin"] = runs_nofin
+                row["summary_nofin"] = {gc: summarize(runs_nofin[gc]) for gc in gcs}
+            results.append(row)
 
     # Thread scaling: the same per-thread work with 1 and 2 threads, at a 3x budget (this one
     # measures throughput, not how tight a heap can be).
@@ -314,6 +331,9 @@ def main():
                              + (f" (the same work with malloc/free and no collector at all, gcb_finalizers_floor: "
                                 f"{floor:.3f} s, {s['boehm']['cpu_s'] / floor:.1f}x faster than Boehm; a collector still has "
                                 f"to find the dead handles that free() is told about here)." if floor else "."))
+    for row in results:
+        if row["workload"] == "finalizers" and "summary_nofin" in row:
+            goals.append(finalization_cost(row, gcs))
     if mt and "heapkit" in gcs:
         t1 = mt[1]["summary"]["heapkit"].get("mnodes_per_s")
         t2 = mt[2]["summary"]["heapkit"].get("mnodes_per_s")
@@ -334,6 +354,32 @@ def main():
         json.dump({"results": results, "mt": mt, "lisp": lisp_row}, f, indent=1, default=str)
     charts(results, gcs, a.outdir)
     return 0 if all(r["summary"][gc]["status"] in ("ok", "oom") for r in results for gc in gcs) else 1
+
+
+def finalization_cost(row, gcs):
+    """One line per finalizer-workload budget: each collector's CPU without finalizers, the
+    finalization's own cost (CPU with finalizers - CPU without) and the ratio of those costs."""
+    parts, cost = [], {}
+    for gc in gcs:
+        w, wo = row["summary"].get(gc, {}), row["summary_nofin"].get(gc, {})
+        name = "heapkit" if gc == "heapkit" else "Boehm"
+        if wo.get("status") != "ok":
+            parts.append(f"{name} {wo.get('label', 'n/a')} without")
+            continue
+        txt = f"{name} {wo['cpu_s']:.3f} s without"
+        if w.get("status") == "ok":
+            cost[gc] = w["cpu_s"] - wo["cpu_s"]
+            txt += f", finalization's own cost {cost[gc]:.3f} s (with {w['cpu_s']:.3f} - without)"
+        else:
+            txt += f" ({w.get('label', 'n/a')} with finalizers)"
+        parts.append(txt)
+    line = f"- Finalizer workload at {row['factor']:g}x without finalizers (finalize=0): " + "; ".join(parts)
+    if "heapkit" in cost and "boehm" in cost:
+        if cost["heapkit"] > 0:
+            line += f"; Boehm's finalization costs {cost['boehm'] / cost['heapkit']:.1f}x heapkit's"
+        else:
+            line += "; heapkit's finalization cost is within the noise (<= 0)"
+    return line + "."
 
 
 def charts(results, gcs, outdir):
