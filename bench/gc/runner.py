@@ -19,6 +19,12 @@ WORKLOADS = [
     ("quadtree", [], "quad tree of 87k nodes; 400k subtree replacements into old nodes + short-lived query lists"),
 ]
 
+# Workloads that take about 0.1 s run at least this many times: with 3 repetitions one loaded
+# run moved a median by a quarter (finalizers 2x looked faster than 3x in a make bench, 0.090 s
+# against 0.116, though 3x does 4% fewer instructions and was faster in 11 interleaved runs:
+# docs/gc.md, *The finalizer round, fifteenth session*).
+MIN_REPS = {"finalizers": 7}
+
 # Workloads with a variant that registers no finalizer (finalizers.c: count window finalize=0).
 NOFIN_ARGS = {"finalizers": ["1000000", "100000", "0"]}
 
@@ -140,7 +146,7 @@ def main():
             # costs each collector (with - without) can be read apart from the rest of the work.
             nofin_args = NOFIN_ARGS.get(name)
             runs_nofin = {gc: [] for gc in gcs}
-            for rep in range(a.reps):
+            for rep in range(max(a.reps, MIN_REPS.get(name, 0))):
                 for gc in (gcs if rep % 2 == 0 else list(reversed(gcs))):
                     exe = os.path.join(a.bindir, f"gcb_{name}_{gc}")
                     r = run_one(exe, [str(budget)] + args, a.timeout)
@@ -182,7 +188,7 @@ def main():
     floor = None
     fexe = os.path.join(a.bindir, "gcb_finalizers_floor")
     if (not only or "finalizers" in only) and os.path.exists(fexe):
-        fr = [run_one(fexe, [], a.timeout) for _ in range(a.reps)]
+        fr = [run_one(fexe, [], a.timeout) for _ in range(max(a.reps, MIN_REPS["finalizers"]))]
         ok = [r["cpu_s"] for r in fr if r.get("status") == "ok"]
         floor = statistics.median(ok) if len(ok) == len(fr) else None
         print(f"  finalizers floor (malloc/free): cpu={floor}", file=sys.stderr, flush=True)
@@ -204,7 +210,7 @@ def main():
     lines = []
     lines.append("## Garbage collector: heapkit vs Boehm (bdwgc)")
     lines.append("")
-    lines.append(f"Command: `{a.command}` ({a.reps} repetitions, medians; {os.cpu_count()} cores; "
+    lines.append(f"Command: `{a.command}` ({a.reps} repetitions, the finalizer workload {max(a.reps, MIN_REPS['finalizers'])}, medians; {os.cpu_count()} cores; "
                  f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average at the end "
                  f"{os.getloadavg()[0]:.1f}: the machine is shared, so compare ratios).")
     lines.append("")
