@@ -907,6 +907,18 @@ static size_t choose_candidates(hk_gc_heap *h, bool sparse_only) {
     threshold = f;
   }
   if (threshold > GC_LINES) return 0;
+  /* A collection due by the growth policy evacuates only when its candidates' free lines (what
+   * emptying them gives back) are a sixteenth of the heap or more. Below that the gain is a few
+   * blocks, while marking takes the slower path that tests every object's block for evacuation,
+   * and the candidates' counts are those of the last sweep: promotion has filled their holes
+   * since, with young objects that are then copied (the finalizer workload at 3x: 25-60 KiB
+   * expected, 600-800 KiB copied per collection without finalizers; docs/gc.md, *The finalizer
+   * round, fifteenth session*). */
+  if (sparse_only) {
+    size_t gain = 0;
+    for (unsigned f = threshold; f <= GC_LINES; f++) gain += hist[f] * f * GC_LINE_SIZE;
+    if (gain < heap / 16) return 0;
+  }
   size_t n = 0;
   for (gc_seg *s = h->segs; s; s = s->next)
     for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
