@@ -197,6 +197,9 @@ typedef struct gc_par {
                        also read without the lock (atomic) */
   bool done;
   bool helped; /* somebody joined */
+  /* A minor phase starts serial: its collector forwards objects with plain stores until a helper
+   * asks to join (join_req), then switches to compare-and-swap and sets granted (both atomic). */
+  int join_req, granted;
 } gc_par;
 
 struct hk_gc_mutator {
@@ -307,6 +310,7 @@ struct hk_gc_heap {
   uint64_t bytes_allocated, bytes_copied, bytes_promoted, bytes_evacuated;
   uint64_t finalizers_run, weak_cleared;
   uint64_t par_phases, par_helpers, par_opened;
+  uint64_t par_cas_unhelped; /* objects forwarded by compare-and-swap in minor phases nobody joined */
   double stw_wait_ms, stw_wait_max_ms; /* collectors waiting for the other mutators to park */
   double stw_run_cpu_ms;               /* the CPU time those mutators ran meanwhile (thread.c) */
   size_t live_bytes, heap_peak;
@@ -482,6 +486,8 @@ HK_INTERNAL bool hk__gc_par_open(hk_gc_heap *h, gc_par *job, void (*help)(gc_par
 HK_INTERNAL void hk__gc_par_share(gc_par *job, gc_stack *local);
 HK_INTERNAL bool hk__gc_par_take(gc_par *job, gc_stack *local);
 HK_INTERNAL void hk__gc_par_close(gc_par *job);
+/* A helper of a gated phase (a minor one): asks to join and waits until the collector allows it. */
+HK_INTERNAL void hk__gc_par_join(gc_par *job);
 static inline bool gc_par_wanted(const gc_par *job, const gc_stack *local) {
   return local->count > 1 && __atomic_load_n(&job->idle, __ATOMIC_RELAXED) > 0 &&
          __atomic_load_n(&job->pooled, __ATOMIC_RELAXED) == 0;

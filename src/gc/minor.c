@@ -18,12 +18,14 @@ typedef struct minor_ctx {
   gc_stack *remset;     /* where old objects that keep young fields go */
   gc_bump *survivor, *mature, *overflow; /* [2] each: the heap's, or a helper's own */
   gc_par *par;          /* in a parallel phase: the heap lock is not held */
+  bool atomic;          /* another thread may copy the same objects: forward by compare-and-swap */
   unsigned promote_age; /* 0: promote everything */
   bool frames;          /* mutators' frames may be left unclaimed: claim them before taking work */
   bool young_found;     /* a visited slot points to a young object after the visit */
   size_t fin_alive;     /* young finalizable objects found alive (minor_finalizers) */
   bool fin_died;        /* and some found dead */
   uint64_t copied, promoted;
+  uint64_t cas; /* objects forwarded by compare-and-swap */
 } minor_ctx;
 
 typedef struct minor_job {
@@ -129,7 +131,8 @@ static inline __attribute__((always_inline)) void minor_visit(hk_gc_visitor *v, 
   copy_payload(dst + HK_GC_GRANULE, p, total - HK_GC_GRANULE);
   *(uintptr_t *)dst = nh;
   uintptr_t fwd = (uintptr_t)dst | HK_GC_HDR_FORWARDED;
-  if (c->par) {
+  if (c->atomic) {
+    c->cas++;
     if (!__atomic_compare_exchange_n(hdr_of(p), &hd, fwd, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
       hk_assert_internal(hd & HK_GC_HDR_FORWARDED);
       /* Another thread copied it first: ours stays behind as a dead object (in a young block it
@@ -222,6 +225,16 @@ static bool minor_frames(minor_ctx *c, hk_gc_mutator *self) {
   return false;
 }
 
+/* The collector of a minor phase copies alone until a helper asks to join: the compare-and-swap
+ * that makes a copy safe against another copier cost a quarter of minor_drain's time in 2-thread
+ * profiles, and a helper that is not on a core when the phase opens joins late or never (docs/gc.md,
+ * "The collector copies alone until a helper arrives"). From the grant on (a release store after
+ * all its plain forwarding stores) it forwards by compare-and-swap like the helpers. */
+static void minor_grant(minor_ctx *c) {
+  c->atomic = true;
+  __atomic_store_n(&c->par->granted, 1, __ATOMIC_RELEASE);
+}
+
 static void minor_drain(minor_ctx *c) {
   for (;;) {
     void *item;
@@ -241,10 +254,15 @@ static void minor_drain(minor_ctx *c) {
       } else {
         scan_old(c, o);
       }
-      if (c->par && hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
+      if (c->par) {
+        if (!c->atomic && hk_unlikely(__atomic_load_n(&c->par->join_req, __ATOMIC_RELAXED))) minor_grant(c);
+        if (hk_unlikely(gc_par_wanted(c->par, &c->work))) hk__gc_par_share(c->par, &c->work);
+      }
     }
     if (c->frames && minor_frames(c, NULL)) continue;
-    if (!c->par || !hk__gc_par_take(c->par, &c->work)) return;
+    if (!c->par) return;
+    if (!c->atomic) minor_grant(c); /* (a late helper may still take the frames of its own) */
+    if (!hk__gc_par_take(c->par, &c->work)) return;
   }
 }
 
@@ -256,7 +274,8 @@ static void minor_help(gc_par *p, hk_gc_mutator *self) {
   gc_bump survivor[2] = {{0}}, mature[2] = {{0}}, overflow[2] = {{0}};
   gc_stack remset = {0};
   minor_ctx c = {.v = {minor_visit_v}, .h = h, .remset = &remset, .survivor = survivor, .mature = mature,
-                 .overflow = overflow, .par = p, .promote_age = j->promote_age, .frames = true};
+                 .overflow = overflow, .par = p, .atomic = true, .promote_age = j->promote_age, .frames = true};
+  hk__gc_par_join(p);
   minor_frames(&c, self);
   minor_drain(&c);
   gc_lock(h);
@@ -510,7 +529,9 @@ void hk__gc_minor(hk_gc_heap *h, bool promote_all) {
     minor_drain(&c);
     gc_lock(h);
     hk__gc_par_close(&job.par);
+    if (!job.par.helped) h->par_cas_unhelped += c.cas;
     c.par = NULL;
+    c.atomic = false;
     c.copied += job.copied;
     c.promoted += job.promoted;
   } else {

@@ -13,6 +13,8 @@
  * takes about half the time instead of the same time with one thread idle. */
 #include "gc/gc_internal.h"
 
+#include <sched.h>
+
 /* Condition waits spin a little before sleeping. The waits of a collection (the world stopping,
  * helpers joining, work being shared) are usually over in microseconds, while a sleeping thread
  * can take a scheduler tick to come back when the machine is busy; collections are frequent, so
@@ -154,6 +156,16 @@ void hk__gc_par_close(gc_par *job) {
   h->par = NULL;
   hk__gc_stack_clear(h, &job->pool);
   pthread_cond_destroy(&job->cond);
+}
+
+void hk__gc_par_join(gc_par *job) {
+  __atomic_store_n(&job->join_req, 1, __ATOMIC_RELAXED);
+  /* The collector answers at its next work item, or when it runs out of work: microseconds,
+   * unless it lost its core. */
+  for (unsigned i = 1; !__atomic_load_n(&job->granted, __ATOMIC_ACQUIRE); i++) {
+    cpu_relax();
+    if (i % GC_SPIN == 0) sched_yield();
+  }
 }
 
 /* The oldest items of the local stack go: in a depth-first traversal they lead to the biggest

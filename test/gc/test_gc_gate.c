@@ -1,0 +1,95 @@
+/* A minor phase's collector copies alone, with plain stores, until a helper asks to join
+ * (minor.c, minor_grant; docs/gc.md "The collector copies alone until a helper arrives"): in a
+ * phase nobody joined, no object is forwarded by compare-and-swap. A polling thread parks at every
+ * collection while the main thread runs minor collections of small young trees; many of these
+ * phases end before the parked thread gets to them, the others are helped, and every tree must
+ * come through intact. Reads the heap's internal counter par_cas_unhelped (hence internal).
+ *   test_gc_gate [rounds] */
+#define _GNU_SOURCE
+#include "gc/gc_internal.h"
+#include "gc_test.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static hk_gc_heap *heap;
+static _Atomic int stop, ready, failures;
+
+static void *poller(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) {
+    failures++;
+    return NULL;
+  }
+  ready = 1;
+  while (!stop) hk_gc_safepoint(m);
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+
+static node *make_tree(hk_gc_mutator *m, int depth) {
+  node *l = NULL, *r = NULL;
+  HK_GC_ROOTS(m, l, r);
+  if (depth > 0) {
+    l = make_tree(m, depth - 1);
+    r = make_tree(m, depth - 1);
+  }
+  node *n = new_node(m, (uint64_t)depth, 2, false);
+  if (n) {
+    n->kids[0] = l;
+    n->kids[1] = r;
+  }
+  return n;
+}
+
+static long count(const node *n, int depth) {
+  if (!n || n->id != (uint64_t)depth) return -1000000;
+  return depth ? 1 + count(n->kids[0], depth - 1) + count(n->kids[1], depth - 1) : 1;
+}
+
+int main(int argc, char **argv) {
+  int rounds = argc > 1 ? atoi(argv[1]) : 2000;
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.flags |= HK_GC_OPT_NO_BLOCK_PROMOTION; /* every minor collection copies */
+  hk_gc_mutator *m = NULL;
+  CHECK(hk_gc_heap_create(&o, &heap, &m) == HK_OK);
+  register_test_types(heap);
+  pthread_t t;
+  hk_gc_blocking_begin(m);
+  CHECK(pthread_create(&t, NULL, poller, NULL) == 0);
+  while (!ready && !failures) sched_yield();
+  hk_gc_blocking_end(m);
+  hk_gc_stats s0, s1;
+  hk_gc_stats_get(heap, &s0);
+  node *tree = NULL;
+  HK_GC_ROOTS(m, tree);
+  long intact = 0;
+  for (int i = 0; i < rounds; i++) {
+    /* small (31 nodes) or big (4095): the first kind is over before a parked thread wakes up */
+    int depth = i % 8 == 7 ? 11 : 4;
+    tree = make_tree(m, depth);
+    hk_gc_collect(m, HK_GC_MINOR);
+    intact += count(tree, depth) == (2L << depth) - 1;
+  }
+  hk_gc_stats_get(heap, &s1);
+  tree = NULL;
+  stop = 1;
+  hk_gc_blocking_begin(m);
+  pthread_join(t, NULL);
+  hk_gc_blocking_end(m);
+  uint64_t opened = s1.parallel_opened - s0.parallel_opened, helped = s1.parallel_phases - s0.parallel_phases;
+  fprintf(stderr, "gate: %d minor collections, %lu phases opened, %lu helped, %lu objects forwarded by CAS in the others\n",
+          rounds, (unsigned long)opened, (unsigned long)helped, (unsigned long)heap->par_cas_unhelped);
+  CHECK(failures == 0);
+  CHECK(intact == rounds);
+  CHECK(opened > 0);
+  CHECK(heap->par_cas_unhelped == 0);
+  CHECK(hk_gc_verify(m) == HK_OK);
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  return check_report("gc.gate");
+}
