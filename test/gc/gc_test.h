@@ -46,6 +46,22 @@ static inline node *new_node(hk_gc_mutator *m, uint64_t id, uint64_t nkids, bool
   return n;
 }
 
+/* A complete binary tree: every node has two slots and its depth as id (leaves 0); NULL when an
+ * allocation fails. */
+static inline node *gc_test_tree(hk_gc_mutator *m, int depth) {
+  node *l = NULL, *r = NULL;
+  HK_GC_ROOTS(m, l, r);
+  if (depth > 0) {
+    l = gc_test_tree(m, depth - 1);
+    r = gc_test_tree(m, depth - 1);
+  }
+  node *n = new_node(m, (uint64_t)depth, 2, false);
+  if (!n) return NULL;
+  n->kids[0] = l;
+  n->kids[1] = r;
+  return n;
+}
+
 static unsigned char blob_byte(uint64_t id, uint64_t i) { return (unsigned char)(id * 131 + i * 7 + 3); }
 
 static inline blob *new_blob(hk_gc_mutator *m, uint64_t id, uint64_t len) {

@@ -31,21 +31,6 @@ static void *poller(void *arg) {
   return NULL;
 }
 
-static node *make_tree(hk_gc_mutator *m, int depth) {
-  node *l = NULL, *r = NULL;
-  HK_GC_ROOTS(m, l, r);
-  if (depth > 0) {
-    l = make_tree(m, depth - 1);
-    r = make_tree(m, depth - 1);
-  }
-  node *n = new_node(m, (uint64_t)depth, 2, false);
-  if (n) {
-    n->kids[0] = l;
-    n->kids[1] = r;
-  }
-  return n;
-}
-
 static long count(const node *n, int depth) {
   if (!n || n->id != (uint64_t)depth) return -1000000;
   return depth ? 1 + count(n->kids[0], depth - 1) + count(n->kids[1], depth - 1) : 1;
@@ -72,7 +57,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < rounds; i++) {
     /* small (31 nodes) or big (4095): the first kind is over before a parked thread wakes up */
     int depth = i % 8 == 7 ? 11 : 4;
-    tree = make_tree(m, depth);
+    tree = gc_test_tree(m, depth);
     hk_gc_collect(m, HK_GC_MINOR);
     intact += count(tree, depth) == (2L << depth) - 1;
   }

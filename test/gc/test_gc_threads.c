@@ -446,20 +446,6 @@ static int test_register(void) {
 
 /* ---- the free-block reserve of several allocating threads -------------------------------------- */
 
-static node *tree(hk_gc_mutator *m, int depth) {
-  node *l = NULL, *r = NULL, *n = NULL;
-  HK_GC_ROOTS(m, l, r, n);
-  if (depth > 0) {
-    l = tree(m, depth - 1);
-    r = tree(m, depth - 1);
-  }
-  n = new_node(m, (uint64_t)depth, 2, false);
-  if (!n) return NULL;
-  n->kids[0] = l;
-  n->kids[1] = r;
-  return n;
-}
-
 static long tree_count(const node *n) { return n ? 1 + tree_count(n->kids[0]) + tree_count(n->kids[1]) : 0; }
 
 static int reserve_iters = 40000, reserve_nursery_kib = 2048;
@@ -475,7 +461,7 @@ static void *reserve_worker(void *arg) {
     node *t = NULL;
     HK_GC_ROOTS(m, t);
     for (int i = 0; i < reserve_iters && !failures; i++) {
-      t = tree(m, 6);
+      t = gc_test_tree(m, 6);
       if (!t || tree_count(t) != 127) failures++;
     }
   }
@@ -797,21 +783,6 @@ static void *ho_poller(void *arg) {
   return NULL;
 }
 
-static node *ho_tree(hk_gc_mutator *m, int depth) {
-  node *l = NULL, *r = NULL;
-  HK_GC_ROOTS(m, l, r);
-  if (depth > 0) {
-    l = ho_tree(m, depth - 1);
-    r = ho_tree(m, depth - 1);
-  }
-  node *n = new_node(m, (uint64_t)depth, 2, false);
-  if (n) {
-    n->kids[0] = l;
-    n->kids[1] = r;
-  }
-  return n;
-}
-
 static long ho_count(const node *n) { return n ? 1 + ho_count(n->kids[0]) + ho_count(n->kids[1]) : 0; }
 
 /* The phases' work sharing and the handshake go through the heap lock, and it changes hands while
@@ -845,7 +816,7 @@ static int test_handoff(void) {
   HK_GC_ROOTS(main_m, tree);
   long nodes_ok = 0;
   for (int i = 0; i < 300; i++) {
-    tree = ho_tree(main_m, 11);
+    tree = gc_test_tree(main_m, 11);
     hk_gc_collect(main_m, HK_GC_MINOR);
     nodes_ok += ho_count(tree) == 4095;
   }
@@ -895,7 +866,7 @@ static void *inplace_worker(void *arg) {
   for (int round = 0; round < inplace_rounds && !failures; round++) {
     node *t = NULL, *leaf = NULL, *fresh = NULL;
     HK_GC_ROOTS(m, t, leaf, fresh);
-    t = tree(m, 14);
+    t = gc_test_tree(m, 14);
     if (!t || tree_count(t) != 32767) failures++;
     if (failures) break;
     for (leaf = t; leaf->kids[0]; leaf = leaf->kids[0]) {}
@@ -931,7 +902,7 @@ static void *inplace_churner(void *arg) {
     {
       node *t = NULL;
       HK_GC_ROOTS(m, t);
-      t = tree(m, 6);
+      t = gc_test_tree(m, 6);
       if (!t || tree_count(t) != 127) failures++;
       if (churned % 4 == 0) {
         hk_gc_blocking_begin(m);
