@@ -132,13 +132,9 @@ void hk__segment_decommit(hk__segment *s, size_t off, size_t len) {
 /* The units of m (of old_unit bytes) as units of new_unit bytes, rounded outward. */
 static uint64_t remask(uint64_t m, size_t old_unit, size_t new_unit) {
   uint64_t r = 0;
-  while (m) {
-    int first = __builtin_ctzll(m);
-    uint64_t shifted = m >> first;
-    int count = (~shifted == 0) ? 64 - first : __builtin_ctzll(~shifted);
-    size_t lo = (size_t)first * old_unit, hi = lo + (size_t)count * old_unit;
-    r |= units_mask(lo / new_unit, (hi - 1) / new_unit - lo / new_unit + 1);
-    m &= ~units_mask((size_t)first, (size_t)count);
+  for (; m; m &= m - 1) {
+    size_t lo = (size_t)__builtin_ctzll(m) * old_unit, hi = lo + old_unit - 1;
+    r |= units_mask(lo / new_unit, hi / new_unit - lo / new_unit + 1);
   }
   return r;
 }
