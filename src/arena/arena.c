@@ -44,7 +44,7 @@ _Atomic unsigned hk__arena_forking;
 static pthread_mutex_t conc_wlock = PTHREAD_MUTEX_INITIALIZER; /* a leaf: nothing is taken under it */
 static pthread_cond_t conc_wcond;
 static unsigned long conc_released; /* under conc_wlock */
-_Thread_local unsigned hk__arena_held;
+_Thread_local hk__arena_thread hk__arena_self;
 #define HK__ARENA_FORK_PAUSE_MS 10
 
 void hk__arena_released(void) {
@@ -53,7 +53,7 @@ void hk__arena_released(void) {
   pthread_cond_broadcast(&conc_wcond);
   pthread_mutex_unlock(&conc_wlock);
   /* (nor on a thread whose fork holds the arenas: its own handlers, while another thread prepares) */
-  if (hk__arena_held || hk__holds(&hk__arena_holder)) return;
+  if (hk__arena_self.held || hk__holds(&hk__arena_holder)) return;
   int64_t until = hk__clock_ms() + HK__ARENA_FORK_PAUSE_MS;
   while (atomic_load(&hk__arena_forking) && hk__clock_ms() < until) sched_yield();
 }
@@ -73,23 +73,37 @@ static void conc_wcond_init(void) {
   pthread_condattr_destroy(&at);
 }
 
+/* A fork from a budget callback (or from an oom handler called inside one) comes with the lock of
+ * the arena that called it held by the forking thread: the prepare handler waited for it, and the
+ * fork hung. Such a lock is left to its holder (fork_skip): in the parent the callback goes on
+ * holding it, and in the child its copy is held again by the child's one thread, the same one,
+ * which lets it go when the callback returns. Its arena is as consistent as the callback may see
+ * it: a commit or a chunk change is waiting for the callback, with nothing half done. */
+static bool conc_skips(hk_arena *a) {
+  return atomic_load_explicit(&a->owner, memory_order_relaxed) == (uintptr_t)&hk__arena_self;
+}
+
 static void conc_prepare(void) {
   atomic_fetch_add(&hk__arena_forking, 1);
   for (;;) {
     unsigned long seen = conc_released_now(); /* (before the try: a release during it is not missed) */
     pthread_mutex_lock(&conc_lock);
     hk_arena *busy = NULL;
-    for (hk_arena *a = conc_arenas; a; a = a->conc_next)
-      if (pthread_mutex_trylock(&a->lock) != 0) {
+    for (hk_arena *a = conc_arenas; a; a = a->conc_next) {
+      /* (asked before trying: a lock of its own, tried, would be locked twice by its thread) */
+      a->fork_skip = conc_skips(a);
+      if (!a->fork_skip && pthread_mutex_trylock(&a->lock) != 0) {
         busy = a;
         break;
       }
+    }
     if (!busy) {
       hk__hold(&hk__arena_holder, true);
       atomic_fetch_sub(&hk__arena_forking, 1);
       return;
     }
-    for (hk_arena *a = conc_arenas; a != busy; a = a->conc_next) pthread_mutex_unlock(&a->lock);
+    for (hk_arena *a = conc_arenas; a != busy; a = a->conc_next)
+      if (!a->fork_skip) pthread_mutex_unlock(&a->lock);
     pthread_mutex_unlock(&conc_lock);
     /* until a lock is let go (a timeout too, in case it went by a path that does not say so) */
     struct timespec ts;
@@ -103,12 +117,19 @@ static void conc_prepare(void) {
 }
 static void conc_parent(void) {
   hk__hold(&hk__arena_holder, false);
-  for (hk_arena *a = conc_arenas; a; a = a->conc_next) pthread_mutex_unlock(&a->lock);
+  for (hk_arena *a = conc_arenas; a; a = a->conc_next) {
+    if (!a->fork_skip) pthread_mutex_unlock(&a->lock);
+    a->fork_skip = false;
+  }
   pthread_mutex_unlock(&conc_lock);
 }
 static void conc_child(void) {
   hk__hold(&hk__arena_holder, false);
-  for (hk_arena *a = conc_arenas; a; a = a->conc_next) pthread_mutex_init(&a->lock, NULL);
+  for (hk_arena *a = conc_arenas; a; a = a->conc_next) {
+    pthread_mutex_init(&a->lock, NULL);
+    if (a->fork_skip) pthread_mutex_lock(&a->lock); /* (this thread's: its callback lets it go) */
+    a->fork_skip = false;
+  }
   pthread_mutex_init(&conc_lock, NULL);
   /* (another thread of the parent may have been preparing a fork of its own) */
   atomic_store(&hk__arena_forking, 0);
@@ -132,6 +153,7 @@ static void conc_link(hk_arena *a) {
   a->conc_next = conc_arenas;
   if (conc_arenas) conc_arenas->conc_prev = a;
   conc_arenas = a;
+  a->fork_skip = false;
   if (hk__holds(&hk__arena_holder)) pthread_mutex_lock(&a->lock); /* (a fork handler's arena) */
   hk__hunlock(&hk__arena_holder, &conc_lock);
 }
@@ -140,7 +162,7 @@ static void conc_unlink(hk_arena *a) {
   if (a->conc_prev) a->conc_prev->conc_next = a->conc_next;
   else conc_arenas = a->conc_next;
   if (a->conc_next) a->conc_next->conc_prev = a->conc_prev;
-  if (hk__holds(&hk__arena_holder)) pthread_mutex_unlock(&a->lock); /* (destroyed by a fork handler) */
+  if (hk__holds(&hk__arena_holder) && !a->fork_skip) pthread_mutex_unlock(&a->lock); /* (destroyed by a fork handler) */
   hk__hunlock(&hk__arena_holder, &conc_lock);
 }
 

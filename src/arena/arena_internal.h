@@ -82,6 +82,11 @@ struct hk_arena {
   hk_arena_oom_fn oom;
   void *oom_arg;
   pthread_mutex_t lock; /* concurrent mode: growth, cleanups; always: the children list */
+  /* Concurrent mode: the hk__arena_self of the thread holding lock, 0 when free (set after taking
+   * it, cleared before letting it go), so that a fork's prepare handler knows a lock its own thread
+   * holds (a fork from a budget callback, which runs under it) and does not wait for it. */
+  _Atomic uintptr_t owner;
+  bool fork_skip; /* under conc_lock, across a fork: its prepare handler did not take lock (arena.c) */
 
   hk_arena *region_prev; /* region stack link */
   hk_arena *conc_next, *conc_prev; /* concurrent arenas: the list fork's handlers lock (arena.c) */
@@ -105,21 +110,32 @@ static inline char *hk__arena_pos(const hk_arena *a) {
 }
 /* The concurrent arenas' locks are held across a fork by the thread that forks (arena.c). */
 HK_INTERNAL extern _Atomic uintptr_t hk__arena_holder;
-/* While a fork is being prepared, a thread that lets go of a concurrent arena's lock tells the
- * forker and, holding no other (hk__arena_held), stays out of the arenas for a moment (arena.c). */
-HK_INTERNAL extern _Thread_local unsigned hk__arena_held;
+/* Per thread: while a fork is being prepared, a thread that lets go of a concurrent arena's lock
+ * tells the forker and, holding no other (held), stays out of the arenas for a moment (arena.c);
+ * its address is what a concurrent arena's owner names. */
+typedef struct hk__arena_thread {
+  unsigned held; /* concurrent arenas' locks held */
+} hk__arena_thread;
+HK_INTERNAL extern _Thread_local hk__arena_thread hk__arena_self;
 HK_INTERNAL extern _Atomic unsigned hk__arena_forking;
 HK_INTERNAL void hk__arena_released(void);
 static inline void hk__arena_lock(hk_arena *a) {
   if (a->flags & HK_ARENA_CONCURRENT) {
-    hk__hlock(&hk__arena_holder, &a->lock);
-    hk__arena_held++;
+    hk__arena_thread *me = &hk__arena_self;
+    if (!hk__holds(&hk__arena_holder)) {
+      pthread_mutex_lock(&a->lock);
+      atomic_store_explicit(&a->owner, (uintptr_t)me, memory_order_relaxed);
+    }
+    me->held++;
   }
 }
 static inline void hk__arena_unlock(hk_arena *a) {
   if (a->flags & HK_ARENA_CONCURRENT) {
-    hk__arena_held--;
-    hk__hunlock(&hk__arena_holder, &a->lock);
+    hk__arena_self.held--;
+    if (!hk__holds(&hk__arena_holder)) {
+      atomic_store_explicit(&a->owner, 0, memory_order_relaxed);
+      pthread_mutex_unlock(&a->lock);
+    }
     if (hk_unlikely(atomic_load_explicit(&hk__arena_forking, memory_order_relaxed) != 0)) hk__arena_released();
   }
 }

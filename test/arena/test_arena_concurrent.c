@@ -295,11 +295,139 @@ static int test_fork_busy(void) {
   return check_report("arena.concurrent_fork_busy");
 }
 
+
+/* fork from inside a concurrent arena's budget callback, which runs under that arena's lock: the
+ * prepare handler waited for that lock, held by its own thread, and the fork hung (alarm turns that
+ * into a failure). The callback of arena `own` forks (on the main thread, when armed) while a
+ * worker allocates from `own` (at its budget: callbacks, the lock) and from `other`; the child
+ * returns from the callback (which lets its copy of the lock go), checks the blocks made before
+ * the fork, resets `own` and allocates from both arenas (commits: their locks), and exits 0; the
+ * parent goes on allocating from both beside the worker. The oom-handler variant forks from the
+ * oom handler of a third arena, allocated from inside `own`'s callback (a commit from a callback
+ * past a budget fails at once, without a callback: callbacks do not nest). */
+static hk_arena *own, *other, *third;
+static pthread_t own_main;
+static atomic_int own_armed;
+static pid_t own_pid = -1;
+static int own_mode; /* 0: fork in own's release callback; 1: in third's oom handler from it */
+static void *own_oom(hk_arena *a, size_t size, void *arg) {
+  (void)a, (void)size, (void)arg;
+  if (pthread_equal(pthread_self(), own_main) && atomic_exchange(&own_armed, 0)) own_pid = fork();
+  return NULL;
+}
+static int own_release(hk_arena *a, size_t need, void *arg) {
+  (void)a, (void)need, (void)arg;
+  if (!pthread_equal(pthread_self(), own_main)) {
+    usleep(50);
+    return 0;
+  }
+  if (own_mode == 0) {
+    if (atomic_exchange(&own_armed, 0)) own_pid = fork();
+  } else {
+    (void)hk_arena_alloc(third, 100000); /* past third's budget: its oom handler, under own's lock */
+  }
+  return 0;
+}
+static void *own_worker(void *arg) {
+  (void)arg;
+  uint32_t x = 1;
+  while (!atomic_load(&fork_stop)) {
+    hk_arena_alloc(own, 100000);
+    x = x * 1103515245u + 12345u;
+    size_t n = 16 + (x >> 16) % 4000;
+    unsigned char *p = hk_arena_alloc(other, n);
+    CHECK_QUIET(p != NULL);
+    if (p) {
+      memset(p, 0x5a, n);
+      CHECK_QUIET(p[0] == 0x5a && p[n - 1] == 0x5a);
+    }
+  }
+  return NULL;
+}
+static bool filled(const unsigned char *p, size_t n, int v) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (unsigned char)v) return false;
+  return true;
+}
+static void own_child(unsigned char **blk, int nblk, int k) {
+  alarm(10);
+  for (int i = 0; i < nblk; i++)
+    if (!filled(blk[i], 1000, (k + i) & 0xff)) _exit(3);
+  hk_arena_reset(own); /* (the child's only thread: quiet) */
+  unsigned char *a = hk_arena_alloc(own, 1 << 20), *b = hk_arena_alloc(other, 3 << 20);
+  if (!a || !b) _exit(4);
+  memset(a, 0x11, 1 << 20);
+  memset(b, 0x22, 3 << 20);
+  if (!filled(a, 1 << 20, 0x11) || !filled(b, 3 << 20, 0x22)) _exit(5);
+  hk_arena_destroy(own);
+  hk_arena_destroy(other);
+  _exit(0);
+}
+static int test_fork_own(int mode) {
+  const char *name = mode ? "arena.concurrent_fork_own_oom" : "arena.concurrent_fork_own";
+  own_mode = mode;
+  own_main = pthread_self();
+  alarm(60);
+  own = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .budget = 4 << 20, .release = own_release});
+  other = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT});
+  third = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .budget = 1 << 20, .oom = own_oom});
+  CHECK(own && other && third);
+  pthread_t t;
+  pthread_create(&t, NULL, own_worker, NULL);
+  int forks = 0, bad = 0;
+  for (int k = 0; k < 20; k++) {
+    unsigned char *blk[8];
+    int nblk = 0;
+    for (int i = 0; i < 8; i++) {
+      blk[i] = hk_arena_alloc(i % 2 ? other : own, 1000);
+      if (!blk[i]) break;
+      memset(blk[i], (k + i) & 0xff, 1000);
+      nblk++;
+    }
+    own_pid = -1;
+    atomic_store(&own_armed, 1);
+    /* at the budget: a commit calls the callback, which forks */
+    for (int i = 0; i < 1000 && atomic_load(&own_armed); i++) hk_arena_alloc(own, 100000);
+    CHECK(!atomic_load(&own_armed));
+    if (own_pid == 0) own_child(blk, nblk, k);
+    CHECK(own_pid > 0);
+    int st = 0;
+    if (own_pid > 0) waitpid(own_pid, &st, 0);
+    forks++;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+    for (int i = 0; i < nblk; i++) CHECK_QUIET(filled(blk[i], 1000, (k + i) & 0xff));
+    /* the parent's locks work: commits in both arenas, from here and from the worker */
+    for (int i = 0; i < 20; i++) {
+      hk_arena_alloc(own, 100000);
+      CHECK_QUIET(hk_arena_alloc(other, 70000) != NULL);
+    }
+  }
+  CHECK(forks == 20 && bad == 0);
+  /* an oom handler of a concurrent arena runs with no lock held: forking there worked already */
+  atomic_store(&own_armed, 1);
+  own_pid = -1;
+  for (int i = 0; i < 100 && atomic_load(&own_armed); i++) hk_arena_alloc(third, 100000);
+  if (own_pid == 0) _exit(hk_arena_alloc(other, 1 << 20) ? 0 : 6);
+  CHECK(own_pid > 0);
+  int st = 0;
+  if (own_pid > 0) waitpid(own_pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  alarm(0);
+  atomic_store(&fork_stop, 1);
+  pthread_join(t, NULL);
+  hk_arena_destroy(own);
+  hk_arena_destroy(other);
+  hk_arena_destroy(third);
+  return check_report(name);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return test_fork();
   if (argc > 1 && strcmp(argv[1], "fork_gc") == 0) return test_fork_gc();
   if (argc > 1 && strcmp(argv[1], "atfork") == 0) return test_atfork();
   if (argc > 1 && strcmp(argv[1], "fork_busy") == 0) return test_fork_busy();
+  if (argc > 1 && strcmp(argv[1], "fork_own") == 0) return test_fork_own(0);
+  if (argc > 1 && strcmp(argv[1], "fork_own_oom") == 0) return test_fork_own(1);
   shared = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .commit_step = 4096});
   CHECK(shared != NULL);
   for (int round = 0; round < 2; round++) {
