@@ -73,14 +73,25 @@ static void conc_wcond_init(void) {
   pthread_condattr_destroy(&at);
 }
 
-/* A fork from a budget callback (or from an oom handler called inside one) comes with the lock of
- * the arena that called it held by the forking thread: the prepare handler waited for it, and the
- * fork hung. Such a lock is left to its holder (fork_skip): in the parent the callback goes on
- * holding it, and in the child its copy is held again by the child's one thread, the same one,
- * which lets it go when the callback returns. Its arena is as consistent as the callback may see
- * it: a commit or a chunk change is waiting for the callback, with nothing half done. */
-static bool conc_skips(hk_arena *a) {
-  return atomic_load_explicit(&a->owner, memory_order_relaxed) == (uintptr_t)&hk__arena_self;
+/* Two kinds of lock are left to their holders by a fork (fork_skip), both held by a thread inside
+ * a budget callback (the only code outside the arenas that runs under one), whose arena is as the
+ * callback may see it: a commit or a chunk change waits for the callback, nothing is half done.
+ *  - The forking thread's own (a fork from a budget callback, or from an oom handler called inside
+ *    one): the prepare handler waited for it, and the fork hung. In the parent the callback goes on
+ *    holding it; in the child its copy is held again by the child's one thread, the same one, which
+ *    lets it go when the callback returns.
+ *  - Another thread's that waits for a collector (the callback allocates from a GC heap): the
+ *    collector's prepare handler, which runs before this one, stopped its heaps, so that thread is
+ *    parked at a safepoint or on its way back from a blocking region, and cannot move before the
+ *    collector's parent handler, which runs after this one's; this one waited for its lock for
+ *    ever. The child, where that thread does not exist, gets the lock free (the claim it was
+ *    committing for is left unused until a restore). holder_parked is set and cleared by the
+ *    holder under the lock of the heap it waits on, which the collector's prepare handler took
+ *    after it: read here, after that handler, it is up to date, and true only for a thread stuck
+ *    until the fork is over. (A fork from inside a collection's callback does not stop the heaps;
+ *    its child may only exec or _exit, src/gc/fork.c.) */
+void hk__arena_parked(bool on) {
+  for (hk_arena *a = hk__arena_self.top; a; a = a->held_next) atomic_store_explicit(&a->holder_parked, on, memory_order_relaxed);
 }
 
 static void conc_prepare(void) {
@@ -89,13 +100,16 @@ static void conc_prepare(void) {
     unsigned long seen = conc_released_now(); /* (before the try: a release during it is not missed) */
     pthread_mutex_lock(&conc_lock);
     hk_arena *busy = NULL;
+    for (hk_arena *a = conc_arenas; a; a = a->conc_next) a->fork_skip = HK__SKIP_NONE;
+    for (hk_arena *a = hk__arena_self.top; a; a = a->held_next) a->fork_skip = HK__SKIP_OWN; /* (not tried) */
     for (hk_arena *a = conc_arenas; a; a = a->conc_next) {
-      /* (asked before trying: a lock of its own, tried, would be locked twice by its thread) */
-      a->fork_skip = conc_skips(a);
-      if (!a->fork_skip && pthread_mutex_trylock(&a->lock) != 0) {
-        busy = a;
-        break;
+      if (a->fork_skip || pthread_mutex_trylock(&a->lock) == 0) continue;
+      if (atomic_load_explicit(&a->holder_parked, memory_order_relaxed)) {
+        a->fork_skip = HK__SKIP_PARKED;
+        continue;
       }
+      busy = a;
+      break;
     }
     if (!busy) {
       hk__hold(&hk__arena_holder, true);
@@ -119,7 +133,7 @@ static void conc_parent(void) {
   hk__hold(&hk__arena_holder, false);
   for (hk_arena *a = conc_arenas; a; a = a->conc_next) {
     if (!a->fork_skip) pthread_mutex_unlock(&a->lock);
-    a->fork_skip = false;
+    a->fork_skip = HK__SKIP_NONE;
   }
   pthread_mutex_unlock(&conc_lock);
 }
@@ -127,8 +141,10 @@ static void conc_child(void) {
   hk__hold(&hk__arena_holder, false);
   for (hk_arena *a = conc_arenas; a; a = a->conc_next) {
     pthread_mutex_init(&a->lock, NULL);
-    if (a->fork_skip) pthread_mutex_lock(&a->lock); /* (this thread's: its callback lets it go) */
-    a->fork_skip = false;
+    /* (this thread's: its callback lets it go; another's is free here, where its thread is not) */
+    if (a->fork_skip == HK__SKIP_OWN) pthread_mutex_lock(&a->lock);
+    else atomic_store_explicit(&a->holder_parked, false, memory_order_relaxed);
+    a->fork_skip = HK__SKIP_NONE;
   }
   pthread_mutex_init(&conc_lock, NULL);
   /* (another thread of the parent may have been preparing a fork of its own) */
@@ -153,7 +169,7 @@ static void conc_link(hk_arena *a) {
   a->conc_next = conc_arenas;
   if (conc_arenas) conc_arenas->conc_prev = a;
   conc_arenas = a;
-  a->fork_skip = false;
+  a->fork_skip = HK__SKIP_NONE;
   if (hk__holds(&hk__arena_holder)) pthread_mutex_lock(&a->lock); /* (a fork handler's arena) */
   hk__hunlock(&hk__arena_holder, &conc_lock);
 }

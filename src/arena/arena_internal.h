@@ -52,6 +52,8 @@ typedef struct hk__arena_trace hk__arena_trace;
 typedef struct hk__arena_replay hk__arena_replay;
 
 enum { HK__ROLE_PLAIN = 0, HK__ROLE_REGION = 1, HK__ROLE_SCRATCH = 2 };
+/* Why a fork's prepare handler left a concurrent arena's lock to its holder (arena.c, conc_prepare). */
+enum { HK__SKIP_NONE = 0, HK__SKIP_OWN = 1, HK__SKIP_PARKED = 2 };
 
 /* Invariants (hk__arena_is_valid):
  *   head is first, so the public hk_arena_head view is valid.
@@ -82,11 +84,11 @@ struct hk_arena {
   hk_arena_oom_fn oom;
   void *oom_arg;
   pthread_mutex_t lock; /* concurrent mode: growth, cleanups; always: the children list */
-  /* Concurrent mode: the hk__arena_self of the thread holding lock, 0 when free (set after taking
-   * it, cleared before letting it go), so that a fork's prepare handler knows a lock its own thread
-   * holds (a fork from a budget callback, which runs under it) and does not wait for it. */
-  _Atomic uintptr_t owner;
-  bool fork_skip; /* under conc_lock, across a fork: its prepare handler did not take lock (arena.c) */
+  /* Concurrent mode, while lock is held: the next of the locks its thread holds (hk__arena_self),
+   * and whether that thread waits for a collector (hk__arena_parked); see conc_prepare (arena.c). */
+  hk_arena *held_next;
+  _Atomic bool holder_parked;
+  uint8_t fork_skip; /* HK__SKIP_*, under conc_lock across a fork: its prepare handler did not take lock */
 
   hk_arena *region_prev; /* region stack link */
   hk_arena *conc_next, *conc_prev; /* concurrent arenas: the list fork's handlers lock (arena.c) */
@@ -114,26 +116,34 @@ HK_INTERNAL extern _Atomic uintptr_t hk__arena_holder;
  * tells the forker and, holding no other (held), stays out of the arenas for a moment (arena.c);
  * its address is what a concurrent arena's owner names. */
 typedef struct hk__arena_thread {
-  unsigned held; /* concurrent arenas' locks held */
+  unsigned held;  /* concurrent arenas' locks held */
+  hk_arena *top;  /* those taken (not skipped as the fork's holder's), through held_next */
 } hk__arena_thread;
 HK_INTERNAL extern _Thread_local hk__arena_thread hk__arena_self;
 HK_INTERNAL extern _Atomic unsigned hk__arena_forking;
 HK_INTERNAL void hk__arena_released(void);
+/* The collector's word (src/gc/thread.c): this thread waits for a stopped world to resume. */
+HK_INTERNAL void hk__arena_parked(bool on);
 static inline void hk__arena_lock(hk_arena *a) {
   if (a->flags & HK_ARENA_CONCURRENT) {
     hk__arena_thread *me = &hk__arena_self;
     if (!hk__holds(&hk__arena_holder)) {
       pthread_mutex_lock(&a->lock);
-      atomic_store_explicit(&a->owner, (uintptr_t)me, memory_order_relaxed);
+      a->held_next = me->top;
+      me->top = a;
     }
     me->held++;
   }
 }
 static inline void hk__arena_unlock(hk_arena *a) {
   if (a->flags & HK_ARENA_CONCURRENT) {
-    hk__arena_self.held--;
+    hk__arena_thread *me = &hk__arena_self;
+    me->held--;
     if (!hk__holds(&hk__arena_holder)) {
-      atomic_store_explicit(&a->owner, 0, memory_order_relaxed);
+      /* (the last taken, but for a program that lets them go in another order) */
+      hk_arena **q = &me->top;
+      while (*q && *q != a) q = &(*q)->held_next;
+      if (*q) *q = a->held_next;
       pthread_mutex_unlock(&a->lock);
     }
     if (hk_unlikely(atomic_load_explicit(&hk__arena_forking, memory_order_relaxed) != 0)) hk__arena_released();

@@ -43,6 +43,14 @@ static inline void cpu_relax(void) {
  * work sharing, whose holds are longer. */
 #define GC_LOCK_SPIN 2000
 
+/* (src/arena/arena.c) A thread that waits for a stopped world says so to the concurrent arenas: one
+ * inside an arena's budget callback holds that arena's lock, and while a fork keeps the world
+ * stopped it cannot let it go; the arenas' fork handler, run after ours, waited for it for ever.
+ * Said from the wait's start (in hk_gc_blocking_end before the heap lock, which a fork holds while
+ * the world is stopped) until, under the heap lock, the thread runs again: the fork's prepare
+ * handler, which takes every heap's lock, then reads it up to date. */
+HK_INTERNAL void hk__arena_parked(bool on);
+
 void hk__gc_lock_slow(hk_gc_heap *h) {
   if (gc_fork_owns(h)) return; /* (held since the fork's prepare handler) */
   for (int i = 0; i < GC_LOCK_SPIN; i++) {
@@ -118,6 +126,7 @@ void hk__gc_park(hk_gc_mutator *m) {
   m->state = MUT_STOPPED;
   h->nrunning--;
   gc_wake(h, &h->cond);
+  hk__arena_parked(true);
   while (gc_stopped(h)) {
     gc_par *job = h->par;
     /* A helper leaves a phase only once it is over, so it joins each phase once. */
@@ -127,6 +136,7 @@ void hk__gc_park(hk_gc_mutator *m) {
     }
     hk__gc_wait(h, &h->cond);
   }
+  hk__arena_parked(false);
   m->state = MUT_RUNNING;
   h->nrunning++;
 }
@@ -549,13 +559,16 @@ void hk_gc_blocking_end(hk_gc_mutator *m) {
   if (gc_reentered("hk_gc_blocking_end", "ignored")) return;
   if (gc_mutator_dead(m, "hk_gc_blocking_end", "ignored")) return;
   hk_gc_heap *h = m->heap;
+  hk__arena_parked(true); /* (from before the lock: a fork holds it while the world is stopped) */
   gc_lock(h);
   if (m->state != MUT_BLOCKING) {
+    hk__arena_parked(false);
     gc_unlock(h);
     hk__warning("gc: hk_gc_blocking_end: mutator %p is not in a blocking region; ignored", (void *)m);
     return;
   }
   while (gc_stopped(h)) hk__gc_wait(h, &h->cond);
+  hk__arena_parked(false);
   m->state = MUT_RUNNING;
   h->nblocking--;
   h->nrunning++;

@@ -421,6 +421,92 @@ static int test_fork_own(int mode) {
   return check_report(name);
 }
 
+
+/* fork while another thread, inside a concurrent arena's budget callback (under its lock), is
+ * stopped at a collector safepoint: the collector's prepare handler (which runs first) parks it
+ * there, and the arenas' prepare handler then waited for its lock for ever (alarm turns that into
+ * a failure). The parked thread cannot move until the fork is over, and its arena is as consistent
+ * as a callback sees it, so the lock is left to it; the child, without that thread, gets the lock
+ * free. The child commits in that arena and in another one (a worker's, not a mutator) and
+ * allocates from the heap; the parent goes on as before. */
+static hk_gc_mutator *parked_m;
+static atomic_int parked_calls;
+static int parked_release(hk_arena *a, size_t need, void *arg) {
+  (void)a, (void)need, (void)arg;
+  atomic_fetch_add(&parked_calls, 1);
+  for (int i = 0; i < 4; i++) {
+    CHECK_QUIET(hk_gc_alloc(parked_m, fork_type, 32) != NULL);
+    hk_gc_safepoint(parked_m); /* (where the collector's prepare handler stops this thread) */
+    usleep(50);
+  }
+  return 0;
+}
+static void *parked_worker(void *arg) {
+  (void)arg;
+  parked_m = hk_gc_thread_register(fork_heap);
+  CHECK(parked_m != NULL);
+  while (!atomic_load(&fork_stop)) hk_arena_alloc(forked, 100000); /* at the budget: the callback */
+  hk_gc_thread_unregister(parked_m);
+  return NULL;
+}
+static void *parked_other(void *arg) {
+  (void)arg;
+  while (!atomic_load(&fork_stop)) {
+    unsigned char *p = hk_arena_alloc(other, 70000);
+    CHECK_QUIET(p != NULL);
+    if (p) memset(p, 7, 70000);
+  }
+  return NULL;
+}
+static int test_fork_parked(void) {
+  hk_gc_mutator *m;
+  CHECK(hk_gc_heap_create(NULL, &fork_heap, &m) == HK_OK);
+  hk_gc_type_desc d = {.name = "data", .flags = HK_GC_TYPE_NO_POINTERS};
+  CHECK(hk_gc_type_register(fork_heap, &d, &fork_type) == HK_OK);
+  forked = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .budget = 2 << 20, .release = parked_release});
+  other = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT});
+  CHECK(forked && other);
+  pthread_t t[2];
+  pthread_create(&t[0], NULL, parked_worker, NULL);
+  pthread_create(&t[1], NULL, parked_other, NULL);
+  while (atomic_load(&parked_calls) < 10) usleep(1000); /* (at the budget) */
+  alarm(60);
+  int ok = 0;
+  for (int k = 0; k < 40; k++) {
+    hk_gc_blocking_begin(m); /* (fork waits for running mutators: this one is not going to poll) */
+    pid_t p = fork();
+    if (p == 0) {
+      alarm(10);
+      hk_gc_blocking_end(m);
+      for (int i = 0; i < 100; i++)
+        if (!hk_gc_alloc(m, fork_type, 32)) _exit(2);
+      hk_arena_reset(forked); /* (quiet: the child's only thread) */
+      unsigned char *a = hk_arena_alloc(forked, 1 << 20), *b = hk_arena_alloc(other, 3 << 20);
+      if (!a || !b) _exit(3);
+      memset(a, 1, 1 << 20);
+      memset(b, 2, 3 << 20);
+      if (!filled(a, 1 << 20, 1) || !filled(b, 3 << 20, 2)) _exit(4);
+      _exit(0);
+    }
+    hk_gc_blocking_end(m);
+    int st = 0;
+    waitpid(p, &st, 0);
+    ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+  alarm(0);
+  CHECK(ok == 40);
+  int calls = atomic_load(&parked_calls);
+  usleep(20000);
+  CHECK(atomic_load(&parked_calls) > calls); /* the parked thread went on in the parent */
+  atomic_store(&fork_stop, 1);
+  pthread_join(t[0], NULL);
+  pthread_join(t[1], NULL);
+  hk_arena_destroy(forked);
+  hk_arena_destroy(other);
+  CHECK(hk_gc_heap_destroy(fork_heap) == HK_OK);
+  return check_report("arena.concurrent_fork_parked");
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return test_fork();
   if (argc > 1 && strcmp(argv[1], "fork_gc") == 0) return test_fork_gc();
@@ -428,6 +514,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork_busy") == 0) return test_fork_busy();
   if (argc > 1 && strcmp(argv[1], "fork_own") == 0) return test_fork_own(0);
   if (argc > 1 && strcmp(argv[1], "fork_own_oom") == 0) return test_fork_own(1);
+  if (argc > 1 && strcmp(argv[1], "fork_parked") == 0) return test_fork_parked();
   shared = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .commit_step = 4096});
   CHECK(shared != NULL);
   for (int round = 0; round < 2; round++) {
