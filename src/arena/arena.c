@@ -85,10 +85,10 @@ static void conc_wcond_init(void) {
  *    parked at a safepoint or on its way back from a blocking region, and cannot move before the
  *    collector's parent handler, which runs after this one's; this one waited for its lock for
  *    ever. The child, where that thread does not exist, gets the lock free (the claim it was
- *    committing for is left unused until a restore). holder_parked is set and cleared by the
- *    holder under the lock of the heap it waits on, which the collector's prepare handler took
- *    after it: read here, after that handler, it is up to date, and true only for a thread stuck
- *    until the fork is over. (A fork from inside a collection's callback does not stop the heaps;
+ *    committing for is left unused until a restore). holder_parked is set by the holder from the
+ *    start of its wait and cleared under the lock of the heap it waits on when it runs again; the
+ *    collector's prepare handler took every heap's lock after that, so read here it is up to date,
+ *    and true only for a thread stuck until the fork is over. (A fork from inside a collection's callback does not stop the heaps;
  *    its child may only exec or _exit, src/gc/fork.c.) */
 void hk__arena_parked(bool on) {
   for (hk_arena *a = hk__arena_self.top; a; a = a->held_next) atomic_store_explicit(&a->holder_parked, on, memory_order_relaxed);

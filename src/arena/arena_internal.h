@@ -113,8 +113,8 @@ static inline char *hk__arena_pos(const hk_arena *a) {
 /* The concurrent arenas' locks are held across a fork by the thread that forks (arena.c). */
 HK_INTERNAL extern _Atomic uintptr_t hk__arena_holder;
 /* Per thread: while a fork is being prepared, a thread that lets go of a concurrent arena's lock
- * tells the forker and, holding no other (held), stays out of the arenas for a moment (arena.c);
- * its address is what a concurrent arena's owner names. */
+ * tells the forker and, holding no other (held), stays out of the arenas for a moment; a fork's
+ * prepare handler does not wait for the locks on top's list (arena.c, conc_prepare). */
 typedef struct hk__arena_thread {
   unsigned held;  /* concurrent arenas' locks held */
   hk_arena *top;  /* those taken (not skipped as the fork's holder's), through held_next */
