@@ -33,17 +33,38 @@ static inline hk__block *block_start(const hk__page *pg, const void *p) {
   return (hk__block *)(r->start + idx * r->block_size);
 }
 
+hk_noinline void hk__corrupt_link(const hk__page *pg) {
+  hk__fatal("corrupted free list in page %p (a free block's link was overwritten: a write after free or an overflow)", (const void *)pg);
+}
+
 /* A block whose first word decodes to an address in its own page (or to NULL) may be on a free
  * list already: look. Cheap because a live block rarely looks like that. */
 uint64_t hk__free_search_steps;
 
+/* A hardened page's search checks the links it follows, as its pops do (page.c, page_pop): a link
+ * overwritten in a free block is reported, not followed. */
+static inline hk__block *search_next(const hk__page *pg, const hk__block *x, bool check) {
+  hk__block *next = hk__decode(pg, x->next);
+  if (check && !hk__link_ok(pg, next)) hk__corrupt_link(pg);
+  return next;
+}
+
+/* (b is looked for before the link of the block it is is followed: a block freed again by another
+ * thread into a full page went on its heap's delayed-free list, whose raw link replaced its own,
+ * and hk__check_delayed_free must find it, not report that link) */
+static bool list_holds(const hk__page *pg, const hk__block *x, const hk__block *b, bool check, uint64_t *n) {
+  for (; x; x = search_next(pg, x, check)) {
+    ++*n;
+    if (x == b) return true;
+  }
+  return false;
+}
+
 static bool on_free_list(const hk__page *pg, const hk__block *b) {
   uint64_t n = 0;
-  bool found = false;
-  for (hk__block *x = pg->free; x && !found; x = hk__decode(pg, x->next), n++) found = x == b;
-  for (hk__block *x = pg->local_free; x && !found; x = hk__decode(pg, x->next), n++) found = x == b;
-  for (hk__block *x = hk__tf_ptr(atomic_load(&((hk__page *)pg)->xthread_free)); x && !found;
-       x = hk__decode(pg, x->next), n++) found = x == b;
+  bool check = (pg->flags & HK__PAGE_HARDENED) != 0;
+  bool found = list_holds(pg, pg->free, b, check, &n) || list_holds(pg, pg->local_free, b, check, &n) ||
+               list_holds(pg, hk__tf_ptr(atomic_load(&((hk__page *)pg)->xthread_free)), b, check, &n);
   __atomic_fetch_add(&hk__free_search_steps, n, __ATOMIC_RELAXED); /* (one add per search: tests bound it) */
   return found;
 }
@@ -82,7 +103,7 @@ hk_noinline void hk__check_remote_frees(const hk__page *pg, const hk__block *hea
     uint32_t n = 0;
     for (const hk__block *x = lists[l]; x && n < cap; x = hk__decode(pg, x->next), n++) {
       size_t off = (size_t)((const uint8_t *)x - pg->start);
-      if (off >= (size_t)cap * bs || off % bs) break; /* (a link overwritten after free: not checked here) */
+      if (off >= (size_t)cap * bs || off % bs) break; /* (a link overwritten after free: the pop that follows it reports it) */
       seen[off / bs / 64] |= (uint64_t)1 << (off / bs % 64);
     }
   }

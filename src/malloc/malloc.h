@@ -63,6 +63,14 @@ static inline uint64_t hk__page_lim(const hk__page *pg) {
   return (uint64_t)pg->capacity * (uint64_t)(pg->block_size * pg->div_check); /* capacity * e */
 }
 static inline bool hk__page_is_block(const hk__page *pg, size_t off) { return off * pg->div_check < hk__page_lim(pg); }
+/* HEAPKIT_HARDENED: next, a link decoded from a free block of pg, is one a free list can hold
+ * (NULL or a carved block of pg). A write after free or an overflow into a free block leaves
+ * another value there, and a pop that followed it handed out, and then read, an address of the
+ * program's data (a segfault at best). Hardened pages only: the check costs each pop a compare. */
+static inline bool hk__link_ok(const hk__page *pg, const hk__block *next) {
+  size_t off = (uintptr_t)next - (uintptr_t)pg->start;
+  return next == NULL || (off < hk__page_carved(pg) && hk__page_is_block(pg, off));
+}
 /* A page of the full queue with no other flag keeps its frees on the fast path: its used count is
  * lowered by full_bias (hk__page.full_bias), so that the fast path's `--used == 0` fires once
  * hk__page_full_bias(capacity) of its blocks are free (hk__page_retire then brings it back). */
@@ -293,6 +301,8 @@ HK_INTERNAL void hk__tld_trim_tails(hk__tld *tld, int64_t now);
 /* HEAPKIT_HARDENED: the remote frees a page's owner collects are blocks not free already (free.c) */
 HK_INTERNAL void hk__check_remote_frees(const hk__page *pg, const hk__block *head, uint32_t count);
 HK_INTERNAL void hk__check_delayed_free(const hk__page *pg, const hk__block *b); /* one, handed over to its heap */
+/* HEAPKIT_HARDENED: a link of pg's free lists failed hk__link_ok: reported, then abort() */
+HK_INTERNAL _Noreturn void hk__corrupt_link(const hk__page *pg);
 /* Blocks the double-free search of free.c has stepped over, all threads (tests bound it:
  * malloc.hardened_cost) */
 HK_INTERNAL extern uint64_t hk__free_search_steps;

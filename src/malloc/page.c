@@ -15,10 +15,17 @@ hk__page hk__page_empty;
 /* the last bin served through heap->direct: hk__bin_of(HK_DIRECT_MAX) (test malloc.api.hot_page) */
 #define DIRECT_LAST_BIN (HK__HOT_FIRST_BIN - 1)
 
+/* A HARDENED page is never a direct slot's: malloc's inline pop (alloc.c) checks no link, so such a
+ * class's mallocs go through hk__malloc_generic to page_pop, which checks the link it follows.
+ * The check costs the pages that are not hardened nothing there. */
+static inline hk__page *direct_target(hk__page *pg) {
+  return pg != NULL && !(pg->flags & HK__PAGE_HARDENED) ? pg : &hk__page_empty;
+}
+
 static void update_direct_slots(hk_heap *h, size_t bin, hk__page *pg) {
   size_t bsize = hk__bin_size(bin);
   size_t lo = bin == 1 ? 0 : hk__bin_size(bin - 1) / 8 + 1, hi = bsize / 8;
-  hk__page *target = pg ? pg : &hk__page_empty;
+  hk__page *target = direct_target(pg);
   for (size_t i = lo; i <= hi; i++) h->direct[i] = target;
 }
 
@@ -180,9 +187,14 @@ void hk__mpage_collect(hk__page *pg) {
   }
 }
 
+/* Every pop of a hardened page comes here (see direct_target): its allocation list holds blocks
+ * from frees, carving and the migrations of hk__mpage_collect (local frees, remote frees checked by
+ * hk__check_remote_frees), and this is where a link of any of them is first followed. */
 static hk_forceinline void *page_pop(hk_heap *h, hk__page *pg) {
   hk__block *b = pg->free;
-  pg->free = hk__decode(pg, b->next);
+  hk__block *next = hk__decode(pg, b->next);
+  if (hk_unlikely(pg->flags & HK__PAGE_HARDENED) && !hk__link_ok(pg, next)) hk__corrupt_link(pg);
+  pg->free = next;
   b->next = 0; /* see heap_malloc_small */
   __builtin_prefetch(pg->free, 1, 3); /* as in heap_malloc_small */
   pg->used++;
@@ -524,7 +536,7 @@ bool hk__heap_is_valid(const hk_heap *h) {
   }
   for (size_t s = 0; s < HK_DIRECT_SLOTS; s++) {
     size_t bin = hk__bin_of(s == 0 ? 1 : s * 8);
-    const hk__page *want = h->queues[bin].first ? h->queues[bin].first : &hk__page_empty;
+    const hk__page *want = direct_target(h->queues[bin].first);
     if (h->direct[s] != want) return false;
   }
   for (size_t i = 0; i < HK__HOT_BINS; i++) {

@@ -257,6 +257,34 @@ static void case_double_delayed_local_hardened(void) {
   bad_free(blocks[0]);
   for (int i = 0; i < 1000; i++) sink = hk_malloc(3000);
 }
+/* Hardened: a free block's link overwritten (a write after free; an overflow of the live block
+ * before it). Blocks carry no header, so the link is what such a write reaches. Before, the pop
+ * that took the block set the allocation list to the garbage it decoded, and the next malloc of
+ * the class read it: a segfault, hardened or not. Now the hardened pop checks the link it follows
+ * (page.c, page_pop) and reports it. The message names the page, not a block: no address check. */
+static void *launder(void *p) { /* (so that the compiler sees no out-of-bounds write below) */
+  __asm__("" : "+r"(p));
+  return p;
+}
+static void case_link_after_free_hardened(void) {
+  long *p = hk_malloc(64);
+  sink = hk_malloc(64);
+  hk_free(p);
+  long *w = launder(p);
+  w[0] = 0x4141414141414141; /* 16 bytes written into the freed block */
+  w[1] = 0x4141414141414141;
+  for (int i = 0; i < 100; i++) sink = hk_malloc(64);
+}
+static void case_link_overflow_hardened(void) {
+  static char *b[256];
+  for (int i = 0; i < 256; i++) b[i] = hk_malloc(48);
+  int k = -1; /* a pair of neighbours */
+  for (int i = 0; i + 1 < 256 && k < 0; i++) if (b[i + 1] == b[i] + 48) k = i;
+  if (k < 0) { fprintf(stderr, "no two neighbouring blocks\n"); exit(1); }
+  hk_free(b[k + 1]);
+  memset(launder(b[k]), 'x', 48 + 16); /* 16 bytes past the live block, into its free neighbour */
+  for (int i = 0; i < 4096; i++) sink = hk_malloc(48);
+}
 static void case_double_small(void) {
   void *p = hk_malloc(48);
   hk_free(p);
@@ -429,6 +457,8 @@ static const mcase cases[] = {
   {"double_rbuf_hardened", case_double_rbuf_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_fcache_hardened", case_double_fcache_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_delayed_local_hardened", case_double_delayed_local_hardened, "heapkit: double free of 0x", NULL, 0, 1},
+  {"link_after_free_hardened", case_link_after_free_hardened, "heapkit: corrupted free list in page 0x", NULL, 1, 1},
+  {"link_overflow_hardened", case_link_overflow_hardened, "heapkit: corrupted free list in page 0x", NULL, 1, 1},
   {"double_small", case_double_small, "heapkit: double free of 0x", NULL},
   {"double_hardened", case_double_hardened, "heapkit: double free of 0x", NULL, 0, 1},
   {"double_after_other", case_double_after_other, "heapkit: double free of 0x", NULL, 0, 1},
