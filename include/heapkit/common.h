@@ -56,7 +56,8 @@ typedef enum hk_option {
   HK_OPT_PURGE_FREE,     /* HEAPKIT_PURGE_FREE: purge with MADV_FREE instead of MADV_DONTNEED (default 0) */
   HK_OPT_HUGE_PAGES,     /* HEAPKIT_HUGE_PAGES: ask for transparent huge pages on segments (default 0) */
   HK_OPT_SEGMENT_CACHE,  /* HEAPKIT_SEGMENT_CACHE: empty 4 MiB segments kept reserved for reuse (default 32) */
-  HK_OPT_HARDENED,       /* HEAPKIT_HARDENED: full double-free scan on every free (default 0). Switching it on
+  HK_OPT_HARDENED,       /* HEAPKIT_HARDENED: frees checked for double frees, and the free-list
+                          * links mallocs follow for overwrites (default 0). Switching it on
                           * with hk_option_set once the allocator has set up a page (in a program that uses
                           * heapkit as its malloc: always, before main) is refused with HK_EBUSY and a
                           * warning: those pages' frees would stay unchecked. Off is always accepted (pages
