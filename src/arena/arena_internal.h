@@ -124,6 +124,9 @@ HK_INTERNAL extern _Atomic unsigned hk__arena_forking;
 HK_INTERNAL void hk__arena_released(void);
 /* The collector's word (src/gc/thread.c): this thread waits for a stopped world to resume. */
 HK_INTERNAL void hk__arena_parked(bool on);
+/* The collector's and the pools' prepare handlers (src/gc/fork.c, src/pool/pool.c): this thread, in
+ * a fork, waits for a lock another fork may hold until it is over (arena.c). */
+HK_INTERNAL void hk__arena_fork_wait(bool on);
 static inline void hk__arena_lock(hk_arena *a) {
   if (a->flags & HK_ARENA_CONCURRENT) {
     hk__arena_thread *me = &hk__arena_self;

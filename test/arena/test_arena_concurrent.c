@@ -507,6 +507,87 @@ static int test_fork_parked(void) {
   return check_report("arena.concurrent_fork_parked");
 }
 
+/* Two threads fork at once, each from a budget callback of its own concurrent arena: each prepare
+ * handler left its own thread's lock alone and waited for the other's, held by a thread that was
+ * itself waiting in its fork, for ever (alarm: a failure). Both threads meet at a barrier inside
+ * their callbacks and fork (and at another out of them after); each child allocates from the other
+ * thread's arena (free there: its holder does not exist) and exits 0. Variants with a GC heap and
+ * a shared pool: their prepare handlers, which run before the arenas', wait for a lock the first
+ * fork holds throughout. */
+static hk_arena *two[2];
+static pthread_barrier_t two_bar;
+static atomic_int two_bad, two_forks;
+static int two_in_child;
+static int two_release(hk_arena *a, size_t need, void *arg) {
+  (void)a, (void)need;
+  int i = (int)(intptr_t)arg;
+  if (two_in_child) return 0;
+  pthread_barrier_wait(&two_bar);
+  pid_t p = fork();
+  if (p == 0) {
+    two_in_child = 1;
+    alarm(10);
+    hk_arena_reset(two[1 - i]); /* (its lock: free here) */
+    unsigned char *x = hk_arena_alloc(two[1 - i], 1 << 20);
+    if (!x) _exit(3);
+    memset(x, 0x33, 1 << 20);
+    if (!filled(x, 1 << 20, 0x33)) _exit(4);
+    _exit(0);
+  }
+  int st = 0;
+  if (p < 0 || waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st) != 0) atomic_fetch_add(&two_bad, 1);
+  atomic_fetch_add(&two_forks, 1);
+  return 0;
+}
+static void *two_worker(void *arg) {
+  int i = (int)(intptr_t)arg;
+  for (int k = 0; k < 20; k++) {
+    hk_arena_reset(two[i]);
+    /* at the budget: one callback, which fails the commit */
+    for (int j = 0; j < 100; j++)
+      if (!hk_arena_alloc(two[i], 100000)) break;
+    /* (not at the next callback's barrier, holding its lock, while the other fork waits for it) */
+    pthread_barrier_wait(&two_bar);
+  }
+  return NULL;
+}
+static int test_fork_two(int mode) {
+  const char *name = mode == 0 ? "arena.concurrent_fork_two" : mode == 1 ? "arena.concurrent_fork_two_gc" : "arena.concurrent_fork_two_pool";
+  hk_gc_heap *h = NULL;
+  hk_gc_mutator *m = NULL;
+  hk_pool *pool = NULL;
+  if (mode == 1) CHECK(hk_gc_heap_create(NULL, &h, &m) == HK_OK);
+  if (m) hk_gc_blocking_begin(m); /* (the main thread does not poll) */
+  alarm(60);
+  pthread_barrier_init(&two_bar, NULL, 2);
+  for (int i = 0; i < 2; i++) {
+    two[i] = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .budget = 2 << 20, .release = two_release,
+                                              .release_arg = (void *)(intptr_t)i});
+    CHECK(two[i] != NULL);
+  }
+  /* (after the arenas: the pools' handlers, registered later, are prepared before theirs) */
+  if (mode == 2) CHECK((pool = hk_pool_new_ex(&(hk_pool_options){.block_size = 64, .shared = true})) != NULL);
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, two_worker, (void *)(intptr_t)i);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  alarm(0);
+  if (atomic_load(&two_forks) != 40 || atomic_load(&two_bad)) fprintf(stderr, "forks %d, bad %d\n", atomic_load(&two_forks), atomic_load(&two_bad));
+  CHECK(atomic_load(&two_forks) == 40 && atomic_load(&two_bad) == 0);
+  /* the parent's locks work */
+  for (int i = 0; i < 2; i++) {
+    hk_arena_reset(two[i]);
+    CHECK(hk_arena_alloc(two[i], 1 << 20) != NULL);
+    hk_arena_destroy(two[i]);
+  }
+  pthread_barrier_destroy(&two_bar);
+  if (pool) hk_pool_destroy(pool);
+  if (m) {
+    hk_gc_blocking_end(m);
+    CHECK(hk_gc_heap_destroy(h) == HK_OK);
+  }
+  return check_report(name);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return test_fork();
   if (argc > 1 && strcmp(argv[1], "fork_gc") == 0) return test_fork_gc();
@@ -515,6 +596,9 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork_own") == 0) return test_fork_own(0);
   if (argc > 1 && strcmp(argv[1], "fork_own_oom") == 0) return test_fork_own(1);
   if (argc > 1 && strcmp(argv[1], "fork_parked") == 0) return test_fork_parked();
+  if (argc > 1 && strcmp(argv[1], "fork_two") == 0) return test_fork_two(0);
+  if (argc > 1 && strcmp(argv[1], "fork_two_gc") == 0) return test_fork_two(1);
+  if (argc > 1 && strcmp(argv[1], "fork_two_pool") == 0) return test_fork_two(2);
   shared = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .commit_step = 4096});
   CHECK(shared != NULL);
   for (int round = 0; round < 2; round++) {
