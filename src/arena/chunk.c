@@ -144,10 +144,16 @@ int hk__arena_next_chunk(hk_arena *a, size_t need) {
     n = (hk__arena_chunk *)((char *)seg + hk__align_up(sizeof(hk__segment), 64));
     hk__arena_chunk_init(a, n, seg, hdr);
     size_t real_commit = (size_t)(hk__chunk_commit_end(n) - (char *)seg);
-    if (real_commit != hdr_commit) { /* the page layer chose another unit: charge what it did */
-      if (real_commit > hdr_commit) hk__arena_charge(a, real_commit - hdr_commit);
-      else hk__arena_uncharge(a, hdr_commit - real_commit);
+    /* The page layer chose another unit (a larger segment from its cache): charge what it did. That
+     * charge was ignored when it failed, and the arena held more than its budget (128 KiB over,
+     * arena.budget's `cached_unit`); it fails the allocation now, as the header's charge does. */
+    if (real_commit > hdr_commit && hk__arena_charge(a, real_commit - hdr_commit) != HK_OK) {
+      hk__track_forget(n->base, (size_t)(n->poisoned_end - n->base));
+      hk__segment_free(seg);
+      hk__arena_uncharge(a, hdr_commit);
+      return HK_ENOMEM;
     }
+    if (real_commit < hdr_commit) hk__arena_uncharge(a, hdr_commit - real_commit);
     hk__arena_account_commit(a, (ptrdiff_t)real_commit);
     a->reserved += seg->size;
     a->nchunks++;
