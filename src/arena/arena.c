@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ALL_FLAGS (HK_ARENA_CONCURRENT | HK_ARENA_TRACE | HK_ARENA_NO_POISON)
 
@@ -106,6 +107,20 @@ void hk__arena_fork_wait(bool on) {
   if (hk__arena_self.top) hk__arena_parked(on);
 }
 
+/* A lock left to a stuck holder (HK__SKIP_PARKED) guards an arena that holder is in the middle of
+ * changing (a commit waiting for its budget callback): a program's fork handler that ran under the
+ * fork's hold (prepare handlers registered before the arenas', parent handlers, in the parent)
+ * committed into it unlocked beside the paused commit, whose later end moved commit_end back and
+ * charged the memory twice. Refused with a message instead. In the child the holder does not
+ * exist, and the arena is as its callback saw it: usable. */
+static pid_t conc_fork_pid; /* under conc_lock */
+void hk__arena_fork_skipped(const hk_arena *a) {
+  if (getpid() == conc_fork_pid)
+    hk__fatal("fork handler used concurrent arena %p, whose lock a thread stopped inside its budget callback holds "
+              "until the fork is over; an arena cannot be used from a fork handler then",
+              (const void *)a);
+}
+
 static void conc_prepare(void) {
   atomic_fetch_add(&hk__arena_forking, 1);
   hk__arena_fork_wait(true); /* (until this thread holds conc_lock) */
@@ -126,6 +141,7 @@ static void conc_prepare(void) {
       break;
     }
     if (!busy) {
+      conc_fork_pid = getpid(); /* (under conc_lock, which the fork keeps) */
       hk__hold(&hk__arena_holder, true);
       atomic_fetch_sub(&hk__arena_forking, 1);
       return;

@@ -127,6 +127,9 @@ HK_INTERNAL void hk__arena_parked(bool on);
 /* The collector's and the pools' prepare handlers (src/gc/fork.c, src/pool/pool.c): this thread, in
  * a fork, waits for a lock another fork may hold until it is over (arena.c). */
 HK_INTERNAL void hk__arena_fork_wait(bool on);
+/* a fork handler (this thread holds every arena for a fork) reached an arena whose lock the fork
+ * left to a stopped holder: reported in the forking process (arena.c) */
+HK_INTERNAL void hk__arena_fork_skipped(const hk_arena *a);
 static inline void hk__arena_lock(hk_arena *a) {
   if (a->flags & HK_ARENA_CONCURRENT) {
     hk__arena_thread *me = &hk__arena_self;
@@ -134,6 +137,8 @@ static inline void hk__arena_lock(hk_arena *a) {
       pthread_mutex_lock(&a->lock);
       a->held_next = me->top;
       me->top = a;
+    } else if (hk_unlikely(a->fork_skip == HK__SKIP_PARKED)) {
+      hk__arena_fork_skipped(a);
     }
     me->held++;
   }

@@ -2,6 +2,7 @@
  * what its thread wrote; cleanups and children may be added from any thread. Runs under TSan. */
 #include <heapkit.h>
 #include "check.h"
+#include "child.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -588,6 +589,67 @@ static int test_fork_two(int mode) {
   return check_report(name);
 }
 
+/* A program's fork handler that runs while the fork holds the arenas (a prepare handler registered
+ * before them) uses an arena whose lock the fork left to a thread stopped inside that arena's
+ * budget callback: the holder's commit is paused half done, so the handler's commit beside it
+ * would run unlocked (commit_end moved back, memory charged twice). It is refused with a message.
+ * The holder stays in its callback (polling safepoints) until the fork is over, so the lock is
+ * left to it every time; the whole scene runs in a child that must abort with the message. */
+static atomic_int ph_in_cb, ph_go, ph_refused;
+static pthread_t ph_worker_thread;
+static int ph_release(hk_arena *a, size_t need, void *arg) {
+  (void)a, (void)need, (void)arg;
+  if (!pthread_equal(pthread_self(), ph_worker_thread)) return 0; /* (the handler's own try, before) */
+  atomic_store(&ph_in_cb, 1);
+  while (!atomic_load(&ph_go)) {
+    hk_gc_safepoint(parked_m);
+    usleep(100);
+  }
+  atomic_store(&ph_in_cb, 0);
+  return 0;
+}
+static void ph_prepare(void) {
+  if (!forked || !atomic_load(&ph_in_cb)) return;
+  if (!hk_arena_alloc(forked, 1 << 20)) atomic_store(&ph_refused, 1); /* (before: NULL at the budget) */
+}
+static void *ph_worker(void *arg) {
+  (void)arg;
+  parked_m = hk_gc_thread_register(fork_heap);
+  if (!parked_m) _exit(20);
+  while (!atomic_load(&fork_stop)) hk_arena_alloc(forked, 100000);
+  hk_gc_thread_unregister(parked_m);
+  return NULL;
+}
+static void fork_handler_scene(void) {
+  alarm(30);
+  if (pthread_atfork(ph_prepare, NULL, NULL) != 0) _exit(21); /* (before the arenas' and the collector's) */
+  hk_gc_mutator *m;
+  if (hk_gc_heap_create(NULL, &fork_heap, &m) != HK_OK) _exit(22);
+  hk_gc_type_desc d = {.name = "data", .flags = HK_GC_TYPE_NO_POINTERS};
+  if (hk_gc_type_register(fork_heap, &d, &fork_type) != HK_OK) _exit(23);
+  forked = hk_arena_new(&(hk_arena_options){.flags = HK_ARENA_CONCURRENT, .budget = 2 << 20, .release = ph_release});
+  if (!forked) _exit(24);
+  pthread_create(&ph_worker_thread, NULL, ph_worker, NULL);
+  while (!atomic_load(&ph_in_cb)) usleep(1000);
+  hk_gc_blocking_begin(m);
+  pid_t p = fork();
+  if (p == 0) _exit(0);
+  hk_gc_blocking_end(m);
+  waitpid(p, NULL, 0);
+  atomic_store(&fork_stop, 1);
+  atomic_store(&ph_go, 1);
+  pthread_join(ph_worker_thread, NULL);
+  fprintf(stderr, "fork done, handler's allocation %s\n", atomic_load(&ph_refused) ? "NULL" : "served");
+}
+static int test_fork_parked_handler(void) {
+  char out[2048], why[256];
+  int st = check_child_run(fork_handler_scene, out, sizeof out);
+  check_child_aborted(st, out, "heapkit: fork handler used concurrent arena", NULL, why, sizeof why);
+  if (why[0]) fprintf(stderr, "arena.concurrent_fork_parked_handler: %s (child said: %s)\n", why, out);
+  CHECK(why[0] == 0);
+  return check_report("arena.concurrent_fork_parked_handler");
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return test_fork();
   if (argc > 1 && strcmp(argv[1], "fork_gc") == 0) return test_fork_gc();
@@ -596,6 +658,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fork_own") == 0) return test_fork_own(0);
   if (argc > 1 && strcmp(argv[1], "fork_own_oom") == 0) return test_fork_own(1);
   if (argc > 1 && strcmp(argv[1], "fork_parked") == 0) return test_fork_parked();
+  if (argc > 1 && strcmp(argv[1], "fork_parked_handler") == 0) return test_fork_parked_handler();
   if (argc > 1 && strcmp(argv[1], "fork_two") == 0) return test_fork_two(0);
   if (argc > 1 && strcmp(argv[1], "fork_two_gc") == 0) return test_fork_two(1);
   if (argc > 1 && strcmp(argv[1], "fork_two_pool") == 0) return test_fork_two(2);
