@@ -95,17 +95,14 @@ void hk__arena_parked(bool on) {
   for (hk_arena *a = hk__arena_self.top; a; a = a->held_next) atomic_store_explicit(&a->holder_parked, on, memory_order_relaxed);
 }
 
-/* A third kind of stuck holder: a thread that forks from a budget callback itself, while its fork
- * waits for a lock the other fork holds until it is over (conc_lock, or the collector's or the
- * pools' list lock, whose prepare handlers may run first). Two threads forking at once from
- * callbacks each left its own lock alone and waited for the other's, for ever. Its locks are
- * marked from before such a wait until it holds the lock: one fork that reads the mark under
- * conc_lock keeps conc_lock to its end, so the other cannot get through its own prepare handler
- * and back to its callback before; and a mark set after that handler (one run after it) is
+/* A third kind of stuck holder, marked the same way: a thread that forks from a budget callback
+ * itself, while its fork waits for a lock the other fork holds until it is over (conc_lock, or the
+ * collector's or the pools' list lock, whose prepare handlers may run first). Two threads forking
+ * at once from callbacks each left its own lock alone and waited for the other's, for ever. Its
+ * locks are marked from before such a wait until it holds the lock: one fork that reads the mark
+ * under conc_lock keeps conc_lock to its end, so the other cannot get through its own prepare
+ * handler and back to its callback before; and a mark set after that handler (one run after it) is
  * cleared before it returns, while it holds conc_lock, so no prepare handler reads it. */
-void hk__arena_fork_wait(bool on) {
-  if (hk__arena_self.top) hk__arena_parked(on);
-}
 
 /* A lock left to a stuck holder (HK__SKIP_PARKED) guards an arena that holder is in the middle of
  * changing (a commit waiting for its budget callback): a program's fork handler that ran under the
@@ -123,11 +120,11 @@ void hk__arena_fork_skipped(const hk_arena *a) {
 
 static void conc_prepare(void) {
   atomic_fetch_add(&hk__arena_forking, 1);
-  hk__arena_fork_wait(true); /* (until this thread holds conc_lock) */
+  hk__arena_parked(true); /* (until this thread holds conc_lock) */
   for (;;) {
     unsigned long seen = conc_released_now(); /* (before the try: a release during it is not missed) */
     pthread_mutex_lock(&conc_lock);
-    hk__arena_fork_wait(false);
+    hk__arena_parked(false);
     hk_arena *busy = NULL;
     for (hk_arena *a = conc_arenas; a; a = a->conc_next) a->fork_skip = HK__SKIP_NONE;
     for (hk_arena *a = hk__arena_self.top; a; a = a->held_next) a->fork_skip = HK__SKIP_OWN; /* (not tried) */
@@ -148,7 +145,7 @@ static void conc_prepare(void) {
     }
     for (hk_arena *a = conc_arenas; a != busy; a = a->conc_next)
       if (!a->fork_skip) pthread_mutex_unlock(&a->lock);
-    hk__arena_fork_wait(true);
+    hk__arena_parked(true);
     pthread_mutex_unlock(&conc_lock);
     /* until a lock is let go (a timeout too, in case it went by a path that does not say so) */
     struct timespec ts;

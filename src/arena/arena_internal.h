@@ -122,11 +122,10 @@ typedef struct hk__arena_thread {
 HK_INTERNAL extern _Thread_local hk__arena_thread hk__arena_self;
 HK_INTERNAL extern _Atomic unsigned hk__arena_forking;
 HK_INTERNAL void hk__arena_released(void);
-/* The collector's word (src/gc/thread.c): this thread waits for a stopped world to resume. */
+/* This thread waits for what a fork may keep until it is over: a stopped world to resume (the
+ * collector, src/gc/thread.c), or, in a fork's prepare handler, a lock another fork holds (arena.c,
+ * src/gc/fork.c, src/pool/pool.c); the locks it holds are left to it by a fork meanwhile. */
 HK_INTERNAL void hk__arena_parked(bool on);
-/* The collector's and the pools' prepare handlers (src/gc/fork.c, src/pool/pool.c): this thread, in
- * a fork, waits for a lock another fork may hold until it is over (arena.c). */
-HK_INTERNAL void hk__arena_fork_wait(bool on);
 /* a fork handler (this thread holds every arena for a fork) reached an arena whose lock the fork
  * left to a stopped holder: reported in the forking process (arena.c) */
 HK_INTERNAL void hk__arena_fork_skipped(const hk_arena *a);

@@ -24,8 +24,6 @@
  * exec or _exit (as POSIX asks of the child of a multi-threaded process). */
 #include "gc/gc_internal.h"
 
-HK_INTERNAL void hk__arena_fork_wait(bool on); /* (src/arena/arena.c) */
-
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 _Atomic uintptr_t hk__gc_holder;
 static hk_gc_heap *heaps;
@@ -66,9 +64,9 @@ static void fork_prepare(void) {
                 (void *)hk__gc_t_busy);
     return;
   }
-  hk__arena_fork_wait(true); /* (another fork holds heaps_lock to its end: src/arena/arena.c) */
+  hk__arena_parked(true); /* (another fork holds heaps_lock to its end: src/arena/arena.c) */
   pthread_mutex_lock(&heaps_lock);
-  hk__arena_fork_wait(false);
+  hk__arena_parked(false);
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) stop_others(h);
   hk__gc_self_fork_prepare(); /* (a leaf lock: last) */
   hk__hold(&hk__gc_holder, true); /* (gc_internal.h, gc_fork_owns) */
@@ -115,9 +113,6 @@ static void fork_child(void) {
   pthread_mutex_init(&heaps_lock, NULL);
 }
 
-/* (defined in src/arena/arena.c and src/pool/pool.c) */
-HK_INTERNAL void hk__arena_fork_register(void);
-HK_INTERNAL void hk__pool_fork_register(void);
 
 static void register_handlers(void) {
   /* The concurrent arenas' and shared pools' handlers first, so that ours are prepared before

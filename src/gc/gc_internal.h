@@ -538,6 +538,12 @@ HK_INTERNAL void hk__gc_fork_untrack(hk_gc_heap *h);
 /* Heap lock held, h being destroyed by the calling thread: its mutators of h (the only ones left)
  * leave the thread's list of mutators. */
 HK_INTERNAL void hk__gc_self_forget(hk_gc_heap *h);
+/* The concurrent arenas' and shared pools' hooks (src/arena/arena.c, src/pool/pool.c): their fork
+ * handlers, registered before the collector's (fork.c), and a thread's wait that a fork may keep
+ * going until it is over (hk__arena_parked: fork.c, thread.c). */
+HK_INTERNAL void hk__arena_fork_register(void);
+HK_INTERNAL void hk__pool_fork_register(void);
+HK_INTERNAL void hk__arena_parked(bool on);
 HK_INTERNAL void hk__gc_self_fork_prepare(void);
 HK_INTERNAL void hk__gc_self_fork_parent(void);
 HK_INTERNAL void hk__gc_self_fork_child(void);

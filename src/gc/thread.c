@@ -43,13 +43,12 @@ static inline void cpu_relax(void) {
  * work sharing, whose holds are longer. */
 #define GC_LOCK_SPIN 2000
 
-/* (src/arena/arena.c) A thread that waits for a stopped world says so to the concurrent arenas: one
+/* A thread that waits for a stopped world says so to the concurrent arenas (hk__arena_parked): one
  * inside an arena's budget callback holds that arena's lock, and while a fork keeps the world
  * stopped it cannot let it go; the arenas' fork handler, run after ours, waited for it for ever.
  * Said from the wait's start (in hk_gc_blocking_end before the heap lock, which a fork holds while
  * the world is stopped) until, under the heap lock, the thread runs again: the fork's prepare
  * handler, which takes every heap's lock, then reads it up to date. */
-HK_INTERNAL void hk__arena_parked(bool on);
 
 void hk__gc_lock_slow(hk_gc_heap *h) {
   if (gc_fork_owns(h)) return; /* (held since the fork's prepare handler) */

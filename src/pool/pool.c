@@ -545,12 +545,12 @@ static void pc_thread_exit(void *arg) {
  * forking thread while these handlers hold them (pc_holder); a pool made in that window is linked
  * locked, and one destroyed in it unlocked first, so the parent handler's unlocks stay paired. */
 static hk_pool *shared_pools; /* under cache_lock */
-HK_INTERNAL void hk__arena_fork_wait(bool on); /* (src/arena/arena.c) */
+HK_INTERNAL void hk__arena_parked(bool on); /* (src/arena/arena.c) */
 static void pc_fork_prepare(void) {
-  hk__arena_fork_wait(true); /* (another fork holds these locks to its end: src/arena/arena.c) */
+  hk__arena_parked(true); /* (another fork holds these locks to its end: src/arena/arena.c) */
   pthread_mutex_lock(&cache_lock);
   for (hk_pool *p = shared_pools; p; p = p->snext) pthread_mutex_lock(&p->lock);
-  hk__arena_fork_wait(false);
+  hk__arena_parked(false);
   hk__hold(&pc_holder, true);
 }
 static void pc_fork_parent(void) {
