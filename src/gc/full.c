@@ -29,6 +29,7 @@ typedef struct mark_ctx {
 
 typedef struct mark_job {
   gc_par par; /* first: helpers get this */
+  bool evac;        /* the phase may evacuate (a budget and candidate blocks): see mark_drain */
   size_t evac_left; /* budget not yet handed out (atomic) */
   size_t live, evacuated;
 } mark_job;
@@ -41,24 +42,32 @@ static void ctx_lock(mark_ctx *c) {
 static void ctx_unlock(mark_ctx *c) {
   if (c->par) gc_unlock(c->h);
 }
-static inline void ctx_push(mark_ctx *c, void *p) {
+/* The slow halves out of line: inlined or not at the compiler's choice, one more variant of the
+ * marking (mark_drain_par_plain) changed that choice in the others, and their code with it. */
+static __attribute__((noinline)) void ctx_push_slow(mark_ctx *c, void *p) {
+  ctx_lock(c);
+  push_or_die(c->h, &c->work, p);
+  ctx_unlock(c);
+}
+static __attribute__((noinline)) void *ctx_pop_slow(mark_ctx *c) {
+  ctx_lock(c);
+  void *p = hk__gc_stack_pop(c->h, &c->work);
+  ctx_unlock(c);
+  return p;
+}
+static inline __attribute__((always_inline)) void ctx_push(mark_ctx *c, void *p) {
   gc_chunk *ch = c->work.top;
   if (hk_likely(ch && ch->n < GC_CHUNK_CAP)) {
     ch->items[ch->n++] = p;
     c->work.count++;
     return;
   }
-  ctx_lock(c);
-  push_or_die(c->h, &c->work, p);
-  ctx_unlock(c);
+  ctx_push_slow(c, p);
 }
-static inline void *ctx_pop(mark_ctx *c) {
+static inline __attribute__((always_inline)) void *ctx_pop(mark_ctx *c) {
   void *p = gc_stack_pop(&c->work);
   if (p || !c->work.top || !c->work.top->prev) return p;
-  ctx_lock(c);
-  p = hk__gc_stack_pop(c->h, &c->work);
-  ctx_unlock(c);
-  return p;
+  return ctx_pop_slow(c);
 }
 
 /* Whether total more bytes may be evacuated; in a parallel phase the budget comes in slices. */
@@ -390,6 +399,7 @@ static inline __attribute__((always_inline)) void mark_obj_item_t(mark_ctx *c, v
 }
 
 static __attribute__((noinline)) void mark_obj_item(mark_ctx *c, void *o) { mark_obj_item_t(c, o, false, false, true); }
+static __attribute__((noinline)) void mark_obj_item_p(mark_ctx *c, void *o) { mark_obj_item_t(c, o, false, false, false); }
 static __attribute__((noinline)) void mark_obj_item_se(mark_ctx *c, void *o) {
   mark_obj_item_t(c, o, false, true, true);
 }
@@ -437,7 +447,8 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
       if ((uintptr_t)item & ITEM_OBJ) {
         void *o = (void *)((uintptr_t)item & ~ITEM_OBJ);
         if (fin) mark_obj_item_fin(c, o);
-        else if (!ser) mark_obj_item(c, o);
+        else if (!ser && evac) mark_obj_item(c, o);
+        else if (!ser) mark_obj_item_p(c, o);
         else if (evac) mark_obj_item_se(c, o);
         else mark_obj_item_s(c, o);
       } else {
@@ -469,13 +480,26 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
 /* A collection with one mutator (or none parked to help) marks without the parallel phase's
  * atomics and checks, and without looking for candidate blocks when it has no budget to copy
  * their objects (a serial marker without budget leaves them in place anyway): a sticky
- * collection, or one due by the growth policy under a limit its copies would not fit below. */
+ * collection, or one due by the growth policy under a limit its copies would not fit below.
+ * A parallel phase without budget has no candidate blocks either (choose_candidates gives at
+ * least an eighth of the heap when it flags any): its threads skip the block test too, and the
+ * gray compare-and-swap that test led to. */
+static __attribute__((noinline)) void mark_drain_par_plain(mark_ctx *c) { mark_drain_t(c, false, false, false); }
+
 static void mark_drain(mark_ctx *c) {
   if (c->par) mark_drain_t(c, false, false, true);
   else if (c->evac_budget) mark_drain_t(c, false, true, true);
   else mark_drain_t(c, false, true, false);
 }
 static void mark_drain_fin(mark_ctx *c) { mark_drain_t(c, true, true, false); }
+
+/* A parallel phase's marking: without the evacuation tests when the phase has no budget (see
+ * mark_drain). Chosen here, by the callers, so that mark_drain's serial cases stay as they were. */
+static void mark_drain_par(mark_ctx *c, const mark_job *j) {
+  __atomic_fetch_add(j->evac ? &c->h->par_mark_evac : &c->h->par_mark_plain, 1, __ATOMIC_RELAXED);
+  if (j->evac) mark_drain(c);
+  else mark_drain_par_plain(c);
+}
 
 /* A parked mutator's part of a parallel mark: its own frames first, then whatever is left. */
 static void mark_help(gc_par *p, hk_gc_mutator *self) {
@@ -484,7 +508,7 @@ static void mark_help(gc_par *p, hk_gc_mutator *self) {
   gc_bump mature[2] = {{0}}, overflow[2] = {{0}};
   mark_ctx c = {.v = {mark_visit_v}, .h = h, .mature = mature, .overflow = overflow, .par = p, .frames = true};
   mark_frames(&c, self);
-  mark_drain(&c);
+  mark_drain_par(&c, j);
   gc_lock(h);
   for (int i = 0; i < 2; i++) {
     hk__gc_bump_reset(&mature[i]);
@@ -1054,14 +1078,15 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   mark_job job = {.evac_left = 0};
   if ((c.work.count > 0 || hk__gc_frames_pending(h)) && hk__gc_par_open(h, &job.par, mark_help)) {
     job.evac_left = c.evac_budget; /* (helpers run once the lock is released) */
+    job.evac = c.evac_budget != 0;
     c.evac_budget = 0;
     c.par = &job.par;
     gc_unlock(h);
-    mark_drain(&c);
+    mark_drain_par(&c, &job);
     gc_lock(h);
     hk__gc_par_close(&job.par);
     c.par = NULL;
-    unstick_evac(h);
+    if (job.evac) unstick_evac(h);
     c.live += job.live;
     c.evacuated += job.evacuated;
     c.evac_budget += job.evac_left;

@@ -324,6 +324,10 @@ struct hk_gc_heap {
   /* registered types; index 0 is never used */
   uint32_t ntypes;
   gc_type types[HK_GC_MAX_TYPES];
+
+  /* full.c, mark_drain_par: a thread's marking in a parallel phase, with and without the tests
+   * evacuation needs (atomic; test_gc_noevac reads them) */
+  uint64_t par_mark_evac, par_mark_plain;
 };
 
 /* Under AddressSanitizer free blocks are poisoned, so an embedder's stale pointer into an
