@@ -283,6 +283,7 @@ hk_gc_weak *hk_gc_weak_new(hk_gc_mutator *m, void *target) {
   hk_gc_weak *w = hk__gc_meta_alloc(h, sizeof *w);
   if (w) {
     w->target = target;
+    w->tag = (uintptr_t)w ^ GC_WEAK_LIVE;
     w->next = h->weaks;
     if (h->weaks) h->weaks->prev = w;
     h->weaks = w;
@@ -294,15 +295,18 @@ hk_gc_weak *hk_gc_weak_new(hk_gc_mutator *m, void *target) {
 
 void *hk_gc_weak_get(const hk_gc_weak *w) { return w ? w->target : NULL; }
 
-/* A freed handle's links point to itself (no live one's do; a record is zeroed when reused): a
- * second free of it is refused. It unlinked the handle again through its stale links and put the
- * record on the free list twice (two later handles shared it, and the list got a cycle that a
- * collection then walked for ever). */
 /* A handle is a record of its heap's metadata segments: freed through another heap's mutator, it
  * was unlinked through that heap's list head and went on that heap's free list, so its own heap's
  * list kept the freed record, which the other heap's next handle took (a collection then walked a
- * cycle for ever). Checked through the page layer's segment map, so any pointer is safe. */
+ * cycle for ever). Checked through the page layer's segment map, so any pointer is safe. The same
+ * segments hold the heap's other records (mutators, global roots, finalizer chunks): the tag tells
+ * a handle from them. A pointer to a mutator was unlinked as a handle (its buffer pointers taken
+ * for list links: a SIGSEGV), and so was a freed handle whose record a global root had taken. A
+ * second free of a handle (until a new handle reuses its record) finds the freed tag: it unlinked
+ * the handle again through its stale links and put the record on the free list twice (two later
+ * handles shared it, and the list got a cycle that a collection then walked for ever). */
 static bool weak_of_heap(const hk_gc_heap *h, const hk_gc_weak *w) {
+  if ((uintptr_t)w & 7) return false;
   hk__segment *s = hk__segment_of(w);
   return s && s->kind == HK__SEG_GC && s->owner == h && ((const gc_seghdr *)s)->role == ROLE_META;
 }
@@ -315,16 +319,18 @@ void hk_gc_weak_free(hk_gc_mutator *m, hk_gc_weak *w) {
     return;
   }
   gc_lock(h);
-  if (w->prev == w) {
+  if (w->tag != ((uintptr_t)w ^ GC_WEAK_LIVE)) {
+    bool freed = w->tag == ((uintptr_t)w ^ GC_WEAK_FREED);
     gc_unlock(h);
-    hk__warning("gc: hk_gc_weak_free: %p was freed already; ignored", (void *)w);
+    if (freed) hk__warning("gc: hk_gc_weak_free: %p was freed already; ignored", (void *)w);
+    else hk__warning("gc: hk_gc_weak_free: %p is not a weak reference of this mutator's heap; ignored", (void *)w);
     return;
   }
   if (w->prev) w->prev->next = w->next;
   else h->weaks = w->next;
   if (w->next) w->next->prev = w->prev;
   h->nweak--;
-  w->next = w->prev = w;
+  w->tag = (uintptr_t)w ^ GC_WEAK_FREED;
   hk__gc_meta_free(h, w, sizeof *w);
   gc_unlock(h);
 }

@@ -152,10 +152,17 @@ typedef struct gc_bump {
   bool data;
 } gc_bump;
 
+/* tag: the record's address XOR GC_WEAK_LIVE while the handle is live, XOR GC_WEAK_FREED once
+ * freed (a record is zeroed when reused). The heap's metadata segments also hold mutators, global
+ * roots and finalizer chunks: hk_gc_weak_free checks the tag so that a pointer to one of those, or
+ * a freed handle whose record a global root took, is refused instead of unlinked as a handle. */
 struct hk_gc_weak {
   void *target;
   hk_gc_weak *next, *prev;
+  uintptr_t tag;
 };
+#define GC_WEAK_LIVE ((uintptr_t)0x5745414b4c495645u)  /* "WEAKLIVE" */
+#define GC_WEAK_FREED ((uintptr_t)0x5745414b46524545u) /* "WEAKFREE" */
 
 typedef struct gc_final {
   void *obj;

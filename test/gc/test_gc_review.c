@@ -14,6 +14,9 @@
  *   or heap (SIGSEGV, or a silent use of the destroyed heap);
  *   weak_free_foreign: hk_gc_weak_free with a mutator of another heap than the handle's (it
  *   was unlinked from the wrong heap's list: the next collection looped for ever);
+ *   weak_free_other_record: hk_gc_weak_free of a pointer that is no handle but another record of
+ *   the same heap's metadata (a mutator: SIGSEGV), or of a freed handle whose record a global
+ *   root took (the root was unlinked as a handle; SIGSEGV);
  *   unregistered_use: the calls of a mutator unregistered already (an allocation through it
  *   returned a pointer into another freed mutator record, writing a header over its free-list
  *   link; hk_gc_blocking_begin/end and the other slow paths followed its NULL heap: SIGSEGV);
@@ -371,6 +374,45 @@ static void test_weak_free_foreign(void) {
   CHECK(hk_gc_heap_destroy(h2) == HK_OK);
 }
 
+/* hk_gc_weak_free checked only that the pointer lies in the heap's metadata segments, which also
+ * hold its mutators, global roots and finalizer chunks: such a record was unlinked as a handle.
+ * A mutator's buffer pointers were taken for list links (SIGSEGV in the free); a freed handle
+ * whose record a global root had reused (both 32-byte records) was unlinked again, its root's
+ * link taken for the handle's next, and the heap's weak list then began with the root record
+ * (each of the two crashed the old code with SIGSEGV, alone). Both are refused with a warning now. */
+static void test_weak_free_other_record(void) {
+  setup();
+  signal(SIGALRM, alarm_fail);
+  alarm(30);
+  {
+    node *a = NULL, *g = NULL;
+    HK_GC_ROOTS(m, a);
+    a = new_node(m, 1, 0, false);
+    hk_gc_weak *keep = hk_gc_weak_new(m, a);
+    hk_gc_weak_free(m, (hk_gc_weak *)m); /* the mutator record: refused */
+    hk_gc_weak *gone = hk_gc_weak_new(m, a);
+    CHECK(keep && gone);
+    hk_gc_weak_free(m, gone);
+    CHECK(hk_gc_root_add(h, (void **)&g) == HK_OK); /* takes gone's record */
+    hk_gc_weak_free(m, gone);                         /* stale: refused */
+    g = new_node(m, 2, 0, false);
+    hk_gc_collect(m, HK_GC_FULL);
+    CHECK(hk_gc_weak_get(keep) == a && g && g->id == 2);
+    CHECK(hk_gc_verify(m) == HK_OK);
+    a = NULL;
+    hk_gc_collect(m, HK_GC_FULL);
+    CHECK(hk_gc_weak_get(keep) == NULL);
+    CHECK(g->id == 2);
+    hk_gc_stats st;
+    hk_gc_stats_get(h, &st);
+    CHECK(st.weak_cleared == 1);
+    hk_gc_weak_free(m, keep);
+    CHECK(hk_gc_root_remove(h, (void **)&g) == HK_OK);
+  }
+  alarm(0);
+  teardown();
+}
+
 static hk_gc_mutator *exiting_mutator;
 static void *register_and_exit(void *arg) {
   exiting_mutator = hk_gc_thread_register((hk_gc_heap *)arg);
@@ -455,6 +497,7 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "unregister_other")) test_unregister_other();
   if (all || !strcmp(what, "oom_unregister")) test_oom_unregister();
   if (all || !strcmp(what, "weak_free_foreign")) test_weak_free_foreign();
+  if (all || !strcmp(what, "weak_free_other_record")) test_weak_free_other_record();
   if (all || !strcmp(what, "unregistered_use")) test_unregistered_use();
   if (all || !strcmp(what, "destroyed_use")) test_destroyed_use();
   if (all || !strcmp(what, "beyond_memory")) test_beyond_memory();
