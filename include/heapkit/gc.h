@@ -180,7 +180,9 @@ HK_API hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *heap);
  * (docs/gc.md, Errors). */
 HK_API void hk_gc_thread_unregister(hk_gc_mutator *m);
 /* Around a blocking call: while "blocking" the mutator counts as stopped, so other threads can
- * collect; it must not touch heap objects or call hk_gc_* other than blocking_end. */
+ * collect; it must not touch heap objects or call hk_gc_* other than blocking_end (its
+ * allocations, collections and the other calls that would need a running mutator are refused with
+ * a warning; hk_gc_safepoint does nothing there: docs/gc.md, Errors). */
 HK_API void hk_gc_blocking_begin(hk_gc_mutator *m);
 HK_API void hk_gc_blocking_end(hk_gc_mutator *m);
 /* The heap m is registered with; NULL for a NULL m (the handle is not otherwise checked). */

@@ -410,7 +410,7 @@ void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data)
   size_t total = gc_total_of(size);
   /* (in a collection's callbacks the buffers are retired: p is NULL; in stress mode every
    * allocation takes the full path, to be counted) */
-  if (!p || size > HK_GC_MAX_SMALL || total > (size_t)(end - p) || h->stress > 0 || type == 0 ||
+  if (!p || size > HK_GC_MAX_SMALL || total > (size_t)(end - p) || h->stress > 0 || m->state != MUT_RUNNING || type == 0 ||
       type >= __atomic_load_n(&h->ntypes, __ATOMIC_ACQUIRE) || !h->types[type].used ||
       (data && !(h->types[type].d.flags & HK_GC_TYPE_NO_POINTERS)))
     return alloc_slow(m, type, size, data);
@@ -423,6 +423,7 @@ void *hk_gc_alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data)
 static void *alloc_slow(hk_gc_mutator *m, hk_gc_type type, size_t size, int data) {
   /* (in a collection's callbacks the buffers are retired, so every allocation comes here) */
   if (gc_reentered(data ? "hk_gc_alloc_data" : "hk_gc_alloc", "returns NULL")) return NULL;
+  if (gc_mutator_blocking(m, data ? "hk_gc_alloc_data" : "hk_gc_alloc", "returns NULL")) return NULL;
   hk_gc_heap *h = m->heap;
   if (type == 0 || type >= __atomic_load_n(&h->ntypes, __ATOMIC_ACQUIRE) || !h->types[type].used) {
     hk__warning("gc: allocation with type %u, which is not registered", (unsigned)type);

@@ -129,6 +129,7 @@ int hk_gc_set_finalizer(hk_gc_mutator *m, void *obj, hk_gc_finalizer_fn fn, void
   /* (checked on the fast path too: a record added after the collection took the thread's ones
    * would keep the object's old address if the collection moves it) */
   if (gc_reentered("hk_gc_set_finalizer", "returns HK_EBUSY")) return HK_EBUSY;
+  if (gc_mutator_blocking(m, "hk_gc_set_finalizer", "returns HK_EBUSY")) return HK_EBUSY;
   if (owned_by_buffer(m, obj) ? !gc_hdr_plausible(m->heap, obj, false) : !hk__gc_is_object(m->heap, obj)) {
     hk__warning("gc: hk_gc_set_finalizer: %p is not an object of this heap (or not an object's start)", obj);
     return HK_EINVAL;
@@ -264,7 +265,8 @@ size_t hk__gc_run_finalizers(hk_gc_mutator *m) {
 }
 
 size_t hk_gc_run_finalizers(hk_gc_mutator *m) {
-  if (gc_reentered("hk_gc_run_finalizers", "returns 0") || gc_mutator_dead(m, "hk_gc_run_finalizers", "returns 0"))
+  if (gc_reentered("hk_gc_run_finalizers", "returns 0") || gc_mutator_dead(m, "hk_gc_run_finalizers", "returns 0") ||
+      gc_mutator_blocking(m, "hk_gc_run_finalizers", "returns 0"))
     return 0;
   return hk__gc_run_finalizers(m);
 }
@@ -272,7 +274,8 @@ size_t hk_gc_run_finalizers(hk_gc_mutator *m) {
 /* ---- weak references ---------------------------------------------------------------------------- */
 
 hk_gc_weak *hk_gc_weak_new(hk_gc_mutator *m, void *target) {
-  if (gc_reentered("hk_gc_weak_new", "returns NULL") || gc_mutator_dead(m, "hk_gc_weak_new", "returns NULL"))
+  if (gc_reentered("hk_gc_weak_new", "returns NULL") || gc_mutator_dead(m, "hk_gc_weak_new", "returns NULL") ||
+      gc_mutator_blocking(m, "hk_gc_weak_new", "returns NULL"))
     return NULL;
   hk_gc_heap *h = m->heap;
   if (target && ((uintptr_t)target & 7) == 0 && !hk__gc_is_object(h, target)) {

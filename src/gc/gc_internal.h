@@ -533,6 +533,20 @@ static inline bool gc_mutator_dead(const hk_gc_mutator *m, const char *fn, const
   hk__gc_dead_mutator_warn(m, fn, result);
   return true;
 }
+/* A mutator inside hk_gc_blocking_begin/end counts as stopped: a collection of another thread
+ * does not wait for it. A collection it started itself did not wait for the running threads
+ * either (nrunning counted it out: SIGSEGV in review), its allocations bumped in a buffer the
+ * other thread's collection was evacuating (a list of that thread's came back corrupt), and its
+ * safepoint poll parked it, which left it counted as blocking while it ran (hk_gc_blocking_end
+ * then refused to end the region). The entry points that run or wait for a collection, or hand
+ * the collector an object, refuse such a mutator on their slow paths; blocking_begin hides its
+ * buffers, so that every allocation in the region gets there. Safepoint polls are no-ops. */
+HK_INTERNAL hk_cold void hk__gc_blocking_warn(const hk_gc_mutator *m, const char *fn, const char *result);
+static inline bool gc_mutator_blocking(const hk_gc_mutator *m, const char *fn, const char *result) {
+  if (hk_likely(m->state != MUT_BLOCKING)) return false;
+  hk__gc_blocking_warn(m, fn, result);
+  return true;
+}
 /* m leaves its heap (its record freed, or about to be): the inline allocation paths of a stale
  * handle then find no room and call out, and its safepoint poll reads a flag that is never set. */
 HK_INTERNAL void hk__gc_mutator_disarm(hk_gc_mutator *m);

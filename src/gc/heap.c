@@ -250,6 +250,7 @@ void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind) {
     return;
   }
   if (gc_mutator_dead(m, "hk_gc_collect", "ignored")) return;
+  if (gc_mutator_blocking(m, "hk_gc_collect", "ignored")) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   hk__gc_collect_locked(m, kind);
@@ -263,7 +264,7 @@ void hk_gc_collect(hk_gc_mutator *m, hk_gc_kind kind) {
  * through the segment map, as for finalizers and weak references) or not an object's start
  * (gc_hdr_plausible) is refused, not written. */
 static bool pin_ok(hk_gc_mutator *m, void *obj, const char *fn) {
-  if (!obj || gc_mutator_dead(m, fn, "ignored")) return false;
+  if (!obj || gc_mutator_dead(m, fn, "ignored") || gc_mutator_blocking(m, fn, "ignored")) return false;
   if (hk__gc_is_object(m->heap, obj)) return true;
   hk__warning("gc: %s: %p is not an object of this heap (or not an object's start)", fn, obj);
   return false;

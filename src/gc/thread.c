@@ -292,6 +292,11 @@ void hk__gc_dead_mutator_warn(const hk_gc_mutator *m, const char *fn, const char
                    (const void *)m, result);
 }
 
+void hk__gc_blocking_warn(const hk_gc_mutator *m, const char *fn, const char *result) {
+  hk__warning("gc: %s: mutator %p is in a blocking region (hk_gc_blocking_begin without hk_gc_blocking_end); %s", fn,
+              (const void *)m, result);
+}
+
 void hk__gc_mutator_disarm(hk_gc_mutator *m) {
   static const int never_stop = 0;
   /* (word 0, the cursor, may hold the record's free-list link: hk__gc_meta_free. A limit equal to
@@ -306,6 +311,8 @@ void hk__gc_mutator_disarm(hk_gc_mutator *m) {
 void hk_gc_safepoint_slow(hk_gc_mutator *m) {
   if (gc_reentered("hk_gc_safepoint", "ignored")) return;
   if (gc_mutator_dead(m, "hk_gc_safepoint", "ignored")) return;
+  /* (counted as stopped already: parking it counted it as running, for ever) */
+  if (m->state == MUT_BLOCKING) return;
   hk_gc_heap *h = m->heap;
   gc_lock(h);
   if (gc_stopped(h)) hk__gc_park(m);
@@ -550,6 +557,10 @@ void hk_gc_blocking_begin(hk_gc_mutator *m) {
   m->state = MUT_BLOCKING;
   h->nrunning--;
   h->nblocking++;
+  /* Hidden, as hk_gc_verify hides them: an allocation in the region takes the slow path, which
+   * refuses it (a collection of another thread may close them meanwhile: all NULL then). */
+  m->fast.limit = m->fast.cursor;
+  m->fast.data_limit = m->fast.data_cursor;
   gc_wake(h, &h->cond);
   gc_unlock(h);
 }
@@ -571,6 +582,10 @@ void hk_gc_blocking_end(hk_gc_mutator *m) {
   m->state = MUT_RUNNING;
   h->nblocking--;
   h->nrunning++;
+  /* (what the allocation paths leave as the fast limits: the end of the zeroed part, the cursor
+   * in stress mode) */
+  m->fast.limit = h->stress > 0 ? m->fast.cursor : m->zero_limit;
+  m->fast.data_limit = h->stress > 0 ? m->fast.data_cursor : m->zero_data_limit;
   gc_unlock(h);
 }
 

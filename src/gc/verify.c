@@ -192,6 +192,7 @@ int hk__gc_verify_stopped(hk_gc_heap *h) {
 
 int hk_gc_verify(hk_gc_mutator *m) {
   if (gc_mutator_dead(m, "hk_gc_verify", "returns HK_EINVAL")) return HK_EINVAL;
+  if (gc_mutator_blocking(m, "hk_gc_verify", "returns HK_EBUSY")) return HK_EBUSY;
   if (gc_reentered("hk_gc_verify", "returns HK_EBUSY")) return HK_EBUSY;
   hk_gc_heap *h = m->heap;
   gc_lock(h);

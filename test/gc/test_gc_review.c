@@ -22,9 +22,15 @@
  *   link; hk_gc_blocking_begin/end and the other slow paths followed its NULL heap: SIGSEGV);
  *   destroyed_use: an allocation through the mutator of a destroyed heap (it went on bumping in
  *   the freed nursery block);
+ *   blocking_misuse: hk_gc_* calls through a mutator inside hk_gc_blocking_begin/end (counted as
+ *   stopped): its collection ran without stopping the other threads (SIGSEGV), its allocations
+ *   bumped in a buffer another thread's collection was evacuating (that thread's list came back
+ *   corrupt), its safepoint poll parked it and left it counted as blocking while it ran
+ *   (hk_gc_blocking_end then refused);
  *   beyond_memory: a large object bigger than RAM + swap (handed out, where malloc fails; its first
  *   touch brought the OOM killer). */
 #include "gc_test.h"
+#include "../child.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -413,6 +419,140 @@ static void test_weak_free_other_record(void) {
   teardown();
 }
 
+/* A mutator in a blocking region counts as stopped, so its calls into the collector are refused
+ * (docs/gc.md, Errors). Single-threaded first: each refused call leaves the heap as it was. Then
+ * two threads, each case in a child (the old code crashed): a worker builds and checks lists
+ * while the main thread, in a blocking region, collects and allocates (bm_collect); the main
+ * thread polls safepoints in a blocking region while another thread collects (bm_poll). */
+static void bm_fin(hk_gc_mutator *mm, void *obj, void *data) {
+  (void)mm, (void)obj;
+  ++*(int *)data;
+}
+
+static volatile int bm_stop;
+static int bm_bad;
+static void *bm_worker(void *arg) {
+  hk_gc_mutator *wm = hk_gc_thread_register((hk_gc_heap *)arg);
+  while (!__atomic_load_n(&bm_stop, __ATOMIC_RELAXED)) {
+    node *list = NULL;
+    HK_GC_ROOTS(wm, list);
+    for (uint64_t i = 0; i < 20000; i++) {
+      node *n = new_node(wm, i, 1, false);
+      n->kids[0] = list;
+      list = n;
+    }
+    uint64_t i = 20000;
+    for (node *n = list; n; n = n->kids[0])
+      if (n->id != --i) bm_bad++;
+    if (i != 0) bm_bad++;
+  }
+  hk_gc_thread_unregister(wm);
+  return NULL;
+}
+
+static void bm_collect(void) {
+  setup();
+  pthread_t t;
+  pthread_create(&t, NULL, bm_worker, h);
+  hk_gc_blocking_begin(m);
+  int got = 0;
+  for (int i = 0; i < 300; i++) {
+    hk_gc_collect(m, i % 2 ? HK_GC_FULL : HK_GC_MINOR);
+    if (i % 10 == 0) got += new_node(m, (uint64_t)i, 1, false) != NULL; /* (a warning each: not many) */
+  }
+  __atomic_store_n(&bm_stop, 1, __ATOMIC_RELAXED);
+  pthread_join(t, NULL);
+  hk_gc_blocking_end(m);
+  _exit(bm_bad || got || hk_gc_verify(m) != HK_OK ? 2 : 0);
+}
+
+/* A collection waits for the running threads with the heap lock let go and the stop flag up:
+ * a third thread, registered and running, that polls only every half millisecond, keeps that
+ * window open long enough for the main thread's polls to see it at every collection. */
+static volatile int bm_done;
+static void *bm_collector(void *arg) {
+  hk_gc_mutator *wm = hk_gc_thread_register((hk_gc_heap *)arg);
+  for (int i = 0; i < 20; i++) {
+    if (!new_node(wm, (uint64_t)i, 0, false)) _exit(3);
+    hk_gc_collect(wm, HK_GC_FULL);
+  }
+  hk_gc_thread_unregister(wm);
+  __atomic_store_n(&bm_done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+static void *bm_sleeper(void *arg) {
+  hk_gc_mutator *sm = hk_gc_thread_register((hk_gc_heap *)arg);
+  while (!__atomic_load_n(&bm_done, __ATOMIC_ACQUIRE)) {
+    usleep(500);
+    hk_gc_safepoint(sm);
+  }
+  hk_gc_thread_unregister(sm);
+  return NULL;
+}
+
+static void bm_poll(void) {
+  alarm(60); /* (the old code could hang here: the counts went wrong) */
+  setup();
+  pthread_t t, u;
+  hk_gc_blocking_begin(m);
+  pthread_create(&u, NULL, bm_sleeper, h);
+  pthread_create(&t, NULL, bm_collector, h);
+  while (!__atomic_load_n(&bm_done, __ATOMIC_ACQUIRE)) hk_gc_safepoint(m);
+  pthread_join(t, NULL);
+  pthread_join(u, NULL);
+  hk_gc_blocking_end(m); /* (refused on the old code: a poll had parked it) */
+  _exit(hk_gc_verify(m) != HK_OK ? 2 : 0);
+}
+
+static void test_blocking_misuse(void) {
+  setup();
+  {
+    node *a = NULL;
+    HK_GC_ROOTS(m, a);
+    a = new_node(m, 7, 1, false);
+    int ran = 0;
+    hk_gc_stats before, after;
+    hk_gc_stats_get(h, &before);
+    hk_gc_blocking_begin(m);
+    CHECK(new_node(m, 1, 0, false) == NULL);
+    CHECK(hk_gc_alloc_data(m, T_BLOB, 40000) == NULL);
+    CHECK(hk_gc_set_finalizer(m, a, bm_fin, &ran) == HK_EBUSY);
+    CHECK(hk_gc_weak_new(m, a) == NULL);
+    CHECK(hk_gc_verify(m) == HK_EBUSY);
+    CHECK(hk_gc_run_finalizers(m) == 0);
+    hk_gc_collect(m, HK_GC_FULL);
+    hk_gc_pin(m, a);
+    for (int i = 0; i < 1000; i++) hk_gc_safepoint(m);
+    hk_gc_blocking_end(m);
+    hk_gc_stats_get(h, &after);
+    CHECK(after.full_collections == before.full_collections && after.minor_collections == before.minor_collections);
+    CHECK(!hk_gc_is_pinned(a));
+    CHECK(after.bytes_allocated == before.bytes_allocated);
+    /* the mutator runs on as before */
+    node *b = new_node(m, 8, 1, false);
+    CHECK(b != NULL);
+    if (b) b->kids[0] = a;
+    a = b;
+    CHECK(hk_gc_set_finalizer(m, a, bm_fin, &ran) == HK_OK);
+    hk_gc_collect(m, HK_GC_FULL);
+    CHECK(a->id == 8 && a->kids[0]->id == 7);
+    a = NULL;
+    hk_gc_collect(m, HK_GC_FULL);
+    CHECK(ran == 1);
+  }
+  teardown();
+  static char out[1 << 17];
+  int st = check_child_run(bm_collect, out, sizeof out);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(strstr(out, "hk_gc_collect: mutator ") && strstr(out, "is in a blocking region"));
+  if (!WIFEXITED(st) || WEXITSTATUS(st)) fprintf(stderr, "bm_collect: status 0x%x\n", st);
+  st = check_child_run(bm_poll, out, sizeof out);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(!strstr(out, "not in a blocking region"));
+  if (!WIFEXITED(st) || WEXITSTATUS(st) || out[0]) fprintf(stderr, "bm_poll: status 0x%x, %s\n", st, out);
+}
+
 static hk_gc_mutator *exiting_mutator;
 static void *register_and_exit(void *arg) {
   exiting_mutator = hk_gc_thread_register((hk_gc_heap *)arg);
@@ -501,5 +641,6 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "unregistered_use")) test_unregistered_use();
   if (all || !strcmp(what, "destroyed_use")) test_destroyed_use();
   if (all || !strcmp(what, "beyond_memory")) test_beyond_memory();
+  if (all || !strcmp(what, "blocking_misuse")) test_blocking_misuse();
   return check_report("test_gc_review");
 }
