@@ -85,7 +85,7 @@ typedef struct hk_gc_weak hk_gc_weak;       /* a weak reference handle */
  * letting them become unreachable) or raising the limit (hk_gc_heap_set_limit): the collector
  * collects again and retries once more per call. Return 0 to give up: the allocation returns NULL.
  * After 16 retries in a row after which the heap got no smaller (blocks and large objects, as
- * counted against the limit) and the limit did not change, the allocation returns NULL without
+ * counted against the limit) and the limit was not raised, the allocation returns NULL without
  * calling it again, with a warning: release enough per call to free whole blocks.
  * Runs on the allocating thread, with the world running; it may call hk_gc_* functions but must
  * not allocate from the heap (an allocation in it that passes the limit returns NULL without

@@ -252,10 +252,12 @@ static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *colle
      * each level collecting twice: it ran for minutes toward a stack overflow) */
     if (!fn || m->in_oom) return false;
     size_t used = hk__gc_heap_bytes(h) + h->blocks_young * GC_BLOCK_SIZE;
-    if (used < last_used || h->max_heap != last_max) stalled = 0;
+    /* (a limit lowered is no progress: a callback that lowered it a little per call and asked to
+     * retry was called for ever) */
+    if (used < last_used || h->max_heap > last_max) stalled = 0;
     else if (++stalled >= GC_OOM_STALLED_RETRIES) {
       hk__warning("gc: the OOM callback asked to retry %d times in a row without the heap getting smaller or its "
-                  "limit changing; the allocation of %zu bytes fails", stalled, request);
+                  "limit being raised; the allocation of %zu bytes fails", stalled, request);
       return false;
     }
     last_used = used;

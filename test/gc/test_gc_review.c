@@ -4,8 +4,8 @@
  *   collection) is ignored with a warning;
  *   destroy_in_roots, unregister_in_roots: hk_gc_heap_destroy / hk_gc_thread_unregister inside
  *   the caller's HK_GC_ROOTS blocks (the blocks' pops wrote into the freed mutator record);
- *   oom_stalled: an OOM callback that always answers "retry" without releasing anything (called
- *   for ever);
+ *   oom_stalled: an OOM callback that always answers "retry" without releasing anything, or
+ *   that lowers the limit a little per call (called for ever);
  *   unregister_other: a thread's mutator unregistered by another thread, then the thread exits
  *   (its exit unregistered the freed record again: SIGSEGV, or another thread's mutator that
  *   had reused the record);
@@ -161,6 +161,13 @@ static int oom_stall(hk_gc_heap *hh, size_t request, void *data) {
   (void)hh, (void)request, (void)data;
   return ++oom_calls < 1000;
 }
+/* Lowering the limit is no progress: it counted as a change of the limit, so a callback that
+ * lowered it by a byte per call was called for ever (about a million calls here). */
+static int oom_lower(hk_gc_heap *hh, size_t request, void *data) {
+  (void)request, (void)data;
+  hk_gc_heap_set_limit(hh, --oom_limit);
+  return ++oom_calls < 1000;
+}
 static int oom_raise(hk_gc_heap *hh, size_t request, void *data) {
   (void)request, (void)data;
   oom_limit += 64u << 10;
@@ -196,6 +203,13 @@ static void test_oom_stalled(void) {
   }
   fprintf(stderr, "oom_stalled: small requests: %d calls\n", oom_calls);
   CHECK(oom_calls >= 16 && oom_calls < 1000);
+  hk_gc_set_oom_handler(h, oom_lower, NULL);
+  oom_calls = 0;
+  CHECK(hk_gc_alloc_data(m, T_BLOB, 1u << 20) == NULL);
+  fprintf(stderr, "oom_stalled: lowering the limit: %d calls\n", oom_calls);
+  CHECK(oom_calls >= 16 && oom_calls < 1000);
+  oom_limit = 8u << 20;
+  hk_gc_heap_set_limit(h, oom_limit);
   /* Progress: 2 MiB more in 64 KiB steps. */
   hk_gc_set_oom_handler(h, oom_raise, NULL);
   oom_calls = 0;
