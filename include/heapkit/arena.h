@@ -34,7 +34,9 @@ enum {
  * 0 to give up. `need` is the number of bytes the failing commit asked for. */
 typedef int (*hk_arena_release_fn)(hk_arena *a, size_t need, void *arg);
 /* Called instead of returning NULL when an allocation of `size` bytes fails; its result is what
- * the allocation returns (a handler typically logs and aborts, or longjmps out). */
+ * the allocation returns (a handler typically logs and aborts, or longjmps out). A failure inside
+ * 16 nested handler calls (a handler allocating from its own arena) returns NULL with errno
+ * ENOMEM without calling it again (docs/arena.md, Errors). */
 typedef void *(*hk_arena_oom_fn)(hk_arena *a, size_t size, void *arg);
 
 /* All fields zero (or options NULL) give the defaults. */

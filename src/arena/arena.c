@@ -337,8 +337,42 @@ void hk_arena_destroy(hk_arena *a) {
   hk__arena_destroy_any(a);
 }
 
-void *hk__arena_fail(hk_arena *a, size_t size, int err) {
-  if (a->oom) return a->oom(a, size, a->oom_arg);
+/* An oom handler that allocates from its own arena (say, a message for the error it reports) and
+ * fails again was called again, recursively, until the stack overflowed (SIGSEGV). The calls to
+ * handlers running on this thread are counted, by their stack positions: a handler may leave by
+ * longjmp (the documented way out), so a count kept by a flag or a counter would stay up for
+ * ever, while a position at or below the current one belongs to a call that is over. A call is
+ * refused when HK__ARENA_OOM_NEST calls are running above it: only a recursion gets there (or that
+ * many handlers in a row left by longjmp, each from deeper down the stack than the one before,
+ * with no failure in between from higher up). */
+#define HK__ARENA_OOM_NEST 16
+static __thread uintptr_t t_oom_at[HK__ARENA_OOM_NEST];
+static __thread unsigned t_oom_n;
+
+/* Keeps the handler calls above here (higher addresses: the stack grows down) and returns their
+ * number. */
+static unsigned oom_calls_above(uintptr_t here) {
+  unsigned n = 0;
+  for (unsigned i = 0; i < t_oom_n; i++)
+    if (t_oom_at[i] > here) t_oom_at[n++] = t_oom_at[i];
+  return t_oom_n = n;
+}
+
+hk_noinline void *hk__arena_fail(hk_arena *a, size_t size, int err) {
+  if (a->oom) {
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    unsigned n = oom_calls_above(here);
+    if (n < HK__ARENA_OOM_NEST) {
+      t_oom_at[n] = here;
+      t_oom_n = n + 1;
+      void *p = a->oom(a, size, a->oom_arg);
+      (void)oom_calls_above(here); /* (this call's entry, and any a nested handler left by longjmp) */
+      return p;
+    }
+    hk__warning("arena %p: an allocation of %zu bytes failed inside %d nested calls of oom handlers (does the "
+                "handler allocate from its own arena?); it returns NULL without calling the handler",
+                (void *)a, size, HK__ARENA_OOM_NEST);
+  }
   errno = err;
   return NULL;
 }

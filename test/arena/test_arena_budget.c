@@ -1,5 +1,6 @@
 /* Budgets: a hard limit on committed memory, inherited by children, with a release-and-retry
- * callback (one that frees memory and one that cannot) and a failure handler. */
+ * callback (one that frees memory and one that cannot) and a failure handler (one that allocates
+ * from its own arena, one that leaves by longjmp). */
 #include <heapkit.h>
 #include "check.h"
 
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #define MiB ((size_t)1 << 20)
+#define hk_noinline_test __attribute__((noinline))
 #define KiB ((size_t)1 << 10)
 
 static int release_calls;
@@ -150,6 +152,56 @@ static void test_oom_handler(void) {
   hk_arena_destroy(b);
 }
 
+/* A handler that allocates from its own arena, whose allocation fails too: the handler was called
+ * again, recursively, until the stack overflowed (SIGSEGV). The 16th nested call is refused now:
+ * it returns NULL (errno ENOMEM) without calling the handler, and each level returns that. A
+ * handler that leaves by longjmp is called at every failure all the same (the nesting is counted
+ * by stack positions, so the calls it left are over). */
+static int recursive_calls;
+static void *oom_recursive(hk_arena *a, size_t size, void *arg) {
+  (void)arg;
+  recursive_calls++;
+  return hk_arena_alloc(a, size); /* fails again: the same budget */
+}
+
+static int jump_calls;
+static void *oom_jumps(hk_arena *a, size_t size, void *arg) {
+  (void)a, (void)size, (void)arg;
+  jump_calls++;
+  longjmp(oom_jump, 1);
+}
+
+static hk_noinline_test void fail_deeper(hk_arena *b, int depth) {
+  volatile char pad[256];
+  pad[0] = (char)depth;
+  if (depth > 0) fail_deeper(b, depth - 1);
+  else (void)!hk_arena_alloc(b, 5 * MiB);
+  (void)pad[0];
+}
+
+static void test_oom_recursive(void) {
+  hk_arena *a = hk_arena_new(&(hk_arena_options){.budget = 1 * MiB, .oom = oom_recursive});
+  errno = 0;
+  CHECK(hk_arena_alloc(a, 4 * MiB) == NULL);
+  CHECK(errno == ENOMEM);
+  CHECK(recursive_calls == 16);
+  recursive_calls = 0;
+  CHECK(hk_arena_alloc(a, 4 * MiB) == NULL); /* (and again: nothing left counted) */
+  CHECK(recursive_calls == 16);
+  CHECK(hk_arena_alloc(a, 1000) != NULL);
+  hk_arena_destroy(a);
+  /* longjmp out of the handler 40 times, from the same depth and from ever shallower ones */
+  hk_arena *b = hk_arena_new(&(hk_arena_options){.budget = 1 * MiB, .oom = oom_jumps});
+  volatile int round = 0;
+  setjmp(oom_jump);
+  if (round < 40) {
+    round++;
+    fail_deeper(b, round < 20 ? 5 : 40 - round);
+  }
+  CHECK(jump_calls == 40);
+  hk_arena_destroy(b);
+}
+
 /* In slow-only mode (concurrent, tracing; every arena under a sanitizer) an allocation claimed its
  * bytes before committing them, and a commit refused by the budget left the claim in place: every
  * later allocation, however small, lay past it and failed too, and allocated counted the refused
@@ -209,5 +261,6 @@ int main(void) {
   test_release_success();
   test_release_nested();
   test_oom_handler();
+  test_oom_recursive();
   return check_report("arena.budget");
 }
