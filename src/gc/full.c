@@ -29,7 +29,7 @@ typedef struct mark_ctx {
 
 typedef struct mark_job {
   gc_par par; /* first: helpers get this */
-  bool evac;        /* the phase may evacuate (a budget and candidate blocks): see mark_drain */
+  bool evac;        /* there are candidate blocks (their budget may be spent already): see mark_drain */
   size_t evac_left; /* budget not yet handed out (atomic) */
   size_t live, evacuated;
 } mark_job;
@@ -481,9 +481,9 @@ static inline __attribute__((always_inline)) void mark_drain_t(mark_ctx *c, bool
  * atomics and checks, and without looking for candidate blocks when it has no budget to copy
  * their objects (a serial marker without budget leaves them in place anyway): a sticky
  * collection, or one due by the growth policy under a limit its copies would not fit below.
- * A parallel phase without budget has no candidate blocks either (choose_candidates gives at
- * least an eighth of the heap when it flags any): its threads skip the block test too, and the
- * gray compare-and-swap that test led to. */
+ * A parallel phase of a collection without candidate blocks (choose_candidates flags none, or
+ * gives at least an eighth of the heap) skips the block test too, and the gray compare-and-swap
+ * that test led to. Not one whose budget the roots marked before it spent: it has candidates. */
 static __attribute__((noinline)) void mark_drain_par_plain(mark_ctx *c) { mark_drain_t(c, false, false, false); }
 
 static void mark_drain(mark_ctx *c) {
@@ -1067,6 +1067,8 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   }
   h->recyclable[0] = h->recyclable[1] = NULL;
   c.evac_budget = sticky ? 0 : choose_candidates(h, !compact);
+  /* (read now: the roots below may spend all of the budget, the candidates stay) */
+  const bool candidates = c.evac_budget != 0;
 
   /* The collector's frames, the other roots and the sticky log here; the other mutators' frames
    * in the parallel phase when there is one, each thread starting with its own (as in minor.c). */
@@ -1078,7 +1080,12 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   mark_job job = {.evac_left = 0};
   if ((c.work.count > 0 || hk__gc_frames_pending(h)) && hk__gc_par_open(h, &job.par, mark_help)) {
     job.evac_left = c.evac_budget; /* (helpers run once the lock is released) */
-    job.evac = c.evac_budget != 0;
+    /* The evacuating variant whenever there are candidate blocks, even with the budget spent by
+     * the roots: a thread that marks an object there through the visitor (its frames, a trace
+     * function) leaves it gray, which unstick_evac clears. The plain variant skipped that, and a
+     * gray object is never logged for a sticky collection (gc_sticky_note): the young object
+     * stored into it since was freed while reachable (gc.threads_noevac, spent budget). */
+    job.evac = candidates;
     c.evac_budget = 0;
     c.par = &job.par;
     gc_unlock(h);
