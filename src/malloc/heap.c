@@ -263,7 +263,9 @@ hk_heap *hk_heap_get_default(void) { return hk__tls_heap == &hk__heap_done ? &hk
 
 bool hk_heap_contains(const hk_heap *h, const void *p) {
   if (!h || !hk_owns(p)) return false;
-  hk__mseg *seg = hk__mseg_of(p);
+  /* The segment as hk_owns found it: past the first 4 MiB of a large block, p rounded down to 4 MiB
+   * lies inside the block (its data read as a segment header: SIGSEGV; malloc.api.contains_large). */
+  hk__mseg *seg = (hk__mseg *)hk__segment_find(p);
   if (seg->base.kind == HK__SEG_LARGE) return seg->base.owner == h || (h->is_default && seg->base.owner == NULL);
   hk__page *pg = hk__page_of(seg, p);
   hk_heap *ph = atomic_load_explicit(&pg->heap, memory_order_relaxed);

@@ -710,6 +710,32 @@ static void sec_owns(void) {
   hk_free(anchor);
 }
 
+/* hk_heap_contains counts interior pointers, as hk_owns does, also past the first 4 MiB of a large
+ * block (and of one aligned to 8 MiB, whose segment starts before it): the heap's answer there read
+ * the block's own bytes as a segment header (SIGSEGV before review, 2026-12-07). */
+static void sec_contains_large(void) {
+  hk_heap *def = hk_heap_get_default(), *h = hk_heap_new();
+  CHECK(h != NULL);
+  static const size_t sz[] = {5 * MiB, 9 * MiB, 17 * MiB};
+  for (size_t k = 0; k < sizeof sz / sizeof sz[0]; k++) {
+    char *q = hk_malloc(sz[k]), *r = hk_heap_malloc(h, sz[k]), *a = hk_aligned_alloc(8 * MiB, sz[k]);
+    CHECK(q != NULL && r != NULL && a != NULL);
+    memset(q, 0xff, sz[k]); /* garbage where a header would be read */
+    memset(r, 0xff, sz[k]);
+    memset(a, 0xff, sz[k]);
+    for (size_t d = 0; d < sz[k]; d += 256 * 1024 + 8) {
+      CHECKF(hk_heap_contains(def, q + d) && !hk_heap_contains(h, q + d), "malloc(%zu) + %zu", sz[k], d);
+      CHECKF(hk_heap_contains(h, r + d) && !hk_heap_contains(def, r + d), "hk_heap_malloc(%zu) + %zu", sz[k], d);
+      CHECKF(hk_heap_contains(def, a + d) && !hk_heap_contains(h, a + d), "aligned_alloc(8 MiB, %zu) + %zu", sz[k], d);
+    }
+    CHECK(hk_heap_contains(def, q + sz[k] - 1) && hk_heap_contains(h, r + sz[k] - 1) && hk_heap_contains(def, a + sz[k] - 1));
+    hk_free(q);
+    hk_free(r);
+    hk_free(a);
+  }
+  hk_heap_destroy(h);
+}
+
 /* hk_owns is documented as false once a block is freed ("...and has not freed"). */
 static void sec_owns_freed(void) {
   int wrong = 0;
@@ -2343,7 +2369,7 @@ typedef struct section {
 static const section sections[] = {
   {"malloc", sec_malloc}, {"huge", sec_huge}, {"beyond_memory", sec_beyond_memory},     {"zero", sec_zero},     {"calloc", sec_calloc}, {"calloc_lazy", sec_calloc_lazy},
   {"realloc", sec_realloc}, {"realloc_linear", sec_realloc_linear}, {"align", sec_align}, {"align_big", sec_align_big}, {"usable", sec_usable}, {"strdup", sec_strdup},
-  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_monotonic", sec_stats_monotonic}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option}, {"cache_burst", sec_cache_burst}, {"cache_stream", sec_cache_stream},
+  {"owns", sec_owns},     {"owns_freed", sec_owns_freed}, {"contains_large", sec_contains_large}, {"heaps", sec_heaps},   {"stats", sec_stats}, {"stats_counts", sec_stats_counts}, {"stats_peak", sec_stats_peak}, {"stats_monotonic", sec_stats_monotonic}, {"stats_fork", sec_stats_fork}, {"stats_heaps", sec_stats_heaps}, {"heaps_large_race", sec_heaps_large_race}, {"stats_print_frag", sec_stats_print_frag}, {"cache_huge_option", sec_cache_huge_option}, {"cache_burst", sec_cache_burst}, {"cache_stream", sec_cache_stream},
   {"xthread", sec_xthread}, {"rbuf", sec_rbuf}, {"rbuf_fork", sec_rbuf_fork}, {"rbuf_loop", sec_rbuf_loop}, {"fcache", sec_fcache}, {"handout_link", sec_handout_link}, {"lifo", sec_lifo}, {"hot_page", sec_hot_page}, {"page_reuse", sec_page_reuse}, {"hardened_late", sec_hardened_late},
   {"footprint", sec_footprint}, {"cache_records", sec_cache_records}, {"idle_tail", sec_idle_tail}, {"cache_oversize", sec_cache_oversize}, {"medium_loop", sec_medium_loop}, {"large_loop", sec_large_loop},
   {"env", sec_env},
