@@ -180,18 +180,28 @@ static hk_forceinline void *buffer_bump(char **cur, char **zeroed, size_t total,
 
 /* Counts a buffer's bytes and ends it: past the zeroed part the block holds what its last use
  * left, and the in-place walk (inplace.c) stops at the first zero header, so a zero word goes at
- * the cursor. */
+ * the cursor.
+ * A mutator in a blocking region keeps its inline pair as hk_gc_blocking_begin left it (cursor =
+ * limit, no room) and only the rest goes (start NULL: closed; hk_gc_blocking_end clears the pair).
+ * Its thread may be reading the pair meanwhile (an allocation in the region, the misuse the slow
+ * path refuses), with two plain loads: set to NULL, the old cursor with the new NULL limit gave
+ * 2^64 - cursor bytes of room, and that allocation and every later one bumped on in the closed
+ * block, with no limit (gc.review_blocking_close). */
 static void buffer_close(hk_gc_heap *h, hk_gc_mutator *m, bool data) {
   char *cur = data ? m->fast.data_cursor : m->fast.cursor;
-  if (!cur) return;
-  h->bytes_allocated += (uint64_t)(cur - (data ? m->data_start : m->tlab_start));
+  char *start = data ? m->data_start : m->tlab_start;
+  if (!cur || !start) return;
+  h->bytes_allocated += (uint64_t)(cur - start);
   if (cur < (data ? m->real_data_limit : m->real_limit)) *(uintptr_t *)(void *)cur = 0;
+  bool keep = m->state == MUT_BLOCKING;
   if (data) {
     /* What the in-place walk would count by reading every header of the block (inplace.c). */
-    block_of_obj(m->data_start + HK_GC_GRANULE)->fill = (uint16_t)((size_t)(cur - m->data_start) / HK_GC_GRANULE);
-    m->fast.data_cursor = m->fast.data_limit = m->real_data_limit = m->data_start = m->zero_data_limit = NULL;
+    block_of_obj(start + HK_GC_GRANULE)->fill = (uint16_t)((size_t)(cur - start) / HK_GC_GRANULE);
+    m->real_data_limit = m->data_start = m->zero_data_limit = NULL;
+    if (!keep) m->fast.data_cursor = m->fast.data_limit = NULL;
   } else {
-    m->fast.cursor = m->fast.limit = m->real_limit = m->tlab_start = m->zero_limit = NULL;
+    m->real_limit = m->tlab_start = m->zero_limit = NULL;
+    if (!keep) m->fast.cursor = m->fast.limit = NULL;
   }
 }
 

@@ -175,7 +175,8 @@ bool hk__gc_block_is_valid(const gc_block *b) {
 
 static bool buffer_ok(const char *start, const char *cursor, const char *limit, const char *fast_limit,
                       const char *zeroed, bool data) {
-  if (!cursor) return !start && !limit && !zeroed;
+  /* (closed in a blocking region: the pair stays, with no room; alloc.c, buffer_close) */
+  if (!cursor || !start) return !start && !limit && !zeroed && (!cursor || fast_limit == cursor);
   if (!start || cursor < start || cursor > limit || fast_limit > zeroed || cursor > zeroed || zeroed > limit) return false;
   if ((size_t)(limit - start) != GC_BLOCK_SIZE || ((uintptr_t)start & (GC_BLOCK_SIZE - 1))) return false;
   const gc_block *b = &((gc_seg *)seghdr_of(start))->blocks[block_index(start)];

@@ -78,8 +78,9 @@ void hk_gc_stats_get(hk_gc_heap *h, hk_gc_stats *out) {
   for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
     /* Other threads' buffers move under us; only the totals of retired buffers are exact. */
     if (pthread_equal(m->thread, pthread_self())) {
-      if (m->fast.cursor) pending += (uint64_t)(m->fast.cursor - m->tlab_start);
-      if (m->fast.data_cursor) pending += (uint64_t)(m->fast.data_cursor - m->data_start);
+      /* (a buffer closed in a blocking region keeps its cursor: alloc.c, buffer_close) */
+      if (m->fast.cursor && m->tlab_start) pending += (uint64_t)(m->fast.cursor - m->tlab_start);
+      if (m->fast.data_cursor && m->data_start) pending += (uint64_t)(m->fast.data_cursor - m->data_start);
     }
   }
   out->bytes_allocated = h->bytes_allocated + pending;

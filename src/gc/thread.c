@@ -582,6 +582,9 @@ void hk_gc_blocking_end(hk_gc_mutator *m) {
   m->state = MUT_RUNNING;
   h->nblocking--;
   h->nrunning++;
+  /* (a buffer a collection closed meanwhile kept its pair: alloc.c, buffer_close) */
+  if (!m->tlab_start) m->fast.cursor = NULL;
+  if (!m->data_start) m->fast.data_cursor = NULL;
   /* (what the allocation paths leave as the fast limits: the end of the zeroed part, the cursor
    * in stress mode) */
   m->fast.limit = h->stress > 0 ? m->fast.cursor : m->zero_limit;

@@ -27,6 +27,11 @@
  *   bumped in a buffer another thread's collection was evacuating (that thread's list came back
  *   corrupt), its safepoint poll parked it and left it counted as blocking while it ran
  *   (hk_gc_blocking_end then refused);
+ *   blocking_close: another thread's collection closes the buffers of a mutator inside a blocking
+ *   region: the inline allocation path, which reads the cursor and the limit with two plain
+ *   loads, found room in a mix of the values before and after the close (the old cursor with the
+ *   new NULL limit: 2^64 - cursor bytes), so an allocation in the region could bump in the closed
+ *   buffer, and every later one too, with no limit (a probe: 100-549 of 20 M);
  *   beyond_memory: a large object bigger than RAM + swap (handed out, where malloc fails; its first
  *   touch brought the OOM killer). */
 #include "gc_test.h"
@@ -567,6 +572,57 @@ static void test_blocking_misuse(void) {
   if (!WIFEXITED(st) || WEXITSTATUS(st) || out[0]) fprintf(stderr, "bm_poll: status 0x%x, %s\n", st, out);
 }
 
+/* A mutator in a blocking region may read its buffer's cursor and limit (an allocation there, the
+ * misuse refused above) while another thread's collection closes the buffers: both reads are
+ * plain loads, so any mix of the values before and after the close must leave no room. Before,
+ * the close set both to NULL after blocking_begin had set them equal (X, X): the old cursor
+ * with the new limit, (X, NULL), gave 2^64 - X bytes of room. Now the close leaves the pair as
+ * blocking_begin left it; blocking_end clears it. Checked for both buffers, then: the mutator
+ * allocates again after the region, the bytes allocated are counted once, verify passes. */
+static void *bc_collect(void *arg) {
+  hk_gc_mutator *w = hk_gc_thread_register((hk_gc_heap *)arg);
+  if (!w) return NULL;
+  hk_gc_collect(w, HK_GC_MINOR);
+  hk_gc_collect(w, HK_GC_FULL);
+  hk_gc_thread_unregister(w);
+  return (void *)1;
+}
+
+static bool no_room(const char *c0, const char *l0, const char *c1, const char *l1) {
+  const char *cs[2] = {c0, c1}, *ls[2] = {l0, l1};
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++)
+      if ((size_t)(ls[j] - cs[i]) >= 2 * HK_GC_GRANULE) return false; /* (the smallest object) */
+  return true;
+}
+
+static void test_blocking_close(void) {
+  setup();
+  CHECK(new_node(m, 1, 1, false) && new_blob(m, 2, 8)); /* (both buffers open) */
+  hk_gc_stats before, after;
+  hk_gc_stats_get(h, &before);
+  const hk_gc_mutator_fast *f = (const hk_gc_mutator_fast *)m;
+  hk_gc_blocking_begin(m);
+  hk_gc_mutator_fast in = *f;
+  CHECK(in.cursor && in.data_cursor);
+  pthread_t t;
+  void *ok = NULL;
+  CHECK(pthread_create(&t, NULL, bc_collect, h) == 0);
+  pthread_join(t, &ok);
+  CHECK(ok != NULL);
+  hk_gc_mutator_fast closed = *f;
+  hk_gc_stats_get(h, &after); /* (counts this thread's open buffers: none may be counted now) */
+  hk_gc_blocking_end(m);
+  CHECK(no_room(in.cursor, in.limit, closed.cursor, closed.limit));
+  CHECK(no_room(in.data_cursor, in.data_limit, closed.data_cursor, closed.data_limit));
+  /* (nothing was allocated meanwhile: a buffer counted as cursor - NULL would add about 2^47) */
+  CHECK(after.bytes_allocated - before.bytes_allocated < 4096);
+  node *n = new_node(m, 3, 1, false);
+  blob *b = new_blob(m, 4, 8);
+  CHECK(n && b && n->id == 3 && blob_ok(b));
+  teardown();
+}
+
 static hk_gc_mutator *exiting_mutator;
 static void *register_and_exit(void *arg) {
   exiting_mutator = hk_gc_thread_register((hk_gc_heap *)arg);
@@ -656,5 +712,6 @@ int main(int argc, char **argv) {
   if (all || !strcmp(what, "destroyed_use")) test_destroyed_use();
   if (all || !strcmp(what, "beyond_memory")) test_beyond_memory();
   if (all || !strcmp(what, "blocking_misuse")) test_blocking_misuse();
+  if (all || !strcmp(what, "blocking_close")) test_blocking_close();
   return check_report("test_gc_review");
 }
