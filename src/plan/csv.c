@@ -236,6 +236,11 @@ int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
     }
   }
   if (rc == HK_OK && ferror(in)) rc = err_at(err, lineno, HK_EPERM, "read error: %s", strerror(errno ? errno : EIO));
+  /* getline also fails, without the stream's error flag, when it cannot grow the line's buffer: the
+   * rest of the file is unread (before review the rows read so far came back as the whole trace,
+   * HK_OK, and `heapkit plan` placed them and exited 0; an empty trace read "no header") */
+  else if (rc == HK_OK && !feof(in))
+    rc = err_at(err, 0, HK_ENOMEM, "out of memory reading line %zu", lineno + 1);
   if (rc == HK_OK && !have_header)
     rc = err_at(err, lineno ? lineno : 1, HK_EINVAL, "no header: expected the line id,lower,upper,size");
   free(line);
