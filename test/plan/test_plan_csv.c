@@ -74,6 +74,10 @@ static int line_oom_child(void) {
 }
 
 static void test_line_oom(void) {
+  /* nor under valgrind (valgrind.memcheck runs this program), which ends the process when its own
+   * mappings fail under the limit */
+  const char *preload = getenv("LD_PRELOAD");
+  if (preload && strstr(preload, "vgpreload")) return;
   fflush(NULL);
   pid_t pid = fork();
   CHECK(pid >= 0);
