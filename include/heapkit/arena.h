@@ -77,7 +77,8 @@ typedef struct hk_arena_stats {
   size_t cleanups;       /* cleanups registered and not yet run */
   size_t budget_used;    /* committed bytes of this arena and all its descendants */
   size_t replay_hits;    /* replay mode: allocations served from their planned offset */
-  size_t replay_misses;  /* replay mode: allocations that left the plan and were bump-allocated */
+  size_t replay_misses;  /* replay mode: allocations that left the plan and were bump-allocated (cleanup
+                            records are neither: never served from a plan) */
   size_t arenas;         /* 1 per arena; in global statistics the number of live arenas */
 } hk_arena_stats;
 

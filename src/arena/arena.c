@@ -445,10 +445,11 @@ void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align, bool locked)
   }
 }
 
-void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align) {
+/* planned: the allocation may be served from a replayed plan (not a cleanup record: below). */
+static void *alloc_tracked(hk_arena *a, size_t size, size_t align, bool planned) {
   bool serial = a->trace || a->replay;
   if (serial) hk__arena_lock(a);
-  void *p = a->replay ? hk__arena_replay_next(a, size, align) : NULL;
+  void *p = a->replay && planned ? hk__arena_replay_next(a, size, align) : NULL;
   if (!p) p = hk__arena_bump_atomic(a, size, align, serial && (a->flags & HK_ARENA_CONCURRENT));
   if (p && serial) {
     if (a->trace) hk__arena_trace_add(a, hk__arena_round(size), align);
@@ -459,6 +460,19 @@ void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align) {
   if (hk_likely(size <= HK__ARENA_TRACK_MAX)) hk__track_alloc(p, size);
   else hk__track_unpoison_large(p, size, false);
   return p;
+}
+
+void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align) { return alloc_tracked(a, size, align, true); }
+
+/* A cleanup record holds a function pointer the arena calls: served from a replayed plan, it lay
+ * wherever the plan said, and a plan without an upper column is trusted, so two rows could share
+ * memory and the program's data overwrote the record (a jump to that data at restore or destroy:
+ * SIGSEGV, make stress's fuzzer). A record is bump-allocated with the arena's other metadata
+ * instead; it still takes its allocation number, so the later ones keep their rows, and it counts
+ * as neither hit nor miss. Recording is unchanged (the record stays a row of the trace). */
+void *hk__arena_alloc_record(hk_arena *a, size_t size) {
+  if (!a->replay) return hk_arena_alloc(a, size);
+  return alloc_tracked(a, size, HK_ARENA_ALIGN, false);
 }
 
 /* Cursors (arena.h): a cursor with an end mirrors head, with a bump pointer at or past head.cur

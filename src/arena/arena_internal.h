@@ -202,6 +202,8 @@ HK_INTERNAL size_t hk__arena_allocated(const hk_arena *a);
 HK_INTERNAL size_t hk__arena_sync_stats(hk_arena *a);
 /* Allocation in slow-only mode; tracing and replay hook in here. */
 HK_INTERNAL void *hk__arena_alloc_tracked(hk_arena *a, size_t size, size_t align);
+/* hk_arena_defer's record: never served from a replayed plan (arena.c). */
+HK_INTERNAL void *hk__arena_alloc_record(hk_arena *a, size_t size);
 /* locked: the caller holds a->lock (tracing and replay serialize concurrent allocations). */
 HK_INTERNAL void *hk__arena_bump_atomic(hk_arena *a, size_t size, size_t align, bool locked);
 HK_INTERNAL void *hk__arena_fail(hk_arena *a, size_t size, int err);

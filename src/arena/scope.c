@@ -121,7 +121,7 @@ void hk_arena_reset(hk_arena *a) {
 
 int hk_arena_defer(hk_arena *a, void (*fn)(void *), void *arg) {
   if (!a || a->magic != HK__ARENA_MAGIC || !fn) return HK_EINVAL;
-  hk__arena_cleanup *q = hk_arena_alloc(a, sizeof *q);
+  hk__arena_cleanup *q = hk__arena_alloc_record(a, sizeof *q);
   if (!q) return HK_ENOMEM;
   q->fn = fn;
   q->arg = arg;

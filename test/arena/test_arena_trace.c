@@ -206,6 +206,44 @@ static void test_sparse_ids(void) {
   remove(path("arena_sparse.csv"));
 }
 
+/* A cleanup record is never served from a replayed plan. A plan without an upper column is
+ * trusted, and this one puts row 1 (a record: the recorded program called hk_arena_defer there)
+ * at the offset of row 2 (the program's data). Served from the plan, the record lay under the data
+ * the program then wrote, and destroy called that data as a function (SIGSEGV in make stress's
+ * fuzzer, fuzz_replay). Run in a child: before, the child died of the signal. */
+static int record_runs;
+static void record_cleanup(void *arg) { record_runs += arg == (void *)&record_runs; }
+static void test_replay_trusted_record(void) {
+  spit(path("arena_record.csv"),
+       "id,lower,size,offset\n"
+       "0,0,16,0\n"
+       "1,1,32,16\n"
+       "2,2,32,16\n");
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    hk_arena *rep = hk_arena_new(&(hk_arena_options){.replay_path = path("arena_record.csv")});
+    if (!rep) _exit(10);
+    char *x0 = hk_arena_alloc(rep, 16);
+    if (hk_arena_defer(rep, record_cleanup, &record_runs) != HK_OK) _exit(11);
+    char *x2 = hk_arena_alloc(rep, 32);
+    if (!x0 || !x2 || x2 - x0 != 16) _exit(12); /* the data is served from the plan */
+    memset(x2, 0xa5, 32);
+    hk_arena_stats st;
+    hk_arena_stats_get(rep, &st);
+    bool counted = st.replay_hits == 2 && st.replay_misses == 0; /* the record is neither */
+    hk_arena_destroy(rep);
+    _exit(record_runs != 1 ? 14 : !counted ? 13 : 0);
+  }
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fprintf(stderr, "arena.trace: trusted plan with a record: child %s %d\n", WIFEXITED(status) ? "exit" : "signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  remove(path("arena_record.csv"));
+}
+
 /* A trace longer than its first 4 MiB segment of records (131,000 of them) moves to a larger one. */
 static void test_long_trace(void) {
   enum { N = 200000 };
@@ -394,6 +432,7 @@ int main(int argc, char **argv) {
   test_replay_lifetimes();
   test_replay_big_align();
   test_sparse_ids();
+  test_replay_trusted_record();
   test_long_trace();
   if (argc > 1 && argv[1][0] && access(argv[1], X_OK) == 0) test_cli(argv[1]);
   else printf("arena.trace: no heapkit tool given; the CLI round trip was not run\n");
