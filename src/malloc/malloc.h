@@ -22,7 +22,12 @@ static inline size_t hk__bin_size(size_t bin) {
 /* The page's constants for "is off a block start" (owner, hk_free) and "which block holds off"
  * (remote frees, pointer checks); see hk__page. */
 static inline uint64_t hk__div_check(size_t block_size) {
-  return (uint64_t)(((unsigned __int128)1 << 64) / block_size) + 1; /* floor + 1, also for powers of two */
+  /* floor(2^64 / size) + 1, also for powers of two, without a 128-bit division: 2^64 = M + 1 with
+   * M = UINT64_MAX, so the floor is M / size, plus one when size divides M + 1. gcc calls libgcc's
+   * __udivti3 for the 128-bit form, which the linker puts at the very end of .text: the first page
+   * a thread set up faulted in the last 64 KiB window of the library's code (malloc.text_rss). */
+  uint64_t m = UINT64_MAX, d = block_size;
+  return m / d + (m % d == d - 1) + 1;
 }
 static inline uint64_t hk__div_magic(size_t block_size) { return (((uint64_t)1 << 40) / block_size) + 1; }
 
