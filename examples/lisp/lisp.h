@@ -110,6 +110,8 @@ val lisp_read(lisp_reader *r); /* LISP_EOF at end of input */
 
 /* ---- printer (print.c) ---- */
 void lisp_print(FILE *out, val v, int write_mode);
+/* lisp_print for an error line: newlines and control bytes escaped, so the message stays one line. */
+void lisp_print_error(FILE *out, val v, int write_mode);
 const char *lisp_type_name(val v);
 
 /* ---- evaluator (eval.c) ---- */

@@ -51,7 +51,7 @@ void lisp_error_with(val v, const char *fmt, ...) {
   vreport(fmt, ap);
   va_end(ap);
   fputs(": ", stderr);
-  lisp_print(stderr, v, 1);
+  lisp_print_error(stderr, v, 1);
   fputc('\n', stderr);
   unwind();
 }

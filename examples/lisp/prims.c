@@ -332,10 +332,10 @@ static val p_newline(val *a, int n) { putchar('\n'); return LISP_UNSPEC; }
 static val p_error(val *a, int n) {
   fflush(stdout);
   fputs("error: ", stderr);
-  lisp_print(stderr, a[0], 0);
+  lisp_print_error(stderr, a[0], 0);
   for (int i = 1; i < n; i++) {
     fputc(' ', stderr);
-    lisp_print(stderr, a[i], 1);
+    lisp_print_error(stderr, a[i], 1);
   }
   fputc('\n', stderr);
   lisp_raise();

@@ -2,6 +2,7 @@
  * structure prints as "..." instead of running forever. */
 #include "lisp.h"
 #include <inttypes.h>
+#include <stdlib.h>
 
 #define PRINT_MAX_DEPTH 200
 #define PRINT_MAX_ITEMS 100000
@@ -87,3 +88,30 @@ static void print(FILE *out, val v, int write_mode, int depth) {
 }
 
 void lisp_print(FILE *out, val v, int write_mode) { print(out, v, write_mode, 0); }
+
+/* For error messages, which must stay one line (docs/lisp.md, Errors): what lisp_print writes, with
+ * a newline as \n and the other control bytes as \xNN. A message displayed as it is (error's first
+ * argument, a symbol's name) could split the line, and the second part read as a line of its own
+ * (make stress's fuzzer: "lure: with-irritant" from a string the mutation broke across lines). */
+void lisp_print_error(FILE *out, val v, int write_mode) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (!m) {
+    fputs("(unprintable)", out);
+    return;
+  }
+  print(m, v, write_mode, 0);
+  if (fclose(m) != 0 || !buf) {
+    free(buf);
+    fputs("(unprintable)", out);
+    return;
+  }
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)buf[i];
+    if (c == '\n') fputs("\\n", out);
+    else if ((c < 0x20 && c != '\t') || c == 0x7f) fprintf(out, "\\x%02x", c);
+    else putc(c, out);
+  }
+  free(buf);
+}

@@ -50,6 +50,11 @@ undefined-variable
 (error "custom failure:" 'with-irritant)
 (error "custom failure without irritants")
 (error "several" 1 "two" 'three)
+;; a message, an irritant or a symbol holding a newline or a control byte stays on one line
+(error "two
+lines" (string->symbol "a
+b") "c\nd")
+(error (string->symbol "x\ty"))
 (define (deep n) (+ 1 (deep n)))
 (deep 0)
 (apply + 1 2)
