@@ -299,7 +299,6 @@ size_t hk__gc_nursery_reserve(const hk_gc_heap *h) { return nursery_for_threads(
 
 /* Never 0 (a block no thread zeroed); mutators are 512-byte records, so the bits kept differ
  * between live mutators (a collision would only cost the hint). */
-static inline uint32_t nursery_tag(const hk_gc_mutator *m) { return (uint32_t)((uintptr_t)m >> 9) | 1u; }
 
 /* Give the mutator a fresh nursery block of the kind asked for. May collect. */
 static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected) {
@@ -329,7 +328,7 @@ static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected)
     }
     /* A block this thread zeroed before, if one is near the head of the free list: its lines
      * are more likely in this core's cache than in the other's (see hk__gc_block_prefer). */
-    uint32_t tag = nursery_tag(m);
+    uint32_t tag = gc_nursery_tag(m);
     hk__gc_block_prefer(h, tag);
     gc_block *b = hk__gc_block_take(h, B_YOUNG, data);
     if (b) b->owner = tag;

@@ -92,7 +92,13 @@ typedef struct gc_block {
   uint16_t kept; /* full.c, F_UNREACHED blocks: granules the finalization passes marked (KEPT_UNREAD) */
   uint32_t owner; /* nursery blocks: tag of the mutator that last zeroed it (a cache-affinity hint) */
   uint16_t fill;  /* young pointer-free blocks: granules its buffer used when closed (inplace.c); 0 unknown */
+  uint8_t walked; /* young blocks, during a promotion in place: claimed by a walker (atomic; inplace.c) */
 } gc_block;
+
+/* The owner tag of the nursery blocks a mutator zeroes (gc_block.owner): never 0 (no owner), and
+ * distinct for mutator records (512 bytes) less than 2^40 bytes apart. ((m >> 9) | 1 gave two
+ * neighbouring records, such as a heap's first mutator and the next thread's, the same tag.) */
+static inline uint32_t gc_nursery_tag(const hk_gc_mutator *m) { return ((uint32_t)((uintptr_t)m >> 9) << 1) | 1u; }
 
 /* A segment of blocks. Invariant: blocks[i].state == B_META for i < GC_SEG_META_BLOCKS. */
 typedef struct gc_seg {
@@ -318,6 +324,9 @@ struct hk_gc_heap {
   uint64_t finalizers_run, weak_cleared;
   uint64_t par_phases, par_helpers, par_opened;
   uint64_t par_cas_unhelped; /* objects forwarded by compare-and-swap in minor phases nobody joined */
+  /* parallel walks of a promotion in place (inplace.c): blocks helpers walked, and blocks of a
+   * participant's own thread it walked after one of another thread's (the order it must avoid) */
+  uint64_t walk_helper_blocks, walk_inversions;
   double stw_wait_ms, stw_wait_max_ms; /* collectors waiting for the other mutators to park */
   double stw_run_cpu_ms;               /* the CPU time those mutators ran meanwhile (thread.c) */
   size_t live_bytes, heap_peak;

@@ -71,31 +71,47 @@ static uint64_t walk_block(gc_block *b) {
 }
 
 /* The walk is the whole cost of a promotion in place (a header per object of every thread's
- * nursery), so with other threads parked it is a parallel phase: each participant claims blocks
- * off the young list, which nobody changes meanwhile, and walks them. */
+ * nursery), so with other threads parked it is a parallel phase. Each participant first walks the
+ * blocks its own thread zeroed and filled, whose lines are in its core's cache, then any left: a
+ * header rewritten by the other core has to travel there and back again when its thread next
+ * reads the object. Blocks are claimed one by one (gc_block.walked); the young list does not
+ * change meanwhile. */
 typedef struct promote_job {
-  gc_par par;     /* first: helpers get this */
-  gc_block *next; /* the first block not claimed yet (atomic) */
-  uint64_t bytes; /* atomic */
+  gc_par par;      /* first: helpers get this */
+  gc_block *first; /* the young list */
+  uint64_t bytes;  /* atomic */
 } promote_job;
 #define GC_PROMOTE_PAR_BLOCKS 8 /* fewer blocks are walked faster than a helper joins */
 
-static void promote_walk(promote_job *j) {
+static uint64_t serial_walk(gc_block *first) {
   uint64_t bytes = 0;
-  gc_block *b = __atomic_load_n(&j->next, __ATOMIC_ACQUIRE);
-  while (b) {
-    if (!__atomic_compare_exchange_n(&j->next, &b, b->next, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
-    bytes += walk_block(b);
-    b = __atomic_load_n(&j->next, __ATOMIC_ACQUIRE);
-  }
+  for (gc_block *b = first; b; b = b->next) bytes += walk_block(b);
+  return bytes;
+}
+
+static void promote_walk(promote_job *j, uint32_t own, bool helper) {
+  uint64_t bytes = 0, walked = 0, inversions = 0;
+  bool foreign = false;
+  for (int pass = own ? 0 : 1; pass < 2; pass++)
+    for (gc_block *b = j->first; b; b = b->next) {
+      if (pass == 0 && b->owner != own) continue;
+      if (__atomic_load_n(&b->walked, __ATOMIC_RELAXED) || __atomic_exchange_n(&b->walked, 1, __ATOMIC_ACQ_REL))
+        continue;
+      if (b->owner != own) foreign = true;
+      else inversions += foreign;
+      bytes += walk_block(b);
+      walked++;
+    }
   __atomic_fetch_add(&j->bytes, bytes, __ATOMIC_RELAXED);
+  hk_gc_heap *h = j->par.heap;
+  if (helper && walked) __atomic_fetch_add(&h->walk_helper_blocks, walked, __ATOMIC_RELAXED);
+  if (inversions) __atomic_fetch_add(&h->walk_inversions, inversions, __ATOMIC_RELAXED);
 }
 
 /* Nothing is left to claim once a participant's walk returns: the phase is over (else the helper,
  * back in hk__gc_park, would join it again and again until the collector's last block is done). */
 static void promote_help(gc_par *p, hk_gc_mutator *self) {
-  (void)self;
-  promote_walk((promote_job *)p);
+  promote_walk((promote_job *)p, self ? gc_nursery_tag(self) : 0, true);
   gc_lock(p->heap);
   p->done = true;
   gc_unlock(p->heap);
@@ -107,15 +123,11 @@ static uint64_t walk_young(hk_gc_heap *h) {
   size_t n = 0;
   for (gc_block *b = h->young; b && n < GC_PROMOTE_PAR_BLOCKS; b = b->next) n++;
   bool par = n >= GC_PROMOTE_PAR_BLOCKS && hk__gc_par_open(h, &job.par, promote_help);
-  if (!par) memset(&job, 0, sizeof job);
-  job.next = h->young; /* (helpers start once the lock is released) */
+  if (!par) return serial_walk(h->young);
+  job.first = h->young; /* (helpers start once the lock is released) */
   job.bytes = 0;
-  if (!par) {
-    promote_walk(&job);
-    return job.bytes;
-  }
   gc_unlock(h);
-  promote_walk(&job);
+  promote_walk(&job, h->collector ? gc_nursery_tag(h->collector) : 0, false);
   gc_lock(h);
   job.par.done = true;
   hk__gc_par_close(&job.par);
@@ -137,6 +149,7 @@ void hk__gc_promote_blocks(hk_gc_heap *h, bool promote_all) {
     next = b->next;
     b->next = NULL;
     b->fill = 0; /* (a block full.c makes young again is not walkable: no stale fill for it) */
+    b->walked = 0;
     if (*(uintptr_t *)(void *)block_start(b) == 0) hk__gc_block_release(h, b); /* never used */
     else gc_block_retype(h, b, B_MATURE);
   }
