@@ -297,9 +297,6 @@ size_t hk__gc_nursery_target(const hk_gc_heap *h) { return nursery_for_threads(h
 
 size_t hk__gc_nursery_reserve(const hk_gc_heap *h) { return nursery_for_threads(h, h->nursery_max); }
 
-/* Never 0 (a block no thread zeroed); mutators are 512-byte records, so the bits kept differ
- * between live mutators (a collision would only cost the hint). */
-
 /* Give the mutator a fresh nursery block of the kind asked for. May collect. */
 static bool refill(hk_gc_mutator *m, bool data, size_t request, bool *collected) {
   hk_gc_heap *h = m->heap;
