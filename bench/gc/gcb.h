@@ -156,8 +156,9 @@ static void gcb_stats(gcb_gcstats *s) {
   s->minor_p95 = st.minor.p95_ms;
   s->full_p95 = st.full.p95_ms;
   s->total_ms = st.all.total_ms;
-  gcb_note("heap_peak_kb=%zu live_kb=%zu promoted_mb=%.1f", st.heap_peak / 1024, st.live_bytes / 1024,
-           st.bytes_promoted / 1048576.0);
+  gcb_note("heap_peak_kb=%zu live_kb=%zu promoted_mb=%.1f minor_total_ms=%.1f full_total_ms=%.1f",
+           st.heap_peak / 1024, st.live_bytes / 1024, st.bytes_promoted / 1048576.0, st.minor.total_ms,
+           st.full.total_ms);
   if (st.parallel_opened || st.safepoint_wait_ms > 0)
     gcb_note("par_opened=%llu par_helped=%llu safepoint_wait_ms=%.1f safepoint_wait_max_ms=%.2f "
              "safepoint_run_cpu_ms=%.1f",
