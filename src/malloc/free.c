@@ -183,16 +183,19 @@ void hk__free_remote_list(hk__page *pg, hk__block *head, hk__block *tail, uint32
  * of h (the calling thread's default heap): counted, and pushed as its page wants. */
 static void free_local_checked(hk_heap *h, hk__page *pg, hk__block *b) {
   hk__heap_count(h, inuse, -(int64_t)pg->block_size);
-  if (pg->flags & HK__PAGE_HOT) {
-    hk__page_free_hot(h, pg, b);
-    return;
-  }
   if (pg->flags & HK__PAGE_HARDENED) {
     /* on local_free, where the block stays until the allocation list runs dry: a later free of it
      * by another thread is then found when the page collects that free (hk__check_remote_frees);
-     * on the allocation list the next malloc would hand it out first */
+     * on the allocation list the next malloc would hand it out first. Hot pages too (tested
+     * before 2026-12-07: a class over 1 KiB went to the allocation list, the other thread's free
+     * then overwrote the block's link, and the owner handed the block out twice before a pop
+     * reported the link as "overwritten", not the double free) */
     hk__heap_count_op(h, frees);
     hk__page_free_local(pg, b);
+    return;
+  }
+  if (pg->flags & HK__PAGE_HOT) {
+    hk__page_free_hot(h, pg, b);
     return;
   }
   hk__page_free_owned(h, pg, b);
