@@ -1,6 +1,7 @@
 /* heapkit: the project's command-line tool. Dispatches to the subcommand named by argv[1]. */
 #include "commands.h"
 
+#include <errno.h>
 #include <heapkit.h>
 #include <string.h>
 
@@ -49,7 +50,20 @@ int hk_tool_parse_bytes(const char *s, unsigned long long *out) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+/* What a command wrote to stdout must have reached it: --help or --version into a full disk or a
+ * closed descriptor exited 0 with nothing written. A command that reported a write error itself
+ * (exit 3) is not reported again. */
+static int finish(int status) {
+  if (status == HK_TOOL_ERROR) return status;
+  errno = 0;
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "heapkit: write error on stdout%s%s\n", errno ? ": " : "", errno ? strerror(errno) : "");
+    return HK_TOOL_ERROR;
+  }
+  return status;
+}
+
+static int run(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return HK_TOOL_USAGE;
@@ -77,3 +91,5 @@ int main(int argc, char **argv) {
   }
   return c->run(argc - 1, argv + 1);
 }
+
+int main(int argc, char **argv) { return finish(run(argc, argv)); }

@@ -127,7 +127,13 @@ run "$HK" plan -o "$tmp" "$tmp/t.csv";     expect 3 "cannot write $tmp: Is a dir
 if [ -w /dev/full ]; then
   run "$HK" plan "$tmp/t.csv" -o /dev/full; expect 3 "write error on /dev/full" "full device"
   "$HK" plan "$tmp/t.csv" >/dev/full 2>"$tmp/err"; rc=$?; err=$(cat "$tmp/err"); expect 3 "write error on stdout" "stdout on a full device"
+  # the help texts and the version too (they exited 0 with nothing written before 2026-12-07)
+  for args in "--help" "--version" "help" "help plan" "plan --help"; do
+    "$HK" $args >/dev/full 2>"$tmp/err"; rc=$?; err=$(cat "$tmp/err")
+    expect 3 "heapkit: write error on stdout: No space left on device" "$args to a full device"
+  done
 fi
+"$HK" --version >&- 2>"$tmp/err"; rc=$?; err=$(cat "$tmp/err"); expect 3 "heapkit: write error on stdout: Bad file descriptor" "--version with stdout closed"
 
 if [ "$fails" -ne 0 ]; then echo "test_plan_cli: $fails failures"; exit 1; fi
 echo "test_plan_cli: all checks passed"
