@@ -42,7 +42,8 @@ HK_API bool hk_owns(const void *p);
 
 /* First-class heaps. A heap allocates only on the thread that created it; its blocks may be freed
  * from any thread. hk_heap_destroy frees every block in the heap at once; hk_heap_delete keeps the
- * blocks alive (they migrate to the thread's default heap) and frees only the heap. */
+ * blocks alive (they migrate to the thread's default heap) and frees only the heap. A heap still
+ * alive when its thread exits is deleted then: its blocks stay allocated, its handle is dead. */
 typedef struct hk_heap_s hk_heap;
 
 HK_API hk_heap *hk_heap_new(void);

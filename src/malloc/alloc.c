@@ -39,7 +39,7 @@ void *hk_malloc(size_t size) { return heap_malloc(hk__tls_heap, size); }
 static hk_noinline void heap_misuse(const hk_heap *h, const char *who) {
   if (h == &hk__heap_done && hk__tls_heap == &hk__heap_done) return;
   if (h == NULL) hk__fatal("%s: NULL heap", who);
-  if (h->magic != HK__HEAP_MAGIC) hk__fatal("%s: %p is not a live heap (destroyed already?)", who, (const void *)h);
+  if (h->magic != HK__HEAP_MAGIC) hk__fatal("%s: %p is not a live heap (destroyed or deleted, or its thread has exited?)", who, (const void *)h);
   hk__fatal("%s: heap %p belongs to another thread", who, (const void *)h);
 }
 #define HEAP_CHECK(h, who) \

@@ -225,7 +225,7 @@ static void heap_unlink(hk_heap *h) {
 static void check_owner(hk_heap *h, const char *who) {
   if (h == NULL) hk__fatal("%s: NULL heap", who);
   if (h == &hk__heap_done && hk__tls_heap == h) return; /* the default heap after exit: refused below */
-  if (h->magic != HK__HEAP_MAGIC) hk__fatal("%s: %p is not a live heap (destroyed already?)", who, (void *)h);
+  if (h->magic != HK__HEAP_MAGIC) hk__fatal("%s: %p is not a live heap (destroyed or deleted, or its thread has exited?)", who, (void *)h);
   if (h->thread_id != hk__thread_id()) hk__fatal("%s: heap %p belongs to another thread", who, (void *)h);
 }
 
