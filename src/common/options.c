@@ -1,5 +1,6 @@
 /* Runtime options: one table, read once from HEAPKIT_* environment variables. getenv does not
  * allocate, so this is safe from inside the first malloc call. */
+#define _GNU_SOURCE /* secure_getenv */
 #include "common/internal.h"
 
 #include <errno.h>
@@ -18,6 +19,16 @@
   X(HK_OPT_GC_STRESS, "GC_STRESS", 0)    \
   X(HK_OPT_GC_TRACE, "GC_TRACE", 0)      \
   X(HK_OPT_GC_PARALLEL, "GC_PARALLEL", 1)
+
+/* A set-user-ID or set-group-ID program (the kernel's AT_SECURE) ignores the variables, as glibc
+ * ignores its MALLOC_* ones there: the caller's environment must not make a privileged process
+ * print its addresses (HEAPKIT_VERBOSE=2 traces every mapping with its address) or its statistics, or
+ * change how it uses memory. Before 2026-12-07 they were read in such a program too. */
+#ifdef __GLIBC__
+#define option_getenv secure_getenv
+#else
+#define option_getenv getenv
+#endif
 
 #define HK_OPT_DEFAULT(id, name, def) [id] = def,
 long hk__options[HK_OPT__COUNT] = {HK_OPTIONS(HK_OPT_DEFAULT)};
@@ -75,7 +86,7 @@ void hk__options_init(void) {
     int i = k == 0 ? HK_OPT_VERBOSE : k == HK_OPT_VERBOSE ? 0 : k;
     char var[64] = "HEAPKIT_";
     strcat(var, opt_names[i]);
-    const char *v = getenv(var);
+    const char *v = option_getenv(var);
     if (!v || !*v) continue;
     char *end;
     errno = 0;
