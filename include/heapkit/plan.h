@@ -106,6 +106,12 @@ typedef struct hk_plan_csv_error {
   char message[256]; /* e.g. "column 'size': negative value '-4'" */
 } hk_plan_csv_error;
 
+/* The longest line a trace may have, its end of line included: a longer one is malformed
+ * (HK_EINVAL at that line), found without reading it into memory. Ids of hk_plan_csv_write stay
+ * within HK_PLAN_CSV_ID_MAX bytes so that every line it writes reads back. */
+#define HK_PLAN_CSV_LINE_MAX ((size_t)1 << 20)
+#define HK_PLAN_CSV_ID_MAX (HK_PLAN_CSV_LINE_MAX - 256)
+
 /* Parse a CSV trace. Returns HK_OK, or HK_EINVAL (malformed; err says where and why),
  * HK_ENOMEM, or HK_EPERM (the file could not be opened or read). On error *out is empty. */
 HK_API int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err);

@@ -112,6 +112,40 @@ static size_t idset_insert(idset *set, char **ids, size_t at) {
   return SIZE_MAX;
 }
 
+/* One line into *buf, its end of line included (as getline). Returns its length, -1 at the end
+ * of the input or on a read error (the stream's flags tell), -2 when the buffer cannot grow, -3
+ * past HK_PLAN_CSV_LINE_MAX bytes. getline itself has no bound: a file without line ends (a
+ * device such as /dev/zero, a binary) grew one line until memory ran out. */
+static ssize_t read_line(FILE *in, char **buf, size_t *cap) {
+  size_t n = 0;
+  int c = 0;
+  flockfile(in);
+  while ((c = getc_unlocked(in)) != EOF) {
+    if (n + 2 > *cap) { /* (room for this byte and the NUL; the cap leaves room for one byte too many) */
+      if (*cap >= HK_PLAN_CSV_LINE_MAX + 2) {
+        funlockfile(in);
+        return -3;
+      }
+      size_t ncap = *cap ? *cap * 2 : 256;
+      if (ncap > HK_PLAN_CSV_LINE_MAX + 2) ncap = HK_PLAN_CSV_LINE_MAX + 2;
+      char *nb = realloc(*buf, ncap);
+      if (!nb) {
+        funlockfile(in);
+        return -2;
+      }
+      *buf = nb;
+      *cap = ncap;
+    }
+    (*buf)[n++] = (char)c;
+    if (c == '\n') break;
+  }
+  funlockfile(in);
+  if (n == 0) return -1;
+  if (n > HK_PLAN_CSV_LINE_MAX) return -3;
+  (*buf)[n] = 0;
+  return (ssize_t)n;
+}
+
 int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
   if (err) { err->line = 0; err->message[0] = 0; }
   if (!out) return err_at(err, 0, HK_EINVAL, "no output trace");
@@ -127,7 +161,7 @@ int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
   int rc = HK_OK;
   ssize_t got;
   errno = 0;
-  while ((got = getline(&line, &lcap, in)) >= 0) {
+  while ((got = read_line(in, &line, &lcap)) >= 0) {
     lineno++;
     size_t len = (size_t)got;
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
@@ -235,11 +269,14 @@ int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
       break;
     }
   }
-  if (rc == HK_OK && ferror(in)) rc = err_at(err, lineno, HK_EPERM, "read error: %s", strerror(errno ? errno : EIO));
-  /* getline also fails, without the stream's error flag, when it cannot grow the line's buffer: the
-   * rest of the file is unread (before review the rows read so far came back as the whole trace,
-   * HK_OK, and `heapkit plan` placed them and exited 0; an empty trace read "no header") */
-  else if (rc == HK_OK && !feof(in))
+  if (rc == HK_OK && got == -3)
+    rc = err_at(err, lineno + 1, HK_EINVAL, "line longer than %zu bytes (a file without line ends?)",
+                (size_t)HK_PLAN_CSV_LINE_MAX);
+  else if (rc == HK_OK && ferror(in)) rc = err_at(err, lineno, HK_EPERM, "read error: %s", strerror(errno ? errno : EIO));
+  /* The line's buffer could not grow: the rest of the file is unread (before review the rows read
+   * so far came back as the whole trace, HK_OK, and `heapkit plan` placed them and exited 0; an
+   * empty trace read "no header") */
+  else if (rc == HK_OK && got == -2)
     rc = err_at(err, 0, HK_ENOMEM, "out of memory reading line %zu", lineno + 1);
   if (rc == HK_OK && !have_header)
     rc = err_at(err, lineno ? lineno : 1, HK_EINVAL, "no header: expected the line id,lower,upper,size");
@@ -265,6 +302,7 @@ int hk_plan_csv_load(const char *path, hk_plan_trace *out, hk_plan_csv_error *er
 static bool id_writable(const char *id) {
   if (!id || !*id || *id == '"' || *id == '#' || strpbrk(id, ",\n\r")) return false;
   size_t n = strlen(id);
+  if (n > HK_PLAN_CSV_ID_MAX) return false; /* its line would be longer than the reader takes */
   return !(id[0] == ' ' || id[0] == '\t' || id[n - 1] == ' ' || id[n - 1] == '\t');
 }
 

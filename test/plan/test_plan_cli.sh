@@ -118,6 +118,11 @@ run "$HK" plan "$tmp/t.csv" --align;       expect 2 "option --align needs a valu
 run "$HK" plan --method fastest "$tmp/t.csv"; expect 2 "--method: unknown method 'fastest'" "unknown method"
 run "$HK" plan a.csv b.csv;                expect 2 "more than one input file ('b.csv')" "two inputs"
 run "$HK" plan "$tmp";                     expect 2 "Is a directory" "a directory as input"
+# a file without line ends: refused past 1 MiB, at once (getline grew /dev/zero's one line until
+# memory ran out before 2026-12-07)
+if [ -r /dev/zero ]; then
+  run timeout 20 "$HK" plan /dev/zero;     expect 2 "/dev/zero:1: line longer than 1048576 bytes" "/dev/zero as input"
+fi
 if [ "$(id -u)" -ne 0 ]; then
   cp "$tmp/t.csv" "$tmp/locked.csv"; chmod 000 "$tmp/locked.csv"
   run "$HK" plan "$tmp/locked.csv";        expect 2 "cannot open: Permission denied" "unreadable input"
