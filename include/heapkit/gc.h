@@ -84,9 +84,10 @@ typedef struct hk_gc_weak hk_gc_weak;       /* a weak reference handle */
  * request is the size asked for. Return non-zero after releasing memory (dropping caches, then
  * letting them become unreachable) or raising the limit (hk_gc_heap_set_limit): the collector
  * collects again and retries once more per call. Return 0 to give up: the allocation returns NULL.
- * After 16 retries in a row after which the heap got no smaller (blocks and large objects, as
- * counted against the limit) and the limit was not raised, the allocation returns NULL without
- * calling it again, with a warning: release enough per call to free whole blocks.
+ * After 16 retries in a row after which the heap (blocks and large objects, as counted against
+ * the limit) got no smaller than after any earlier retry of this allocation and the limit no
+ * higher than any earlier one, the allocation returns NULL without calling it again, with a
+ * warning: release enough per call to free whole blocks.
  * Runs on the allocating thread, with the world running; it may call hk_gc_* functions but must
  * not allocate from the heap (an allocation in it that passes the limit returns NULL without
  * calling it again); unregistering the allocating mutator or destroying the heap from it is
@@ -119,7 +120,7 @@ typedef struct hk_gc_options {
 HK_API void hk_gc_options_init(hk_gc_options *o);
 
 /* Create a heap. When mutator_out is not NULL the calling thread is registered too. Returns
- * HK_OK, HK_EINVAL (bad options: promote_age > 3, a max_heap under 4 blocks of 32 KiB, growth_percent
+ * HK_OK, HK_EINVAL (bad options: promote_age > 3, a max_heap under 6 blocks of 32 KiB, growth_percent
  * over 10000, a flag bit that is no HK_GC_OPT_* value; a NULL heap_out), HK_ENOMEM, or HK_EBUSY when called from a trace, size or root
  * callback during a collection. The nursery is clamped to at most an eighth of max_heap (at least
  * one block), not refused. */
@@ -130,7 +131,9 @@ HK_API int hk_gc_heap_create(const hk_gc_options *opts, hk_gc_heap **heap_out, h
  * mutator, so the pops at the ends of the blocks are harmless (their variables then point into
  * freed memory, as any pointer into the heap does). */
 HK_API int hk_gc_heap_destroy(hk_gc_heap *heap);
-/* Change the hard limit (0 = none). Takes effect at the next allocation slow path. */
+/* Change the hard limit (0 = none). Takes effect at the next allocation slow path. A limit under
+ * 6 blocks of 32 KiB (192 KiB, the least a heap needs to go on allocating) is raised to that, with
+ * a warning. */
 HK_API void hk_gc_heap_set_limit(hk_gc_heap *heap, size_t max_heap);
 HK_API void hk_gc_set_oom_handler(hk_gc_heap *heap, hk_gc_oom_fn fn, void *data);
 

@@ -228,7 +228,10 @@ static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *colle
   int full_done = 0; /* two: the second one can evacuate what the first freed room for */
   bool minor_done = false, fin_done = false;
   int stalled = 0; /* retries in a row after which the heap got no smaller and the limit stayed */
-  size_t last_used = SIZE_MAX, last_max = 0;
+  /* The lowest heap and the highest limit of this allocation's retries: compared with the retry
+   * before only, a callback that lowered the limit and raised it by less, in turns, counted every
+   * raise as progress and was called on and on. */
+  size_t least_used = SIZE_MAX, most_max = 0;
   for (;;) {
     /* The young blocks count twice: a collection may have to copy all of them before it frees
      * them, and the limit holds during collections too. */
@@ -264,14 +267,14 @@ static bool room_for(hk_gc_mutator *m, size_t bytes, size_t request, bool *colle
     size_t used = hk__gc_heap_bytes(h) + h->blocks_young * GC_BLOCK_SIZE;
     /* (a limit lowered is no progress: a callback that lowered it a little per call and asked to
      * retry was called for ever) */
-    if (used < last_used || h->max_heap > last_max) stalled = 0;
+    if (used < least_used || h->max_heap > most_max) stalled = 0;
     else if (++stalled >= GC_OOM_STALLED_RETRIES) {
       hk__warning("gc: the OOM callback asked to retry %d times in a row without the heap getting smaller or its "
                   "limit being raised; the allocation of %zu bytes fails", stalled, request);
       return false;
     }
-    last_used = used;
-    last_max = h->max_heap;
+    if (used < least_used) least_used = used;
+    if (h->max_heap > most_max) most_max = h->max_heap;
     gc_unlock(h);
     m->in_oom = 1;
     int retry = fn(h, request, data);
