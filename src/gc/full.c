@@ -903,6 +903,23 @@ static size_t full_finalizers(mark_ctx *c) {
  * refilled by promotion anyway (quadtree at 3x: peak heap 11.9 -> 10.0 MB, as many full
  * collections); under a limit, none at all unless the budget fits below it (below). Returns the
  * budget (0: none chosen). */
+/* Does block i of s hold an object that was pinned when the last full collection marked it? Read
+ * through that collection's mark bits (object starts; their memory is not reused before the
+ * next complete sweep, which comes after this). Evacuating such a block frees nothing: its pinned
+ * object keeps it, and the copies take new blocks. Under a heap limit, where every failing
+ * allocation forces full collections, each one evacuated such blocks again, past the limit, and
+ * the heap grew without end (26 KiB live, some of it pinned, under a 192 KiB limit: 11.6 MiB
+ * after 115 000 failing allocations; test_gc_hunt3 pinned_evac). */
+static bool holds_pinned(gc_seg *s, size_t i) {
+  const char *start = block_start(&s->blocks[i]);
+  for (size_t w = 0; w < GC_GRANULES / 64; w++)
+    for (uint64_t bits = s->marks[i][w]; bits; bits &= bits - 1)
+      if (*(const uintptr_t *)(const void *)(start + (w * 64 + (size_t)__builtin_ctzll(bits)) * HK_GC_GRANULE) &
+          HK_GC_HDR_PINNED)
+        return true;
+  return false;
+}
+
 static size_t choose_candidates(hk_gc_heap *h, bool sparse_only) {
   if (h->opts.flags & HK_GC_OPT_NO_EVACUATION) return 0;
   size_t heap = hk__gc_heap_bytes(h), budget = h->nfree * GC_BLOCK_SIZE, floor = heap / 8;
@@ -947,7 +964,7 @@ static size_t choose_candidates(hk_gc_heap *h, bool sparse_only) {
   for (gc_seg *s = h->segs; s; s = s->next)
     for (size_t i = GC_SEG_META_BLOCKS; i < GC_BLOCKS_PER_SEG; i++) {
       gc_block *b = &s->blocks[i];
-      if (b->state == B_MATURE && b->free_lines >= threshold && b->free_lines > 0) {
+      if (b->state == B_MATURE && b->free_lines >= threshold && b->free_lines > 0 && !holds_pinned(s, i)) {
         b->flags |= F_EVAC;
         n++;
       }
@@ -1057,7 +1074,6 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
       for (gc_large *l = h->large; l; l = l->next) l->mark = 0;
       h->epoch = 1;
     }
-    for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
   }
   /* Holes from the last sweep are meaningless under the new epoch (and a sticky collection
    * recounts them): copies go to fresh blocks. */
@@ -1067,6 +1083,9 @@ void hk__gc_full(hk_gc_heap *h, bool compact) {
   }
   h->recyclable[0] = h->recyclable[1] = NULL;
   c.evac_budget = sticky ? 0 : choose_candidates(h, !compact);
+  /* (after choose_candidates, which reads the last collection's marks: holds_pinned) */
+  if (!sticky)
+    for (gc_seg *s = h->segs; s; s = s->next) memset(s->marks, 0, sizeof s->marks);
   /* (read now: the roots below may spend all of the budget, the candidates stay) */
   const bool candidates = c.evac_budget != 0;
 
