@@ -108,7 +108,8 @@ typedef struct hk_gc_options {
   size_t max_heap;          /* hard limit on the whole heap, nursery included; 0 = no limit; the
                                nursery is clamped to an eighth of it */
   size_t nursery_size;      /* bytes allocated between minor collections (default 4 MiB); the
-                               collector shrinks it while much of it survives (short pauses) */
+                               collector shrinks it while much of it survives (short pauses);
+                               this and initial_heap at most 2^46 (64 TiB), else HK_EINVAL */
   unsigned growth_percent;  /* next full collection at live * (100 + growth) / 100 (default 70) */
   unsigned promote_age;     /* minor collections survived before promotion, 1..3 (default 2) */
   unsigned flags;           /* HK_GC_OPT_* */

@@ -6,6 +6,10 @@
  * a nursery block and its copy reserve. (It was 4 blocks: a program of both kinds keeping a few
  * KiB alive got NULL after 6902 rounds under 128 KiB, and runs on under 160 and 192 KiB.) */
 #define GC_MIN_LIMIT (6 * GC_BLOCK_SIZE)
+/* The largest nursery_size and initial_heap taken: 64 TiB, as malloc's largest block. SIZE_MAX
+ * (a garbage value) meant no minor collection ever, and the nursery's block count times the
+ * threads could wrap. */
+#define GC_SIZE_OPTION_MAX ((size_t)1 << 46)
 
 void hk_gc_options_init(hk_gc_options *o) {
   if (!o) return;
@@ -26,6 +30,12 @@ static int normalize(const hk_gc_options *in, hk_gc_options *o) {
   if (!o->growth_percent) o->growth_percent = d.growth_percent;
   if (!o->promote_age) o->promote_age = d.promote_age;
   if (o->promote_age > 3) return HK_EINVAL;
+  if (o->nursery_size > GC_SIZE_OPTION_MAX || o->initial_heap > GC_SIZE_OPTION_MAX) {
+    hk__warning("gc: hk_gc_heap_create: %s %zu is over the largest taken, %zu bytes",
+                o->nursery_size > GC_SIZE_OPTION_MAX ? "nursery_size" : "initial_heap",
+                o->nursery_size > GC_SIZE_OPTION_MAX ? o->nursery_size : o->initial_heap, (size_t)GC_SIZE_OPTION_MAX);
+    return HK_EINVAL;
+  }
   if (o->nursery_size < GC_BLOCK_SIZE) o->nursery_size = GC_BLOCK_SIZE;
   if (o->max_heap && o->max_heap < GC_MIN_LIMIT) {
     hk__warning("gc: hk_gc_heap_create: max_heap %zu is under the collector's minimum of %zu bytes", o->max_heap,

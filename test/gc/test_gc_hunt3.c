@@ -12,7 +12,10 @@
  *   lowers) is still called as often as it needs;
  *   pinned_evac: a program at its heap limit with pinned objects: the full collections that each
  *   failing allocation forces evacuated the blocks of the pinned objects again and again, into
- *   new blocks past the limit, and the heap grew without end. */
+ *   new blocks past the limit, and the heap grew without end;
+ *   size_options: a nursery_size or initial_heap of SIZE_MAX (a garbage value) was taken: no
+ *   minor collection ever ran, so the nursery took all the memory the process could get; over
+ *   64 TiB they are refused now (HK_EINVAL, with a warning). */
 #include "gc_test.h"
 
 #include <stdio.h>
@@ -170,11 +173,32 @@ static void test_pinned_evac(void) {
   teardown();
 }
 
+static void test_size_options(void) {
+  hk_gc_options o;
+  size_t bad[] = {SIZE_MAX, ((size_t)1 << 46) + 1};
+  for (int k = 0; k < 2; k++)
+    for (int which = 0; which < 2; which++) {
+      hk_gc_options_init(&o);
+      if (which) o.initial_heap = bad[k];
+      else o.nursery_size = bad[k];
+      CHECK(hk_gc_heap_create(&o, &h, &m) == HK_EINVAL && h == NULL);
+      if (h) teardown();
+    }
+  hk_gc_options_init(&o); /* the largest taken still works (nothing is reserved for it up front) */
+  o.nursery_size = (size_t)1 << 46;
+  o.initial_heap = (size_t)1 << 46;
+  o.max_heap = 64u << 20; /* (clamps the nursery to an eighth) */
+  setup(&o);
+  CHECK(churn(20000) == 20000);
+  teardown();
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "all";
   bool all = !strcmp(what, "all");
   if (all || !strcmp(what, "limit_min")) test_limit_min();
   if (all || !strcmp(what, "oom_seesaw")) test_oom_seesaw();
   if (all || !strcmp(what, "pinned_evac")) test_pinned_evac();
+  if (all || !strcmp(what, "size_options")) test_size_options();
   return check_report("test_gc_hunt3");
 }
