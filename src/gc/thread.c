@@ -435,14 +435,16 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
   }
   if (gc_reentered("hk_gc_thread_register", "returns NULL")) return NULL;
   gc_lock(h);
-  while (gc_stopped(h)) hk__gc_wait(h, &h->cond);
   /* Once per heap: a second mutator of this thread would count as another running thread that no
-   * safepoint of this one stops, and the next collection would wait for it for ever. */
+   * safepoint of this one stops, and the next collection would wait for it for ever. Checked
+   * before the wait for the world: the thread's running mutator never parked there, so another
+   * thread's collection waited for it for ever (gc.hunt5_register_twice). */
   if (hk__gc_mutator_of_self(h)) {
     gc_unlock(h);
     hk__warning("gc: hk_gc_thread_register: this thread is registered with heap %p already", (void *)h);
     return NULL;
   }
+  while (gc_stopped(h)) hk__gc_wait(h, &h->cond);
   hk_gc_mutator *m = hk__gc_meta_alloc(h, sizeof *m);
   if (m) {
     m->heap = h;
@@ -507,7 +509,14 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
 void hk__gc_unregister_locked(hk_gc_mutator *m) {
   hk_gc_heap *h = m->heap;
   if (m->state == MUT_BLOCKING) {
-    while (gc_stopped(h)) hk__gc_wait(h, &h->cond);
+    /* Another thread's mutator (an idle worker's) may be unregistered by a thread that runs a
+     * mutator of this heap itself: that one parks, as fork's stop_others does. Waiting as a
+     * running thread, it held up the collection it waited for, for ever (gc.hunt5_unregister_other). */
+    hk_gc_mutator *self = hk__gc_mutator_of_self(h);
+    while (gc_stopped(h)) {
+      if (self && self != m && self->state == MUT_RUNNING) hk__gc_park(self);
+      else hk__gc_wait(h, &h->cond);
+    }
     m->state = MUT_RUNNING;
     h->nblocking--;
     h->nrunning++;
