@@ -2,6 +2,7 @@
  * re-enter it or deadlock, so formatting is done here into a stack buffer and written with write(2). */
 #include "common/internal.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,14 +61,20 @@ int hk__snprintf(char *buf, size_t size, const char *fmt, ...) {
   return n;
 }
 
+/* write(2) is a cancellation point, and messages are written with locks held (the collector's
+ * heap lock: a thread cancelled in a warning there unwound with it, and every thread, its own exit
+ * included, then waited for it for ever): the cancellation waits for the caller's next one. */
 void hk__write_fd(int fd, const char *s) {
   size_t len = strlen(s);
+  int cancel;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
   while (len > 0) {
     ssize_t w = write(fd, s, len);
-    if (w <= 0) return;
+    if (w <= 0) break;
     s += w;
     len -= (size_t)w;
   }
+  pthread_setcancelstate(cancel, NULL);
 }
 
 static void vmessage(const char *fmt, va_list ap) {

@@ -69,7 +69,16 @@ void hk__gc_wait(hk_gc_heap *h, pthread_cond_t *cv) {
   gc_unlock(h);
   for (int i = 0; i < GC_SPIN && __atomic_load_n(&h->wake_gen, __ATOMIC_RELAXED) == gen; i++) cpu_relax();
   gc_lock(h);
-  if (h->wake_gen == gen) pthread_cond_wait(cv, &h->lock);
+  if (h->wake_gen == gen) {
+    /* Not a cancellation point: a thread cancelled here (pthread_cancel while it was parked at a
+     * safepoint, say) unwound with the heap lock held and its mutator parked, and its exit's
+     * unregistration, like every other thread, waited for that lock for ever. The cancellation
+     * takes effect at the thread's next cancellation point outside the collector. */
+    int cancel;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+    pthread_cond_wait(cv, &h->lock);
+    pthread_setcancelstate(cancel, NULL);
+  }
 }
 
 static void gc_wake(hk_gc_heap *h, pthread_cond_t *cv) {

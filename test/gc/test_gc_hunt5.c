@@ -7,6 +7,13 @@
  *   test_gc_hunt5 register_twice    a thread registered with the heap already registers again
  *                                   while another thread's collection waits for it: NULL and the
  *                                   warning (it waited for the world first: for ever)
+ *   test_gc_hunt5 cancel_parked     pthread_cancel of a thread that allocates while another thread
+ *                                   collects: the cancellation waits until the thread is out of the
+ *                                   collector (it took effect in a park's condition wait, with the
+ *                                   heap lock held: its exit and every other thread waited for ever)
+ *   test_gc_hunt5 cancel_warning    a thread cancelled while the allocation slow path prints a
+ *                                   warning under the heap lock (write(2) is a cancellation point;
+ *                                   the same hang)
  * A watchdog ends a case that hangs (exit status 2) rather than leaving it to ctest's timeout. */
 #include "gc_test.h"
 
@@ -15,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 static hk_gc_heap *heap;
@@ -150,10 +158,147 @@ static int test_register_twice(void) {
   return check_report("gc.hunt5_register_twice");
 }
 
+/* ---- pthread_cancel of a mutator ------------------------------------------------------------ */
+
+typedef struct pair {
+  struct pair *l, *r;
+} pair;
+static hk_gc_type T_PAIR;
+static _Atomic int victim_ready;
+
+static pair *pairs(hk_gc_mutator *m, int depth) {
+  pair *l = NULL, *r = NULL;
+  HK_GC_ROOTS(m, l, r);
+  if (depth) {
+    l = pairs(m, depth - 1);
+    r = pairs(m, depth - 1);
+  }
+  pair *p = hk_gc_alloc(m, T_PAIR, sizeof *p);
+  p->l = l;
+  p->r = r;
+  return p;
+}
+static long pairs_count(const pair *p) { return p ? 1 + pairs_count(p->l) + pairs_count(p->r) : 0; }
+
+/* Allocates garbage, so it parks (and waits, asleep) at each of the main thread's collections;
+ * its own cancellation point comes only every 100 000 allocations. Exits registered. */
+static void *victim(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) return NULL;
+  victim_ready = 1;
+  for (long i = 1;; i++) {
+    if (!hk_gc_alloc(m, T_PAIR, sizeof(pair))) return NULL;
+    if (i % 100000 == 0) pthread_testcancel();
+  }
+}
+
+static void *canceller(void *arg) {
+  nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+  pthread_cancel(*(pthread_t *)arg);
+  return NULL;
+}
+
+static int test_cancel_parked(void) {
+  watch("gc.hunt5_cancel_parked", 60);
+  hk_gc_mutator *main_m;
+  CHECK(hk_gc_heap_create(NULL, &heap, &main_m) == HK_OK);
+  hk_gc_type_desc d = {.name = "pair", .pointer_mask = 3};
+  CHECK(hk_gc_type_register(heap, &d, &T_PAIR) == HK_OK);
+  pair *big = pairs(main_m, 16); /* full collections of a few ms: the victim sleeps in them */
+  HK_GC_ROOTS(main_m, big);
+  for (int round = 0; round < 5; round++) {
+    victim_ready = 0;
+    pthread_t v, c;
+    hk_gc_blocking_begin(main_m);
+    CHECK(pthread_create(&v, NULL, victim, NULL) == 0);
+    while (!victim_ready) sched_yield();
+    CHECK(pthread_create(&c, NULL, canceller, &v) == 0);
+    hk_gc_blocking_end(main_m);
+    for (int i = 0; i < 30; i++) hk_gc_collect(main_m, HK_GC_FULL);
+    hk_gc_blocking_begin(main_m);
+    pthread_join(c, NULL);
+    void *ret = NULL;
+    pthread_join(v, &ret);
+    hk_gc_blocking_end(main_m);
+    CHECK_QUIET(ret == PTHREAD_CANCELED);
+    hk_gc_collect(main_m, HK_GC_FULL);
+  }
+  hk_gc_stats s;
+  hk_gc_stats_get(heap, &s);
+  CHECK(s.mutators == 1); /* each victim's exit unregistered it */
+  CHECK(pairs_count(big) == (1L << 17) - 1);
+  CHECK(hk_gc_verify(main_m) == HK_OK);
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  return check_report("gc.hunt5_cancel_parked");
+}
+
+/* The OOM callback cancels its own thread (deferred: pending until a cancellation point) and asks
+ * to retry without freeing anything: after 16 retries the allocation prints its warning, with the
+ * heap lock held, then returns NULL. */
+static int cancel_oom(hk_gc_heap *h, size_t request, void *data) {
+  (void)h, (void)request, (void)data;
+  pthread_cancel(pthread_self());
+  return 1;
+}
+
+static _Atomic int warned_null;
+
+static void fill(hk_gc_mutator *m) {
+  pair *keep = NULL;
+  HK_GC_ROOTS(m, keep);
+  for (;;) {
+    pair *p = hk_gc_alloc(m, T_PAIR, sizeof *p);
+    if (!p) break;
+    p->l = keep;
+    keep = p;
+  }
+}
+
+static void *oom_victim(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) return NULL;
+  /* (in a frame of its own: the cancellation's unwinding skips frames without unpoisoning their
+   * locals, and AddressSanitizer then reported its own thread teardown on that stack) */
+  fill(m);
+  warned_null = 1; /* (no cancellation point since the callback) */
+  pthread_testcancel();
+  return NULL;
+}
+
+static int test_cancel_warning(void) {
+  watch("gc.hunt5_cancel_warning", 60);
+  hk_gc_options o;
+  hk_gc_options_init(&o);
+  o.max_heap = 1 << 20;
+  o.oom = cancel_oom;
+  hk_gc_mutator *main_m;
+  CHECK(hk_gc_heap_create(&o, &heap, &main_m) == HK_OK);
+  hk_gc_type_desc d = {.name = "pair", .pointer_mask = 3};
+  CHECK(hk_gc_type_register(heap, &d, &T_PAIR) == HK_OK);
+  pthread_t v;
+  void *ret = NULL;
+  hk_gc_blocking_begin(main_m);
+  CHECK(pthread_create(&v, NULL, oom_victim, NULL) == 0);
+  pthread_join(v, &ret);
+  hk_gc_blocking_end(main_m);
+  CHECK(ret == PTHREAD_CANCELED && warned_null);
+  hk_gc_stats s;
+  hk_gc_stats_get(heap, &s);
+  CHECK(s.mutators == 1);
+  hk_gc_collect(main_m, HK_GC_FULL); /* the heap lock is free */
+  CHECK(hk_gc_verify(main_m) == HK_OK);
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  return check_report("gc.hunt5_cancel_warning");
+}
+
 int main(int argc, char **argv) {
   const char *t = argc > 1 ? argv[1] : "";
   if (!strcmp(t, "unregister_other")) return test_unregister_other();
   if (!strcmp(t, "register_twice")) return test_register_twice();
-  fprintf(stderr, "usage: test_gc_hunt5 unregister_other|register_twice\n");
+  if (!strcmp(t, "cancel_parked")) return test_cancel_parked();
+  if (!strcmp(t, "cancel_warning")) return test_cancel_warning();
+  fprintf(stderr, "usage: test_gc_hunt5 unregister_other|register_twice|cancel_parked|cancel_warning\n");
   return 2;
 }
