@@ -54,6 +54,12 @@ static void resume_others(hk_gc_heap *h) {
   hk__gc_resume_world(h);
 }
 
+/* (a caller running mutators of other heaps puts them aside while it waits: thread.c) */
+static void heaps_lock_take(void) {
+  if (hk__holds(&hk__gc_holder) || pthread_mutex_trylock(&heaps_lock) == 0) return;
+  hk__gc_mutex_aside(&heaps_lock, NULL);
+}
+
 static __thread bool fork_skipped; /* this thread's fork came from a collection's callback */
 
 static void fork_prepare(void) {
@@ -65,7 +71,7 @@ static void fork_prepare(void) {
     return;
   }
   hk__arena_parked(true); /* (another fork holds heaps_lock to its end: src/arena/arena.c) */
-  pthread_mutex_lock(&heaps_lock);
+  heaps_lock_take(); /* (and waits for this thread's running mutators: two forks at once hung) */
   hk__arena_parked(false);
   for (hk_gc_heap *h = heaps; h; h = h->fork_next) stop_others(h);
   hk__gc_self_fork_prepare(); /* (a leaf lock: last) */
@@ -126,7 +132,7 @@ static void register_handlers(void) {
 
 void hk__gc_fork_track(hk_gc_heap *h) {
   pthread_once(&handlers_once, register_handlers);
-  hk__hlock(&hk__gc_holder, &heaps_lock);
+  heaps_lock_take();
   h->fork_prev = NULL;
   h->fork_next = heaps;
   if (heaps) heaps->fork_prev = h;
@@ -135,7 +141,7 @@ void hk__gc_fork_track(hk_gc_heap *h) {
 }
 
 void hk__gc_fork_untrack(hk_gc_heap *h) {
-  hk__hlock(&hk__gc_holder, &heaps_lock);
+  heaps_lock_take();
   if (h->fork_prev) h->fork_prev->fork_next = h->fork_next;
   else heaps = h->fork_next;
   if (h->fork_next) h->fork_next->fork_prev = h->fork_prev;

@@ -561,6 +561,8 @@ static inline bool gc_mutator_blocking(const hk_gc_mutator *m, const char *fn, c
 HK_INTERNAL void hk__gc_mutator_disarm(hk_gc_mutator *m);
 /* Heap lock held: the calling thread's mutator of h, or NULL. */
 HK_INTERNAL hk_gc_mutator *hk__gc_mutator_of_self(hk_gc_heap *h);
+HK_INTERNAL void hk__gc_mutex_aside(pthread_mutex_t *lk, const hk_gc_heap *keep);
+HK_INTERNAL void hk__gc_lock_aside(hk_gc_heap *h);
 /* Heap lock held: m leaves the heap for good (unregistering, or a thread that does not exist in a
  * forked child). Its remembered objects and finalizers go to the heap. */
 HK_INTERNAL void hk__gc_mutator_drop(hk_gc_mutator *m);

@@ -125,7 +125,7 @@ int hk_gc_heap_destroy(hk_gc_heap *h) {
   }
   /* off fork's list first: fork takes the list's lock before the heaps' locks */
   hk__gc_fork_untrack(h);
-  gc_lock(h);
+  hk__gc_lock_aside(h);
   pthread_t self = pthread_self();
   for (hk_gc_mutator *m = h->mutators; m; m = m->next) {
     if (!pthread_equal(m->thread, self)) {
@@ -180,7 +180,7 @@ void hk_gc_heap_set_limit(hk_gc_heap *h, size_t max_heap) {
                 "the minimum is used", max_heap, (size_t)GC_MIN_LIMIT);
     max_heap = GC_MIN_LIMIT;
   }
-  gc_lock(h);
+  hk__gc_lock_aside(h);
   h->max_heap = max_heap;
   h->opts.max_heap = max_heap;
   h->nursery_max = nursery_blocks_for(&h->opts);
@@ -192,7 +192,7 @@ void hk_gc_heap_set_limit(hk_gc_heap *h, size_t max_heap) {
 
 void hk_gc_set_oom_handler(hk_gc_heap *h, hk_gc_oom_fn fn, void *data) {
   if (!heap_ok(h, "hk_gc_set_oom_handler") || gc_reentered("hk_gc_set_oom_handler", "ignored")) return;
-  gc_lock(h);
+  hk__gc_lock_aside(h);
   h->opts.oom = fn;
   h->opts.oom_data = data;
   gc_unlock(h);
@@ -217,7 +217,7 @@ int hk_gc_type_register(hk_gc_heap *h, const hk_gc_type_desc *d, hk_gc_type *out
     return HK_EINVAL;
   }
   if (gc_reentered("hk_gc_type_register", "returns HK_EBUSY")) return HK_EBUSY;
-  gc_lock(h);
+  hk__gc_lock_aside(h);
   if (h->ntypes >= HK_GC_MAX_TYPES) {
     gc_unlock(h);
     return HK_ENOMEM;
@@ -234,7 +234,7 @@ int hk_gc_type_register(hk_gc_heap *h, const hk_gc_type_desc *d, hk_gc_type *out
 int hk_gc_root_add(hk_gc_heap *h, void **slot) {
   if (!heap_ok(h, "hk_gc_root_add") || !slot) return HK_EINVAL;
   if (gc_reentered("hk_gc_root_add", "returns HK_EBUSY")) return HK_EBUSY;
-  gc_lock(h);
+  hk__gc_lock_aside(h);
   gc_root *r = hk__gc_meta_alloc(h, sizeof *r);
   if (r) {
     r->slot = slot;
@@ -249,7 +249,7 @@ int hk_gc_root_remove(hk_gc_heap *h, void **slot) {
   if (!heap_ok(h, "hk_gc_root_remove") || !slot) return HK_EINVAL;
   if (gc_reentered("hk_gc_root_remove", "returns HK_EBUSY")) return HK_EBUSY;
   int rc = HK_EINVAL;
-  gc_lock(h);
+  hk__gc_lock_aside(h);
   for (gc_root **pp = &h->roots; *pp; pp = &(*pp)->next)
     if ((*pp)->slot == slot) {
       gc_root *r = *pp;
@@ -264,7 +264,7 @@ int hk_gc_root_remove(hk_gc_heap *h, void **slot) {
 
 void hk_gc_set_root_callback(hk_gc_heap *h, hk_gc_roots_fn fn, void *data) {
   if (!heap_ok(h, "hk_gc_set_root_callback") || gc_reentered("hk_gc_set_root_callback", "ignored")) return;
-  gc_lock(h);
+  hk__gc_lock_aside(h);
   h->root_fn = fn;
   h->root_data = data;
   gc_unlock(h);

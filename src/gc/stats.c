@@ -71,7 +71,7 @@ void hk_gc_stats_get(hk_gc_heap *h, hk_gc_stats *out) {
   memset(out, 0, sizeof *out);
   if (!h || h->h.magic != GC_MAGIC || h->h.role != ROLE_HEAP) return;
   if (gc_reentered("hk_gc_stats_get", "all zero")) return;
-  gc_lock(h);
+  hk__gc_lock_aside(h);
   out->minor_collections = h->minor_count;
   out->full_collections = h->full_count;
   uint64_t pending = 0;

@@ -375,6 +375,42 @@ static bool self_claim(hk_gc_mutator *m) {
   return ok;
 }
 
+/* A lock a heap-level call waits for (the heap's, for hk_gc_thread_register, the statistics, roots,
+ * types, limit and handlers; fork's list of heaps, for hk_gc_heap_create and _destroy). A fork
+ * holds each heap's lock from when it has stopped that heap until its parent handler, and the
+ * list's throughout, while it waits for the other heaps' running mutators: a caller running a
+ * mutator of another heap (the main thread creating a heap, reading another heap's statistics or
+ * unregistering its idle mutator of another heap, while a library thread calls popen) waited for the lock without ever parking, and the fork for
+ * it, for ever (gc.hunt5_fork_heaps). So after a short spin such a caller waits with its running
+ * mutators of other heaps than keep in blocking regions, which forks and collections do not wait
+ * for (the call is then a safepoint of theirs), and ends them with the lock released (an end takes
+ * their heaps' locks, which a fork may hold by then), then tries again. A caller without such
+ * mutators, the usual case, just waits. */
+void hk__gc_mutex_aside(pthread_mutex_t *lk, const hk_gc_heap *keep) {
+  for (;;) {
+    for (int i = 0; i < GC_LOCK_SPIN; i++) {
+      if (pthread_mutex_trylock(lk) == 0) return;
+      cpu_relax();
+    }
+    hk_gc_mutator *mine[8];
+    size_t n = 0;
+    hk__hlock(&hk__gc_holder, &self_lock);
+    for (hk_gc_mutator *m = t_mutators; m && n < 8; m = m->self_next)
+      if (m->heap != keep && m->state == MUT_RUNNING) mine[n++] = m; /* (only this thread changes that) */
+    hk__hunlock(&hk__gc_holder, &self_lock);
+    for (size_t i = 0; i < n; i++) hk_gc_blocking_begin(mine[i]);
+    pthread_mutex_lock(lk);
+    if (!n) return;
+    pthread_mutex_unlock(lk);
+    for (size_t i = 0; i < n; i++) hk_gc_blocking_end(mine[i]);
+  }
+}
+
+void hk__gc_lock_aside(hk_gc_heap *h) {
+  if (pthread_mutex_trylock(&h->lock) == 0 || gc_fork_owns(h)) return;
+  hk__gc_mutex_aside(&h->lock, h);
+}
+
 /* fork: the lists must not be in the middle of a change in the child (fork.c). */
 void hk__gc_self_fork_prepare(void) { pthread_mutex_lock(&self_lock); }
 void hk__gc_self_fork_parent(void) { pthread_mutex_unlock(&self_lock); }
@@ -443,7 +479,7 @@ hk_gc_mutator *hk_gc_thread_register(hk_gc_heap *h) {
     return NULL;
   }
   if (gc_reentered("hk_gc_thread_register", "returns NULL")) return NULL;
-  gc_lock(h);
+  hk__gc_lock_aside(h);
   /* Once per heap: a second mutator of this thread would count as another running thread that no
    * safepoint of this one stops, and the next collection would wait for it for ever. Checked
    * before the wait for the world: the thread's running mutator never parked there, so another
@@ -508,7 +544,7 @@ void hk_gc_thread_unregister(hk_gc_mutator *m) {
   if (open) hk__warning("gc: a mutator unregisters with root frames still pushed");
   /* (another thread's frames are on a stack that thread may be changing) */
   bool own = pthread_equal(m->thread, pthread_self());
-  gc_lock(h);
+  hk__gc_lock_aside(h); /* (a mutator idle in a blocking region, its thread running in another heap) */
   hk__gc_unregister_locked(m);
   gc_unlock(h);
   /* (after: a collection the unregistration parks for still scans these frames) */
@@ -522,15 +558,18 @@ void hk__gc_unregister_locked(hk_gc_mutator *m) {
      * mutator of this heap itself: that one parks, as fork's stop_others does. Waiting as a
      * running thread, it held up the collection it waited for, for ever (gc.hunt5_unregister_other). */
     hk_gc_mutator *self = hk__gc_mutator_of_self(h);
-    while (gc_stopped(h)) {
+    /* A fork's stop in progress (collecting, no collector) is no collection: nothing reads the
+     * records the drop changes, and a caller running a mutator of a heap the fork stops next held
+     * it up while it waited (gc.hunt5_fork_heaps). */
+    while (gc_stopped(h) && !(h->collecting && !h->collector)) {
       if (self && self != m && self->state == MUT_RUNNING) hk__gc_park(self);
       else hk__gc_wait(h, &h->cond);
     }
-    m->state = MUT_RUNNING;
-    h->nblocking--;
-    h->nrunning++;
+    /* (dropped as it is, counted out of the blocking ones: made running, it parked for the fork's
+     * stop until the fork's end) */
+  } else if (gc_stopped(h)) {
+    hk__gc_park(m);
   }
-  if (gc_stopped(h)) hk__gc_park(m);
   stop_cpu_note(h, m);
   hk__gc_mutator_drop(m);
   gc_wake(h, &h->cond);

@@ -14,6 +14,11 @@
  *   test_gc_hunt5 cancel_warning    a thread cancelled while the allocation slow path prints a
  *                                   warning under the heap lock (write(2) is a cancellation point;
  *                                   the same hang)
+ *   test_gc_hunt5 fork_heaps        a thread running a mutator of one heap creates and destroys
+ *                                   heaps, registers with and unregisters from them and reads
+ *                                   another heap's statistics while another thread forks; then two registered threads fork at
+ *                                   once (each waited for a lock the fork held without parking,
+ *                                   and the fork for it: hung)
  * A watchdog ends a case that hangs (exit status 2) rather than leaving it to ctest's timeout. */
 #include "gc_test.h"
 
@@ -23,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static hk_gc_heap *heap;
@@ -293,12 +299,104 @@ static int test_cancel_warning(void) {
   return check_report("gc.hunt5_cancel_warning");
 }
 
+/* ---- fork while a mutator of one heap waits for another heap's lock ------------------------- */
+
+static _Atomic int forks_left, forkers_running;
+static hk_gc_heap *other;
+
+static void fork_once(void) {
+  pid_t p = fork();
+  if (p == 0) _exit(0);
+  if (p > 0) waitpid(p, NULL, 0);
+}
+
+/* Not registered (a library thread calling popen, say). */
+static void *outside_forker(void *arg) {
+  (void)arg;
+  while (forks_left > 0) {
+    fork_once();
+    forks_left--;
+  }
+  forkers_running--;
+  return NULL;
+}
+
+/* Registered, allocating between forks (its fork stops the heap's world with the other's running). */
+static void *mutator_forker(void *arg) {
+  (void)arg;
+  hk_gc_mutator *m = hk_gc_thread_register(heap);
+  if (!m) return NULL;
+  while (forks_left > 0) {
+    for (int i = 0; i < 200; i++) CHECK_QUIET(new_node(m, 1, 1, false) != NULL);
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    hk_gc_blocking_begin(m);
+    if (p > 0) waitpid(p, NULL, 0);
+    hk_gc_blocking_end(m);
+    forks_left--;
+  }
+  forkers_running--;
+  hk_gc_thread_unregister(m);
+  return NULL;
+}
+
+static int test_fork_heaps(void) {
+  watch("gc.hunt5_fork_heaps", 90);
+  hk_gc_mutator *main_m;
+  CHECK(hk_gc_heap_create(NULL, &heap, &main_m) == HK_OK);
+  register_test_types(heap);
+  hk_gc_mutator *om;
+  CHECK(hk_gc_heap_create(NULL, &other, &om) == HK_OK);
+  hk_gc_thread_unregister(om);
+  node *tree = gc_test_tree(main_m, 6);
+  HK_GC_ROOTS(main_m, tree);
+  /* 1: the main thread runs in heap and works on other heaps while an outside thread forks. */
+  forks_left = 100;
+  forkers_running = 1;
+  pthread_t f;
+  CHECK(pthread_create(&f, NULL, outside_forker, NULL) == 0);
+  long rounds = 0;
+  while (forkers_running) {
+    for (int i = 0; i < 100; i++) CHECK_QUIET(new_node(main_m, 1, 1, false) != NULL);
+    hk_gc_heap *h1;
+    CHECK_QUIET(hk_gc_heap_create(NULL, &h1, NULL) == HK_OK); /* (the list of heaps) */
+    hk_gc_mutator *m1 = hk_gc_thread_register(h1);           /* (h1's lock) */
+    CHECK_QUIET(m1 != NULL);
+    hk_gc_blocking_begin(m1); /* (the mutator of the heap it does not use: The embedder's duties) */
+    hk_gc_stats st;
+    hk_gc_stats_get(other, &st); /* (other's lock) */
+    hk_gc_thread_unregister(m1); /* (h1's lock) */
+    CHECK_QUIET(hk_gc_heap_destroy(h1) == HK_OK);
+    rounds++;
+  }
+  join_blocking(main_m, f);
+  /* 2: two registered threads fork at once (each fork waits for the other's running mutator). */
+  forks_left = 200;
+  forkers_running = 2;
+  pthread_t g[2];
+  hk_gc_blocking_begin(main_m);
+  for (int i = 0; i < 2; i++) CHECK(pthread_create(&g[i], NULL, mutator_forker, NULL) == 0);
+  for (int i = 0; i < 2; i++) pthread_join(g[i], NULL);
+  hk_gc_blocking_end(main_m);
+  fprintf(stderr, "fork_heaps: %ld heaps made and destroyed during 100 forks\n", rounds);
+  CHECK(count(tree) == 127);
+  hk_gc_stats s;
+  hk_gc_stats_get(heap, &s);
+  CHECK(s.mutators == 1);
+  CHECK(hk_gc_verify(main_m) == HK_OK);
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  om = hk_gc_thread_register(other);
+  CHECK(om && hk_gc_heap_destroy(other) == HK_OK);
+  return check_report("gc.hunt5_fork_heaps");
+}
+
 int main(int argc, char **argv) {
   const char *t = argc > 1 ? argv[1] : "";
   if (!strcmp(t, "unregister_other")) return test_unregister_other();
   if (!strcmp(t, "register_twice")) return test_register_twice();
   if (!strcmp(t, "cancel_parked")) return test_cancel_parked();
   if (!strcmp(t, "cancel_warning")) return test_cancel_warning();
-  fprintf(stderr, "usage: test_gc_hunt5 unregister_other|register_twice|cancel_parked|cancel_warning\n");
+  if (!strcmp(t, "fork_heaps")) return test_fork_heaps();
+  fprintf(stderr, "usage: test_gc_hunt5 unregister_other|register_twice|cancel_parked|cancel_warning|fork_heaps\n");
   return 2;
 }
