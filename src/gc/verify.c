@@ -109,13 +109,16 @@ static void check_tables(verify_ctx *c) {
   if (lb != h->large_bytes || lc != h->large_count) return fail(c, "large object accounting mismatch", NULL);
 }
 
-/* The mark bits of the mature blocks, saved while sticky marks are in use (they are what the
- * next sticky collection relies on) in a chunk per segment; NULL when not needed. If the chunks
- * cannot be had, the next full collection is made a complete one instead. */
+/* The mark bits of the mature blocks, saved in a chunk per segment: the next sticky collection
+ * relies on them, and the next full collection reads them to leave out of its evacuation the blocks
+ * that held pinned objects (full.c, holds_pinned). Saved only while sticky marks were in use until
+ * review3 (2026-12-07): a verification on a heap whose finalizable objects kept sticky collections
+ * off (or any collection at HK_DEBUG=3) made the next full collection evacuate those blocks again
+ * (gc.review3_verify_pinned). If the chunks cannot be had, the next full collection is made a
+ * complete one and may evacuate such blocks. */
 #define MARKS_SAVED (sizeof(((gc_seg *)0)->marks) - GC_SEG_META_BLOCKS * sizeof(((gc_seg *)0)->marks[0]))
 _Static_assert(MARKS_SAVED <= sizeof(((gc_chunk *)0)->items), "a segment's mark bits fit a chunk");
 static gc_chunk *marks_save(hk_gc_heap *h) {
-  if (!h->sticky_ok) return NULL;
   gc_chunk *list = NULL;
   for (gc_seg *s = h->segs; s; s = s->next) {
     gc_chunk *c = hk__gc_chunk_alloc(h);
