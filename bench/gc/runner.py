@@ -201,7 +201,8 @@ def main():
     # a 2-thread run back to back (the order alternating) and the ratio is also read per pair.
     # Each repetition also runs two 1-thread heapkit processes at once: they share nothing but
     # the two cores and the memory system, so their combined throughput over one process alone
-    # is the most that 2 threads could reach on this host (the floor of the 2-thread ratio).
+    # is the most that 2 threads could reach on this host: a ceiling of the 2-thread ratio (docs/gc.md
+    # calls it the floor of the cost, CPU per node).
     mt = {}
     if not only or "mtbintrees" in only:
         cfg = {}
@@ -336,9 +337,9 @@ def main():
         lines.append("")
         tp = mt["two_procs"]
         if tp:
-            lines.append(f"The host's floor: two 1-thread heapkit processes at once (nothing shared but the cores and "
+            lines.append(f"The host's ceiling for 2 threads: two 1-thread heapkit processes at once (nothing shared but the cores and "
                          f"the memory system) reach {statistics.median(tp):.2f}x the throughput of one alone "
-                         f"(median of {len(tp)}, {min(tp):.2f}-{max(tp):.2f}): what 2 threads sharing one heap could be expected to reach in this run.")
+                         f"(median of {len(tp)}, {min(tp):.2f}-{max(tp):.2f}): the most 2 threads sharing one heap could be expected to reach in this run.")
             lines.append("")
 
     # ---- goals of issue 4, with the measured numbers ----
