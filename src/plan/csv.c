@@ -140,6 +140,9 @@ static ssize_t read_line(FILE *in, char **buf, size_t *cap) {
     if (c == '\n') break;
   }
   funlockfile(in);
+  /* (a read error ends the line where it came: the part read is no row, else a cut row could be
+   * reported as malformed instead of the read error, or taken with a cut number) */
+  if (c == EOF && ferror(in)) return -1;
   if (n == 0) return -1;
   if (n > HK_PLAN_CSV_LINE_MAX) return -3;
   (*buf)[n] = 0;
@@ -272,7 +275,7 @@ int hk_plan_csv_read(FILE *in, hk_plan_trace *out, hk_plan_csv_error *err) {
   if (rc == HK_OK && got == -3)
     rc = err_at(err, lineno + 1, HK_EINVAL, "line longer than %zu bytes (a file without line ends?)",
                 (size_t)HK_PLAN_CSV_LINE_MAX);
-  else if (rc == HK_OK && ferror(in)) rc = err_at(err, lineno, HK_EPERM, "read error: %s", strerror(errno ? errno : EIO));
+  else if (rc == HK_OK && ferror(in)) rc = err_at(err, 0, HK_EPERM, "read error: %s (reading line %zu)", strerror(errno ? errno : EIO), lineno + 1);
   /* The line's buffer could not grow: the rest of the file is unread (before review the rows read
    * so far came back as the whole trace, HK_OK, and `heapkit plan` placed them and exited 0; an
    * empty trace read "no header") */
