@@ -386,16 +386,17 @@ static bool self_claim(hk_gc_mutator *m) {
  * for (the call is then a safepoint of theirs), and ends them with the lock released (an end takes
  * their heaps' locks, which a fork may hold by then), then tries again. A caller without such
  * mutators, the usual case, just waits. */
+#define GC_ASIDE_MAX 64 /* running mutators of other heaps set aside (docs/gc.md: more are not) */
 void hk__gc_mutex_aside(pthread_mutex_t *lk, const hk_gc_heap *keep) {
   for (;;) {
     for (int i = 0; i < GC_LOCK_SPIN; i++) {
       if (pthread_mutex_trylock(lk) == 0) return;
       cpu_relax();
     }
-    hk_gc_mutator *mine[8];
+    hk_gc_mutator *mine[GC_ASIDE_MAX];
     size_t n = 0;
     hk__hlock(&hk__gc_holder, &self_lock);
-    for (hk_gc_mutator *m = t_mutators; m && n < 8; m = m->self_next)
+    for (hk_gc_mutator *m = t_mutators; m && n < GC_ASIDE_MAX; m = m->self_next)
       if (m->heap != keep && m->state == MUT_RUNNING) mine[n++] = m; /* (only this thread changes that) */
     hk__hunlock(&hk__gc_holder, &self_lock);
     for (size_t i = 0; i < n; i++) hk_gc_blocking_begin(mine[i]);
