@@ -91,7 +91,9 @@ typedef struct hk_gc_weak hk_gc_weak;       /* a weak reference handle */
  * Runs on the allocating thread, with the world running; it may call hk_gc_* functions but must
  * not allocate from the heap (an allocation in it that passes the limit returns NULL without
  * calling it again); unregistering the allocating mutator or destroying the heap from it is
- * refused with a warning (the allocation goes on with them). */
+ * refused with a warning (the allocation goes on with them). The allocating mutator stays
+ * running meanwhile, so other threads' collections wait for the callback to return: one that
+ * waits for another thread of the heap must do so in a blocking region (hk_gc_blocking_begin). */
 typedef int (*hk_gc_oom_fn)(hk_gc_heap *heap, size_t request, void *data);
 
 enum {
