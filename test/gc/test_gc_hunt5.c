@@ -19,7 +19,8 @@
  *                                   another heap's statistics while another thread forks; then two registered threads fork at
  *                                   once (each waited for a lock the fork held without parking,
  *                                   and the fork for it: hung)
- * A watchdog ends a case that hangs (exit status 2) rather than leaving it to ctest's timeout. */
+ * A watchdog ends a case that stops making progress (exit status 2) rather than leaving it to
+ * ctest's timeout. */
 #include "gc_test.h"
 
 #include <pthread.h>
@@ -39,18 +40,31 @@ static bool stop_pending(hk_gc_mutator *m) {
 
 static long count(const node *n) { return n ? 1 + count(n->kids[0]) + count(n->kids[1]) : 0; }
 
+/* The watchdog looks for a stall, not for a slow run: a hang stops every step, while a loaded
+ * machine (TSan, two shared cores, other tests beside) only slows them. With a fixed limit of
+ * 60 s, cancel_parked was ended at its fifth round, making progress (TSan, ctest -j2, two CPU
+ * hogs; 25 s unloaded). Each case counts its steps (a round, a collection, a fork, a retry); no
+ * step for STALL_SECS seconds is a hang. A step takes well under a second even then. */
+#define STALL_SECS 30
 static const char *watched;
+static _Atomic unsigned long steps;
+static void step(void) { steps++; }
+
 static void *watchdog(void *arg) {
-  unsigned secs = (unsigned)(uintptr_t)arg;
-  sleep(secs);
-  fprintf(stderr, "%s: still running after %u s: hung\n", watched, secs);
+  (void)arg;
+  unsigned long seen = steps;
+  for (unsigned idle = 0; idle < STALL_SECS; idle++) {
+    sleep(1);
+    if (steps != seen) seen = steps, idle = 0;
+  }
+  fprintf(stderr, "%s: no progress for %u s (%lu steps): hung\n", watched, STALL_SECS, seen);
   _exit(2);
 }
 
-static void watch(const char *name, unsigned secs) {
+static void watch(const char *name) {
   watched = name;
   pthread_t t;
-  CHECK(pthread_create(&t, NULL, watchdog, (void *)(uintptr_t)secs) == 0);
+  CHECK(pthread_create(&t, NULL, watchdog, NULL) == 0);
   pthread_detach(t);
 }
 
@@ -102,7 +116,7 @@ static void join_blocking(hk_gc_mutator *m, pthread_t t) {
 }
 
 static int test_unregister_other(void) {
-  watch("gc.hunt5_unregister_other", 30);
+  watch("gc.hunt5_unregister_other");
   hk_gc_mutator *main_m;
   CHECK(hk_gc_heap_create(NULL, &heap, &main_m) == HK_OK);
   register_test_types(heap);
@@ -129,6 +143,7 @@ static int test_unregister_other(void) {
     hk_gc_stats_get(heap, &s1);
     CHECK_QUIET(s1.mutators == 1); /* the idle worker's is gone (and its exit found none) */
     CHECK_QUIET(count(tree) == 511);
+    step();
   }
   hk_gc_stats s;
   hk_gc_stats_get(heap, &s);
@@ -141,7 +156,7 @@ static int test_unregister_other(void) {
 /* ---- a second registration while a collection waits for the first mutator ------------------- */
 
 static int test_register_twice(void) {
-  watch("gc.hunt5_register_twice", 30);
+  watch("gc.hunt5_register_twice");
   hk_gc_mutator *main_m;
   CHECK(hk_gc_heap_create(NULL, &heap, &main_m) == HK_OK);
   register_test_types(heap);
@@ -155,6 +170,7 @@ static int test_register_twice(void) {
     while (!coll_done) hk_gc_safepoint(main_m);
     join_blocking(main_m, co);
     CHECK_QUIET(count(tree) == 127);
+    step();
   }
   hk_gc_stats s;
   hk_gc_stats_get(heap, &s);
@@ -195,6 +211,7 @@ static void *victim(void *arg) {
   victim_ready = 1;
   for (long i = 1;; i++) {
     if (!hk_gc_alloc(m, T_PAIR, sizeof(pair))) return NULL;
+    if (i % 10000 == 0) step();
     if (i % 100000 == 0) pthread_testcancel();
   }
 }
@@ -206,7 +223,7 @@ static void *canceller(void *arg) {
 }
 
 static int test_cancel_parked(void) {
-  watch("gc.hunt5_cancel_parked", 60);
+  watch("gc.hunt5_cancel_parked");
   hk_gc_mutator *main_m;
   CHECK(hk_gc_heap_create(NULL, &heap, &main_m) == HK_OK);
   hk_gc_type_desc d = {.name = "pair", .pointer_mask = 3};
@@ -221,7 +238,10 @@ static int test_cancel_parked(void) {
     while (!victim_ready) sched_yield();
     CHECK(pthread_create(&c, NULL, canceller, &v) == 0);
     hk_gc_blocking_end(main_m);
-    for (int i = 0; i < 30; i++) hk_gc_collect(main_m, HK_GC_FULL);
+    for (int i = 0; i < 30; i++) {
+      hk_gc_collect(main_m, HK_GC_FULL);
+      step();
+    }
     hk_gc_blocking_begin(main_m);
     pthread_join(c, NULL);
     void *ret = NULL;
@@ -245,6 +265,7 @@ static int test_cancel_parked(void) {
 static int cancel_oom(hk_gc_heap *h, size_t request, void *data) {
   (void)h, (void)request, (void)data;
   pthread_cancel(pthread_self());
+  step();
   return 1;
 }
 
@@ -274,7 +295,7 @@ static void *oom_victim(void *arg) {
 }
 
 static int test_cancel_warning(void) {
-  watch("gc.hunt5_cancel_warning", 60);
+  watch("gc.hunt5_cancel_warning");
   hk_gc_options o;
   hk_gc_options_init(&o);
   o.max_heap = 1 << 20;
@@ -316,6 +337,7 @@ static void *outside_forker(void *arg) {
   while (forks_left > 0) {
     fork_once();
     forks_left--;
+    step();
   }
   forkers_running--;
   return NULL;
@@ -334,6 +356,7 @@ static void *mutator_forker(void *arg) {
     if (p > 0) waitpid(p, NULL, 0);
     hk_gc_blocking_end(m);
     forks_left--;
+    step();
   }
   forkers_running--;
   hk_gc_thread_unregister(m);
@@ -341,7 +364,7 @@ static void *mutator_forker(void *arg) {
 }
 
 static int test_fork_heaps(void) {
-  watch("gc.hunt5_fork_heaps", 90);
+  watch("gc.hunt5_fork_heaps");
   hk_gc_mutator *main_m;
   CHECK(hk_gc_heap_create(NULL, &heap, &main_m) == HK_OK);
   register_test_types(heap);
@@ -368,6 +391,7 @@ static int test_fork_heaps(void) {
     hk_gc_thread_unregister(m1); /* (h1's lock) */
     CHECK_QUIET(hk_gc_heap_destroy(h1) == HK_OK);
     rounds++;
+    step();
   }
   join_blocking(main_m, f);
   /* 2: two registered threads fork at once (each fork waits for the other's running mutator). */
