@@ -19,6 +19,9 @@
 #ifndef RSS_UNRELIABLE
 #define RSS_UNRELIABLE 0
 #endif
+#ifndef HK_TEST_DEBUG
+#define HK_TEST_DEBUG 0
+#endif
 
 static hk_gc_mutator *m; /* a global, as in the bench (GCC warns about a parameter's frames) */
 
@@ -87,8 +90,12 @@ static void test_resident(void) {
   long grown = rss_kb() - before;
   printf("resident: a heap with one object and one collection: %ld KiB\n", grown);
   /* a nursery buffer, a few table pages, libc's first use (156-264 KiB here); since the first
-   * nursery block and its neighbour are faulted in whole (test_populate) 60 KiB more: 312-376 */
-  CHECK(grown < 450);
+   * nursery block and its neighbour are faulted in whole (test_populate) 60 KiB more: 312-376
+   * (272-308 on the host of 2026-12-08). At HK_DEBUG=3 every collection ends with hk_gc_verify,
+   * whose work lists and saved mark bits (kept in every case since 2026-12-07: the pinned blocks'
+   * evacuation check reads them) come from malloc: 380-512 KiB there (the debug build of the CI
+   * failed at 452 once). The tables this guards against are 387 KiB more in either build. */
+  CHECK(grown < (HK_TEST_DEBUG >= 3 ? 650 : 450));
   CHECK(hk_gc_verify(m) == HK_OK);
   CHECK(hk_gc_heap_destroy(h) == HK_OK);
 }
