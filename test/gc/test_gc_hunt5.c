@@ -68,6 +68,17 @@ static void watch(const char *name) {
   pthread_detach(t);
 }
 
+/* The end of a case with 20+ rounds, one full collection each: one mutator left, the heap
+ * verified and destroyed. */
+static int finish_case(hk_gc_mutator *main_m, const char *name) {
+  hk_gc_stats s;
+  hk_gc_stats_get(heap, &s);
+  CHECK(s.mutators == 1 && s.full_collections >= 20);
+  CHECK(hk_gc_verify(main_m) == HK_OK);
+  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
+  return check_report(name);
+}
+
 /* ---- a mutator of a worker in a blocking region, unregistered by another running mutator ---- */
 
 static hk_gc_mutator *idle_m;
@@ -145,12 +156,7 @@ static int test_unregister_other(void) {
     CHECK_QUIET(count(tree) == 511);
     step();
   }
-  hk_gc_stats s;
-  hk_gc_stats_get(heap, &s);
-  CHECK(s.mutators == 1 && s.full_collections >= 20);
-  CHECK(hk_gc_verify(main_m) == HK_OK);
-  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
-  return check_report("gc.hunt5_unregister_other");
+  return finish_case(main_m, "gc.hunt5_unregister_other");
 }
 
 /* ---- a second registration while a collection waits for the first mutator ------------------- */
@@ -172,12 +178,7 @@ static int test_register_twice(void) {
     CHECK_QUIET(count(tree) == 127);
     step();
   }
-  hk_gc_stats s;
-  hk_gc_stats_get(heap, &s);
-  CHECK(s.mutators == 1 && s.full_collections >= 20);
-  CHECK(hk_gc_verify(main_m) == HK_OK);
-  CHECK(hk_gc_heap_destroy(heap) == HK_OK);
-  return check_report("gc.hunt5_register_twice");
+  return finish_case(main_m, "gc.hunt5_register_twice");
 }
 
 /* ---- pthread_cancel of a mutator ------------------------------------------------------------ */
