@@ -56,8 +56,7 @@ static void resume_others(hk_gc_heap *h) {
 
 /* (a caller running mutators of other heaps puts them aside while it waits: thread.c) */
 static void heaps_lock_take(void) {
-  if (hk__holds(&hk__gc_holder) || pthread_mutex_trylock(&heaps_lock) == 0) return;
-  hk__gc_mutex_aside(&heaps_lock, NULL);
+  if (!hk__holds(&hk__gc_holder)) hk__gc_mutex_aside(&heaps_lock, NULL);
 }
 
 static __thread bool fork_skipped; /* this thread's fork came from a collection's callback */

@@ -380,12 +380,12 @@ static bool self_claim(hk_gc_mutator *m) {
  * holds each heap's lock from when it has stopped that heap until its parent handler, and the
  * list's throughout, while it waits for the other heaps' running mutators: a caller running a
  * mutator of another heap (the main thread creating a heap, reading another heap's statistics or
- * unregistering its idle mutator of another heap, while a library thread calls popen) waited for the lock without ever parking, and the fork for
- * it, for ever (gc.hunt5_fork_heaps). So after a short spin such a caller waits with its running
- * mutators of other heaps than keep in blocking regions, which forks and collections do not wait
- * for (the call is then a safepoint of theirs), and ends them with the lock released (an end takes
- * their heaps' locks, which a fork may hold by then), then tries again. A caller without such
- * mutators, the usual case, just waits. */
+ * unregistering its idle mutator of another heap, while a library thread calls popen) waited for
+ * the lock without ever parking, and the fork for it, for ever (gc.hunt5_fork_heaps). So after a
+ * short spin such a caller waits with its running mutators of heaps other than keep in blocking
+ * regions, which forks and collections do not wait for (the call is then a safepoint of theirs),
+ * and ends them with the lock released (an end takes their heaps' locks, which a fork may hold by
+ * then), then tries again. A caller without such mutators, the usual case, just waits. */
 #define GC_ASIDE_MAX 64 /* running mutators of other heaps set aside (docs/gc.md: more are not) */
 void hk__gc_mutex_aside(pthread_mutex_t *lk, const hk_gc_heap *keep) {
   for (;;) {
@@ -408,8 +408,7 @@ void hk__gc_mutex_aside(pthread_mutex_t *lk, const hk_gc_heap *keep) {
 }
 
 void hk__gc_lock_aside(hk_gc_heap *h) {
-  if (pthread_mutex_trylock(&h->lock) == 0 || gc_fork_owns(h)) return;
-  hk__gc_mutex_aside(&h->lock, h);
+  if (!gc_fork_owns(h)) hk__gc_mutex_aside(&h->lock, h); /* (its spin tries the lock first) */
 }
 
 /* fork: the lists must not be in the middle of a change in the child (fork.c). */
